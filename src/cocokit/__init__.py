@@ -1,0 +1,51 @@
+"""cocokit: fast, lossless tools for COCO-format detection and segmentation datasets.
+
+>>> import cocokit
+>>> ds = cocokit.load("instances_val2017.json")          # doctest: +SKIP
+>>> ds.save("out.json", image_ids="keep")                 # doctest: +SKIP
+"""
+
+from .dataset import Annotations, Categories, Dataset, DatasetBuilder, ImageItem, Images
+from .errors import (
+    CocoKitError,
+    InputError,
+    IntegrityError,
+    JSONSyntaxError,
+    MissingDependency,
+    OptionError,
+    ValidationFailed,
+)
+from .geometry import Polygons
+from .io.coco import ExportSummary, load, read_coco, to_dict, to_json, write_coco
+try:
+    from .validate import Problem, Report, validate
+except ImportError:  # TEMP
+    pass
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "Annotations",
+    "Categories",
+    "CocoKitError",
+    "Dataset",
+    "DatasetBuilder",
+    "ExportSummary",
+    "ImageItem",
+    "Images",
+    "InputError",
+    "IntegrityError",
+    "JSONSyntaxError",
+    "MissingDependency",
+    "OptionError",
+    "Polygons",
+    "Problem",
+    "Report",
+    "ValidationFailed",
+    "load",
+    "read_coco",
+    "to_dict",
+    "to_json",
+    "validate",
+    "write_coco",
+]

@@ -1,0 +1,717 @@
+"""The in-memory dataset: three tables of numpy columns.
+
+A :class:`Dataset` holds an :class:`Images` table, an :class:`Annotations` table and a
+:class:`Categories` table, plus the top-level keys it does not model (``info``,
+``licenses``, anything else) kept as they were read.
+
+Layout (see STYLE.md, "The core data"):
+
+* one numpy array per field; missing optional values are marked in the column itself
+  (``NaN`` for ``area`` and ``bbox``, ``-1`` for ``iscrowd`` and ``num_keypoints``);
+* the original COCO ids are data (``images.id``, ``annotations.image_id``); joins go
+  through row indices (:attr:`Dataset.image_index`), grouping through a stable sort and
+  an offsets array (:meth:`Dataset.annotation_rows`);
+* segmentations stay as read: the JSON text of each one (a :class:`msgspec.Raw`) until
+  somebody asks for geometry; :attr:`Annotations.polygons` parses every polygon at once
+  into one flat coordinate array with ring and annotation offsets (Arrow's list layout);
+  RLE stays encoded;
+* keys the model does not know are kept per record in an ``extra`` column (a dict or
+  ``None``) and written back untouched.
+
+Tables and datasets are immutable: every transform returns a new one. This module
+imports nothing from :mod:`cocokit.io` or :mod:`cocokit.cli`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from functools import cached_property
+from typing import Any, TypeVar
+
+import msgspec
+import numpy as np
+
+from .geometry import Polygons, parse_polygons
+
+__all__ = [
+    "Annotations",
+    "Categories",
+    "Dataset",
+    "DatasetBuilder",
+    "Images",
+    "ImageItem",
+    "plain",
+]
+
+IntArray = np.ndarray
+T = TypeVar("T", bound="_Table")
+
+
+def plain(value: Any) -> Any:
+    """Return ``value`` as plain Python JSON data: Raw JSON decoded, numpy made lists."""
+    if isinstance(value, msgspec.Raw):
+        return msgspec.json.decode(value)
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, dict):
+        return {k: plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [plain(v) for v in value]
+    return value
+
+
+def _frozen(a: np.ndarray) -> np.ndarray:
+    a.flags.writeable = False
+    return a
+
+
+def _object_array(values: Iterable[Any], n: int) -> np.ndarray:
+    out = np.empty(n, dtype=object)
+    out[:] = list(values) if not isinstance(values, list) else values
+    return out
+
+
+class _Table:
+    """Columns of equal length; subclasses name them in ``_columns``."""
+
+    _columns: tuple[str, ...] = ()
+
+    def __init__(self, **columns: np.ndarray) -> None:
+        n: int | None = None
+        for name in self._columns:
+            col = columns[name]
+            if not isinstance(col, np.ndarray):
+                raise TypeError(f"column {name} must be a numpy array")
+            if n is None:
+                n = len(col)
+            elif len(col) != n:
+                raise ValueError(f"column {name} has {len(col)} rows, expected {n}")
+            setattr(self, name, _frozen(col))
+        self._n = n or 0
+
+    def __len__(self) -> int:
+        return self._n
+
+    def columns(self) -> dict[str, np.ndarray]:
+        """The columns by name (the arrays themselves, read-only)."""
+        return {name: getattr(self, name) for name in self._columns}
+
+    def take(self: T, rows: np.ndarray | Sequence[int]) -> T:
+        """A new table with the given rows (indices or a boolean mask), in that order."""
+        idx = np.asarray(rows)
+        return type(self)(**{k: v[idx] for k, v in self.columns().items()})
+
+    def replace(self: T, **columns: np.ndarray) -> T:
+        """A new table with some columns replaced."""
+        cols = self.columns()
+        unknown = set(columns) - set(cols)
+        if unknown:
+            raise TypeError(f"unknown column(s): {sorted(unknown)}")
+        cols.update({k: np.array(v, copy=True) for k, v in columns.items()})
+        return type(self)(**cols)
+
+    @classmethod
+    def concat(cls: type[T], tables: Sequence[T]) -> T:
+        """Rows of several tables, one after the other."""
+        if not tables:
+            return cls.empty()
+        return cls(**{k: np.concatenate([getattr(t, k) for t in tables]) for k in cls._columns})
+
+    @classmethod
+    def empty(cls: type[T]) -> T:
+        raise NotImplementedError
+
+
+class Images(_Table):
+    """The images table.
+
+    Columns: ``id`` (int64), ``file_name`` (str objects), ``width`` and ``height``
+    (int64), ``extra`` (a dict of the record's other keys, or None). ``images[i]`` is the
+    full COCO record of row ``i`` as a plain dict.
+    """
+
+    _columns = ("id", "file_name", "width", "height", "extra")
+    id: np.ndarray
+    file_name: np.ndarray
+    width: np.ndarray
+    height: np.ndarray
+    extra: np.ndarray
+
+    @classmethod
+    def empty(cls) -> Images:
+        return cls(
+            id=np.zeros(0, np.int64),
+            file_name=np.empty(0, object),
+            width=np.zeros(0, np.int64),
+            height=np.zeros(0, np.int64),
+            extra=np.empty(0, object),
+        )
+
+    def record(self, i: int) -> dict[str, Any]:
+        """Row ``i`` as a COCO image record (plain Python values)."""
+        rec: dict[str, Any] = {
+            "id": int(self.id[i]),
+            "file_name": str(self.file_name[i]),
+            "width": int(self.width[i]),
+            "height": int(self.height[i]),
+        }
+        extra = self.extra[i]
+        if extra:
+            rec.update(plain(extra))
+        return rec
+
+    def __getitem__(self, i: int) -> dict[str, Any]:
+        if not -self._n <= i < self._n:
+            raise IndexError(f"image row {i} out of range for {self._n} images")
+        return self.record(i % self._n if self._n else i)
+
+    def __iter__(self) -> Iterator[dict[str, Any]]:
+        for i in range(self._n):
+            yield self.record(i)
+
+
+class Annotations(_Table):
+    """The annotations table.
+
+    Columns: ``id``, ``image_id``, ``category_id`` (int64); ``bbox`` (float64, shape
+    (n, 4), COCO ``xywh`` as read, a NaN row where the record had no bbox); ``area``
+    (float64, NaN where absent); ``iscrowd`` (int8, -1 where absent); ``segmentation``
+    (objects: the JSON text as :class:`msgspec.Raw`, or Python lists/dicts for geometry
+    made in memory, or None where absent); ``keypoints`` (objects, like
+    segmentation); ``num_keypoints`` (int64, -1 where absent); ``extra`` (dict or None).
+    """
+
+    _columns = (
+        "id",
+        "image_id",
+        "category_id",
+        "bbox",
+        "area",
+        "iscrowd",
+        "segmentation",
+        "keypoints",
+        "num_keypoints",
+        "extra",
+    )
+    id: np.ndarray
+    image_id: np.ndarray
+    category_id: np.ndarray
+    bbox: np.ndarray
+    area: np.ndarray
+    iscrowd: np.ndarray
+    segmentation: np.ndarray
+    keypoints: np.ndarray
+    num_keypoints: np.ndarray
+    extra: np.ndarray
+
+    @classmethod
+    def empty(cls) -> Annotations:
+        return cls(
+            id=np.zeros(0, np.int64),
+            image_id=np.zeros(0, np.int64),
+            category_id=np.zeros(0, np.int64),
+            bbox=np.zeros((0, 4), np.float64),
+            area=np.zeros(0, np.float64),
+            iscrowd=np.zeros(0, np.int8),
+            segmentation=np.empty(0, object),
+            keypoints=np.empty(0, object),
+            num_keypoints=np.zeros(0, np.int64),
+            extra=np.empty(0, object),
+        )
+
+    @cached_property
+    def segmentation_kind(self) -> np.ndarray:
+        """Per row: 0 none, 1 polygons, 2 RLE (``counts`` a list), 3 RLE (``counts`` a string)."""
+        kinds = np.zeros(self._n, np.int8)
+        for i, seg in enumerate(self.segmentation):
+            kinds[i] = _kind_of(seg)
+        return _frozen(kinds)
+
+    @cached_property
+    def polygons(self) -> Polygons:
+        """Every polygon of the table in one flat layout (see :class:`Polygons`).
+
+        Rows that are not polygons (RLE, no segmentation) have zero rings.
+        """
+        return parse_polygons(self.segmentation, self.segmentation_kind == 1)
+
+    def rle(self, i: int) -> dict[str, Any]:
+        """The RLE of row ``i`` as a dict (``counts`` a list or a str), or KeyError."""
+        seg = plain(self.segmentation[i])
+        if not isinstance(seg, dict):
+            raise KeyError(f"annotation row {i} has no RLE segmentation")
+        return seg
+
+    def keypoints_array(self, i: int) -> np.ndarray:
+        """Keypoints of row ``i`` as a (k, 3) float64 array (x, y, visibility)."""
+        kp = self.keypoints[i]
+        if kp is None:
+            return np.zeros((0, 3), np.float64)
+        return np.asarray(plain(kp), np.float64).reshape(-1, 3)
+
+    def record(self, i: int) -> dict[str, Any]:
+        """Row ``i`` as a COCO annotation record (plain Python values)."""
+        rec: dict[str, Any] = {
+            "id": int(self.id[i]),
+            "image_id": int(self.image_id[i]),
+            "category_id": int(self.category_id[i]),
+        }
+        if self.segmentation[i] is not None:
+            rec["segmentation"] = plain(self.segmentation[i])
+        if not np.isnan(self.area[i]):
+            rec["area"] = float(self.area[i])
+        if not np.isnan(self.bbox[i, 0]):
+            rec["bbox"] = self.bbox[i].tolist()
+        if self.iscrowd[i] >= 0:
+            rec["iscrowd"] = int(self.iscrowd[i])
+        if self.keypoints[i] is not None:
+            rec["keypoints"] = plain(self.keypoints[i])
+        if self.num_keypoints[i] >= 0:
+            rec["num_keypoints"] = int(self.num_keypoints[i])
+        extra = self.extra[i]
+        if extra:
+            rec.update(plain(extra))
+        return rec
+
+    def __getitem__(self, i: int) -> dict[str, Any]:
+        if not -self._n <= i < self._n:
+            raise IndexError(f"annotation row {i} out of range for {self._n} annotations")
+        return self.record(i % self._n)
+
+    def __iter__(self) -> Iterator[dict[str, Any]]:
+        for i in range(self._n):
+            yield self.record(i)
+
+
+def _kind_of(seg: Any) -> int:
+    if seg is None:
+        return 0
+    if isinstance(seg, msgspec.Raw):
+        head = bytes(memoryview(seg)[:1])
+        if head == b"[":
+            return 1
+        if head == b"{":
+            seg = msgspec.json.decode(seg)
+        else:
+            return 0
+    if isinstance(seg, dict):
+        return 3 if isinstance(seg.get("counts"), (str, bytes)) else 2
+    if isinstance(seg, (list, tuple, np.ndarray)):
+        return 1
+    return 0
+
+
+class Categories:
+    """The category list, kept as read: ``records`` (plain dicts, in file order).
+
+    Columns ``id`` (int64) and ``name`` (str objects) are derived from the records.
+    ``categories[i]`` is a copy of record ``i``; look-ups by id or name are O(1).
+    """
+
+    def __init__(self, records: Sequence[Mapping[str, Any]]) -> None:
+        self.records: tuple[dict[str, Any], ...] = tuple(dict(r) for r in records)
+        self.id = _frozen(np.array([r["id"] for r in self.records], dtype=np.int64))
+        self.name = _frozen(np.array([r["name"] for r in self.records], dtype=object))
+        self._by_id = {int(r["id"]): i for i, r in reversed(list(enumerate(self.records)))}
+        self._by_name = {str(r["name"]): i for i, r in reversed(list(enumerate(self.records)))}
+
+    def __len__(self) -> int:
+        return len(self.records)
+
+    def __getitem__(self, i: int) -> dict[str, Any]:
+        return plain(self.records[i])  # type: ignore[no-any-return]
+
+    def __iter__(self) -> Iterator[dict[str, Any]]:
+        for r in self.records:
+            yield plain(r)
+
+    def by_id(self, category_id: int) -> dict[str, Any]:
+        """The category record with this id (KeyError if none)."""
+        return self[self._by_id[int(category_id)]]
+
+    def by_name(self, name: str) -> dict[str, Any]:
+        """The category record with this name (KeyError if none)."""
+        return self[self._by_name[name]]
+
+    def id_of(self, name: str) -> int:
+        """The id of the category with this name (KeyError if none)."""
+        return int(self.records[self._by_name[name]]["id"])
+
+    def name_of(self, category_id: int) -> str:
+        """The name of the category with this id (KeyError if none)."""
+        return str(self.records[self._by_id[int(category_id)]]["name"])
+
+    def __contains__(self, key: object) -> bool:
+        if isinstance(key, str):
+            return key in self._by_name
+        if isinstance(key, (int, np.integer)):
+            return int(key) in self._by_id
+        return False
+
+
+@dataclasses.dataclass(frozen=True)
+class ImageItem:
+    """One image with its annotations, as plain COCO records."""
+
+    index: int
+    image: dict[str, Any]
+    annotations: list[dict[str, Any]]
+
+
+class Dataset:
+    """A COCO dataset: images, annotations, categories and the other top-level keys.
+
+    Build one with :func:`cocokit.load` or :class:`DatasetBuilder`; write it with
+    :meth:`save`. ``len(ds)`` is the number of images; iterating yields
+    :class:`ImageItem` objects in image order.
+
+    ``extra`` holds the top-level keys other than images/annotations/categories
+    (``info``, ``licenses``, anything else) in file order; ``key_order`` the order of
+    all top-level keys as read, so they are written back in place.
+    """
+
+    def __init__(
+        self,
+        images: Images,
+        annotations: Annotations,
+        categories: Categories,
+        extra: Mapping[str, Any] | None = None,
+        key_order: Sequence[str] | None = None,
+        source: str | None = None,
+    ) -> None:
+        self.images = images
+        self.annotations = annotations
+        self.categories = categories
+        self.extra: dict[str, Any] = dict(extra or {})
+        core = ("images", "annotations", "categories")
+        order = [k for k in (key_order or ()) if k in self.extra or k in core]
+        order += [k for k in (*self.extra, *core) if k not in order]
+        self.key_order: tuple[str, ...] = tuple(order)
+        self.source = source
+
+    def __repr__(self) -> str:
+        src = f" from {self.source!r}" if self.source else ""
+        return (
+            f"<Dataset{src}: {len(self.images)} images, {len(self.annotations)} annotations, "
+            f"{len(self.categories)} categories>"
+        )
+
+    def __len__(self) -> int:
+        return len(self.images)
+
+    def __iter__(self) -> Iterator[ImageItem]:
+        for i in range(len(self.images)):
+            yield self.item(i)
+
+    def item(self, i: int) -> ImageItem:
+        """Image row ``i`` with its annotations."""
+        return ImageItem(i, self.images[i], self.annotations_of(i))
+
+    # -- joins -------------------------------------------------------------------------
+
+    @cached_property
+    def image_index(self) -> np.ndarray:
+        """For each annotation, the row of its image in :attr:`images` (-1 if none).
+
+        Where image ids repeat (an invalid file) the first row with that id is used.
+        """
+        return _frozen(lookup(self.images.id, self.annotations.image_id))
+
+    @cached_property
+    def category_index(self) -> np.ndarray:
+        """For each annotation, the row of its category (-1 if the id is not declared)."""
+        return _frozen(lookup(self.categories.id, self.annotations.category_id))
+
+    @cached_property
+    def _groups(self) -> tuple[np.ndarray, np.ndarray]:
+        idx = self.image_index
+        order = np.argsort(idx, kind="stable")
+        counts = np.bincount(idx[idx >= 0], minlength=len(self.images))
+        offsets = np.zeros(len(self.images) + 1, np.int64)
+        np.cumsum(counts, out=offsets[1:])
+        offsets += int(np.count_nonzero(idx < 0))  # dangling rows sort first
+        return _frozen(order), _frozen(offsets)
+
+    @cached_property
+    def annotation_counts(self) -> np.ndarray:
+        """Number of annotations of each image row."""
+        return _frozen(np.diff(self._groups[1]))
+
+    def annotation_rows(self, i: int) -> np.ndarray:
+        """Rows of :attr:`annotations` that belong to image row ``i``, in table order."""
+        order, offsets = self._groups
+        return order[offsets[i] : offsets[i + 1]]
+
+    def annotations_of(self, i: int) -> list[dict[str, Any]]:
+        """The annotation records of image row ``i``."""
+        return [self.annotations.record(int(r)) for r in self.annotation_rows(i)]
+
+    def image_row(self, image_id: int) -> int:
+        """The row of the image with this id (KeyError if none)."""
+        row = int(lookup(self.images.id, np.array([image_id], np.int64))[0])
+        if row < 0:
+            raise KeyError(f"no image with id {image_id}")
+        return row
+
+    # -- new datasets ------------------------------------------------------------------
+
+    def replace(
+        self,
+        *,
+        images: Images | None = None,
+        annotations: Annotations | None = None,
+        categories: Categories | None = None,
+        extra: Mapping[str, Any] | None = None,
+    ) -> Dataset:
+        """A new dataset with some parts replaced (the rest shared, as it is immutable)."""
+        return Dataset(
+            images if images is not None else self.images,
+            annotations if annotations is not None else self.annotations,
+            categories if categories is not None else self.categories,
+            extra if extra is not None else self.extra,
+            self.key_order,
+            self.source,
+        )
+
+    def select_images(self, rows: np.ndarray | Sequence[int], keep_annotations: bool = True) -> Dataset:
+        """A dataset with the given image rows (indices or mask) and their annotations."""
+        rows = np.asarray(rows)
+        if rows.dtype == bool:
+            mask = rows
+            rows = np.flatnonzero(rows)
+        else:
+            mask = np.zeros(len(self.images), bool)
+            mask[rows] = True
+        images = self.images.take(rows)
+        if not keep_annotations:
+            return self.replace(images=images, annotations=Annotations.empty())
+        idx = self.image_index
+        ann_keep = (idx >= 0) & mask[np.maximum(idx, 0)]
+        return self.replace(images=images, annotations=self.annotations.take(ann_keep))
+
+    def select_annotations(self, rows: np.ndarray | Sequence[int]) -> Dataset:
+        """A dataset with all images and only the given annotation rows (indices or mask)."""
+        return self.replace(annotations=self.annotations.take(np.asarray(rows)))
+
+    # -- export (implemented in cocokit.io.coco; kept here for a pleasant API) ---------
+
+    def save(self, path: str | Any, **options: Any) -> Any:
+        """Write COCO JSON atomically; see :func:`cocokit.io.coco.write_coco` for options."""
+        from .io.coco import write_coco
+
+        return write_coco(self, path, **options)
+
+    def to_dict(self, **options: Any) -> dict[str, Any]:
+        """The COCO document as plain Python data, under the same export contract as save."""
+        from .io.coco import to_dict
+
+        return to_dict(self, **options)
+
+    def to_json(self, **options: Any) -> bytes:
+        """The COCO document as JSON bytes, under the same export contract as save."""
+        from .io.coco import to_json
+
+        return to_json(self, **options)
+
+    def validate(self) -> Any:
+        """Validate this dataset; returns a :class:`cocokit.validate.Report`."""
+        from .validate import validate
+
+        return validate(self)
+
+    def stats(self) -> Any:
+        """Statistics of this dataset (see :mod:`cocokit.stats`)."""
+        from .stats import compute_stats
+
+        return compute_stats(self)
+
+
+def lookup(keys: np.ndarray, values: np.ndarray) -> np.ndarray:
+    """Row of each of ``values`` in ``keys`` (first occurrence), -1 where absent."""
+    keys = np.asarray(keys, np.int64)
+    values = np.asarray(values, np.int64)
+    if len(keys) == 0:
+        return np.full(len(values), -1, np.int64)
+    order = np.argsort(keys, kind="stable")
+    sk = keys[order]
+    pos = np.searchsorted(sk, values)
+    pos = np.minimum(pos, len(sk) - 1)
+    found = sk[pos] == values
+    return np.where(found, order[pos], -1).astype(np.int64)
+
+
+# -- building from scratch -----------------------------------------------------------
+
+
+def _num(x: Any) -> Any:
+    if isinstance(x, np.generic):
+        return x.item()
+    return x
+
+
+def _polygon_list(poly: Any) -> list[list[float]]:
+    """Accept [x1,y1,...], [[x1,y1,...], ...], an (k,2) array or a list of them."""
+    if isinstance(poly, np.ndarray):
+        if poly.ndim == 2 and poly.shape[1] == 2:
+            return [poly.astype(np.float64).ravel().tolist()]
+        if poly.ndim == 1:
+            return [poly.astype(np.float64).tolist()]
+        raise ValueError(f"polygon array of shape {poly.shape}; expected (k, 2) or (2k,)")
+    poly = list(poly)
+    if not poly:
+        return []
+    if isinstance(poly[0], (int, float, np.number)):
+        return [[float(v) for v in poly]]
+    out: list[list[float]] = []
+    for ring in poly:
+        out.extend(_polygon_list(ring))
+    return out
+
+
+def _rle_dict(rle: Mapping[str, Any]) -> dict[str, Any]:
+    out = {k: _num(v) for k, v in rle.items()}
+    counts = out.get("counts")
+    if isinstance(counts, bytes):
+        out["counts"] = counts.decode("ascii")
+    elif isinstance(counts, np.ndarray):
+        out["counts"] = counts.astype(np.int64).tolist()
+    out["size"] = [int(v) for v in out["size"]]
+    return out
+
+
+class DatasetBuilder:
+    """Build a dataset from scratch, record by record.
+
+    Numbers may be Python or numpy; polygons may be flat lists, lists of rings or
+    (k, 2) arrays; RLE as a dict (``counts`` bytes, str or a list).
+
+    >>> b = DatasetBuilder()
+    >>> cat = b.add_category("person")
+    >>> img = b.add_image("a.jpg", width=640, height=480)
+    >>> b.add_annotation(img, cat, bbox=[10, 20, 30, 40])
+    1
+    >>> ds = b.build()
+    """
+
+    def __init__(self, base: Dataset | None = None) -> None:
+        self._cats: list[dict[str, Any]] = list(base.categories.records) if base else []
+        self._images: list[dict[str, Any]] = []
+        self._anns: list[dict[str, Any]] = []
+        self._base = base
+        self._extra: dict[str, Any] = dict(base.extra) if base else {}
+        self._next_image_id = int(base.images.id.max()) + 1 if base and len(base.images) else 1
+        self._next_ann_id = (
+            int(base.annotations.id.max()) + 1 if base and len(base.annotations) else 1
+        )
+        self._cat_ids = {int(c["id"]) for c in self._cats}
+        self._cat_names = {str(c["name"]): int(c["id"]) for c in self._cats}
+
+    def set(self, key: str, value: Any) -> None:
+        """Set a top-level key such as ``info`` or ``licenses``."""
+        if key in ("images", "annotations", "categories"):
+            raise ValueError(f"{key} is built with add_*")
+        self._extra[key] = plain(value)
+
+    def add_category(
+        self, name: str, id: int | None = None, supercategory: str | None = None, **extra: Any
+    ) -> int:
+        """Add a category; returns its id (next free id when not given)."""
+        if name in self._cat_names:
+            raise ValueError(f"category {name!r} already exists")
+        cid = int(_num(id)) if id is not None else max(self._cat_ids, default=0) + 1
+        if cid in self._cat_ids:
+            raise ValueError(f"category id {cid} already exists")
+        rec: dict[str, Any] = {"id": cid, "name": name}
+        if supercategory is not None:
+            rec["supercategory"] = supercategory
+        rec.update(plain(extra))
+        self._cats.append(rec)
+        self._cat_ids.add(cid)
+        self._cat_names[name] = cid
+        return cid
+
+    def add_image(
+        self, file_name: str, width: int, height: int, id: int | None = None, **extra: Any
+    ) -> int:
+        """Add an image; returns its id (next free id when not given)."""
+        iid = int(_num(id)) if id is not None else self._next_image_id
+        self._next_image_id = max(self._next_image_id, iid + 1)
+        rec = {"id": iid, "file_name": str(file_name), "width": int(_num(width)),
+               "height": int(_num(height))}
+        rec.update(plain(extra))
+        self._images.append(rec)
+        return iid
+
+    def add_annotation(
+        self,
+        image_id: int,
+        category: int | str,
+        *,
+        bbox: Any = None,
+        polygon: Any = None,
+        rle: Mapping[str, Any] | None = None,
+        keypoints: Any = None,
+        num_keypoints: int | None = None,
+        area: float | None = None,
+        iscrowd: int | None = None,
+        id: int | None = None,
+        **extra: Any,
+    ) -> int:
+        """Add an annotation by bbox (xywh), polygon or RLE; returns its id.
+
+        ``category`` is a category id or name. bbox and area are computed on export
+        where not given. ``iscrowd`` defaults to 1 for RLE and 0 otherwise.
+        """
+        if isinstance(category, str):
+            if category not in self._cat_names:
+                raise KeyError(f"no category named {category!r}")
+            cid = self._cat_names[category]
+        else:
+            cid = int(_num(category))
+        if polygon is not None and rle is not None:
+            raise ValueError("give a polygon or an RLE, not both")
+        aid = int(_num(id)) if id is not None else self._next_ann_id
+        self._next_ann_id = max(self._next_ann_id, aid + 1)
+        rec: dict[str, Any] = {"id": aid, "image_id": int(_num(image_id)), "category_id": cid}
+        if polygon is not None:
+            rec["segmentation"] = _polygon_list(polygon)
+        elif rle is not None:
+            rec["segmentation"] = _rle_dict(rle)
+        if bbox is not None:
+            b = np.asarray(bbox, np.float64).ravel()
+            if b.shape != (4,):
+                raise ValueError(f"bbox must have 4 numbers (x, y, w, h), got {b.tolist()}")
+            rec["bbox"] = b.tolist()
+        if polygon is None and rle is None and bbox is None:
+            raise ValueError("an annotation needs a bbox, a polygon or an RLE")
+        if area is not None:
+            rec["area"] = float(_num(area))
+        rec["iscrowd"] = int(_num(iscrowd)) if iscrowd is not None else (1 if rle is not None else 0)
+        if keypoints is not None:
+            kp = np.asarray(keypoints, np.float64).ravel()
+            if len(kp) % 3:
+                raise ValueError("keypoints must be triples (x, y, v)")
+            rec["keypoints"] = [int(v) if float(v).is_integer() else float(v) for v in kp]
+            rec["num_keypoints"] = (
+                int(_num(num_keypoints)) if num_keypoints is not None
+                else int(np.count_nonzero(kp[2::3] > 0))
+            )
+        rec.update(plain(extra))
+        self._anns.append(rec)
+        return aid
+
+    def build(self) -> Dataset:
+        """The dataset built so far (the builder can go on adding)."""
+        from .io.coco import tables_from_records
+
+        images, annotations = tables_from_records(self._images, self._anns)
+        if self._base is not None:
+            images = Images.concat([self._base.images, images])
+            annotations = Annotations.concat([self._base.annotations, annotations])
+        key_order = self._base.key_order if self._base is not None else None
+        return Dataset(images, annotations, Categories(self._cats), self._extra, key_order)
+
+

@@ -1,0 +1,117 @@
+"""Errors raised by cocokit.
+
+Every error cocokit raises on purpose derives from :class:`CocoKitError`, so a caller
+(and the CLI) can catch that one class. The tree::
+
+    CocoKitError
+    ├── InputError            a file or document cannot be read as COCO: where and why
+    │   └── JSONSyntaxError   malformed JSON, with line and column
+    ├── ValidationFailed      validate() found errors and the caller asked for strictness
+    ├── IntegrityError        an export would break referential integrity; nothing was written
+    ├── OptionError           an option or argument value is not allowed
+    └── MissingDependency     an optional extra is needed for this call
+
+Messages are built from the fields, so the fields are the place to look in code and
+the message is the place to look for a person.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:  # pragma: no cover
+    from .validate import Report
+
+__all__ = [
+    "CocoKitError",
+    "InputError",
+    "JSONSyntaxError",
+    "ValidationFailed",
+    "IntegrityError",
+    "OptionError",
+    "MissingDependency",
+]
+
+
+class CocoKitError(Exception):
+    """Root of every error cocokit raises on purpose."""
+
+
+class InputError(CocoKitError):
+    """A file or document cannot be read as COCO.
+
+    ``file`` names the file (or None for an in-memory document), ``path`` the place in
+    the JSON (``annotations[1834].bbox``), ``message`` what was expected and found.
+    """
+
+    def __init__(self, file: str | None, path: str | None, message: str) -> None:
+        self.file = file
+        self.path = path
+        self.message = message
+        where = ": ".join(p for p in (file, path) if p)
+        super().__init__(f"{where}: {message}" if where else message)
+
+
+class JSONSyntaxError(InputError):
+    """Malformed JSON; ``line`` and ``column`` are 1-based."""
+
+    def __init__(self, file: str | None, line: int, column: int, message: str) -> None:
+        self.line = line
+        self.column = column
+        super().__init__(file, f"line {line}, column {column}", f"malformed JSON: {message}")
+
+
+class ValidationFailed(CocoKitError):
+    """Validation found errors; ``report`` holds every problem."""
+
+    def __init__(self, report: Report) -> None:
+        self.report = report
+        errors = report.errors
+        first = errors[0] if errors else None
+        head = f"{report.source}: {len(errors)} validation error(s)"
+        if first is not None:
+            head += f"; first: {first.path or '<document>'}: {first.message}"
+        super().__init__(head)
+
+
+class IntegrityError(CocoKitError):
+    """An export would break referential integrity; nothing was written.
+
+    ``problems`` lists every problem found (as ``path: message`` strings); the message
+    shows the first 20 and the count.
+    """
+
+    SHOWN = 20
+
+    def __init__(self, problems: Sequence[str], target: str | None = None) -> None:
+        self.problems = list(problems)
+        self.target = target
+        n = len(self.problems)
+        shown = "\n  ".join(self.problems[: self.SHOWN])
+        more = f"\n  ... and {n - self.SHOWN} more" if n > self.SHOWN else ""
+        dest = f" to {target}" if target else ""
+        super().__init__(
+            f"refusing to export{dest}: {n} integrity problem(s); nothing was written\n  {shown}{more}"
+        )
+
+
+class OptionError(CocoKitError):
+    """An option or argument value is not allowed."""
+
+    def __init__(self, option: str, value: Any, expected: str) -> None:
+        self.option = option
+        self.value = value
+        self.expected = expected
+        super().__init__(f"{option}: expected {expected}, got {value!r}")
+
+
+class MissingDependency(CocoKitError):
+    """An optional dependency is needed; the message names the extra to install."""
+
+    def __init__(self, module: str, extra: str) -> None:
+        self.module = module
+        self.extra = extra
+        super().__init__(
+            f"this needs the optional package {module!r}: pip install 'cocokit[{extra}]'"
+        )

@@ -1,0 +1,197 @@
+"""Geometry of annotations: the flat polygon layout, boxes and areas.
+
+Polygons of many annotations live in one :class:`Polygons` value (Arrow's list layout):
+
+* ``coords``: float64 array of shape (m, 2), every vertex of every ring;
+* ``ring_offsets``: int64 (r + 1,), ring ``k`` is ``coords[ring_offsets[k]:ring_offsets[k+1]]``;
+* ``offsets``: int64 (n + 1,), annotation ``i`` owns rings ``offsets[i]:offsets[i+1]``.
+
+Parsing JSON numbers into floats is the expensive part of a COCO file (about 5M
+numbers a second here), so segmentations stay as their JSON text until someone asks,
+and then only the rows asked for are parsed.
+
+Areas follow pycocotools: the area of a polygon or RLE is the number of mask pixels
+(``pycocotools.mask.area`` of the rasterized shape), the area of a box is ``w * h``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import itertools
+from collections.abc import Sequence
+from typing import Any
+
+import msgspec
+import numpy as np
+
+__all__ = [
+    "Polygons",
+    "parse_polygons",
+    "polygon_bboxes",
+    "segmentation_areas",
+    "segmentation_bboxes",
+]
+
+_POLY = msgspec.json.Decoder(list[list[float]])
+
+
+@dataclasses.dataclass(frozen=True)
+class Polygons:
+    """Polygons of n annotations in one flat layout (see the module docstring)."""
+
+    coords: np.ndarray
+    ring_offsets: np.ndarray
+    offsets: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.offsets) - 1
+
+    @property
+    def ring_count(self) -> np.ndarray:
+        """Number of rings of each annotation."""
+        return np.diff(self.offsets)
+
+    def rings(self, i: int) -> list[np.ndarray]:
+        """The rings of annotation ``i``, each a (k, 2) view of :attr:`coords`."""
+        ro = self.ring_offsets
+        return [self.coords[ro[k] : ro[k + 1]] for k in range(self.offsets[i], self.offsets[i + 1])]
+
+    def to_coco(self, i: int) -> list[list[float]]:
+        """Annotation ``i`` as a COCO polygon list ``[[x1, y1, x2, y2, ...], ...]``."""
+        return [ring.ravel().tolist() for ring in self.rings(i)]
+
+    @classmethod
+    def from_rings(cls, rings_per_annotation: Sequence[Sequence[np.ndarray]]) -> Polygons:
+        """Build from, per annotation, a list of (k, 2) arrays or flat [x, y, ...] arrays."""
+        counts = [len(r) for r in rings_per_annotation]
+        flat = [np.asarray(ring, np.float64).reshape(-1, 2) for rs in rings_per_annotation for ring in rs]
+        offsets = np.zeros(len(counts) + 1, np.int64)
+        np.cumsum(counts, out=offsets[1:])
+        ring_offsets = np.zeros(len(flat) + 1, np.int64)
+        np.cumsum([len(f) for f in flat], out=ring_offsets[1:])
+        coords = np.concatenate(flat) if flat else np.zeros((0, 2), np.float64)
+        return cls(coords, ring_offsets, offsets)
+
+
+def _segment_polygon(seg: Any) -> list[list[float]]:
+    if seg is None:
+        return []
+    if isinstance(seg, msgspec.Raw):
+        if bytes(memoryview(seg)[:1]) != b"[":
+            return []
+        return _POLY.decode(seg)
+    if isinstance(seg, dict):
+        return []
+    return [np.asarray(r, np.float64).ravel().tolist() for r in seg]
+
+
+def parse_polygons(segmentation: np.ndarray, rows: np.ndarray | None = None) -> Polygons:
+    """Parse the polygons of the given rows (a mask or indices; all rows when None).
+
+    Rows that hold RLE or nothing get zero rings. The result has one entry per selected
+    row, in the order given.
+    """
+    if rows is None:
+        sel = segmentation
+    else:
+        rows = np.asarray(rows)
+        sel = segmentation[rows]
+    ring_counts = np.zeros(len(sel), np.int64)
+    lengths: list[int] = []
+    values: list[list[float]] = []
+    for i, seg in enumerate(sel):
+        rings = _segment_polygon(seg)
+        ring_counts[i] = len(rings)
+        lengths.extend(map(len, rings))
+        values.extend(rings)
+    n_values = sum(lengths)
+    flat = np.fromiter(itertools.chain.from_iterable(values), np.float64, n_values)
+    if any(n % 2 for n in lengths):
+        raise ValueError("a polygon ring has an odd number of coordinates")
+    coords = flat.reshape(-1, 2)
+    ring_offsets = np.zeros(len(lengths) + 1, np.int64)
+    np.cumsum(np.asarray(lengths, np.int64) // 2, out=ring_offsets[1:])
+    offsets = np.zeros(len(sel) + 1, np.int64)
+    np.cumsum(ring_counts, out=offsets[1:])
+    return Polygons(coords, ring_offsets, offsets)
+
+
+def polygon_bboxes(polys: Polygons) -> np.ndarray:
+    """Tight xywh box of each annotation's polygons (NaN row where it has none)."""
+    n = len(polys)
+    out = np.full((n, 4), np.nan)
+    if len(polys.coords) == 0:
+        return out
+    # vertex range of each annotation
+    start = polys.ring_offsets[polys.offsets[:-1]]
+    stop = polys.ring_offsets[polys.offsets[1:]]
+    has = stop > start
+    idx = start[has]
+    xmin = np.minimum.reduceat(polys.coords[:, 0], idx)
+    ymin = np.minimum.reduceat(polys.coords[:, 1], idx)
+    xmax = np.maximum.reduceat(polys.coords[:, 0], idx)
+    ymax = np.maximum.reduceat(polys.coords[:, 1], idx)
+    # reduceat reduces up to the next index; the last group runs to the end, which is
+    # right only when the vertex ranges are contiguous, as they are in this layout.
+    out[has] = np.stack([xmin, ymin, xmax - xmin, ymax - ymin], axis=1)
+    return out
+
+
+def _mask_api() -> Any:
+    from pycocotools import mask as mask_utils
+
+    return mask_utils
+
+
+def _rle_for(seg: Any, height: int, width: int) -> Any:
+    """pycocotools RLE object(s) for a segmentation value (polygon list or RLE dict)."""
+    mask_utils = _mask_api()
+    if isinstance(seg, msgspec.Raw):
+        seg = msgspec.json.decode(seg)
+    if isinstance(seg, dict):
+        counts = seg["counts"]
+        h, w = (int(v) for v in seg["size"])
+        if isinstance(counts, list):
+            return mask_utils.frPyObjects(seg, h, w)
+        return {"size": [h, w], "counts": counts.encode("ascii") if isinstance(counts, str) else counts}
+    rings = [list(map(float, r)) for r in seg if len(r) >= 6]
+    if not rings:
+        return None
+    return mask_utils.merge(mask_utils.frPyObjects(rings, height, width))
+
+
+def segmentation_areas(
+    segmentation: np.ndarray, heights: np.ndarray, widths: np.ndarray
+) -> np.ndarray:
+    """Mask area (pixel count) of each segmentation as pycocotools computes it; NaN if none."""
+    mask_utils = _mask_api()
+    out = np.full(len(segmentation), np.nan)
+    for i, seg in enumerate(segmentation):
+        if seg is None:
+            continue
+        rle = _rle_for(seg, int(heights[i]), int(widths[i]))
+        if rle is not None:
+            out[i] = float(mask_utils.area(rle))
+    return out
+
+
+def segmentation_bboxes(
+    segmentation: np.ndarray, heights: np.ndarray, widths: np.ndarray
+) -> np.ndarray:
+    """Tight xywh box of each segmentation (polygons exactly, RLE by pycocotools); NaN if none."""
+    mask_utils = _mask_api()
+    out = np.full((len(segmentation), 4), np.nan)
+    kinds = np.array([_is_rle(s) for s in segmentation], dtype=bool)
+    poly_rows = np.flatnonzero(~kinds)
+    if len(poly_rows):
+        out[poly_rows] = polygon_bboxes(parse_polygons(segmentation, poly_rows))
+    for i in np.flatnonzero(kinds):
+        rle = _rle_for(segmentation[i], int(heights[i]), int(widths[i]))
+        out[i] = mask_utils.toBbox(rle)
+    return out
+
+
+def _is_rle(seg: Any) -> bool:
+    if isinstance(seg, msgspec.Raw):
+        return bytes(memoryview(seg)[:1]) == b"{"
+    return isinstance(seg, dict)
