@@ -236,7 +236,7 @@ class Annotations(_Table):
 
         Rows that are not polygons (RLE, no segmentation) have zero rings.
         """
-        return parse_polygons(self.segmentation, self.segmentation_kind == 1)
+        return parse_polygons(self.segmentation)
 
     def rle(self, i: int) -> dict[str, Any]:
         """The RLE of row ``i`` as a dict (``counts`` a list or a str), or KeyError."""

@@ -1,0 +1,5 @@
+"""``python -m cocokit`` runs the command-line interface."""
+
+from .cli import _entry
+
+_entry()

@@ -1,0 +1,125 @@
+"""The Typer application and what every command shares.
+
+Commands live in the other modules of this package; each one registers itself on
+:data:`app` with ``@app.command()``. A command only parses its arguments, calls the
+library and prints: any :class:`~cocokit.errors.CocoKitError` becomes one line on
+stderr and exit code 2 (see :func:`main` in ``__init__``).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import typer
+from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
+
+from ..dataset import Dataset
+from ..errors import OptionError
+
+app = typer.Typer(
+    name="cocokit",
+    help="Fast, lossless tools for COCO-format detection and segmentation datasets.\n\n"
+    "Example: cocokit info instances_val2017.json",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    rich_markup_mode="rich",
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+
+console = Console()
+err_console = Console(stderr=True)
+
+QUIET_HELP = "No progress bars or summaries (errors are still printed)."
+
+
+@contextlib.contextmanager
+def progress_bar(description: str, quiet: bool = False,
+                 total: int | None = None) -> Iterator[Callable[[int, int], None]]:
+    """A rich progress bar on stderr; yields ``update(done, total)``.
+
+    With ``quiet`` (or when stderr is not a terminal and CI is set) it draws nothing.
+    """
+    if quiet:
+        yield lambda done, total: None
+        return
+    with Progress(
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        TimeRemainingColumn(),
+        console=err_console,
+        transient=True,
+    ) as progress:
+        task = progress.add_task(description, total=total)
+
+        def update(done: int, total: int) -> None:
+            progress.update(task, completed=done, total=total)
+
+        yield update
+
+
+@contextlib.contextmanager
+def status(message: str, quiet: bool = False) -> Iterator[None]:
+    """A spinner on stderr while something without a known length runs."""
+    if quiet:
+        yield
+        return
+    with err_console.status(message):
+        yield
+
+
+def load_dataset(path: Path, quiet: bool = False) -> Dataset:
+    """Load a COCO file with a spinner."""
+    from ..io.coco import read_coco
+
+    with status(f"reading {path}", quiet):
+        return read_coco(path)
+
+
+def save_dataset(ds: Dataset, path: Path, *, quiet: bool = False, image_ids: str = "auto",
+                 annotation_ids: str = "auto", ignore_negative_samples: bool = False,
+                 indent: int | None = None) -> Any:
+    """Write a dataset atomically with a progress bar; prints a one-line summary."""
+    from ..io.coco import write_coco
+
+    with progress_bar(f"writing {path.name}", quiet) as update:
+        summary = write_coco(ds, path, image_ids=image_ids,  # type: ignore[arg-type]
+                             annotation_ids=annotation_ids,  # type: ignore[arg-type]
+                             ignore_negative_samples=ignore_negative_samples, indent=indent,
+                             progress=update)
+    if not quiet:
+        err_console.print(
+            f"wrote {path}: {summary.images} images, {summary.annotations} annotations, "
+            f"{summary.categories} categories"
+            + (f" ({summary.dropped_negative_images} images without annotations dropped)"
+               if summary.dropped_negative_images else "")
+        )
+    return summary
+
+
+def check_output(path: Path, inputs: list[Path] | None = None) -> None:
+    """Refuse an output path whose folder does not exist (before any work is done)."""
+    parent = path.parent if str(path.parent) else Path(".")
+    if not parent.is_dir():
+        raise OptionError("--output", str(path), "a path in an existing folder")
+    if path.is_dir():
+        raise OptionError("--output", str(path), "a file path, not a folder")
+
+
+def env_quiet() -> bool:
+    """True when COCOKIT_QUIET is set (for scripts that never want bars)."""
+    return bool(os.environ.get("COCOKIT_QUIET"))

@@ -1,0 +1,166 @@
+"""Core commands: info, validate, export."""
+
+from __future__ import annotations
+
+import json
+from enum import Enum
+from pathlib import Path
+from typing import Annotated, Optional
+
+import numpy as np
+import typer
+from rich.table import Table
+
+from ._app import (
+    QUIET_HELP,
+    app,
+    check_output,
+    console,
+    err_console,
+    load_dataset,
+    save_dataset,
+    status,
+)
+
+
+class IdPolicyOpt(str, Enum):
+    auto = "auto"
+    keep = "keep"
+
+
+class ExportFormat(str, Enum):
+    coco = "coco"
+    yolo = "yolo"
+
+
+# problems that mean the file could not be read as a COCO document at all
+UNREADABLE = {"json-syntax", "top-not-object"}
+
+Quiet = Annotated[bool, typer.Option("--quiet", "-q", help=QUIET_HELP)]
+
+
+@app.command()
+def info(
+    file: Annotated[Path, typer.Argument(help="COCO JSON file.")],
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON to stdout.")] = False,
+    quiet: Quiet = False,
+) -> None:
+    """Show counts and a per-category table of annotations and images.
+
+    Example: cocokit info instances_val2017.json
+    """
+    ds = load_dataset(file, quiet or as_json)
+    anns = ds.annotations
+    cat_idx = ds.category_index
+    n_cat = len(ds.categories)
+    ann_per_cat = np.bincount(cat_idx[cat_idx >= 0], minlength=n_cat)
+    img_idx = ds.image_index
+    ok = (cat_idx >= 0) & (img_idx >= 0)
+    pairs = np.unique(cat_idx[ok].astype(np.int64) * max(len(ds.images), 1) + img_idx[ok])
+    img_per_cat = np.bincount(pairs // max(len(ds.images), 1), minlength=n_cat)
+    crowd = int(np.count_nonzero(anns.iscrowd == 1))
+    negatives = int(np.count_nonzero(ds.annotation_counts == 0))
+    summary = {
+        "file": str(file),
+        "images": len(ds.images),
+        "annotations": len(anns),
+        "categories": n_cat,
+        "negative_images": negatives,
+        "crowd_annotations": crowd,
+        "dangling_annotations": int(np.count_nonzero(img_idx < 0)),
+        "undeclared_category_annotations": int(np.count_nonzero(cat_idx < 0)),
+        "top_level_keys": list(ds.key_order),
+        "per_category": [
+            {"id": int(ds.categories.id[i]), "name": str(ds.categories.name[i]),
+             "annotations": int(ann_per_cat[i]), "images": int(img_per_cat[i])}
+            for i in range(n_cat)
+        ],
+    }
+    if as_json:
+        print(json.dumps(summary, indent=2))
+        return
+    console.print(
+        f"[bold]{file}[/bold]: {summary['images']} images ({negatives} without annotations), "
+        f"{summary['annotations']} annotations ({crowd} crowd), {n_cat} categories"
+    )
+    for key in ("dangling_annotations", "undeclared_category_annotations"):
+        if summary[key]:
+            console.print(f"[yellow]{key.replace('_', ' ')}: {summary[key]}[/yellow]")
+    table = Table("id", "name", "annotations", "images")
+    for row in summary["per_category"]:  # type: ignore[attr-defined]
+        table.add_row(str(row["id"]), row["name"], str(row["annotations"]), str(row["images"]))
+    console.print(table)
+
+
+@app.command()
+def validate(
+    file: Annotated[Path, typer.Argument(help="COCO JSON file.")],
+    as_json: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
+    errors_only: Annotated[bool, typer.Option("--errors-only", help="Hide warnings.")] = False,
+    strict: Annotated[bool, typer.Option("--strict", help="Exit 1 on warnings too.")] = False,
+    limit: Annotated[int, typer.Option(help="Show at most this many problems (0: all).")] = 50,
+    quiet: Quiet = False,
+) -> None:
+    """Check a COCO file: exit 0 when valid, 1 when errors are found, 2 when unreadable.
+
+    Warnings (boxes outside the image, unused categories, ...) are shown but do not
+    fail the check unless --strict is given.
+
+    Example: cocokit validate instances_val2017.json --errors-only
+    """
+    from ..validate import validate_file
+
+    with status(f"validating {file}", quiet or as_json):
+        report = validate_file(file)
+    problems = [p for p in report.problems if not errors_only or p.severity == "error"]
+    if as_json:
+        print(json.dumps(report.to_dict(), indent=2))
+    else:
+        shown = problems if limit <= 0 else problems[:limit]
+        for p in shown:
+            style = "red" if p.severity == "error" else "yellow"
+            console.print(f"[{style}]{p.severity}[/{style}] {p.path or '<document>'} "
+                          f"[dim]\\[{p.code}][/dim] {p.message}", highlight=False)
+        if len(problems) > len(shown):
+            console.print(f"... and {len(problems) - len(shown)} more (use --limit 0)")
+        if not quiet:
+            n_err, n_warn = len(report.errors), len(report.warnings)
+            verdict = "[green]valid[/green]" if report.ok else "[red]invalid[/red]"
+            err_console.print(f"{file}: {verdict}: {n_err} error(s), {n_warn} warning(s)")
+    if any(p.code in UNREADABLE for p in report.errors):
+        raise typer.Exit(2)
+    if report.errors or (strict and report.warnings):
+        raise typer.Exit(1)
+
+
+@app.command()
+def export(
+    file: Annotated[Path, typer.Argument(help="COCO JSON file to read.")],
+    output: Annotated[Path, typer.Option("--output", "-o", help="Output file (COCO) or folder (YOLO).")],
+    fmt: Annotated[ExportFormat, typer.Option("--format", "-f", help="Output format.")] = ExportFormat.coco,
+    image_ids: Annotated[IdPolicyOpt, typer.Option(help="auto: 1..N in order; keep: as given.")] = IdPolicyOpt.auto,
+    annotation_ids: Annotated[IdPolicyOpt, typer.Option(help="auto: 1..M; keep: as given.")] = IdPolicyOpt.auto,
+    ignore_negative_samples: Annotated[bool, typer.Option(help="Drop images without annotations.")] = False,
+    indent: Annotated[Optional[int], typer.Option(help="Pretty-print with this indent.")] = None,  # noqa: UP045
+    task: Annotated[str, typer.Option(help="YOLO: detect or segment.")] = "detect",
+    images: Annotated[str, typer.Option(help="YOLO: link, copy or none.")] = "link",
+    image_dir: Annotated[Optional[Path], typer.Option(help="YOLO: folder of the images.")] = None,  # noqa: UP045
+    crowd: Annotated[str, typer.Option(help="YOLO: skip or keep crowd annotations.")] = "skip",
+    split_name: Annotated[str, typer.Option(help="YOLO: split folder name.")] = "train",
+    quiet: Quiet = False,
+) -> None:
+    """Re-export a COCO file under the export contract (ids, integrity, atomic write), or as YOLO.
+
+    Example: cocokit export in.json -o out.json --image-ids keep --ignore-negative-samples
+    """
+    ds = load_dataset(file, quiet)
+    if fmt is ExportFormat.yolo:
+        from .yolo import export_yolo_command
+
+        export_yolo_command(ds, output, task=task, images=images, image_dir=image_dir,
+                            crowd=crowd, split_name=split_name, quiet=quiet)
+        return
+    check_output(output)
+    save_dataset(ds, output, quiet=quiet, image_ids=image_ids.value,
+                 annotation_ids=annotation_ids.value,
+                 ignore_negative_samples=ignore_negative_samples, indent=indent)

@@ -1,0 +1,316 @@
+"""Clip annotation geometry to windows, vectorized: boxes, polygons, RLE masks, keypoints.
+
+Shared by slicing, the clip transform and augmentation. Every function takes *pairs*:
+element ``k`` of the inputs is clipped to window ``k``, so clipping ``n`` annotations to
+``t`` tiles is one call with the pairs that matter, not ``n * t`` Python calls.
+
+Windows are ``(x0, y0, x1, y1)`` in the coordinates of the geometry (COCO pixel
+coordinates: the pixel ``(i, j)`` covers ``[j, j + 1) x [i, i + 1)``).
+
+Conventions:
+
+* boxes and polygons come back in the same, unshifted coordinates; subtract the
+  window origin to move them into a tile;
+* keypoints come back *shifted* into the window (their zero is meaningful: a keypoint
+  outside the window becomes ``(0, 0, 0)``, COCO's "not labeled", which only makes sense
+  in the output frame);
+* RLE masks are cropped to the window (integer pixel coordinates), so they are shifted
+  too: the result is the mask of the window.
+
+Polygon semantics follow COCO: the rings of one annotation are parts of one shape (their
+union, as pycocotools merges them); COCO polygons have no holes. Invalid input (a
+self-intersecting "bow-tie", overlapping parts) is repaired with shapely's
+``make_valid`` rather than skipped. Areas of polygons here are geometric (shapely)
+areas, so the pieces of an annotation cut by abutting windows add up to its area.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import shapely
+
+from .geometry import Polygons, polygon_bboxes
+
+__all__ = [
+    "clip_boxes",
+    "clip_keypoints",
+    "clip_polygons",
+    "crop_rle",
+    "crop_rle_many",
+    "polygon_areas",
+    "polygon_geometries",
+    "rle_area",
+]
+
+_POLYGON = 3  # shapely type id
+
+
+def _windows(windows_xyxy: Any, n: int, name: str = "windows_xyxy") -> np.ndarray:
+    w = np.asarray(windows_xyxy, np.float64)
+    if w.ndim == 1:
+        w = np.broadcast_to(w, (n, 4))
+    if w.shape != (n, 4):
+        raise ValueError(f"{name} must have shape ({n}, 4), got {w.shape}")
+    return w
+
+
+# -- boxes -----------------------------------------------------------------------------
+
+
+def clip_boxes(bbox_xywh: np.ndarray, windows_xyxy: np.ndarray) -> np.ndarray:
+    """Intersection of each xywh box with its window, as xywh (unshifted).
+
+    ``bbox_xywh`` is (n, 4); ``windows_xyxy`` is (n, 4) or one window (4,) for all.
+    Where nothing is left the width and/or height is 0 (the corner is clamped into the
+    window). A side that is not cut keeps its value bit for bit: a box entirely inside
+    its window comes back unchanged (no ``x + w - x`` rounding). NaN rows stay NaN.
+    """
+    b = np.asarray(bbox_xywh, np.float64).reshape(-1, 4)
+    w = _windows(windows_xyxy, len(b))
+    x, y, bw, bh = b[:, 0], b[:, 1], b[:, 2], b[:, 3]
+    x1, y1 = x + bw, y + bh
+    cut_left, cut_top = x < w[:, 0], y < w[:, 1]
+    cut_right, cut_bottom = x1 > w[:, 2], y1 > w[:, 3]
+    nx = np.clip(x, w[:, 0], w[:, 2])
+    ny = np.clip(y, w[:, 1], w[:, 3])
+    nx1 = np.clip(x1, w[:, 0], w[:, 2])
+    ny1 = np.clip(y1, w[:, 1], w[:, 3])
+    nw = np.where(cut_left | cut_right, np.maximum(nx1 - nx, 0.0), bw)
+    nh = np.where(cut_top | cut_bottom, np.maximum(ny1 - ny, 0.0), bh)
+    # a box entirely beyond one side: clamped corner, zero size
+    nw = np.where((x >= w[:, 2]) | (x1 <= w[:, 0]), 0.0, nw)
+    nh = np.where((y >= w[:, 3]) | (y1 <= w[:, 1]), 0.0, nh)
+    out = np.stack([nx, ny, nw, nh], axis=1)
+    out[np.isnan(b).any(axis=1)] = np.nan
+    return out
+
+
+# -- polygons --------------------------------------------------------------------------
+
+
+def _make_valid(geoms: np.ndarray) -> np.ndarray:
+    bad = ~shapely.is_valid(geoms)
+    if bad.any():
+        geoms = geoms.copy()
+        try:  # union of the parts, as COCO means (shapely >= 2.1, GEOS >= 3.10)
+            geoms[bad] = shapely.make_valid(geoms[bad], method="structure")
+        except TypeError:  # pragma: no cover - older shapely
+            geoms[bad] = shapely.make_valid(geoms[bad])
+    return geoms
+
+
+def polygon_geometries(polys: Polygons, rows: np.ndarray | None = None) -> np.ndarray:
+    """Valid shapely geometries of the given annotations of ``polys`` (all when None).
+
+    Each annotation's rings become one MultiPolygon (its parts), repaired with
+    ``make_valid`` where invalid (self-intersection, overlapping parts are unioned).
+    Rings with fewer than 3 vertices are ignored; an annotation without a usable ring
+    gives an empty geometry.
+    """
+    n_all = len(polys)
+    rows = np.arange(n_all) if rows is None else np.asarray(rows, np.int64)
+    out = np.full(len(rows), shapely.MultiPolygon(), dtype=object)
+    if len(rows) == 0:
+        return out
+    ro, off = polys.ring_offsets, polys.offsets
+    r_start, r_stop = off[rows], off[rows + 1]
+    n_rings = r_stop - r_start
+    # ring indices of the selected annotations, with the output slot of each
+    ring_ids = np.repeat(r_start, n_rings) + _ranges(n_rings)
+    slot = np.repeat(np.arange(len(rows)), n_rings)
+    sizes = ro[ring_ids + 1] - ro[ring_ids]
+    usable = sizes >= 3
+    ring_ids, slot, sizes = ring_ids[usable], slot[usable], sizes[usable]
+    if len(ring_ids) == 0:
+        return out
+    vert = np.repeat(ro[ring_ids], sizes) + _ranges(sizes)
+    rings = shapely.linearrings(polys.coords[vert], indices=np.repeat(np.arange(len(ring_ids)), sizes))
+    parts = shapely.polygons(rings)
+    # multipolygons needs consecutive indices: number the slots that have parts
+    present, compact = np.unique(slot, return_inverse=True)
+    multi = shapely.multipolygons(parts, indices=compact)
+    out[present] = _make_valid(np.asarray(multi, dtype=object))
+    return out
+
+
+def polygon_areas(polys: Polygons, rows: np.ndarray | None = None) -> np.ndarray:
+    """Geometric area of each annotation's polygons (union of parts, repaired if invalid).
+
+    This is the area :func:`clip_polygons` reports, so ``clipped / original`` ratios
+    compare like with like. It is not the pycocotools pixel area (see
+    :func:`cocokit.geometry.segmentation_areas` for that).
+    """
+    return np.asarray(shapely.area(polygon_geometries(polys, rows)), np.float64)
+
+
+def _ranges(counts: np.ndarray) -> np.ndarray:
+    """Concatenation of ``arange(c)`` for each count."""
+    counts = np.asarray(counts, np.int64)
+    total = int(counts.sum())
+    if total == 0:
+        return np.zeros(0, np.int64)
+    starts = np.cumsum(counts) - counts
+    return np.arange(total, dtype=np.int64) - np.repeat(starts, counts)
+
+
+def clip_polygons(
+    polys: Polygons, ann: np.ndarray, windows_xyxy: np.ndarray
+) -> tuple[Polygons, np.ndarray]:
+    """Clip the polygons of annotation ``ann[k]`` to window ``k``, for every pair k.
+
+    Returns a :class:`Polygons` with one entry per pair, in the input (unshifted)
+    coordinates, and the clipped geometric area of each pair.
+
+    * Pairs whose annotation bbox lies inside the window get the rings copied as they
+      are (no shapely work, coordinates bit for bit).
+    * Pairs whose bbox does not overlap the window's interior get no rings, area 0.
+    * Only pairs that cross a window edge go through shapely (vectorized): the valid
+      geometry (see :func:`polygon_geometries`) intersected with the window box. A piece
+      cut into several parts keeps every part, each as one ring of that entry (exterior
+      rings, normalized by ``shapely.normalize``: deterministic start and orientation,
+      no repeated closing vertex). Holes, which COCO polygons cannot express, are
+      dropped from the rings but not from the reported area. Lines and points left
+      where a polygon only touches an edge are dropped.
+
+    Areas are shapely areas of the repaired geometry, also for copied pairs, so with
+    abutting windows the areas of the pieces add up to :func:`polygon_areas`.
+    """
+    ann = np.asarray(ann, np.int64).ravel()
+    p = len(ann)
+    w = _windows(windows_xyxy, p)
+    areas = np.zeros(p, np.float64)
+    if p == 0:
+        return Polygons.from_rings([]), areas
+    boxes = polygon_bboxes(polys)[ann]  # xywh, NaN where no rings
+    has = ~np.isnan(boxes[:, 0])
+    bx0, by0 = boxes[:, 0], boxes[:, 1]
+    bx1, by1 = bx0 + boxes[:, 2], by0 + boxes[:, 3]
+    with np.errstate(invalid="ignore"):
+        inside = has & (bx0 >= w[:, 0]) & (by0 >= w[:, 1]) & (bx1 <= w[:, 2]) & (by1 <= w[:, 3])
+        overlap = has & (bx0 < w[:, 2]) & (bx1 > w[:, 0]) & (by0 < w[:, 3]) & (by1 > w[:, 1])
+    cross = overlap & ~inside
+
+    # geometry (for areas and cuts) of each annotation that needs it, built once
+    need = np.unique(ann[inside | cross])
+    geoms = polygon_geometries(polys, need)
+    pos = np.searchsorted(need, ann)  # valid where inside | cross
+    if inside.any():
+        areas[inside] = shapely.area(geoms[pos[inside]])
+
+    # per pair: a list of (k, 2) arrays
+    pair_rings: list[list[np.ndarray]] = [[] for _ in range(p)]
+    for k in np.flatnonzero(inside).tolist():
+        pair_rings[k] = polys.rings(int(ann[k]))
+
+    ck = np.flatnonzero(cross)
+    if len(ck):
+        cut = shapely.intersection(
+            geoms[pos[ck]], shapely.box(w[ck, 0], w[ck, 1], w[ck, 2], w[ck, 3])
+        )
+        areas[ck] = shapely.area(cut)
+        parts, which = shapely.get_parts(cut, return_index=True)
+        keep = (shapely.get_type_id(parts) == _POLYGON) & (shapely.area(parts) > 0)
+        parts, which = parts[keep], which[keep]
+        if len(parts):
+            parts = shapely.normalize(parts)
+            ext = shapely.get_exterior_ring(parts)
+            xy, ring_of = shapely.get_coordinates(ext, return_index=True)
+            counts = np.bincount(ring_of, minlength=len(ext))
+            starts = np.cumsum(counts) - counts
+            for r, (s, c) in enumerate(zip(starts.tolist(), counts.tolist())):
+                # drop the closing vertex (COCO rings are implicitly closed)
+                pair_rings[int(ck[which[r]])].append(xy[s : s + c - 1])
+    return Polygons.from_rings(pair_rings), areas
+
+
+# -- RLE -------------------------------------------------------------------------------
+
+
+def _mask_api() -> Any:
+    from pycocotools import mask as mask_utils
+
+    return mask_utils
+
+
+def _encoded(rle: dict[str, Any]) -> dict[str, Any]:
+    """A pycocotools RLE object (compressed counts, bytes) for an RLE dict."""
+    mask_utils = _mask_api()
+    h, w = (int(v) for v in rle["size"])
+    counts = rle["counts"]
+    if isinstance(counts, list):
+        return mask_utils.frPyObjects({"size": [h, w], "counts": counts}, h, w)  # type: ignore[no-any-return]
+    if isinstance(counts, str):
+        counts = counts.encode("ascii")
+    return {"size": [h, w], "counts": counts}
+
+
+def rle_area(rle: dict[str, Any]) -> float:
+    """Pixel count of an RLE mask (``counts`` a list, str or bytes)."""
+    return float(_mask_api().area(_encoded(rle)))
+
+
+def _int_window(window: Sequence[float] | np.ndarray, h: int, w: int) -> tuple[int, int, int, int]:
+    x0, y0, x1, y1 = (int(round(float(v))) for v in window)
+    x0, x1 = min(max(x0, 0), w), min(max(x1, 0), w)
+    y0, y1 = min(max(y0, 0), h), min(max(y1, 0), h)
+    return x0, y0, max(x1, x0), max(y1, y0)
+
+
+def crop_rle_many(
+    rle: dict[str, Any], windows_xyxy: np.ndarray | Sequence[Sequence[float]]
+) -> list[dict[str, Any]]:
+    """Crop one RLE mask to several windows, decoding it once.
+
+    Windows are in integer pixel coordinates (rounded if not), clamped to the mask.
+    Each result is the RLE of the window-sized mask (``size`` ``[h, w]`` of the window,
+    ``counts`` a compressed str), shifted to the window's origin.
+    """
+    mask_utils = _mask_api()
+    enc = _encoded(rle)
+    mask = mask_utils.decode(enc)  # (h, w) uint8, Fortran order
+    h, w = mask.shape
+    out: list[dict[str, Any]] = []
+    for window in np.asarray(windows_xyxy, np.float64).reshape(-1, 4):
+        x0, y0, x1, y1 = _int_window(window, h, w)
+        piece = np.asfortranarray(mask[y0:y1, x0:x1])
+        if piece.size == 0:
+            piece = np.zeros((y1 - y0, x1 - x0), np.uint8, order="F")
+        res = mask_utils.encode(piece)
+        out.append({"size": [int(y1 - y0), int(x1 - x0)], "counts": res["counts"].decode("ascii")})
+    return out
+
+
+def crop_rle(rle: dict[str, Any], window_xyxy: Sequence[float] | np.ndarray) -> dict[str, Any]:
+    """Crop an RLE mask to one window (see :func:`crop_rle_many`)."""
+    return crop_rle_many(rle, np.asarray(window_xyxy, np.float64).reshape(1, 4))[0]
+
+
+# -- keypoints -------------------------------------------------------------------------
+
+
+def clip_keypoints(keypoints: np.ndarray, windows_xyxy: np.ndarray) -> np.ndarray:
+    """Keypoints of each row moved into its window; those outside become ``(0, 0, 0)``.
+
+    ``keypoints`` is (n, k, 3) (x, y, visibility); ``windows_xyxy`` (n, 4) or (4,).
+    Returns a new (n, k, 3) float64 array, **shifted**: ``x - x0``, ``y - y0``. A
+    keypoint counts as inside when ``x0 <= x <= x1`` and ``y0 <= y <= y1`` (closed: a
+    point on a shared edge belongs to both windows); its visibility is kept. Keypoints
+    outside, and unlabeled ones (visibility 0), come out as ``(0, 0, 0)``, COCO's
+    "not labeled".
+    """
+    kp = np.asarray(keypoints, np.float64)
+    if kp.ndim != 3 or kp.shape[2] != 3:
+        raise ValueError(f"keypoints must have shape (n, k, 3), got {kp.shape}")
+    w = _windows(windows_xyxy, len(kp))
+    x, y, v = kp[..., 0], kp[..., 1], kp[..., 2]
+    x0, y0 = w[:, 0:1], w[:, 1:2]
+    x1, y1 = w[:, 2:3], w[:, 3:4]
+    keep = (v > 0) & (x >= x0) & (x <= x1) & (y >= y0) & (y <= y1)
+    out = np.zeros_like(kp)
+    out[..., 0] = np.where(keep, x - x0, 0.0)
+    out[..., 1] = np.where(keep, y - y0, 0.0)
+    out[..., 2] = np.where(keep, v, 0.0)
+    return out

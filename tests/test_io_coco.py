@@ -1,0 +1,389 @@
+"""Reading and writing COCO JSON: lossless round trips and the export contract."""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+from pathlib import Path
+from typing import Any
+
+import msgspec
+import numpy as np
+import pytest
+
+import cocokit
+from cocokit import DatasetBuilder, IntegrityError, InputError, JSONSyntaxError, OptionError
+
+from .conftest import DATA, REAL, real_path
+
+
+def real_coco_files() -> list[Path]:
+    """Every COCO document (a dict with images) in the real corpus."""
+    if not REAL.is_dir():
+        return []
+    out = []
+    for p in sorted(REAL.rglob("*.json")):
+        doc = msgspec.json.decode(p.read_bytes())
+        if isinstance(doc, dict) and "images" in doc and "annotations" in doc:
+            out.append(p)
+    return out
+
+
+REAL_FILES = real_coco_files()
+needs_real = pytest.mark.skipif(not REAL_FILES, reason=f"real data not available at {REAL}")
+
+
+def ids_unique(doc: dict[str, Any], section: str) -> bool:
+    ids = [r["id"] for r in doc[section]]
+    return len(ids) == len(set(ids))
+
+
+@needs_real
+@pytest.mark.parametrize("path", REAL_FILES, ids=lambda p: str(p.relative_to(REAL)))
+def test_round_trip_keep_ids_is_lossless(path: Path, tmp_path: Path) -> None:
+    doc = msgspec.json.decode(path.read_bytes())
+    ds = cocokit.load(path)
+    out = tmp_path / "out.json"
+    ann_policy = "keep" if ids_unique(doc, "annotations") else "auto"
+    ds.save(out, image_ids="keep", annotation_ids=ann_policy)
+    back = msgspec.json.decode(out.read_bytes())
+    if ann_policy == "auto":
+        # TACO repeats two annotation ids: keep must refuse, auto renumbers and keeps the rest
+        with pytest.raises(IntegrityError, match="duplicate annotation id"):
+            ds.save(tmp_path / "refused.json", image_ids="keep", annotation_ids="keep")
+        assert not (tmp_path / "refused.json").exists()
+        for a in doc["annotations"]:
+            a.pop("id")
+        for a in back["annotations"]:
+            a.pop("id")
+    assert back == doc
+
+
+def test_taco_has_duplicate_annotation_ids_refused_by_keep(tmp_path: Path) -> None:
+    ds = cocokit.load(real_path("taco", "annotations.json"))
+    with pytest.raises(IntegrityError) as e:
+        ds.save(tmp_path / "x.json", annotation_ids="keep")
+    assert "annotations[309].id: duplicate annotation id 309 (first at annotations[308])" in str(e.value)
+    assert len(e.value.problems) == 2
+
+
+@needs_real
+@pytest.mark.parametrize("path", REAL_FILES, ids=lambda p: str(p.relative_to(REAL)))
+def test_auto_ids_renumber_and_keep_references(path: Path) -> None:
+    doc = msgspec.json.decode(path.read_bytes())
+    out = cocokit.load(path).to_dict()
+    assert [im["id"] for im in out["images"]] == list(range(1, len(doc["images"]) + 1))
+    assert [a["id"] for a in out["annotations"]] == list(range(1, len(doc["annotations"]) + 1))
+    assert out["categories"] == doc["categories"]
+    old_file = {im["id"]: im["file_name"] for im in doc["images"]}
+    new_file = {im["id"]: im["file_name"] for im in out["images"]}
+    for a, b in zip(doc["annotations"], out["annotations"]):
+        assert new_file[b["image_id"]] == old_file[a["image_id"]]
+        assert b["category_id"] == a["category_id"]
+        assert b.get("segmentation") == a.get("segmentation")
+
+
+@needs_real
+@pytest.mark.parametrize("path", REAL_FILES, ids=lambda p: str(p.relative_to(REAL)))
+def test_pycocotools_loads_every_export(path: Path, tmp_path: Path) -> None:
+    from pycocotools.coco import COCO
+
+    out = tmp_path / "out.json"
+    cocokit.load(path).save(out)
+    with contextlib.redirect_stdout(io.StringIO()):
+        coco = COCO(str(out))
+    doc = msgspec.json.decode(path.read_bytes())
+    assert len(coco.getImgIds()) == len(doc["images"])
+    assert len(coco.getAnnIds()) == len(doc["annotations"])
+
+
+def _eval_stats(gt_path: Path, res_path: Path, iou_type: str) -> np.ndarray:
+    from pycocotools.coco import COCO
+    from pycocotools.cocoeval import COCOeval
+
+    with contextlib.redirect_stdout(io.StringIO()):
+        gt = COCO(str(gt_path))
+        dt = gt.loadRes(str(res_path))
+        ev = COCOeval(gt, dt, iou_type)
+        ev.evaluate()
+        ev.accumulate()
+        ev.summarize()
+    return np.asarray(ev.stats)
+
+
+@pytest.mark.parametrize("iou_type,results", [
+    ("bbox", "instances_val2014_fakebbox100_results.json"),
+    ("segm", "instances_val2014_fakesegm100_results.json"),
+])
+def test_cocoeval_same_stats_after_reexport(iou_type: str, results: str, tmp_path: Path) -> None:
+    gt = real_path("cocoapi-val2014-100", "instances_val2014_100.json")
+    res = real_path("cocoapi-val2014-100", results)
+    out = tmp_path / "gt.json"
+    cocokit.load(gt).save(out, image_ids="keep", annotation_ids="keep")
+    before = _eval_stats(gt, res, iou_type)
+    after = _eval_stats(out, res, iou_type)
+    assert before[0] > 0  # the fake results do score: the comparison is not vacuous
+    np.testing.assert_array_equal(before, after)
+
+
+# -- the export contract on small hand-made data ----------------------------------------
+
+
+def small() -> cocokit.Dataset:
+    b = DatasetBuilder()
+    b.set("info", {"description": "t"})
+    cat = b.add_category("cat", id=7, supercategory="animal", color=[1, 2, 3])
+    b.add_category("dog", id=3)
+    i1 = b.add_image("a.jpg", 100, 80, id=40, license=2)
+    b.add_image("empty.jpg", 50, 50, id=10)
+    i3 = b.add_image("b.jpg", 100, 80, id=20)
+    b.add_annotation(i1, cat, bbox=[1.5, 2.25, 10, 20], id=100)
+    b.add_annotation(i3, "dog", polygon=[[10, 10, 30, 10, 30, 40, 10, 40]], id=5)
+    b.add_annotation(i1, "dog", bbox=np.array([0.2, 0.1, 3, 4]), id=6, score=np.float32(0.5))
+    return b.build()
+
+
+def test_auto_ids_follow_images_and_categories_pass_through() -> None:
+    out = small().to_dict()
+    assert [im["id"] for im in out["images"]] == [1, 2, 3]
+    assert [im["file_name"] for im in out["images"]] == ["a.jpg", "empty.jpg", "b.jpg"]
+    assert [a["id"] for a in out["annotations"]] == [1, 2, 3]
+    assert [a["image_id"] for a in out["annotations"]] == [1, 3, 1]
+    assert out["categories"] == [
+        {"id": 7, "name": "cat", "supercategory": "animal", "color": [1, 2, 3]},
+        {"id": 3, "name": "dog"},
+    ]
+    assert list(out) == ["info", "images", "annotations", "categories"]
+
+
+def test_keep_ids() -> None:
+    out = small().to_dict(image_ids="keep", annotation_ids="keep")
+    assert [im["id"] for im in out["images"]] == [40, 10, 20]
+    assert [a["id"] for a in out["annotations"]] == [100, 5, 6]
+    assert [a["image_id"] for a in out["annotations"]] == [40, 20, 40]
+
+
+def test_ignore_negative_samples() -> None:
+    ds = small()
+    kept = ds.to_dict()
+    dropped = ds.to_dict(ignore_negative_samples=True)
+    assert len(kept["images"]) == 3
+    assert [im["file_name"] for im in dropped["images"]] == ["a.jpg", "b.jpg"]
+    assert [a["image_id"] for a in dropped["annotations"]] == [1, 2, 1]
+
+
+def test_numpy_values_are_plain_json_numbers() -> None:
+    text = small().to_json()
+    doc = json.loads(text)
+    assert doc["annotations"][2]["score"] == 0.5
+    assert doc["annotations"][2]["bbox"] == [0.2, 0.1, 3.0, 4.0]
+    assert b"float32" not in text
+
+
+def test_missing_bbox_and_area_computed_like_pycocotools() -> None:
+    from pycocotools import mask as mask_utils
+
+    out = small().to_dict()
+    poly = out["annotations"][1]
+    assert poly["bbox"] == [10.0, 10.0, 20.0, 30.0]
+    rle = mask_utils.merge(mask_utils.frPyObjects(poly["segmentation"], 80, 100))
+    assert poly["area"] == float(mask_utils.area(rle))
+    assert out["annotations"][0]["area"] == 200.0  # box only: w * h
+
+
+def test_floats_are_not_rounded() -> None:
+    b = DatasetBuilder()
+    c = b.add_category("x")
+    i = b.add_image("a.jpg", 10, 10)
+    b.add_annotation(i, c, bbox=[0.1 + 0.2, 1e-7, 2.0000000000000004, 3.3333333333333335],
+                     area=1234.5678901234567)
+    a = b.build().to_dict()["annotations"][0]
+    assert a["bbox"] == [0.1 + 0.2, 1e-7, 2.0000000000000004, 3.3333333333333335]
+    assert a["area"] == 1234.5678901234567
+
+
+def test_dangling_references_refused_and_nothing_written(tmp_path: Path) -> None:
+    doc = small().to_dict(image_ids="keep", annotation_ids="keep")
+    doc["annotations"][0]["image_id"] = 999
+    doc["annotations"][1]["category_id"] = 55
+    ds = cocokit.load(doc)
+    out = tmp_path / "out.json"
+    with pytest.raises(IntegrityError) as e:
+        ds.save(out)
+    msg = str(e.value)
+    assert "annotations[0].image_id: image id 999 names no image" in msg
+    assert "annotations[1].category_id: category id 55 is not in categories" in msg
+    assert not out.exists()
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_integrity_error_lists_first_20_and_count() -> None:
+    doc = small().to_dict(image_ids="keep", annotation_ids="keep")
+    doc["annotations"] = [dict(doc["annotations"][0], id=i, image_id=1000 + i) for i in range(25)]
+    with pytest.raises(IntegrityError) as e:
+        cocokit.load(doc).to_json()
+    assert len(e.value.problems) == 25
+    assert "... and 5 more" in str(e.value)
+    assert "image id 1019" in str(e.value) and "image id 1020" not in str(e.value)
+
+
+def test_keep_image_ids_refuses_duplicates_naming_them() -> None:
+    doc = small().to_dict(image_ids="keep", annotation_ids="keep")
+    doc["images"][1]["id"] = 40
+    ds = cocokit.load(doc)
+    with pytest.raises(IntegrityError, match=r"images\[1\]\.id: duplicate image id 40 \(first at images\[0\]\)"):
+        ds.to_json(image_ids="keep")
+
+
+def test_bad_policy_is_an_option_error() -> None:
+    with pytest.raises(OptionError, match="image_ids"):
+        small().to_json(image_ids="manual")  # type: ignore[arg-type]
+
+
+def test_failed_write_leaves_existing_file_untouched(tmp_path: Path) -> None:
+    out = tmp_path / "out.json"
+    out.write_text("precious")
+    doc = small().to_dict()
+    doc["annotations"][0]["image_id"] = 999
+    with pytest.raises(IntegrityError):
+        cocokit.load(doc).save(out)
+    assert out.read_text() == "precious"
+    assert [p.name for p in tmp_path.iterdir()] == ["out.json"]
+
+
+def test_error_during_write_removes_temp_file(tmp_path: Path) -> None:
+    out = tmp_path / "out.json"
+    out.write_text("precious")
+    b = DatasetBuilder()
+    c = b.add_category("x")
+    i = b.add_image("a.jpg", 10, 10)
+    b.add_annotation(i, c, bbox=[1, 1, 2, 2], weird=object())
+    with pytest.raises(TypeError):
+        b.build()
+    # a value that cannot be encoded only shows up while writing
+    ds = small()
+    extra = ds.annotations.extra.copy()
+    extra[0] = {"weird": object()}
+    bad = ds.replace(annotations=ds.annotations.replace(extra=extra))
+    with pytest.raises(TypeError, match="cannot write a value of type object"):
+        bad.save(out)
+    assert out.read_text() == "precious"
+    assert [p.name for p in tmp_path.iterdir()] == ["out.json"]
+
+
+def test_writing_over_the_input_is_safe(tmp_path: Path) -> None:
+    src = tmp_path / "data.json"
+    src.write_bytes((DATA / "tiny_coco_val2017.json").read_bytes())
+    before = msgspec.json.decode(src.read_bytes())
+    cocokit.load(src).save(src, image_ids="keep", annotation_ids="keep")
+    assert msgspec.json.decode(src.read_bytes()) == before
+
+
+def test_indent_output_parses_equal(tmp_path: Path) -> None:
+    ds = cocokit.load(DATA / "tiny_coco_val2017.json")
+    out = tmp_path / "pretty.json"
+    ds.save(out, indent=2, image_ids="keep", annotation_ids="keep")
+    text = out.read_text()
+    assert text.startswith("{\n  ")
+    assert json.loads(text) == json.loads((DATA / "tiny_coco_val2017.json").read_text())
+
+
+def test_output_folder_must_exist(tmp_path: Path) -> None:
+    with pytest.raises(InputError, match="does not exist"):
+        small().save(tmp_path / "nope" / "out.json")
+
+
+# -- reading: errors name the file and the place ---------------------------------------
+
+
+@pytest.mark.parametrize("text,path,message", [
+    (b'{"images": [{"id": 1, "file_name": "a", "width": "640", "height": 1}]}',
+     "images[0].width", "Expected `int`, got `str`"),
+    (b'{"images": [{"id": 1, "file_name": "a", "height": 1}]}',
+     "images[0]", "missing required key `width`"),
+    (b'{"images": [], "annotations": [{"id": 1, "image_id": 1, "category_id": 1, "bbox": [1, 2, 3]}]}',
+     "annotations[0].bbox", "expected 4 numbers"),
+    (b'{"images": [], "annotations": [{"id": 1, "image_id": 1, "category_id": 1}, '
+     b'{"id": 2, "image_id": 1, "category_id": 1, "bbox": [1, "x", 3, 4]}]}',
+     "annotations[1].bbox[1]", "Expected `float`, got `str`"),
+    (b'{"images": [], "categories": [{"id": 1}]}', "categories[0]", "missing required key `name`"),
+    (b'{"images": {}}', "images", "expected an array"),
+])
+def test_bad_input_names_the_place(text: bytes, path: str, message: str, tmp_path: Path) -> None:
+    f = tmp_path / "bad.json"
+    f.write_bytes(text)
+    with pytest.raises(InputError) as e:
+        cocokit.load(f)
+    assert e.value.file == str(f)
+    assert e.value.path == path
+    assert message in e.value.message
+
+
+def test_malformed_json_gives_line_and_column(tmp_path: Path) -> None:
+    f = tmp_path / "bad.json"
+    f.write_bytes(b'{\n  "images": [\n    {"id": 1,,}\n  ]\n}')
+    with pytest.raises(JSONSyntaxError) as e:
+        cocokit.load(f)
+    assert (e.value.line, e.value.column) == (3, 14)  # the second comma
+    assert str(e.value).startswith(f"{f}: line 3, column 14: malformed JSON")
+
+
+def test_missing_file_is_an_input_error(tmp_path: Path) -> None:
+    with pytest.raises(InputError, match="no such file"):
+        cocokit.load(tmp_path / "nope.json")
+
+
+def test_top_level_must_be_an_object() -> None:
+    with pytest.raises(InputError, match="top level"):
+        cocokit.load(b"[1, 2]")
+
+
+def test_unknown_keys_everywhere_survive(tmp_path: Path) -> None:
+    doc = {
+        "zzz": {"nested": [1, 2.5, None]},
+        "info": {"year": 2024},
+        "images": [{"id": 1, "file_name": "a.jpg", "width": 4, "height": 3, "flag": True,
+                    "tags": ["x"]}],
+        "annotations": [
+            {"id": 9, "image_id": 1, "category_id": 2, "bbox": [0, 0, 1, 1], "area": 1,
+             "attrs": {"a": 1}},
+            {"id": 10, "image_id": 1, "category_id": 2, "bbox": [0, 0, 1, 1], "area": 1, "score": 0.25,
+             "keypoints": [1, 2, 2], "num_keypoints": 1},
+        ],
+        "categories": [{"id": 2, "name": "c", "keypoints": ["nose"], "skeleton": []}],
+        "licenses": [],
+    }
+    ds = cocokit.load(doc)
+    out = ds.to_dict(image_ids="keep", annotation_ids="keep")
+    assert out == doc
+    assert list(out) == list(doc)
+    assert ds.annotations[0]["attrs"] == {"a": 1}
+    assert ds.images[0]["tags"] == ["x"]
+
+
+def test_compressed_and_uncompressed_rle_pass_through() -> None:
+    doc = {
+        "images": [{"id": 1, "file_name": "a.jpg", "width": 4, "height": 3}],
+        "annotations": [
+            {"id": 1, "image_id": 1, "category_id": 1, "iscrowd": 1,
+             "segmentation": {"size": [3, 4], "counts": [2, 5, 5]}},
+            {"id": 2, "image_id": 1, "category_id": 1, "iscrowd": 0,
+             "segmentation": {"size": [3, 4], "counts": "12;0"}},
+        ],
+        "categories": [{"id": 1, "name": "c"}],
+    }
+    ds = cocokit.load(doc)
+    assert ds.annotations.segmentation_kind.tolist() == [2, 3]
+    out = ds.to_dict(image_ids="keep", annotation_ids="keep")
+    for a in out["annotations"]:
+        a.pop("area"), a.pop("bbox")
+    assert out == doc
+    computed = ds.to_dict()["annotations"]
+    assert computed[0]["area"] == 5.0  # pixels of the mask, as pycocotools counts them
+
+
+def test_lvis_annotations_without_iscrowd_stay_without() -> None:
+    ds = cocokit.load(real_path("lvis-val100", "lvis_val_100.json"))
+    assert (ds.annotations.iscrowd == -1).all()
+    assert "iscrowd" not in ds.to_dict()["annotations"][0]
