@@ -5,6 +5,8 @@
 >>> ds.save("out.json", image_ids="keep")                 # doctest: +SKIP
 """
 
+from .draw import draw
+from .stats import DatasetStats, compute_stats
 from .dataset import Annotations, Categories, Dataset, DatasetBuilder, ImageItem, Images
 from .errors import (
     CocoKitError,
@@ -30,6 +32,7 @@ __all__ = [
     "CocoKitError",
     "Dataset",
     "DatasetBuilder",
+    "DatasetStats",
     "ExportSummary",
     "ImageItem",
     "Images",
@@ -39,6 +42,8 @@ __all__ = [
     "MissingDependency",
     "OptionError",
     "Polygons",
+    "compute_stats",
+    "draw",
     "Problem",
     "Report",
     "ValidationFailed",

@@ -25,7 +25,8 @@ __all__ = ["app", "main"]
 def main(argv: list[str] | None = None) -> int:
     """Run the CLI; returns the exit code (0 ok, 1 problems found, 2 error)."""
     try:
-        app(args=argv, standalone_mode=False)
+        # outside standalone mode click returns the code of typer.Exit instead of raising
+        rc = app(args=argv, standalone_mode=False)
     except CocoKitError as e:
         err_console.print(f"error: {e}", markup=False, highlight=False, soft_wrap=True)
         return 2
@@ -45,7 +46,7 @@ def main(argv: list[str] | None = None) -> int:
         if isinstance(e, click.exceptions.Abort):
             return 130
         raise
-    return 0
+    return rc if isinstance(rc, int) else 0
 
 
 def _entry() -> None:

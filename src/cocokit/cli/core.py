@@ -18,6 +18,7 @@ from ._app import (
     console,
     err_console,
     load_dataset,
+    progress_bar,
     save_dataset,
     status,
 )
@@ -39,55 +40,58 @@ UNREADABLE = {"json-syntax", "top-not-object"}
 Quiet = Annotated[bool, typer.Option("--quiet", "-q", help=QUIET_HELP)]
 
 
+Stream = Annotated[
+    Optional[bool],  # noqa: UP045
+    typer.Option("--stream/--no-stream",
+                 help="Read the file in runs, in bounded memory. Default: stream when the file "
+                      "is large for this machine's available memory."),
+]
+
+
+def use_stream(path: Path, flag: bool | None) -> bool:
+    """Whether to take the streaming path for this file."""
+    if flag is not None:
+        return flag
+    from ..io.stream import should_stream
+
+    return path.is_file() and should_stream(path.stat().st_size)
+
+
 @app.command()
 def info(
     file: Annotated[Path, typer.Argument(help="COCO JSON file.")],
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON to stdout.")] = False,
+    stream: Stream = None,
     quiet: Quiet = False,
 ) -> None:
     """Show counts and a per-category table of annotations and images.
 
     Example: cocokit info instances_val2017.json
     """
-    ds = load_dataset(file, quiet or as_json)
-    anns = ds.annotations
-    cat_idx = ds.category_index
-    n_cat = len(ds.categories)
-    ann_per_cat = np.bincount(cat_idx[cat_idx >= 0], minlength=n_cat)
-    img_idx = ds.image_index
-    ok = (cat_idx >= 0) & (img_idx >= 0)
-    pairs = np.unique(cat_idx[ok].astype(np.int64) * max(len(ds.images), 1) + img_idx[ok])
-    img_per_cat = np.bincount(pairs // max(len(ds.images), 1), minlength=n_cat)
-    crowd = int(np.count_nonzero(anns.iscrowd == 1))
-    negatives = int(np.count_nonzero(ds.annotation_counts == 0))
-    summary = {
-        "file": str(file),
-        "images": len(ds.images),
-        "annotations": len(anns),
-        "categories": n_cat,
-        "negative_images": negatives,
-        "crowd_annotations": crowd,
-        "dangling_annotations": int(np.count_nonzero(img_idx < 0)),
-        "undeclared_category_annotations": int(np.count_nonzero(cat_idx < 0)),
-        "top_level_keys": list(ds.key_order),
-        "per_category": [
-            {"id": int(ds.categories.id[i]), "name": str(ds.categories.name[i]),
-             "annotations": int(ann_per_cat[i]), "images": int(img_per_cat[i])}
-            for i in range(n_cat)
-        ],
-    }
+    from ..summary import summarize
+
+    if use_stream(file, stream):
+        from ..io.stream import open_stream
+
+        with status(f"reading {file} in runs", quiet or as_json):
+            summary = summarize(open_stream(file))
+    else:
+        summary = summarize(load_dataset(file, quiet or as_json))
     if as_json:
-        print(json.dumps(summary, indent=2))
+        print(json.dumps(dict(file=str(file), **summary.to_dict()), indent=2))
         return
     console.print(
-        f"[bold]{file}[/bold]: {summary['images']} images ({negatives} without annotations), "
-        f"{summary['annotations']} annotations ({crowd} crowd), {n_cat} categories"
-    )
-    for key in ("dangling_annotations", "undeclared_category_annotations"):
-        if summary[key]:
-            console.print(f"[yellow]{key.replace('_', ' ')}: {summary[key]}[/yellow]")
+        f"[bold]{file}[/bold]: {summary.images} images ({summary.negative_images} without "
+        f"annotations), {summary.annotations} annotations ({summary.crowd_annotations} crowd), "
+        f"{summary.categories} categories", highlight=False)
+    if summary.dangling_annotations:
+        console.print(f"[yellow]annotations whose image_id names no image: "
+                      f"{summary.dangling_annotations}[/yellow]")
+    if summary.undeclared_category_annotations:
+        console.print(f"[yellow]annotations whose category_id is not declared: "
+                      f"{summary.undeclared_category_annotations}[/yellow]")
     table = Table("id", "name", "annotations", "images")
-    for row in summary["per_category"]:  # type: ignore[attr-defined]
+    for row in summary.per_category:
         table.add_row(str(row["id"]), row["name"], str(row["annotations"]), str(row["images"]))
     console.print(table)
 
@@ -99,6 +103,7 @@ def validate(
     errors_only: Annotated[bool, typer.Option("--errors-only", help="Hide warnings.")] = False,
     strict: Annotated[bool, typer.Option("--strict", help="Exit 1 on warnings too.")] = False,
     limit: Annotated[int, typer.Option(help="Show at most this many problems (0: all).")] = 50,
+    stream: Stream = None,
     quiet: Quiet = False,
 ) -> None:
     """Check a COCO file: exit 0 when valid, 1 when errors are found, 2 when unreadable.
@@ -111,7 +116,12 @@ def validate(
     from ..validate import validate_file
 
     with status(f"validating {file}", quiet or as_json):
-        report = validate_file(file)
+        if use_stream(file, stream):
+            from ..io.stream import validate_stream
+
+            report = validate_stream(file)
+        else:
+            report = validate_file(file)
     problems = [p for p in report.problems if not errors_only or p.severity == "error"]
     if as_json:
         print(json.dumps(report.to_dict(), indent=2))
@@ -147,12 +157,28 @@ def export(
     image_dir: Annotated[Optional[Path], typer.Option(help="YOLO: folder of the images.")] = None,  # noqa: UP045
     crowd: Annotated[str, typer.Option(help="YOLO: skip or keep crowd annotations.")] = "skip",
     split_name: Annotated[str, typer.Option(help="YOLO: split folder name.")] = "train",
+    stream: Stream = None,
     quiet: Quiet = False,
 ) -> None:
     """Re-export a COCO file under the export contract (ids, integrity, atomic write), or as YOLO.
 
     Example: cocokit export in.json -o out.json --image-ids keep --ignore-negative-samples
     """
+    if fmt is ExportFormat.coco and indent is None and use_stream(file, stream):
+        from ..io.stream import open_stream, write_coco_stream
+
+        check_output(output)
+        with status(f"indexing {file}", quiet):
+            src = open_stream(file)
+        with progress_bar(f"writing {output.name}", quiet) as update:
+            summary = write_coco_stream(src, output, image_ids=image_ids.value,  # type: ignore[arg-type]
+                                        annotation_ids=annotation_ids.value,  # type: ignore[arg-type]
+                                        ignore_negative_samples=ignore_negative_samples,
+                                        progress=update)
+        if not quiet:
+            err_console.print(f"wrote {output}: {summary.images} images, "
+                              f"{summary.annotations} annotations (streamed)")
+        return
     ds = load_dataset(file, quiet)
     if fmt is ExportFormat.yolo:
         from .yolo import export_yolo_command

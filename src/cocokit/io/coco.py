@@ -22,7 +22,7 @@ import re
 import tempfile
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
-from typing import Any, Literal, TypeVar
+from typing import Any, Generic, Literal, TypeVar
 
 import msgspec
 import numpy as np
@@ -112,46 +112,87 @@ def _decode_error(e: msgspec.MSGSpecError, data: bytes | memoryview, file: str |
     return InputError(file, where, text)
 
 
-def _decode_section(raw: Raw, known: Sequence[tuple[str, Any, bool]], section: str,
-                    file: str | None, whole: bytes,
-                    build: Callable[[list[Any], list[str], int], T]) -> list[T]:
-    """Decode an array of records chunk by chunk into tables made by ``build``.
+class RecordDecoder(Generic[T]):
+    """Decodes runs of raw JSON records of one section into tables, run after run.
 
-    Each record is decoded on its own (from a Raw view of the file, so nothing is
+    Each record is decoded on its own (from a Raw view of the input, so nothing is
     copied) with a struct that forbids unknown keys; a key the model does not know is
-    added to the struct as a raw passthrough field and that record decoded again.
-    Records become columns a chunk at a time, so only one chunk of Python objects is
-    alive at once.
+    added to the struct as a raw passthrough field and that record decoded again. The
+    keys found so far carry over from run to run, so decoding a section whole or in runs
+    gives the same tables.
     """
+
+    def __init__(self, section: str, file: str | None,
+                 build: Callable[[list[Any], list[str], int], T]) -> None:
+        self.section = section
+        self.file = file
+        self.known = _IMAGE_FIELDS if section == "images" else _ANN_FIELDS
+        self.build = build
+        self.extras: list[str] = []
+        self._make()
+
+    def _make(self) -> None:
+        struct = _struct(self.section, self.known, self.extras, forbid=True)
+        self.dec = msgspec.json.Decoder(struct)
+        self.list_dec = msgspec.json.Decoder(list[struct])  # type: ignore[valid-type]
+
+    def decode_array(self, text: bytes, start: int) -> T:
+        """A table of the records of ``text`` (a JSON array), the first being record ``start``.
+
+        The whole array is decoded at once with the keys known so far; where a record
+        has a key not seen before, the array is decoded record by record instead.
+        """
+        try:
+            recs = self.list_dec.decode(text)
+        except msgspec.ValidationError:
+            return self.decode(msgspec.json.decode(text, type=list[Raw]), start)
+        return self.build(recs, self.extras, start)
+
+    def decode(self, items: Sequence[Raw], start: int) -> T:
+        """A table of the records ``items``, the first being record ``start`` of the section."""
+        try:
+            recs = [self.dec.decode(r) for r in items]
+        except msgspec.ValidationError:
+            recs = []
+            for i, r in enumerate(items, start):
+                while True:
+                    try:
+                        recs.append(self.dec.decode(r))
+                        break
+                    except msgspec.ValidationError as e:
+                        self._learn(e, i)
+        return self.build(recs, self.extras, start)
+
+    def _learn(self, e: msgspec.ValidationError, i: int) -> None:
+        m = _UNKNOWN.match(str(e))
+        where = f"{self.section}[{i}]"
+        if m is None:
+            raise _decode_error(e, b"", self.file, where) from None
+        if len(self.extras) >= _MAX_EXTRA_KEYS:
+            raise InputError(self.file, where,
+                             f"more than {_MAX_EXTRA_KEYS} distinct unknown keys") from None
+        self.extras.append(m.group(1))
+        self._make()
+
+
+def image_decoder(file: str | None) -> RecordDecoder[Images]:
+    """A decoder of image records into :class:`Images` tables."""
+    return RecordDecoder("images", file, _images_table)
+
+
+def annotation_decoder(file: str | None) -> RecordDecoder[Annotations]:
+    """A decoder of annotation records into :class:`Annotations` tables."""
+    return RecordDecoder("annotations", file,
+                         lambda recs, extras, start: _annotations_table(recs, extras, start, file))
+
+
+def _decode_section(raw: Raw, dec: RecordDecoder[T], whole: bytes) -> list[T]:
+    """Decode a whole array of records in runs of ``_CHUNK`` (one run of objects alive)."""
     try:
         items = msgspec.json.decode(raw, type=list[Raw])
     except msgspec.ValidationError as e:
-        raise _decode_error(e, whole, file, section) from None
-    extras: list[str] = []
-    dec = msgspec.json.Decoder(_struct(section, known, extras, forbid=True))
-    tables: list[T] = []
-    for start in range(0, len(items), _CHUNK):
-        chunk = items[start : start + _CHUNK]
-        try:
-            recs = [dec.decode(r) for r in chunk]
-        except msgspec.ValidationError:
-            recs = []
-            for i, r in enumerate(chunk, start):
-                while True:
-                    try:
-                        recs.append(dec.decode(r))
-                        break
-                    except msgspec.ValidationError as e:
-                        m = _UNKNOWN.match(str(e))
-                        if m is None:
-                            raise _decode_error(e, whole, file, f"{section}[{i}]") from None
-                        if len(extras) >= _MAX_EXTRA_KEYS:
-                            raise InputError(file, f"{section}[{i}]", "more than "
-                                             f"{_MAX_EXTRA_KEYS} distinct unknown keys") from None
-                        extras.append(m.group(1))
-                        dec = msgspec.json.Decoder(_struct(section, known, extras, forbid=True))
-        tables.append(build(recs, extras, start))
-    return tables
+        raise _decode_error(e, whole, dec.file, dec.section) from None
+    return [dec.decode(items[s : s + _CHUNK], s) for s in range(0, len(items), _CHUNK)]
 
 
 def _extra_column(recs: list[Any], extras: list[str]) -> np.ndarray:
@@ -256,11 +297,9 @@ def _parse(data: bytes, file: str | None) -> Dataset:
     with _gc_paused():
         # the (small) images array is copied so its extra keys do not pin the whole file
         images = Images.concat(_decode_section(
-            Raw(bytes(top.get("images", Raw(b"[]")))), _IMAGE_FIELDS, "images", file, data,
-            _images_table))
+            Raw(bytes(top.get("images", Raw(b"[]")))), image_decoder(file), data))
         annotations = Annotations.concat(_decode_section(
-            top.get("annotations", Raw(b"[]")), _ANN_FIELDS, "annotations", file, data,
-            lambda recs, extras, start: _annotations_table(recs, extras, start, file)))
+            top.get("annotations", Raw(b"[]")), annotation_decoder(file), data))
     try:
         cats = msgspec.json.decode(top.get("categories", Raw(b"[]")), type=list[dict[str, Any]])
     except msgspec.ValidationError as e:
@@ -282,9 +321,8 @@ def tables_from_records(images: Sequence[Mapping[str, Any]],
     """Images and Annotations tables from plain record dicts (as the builder makes)."""
     img_raw = msgspec.json.encode(list(images), enc_hook=_enc_hook)
     ann_raw = msgspec.json.encode(list(annotations), enc_hook=_enc_hook)
-    imgs = _decode_section(Raw(img_raw), _IMAGE_FIELDS, "images", None, img_raw, _images_table)
-    anns = _decode_section(Raw(ann_raw), _ANN_FIELDS, "annotations", None, ann_raw,
-                           _annotations_table)
+    imgs = _decode_section(Raw(img_raw), image_decoder(None), img_raw)
+    anns = _decode_section(Raw(ann_raw), annotation_decoder(None), ann_raw)
     return Images.concat(imgs), Annotations.concat(anns)
 
 
@@ -343,7 +381,8 @@ class _Plan:
     computed_area: int
 
 
-def _check_policy(option: str, value: str) -> None:
+def check_policy(option: str, value: str) -> None:
+    """Refuse an id policy other than auto or keep."""
     if value not in ("auto", "keep"):
         raise OptionError(option, value, "'auto' or 'keep'")
 
@@ -360,78 +399,39 @@ def _duplicates(ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return order[dup], order[first_pos[dup]]
 
 
-def plan_export(ds: Dataset, *, image_ids: IdPolicy = "auto", annotation_ids: IdPolicy = "auto",
-                ignore_negative_samples: bool = False, target: str | None = None) -> _Plan:
-    """Check integrity and work out ids, boxes and areas of an export (nothing is written)."""
-    _check_policy("image_ids", image_ids)
-    _check_policy("annotation_ids", annotation_ids)
-    images, anns, cats = ds.images, ds.annotations, ds.categories
+def duplicate_id_problems(ids: np.ndarray, section: str, what: str, why: str = "") -> list[str]:
+    """One problem line per row whose id repeats an earlier one."""
+    dup_rows, first_rows = _duplicates(ids)
+    suffix = f"; {why}" if why else ""
+    return [f"{section}[{r}].id: duplicate {what} id {int(ids[r])} (first at {section}[{f}]){suffix}"
+            for r, f in zip(dup_rows.tolist(), first_rows.tolist())]
+
+
+def annotation_problems(anns: Annotations, start: int, image_index: np.ndarray,
+                        category_index: np.ndarray) -> list[str]:
+    """Dangling references and non-finite values of a run of annotations (rows from ``start``)."""
     problems: list[str] = []
-
-    img_idx = ds.image_index
-    counts = ds.annotation_counts
-    if ignore_negative_samples:
-        image_rows = np.flatnonzero(counts > 0)
-    else:
-        image_rows = np.arange(len(images))
-    dropped = len(images) - len(image_rows)
-
-    dup_rows, first_rows = _duplicates(images.id)
-    if len(dup_rows):
-        referenced = np.isin(images.id[dup_rows], anns.image_id)
-        for r, f, ref in zip(dup_rows.tolist(), first_rows.tolist(), referenced.tolist()):
-            if image_ids == "keep" or ref:
-                why = "ids must be unique" if image_ids == "keep" else (
-                    "annotations that reference it are ambiguous")
-                problems.append(f"images[{r}].id: duplicate image id {int(images.id[r])} "
-                                f"(first at images[{f}]); {why}")
-    dup_rows, first_rows = _duplicates(cats.id)
-    for r, f in zip(dup_rows.tolist(), first_rows.tolist()):
-        problems.append(f"categories[{r}].id: duplicate category id {int(cats.id[r])} "
-                        f"(first at categories[{f}])")
-    dangling = np.flatnonzero(img_idx < 0)
-    for r in dangling.tolist():
-        problems.append(f"annotations[{r}].image_id: image id {int(anns.image_id[r])} "
+    for r in np.flatnonzero(image_index < 0).tolist():
+        problems.append(f"annotations[{start + r}].image_id: image id {int(anns.image_id[r])} "
                         f"names no image")
-    bad_cat = np.flatnonzero(ds.category_index < 0)
-    for r in bad_cat.tolist():
-        problems.append(f"annotations[{r}].category_id: category id {int(anns.category_id[r])} "
-                        f"is not in categories")
-    if annotation_ids == "keep":
-        dup_rows, first_rows = _duplicates(anns.id)
-        for r, f in zip(dup_rows.tolist(), first_rows.tolist()):
-            problems.append(f"annotations[{r}].id: duplicate annotation id {int(anns.id[r])} "
-                            f"(first at annotations[{f}])")
-    bad_box = np.flatnonzero(np.isinf(anns.bbox).any(axis=1)
-                             | (np.isnan(anns.bbox).any(axis=1) & ~np.isnan(anns.bbox).all(axis=1)))
-    for r in bad_box.tolist():
-        problems.append(f"annotations[{r}].bbox: non-finite value in {anns.bbox[r].tolist()}")
+    for r in np.flatnonzero(category_index < 0).tolist():
+        problems.append(f"annotations[{start + r}].category_id: category id "
+                        f"{int(anns.category_id[r])} is not in categories")
+    nan = np.isnan(anns.bbox)
+    bad_box = np.isinf(anns.bbox).any(axis=1) | (nan.any(axis=1) & ~nan.all(axis=1))
+    for r in np.flatnonzero(bad_box).tolist():
+        problems.append(f"annotations[{start + r}].bbox: non-finite value in {anns.bbox[r].tolist()}")
     for r in np.flatnonzero(np.isinf(anns.area)).tolist():
-        problems.append(f"annotations[{r}].area: non-finite value {anns.area[r]}")
-    if problems:
-        raise IntegrityError(problems, target)
+        problems.append(f"annotations[{start + r}].area: non-finite value {anns.area[r]}")
+    return problems
 
-    # annotations in table order, those of exported images
-    keep_img = np.zeros(len(images), bool)
-    keep_img[image_rows] = True
-    ann_rows = np.flatnonzero(keep_img[img_idx])
 
-    if image_ids == "auto":
-        new_image_id = np.zeros(len(images), np.int64)
-        new_image_id[image_rows] = np.arange(1, len(image_rows) + 1)
-        out_image_ids = new_image_id[image_rows]
-        ann_image_ids = new_image_id[img_idx[ann_rows]]
-    else:
-        out_image_ids = images.id[image_rows]
-        ann_image_ids = anns.image_id[ann_rows]
-    out_ann_ids = (np.arange(1, len(ann_rows) + 1, dtype=np.int64) if annotation_ids == "auto"
-                   else anns.id[ann_rows])
+def complete_geometry(bbox: np.ndarray, area: np.ndarray, seg: np.ndarray, heights: np.ndarray,
+                      widths: np.ndarray) -> tuple[np.ndarray, np.ndarray, int, int]:
+    """Fill missing boxes (from the segmentation) and areas (pycocotools pixel area, else w*h).
 
-    bbox = anns.bbox[ann_rows]
-    area = anns.area[ann_rows]
-    seg = anns.segmentation[ann_rows]
-    heights = images.height[img_idx[ann_rows]]
-    widths = images.width[img_idx[ann_rows]]
+    Returns the new bbox and area arrays and how many of each were computed.
+    """
     has_seg = np.array([s is not None for s in seg], bool) if len(seg) else np.zeros(0, bool)
     need_box = np.isnan(bbox[:, 0]) & has_seg
     if need_box.any():
@@ -447,8 +447,56 @@ def plan_export(ds: Dataset, *, image_ids: IdPolicy = "auto", annotation_ids: Id
         box_rows = np.isnan(area) & ~np.isnan(bbox[:, 0])
         area[box_rows] = bbox[box_rows, 2] * bbox[box_rows, 3]
         computed_area = int(np.count_nonzero(~np.isnan(area[need_area])))
+    return bbox, area, int(need_box.sum()), computed_area
+
+
+def plan_export(ds: Dataset, *, image_ids: IdPolicy = "auto", annotation_ids: IdPolicy = "auto",
+                ignore_negative_samples: bool = False, target: str | None = None) -> _Plan:
+    """Check integrity and work out ids, boxes and areas of an export (nothing is written)."""
+    check_policy("image_ids", image_ids)
+    check_policy("annotation_ids", annotation_ids)
+    images, anns, cats = ds.images, ds.annotations, ds.categories
+    img_idx = ds.image_index
+    if ignore_negative_samples:
+        image_rows = np.flatnonzero(ds.annotation_counts > 0)
+    else:
+        image_rows = np.arange(len(images))
+
+    problems: list[str] = []
+    if image_ids == "keep":
+        problems += duplicate_id_problems(images.id, "images", "image", "ids must be unique")
+    else:
+        referenced = np.isin(images.id, anns.image_id)
+        problems += [p for p, r in zip(
+            duplicate_id_problems(images.id, "images", "image",
+                                  "annotations that reference it are ambiguous"),
+            referenced[_duplicates(images.id)[0]].tolist()) if r]
+    problems += duplicate_id_problems(cats.id, "categories", "category")
+    problems += annotation_problems(anns, 0, img_idx, ds.category_index)
+    if annotation_ids == "keep":
+        problems += duplicate_id_problems(anns.id, "annotations", "annotation")
+    if problems:
+        raise IntegrityError(problems, target)
+
+    keep_img = np.zeros(len(images), bool)
+    keep_img[image_rows] = True
+    ann_rows = np.flatnonzero(keep_img[img_idx])
+    if image_ids == "auto":
+        new_image_id = np.zeros(len(images), np.int64)
+        new_image_id[image_rows] = np.arange(1, len(image_rows) + 1)
+        out_image_ids = new_image_id[image_rows]
+        ann_image_ids = new_image_id[img_idx[ann_rows]]
+    else:
+        out_image_ids = images.id[image_rows]
+        ann_image_ids = anns.image_id[ann_rows]
+    out_ann_ids = (np.arange(1, len(ann_rows) + 1, dtype=np.int64) if annotation_ids == "auto"
+                   else anns.id[ann_rows])
+    rows_img = img_idx[ann_rows]
+    bbox, area, n_box, n_area = complete_geometry(
+        anns.bbox[ann_rows], anns.area[ann_rows], anns.segmentation[ann_rows],
+        images.height[rows_img], images.width[rows_img])
     return _Plan(image_rows, ann_rows, out_image_ids, out_ann_ids, ann_image_ids, bbox, area,
-                 dropped, int(need_box.sum()), computed_area)
+                 len(images) - len(image_rows), n_box, n_area)
 
 
 def _out_struct(name: str, known: Sequence[str], extras: Sequence[str]) -> type:
@@ -459,101 +507,119 @@ def _out_struct(name: str, known: Sequence[str], extras: Sequence[str]) -> type:
     return msgspec.defstruct(name, fields, rename=rename)
 
 
-def _extra_keys(col: np.ndarray, reserved: Sequence[str]) -> list[str]:
-    keys: dict[str, None] = {}
-    for d in col:
-        if d:
-            keys.update(dict.fromkeys(d))
-    return [k for k in keys if k not in reserved]
+def _unset_where(values: list[Any], mask: np.ndarray) -> list[Any]:
+    if mask.any():
+        for i in np.flatnonzero(mask).tolist():
+            values[i] = UNSET
+    return values
 
 
-def _with_extras(objs: list[Any], extra: np.ndarray, extra_keys: list[str]) -> None:
-    if not extra_keys:
-        return
-    slot = {k: f"x{j}" for j, k in enumerate(extra_keys)}
-    for i in np.flatnonzero(np.array([bool(d) for d in extra], bool)).tolist():
-        for k, v in extra[i].items():
-            if k in slot:
-                setattr(objs[i], slot[k], v)
+class RecordEncoder:
+    """Encodes runs of table rows as JSON records, run after run.
+
+    The unknown keys of the records become fields of the output struct in the order they
+    are first seen, so encoding a table whole or in runs gives the same bytes.
+    """
+
+    def __init__(self, name: str, known: Sequence[str]) -> None:
+        self.name = name
+        self.known = tuple(known)
+        self.extra_keys: list[str] = []
+        self.slot: dict[str, str] = {}
+        self.out = _out_struct(name, self.known, self.extra_keys)
+
+    def _objects(self, columns: list[list[Any]], extra: np.ndarray) -> list[Any]:
+        out = self.out
+        objs = [out(*t) for t in zip(*columns)]
+        has = [i for i, d in enumerate(extra.tolist()) if d]
+        if not has:
+            return objs
+        new = [k for i in has for k in extra[i] if k not in self.slot and k not in self.known]
+        if new:
+            for k in dict.fromkeys(new):
+                self.slot[k] = f"x{len(self.extra_keys)}"
+                self.extra_keys.append(k)
+            self.out = _out_struct(self.name, self.known, self.extra_keys)
+            objs = [self.out(*t) for t in zip(*columns)]
+        for i in has:
+            for k, v in extra[i].items():
+                if k in self.slot:
+                    setattr(objs[i], self.slot[k], v)
+        return objs
+
+    def encode(self, columns: list[list[Any]], extra: np.ndarray) -> bytes:
+        """The records as comma-separated JSON objects (no brackets)."""
+        return _ENCODER.encode(self._objects(columns, extra))[1:-1]
 
 
-def _none_to_unset(values: list[Any]) -> list[Any]:
-    return [UNSET if v is None else v for v in values]
+def image_columns(imgs: Images, rows: np.ndarray, ids: np.ndarray) -> list[list[Any]]:
+    """Output columns of image rows, with the given output ids."""
+    return [ids.tolist(), imgs.file_name[rows].tolist(), imgs.width[rows].tolist(),
+            imgs.height[rows].tolist()]
 
 
-def _iter_images(ds: Dataset, plan: _Plan) -> Iterator[list[Any]]:
-    imgs = ds.images
-    extra_keys = _extra_keys(imgs.extra[plan.image_rows], ("id", "file_name", "width", "height"))
-    out = _out_struct("Image", ("id", "file_name", "width", "height"), extra_keys)
-    rows = plan.image_rows
-    for s in range(0, len(rows), _CHUNK):
-        r = rows[s : s + _CHUNK]
-        objs = [out(*t) for t in zip(plan.image_ids[s : s + _CHUNK].tolist(),
-                                     imgs.file_name[r].tolist(), imgs.width[r].tolist(),
-                                     imgs.height[r].tolist())]
-        _with_extras(objs, imgs.extra[r], extra_keys)
-        yield objs
-
-
+_IMAGE_KEYS = ("id", "file_name", "width", "height")
 _ANN_KEYS = ("id", "image_id", "category_id", "segmentation", "area", "bbox", "iscrowd",
              "keypoints", "num_keypoints")
 
 
-def _iter_annotations(ds: Dataset, plan: _Plan) -> Iterator[list[Any]]:
-    anns = ds.annotations
-    rows = plan.ann_rows
-    extra_keys = _extra_keys(anns.extra[rows], _ANN_KEYS)
-    out = _out_struct("Annotation", _ANN_KEYS, extra_keys)
-    for s in range(0, len(rows), _CHUNK):
+def annotation_columns(anns: Annotations, rows: np.ndarray, ids: np.ndarray,
+                       image_ids: np.ndarray, bbox: np.ndarray, area: np.ndarray) -> list[list[Any]]:
+    """Output columns of annotation rows, with output ids and the completed bbox/area."""
+    crowd = anns.iscrowd[rows]
+    nkp = anns.num_keypoints[rows]
+    return [
+        ids.tolist(),
+        image_ids.tolist(),
+        anns.category_id[rows].tolist(),
+        [UNSET if s is None else s for s in anns.segmentation[rows].tolist()],
+        _unset_where(area.tolist(), np.isnan(area)),
+        _unset_where(bbox.tolist(), np.isnan(bbox[:, 0])),
+        _unset_where(crowd.tolist(), crowd < 0),
+        [UNSET if k is None else k for k in anns.keypoints[rows].tolist()],
+        _unset_where(nkp.tolist(), nkp < 0),
+    ]
+
+
+def _iter_array(key: str, ds: Dataset, plan: _Plan, progress: Callable[[int], None]
+                ) -> Iterator[bytes]:
+    if key == "images":
+        enc = RecordEncoder("Image", _IMAGE_KEYS)
+        rows, n = plan.image_rows, len(plan.image_rows)
+    else:
+        enc = RecordEncoder("Annotation", _ANN_KEYS)
+        rows, n = plan.ann_rows, len(plan.ann_rows)
+    yield b"["
+    for s in range(0, n, _CHUNK):
         r = rows[s : s + _CHUNK]
         sl = slice(s, s + _CHUNK)
-        bbox = plan.bbox[sl]
-        box_list: list[Any] = bbox.tolist()
-        if np.isnan(bbox[:, 0]).any():
-            for i in np.flatnonzero(np.isnan(bbox[:, 0])).tolist():
-                box_list[i] = UNSET
-        area = plan.area[sl]
-        area_list: list[Any] = area.tolist()
-        if np.isnan(area).any():
-            for i in np.flatnonzero(np.isnan(area)).tolist():
-                area_list[i] = UNSET
-        crowd = anns.iscrowd[r]
-        crowd_list: list[Any] = crowd.tolist()
-        if (crowd < 0).any():
-            for i in np.flatnonzero(crowd < 0).tolist():
-                crowd_list[i] = UNSET
-        nkp = anns.num_keypoints[r]
-        nkp_list: list[Any] = nkp.tolist()
-        if (nkp < 0).any():
-            nkp_list = [UNSET if v < 0 else v for v in nkp_list]
-        objs = [out(*t) for t in zip(
-            plan.ann_ids[sl].tolist(), plan.ann_image_ids[sl].tolist(),
-            anns.category_id[r].tolist(), _none_to_unset(anns.segmentation[r].tolist()),
-            area_list, box_list, crowd_list, _none_to_unset(anns.keypoints[r].tolist()),
-            nkp_list)]
-        _with_extras(objs, anns.extra[r], extra_keys)
-        yield objs
+        if key == "images":
+            cols = image_columns(ds.images, r, plan.image_ids[sl])
+            extra = ds.images.extra[r]
+        else:
+            cols = annotation_columns(ds.annotations, r, plan.ann_ids[sl], plan.ann_image_ids[sl],
+                                      plan.bbox[sl], plan.area[sl])
+            extra = ds.annotations.extra[r]
+        yield (b"," if s else b"") + enc.encode(cols, extra)
+        progress(len(r))
+    yield b"]"
 
 
 def _iter_document(ds: Dataset, plan: _Plan, progress: Progress | None) -> Iterator[bytes]:
     total = len(plan.image_rows) + len(plan.ann_rows)
     done = 0
+
+    def advance(n: int) -> None:
+        nonlocal done
+        done += n
+        if progress is not None:
+            progress(done, total)
+
     yield b"{"
     for n, key in enumerate(ds.key_order):
         yield (b"," if n else b"") + _ENCODER.encode(key) + b":"
         if key == "images" or key == "annotations":
-            chunks = _iter_images(ds, plan) if key == "images" else _iter_annotations(ds, plan)
-            yield b"["
-            first = True
-            for objs in chunks:
-                body = _ENCODER.encode(objs)
-                if len(body) > 2:
-                    yield (b"" if first else b",") + body[1:-1]
-                    first = False
-                done += len(objs)
-                if progress is not None:
-                    progress(done, total)
-            yield b"]"
+            yield from _iter_array(key, ds, plan, advance)
         elif key == "categories":
             yield _ENCODER.encode(list(ds.categories.records))
         else:

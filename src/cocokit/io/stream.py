@@ -1,0 +1,638 @@
+"""COCO files of any size in bounded memory: a streaming reader and writer.
+
+:func:`open_stream` makes a first pass over the file that reads it block by block and
+records where each top-level value lies and, for the ``images`` and ``annotations``
+arrays, where runs of about ``chunk_bytes`` of whole records begin and end (a page
+map). It works whatever the order of the top-level keys. Later passes seek to those
+runs and decode them with the same record decoders as :func:`cocokit.load`, so a
+stream yields exactly the tables the in-memory path would, one run at a time.
+
+How a run is cut without a full JSON tokenizer: near the end of a block the reader
+looks for the last ``}`` ``,`` ``{`` (records are objects) and asks msgspec to decode
+``[`` + the text up to that ``}`` + ``]`` as a list of raw records. That succeeds only
+when the cut lies between two records of the array; a cut inside a nested value or a
+string leaves brackets or a string open and fails, and the next candidate is tried. When
+the array ends inside the text, msgspec reports trailing characters at the array's end.
+
+:func:`write_coco_stream` writes under the export contract (ids auto/keep,
+categories passed through, negatives kept or dropped, integrity checked before the
+final rename, atomic) holding only id columns in memory.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import re
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import msgspec
+import numpy as np
+from msgspec import Raw
+
+from ..dataset import Annotations, Categories, Images, lookup
+from ..errors import IntegrityError, InputError, JSONSyntaxError
+from .coco import (
+    ExportSummary,
+    IdPolicy,
+    RecordEncoder,
+    _ENCODER,
+    _ANN_KEYS,
+    _IMAGE_KEYS,
+    _gc_paused,
+    annotation_columns,
+    annotation_decoder,
+    annotation_problems,
+    atomic_write,
+    check_policy,
+    complete_geometry,
+    duplicate_id_problems,
+    image_columns,
+    image_decoder,
+)
+
+__all__ = ["CocoStream", "open_stream", "write_coco_stream"]
+
+CHUNK_BYTES = 32 << 20
+_CUT = re.compile(rb"\}\s*,\s*\{")
+_TRAILING = re.compile(r"trailing characters \(byte (\d+)\)")
+_WS = b" \t\r\n"
+_RAW_LIST = msgspec.json.Decoder(list[Raw])
+
+
+def _cuts(buf: bytes, lo: int, hi: int) -> Iterator[int]:
+    """Offsets just after a ``}`` followed by ``,`` and ``{`` in buf[lo:hi], last first."""
+    step = 1 << 20
+    top = hi
+    while top > lo:
+        bottom = max(lo, top - step)
+        found = [m.start() + 1 for m in _CUT.finditer(buf, bottom, top)]
+        yield from reversed(found)
+        # a match may straddle the boundary: the next window overlaps by a few bytes
+        top = bottom + 64 if bottom > lo else lo
+        if bottom == lo:
+            break
+        step *= 4
+
+
+class _NotAnObject(InputError):
+    """The top level of the file is not a JSON object."""
+
+
+class _AnnRef(msgspec.Struct):
+    image_id: int
+
+
+_REF_LIST = msgspec.json.Decoder(list[_AnnRef])
+
+
+@dataclasses.dataclass(frozen=True)
+class _Run:
+    start: int  # file offset of the first record's first byte
+    end: int  # file offset just after the last record
+    first: int  # index of the first record in the array
+    count: int
+
+
+class _Window:
+    """A forward-only view of a file: ``buf`` holds bytes ``base .. base + len(buf)``."""
+
+    def __init__(self, f: Any, block: int) -> None:
+        self.f = f
+        self.block = block
+        self.buf = b""
+        self.base = 0
+        self.eof = False
+
+    @property
+    def stop(self) -> int:
+        return self.base + len(self.buf)
+
+    def fill(self, upto: int) -> None:
+        """Read until the window reaches file offset ``upto`` (or the end of the file)."""
+        parts = [self.buf]
+        have = self.stop
+        while have < upto and not self.eof:
+            data = self.f.read(max(self.block, upto - have))
+            if not data:
+                self.eof = True
+                break
+            parts.append(data)
+            have += len(data)
+        if len(parts) > 1:
+            self.buf = b"".join(parts)
+
+    def forget(self, pos: int) -> None:
+        """Drop the bytes before file offset ``pos``."""
+        if pos - self.base > self.block:
+            self.buf = self.buf[pos - self.base :]
+            self.base = pos
+
+    def skip_ws(self, pos: int) -> int:
+        while True:
+            self.fill(pos + 1)
+            i = pos - self.base
+            while i < len(self.buf) and self.buf[i] in _WS:
+                i += 1
+            if i < len(self.buf) or self.eof:
+                return self.base + i
+            pos = self.base + i
+
+    def at(self, pos: int) -> bytes:
+        self.fill(pos + 1)
+        i = pos - self.base
+        return self.buf[i : i + 1]
+
+
+def _syntax_error(path: str, offset: int, message: str) -> JSONSyntaxError:
+    line, col, seen = 1, 1, 0
+    with open(path, "rb") as f:
+        while seen < offset:
+            block = f.read(min(1 << 24, offset - seen))
+            if not block:
+                break
+            n = block.count(b"\n")
+            if n:
+                line += n
+                col = len(block) - block.rfind(b"\n")
+            else:
+                col += len(block)
+            seen += len(block)
+    return JSONSyntaxError(path, line, col, message)
+
+
+class CocoStream:
+    """A COCO file read in runs of records; see :func:`open_stream`.
+
+    Attributes: ``key_order`` (top-level keys as in the file), ``extra`` (the top-level
+    values other than images/annotations/categories, decoded), ``categories``,
+    ``num_images``, ``num_annotations``, ``size`` (bytes).
+    """
+
+    def __init__(self, path: str | os.PathLike[str], chunk_bytes: int = CHUNK_BYTES) -> None:
+        self.path = os.fspath(path)
+        self.chunk_bytes = chunk_bytes
+        try:
+            self.size = Path(self.path).stat().st_size
+        except FileNotFoundError:
+            raise InputError(self.path, None, "no such file") from None
+        self.key_order: list[str] = []
+        self.extra: dict[str, Any] = {}
+        self.runs: dict[str, list[_Run]] = {"images": [], "annotations": []}
+        cats: list[dict[str, Any]] = []
+        self.used_image_ids = np.zeros(0, np.int64)
+        with open(self.path, "rb") as f, _gc_paused():
+            w = _Window(f, min(chunk_bytes, 1 << 24))
+            pos = w.skip_ws(0)
+            if w.at(pos) != b"{":
+                raise _NotAnObject(self.path, None, "expected a JSON object at the top level")
+            pos = w.skip_ws(pos + 1)
+            if w.at(pos) == b"}":
+                pos += 1
+            while w.at(pos) != b"}" and pos < self.size:
+                key, pos = self._key(w, pos)
+                if key in ("images", "annotations"):
+                    if w.at(pos) != b"[":
+                        raise InputError(self.path, key, "expected an array")
+                    pos = self._array(w, pos, key)
+                else:
+                    raw, pos = self._value(w, pos, key)
+                    if key == "categories":
+                        try:
+                            cats = msgspec.json.decode(raw, type=list[dict[str, Any]])
+                        except msgspec.ValidationError as e:
+                            raise InputError(self.path, "categories", str(e)) from None
+                    else:
+                        self.extra[key] = msgspec.json.decode(raw)
+                self.key_order.append(key)
+                pos = w.skip_ws(pos)
+                sep = w.at(pos)
+                if sep == b",":
+                    pos = w.skip_ws(pos + 1)
+                elif sep != b"}":
+                    raise _syntax_error(self.path, pos, "expected ',' or '}' after a value")
+                w.forget(pos)
+        for i, c in enumerate(cats):
+            for k, typ in (("id", int), ("name", str)):
+                if not isinstance(c.get(k), typ) or isinstance(c.get(k), bool):
+                    raise InputError(self.path, f"categories[{i}].{k}",
+                                     f"missing or not a {typ.__name__}")
+        self.categories = Categories(cats)
+        self.file_keys = tuple(self.key_order)
+        for key in ("images", "annotations", "categories"):
+            if key not in self.key_order:
+                self.key_order.append(key)
+        self.num_images = sum(r.count for r in self.runs["images"])
+        self.num_annotations = sum(r.count for r in self.runs["annotations"])
+
+    # -- the index pass -------------------------------------------------------------
+
+    def _key(self, w: _Window, pos: int) -> tuple[str, int]:
+        if w.at(pos) != b'"':
+            raise _syntax_error(self.path, pos, "expected a key string")
+        end = pos + 1
+        while True:
+            w.fill(end + 1)
+            i = w.buf.find(b'"', end - w.base)
+            if i < 0:
+                if w.eof:
+                    raise _syntax_error(self.path, pos, "unterminated key string")
+                w.fill(w.stop + w.block)
+                continue
+            j = i
+            while j > 0 and w.buf[j - 1] == 0x5C:  # count backslashes before the quote
+                j -= 1
+            end = w.base + i + 1
+            if (i - j) % 2 == 0:
+                break
+        key = msgspec.json.decode(w.buf[pos - w.base : end - w.base], type=str)
+        colon = w.skip_ws(end)
+        if w.at(colon) != b":":
+            raise _syntax_error(self.path, colon, "expected ':' after a key")
+        return key, w.skip_ws(colon + 1)
+
+    def _value(self, w: _Window, pos: int, key: str) -> tuple[bytes, int]:
+        """A whole top-level value (not images/annotations): grow the window until it ends."""
+        size = 1 << 16
+        while True:
+            w.fill(pos + size)
+            text = w.buf[pos - w.base : pos - w.base + size]
+            try:
+                msgspec.json.decode(text, type=Raw)
+                if w.eof and pos + len(text) >= w.stop:
+                    return text, pos + len(text)
+            except msgspec.DecodeError as e:
+                m = _TRAILING.search(str(e))
+                if m:  # msgspec points just past the first trailing character
+                    n = int(m.group(1)) - 1
+                    return text[:n].rstrip(_WS), pos + n
+                at = re.search(r"\(byte (\d+)\)", str(e))
+                near_end = at is None or int(at.group(1)) >= len(text) - 64
+                if not near_end or pos + len(text) >= self.size:
+                    raise self._decode_error(e, pos, key) from None
+            size *= 2
+
+    def _decode_error(self, e: Exception, base: int, where: str) -> InputError:
+        m = re.search(r"\(byte (\d+)\)", str(e))
+        text = re.sub(r"\s*\(byte \d+\)", "", str(e)).replace("JSON is malformed: ", "")
+        if m:
+            return _syntax_error(self.path, base + int(m.group(1)), text)
+        if "truncated" in str(e):
+            return _syntax_error(self.path, self.size, f"the file ends inside `{where}`")
+        return InputError(self.path, where, text)
+
+    def _probe(self, key: str, text: bytes) -> int:
+        """Decode ``text`` (a JSON array of records) just enough to check and count it.
+
+        For annotations this also collects the image ids they reference. Raises
+        msgspec.DecodeError where the text is not a whole array.
+        """
+        if key == "annotations":
+            try:
+                refs = _REF_LIST.decode(text)
+            except msgspec.ValidationError:
+                return len(_RAW_LIST.decode(text))  # reported with its path when read
+            ids = np.fromiter((r.image_id for r in refs), np.int64, len(refs))
+            self._used.append(np.unique(ids))
+            if len(self._used) > 16:
+                self._used[:] = [np.unique(np.concatenate(self._used))]
+            return len(refs)
+        return len(_RAW_LIST.decode(text))
+
+    def _array(self, w: _Window, pos: int, key: str) -> int:
+        """Index an array of records into runs; returns the offset after its ``]``."""
+        runs = self.runs[key]
+        first = 0
+        pos = w.skip_ws(pos + 1)
+        if w.at(pos) == b"]":
+            return pos + 1
+        self._used: list[np.ndarray] = []
+        span = self.chunk_bytes
+        while True:
+            start = pos
+            w.forget(start)
+            w.fill(start + span)
+            lo = start - w.base
+            hi = min(len(w.buf), lo + span)
+            end: tuple[int, int, int] | None = None  # (records end, array end, count)
+            cut: tuple[int, int] | None = None  # (cut offset in buf, count)
+            for c in _cuts(w.buf, lo, hi):
+                seg = memoryview(w.buf)[lo:c]
+                try:
+                    cut = (c, self._probe(key, b"".join((b"[", seg, b"]"))))
+                    break
+                except msgspec.DecodeError as e:
+                    m = _TRAILING.search(str(e))
+                    if m is None:
+                        continue  # the cut fell inside a record
+                    end = self._closed(key, start, bytes(seg), int(m.group(1)))
+                    break
+            if cut is None and end is None:
+                if start + span < self.size:
+                    span *= 2  # a record longer than the block: look further
+                    continue
+                end = self._tail(w, start, key)
+            if end is not None:
+                rec_end, after, count = end
+                if count:
+                    runs.append(_Run(start, rec_end, first, count))
+                if key == "annotations":
+                    self.used_image_ids = np.unique(np.concatenate([self.used_image_ids, *self._used]))
+                return after
+            assert cut is not None
+            c, count = cut
+            span = self.chunk_bytes
+            runs.append(_Run(start, w.base + c, first, count))
+            first += count
+            pos = w.skip_ws(w.skip_ws(w.base + c) + 1)  # past the comma
+
+    def _closed(self, key: str, start: int, seg: bytes, n: int) -> tuple[int, int, int]:
+        """The array closed inside ``seg``: msgspec saw trailing text at ``n`` of '[' + seg.
+
+        msgspec reports the offset just past the first trailing character, so that
+        character is ``seg[n - 2]``.
+        """
+        text = seg[: n - 2].rstrip(_WS)  # the records, then the array's ']'
+        records = text[:-1].rstrip(_WS)
+        count = self._probe(key, b"[" + records + b"]") if records else 0
+        return start + len(records), start + len(text), count
+
+    def _tail(self, w: _Window, start: int, key: str) -> tuple[int, int, int]:
+        """No cut in the block: the rest of the array is one run; find where it ends."""
+        size = 2 * max(self.chunk_bytes, 1 << 16)
+        while True:
+            w.fill(start + size)
+            seg = w.buf[start - w.base : start - w.base + size]
+            try:
+                _RAW_LIST.decode(b"[" + seg)
+                n = len(seg) + 2  # the file ends right after the array
+            except msgspec.DecodeError as e:
+                m = _TRAILING.search(str(e))
+                if m is None:
+                    at = re.search(r"\(byte (\d+)\)", str(e))
+                    near_end = at is None or int(at.group(1)) >= len(seg) - 64
+                    if near_end and start + len(seg) < self.size:
+                        size *= 2  # the window ended inside a record
+                        continue
+                    raise self._decode_error(e, start - 1, key) from None
+                n = int(m.group(1))
+            return self._closed(key, start, seg, n)
+
+    # -- reading runs ---------------------------------------------------------------
+
+    def _run_texts(self, key: str) -> Iterator[tuple[_Run, bytes]]:
+        with open(self.path, "rb") as f:
+            for run in self.runs[key]:
+                f.seek(run.start)
+                yield run, b"".join((b"[", f.read(run.end - run.start), b"]"))
+
+    def image_tables(self) -> Iterator[tuple[int, Images]]:
+        """Runs of images as tables, in file order: (index of the first image, table)."""
+        dec = image_decoder(self.path)
+        for run, text in self._run_texts("images"):
+            with _gc_paused():
+                table = dec.decode_array(text, run.first)
+            yield run.first, table
+
+    def annotation_tables(self) -> Iterator[tuple[int, Annotations]]:
+        """Runs of annotations as tables, in file order: (index of the first, table)."""
+        dec = annotation_decoder(self.path)
+        for run, text in self._run_texts("annotations"):
+            with _gc_paused():
+                table = dec.decode_array(text, run.first)
+            yield run.first, table
+
+    def __repr__(self) -> str:
+        return (f"<CocoStream {self.path!r}: {self.num_images} images, "
+                f"{self.num_annotations} annotations, {len(self.categories)} categories>")
+
+
+def open_stream(path: str | os.PathLike[str], chunk_bytes: int = CHUNK_BYTES) -> CocoStream:
+    """Index a COCO file for streaming (one pass, bounded memory); see :class:`CocoStream`.
+
+    >>> s = open_stream("huge.json")                              # doctest: +SKIP
+    >>> for first, anns in s.annotation_tables(): ...             # doctest: +SKIP
+    """
+    return CocoStream(path, chunk_bytes)
+
+
+# -- the streaming writer ------------------------------------------------------------
+
+
+@dataclasses.dataclass
+class _ImageIndex:
+    ids: np.ndarray
+    heights: np.ndarray
+    widths: np.ndarray
+
+
+def _image_index(stream: CocoStream) -> _ImageIndex:
+    ids, hs, ws = [], [], []
+    for _, t in stream.image_tables():
+        ids.append(t.id)
+        hs.append(t.height)
+        ws.append(t.width)
+    cat = (lambda a: np.concatenate(a) if a else np.zeros(0, np.int64))
+    return _ImageIndex(cat(ids), cat(hs), cat(ws))
+
+
+def write_coco_stream(
+    stream: CocoStream,
+    path: str | os.PathLike[str],
+    *,
+    image_ids: IdPolicy = "auto",
+    annotation_ids: IdPolicy = "auto",
+    ignore_negative_samples: bool = False,
+    select: Callable[[Annotations], np.ndarray] | None = None,
+    progress: Callable[[int, int], None] | None = None,
+) -> ExportSummary:
+    """Write a streamed COCO file under the export contract, in bounded memory.
+
+    Same options and the same output bytes as :func:`cocokit.io.coco.write_coco` on the
+    loaded dataset. ``select(annotations) -> mask`` keeps a subset of each run of
+    annotations (a streaming filter); with ``ignore_negative_samples`` images left
+    without annotations are dropped. Integrity is checked while writing to a temporary
+    file; on any problem the temporary file is removed and
+    :class:`~cocokit.errors.IntegrityError` raised, so nothing is written.
+    """
+    check_policy("image_ids", image_ids)
+    check_policy("annotation_ids", annotation_ids)
+    target = os.fspath(path)
+    with _gc_paused():
+        index = _image_index(stream)
+    problems: list[str] = []
+    if image_ids == "keep":
+        problems += duplicate_id_problems(index.ids, "images", "image", "ids must be unique")
+    else:
+        dups = duplicate_id_problems(index.ids, "images", "image",
+                                     "annotations that reference it are ambiguous")
+        from .coco import _duplicates
+
+        rows = _duplicates(index.ids)[0]
+        problems += [p for p, r in zip(dups, rows.tolist())
+                     if np.isin(index.ids[r], stream.used_image_ids)]
+    problems += duplicate_id_problems(stream.categories.id, "categories", "category")
+    if problems:
+        raise IntegrityError(problems, target)
+
+    keep_rows = np.ones(len(index.ids), bool)
+    if ignore_negative_samples:
+        if select is None:
+            used = stream.used_image_ids
+        else:
+            parts = [np.unique(t.image_id[select(t)]) for _, t in stream.annotation_tables()]
+            used = np.unique(np.concatenate(parts)) if parts else np.zeros(0, np.int64)
+        keep_rows = np.isin(index.ids, used)
+    new_ids = np.zeros(len(index.ids), np.int64)
+    new_ids[keep_rows] = (np.arange(1, int(keep_rows.sum()) + 1) if image_ids == "auto"
+                          else index.ids[keep_rows])
+    total = int(keep_rows.sum()) + stream.num_annotations
+    counts = {"images": 0, "annotations": 0, "box": 0, "area": 0}
+    ann_ids_seen: list[np.ndarray] = []
+
+    def images_body() -> Iterator[bytes]:
+        enc = RecordEncoder("Image", _IMAGE_KEYS)
+        first = True
+        for start, t in stream.image_tables():
+            rows = np.flatnonzero(keep_rows[start : start + len(t)])
+            if not len(rows):
+                continue
+            with _gc_paused():
+                body = enc.encode(image_columns(t, rows, new_ids[start + rows]), t.extra[rows])
+            yield (b"" if first else b",") + body
+            first = False
+            counts["images"] += len(rows)
+            if progress:
+                progress(counts["images"] + counts["annotations"], total)
+
+    def annotations_body() -> Iterator[bytes]:
+        enc = RecordEncoder("Annotation", _ANN_KEYS)
+        first = True
+        next_id = 1
+        for start, t in stream.annotation_tables():
+            img_idx = lookup(index.ids, t.image_id)
+            cat_idx = lookup(stream.categories.id, t.category_id)
+            found = annotation_problems(t, start, img_idx, cat_idx)
+            if found:
+                problems.extend(found)
+                continue
+            mask = select(t) if select is not None else np.ones(len(t), bool)
+            mask &= keep_rows[np.maximum(img_idx, 0)]
+            rows = np.flatnonzero(mask)
+            if annotation_ids == "keep":
+                ann_ids_seen.append(t.id[rows])
+                out_ids = t.id[rows]
+            else:
+                out_ids = np.arange(next_id, next_id + len(rows), dtype=np.int64)
+                next_id += len(rows)
+            if not len(rows) or problems:
+                continue
+            r_img = img_idx[rows]
+            with _gc_paused():
+                bbox, area, nb, na = complete_geometry(
+                    t.bbox[rows], t.area[rows], t.segmentation[rows], index.heights[r_img],
+                    index.widths[r_img])
+                body = enc.encode(annotation_columns(t, rows, out_ids, new_ids[r_img], bbox,
+                                                     area), t.extra[rows])
+            counts["box"] += nb
+            counts["area"] += na
+            yield (b"" if first else b",") + body
+            first = False
+            counts["annotations"] += len(rows)
+            if progress:
+                progress(counts["images"] + counts["annotations"], total)
+        if annotation_ids == "keep" and ann_ids_seen:
+            ids = np.concatenate(ann_ids_seen)
+            if len(np.unique(ids)) != len(ids):
+                problems.extend(duplicate_id_problems(ids, "annotations", "annotation"))
+
+    def document() -> Iterator[bytes]:
+        yield b"{"
+        for n, key in enumerate(stream.key_order):
+            yield (b"," if n else b"") + _ENCODER.encode(key) + b":"
+            if key == "images":
+                yield b"["
+                yield from images_body()
+                yield b"]"
+            elif key == "annotations":
+                yield b"["
+                yield from annotations_body()
+                yield b"]"
+            elif key == "categories":
+                yield _ENCODER.encode(list(stream.categories.records))
+            else:
+                yield _ENCODER.encode(stream.extra[key])
+        if problems:
+            raise IntegrityError(problems, target)
+        yield b"}"
+
+    atomic_write(path, document())
+    return ExportSummary(target, counts["images"], counts["annotations"], len(stream.categories),
+                         len(index.ids) - counts["images"], counts["box"], counts["area"])
+
+
+# -- choosing the path, validating a stream -----------------------------------------
+
+#: Loading a file in memory takes about twice its size at the peak; stream when the
+#: file is bigger than available memory divided by this.
+STREAM_FACTOR = 3
+
+
+def available_memory() -> int:
+    """Bytes of memory available to this process (MemAvailable, or physical memory)."""
+    try:
+        with open("/proc/meminfo") as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    try:
+        return int(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES"))
+    except (ValueError, OSError, AttributeError):
+        return 1 << 34
+
+
+def should_stream(size: int) -> bool:
+    """Whether a file of ``size`` bytes is better streamed than loaded on this machine."""
+    return size * STREAM_FACTOR > available_memory()
+
+
+def _record_runs(stream: CocoStream, key: str) -> Iterator[tuple[int, list[Any]]]:
+    for run, text in stream._run_texts(key):
+        with _gc_paused():
+            yield run.first, msgspec.json.decode(text)
+
+
+def validate_stream(path: str | os.PathLike[str], *, max_problems: int | None = None,
+                    chunk_bytes: int = CHUNK_BYTES) -> Any:
+    """Validate a COCO file of any size in bounded memory; same report as validate_file.
+
+    The file is indexed (a syntax error there becomes the report's one ``json-syntax``
+    problem) and its runs of records are fed to the incremental validator.
+    """
+    from ..validate import Validator
+
+    name = os.fspath(path)
+    try:
+        stream = open_stream(name, chunk_bytes)
+    except JSONSyntaxError as e:
+        v = Validator(name, max_problems)
+        v.add("json-syntax", "", f"malformed JSON at line {e.line}, column {e.column}: "
+              f"{e.message.removeprefix('malformed JSON: ')}")
+        return v.finish()
+    except _NotAnObject:
+        v = Validator(name, max_problems)
+        v.add("top-not-object", "", "the document must be a JSON object with \"images\", "
+              "\"annotations\" and \"categories\" arrays")
+        return v.finish()
+    v = Validator(name, max_problems)
+    v.feed_top(list(stream.file_keys))
+    v.feed_categories([dict(r) for r in stream.categories.records])
+    for first, records in _record_runs(stream, "images"):
+        v.feed_images(records, first)
+    for first, records in _record_runs(stream, "annotations"):
+        v.feed_annotations(records, first)
+    return v.finish()

@@ -1,0 +1,1381 @@
+"""Ultralytics YOLO: write a dataset as YOLO labels, read YOLO labels back as COCO.
+
+Layout (the one Ultralytics trains on)::
+
+    OUT/
+      data.yaml              path, one key per split, nc, names (index -> name)
+      images/<split>/...     the image files: symlinks, copies, or left to you
+      labels/<split>/...     one .txt per image: same relative path, suffix .txt
+
+Ultralytics finds the label of an image by replacing the last ``/images/`` of the image
+path with ``/labels/`` and the suffix with ``.txt``; file names with sub-folders
+(``batch_1/0001.jpg``) keep them under both trees.
+
+Label rows, one object per row, numbers separated by single spaces:
+
+* ``task="detect"``: ``cls cx cy w h``, the box centre and size divided by the image
+  width and height;
+* ``task="segment"``: ``cls x1 y1 x2 y2 ...``, one polygon of at least 3 points, each
+  coordinate divided by the image width (x) or height (y). Ultralytics treats a file as
+  segments as soon as one row has more than 6 numbers, so in a segment export every
+  row is a polygon: an annotation without one (a box only, or an RLE mask) is written
+  as the 4-corner polygon of its box, and the summary counts them.
+
+Class indices are 0..K-1 in the order of the dataset's categories, whatever the COCO
+category ids are (COCO's 80 categories have ids 1..90 with gaps; their class indices are
+0..79); ``data.yaml`` writes that mapping down twice: ``names`` (index -> name, for
+Ultralytics) and ``coco_categories`` (the full COCO category records in index order,
+which Ultralytics ignores and :func:`read_yolo` uses to give back the original ids).
+
+A multi-part polygon (a COCO segmentation with several rings) becomes one row, joined as
+Ultralytics' own COCO converter joins it (``merge_multi_segment``), so that the single
+ring Ultralytics reads (and fills with ``cv2.fillPoly``) covers the same pixels: each
+ring is linked to the next at the pair of their vertices closest to each other (in
+pixels, not counting points where parts touch); the path goes once around the first
+ring back to its link vertex, crosses to the next ring, follows it forward to the vertex
+that links to the ring after it, and so on; it goes all the way around the last ring,
+then walks back through the rings in reverse order along their remaining vertices,
+crossing each link a second time in the opposite direction. The links are thus
+zero-width "bridges" that add no area; where parts overlap, a filler with the even-odd
+rule (pycocotools) leaves the overlap empty, as it does for Ultralytics' own join: a
+single ring cannot say more. Unlike Ultralytics' function, which mirrors a middle ring
+without renumbering its link vertices (so its bridges can land next to the closest
+points), the bridges here always join the closest vertices and no ring is mirrored, so
+:func:`split_rings` can undo the join exactly on import (each bridge is an edge walked
+once in each direction).
+
+Coordinates are written with the shortest text that reads back as the same float
+(``repr``), so COCO -> YOLO -> COCO gives back boxes and polygons to float precision;
+``precision=N`` writes N significant digits instead (Ultralytics' converter uses 6).
+Coordinates outside the image are clipped to it by default (Ultralytics rejects a whole
+image as corrupt when a coordinate is beyond 1.01 or below -0.01); crowd annotations are
+skipped by default, as Ultralytics' converter does; boxes with no area are skipped.
+
+Writing is all-or-nothing per call: every check (categories, file names, image files and
+their sizes) runs before anything is written; labels and image links are written into
+hidden folders beside their targets and renamed into place at the end (an existing
+``labels/<split>`` is replaced by a rename, and Ultralytics' stale ``labels/<split>.cache``
+removed); ``data.yaml`` is written last, to a temporary file renamed over the old one, so
+it is never half-written. Exporting one split at a time into the same folder adds each
+split to ``data.yaml`` (the class names must be the same).
+
+Reading sizes images from their file headers with Pillow (no pixel decoding), swapping
+width and height for JPEG files whose EXIF orientation is a quarter turn, as Ultralytics'
+``exif_size`` does (it checks orientations 6 and 8; 5 and 7, the mirrored quarter turns
+that OpenCV also applies on loading, swap here too), or from a sizes table.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import json
+import os
+import re
+import shutil
+import tempfile
+import uuid
+import warnings
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from pathlib import Path, PurePosixPath
+from typing import Any, Literal
+
+import numpy as np
+
+from ..dataset import Annotations, Categories, Dataset, Images, plain
+from ..errors import InputError, IntegrityError, OptionError
+from ..geometry import (
+    Polygons,
+    parse_polygons,
+    polygon_bboxes,
+    segmentation_areas,
+    segmentation_bboxes,
+)
+from .coco import atomic_write
+
+__all__ = [
+    "IMG_FORMATS",
+    "YoloExportSummary",
+    "YoloSplitSummary",
+    "image_size",
+    "join_rings",
+    "load_data_yaml",
+    "read_yolo",
+    "split_rings",
+    "write_yolo",
+]
+
+Task = Literal["detect", "segment"]
+ImageMode = Literal["link", "copy", "none"]
+CrowdMode = Literal["skip", "keep"]
+Progress = Callable[[int, int], None]
+PathLike = str | os.PathLike[str]
+SizesTable = PathLike | Mapping[str, Any] | Dataset
+
+#: Image suffixes Ultralytics loads (lower case, without the dot).
+IMG_FORMATS = frozenset({"bmp", "dng", "jpeg", "jpg", "mpo", "png", "tif", "tiff", "webp", "pfm",
+                         "heic"})
+
+_RESERVED_KEYS = frozenset({"path", "names", "nc", "download", "coco_categories", "kpt_shape",
+                            "flip_idx", "channels", "yaml_file"})
+_KNOWN_SPLITS = ("train", "val", "validation", "test", "minival")
+_SPLIT_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]*$")
+_CHUNK = 20_000
+_QUARTER_TURNS = frozenset({5, 6, 7, 8})
+_CREATE = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0)
+
+
+# -- summaries ---------------------------------------------------------------------------
+
+
+@dataclasses.dataclass(frozen=True)
+class YoloSplitSummary:
+    """What was written for one split.
+
+    ``images``: label files written (one per image); ``rows``: label rows (objects);
+    ``negatives``: images whose label file is empty; ``skipped_crowd``: crowd
+    annotations left out (``crowd="skip"``); ``skipped_empty``: annotations with no
+    usable geometry (no box and no polygon, or a box of zero width or height after
+    clipping); ``box_as_polygon``: segment rows written as the 4 corners of the box
+    because the annotation had no polygon; ``clipped``: rows with a coordinate moved
+    onto the image border; ``unsupported_suffix``: images whose suffix Ultralytics does
+    not load (see :data:`IMG_FORMATS`); ``image_files``: images linked or copied.
+    """
+
+    name: str
+    images: int
+    rows: int
+    negatives: int
+    skipped_crowd: int
+    skipped_empty: int
+    box_as_polygon: int
+    clipped: int
+    unsupported_suffix: int
+    image_files: int
+
+
+@dataclasses.dataclass(frozen=True)
+class YoloExportSummary:
+    """What :func:`write_yolo` wrote: the folder, ``data.yaml``, the class names and one
+    :class:`YoloSplitSummary` per split written; ``val_is_train`` is True when no ``val``
+    split exists and ``data.yaml`` names the train images as ``val`` (Ultralytics
+    requires the key)."""
+
+    path: str
+    data_yaml: str
+    task: str
+    names: tuple[str, ...]
+    splits: dict[str, YoloSplitSummary]
+    val_is_train: bool
+
+    @property
+    def images(self) -> int:
+        """Label files written, all splits."""
+        return sum(s.images for s in self.splits.values())
+
+    @property
+    def rows(self) -> int:
+        """Label rows written, all splits."""
+        return sum(s.rows for s in self.splits.values())
+
+
+# -- small helpers -----------------------------------------------------------------------
+
+
+def _check_choice(option: str, value: Any, allowed: Sequence[str]) -> None:
+    if value not in allowed:
+        raise OptionError(option, value, " or ".join(repr(a) for a in allowed))
+
+
+def _fmt(values: np.ndarray, precision: int | None) -> list[str]:
+    """Numbers as text: shortest round-trip repr, or ``precision`` significant digits."""
+    vals = (np.asarray(values, np.float64) + 0.0).tolist()  # + 0.0 turns -0.0 into 0.0
+    if precision is None:
+        return list(map(repr, vals))
+    spec = f".{precision}g"
+    return [format(v, spec) for v in vals]
+
+
+_PLAIN_SCALAR = re.compile(r"^[A-Za-z_/.][A-Za-z0-9_ ./()+\-]*$")
+_YAML_WORDS = frozenset({"y", "n", "yes", "no", "true", "false", "on", "off", "null", "nan",
+                         "inf"})
+
+
+def _yaml_str(s: str) -> str:
+    """A YAML scalar for ``s``: plain when that reads back as the same string, else a
+    double-quoted (JSON) string."""
+    if (_PLAIN_SCALAR.match(s) and s == s.strip() and s.lower().lstrip(".") not in _YAML_WORDS
+            and " #" not in s):
+        return s
+    return json.dumps(s, ensure_ascii=False)
+
+
+# -- the join of multi-part polygons -----------------------------------------------------
+
+
+def _nearest_pair(a: np.ndarray, b: np.ndarray, shared: set[tuple[float, float]],
+                  ) -> tuple[int, int]:
+    """Indices (i, j) of the closest vertices a[i], b[j] (the first such pair in row
+    order), leaving out vertices in ``shared`` (points of several rings) and coinciding
+    pairs; (0, 0) when nothing is left."""
+    skip_a = np.array([tuple(p) in shared for p in a.tolist()], bool) if shared else None
+    skip_b = np.array([tuple(p) in shared for p in b.tolist()], bool) if shared else None
+    best = (np.inf, 0, 0)
+    step = max(1, 1_000_000 // max(len(b), 1))
+    for s in range(0, len(a), step):
+        d = ((a[s : s + step, None, :] - b[None, :, :]) ** 2).sum(-1)
+        d[d == 0] = np.inf
+        if skip_a is not None and skip_b is not None:
+            d[skip_a[s : s + step]] = np.inf
+            d[:, skip_b] = np.inf
+        k = int(np.argmin(d))
+        i, j = divmod(k, len(b))
+        if d[i, j] < best[0]:
+            best = (float(d[i, j]), s + i, j)
+    return best[1], best[2]
+
+
+def join_rings(rings: Sequence[np.ndarray | Sequence[float]]) -> np.ndarray:
+    """Join the rings of a multi-part polygon into one closed path, as Ultralytics does.
+
+    ``rings``: (k, 2) arrays or flat ``[x1, y1, ...]`` lists. Returns an (m, 2) array.
+    Consecutive rings are linked at their closest vertices (leaving out points that
+    belong to several rings, where parts touch, so that no link has zero length or runs
+    along an edge); the path goes around the
+    first ring, forward along each middle ring to its next link, around the last ring,
+    and back along the rest of each middle ring, so every link is walked once each way
+    (a zero-width bridge). A single ring is returned as it is. See the module docstring.
+    """
+    rs = [np.asarray(r, np.float64).reshape(-1, 2) for r in rings]
+    rs = [r for r in rs if len(r)]
+    if not rs:
+        return np.zeros((0, 2), np.float64)
+    if len(rs) == 1:
+        return rs[0].copy()
+    seen: set[tuple[float, float]] = set()
+    shared: set[tuple[float, float]] = set()
+    for r in rs:
+        pts = {(float(x), float(y)) for x, y in r.tolist()}
+        shared |= seen & pts
+        seen |= pts
+    links = [_nearest_pair(rs[i], rs[i + 1], shared) for i in range(len(rs) - 1)]
+    forward: list[np.ndarray] = []
+    back: list[np.ndarray] = []
+    last = len(rs) - 1
+    for i, ring in enumerate(rs):
+        if i == 0 or i == last:
+            start = links[0][0] if i == 0 else links[-1][1]
+            forward.append(np.concatenate([ring[start:], ring[: start + 1]]))
+            continue
+        entry, leave = links[i - 1][1], links[i][0]
+        if leave >= entry:  # forward entry..leave, back leave..end, start..entry
+            forward.append(ring[entry : leave + 1])
+            back.append(np.concatenate([ring[leave:], ring[: entry + 1]]))
+        else:  # forward entry..end, start..leave, back leave..entry
+            forward.append(np.concatenate([ring[entry:], ring[: leave + 1]]))
+            back.append(ring[leave : entry + 1])
+    return np.concatenate(forward + back[::-1])
+
+
+def split_rings(points: np.ndarray) -> list[np.ndarray] | None:
+    """Undo :func:`join_rings`: the rings of a joined path, or None if it has no bridges.
+
+    ``points`` is an (m, 2) array, the path closed implicitly (last point to first). A
+    bridge is an edge between two distinct points that the path walks once in each
+    direction, the second time after everything reached through it; bridges nest, so a
+    stack rebuilds the rings. Returns None when the path has no such edge, or when the
+    edges do not nest (then the path is not a join and is best kept as one ring). Rings
+    of fewer than 3 points (a spike walked out and back) are dropped.
+    """
+    pts = np.asarray(points, np.float64).reshape(-1, 2)
+    m = len(pts)
+    if m < 4:
+        return None
+    tup = list(map(tuple, pts.tolist()))
+    if len(set(tup)) == m:
+        return None  # a join repeats at least its first link vertex
+    edges = [(tup[k], tup[(k + 1) % m]) for k in range(m)]
+    edge_set = set(edges)
+    candidate = [p != q and (q, p) in edge_set for p, q in edges]
+    if not any(candidate):
+        return None
+    # each ring: (the order it was entered in, its vertex indices); a stack of the rings
+    # left through a bridge not yet walked back
+    stack: list[tuple[tuple[Any, Any], tuple[int, list[int]]]] = []
+    current: tuple[int, list[int]] = (0, [0])
+    entered = 1
+    rings: list[tuple[int, list[int]]] = []
+    for k in range(m):
+        nxt = (k + 1) % m
+        if candidate[k]:
+            p, q = edges[k]
+            if stack and stack[-1][0] == (q, p):
+                rings.append(current)
+                _, current = stack.pop()
+                verts = current[1]
+                if nxt != 0 and (not verts or tup[verts[-1]] != tup[nxt]):
+                    verts.append(nxt)
+            else:
+                stack.append(((p, q), current))
+                current = (entered, [nxt] if nxt != 0 else [])
+                entered += 1
+        elif nxt != 0:
+            current[1].append(nxt)
+    if stack:
+        return None
+    rings.append(current)
+    out: list[np.ndarray] = []
+    for _, ring in sorted(rings, key=lambda r: r[0]):
+        if len(ring) > 1 and tup[ring[0]] == tup[ring[-1]]:
+            ring = ring[:-1]
+        if len(ring) >= 3:
+            out.append(pts[ring])
+    return out or None
+
+
+# -- data.yaml ---------------------------------------------------------------------------
+
+
+def load_data_yaml(path: PathLike) -> dict[str, Any]:
+    """Read a data.yaml as a dict: with PyYAML when installed, else with a small reader.
+
+    The small reader knows what data.yaml files hold: ``key: value`` lines, block lists
+    (``- item``) and block mappings (``0: person``) one level deep, flow lists and
+    mappings on one line, quoted and plain scalars, ``|`` text blocks, comments.
+    Anything else raises :class:`~cocokit.errors.InputError` suggesting
+    ``pip install pyyaml``.
+    """
+    p = Path(path)
+    try:
+        text = p.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise InputError(str(p), None, "file not found") from None
+    except (OSError, UnicodeDecodeError) as e:
+        raise InputError(str(p), None, f"cannot read: {e}") from None
+    try:
+        import yaml
+    except ImportError:
+        data = _mini_yaml(text, str(p))
+    else:
+        try:
+            data = yaml.safe_load(text)
+        except yaml.YAMLError as e:
+            raise InputError(str(p), None, f"invalid YAML: {e}") from None
+    if not isinstance(data, dict):
+        raise InputError(str(p), None, f"expected a mapping of keys, got {type(data).__name__}")
+    return data
+
+
+def _strip_comment(line: str) -> str:
+    quote, escaped = "", False
+    for i, ch in enumerate(line):
+        if quote:
+            if escaped:
+                escaped = False
+            elif ch == "\\" and quote == '"':
+                escaped = True
+            elif ch == quote:
+                quote = ""
+        elif ch in "\"'" and (i == 0 or line[i - 1] in " \t[{,:"):
+            quote = ch
+        elif ch == "#" and (i == 0 or line[i - 1] in " \t"):
+            return line[:i].rstrip()
+    return line.rstrip()
+
+
+def _split_flow(body: str) -> list[str]:
+    parts: list[str] = []
+    depth, quote, start, escaped = 0, "", 0, False
+    for i, ch in enumerate(body):
+        if quote:
+            if escaped:
+                escaped = False
+            elif ch == "\\" and quote == '"':
+                escaped = True
+            elif ch == quote:
+                quote = ""
+        elif ch in "\"'":
+            quote = ch
+        elif ch in "[{":
+            depth += 1
+        elif ch in "]}":
+            depth -= 1
+        elif ch == "," and depth == 0:
+            parts.append(body[start:i])
+            start = i + 1
+    parts.append(body[start:])
+    return [x.strip() for x in parts if x.strip()]
+
+
+def _split_key(item: str) -> tuple[str, str] | None:
+    """``key: value`` -> (key, value); keys may be quoted."""
+    if item[:1] in "\"'":
+        end = item.find(item[0], 1)
+        if end > 0 and item[end + 1 : end + 2] == ":":
+            return item[: end + 1], item[end + 2 :].strip()
+        return None
+    m = re.match(r"^([^:]+?)\s*:(?:\s+(.*)|)$", item)
+    if not m:
+        return None
+    return m.group(1), (m.group(2) or "").strip()
+
+
+def _scalar(s: str, file: str) -> Any:
+    s = s.strip()
+    if s in ("", "~", "null", "Null", "NULL"):
+        return None
+    if s[0] == '"':
+        try:
+            return json.loads(s)
+        except ValueError:
+            raise InputError(file, None, f"cannot read the quoted string {s}; "
+                             "install PyYAML (pip install pyyaml)") from None
+    if s[0] == "'":
+        if len(s) < 2 or s[-1] != "'":
+            raise InputError(file, None, f"unterminated string {s}")
+        return s[1:-1].replace("''", "'")
+    if s[0] in "[{":
+        with contextlib.suppress(ValueError):
+            return json.loads(s)
+        close = "]" if s[0] == "[" else "}"
+        if s[-1] != close:
+            raise InputError(file, None, f"cannot read {s!r} (a flow collection over several "
+                             "lines); install PyYAML (pip install pyyaml)")
+        items = _split_flow(s[1:-1])
+        if s[0] == "[":
+            return [_scalar(x, file) for x in items]
+        out: dict[Any, Any] = {}
+        for x in items:
+            kv = _split_key(x)
+            if kv is None:
+                raise InputError(file, None, f"cannot read {x!r} in {s!r}")
+            out[_scalar(kv[0], file)] = _scalar(kv[1], file)
+        return out
+    if re.fullmatch(r"[-+]?\d+", s):
+        return int(s)
+    if re.fullmatch(r"[-+]?(\d+\.\d*|\.\d+|\d+)([eE][-+]?\d+)?", s):
+        return float(s)
+    if s in ("true", "True", "TRUE"):
+        return True
+    if s in ("false", "False", "FALSE"):
+        return False
+    return s
+
+
+def _mini_yaml(text: str, file: str) -> dict[str, Any]:
+    """The subset of YAML that data.yaml files use (see :func:`load_data_yaml`)."""
+    out: dict[str, Any] = {}
+    lines = [(n, _strip_comment(raw)) for n, raw in enumerate(text.splitlines(), 1)]
+    lines = [(n, ln) for n, ln in lines if ln.strip() and ln.strip() != "---"]
+    i = 0
+    while i < len(lines):
+        n, ln = lines[i]
+        if ln[0] in " \t":
+            raise InputError(file, f"line {n}", "unexpected indentation; install PyYAML "
+                             "(pip install pyyaml) to read this file")
+        kv = _split_key(ln)
+        if kv is None:
+            raise InputError(file, f"line {n}", f"expected 'key: value', got {ln!r}")
+        key, rest = _scalar(kv[0], file), kv[1]
+        i += 1
+        if rest in ("|", "|-", "|+", ">", ">-", ">+"):  # a block of text (e.g. download:)
+            text_lines: list[str] = []
+            while i < len(lines) and lines[i][1][0] in " \t":
+                text_lines.append(lines[i][1].strip())
+                i += 1
+            out[key] = ("\n" if rest[0] == "|" else " ").join(text_lines)
+            continue
+        if rest:
+            out[key] = _scalar(rest, file)
+            continue
+        block: list[tuple[int, str]] = []
+        while i < len(lines) and (lines[i][1][0] in " \t" or lines[i][1].startswith("- ")):
+            block.append(lines[i])
+            i += 1
+        if not block:
+            out[key] = None
+        elif all(b.strip().startswith("- ") or b.strip() == "-" for _, b in block):
+            out[key] = [_scalar(b.strip()[1:], file) for _, b in block]
+        else:
+            mapping: dict[Any, Any] = {}
+            for bn, b in block:
+                bkv = _split_key(b.strip())
+                if bkv is None or not bkv[1]:
+                    raise InputError(file, f"line {bn}", f"cannot read {b.strip()!r}; install "
+                                     "PyYAML (pip install pyyaml) to read this file")
+                mapping[_scalar(bkv[0], file)] = _scalar(bkv[1], file)
+            out[key] = mapping
+    return out
+
+
+def _names_list(names: Any, file: str) -> list[str]:
+    """data.yaml ``names`` (a list, or a mapping index -> name) as a list by index."""
+    if isinstance(names, list):
+        return [str(x) for x in names]
+    if isinstance(names, dict):
+        try:
+            idx = {int(k): str(v) for k, v in names.items()}
+        except (TypeError, ValueError):
+            raise InputError(file, "names", "expected integer class indices as keys") from None
+        if sorted(idx) != list(range(len(idx))):
+            raise InputError(file, "names", f"class indices must be 0..{len(idx) - 1}, got "
+                             f"{sorted(idx)[:10]}")
+        return [idx[i] for i in range(len(idx))]
+    raise InputError(file, "names", f"expected a list or a mapping, got {type(names).__name__}")
+
+
+def _dump_data_yaml(root: Path, splits: Mapping[str, str | list[str]], names: Sequence[str],
+                    categories: Sequence[Mapping[str, Any]], val_is_train: bool) -> bytes:
+    out = [
+        "# Ultralytics YOLO dataset written by cocokit",
+        "# class index i is the i-th category of the COCO file (see coco_categories below)",
+        f"path: {_yaml_str(str(root))}",
+    ]
+    for key, value in splits.items():
+        if key == "val" and val_is_train:
+            out.append("# no 'val' split was exported: Ultralytics requires the key, so it names "
+                       "the train images")
+        if isinstance(value, list):
+            out.append(f"{key}: [{', '.join(_yaml_str(v) for v in value)}]")
+        else:
+            out.append(f"{key}: {_yaml_str(value)}")
+    out.append(f"nc: {len(names)}")
+    out.append("names:")
+    out.extend(f"  {i}: {_yaml_str(n)}" for i, n in enumerate(names))
+    out.append("# the COCO category of each class index, in index order (read back by cocokit;")
+    out.append("# Ultralytics ignores this key)")
+    out.append("coco_categories:")
+    out.extend(f"  - {json.dumps(plain(dict(c)), ensure_ascii=False)}" for c in categories)
+    return ("\n".join(out) + "\n").encode("utf-8")
+
+
+# -- image headers -----------------------------------------------------------------------
+
+
+def image_size(path: PathLike) -> tuple[int, int]:
+    """(width, height) of an image as a trainer sees it, from the file header only.
+
+    Pillow reads the header without decoding pixels. For a JPEG whose EXIF orientation
+    is a quarter turn (5, 6, 7 or 8) width and height are swapped, as OpenCV rotates the
+    image on loading (Ultralytics' ``exif_size`` swaps for 6 and 8).
+    """
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            with Image.open(path) as im:
+                w, h = im.size
+                if im.format in ("JPEG", "MPO"):
+                    with contextlib.suppress(Exception):
+                        if im.getexif().get(274) in _QUARTER_TURNS:
+                            w, h = h, w
+    except FileNotFoundError:
+        raise InputError(os.fspath(path), None, "image file not found") from None
+    except Image.DecompressionBombError as e:
+        raise InputError(os.fspath(path), None, f"{e}; give the image sizes in a sizes "
+                         "table instead") from None
+    except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as e:
+        raise InputError(os.fspath(path), None, f"cannot read the image header: {e}") from None
+    return int(w), int(h)
+
+
+# -- export ------------------------------------------------------------------------------
+
+
+@dataclasses.dataclass
+class _SplitPlan:
+    name: str
+    ds: Dataset
+    label_rel: list[str]          # per image row: labels/<split>/<this>
+    image_rel: list[str]          # per image row: images/<split>/<this>
+    image_src: list[str] | None   # per image row: the source file (link/copy), else None
+    ann_order: np.ndarray         # annotation rows to write, grouped by image row
+    ann_offsets: np.ndarray       # image row i owns ann_order[ann_offsets[i]:ann_offsets[i+1]]
+    bbox: np.ndarray              # per annotation row (all rows): xywh, computed where absent
+    skipped_crowd: int
+    unsupported_suffix: int
+
+
+def _categories_key(ds: Dataset) -> tuple[tuple[int, str], ...]:
+    return tuple(zip(ds.categories.id.tolist(), map(str, ds.categories.name.tolist()),
+                     strict=True))
+
+
+def _integrity(ds: Dataset, target: str) -> None:
+    problems: list[str] = []
+    cats = ds.categories.id
+    if len(np.unique(cats)) != len(cats):
+        _, first = np.unique(cats, return_index=True)
+        dup = np.setdiff1d(np.arange(len(cats)), first)
+        problems += [f"categories[{r}].id: duplicate category id {int(cats[r])}" for r in dup]
+    ids = ds.images.id
+    if len(np.unique(ids)) != len(ids):
+        u, counts = np.unique(ids, return_counts=True)
+        dup_ids = u[counts > 1]
+        used = dup_ids[np.isin(dup_ids, ds.annotations.image_id)]
+        problems += [f"images: duplicate image id {int(i)} referenced by annotations (ambiguous)"
+                     for i in used]
+    for r in np.flatnonzero(ds.image_index < 0).tolist():
+        problems.append(f"annotations[{r}].image_id: image id "
+                        f"{int(ds.annotations.image_id[r])} names no image")
+    for r in np.flatnonzero(ds.category_index < 0).tolist():
+        problems.append(f"annotations[{r}].category_id: category id "
+                        f"{int(ds.annotations.category_id[r])} is not in categories")
+    if problems:
+        raise IntegrityError(problems, target)
+
+
+def _layout_name(file_name: str) -> str:
+    """The path of an image under images/<split>/: file_name when it is a safe relative
+    path, else its last component."""
+    p = PurePosixPath(file_name)
+    if p.is_absolute() or ".." in p.parts or not p.parts:
+        return p.name
+    return str(p)
+
+
+def _plan_split(name: str, ds: Dataset, task: Task, images: ImageMode, image_dir: Path | None,
+                crowd: CrowdMode, check_sizes: bool, target: str) -> _SplitPlan:
+    _integrity(ds, target)
+    source = ds.source
+    anns = ds.annotations
+    imgs = ds.images
+    file_names = [str(f) for f in imgs.file_name.tolist()]
+    image_rel = [_layout_name(f) for f in file_names]
+    for r, rel in enumerate(image_rel):
+        if not rel or rel in (".", ""):
+            raise InputError(source, f"images[{r}].file_name", f"not a file name: "
+                             f"{file_names[r]!r}")
+    label_rel = [str(PurePosixPath(rel).with_suffix(".txt")) for rel in image_rel]
+    seen: dict[str, int] = {}
+    clashes: list[str] = []
+    for r, lab in enumerate(label_rel):
+        first = seen.setdefault(lab, r)
+        if first != r:
+            clashes.append(f"images[{r}].file_name {file_names[r]!r} and images[{first}]."
+                           f"file_name {file_names[first]!r} both need labels/{name}/{lab}")
+    if clashes:
+        raise IntegrityError(clashes, target)
+    unsupported = sum(1 for rel in image_rel
+                      if PurePosixPath(rel).suffix[1:].lower() not in IMG_FORMATS)
+
+    image_src: list[str] | None = None
+    if images != "none":
+        if image_dir is None:
+            if source and os.path.isfile(source):
+                image_dir = Path(source).parent
+            else:
+                raise OptionError("image_dir", None, "the folder of the images (needed to "
+                                  f"{images} them; or images='none')")
+        image_src = [os.path.abspath(os.path.join(image_dir, f)) for f in file_names]
+        missing = [f"images[{r}].file_name: {s}" for r, s in enumerate(image_src)
+                   if not os.path.isfile(s)]
+        if missing:
+            raise InputError(source, None, f"{len(missing)} image file(s) not found under "
+                             f"{str(image_dir)!r} (give the image folder, or images='none'): "
+                             + "; ".join(missing[:5]) + (" ..." if len(missing) > 5 else ""))
+        if check_sizes:
+            wrong: list[str] = []
+            for r, s in enumerate(image_src):
+                w, h = image_size(s)
+                if w != int(imgs.width[r]) or h != int(imgs.height[r]):
+                    wrong.append(f"images[{r}] {file_names[r]!r}: file is {w}x{h}, "
+                                 f"record says {int(imgs.width[r])}x{int(imgs.height[r])}")
+            if wrong:
+                raise InputError(source, None, f"{len(wrong)} image(s) differ in size from "
+                                 "their record, so normalized labels would be wrong (sizes "
+                                 "are after EXIF rotation; check_sizes=False skips this): "
+                                 + "; ".join(wrong[:5]) + (" ..." if len(wrong) > 5 else ""))
+
+    keep = np.ones(len(anns), bool)
+    skipped_crowd = 0
+    if crowd == "skip":
+        is_crowd = anns.iscrowd == 1
+        skipped_crowd = int(is_crowd.sum())
+        keep &= ~is_crowd
+    rows = np.flatnonzero(keep)
+    img_of = ds.image_index[rows]
+    order = rows[np.argsort(img_of, kind="stable")]
+    counts = np.bincount(img_of, minlength=len(imgs))
+    offsets = np.zeros(len(imgs) + 1, np.int64)
+    np.cumsum(counts, out=offsets[1:])
+
+    bbox = anns.bbox
+    need = np.isnan(bbox[:, 0]) & keep & np.array([s is not None for s in anns.segmentation],
+                                                  bool).reshape(-1)
+    if need.any():
+        bbox = bbox.copy()
+        ii = ds.image_index[need]
+        bbox[need] = segmentation_bboxes(anns.segmentation[need], imgs.height[ii], imgs.width[ii])
+    return _SplitPlan(name, ds, label_rel, image_rel, image_src, order, offsets, bbox,
+                      skipped_crowd, unsupported)
+
+
+@dataclasses.dataclass
+class _Counts:
+    rows: int = 0
+    skipped_empty: int = 0
+    box_as_polygon: int = 0
+    clipped: int = 0
+
+
+def _box_lines(plan: _SplitPlan, rows: np.ndarray, cls: list[str], clip: bool,
+               precision: int | None, counts: _Counts) -> list[str | None]:
+    ds = plan.ds
+    ii = ds.image_index[rows]
+    W = ds.images.width[ii].astype(np.float64)
+    H = ds.images.height[ii].astype(np.float64)
+    x, y, w, h = plan.bbox[rows].T
+    with np.errstate(invalid="ignore"):
+        ok = np.isfinite(plan.bbox[rows]).all(axis=1) & (w > 0) & (h > 0)
+        if clip:
+            x1, y1 = np.clip(x, 0, W), np.clip(y, 0, H)
+            x2, y2 = np.clip(x + w, 0, W), np.clip(y + h, 0, H)
+            moved = ok & ((x1 != x) | (y1 != y) | (x2 != x + w) | (y2 != y + h))
+            x, y = np.where(moved, x1, x), np.where(moved, y1, y)
+            w, h = np.where(moved, x2 - x1, w), np.where(moved, y2 - y1, h)
+            ok &= (w > 0) & (h > 0)
+            counts.clipped += int((moved & ok).sum())
+        cx, cy, nw, nh = (x + w / 2) / W, (y + h / 2) / H, w / W, h / H
+    counts.skipped_empty += int((~ok).sum())
+    counts.rows += int(ok.sum())
+    parts = [_fmt(v, precision) for v in (cx, cy, nw, nh)]
+    lines = list(map(" ".join, zip(cls, *parts, strict=True)))
+    return [ln if k else None for ln, k in zip(lines, ok.tolist(), strict=True)]
+
+
+def _polygon_lines(plan: _SplitPlan, rows: np.ndarray, cls: list[str], clip: bool,
+                   precision: int | None, counts: _Counts) -> list[str | None]:
+    ds = plan.ds
+    anns = ds.annotations
+    ii = ds.image_index[rows]
+    W = ds.images.width[ii].astype(np.float64)
+    H = ds.images.height[ii].astype(np.float64)
+    kinds = anns.segmentation_kind[rows]
+    try:
+        polys = parse_polygons(anns.segmentation, rows[kinds == 1])
+    except (ValueError, TypeError) as e:
+        raise InputError(ds.source, "annotations[].segmentation", f"a polygon cannot be read: "
+                         f"{e}") from None
+    # per annotation of `rows`: its ring range in `polys` (rows that are not polygons: none)
+    ring_start = np.zeros(len(rows), np.int64)
+    ring_stop = np.zeros(len(rows), np.int64)
+    pos = np.flatnonzero(kinds == 1)
+    ring_start[pos], ring_stop[pos] = polys.offsets[:-1], polys.offsets[1:]
+    ring_len = np.diff(polys.ring_offsets)
+    lines: list[str | None] = [None] * len(rows)
+    scale = np.stack([W, H], axis=1)
+    for j in range(len(rows)):
+        rings = [polys.coords[polys.ring_offsets[k] : polys.ring_offsets[k + 1]]
+                 for k in range(ring_start[j], ring_stop[j]) if ring_len[k] >= 3]
+        if rings:
+            pts = rings[0] if len(rings) == 1 else join_rings(rings)
+        else:
+            bx, by, bw, bh = plan.bbox[rows[j]]
+            if not (np.isfinite([bx, by, bw, bh]).all() and bw > 0 and bh > 0):
+                counts.skipped_empty += 1
+                continue
+            pts = np.array([[bx, by], [bx + bw, by], [bx + bw, by + bh], [bx, by + bh]])
+        if not np.isfinite(pts).all():
+            counts.skipped_empty += 1
+            continue
+        norm = pts / scale[j]
+        moved = False
+        if clip:
+            clipped = np.clip(norm, 0.0, 1.0)
+            moved = bool((clipped != norm).any())
+            norm = clipped
+        if (norm.max(axis=0) - norm.min(axis=0) <= 0).any():  # nothing left inside the image
+            counts.skipped_empty += 1
+            continue
+        counts.clipped += moved
+        counts.box_as_polygon += not rings
+        lines[j] = cls[j] + " " + " ".join(_fmt(norm.ravel(), precision))
+        counts.rows += 1
+    return lines
+
+
+def _image_chunks(offsets: np.ndarray) -> Iterator[tuple[int, int]]:
+    n = len(offsets) - 1
+    i = 0
+    while i < n:
+        stop = int(np.searchsorted(offsets, offsets[i] + _CHUNK, side="right")) - 1
+        stop = min(max(stop, i + 1), n)
+        yield i, stop
+        i = stop
+
+
+def _stage_dir(parent: Path, name: str) -> Path:
+    parent.mkdir(parents=True, exist_ok=True)
+    return Path(tempfile.mkdtemp(prefix=f".{name}.", suffix=".tmp", dir=parent))
+
+
+def _replace_dir(staged: Path, final: Path) -> None:
+    old: Path | None = None
+    if final.exists() or final.is_symlink():
+        old = final.with_name(f".{final.name}.old-{uuid.uuid4().hex[:8]}")
+        os.rename(final, old)
+    os.rename(staged, final)
+    if old is not None:
+        if old.is_dir() and not old.is_symlink():
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            old.unlink()
+
+
+def _write_split(plan: _SplitPlan, label_dir: Path, image_dir: Path | None, task: Task,
+                 images: ImageMode, clip: bool, precision: int | None,
+                 progress: Callable[[int], None]) -> YoloSplitSummary:
+    ds = plan.ds
+    counts = _Counts()
+    cls_of = ds.category_index
+    for sub in {str(PurePosixPath(r).parent) for r in plan.label_rel} - {"."}:
+        (label_dir / sub).mkdir(parents=True, exist_ok=True)
+        if image_dir is not None:
+            (image_dir / sub).mkdir(parents=True, exist_ok=True)
+    negatives = 0
+    image_files = 0
+    label_root = str(label_dir)
+    for start, stop in _image_chunks(plan.ann_offsets):
+        rows = plan.ann_order[plan.ann_offsets[start] : plan.ann_offsets[stop]]
+        cls = list(map(str, cls_of[rows].tolist()))
+        if task == "detect":
+            lines = _box_lines(plan, rows, cls, clip, precision, counts)
+        else:
+            lines = _polygon_lines(plan, rows, cls, clip, precision, counts)
+        base = int(plan.ann_offsets[start])
+        for i in range(start, stop):
+            a, b = int(plan.ann_offsets[i]) - base, int(plan.ann_offsets[i + 1]) - base
+            body = [ln for ln in lines[a:b] if ln is not None]
+            if not body:
+                negatives += 1
+            text = "\n".join(body) + "\n" if body else ""
+            fd = os.open(os.path.join(label_root, plan.label_rel[i]), _CREATE, 0o666)
+            try:
+                data = memoryview(text.encode("utf-8"))
+                while data:
+                    data = data[os.write(fd, data):]
+            finally:
+                os.close(fd)
+            if image_dir is not None and plan.image_src is not None:
+                dst = image_dir / plan.image_rel[i]
+                if images == "link":
+                    try:
+                        os.symlink(plan.image_src[i], dst)
+                    except OSError as e:
+                        raise InputError(str(dst), None, f"cannot make a symbolic link here "
+                                         f"({e}); use images='copy'") from None
+                else:
+                    shutil.copyfile(plan.image_src[i], dst)
+                image_files += 1
+        progress(stop - start)
+    return YoloSplitSummary(plan.name, len(plan.label_rel), counts.rows, negatives,
+                            plan.skipped_crowd, counts.skipped_empty, counts.box_as_polygon,
+                            counts.clipped, plan.unsupported_suffix, image_files)
+
+
+def write_yolo(
+    ds: Dataset | Mapping[str, Dataset],
+    out_dir: PathLike,
+    *,
+    split_name: str = "train",
+    task: Task = "detect",
+    images: ImageMode = "link",
+    image_dir: PathLike | Mapping[str, PathLike] | None = None,
+    crowd: CrowdMode = "skip",
+    clip: bool = True,
+    precision: int | None = None,
+    check_sizes: bool = True,
+    progress: Progress | None = None,
+) -> YoloExportSummary:
+    """Write ``ds`` as an Ultralytics YOLO dataset in ``out_dir``; see the module docstring.
+
+    ``ds`` is one dataset, written as the split ``split_name``, or a mapping of split
+    name -> dataset (for instance what a split transform returns); all splits must have
+    the same categories. ``task``: ``"detect"`` (boxes) or ``"segment"`` (polygons).
+    ``images``: ``"link"`` symlinks each image from ``image_dir`` into
+    ``images/<split>/``, ``"copy"`` copies it, ``"none"`` leaves ``images/<split>/`` as it
+    is (labels and data.yaml only). ``image_dir`` (one folder, or one per split) holds
+    the images under their ``file_name``; by default the folder of the COCO file.
+    ``crowd``: ``"skip"`` crowd annotations (iscrowd=1) or ``"keep"`` them as ordinary
+    objects. ``clip`` moves coordinates outside the image onto its border. ``precision``:
+    significant digits, or None for exact round-trip text. ``check_sizes`` compares each
+    linked or copied image's size (after EXIF rotation) with its record and refuses the
+    export on a mismatch. Every image gets a label file, an empty one when it has no
+    object. ``progress(done, total)`` counts images.
+
+    Raises :class:`~cocokit.errors.OptionError` for bad options,
+    :class:`~cocokit.errors.IntegrityError` for dangling references, duplicate category
+    ids or two images that need the same label file, and
+    :class:`~cocokit.errors.InputError` for missing images, size mismatches or a
+    ``data.yaml`` already in ``out_dir`` with other class names. Nothing is written then.
+    """
+    _check_choice("task", task, ("detect", "segment"))
+    _check_choice("images", images, ("link", "copy", "none"))
+    _check_choice("crowd", crowd, ("skip", "keep"))
+    if precision is not None and (not isinstance(precision, int) or not 1 <= precision <= 17):
+        raise OptionError("precision", precision, "an integer from 1 to 17, or None")
+    splits: dict[str, Dataset] = {split_name: ds} if isinstance(ds, Dataset) else dict(ds)
+    if not splits:
+        raise OptionError("ds", {}, "a dataset or a non-empty mapping of split name -> dataset")
+    for name, d in splits.items():
+        if not isinstance(name, str) or not _SPLIT_NAME.match(name) or name in _RESERVED_KEYS:
+            raise OptionError("split_name", name, "a split name of letters, digits, '_', '-' "
+                              f"or '.', not one of {sorted(_RESERVED_KEYS)}")
+        if not isinstance(d, Dataset):
+            raise OptionError(f"splits[{name!r}]", type(d).__name__, "a Dataset")
+    first_name, first = next(iter(splits.items()))
+    for name, d in splits.items():
+        if _categories_key(d) != _categories_key(first):
+            raise InputError(d.source, "categories", f"split {name!r} has other categories "
+                             f"than split {first_name!r}; class indices would disagree")
+    out = Path(out_dir)
+    if out.exists() and not out.is_dir():
+        raise OptionError("out_dir", str(out), "a folder (it is a file)")
+    names = [str(n) for n in first.categories.name.tolist()]
+    yaml_path = out / "data.yaml"
+
+    kept_splits: dict[str, str | list[str]] = {}
+    if yaml_path.exists():
+        old = load_data_yaml(yaml_path)
+        old_names = _names_list(old.get("names", []), str(yaml_path))
+        if old_names != names:
+            raise InputError(str(yaml_path), "names", "this folder holds a dataset with other "
+                             "class names; export into an empty folder, or with the same "
+                             "categories")
+        placeholder = old.get("val") is not None and old.get("val") == old.get("train")
+        for key, value in old.items():
+            if key in _RESERVED_KEYS or key in splits or (key == "val" and placeholder):
+                continue
+            if isinstance(value, str) or (isinstance(value, list)
+                                          and all(isinstance(v, str) for v in value)):
+                kept_splits[str(key)] = value
+
+    dirs: dict[str, Path | None] = {}
+    for name in splits:
+        given = image_dir.get(name) if isinstance(image_dir, Mapping) else image_dir
+        dirs[name] = Path(given) if given is not None else None
+    plans = [_plan_split(name, d, task, images, dirs[name], crowd, check_sizes and images != "none",
+                         str(out)) for name, d in splits.items()]
+
+    total = sum(len(p.label_rel) for p in plans)
+    done = 0
+
+    def tick(n: int) -> None:
+        nonlocal done
+        done += n
+        if progress is not None:
+            progress(done, total)
+
+    out.mkdir(parents=True, exist_ok=True)
+    staged: list[tuple[Path, Path]] = []
+    summaries: dict[str, YoloSplitSummary] = {}
+    try:
+        for plan in plans:
+            lab_tmp = _stage_dir(out / "labels", plan.name)
+            staged.append((lab_tmp, out / "labels" / plan.name))
+            img_tmp = None
+            if images != "none":
+                img_tmp = _stage_dir(out / "images", plan.name)
+                staged.append((img_tmp, out / "images" / plan.name))
+            summaries[plan.name] = _write_split(plan, lab_tmp, img_tmp, task, images, clip,
+                                                precision, tick)
+        for tmp, final in staged:
+            os.chmod(tmp, 0o755 & ~_umask())
+            _replace_dir(tmp, final)
+            cache = final.with_suffix(".cache") if final.parent.name == "labels" else None
+            if cache is not None and cache.exists():
+                cache.unlink()
+    except BaseException:
+        for tmp, _ in staged:
+            shutil.rmtree(tmp, ignore_errors=True)
+        raise
+
+    split_entries: dict[str, str | list[str]] = {}
+    for key in ("train", "val", "test"):
+        if key in splits:
+            split_entries[key] = f"images/{key}"
+        elif key in kept_splits:
+            split_entries[key] = kept_splits[key]
+    for key in splits:
+        split_entries.setdefault(key, f"images/{key}")
+    for key, value in kept_splits.items():
+        split_entries.setdefault(key, value)
+    val_is_train = "val" not in split_entries and "train" in split_entries
+    if val_is_train:
+        items = list(split_entries.items())
+        items.insert(1 if items[0][0] == "train" else len(items), ("val", split_entries["train"]))
+        split_entries = dict(items)
+    categories = list(first.categories)
+    atomic_write(yaml_path, [_dump_data_yaml(out.resolve(), split_entries, names, categories,
+                                             val_is_train)])
+    return YoloExportSummary(str(out), str(yaml_path), task, tuple(names), summaries, val_is_train)
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+# -- import ------------------------------------------------------------------------------
+
+
+def _find_yaml(root: Path) -> Path:
+    if root.is_file():
+        return root
+    if not root.is_dir():
+        raise InputError(str(root), None, "no such file or folder")
+    for name in ("data.yaml", "data.yml"):
+        if (root / name).is_file():
+            return root / name
+    found = sorted(root.glob("*.yaml")) + sorted(root.glob("*.yml"))
+    if len(found) == 1:
+        return found[0]
+    if not found:
+        raise InputError(str(root), None, "no data.yaml in this folder (a YOLO dataset needs "
+                         "one for its class names)")
+    raise InputError(str(root), None, f"several YAML files ({', '.join(f.name for f in found)}); "
+                     "give the data.yaml path")
+
+
+def _dataset_root(yaml_path: Path, data: Mapping[str, Any]) -> Path:
+    """The dataset root of a data.yaml: its ``path`` (absolute, or relative to the YAML's
+    folder, then to the current folder); the YAML's folder when ``path`` is empty or
+    names a folder that does not exist (a dataset that was moved)."""
+    base = yaml_path.parent
+    given = data.get("path")
+    if not given:
+        return base
+    p = Path(str(given))
+    for cand in ([p] if p.is_absolute() else [base / p, Path.cwd() / p]):
+        if cand.is_dir():
+            return cand
+    return base
+
+
+def _label_path(image: Path) -> Path:
+    """Ultralytics' rule: the last ``images`` folder of the path becomes ``labels``, the
+    suffix becomes ``.txt``."""
+    parts = list(image.parts)
+    for k in range(len(parts) - 2, -1, -1):
+        if parts[k] == "images":
+            parts[k] = "labels"
+            break
+    return Path(*parts).with_suffix(".txt")
+
+
+def _walk_images(folder: Path) -> list[Path]:
+    found: list[Path] = []
+    for dirpath, dirnames, filenames in os.walk(folder, followlinks=True):
+        dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
+        found += [Path(dirpath) / f for f in filenames
+                  if not f.startswith(".") and f.rpartition(".")[2].lower() in IMG_FORMATS]
+    return sorted(found, key=lambda p: p.as_posix())
+
+
+def _split_images(root: Path, value: Any, yaml_path: Path, missing_ok: bool,
+                  ) -> list[tuple[Path, Path, Path, bool]]:
+    """(image path, folder its file_name is relative to, label path, image file exists)
+    of each image of one split entry; a folder that is not there (nor its labels) is an
+    error unless ``missing_ok``."""
+    entries = value if isinstance(value, list) else [value]
+    out: list[tuple[Path, Path, Path, bool]] = []
+    for entry in entries:
+        p = Path(str(entry))
+        p = p if p.is_absolute() else root / p
+        if not p.exists() and str(entry).startswith("../") and (root / str(entry)[3:]).exists():
+            p = root / str(entry)[3:]  # as Ultralytics does (Roboflow exports say ../train)
+        if p.is_dir():
+            out += [(f, p, _label_path(f), True) for f in _walk_images(p)]
+        elif p.is_file() and p.suffix.lower() == ".txt":
+            for line in p.read_text(encoding="utf-8").splitlines():
+                line = line.strip()
+                if not line:
+                    continue
+                q = Path(line)
+                if not q.is_absolute():
+                    q = p.parent / line if line.startswith("./") or (p.parent / line).exists() \
+                        else root / line
+                out.append((q, root, _label_path(q), True))
+        elif not p.exists():
+            labels = _label_path(p / "x.jpg").parent
+            if not labels.is_dir():
+                if missing_ok:
+                    continue
+                raise InputError(str(yaml_path), None, f"split folder {str(p)!r} does not exist")
+            for lab in sorted(labels.rglob("*.txt"), key=lambda r: r.as_posix()):
+                rel = lab.relative_to(labels).as_posix()[: -len(".txt")]
+                out.append((p / rel, p, lab, False))
+        else:
+            raise InputError(str(yaml_path), None, f"{str(p)!r} is neither a folder of images "
+                             "nor a .txt list of images")
+    return out
+
+
+def _sizes_table(sizes: SizesTable | None) -> dict[str, tuple[int, int]]:
+    if sizes is None:
+        return {}
+    if isinstance(sizes, Dataset):
+        return {str(f): (int(w), int(h)) for f, w, h in zip(
+            sizes.images.file_name.tolist(), sizes.images.width.tolist(),
+            sizes.images.height.tolist(), strict=True)}
+    file: str | None = None
+    data: Any = sizes
+    if not isinstance(sizes, Mapping):
+        file = os.fspath(sizes)
+        try:
+            data = json.loads(Path(file).read_bytes())
+        except FileNotFoundError:
+            raise InputError(file, None, "sizes table not found") from None
+        except ValueError as e:
+            raise InputError(file, None, f"sizes table is not JSON: {e}") from None
+    if isinstance(data, Mapping) and isinstance(data.get("images"), list):
+        data = data["images"]
+    table: dict[str, tuple[int, int]] = {}
+    try:
+        if isinstance(data, list):
+            for rec in data:
+                table[str(rec["file_name"])] = (int(rec["width"]), int(rec["height"]))
+        elif isinstance(data, Mapping):
+            for k, v in data.items():
+                if isinstance(v, Mapping):
+                    table[str(k)] = (int(v["width"]), int(v["height"]))
+                else:
+                    w, h = v
+                    table[str(k)] = (int(w), int(h))
+        else:
+            raise TypeError(type(data).__name__)
+    except (KeyError, TypeError, ValueError) as e:
+        raise InputError(file, None, "expected a COCO file, a list of {file_name, width, height} "
+                         "records or a mapping file_name -> [width, height]; "
+                         f"could not read: {e!r}") from None
+    return table
+
+
+def _lookup_size(table: dict[str, tuple[int, int]], by_stem: dict[str, str | None], rel: str,
+                 ) -> tuple[int, int] | None:
+    if rel in table:
+        return table[rel]
+    base = PurePosixPath(rel).name
+    if base in table:
+        return table[base]
+    key = by_stem.get(str(PurePosixPath(rel).with_suffix("")))
+    return table[key] if key is not None else None
+
+
+def _parse_label_file(path: Path, nc: int) -> list[tuple[int, np.ndarray]]:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        return []
+    except (OSError, UnicodeDecodeError) as e:
+        raise InputError(str(path), None, f"cannot read: {e}") from None
+    rows: list[tuple[int, np.ndarray]] = []
+    for n, line in enumerate(text.splitlines(), 1):
+        parts = line.split()
+        if not parts:
+            continue
+        try:
+            c = float(parts[0])
+            vals = np.array(parts[1:], np.float64)
+        except ValueError:
+            raise InputError(str(path), f"line {n}", f"expected numbers, got {line.strip()!r}") \
+                from None
+        if not c.is_integer() or not 0 <= c < nc:
+            raise InputError(str(path), f"line {n}", f"class {parts[0]} is not an index of "
+                             f"names (0..{nc - 1})")
+        k = len(vals)
+        if k != 4 and (k < 6 or k % 2):
+            raise InputError(str(path), f"line {n}", f"expected 'cls cx cy w h' or 'cls x1 y1 "
+                             f"x2 y2 x3 y3 ...', got {k + 1} numbers")
+        if not np.isfinite(vals).all():
+            raise InputError(str(path), f"line {n}", "non-finite coordinate")
+        rows.append((int(c), vals))
+    return rows
+
+
+def read_yolo(
+    root_or_data_yaml: PathLike,
+    *,
+    split: str | None = None,
+    sizes: SizesTable | None = None,
+    split_polygons: bool = True,
+    progress: Progress | None = None,
+) -> Dataset:
+    """Read an Ultralytics YOLO dataset (detect or segment labels) as a COCO dataset.
+
+    ``root_or_data_yaml``: the dataset folder (holding ``data.yaml``, or a single other
+    ``.yaml``) or the YAML file. The dataset root is the YAML's ``path`` when it exists
+    (absolute, or relative to the YAML's folder, then to the current folder), else the
+    YAML's folder. ``split``: the split key to read (``train``, ``val``, ...); None reads
+    every split the YAML names (once per distinct folder; folders that do not exist are
+    passed over). A split is a folder of images
+    (searched recursively), a ``.txt`` list of image paths, or a list of those; when its
+    image folder is missing but its label folder exists (an export with
+    ``images="none"``), images are taken from the label files and their sizes must come
+    from ``sizes``.
+
+    ``file_name`` is the image path relative to its split folder when one split is read,
+    relative to the dataset root when several are. Image sizes come from ``sizes`` (a
+    COCO file or :class:`Dataset`, a list of ``{file_name, width, height}`` records, or
+    a mapping ``file_name -> [width, height]``; matched by relative path, then by file
+    name, then by path without suffix) or else from the image headers (see
+    :func:`image_size`). Categories are ``coco_categories`` from data.yaml when it
+    matches ``names`` (a cocokit export), else ``{"id": i + 1, "name": names[i]}``.
+
+    Rows ``cls cx cy w h`` become boxes (area ``w * h``); polygon rows become one-ring
+    polygons with their tight box and pycocotools' mask area, or, with
+    ``split_polygons`` (default), the rings of a multi-part polygon joined by
+    :func:`join_rings` (or Ultralytics' converter) when the row is such a join (see
+    :func:`split_rings`). Images with no label file or an empty one are kept without
+    annotations. Ids are 1..N in path order.
+    """
+    yaml_path = _find_yaml(Path(root_or_data_yaml))
+    data = load_data_yaml(yaml_path)
+    file = str(yaml_path)
+    if "names" not in data and "nc" not in data:
+        raise InputError(file, "names", "missing: the class names are needed")
+    names = (_names_list(data["names"], file) if "names" in data
+             else [f"class_{i}" for i in range(int(data["nc"]))])
+    root = _dataset_root(yaml_path, data)
+    split_keys = [k for k in data if isinstance(k, str) and k not in _RESERVED_KEYS
+                  and data[k] and (isinstance(data[k], str) or (
+                      isinstance(data[k], list) and all(isinstance(v, str) for v in data[k])))]
+    if split is not None:
+        if split not in split_keys:
+            raise OptionError("split", split, f"one of the splits in {file}: "
+                              f"{', '.join(split_keys) or '(none)'}")
+        chosen = [split]
+    else:
+        chosen = [k for k in split_keys if k in _KNOWN_SPLITS or _is_path(root, data[k])]
+        if not chosen:
+            raise InputError(file, None, "names no split (train, val, test, ...)")
+    found: list[tuple[Path, Path, Path, bool]] = []
+    seen_values: set[str] = set()
+    for key in chosen:
+        sig = json.dumps(data[key])
+        if sig in seen_values:
+            continue
+        seen_values.add(sig)
+        part = _split_images(root, data[key], yaml_path, missing_ok=split is None)
+        if part:
+            found += part
+        else:
+            seen_values.discard(sig)
+    if not found and split is None:
+        raise InputError(file, None, f"no images (nor labels) in any split folder of "
+                         f"{', '.join(chosen)}")
+    several = len(seen_values) > 1
+
+    table = _sizes_table(sizes)
+    by_stem: dict[str, str | None] = {}
+    for entry in table:
+        stem = str(PurePosixPath(entry).with_suffix(""))
+        by_stem[stem] = None if stem in by_stem else entry
+    nc = len(names)
+    seen_paths: set[Path] = set()
+    file_names: list[str] = []
+    sizes_wh: list[tuple[int, int]] = []
+    ann_img: list[int] = []
+    ann_cls: list[int] = []
+    ann_vals: list[np.ndarray] = []
+    for pos, (img, base, label, exists) in enumerate(found):
+        if img in seen_paths:
+            continue
+        seen_paths.add(img)
+        rel = _relative(img, base)  # the sizes table is matched relative to the split
+        name = _relative(img, root) if several else rel
+        if exists:
+            size = _lookup_size(table, by_stem, rel) or image_size(img)
+        else:  # enumerated from a label file: the sizes table names the image
+            match = by_stem.get(rel)
+            if match is None:
+                raise InputError(str(label), None, "no image for this label file, and no "
+                                 "entry for it in the sizes table (matched by path without "
+                                 "suffix)")
+            size = table[match]
+            suffix = PurePosixPath(match).name[len(PurePosixPath(rel).name):]
+            name += suffix
+        i = len(file_names)
+        file_names.append(name)
+        sizes_wh.append(size)
+        for c, vals in _parse_label_file(label, nc):
+            ann_img.append(i)
+            ann_cls.append(c)
+            ann_vals.append(vals)
+        if progress is not None and (pos % 1000 == 999 or pos == len(found) - 1):
+            progress(pos + 1, len(found))
+    n = len(file_names)
+    widths = np.array([s[0] for s in sizes_wh], np.int64)
+    heights = np.array([s[1] for s in sizes_wh], np.int64)
+
+    categories = _categories(data, names, file)
+    cat_ids = np.array([int(c["id"]) for c in categories], np.int64)
+    m = len(ann_img)
+    img_idx = np.array(ann_img, np.int64)
+    W = widths[img_idx].astype(np.float64) if m else np.zeros(0)
+    H = heights[img_idx].astype(np.float64) if m else np.zeros(0)
+    bbox = np.full((m, 4), np.nan)
+    area = np.full(m, np.nan)
+    seg = np.empty(m, dtype=object)
+    is_box = np.array([len(v) == 4 for v in ann_vals], bool)
+    if is_box.any():
+        b = np.stack([v for v, k in zip(ann_vals, is_box.tolist(), strict=True) if k])
+        bw, bh = b[:, 2] * W[is_box], b[:, 3] * H[is_box]
+        bbox[is_box] = np.stack([b[:, 0] * W[is_box] - bw / 2, b[:, 1] * H[is_box] - bh / 2,
+                                 bw, bh], axis=1)
+        area[is_box] = bw * bh
+    poly_rows = np.flatnonzero(~is_box)
+    if len(poly_rows):
+        rings_per: list[list[np.ndarray]] = []
+        for r in poly_rows.tolist():
+            pts = ann_vals[r].reshape(-1, 2)
+            parts = split_rings(pts) if split_polygons else None
+            scale = np.array([W[r], H[r]])
+            rings_per.append([p * scale for p in (parts or [pts])])
+        for r, rings in zip(poly_rows.tolist(), rings_per, strict=True):
+            seg[r] = [ring.ravel().tolist() for ring in rings]
+        bbox[poly_rows] = polygon_bboxes(Polygons.from_rings(rings_per))
+        area[poly_rows] = segmentation_areas(seg[poly_rows], H[poly_rows], W[poly_rows])
+    ann_table = Annotations(
+        id=np.arange(1, m + 1, dtype=np.int64),
+        image_id=img_idx + 1,
+        category_id=cat_ids[np.array(ann_cls, np.int64)] if m else np.zeros(0, np.int64),
+        bbox=bbox,
+        area=area,
+        iscrowd=np.zeros(m, np.int8),
+        segmentation=seg,
+        keypoints=np.full(m, None, dtype=object),
+        num_keypoints=np.full(m, -1, np.int64),
+        extra=np.full(m, None, dtype=object),
+    )
+    fn = np.empty(n, dtype=object)
+    fn[:] = file_names
+    img_table = Images(id=np.arange(1, n + 1, dtype=np.int64), file_name=fn, width=widths,
+                       height=heights, extra=np.full(n, None, dtype=object))
+    return Dataset(img_table, ann_table, Categories(categories), {}, None, file)
+
+
+def _relative(path: Path, base: Path) -> str:
+    try:
+        return path.relative_to(base).as_posix()
+    except ValueError:
+        return path.as_posix()
+
+
+def _is_path(root: Path, value: Any) -> bool:
+    values = value if isinstance(value, list) else [value]
+    return all((Path(v) if Path(v).is_absolute() else root / v).exists() for v in values)
+
+
+def _categories(data: Mapping[str, Any], names: list[str], file: str) -> list[dict[str, Any]]:
+    cats = data.get("coco_categories")
+    if (isinstance(cats, list) and len(cats) == len(names)
+            and all(isinstance(c, dict) and "id" in c and "name" in c for c in cats)
+            and [str(c["name"]) for c in cats] == names):
+        ids = [c["id"] for c in cats]
+        if all(isinstance(i, int) for i in ids) and len(set(ids)) == len(ids):
+            return [dict(c) for c in cats]
+    return [{"id": i + 1, "name": name} for i, name in enumerate(names)]
