@@ -529,6 +529,21 @@ class Dataset:
         return compute_stats(self)
 
 
+def unique(values: np.ndarray) -> np.ndarray:
+    """Sorted distinct values of an integer array.
+
+    Sort-based: numpy 2's hash-based ``np.unique`` is slower on id columns and needs
+    several times the array's memory.
+    """
+    a = np.sort(np.asarray(values).ravel())
+    if len(a) < 2:
+        return a
+    keep = np.empty(len(a), bool)
+    keep[0] = True
+    np.not_equal(a[1:], a[:-1], out=keep[1:])
+    return a[keep]
+
+
 def lookup(keys: np.ndarray, values: np.ndarray) -> np.ndarray:
     """Row of each of ``values`` in ``keys`` (first occurrence), -1 where absent."""
     keys = np.asarray(keys, np.int64)

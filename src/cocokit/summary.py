@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-from .dataset import Annotations, Categories, Dataset, lookup
+from .dataset import Annotations, Categories, Dataset, lookup, unique
 
 __all__ = ["Summary", "summarize"]
 
@@ -53,10 +53,10 @@ def _summarize(image_ids: np.ndarray, runs: Iterable[Annotations], categories: C
         ann_per_cat += np.bincount(cat[cat >= 0], minlength=n_cat)
         has_ann[img[img >= 0]] = True
         ok = (img >= 0) & (cat >= 0)
-        pairs.append(np.unique(cat[ok] * max(n_img, 1) + img[ok]))
+        pairs.append(unique(cat[ok] * max(n_img, 1) + img[ok]))
         if len(pairs) > 8:
-            pairs[:] = [np.unique(np.concatenate(pairs))]
-    both = np.unique(np.concatenate(pairs)) if pairs else np.zeros(0, np.int64)
+            pairs[:] = [unique(np.concatenate(pairs))]
+    both = unique(np.concatenate(pairs)) if pairs else np.zeros(0, np.int64)
     img_per_cat = np.bincount(both // max(n_img, 1), minlength=n_cat)
     return Summary(
         images=n_img,

@@ -32,7 +32,7 @@ import msgspec
 import numpy as np
 from msgspec import Raw
 
-from ..dataset import Annotations, Categories, Images, lookup
+from ..dataset import Annotations, Categories, Images, lookup, unique
 from ..errors import IntegrityError, InputError, JSONSyntaxError
 from .coco import (
     ExportSummary,
@@ -295,9 +295,9 @@ class CocoStream:
             except msgspec.ValidationError:
                 return len(_RAW_LIST.decode(text))  # reported with its path when read
             ids = np.fromiter((r.image_id for r in refs), np.int64, len(refs))
-            self._used.append(np.unique(ids))
+            self._used.append(unique(ids))
             if len(self._used) > 16:
-                self._used[:] = [np.unique(np.concatenate(self._used))]
+                self._used[:] = [unique(np.concatenate(self._used))]
             return len(refs)
         return len(_RAW_LIST.decode(text))
 
@@ -339,7 +339,7 @@ class CocoStream:
                 if count:
                     runs.append(_Run(start, rec_end, first, count))
                 if key == "annotations":
-                    self.used_image_ids = np.unique(np.concatenate([self.used_image_ids, *self._used]))
+                    self.used_image_ids = unique(np.concatenate([self.used_image_ids, *self._used]))
                 return after
             assert cut is not None
             c, count = cut
@@ -482,8 +482,8 @@ def write_coco_stream(
         if select is None:
             used = stream.used_image_ids
         else:
-            parts = [np.unique(t.image_id[select(t)]) for _, t in stream.annotation_tables()]
-            used = np.unique(np.concatenate(parts)) if parts else np.zeros(0, np.int64)
+            parts = [unique(t.image_id[select(t)]) for _, t in stream.annotation_tables()]
+            used = unique(np.concatenate(parts)) if parts else np.zeros(0, np.int64)
         keep_rows = np.isin(index.ids, used)
     new_ids = np.zeros(len(index.ids), np.int64)
     new_ids[keep_rows] = (np.arange(1, int(keep_rows.sum()) + 1) if image_ids == "auto"
@@ -545,7 +545,11 @@ def write_coco_stream(
                 progress(counts["images"] + counts["annotations"], total)
         if annotation_ids == "keep" and ann_ids_seen:
             ids = np.concatenate(ann_ids_seen)
-            if len(np.unique(ids)) != len(ids):
+            ann_ids_seen.clear()
+            ids.sort()
+            if (ids[1:] == ids[:-1]).any():  # find where, now that there is something to say
+                ids = np.concatenate([t.id[select(t) if select else slice(None)]
+                                      for _, t in stream.annotation_tables()])
                 problems.extend(duplicate_id_problems(ids, "annotations", "annotation"))
 
     def document() -> Iterator[bytes]:
