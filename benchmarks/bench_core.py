@@ -61,7 +61,9 @@ def run_once(code: str, src: Path, out: Path) -> tuple[float, float]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     p.add_argument("file", type=Path)
     p.add_argument("--runs", type=int, default=3)
     p.add_argument("--with-pycocotools", action="store_true")

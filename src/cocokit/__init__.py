@@ -5,9 +5,9 @@
 >>> ds.save("out.json", image_ids="keep")                 # doctest: +SKIP
 """
 
+from .builder import DatasetBuilder
+from .dataset import Annotations, Categories, Dataset, ImageItem, Images
 from .draw import draw
-from .stats import DatasetStats, compute_stats
-from .dataset import Annotations, Categories, Dataset, DatasetBuilder, ImageItem, Images
 from .errors import (
     CocoKitError,
     InputError,
@@ -19,6 +19,8 @@ from .errors import (
 )
 from .geometry import Polygons
 from .io.coco import ExportSummary, load, read_coco, to_dict, to_json, write_coco
+from .stats import DatasetStats, compute_stats
+
 try:
     from .validate import Problem, Report, validate
 except ImportError:  # TEMP
@@ -42,11 +44,11 @@ __all__ = [
     "MissingDependency",
     "OptionError",
     "Polygons",
-    "compute_stats",
-    "draw",
     "Problem",
     "Report",
     "ValidationFailed",
+    "compute_stats",
+    "draw",
     "load",
     "read_coco",
     "to_dict",

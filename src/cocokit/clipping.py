@@ -43,6 +43,7 @@ __all__ = [
     "polygon_areas",
     "polygon_geometries",
     "rle_area",
+    "rle_bbox",
 ]
 
 _POLYGON = 3  # shapely type id
@@ -127,7 +128,8 @@ def polygon_geometries(polys: Polygons, rows: np.ndarray | None = None) -> np.nd
     if len(ring_ids) == 0:
         return out
     vert = np.repeat(ro[ring_ids], sizes) + _ranges(sizes)
-    rings = shapely.linearrings(polys.coords[vert], indices=np.repeat(np.arange(len(ring_ids)), sizes))
+    ring_of_vertex = np.repeat(np.arange(len(ring_ids)), sizes)
+    rings = shapely.linearrings(polys.coords[vert], indices=ring_of_vertex)
     parts = shapely.polygons(rings)
     # multipolygons needs consecutive indices: number the slots that have parts
     present, compact = np.unique(slot, return_inverse=True)
@@ -157,7 +159,8 @@ def _ranges(counts: np.ndarray) -> np.ndarray:
 
 
 def clip_polygons(
-    polys: Polygons, ann: np.ndarray, windows_xyxy: np.ndarray
+    polys: Polygons, ann: np.ndarray, windows_xyxy: np.ndarray, *,
+    geometries: np.ndarray | None = None,
 ) -> tuple[Polygons, np.ndarray]:
     """Clip the polygons of annotation ``ann[k]`` to window ``k``, for every pair k.
 
@@ -177,6 +180,9 @@ def clip_polygons(
 
     Areas are shapely areas of the repaired geometry, also for copied pairs, so with
     abutting windows the areas of the pieces add up to :func:`polygon_areas`.
+
+    ``geometries`` may pass :func:`polygon_geometries` of all of ``polys`` when the
+    caller has them already, so they are not built twice.
     """
     ann = np.asarray(ann, np.int64).ravel()
     p = len(ann)
@@ -194,9 +200,14 @@ def clip_polygons(
     cross = overlap & ~inside
 
     # geometry (for areas and cuts) of each annotation that needs it, built once
-    need = np.unique(ann[inside | cross])
-    geoms = polygon_geometries(polys, need)
-    pos = np.searchsorted(need, ann)  # valid where inside | cross
+    if geometries is not None:
+        if len(geometries) != len(polys):
+            raise ValueError(f"geometries has {len(geometries)} entries for {len(polys)} polygons")
+        geoms, pos = np.asarray(geometries, dtype=object), ann
+    else:
+        need = np.unique(ann[inside | cross])
+        geoms = polygon_geometries(polys, need)
+        pos = np.searchsorted(need, ann)  # valid where inside | cross
     if inside.any():
         areas[inside] = shapely.area(geoms[pos[inside]])
 
@@ -220,7 +231,7 @@ def clip_polygons(
             xy, ring_of = shapely.get_coordinates(ext, return_index=True)
             counts = np.bincount(ring_of, minlength=len(ext))
             starts = np.cumsum(counts) - counts
-            for r, (s, c) in enumerate(zip(starts.tolist(), counts.tolist())):
+            for r, (s, c) in enumerate(zip(starts.tolist(), counts.tolist(), strict=True)):
                 # drop the closing vertex (COCO rings are implicitly closed)
                 pair_rings[int(ck[which[r]])].append(xy[s : s + c - 1])
     return Polygons.from_rings(pair_rings), areas
@@ -241,7 +252,7 @@ def _encoded(rle: dict[str, Any]) -> dict[str, Any]:
     h, w = (int(v) for v in rle["size"])
     counts = rle["counts"]
     if isinstance(counts, list):
-        return mask_utils.frPyObjects({"size": [h, w], "counts": counts}, h, w)  # type: ignore[no-any-return]
+        return mask_utils.frPyObjects({"size": [h, w], "counts": counts}, h, w)
     if isinstance(counts, str):
         counts = counts.encode("ascii")
     return {"size": [h, w], "counts": counts}
@@ -252,8 +263,13 @@ def rle_area(rle: dict[str, Any]) -> float:
     return float(_mask_api().area(_encoded(rle)))
 
 
+def rle_bbox(rle: dict[str, Any]) -> np.ndarray:
+    """Tight xywh box (float64) of the pixels of an RLE mask (zeros when it is empty)."""
+    return np.asarray(_mask_api().toBbox(_encoded(rle)), np.float64)
+
+
 def _int_window(window: Sequence[float] | np.ndarray, h: int, w: int) -> tuple[int, int, int, int]:
-    x0, y0, x1, y1 = (int(round(float(v))) for v in window)
+    x0, y0, x1, y1 = (round(float(v)) for v in window)
     x0, x1 = min(max(x0, 0), w), min(max(x1, 0), w)
     y0, y1 = min(max(y0, 0), h), min(max(y1, 0), h)
     return x0, y0, max(x1, x0), max(y1, y0)

@@ -26,11 +26,11 @@ if TYPE_CHECKING:  # pragma: no cover
 __all__ = [
     "CocoKitError",
     "InputError",
-    "JSONSyntaxError",
-    "ValidationFailed",
     "IntegrityError",
-    "OptionError",
+    "JSONSyntaxError",
     "MissingDependency",
+    "OptionError",
+    "ValidationFailed",
 ]
 
 
@@ -92,7 +92,8 @@ class IntegrityError(CocoKitError):
         more = f"\n  ... and {n - self.SHOWN} more" if n > self.SHOWN else ""
         dest = f" to {target}" if target else ""
         super().__init__(
-            f"refusing to export{dest}: {n} integrity problem(s); nothing was written\n  {shown}{more}"
+            f"refusing to export{dest}: {n} integrity problem(s); nothing was written"
+            f"\n  {shown}{more}"
         )
 
 

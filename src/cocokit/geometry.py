@@ -64,7 +64,11 @@ class Polygons:
     def from_rings(cls, rings_per_annotation: Sequence[Sequence[np.ndarray]]) -> Polygons:
         """Build from, per annotation, a list of (k, 2) arrays or flat [x, y, ...] arrays."""
         counts = [len(r) for r in rings_per_annotation]
-        flat = [np.asarray(ring, np.float64).reshape(-1, 2) for rs in rings_per_annotation for ring in rs]
+        flat = [
+            np.asarray(ring, np.float64).reshape(-1, 2)
+            for rs in rings_per_annotation
+            for ring in rs
+        ]
         offsets = np.zeros(len(counts) + 1, np.int64)
         np.cumsum(counts, out=offsets[1:])
         ring_offsets = np.zeros(len(flat) + 1, np.int64)
@@ -153,7 +157,10 @@ def _rle_for(seg: Any, height: int, width: int) -> Any:
         h, w = (int(v) for v in seg["size"])
         if isinstance(counts, list):
             return mask_utils.frPyObjects(seg, h, w)
-        return {"size": [h, w], "counts": counts.encode("ascii") if isinstance(counts, str) else counts}
+        return {
+            "size": [h, w],
+            "counts": counts.encode("ascii") if isinstance(counts, str) else counts,
+        }
     rings = [list(map(float, r)) for r in seg if len(r) >= 6]
     if not rings:
         return None

@@ -36,8 +36,9 @@ class Summary:
         return dataclasses.asdict(self)
 
 
-def _summarize(image_ids: np.ndarray, runs: Iterable[Annotations], categories: Categories,
-               key_order: list[str]) -> Summary:
+def _summarize(
+    image_ids: np.ndarray, runs: Iterable[Annotations], categories: Categories, key_order: list[str]
+) -> Summary:
     n_img, n_cat = len(image_ids), len(categories)
     ann_per_cat = np.zeros(n_cat, np.int64)
     has_ann = np.zeros(n_img, bool)
@@ -68,8 +69,12 @@ def _summarize(image_ids: np.ndarray, runs: Iterable[Annotations], categories: C
         undeclared_category_annotations=undeclared,
         top_level_keys=list(key_order),
         per_category=[
-            {"id": int(categories.id[i]), "name": str(categories.name[i]),
-             "annotations": int(ann_per_cat[i]), "images": int(img_per_cat[i])}
+            {
+                "id": int(categories.id[i]),
+                "name": str(categories.name[i]),
+                "annotations": int(ann_per_cat[i]),
+                "images": int(img_per_cat[i]),
+            }
             for i in range(n_cat)
         ],
     )
@@ -78,9 +83,14 @@ def _summarize(image_ids: np.ndarray, runs: Iterable[Annotations], categories: C
 def summarize(source: Any) -> Summary:
     """Counts of a :class:`~cocokit.Dataset` or a :class:`~cocokit.io.stream.CocoStream`."""
     if isinstance(source, Dataset):
-        return _summarize(source.images.id, [source.annotations], source.categories,
-                          list(source.key_order))
+        return _summarize(
+            source.images.id, [source.annotations], source.categories, list(source.key_order)
+        )
     ids = [t.id for _, t in source.image_tables()]
     image_ids = np.concatenate(ids) if ids else np.zeros(0, np.int64)
-    return _summarize(image_ids, (t for _, t in source.annotation_tables()), source.categories,
-                      list(source.key_order))
+    return _summarize(
+        image_ids,
+        (t for _, t in source.annotation_tables()),
+        source.categories,
+        list(source.key_order),
+    )

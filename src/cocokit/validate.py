@@ -10,19 +10,37 @@ machine ``code`` (see :data:`CODES`), a severity, the JSON path of the offending
 True
 
 The per-record checks are tight Python loops; everything that needs more than one
-record (duplicate ids, dangling references, boxes against their image, RLE sizes
-against their image) is decided in :meth:`Validator.finish` with numpy, from id arrays
-collected while feeding. Numbers in boxes, polygons and keypoints are checked and
-measured in bulk, one numpy array per chunk.
+record (duplicate ids, dangling references, RLE sizes against their image) is decided
+in :meth:`Validator.finish` with numpy, from id arrays collected while feeding. Boxes
+are checked against their image as soon as that image has been fed, else at finish.
+Numbers in boxes, polygons and keypoints are checked and measured in bulk, one numpy
+array per block of annotations.
+
+Rules and tolerances (module constants):
+
+* a box may stick out of its image by :data:`BOX_TOLERANCE` px;
+* ``area`` is compared with the polygon area (shoelace formula, sum over the rings) or
+  the RLE mask area (``pycocotools.mask.area``), and reported when it differs by more
+  than :data:`AREA_REL_TOLERANCE` of that area *and* more than
+  :data:`AREA_ABS_TOLERANCE` px; an annotation with a box and no segmentation is
+  reported only when its area exceeds ``w * h * BOX_AREA_SLACK``.
+
+Problems are reported in document order (images, annotations, categories; by index;
+by path and code within a record), whatever the order of feeding. Known limit: a
+boolean *mixed with numbers* inside a polygon or a keypoints array is read as 0/1
+rather than reported (checking every coordinate's type one by one would double the
+cost); booleans are reported everywhere else (ids, sizes, boxes, area, iscrowd).
 """
 
 from __future__ import annotations
 
+import contextlib
+import gc
 import json
 import math
 import os
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -110,11 +128,16 @@ AREA_ABS_TOLERANCE = 1.0
 BOX_AREA_SLACK = 1.01
 
 _REQUIRED_SECTIONS = ("images", "annotations", "categories")
+_SINGULAR = {"images": "image", "annotations": "annotation", "categories": "category"}
 _I64_MIN = -(2**63)
+_ID_MIN = _I64_MIN + 1  # ids are int64 values, except the one kept for _NO_ID
 _I64_MAX = 2**63 - 1
-_NO_ID = _I64_MIN  # marks "no valid image id" in int64 columns
+_NO_ID = _I64_MIN  # marks "no valid id" in int64 columns
 _INF = math.inf
-_FAST_NUMBER_TYPES = frozenset({int, float})
+_PLAIN_NUMBERS = frozenset({int, float})
+_NAN4 = (math.nan, math.nan, math.nan, math.nan)
+_BLOCK = 1 << 13  # annotations per block: bounds the temporary arrays
+_LOOKUP_BLOCK = 1 << 18  # ids per block in finish()
 _MISSING: Any = object()
 
 
@@ -122,7 +145,7 @@ _MISSING: Any = object()
 # The report
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Problem:
     """One problem: a stable ``code``, its ``severity``, where (``path``) and what."""
 
@@ -233,7 +256,8 @@ def _num(v: Any) -> str:
             return "NaN"
         if f in (_INF, -_INF):
             return "Infinity" if f > 0 else "-Infinity"
-        return f"{f:.10g}"
+        s = f"{f:.10g}"
+        return s if any(c in s for c in ".en") else s + ".0"  # 100.0 is not 100
     return _short(v)
 
 
@@ -270,11 +294,16 @@ def _short(v: Any, limit: int = 60) -> str:
     return s if len(s) <= limit else s[: limit - 3] + "..."
 
 
+def _typed(v: Any) -> str:
+    """'<type> <value>' for a message ('null' alone)."""
+    if v is None:
+        return "null"
+    return f"{_kind(v)} {_short(v)}"
+
+
 def _found(v: Any) -> str:
     """'found <type> <value>' for a message."""
-    if v is None:
-        return "found null"
-    return f"found {_kind(v)} {_short(v)}"
+    return f"found {_typed(v)}"
 
 
 # --------------------------------------------------------------------------------------
@@ -294,27 +323,35 @@ def _is_number(v: Any) -> bool:
 def _as_id(v: Any) -> int | None:
     """``v`` as an int64 id, or None when it is not an integer in range (bool is not)."""
     if type(v) is int:
-        return v if _I64_MIN <= v <= _I64_MAX else None
+        return v if _ID_MIN <= v <= _I64_MAX else None
     if isinstance(v, np.integer) and not isinstance(v, np.bool_):
-        return int(v)
+        out = int(v)
+        return out if _ID_MIN <= out <= _I64_MAX else None
     return None
 
 
-def _floats(values: list[Any]) -> np.ndarray | None:
-    """float64 array of ``values`` if every one is a number, else None."""
-    n = len(values)
-    if n == 0:
+def _floats(values: list[Any], strict: bool = False) -> np.ndarray | None:
+    """float64 array of ``values`` if they all look like numbers, else None.
+
+    One pass: numpy infers the dtype, and anything but numbers (strings, null, arrays,
+    objects, all-boolean) gives a non-numeric dtype. The one thing this lets through
+    is a boolean mixed with numbers (numpy reads it as 0 or 1), unless ``strict``,
+    which looks at the type of every value first (a second pass).
+    """
+    if not values:
         return np.empty(0, np.float64)
-    types = set(map(type, values))
+    if strict:
+        types = set(map(type, values))
+        if not types <= _PLAIN_NUMBERS:
+            if any(issubclass(t, (bool, np.bool_)) for t in types):
+                return None
     try:
-        if types <= _FAST_NUMBER_TYPES:
-            return np.fromiter(values, np.float64, n)
-        if all(issubclass(t, (int, float, np.integer, np.floating))
-               and not issubclass(t, (bool, np.bool_)) for t in types):
-            return np.array([float(v) for v in values], np.float64)
-    except OverflowError:  # an integer too large for a float: go value by value
-        pass
-    return None
+        arr = np.array(values)
+    except (ValueError, TypeError, OverflowError):
+        return None
+    if arr.ndim != 1 or arr.dtype.kind not in "fiu":
+        return None
+    return arr.astype(np.float64, copy=False)
 
 
 def _float_or_inf(v: Any) -> float:
@@ -357,27 +394,126 @@ def _grouped_floats(
     return arr, bad_type, nonfinite
 
 
-def _first_of_duplicates(
-    ids: np.ndarray, idx: np.ndarray
-) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """Unique ids with the row of their first occurrence (smallest index), and duplicates.
+def _narrow(a: np.ndarray) -> np.ndarray:
+    """An int64 array as int32 when its values fit (half the memory)."""
+    if len(a) and (a.min() < -(2**31) or a.max() >= 2**31):
+        return a
+    return a.astype(np.int32)
 
-    Returns ``(unique_ids, first_row, dup_rows, dup_first_rows)``: rows index ``ids``;
-    ``dup_rows`` are the later occurrences (by index), ``dup_first_rows`` the first
-    occurrence each of them repeats.
+
+class _Ids:
+    """Ids gathered chunk by chunk, each with the index of its record, kept compact.
+
+    Ids are stored as int32 when they fit; a chunk where every record had an id keeps
+    only its first index (the others follow), so 1.6M annotation ids cost about 6 MB.
+    Positions below are positions in :meth:`ids`.
     """
+
+    __slots__ = ("_ids", "_idx")
+
+    def __init__(self) -> None:
+        self._ids: list[np.ndarray] = []
+        self._idx: list[int | np.ndarray] = []  # a start index, or the indices
+
+    def add(self, ids: np.ndarray, start: int, keep: np.ndarray | None = None) -> None:
+        idx: int | np.ndarray = start
+        if keep is not None and not keep.all():
+            rows = np.flatnonzero(keep)
+            ids = ids[rows]
+            idx = _narrow(rows + start)
+        if len(ids):
+            self._ids.append(_narrow(ids))
+            self._idx.append(idx)
+
+    def __len__(self) -> int:
+        return sum(len(a) for a in self._ids)
+
+    def ids(self) -> np.ndarray:
+        if not self._ids:
+            return np.zeros(0, np.int64)
+        return np.concatenate(self._ids) if len(self._ids) > 1 else self._ids[0]
+
+    def index(self) -> np.ndarray:
+        """The record index of every id."""
+        parts = [np.arange(i, i + len(a), dtype=np.int64) if isinstance(i, int) else i
+                 for a, i in zip(self._ids, self._idx, strict=True)]
+        if not parts:
+            return np.zeros(0, np.int64)
+        return np.concatenate(parts).astype(np.int64, copy=False)
+
+    def index_at(self, pos: np.ndarray) -> np.ndarray:
+        """The record index of the ids at these positions."""
+        pos = np.asarray(pos, np.int64)
+        lens = np.array([len(a) for a in self._ids], np.int64)
+        offsets = np.zeros(len(lens) + 1, np.int64)
+        np.cumsum(lens, out=offsets[1:])
+        chunk = np.searchsorted(offsets, pos, side="right") - 1
+        base = np.array([i if isinstance(i, int) else 0 for i in self._idx], np.int64)
+        out: np.ndarray = base[chunk] + (pos - offsets[chunk]) if len(base) else pos.copy()
+        for c, i in enumerate(self._idx):
+            if not isinstance(i, int):
+                sel = np.flatnonzero(chunk == c)
+                out[sel] = i[pos[sel] - offsets[c]]
+        return out
+
+    def in_index_order(self) -> bool:
+        """Whether the index grows with the position (chunks fed in file order)."""
+        last = -1
+        for a, i in zip(self._ids, self._idx, strict=True):
+            first = i if isinstance(i, int) else int(i[0])
+            if first <= last:
+                return False
+            last = i + len(a) - 1 if isinstance(i, int) else int(i[-1])
+        return True
+
+
+def _first_of_duplicates(col: _Ids) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Unique ids with the position of their first occurrence (smallest index), and
+    the later occurrences.
+
+    Returns ``(unique_ids, first_pos, dup_pos, dup_first_pos)``, positions in
+    ``col.ids()``; ``dup_first_pos`` is the first occurrence each duplicate repeats.
+    """
+    ids = col.ids()
+    e = np.zeros(0, np.int64)
     if len(ids) == 0:
-        e = np.zeros(0, np.int64)
         return ids, e, e, e
-    order = np.lexsort((idx, ids))
+    if col.in_index_order():
+        order = np.argsort(ids, kind="stable")
+    else:
+        order = np.lexsort((col.index(), ids))
     s = ids[order]
     new = np.ones(len(s), bool)
     new[1:] = s[1:] != s[:-1]
     group_start = np.flatnonzero(new)
-    first_row = order[group_start]
+    first_pos = order[group_start]
+    dup_at = np.flatnonzero(~new)
+    if len(dup_at) == 0:
+        return s[group_start], first_pos, dup_at, dup_at
     group_of = np.cumsum(new) - 1
-    dup_pos = np.flatnonzero(~new)
-    return s[group_start], first_row, order[dup_pos], first_row[group_of[dup_pos]]
+    return s[group_start], first_pos, order[dup_at], first_pos[group_of[dup_at]]
+
+
+def _has_duplicates(col: _Ids) -> bool:
+    """Whether some id occurs twice (a sort, without the position arrays)."""
+    s = np.sort(col.ids())
+    return bool((s[1:] == s[:-1]).any())
+
+
+def _contains(keys: np.ndarray, sorted_ids: np.ndarray) -> np.ndarray:
+    """Whether each key is in ``sorted_ids``, a block at a time (small temporaries)."""
+    out = np.zeros(len(keys), bool)
+    for b in range(0, len(keys), _LOOKUP_BLOCK):
+        out[b : b + _LOOKUP_BLOCK] = _lookup(keys[b : b + _LOOKUP_BLOCK], sorted_ids)[1]
+    return out
+
+
+def _distinct(values: np.ndarray) -> np.ndarray:
+    """np.unique a block at a time (small temporaries)."""
+    out = np.zeros(0, values.dtype)
+    for b in range(0, len(values), _LOOKUP_BLOCK):
+        out = np.union1d(out, values[b : b + _LOOKUP_BLOCK])
+    return out
 
 
 def _lookup(keys: np.ndarray, sorted_ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -399,14 +535,31 @@ _PATH_RE = re.compile(r"([A-Za-z_]+)(?:\[(\d+)\])?")
 _SECTION_RANK = {"images": 1, "annotations": 2, "categories": 3}
 
 
-def _sort_key(item: tuple[int, Problem]) -> tuple[int, int, int]:
+def _sort_key(item: tuple[int, Problem]) -> tuple[int, int, str, str, int]:
+    """Report order: document, images, annotations, categories; by index; by path and
+    code within a record (so the order does not depend on the order of feeding)."""
     seq, p = item
-    if not p.path:
-        return (0, 0, seq)
     m = _PATH_RE.match(p.path)
-    if m is None:
-        return (4, 0, seq)
-    return (_SECTION_RANK.get(m.group(1), 4), int(m.group(2) or -1), seq)
+    if not p.path or m is None:
+        return (0 if not p.path else 4, 0, p.path, p.code, seq)
+    return (_SECTION_RANK.get(m.group(1), 4), int(m.group(2) or -1), p.path, p.code, seq)
+
+
+@contextlib.contextmanager
+def _gc_paused() -> Iterator[None]:
+    """Pause the cyclic garbage collector.
+
+    Building millions of small objects next to a big parsed document makes the
+    collector walk the whole document again and again (a 4x slowdown of decoding
+    alone); nothing made here is cyclic garbage.
+    """
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            gc.enable()
 
 
 def _mask_api() -> Any:
@@ -421,13 +574,18 @@ def _mask_api() -> Any:
 # The validator
 
 
+_ImageTable = tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]
+
+
 class Validator:
     """Incremental validator: feed sections in any order, in chunks, then :meth:`finish`.
 
     ``start`` of a ``feed_*`` call is the index of ``records[0]`` in the whole array, so
     paths name the record as it is in the file. Between calls the validator keeps only
-    numpy arrays of ids (and of boxes, for the check against image sizes), the few RLE
-    sizes and the file names, so a huge file can be validated chunk by chunk.
+    compact numpy arrays: ids (about 4 bytes per annotation and reference), image
+    sizes, 64-bit hashes of the file names, RLE sizes, and boxes whose image has not
+    been fed yet; so a huge file can be validated chunk by chunk. Stored problems are
+    the other cost: pass ``max_problems`` when a file may have millions of them.
 
     References are checked only against sections that were fed: call
     ``feed_images([])`` for an empty images array. A section reported missing by
@@ -442,28 +600,29 @@ class Validator:
         self._truncated_errors = 0
         self._finished: Report | None = None
         self._fed: set[str] = set()
-        self._missing: set[str] = set()
-        # images
-        self._img_ids: list[np.ndarray] = []
-        self._img_idx: list[np.ndarray] = []
+        self._missing: set[str] = set()  # sections feed_top reported missing
+        # images: ids, and width and height (NaN when invalid) at the same positions
+        self._img = _Ids()
         self._img_w: list[np.ndarray] = []
         self._img_h: list[np.ndarray] = []
-        self._file_names: list[tuple[int, str]] = []
+        # file names, as sorted unique 64-bit hashes with the first index of each
+        self._fn_hash = np.zeros(0, np.int64)
+        self._fn_first = np.zeros(0, np.int64)
         # categories
-        self._cat_ids: list[np.ndarray] = []
-        self._cat_idx: list[np.ndarray] = []
+        self._cat = _Ids()
         self._cat_names: dict[int, Any] = {}
-        # annotations
-        self._ann_ids: list[np.ndarray] = []
-        self._ann_idx: list[np.ndarray] = []
-        self._ref_img: list[np.ndarray] = []
-        self._ref_img_idx: list[np.ndarray] = []
-        self._ref_cat: list[np.ndarray] = []
-        self._ref_cat_idx: list[np.ndarray] = []
-        self._box_idx: list[np.ndarray] = []  # boxes to check against their image
+        # annotations: their ids and references
+        self._ann = _Ids()
+        self._ref_img = _Ids()
+        self._ref_cat = _Ids()
+        # the images fed so far, for checking boxes as they come: (unique ids, width,
+        # height, index of the first record with that id); None when out of date
+        self._image_table: _ImageTable | None = None
+        # boxes whose image was not fed yet, checked in finish()
+        self._box_idx: list[np.ndarray] = []
         self._box_img: list[np.ndarray] = []
         self._box: list[np.ndarray] = []
-        self._rle: list[tuple[int, int, int, int]] = []  # (index, image_id, h, w)
+        self._rle: list[np.ndarray] = []  # rows (index, image_id, h, w)
 
     # -- problems -----------------------------------------------------------------------
 
@@ -482,7 +641,7 @@ class Validator:
             return
         self._stored.append(Problem(code, severity, path, message))
 
-    def _add_many(self, code: str, n: int, make: Any) -> None:
+    def _add_many(self, code: str, n: int, make: Callable[[int], tuple[str, str]]) -> None:
         """Add ``n`` problems of one code; ``make(k)`` -> (path, message), called lazily."""
         room = self._room()
         keep = n if room is None else min(n, room)
@@ -509,18 +668,19 @@ class Validator:
             if key not in keys:
                 self._missing.add(key)
                 self.add("missing-key", "",
-                         f'the document has no "{key}" key; expected an array of {key[:-1]} '
-                         f"records, found only {_short(sorted(keys))}")
+                         f'the document has no "{key}" key; expected an array of '
+                         f"{_SINGULAR[key]} records, found only the keys {_short(sorted(keys))}")
 
     # -- records ------------------------------------------------------------------------
 
     def _bad_record(self, section: str, i: int, r: Any) -> None:
         self.add("record-not-object", f"{section}[{i}]",
-                 f"a {section[:-1]} record must be an object, {_found(r)}")
+                 f"{'an' if section != 'categories' else 'a'} {_SINGULAR[section]} record "
+                 f"must be an object, {_found(r)}")
 
     def _bad_id(self, section: str, i: int, key: str, v: Any) -> None:
         path = f"{section}[{i}].{key}"
-        what = "category" if section == "categories" else section[:-1]
+        what = _SINGULAR[section]
         if v is _MISSING:
             expected = {"id": f"the integer id of this {what}",
                         "image_id": "the integer id of its image",
@@ -529,27 +689,28 @@ class Validator:
         else:
             extra = ("an integer in the int64 range" if isinstance(v, int)
                      and not isinstance(v, bool) else "an integer")
-            self.add("bad-type", path, f'"{key}" must be {extra}, {_found(v)}')
+            self.add("bad-type", path, f'{what} "{key}" must be {extra}, {_found(v)}')
 
     def feed_categories(self, records: list[Any], start: int = 0) -> None:
         """A chunk of the categories array; ``start`` is the index of ``records[0]``."""
         self._check_open()
+        with _gc_paused():
+            self._feed_categories(records, start)
+
+    def _feed_categories(self, records: list[Any], start: int) -> None:
         self._fed.add("categories")
-        ids: list[int] = []
-        idx: list[int] = []
+        ids: list[int | None] = []
         for k, r in enumerate(records):
             i = start + k
-            if type(r) is not dict:
-                if not isinstance(r, Mapping):
-                    self._bad_record("categories", i, r)
-                    continue
+            if type(r) is not dict and not isinstance(r, Mapping):
+                self._bad_record("categories", i, r)
+                ids.append(None)
+                continue
             v = r.get("id", _MISSING)
-            cid = v if type(v) is int and _I64_MIN <= v <= _I64_MAX else _as_id(v)
+            cid = v if type(v) is int and _ID_MIN <= v <= _I64_MAX else _as_id(v)
             if cid is None:
                 self._bad_id("categories", i, "id", v)
-            else:
-                ids.append(cid)
-                idx.append(i)
+            ids.append(cid)
             name = r.get("name", _MISSING)
             if type(name) is not str:
                 if name is _MISSING:
@@ -560,41 +721,47 @@ class Validator:
                              f'category "name" must be a string, {_found(name)}')
             if cid is not None and cid not in self._cat_names:
                 self._cat_names[cid] = name
-        self._cat_ids.append(np.array(ids, np.int64))
-        self._cat_idx.append(np.array(idx, np.int64))
+        arr = self._id_array(ids, "categories", start, "id")
+        self._cat.add(arr, start, arr != _NO_ID)
 
     def feed_images(self, records: list[Any], start: int = 0) -> None:
         """A chunk of the images array; ``start`` is the index of ``records[0]``."""
         self._check_open()
+        with _gc_paused():
+            self._feed_images(records, start)
+
+    def _feed_images(self, records: list[Any], start: int) -> None:
         self._fed.add("images")
         add = self.add
-        ids: list[int] = []
-        idx: list[int] = []
+        ids: list[int | None] = []
         ws: list[float] = []
         hs: list[float] = []
-        names = self._file_names
+        fn_hash: list[int] = []
+        fn_rows: list[int] = []
         nan = math.nan
         for k, r in enumerate(records):
             i = start + k
-            if type(r) is not dict:
-                if not isinstance(r, Mapping):
-                    self._bad_record("images", i, r)
-                    continue
+            if type(r) is not dict and not isinstance(r, Mapping):
+                self._bad_record("images", i, r)
+                ids.append(None)
+                ws.append(nan)
+                hs.append(nan)
+                continue
             v = r.get("id", _MISSING)
-            iid = v if type(v) is int and _I64_MIN <= v <= _I64_MAX else _as_id(v)
+            iid = v if type(v) is int and _ID_MIN <= v <= _I64_MAX else _as_id(v)
             if iid is None:
                 self._bad_id("images", i, "id", v)
-            sizes: list[float] = []
-            for key in ("width", "height"):
+            ids.append(iid)
+            for key, out in (("width", ws), ("height", hs)):
                 s = r.get(key, _MISSING)
                 if type(s) is int and s > 0:
-                    sizes.append(s)
+                    out.append(s)
                     continue
                 sv = _as_id(s)
                 if sv is not None and sv > 0:
-                    sizes.append(sv)
+                    out.append(sv)
                     continue
-                sizes.append(nan)
+                out.append(nan)
                 path = f"images[{i}].{key}"
                 if s is _MISSING:
                     add("missing-field", path,
@@ -604,188 +771,260 @@ class Validator:
                         f"image {key} must be a positive integer, found {_num(s)}")
                 else:
                     add("bad-type", path, f"image {key} must be a positive integer, {_found(s)}")
-            if iid is not None:
-                ids.append(iid)
-                idx.append(i)
-                ws.append(sizes[0])
-                hs.append(sizes[1])
             fn = r.get("file_name", _MISSING)
             if type(fn) is str:
-                names.append((i, fn))
+                fn_hash.append(hash(fn))
+                fn_rows.append(k)
             elif fn is _MISSING:
                 add("missing-field", f"images[{i}].file_name",
                     'image has no "file_name"; expected a string')
             else:
                 add("bad-type", f"images[{i}].file_name",
                     f'image "file_name" must be a string, {_found(fn)}')
-        self._img_ids.append(np.array(ids, np.int64))
-        self._img_idx.append(np.array(idx, np.int64))
-        self._img_w.append(np.array(ws, np.float64))
-        self._img_h.append(np.array(hs, np.float64))
+        self._image_table = None
+        arr = self._id_array(ids, "images", start, "id")
+        keep = arr != _NO_ID
+        self._img.add(arr, start, keep)
+        self._img_w.append(np.array(ws, np.float32)[keep])
+        self._img_h.append(np.array(hs, np.float32)[keep])
+        if fn_rows:
+            self._file_names(records, start, np.array(fn_hash, np.int64),
+                             np.array(fn_rows, np.int64))
+
+    def _file_names(self, records: list[Any], start: int, hashes: np.ndarray,
+                    rows: np.ndarray) -> None:
+        """Duplicate file names, found by hash (64 bits: a collision is not a concern),
+        against the chunk itself and every chunk fed before."""
+        order = np.lexsort((rows, hashes))
+        h, r = hashes[order], rows[order]
+        new = np.ones(len(h), bool)
+        new[1:] = h[1:] != h[:-1]
+        starts = np.flatnonzero(new)
+        uh = h[starts]
+        chunk_first = r[starts] + start  # the first index of each name in this chunk
+        run = np.cumsum(new) - 1  # the name of each entry
+        pos, seen = _lookup(uh, self._fn_hash)
+        if seen.any() or not new.all():
+            first = chunk_first.copy()
+            before = np.full(len(uh), np.iinfo(np.int64).max)
+            before[seen] = self._fn_first[pos[seen]]
+            earlier = seen & (before < chunk_first)
+            first[earlier] = before[earlier]
+            pairs: list[tuple[int, int, int]] = []  # (index, first index, row for the name)
+            for e in np.flatnonzero(~new | earlier[run]):
+                i = int(r[e]) + start
+                if i != first[run[e]]:
+                    pairs.append((i, int(first[run[e]]), int(r[e])))
+            later = np.flatnonzero(seen & (before > chunk_first))  # fed earlier, index after
+            for u in later:
+                pairs.append((int(before[u]), int(chunk_first[u]), int(r[starts[u]])))
+                self._fn_first[pos[u]] = chunk_first[u]
+            for i, j, row in sorted(pairs):
+                self.add("duplicate-file-name", f"images[{i}].file_name",
+                         f"file_name {_short(records[row]['file_name'])} is already used by "
+                         f"images[{j}]")
+        fresh = np.flatnonzero(~seen)
+        if len(fresh):
+            at = np.searchsorted(self._fn_hash, uh[fresh])
+            self._fn_hash = np.insert(self._fn_hash, at, uh[fresh])
+            self._fn_first = np.insert(self._fn_first, at, chunk_first[fresh])
 
     def feed_annotations(self, records: list[Any], start: int = 0) -> None:
         """A chunk of the annotations array; ``start`` is the index of ``records[0]``."""
         self._check_open()
+        with _gc_paused():
+            for b in range(0, len(records), _BLOCK):
+                self._feed_annotations(records[b : b + _BLOCK], start + b)
+            if not records:
+                self._fed.add("annotations")
+
+    def _feed_annotations(self, records: list[Any], start: int) -> None:
         self._fed.add("annotations")
         add = self.add
+        slow_id = self._slow_id
         nan = math.nan
         inf = _INF
-        ids: list[int] = []
-        ids_idx: list[int] = []
-        ref_img: list[int] = []
-        ref_img_idx: list[int] = []
-        ref_cat: list[int] = []
-        ref_cat_idx: list[int] = []
-        # boxes: 4 values per row laid end to end
-        bb_flat: list[Any] = []
-        bb_idx: list[int] = []
-        bb_img: list[int] = []
-        bb_area: list[float] = []
-        bb_only: list[bool] = []
+        nan4 = _NAN4
+        missing = _MISSING
+        # one entry per record
+        ids: list[int | None] = []  # None: no valid id (already reported)
+        imgs: list[int | None] = []
+        cats: list[int | None] = []
+        areas: list[float] = []
+        kinds: list[int] = []  # polygon rings (> 0), 0 no segmentation, -1 other
+        bb_flat: list[Any] = []  # 4 values per record, NaN when there is no valid bbox
+        bb_bad: list[int] = []  # records without a (structurally) valid bbox
         # polygons: rings laid end to end
         pg_flat: list[Any] = []
-        pg_ring_len: list[int] = []
-        pg_rings: list[int] = []
-        pg_idx: list[int] = []
-        pg_area: list[float] = []
+        ring_len: list[int] = []
         # keypoints
         kp_flat: list[Any] = []
         kp_len: list[int] = []
-        kp_idx: list[int] = []
+        kp_rows: list[int] = []
+        rle_rows: list[tuple[int, int, int, int]] = []
+
+        ids_append = ids.append
+        imgs_append = imgs.append
+        cats_append = cats.append
+        areas_append = areas.append
+        kinds_append = kinds.append
+        bb_extend = bb_flat.extend
+        pg_extend = pg_flat.extend
+        ring_len_append = ring_len.append
 
         for k, a in enumerate(records):
-            i = start + k
-            if type(a) is not dict:
-                if not isinstance(a, Mapping):
-                    self._bad_record("annotations", i, a)
-                    continue
-            # ids and references
-            v = a.get("id", _MISSING)
-            if type(v) is int and _I64_MIN <= v <= _I64_MAX:
-                ids.append(v)
-                ids_idx.append(i)
-            else:
-                aid = _as_id(v)
-                if aid is None:
-                    self._bad_id("annotations", i, "id", v)
-                else:
-                    ids.append(aid)
-                    ids_idx.append(i)
-            v = a.get("image_id", _MISSING)
-            image_id: int | None = (
-                v if type(v) is int and _I64_MIN <= v <= _I64_MAX else _as_id(v)
-            )
-            if image_id is None:
-                self._bad_id("annotations", i, "image_id", v)
-            else:
-                ref_img.append(image_id)
-                ref_img_idx.append(i)
-            v = a.get("category_id", _MISSING)
-            cat_id = v if type(v) is int and _I64_MIN <= v <= _I64_MAX else _as_id(v)
-            if cat_id is None:
-                self._bad_id("annotations", i, "category_id", v)
-            else:
-                ref_cat.append(cat_id)
-                ref_cat_idx.append(i)
-            # area
-            area = a.get("area", _MISSING)
-            area_val = nan
-            if area is not _MISSING:
-                t = type(area)
-                if t is float or t is int:
-                    if -inf < area < inf:
-                        area_val = area
-                    else:
-                        add("non-finite", f"annotations[{i}].area",
-                            f"area must be a finite number, found {_num(area)}")
-                elif _is_number(area):
-                    area_val = _float_or_inf(area)
-                    if not math.isfinite(area_val):
-                        add("non-finite", f"annotations[{i}].area",
-                            f"area must be a finite number, found {_num(area)}")
-                        area_val = nan
-                else:
-                    add("bad-type", f"annotations[{i}].area",
-                        f"area must be a number, {_found(area)}")
-            # iscrowd
+            if type(a) is not dict and not isinstance(a, Mapping):
+                self._bad_record("annotations", start + k, a)
+                ids_append(None)
+                imgs_append(None)
+                cats_append(None)
+                areas_append(nan)
+                kinds_append(-1)
+                bb_extend(nan4)
+                bb_bad.append(k)
+                continue
+            v = a.get("id", missing)
+            ids_append(v if type(v) is int else slow_id("annotations", start + k, "id", v))
+            v = a.get("image_id", missing)
+            image_id = v if type(v) is int else slow_id("annotations", start + k, "image_id", v)
+            imgs_append(image_id)
+            v = a.get("category_id", missing)
+            cats_append(v if type(v) is int
+                        else slow_id("annotations", start + k, "category_id", v))
+            area = a.get("area", missing)
+            if type(area) is not float or not -inf < area < inf:
+                area = self._slow_area(area, start + k)
+            areas_append(area)
             c = a.get("iscrowd", 0)
-            if not (type(c) is int and (c == 0 or c == 1)):
-                if _as_id(c) not in (0, 1):
-                    add("bad-iscrowd", f"annotations[{i}].iscrowd",
-                        f"iscrowd must be 0 or 1, {_found(c)}")
+            if type(c) is not int or (c != 0 and c != 1):
+                self._check_iscrowd(c, start + k)
             # segmentation
-            seg = a.get("segmentation", _MISSING)
-            has_seg = False
+            seg = a.get("segmentation", missing)
             if type(seg) is list:
                 if seg:
-                    has_seg = True
+                    rl0 = len(ring_len)
                     for ring in seg:
-                        if type(ring) is not list:
-                            break
-                        n = len(ring)
-                        if n < 6 or n & 1:
-                            break
+                        if type(ring) is list:
+                            n = len(ring)
+                            if n >= 6 and not n & 1:
+                                pg_extend(ring)
+                                ring_len_append(n)
+                                continue
+                        # a bad ring: take this annotation's rings back out
+                        added = sum(ring_len[rl0:])
+                        if added:
+                            del pg_flat[-added:]
+                        del ring_len[rl0:]
+                        kinds_append(-1)
+                        self._bad_polygons(seg, start + k)
+                        break
                     else:
-                        for ring in seg:
-                            pg_flat.extend(ring)
-                            pg_ring_len.append(len(ring))
-                        pg_rings.append(len(seg))
-                        pg_idx.append(i)
-                        pg_area.append(area_val)
-                        seg = None  # done
-                    if seg is not None:
-                        self._bad_polygons(seg, i)
-            elif seg is not _MISSING:
-                has_seg = True
-                if isinstance(seg, Mapping):
-                    self._feed_rle(seg, i, image_id, area_val)
+                        kinds_append(len(seg))
                 else:
-                    add("bad-segmentation", f"annotations[{i}].segmentation",
+                    kinds_append(0)
+            elif seg is missing:
+                kinds_append(0)
+            else:
+                kinds_append(-1)
+                if isinstance(seg, Mapping):
+                    self._feed_rle(seg, start + k, image_id, area, rle_rows)
+                else:
+                    add("bad-segmentation", f"annotations[{start + k}].segmentation",
                         "segmentation must be an array of polygons or an RLE object "
                         f'{{"size": [h, w], "counts": ...}}, {_found(seg)}')
             # bbox
-            b = a.get("bbox", _MISSING)
-            if b is _MISSING:
-                if not has_seg:
-                    add("missing-geometry", f"annotations[{i}]",
-                        'annotation has neither "bbox" nor a non-empty "segmentation"; '
-                        "expected at least one")
-            elif type(b) is list and len(b) == 4:
-                bb_flat.extend(b)
-                bb_idx.append(i)
-                bb_img.append(_NO_ID if image_id is None else image_id)
-                bb_area.append(area_val)
-                bb_only.append(not has_seg)
+            b = a.get("bbox", missing)
+            if type(b) is list and len(b) == 4:
+                bb_extend(b)
             else:
-                add("bad-bbox", f"annotations[{i}].bbox",
-                    f"bbox must be an array of 4 numbers [x, y, width, height], {_found(b)}")
+                bb_extend(nan4)
+                bb_bad.append(k)
+                if b is missing:
+                    if kinds[-1] == 0:
+                        add("missing-geometry", f"annotations[{start + k}]",
+                            'annotation has neither "bbox" nor a non-empty "segmentation"; '
+                            "expected at least one")
+                else:
+                    add("bad-bbox", f"annotations[{start + k}].bbox",
+                        "bbox must be an array of 4 numbers [x, y, width, height], "
+                        f"{_found(b)}")
             # keypoints
-            kp = a.get("keypoints", _MISSING)
-            if kp is not _MISSING:
+            kp = a.get("keypoints", missing)
+            if kp is not missing:
                 if type(kp) is list and len(kp) % 3 == 0:
                     if kp:
                         kp_flat.extend(kp)
                         kp_len.append(len(kp))
-                        kp_idx.append(i)
+                        kp_rows.append(k)
                 else:
-                    add("bad-keypoints", f"annotations[{i}].keypoints",
+                    add("bad-keypoints", f"annotations[{start + k}].keypoints",
                         "keypoints must be an array of numbers [x, y, v, ...] whose length "
                         f"is a multiple of 3, {_found(kp)}"
                         + (f" ({len(kp)} values)" if isinstance(kp, list) else ""))
 
-        self._ann_ids.append(np.array(ids, np.int64))
-        self._ann_idx.append(np.array(ids_idx, np.int64))
-        self._ref_img.append(np.array(ref_img, np.int64))
-        self._ref_img_idx.append(np.array(ref_img_idx, np.int64))
-        self._ref_cat.append(np.array(ref_cat, np.int64))
-        self._ref_cat_idx.append(np.array(ref_cat_idx, np.int64))
-        if bb_idx:
-            self._check_boxes(records, start, bb_flat, bb_idx, bb_img, bb_area, bb_only)
-        if pg_idx:
-            self._check_polygons(records, start, pg_flat, pg_ring_len, pg_rings, pg_idx,
-                                 pg_area)
-        if kp_idx:
-            self._check_keypoints(records, start, kp_flat, kp_len, kp_idx)
+        id_arr = self._id_array(ids, "annotations", start, "id")
+        img_arr = self._id_array(imgs, "annotations", start, "image_id")
+        cat_arr = self._id_array(cats, "annotations", start, "category_id")
+        for arr, col in ((id_arr, self._ann), (img_arr, self._ref_img),
+                         (cat_arr, self._ref_cat)):
+            col.add(arr, start, arr != _NO_ID)
+        if rle_rows:
+            self._rle.append(np.array(rle_rows, np.int64).reshape(-1, 4))
+        area_arr = np.array(areas, np.float64)
+        kind_arr = np.array(kinds, np.int64)
+        self._check_boxes(records, start, bb_flat, bb_bad, img_arr, area_arr, kind_arr)
+        if ring_len:
+            rows = np.flatnonzero(kind_arr > 0)
+            self._check_polygons(records, start, pg_flat, ring_len, rows, kind_arr[rows],
+                                 area_arr[rows])
+        if kp_rows:
+            self._check_keypoints(records, start, kp_flat, kp_len, kp_rows)
+
+    def _slow_id(self, section: str, i: int, key: str, v: Any) -> int | None:
+        """An id that is not a plain int: the int, or None after reporting it."""
+        out = _as_id(v)
+        if out is None:
+            self._bad_id(section, i, key, v)
+        return out
+
+    def _id_array(self, values: list[int | None], section: str, start: int,
+                  key: str) -> np.ndarray:
+        """int64 array of ids, _NO_ID where there is none; ids out of range are reported."""
+        try:
+            arr = np.array(values, np.int64)
+            if not (arr == _NO_ID).any():
+                return arr
+        except (TypeError, OverflowError):  # None, or an int beyond int64
+            pass
+        out = []
+        for k, v in enumerate(values):
+            if v is None:
+                v = _NO_ID
+            elif not _ID_MIN <= v <= _I64_MAX:
+                self._bad_id(section, start + k, key, v)
+                v = _NO_ID
+            out.append(v)
+        return np.array(out, np.int64)
+
+    def _slow_area(self, area: Any, i: int) -> float:
+        """The area as a float, NaN when absent or reported as wrong."""
+        if area is _MISSING:
+            return math.nan
+        if _is_number(area):
+            value = _float_or_inf(area)
+            if math.isfinite(value):
+                return value
+            self.add("non-finite", f"annotations[{i}].area",
+                     f"area must be a finite number, found {_num(area)}")
+        else:
+            self.add("bad-type", f"annotations[{i}].area",
+                     f"area must be a number, {_found(area)}")
+        return math.nan
+
+    def _check_iscrowd(self, c: Any, i: int) -> None:
+        if _as_id(c) not in (0, 1):
+            self.add("bad-iscrowd", f"annotations[{i}].iscrowd",
+                     f"iscrowd must be 0 or 1, {_found(c)}")
 
     # -- annotation details -------------------------------------------------------------
 
@@ -809,14 +1048,14 @@ class Validator:
             elif not all(_is_number(x) for x in ring):
                 bad = next(x for x in ring if not _is_number(x))
                 self.add("bad-polygon", path,
-                         f"polygon coordinates must be numbers, found {_kind(bad)} "
-                         f"{_short(bad)} in {_short(ring)}")
+                         f"polygon coordinates must be numbers, {_found(bad)} in "
+                         f"{_short(ring)}")
             elif not all(math.isfinite(_float_or_inf(x)) for x in ring):
                 self.add("non-finite", path,
                          f"polygon coordinates must be finite, found {_short(ring)}")
 
     def _feed_rle(self, seg: Mapping[str, Any], i: int, image_id: int | None,
-                  area_val: float) -> None:
+                  area_val: float, rows: list[tuple[int, int, int, int]]) -> None:
         path = f"annotations[{i}].segmentation"
         size = seg.get("size", _MISSING)
         counts = seg.get("counts", _MISSING)
@@ -833,8 +1072,11 @@ class Validator:
             self.add("bad-rle", f"{path}.size",
                      f"RLE size must be [height, width], two non-negative integers, "
                      f"{_found(size)}")
-        if h >= 0:
-            self._rle.append((i, _NO_ID if image_id is None else image_id, h, w))
+        if 0 <= h <= _I64_MAX and w <= _I64_MAX:
+            rle_image = _NO_ID
+            if image_id is not None and _ID_MIN <= image_id <= _I64_MAX:
+                rle_image = image_id
+            rows.append((i, rle_image, h, w))
         counts_ok = False
         if isinstance(counts, str):
             counts_ok = counts.isascii()
@@ -846,8 +1088,8 @@ class Validator:
             if not counts_ok:
                 bad = next(c for c in counts if _as_id(c) is None or c < 0)
                 self.add("bad-rle", f"{path}.counts",
-                         "uncompressed RLE counts must be non-negative integers, found "
-                         f"{_kind(bad)} {_short(bad)} in {_short(counts)}")
+                         "uncompressed RLE counts must be non-negative integers, "
+                         f"{_found(bad)} in {_short(counts)}")
         elif counts is _MISSING:
             if size is not _MISSING:
                 self.add("bad-rle", path,
@@ -886,131 +1128,189 @@ class Validator:
         except Exception:  # a malformed compressed string: nothing sensible to compare
             return None
 
+    @staticmethod
+    def _area_message(area: float, computed: float, what: str) -> str:
+        return (f"area {_num(area)} differs from the {what} area {_num(computed)} by more "
+                f"than {AREA_REL_TOLERANCE:.0%} and {AREA_ABS_TOLERANCE:g} px")
+
     def _compare_area(self, i: int, area: float, computed: float, what: str) -> None:
         diff = abs(area - computed)
         if diff > AREA_REL_TOLERANCE * computed and diff > AREA_ABS_TOLERANCE:
             self.add("area-mismatch", f"annotations[{i}].area",
-                     f"area {_num(area)} differs from the {what} area {_num(computed)} by "
-                     f"more than {AREA_REL_TOLERANCE:.0%} and {_num(AREA_ABS_TOLERANCE)} px")
+                     self._area_message(area, computed, what))
 
-    def _check_boxes(self, records: list[Any], start: int, flat: list[Any], idx: list[int],
-                     img: list[int], area: list[float], box_only: list[bool]) -> None:
-        arr, bad_type, nonfinite = _grouped_floats(flat, [4] * len(idx))
+    def _check_boxes(self, records: list[Any], start: int, flat: list[Any],
+                     bad_rows: list[int], img: np.ndarray, areas: np.ndarray,
+                     kinds: np.ndarray) -> None:
+        n = len(records)
+        arr = _floats(flat, strict=True)
+        valid = np.ones(n, bool)
+        valid[bad_rows] = False
+        if arr is None:  # some box holds a non-number: find which, row by row
+            arr = np.full(4 * n, np.nan)
+            for r in np.flatnonzero(valid):
+                b = records[r]["bbox"]
+                if all(_is_number(x) for x in b):
+                    arr[4 * r : 4 * r + 4] = [_float_or_inf(x) for x in b]
+                else:
+                    valid[r] = False
+                    self.add("bad-bbox", f"annotations[{start + r}].bbox",
+                             "bbox must be an array of 4 numbers [x, y, width, height], "
+                             f"found {_short(b)}")
         boxes = arr.reshape(-1, 4)
-        index = np.array(idx, np.int64)
-        for r in np.flatnonzero(bad_type):
-            i = int(index[r])
-            self.add("bad-bbox", f"annotations[{i}].bbox",
-                     "bbox must be an array of 4 numbers [x, y, width, height], found "
-                     f"{_short(records[i - start]['bbox'])}")
-        for r in np.flatnonzero(nonfinite):
-            i = int(index[r])
-            self.add("non-finite", f"annotations[{i}].bbox",
-                     f"bbox values must be finite, found {_short(records[i - start]['bbox'])}")
-        good = ~(bad_type | nonfinite)
+        nonfinite = np.flatnonzero(valid & ~np.isfinite(boxes).all(axis=1))
+        for r in nonfinite:
+            self.add("non-finite", f"annotations[{start + r}].bbox",
+                     f"bbox values must be finite, found {_short(records[r]['bbox'])}")
+        valid[nonfinite] = False
         wh = boxes[:, 2:]
-        negative = good & (wh < 0).any(axis=1)
-        for r in np.flatnonzero(negative):
-            self.add("negative-bbox-size", f"annotations[{int(index[r])}].bbox",
-                     "bbox width and height must be >= 0, found width "
-                     f"{_num(boxes[r, 2])} and height {_num(boxes[r, 3])} in "
-                     f"{_short(boxes[r].tolist())}")
-        good &= ~negative
-        zero = good & (wh == 0).any(axis=1)
-        for r in np.flatnonzero(zero):
-            self.add("zero-area-bbox", f"annotations[{int(index[r])}].bbox",
-                     f"bbox has zero width or height: {_short(boxes[r].tolist())}")
-        # area of a box-only annotation larger than its box
-        areas = np.array(area, np.float64)
+        with np.errstate(invalid="ignore"):
+            negative = np.flatnonzero(valid & (wh < 0).any(axis=1))
+        valid[negative] = False
+
+        def make_negative(k: int) -> tuple[str, str]:
+            r = negative[k]
+            return (f"annotations[{start + r}].bbox",
+                    "bbox width and height must be >= 0, found width "
+                    f"{_num(boxes[r, 2])} and height {_num(boxes[r, 3])} in "
+                    f"{_short(boxes[r].tolist())}")
+
+        self._add_many("negative-bbox-size", len(negative), make_negative)
+        with np.errstate(invalid="ignore"):
+            zero = np.flatnonzero(valid & (wh == 0).any(axis=1))
+
+        def make_zero(k: int) -> tuple[str, str]:
+            r = zero[k]
+            return (f"annotations[{start + r}].bbox",
+                    f"bbox has zero width or height: {_short(boxes[r].tolist())}")
+
+        self._add_many("zero-area-bbox", len(zero), make_zero)
+        # the area of a box-only annotation larger than its box
         box_area = wh[:, 0] * wh[:, 1]
         with np.errstate(invalid="ignore"):
-            big = good & np.array(box_only, bool) & (areas > box_area * BOX_AREA_SLACK)
-        for r in np.flatnonzero(big):
-            self.add("area-mismatch", f"annotations[{int(index[r])}].area",
-                     f"area {_num(areas[r])} is larger than its box "
-                     f"{_num(boxes[r, 2])} x {_num(boxes[r, 3])} = {_num(box_area[r])} "
-                     f"(by more than {BOX_AREA_SLACK - 1:.0%}) and there is no segmentation")
-        imgs = np.array(img, np.int64)
-        keep = good & (imgs != _NO_ID)
-        self._box_idx.append(index[keep])
-        self._box_img.append(imgs[keep])
-        self._box.append(boxes[keep])
+            big = np.flatnonzero(valid & (kinds == 0) & (areas > box_area * BOX_AREA_SLACK))
+
+        def make_big(k: int) -> tuple[str, str]:
+            r = big[k]
+            return (f"annotations[{start + r}].area",
+                    f"area {_num(areas[r])} is larger than its box "
+                    f"{_num(boxes[r, 2])} x {_num(boxes[r, 3])} = {_num(box_area[r])} "
+                    f"(by more than {BOX_AREA_SLACK - 1:.0%}) and there is no segmentation")
+
+        self._add_many("area-mismatch", len(big), make_big)
+        keep = np.flatnonzero(valid & (img != _NO_ID))
+        box_idx, box_img, boxes = keep + start, img[keep], boxes[keep]
+        if "images" in self._fed:  # check now the boxes whose image is known
+            found = self._boxes_vs_images(box_idx, box_img, boxes, self._images_so_far())
+            later = ~found
+            box_idx, box_img, boxes = box_idx[later], box_img[later], boxes[later]
+        if len(box_idx):
+            self._box_idx.append(box_idx)
+            self._box_img.append(box_img)
+            self._box.append(boxes)
+
+    def _images_so_far(self) -> _ImageTable:
+        """The images fed so far (the first record of each id, by index)."""
+        if self._image_table is None:
+            uniq, first, _, _ = _first_of_duplicates(self._img)
+            self._image_table = self._table(uniq, first)
+        return self._image_table
+
+    def _table(self, uniq: np.ndarray, first: np.ndarray) -> _ImageTable:
+        w = _cat(self._img_w, np.float32)
+        h = _cat(self._img_h, np.float32)
+        self._img_w, self._img_h = [w], [h]
+        return (uniq, w[first], h[first], self._img.index_at(first))
 
     def _check_polygons(self, records: list[Any], start: int, flat: list[Any],
-                        ring_len: list[int], rings: list[int], idx: list[int],
-                        area: list[float]) -> None:
+                        ring_len: list[int], rows: np.ndarray, rings: np.ndarray,
+                        area: np.ndarray) -> None:
+        """Numbers and areas of the valid-looking polygons of ``rows`` (block positions)."""
         arr, bad_type, nonfinite = _grouped_floats(flat, ring_len)
+        ann_start = np.zeros(len(rings), np.int64)
+        np.cumsum(rings[:-1], out=ann_start[1:])
         if bad_type.any() or nonfinite.any():
-            ring_start = np.zeros(len(rings), np.int64)
-            np.cumsum(np.asarray(rings[:-1], np.int64), out=ring_start[1:])
-            bad_ann = np.logical_or.reduceat(bad_type | nonfinite, ring_start)
+            bad_ann = np.logical_or.reduceat(bad_type | nonfinite, ann_start)
             for a in np.flatnonzero(bad_ann):
-                i = idx[a]
-                self._bad_polygons(records[i - start]["segmentation"], i)
-        # shoelace, every ring at once
+                r = int(rows[a])
+                self._bad_polygons(records[r]["segmentation"], start + r)
+        # shoelace, every ring at once (NaN for rings reported above)
         x = arr[0::2]
         y = arr[1::2]
         nv = np.asarray(ring_len, np.int64) // 2
         vstart = np.zeros(len(nv), np.int64)
         np.cumsum(nv[:-1], out=vstart[1:])
-        nxt = np.arange(1, len(x) + 1, dtype=np.int64)
-        nxt[vstart + nv - 1] = vstart
-        cross = x * y[nxt] - x[nxt] * y
-        ring_area = np.abs(np.add.reduceat(cross, vstart)) * 0.5
-        ann_start = np.zeros(len(rings), np.int64)
-        np.cumsum(np.asarray(rings[:-1], np.int64), out=ann_start[1:])
-        poly_area = np.add.reduceat(ring_area, ann_start)
-        given = np.array(area, np.float64)
-        with np.errstate(invalid="ignore"):
-            diff = np.abs(given - poly_area)
-            off = (diff > AREA_REL_TOLERANCE * poly_area) & (diff > AREA_ABS_TOLERANCE)
-        for a in np.flatnonzero(off):
-            self._compare_area(idx[a], float(given[a]), float(poly_area[a]),
-                               "polygon (shoelace)")
+        vend = vstart + nv - 1
+        with np.errstate(invalid="ignore", over="ignore"):
+            cross = np.empty(len(x), np.float64)
+            cross[:-1] = x[:-1] * y[1:] - x[1:] * y[:-1]
+            cross[vend] = x[vend] * y[vstart] - x[vstart] * y[vend]  # close each ring
+            ring_area = np.abs(np.add.reduceat(cross, vstart)) * 0.5
+            poly_area = np.add.reduceat(ring_area, ann_start)
+            diff = np.abs(area - poly_area)
+            off = np.flatnonzero((diff > AREA_REL_TOLERANCE * poly_area)
+                                 & (diff > AREA_ABS_TOLERANCE))
+
+        def make(k: int) -> tuple[str, str]:
+            a = off[k]
+            return (f"annotations[{start + int(rows[a])}].area",
+                    self._area_message(float(area[a]), float(poly_area[a]),
+                                       "polygon (shoelace)"))
+
+        self._add_many("area-mismatch", len(off), make)
 
     def _check_keypoints(self, records: list[Any], start: int, flat: list[Any],
-                         lens: list[int], idx: list[int]) -> None:
+                         lens: list[int], rows: list[int]) -> None:
         _, bad_type, nonfinite = _grouped_floats(flat, lens)
-        for r in np.flatnonzero(bad_type):
-            i = idx[r]
-            kp = records[i - start]["keypoints"]
+        for g in np.flatnonzero(bad_type):
+            r = rows[g]
+            kp = records[r]["keypoints"]
             bad = next(v for v in kp if not _is_number(v))
-            self.add("bad-keypoints", f"annotations[{i}].keypoints",
-                     f"keypoints must be numbers, found {_kind(bad)} {_short(bad)} in "
-                     f"{_short(kp)}")
-        for r in np.flatnonzero(nonfinite):
-            i = idx[r]
-            self.add("non-finite", f"annotations[{i}].keypoints",
-                     f"keypoints must be finite, found {_short(records[i - start]['keypoints'])}")
+            self.add("bad-keypoints", f"annotations[{start + r}].keypoints",
+                     f"keypoints must be numbers, {_found(bad)} in {_short(kp)}")
+        for g in np.flatnonzero(nonfinite):
+            r = rows[g]
+            self.add("non-finite", f"annotations[{start + r}].keypoints",
+                     f"keypoints must be finite, found {_short(records[r]['keypoints'])}")
 
     # -- finish -------------------------------------------------------------------------
 
-    def _duplicates(self, section: str, code: str, ids: np.ndarray,
-                    idx: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        uniq, first, dup, dup_first = _first_of_duplicates(ids, idx)
-        order = np.argsort(idx[dup], kind="stable")
-        dup, dup_first = dup[order], dup_first[order]
-        what = section[:-1] if section != "categories" else "category"
+    def _duplicates(self, section: str, code: str, col: _Ids) -> tuple[np.ndarray, np.ndarray]:
+        """Report repeated ids; returns the unique ids and the position of the first of each
+        (for annotations, whose table is not needed, nothing when there is no repeat)."""
+        if section == "annotations" and not _has_duplicates(col):
+            e = np.zeros(0, np.int64)
+            return e, e
+        uniq, first, dup, dup_first = _first_of_duplicates(col)
+        if len(dup):
+            ids = col.ids()
+            dup_idx = col.index_at(dup)
+            first_idx = col.index_at(dup_first)
+            order = np.argsort(dup_idx, kind="stable")
+            dup_ids, dup_idx, first_idx = ids[dup][order], dup_idx[order], first_idx[order]
+            what = _SINGULAR[section]
 
-        def make(k: int) -> tuple[str, str]:
-            r, f = dup[k], dup_first[k]
-            return (f"{section}[{int(idx[r])}].id",
-                    f"{what} id {int(ids[r])} is already used by {section}[{int(idx[f])}]; "
-                    "expected unique ids")
+            def make(k: int) -> tuple[str, str]:
+                return (f"{section}[{int(dup_idx[k])}].id",
+                        f"{what} id {int(dup_ids[k])} is already used by "
+                        f"{section}[{int(first_idx[k])}]; expected unique ids")
 
-        self._add_many(code, len(dup), make)
+            self._add_many(code, len(dup), make)
         return uniq, first
 
-    def _dangling(self, code: str, key: str, refs: np.ndarray, idx: np.ndarray,
-                  known: np.ndarray, target: str) -> None:
-        _, found = _lookup(refs, known)
-        bad = np.flatnonzero(~found)
-        bad = bad[np.argsort(idx[bad], kind="stable")]
+    def _dangling(self, code: str, key: str, col: _Ids, known: np.ndarray,
+                  target: str) -> None:
+        refs = col.ids()
+        bad = np.flatnonzero(~_contains(refs, known))
+        if len(bad) == 0:
+            return
+        idx = col.index_at(bad)
+        order = np.argsort(idx, kind="stable")
+        bad_refs, idx = refs[bad][order], idx[order]
 
         def make(k: int) -> tuple[str, str]:
-            r = bad[k]
-            return (f"annotations[{int(idx[r])}].{key}",
-                    f"{key} {int(refs[r])} matches no id in {target} "
+            return (f"annotations[{int(idx[k])}].{key}",
+                    f"{key} {int(bad_refs[k])} matches no id in {target} "
                     f"({len(known)} distinct ids)")
 
         self._add_many(code, len(bad), make)
@@ -1019,42 +1319,31 @@ class Validator:
         """Run the checks that need every section and return the report."""
         if self._finished is not None:
             return self._finished
-        img_ids = _cat(self._img_ids, np.int64)
-        img_idx = _cat(self._img_idx, np.int64)
-        img_w = _cat(self._img_w, np.float64)
-        img_h = _cat(self._img_h, np.float64)
-        cat_ids = _cat(self._cat_ids, np.int64)
-        cat_idx = _cat(self._cat_idx, np.int64)
-        ann_ids = _cat(self._ann_ids, np.int64)
-        ann_idx = _cat(self._ann_idx, np.int64)
-        ref_img = _cat(self._ref_img, np.int64)
-        ref_img_idx = _cat(self._ref_img_idx, np.int64)
-        ref_cat = _cat(self._ref_cat, np.int64)
-        ref_cat_idx = _cat(self._ref_cat_idx, np.int64)
+        with _gc_paused():
+            return self._finish()
 
-        img_uniq, img_first = self._duplicates("images", "duplicate-image-id", img_ids, img_idx)
-        self._duplicates("annotations", "duplicate-annotation-id", ann_ids, ann_idx)
-        cat_uniq, cat_first = self._duplicates("categories", "duplicate-category-id", cat_ids,
-                                               cat_idx)
-        have_images = "images" in self._fed
-        have_cats = "categories" in self._fed
+    def _finish(self) -> Report:
+        img_uniq, img_first = self._duplicates("images", "duplicate-image-id", self._img)
+        self._duplicates("annotations", "duplicate-annotation-id", self._ann)
+        cat_uniq, cat_first = self._duplicates("categories", "duplicate-category-id",
+                                               self._cat)
+        have_images = "images" in self._fed and "images" not in self._missing
+        have_cats = "categories" in self._fed and "categories" not in self._missing
         if have_images:
-            self._dangling("dangling-image-id", "image_id", ref_img, ref_img_idx, img_uniq,
-                           "images")
+            self._dangling("dangling-image-id", "image_id", self._ref_img, img_uniq, "images")
         if have_cats:
-            self._dangling("dangling-category-id", "category_id", ref_cat, ref_cat_idx,
-                           cat_uniq, "categories")
+            self._dangling("dangling-category-id", "category_id", self._ref_cat, cat_uniq,
+                           "categories")
         if have_images:
-            uw = img_w[img_first]
-            uh = img_h[img_first]
-            self._boxes_vs_images(img_uniq, uw, uh, img_idx[img_first])
-            self._rles_vs_images(img_uniq, uw, uh, img_idx[img_first])
-        self._duplicate_file_names()
-        if have_cats and "annotations" in self._fed:
-            used = np.unique(ref_cat)
+            table = self._table(img_uniq, img_first)
+            self._boxes_vs_images(_cat(self._box_idx, np.int64), _cat(self._box_img, np.int64),
+                                  _cat(self._box, np.float64, 4), table)
+            self._rles_vs_images(*table)
+        if have_cats and "annotations" in self._fed and "annotations" not in self._missing:
+            used = _distinct(self._ref_cat.ids())
             _, is_used = _lookup(cat_uniq, used)
-            unused = cat_idx[cat_first][~is_used]
             unused_ids = cat_uniq[~is_used]
+            unused = self._cat.index_at(cat_first[~is_used])
             order = np.argsort(unused, kind="stable")
             unused, unused_ids = unused[order], unused_ids[order]
 
@@ -1073,15 +1362,15 @@ class Validator:
         self._finished = report
         # free the arrays
         self._box_idx, self._box_img, self._box = [], [], []
+        self._ann = self._ref_img = self._ref_cat = _Ids()
         return report
 
-    def _boxes_vs_images(self, uniq: np.ndarray, uw: np.ndarray, uh: np.ndarray,
-                         uidx: np.ndarray) -> None:
-        box_idx = _cat(self._box_idx, np.int64)
-        box_img = _cat(self._box_img, np.int64)
-        boxes = _cat(self._box, np.float64, 4)
-        if len(box_idx) == 0:
-            return
+    def _boxes_vs_images(self, box_idx: np.ndarray, box_img: np.ndarray, boxes: np.ndarray,
+                         table: _ImageTable) -> np.ndarray:
+        """Warn about boxes outside their image; returns which boxes had their image."""
+        uniq, uw, uh, uidx = table
+        if len(box_idx) == 0 or len(uniq) == 0:
+            return np.zeros(len(box_idx), bool)
         pos, found = _lookup(box_img, uniq)
         w = np.where(found, uw[pos], np.nan)
         h = np.where(found, uh[pos], np.nan)
@@ -1097,6 +1386,7 @@ class Validator:
             r = rows[k]
             bx, by, ww, hh = boxes[r]
             iw, ih = w[r], h[r]
+            iw, ih = int(iw), int(ih)
             why = []
             if bx < -tol:
                 why.append(f"x = {_num(bx)} < 0")
@@ -1112,17 +1402,16 @@ class Validator:
                     f"{_num(tol)} px: " + ", ".join(why))
 
         self._add_many("bbox-outside-image", len(rows), make)
+        return found
 
     def _rles_vs_images(self, uniq: np.ndarray, uw: np.ndarray, uh: np.ndarray,
                         uidx: np.ndarray) -> None:
         if not self._rle:
             return
-        rle = np.array(self._rle, np.int64).reshape(-1, 4)
+        rle = _cat(self._rle, np.int64, 4)
         rle = rle[np.argsort(rle[:, 0], kind="stable")]
         pos, found = _lookup(rle[:, 1], uniq)
-        for r in range(len(rle)):
-            if not found[r]:
-                continue
+        for r in np.flatnonzero(found):
             iw, ih = uw[pos[r]], uh[pos[r]]
             if not (math.isfinite(iw) and math.isfinite(ih)):
                 continue
@@ -1132,16 +1421,6 @@ class Validator:
                          f"RLE size [{h}, {w}] differs from its image's [height, width] "
                          f"[{int(ih)}, {int(iw)}] (images[{int(uidx[pos[r]])}])")
 
-    def _duplicate_file_names(self) -> None:
-        names = sorted(self._file_names)
-        first: dict[str, int] = {}
-        for i, fn in names:
-            j = first.setdefault(fn, i)
-            if j != i:
-                self.add("duplicate-file-name", f"images[{i}].file_name",
-                         f"file_name {_short(fn)} is already used by images[{j}]")
-        self._file_names = []
-
 
 # --------------------------------------------------------------------------------------
 # Entry points
@@ -1150,6 +1429,11 @@ class Validator:
 def validate_document(doc: Any, source: str = "<document>", *,
                       max_problems: int | None = None) -> Report:
     """Validate a parsed JSON document (plain Python objects)."""
+    with _gc_paused():
+        return _validate_document(doc, source, max_problems)
+
+
+def _validate_document(doc: Any, source: str, max_problems: int | None) -> Report:
     v = Validator(source, max_problems)
     if not isinstance(doc, Mapping):
         v.add("top-not-object", "",
@@ -1167,8 +1451,7 @@ def validate_document(doc: Any, source: str = "<document>", *,
             feed(section)
         else:
             v.add("section-not-array", key,
-                  f'"{key}" must be an array of {key[:-1] if key != "categories" else "category"}'
-                  f" records, {_found(section)}")
+                  f'"{key}" must be an array of {_SINGULAR[key]} records, {_found(section)}')
     return v.finish()
 
 
@@ -1198,17 +1481,13 @@ def validate_bytes(data: bytes | bytearray | memoryview, source: str = "<bytes>"
                    max_problems: int | None = None) -> Report:
     """Parse JSON bytes and validate them; malformed JSON gives one ``json-syntax`` error."""
     raw = bytes(data)
+    with _gc_paused():
+        return _validate_bytes(raw, source, max_problems)
+
+
+def _validate_bytes(raw: bytes, source: str, max_problems: int | None) -> Report:
     try:
         doc = msgspec.json.decode(raw)
-    except msgspec.DecodeError as e:
-        msg = str(e)
-        m = _BYTE_RE.search(msg)
-        offset = int(m.group(1)) if m else len(raw)
-        reason = _BYTE_RE.sub("", msg).removeprefix("JSON is malformed: ")
-        if not m and "truncated" in msg:
-            reason = "the input ended before the JSON value was complete"
-        line, column = _line_column(raw, offset)
-        return _syntax_report(source, raw, line, column, reason)
     except msgspec.ValidationError:
         # msgspec rejects numbers beyond the float range (1e999); Python's parser reads
         # them as infinities, which the checks then report where they are.
@@ -1218,7 +1497,19 @@ def validate_bytes(data: bytes | bytearray | memoryview, source: str = "<bytes>"
             if isinstance(e, json.JSONDecodeError):
                 return _syntax_report(source, raw, e.lineno, e.colno, e.msg)
             return _syntax_report(source, raw, 1, 1, str(e))
-    return validate_document(doc, source, max_problems=max_problems)
+    except msgspec.DecodeError as e:
+        msg = str(e)
+        m = _BYTE_RE.search(msg)
+        offset = int(m.group(1)) if m else len(raw)
+        reason = _BYTE_RE.sub("", msg).removeprefix("JSON is malformed: ")
+        if not m and "truncated" in msg:
+            reason = "the input ended before the JSON value was complete"
+        elif reason.startswith("trailing characters"):
+            offset -= 1  # msgspec points one past the first trailing character
+            reason = "unexpected characters after the JSON value"
+        line, column = _line_column(raw, offset)
+        return _syntax_report(source, raw, line, column, reason)
+    return _validate_document(doc, source, max_problems)
 
 
 def validate_file(path: str | os.PathLike[str], *, max_problems: int | None = None) -> Report:

@@ -46,8 +46,9 @@ QUIET_HELP = "No progress bars or summaries (errors are still printed)."
 
 
 @contextlib.contextmanager
-def progress_bar(description: str, quiet: bool = False,
-                 total: int | None = None) -> Iterator[Callable[[int, int], None]]:
+def progress_bar(
+    description: str, quiet: bool = False, total: int | None = None
+) -> Iterator[Callable[[int, int], None]]:
     """A rich progress bar on stderr; yields ``update(done, total)``.
 
     With ``quiet`` (or when stderr is not a terminal and CI is set) it draws nothing.
@@ -90,23 +91,38 @@ def load_dataset(path: Path, quiet: bool = False) -> Dataset:
         return read_coco(path)
 
 
-def save_dataset(ds: Dataset, path: Path, *, quiet: bool = False, image_ids: str = "auto",
-                 annotation_ids: str = "auto", ignore_negative_samples: bool = False,
-                 indent: int | None = None) -> Any:
+def save_dataset(
+    ds: Dataset,
+    path: Path,
+    *,
+    quiet: bool = False,
+    image_ids: str = "auto",
+    annotation_ids: str = "auto",
+    ignore_negative_samples: bool = False,
+    indent: int | None = None,
+) -> Any:
     """Write a dataset atomically with a progress bar; prints a one-line summary."""
     from ..io.coco import write_coco
 
     with progress_bar(f"writing {path.name}", quiet) as update:
-        summary = write_coco(ds, path, image_ids=image_ids,  # type: ignore[arg-type]
-                             annotation_ids=annotation_ids,  # type: ignore[arg-type]
-                             ignore_negative_samples=ignore_negative_samples, indent=indent,
-                             progress=update)
+        summary = write_coco(
+            ds,
+            path,
+            image_ids=image_ids,  # type: ignore[arg-type]
+            annotation_ids=annotation_ids,  # type: ignore[arg-type]
+            ignore_negative_samples=ignore_negative_samples,
+            indent=indent,
+            progress=update,
+        )
     if not quiet:
         err_console.print(
             f"wrote {path}: {summary.images} images, {summary.annotations} annotations, "
             f"{summary.categories} categories"
-            + (f" ({summary.dropped_negative_images} images without annotations dropped)"
-               if summary.dropped_negative_images else "")
+            + (
+                f" ({summary.dropped_negative_images} images without annotations dropped)"
+                if summary.dropped_negative_images
+                else ""
+            )
         )
     return summary
 

@@ -7,7 +7,6 @@ from enum import Enum
 from pathlib import Path
 from typing import Annotated, Optional
 
-import numpy as np
 import typer
 from rich.table import Table
 
@@ -42,9 +41,11 @@ Quiet = Annotated[bool, typer.Option("--quiet", "-q", help=QUIET_HELP)]
 
 Stream = Annotated[
     Optional[bool],  # noqa: UP045
-    typer.Option("--stream/--no-stream",
-                 help="Read the file in runs, in bounded memory. Default: stream when the file "
-                      "is large for this machine's available memory."),
+    typer.Option(
+        "--stream/--no-stream",
+        help="Read the file in runs, in bounded memory. Default: stream when the file "
+        "is large for this machine's available memory.",
+    ),
 ]
 
 
@@ -83,13 +84,19 @@ def info(
     console.print(
         f"[bold]{file}[/bold]: {summary.images} images ({summary.negative_images} without "
         f"annotations), {summary.annotations} annotations ({summary.crowd_annotations} crowd), "
-        f"{summary.categories} categories", highlight=False)
+        f"{summary.categories} categories",
+        highlight=False,
+    )
     if summary.dangling_annotations:
-        console.print(f"[yellow]annotations whose image_id names no image: "
-                      f"{summary.dangling_annotations}[/yellow]")
+        console.print(
+            f"[yellow]annotations whose image_id names no image: "
+            f"{summary.dangling_annotations}[/yellow]"
+        )
     if summary.undeclared_category_annotations:
-        console.print(f"[yellow]annotations whose category_id is not declared: "
-                      f"{summary.undeclared_category_annotations}[/yellow]")
+        console.print(
+            f"[yellow]annotations whose category_id is not declared: "
+            f"{summary.undeclared_category_annotations}[/yellow]"
+        )
     table = Table("id", "name", "annotations", "images")
     for row in summary.per_category:
         table.add_row(str(row["id"]), row["name"], str(row["annotations"]), str(row["images"]))
@@ -129,8 +136,11 @@ def validate(
         shown = problems if limit <= 0 else problems[:limit]
         for p in shown:
             style = "red" if p.severity == "error" else "yellow"
-            console.print(f"[{style}]{p.severity}[/{style}] {p.path or '<document>'} "
-                          f"[dim]\\[{p.code}][/dim] {p.message}", highlight=False)
+            console.print(
+                f"[{style}]{p.severity}[/{style}] {p.path or '<document>'} "
+                f"[dim]\\[{p.code}][/dim] {p.message}",
+                highlight=False,
+            )
         if len(problems) > len(shown):
             console.print(f"... and {len(problems) - len(shown)} more (use --limit 0)")
         if not quiet:
@@ -146,11 +156,21 @@ def validate(
 @app.command()
 def export(
     file: Annotated[Path, typer.Argument(help="COCO JSON file to read.")],
-    output: Annotated[Path, typer.Option("--output", "-o", help="Output file (COCO) or folder (YOLO).")],
-    fmt: Annotated[ExportFormat, typer.Option("--format", "-f", help="Output format.")] = ExportFormat.coco,
-    image_ids: Annotated[IdPolicyOpt, typer.Option(help="auto: 1..N in order; keep: as given.")] = IdPolicyOpt.auto,
-    annotation_ids: Annotated[IdPolicyOpt, typer.Option(help="auto: 1..M; keep: as given.")] = IdPolicyOpt.auto,
-    ignore_negative_samples: Annotated[bool, typer.Option(help="Drop images without annotations.")] = False,
+    output: Annotated[
+        Path, typer.Option("--output", "-o", help="Output file (COCO) or folder (YOLO).")
+    ],
+    fmt: Annotated[
+        ExportFormat, typer.Option("--format", "-f", help="Output format.")
+    ] = ExportFormat.coco,
+    image_ids: Annotated[
+        IdPolicyOpt, typer.Option(help="auto: 1..N in order; keep: as given.")
+    ] = IdPolicyOpt.auto,
+    annotation_ids: Annotated[
+        IdPolicyOpt, typer.Option(help="auto: 1..M; keep: as given.")
+    ] = IdPolicyOpt.auto,
+    ignore_negative_samples: Annotated[
+        bool, typer.Option(help="Drop images without annotations.")
+    ] = False,
     indent: Annotated[Optional[int], typer.Option(help="Pretty-print with this indent.")] = None,  # noqa: UP045
     task: Annotated[str, typer.Option(help="YOLO: detect or segment.")] = "detect",
     images: Annotated[str, typer.Option(help="YOLO: link, copy or none.")] = "link",
@@ -171,22 +191,42 @@ def export(
         with status(f"indexing {file}", quiet):
             src = open_stream(file)
         with progress_bar(f"writing {output.name}", quiet) as update:
-            summary = write_coco_stream(src, output, image_ids=image_ids.value,  # type: ignore[arg-type]
-                                        annotation_ids=annotation_ids.value,  # type: ignore[arg-type]
-                                        ignore_negative_samples=ignore_negative_samples,
-                                        progress=update)
+            summary = write_coco_stream(
+                src,
+                output,
+                image_ids=image_ids.value,
+                annotation_ids=annotation_ids.value,
+                ignore_negative_samples=ignore_negative_samples,
+                progress=update,
+            )
         if not quiet:
-            err_console.print(f"wrote {output}: {summary.images} images, "
-                              f"{summary.annotations} annotations (streamed)")
+            err_console.print(
+                f"wrote {output}: {summary.images} images, "
+                f"{summary.annotations} annotations (streamed)"
+            )
         return
     ds = load_dataset(file, quiet)
     if fmt is ExportFormat.yolo:
         from .yolo import export_yolo_command
 
-        export_yolo_command(ds, output, task=task, images=images, image_dir=image_dir,
-                            crowd=crowd, split_name=split_name, quiet=quiet)
+        export_yolo_command(
+            ds,
+            output,
+            task=task,
+            images=images,
+            image_dir=image_dir,
+            crowd=crowd,
+            split_name=split_name,
+            quiet=quiet,
+        )
         return
     check_output(output)
-    save_dataset(ds, output, quiet=quiet, image_ids=image_ids.value,
-                 annotation_ids=annotation_ids.value,
-                 ignore_negative_samples=ignore_negative_samples, indent=indent)
+    save_dataset(
+        ds,
+        output,
+        quiet=quiet,
+        image_ids=image_ids.value,
+        annotation_ids=annotation_ids.value,
+        ignore_negative_samples=ignore_negative_samples,
+        indent=indent,
+    )

@@ -29,19 +29,19 @@ import numpy as np
 from msgspec import UNSET, Raw, UnsetType
 
 from ..dataset import Annotations, Categories, Dataset, Images, plain
-from ..errors import IntegrityError, InputError, JSONSyntaxError, OptionError
+from ..errors import InputError, IntegrityError, JSONSyntaxError, OptionError
 from ..geometry import segmentation_areas, segmentation_bboxes
 
 __all__ = [
     "ExportSummary",
     "IdPolicy",
+    "atomic_write",
     "load",
     "read_coco",
     "tables_from_records",
     "to_dict",
     "to_json",
     "write_coco",
-    "atomic_write",
 ]
 
 IdPolicy = Literal["auto", "keep"]
@@ -74,8 +74,9 @@ _ANN_FIELDS: list[tuple[str, Any, bool]] = [
 ]
 
 
-def _struct(name: str, known: Sequence[tuple[str, Any, bool]], extras: Sequence[str],
-            forbid: bool) -> type:
+def _struct(
+    name: str, known: Sequence[tuple[str, Any, bool]], extras: Sequence[str], forbid: bool
+) -> type:
     fields: list[tuple[str, Any] | tuple[str, Any, Any]] = []
     rename: dict[str, str] = {}
     for i, (key, typ, required) in enumerate(known):
@@ -96,8 +97,9 @@ def _line_col(data: bytes | memoryview, offset: int) -> tuple[int, int]:
     return line, col
 
 
-def _decode_error(e: msgspec.MSGSpecError, data: bytes | memoryview, file: str | None,
-                  section: str, base: int = 0) -> InputError:
+def _decode_error(
+    e: msgspec.DecodeError, data: bytes | memoryview, file: str | None, section: str, base: int = 0
+) -> InputError:
     msg = str(e)
     if isinstance(e, msgspec.DecodeError) and not isinstance(e, msgspec.ValidationError):
         m = _BYTE.search(msg)
@@ -122,8 +124,9 @@ class RecordDecoder(Generic[T]):
     gives the same tables.
     """
 
-    def __init__(self, section: str, file: str | None,
-                 build: Callable[[list[Any], list[str], int], T]) -> None:
+    def __init__(
+        self, section: str, file: str | None, build: Callable[[list[Any], list[str], int], T]
+    ) -> None:
         self.section = section
         self.file = file
         self.known = _IMAGE_FIELDS if section == "images" else _ANN_FIELDS
@@ -133,7 +136,7 @@ class RecordDecoder(Generic[T]):
 
     def _make(self) -> None:
         struct = _struct(self.section, self.known, self.extras, forbid=True)
-        self.dec = msgspec.json.Decoder(struct)
+        self.dec: msgspec.json.Decoder[Any] = msgspec.json.Decoder(struct)
         self.list_dec = msgspec.json.Decoder(list[struct])  # type: ignore[valid-type]
 
     def decode_array(self, text: bytes, start: int) -> T:
@@ -169,8 +172,9 @@ class RecordDecoder(Generic[T]):
         if m is None:
             raise _decode_error(e, b"", self.file, where) from None
         if len(self.extras) >= _MAX_EXTRA_KEYS:
-            raise InputError(self.file, where,
-                             f"more than {_MAX_EXTRA_KEYS} distinct unknown keys") from None
+            raise InputError(
+                self.file, where, f"more than {_MAX_EXTRA_KEYS} distinct unknown keys"
+            ) from None
         self.extras.append(m.group(1))
         self._make()
 
@@ -182,8 +186,11 @@ def image_decoder(file: str | None) -> RecordDecoder[Images]:
 
 def annotation_decoder(file: str | None) -> RecordDecoder[Annotations]:
     """A decoder of annotation records into :class:`Annotations` tables."""
-    return RecordDecoder("annotations", file,
-                         lambda recs, extras, start: _annotations_table(recs, extras, start, file))
+    return RecordDecoder(
+        "annotations",
+        file,
+        lambda recs, extras, start: _annotations_table(recs, extras, start, file),
+    )
 
 
 def _decode_section(raw: Raw, dec: RecordDecoder[T], whole: bytes) -> list[T]:
@@ -220,8 +227,9 @@ def _images_table(recs: list[Any], extras: list[str], start: int = 0) -> Images:
 _NAN4 = [float("nan")] * 4
 
 
-def _annotations_table(recs: list[Any], extras: list[str], start: int = 0,
-                       file: str | None = None) -> Annotations:
+def _annotations_table(
+    recs: list[Any], extras: list[str], start: int = 0, file: str | None = None
+) -> Annotations:
     n = len(recs)
     try:
         bbox = np.array([_NAN4 if (b := r.k5) is UNSET else b for r in recs], np.float64)
@@ -230,8 +238,11 @@ def _annotations_table(recs: list[Any], extras: list[str], start: int = 0,
     if bbox.shape != (n, 4):
         for i, r in enumerate(recs):
             if r.k5 is not UNSET and len(r.k5) != 4:
-                raise InputError(file, f"annotations[{start + i}].bbox",
-                                 f"expected 4 numbers [x, y, width, height], got {len(r.k5)}")
+                raise InputError(
+                    file,
+                    f"annotations[{start + i}].bbox",
+                    f"expected 4 numbers [x, y, width, height], got {len(r.k5)}",
+                )
     seg = np.empty(n, dtype=object)
     seg[:] = [None if (s := r.k3) is UNSET else s for r in recs]
     kps = np.empty(n, dtype=object)
@@ -251,8 +262,11 @@ def _annotations_table(recs: list[Any], extras: list[str], start: int = 0,
     )
 
 
-def read_coco(source: str | os.PathLike[str] | bytes | bytearray | memoryview | Mapping[str, Any],
-              *, name: str | None = None) -> Dataset:
+def read_coco(
+    source: str | os.PathLike[str] | bytes | bytearray | memoryview | Mapping[str, Any],
+    *,
+    name: str | None = None,
+) -> Dataset:
     """Read a COCO document from a path, JSON bytes or an already parsed dict.
 
     Raises :class:`~cocokit.errors.InputError` (with the file and JSON path) when the
@@ -296,10 +310,12 @@ def _parse(data: bytes, file: str | None) -> Dataset:
             raise InputError(file, key, f"expected an array, got {bytes(memoryview(raw)[:20])!r}")
     with _gc_paused():
         # the (small) images array is copied so its extra keys do not pin the whole file
-        images = Images.concat(_decode_section(
-            Raw(bytes(top.get("images", Raw(b"[]")))), image_decoder(file), data))
-        annotations = Annotations.concat(_decode_section(
-            top.get("annotations", Raw(b"[]")), annotation_decoder(file), data))
+        images = Images.concat(
+            _decode_section(Raw(bytes(top.get("images", Raw(b"[]")))), image_decoder(file), data)
+        )
+        annotations = Annotations.concat(
+            _decode_section(top.get("annotations", Raw(b"[]")), annotation_decoder(file), data)
+        )
     try:
         cats = msgspec.json.decode(top.get("categories", Raw(b"[]")), type=list[dict[str, Any]])
     except msgspec.ValidationError as e:
@@ -309,15 +325,22 @@ def _parse(data: bytes, file: str | None) -> Dataset:
             if key not in c:
                 raise InputError(file, f"categories[{i}]", f"missing required key `{key}`")
             if not isinstance(c[key], typ) or isinstance(c[key], bool):
-                raise InputError(file, f"categories[{i}].{key}",
-                                 f"expected {typ.__name__}, got {type(c[key]).__name__}")
-    extra = {k: msgspec.json.decode(v) for k, v in top.items()
-             if k not in ("images", "annotations", "categories")}
+                raise InputError(
+                    file,
+                    f"categories[{i}].{key}",
+                    f"expected {typ.__name__}, got {type(c[key]).__name__}",
+                )
+    extra = {
+        k: msgspec.json.decode(v)
+        for k, v in top.items()
+        if k not in ("images", "annotations", "categories")
+    }
     return Dataset(images, annotations, Categories(cats), extra, list(top), source=file)
 
 
-def tables_from_records(images: Sequence[Mapping[str, Any]],
-                        annotations: Sequence[Mapping[str, Any]]) -> tuple[Images, Annotations]:
+def tables_from_records(
+    images: Sequence[Mapping[str, Any]], annotations: Sequence[Mapping[str, Any]]
+) -> tuple[Images, Annotations]:
     """Images and Annotations tables from plain record dicts (as the builder makes)."""
     img_raw = msgspec.json.encode(list(images), enc_hook=_enc_hook)
     ann_raw = msgspec.json.encode(list(annotations), enc_hook=_enc_hook)
@@ -394,8 +417,7 @@ def _duplicates(ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     order = np.argsort(ids, kind="stable")
     s = ids[order]
     dup = np.flatnonzero(s[1:] == s[:-1]) + 1
-    first_pos = np.maximum.accumulate(np.where(np.r_[True, s[1:] != s[:-1]],
-                                               np.arange(len(s)), 0))
+    first_pos = np.maximum.accumulate(np.where(np.r_[True, s[1:] != s[:-1]], np.arange(len(s)), 0))
     return order[dup], order[first_pos[dup]]
 
 
@@ -403,31 +425,40 @@ def duplicate_id_problems(ids: np.ndarray, section: str, what: str, why: str = "
     """One problem line per row whose id repeats an earlier one."""
     dup_rows, first_rows = _duplicates(ids)
     suffix = f"; {why}" if why else ""
-    return [f"{section}[{r}].id: duplicate {what} id {int(ids[r])} (first at {section}[{f}]){suffix}"
-            for r, f in zip(dup_rows.tolist(), first_rows.tolist())]
+    return [
+        f"{section}[{r}].id: duplicate {what} id {int(ids[r])} (first at {section}[{f}]){suffix}"
+        for r, f in zip(dup_rows.tolist(), first_rows.tolist())
+    ]
 
 
-def annotation_problems(anns: Annotations, start: int, image_index: np.ndarray,
-                        category_index: np.ndarray) -> list[str]:
+def annotation_problems(
+    anns: Annotations, start: int, image_index: np.ndarray, category_index: np.ndarray
+) -> list[str]:
     """Dangling references and non-finite values of a run of annotations (rows from ``start``)."""
     problems: list[str] = []
     for r in np.flatnonzero(image_index < 0).tolist():
-        problems.append(f"annotations[{start + r}].image_id: image id {int(anns.image_id[r])} "
-                        f"names no image")
+        problems.append(
+            f"annotations[{start + r}].image_id: image id {int(anns.image_id[r])} names no image"
+        )
     for r in np.flatnonzero(category_index < 0).tolist():
-        problems.append(f"annotations[{start + r}].category_id: category id "
-                        f"{int(anns.category_id[r])} is not in categories")
+        problems.append(
+            f"annotations[{start + r}].category_id: category id "
+            f"{int(anns.category_id[r])} is not in categories"
+        )
     nan = np.isnan(anns.bbox)
     bad_box = np.isinf(anns.bbox).any(axis=1) | (nan.any(axis=1) & ~nan.all(axis=1))
     for r in np.flatnonzero(bad_box).tolist():
-        problems.append(f"annotations[{start + r}].bbox: non-finite value in {anns.bbox[r].tolist()}")
+        problems.append(
+            f"annotations[{start + r}].bbox: non-finite value in {anns.bbox[r].tolist()}"
+        )
     for r in np.flatnonzero(np.isinf(anns.area)).tolist():
         problems.append(f"annotations[{start + r}].area: non-finite value {anns.area[r]}")
     return problems
 
 
-def complete_geometry(bbox: np.ndarray, area: np.ndarray, seg: np.ndarray, heights: np.ndarray,
-                      widths: np.ndarray) -> tuple[np.ndarray, np.ndarray, int, int]:
+def complete_geometry(
+    bbox: np.ndarray, area: np.ndarray, seg: np.ndarray, heights: np.ndarray, widths: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, int, int]:
     """Fill missing boxes (from the segmentation) and areas (pycocotools pixel area, else w*h).
 
     Returns the new bbox and area arrays and how many of each were computed.
@@ -450,8 +481,14 @@ def complete_geometry(bbox: np.ndarray, area: np.ndarray, seg: np.ndarray, heigh
     return bbox, area, int(need_box.sum()), computed_area
 
 
-def plan_export(ds: Dataset, *, image_ids: IdPolicy = "auto", annotation_ids: IdPolicy = "auto",
-                ignore_negative_samples: bool = False, target: str | None = None) -> _Plan:
+def plan_export(
+    ds: Dataset,
+    *,
+    image_ids: IdPolicy = "auto",
+    annotation_ids: IdPolicy = "auto",
+    ignore_negative_samples: bool = False,
+    target: str | None = None,
+) -> _Plan:
     """Check integrity and work out ids, boxes and areas of an export (nothing is written)."""
     check_policy("image_ids", image_ids)
     check_policy("annotation_ids", annotation_ids)
@@ -467,10 +504,16 @@ def plan_export(ds: Dataset, *, image_ids: IdPolicy = "auto", annotation_ids: Id
         problems += duplicate_id_problems(images.id, "images", "image", "ids must be unique")
     else:
         referenced = np.isin(images.id, anns.image_id)
-        problems += [p for p, r in zip(
-            duplicate_id_problems(images.id, "images", "image",
-                                  "annotations that reference it are ambiguous"),
-            referenced[_duplicates(images.id)[0]].tolist()) if r]
+        problems += [
+            p
+            for p, r in zip(
+                duplicate_id_problems(
+                    images.id, "images", "image", "annotations that reference it are ambiguous"
+                ),
+                referenced[_duplicates(images.id)[0]].tolist(),
+            )
+            if r
+        ]
     problems += duplicate_id_problems(cats.id, "categories", "category")
     problems += annotation_problems(anns, 0, img_idx, ds.category_index)
     if annotation_ids == "keep":
@@ -489,14 +532,31 @@ def plan_export(ds: Dataset, *, image_ids: IdPolicy = "auto", annotation_ids: Id
     else:
         out_image_ids = images.id[image_rows]
         ann_image_ids = anns.image_id[ann_rows]
-    out_ann_ids = (np.arange(1, len(ann_rows) + 1, dtype=np.int64) if annotation_ids == "auto"
-                   else anns.id[ann_rows])
+    out_ann_ids = (
+        np.arange(1, len(ann_rows) + 1, dtype=np.int64)
+        if annotation_ids == "auto"
+        else anns.id[ann_rows]
+    )
     rows_img = img_idx[ann_rows]
     bbox, area, n_box, n_area = complete_geometry(
-        anns.bbox[ann_rows], anns.area[ann_rows], anns.segmentation[ann_rows],
-        images.height[rows_img], images.width[rows_img])
-    return _Plan(image_rows, ann_rows, out_image_ids, out_ann_ids, ann_image_ids, bbox, area,
-                 len(images) - len(image_rows), n_box, n_area)
+        anns.bbox[ann_rows],
+        anns.area[ann_rows],
+        anns.segmentation[ann_rows],
+        images.height[rows_img],
+        images.width[rows_img],
+    )
+    return _Plan(
+        image_rows,
+        ann_rows,
+        out_image_ids,
+        out_ann_ids,
+        ann_image_ids,
+        bbox,
+        area,
+        len(images) - len(image_rows),
+        n_box,
+        n_area,
+    )
 
 
 def _out_struct(name: str, known: Sequence[str], extras: Sequence[str]) -> type:
@@ -554,17 +614,36 @@ class RecordEncoder:
 
 def image_columns(imgs: Images, rows: np.ndarray, ids: np.ndarray) -> list[list[Any]]:
     """Output columns of image rows, with the given output ids."""
-    return [ids.tolist(), imgs.file_name[rows].tolist(), imgs.width[rows].tolist(),
-            imgs.height[rows].tolist()]
+    return [
+        ids.tolist(),
+        imgs.file_name[rows].tolist(),
+        imgs.width[rows].tolist(),
+        imgs.height[rows].tolist(),
+    ]
 
 
 _IMAGE_KEYS = ("id", "file_name", "width", "height")
-_ANN_KEYS = ("id", "image_id", "category_id", "segmentation", "area", "bbox", "iscrowd",
-             "keypoints", "num_keypoints")
+_ANN_KEYS = (
+    "id",
+    "image_id",
+    "category_id",
+    "segmentation",
+    "area",
+    "bbox",
+    "iscrowd",
+    "keypoints",
+    "num_keypoints",
+)
 
 
-def annotation_columns(anns: Annotations, rows: np.ndarray, ids: np.ndarray,
-                       image_ids: np.ndarray, bbox: np.ndarray, area: np.ndarray) -> list[list[Any]]:
+def annotation_columns(
+    anns: Annotations,
+    rows: np.ndarray,
+    ids: np.ndarray,
+    image_ids: np.ndarray,
+    bbox: np.ndarray,
+    area: np.ndarray,
+) -> list[list[Any]]:
     """Output columns of annotation rows, with output ids and the completed bbox/area."""
     crowd = anns.iscrowd[rows]
     nkp = anns.num_keypoints[rows]
@@ -581,8 +660,9 @@ def annotation_columns(anns: Annotations, rows: np.ndarray, ids: np.ndarray,
     ]
 
 
-def _iter_array(key: str, ds: Dataset, plan: _Plan, progress: Callable[[int], None]
-                ) -> Iterator[bytes]:
+def _iter_array(
+    key: str, ds: Dataset, plan: _Plan, progress: Callable[[int], None]
+) -> Iterator[bytes]:
     if key == "images":
         enc = RecordEncoder("Image", _IMAGE_KEYS)
         rows, n = plan.image_rows, len(plan.image_rows)
@@ -597,8 +677,14 @@ def _iter_array(key: str, ds: Dataset, plan: _Plan, progress: Callable[[int], No
             cols = image_columns(ds.images, r, plan.image_ids[sl])
             extra = ds.images.extra[r]
         else:
-            cols = annotation_columns(ds.annotations, r, plan.ann_ids[sl], plan.ann_image_ids[sl],
-                                      plan.bbox[sl], plan.area[sl])
+            cols = annotation_columns(
+                ds.annotations,
+                r,
+                plan.ann_ids[sl],
+                plan.ann_image_ids[sl],
+                plan.bbox[sl],
+                plan.area[sl],
+            )
             extra = ds.annotations.extra[r]
         yield (b"," if s else b"") + enc.encode(cols, extra)
         progress(len(r))
@@ -665,20 +751,38 @@ def _umask() -> int:
     return mask
 
 
-def _document(ds: Dataset, image_ids: IdPolicy, annotation_ids: IdPolicy,
-              ignore_negative_samples: bool, indent: int | None, progress: Progress | None,
-              target: str | None) -> tuple[Iterator[bytes] | list[bytes], _Plan]:
-    plan = plan_export(ds, image_ids=image_ids, annotation_ids=annotation_ids,
-                       ignore_negative_samples=ignore_negative_samples, target=target)
+def _document(
+    ds: Dataset,
+    image_ids: IdPolicy,
+    annotation_ids: IdPolicy,
+    ignore_negative_samples: bool,
+    indent: int | None,
+    progress: Progress | None,
+    target: str | None,
+) -> tuple[Iterator[bytes] | list[bytes], _Plan]:
+    plan = plan_export(
+        ds,
+        image_ids=image_ids,
+        annotation_ids=annotation_ids,
+        ignore_negative_samples=ignore_negative_samples,
+        target=target,
+    )
     chunks = _paused(_iter_document(ds, plan, progress))
     if indent:
         return [msgspec.json.format(b"".join(chunks), indent=indent)], plan
     return chunks, plan
 
 
-def write_coco(ds: Dataset, path: str | os.PathLike[str], *, image_ids: IdPolicy = "auto",
-               annotation_ids: IdPolicy = "auto", ignore_negative_samples: bool = False,
-               indent: int | None = None, progress: Progress | None = None) -> ExportSummary:
+def write_coco(
+    ds: Dataset,
+    path: str | os.PathLike[str],
+    *,
+    image_ids: IdPolicy = "auto",
+    annotation_ids: IdPolicy = "auto",
+    ignore_negative_samples: bool = False,
+    indent: int | None = None,
+    progress: Progress | None = None,
+) -> ExportSummary:
     """Write ``ds`` as COCO JSON to ``path`` under the export contract.
 
     ``image_ids``: ``"auto"`` numbers images 1..N in dataset order, ``"keep"`` keeps the
@@ -691,31 +795,56 @@ def write_coco(ds: Dataset, path: str | os.PathLike[str], *, image_ids: IdPolicy
     ``progress(done, total)`` is called as records are written.
     """
     target = os.fspath(path)
-    chunks, plan = _document(ds, image_ids, annotation_ids, ignore_negative_samples, indent,
-                             progress, target)
+    chunks, plan = _document(
+        ds, image_ids, annotation_ids, ignore_negative_samples, indent, progress, target
+    )
     atomic_write(path, chunks)
     return _summary(target, ds, plan)
 
 
 def _summary(target: str | None, ds: Dataset, plan: _Plan) -> ExportSummary:
-    return ExportSummary(target, len(plan.image_rows), len(plan.ann_rows), len(ds.categories),
-                         plan.dropped, plan.computed_bbox, plan.computed_area)
+    return ExportSummary(
+        target,
+        len(plan.image_rows),
+        len(plan.ann_rows),
+        len(ds.categories),
+        plan.dropped,
+        plan.computed_bbox,
+        plan.computed_area,
+    )
 
 
-def to_json(ds: Dataset, *, image_ids: IdPolicy = "auto", annotation_ids: IdPolicy = "auto",
-            ignore_negative_samples: bool = False, indent: int | None = None) -> bytes:
+def to_json(
+    ds: Dataset,
+    *,
+    image_ids: IdPolicy = "auto",
+    annotation_ids: IdPolicy = "auto",
+    ignore_negative_samples: bool = False,
+    indent: int | None = None,
+) -> bytes:
     """The COCO document as JSON bytes, under the same contract as :func:`write_coco`."""
-    chunks, _ = _document(ds, image_ids, annotation_ids, ignore_negative_samples, indent, None,
-                          None)
+    chunks, _ = _document(
+        ds, image_ids, annotation_ids, ignore_negative_samples, indent, None, None
+    )
     return b"".join(chunks)
 
 
-def to_dict(ds: Dataset, *, image_ids: IdPolicy = "auto", annotation_ids: IdPolicy = "auto",
-            ignore_negative_samples: bool = False) -> dict[str, Any]:
+def to_dict(
+    ds: Dataset,
+    *,
+    image_ids: IdPolicy = "auto",
+    annotation_ids: IdPolicy = "auto",
+    ignore_negative_samples: bool = False,
+) -> dict[str, Any]:
     """The COCO document as plain Python data, under the same contract as :func:`write_coco`."""
     out: dict[str, Any] = msgspec.json.decode(
-        to_json(ds, image_ids=image_ids, annotation_ids=annotation_ids,
-                ignore_negative_samples=ignore_negative_samples))
+        to_json(
+            ds,
+            image_ids=image_ids,
+            annotation_ids=annotation_ids,
+            ignore_negative_samples=ignore_negative_samples,
+        )
+    )
     return out
 
 

@@ -33,14 +33,14 @@ import numpy as np
 from msgspec import Raw
 
 from ..dataset import Annotations, Categories, Images, lookup, unique
-from ..errors import IntegrityError, InputError, JSONSyntaxError
+from ..errors import InputError, IntegrityError, JSONSyntaxError
 from .coco import (
+    _ANN_KEYS,
+    _ENCODER,
+    _IMAGE_KEYS,
     ExportSummary,
     IdPolicy,
     RecordEncoder,
-    _ENCODER,
-    _ANN_KEYS,
-    _IMAGE_KEYS,
     _gc_paused,
     annotation_columns,
     annotation_decoder,
@@ -217,8 +217,9 @@ class CocoStream:
         for i, c in enumerate(cats):
             for k, typ in (("id", int), ("name", str)):
                 if not isinstance(c.get(k), typ) or isinstance(c.get(k), bool):
-                    raise InputError(self.path, f"categories[{i}].{k}",
-                                     f"missing or not a {typ.__name__}")
+                    raise InputError(
+                        self.path, f"categories[{i}].{k}", f"missing or not a {typ.__name__}"
+                    )
         self.categories = Categories(cats)
         self.file_keys = tuple(self.key_order)
         for key in ("images", "annotations", "categories"):
@@ -405,8 +406,10 @@ class CocoStream:
             yield run.first, table
 
     def __repr__(self) -> str:
-        return (f"<CocoStream {self.path!r}: {self.num_images} images, "
-                f"{self.num_annotations} annotations, {len(self.categories)} categories>")
+        return (
+            f"<CocoStream {self.path!r}: {self.num_images} images, "
+            f"{self.num_annotations} annotations, {len(self.categories)} categories>"
+        )
 
 
 def open_stream(path: str | os.PathLike[str], chunk_bytes: int = CHUNK_BYTES) -> CocoStream:
@@ -434,7 +437,9 @@ def _image_index(stream: CocoStream) -> _ImageIndex:
         ids.append(t.id)
         hs.append(t.height)
         ws.append(t.width)
-    cat = (lambda a: np.concatenate(a) if a else np.zeros(0, np.int64))
+    def cat(parts: list[np.ndarray]) -> np.ndarray:
+        return np.concatenate(parts) if parts else np.zeros(0, np.int64)
+
     return _ImageIndex(cat(ids), cat(hs), cat(ws))
 
 
@@ -466,13 +471,15 @@ def write_coco_stream(
     if image_ids == "keep":
         problems += duplicate_id_problems(index.ids, "images", "image", "ids must be unique")
     else:
-        dups = duplicate_id_problems(index.ids, "images", "image",
-                                     "annotations that reference it are ambiguous")
+        dups = duplicate_id_problems(
+            index.ids, "images", "image", "annotations that reference it are ambiguous"
+        )
         from .coco import _duplicates
 
         rows = _duplicates(index.ids)[0]
-        problems += [p for p, r in zip(dups, rows.tolist())
-                     if np.isin(index.ids[r], stream.used_image_ids)]
+        problems += [
+            p for p, r in zip(dups, rows.tolist()) if np.isin(index.ids[r], stream.used_image_ids)
+        ]
     problems += duplicate_id_problems(stream.categories.id, "categories", "category")
     if problems:
         raise IntegrityError(problems, target)
@@ -486,8 +493,9 @@ def write_coco_stream(
             used = unique(np.concatenate(parts)) if parts else np.zeros(0, np.int64)
         keep_rows = np.isin(index.ids, used)
     new_ids = np.zeros(len(index.ids), np.int64)
-    new_ids[keep_rows] = (np.arange(1, int(keep_rows.sum()) + 1) if image_ids == "auto"
-                          else index.ids[keep_rows])
+    new_ids[keep_rows] = (
+        np.arange(1, int(keep_rows.sum()) + 1) if image_ids == "auto" else index.ids[keep_rows]
+    )
     total = int(keep_rows.sum()) + stream.num_annotations
     counts = {"images": 0, "annotations": 0, "box": 0, "area": 0}
     ann_ids_seen: list[np.ndarray] = []
@@ -532,10 +540,15 @@ def write_coco_stream(
             r_img = img_idx[rows]
             with _gc_paused():
                 bbox, area, nb, na = complete_geometry(
-                    t.bbox[rows], t.area[rows], t.segmentation[rows], index.heights[r_img],
-                    index.widths[r_img])
-                body = enc.encode(annotation_columns(t, rows, out_ids, new_ids[r_img], bbox,
-                                                     area), t.extra[rows])
+                    t.bbox[rows],
+                    t.area[rows],
+                    t.segmentation[rows],
+                    index.heights[r_img],
+                    index.widths[r_img],
+                )
+                body = enc.encode(
+                    annotation_columns(t, rows, out_ids, new_ids[r_img], bbox, area), t.extra[rows]
+                )
             counts["box"] += nb
             counts["area"] += na
             yield (b"" if first else b",") + body
@@ -548,8 +561,12 @@ def write_coco_stream(
             ann_ids_seen.clear()
             ids.sort()
             if (ids[1:] == ids[:-1]).any():  # find where, now that there is something to say
-                ids = np.concatenate([t.id[select(t) if select else slice(None)]
-                                      for _, t in stream.annotation_tables()])
+                ids = np.concatenate(
+                    [
+                        t.id[select(t) if select else slice(None)]
+                        for _, t in stream.annotation_tables()
+                    ]
+                )
                 problems.extend(duplicate_id_problems(ids, "annotations", "annotation"))
 
     def document() -> Iterator[bytes]:
@@ -573,8 +590,15 @@ def write_coco_stream(
         yield b"}"
 
     atomic_write(path, document())
-    return ExportSummary(target, counts["images"], counts["annotations"], len(stream.categories),
-                         len(index.ids) - counts["images"], counts["box"], counts["area"])
+    return ExportSummary(
+        target,
+        counts["images"],
+        counts["annotations"],
+        len(stream.categories),
+        len(index.ids) - counts["images"],
+        counts["box"],
+        counts["area"],
+    )
 
 
 # -- choosing the path, validating a stream -----------------------------------------
@@ -610,12 +634,18 @@ def _record_runs(stream: CocoStream, key: str) -> Iterator[tuple[int, list[Any]]
             yield run.first, msgspec.json.decode(text)
 
 
-def validate_stream(path: str | os.PathLike[str], *, max_problems: int | None = None,
-                    chunk_bytes: int = CHUNK_BYTES) -> Any:
+def validate_stream(
+    path: str | os.PathLike[str],
+    *,
+    max_problems: int | None = 10_000,
+    chunk_bytes: int = CHUNK_BYTES,
+) -> Any:
     """Validate a COCO file of any size in bounded memory; same report as validate_file.
 
     The file is indexed (a syntax error there becomes the report's one ``json-syntax``
-    problem) and its runs of records are fed to the incremental validator.
+    problem) and its runs of records are fed to the incremental validator. At most
+    ``max_problems`` problems are kept (the report counts the rest), so a file with a
+    problem in every record still validates in bounded memory.
     """
     from ..validate import Validator
 
@@ -624,13 +654,21 @@ def validate_stream(path: str | os.PathLike[str], *, max_problems: int | None = 
         stream = open_stream(name, chunk_bytes)
     except JSONSyntaxError as e:
         v = Validator(name, max_problems)
-        v.add("json-syntax", "", f"malformed JSON at line {e.line}, column {e.column}: "
-              f"{e.message.removeprefix('malformed JSON: ')}")
+        v.add(
+            "json-syntax",
+            "",
+            f"malformed JSON at line {e.line}, column {e.column}: "
+            f"{e.message.removeprefix('malformed JSON: ')}",
+        )
         return v.finish()
     except _NotAnObject:
         v = Validator(name, max_problems)
-        v.add("top-not-object", "", "the document must be a JSON object with \"images\", "
-              "\"annotations\" and \"categories\" arrays")
+        v.add(
+            "top-not-object",
+            "",
+            'the document must be a JSON object with "images", '
+            '"annotations" and "categories" arrays',
+        )
         return v.finish()
     v = Validator(name, max_problems)
     v.feed_top(list(stream.file_keys))

@@ -47,9 +47,12 @@ once in each direction).
 Coordinates are written with the shortest text that reads back as the same float
 (``repr``), so COCO -> YOLO -> COCO gives back boxes and polygons to float precision;
 ``precision=N`` writes N significant digits instead (Ultralytics' converter uses 6).
-Coordinates outside the image are clipped to it by default (Ultralytics rejects a whole
-image as corrupt when a coordinate is beyond 1.01 or below -0.01); crowd annotations are
-skipped by default, as Ultralytics' converter does; boxes with no area are skipped.
+Coordinates outside the image are clamped onto its border by default (Ultralytics rejects
+a whole image as corrupt when a coordinate is beyond 1.01 or below -0.01): a box is cut
+to the image; a polygon vertex moves to the nearest border point, which for the slight
+overshoots of real annotations is close to cutting the shape at the border (for shapes
+far outside, use the clip transform first). Crowd annotations are skipped by default, as
+Ultralytics' converter does; boxes and polygons with no extent left are skipped.
 
 Writing is all-or-nothing per call: every check (categories, file names, image files and
 their sizes) runs before anything is written; labels and image links are written into
@@ -70,6 +73,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import json
+import math
 import os
 import re
 import shutil
@@ -80,6 +84,7 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path, PurePosixPath
 from typing import Any, Literal
 
+import msgspec
 import numpy as np
 
 from ..dataset import Annotations, Categories, Dataset, Images, plain
@@ -122,6 +127,7 @@ _KNOWN_SPLITS = ("train", "val", "validation", "test", "minival")
 _SPLIT_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]*$")
 _CHUNK = 20_000
 _QUARTER_TURNS = frozenset({5, 6, 7, 8})
+_JSON = msgspec.json.Encoder()
 _CREATE = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0)
 
 
@@ -277,23 +283,24 @@ def join_rings(rings: Sequence[np.ndarray | Sequence[float]]) -> np.ndarray:
     return np.concatenate(forward + back[::-1])
 
 
-def split_rings(points: np.ndarray) -> list[np.ndarray] | None:
+def split_rings(points: np.ndarray | Sequence[float]) -> list[np.ndarray] | None:
     """Undo :func:`join_rings`: the rings of a joined path, or None if it has no bridges.
 
-    ``points`` is an (m, 2) array, the path closed implicitly (last point to first). A
+    ``points`` is an (m, 2) array or a flat ``[x1, y1, ...]`` list, the path closed
+    implicitly (last point to first). A
     bridge is an edge between two distinct points that the path walks once in each
     direction, the second time after everything reached through it; bridges nest, so a
     stack rebuilds the rings. Returns None when the path has no such edge, or when the
     edges do not nest (then the path is not a join and is best kept as one ring). Rings
     of fewer than 3 points (a spike walked out and back) are dropped.
     """
-    pts = np.asarray(points, np.float64).reshape(-1, 2)
-    m = len(pts)
-    if m < 4:
-        return None
-    tup = list(map(tuple, pts.tolist()))
-    if len(set(tup)) == m:
+    flat = (np.asarray(points, np.float64).ravel().tolist() if isinstance(points, np.ndarray)
+            else list(points))
+    tup = list(zip(flat[0::2], flat[1::2], strict=True))
+    m = len(tup)
+    if m < 4 or len(set(tup)) == m:
         return None  # a join repeats at least its first link vertex
+    pts = np.array(tup, np.float64)
     edges = [(tup[k], tup[(k + 1) % m]) for k in range(m)]
     edge_set = set(edges)
     candidate = [p != q and (q, p) in edge_set for p, q in edges]
@@ -635,7 +642,7 @@ def _layout_name(file_name: str) -> str:
     return str(p)
 
 
-def _plan_split(name: str, ds: Dataset, task: Task, images: ImageMode, image_dir: Path | None,
+def _plan_split(name: str, ds: Dataset, images: ImageMode, image_dir: Path | None,
                 crowd: CrowdMode, check_sizes: bool, target: str) -> _SplitPlan:
     _integrity(ds, target)
     source = ds.source
@@ -763,36 +770,56 @@ def _polygon_lines(plan: _SplitPlan, rows: np.ndarray, cls: list[str], clip: boo
     ring_stop = np.zeros(len(rows), np.int64)
     pos = np.flatnonzero(kinds == 1)
     ring_start[pos], ring_stop[pos] = polys.offsets[:-1], polys.offsets[1:]
-    ring_len = np.diff(polys.ring_offsets)
-    lines: list[str | None] = [None] * len(rows)
-    scale = np.stack([W, H], axis=1)
-    for j in range(len(rows)):
-        rings = [polys.coords[polys.ring_offsets[k] : polys.ring_offsets[k + 1]]
-                 for k in range(ring_start[j], ring_stop[j]) if ring_len[k] >= 3]
-        if rings:
-            pts = rings[0] if len(rings) == 1 else join_rings(rings)
-        else:
-            bx, by, bw, bh = plan.bbox[rows[j]]
-            if not (np.isfinite([bx, by, bw, bh]).all() and bw > 0 and bh > 0):
-                counts.skipped_empty += 1
-                continue
+    ring_len = np.diff(polys.ring_offsets).tolist()
+    ro = polys.ring_offsets.tolist()
+    coords = polys.coords
+    box = plan.bbox[rows]
+    box_ok = (np.isfinite(box).all(axis=1) & (box[:, 2] > 0) & (box[:, 3] > 0)).tolist()
+    # the points of each row: one ring, rings joined, or the box's corners
+    pieces: list[np.ndarray] = []
+    owner: list[int] = []
+    from_box: list[bool] = []
+    for j, (r0, r1) in enumerate(zip(ring_start.tolist(), ring_stop.tolist(), strict=True)):
+        ks = [k for k in range(r0, r1) if ring_len[k] >= 3]
+        if len(ks) == 1:
+            pts = coords[ro[ks[0]] : ro[ks[0] + 1]]
+        elif ks:
+            pts = join_rings([coords[ro[k] : ro[k + 1]] for k in ks])
+        elif box_ok[j]:
+            bx, by, bw, bh = box[j]
             pts = np.array([[bx, by], [bx + bw, by], [bx + bw, by + bh], [bx, by + bh]])
-        if not np.isfinite(pts).all():
+        else:
             counts.skipped_empty += 1
             continue
-        norm = pts / scale[j]
-        moved = False
+        pieces.append(pts)
+        owner.append(j)
+        from_box.append(not ks)
+    lines: list[str | None] = [None] * len(rows)
+    if not pieces:
+        return lines
+    sizes = np.array([len(p) for p in pieces], np.int64)
+    starts = np.zeros(len(pieces), np.int64)
+    np.cumsum(sizes[:-1], out=starts[1:])
+    own = np.array(owner, np.int64)
+    norm = np.concatenate(pieces) / np.repeat(np.stack([W, H], axis=1)[own], sizes, axis=0)
+    with np.errstate(invalid="ignore"):
+        ok = np.logical_and.reduceat(np.isfinite(norm).all(axis=1), starts)
+        moved = np.zeros(len(pieces), bool)
         if clip:
             clipped = np.clip(norm, 0.0, 1.0)
-            moved = bool((clipped != norm).any())
+            moved = np.logical_or.reduceat((clipped != norm).any(axis=1), starts)
             norm = clipped
-        if (norm.max(axis=0) - norm.min(axis=0) <= 0).any():  # nothing left inside the image
-            counts.skipped_empty += 1
-            continue
-        counts.clipped += moved
-        counts.box_as_polygon += not rings
-        lines[j] = cls[j] + " " + " ".join(_fmt(norm.ravel(), precision))
-        counts.rows += 1
+        extent = np.maximum.reduceat(norm, starts) - np.minimum.reduceat(norm, starts)
+        ok &= (extent > 0).all(axis=1)  # something left inside the image
+    counts.skipped_empty += int((~ok).sum())
+    counts.rows += int(ok.sum())
+    counts.clipped += int((moved & ok).sum())
+    counts.box_as_polygon += int((np.array(from_box) & ok).sum())
+    text = _fmt(norm.ravel(), precision)
+    for j, a, n, keep in zip(owner, (2 * starts).tolist(), (2 * sizes).tolist(), ok.tolist(),
+                             strict=True):
+        if keep:
+            lines[j] = cls[j] + " " + " ".join(text[a : a + n])
     return lines
 
 
@@ -896,8 +923,11 @@ def write_yolo(
     the same categories. ``task``: ``"detect"`` (boxes) or ``"segment"`` (polygons).
     ``images``: ``"link"`` symlinks each image from ``image_dir`` into
     ``images/<split>/``, ``"copy"`` copies it, ``"none"`` leaves ``images/<split>/`` as it
-    is (labels and data.yaml only). ``image_dir`` (one folder, or one per split) holds
-    the images under their ``file_name``; by default the folder of the COCO file.
+    is (labels and data.yaml only). An existing ``images/<split>/`` is replaced only when
+    it holds nothing but links; one with image files in it is refused (use ``"none"``).
+    An existing ``labels/<split>/`` is replaced. ``image_dir`` (one folder, or one per
+    split) holds the images under their ``file_name``; by default the folder of the
+    COCO file.
     ``crowd``: ``"skip"`` crowd annotations (iscrowd=1) or ``"keep"`` them as ordinary
     objects. ``clip`` moves coordinates outside the image onto its border. ``precision``:
     significant digits, or None for exact round-trip text. ``check_sizes`` compares each
@@ -956,8 +986,15 @@ def write_yolo(
     for name in splits:
         given = image_dir.get(name) if isinstance(image_dir, Mapping) else image_dir
         dirs[name] = Path(given) if given is not None else None
-    plans = [_plan_split(name, d, task, images, dirs[name], crowd, check_sizes and images != "none",
+    plans = [_plan_split(name, d, images, dirs[name], crowd, check_sizes and images != "none",
                          str(out)) for name, d in splits.items()]
+    if images != "none":
+        for name in splits:
+            held = _regular_file_in(out / "images" / name)
+            if held is not None:
+                raise InputError(str(held), None, f"images/{name} already holds image files "
+                                 "(not links); they would be replaced: export with "
+                                 "images='none' to keep them there, or into another folder")
 
     total = sum(len(p.label_rel) for p in plans)
     done = 0
@@ -1011,6 +1048,18 @@ def write_yolo(
     atomic_write(yaml_path, [_dump_data_yaml(out.resolve(), split_entries, names, categories,
                                              val_is_train)])
     return YoloExportSummary(str(out), str(yaml_path), task, tuple(names), summaries, val_is_train)
+
+
+def _regular_file_in(folder: Path) -> Path | None:
+    """A regular file (not a symlink) under ``folder``, or None."""
+    if folder.is_symlink() or not folder.is_dir():
+        return None
+    for dirpath, _, filenames in os.walk(folder):
+        for f in filenames:
+            p = Path(dirpath) / f
+            if not p.is_symlink():
+                return p
+    return None
 
 
 def _umask() -> int:
@@ -1165,21 +1214,21 @@ def _lookup_size(table: dict[str, tuple[int, int]], by_stem: dict[str, str | Non
     return table[key] if key is not None else None
 
 
-def _parse_label_file(path: Path, nc: int) -> list[tuple[int, np.ndarray]]:
+def _parse_label_file(path: Path, nc: int) -> list[tuple[int, list[float]]]:
     try:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
         return []
     except (OSError, UnicodeDecodeError) as e:
         raise InputError(str(path), None, f"cannot read: {e}") from None
-    rows: list[tuple[int, np.ndarray]] = []
+    rows: list[tuple[int, list[float]]] = []
     for n, line in enumerate(text.splitlines(), 1):
         parts = line.split()
         if not parts:
             continue
         try:
             c = float(parts[0])
-            vals = np.array(parts[1:], np.float64)
+            vals = list(map(float, parts[1:]))
         except ValueError:
             raise InputError(str(path), f"line {n}", f"expected numbers, got {line.strip()!r}") \
                 from None
@@ -1190,7 +1239,7 @@ def _parse_label_file(path: Path, nc: int) -> list[tuple[int, np.ndarray]]:
         if k != 4 and (k < 6 or k % 2):
             raise InputError(str(path), f"line {n}", f"expected 'cls cx cy w h' or 'cls x1 y1 "
                              f"x2 y2 x3 y3 ...', got {k + 1} numbers")
-        if not np.isfinite(vals).all():
+        if not all(map(math.isfinite, vals)):
             raise InputError(str(path), f"line {n}", "non-finite coordinate")
         rows.append((int(c), vals))
     return rows
@@ -1280,7 +1329,7 @@ def read_yolo(
     sizes_wh: list[tuple[int, int]] = []
     ann_img: list[int] = []
     ann_cls: list[int] = []
-    ann_vals: list[np.ndarray] = []
+    ann_vals: list[list[float]] = []
     for pos, (img, base, label, exists) in enumerate(found):
         if img in seen_paths:
             continue
@@ -1322,23 +1371,28 @@ def read_yolo(
     seg = np.empty(m, dtype=object)
     is_box = np.array([len(v) == 4 for v in ann_vals], bool)
     if is_box.any():
-        b = np.stack([v for v, k in zip(ann_vals, is_box.tolist(), strict=True) if k])
+        b = np.array([v for v, k in zip(ann_vals, is_box.tolist(), strict=True) if k],
+                     np.float64)
         bw, bh = b[:, 2] * W[is_box], b[:, 3] * H[is_box]
         bbox[is_box] = np.stack([b[:, 0] * W[is_box] - bw / 2, b[:, 1] * H[is_box] - bh / 2,
                                  bw, bh], axis=1)
         area[is_box] = bw * bh
     poly_rows = np.flatnonzero(~is_box)
-    if len(poly_rows):
+    for c0 in range(0, len(poly_rows), _CHUNK):  # a chunk of polygons alive as objects
+        rows = poly_rows[c0 : c0 + _CHUNK]
         rings_per: list[list[np.ndarray]] = []
-        for r in poly_rows.tolist():
-            pts = ann_vals[r].reshape(-1, 2)
-            parts = split_rings(pts) if split_polygons else None
-            scale = np.array([W[r], H[r]])
-            rings_per.append([p * scale for p in (parts or [pts])])
-        for r, rings in zip(poly_rows.tolist(), rings_per, strict=True):
-            seg[r] = [ring.ravel().tolist() for ring in rings]
-        bbox[poly_rows] = polygon_bboxes(Polygons.from_rings(rings_per))
-        area[poly_rows] = segmentation_areas(seg[poly_rows], H[poly_rows], W[poly_rows])
+        for r in rows.tolist():
+            parts = split_rings(ann_vals[r]) if split_polygons else None
+            rings_per.append(parts or [np.array(ann_vals[r], np.float64).reshape(-1, 2)])
+        norm = Polygons.from_rings(rings_per)
+        per_vertex = np.repeat(np.arange(len(rows)), np.diff(norm.ring_offsets[norm.offsets]))
+        scale = np.stack([W[rows], H[rows]], axis=1)[per_vertex]
+        px = Polygons(norm.coords * scale, norm.ring_offsets, norm.offsets)
+        bbox[rows] = polygon_bboxes(px)
+        segs = np.empty(len(rows), dtype=object)
+        segs[:] = [px.to_coco(i) for i in range(len(rows))]
+        area[rows] = segmentation_areas(segs, H[rows], W[rows])
+        seg[rows] = [msgspec.Raw(_JSON.encode(x)) for x in segs]
     ann_table = Annotations(
         id=np.arange(1, m + 1, dtype=np.int64),
         image_id=img_idx + 1,

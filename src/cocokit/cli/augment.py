@@ -1,0 +1,116 @@
+"""The ``augment`` command: write augmented copies of every image, annotations exact."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from collections.abc import Callable
+from enum import Enum
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from ..errors import OptionError
+from ._app import QUIET_HELP, app, err_console, load_dataset, progress_bar
+
+
+class AugmentFormatOpt(str, Enum):
+    same = "same"
+    jpg = "jpg"
+    png = "png"
+
+
+class AugmentIdsOpt(str, Enum):
+    auto = "auto"
+    keep = "keep"
+
+
+@app.command("augment")
+def augment_command(
+    file: Annotated[Path, typer.Argument(help="COCO JSON file.")],
+    images: Annotated[Path, typer.Option(
+        "--images", "-i", help="Folder the file_name of each image is relative to.")],
+    output: Annotated[Path, typer.Option(
+        "--output", "-o", help="Output folder: images/ and annotations.json are written there.")],
+    pipeline: Annotated[Path, typer.Option(
+        "--pipeline", "-p", help="Pipeline file (YAML or JSON): the operations in order.")],
+    copies: Annotated[int, typer.Option(
+        "--copies", "-n", help="Augmented copies per image.")] = 1,
+    seed: Annotated[int, typer.Option(help="Random seed; the same seed gives the same files.")] = 0,
+    workers: Annotated[Optional[int], typer.Option(  # noqa: UP045 - typer needs Optional
+        help="Processes to use. Default: all cores. The output does not depend on it.")] = None,
+    keep_originals: Annotated[bool, typer.Option(
+        "--keep-originals/--no-originals",
+        help="Also write the source images (copied byte for byte) and annotations.")] = True,
+    fmt: Annotated[AugmentFormatOpt, typer.Option(
+        "--format", help="Image format of the copies: same as the source, jpg or png."),
+    ] = AugmentFormatOpt.same,
+    quality: Annotated[int, typer.Option(help="JPEG quality (1-100).")] = 95,
+    image_ids: Annotated[AugmentIdsOpt, typer.Option(
+        help="auto: number images 1..N in output order; keep: keep the originals' ids.")
+    ] = AugmentIdsOpt.auto,
+    annotation_ids: Annotated[AugmentIdsOpt, typer.Option(
+        help="auto: number annotations 1..M; keep: keep the originals' ids.")
+    ] = AugmentIdsOpt.auto,
+    ignore_negative_samples: Annotated[bool, typer.Option(
+        "--ignore-negative-samples", help="Do not write images left without annotations.")
+    ] = False,
+    overwrite: Annotated[bool, typer.Option(
+        "--overwrite", help="Replace images/ and annotations.json in OUTPUT if they exist.")
+    ] = False,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help=QUIET_HELP)] = False,
+) -> None:
+    """Write augmented copies of every image with exactly transformed annotations.
+
+    Geometric operations are composed into one matrix per copy: polygons, boxes
+    and keypoints are mapped by it and clipped to the image, RLE masks are warped
+    as masks, pixels are warped once. Annotations left too small (the pipeline's
+    min_area, min_visibility) are dropped and counted. New images record
+    augmented_from, augmentation and augmentation_matrix.
+
+    Example: cocokit augment train.json --images train/ -o aug/ --pipeline aug.yaml --copies 4
+    """
+    from ..augment.apply import augment
+    from ..augment.pipeline import Pipeline
+
+    if not images.is_dir():
+        raise OptionError("--images", str(images), "an existing folder of images")
+    if output.exists() and not output.is_dir():
+        raise OptionError("--output", str(output), "a folder (it is created if missing)")
+    if not output.resolve().parent.is_dir():
+        raise OptionError("--output", str(output), "a folder whose parent exists")
+    if copies < 1:
+        raise OptionError("--copies", copies, "an integer >= 1")
+    if workers is not None and workers < 1:
+        raise OptionError("--workers", workers, "an integer >= 1")
+    pipe = Pipeline.from_file(pipeline)  # bad pipelines fail before the dataset is read
+    ds = load_dataset(file, quiet)
+    n_workers = workers if workers is not None else (os.cpu_count() or 1)
+
+    with contextlib.ExitStack() as stack:
+        bar: list[Callable[[int, int], None]] = []
+
+        def update(done: int, total: int) -> None:
+            # the bar (and its refresh thread) starts at the first result, after the
+            # worker processes have started
+            if not bar:
+                bar.append(stack.enter_context(progress_bar("augmenting", quiet)))
+            bar[0](done, total)
+
+        _, summary = augment(
+            ds, pipe, images, output, copies=copies, seed=seed, keep_originals=keep_originals,
+            workers=n_workers, progress=update, image_ids=image_ids.value,
+            annotation_ids=annotation_ids.value,
+            ignore_negative_samples=ignore_negative_samples, format=fmt.value,
+            quality=quality, overwrite=overwrite)
+    if not quiet:
+        reasons = ", ".join(f"{k} {v}" for k, v in summary.dropped_by_reason.items() if v)
+        err_console.print(
+            f"wrote {output / 'annotations.json'}: {summary.images} images "
+            f"({summary.augmented_images} augmented), {summary.annotations} annotations"
+            + (f"; {summary.dropped_annotations} annotations dropped ({reasons})"
+               if summary.dropped_annotations else "")
+            + (f"; {summary.skipped_negative_images} images without annotations not written"
+               if summary.skipped_negative_images else ""),
+            markup=False, highlight=False)

@@ -1,0 +1,139 @@
+"""The ``slice`` command: tile large images and their annotations."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import re
+from collections.abc import Callable
+from enum import Enum
+from pathlib import Path
+from typing import Annotated, Optional, TypeVar
+
+import typer
+
+from ..errors import OptionError
+from ._app import QUIET_HELP, app, err_console, load_dataset, progress_bar, save_dataset
+
+T = TypeVar("T")
+_PAIR = re.compile(r"^\s*([^xX*,]+)\s*(?:[xX*,]\s*([^xX*,]+)\s*)?$")
+
+
+class SliceFormatOpt(str, Enum):
+    jpg = "jpg"
+    png = "png"
+    same = "same"
+
+
+def _parse_pair(text: str, option: str, kind: Callable[[str], T],
+                expected: str) -> tuple[T, T]:
+    m = _PAIR.match(text)
+    try:
+        if not m:
+            raise ValueError(text)
+        a = kind(m.group(1))
+        b = kind(m.group(2)) if m.group(2) is not None else a
+    except ValueError as e:
+        raise OptionError(option, text, expected) from e
+    return a, b
+
+
+def parse_size(text: str) -> tuple[int, int]:
+    """``512`` -> (512, 512); ``640x480`` -> (640, 480) (width x height)."""
+    w, h = _parse_pair(text, "--size", int, "a tile size such as 512 or 640x480 (WxH)")
+    if w < 1 or h < 1:
+        raise OptionError("--size", text, "a positive tile size such as 512 or 640x480")
+    return w, h
+
+
+def parse_overlap(text: str) -> tuple[float, float]:
+    """``0.2`` -> (0.2, 0.2); ``0.2x0.1`` -> (0.2, 0.1) (x, then y)."""
+    x, y = _parse_pair(text, "--overlap", float, "an overlap such as 0.2 or 0.2x0.1 (x then y)")
+    if not (0.0 <= x < 1.0 and 0.0 <= y < 1.0):
+        raise OptionError("--overlap", text, "overlaps in [0, 1), such as 0.2 or 0.2x0.1")
+    return x, y
+
+
+@app.command("slice")
+def slice_command(
+    file: Annotated[Path, typer.Argument(help="COCO JSON file.")],
+    images: Annotated[Path, typer.Option(
+        "--images", "-i", help="Folder the file_name of each image is relative to.")],
+    output: Annotated[Path, typer.Option("--output", "-o",
+                                         help="Folder for the tiles (created if needed).")],
+    size: Annotated[Optional[str], typer.Option(  # noqa: UP045 - typer needs Optional
+        help="Tile size: 512 or WxH such as 640x480. Default 512.")] = None,
+    overlap: Annotated[Optional[str], typer.Option(  # noqa: UP045
+        help="Overlap share of a tile: 0.2 or XxY such as 0.2x0.1. Default 0.2.")] = None,
+    auto: Annotated[bool, typer.Option(
+        "--auto", help="Pick size and overlap from each image's resolution.")] = False,
+    min_area_ratio: Annotated[float, typer.Option(
+        help="Keep an annotation in a tile when at least this share of it is inside.")] = 0.1,
+    keep_empty: Annotated[bool, typer.Option(
+        "--keep-empty/--drop-empty", help="Keep tiles without annotations.")] = True,
+    fmt: Annotated[SliceFormatOpt, typer.Option(
+        "--format", help="Tile image format: jpg, png, or same as the source."),
+    ] = SliceFormatOpt.jpg,
+    quality: Annotated[int, typer.Option(help="JPEG quality (1-100).")] = 95,
+    workers: Annotated[Optional[int], typer.Option(  # noqa: UP045
+        help="Processes to use. Default: all cores.")] = None,
+    skip_missing: Annotated[bool, typer.Option(
+        "--skip-missing", help="Skip (and list) images that are missing or unreadable.")] = False,
+    json_path: Annotated[Optional[Path], typer.Option(  # noqa: UP045
+        "--json", help="Where to write the COCO file. Default: OUTPUT/<FILE name>.")] = None,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help=QUIET_HELP)] = False,
+) -> None:
+    """Cut large images into overlapping tiles, with annotations clipped to each tile.
+
+    Writes the tile images to OUTPUT and one COCO file (OUTPUT/<FILE name> unless
+    --json is given). Each tile records source_image_id, source_file_name and
+    source_window \\[x, y, w, h] so results can be mapped back.
+
+    Example: cocokit slice train.json --images train/ -o tiles/ --size 640 --overlap 0.2
+    """
+    from ..slicing import slice_dataset
+
+    if auto and (size is not None or overlap is not None):
+        raise OptionError("--auto", "--size/--overlap", "--auto or --size/--overlap, not both")
+    tile = parse_size(size) if size is not None else (512, 512)
+    over = parse_overlap(overlap) if overlap is not None else (0.2, 0.2)
+    if not images.is_dir():
+        raise OptionError("--images", str(images), "an existing folder of images")
+    if output.exists() and not output.is_dir():
+        raise OptionError("--output", str(output), "a folder (it is created if missing)")
+    parent = output.resolve().parent
+    if not parent.is_dir():
+        raise OptionError("--output", str(output), "a folder whose parent exists")
+    target = json_path if json_path is not None else output / file.name
+    if target.resolve() == file.resolve():
+        raise OptionError("--json", str(target), "a path other than the input file")
+
+    ds = load_dataset(file, quiet)
+    with contextlib.ExitStack() as stack:
+        bar: list[Callable[[int, int], None]] = []
+
+        def update(done: int, total: int) -> None:
+            # the bar (and its refresh thread) starts at the first call, which
+            # slice_dataset makes after its worker processes are forked
+            if not bar:
+                bar.append(stack.enter_context(progress_bar("slicing", quiet)))
+            bar[0](done, total)
+
+        tiled, summary = slice_dataset(
+            ds, images, output, size=tile, overlap=over, auto=auto,
+            min_area_ratio=min_area_ratio, keep_empty=keep_empty, format=fmt.value,
+            quality=quality, workers=workers, skip_missing=skip_missing, progress=update,
+        )
+    save_dataset(tiled, target, quiet=quiet, image_ids="keep", annotation_ids="keep")
+    if not quiet:
+        err_console.print(
+            f"sliced {summary.images} images into {summary.tiles} tiles with "
+            f"{summary.annotations} annotations in {output}{os.sep}"
+            + (f" ({summary.empty_tiles_dropped} empty tiles dropped)"
+               if summary.empty_tiles_dropped else "")
+        )
+        if summary.unplaced_annotations:
+            err_console.print(f"[yellow]{summary.unplaced_annotations} annotations have no "
+                              "box, segmentation or keypoint and are in no tile[/yellow]")
+    for path, reason in summary.skipped:
+        err_console.print(f"skipped {path}: {reason}", markup=False, highlight=False)

@@ -1,0 +1,530 @@
+"""Transform commands: merge, filter, sample, split, categories, clip.
+
+Each reads COCO files, calls one function of :mod:`cocokit.transforms`, prints what
+it dropped or changed (unless ``--quiet``) and writes the result atomically. Ids are
+kept as the transform leaves them (``--image-ids/--annotation-ids keep``, the
+default: transforms keep ids unique) or renumbered 1..N with ``auto``.
+"""
+
+from __future__ import annotations
+
+import json
+from enum import Enum
+from pathlib import Path
+from typing import Annotated, Any, Optional
+
+import numpy as np
+import typer
+from rich.table import Table
+
+from ..dataset import Dataset
+from ..errors import InputError, OptionError
+from ._app import (
+    QUIET_HELP,
+    app,
+    check_output,
+    console,
+    err_console,
+    load_dataset,
+    save_dataset,
+    status,
+)
+
+
+class IdPolicy(str, Enum):
+    keep = "keep"
+    auto = "auto"
+
+
+class OnDuplicate(str, Enum):
+    error = "error"
+    prefix = "prefix"
+    keep = "keep"
+
+
+class CrowdOpt(str, Enum):
+    keep = "keep"
+    drop = "drop"
+    only = "only"
+
+
+class SortOpt(str, Enum):
+    name = "name"
+    id = "id"
+
+
+Quiet = Annotated[bool, typer.Option("--quiet", "-q", help=QUIET_HELP)]
+Output = Annotated[Path, typer.Option("--output", "-o", help="Output COCO JSON file.")]
+ImageIds = Annotated[IdPolicy, typer.Option(
+    help="keep: ids as the transform leaves them (unique); auto: renumber 1..N.")]
+AnnotationIds = Annotated[IdPolicy, typer.Option(
+    help="keep: ids as the transform leaves them (unique); auto: renumber 1..M.")]
+
+
+# -- parsing helpers -------------------------------------------------------------------
+
+
+def _pair(value: str, option: str, form: str = "NAME=VALUE") -> tuple[str, str]:
+    key, sep, val = value.rpartition("=")
+    if not sep or not key or not val:
+        raise OptionError(option, value, form)
+    return key, val
+
+
+def _int(value: str, option: str, what: str) -> int:
+    try:
+        return int(value)
+    except ValueError:
+        raise OptionError(option, value, what) from None
+
+
+def _float(value: str, option: str, what: str) -> float:
+    try:
+        return float(value)
+    except ValueError:
+        raise OptionError(option, value, what) from None
+
+
+def _category(ds: Dataset, token: str) -> str | int:
+    """A category named on the command line: its name if the dataset has that name,
+    else its id if the token is a whole number, else the name (the library reports it)."""
+    if token in ds.categories:
+        return token
+    try:
+        return int(token)
+    except ValueError:
+        return token
+
+
+def _read_json(path: Path, option: str) -> Any:
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise InputError(str(path), None, f"no such file (given to {option})") from None
+    except (OSError, UnicodeDecodeError) as e:
+        raise InputError(str(path), None, f"cannot read: {e}") from None
+    except json.JSONDecodeError as e:
+        raise InputError(str(path), f"line {e.lineno}, column {e.colno}",
+                         f"malformed JSON: {e.msg}") from None
+
+
+def _name_to_id(path: Path, option: str) -> dict[str, int]:
+    data = _read_json(path, option)
+    if not isinstance(data, dict) or not all(
+            isinstance(v, int) and not isinstance(v, bool) for v in data.values()):
+        raise InputError(str(path), None, 'expected a JSON object {"name": id, ...} with '
+                         "integer ids")
+    return {str(k): int(v) for k, v in data.items()}
+
+
+def _image_list(path: Path, option: str) -> list[int | str]:
+    """Lines of a list file: image ids (whole numbers) or file names; # comments."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise InputError(str(path), None, f"no such file (given to {option})") from None
+    except (OSError, UnicodeDecodeError) as e:
+        raise InputError(str(path), None, f"cannot read: {e}") from None
+    out: list[int | str] = []
+    for line in text.splitlines():
+        line = line.strip()
+        if not line or line.startswith("#"):
+            continue
+        out.append(int(line) if line.lstrip("-").isdigit() else line)
+    return out
+
+
+def _save(ds: Dataset, output: Path, quiet: bool, image_ids: IdPolicy,
+          annotation_ids: IdPolicy) -> None:
+    """Write with the id policies; with ``keep``, repeated ids (which the transforms
+    never make, but an input may hold) get an error that names the way out."""
+    from ..transforms import first_repeat
+
+    for option, policy, ids, what in (("--image-ids", image_ids, ds.images.id, "image"),
+                                      ("--annotation-ids", annotation_ids,
+                                       ds.annotations.id, "annotation")):
+        rep = first_repeat(ids) if policy is IdPolicy.keep else None
+        if rep is not None:
+            raise OptionError(option, "keep", f"'auto' for this output: {what} id "
+                              f"{int(ids[rep[0]])} occurs twice (as in the input), so the ids "
+                              "cannot be kept")
+    save_dataset(ds, output, quiet=quiet, image_ids=image_ids.value,
+                 annotation_ids=annotation_ids.value)
+
+
+def _show(report: Any, quiet: bool) -> None:
+    if not quiet:
+        for line in report.lines():
+            err_console.print(line, markup=False, highlight=False)
+
+
+# -- commands --------------------------------------------------------------------------
+
+
+@app.command()
+def merge(
+    inputs: Annotated[list[Path], typer.Argument(help="COCO JSON files to merge, in order.")],
+    output: Output,
+    category: Annotated[Optional[list[str]], typer.Option(  # noqa: UP045
+        "--category", help="Target category NAME=ID (repeat); others are dropped.")] = None,
+    category_map: Annotated[Optional[Path], typer.Option(  # noqa: UP045
+        help='JSON file {"name": id, ...}: the target categories.')] = None,
+    renumber: Annotated[bool, typer.Option(
+        help="Number all images and annotations 1..N instead of keeping ids.")] = False,
+    image_root: Annotated[Optional[list[Path]], typer.Option(  # noqa: UP045
+        help="Image folder of each input (repeat, in input order): file names become "
+        "relative to their common root.")] = None,
+    prefix: Annotated[Optional[list[str]], typer.Option(  # noqa: UP045
+        help="Prefix for the file names of each input (repeat, in input order).")] = None,
+    on_duplicate: Annotated[OnDuplicate, typer.Option(
+        help="Two different images with the same file name: error, prefix the later "
+        "one with its input's prefix (or file stem), or keep both.")] = OnDuplicate.error,
+    dedupe_images: Annotated[bool, typer.Option(
+        help="Merge images with the same file name and size into one.")] = False,
+    info: Annotated[Optional[Path], typer.Option(  # noqa: UP045
+        help="JSON file with the info object (default: the first input's).")] = None,
+    image_ids: ImageIds = IdPolicy.keep,
+    annotation_ids: AnnotationIds = IdPolicy.keep,
+    quiet: Quiet = False,
+) -> None:
+    """Merge COCO files: categories matched by name, ids made unique, licences merged.
+
+    Example: cocokit merge a.json b.json -o merged.json --on-duplicate prefix
+    """
+    from ..transforms import merge as merge_datasets
+
+    if len(inputs) < 2:
+        raise OptionError("INPUTS", [str(p) for p in inputs], "at least two files to merge")
+    check_output(output)
+    mapping: dict[str, int] | None = None
+    if category_map is not None:
+        mapping = _name_to_id(category_map, "--category-map")
+    if category:
+        mapping = dict(mapping or {})
+        for value in category:
+            name, cid = _pair(value, "--category", "NAME=ID")
+            mapping[name] = _int(cid, "--category", "NAME=ID with a whole number")
+    info_obj = None
+    if info is not None:
+        info_obj = _read_json(info, "--info")
+        if not isinstance(info_obj, dict):
+            raise InputError(str(info), None, "expected a JSON object for info")
+    datasets = [load_dataset(p, quiet) for p in inputs]
+    with status("merging", quiet):
+        out, report = merge_datasets(
+            datasets, category_map=mapping, renumber=renumber,
+            image_roots=image_root or None, prefixes=prefix or None,
+            duplicates=on_duplicate.value, dedupe_images=dedupe_images, info=info_obj)
+    _show(report, quiet)
+    _save(out, output, quiet, image_ids, annotation_ids)
+
+
+@app.command("filter")
+def filter_command(
+    file: Annotated[Path, typer.Argument(help="COCO JSON file.")],
+    output: Output,
+    keep_category: Annotated[Optional[list[str]], typer.Option(  # noqa: UP045
+        "--keep-category", "-c", help="Keep only these categories (name or id; repeat).")] = None,
+    drop_category: Annotated[Optional[list[str]], typer.Option(  # noqa: UP045
+        "--drop-category", "-d", help="Drop these categories (name or id; repeat).")] = None,
+    min_area: Annotated[Optional[float], typer.Option(  # noqa: UP045
+        help="Keep annotations with area >= this.")] = None,
+    max_area: Annotated[Optional[float], typer.Option(  # noqa: UP045
+        help="Keep annotations with area <= this.")] = None,
+    category_area: Annotated[Optional[list[str]], typer.Option(  # noqa: UP045
+        help="Area range of one category, NAME=MIN:MAX (either may be empty; repeat); "
+        "replaces --min-area/--max-area for it.")] = None,
+    min_width: Annotated[Optional[float], typer.Option(  # noqa: UP045
+        help="Keep boxes at least this wide.")] = None,
+    min_height: Annotated[Optional[float], typer.Option(  # noqa: UP045
+        help="Keep boxes at least this high.")] = None,
+    crowd: Annotated[CrowdOpt, typer.Option(
+        help="Crowd annotations (iscrowd=1): keep, drop, or keep only them.")] = CrowdOpt.keep,
+    image_glob: Annotated[Optional[list[str]], typer.Option(  # noqa: UP045
+        help="Keep images whose file name matches (shell pattern; repeat).")] = None,
+    exclude_glob: Annotated[Optional[list[str]], typer.Option(  # noqa: UP045
+        help="Drop images whose file name matches (repeat).")] = None,
+    image_id: Annotated[Optional[list[int]], typer.Option(  # noqa: UP045
+        help="Keep only these image ids (repeat).")] = None,
+    exclude_image_id: Annotated[Optional[list[int]], typer.Option(  # noqa: UP045
+        help="Drop these image ids (repeat).")] = None,
+    image_list: Annotated[Optional[Path], typer.Option(  # noqa: UP045
+        help="Keep only the images listed in this file (ids or file names, one a line).")] = None,
+    exclude_image_list: Annotated[Optional[Path], typer.Option(  # noqa: UP045
+        help="Drop the images listed in this file.")] = None,
+    drop_empty: Annotated[bool, typer.Option(
+        help="Drop images left without annotations.")] = False,
+    drop_images: Annotated[bool, typer.Option(
+        help="Drop whole images that hold any failing annotation (default: drop only "
+        "the failing annotations).")] = False,
+    image_ids: ImageIds = IdPolicy.keep,
+    annotation_ids: AnnotationIds = IdPolicy.keep,
+    quiet: Quiet = False,
+) -> None:
+    """Keep or drop categories, areas, small boxes, crowd annotations and images.
+
+    By default failing annotations are removed one by one; --drop-images removes every
+    image that holds one instead.
+
+    Example: cocokit filter in.json -o out.json -d person --min-area 32 --drop-empty
+    """
+    from ..transforms import filter_dataset
+
+    check_output(output)
+    ds = load_dataset(file, quiet)
+    cat_area: dict[str | int, tuple[float | None, float | None]] | None = None
+    if category_area:
+        cat_area = {}
+        for value in category_area:
+            name, rng = _pair(value, "--category-area", "NAME=MIN:MAX")
+            lo, sep, hi = rng.partition(":")
+            if not sep:
+                raise OptionError("--category-area", value, "NAME=MIN:MAX")
+            what = "NAME=MIN:MAX with numbers"
+            cat_area[_category(ds, name)] = (
+                _float(lo, "--category-area", what) if lo else None,
+                _float(hi, "--category-area", what) if hi else None)
+    keep_images: list[int | str] | None = None
+    if image_id or image_list is not None:
+        keep_images = list(image_id or [])
+        if image_list is not None:
+            keep_images += _image_list(image_list, "--image-list")
+    drop_list: list[int | str] | None = None
+    if exclude_image_id or exclude_image_list is not None:
+        drop_list = list(exclude_image_id or [])
+        if exclude_image_list is not None:
+            drop_list += _image_list(exclude_image_list, "--exclude-image-list")
+    area = (min_area, max_area) if min_area is not None or max_area is not None else None
+    with status("filtering", quiet):
+        out, report = filter_dataset(
+            ds,
+            categories=[_category(ds, c) for c in keep_category] if keep_category else None,
+            drop_categories=[_category(ds, c) for c in drop_category] if drop_category else None,
+            area=area, category_area=cat_area, min_width=min_width, min_height=min_height,
+            crowd=crowd.value, images=keep_images, exclude_images=drop_list,
+            image_globs=image_glob or None, exclude_globs=exclude_glob or None,
+            drop_empty=drop_empty, unit="images" if drop_images else "annotations")
+    _show(report, quiet)
+    _save(out, output, quiet, image_ids, annotation_ids)
+
+
+@app.command()
+def sample(
+    file: Annotated[Path, typer.Argument(help="COCO JSON file.")],
+    output: Output,
+    every: Annotated[Optional[int], typer.Option(help="Keep every Nth image.")] = None,  # noqa: UP045
+    offset: Annotated[int, typer.Option(help="With --every: start at this position.")] = 0,
+    fraction: Annotated[Optional[float], typer.Option(  # noqa: UP045
+        help="Keep this fraction of the images, drawn at random.")] = None,
+    count: Annotated[Optional[int], typer.Option(  # noqa: UP045
+        help="Keep this many images, drawn at random.")] = None,
+    seed: Annotated[int, typer.Option(help="Seed of the random draw.")] = 0,
+    with_category: Annotated[Optional[list[str]], typer.Option(  # noqa: UP045
+        help="Sample only among images holding one of these categories (repeat).")] = None,
+    negatives: Annotated[bool, typer.Option(
+        help="Sample only among images without annotations.")] = False,
+    keep_rest: Annotated[bool, typer.Option(
+        help="Keep the images outside the sampled pool (e.g. with --negatives: keep "
+        "every positive image).")] = False,
+    repeat: Annotated[Optional[list[str]], typer.Option(  # noqa: UP045
+        help="Upsample: images holding category NAME appear N times, NAME=N (repeat).")] = None,
+    mark: Annotated[str, typer.Option(
+        help="Extra image key recording the source image id of a repeated image.",
+    )] = "source_image_id",
+    image_ids: ImageIds = IdPolicy.keep,
+    annotation_ids: AnnotationIds = IdPolicy.keep,
+    quiet: Quiet = False,
+) -> None:
+    """Subsample images (every Nth, a seeded random fraction or count) and/or upsample.
+
+    Example: cocokit sample in.json -o small.json --fraction 0.1 --seed 1
+    """
+    from ..transforms import sample as sample_dataset
+    from ..transforms import upsample
+
+    check_output(output)
+    if every is None and fraction is None and count is None and not repeat:
+        raise OptionError("--every/--fraction/--count/--repeat", None, "at least one of them")
+    ds = load_dataset(file, quiet)
+    out = ds
+    if every is not None or fraction is not None or count is not None:
+        with status("sampling", quiet):
+            out, report = sample_dataset(
+                out, every=every, offset=offset, fraction=fraction, count=count, seed=seed,
+                containing=[_category(ds, c) for c in with_category] if with_category else None,
+                negatives=negatives, keep_rest=keep_rest)
+        _show(report, quiet)
+    if repeat:
+        factors: dict[str | int, int] = {}
+        for value in repeat:
+            name, n = _pair(value, "--repeat", "NAME=N")
+            factors[_category(ds, name)] = _int(n, "--repeat", "NAME=N with a whole number")
+        with status("upsampling", quiet):
+            out, report = upsample(out, factors, mark=mark)
+        _show(report, quiet)
+    _save(out, output, quiet, image_ids, annotation_ids)
+
+
+@app.command("split")
+def split_command(
+    file: Annotated[Path, typer.Argument(help="COCO JSON file.")],
+    output: Annotated[Path, typer.Option(
+        "--output", "-o", help="Output folder (made if missing): one NAME.json per split.")],
+    ratio: Annotated[list[str], typer.Option(
+        help="A split and its share, NAME=RATIO (repeat; normalised to sum to 1).")],
+    stratify: Annotated[bool, typer.Option(
+        help="Iterative stratification: per-category counts follow the ratios.")] = False,
+    seed: Annotated[int, typer.Option(help="Seed of the random choices.")] = 0,
+    group_by: Annotated[Optional[str], typer.Option(  # noqa: UP045
+        help="Keep images that share this image field together (e.g. video_id), or "
+        "'re:REGEX' on file_name (first group, else the match).")] = None,
+    image_ids: ImageIds = IdPolicy.keep,
+    annotation_ids: AnnotationIds = IdPolicy.keep,
+    quiet: Quiet = False,
+) -> None:
+    """Split into named parts, random or stratified, optionally grouped; prints counts.
+
+    Example: cocokit split in.json -o splits/ --ratio train=0.8 --ratio val=0.2 --stratify
+    """
+    from ..transforms import split
+
+    ratios: dict[str, float] = {}
+    for value in ratio:
+        name, r = _pair(value, "--ratio", "NAME=RATIO")
+        if name in ratios:
+            raise OptionError("--ratio", value, "each split name once")
+        ratios[name] = _float(r, "--ratio", "NAME=RATIO with a number")
+    if output.exists() and not output.is_dir():
+        raise OptionError("--output", str(output), "a folder (this is a file)")
+    parent = output.parent if str(output.parent) else Path(".")
+    if not parent.is_dir():
+        raise OptionError("--output", str(output), "a folder whose parent exists")
+    pattern = None
+    field = group_by
+    if group_by is not None and group_by.startswith("re:"):
+        pattern, field = group_by[3:], None
+    ds = load_dataset(file, quiet)
+    with status("splitting", quiet):
+        parts, report = split(ds, ratios, stratify=stratify, seed=seed, group_by=field,
+                              group_pattern=pattern)
+    output.mkdir(exist_ok=True)
+    for name, part in parts.items():
+        _save(part, output / f"{name}.json", quiet, image_ids, annotation_ids)
+    if not quiet:
+        used = report.category_annotations.sum(axis=0) > 0
+        ok = report.within_tolerance()
+        total = sum(report.images)
+        table = Table("split", "ratio", "images", "ideal", "annotations", "categories",
+                      "within tolerance", title=f"{report.method} split of {file}")
+        for j, name in enumerate(report.names):
+            table.add_row(name, f"{report.ratios[j]:.3f}", str(report.images[j]),
+                          f"{report.ratios[j] * total:.1f}", str(report.annotations[j]),
+                          str(int((report.category_annotations[j] > 0).sum())),
+                          f"{int(ok[j][used].sum())}/{int(used.sum())}")
+        console.print(table)
+        for note in report.notes:
+            err_console.print(note, markup=False, highlight=False)
+
+
+@app.command()
+def categories(
+    file: Annotated[Path, typer.Argument(help="COCO JSON file.")],
+    output: Annotated[Optional[Path], typer.Option(  # noqa: UP045
+        "--output", "-o", help="Output COCO JSON file (needed when editing).")] = None,
+    rename: Annotated[Optional[list[str]], typer.Option(  # noqa: UP045
+        help="Rename a category, OLD=NEW (repeat).")] = None,
+    merge: Annotated[Optional[list[str]], typer.Option(  # noqa: UP045
+        help="Merge categories into one, A,B=C (repeat).")] = None,
+    drop: Annotated[Optional[list[str]], typer.Option(  # noqa: UP045
+        help="Drop a category and its annotations (repeat).")] = None,
+    add: Annotated[Optional[list[str]], typer.Option(  # noqa: UP045
+        help="Add a category without annotations, NAME or NAME=ID (repeat).")] = None,
+    map_file: Annotated[Optional[Path], typer.Option(  # noqa: UP045
+        "--map", help='JSON file {"name": id, ...}: exactly these categories and ids.')] = None,
+    reindex: Annotated[Optional[int], typer.Option(  # noqa: UP045
+        help="Renumber ids from this number (0 or 1) in list order.")] = None,
+    sort: Annotated[Optional[SortOpt], typer.Option(  # noqa: UP045
+        help="Order the category list by name or id.")] = None,
+    image_ids: ImageIds = IdPolicy.keep,
+    annotation_ids: AnnotationIds = IdPolicy.keep,
+    quiet: Quiet = False,
+) -> None:
+    """Rename, merge, drop, add, remap, sort or renumber categories (no edit: list them).
+
+    Example: cocokit categories in.json -o out.json --merge car,truck=vehicle --reindex 0
+    """
+    from ..transforms import edit_categories
+
+    edits = any(v for v in (rename, merge, drop, add)) or map_file is not None \
+        or reindex is not None or sort is not None
+    if edits and output is None:
+        raise OptionError("--output", None, "an output file when editing categories")
+    if output is not None:
+        check_output(output)
+    ds = load_dataset(file, quiet)
+    if not edits:
+        counts = ds.category_index
+        table = Table("id", "name", "annotations", title=file.name)
+        per = np.bincount(counts[counts >= 0], minlength=len(ds.categories))
+        for i in range(len(ds.categories)):
+            table.add_row(str(int(ds.categories.id[i])), str(ds.categories.name[i]),
+                          str(int(per[i])))
+        console.print(table)
+        if output is not None:
+            _save(ds, output, quiet, image_ids, annotation_ids)
+        return
+    renames: dict[str | int, str] | None = None
+    if rename:
+        renames = {}
+        for value in rename:
+            old, new = _pair(value, "--rename", "OLD=NEW")
+            renames[_category(ds, old)] = new
+    merges: dict[str, list[str | int]] | None = None
+    if merge:
+        merges = {}
+        for value in merge:
+            sources, target = _pair(value, "--merge", "A,B=C")
+            merges[target] = [_category(ds, s) for s in sources.split(",") if s]
+    adds: list[str | dict[str, Any]] | None = None
+    if add:
+        adds = []
+        for value in add:
+            if "=" in value:
+                name, cid = _pair(value, "--add", "NAME or NAME=ID")
+                adds.append({"name": name, "id": _int(cid, "--add", "NAME=ID with a whole number")})
+            else:
+                adds.append(value)
+    mapping = _name_to_id(map_file, "--map") if map_file is not None else None
+    with status("editing categories", quiet):
+        out, report = edit_categories(
+            ds, rename=renames, merge=merges,
+            drop=[_category(ds, d) for d in drop] if drop else None,
+            add=adds, mapping=mapping, sort=sort.value if sort is not None else None,
+            reindex=reindex)
+    _show(report, quiet)
+    if output is not None:
+        _save(out, output, quiet, image_ids, annotation_ids)
+
+
+@app.command()
+def clip(
+    file: Annotated[Path, typer.Argument(help="COCO JSON file.")],
+    output: Output,
+    drop_degenerate: Annotated[bool, typer.Option(
+        help="Also drop annotations whose box has zero width or height, or zero area.")] = False,
+    image_ids: ImageIds = IdPolicy.keep,
+    annotation_ids: AnnotationIds = IdPolicy.keep,
+    quiet: Quiet = False,
+) -> None:
+    """Clip boxes and polygons to the image bounds; drop what is left with nothing inside.
+
+    Example: cocokit clip in.json -o clipped.json --drop-degenerate
+    """
+    from ..transforms import clip as clip_dataset
+
+    check_output(output)
+    ds = load_dataset(file, quiet)
+    with status("clipping", quiet):
+        out, report = clip_dataset(ds, drop_degenerate=drop_degenerate)
+    _show(report, quiet)
+    _save(out, output, quiet, image_ids, annotation_ids)

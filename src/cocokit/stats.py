@@ -1,0 +1,332 @@
+"""Statistics of a dataset: counts per category, object sizes, images.
+
+:func:`compute_stats` (also :meth:`cocokit.Dataset.stats`) returns a
+:class:`DatasetStats`, a frozen dataclass whose :meth:`~DatasetStats.to_dict` is plain
+JSON data. Everything is computed on the numpy columns at once (sorts, ``bincount``,
+group offsets); nothing loops over annotations in Python, and no segmentation is parsed
+unless an annotation lacks its ``area`` field.
+
+What is counted, and how:
+
+* **area** is the annotation's ``area`` field, as COCOeval uses it. Where a record has
+  no ``area``, the value an export would write is used instead (the mask area of the
+  segmentation, else the box ``w * h``); :attr:`DatasetStats.areas_computed` says how
+  many. Area min/median/max of a category cover all its annotations, crowds included.
+* **small / medium / large** count exactly the ground truths COCOeval evaluates in its
+  ``areaRng`` ranges ``[0, 32**2]``, ``[32**2, 96**2]``, ``[96**2, 1e5**2]``: not crowd
+  (``iscrowd`` absent or 0), on an image of the dataset, of a declared category, with
+  ``lo <= area <= hi``. The bounds are inclusive on both sides as in COCOeval, so an
+  area of exactly 1024 counts as small *and* medium, and the three counts can add up
+  to more (or, for crowds and areas over ``1e10``, less) than the annotations.
+* **images** of a category: distinct images of the dataset holding at least one of its
+  annotations (crowds included). **negatives**: images without any annotation.
+* annotations whose ``image_id`` is not an image of the dataset are **dangling**; ones
+  whose ``category_id`` is not declared are listed as extra categories with
+  ``declared = False`` and ``name = None``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+import numpy as np
+
+from .dataset import Dataset
+from .geometry import segmentation_areas
+
+__all__ = [
+    "AREA_RANGES",
+    "CategoryStats",
+    "DatasetStats",
+    "Distribution",
+    "ImageSize",
+    "annotation_areas",
+    "compute_stats",
+    "size_buckets",
+]
+
+#: COCOeval's area ranges (``Params.areaRng`` for boxes and masks), bounds inclusive.
+AREA_RANGES: dict[str, tuple[float, float]] = {
+    "small": (0.0, 32.0**2),
+    "medium": (32.0**2, 96.0**2),
+    "large": (96.0**2, 1e5**2),
+}
+
+#: How many of the most common image sizes :class:`DatasetStats` lists.
+TOP_IMAGE_SIZES = 10
+
+
+@dataclasses.dataclass(frozen=True)
+class Distribution:
+    """Summary of a set of numbers; every field is None when the set is empty."""
+
+    count: int
+    min: float | None
+    median: float | None
+    mean: float | None
+    max: float | None
+
+    @classmethod
+    def of(cls, values: np.ndarray) -> Distribution:
+        """Summary of the finite values of an array."""
+        v = np.asarray(values, np.float64)
+        v = v[np.isfinite(v)]
+        if len(v) == 0:
+            return cls(0, None, None, None, None)
+        return cls(len(v), _num(v.min()), _num(np.median(v)), _num(v.mean()), _num(v.max()))
+
+
+@dataclasses.dataclass(frozen=True)
+class ImageSize:
+    """One image size (width x height) and how many images have it."""
+
+    width: int
+    height: int
+    images: int
+
+
+@dataclasses.dataclass(frozen=True)
+class CategoryStats:
+    """Statistics of one category (see the module docstring for what is counted)."""
+
+    id: int
+    name: str | None
+    declared: bool
+    images: int
+    annotations: int
+    crowd: int
+    area_min: float | None
+    area_median: float | None
+    area_max: float | None
+    small: int
+    medium: int
+    large: int
+
+
+@dataclasses.dataclass(frozen=True)
+class DatasetStats:
+    """Statistics of a dataset; :meth:`to_dict` gives plain JSON data.
+
+    Per dataset: images, negatives (images without annotations), annotations, crowd,
+    dangling annotations, annotations per image, image widths/heights and the most
+    common sizes, area distribution and COCO size buckets. Per category
+    (:attr:`per_category`, in file order, then undeclared ids used by annotations):
+    see :class:`CategoryStats`.
+    """
+
+    source: str | None
+    images: int
+    negatives: int
+    annotations: int
+    crowd: int
+    dangling: int
+    undeclared: int
+    categories: int
+    categories_used: int
+    areas_computed: int
+    annotations_per_image: Distribution
+    image_width: Distribution
+    image_height: Distribution
+    image_sizes: tuple[ImageSize, ...]
+    distinct_image_sizes: int
+    area: Distribution
+    small: int
+    medium: int
+    large: int
+    per_category: tuple[CategoryStats, ...]
+
+    def to_dict(self) -> dict[str, Any]:
+        """The statistics as plain JSON data (ints, floats, str, None, lists, dicts)."""
+        out: dict[str, Any] = dataclasses.asdict(self)
+        out["image_sizes"] = [dataclasses.asdict(s) for s in self.image_sizes]
+        out["per_category"] = [dataclasses.asdict(c) for c in self.per_category]
+        return out
+
+    def category(self, key: int | str) -> CategoryStats:
+        """The statistics of the category with this id or name (KeyError if none)."""
+        for c in self.per_category:
+            if (isinstance(key, str) and c.name == key) or (
+                not isinstance(key, str) and c.id == int(key)
+            ):
+                return c
+        raise KeyError(f"no category {key!r} in these statistics")
+
+
+def _num(x: Any) -> float:
+    return float(x)
+
+
+def _opt(x: float) -> float | None:
+    return None if not np.isfinite(x) else float(x)
+
+
+def annotation_areas(ds: Dataset) -> tuple[np.ndarray, int]:
+    """The area of each annotation as COCOeval would see it, and how many were computed.
+
+    The ``area`` column where present; elsewhere the value an export writes: the mask
+    area of the segmentation (rasterized at its image's size; only those rows are
+    parsed), else the box ``w * h``; NaN where none of these exists.
+    """
+    anns = ds.annotations
+    area = anns.area
+    missing = np.isnan(area)
+    if not missing.any():
+        return area, 0
+    area = area.copy()
+    img = ds.image_index
+    has_seg = np.fromiter((s is not None for s in anns.segmentation), bool, len(anns))
+    seg_rows = np.flatnonzero(missing & has_seg & (img >= 0))
+    if len(seg_rows):
+        rows_img = img[seg_rows]
+        area[seg_rows] = segmentation_areas(
+            anns.segmentation[seg_rows],
+            ds.images.height[rows_img],
+            ds.images.width[rows_img],
+        )
+    box_rows = np.isnan(area) & ~np.isnan(anns.bbox[:, 0])
+    area[box_rows] = anns.bbox[box_rows, 2] * anns.bbox[box_rows, 3]
+    return area, int(np.count_nonzero(missing & ~np.isnan(area)))
+
+
+def size_buckets(area: np.ndarray, eligible: np.ndarray) -> dict[str, np.ndarray]:
+    """Per COCO size range, a mask of the eligible rows whose area lies in it (inclusive)."""
+    with np.errstate(invalid="ignore"):
+        return {
+            name: eligible & (area >= lo) & (area <= hi)
+            for name, (lo, hi) in AREA_RANGES.items()
+        }
+
+
+def _unique(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Sorted distinct values and their counts (a sort and a diff: numpy's hash-based
+    ``np.unique`` is several times slower on large integer arrays)."""
+    v = np.sort(values)
+    if len(v) == 0:
+        return v, np.zeros(0, np.int64)
+    starts = np.flatnonzero(np.concatenate([[True], v[1:] != v[:-1]]))
+    counts = np.diff(np.append(starts, len(v)))
+    return v[starts], counts
+
+
+def _group_order_stats(
+    group: np.ndarray, values: np.ndarray, n_groups: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Min, median and max of ``values`` per group (NaN for empty groups), by one sort."""
+    by_value = np.argsort(values)
+    # a stable sort on small integers is a radix sort in numpy: much faster than lexsort
+    small = np.int16 if n_groups < np.iinfo(np.int16).max else np.int64
+    order = by_value[np.argsort(group[by_value].astype(small), kind="stable")]
+    v = values[order]
+    counts = np.bincount(group, minlength=n_groups)
+    starts = np.zeros(n_groups, np.int64)
+    np.cumsum(counts[:-1], out=starts[1:])
+    has = counts > 0
+    mins = np.full(n_groups, np.nan)
+    meds = np.full(n_groups, np.nan)
+    maxs = np.full(n_groups, np.nan)
+    s = starts[has]
+    c = counts[has]
+    mins[has] = v[s]
+    maxs[has] = v[s + c - 1]
+    meds[has] = (v[s + (c - 1) // 2] + v[s + c // 2]) / 2.0
+    return mins, meds, maxs
+
+
+def _image_sizes(width: np.ndarray, height: np.ndarray) -> tuple[tuple[ImageSize, ...], int]:
+    """The most common (width, height) pairs, most images first, and how many there are."""
+    h_span = int(height.max()) - int(height.min()) + 1 if len(height) else 1
+    h0 = int(height.min()) if len(height) else 0
+    key = width.astype(np.int64) * h_span + (height.astype(np.int64) - h0)
+    uniq, counts = _unique(key)
+    top = np.lexsort((uniq, -counts))[:TOP_IMAGE_SIZES]
+    sizes = tuple(
+        ImageSize(int(uniq[i] // h_span), int(uniq[i] % h_span + h0), int(counts[i])) for i in top
+    )
+    return sizes, len(uniq)
+
+
+def compute_stats(ds: Dataset) -> DatasetStats:
+    """Statistics of ``ds`` (see the module docstring for exactly what is counted)."""
+    images = ds.images
+    anns = ds.annotations
+    cats = ds.categories
+    n_img = len(images)
+    n_ann = len(anns)
+
+    img = ds.image_index
+    on_image = img >= 0
+    cat_row = ds.category_index
+    # undeclared category ids become extra groups after the declared ones
+    undeclared_mask = cat_row < 0
+    extra_ids = _unique(anns.category_id[undeclared_mask])[0]
+    group = cat_row.copy()
+    if len(extra_ids):
+        group[undeclared_mask] = len(cats) + np.searchsorted(
+            extra_ids, anns.category_id[undeclared_mask]
+        )
+    n_groups = len(cats) + len(extra_ids)
+
+    area, areas_computed = annotation_areas(ds)
+    crowd = anns.iscrowd > 0
+    eligible = ~crowd & on_image & ~undeclared_mask
+    buckets = size_buckets(area, eligible)
+
+    # per category
+    ann_counts = np.bincount(group, minlength=n_groups)
+    crowd_counts = np.bincount(group[crowd], minlength=n_groups)
+    bucket_counts = {
+        k: np.bincount(group[m], minlength=n_groups) for k, m in buckets.items()
+    }
+    pairs = _unique(group[on_image].astype(np.int64) * max(n_img, 1) + img[on_image])[0]
+    image_counts = np.bincount(pairs // max(n_img, 1), minlength=n_groups)
+    finite = np.isfinite(area)
+    amin, amed, amax = _group_order_stats(group[finite], area[finite], n_groups)
+
+    per_category: list[CategoryStats] = []
+    ids = np.concatenate([cats.id, extra_ids]).tolist()
+    for g in range(n_groups):
+        declared = g < len(cats)
+        per_category.append(
+            CategoryStats(
+                id=int(ids[g]),
+                name=str(cats.name[g]) if declared else None,
+                declared=declared,
+                images=int(image_counts[g]),
+                annotations=int(ann_counts[g]),
+                crowd=int(crowd_counts[g]),
+                area_min=_opt(amin[g]),
+                area_median=_opt(amed[g]),
+                area_max=_opt(amax[g]),
+                small=int(bucket_counts["small"][g]),
+                medium=int(bucket_counts["medium"][g]),
+                large=int(bucket_counts["large"][g]),
+            )
+        )
+
+    # per image
+    per_image = np.bincount(img[on_image], minlength=n_img)
+    image_sizes, distinct = _image_sizes(images.width, images.height)
+
+    return DatasetStats(
+        source=ds.source,
+        images=n_img,
+        negatives=int(np.count_nonzero(per_image == 0)),
+        annotations=n_ann,
+        crowd=int(np.count_nonzero(crowd)),
+        dangling=int(np.count_nonzero(~on_image)),
+        undeclared=int(np.count_nonzero(undeclared_mask)),
+        categories=len(cats),
+        categories_used=int(np.count_nonzero(ann_counts[: len(cats)])),
+        areas_computed=areas_computed,
+        annotations_per_image=Distribution.of(per_image),
+        image_width=Distribution.of(images.width),
+        image_height=Distribution.of(images.height),
+        image_sizes=image_sizes,
+        distinct_image_sizes=distinct,
+        area=Distribution.of(area),
+        small=int(np.count_nonzero(buckets["small"])),
+        medium=int(np.count_nonzero(buckets["medium"])),
+        large=int(np.count_nonzero(buckets["large"])),
+        per_category=tuple(per_category),
+    )

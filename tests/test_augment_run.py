@@ -1,0 +1,536 @@
+"""cocokit.augment end to end on real images: files, ids, provenance, determinism,
+errors that leave nothing half-written, the CLI."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from PIL import Image
+from pycocotools import mask as mask_utils
+from typer.testing import CliRunner
+
+import cocokit
+from cocokit.augment import (
+    Affine,
+    CenterCrop,
+    ColorJitter,
+    HorizontalFlip,
+    Noise,
+    Perspective,
+    Pipeline,
+    RandomCrop,
+    RandomResizedCrop,
+    Rotate,
+    Rotate90,
+    Scale,
+    Shear,
+    Translate,
+    VerticalFlip,
+    apply_matrix,
+    augment,
+)
+from cocokit.augment import _pixels
+from cocokit.dataset import plain
+from cocokit.errors import InputError, OptionError
+
+REPO = Path(__file__).resolve().parents[1]
+TINY_VAL = ("tiny-coco-images", "annotations", "instances_val2017.json")
+TINY_VAL_IMAGES = ("tiny-coco-images", "images", "val2017")
+MINI_KP = ("coco-mini", "annotations", "person_keypoints_val2017.json")
+MINI_IMAGES = ("coco-mini", "val2017")
+
+
+def real(real_data: Path, *parts: str) -> Path:
+    p = real_data.joinpath(*parts)
+    if not p.exists():
+        pytest.skip(f"real data file missing: {p}")
+    return p
+
+
+def tiny(real_data: Path) -> tuple[cocokit.Dataset, Path]:
+    return cocokit.load(real(real_data, *TINY_VAL)), real(real_data, *TINY_VAL_IMAGES)
+
+
+def persons(real_data: Path, n: int = 5) -> tuple[cocokit.Dataset, Path]:
+    """The first n images of coco-mini that have person keypoints, plus one without."""
+    ds = cocokit.load(real(real_data, *MINI_KP))
+    with_people = np.flatnonzero(ds.annotation_counts > 0)[:n]
+    without = np.flatnonzero(ds.annotation_counts == 0)[:1]
+    return ds.select_images(np.sort(np.concatenate([with_people, without]))), real(
+        real_data, *MINI_IMAGES)
+
+
+def load_out(out: Path) -> tuple[cocokit.Dataset, dict[str, Any]]:
+    doc = json.loads((out / "annotations.json").read_text())
+    return cocokit.load(out / "annotations.json"), doc
+
+
+def decoded(path: Path) -> np.ndarray:
+    return np.asarray(Image.open(path).convert("RGB"))
+
+
+def rle_mask(seg: dict[str, Any]) -> np.ndarray:
+    h, w = seg["size"]
+    if isinstance(seg["counts"], list):
+        return mask_utils.decode(mask_utils.frPyObjects(seg, h, w))
+    return mask_utils.decode({"size": [h, w], "counts": seg["counts"].encode()})
+
+
+PIPE = Pipeline([HorizontalFlip(p=0.5), Rotate(angle=(-25, 25)), RandomCrop(360, 300),
+                 ColorJitter()], min_visibility=0.1)
+
+
+def test_augment_writes_images_annotations_and_provenance(real_data: Path,
+                                                          tmp_path: Path) -> None:
+    ds, images = tiny(real_data)
+    out_dir = tmp_path / "out"
+    out, summary = augment(ds, PIPE, images, out_dir, copies=2, seed=3)
+    again, doc = load_out(out_dir)
+    n = len(ds.images)
+    assert len(again.images) == len(out.images) == summary.images == 3 * n
+    assert summary.augmented_images == 2 * n and summary.source_images == n
+    assert len(again.annotations) == summary.annotations
+    # originals first, then their copies; every file exists with its recorded size
+    by_id = {r["id"]: r for r in doc["images"]}
+    for rec in doc["images"]:
+        with Image.open(out_dir / "images" / rec["file_name"]) as im:
+            assert im.size == (rec["width"], rec["height"])
+        if "augmented_from" in rec:
+            src = by_id[rec["augmented_from"]]
+            assert rec["file_name"].startswith(Path(src["file_name"]).stem + "_aug")
+            assert [a["op"] for a in rec["augmentation"]][-2:] == ["random_crop", "color_jitter"]
+            assert (rec["width"], rec["height"]) == (360, 300)
+            for key in ("license", "coco_url", "flickr_url", "date_captured"):
+                assert rec[key] == src[key]  # fields the transform does not change
+        else:
+            assert (out_dir / "images" / rec["file_name"]).read_bytes() == (
+                images / rec["file_name"]).read_bytes()
+    # integrity: ids unique, references valid, pycocotools can read every mask
+    report = cocokit.validate(out_dir / "annotations.json")
+    assert report.ok, report.errors[:3]
+    ids = [a["id"] for a in doc["annotations"]]
+    assert ids == list(range(1, len(ids) + 1))
+    assert [r["id"] for r in doc["images"]] == list(range(1, 3 * n + 1))
+    from pycocotools.coco import COCO
+
+    import contextlib
+    import io
+
+    with contextlib.redirect_stdout(io.StringIO()):
+        coco = COCO(str(out_dir / "annotations.json"))
+    for a in doc["annotations"]:
+        assert coco.annToMask(a).sum() > 0
+        img = by_id[a["image_id"]]
+        x, y, w, h = a["bbox"]
+        assert 0 <= x and 0 <= y and x + w <= img["width"] + 1e-6 and y + h <= img["height"] + 1e-6
+        assert a["area"] > 0
+    # crowds keep their uncompressed RLE style
+    crowds = [a for a in doc["annotations"] if a["iscrowd"] == 1]
+    assert crowds and all(isinstance(a["segmentation"]["counts"], list) for a in crowds)
+    # everything dropped was counted
+    src_total = len(ds.annotations)
+    copies_kept = len(doc["annotations"]) - src_total
+    assert copies_kept + summary.dropped_annotations == 2 * src_total
+    assert summary.dropped_annotations == sum(summary.dropped_by_reason.values()) > 0
+    assert not [p for p in out_dir.iterdir() if p.name.startswith(".")]
+
+
+def test_same_seed_gives_the_same_bytes_whatever_the_workers(real_data: Path,
+                                                              tmp_path: Path) -> None:
+    ds, images = tiny(real_data)
+    pipe = Pipeline([*PIPE.ops, Noise(std=(2, 6))], min_visibility=0.1)
+    runs = {}
+    for name, workers, seed in (("a", 1, 7), ("b", 2, 7), ("c", 1, 8)):
+        augment(ds, pipe, images, tmp_path / name, copies=2, seed=seed, workers=workers,
+                keep_originals=False)
+        files = sorted((tmp_path / name / "images").iterdir())
+        runs[name] = ((tmp_path / name / "annotations.json").read_bytes(),
+                      {p.name: p.read_bytes() for p in files})
+    assert runs["a"] == runs["b"]
+    assert runs["a"][0] != runs["c"][0]
+    assert runs["a"][1].keys() == runs["c"][1].keys()
+    assert runs["a"][1] != runs["c"][1]
+
+
+def test_two_flips_in_one_pipeline_copy_the_source(real_data: Path, tmp_path: Path) -> None:
+    ds, images = persons(real_data)
+    out, _ = augment(ds, [HorizontalFlip(), HorizontalFlip()], images, tmp_path / "o",
+                     image_ids="keep", annotation_ids="keep")
+    for row in range(len(out.images)):
+        rec = out.images[row]
+        if "augmented_from" not in rec:
+            continue
+        src_row = ds.image_row(rec["augmented_from"])
+        assert (tmp_path / "o" / "images" / rec["file_name"]).read_bytes() == (
+            images / ds.images.file_name[src_row]).read_bytes()
+        got = out.annotations_of(row)
+        want = ds.annotations_of(src_row)
+        for g, w in zip(got, want, strict=True):
+            assert {k: v for k, v in g.items() if k not in ("id", "image_id")} == {
+                k: v for k, v in w.items() if k not in ("id", "image_id")}
+
+
+def _passes(ds: cocokit.Dataset, images: Path, tmp: Path, op: Any, n: int
+            ) -> tuple[cocokit.Dataset, Path]:
+    cur, cur_images = ds, images
+    for i in range(n):
+        out_dir = tmp / f"pass{i}"
+        cur, _ = augment(cur, [op], cur_images, out_dir, keep_originals=False, format="png",
+                         image_ids="keep", annotation_ids="keep")
+        cur_images = out_dir / "images"
+    return cur, cur_images
+
+
+@pytest.mark.parametrize(("which", "op", "n"), [
+    ("persons", HorizontalFlip(), 2),
+    ("persons", VerticalFlip(), 2),
+    ("tiny", Rotate90(k=1), 4),
+])
+def test_flips_twice_and_quarter_turns_four_times_through_files(
+        real_data: Path, tmp_path: Path, which: str, op: Any, n: int) -> None:
+    ds, images = persons(real_data) if which == "persons" else tiny(real_data)
+    out, out_images = _passes(ds, images, tmp_path, op, n)
+    assert len(out.images) == len(ds.images) and len(out.annotations) == len(ds.annotations)
+    for row in range(len(ds.images)):
+        src_name = str(ds.images.file_name[row])
+        assert out.images.width[row] == ds.images.width[row]
+        out_name = str(out.images.file_name[row])
+        # pixels: exactly the original's (PNG is lossless)
+        assert np.array_equal(decoded(out_images / out_name), decoded(images / src_name))
+        for a, b in zip(ds.annotations_of(row), out.annotations_of(row), strict=True):
+            assert a["category_id"] == b["category_id"] and a["iscrowd"] == b["iscrowd"]
+            if isinstance(a["segmentation"], dict):
+                mask = rle_mask(a["segmentation"])
+                assert np.array_equal(mask, rle_mask(b["segmentation"]))
+                ys, xs = np.nonzero(mask)  # boxes are the mask's bounds now
+                box = [xs.min(), ys.min(), xs.max() + 1 - xs.min(), ys.max() + 1 - ys.min()]
+            else:
+                for ra, rb in zip(a["segmentation"], b["segmentation"], strict=True):
+                    np.testing.assert_allclose(ra, rb, rtol=0, atol=1e-9)
+                xy = np.concatenate([np.reshape(r, (-1, 2)) for r in a["segmentation"]])
+                box = [*xy.min(0), *(xy.max(0) - xy.min(0))]
+            np.testing.assert_allclose(b["bbox"], box, rtol=0, atol=1e-9)
+            if "keypoints" in a:  # left and right swapped twice: back in place
+                np.testing.assert_allclose(a["keypoints"], b["keypoints"], rtol=0, atol=1e-9)
+                assert a["num_keypoints"] == b["num_keypoints"]
+
+
+@pytest.mark.parametrize("backend", ["opencv", "pillow"])
+def test_pixels_and_annotations_move_together(real_data: Path, tmp_path: Path,
+                                              monkeypatch: pytest.MonkeyPatch,
+                                              backend: str) -> None:
+    """Each object painted white on black: after augmenting, the white pixels are where
+    the transformed annotation is."""
+    if backend == "pillow":
+        monkeypatch.setenv("COCOKIT_PIXELS", "pillow")
+    elif _pixels._import_cv2() is None:
+        pytest.skip("OpenCV is not installed")
+    src = cocokit.load(real(real_data, "coco-mini", "annotations", "instances_val2017.json"))
+    (tmp_path / "img").mkdir()
+    b = cocokit.DatasetBuilder()
+    b.add_category("thing", id=1)
+    picked = 0
+    for r in range(len(src.annotations)):
+        seg = plain(src.annotations.segmentation[r])
+        if not isinstance(seg, list) or src.annotations.area[r] < 2000:
+            continue
+        row = int(src.image_index[r])
+        w, h = int(src.images.width[row]), int(src.images.height[row])
+        mask = mask_utils.decode(mask_utils.merge(mask_utils.frPyObjects(seg, h, w)))
+        Image.fromarray(mask * 255).save(tmp_path / "img" / f"o{r}.png")
+        iid = b.add_image(f"o{r}.png", w, h)
+        b.add_annotation(iid, 1, polygon=seg)
+        picked += 1
+        if picked == 12:
+            break
+    ds = b.build()
+    pipe = Pipeline([Affine(scale=(0.8, 1.2), rotate=(-40, 40), shear_x=(-8, 8)),
+                     Perspective((0.05, 0.2)), RandomResizedCrop(320, 280, scale=(0.5, 1))],
+                    interpolation="nearest", min_area=0)
+    out, _ = augment(ds, pipe, tmp_path / "img", tmp_path / "out", keep_originals=False,
+                     format="png", seed=5)
+    inter = union = 0
+    for row in range(len(out.images)):
+        pix = np.asarray(Image.open(tmp_path / "out" / "images" / out.images.file_name[row]))
+        pix = pix > 127
+        ann = out.annotations_of(row)
+        rings = [list(map(float, rr)) for a in ann for rr in a["segmentation"] if len(rr) >= 6]
+        got = (mask_utils.decode(mask_utils.merge(mask_utils.frPyObjects(rings, 280, 320)))
+               if rings else np.zeros((280, 320), np.uint8)) > 0
+        inter += int((pix & got).sum())
+        union += int((pix | got).sum())
+    assert union > 10000 and inter / union >= 0.98
+
+
+def test_ids_and_augmented_from(real_data: Path, tmp_path: Path) -> None:
+    ds, images = persons(real_data, 3)
+    keep, _ = augment(ds, [HorizontalFlip()], images, tmp_path / "k", image_ids="keep",
+                      annotation_ids="keep")
+    n = len(ds.images)
+    assert keep.images.id[:: 2].tolist() == ds.images.id.tolist()  # originals keep theirs
+    new_ids = keep.images.id[1::2]
+    assert (new_ids > ds.images.id.max()).all()
+    for row in range(1, 2 * n, 2):
+        assert keep.images[row]["augmented_from"] == keep.images.id[row - 1]
+    assert (keep.annotations.id[np.isin(keep.annotations.image_id, new_ids)]
+            > ds.annotations.id.max()).all()
+    auto, _ = augment(ds, [HorizontalFlip()], images, tmp_path / "a")
+    assert auto.images.id.tolist() == list(range(1, 2 * n + 1))
+    for row in range(1, 2 * n, 2):
+        assert auto.images[row]["augmented_from"] == row  # the original's new id
+    bare, _ = augment(ds, [HorizontalFlip()], images, tmp_path / "b", keep_originals=False)
+    assert [bare.images[r]["augmented_from"] for r in range(n)] == ds.images.id.tolist()
+    assert bare.annotations.id.tolist() == list(range(1, len(bare.annotations) + 1))
+
+
+def test_augmentation_matrix_maps_source_keypoints(real_data: Path, tmp_path: Path) -> None:
+    ds, images = persons(real_data, 4)
+    out, _ = augment(ds, Pipeline([Rotate(angle=(-20, 20)), Scale((0.7, 1.1))]), images,
+                     tmp_path / "o", keep_originals=False, seed=2,
+                     image_ids="keep", annotation_ids="keep")
+    checked = 0
+    for row in range(len(out.images)):
+        rec = out.images[row]
+        m = np.asarray(rec["augmentation_matrix"])
+        src_row = ds.image_row(rec["augmented_from"])
+        src_anns = {a["id"]: a for a in ds.annotations_of(src_row)}
+        for a in out.annotations_of(row):
+            # with annotation_ids keep, copies count up from the largest id: match by order
+            del a
+        got = out.annotations_of(row)
+        want = [a for a in src_anns.values()]
+        for g, w in zip(got, want, strict=False):
+            kp_w = np.asarray(w["keypoints"], float).reshape(-1, 3)
+            kp_g = np.asarray(g["keypoints"], float).reshape(-1, 3)
+            vis = (kp_w[:, 2] > 0) & (kp_g[:, 2] > 0)
+            np.testing.assert_allclose(kp_g[vis, :2], apply_matrix(kp_w[vis, :2], m), atol=1e-9)
+            checked += int(vis.sum())
+    assert checked > 20
+
+
+def test_extra_fields_are_kept(real_data: Path, tmp_path: Path) -> None:
+    doc = json.loads(real(real_data, *TINY_VAL).read_text())
+    for i, a in enumerate(doc["annotations"]):
+        a["note"] = {"n": i}
+    for im in doc["images"]:
+        im["camera"] = "x100"
+    doc["custom_top"] = [1, 2, 3]
+    ds = cocokit.load(doc)
+    _, images = tiny(real_data)
+    augment(ds, [HorizontalFlip(), CenterCrop(400, 300)], images, tmp_path / "o")
+    _, out = load_out(tmp_path / "o")
+    assert out["custom_top"] == [1, 2, 3] and out["info"] == doc["info"]
+    assert out["licenses"] == doc["licenses"] and out["categories"] == doc["categories"]
+    assert all(im["camera"] == "x100" for im in out["images"])
+    assert all(isinstance(a["note"]["n"], int) for a in out["annotations"])
+
+
+def test_ignore_negative_samples(real_data: Path, tmp_path: Path) -> None:
+    ds, images = persons(real_data, 3)
+    assert (ds.annotation_counts == 0).any()
+    out, summary = augment(ds, [RandomCrop(64, 64)], images, tmp_path / "o", copies=3, seed=1,
+                           ignore_negative_samples=True)
+    assert (out.annotation_counts > 0).all()
+    assert summary.skipped_negative_images > 0
+    written = {p.name for p in (tmp_path / "o" / "images").iterdir()}
+    assert written == {str(f) for f in out.images.file_name}
+
+
+# -- errors: clear, and nothing half-written ----------------------------------------------
+
+
+def test_missing_image_is_refused_before_anything_is_written(real_data: Path,
+                                                             tmp_path: Path) -> None:
+    ds, images = tiny(real_data)
+    doc = ds.to_dict(image_ids="keep", annotation_ids="keep")
+    doc["images"][2]["file_name"] = "gone.jpg"
+    with pytest.raises(InputError) as info:
+        augment(cocokit.load(doc), PIPE, images, tmp_path / "out")
+    assert info.value.path == "images[2].file_name" and "gone.jpg" in str(info.value)
+    assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_a_bad_image_mid_run_leaves_nothing(real_data: Path, tmp_path: Path,
+                                            workers: int) -> None:
+    ds, images = tiny(real_data)
+    copy = tmp_path / "images"
+    shutil.copytree(images, copy)
+    (copy / str(ds.images.file_name[4])).write_bytes(b"not a jpeg at all")
+    out_dir = tmp_path / "out"
+    out_dir.mkdir()
+    (out_dir / "keep.txt").write_text("mine")
+    with pytest.raises(InputError, match="cannot read"):
+        augment(ds, PIPE, copy, out_dir, copies=2, workers=workers)
+    assert [p.name for p in out_dir.iterdir()] == ["keep.txt"]
+
+
+def test_existing_output_is_refused_unless_overwrite(real_data: Path, tmp_path: Path) -> None:
+    ds, images = persons(real_data, 2)
+    out_dir = tmp_path / "out"
+    augment(ds, [HorizontalFlip()], images, out_dir)
+    before = (out_dir / "annotations.json").read_bytes()
+    with pytest.raises(OptionError, match="overwrite"):
+        augment(ds, [VerticalFlip()], images, out_dir)
+    assert (out_dir / "annotations.json").read_bytes() == before
+    augment(ds, [VerticalFlip()], images, out_dir, overwrite=True, copies=2)
+    _, doc = load_out(out_dir)
+    assert len(doc["images"]) == 3 * len(ds.images)
+    assert len(list((out_dir / "images").iterdir())) == 3 * len(ds.images)
+    assert not [p for p in out_dir.iterdir() if p.name.startswith(".")]
+
+
+@pytest.mark.parametrize(("kwargs", "option"), [
+    ({"copies": 0}, "copies"),
+    ({"quality": 101}, "quality"),
+    ({"format": "gif"}, "format"),
+    ({"workers": 0}, "workers"),
+    ({"image_ids": "renumber"}, "image_ids"),
+    ({"seed": -1}, "seed"),
+])
+def test_bad_options(real_data: Path, tmp_path: Path, kwargs: dict[str, Any],
+                     option: str) -> None:
+    ds, images = tiny(real_data)
+    with pytest.raises(OptionError) as info:
+        augment(ds, PIPE, images, tmp_path / "out", **kwargs)
+    assert info.value.option == option
+    assert not (tmp_path / "out").exists()
+
+
+def test_unusable_output_folders(real_data: Path, tmp_path: Path) -> None:
+    ds, images = tiny(real_data)
+    with pytest.raises(OptionError, match="parent"):
+        augment(ds, PIPE, images, tmp_path / "no" / "such" / "dir")
+    (tmp_path / "file").write_text("x")
+    with pytest.raises(OptionError, match="a folder"):
+        augment(ds, PIPE, images, tmp_path / "file")
+    with pytest.raises(OptionError, match="source image folder"):
+        augment(ds, PIPE, images, images.parent, overwrite=True)
+
+
+def test_image_size_mismatch_is_an_input_error(real_data: Path, tmp_path: Path) -> None:
+    ds, images = tiny(real_data)
+    doc = ds.to_dict(image_ids="keep", annotation_ids="keep")
+    doc["images"][0]["width"] += 10
+    with pytest.raises(InputError, match="record says"):
+        augment(cocokit.load(doc), PIPE, images, tmp_path / "out")
+    assert not (tmp_path / "out").exists()
+
+
+# -- property: whatever the pipeline, the export holds ------------------------------------
+
+OP_STRATEGIES = st.one_of(
+    st.builds(HorizontalFlip, p=st.sampled_from([0.5, 1.0])),
+    st.builds(VerticalFlip),
+    st.builds(Rotate90, k=st.integers(0, 3)),
+    st.builds(Rotate, angle=st.floats(-90, 90), expand=st.booleans()),
+    st.builds(Scale, factor=st.floats(0.3, 1.5)),
+    st.builds(Translate, x=st.floats(-0.5, 0.5), y=st.floats(-0.5, 0.5)),
+    st.builds(Shear, x=st.floats(-30, 30)),
+    st.builds(Perspective, distortion=st.floats(0, 0.5)),
+    st.builds(RandomCrop, width=st.integers(16, 700), height=st.integers(16, 500)),
+    st.builds(RandomResizedCrop, width=st.integers(32, 400), height=st.integers(32, 400)),
+)
+
+
+@settings(max_examples=8, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(ops=st.lists(OP_STRATEGIES, min_size=1, max_size=4), seed=st.integers(0, 2**32),
+       min_area=st.sampled_from([0.0, 1.0, 50.0]), min_vis=st.sampled_from([0.0, 0.5]))
+def test_any_pipeline_keeps_the_export_valid(real_data: Path, ops: list[Any], seed: int,
+                                             min_area: float, min_vis: float) -> None:
+    ds, images = tiny(real_data)
+    ds = ds.select_images([0, 3, 5])  # one of them has a crowd RLE
+    tmp = Path(tempfile.mkdtemp(prefix="aug_prop_"))
+    try:
+        pipe = Pipeline(ops, min_area=min_area, min_visibility=min_vis)
+        out, summary = augment(ds, pipe, images, tmp / "o", copies=2, seed=seed)
+        report = cocokit.validate(tmp / "o" / "annotations.json")
+        assert report.ok, report.errors[:3]
+        assert len(set(out.images.id.tolist())) == len(out.images)
+        assert len(set(out.annotations.id.tolist())) == len(out.annotations)
+        copies = np.isin(out.annotations.image_id,
+                         [r["id"] for r in out.images if "augmented_from" in r])
+        assert (out.annotations.area[copies] >= max(min_area, 1e-9)).all()
+        assert copies.sum() + summary.dropped_annotations == 2 * len(ds.annotations)
+        for r in np.flatnonzero(copies).tolist():
+            row = int(out.image_index[r])
+            w, h = int(out.images.width[row]), int(out.images.height[row])
+            x, y, bw, bh = out.annotations.bbox[r]
+            assert x >= 0 and y >= 0 and bw > 0 and bh > 0
+            assert x + bw <= w + 1e-6 and y + bh <= h + 1e-6
+            seg = out.annotations.segmentation[r]
+            if isinstance(seg, list):
+                xy = np.concatenate([np.reshape(ring, (-1, 2)) for ring in seg])
+                assert (xy >= -1e-9).all() and (xy <= [w + 1e-9, h + 1e-9]).all()
+            else:
+                assert seg["size"] == [h, w]
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+# -- CLI --------------------------------------------------------------------------------
+
+PIPELINE_YAML = """\
+min_visibility: 0.2
+pipeline:
+  - hflip: {p: 0.5}
+  - rotate: {angle: [-20, 20]}
+  - {op: random_crop, width: 300, height: 300}
+  - color_jitter
+"""
+
+
+def test_cli_augment(real_data: Path, tmp_path: Path) -> None:
+    pytest.importorskip("yaml")
+    from cocokit.cli import app
+
+    ann = real(real_data, *TINY_VAL)
+    images = real(real_data, *TINY_VAL_IMAGES)
+    (tmp_path / "aug.yaml").write_text(PIPELINE_YAML)
+    runner = CliRunner()
+    res = runner.invoke(app, ["augment", str(ann), "--images", str(images), "-o",
+                              str(tmp_path / "out"), "--pipeline", str(tmp_path / "aug.yaml"),
+                              "--copies", "2", "--seed", "4", "--workers", "1"])
+    assert res.exit_code == 0, res.output
+    assert "wrote" in res.output and "dropped" in res.output
+    _, doc = load_out(tmp_path / "out")
+    assert len(doc["images"]) == 18
+    # a bad pipeline: one line naming the entry, exit 2, nothing written
+    (tmp_path / "bad.yaml").write_text("- {op: rotate, angle: [5, 1]}\n")
+    res = subprocess.run(
+        [sys.executable, "-m", "cocokit", "augment", str(ann), "--images", str(images), "-o",
+         str(tmp_path / "out2"), "--pipeline", str(tmp_path / "bad.yaml")],
+        capture_output=True, text=True, env={**os.environ, "PYTHONPATH": str(REPO / "src")},
+        cwd=REPO)
+    assert res.returncode == 2
+    assert "pipeline[0].angle" in res.stderr and "Traceback" not in res.stderr
+    assert not (tmp_path / "out2").exists()
+
+
+def test_cli_augment_as_a_subprocess(real_data: Path, tmp_path: Path) -> None:
+    pytest.importorskip("yaml")
+    ann = real(real_data, *TINY_VAL)
+    images = real(real_data, *TINY_VAL_IMAGES)
+    (tmp_path / "aug.yaml").write_text(PIPELINE_YAML)
+    res = subprocess.run(
+        [sys.executable, "-m", "cocokit", "augment", str(ann), "--images", str(images), "-o",
+         str(tmp_path / "out"), "--pipeline", str(tmp_path / "aug.yaml"), "--copies", "1",
+         "--workers", "2", "--no-originals", "--format", "png", "-q"],
+        capture_output=True, text=True, env={**os.environ, "PYTHONPATH": str(REPO / "src")},
+        cwd=REPO)
+    assert res.returncode == 0, res.stderr
+    assert res.stderr == ""
+    _, doc = load_out(tmp_path / "out")
+    assert len(doc["images"]) == 6
+    assert all(r["file_name"].endswith("_aug0.png") for r in doc["images"])

@@ -1,0 +1,820 @@
+"""YOLO export/import: the Ultralytics format's documented rules, round trips on real
+COCO files, multi-part polygons, negatives, crowd, sizes, atomicity and the CLI."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from collections import Counter
+from pathlib import Path
+
+import numpy as np
+import pytest
+import shapely
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from PIL import Image
+from pycocotools import mask as mask_utils
+from typer.testing import CliRunner
+
+import cocokit
+from cocokit import DatasetBuilder
+from cocokit.cli import app
+from cocokit.dataset import plain
+from cocokit.errors import InputError, IntegrityError, OptionError
+from cocokit.io import yolo
+from cocokit.io.yolo import (
+    image_size,
+    join_rings,
+    load_data_yaml,
+    read_yolo,
+    split_rings,
+    write_yolo,
+)
+
+REPO = Path(__file__).resolve().parents[1]
+
+# (COCO file, its image folder) under ../shared/data/real
+CASES = {
+    "coco-mini": ("coco-mini/annotations/instances_val2017.json", "coco-mini/val2017"),
+    "tiny-train": ("tiny-coco-images/annotations/instances_train2017.json",
+                   "tiny-coco-images/images/train2017"),
+    "tiny-val": ("tiny-coco-images/annotations/instances_val2017.json",
+                 "tiny-coco-images/images/val2017"),
+}
+
+
+def _overlap(rings: list) -> float:
+    """Area shared by two parts of a multi-part polygon."""
+    polys = [shapely.Polygon(np.asarray(r, float).reshape(-1, 2)) for r in rings]
+    return sum(polys[i].intersection(polys[j]).area
+               for i in range(len(polys)) for j in range(i + 1, len(polys)))
+
+
+def _case(real_data: Path, name: str) -> tuple[cocokit.Dataset, Path]:
+    ann, imgs = CASES[name]
+    return cocokit.load(real_data / ann), real_data / imgs
+
+
+# -- the format's rules, checked independently of the writer -----------------------------
+
+
+def _ultralytics_label_path(image: str) -> str:
+    """Ultralytics' img2label_paths: last /images/ -> /labels/, suffix -> .txt."""
+    sa, sb = f"{os.sep}images{os.sep}", f"{os.sep}labels{os.sep}"
+    return sb.join(image.rsplit(sa, 1)).rsplit(".", 1)[0] + ".txt"
+
+
+def _check_rules(root: Path, task: str) -> tuple[dict, dict[str, list[list[float]]]]:
+    """Check an export against the documented Ultralytics rules; returns data.yaml and
+    the parsed rows of each image (by path relative to its split folder)."""
+    data = load_data_yaml(root / "data.yaml")
+    assert "train" in data and "val" in data  # both required by Ultralytics
+    names = data["names"]
+    assert isinstance(names, dict) and sorted(names) == list(range(len(names)))
+    assert data["nc"] == len(names)
+    assert Path(data["path"]) == root.resolve()
+    rows_by_image: dict[str, list[list[float]]] = {}
+    for split in {data[k] for k in ("train", "val", "test") if data.get(k)}:
+        img_root = Path(data["path"]) / split
+        images = sorted(p for p in img_root.rglob("*") if p.is_file() or p.is_symlink())
+        assert images, f"no images under {img_root}"
+        for img in images:
+            label = Path(_ultralytics_label_path(str(img)))
+            assert label.is_file(), f"no label file (negatives need an empty one): {label}"
+            text = label.read_text()
+            assert text == "" or text.endswith("\n")
+            rows = [[float(v) for v in line.split()] for line in text.splitlines()]
+            for r in rows:
+                assert r[0] == int(r[0]) and 0 <= r[0] < len(names)
+                coords = np.array(r[1:])
+                assert coords.min() >= 0.0 and coords.max() <= 1.0
+                if task == "detect":
+                    assert len(r) == 5 and r[3] > 0 and r[4] > 0
+                else:  # one polygon of >= 3 points per row, every row of the file
+                    assert len(r) >= 7 and len(r) % 2 == 1
+            rows_by_image[img.relative_to(img_root).as_posix()] = rows
+    return data, rows_by_image
+
+
+@pytest.mark.parametrize("task", ["detect", "segment"])
+@pytest.mark.parametrize("case", ["coco-mini", "tiny-train"])
+def test_export_follows_ultralytics_rules(real_data: Path, tmp_path: Path, case: str,
+                                          task: str) -> None:
+    ds, img_dir = _case(real_data, case)
+    before = ds.to_json()
+    summary = write_yolo(ds, tmp_path / "y", task=task, image_dir=img_dir)  # type: ignore[arg-type]
+    assert ds.to_json() == before  # the input is not touched
+    _, rows = _check_rules(tmp_path / "y", task)
+    anns = ds.annotations
+    crowd = anns.iscrowd == 1
+    assert summary.splits["train"].skipped_crowd == int(crowd.sum()) > 0
+    assert summary.rows == int((~crowd).sum())
+    assert sum(len(r) for r in rows.values()) == summary.rows
+    # images are symlinks to the source files
+    for f in ds.images.file_name.tolist():
+        link = tmp_path / "y" / "images" / "train" / f
+        assert link.is_symlink() and link.resolve() == (img_dir / f).resolve()
+
+
+@pytest.mark.parametrize("task", ["detect", "segment"])
+def test_class_index_is_category_order_not_coco_id(real_data: Path, tmp_path: Path,
+                                                   task: str) -> None:
+    """The SAHI trap: COCO ids run 1..90 with gaps; indices must be 0..79 matching names."""
+    ds, img_dir = _case(real_data, "coco-mini")
+    write_yolo(ds, tmp_path / "y", task=task, image_dir=img_dir)  # type: ignore[arg-type]
+    data, rows = _check_rules(tmp_path / "y", task)
+    names = data["names"]
+    assert [names[i] for i in range(len(names))] == ds.categories.name.tolist()
+    anns = ds.annotations
+    off = 0
+    for i, f in enumerate(ds.images.file_name.tolist()):
+        r = ds.annotation_rows(i)
+        r = r[anns.iscrowd[r] != 1]
+        expected = Counter(ds.categories.name_of(c) for c in anns.category_id[r].tolist())
+        got = Counter(names[int(row[0])] for row in rows[f])
+        assert got == expected, f
+        off += int(np.count_nonzero(anns.category_id[r] - 1 != ds.category_index[r]))
+    assert off > 0  # ids and indices differ for this file: the mapping was exercised
+    table = ds.categories.id_of("dining table")
+    assert table == 67 and names[60] == "dining table"
+
+
+# -- round trips -------------------------------------------------------------------------
+
+
+def _pairs(ds: cocokit.Dataset, back: cocokit.Dataset) -> list[tuple[int, int]]:
+    """(row in ds, row in back) of each non-crowd annotation, matched by image and order."""
+    by_name = {f: i for i, f in enumerate(back.images.file_name.tolist())}
+    out = []
+    for i, f in enumerate(ds.images.file_name.tolist()):
+        rows = [r for r in ds.annotation_rows(i).tolist() if ds.annotations.iscrowd[r] != 1]
+        brows = back.annotation_rows(by_name[f]).tolist()
+        assert len(rows) == len(brows), f
+        out += list(zip(rows, brows, strict=True))
+    return out
+
+
+@pytest.mark.parametrize("case", list(CASES))
+def test_round_trip_boxes(real_data: Path, tmp_path: Path, case: str) -> None:
+    ds, img_dir = _case(real_data, case)
+    write_yolo(ds, tmp_path / "y", image_dir=img_dir)
+    back = read_yolo(tmp_path / "y")
+    assert sorted(back.images.file_name.tolist()) == sorted(ds.images.file_name.tolist())
+    by_name = {f: i for i, f in enumerate(ds.images.file_name.tolist())}
+    rows = [by_name[f] for f in back.images.file_name.tolist()]
+    # sizes read from the JPEG headers equal the COCO records
+    assert back.images.width.tolist() == ds.images.width[rows].tolist()
+    assert back.images.height.tolist() == ds.images.height[rows].tolist()
+    assert list(back.categories) == list(ds.categories)  # ids, names, supercategories
+    pairs = np.array(_pairs(ds, back))
+    a, b = ds.annotations, back.annotations
+    assert (a.category_id[pairs[:, 0]] == b.category_id[pairs[:, 1]]).all()
+    np.testing.assert_allclose(b.bbox[pairs[:, 1]], a.bbox[pairs[:, 0]], rtol=1e-6, atol=1e-9)
+    assert (b.iscrowd == 0).all() and np.isnan(b.area).sum() == 0
+    back.to_json()  # exports under the contract
+
+
+def _same_ring(a: np.ndarray, b: np.ndarray) -> bool:
+    """Equal up to the starting vertex, within float precision."""
+    if a.shape != b.shape:
+        return False
+    for k in np.flatnonzero((np.abs(a - b[0]) < 1e-9).all(axis=1)):
+        if np.allclose(np.roll(a, -k, axis=0), b, rtol=1e-12, atol=1e-10):
+            return True
+    return False
+
+
+@pytest.mark.parametrize("case", list(CASES))
+def test_round_trip_polygons(real_data: Path, tmp_path: Path, case: str) -> None:
+    ds, img_dir = _case(real_data, case)
+    summary = write_yolo(ds, tmp_path / "y", task="segment", image_dir=img_dir)
+    assert summary.splits["train"].box_as_polygon == 0
+    back = read_yolo(tmp_path / "y")
+    a, b = ds.annotations, back.annotations
+    multi = 0
+    for ra, rb in _pairs(ds, back):
+        orig = [np.array(r, float).reshape(-1, 2) for r in plain(a.segmentation[ra])]
+        got = [np.array(r, float).reshape(-1, 2) for r in plain(b.segmentation[rb])]
+        assert len(orig) == len(got), ra
+        assert all(_same_ring(o, g) for o, g in zip(orig, got, strict=True)), ra
+        multi += len(orig) > 1
+    assert multi > 0  # multi-part polygons were joined on export and split on import
+
+
+def test_keep_joined_import_gives_one_ring_with_same_mask(real_data: Path, tmp_path: Path) -> None:
+    ds, img_dir = _case(real_data, "coco-mini")
+    write_yolo(ds, tmp_path / "y", task="segment", image_dir=img_dir)
+    parts = read_yolo(tmp_path / "y")
+    joined = read_yolo(tmp_path / "y", split_polygons=False)
+    checked = 0
+    for r in range(len(parts.annotations)):
+        rings = plain(parts.annotations.segmentation[r])
+        one = plain(joined.annotations.segmentation[r])
+        assert len(one) == 1
+        if len(rings) < 2 or _overlap(rings) > 0:  # overlaps: the even-odd fill of one ring
+            continue                                  # leaves them empty
+        i = parts.image_index[r]
+        h, w = int(parts.images.height[i]), int(parts.images.width[i])
+        union = mask_utils.decode(mask_utils.merge(mask_utils.frPyObjects(rings, h, w)))
+        single = mask_utils.decode(mask_utils.merge(mask_utils.frPyObjects(one, h, w)))
+        assert (union == single).all()
+        checked += 1
+    assert checked > 20
+
+
+# -- multi-part polygons -----------------------------------------------------------------
+
+
+def test_join_rings_masks_and_inverse_on_real_polygons(real_data: Path) -> None:
+    ds, _ = _case(real_data, "coco-mini")
+    a = ds.annotations
+    multi = np.flatnonzero(a.polygons.ring_count > 1)
+    assert len(multi) > 20
+    for r in multi.tolist():
+        rings = [np.array(x, float).reshape(-1, 2) for x in plain(a.segmentation[r])]
+        joined = join_rings(rings)
+        # every vertex kept once, plus: first and last ring closed (+2), each middle ring
+        # walked in two parts sharing its exit vertex and closed at its entry (+2)
+        assert len(joined) == sum(map(len, rings)) + 2 * (len(rings) - 1)
+        assert {tuple(p) for p in joined.tolist()} == {tuple(p) for r in rings for p in r.tolist()}
+        i = ds.image_index[r]
+        h, w = int(ds.images.height[i]), int(ds.images.width[i])
+        union = mask_utils.area(mask_utils.merge(mask_utils.frPyObjects(
+            [x.ravel().tolist() for x in rings], h, w)))
+        single = mask_utils.area(mask_utils.frPyObjects([joined.ravel().tolist()], h, w))[0]
+        if _overlap(rings) == 0:
+            assert single == union
+        else:  # even-odd fill: the overlap is lost, nothing else
+            assert union - 2 * _overlap(rings) - 2 <= single < union
+        parts = split_rings(joined)
+        assert parts is not None and len(parts) == len(rings)
+        assert all(_same_ring(o, p) for o, p in zip(rings, parts, strict=True))
+
+
+def _square(x: float, y: float, s: float = 10.0) -> np.ndarray:
+    return np.array([[x, y], [x + s, y], [x + s, y + s], [x, y + s]], float)
+
+
+def test_join_links_closest_vertices_without_mirroring() -> None:
+    # middle ring entered from the left at vertex 3 and left to the right at vertex 1:
+    # Ultralytics mirrors such a ring without renumbering; here links stay at the closest
+    left, right = _square(0, 0), _square(40, 0)
+    middle = np.array([[25, 0], [30, 0], [30, 10], [20, 10], [20, 0]], float)
+    joined = join_rings([left, middle, right])
+    pts = list(map(tuple, joined.tolist()))
+    edges = set(zip(pts, pts[1:] + pts[:1], strict=True))
+    # each bridge is walked both ways between the closest vertices of the two rings
+    for p, q in [((10.0, 0.0), (20.0, 0.0)), ((30.0, 0.0), (40.0, 0.0))]:
+        assert (p, q) in edges and (q, p) in edges
+    assert len(joined) == 4 + 5 + 4 + 2 + 2  # closed first and last ring, middle split in two
+    parts = split_rings(joined)
+    assert parts is not None
+    assert all(_same_ring(o, p) for o, p in zip([left, middle, right], parts, strict=True))
+
+
+def test_touching_rings_get_a_bridge_of_nonzero_length() -> None:
+    a, b = _square(0, 0), _square(10, 10)  # they share the corner (10, 10)
+    joined = join_rings([a, b])
+    pts = joined.tolist()
+    assert all(p != q for p, q in zip(pts, pts[1:] + pts[:1], strict=True))
+    parts = split_rings(joined)
+    assert parts is not None and len(parts) == 2
+    assert _same_ring(a, parts[0]) and _same_ring(b, parts[1])
+
+
+@st.composite
+def _ring_sets(draw: st.DrawFn) -> list[np.ndarray]:
+    """2..6 rings of 3..12 distinct points, each inside its own cell of a grid, in any
+    order of cells (so links run in every direction)."""
+    n = draw(st.integers(2, 6))
+    cells = draw(st.permutations(list(range(9))))[:n]
+    rings = []
+    for c in cells:
+        k = draw(st.integers(3, 12))
+        pts = draw(st.lists(st.tuples(st.integers(0, 999), st.integers(0, 999)), min_size=k,
+                            max_size=k, unique=True))
+        x0, y0 = (c % 3) * 1000.0, (c // 3) * 1000.0
+        rings.append(np.array([(x0 + x / 10, y0 + y / 10) for x, y in pts]))
+    return rings
+
+
+@settings(max_examples=150, deadline=None)
+@given(_ring_sets())
+def test_split_rings_inverts_join_rings(rings: list[np.ndarray]) -> None:
+    joined = join_rings(rings)
+    assert len(joined) == sum(map(len, rings)) + 2 * (len(rings) - 1)
+    parts = split_rings(joined)
+    assert parts is not None and len(parts) == len(rings)
+    for ring, part in zip(rings, parts, strict=True):
+        assert _same_ring(ring, part)
+
+
+def test_split_rings_leaves_simple_polygons_alone() -> None:
+    assert split_rings(_square(0, 0)) is None
+    # a closing vertex repeated is not a join either
+    assert split_rings(np.vstack([_square(0, 0), [[0.0, 0.0]]])) is None
+    assert len(join_rings([_square(3, 4)])) == 4
+
+
+# -- negatives, crowd, clipping, precision -----------------------------------------------
+
+
+def test_negatives_get_empty_label_files(real_data: Path, tmp_path: Path) -> None:
+    ds, img_dir = _case(real_data, "tiny-train")
+    negatives = {f for f, n in zip(ds.images.file_name.tolist(), ds.annotation_counts.tolist(),
+                                   strict=True) if n == 0}
+    assert negatives == {"000000226111.jpg", "000000058636.jpg"}
+    summary = write_yolo(ds, tmp_path / "y", image_dir=img_dir)
+    assert summary.splits["train"].negatives == 2
+    for f in negatives:
+        label = tmp_path / "y" / "labels" / "train" / f.replace(".jpg", ".txt")
+        assert label.is_file() and label.read_bytes() == b""
+    back = read_yolo(tmp_path / "y")
+    counts = dict(zip(back.images.file_name.tolist(), back.annotation_counts.tolist(),
+                      strict=True))
+    assert all(counts[f] == 0 for f in negatives) and len(back.images) == len(ds.images)
+
+
+def test_image_with_only_crowd_annotations_is_a_negative(tmp_path: Path) -> None:
+    b = DatasetBuilder()
+    b.add_category("person")
+    img = b.add_image("a.jpg", width=100, height=50)
+    b.add_annotation(img, "person", rle={"size": [50, 100], "counts": [10, 20, 4970]}, iscrowd=1)
+    ds = b.build()
+    s = write_yolo(ds, tmp_path / "skip", images="none")
+    assert s.splits["train"].negatives == 1 and s.splits["train"].skipped_crowd == 1
+    assert (tmp_path / "skip" / "labels" / "train" / "a.txt").read_bytes() == b""
+    s = write_yolo(ds, tmp_path / "keep", images="none", crowd="keep", task="segment")
+    assert s.splits["train"].rows == 1 and s.splits["train"].box_as_polygon == 1
+    row = (tmp_path / "keep" / "labels" / "train" / "a.txt").read_text().split()
+    assert row[0] == "0" and len(row) == 9  # the RLE's box as a 4-corner polygon
+
+
+def test_crowd_keep_writes_every_annotation(real_data: Path, tmp_path: Path) -> None:
+    ds, img_dir = _case(real_data, "coco-mini")
+    s = write_yolo(ds, tmp_path / "y", image_dir=img_dir, crowd="keep", images="none")
+    assert s.rows == len(ds.annotations) and s.splits["train"].skipped_crowd == 0
+
+
+def test_clip_and_degenerate_boxes(tmp_path: Path) -> None:
+    b = DatasetBuilder()
+    b.add_category("thing")
+    img = b.add_image("a.png", width=200, height=100)
+    b.add_annotation(img, "thing", bbox=[-10, 10, 50, 20])     # crosses the left edge
+    b.add_annotation(img, "thing", bbox=[10, 10, 0, 20])       # no width: skipped
+    b.add_annotation(img, "thing", bbox=[250, 10, 10, 10])     # outside: nothing left
+    b.add_annotation(img, "thing", polygon=[190, 90, 210, 90, 210, 110, 190, 110])
+    ds = b.build()
+    s = write_yolo(ds, tmp_path / "d", images="none").splits["train"]
+    assert (s.rows, s.skipped_empty, s.clipped) == (2, 2, 2)
+    rows = [list(map(float, ln.split())) for ln in
+            (tmp_path / "d" / "labels" / "train" / "a.txt").read_text().splitlines()]
+    assert rows[0] == [0, 20 / 200, 20 / 100, 40 / 200, 20 / 100]
+    assert rows[1] == [0, 195 / 200, 95 / 100, 10 / 200, 10 / 100]
+    s = write_yolo(ds, tmp_path / "s", images="none", task="segment").splits["train"]
+    assert (s.rows, s.skipped_empty, s.box_as_polygon, s.clipped) == (2, 2, 1, 2)
+    s = write_yolo(ds, tmp_path / "n", images="none", clip=False).splits["train"]
+    assert (s.rows, s.clipped) == (3, 0)
+    rows = [list(map(float, ln.split())) for ln in
+            (tmp_path / "n" / "labels" / "train" / "a.txt").read_text().splitlines()]
+    assert rows[0] == [0, 15 / 200, 20 / 100, 50 / 200, 20 / 100]
+    assert rows[1] == [0, 255 / 200, 15 / 100, 10 / 200, 10 / 100]
+
+
+def test_precision_option(real_data: Path, tmp_path: Path) -> None:
+    ds, _ = _case(real_data, "tiny-val")
+    write_yolo(ds, tmp_path / "y", images="none", precision=6)
+    values = [v for f in (tmp_path / "y" / "labels" / "train").glob("*.txt")
+              for ln in f.read_text().splitlines() for v in ln.split()[1:]]
+    assert values and all(len(v.replace(".", "").lstrip("0")) <= 6 or "e" in v for v in values)
+    back = read_yolo(tmp_path / "y", sizes=ds)
+    pairs = np.array(_pairs(ds, back))
+    np.testing.assert_allclose(back.annotations.bbox[pairs[:, 1]],
+                               ds.annotations.bbox[pairs[:, 0]], rtol=0, atol=1e-2)
+
+
+# -- image sizes -------------------------------------------------------------------------
+
+
+def _jpeg(path: Path, size: tuple[int, int], orientation: int | None) -> None:
+    im = Image.new("RGB", size, (200, 30, 30))
+    exif = Image.Exif()
+    if orientation is not None:
+        exif[274] = orientation
+    im.save(path, "JPEG", exif=exif.tobytes())
+
+
+@pytest.mark.parametrize(("orientation", "expected"),
+                         [(None, (40, 20)), (1, (40, 20)), (3, (40, 20)), (6, (20, 40)),
+                          (8, (20, 40)), (5, (20, 40)), (7, (20, 40))])
+def test_image_size_applies_exif_quarter_turns(tmp_path: Path, orientation: int | None,
+                                               expected: tuple[int, int]) -> None:
+    _jpeg(tmp_path / "a.jpg", (40, 20), orientation)
+    assert image_size(tmp_path / "a.jpg") == expected
+
+
+def test_image_size_png_and_errors(tmp_path: Path) -> None:
+    Image.new("L", (33, 12)).save(tmp_path / "g.png")
+    assert image_size(tmp_path / "g.png") == (33, 12)
+    (tmp_path / "bad.jpg").write_bytes(b"not an image")
+    with pytest.raises(InputError, match=r"bad\.jpg"):
+        image_size(tmp_path / "bad.jpg")
+    with pytest.raises(InputError, match="not found"):
+        image_size(tmp_path / "missing.jpg")
+
+
+def test_real_image_sizes_and_modes(real_data: Path) -> None:
+    utils = real_data / "sahi-testdata" / "coco_utils"
+    assert image_size(utils / "terrain2.png") == (1024, 682)       # palette PNG
+    assert image_size(utils / "terrain2_gray.png") == (1024, 682)  # grayscale
+    assert image_size(utils / "terrain1.jpg") == (2048, 1365)
+
+
+def test_export_refuses_sizes_that_disagree_with_the_file(tmp_path: Path) -> None:
+    _jpeg(tmp_path / "r.jpg", (40, 20), 6)  # shows as 20 x 40
+    b = DatasetBuilder()
+    b.add_category("x")
+    b.add_annotation(b.add_image("r.jpg", width=40, height=20), "x", bbox=[1, 1, 5, 5])
+    ds = b.build()
+    with pytest.raises(InputError, match="20x40"):
+        write_yolo(ds, tmp_path / "y", image_dir=tmp_path)
+    assert not (tmp_path / "y").exists()
+    s = write_yolo(ds, tmp_path / "y", image_dir=tmp_path, check_sizes=False, images="copy")
+    assert s.splits["train"].image_files == 1
+    assert not (tmp_path / "y" / "images" / "train" / "r.jpg").is_symlink()
+    back = read_yolo(tmp_path / "y")
+    assert (back.images.width[0], back.images.height[0]) == (20, 40)
+
+
+def test_images_none_and_sizes_table(real_data: Path, tmp_path: Path) -> None:
+    ds, _ = _case(real_data, "tiny-val")
+    write_yolo(ds, tmp_path / "y", images="none", task="segment")
+    assert not (tmp_path / "y" / "images").exists()
+    with pytest.raises(InputError, match="sizes table"):
+        read_yolo(tmp_path / "y")
+    ann_file = real_data / CASES["tiny-val"][0]
+    for sizes in (ann_file, ds, {f: [w, h] for f, w, h in zip(
+            ds.images.file_name.tolist(), ds.images.width.tolist(), ds.images.height.tolist(),
+            strict=True)}):
+        back = read_yolo(tmp_path / "y", sizes=sizes)  # type: ignore[arg-type]
+        assert sorted(back.images.file_name.tolist()) == sorted(ds.images.file_name.tolist())
+        pairs = np.array(_pairs(ds, back))
+        np.testing.assert_allclose(back.annotations.bbox[pairs[:, 1]],
+                                   ds.annotations.bbox[pairs[:, 0]], rtol=1e-6, atol=1e-9)
+
+
+# -- several splits, existing folders, atomicity -----------------------------------------
+
+
+def test_split_mapping_and_split_by_split_export(real_data: Path, tmp_path: Path) -> None:
+    ds, img_dir = _case(real_data, "coco-mini")
+    order = np.random.default_rng(7).permutation(len(ds.images))
+    parts = {"train": ds.select_images(np.sort(order[:60])),
+             "val": ds.select_images(np.sort(order[60:]))}
+    s = write_yolo(parts, tmp_path / "a", image_dir=img_dir)
+    assert not s.val_is_train and s.splits["val"].images == 19
+    data, _ = _check_rules(tmp_path / "a", "detect")
+    assert (data["train"], data["val"]) == ("images/train", "images/val")
+    val = read_yolo(tmp_path / "a", split="val")
+    assert sorted(val.images.file_name.tolist()) == sorted(parts["val"].images.file_name.tolist())
+    both = read_yolo(tmp_path / "a")
+    assert len(both.images) == 79
+    assert all(f.startswith(("images/train/", "images/val/")) for f in both.images.file_name)
+
+    # one split at a time into the same folder: data.yaml gains each split
+    s1 = write_yolo(parts["train"], tmp_path / "b", image_dir=img_dir)
+    assert s1.val_is_train
+    assert load_data_yaml(tmp_path / "b" / "data.yaml")["val"] == "images/train"
+    assert len(read_yolo(tmp_path / "b").images) == 60  # val names the same folder
+    s2 = write_yolo(parts["val"], tmp_path / "b", split_name="val", image_dir=img_dir)
+    assert not s2.val_is_train
+    assert (tmp_path / "a" / "data.yaml").read_text().replace(str(tmp_path / "a"), "X") == \
+        (tmp_path / "b" / "data.yaml").read_text().replace(str(tmp_path / "b"), "X")
+
+
+def test_splits_must_share_categories(real_data: Path, tmp_path: Path) -> None:
+    a, _ = _case(real_data, "coco-mini")
+    b = cocokit.load(real_data / "sahi-testdata" / "coco_utils" / "terrain1_coco.json")
+    with pytest.raises(InputError, match="other categories"):
+        write_yolo({"train": a, "val": b}, tmp_path / "y", images="none")
+    write_yolo(b, tmp_path / "y", images="none")
+    with pytest.raises(InputError, match="other class names"):
+        write_yolo(a, tmp_path / "y", images="none", split_name="val")
+
+
+def _snapshot(root: Path) -> dict[str, bytes]:
+    return {p.relative_to(root).as_posix(): p.read_bytes() for p in sorted(root.rglob("*"))
+            if p.is_file() and not p.is_symlink()}
+
+
+def test_failed_export_changes_nothing(real_data: Path, tmp_path: Path,
+                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    ds, img_dir = _case(real_data, "tiny-val")
+    out = tmp_path / "y"
+    write_yolo(ds, out, image_dir=img_dir)
+    (out / "labels" / "train.cache").write_bytes(b"stale")
+    before = _snapshot(out)
+    # a missing image is found before anything is written
+    with pytest.raises(InputError, match="not found"):
+        write_yolo(ds, out, image_dir=tmp_path)
+    assert _snapshot(out) == before
+    # a failure in the middle of writing leaves the old split and no temporary folders
+    real = yolo._polygon_lines
+
+    def boom(*args: object, **kwargs: object) -> None:
+        raise RuntimeError("disk full")
+
+    monkeypatch.setattr(yolo, "_polygon_lines", boom)
+    with pytest.raises(RuntimeError):
+        write_yolo(ds, out, image_dir=img_dir, task="segment")
+    assert _snapshot(out) == before
+    assert not [p for p in out.rglob(".*")]
+    monkeypatch.setattr(yolo, "_polygon_lines", real)
+    write_yolo(ds, out, image_dir=img_dir, task="segment")
+    assert not (out / "labels" / "train.cache").exists()  # Ultralytics' stale cache removed
+    assert not [p for p in out.rglob(".*")]
+    assert _snapshot(out) != before
+
+
+def test_existing_image_files_are_never_replaced(real_data: Path, tmp_path: Path) -> None:
+    """Re-export into a dataset whose images live in images/<split>: labels only."""
+    ds, img_dir = _case(real_data, "tiny-val")
+    out = tmp_path / "y"
+    write_yolo(ds, out, image_dir=img_dir, images="copy")
+    back = read_yolo(out)  # file_name relative to images/train
+    before = _snapshot(out / "images")
+    with pytest.raises(InputError, match="already holds image files"):
+        write_yolo(back, out, image_dir=out / "images" / "train", images="link")
+    with pytest.raises(InputError, match="already holds image files"):
+        write_yolo(back, out, image_dir=img_dir, images="copy")
+    assert _snapshot(out / "images") == before
+    s = write_yolo(back, out, images="none", task="segment")
+    assert s.splits["train"].images == 6 and _snapshot(out / "images") == before
+    _check_rules(out, "segment")
+
+
+def test_integrity_problems_write_nothing(tmp_path: Path) -> None:
+    b = DatasetBuilder()
+    b.add_category("x")
+    b.add_image("a.jpg", width=10, height=10)
+    b.add_image("a.png", width=10, height=10)
+    with pytest.raises(IntegrityError, match=r"both need labels/train/a\.txt"):
+        write_yolo(b.build(), tmp_path / "y", images="none")
+    b2 = DatasetBuilder()
+    b2.add_category("x")
+    b2.add_annotation(b2.add_image("a.jpg", width=10, height=10) + 5, "x", bbox=[0, 0, 1, 1])
+    with pytest.raises(IntegrityError, match="names no image"):
+        write_yolo(b2.build(), tmp_path / "y", images="none")
+    assert not (tmp_path / "y").exists()
+
+
+@pytest.mark.parametrize(("kwargs", "option"), [
+    ({"task": "pose"}, "task"), ({"images": "move"}, "images"), ({"crowd": "drop"}, "crowd"),
+    ({"precision": 0}, "precision"), ({"split_name": "names"}, "split_name"),
+    ({"split_name": "a/b"}, "split_name"),
+])
+def test_bad_options(tmp_path: Path, kwargs: dict, option: str) -> None:
+    b = DatasetBuilder()
+    b.add_category("x")
+    b.add_image("a.jpg", width=10, height=10)
+    with pytest.raises(OptionError) as e:
+        write_yolo(b.build(), tmp_path / "y", **{"images": "none", **kwargs})
+    assert e.value.option == option
+
+
+def test_file_names_with_folders(tmp_path: Path) -> None:
+    src = tmp_path / "src"
+    (src / "batch_1").mkdir(parents=True)
+    Image.new("RGB", (20, 10)).save(src / "batch_1" / "0001.jpg")
+    b = DatasetBuilder()
+    b.add_category("x")
+    b.add_annotation(b.add_image("batch_1/0001.jpg", width=20, height=10), "x", bbox=[2, 2, 4, 4])
+    write_yolo(b.build(), tmp_path / "y", image_dir=src)
+    _, rows = _check_rules(tmp_path / "y", "detect")
+    assert list(rows) == ["batch_1/0001.jpg"] and len(rows["batch_1/0001.jpg"]) == 1
+    back = read_yolo(tmp_path / "y")
+    assert back.images.file_name.tolist() == ["batch_1/0001.jpg"]
+
+
+# -- reading YOLO datasets made elsewhere --------------------------------------------------
+
+
+ULTRA_YAML = """\
+# Ultralytics-style data.yaml (comments, list names, a path that does not exist here)
+path: ../datasets/mini  # dataset root dir
+train: images/train # train images (relative to 'path')
+val: val.txt
+test: # test images (optional)
+
+# Classes
+names: [cat, 'hot dog', "traffic light"]
+"""
+
+
+def _make_foreign(root: Path) -> None:
+    (root / "images" / "train").mkdir(parents=True)
+    (root / "labels" / "train").mkdir(parents=True)
+    (root / "images" / "val").mkdir(parents=True)
+    (root / "labels" / "val").mkdir(parents=True)
+    Image.new("RGB", (100, 50)).save(root / "images" / "train" / "a.png")
+    Image.new("RGB", (10, 20)).save(root / "images" / "train" / "b.jpg")
+    Image.new("RGB", (30, 30)).save(root / "images" / "val" / "c.jpg")
+    (root / "labels" / "train" / "a.txt").write_text(
+        "2 0.5 0.5 0.2 0.4\n1 0.1 0.1 0.3 0.1 0.3 0.3\n")
+    (root / "labels" / "val" / "c.txt").write_text("0 0.5 0.5 1 1\n")
+    (root / "val.txt").write_text("./images/val/c.jpg\n")
+    (root / "data.yaml").write_text(ULTRA_YAML)
+
+
+@pytest.mark.parametrize("pyyaml", [True, False])
+def test_read_foreign_dataset(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                              pyyaml: bool) -> None:
+    if not pyyaml:
+        monkeypatch.setitem(sys.modules, "yaml", None)  # the small reader
+    else:
+        pytest.importorskip("yaml")
+    _make_foreign(tmp_path)
+    ds = read_yolo(tmp_path)
+    assert [c["name"] for c in ds.categories] == ["cat", "hot dog", "traffic light"]
+    assert ds.categories.id.tolist() == [1, 2, 3]
+    assert ds.images.file_name.tolist() == ["images/train/a.png", "images/train/b.jpg",
+                                            "images/val/c.jpg"]
+    assert ds.images.width.tolist() == [100, 10, 30]
+    a = ds.annotations
+    assert a.category_id.tolist() == [3, 2, 1]
+    np.testing.assert_allclose(a.bbox[0], [40, 15, 20, 20])
+    assert plain(a.segmentation[1]) == [[10.0, 5.0, 30.0, 5.0, 30.0, 15.0]]
+    np.testing.assert_allclose(a.bbox[1], [10, 5, 20, 10])
+    assert a.area[1] > 0 and a.area[0] == 400
+    assert ds.annotation_counts.tolist() == [2, 0, 1]
+    train = read_yolo(tmp_path / "data.yaml", split="train")
+    assert train.images.file_name.tolist() == ["a.png", "b.jpg"]
+    with pytest.raises(OptionError):
+        read_yolo(tmp_path, split="test")  # empty in the YAML
+
+
+ROBOFLOW_YAML = """\
+train: ../train/images
+val: ../valid/images
+test: ../test/images
+
+nc: 2
+names: ['car', 'truck']
+
+roboflow:
+  workspace: someone
+  project: vehicles
+  version: 3
+  license: CC BY 4.0
+  url: https://example.org/someone/vehicles/dataset/3
+download: |
+  from pathlib import Path  # a script: Ultralytics runs it when images are missing
+  print("x")
+"""
+
+
+@pytest.mark.parametrize("pyyaml", [True, False])
+def test_read_roboflow_style_dataset(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                     pyyaml: bool) -> None:
+    """Split folders <split>/images with labels in <split>/labels, paths written '../'."""
+    if not pyyaml:
+        monkeypatch.setitem(sys.modules, "yaml", None)
+    else:
+        pytest.importorskip("yaml")
+    for split, n in (("train", 2), ("valid", 1)):
+        (tmp_path / split / "images").mkdir(parents=True)
+        (tmp_path / split / "labels").mkdir(parents=True)
+        for k in range(n):
+            Image.new("RGB", (64, 32)).save(tmp_path / split / "images" / f"{split}{k}.jpg")
+            (tmp_path / split / "labels" / f"{split}{k}.txt").write_text(f"{k} 0.5 0.5 0.5 0.5\n")
+    (tmp_path / "data.yaml").write_text(ROBOFLOW_YAML)
+    data = load_data_yaml(tmp_path / "data.yaml")
+    assert data["roboflow"]["url"].startswith("https://") and data["download"].startswith("from")
+    ds = read_yolo(tmp_path)  # test/images exists nowhere: only train and valid are read
+    assert ds.images.file_name.tolist() == ["train/images/train0.jpg", "train/images/train1.jpg",
+                                            "valid/images/valid0.jpg"]
+    assert ds.annotations.category_id.tolist() == [1, 2, 1]
+    np.testing.assert_allclose(ds.annotations.bbox, [[16, 8, 32, 16]] * 3)
+    val = read_yolo(tmp_path, split="val")
+    assert val.images.file_name.tolist() == ["valid0.jpg"]
+
+
+@pytest.mark.parametrize(("line", "match"), [
+    ("3 0.5 0.5 0.2 0.2", "class 3 is not an index"),
+    ("0 0.5 0.5 0.2", "got 4 numbers"),
+    ("0 0.5 0.5 0.2 0.2 0.1 0.1 0.3", "got 8 numbers"),
+    ("0 0.5 x 0.2 0.2", "expected numbers"),
+    ("0 0.5 nan 0.2 0.2", "non-finite"),
+])
+def test_bad_label_rows(tmp_path: Path, line: str, match: str) -> None:
+    _make_foreign(tmp_path)
+    (tmp_path / "labels" / "train" / "b.txt").write_text("0 0.5 0.5 0.1 0.1\n" + line + "\n")
+    with pytest.raises(InputError, match=match) as e:
+        read_yolo(tmp_path)
+    assert e.value.file is not None and e.value.file.endswith("b.txt")
+    assert e.value.path == "line 2"
+
+
+def test_missing_yaml_and_names(tmp_path: Path) -> None:
+    with pytest.raises(InputError, match=r"no data\.yaml"):
+        read_yolo(tmp_path)
+    (tmp_path / "data.yaml").write_text("train: images/train\n")
+    with pytest.raises(InputError, match="names"):
+        read_yolo(tmp_path)
+    (tmp_path / "data.yaml").write_text("train: images/train\nnames:\n  0: a\n  2: b\n")
+    with pytest.raises(InputError, match=r"0\.\.1"):
+        read_yolo(tmp_path)
+
+
+@pytest.mark.parametrize("pyyaml", [True, False])
+def test_data_yaml_reads_the_same_with_either_reader(real_data: Path, tmp_path: Path,
+                                                     monkeypatch: pytest.MonkeyPatch,
+                                                     pyyaml: bool) -> None:
+    """The YAML cocokit writes (odd names included) reads back identically."""
+    b = DatasetBuilder()
+    odd = ["person", "yes", "1", "a: b", "hash # x", "quote \"q\"", " pad", "é", "null"]
+    for n in odd:
+        b.add_category(n, supercategory="s")
+    b.add_image("a.jpg", width=10, height=10)
+    ds = b.build()
+    write_yolo(ds, tmp_path / "y", images="none")
+    if not pyyaml:
+        monkeypatch.setitem(sys.modules, "yaml", None)
+    else:
+        pytest.importorskip("yaml")
+    data = load_data_yaml(tmp_path / "y" / "data.yaml")
+    assert data["names"] == dict(enumerate(odd))
+    assert data["coco_categories"][3] == {"id": 4, "name": "a: b", "supercategory": "s"}
+    assert [c["name"] for c in read_yolo(tmp_path / "y", sizes=ds).categories] == odd
+
+
+# -- command line ------------------------------------------------------------------------
+
+
+def test_cli_import_in_process(real_data: Path, tmp_path: Path) -> None:
+    ds, img_dir = _case(real_data, "tiny-val")
+    write_yolo(ds, tmp_path / "y", task="segment", image_dir=img_dir)
+    runner = CliRunner()
+    res = runner.invoke(app, ["import", str(tmp_path / "y"), "--format", "yolo", "-o",
+                              str(tmp_path / "out.json"), "-q"])
+    assert res.exit_code == 0, res.output
+    back = cocokit.load(tmp_path / "out.json")
+    assert len(back.images) == 6 and len(back.annotations) == 135
+    res = runner.invoke(app, ["import", str(tmp_path / "y"), "--format", "voc", "-o",
+                              str(tmp_path / "o2.json")])
+    assert res.exit_code != 0
+    res = runner.invoke(app, ["import", "--help"])
+    assert res.exit_code == 0 and "Example:" in res.output
+
+
+def test_export_yolo_command_inputs(real_data: Path, tmp_path: Path) -> None:
+    from cocokit.cli.yolo import export_yolo_command
+
+    splits = tmp_path / "splits"
+    splits.mkdir()
+    ds, img_dir = _case(real_data, "coco-mini")
+    ds.select_images(np.arange(0, 50)).save(splits / "train.json")
+    ds.select_images(np.arange(50, 79)).save(splits / "val.json")
+    s = export_yolo_command(splits, tmp_path / "y", image_dir=img_dir, quiet=True)
+    assert sorted(s.splits) == ["train", "val"] and s.images == 79
+    s = export_yolo_command(None, tmp_path / "z", splits=[f"test={splits / 'val.json'}"],
+                            images="none", quiet=True)
+    assert list(s.splits) == ["test"] and s.val_is_train is False
+    with pytest.raises(OptionError):
+        export_yolo_command(None, tmp_path / "w", splits=["nofile"], quiet=True)
+
+
+def _run(*args: str) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "PYTHONPATH": str(REPO / "src")}
+    return subprocess.run([sys.executable, "-m", "cocokit", *args], capture_output=True,
+                          text=True, env=env, cwd=REPO, timeout=300)
+
+
+def test_cli_subprocess_export_and_import(real_data: Path, tmp_path: Path) -> None:
+    ann, imgs = CASES["tiny-train"]
+    r = _run("export", str(real_data / ann), "--format", "yolo", "-o", str(tmp_path / "y"),
+             "--image-dir", str(real_data / imgs), "--task", "segment")
+    if r.returncode != 0 and "No such option" in r.stderr:
+        pytest.skip("the export command has no YOLO options yet")
+    assert r.returncode == 0, r.stderr
+    assert "train: 32 images" in r.stderr
+    _check_rules(tmp_path / "y", "segment")
+    r = _run("import", str(tmp_path / "y"), "--format", "yolo", "-o", str(tmp_path / "o.json"))
+    assert r.returncode == 0, r.stderr
+    back = cocokit.load(tmp_path / "o.json")
+    assert len(back.images) == 32 and len(back.annotations) == 284
+    r = _run("import", str(tmp_path / "nowhere"), "--format", "yolo", "-o",
+             str(tmp_path / "o.json"))
+    assert r.returncode == 2 and r.stderr.strip().startswith("error:")
+    assert "Traceback" not in r.stderr and "nowhere" in r.stderr
+
+
+def test_summary_json_serializable(real_data: Path, tmp_path: Path) -> None:
+    ds, img_dir = _case(real_data, "tiny-val")
+    s = write_yolo(ds, tmp_path / "y", image_dir=img_dir)
+    import dataclasses
+
+    assert json.loads(json.dumps(dataclasses.asdict(s)))["splits"]["train"]["images"] == 6
