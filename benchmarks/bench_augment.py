@@ -64,7 +64,7 @@ for a in doc["annotations"]:
 def make():
     return A.Compose(
         [A.Rotate(limit=30, border_mode=cv2.BORDER_CONSTANT, fill=0, p=1.0),
-         A.RandomCrop(height=CROP, width=CROP, p=1.0),
+         A.RandomCrop(height=@CROP@, width=@CROP@, p=1.0),
          A.ColorJitter(brightness=0.2, contrast=0.2, saturation=0.2, hue=0.1, p=1.0)],
         bbox_params=A.BboxParams(format="coco", label_fields=["cats"], clip=True),
         keypoint_params=A.KeypointParams(format="xy", label_fields=["owner"],
@@ -89,7 +89,7 @@ def work(task):
     out = T(image=img, bboxes=boxes, cats=cats, keypoints=kps, owner=owner)
     name = os.path.join(out_dir, "aug_" + img_rec["file_name"])
     cv2.imwrite(name, cv2.cvtColor(out["image"], cv2.COLOR_RGB2BGR),
-                [cv2.IMWRITE_JPEG_QUALITY, QUALITY])
+                [cv2.IMWRITE_JPEG_QUALITY, @QUALITY@])
     polys = {}
     for (x, y), o in zip(np.asarray(out["keypoints"]).tolist(), out["owner"]):
         polys.setdefault(int(o), []).extend([x, y])
@@ -110,7 +110,7 @@ import resource
 ch = resource.getrusage(resource.RUSAGE_CHILDREN)
 print(json.dumps({"seconds": time.perf_counter() - t0, "images": len(results),
                   "cpu": time.process_time() - c0 + ch.ru_utime + ch.ru_stime}))
-""".replace("CROP", str(CROP)).replace("QUALITY", str(QUALITY))
+""".replace("@CROP@", str(CROP)).replace("@QUALITY@", str(QUALITY))
 
 
 def _ensure_images(folder: Path) -> Path:

@@ -119,8 +119,8 @@ def stretch(m: np.ndarray, width: int, height: int) -> float:
     g = np.stack(np.meshgrid(np.linspace(0, width, 9), np.linspace(0, height, 9)), -1)
     g = g.reshape(-1, 2)
     p = apply_matrix(g, m)
-    dx = np.linalg.norm(apply_matrix(g + [1e-3, 0], m) - p, axis=1)
-    dy = np.linalg.norm(apply_matrix(g + [0, 1e-3], m) - p, axis=1)
+    dx = np.linalg.norm(apply_matrix(g + np.array([1e-3, 0.0]), m) - p, axis=1)
+    dy = np.linalg.norm(apply_matrix(g + np.array([0.0, 1e-3]), m) - p, axis=1)
     return float(max(dx.max(), dy.max()) / 1e-3)
 
 
@@ -150,7 +150,8 @@ OTHER_OPS: dict[str, GeometricOp] = {
     "resize": Resize(320, 400),
     "translate": Translate(x=(-0.2, 0.2), y=(-0.2, 0.2)),
     "shear": Shear(x=(-20, 20), y=(-10, 10)),
-    "affine": Affine(scale=(0.7, 1.3), rotate=(-30, 30), shear_x=(-10, 10), translate_x=(-0.1, 0.1)),
+    "affine": Affine(scale=(0.7, 1.3), rotate=(-30, 30), shear_x=(-10, 10),
+                     translate_x=(-0.1, 0.1)),
     "affine_matrix": Affine(matrix=[[0.8, 0.3, 20], [-0.2, 0.9, 40]]),
     "perspective": Perspective((0.1, 0.4)),
     "random_resized_crop": RandomResizedCrop(256, 256),

@@ -23,9 +23,9 @@ from cocokit.augment import (
     Pipeline,
     RandomCrop,
     Rotate,
+    _pixels,
     load_pipeline,
 )
-from cocokit.augment import _pixels
 from cocokit.errors import CocoKitError, InputError, MissingDependency, OptionError
 
 YAML_TEXT = """\
@@ -138,9 +138,9 @@ def test_yaml_syntax_error_gives_the_line(tmp_path: Path) -> None:
 
 
 def test_python_objects_are_validated_too() -> None:
-    with pytest.raises(OptionError, match="rotate.angle"):
+    with pytest.raises(OptionError, match=r"rotate\.angle"):
         Rotate(angle=(10, -10))
-    with pytest.raises(OptionError, match="random_crop.width"):
+    with pytest.raises(OptionError, match=r"random_crop\.width"):
         RandomCrop(width=-3)
     with pytest.raises(OptionError, match=r"pipeline\[1\]"):
         Pipeline([HorizontalFlip(), "rotate"])  # type: ignore[list-item]

@@ -220,3 +220,39 @@ def test_cli_stream_switch_same_output(tmp_path: Path) -> None:
     res_m = runner.invoke(app, ["info", str(src), "--json", "--no-stream"])
     assert res_s.exit_code == 0 and res_s.output == res_m.output
     assert json.loads(res_s.output)["annotations"] == 136
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["-d", "person", "--min-area", "500", "--drop-empty"],
+        ["-c", "cat", "-c", "dog", "-c", "2", "--crowd", "drop"],
+        ["--min-width", "20", "--min-height", "10", "--max-area", "1e5", "--annotation-ids", "auto"],
+    ],
+)
+def test_streaming_filter_equals_in_memory_filter(args: list[str], tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from cocokit.cli import app
+
+    src = REAL / "coco-mini" / "annotations" / "instances_val2017.json"
+    if not src.exists():
+        pytest.skip(f"real data not available: {src}")
+    a, b = tmp_path / "a.json", tmp_path / "b.json"
+    runner = CliRunner()
+    for out, flag in ((a, "--stream"), (b, "--no-stream")):
+        res = runner.invoke(app, ["filter", str(src), "-o", str(out), *args, flag, "-q"])
+        assert res.exit_code == 0, res.output
+    assert a.read_bytes() == b.read_bytes()
+    assert len(msgspec.json.decode(a.read_bytes())["annotations"]) < 624  # something was cut
+
+
+def test_streaming_filter_refuses_image_tests(tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from cocokit.cli import app
+
+    res = CliRunner().invoke(app, ["filter", str(DATA / "tiny_coco_val2017.json"), "-o",
+                                   str(tmp_path / "o.json"), "--image-glob", "*.jpg", "--stream"])
+    assert res.exit_code != 0
+    assert not (tmp_path / "o.json").exists()

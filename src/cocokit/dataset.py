@@ -517,6 +517,12 @@ class Dataset:
 
         return to_json(self, **options)
 
+    def validate(self) -> Any:
+        """Validate this dataset; returns a :class:`cocokit.validate.Report`."""
+        from .validate import validate
+
+        return validate(self)
+
     def stats(self) -> Any:
         """Statistics of this dataset (see :mod:`cocokit.stats`)."""
         from .stats import compute_stats

@@ -35,6 +35,7 @@ import math
 import os
 import re
 import shutil
+import sys
 import tempfile
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -567,9 +568,14 @@ def _run(task: _Task, job: _Job) -> ImageResult | _Failure:
 
 
 def _init_worker() -> None:
+    """Workers run OpenCV single-threaded: the pool is the parallelism. A worker forked
+    from a parent that had OpenCV loaded inherits that setting (see :func:`_execute`) and
+    must not touch OpenCV's thread pool, which forking left without its threads."""
+    if "cv2" in sys.modules:
+        return
     cv2 = _pixels._import_cv2()
     if cv2 is not None:
-        cv2.setNumThreads(1)  # the pool is the parallelism
+        cv2.setNumThreads(1)
 
 
 # -- the dataset ---------------------------------------------------------------------------
@@ -807,8 +813,9 @@ def _check_keypoint_lengths(ds: Dataset, perms: Mapping[int, np.ndarray]) -> Non
 
 
 def _pool_context() -> Any:
-    """``fork`` on Linux while this process has one thread (fast: workers inherit the
-    imported modules); otherwise a fork server (Linux) or fresh interpreters."""
+    """``fork`` on Linux while this process runs one Python thread (fast: workers inherit
+    the imported modules, and scripts need no ``__main__`` guard); otherwise a fork
+    server (Linux) or fresh interpreters."""
     import multiprocessing
     import sys
     import threading
@@ -839,21 +846,38 @@ def _execute(tasks: Any, job: _Job, total: int, workers: int,
     from concurrent.futures import Future, ProcessPoolExecutor
 
     ctx = _pool_context()
+    forked = ctx.get_start_method() == "fork"
     pending: collections.deque[Future[ImageResult | _Failure]] = collections.deque()
+    # OpenCV's native thread pool does not survive a fork: while workers are forked,
+    # OpenCV runs single-threaded here (its pool idle), and gets its threads back after
+    cv2 = _pixels._import_cv2() if forked and "cv2" in sys.modules else None
+    cv_threads = cv2.getNumThreads() if cv2 is not None else None
+    if cv2 is not None:
+        cv2.setNumThreads(1)
     with ProcessPoolExecutor(max_workers=workers, mp_context=ctx,
                              initializer=_init_worker) as pool:
         try:
             for task in tasks:
                 pending.append(pool.submit(_run, task, job))
                 if len(pending) >= 2 * workers:
+                    _restore_threads(cv2, cv_threads)
+                    cv2 = None
                     take(pending.popleft().result())
+            _restore_threads(cv2, cv_threads)
             while pending:
                 take(pending.popleft().result())
         except BaseException:
             for f in pending:
                 f.cancel()
             raise
+        finally:
+            _restore_threads(cv2, cv_threads)
     return results
+
+
+def _restore_threads(cv2: Any, n: int | None) -> None:
+    if cv2 is not None and n is not None:
+        cv2.setNumThreads(n)
 
 
 def _assemble(ds: Dataset, results: list[ImageResult], keep_originals: bool,

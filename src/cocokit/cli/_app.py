@@ -12,7 +12,7 @@ import contextlib
 import os
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any, Optional
 
 import typer
 from rich.console import Console
@@ -51,9 +51,9 @@ def progress_bar(
 ) -> Iterator[Callable[[int, int], None]]:
     """A rich progress bar on stderr; yields ``update(done, total)``.
 
-    With ``quiet`` (or when stderr is not a terminal and CI is set) it draws nothing.
+    With ``quiet`` (or the environment variable COCOKIT_QUIET set) it draws nothing.
     """
-    if quiet:
+    if quiet or env_quiet():
         yield lambda done, total: None
         return
     with Progress(
@@ -76,7 +76,7 @@ def progress_bar(
 @contextlib.contextmanager
 def status(message: str, quiet: bool = False) -> Iterator[None]:
     """A spinner on stderr while something without a known length runs."""
-    if quiet:
+    if quiet or env_quiet():
         yield
         return
     with err_console.status(message):
@@ -139,3 +139,22 @@ def check_output(path: Path, inputs: list[Path] | None = None) -> None:
 def env_quiet() -> bool:
     """True when COCOKIT_QUIET is set (for scripts that never want bars)."""
     return bool(os.environ.get("COCOKIT_QUIET"))
+
+
+Stream = Annotated[
+    Optional[bool],  # noqa: UP045
+    typer.Option(
+        "--stream/--no-stream",
+        help="Read the file in runs, in bounded memory. Default: stream when the file "
+        "is large for this machine's available memory.",
+    ),
+]
+
+
+def use_stream(path: Path, flag: bool | None) -> bool:
+    """Whether to take the streaming path for this file."""
+    if flag is not None:
+        return flag
+    from ..io.stream import should_stream
+
+    return path.is_file() and should_stream(path.stat().st_size)

@@ -12,6 +12,7 @@ from rich.table import Table
 
 from ._app import (
     QUIET_HELP,
+    Stream,
     app,
     check_output,
     console,
@@ -20,6 +21,7 @@ from ._app import (
     progress_bar,
     save_dataset,
     status,
+    use_stream,
 )
 
 
@@ -37,25 +39,6 @@ class ExportFormat(str, Enum):
 UNREADABLE = {"json-syntax", "top-not-object"}
 
 Quiet = Annotated[bool, typer.Option("--quiet", "-q", help=QUIET_HELP)]
-
-
-Stream = Annotated[
-    Optional[bool],  # noqa: UP045
-    typer.Option(
-        "--stream/--no-stream",
-        help="Read the file in runs, in bounded memory. Default: stream when the file "
-        "is large for this machine's available memory.",
-    ),
-]
-
-
-def use_stream(path: Path, flag: bool | None) -> bool:
-    """Whether to take the streaming path for this file."""
-    if flag is not None:
-        return flag
-    from ..io.stream import should_stream
-
-    return path.is_file() and should_stream(path.stat().st_size)
 
 
 @app.command()

@@ -21,13 +21,16 @@ from ..dataset import Dataset
 from ..errors import InputError, OptionError
 from ._app import (
     QUIET_HELP,
+    Stream,
     app,
     check_output,
     console,
     err_console,
     load_dataset,
+    progress_bar,
     save_dataset,
     status,
+    use_stream,
 )
 
 
@@ -259,6 +262,7 @@ def filter_command(
         "the failing annotations).")] = False,
     image_ids: ImageIds = IdPolicy.keep,
     annotation_ids: AnnotationIds = IdPolicy.keep,
+    stream: Stream = None,
     quiet: Quiet = False,
 ) -> None:
     """Keep or drop categories, areas, small boxes, crowd annotations and images.
@@ -271,6 +275,20 @@ def filter_command(
     from ..transforms import filter_dataset
 
     check_output(output)
+    if use_stream(file, stream):
+        image_tests = {"--image-glob": image_glob, "--exclude-glob": exclude_glob,
+                       "--image-id": image_id, "--exclude-image-id": exclude_image_id,
+                       "--image-list": image_list, "--exclude-image-list": exclude_image_list,
+                       "--drop-images": drop_images, "--category-area": category_area}
+        used = [k for k, v in image_tests.items() if v]
+        if used:
+            raise OptionError("--stream", ", ".join(used),
+                              "annotation tests only when streaming (use --no-stream for "
+                              "image tests, --drop-images and --category-area)")
+        _filter_streamed(file, output, quiet, keep_category, drop_category, min_area, max_area,
+                         min_width, min_height, crowd.value, drop_empty, image_ids.value,
+                         annotation_ids.value)
+        return
     ds = load_dataset(file, quiet)
     cat_area: dict[str | int, tuple[float | None, float | None]] | None = None
     if category_area:
@@ -306,6 +324,37 @@ def filter_command(
             drop_empty=drop_empty, unit="images" if drop_images else "annotations")
     _show(report, quiet)
     _save(out, output, quiet, image_ids, annotation_ids)
+
+
+def _filter_streamed(file: Path, output: Path, quiet: bool, keep: list[str] | None,
+                     drop: list[str] | None, min_area: float | None, max_area: float | None,
+                     min_width: float | None, min_height: float | None, crowd: str,
+                     drop_empty: bool, image_ids: str, annotation_ids: str) -> None:
+    from ..io.stream import open_stream
+    from ..transforms.filter import filter_stream
+
+    with status(f"indexing {file}", quiet):
+        src = open_stream(file)
+
+    def category(token: str) -> str | int:
+        if token in src.categories:
+            return token
+        try:
+            return int(token)
+        except ValueError:
+            return token
+
+    area = (min_area, max_area) if min_area is not None or max_area is not None else None
+    with progress_bar(f"writing {output.name}", quiet) as update:
+        summary = filter_stream(
+            src, output, categories=[category(c) for c in keep] if keep else None,
+            drop_categories=[category(c) for c in drop] if drop else None, area=area,
+            min_width=min_width, min_height=min_height, crowd=crowd,  # type: ignore[arg-type]
+            drop_empty=drop_empty, image_ids=image_ids,  # type: ignore[arg-type]
+            annotation_ids=annotation_ids, progress=update)  # type: ignore[arg-type]
+    if not quiet:
+        err_console.print(f"wrote {output}: {summary.images} images, {summary.annotations} "
+                          f"annotations (streamed; {src.num_annotations} annotations read)")
 
 
 @app.command()

@@ -431,7 +431,8 @@ class _ImageIndex:
     widths: np.ndarray
 
 
-def _image_index(stream: CocoStream) -> _ImageIndex:
+def image_index(stream: CocoStream) -> _ImageIndex:
+    """Ids, heights and widths of every image of the stream (one pass over the images)."""
     ids, hs, ws = [], [], []
     for _, t in stream.image_tables():
         ids.append(t.id)
@@ -451,6 +452,7 @@ def write_coco_stream(
     annotation_ids: IdPolicy = "auto",
     ignore_negative_samples: bool = False,
     select: Callable[[Annotations], np.ndarray] | None = None,
+    categories: Categories | None = None,
     progress: Callable[[int, int], None] | None = None,
 ) -> ExportSummary:
     """Write a streamed COCO file under the export contract, in bounded memory.
@@ -465,8 +467,9 @@ def write_coco_stream(
     check_policy("image_ids", image_ids)
     check_policy("annotation_ids", annotation_ids)
     target = os.fspath(path)
+    cats = stream.categories if categories is None else categories
     with _gc_paused():
-        index = _image_index(stream)
+        index = image_index(stream)
     problems: list[str] = []
     if image_ids == "keep":
         problems += duplicate_id_problems(index.ids, "images", "image", "ids must be unique")
@@ -480,7 +483,7 @@ def write_coco_stream(
         problems += [
             p for p, r in zip(dups, rows.tolist()) if np.isin(index.ids[r], stream.used_image_ids)
         ]
-    problems += duplicate_id_problems(stream.categories.id, "categories", "category")
+    problems += duplicate_id_problems(cats.id, "categories", "category")
     if problems:
         raise IntegrityError(problems, target)
 
@@ -521,12 +524,15 @@ def write_coco_stream(
         next_id = 1
         for start, t in stream.annotation_tables():
             img_idx = lookup(index.ids, t.image_id)
-            cat_idx = lookup(stream.categories.id, t.category_id)
-            found = annotation_problems(t, start, img_idx, cat_idx)
+            cat_idx = lookup(cats.id, t.category_id)
+            mask = select(t) if select is not None else np.ones(len(t), bool)
+            found = annotation_problems(t.take(mask), 0, img_idx[mask], cat_idx[mask])
+            if found:  # name the rows as the input file has them
+                found = annotation_problems(t, start, np.where(mask, img_idx, 0),
+                                            np.where(mask, cat_idx, 0))
             if found:
                 problems.extend(found)
                 continue
-            mask = select(t) if select is not None else np.ones(len(t), bool)
             mask &= keep_rows[np.maximum(img_idx, 0)]
             rows = np.flatnonzero(mask)
             if annotation_ids == "keep":
@@ -582,7 +588,7 @@ def write_coco_stream(
                 yield from annotations_body()
                 yield b"]"
             elif key == "categories":
-                yield _ENCODER.encode(list(stream.categories.records))
+                yield _ENCODER.encode(list(cats.records))
             else:
                 yield _ENCODER.encode(stream.extra[key])
         if problems:
@@ -594,7 +600,7 @@ def write_coco_stream(
         target,
         counts["images"],
         counts["annotations"],
-        len(stream.categories),
+        len(cats),
         len(index.ids) - counts["images"],
         counts["box"],
         counts["area"],

@@ -9,18 +9,23 @@ annotation is removed whole, with all its annotations (what SAHI's
 from __future__ import annotations
 
 import fnmatch
+import os
 import re
-from collections.abc import Iterable, Mapping, Sequence
-from typing import Literal
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from typing import TYPE_CHECKING, Literal
 
 import numpy as np
 
-from ..dataset import Categories, Dataset
+from ..dataset import Annotations, Categories, Dataset, Images, lookup, unique
 from ..errors import OptionError
 from ..geometry import segmentation_areas, segmentation_bboxes
+from ..io.coco import ExportSummary, IdPolicy
 from . import Transformed, category_rows, gc_paused, make_report
 
-__all__ = ["AreaRange", "Crowd", "Unit", "filter_dataset"]
+if TYPE_CHECKING:  # pragma: no cover
+    from ..io.stream import CocoStream
+
+__all__ = ["AreaRange", "Crowd", "Unit", "filter_dataset", "filter_stream"]
 
 Crowd = Literal["keep", "drop", "only"]
 Unit = Literal["annotations", "images"]
@@ -301,3 +306,54 @@ def _size_ok(ds: Dataset, min_width: float | None, min_height: float | None,
         if min_height is not None:
             ok &= box[:, 3] >= float(min_height)
     return ok
+
+
+def filter_stream(
+    stream: CocoStream,
+    path: str | os.PathLike[str],
+    *,
+    categories: Iterable[str | int] | None = None,
+    drop_categories: Iterable[str | int] | None = None,
+    area: AreaRange | None = None,
+    category_area: Mapping[str | int, AreaRange] | None = None,
+    min_width: float | None = None,
+    min_height: float | None = None,
+    crowd: Crowd = "keep",
+    drop_empty: bool = False,
+    image_ids: IdPolicy = "keep",
+    annotation_ids: IdPolicy = "keep",
+    progress: Callable[[int, int], None] | None = None,
+) -> ExportSummary:
+    """:func:`filter_dataset` on a file of any size, written in bounded memory.
+
+    The annotation tests (categories, areas, box sizes, crowd) and ``drop_empty`` run on
+    each run of annotations as the file is streamed, so the output equals that of
+    ``filter_dataset`` with ``unit="annotations"`` followed by a save with the same id
+    policies. Tests on images (ids, names, globs) and ``unit="images"`` need the whole
+    dataset: use :func:`filter_dataset` for those.
+    """
+    from ..io.stream import image_index, write_coco_stream
+
+    index = image_index(stream)
+    tests = dict(categories=categories, drop_categories=drop_categories, area=area,
+                 category_area=category_area, min_width=min_width, min_height=min_height,
+                 crowd=crowd)
+    head = filter_dataset(Dataset(Images.empty(), Annotations.empty(), stream.categories),
+                          **tests)  # type: ignore[arg-type]
+
+    def select(anns: Annotations) -> np.ndarray:
+        n = len(anns)
+        rows = lookup(index.ids, anns.image_id)
+        used = unique(rows[rows >= 0])
+        images = Images(id=index.ids[used], file_name=np.full(len(used), "", dtype=object),
+                        width=index.widths[used], height=index.heights[used],
+                        extra=np.empty(len(used), dtype=object))
+        mini = Dataset(images, anns.replace(id=np.arange(n, dtype=np.int64)), stream.categories)
+        out = filter_dataset(mini, **tests).dataset  # type: ignore[arg-type]
+        mask = np.zeros(n, bool)
+        mask[out.annotations.id] = True
+        return mask
+
+    return write_coco_stream(stream, path, image_ids=image_ids, annotation_ids=annotation_ids,
+                             ignore_negative_samples=drop_empty, select=select,
+                             categories=head.dataset.categories, progress=progress)
