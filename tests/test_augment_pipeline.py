@@ -165,8 +165,10 @@ def test_sampling_is_deterministic_and_respects_probability() -> None:
 def backend(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
     if request.param == "pillow":
         monkeypatch.setenv("COCOKIT_PIXELS", "pillow")
-    elif _pixels._import_cv2() is None:
-        pytest.skip("OpenCV is not installed")
+    else:
+        monkeypatch.delenv("COCOKIT_PIXELS", raising=False)
+        if _pixels._import_cv2() is None:
+            pytest.skip("OpenCV is not installed")
     assert _pixels.backend() == request.param
     return str(request.param)
 
@@ -218,6 +220,7 @@ def test_jpeg_quality_operation(real_data: Path, backend: str) -> None:
 
 
 def test_both_backends_warp_alike(real_data: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("COCOKIT_PIXELS", raising=False)
     if _pixels._import_cv2() is None:
         pytest.skip("OpenCV is not installed")
     img = photo(real_data)

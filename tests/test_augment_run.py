@@ -234,8 +234,10 @@ def test_pixels_and_annotations_move_together(real_data: Path, tmp_path: Path,
     the transformed annotation is."""
     if backend == "pillow":
         monkeypatch.setenv("COCOKIT_PIXELS", "pillow")
-    elif _pixels._import_cv2() is None:
-        pytest.skip("OpenCV is not installed")
+    else:
+        monkeypatch.delenv("COCOKIT_PIXELS", raising=False)
+        if _pixels._import_cv2() is None:
+            pytest.skip("OpenCV is not installed")
     src = cocokit.load(real(real_data, "coco-mini", "annotations", "instances_val2017.json"))
     (tmp_path / "img").mkdir()
     b = cocokit.DatasetBuilder()

@@ -5,6 +5,7 @@
 >>> ds.save("out.json", image_ids="keep")                 # doctest: +SKIP
 """
 
+from . import augment, transforms
 from .builder import DatasetBuilder
 from .dataset import Annotations, Categories, Dataset, ImageItem, Images
 from .draw import draw
@@ -20,11 +21,7 @@ from .errors import (
 from .geometry import Polygons
 from .io.coco import ExportSummary, load, read_coco, to_dict, to_json, write_coco
 from .stats import DatasetStats, compute_stats
-
-try:
-    from .validate import Problem, Report, validate
-except ImportError:  # TEMP
-    pass
+from .validate import Problem, Report, validate
 
 __version__ = "0.1.0"
 
@@ -47,12 +44,14 @@ __all__ = [
     "Problem",
     "Report",
     "ValidationFailed",
+    "augment",
     "compute_stats",
     "draw",
     "load",
     "read_coco",
     "to_dict",
     "to_json",
+    "transforms",
     "validate",
     "write_coco",
 ]

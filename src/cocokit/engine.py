@@ -7,7 +7,8 @@ function over a Ray Dataset of jobs, so a cluster gives the same results, which 
 caller then assembles in image order exactly as it does for the local pool.
 
 Ray is an optional extra (``pip install 'cocokit[ray]'``). Failures: a worker that dies
-(killed, out of memory) has its task retried by Ray (``max_retries``); an exception
+(killed, out of memory) has its task retried by Ray Data (its default for system
+failures); an exception
 raised by the job is retried in place ``retries`` times and then comes back as a
 :class:`JobFailure`, so one bad image never sinks the whole run and the caller can name
 it.
@@ -39,7 +40,7 @@ class JobFailure:
 def ray_available() -> bool:
     """Whether the optional Ray extra is installed."""
     try:
-        import ray  # noqa: F401
+        import ray
         import ray.data  # noqa: F401
     except ImportError:
         return False
@@ -49,7 +50,7 @@ def ray_available() -> bool:
 def _ray() -> Any:
     try:
         import ray
-        import ray.data  # noqa: F401
+        import ray.data
     except ImportError:
         raise MissingDependency("ray", "ray") from None
     return ray
@@ -96,8 +97,7 @@ def run_on_ray(
     rows = [{"k": k, "job": pickle.dumps(job)} for k, job in enumerate(jobs)]
     blocks = min(total, max(1, int(ray.cluster_resources().get("CPU", 1)) * 4))
     mapped = ray.data.from_items(rows, override_num_blocks=blocks).map(
-        _apply, fn_kwargs={"fn": fn, "args": args, "retries": retries},
-        max_retries=retries, retry_exceptions=False)
+        _apply, fn_kwargs={"fn": fn, "args": args, "retries": retries})
     out: list[Any] = [None] * total
     done = 0
     for row in mapped.iter_rows():

@@ -88,6 +88,7 @@ from .clipping import (
     rle_bbox,
 )
 from .dataset import Annotations, Dataset, Images, plain
+from .engine import Engine, JobFailure, run_on_ray
 from .errors import InputError, OptionError
 from .geometry import Polygons, parse_polygons, polygon_bboxes
 
@@ -726,6 +727,8 @@ def slice_dataset(
     workers: int | None = None,
     skip_missing: bool = False,
     progress: Progress | None = None,
+    engine: Engine = "local",
+    address: str | None = None,
 ) -> tuple[Dataset, SliceSummary]:
     """Cut every image of ``ds`` into tiles, write them to ``out_dir``, return the tiled dataset.
 
@@ -739,7 +742,9 @@ def slice_dataset(
     JPEG/WebP quality. ``workers`` processes (default: all cores; 1 runs in this
     process). A missing or unreadable image raises :class:`~cocokit.errors.InputError`
     naming it, unless ``skip_missing``, which leaves it out and lists it in the summary.
-    ``progress(done, total)`` is called as images finish.
+    ``progress(done, total)`` is called as images finish. ``engine="ray"`` runs the
+    per-image jobs on a Ray cluster (``address``; see :mod:`cocokit.engine`) instead of
+    this machine's processes; the output is the same.
 
     The categories, ``info``, ``licenses`` and other top-level keys are kept; ``ds`` is
     not changed. See the module docstring for what happens to each kind of annotation.
@@ -787,7 +792,17 @@ def slice_dataset(
     results: dict[int, _Result] = {}
     _pil()  # imported once here, so forked workers inherit it instead of each importing it
     total = len(todo)
-    if n_workers == 1 or total <= 1:
+    if engine == "ray":
+        jobs = [job(i) for i in todo]
+        for i, r in zip(todo, run_on_ray(_run, jobs, params, address=address,
+                                         progress=progress)):
+            if isinstance(r, JobFailure):
+                r = _Result(i, np.zeros((0, 4), np.int64), np.zeros(0, bool), [], None,
+                            (str(images.file_name[i]), None, f"failed on Ray: {r.error}"))
+            results[i] = _checked(r, skip_missing)
+    elif engine != "local":
+        raise OptionError("engine", engine, "'local' or 'ray'")
+    elif n_workers == 1 or total <= 1:
         if progress:
             progress(0, total)
         with _pil_block_cache():

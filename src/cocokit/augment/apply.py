@@ -299,7 +299,8 @@ def transform_annotations(
         polys = parse_polygons(columns.segmentation, prow)
         has_rings = polys.ring_count > 0
         moved = Polygons(apply_matrix(polys.coords, m), polys.ring_offsets, polys.offsets)
-        full_area = polygon_areas(moved)
+        # the unclipped area is only needed for the visibility rule
+        full_area = polygon_areas(moved) if min_visibility > 0 else np.ones(len(prow))
         clipped, kept_area = _clip_rings(moved, window)
         boxes = polygon_bboxes(clipped)
         for j, r in enumerate(prow.tolist()):
@@ -310,7 +311,8 @@ def transform_annotations(
             seg[r] = clipped.to_coco(j)
             area[r] = kept_area[j]
             bbox[r] = boxes[j] if kept_area[j] > 0 else 0.0
-            visible[r] = kept_area[j] / full_area[j] if full_area[j] > 0 else 0.0
+            visible[r] = kept_area[j] / full_area[j] if min_visibility > 0 and full_area[j] > 0 \
+                else float(min_visibility <= 0)
 
     # RLE masks
     for r in np.flatnonzero(kinds == 2).tolist():
@@ -554,6 +556,7 @@ class _Failure:
         self.text = str(error)
 
     def rebuild(self) -> BaseException:
+        """The error again, as raised in the worker (class, fields and message)."""
         err = self.cls.__new__(self.cls)
         Exception.__init__(err, self.text)
         err.__dict__.update(self.state)
@@ -833,6 +836,7 @@ def _execute(tasks: Any, job: _Job, total: int, workers: int,
     results: list[ImageResult] = []
 
     def take(res: ImageResult | _Failure) -> None:
+        """Collect one result in order (or raise the worker's error)."""
         if isinstance(res, _Failure):
             raise res.rebuild()
         results.append(res)

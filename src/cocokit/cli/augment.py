@@ -16,12 +16,16 @@ from ._app import QUIET_HELP, app, err_console, load_dataset, progress_bar
 
 
 class AugmentFormatOpt(str, Enum):
+    """--format choices."""
+
     same = "same"
     jpg = "jpg"
     png = "png"
 
 
 class AugmentIdsOpt(str, Enum):
+    """--image-ids / --annotation-ids choices."""
+
     auto = "auto"
     keep = "keep"
 
@@ -92,6 +96,7 @@ def augment_command(
         bar: list[Callable[[int, int], None]] = []
 
         def update(done: int, total: int) -> None:
+            """Progress callback; the bar starts with the first result."""
             # the bar (and its refresh thread) starts at the first result, after the
             # worker processes have started
             if not bar:

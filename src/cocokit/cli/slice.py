@@ -25,6 +25,11 @@ class SliceFormatOpt(str, Enum):
     same = "same"
 
 
+class EngineOpt(str, Enum):
+    local = "local"
+    ray = "ray"
+
+
 def _parse_pair(text: str, option: str, kind: Callable[[str], T],
                 expected: str) -> tuple[T, T]:
     m = _PAIR.match(text)
@@ -81,6 +86,12 @@ def slice_command(
         "--skip-missing", help="Skip (and list) images that are missing or unreadable.")] = False,
     json_path: Annotated[Optional[Path], typer.Option(  # noqa: UP045
         "--json", help="Where to write the COCO file. Default: OUTPUT/<FILE name>.")] = None,
+    engine: Annotated[EngineOpt, typer.Option(
+        help="Where the per-image work runs: local processes or a Ray cluster "
+        "(pip install 'cocokit[ray]').")] = EngineOpt.local,
+    address: Annotated[Optional[str], typer.Option(  # noqa: UP045
+        help="With --engine ray: the cluster address (auto, ray://host:10001). "
+        "Default: start a local Ray.")] = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help=QUIET_HELP)] = False,
 ) -> None:
     """Cut large images into overlapping tiles, with annotations clipped to each tile.
@@ -123,6 +134,7 @@ def slice_command(
             ds, images, output, size=tile, overlap=over, auto=auto,
             min_area_ratio=min_area_ratio, keep_empty=keep_empty, format=fmt.value,
             quality=quality, workers=workers, skip_missing=skip_missing, progress=update,
+            engine=engine.value, address=address,
         )
     save_dataset(tiled, target, quiet=quiet, image_ids="keep", annotation_ids="keep")
     if not quiet:

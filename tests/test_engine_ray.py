@@ -1,0 +1,81 @@
+"""Slicing on a real local Ray cluster (no mocks): the same output as the local engine."""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+import cocokit
+from cocokit import InputError
+from cocokit.engine import JobFailure, run_on_ray
+from cocokit.slicing import slice_dataset
+
+from .conftest import real_path
+
+ray = pytest.importorskip(
+    "ray", reason="the Ray extra is not installed (pip install 'cocokit[ray]')"
+)
+
+
+@pytest.fixture(scope="module")
+def cluster() -> Iterator[None]:
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, configure_logging=False)
+    yield
+    ray.shutdown()
+
+
+def _fails_on_three(x: int, k: int) -> int:
+    if x == 3:
+        raise ValueError("three is bad")
+    return x * k
+
+
+def test_run_on_ray_keeps_order_and_reports_failures(cluster: None) -> None:
+    out = run_on_ray(_fails_on_three, list(range(7)), 10, retries=1)
+    assert out[:3] == [0, 10, 20] and out[4:] == [40, 50, 60]
+    assert isinstance(out[3], JobFailure) and "three is bad" in out[3].error
+
+
+def _files(folder: Path) -> dict[str, bytes]:
+    return {p.name: p.read_bytes() for p in sorted(folder.iterdir())}
+
+
+@pytest.mark.parametrize("json_name", ["terrain1_coco.json", "terrain2_coco.json"])
+def test_ray_slicing_is_byte_identical_to_local(cluster: None, tmp_path: Path,
+                                                json_name: str) -> None:
+    src_json = real_path("sahi-testdata", "coco_utils", json_name)
+    folder = src_json.parent
+    ds = cocokit.load(src_json)
+    outs = {}
+    for engine in ("local", "ray"):
+        tiles = tmp_path / engine
+        tiled, summary = slice_dataset(ds, folder, tiles, size=512, overlap=0.2, workers=2,
+                                       engine=engine)  # type: ignore[arg-type]
+        tiled.save(tmp_path / f"{engine}.json", image_ids="auto")
+        outs[engine] = (summary, _files(tiles), (tmp_path / f"{engine}.json").read_bytes())
+    assert outs["ray"][0] == outs["local"][0]
+    assert outs["ray"][1] == outs["local"][1]  # every tile image, byte for byte
+    assert outs["ray"][2] == outs["local"][2]  # the COCO file
+    assert outs["ray"][0].tiles > 4
+
+
+def test_ray_names_an_unreadable_image(cluster: None, tmp_path: Path) -> None:
+    src_json = real_path("sahi-testdata", "coco_utils", "terrain_all_coco.json")
+    folder = tmp_path / "images"
+    folder.mkdir()
+    for name in ("terrain1.jpg", "terrain2.png"):
+        shutil.copy(src_json.parent / name, folder / name)
+    ds = cocokit.load(src_json)
+    assert sorted(ds.images.file_name.tolist()) == ["terrain1.jpg", "terrain2.png", "terrain3.png"]
+    # terrain3.png is absent from the corpus: make it present but unreadable
+    (folder / "terrain3.png").write_bytes(b"not an image at all")
+    with pytest.raises(InputError) as e:
+        slice_dataset(ds, folder, tmp_path / "tiles", size=512, engine="ray")
+    assert "terrain3.png" in str(e.value)
+    tiled, summary = slice_dataset(ds, folder, tmp_path / "tiles2", size=512, engine="ray",
+                                   skip_missing=True)
+    assert [Path(p).name for p, _ in summary.skipped] == ["terrain3.png"]
+    assert summary.images == 2 and len(tiled.images) == summary.tiles
