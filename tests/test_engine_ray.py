@@ -6,6 +6,7 @@ import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 import cocokit
@@ -79,3 +80,25 @@ def test_ray_names_an_unreadable_image(cluster: None, tmp_path: Path) -> None:
                                    skip_missing=True)
     assert [Path(p).name for p, _ in summary.skipped] == ["terrain3.png"]
     assert summary.images == 2 and len(tiled.images) == summary.tiles
+
+
+def test_ray_augmentation_is_byte_identical_to_local(cluster: None, tmp_path: Path) -> None:
+    from cocokit.augment import augment
+    from cocokit.augment.pipeline import Pipeline
+
+    src_json = real_path("coco-mini", "annotations", "person_keypoints_val2017.json")
+    images = src_json.parents[1] / "val2017"
+    full = cocokit.load(src_json)
+    ds = full.select_images(np.flatnonzero(full.annotation_counts > 0)[:3])
+    pipeline = Pipeline.from_dict([{"hflip": {}}, {"rotate": {"angle": [-20, 20]}},
+                                   {"random_crop": {"width": 300, "height": 240}}])
+    outs = {}
+    for engine in ("local", "ray"):
+        out = tmp_path / engine
+        _, summary = augment(ds, pipeline, images, out, copies=2, seed=7, workers=2,
+                             engine=engine)  # type: ignore[arg-type]
+        counts = (summary.images, summary.augmented_images, summary.annotations,
+                  summary.dropped_by_reason)
+        outs[engine] = (counts, _files(out / "images"), (out / "annotations.json").read_bytes())
+    assert outs["ray"] == outs["local"]  # every image file and the COCO file, byte for byte
+    assert outs["ray"][0][1] == 6

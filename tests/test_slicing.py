@@ -716,3 +716,16 @@ def test_in_process_slicing_leaves_pillow_settings_alone(tmp_path: Path) -> None
     slice_dataset(one_image_dataset("a.jpg", 40, 30), tmp_path, tmp_path / "out", size=16,
                   workers=1)
     assert Image.core.get_blocks_max() == before
+
+
+def test_rerun_replaces_earlier_tiles_and_leaves_no_partial_files(tmp_path: Path) -> None:
+    Image.fromarray(gradient(40, 30), "RGB").save(tmp_path / "a.png")
+    ds = one_image_dataset("a.png", 40, 30)
+    out_dir = tmp_path / "out"
+    slice_dataset(ds, tmp_path, out_dir, size=20, format="jpg", quality=30, workers=1)
+    sizes = {p.name: p.stat().st_size for p in out_dir.iterdir()}
+    second, _ = slice_dataset(ds, tmp_path, out_dir, size=20, format="jpg", quality=100,
+                              workers=1)
+    names = sorted(p.name for p in out_dir.iterdir())
+    assert names == sorted(r["file_name"] for r in second.images) == sorted(sizes)
+    assert all((out_dir / n).stat().st_size > sizes[n] for n in names)  # rewritten

@@ -227,7 +227,16 @@ def test_cli_stream_switch_same_output(tmp_path: Path) -> None:
     [
         ["-d", "person", "--min-area", "500", "--drop-empty"],
         ["-c", "cat", "-c", "dog", "-c", "2", "--crowd", "drop"],
-        ["--min-width", "20", "--min-height", "10", "--max-area", "1e5", "--annotation-ids", "auto"],
+        [
+            "--min-width",
+            "20",
+            "--min-height",
+            "10",
+            "--max-area",
+            "1e5",
+            "--annotation-ids",
+            "auto",
+        ],
     ],
 )
 def test_streaming_filter_equals_in_memory_filter(args: list[str], tmp_path: Path) -> None:
@@ -252,7 +261,17 @@ def test_streaming_filter_refuses_image_tests(tmp_path: Path) -> None:
 
     from cocokit.cli import app
 
-    res = CliRunner().invoke(app, ["filter", str(DATA / "tiny_coco_val2017.json"), "-o",
-                                   str(tmp_path / "o.json"), "--image-glob", "*.jpg", "--stream"])
+    res = CliRunner().invoke(
+        app,
+        [
+            "filter",
+            str(DATA / "tiny_coco_val2017.json"),
+            "-o",
+            str(tmp_path / "o.json"),
+            "--image-glob",
+            "*.jpg",
+            "--stream",
+        ],
+    )
     assert res.exit_code != 0
     assert not (tmp_path / "o.json").exists()

