@@ -215,3 +215,19 @@ def test_export_keeps_integrity(
 def test_repr_and_len(tmp_path: Path) -> None:
     ds = cocokit.load(TINY)
     assert "6 images, 136 annotations, 80 categories" in repr(ds)
+
+
+def test_import_stays_light() -> None:
+    """`import cocokit` loads no shapely, Pillow or OpenCV (they load on first use)."""
+    import subprocess
+    import sys
+
+    from .conftest import REPO
+
+    code = ("import sys, cocokit; heavy = [m for m in ('shapely', 'PIL', 'cv2', 'matplotlib') "
+            "if m in sys.modules]; print(heavy); cocokit.draw; print('PIL' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         env={"PYTHONPATH": str(REPO / "src"), "PATH": "/usr/bin:/bin"},
+                         check=True).stdout.split("\n")
+    assert out[0] == "[]"
+    assert out[1] == "True"

@@ -5,10 +5,10 @@
 >>> ds.save("out.json", image_ids="keep")                 # doctest: +SKIP
 """
 
-from . import augment, transforms
+from typing import Any
+
 from .builder import DatasetBuilder
 from .dataset import Annotations, Categories, Dataset, ImageItem, Images
-from .draw import draw
 from .errors import (
     CocoKitError,
     InputError,
@@ -20,10 +20,31 @@ from .errors import (
 )
 from .geometry import Polygons
 from .io.coco import ExportSummary, load, read_coco, to_dict, to_json, write_coco
-from .stats import DatasetStats, compute_stats
 from .validate import Problem, Report, validate
 
 __version__ = "0.1.0"
+
+# Heavier parts (shapely, Pillow, OpenCV) load on first use, so `import cocokit` stays
+# light for scripts that only read and write COCO files.
+_LAZY = {
+    "augment": ("augment", None),
+    "transforms": ("transforms", None),
+    "draw": ("draw", "draw"),
+    "DatasetStats": ("stats", "DatasetStats"),
+    "compute_stats": ("stats", "compute_stats"),
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _LAZY:
+        raise AttributeError(f"module 'cocokit' has no attribute {name!r}")
+    import importlib
+
+    module_name, attr = _LAZY[name]
+    module = importlib.import_module(f".{module_name}", __name__)
+    value = module if attr is None else getattr(module, attr)
+    globals()[name] = value
+    return value
 
 __all__ = [
     "Annotations",

@@ -51,9 +51,10 @@ def progress_bar(
 ) -> Iterator[Callable[[int, int], None]]:
     """A rich progress bar on stderr; yields ``update(done, total)``.
 
-    With ``quiet`` (or the environment variable COCOKIT_QUIET set) it draws nothing.
+    With ``quiet`` (or the environment variable COCOKIT_QUIET set, or stderr not a
+    terminal) it draws nothing.
     """
-    if quiet or env_quiet():
+    if quiet or env_quiet() or not err_console.is_terminal:
         yield lambda done, total: None
         return
     with Progress(
@@ -76,7 +77,7 @@ def progress_bar(
 @contextlib.contextmanager
 def status(message: str, quiet: bool = False) -> Iterator[None]:
     """A spinner on stderr while something without a known length runs."""
-    if quiet or env_quiet():
+    if quiet or env_quiet() or not err_console.is_terminal:
         yield
         return
     with err_console.status(message):

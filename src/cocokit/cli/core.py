@@ -138,7 +138,9 @@ def validate(
 
 @app.command()
 def export(
-    file: Annotated[Path, typer.Argument(help="COCO JSON file to read.")],
+    file: Annotated[
+        Path, typer.Argument(help="COCO JSON file to read (for YOLO also a folder of splits).")
+    ],
     output: Annotated[
         Path, typer.Option("--output", "-o", help="Output file (COCO) or folder (YOLO).")
     ],
@@ -160,6 +162,10 @@ def export(
     image_dir: Annotated[Optional[Path], typer.Option(help="YOLO: folder of the images.")] = None,  # noqa: UP045
     crowd: Annotated[str, typer.Option(help="YOLO: skip or keep crowd annotations.")] = "skip",
     split_name: Annotated[str, typer.Option(help="YOLO: split folder name.")] = "train",
+    split: Annotated[
+        Optional[list[str]],  # noqa: UP045
+        typer.Option(help="YOLO: NAME=FILE.json, one more split from another file (repeat)."),
+    ] = None,
     stream: Stream = None,
     quiet: Quiet = False,
 ) -> None:
@@ -188,21 +194,23 @@ def export(
                 f"{summary.annotations} annotations (streamed)"
             )
         return
-    ds = load_dataset(file, quiet)
     if fmt is ExportFormat.yolo:
         from .yolo import export_yolo_command
 
+        # a file, or a folder of split files as `cocokit split` writes (one split each)
         export_yolo_command(
-            ds,
+            file,
             output,
             task=task,
             images=images,
             image_dir=image_dir,
             crowd=crowd,
             split_name=split_name,
+            splits=split or (),
             quiet=quiet,
         )
         return
+    ds = load_dataset(file, quiet)
     check_output(output)
     save_dataset(
         ds,
