@@ -89,8 +89,7 @@ def run_on_ray(
         ray.init(address=address or os.environ.get("RAY_ADDRESS") or None,
                  include_dashboard=False, log_to_driver=False, configure_logging=False)
     ctx = ray.data.DataContext.get_current()
-    ctx.execution_options.preserve_order = True
-    ctx.enable_progress_bars = False
+    ctx.enable_progress_bars = False  # results are put back in job order below
     total = len(jobs)
     if not total:
         return []
