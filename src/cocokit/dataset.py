@@ -24,7 +24,9 @@ imports nothing from :mod:`cocokit.io` or :mod:`cocokit.cli`.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import gc
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from functools import cached_property
 from typing import Any, TypeVar
@@ -543,6 +545,24 @@ def unique(values: np.ndarray) -> np.ndarray:
     keep[0] = True
     np.not_equal(a[1:], a[:-1], out=keep[1:])
     return a[keep]
+
+
+@contextlib.contextmanager
+def gc_paused() -> Iterator[None]:
+    """Pause Python's cyclic garbage collector while many small objects are made.
+
+    Decoding, building columns and writing make millions of objects that hold no
+    cycles; a collection pass over them costs more than the work itself (an orjson
+    parse of a 478 MB file: 9.6 s with the collector, 2.7 s without; STYLE.md). Usable
+    as ``with gc_paused():`` and as a decorator ``@gc_paused()``.
+    """
+    was = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was:
+            gc.enable()
 
 
 def lookup(keys: np.ndarray, values: np.ndarray) -> np.ndarray:

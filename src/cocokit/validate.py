@@ -34,19 +34,18 @@ cost); booleans are reported everywhere else (ids, sizes, boxes, area, iscrowd).
 
 from __future__ import annotations
 
-import contextlib
-import gc
 import json
 import math
 import os
 import re
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
 import msgspec
 import numpy as np
 
+from .dataset import gc_paused
 from .errors import InputError, ValidationFailed
 
 __all__ = [
@@ -545,23 +544,6 @@ def _sort_key(item: tuple[int, Problem]) -> tuple[int, int, str, str, int]:
     return (_SECTION_RANK.get(m.group(1), 4), int(m.group(2) or -1), p.path, p.code, seq)
 
 
-@contextlib.contextmanager
-def _gc_paused() -> Iterator[None]:
-    """Pause the cyclic garbage collector.
-
-    Building millions of small objects next to a big parsed document makes the
-    collector walk the whole document again and again (a 4x slowdown of decoding
-    alone); nothing made here is cyclic garbage.
-    """
-    was_enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if was_enabled:
-            gc.enable()
-
-
 def _mask_api() -> Any:
     try:
         from pycocotools import mask as mask_utils
@@ -694,7 +676,7 @@ class Validator:
     def feed_categories(self, records: list[Any], start: int = 0) -> None:
         """A chunk of the categories array; ``start`` is the index of ``records[0]``."""
         self._check_open()
-        with _gc_paused():
+        with gc_paused():
             self._feed_categories(records, start)
 
     def _feed_categories(self, records: list[Any], start: int) -> None:
@@ -727,7 +709,7 @@ class Validator:
     def feed_images(self, records: list[Any], start: int = 0) -> None:
         """A chunk of the images array; ``start`` is the index of ``records[0]``."""
         self._check_open()
-        with _gc_paused():
+        with gc_paused():
             self._feed_images(records, start)
 
     def _feed_images(self, records: list[Any], start: int) -> None:
@@ -832,7 +814,7 @@ class Validator:
     def feed_annotations(self, records: list[Any], start: int = 0) -> None:
         """A chunk of the annotations array; ``start`` is the index of ``records[0]``."""
         self._check_open()
-        with _gc_paused():
+        with gc_paused():
             for b in range(0, len(records), _BLOCK):
                 self._feed_annotations(records[b : b + _BLOCK], start + b)
             if not records:
@@ -1319,7 +1301,7 @@ class Validator:
         """Run the checks that need every section and return the report."""
         if self._finished is not None:
             return self._finished
-        with _gc_paused():
+        with gc_paused():
             return self._finish()
 
     def _finish(self) -> Report:
@@ -1429,7 +1411,7 @@ class Validator:
 def validate_document(doc: Any, source: str = "<document>", *,
                       max_problems: int | None = None) -> Report:
     """Validate a parsed JSON document (plain Python objects)."""
-    with _gc_paused():
+    with gc_paused():
         return _validate_document(doc, source, max_problems)
 
 
@@ -1481,7 +1463,7 @@ def validate_bytes(data: bytes | bytearray | memoryview, source: str = "<bytes>"
                    max_problems: int | None = None) -> Report:
     """Parse JSON bytes and validate them; malformed JSON gives one ``json-syntax`` error."""
     raw = bytes(data)
-    with _gc_paused():
+    with gc_paused():
         return _validate_bytes(raw, source, max_problems)
 
 

@@ -17,9 +17,7 @@ How it is built (see ``docs/sahi-migration.md`` for what differs from SAHI):
 
 from __future__ import annotations
 
-import contextlib
 import copy
-import gc
 import logging
 import numbers
 import os
@@ -35,7 +33,7 @@ import msgspec
 import numpy as np
 
 from ..clipping import polygon_areas, rle_area
-from ..dataset import Annotations, Categories, Dataset, Images, lookup, plain
+from ..dataset import Annotations, Categories, Dataset, Images, gc_paused, lookup, plain
 from ..errors import InputError, OptionError
 from ..geometry import Polygons, parse_polygons, polygon_bboxes
 from ..io.coco import read_coco, tables_from_records, write_coco
@@ -1079,22 +1077,10 @@ def _export_dataset(view: _View, categories: Sequence[Mapping[str, Any]],
                    key_order)
 
 
-@contextlib.contextmanager
-def _gc_paused() -> Iterator[None]:
-    """Pause the cyclic garbage collector while many (acyclic) objects are made."""
-    was = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if was:
-            gc.enable()
-
-
 def _to_dict(ds: Dataset) -> dict[str, Any]:
     """The dataset as plain Python data, ids as they are (decoded with the GC paused:
     a big document is millions of lists, and the collector would scan them over and over)."""
-    with _gc_paused():
+    with gc_paused():
         return ds.to_dict(image_ids="keep", annotation_ids="keep")
 
 

@@ -14,9 +14,7 @@ end so a failure never leaves a partial file or damages an existing one.
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
-import gc
 import os
 import re
 import tempfile
@@ -28,7 +26,7 @@ import msgspec
 import numpy as np
 from msgspec import UNSET, Raw, UnsetType
 
-from ..dataset import Annotations, Categories, Dataset, Images, plain
+from ..dataset import Annotations, Categories, Dataset, Images, gc_paused, plain
 from ..errors import InputError, IntegrityError, JSONSyntaxError, OptionError
 from ..geometry import segmentation_areas, segmentation_bboxes
 
@@ -308,7 +306,7 @@ def _parse(data: bytes, file: str | None) -> Dataset:
         if raw is not None and bytes(memoryview(raw)[:1]) not in (b"[",):
             # whitespace before the value is not kept in Raw, so the first byte decides
             raise InputError(file, key, f"expected an array, got {bytes(memoryview(raw)[:20])!r}")
-    with _gc_paused():
+    with gc_paused():
         # the (small) images array is copied so its extra keys do not pin the whole file
         images = Images.concat(
             _decode_section(Raw(bytes(top.get("images", Raw(b"[]")))), image_decoder(file), data)
@@ -347,18 +345,6 @@ def tables_from_records(
     imgs = _decode_section(Raw(img_raw), image_decoder(None), img_raw)
     anns = _decode_section(Raw(ann_raw), annotation_decoder(None), ann_raw)
     return Images.concat(imgs), Annotations.concat(anns)
-
-
-@contextlib.contextmanager
-def _gc_paused() -> Iterator[None]:
-    """Pause the cyclic garbage collector while many objects are made (none are cyclic)."""
-    was = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if was:
-            gc.enable()
 
 
 # -- writing ---------------------------------------------------------------------------
@@ -714,7 +700,7 @@ def _iter_document(ds: Dataset, plan: _Plan, progress: Progress | None) -> Itera
 
 
 def _paused(chunks: Iterator[bytes]) -> Iterator[bytes]:
-    with _gc_paused():
+    with gc_paused():
         yield from chunks
 
 

@@ -32,7 +32,7 @@ import msgspec
 import numpy as np
 from msgspec import Raw
 
-from ..dataset import Annotations, Categories, Images, lookup, unique
+from ..dataset import Annotations, Categories, Images, gc_paused, lookup, unique
 from ..errors import InputError, IntegrityError, JSONSyntaxError
 from .coco import (
     _ANN_KEYS,
@@ -41,7 +41,6 @@ from .coco import (
     ExportSummary,
     IdPolicy,
     RecordEncoder,
-    _gc_paused,
     annotation_columns,
     annotation_decoder,
     annotation_problems,
@@ -183,7 +182,7 @@ class CocoStream:
         self.runs: dict[str, list[_Run]] = {"images": [], "annotations": []}
         cats: list[dict[str, Any]] = []
         self.used_image_ids = np.zeros(0, np.int64)
-        with open(self.path, "rb") as f, _gc_paused():
+        with open(self.path, "rb") as f, gc_paused():
             w = _Window(f, min(chunk_bytes, 1 << 24))
             pos = w.skip_ws(0)
             if w.at(pos) != b"{":
@@ -393,7 +392,7 @@ class CocoStream:
         """Runs of images as tables, in file order: (index of the first image, table)."""
         dec = image_decoder(self.path)
         for run, text in self._run_texts("images"):
-            with _gc_paused():
+            with gc_paused():
                 table = dec.decode_array(text, run.first)
             yield run.first, table
 
@@ -401,7 +400,7 @@ class CocoStream:
         """Runs of annotations as tables, in file order: (index of the first, table)."""
         dec = annotation_decoder(self.path)
         for run, text in self._run_texts("annotations"):
-            with _gc_paused():
+            with gc_paused():
                 table = dec.decode_array(text, run.first)
             yield run.first, table
 
@@ -468,7 +467,7 @@ def write_coco_stream(
     check_policy("annotation_ids", annotation_ids)
     target = os.fspath(path)
     cats = stream.categories if categories is None else categories
-    with _gc_paused():
+    with gc_paused():
         index = image_index(stream)
     problems: list[str] = []
     if image_ids == "keep":
@@ -510,7 +509,7 @@ def write_coco_stream(
             rows = np.flatnonzero(keep_rows[start : start + len(t)])
             if not len(rows):
                 continue
-            with _gc_paused():
+            with gc_paused():
                 body = enc.encode(image_columns(t, rows, new_ids[start + rows]), t.extra[rows])
             yield (b"" if first else b",") + body
             first = False
@@ -544,7 +543,7 @@ def write_coco_stream(
             if not len(rows) or problems:
                 continue
             r_img = img_idx[rows]
-            with _gc_paused():
+            with gc_paused():
                 bbox, area, nb, na = complete_geometry(
                     t.bbox[rows],
                     t.area[rows],
@@ -636,7 +635,7 @@ def should_stream(size: int) -> bool:
 
 def _record_runs(stream: CocoStream, key: str) -> Iterator[tuple[int, list[Any]]]:
     for run, text in stream._run_texts(key):
-        with _gc_paused():
+        with gc_paused():
             yield run.first, msgspec.json.decode(text)
 
 

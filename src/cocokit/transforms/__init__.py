@@ -30,13 +30,13 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-import gc
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any, NamedTuple, ParamSpec, TypeVar
 
 import numpy as np
 
 from ..dataset import Categories, Dataset
+from ..dataset import gc_paused as paused
 from ..errors import OptionError
 
 __all__ = [
@@ -221,13 +221,8 @@ def gc_paused(fn: Callable[P, R]) -> Callable[P, R]:
 
     @functools.wraps(fn)
     def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
-        was = gc.isenabled()
-        gc.disable()
-        try:
+        with paused():
             return fn(*args, **kwargs)
-        finally:
-            if was:
-                gc.enable()
 
     return wrapper
 
