@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
+from rich.markup import escape
 from rich.table import Table
 
 from ._app import (
@@ -82,7 +83,9 @@ def info(
         )
     table = Table("id", "name", "annotations", "images")
     for row in summary.per_category:
-        table.add_row(str(row["id"]), row["name"], str(row["annotations"]), str(row["images"]))
+        table.add_row(
+            str(row["id"]), escape(row["name"]), str(row["annotations"]), str(row["images"])
+        )
     console.print(table)
 
 
@@ -120,8 +123,8 @@ def validate(
         for p in shown:
             style = "red" if p.severity == "error" else "yellow"
             console.print(
-                f"[{style}]{p.severity}[/{style}] {p.path or '<document>'} "
-                f"[dim]\\[{p.code}][/dim] {p.message}",
+                f"[{style}]{p.severity}[/{style}] {escape(p.path or '<document>')} "
+                f"[dim]\\[{p.code}][/dim] {escape(p.message)}",
                 highlight=False,
             )
         if len(problems) > len(shown):
