@@ -457,6 +457,24 @@ class Dataset:
             raise KeyError(f"no image with id {image_id}")
         return row
 
+    def document(self) -> dict[str, Any]:
+        """The dataset as one plain COCO dict, ids as they are and nothing checked.
+
+        For inspection and validation; use :meth:`to_dict` for an export under the
+        contract (ids, integrity, computed boxes and areas).
+        """
+        doc: dict[str, Any] = {}
+        for key in self.key_order:
+            if key == "images":
+                doc[key] = list(self.images)
+            elif key == "annotations":
+                doc[key] = list(self.annotations)
+            elif key == "categories":
+                doc[key] = list(self.categories)
+            else:
+                doc[key] = plain(self.extra[key])
+        return doc
+
     # -- new datasets ------------------------------------------------------------------
 
     def replace(

@@ -1517,8 +1517,6 @@ def validate(obj: Any, source: str | None = None, *,
     from .dataset import Dataset
 
     if isinstance(obj, Dataset):
-        from .io.coco import raw_document
-
-        return validate_document(raw_document(obj), source or "<dataset>",
+        return validate_document(obj.document(), source or "<dataset>",
                                  max_problems=max_problems)
     return validate_document(obj, source or "<document>", max_problems=max_problems)

@@ -26,7 +26,7 @@ import msgspec
 import numpy as np
 from msgspec import UNSET, Raw, UnsetType
 
-from ..dataset import Annotations, Categories, Dataset, Images, gc_paused, plain
+from ..dataset import Annotations, Categories, Dataset, Images, gc_paused
 from ..errors import InputError, IntegrityError, JSONSyntaxError, OptionError
 from ..geometry import segmentation_areas, segmentation_bboxes
 
@@ -832,18 +832,3 @@ def to_dict(
         )
     )
     return out
-
-
-def raw_document(ds: Dataset) -> dict[str, Any]:
-    """The dataset as a plain dict with ids as they are and no checks (for validation)."""
-    doc: dict[str, Any] = {}
-    for key in ds.key_order:
-        if key == "images":
-            doc[key] = list(ds.images)
-        elif key == "annotations":
-            doc[key] = list(ds.annotations)
-        elif key == "categories":
-            doc[key] = list(ds.categories)
-        else:
-            doc[key] = plain(ds.extra[key])
-    return doc
