@@ -898,31 +898,7 @@ def _assemble(ds: Dataset, todo: list[int], results: dict[int, _Result],
         ann_parts.append((rows, tile_ids[ta.tile], ta))
 
     n_tiles = next_id - 1
-    new_images = Images(
-        id=np.arange(1, n_tiles + 1, dtype=np.int64),
-        file_name=_objects(img_cols["file_name"]),
-        width=np.asarray(img_cols["width"], np.int64).reshape(-1),
-        height=np.asarray(img_cols["height"], np.int64).reshape(-1),
-        extra=_objects(img_cols["extra"]),
-    )
-    if ann_parts:
-        rows = np.concatenate([p[0] for p in ann_parts]).astype(np.int64)
-        image_id = np.concatenate([p[1] for p in ann_parts]).astype(np.int64)
-        tas = [p[2] for p in ann_parts]
-        new_anns = Annotations(
-            id=np.arange(1, len(rows) + 1, dtype=np.int64),
-            image_id=image_id,
-            category_id=anns.category_id[rows],
-            bbox=np.concatenate([t.bbox for t in tas]).reshape(-1, 4),
-            area=np.concatenate([t.area for t in tas]),
-            iscrowd=anns.iscrowd[rows],
-            segmentation=np.concatenate([t.segmentation for t in tas]),
-            keypoints=np.concatenate([t.keypoints for t in tas]),
-            num_keypoints=np.concatenate([t.num_keypoints for t in tas]),
-            extra=anns.extra[rows],
-        )
-    else:
-        new_anns = Annotations.empty()
+    new_images, new_anns = tile_tables(anns, img_cols, ann_parts)
     placed = _placeable(anns)
     summary = SliceSummary(
         images=sliced, tiles=n_tiles, annotations=len(new_anns),
@@ -930,6 +906,43 @@ def _assemble(ds: Dataset, todo: list[int], results: dict[int, _Result],
         unplaced_annotations=int(np.count_nonzero(~placed & (ds.image_index >= 0))),
     )
     return ds.replace(images=new_images, annotations=new_anns), summary
+
+
+def tile_tables(
+    anns: Annotations,
+    img_cols: dict[str, list[Any]],
+    parts: Sequence[tuple[np.ndarray, np.ndarray, TileAnnotations]],
+) -> tuple[Images, Annotations]:
+    """The tile images and their annotations as tables, ids 1..N in order.
+
+    ``img_cols`` holds the tile images' ``file_name``, ``width``, ``height`` and ``extra``
+    lists; each part is (source annotation rows, tile image id of each, their clipped
+    :class:`TileAnnotations`). Category, iscrowd and extra keys come from the source rows.
+    """
+    images = Images(
+        id=np.arange(1, len(img_cols["file_name"]) + 1, dtype=np.int64),
+        file_name=_objects(img_cols["file_name"]),
+        width=np.asarray(img_cols["width"], np.int64).reshape(-1),
+        height=np.asarray(img_cols["height"], np.int64).reshape(-1),
+        extra=_objects(img_cols["extra"]),
+    )
+    if not parts:
+        return images, Annotations.empty()
+    rows = np.concatenate([p[0] for p in parts]).astype(np.int64)
+    tas = [p[2] for p in parts]
+    tile_anns = Annotations(
+        id=np.arange(1, len(rows) + 1, dtype=np.int64),
+        image_id=np.concatenate([p[1] for p in parts]).astype(np.int64),
+        category_id=anns.category_id[rows],
+        bbox=np.concatenate([t.bbox for t in tas]).reshape(-1, 4),
+        area=np.concatenate([t.area for t in tas]),
+        iscrowd=anns.iscrowd[rows],
+        segmentation=np.concatenate([t.segmentation for t in tas]),
+        keypoints=np.concatenate([t.keypoints for t in tas]),
+        num_keypoints=np.concatenate([t.num_keypoints for t in tas]),
+        extra=anns.extra[rows],
+    )
+    return images, tile_anns
 
 
 def _placeable(anns: Annotations) -> np.ndarray:

@@ -22,10 +22,10 @@ from typing import Any
 import msgspec
 import numpy as np
 
-from ..dataset import Annotations, Dataset, Images
+from ..dataset import Dataset
 from ..errors import InputError, OptionError
 from ..io.coco import read_coco, write_coco
-from ..slicing import slice_annotations
+from ..slicing import slice_annotations, tile_tables
 from ._sahi_coco import (
     CocoAnnotation,
     CocoImage,
@@ -560,33 +560,9 @@ def slice_coco(
             log.info("%s: %d slice(s)", path, int(keep.sum()))
 
     n_tiles = len(img_cols["file_name"])
-    tiles = Images(
-        id=np.arange(1, n_tiles + 1, dtype=np.int64),
-        file_name=_objects(img_cols["file_name"]),
-        width=np.asarray(img_cols["width"], np.int64).reshape(-1),
-        height=np.asarray(img_cols["height"], np.int64).reshape(-1),
-        extra=_objects(img_cols["extra"]),
-    )
-    if parts:
-        src_rows = np.concatenate([p[0] for p in parts]).astype(np.int64)
-        image_id = np.concatenate([p[1] for p in parts]).astype(np.int64)
-        tas = [p[2] for p in parts]
-        tile_anns = Annotations(
-            id=np.arange(1, len(src_rows) + 1, dtype=np.int64),
-            image_id=image_id,
-            category_id=anns.category_id[src_rows],
-            bbox=np.concatenate([t.bbox for t in tas]).reshape(-1, 4),
-            area=np.concatenate([t.area for t in tas]),
-            iscrowd=anns.iscrowd[src_rows],
-            segmentation=np.concatenate([t.segmentation for t in tas]),
-            keypoints=np.concatenate([t.keypoints for t in tas]),
-            num_keypoints=np.concatenate([t.num_keypoints for t in tas]),
-            extra=anns.extra[src_rows],
-        )
-        keep_ann = image_id > 0  # annotations of tiles left out (negatives never have any)
-        tile_anns = tile_anns.take(keep_ann)
-    else:
-        tile_anns = Annotations.empty()
+    tiles, tile_anns = tile_tables(anns, img_cols, parts)
+    # annotations of tiles left out (negatives never have any)
+    tile_anns = tile_anns.take(tile_anns.image_id > 0)
     out = Dataset(tiles, tile_anns, ds.categories, ds.extra, ds.key_order)
     coco_dict = out.to_dict(image_ids="keep", annotation_ids="keep")
     save_path = ""
