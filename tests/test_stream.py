@@ -275,3 +275,23 @@ def test_streaming_filter_refuses_image_tests(tmp_path: Path) -> None:
     )
     assert res.exit_code != 0
     assert not (tmp_path / "o.json").exists()
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        b"{}",
+        b"{}  \n",
+        b'{ "images" : [ ] }\n',
+        b'{"categories":[{"id":1,"name":"a"}],"annotations":[],"images":[]}',
+        b'{"images":[{"id":1,"file_name":"a","width":2,"height":2}],"annotations":'
+        b'[{"id":1,"image_id":1,"category_id":1,"bbox":[0,0,1,1]}],'
+        b'"categories":[{"id":1,"name":"a"}]}',
+    ],
+)
+def test_small_and_empty_documents_stream_like_memory(text: bytes, tmp_path: Path) -> None:
+    src = tmp_path / "in.json"
+    src.write_bytes(text)
+    out = tmp_path / "out.json"
+    write_coco_stream(open_stream(src, chunk_bytes=16), out)
+    assert out.read_bytes() == cocokit.load(src).to_json()

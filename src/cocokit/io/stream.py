@@ -188,8 +188,6 @@ class CocoStream:
             if w.at(pos) != b"{":
                 raise _NotAnObject(self.path, None, "expected a JSON object at the top level")
             pos = w.skip_ws(pos + 1)
-            if w.at(pos) == b"}":
-                pos += 1
             while w.at(pos) != b"}" and pos < self.size:
                 key, pos = self._key(w, pos)
                 if key in ("images", "annotations"):
