@@ -32,7 +32,8 @@ from typing import Any
 import numpy as np
 import shapely
 
-from .geometry import Polygons, polygon_bboxes
+from .dataset import ranges
+from .geometry import Polygons, mask_api, polygon_bboxes
 
 __all__ = [
     "clip_boxes",
@@ -120,14 +121,14 @@ def polygon_geometries(polys: Polygons, rows: np.ndarray | None = None) -> np.nd
     r_start, r_stop = off[rows], off[rows + 1]
     n_rings = r_stop - r_start
     # ring indices of the selected annotations, with the output slot of each
-    ring_ids = np.repeat(r_start, n_rings) + _ranges(n_rings)
+    ring_ids = np.repeat(r_start, n_rings) + ranges(n_rings)
     slot = np.repeat(np.arange(len(rows)), n_rings)
     sizes = ro[ring_ids + 1] - ro[ring_ids]
     usable = sizes >= 3
     ring_ids, slot, sizes = ring_ids[usable], slot[usable], sizes[usable]
     if len(ring_ids) == 0:
         return out
-    vert = np.repeat(ro[ring_ids], sizes) + _ranges(sizes)
+    vert = np.repeat(ro[ring_ids], sizes) + ranges(sizes)
     ring_of_vertex = np.repeat(np.arange(len(ring_ids)), sizes)
     rings = shapely.linearrings(polys.coords[vert], indices=ring_of_vertex)
     parts = shapely.polygons(rings)
@@ -148,14 +149,6 @@ def polygon_areas(polys: Polygons, rows: np.ndarray | None = None) -> np.ndarray
     return np.asarray(shapely.area(polygon_geometries(polys, rows)), np.float64)
 
 
-def _ranges(counts: np.ndarray) -> np.ndarray:
-    """Concatenation of ``arange(c)`` for each count."""
-    counts = np.asarray(counts, np.int64)
-    total = int(counts.sum())
-    if total == 0:
-        return np.zeros(0, np.int64)
-    starts = np.cumsum(counts) - counts
-    return np.arange(total, dtype=np.int64) - np.repeat(starts, counts)
 
 
 def clip_polygons(
@@ -240,15 +233,11 @@ def clip_polygons(
 # -- RLE -------------------------------------------------------------------------------
 
 
-def _mask_api() -> Any:
-    from pycocotools import mask as mask_utils
-
-    return mask_utils
 
 
 def _encoded(rle: dict[str, Any]) -> dict[str, Any]:
     """A pycocotools RLE object (compressed counts, bytes) for an RLE dict."""
-    mask_utils = _mask_api()
+    mask_utils = mask_api()
     h, w = (int(v) for v in rle["size"])
     counts = rle["counts"]
     if isinstance(counts, list):
@@ -260,12 +249,12 @@ def _encoded(rle: dict[str, Any]) -> dict[str, Any]:
 
 def rle_area(rle: dict[str, Any]) -> float:
     """Pixel count of an RLE mask (``counts`` a list, str or bytes)."""
-    return float(_mask_api().area(_encoded(rle)))
+    return float(mask_api().area(_encoded(rle)))
 
 
 def rle_bbox(rle: dict[str, Any]) -> np.ndarray:
     """Tight xywh box (float64) of the pixels of an RLE mask (zeros when it is empty)."""
-    return np.asarray(_mask_api().toBbox(_encoded(rle)), np.float64)
+    return np.asarray(mask_api().toBbox(_encoded(rle)), np.float64)
 
 
 def _int_window(window: Sequence[float] | np.ndarray, h: int, w: int) -> tuple[int, int, int, int]:
@@ -284,7 +273,7 @@ def crop_rle_many(
     Each result is the RLE of the window-sized mask (``size`` ``[h, w]`` of the window,
     ``counts`` a compressed str), shifted to the window's origin.
     """
-    mask_utils = _mask_api()
+    mask_utils = mask_api()
     enc = _encoded(rle)
     mask = mask_utils.decode(enc)  # (h, w) uint8, Fortran order
     h, w = mask.shape

@@ -27,7 +27,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import gc
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from functools import cached_property
 from typing import Any, TypeVar
 
@@ -69,10 +69,22 @@ def _frozen(a: np.ndarray) -> np.ndarray:
     return a
 
 
-def _object_array(values: Iterable[Any], n: int) -> np.ndarray:
-    out = np.empty(n, dtype=object)
-    out[:] = list(values) if not isinstance(values, list) else values
-    return out
+def object_array(values: Sequence[Any]) -> np.ndarray:
+    """A 1-d object array of ``values``; lists and dicts stay single elements.
+
+    (``out[:] = values`` would turn equal-length lists into a 2-d array or fail.)
+    """
+    return np.fromiter(values, dtype=object, count=len(values))
+
+
+def ranges(counts: np.ndarray) -> np.ndarray:
+    """Concatenation of ``arange(c)`` for each count, vectorized."""
+    counts = np.asarray(counts, np.int64)
+    total = int(counts.sum())
+    if total == 0:
+        return np.zeros(0, np.int64)
+    starts = np.cumsum(counts) - counts
+    return np.arange(total, dtype=np.int64) - np.repeat(starts, counts)
 
 
 class _Table:

@@ -28,6 +28,7 @@ from PIL import Image, ImageDraw, ImageFont, UnidentifiedImageError
 
 from .dataset import Dataset, plain
 from .errors import InputError, OptionError
+from .geometry import mask_api
 
 __all__ = [
     "SHOW_ALL",
@@ -138,10 +139,6 @@ def _load_pixels(ds: Dataset, row: int, image_dir: str | os.PathLike[str] | None
     return img.convert("RGB")
 
 
-def _mask_api() -> Any:
-    from pycocotools import mask as mask_utils
-
-    return mask_utils
 
 
 def _polygon_mask(rings: list[list[float]], width: int, height: int,
@@ -161,7 +158,7 @@ def _polygon_mask(rings: list[list[float]], width: int, height: int,
     flat = np.concatenate([np.asarray(r, np.float64) for r in rings])
     if not np.isfinite(flat).all():
         raise InputError(source, where, "a polygon has a non-finite coordinate")
-    mu = _mask_api()
+    mu = mask_api()
     rle = mu.merge(mu.frPyObjects([np.asarray(r, np.float64).tolist() for r in rings],
                                   height, width))
     return _crop(mu.decode(rle))
@@ -186,7 +183,7 @@ def _rle_mask(seg: dict[str, Any], width: int, height: int, where: str,
     if (h, w) != (height, width):
         raise InputError(source, f"{where}.size", f"RLE size is {h}x{w} (h x w) but the image "
                          f"is {height}x{width}")
-    mu = _mask_api()
+    mu = mask_api()
     if isinstance(counts, list):
         rle = mu.frPyObjects({"size": [h, w], "counts": counts}, h, w)
     else:

@@ -141,7 +141,8 @@ def polygon_bboxes(polys: Polygons) -> np.ndarray:
     return out
 
 
-def _mask_api() -> Any:
+def mask_api() -> Any:
+    """pycocotools' mask module (imported on first use)."""
     from pycocotools import mask as mask_utils
 
     return mask_utils
@@ -149,7 +150,7 @@ def _mask_api() -> Any:
 
 def _rle_for(seg: Any, height: int, width: int) -> Any:
     """pycocotools RLE object(s) for a segmentation value (polygon list or RLE dict)."""
-    mask_utils = _mask_api()
+    mask_utils = mask_api()
     if isinstance(seg, msgspec.Raw):
         seg = msgspec.json.decode(seg)
     if isinstance(seg, dict):
@@ -171,7 +172,7 @@ def segmentation_areas(
     segmentation: np.ndarray, heights: np.ndarray, widths: np.ndarray
 ) -> np.ndarray:
     """Mask area (pixel count) of each segmentation as pycocotools computes it; NaN if none."""
-    mask_utils = _mask_api()
+    mask_utils = mask_api()
     out = np.full(len(segmentation), np.nan)
     for i, seg in enumerate(segmentation):
         if seg is None:
@@ -186,7 +187,7 @@ def segmentation_bboxes(
     segmentation: np.ndarray, heights: np.ndarray, widths: np.ndarray
 ) -> np.ndarray:
     """Tight xywh box of each segmentation (polygons exactly, RLE by pycocotools); NaN if none."""
-    mask_utils = _mask_api()
+    mask_utils = mask_api()
     out = np.full((len(segmentation), 4), np.nan)
     kinds = np.array([_is_rle(s) for s in segmentation], dtype=bool)
     poly_rows = np.flatnonzero(~kinds)

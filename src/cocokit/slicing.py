@@ -87,7 +87,7 @@ from .clipping import (
     rle_area,
     rle_bbox,
 )
-from .dataset import Annotations, Dataset, Images, plain
+from .dataset import Annotations, Dataset, Images, object_array, plain
 from .engine import Engine, JobFailure, run_on_ray
 from .errors import InputError, OptionError
 from .geometry import Polygons, parse_polygons, polygon_bboxes
@@ -331,7 +331,7 @@ def slice_annotations(
     clipped = np.zeros(p)
     new_box = np.full((p, 4), np.nan)
     new_area = area[ann_idx].copy()
-    new_seg = _objects([seg[i] for i in ann_idx.tolist()])
+    new_seg = object_array([seg[i] for i in ann_idx.tolist()])
     pw = win[tile_idx]
     origin = pw[:, :2]
 
@@ -921,10 +921,10 @@ def tile_tables(
     """
     images = Images(
         id=np.arange(1, len(img_cols["file_name"]) + 1, dtype=np.int64),
-        file_name=_objects(img_cols["file_name"]),
+        file_name=object_array(img_cols["file_name"]),
         width=np.asarray(img_cols["width"], np.int64).reshape(-1),
         height=np.asarray(img_cols["height"], np.int64).reshape(-1),
-        extra=_objects(img_cols["extra"]),
+        extra=object_array(img_cols["extra"]),
     )
     if not parts:
         return images, Annotations.empty()
@@ -951,9 +951,3 @@ def _placeable(anns: Annotations) -> np.ndarray:
     return has | np.fromiter((k is not None for k in anns.keypoints), bool, len(anns))
 
 
-def _objects(values: Sequence[Any]) -> np.ndarray:
-    """A 1-d object array of the values (lists stay list elements, never a 2-d array)."""
-    out = np.empty(len(values), object)
-    for i, v in enumerate(values):
-        out[i] = v
-    return out

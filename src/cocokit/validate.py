@@ -47,6 +47,7 @@ import numpy as np
 
 from .dataset import gc_paused
 from .errors import InputError, ValidationFailed
+from .geometry import mask_api
 
 __all__ = [
     "AREA_ABS_TOLERANCE",
@@ -544,12 +545,6 @@ def _sort_key(item: tuple[int, Problem]) -> tuple[int, int, str, str, int]:
     return (_SECTION_RANK.get(m.group(1), 4), int(m.group(2) or -1), p.path, p.code, seq)
 
 
-def _mask_api() -> Any:
-    try:
-        from pycocotools import mask as mask_utils
-    except ImportError:  # pragma: no cover - pycocotools is a dependency in practice
-        return None
-    return mask_utils
 
 
 # --------------------------------------------------------------------------------------
@@ -1096,7 +1091,7 @@ class Validator:
 
     @staticmethod
     def _rle_area(seg: Mapping[str, Any], counts: Any, h: int, w: int) -> float | None:
-        mask_utils = _mask_api()
+        mask_utils = mask_api()
         if mask_utils is None:
             if isinstance(counts, list):
                 return float(sum(counts[1::2]))

@@ -49,7 +49,7 @@ from ..clipping import clip_polygons, polygon_areas
 from ..dataset import Annotations, Dataset, Images, plain
 from ..engine import Engine, JobFailure, run_on_ray
 from ..errors import CocoKitError, InputError, OptionError
-from ..geometry import Polygons, parse_polygons, polygon_bboxes
+from ..geometry import Polygons, mask_api, parse_polygons, polygon_bboxes
 from . import _pixels
 from .ops import Op, apply_matrix, translation
 from .pipeline import Pipeline, load_pipeline
@@ -136,14 +136,10 @@ def _seg_kind(seg: Any) -> int:
     return 0
 
 
-def _mask_api() -> Any:
-    from pycocotools import mask as mask_utils
-
-    return mask_utils
 
 
 def _encoded_rle(rle: Mapping[str, Any]) -> dict[str, Any]:
-    mask_utils = _mask_api()
+    mask_utils = mask_api()
     h, w = (int(v) for v in rle["size"])
     counts = rle["counts"]
     if isinstance(counts, list):
@@ -173,7 +169,7 @@ def _quad_area(pts: np.ndarray) -> float:
 def _warp_rle(seg: Any, m: np.ndarray, width: int, height: int
               ) -> tuple[dict[str, Any], float, float, list[float]]:
     """(new RLE dict, area, visible share, xywh box) of an RLE mask mapped by ``m``."""
-    mask_utils = _mask_api()
+    mask_utils = mask_api()
     d = plain(seg)
     as_list = isinstance(d.get("counts"), list)
     enc = _encoded_rle(d)

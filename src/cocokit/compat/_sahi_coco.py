@@ -33,7 +33,16 @@ import msgspec
 import numpy as np
 
 from ..clipping import polygon_areas, rle_area
-from ..dataset import Annotations, Categories, Dataset, Images, gc_paused, lookup, plain
+from ..dataset import (
+    Annotations,
+    Categories,
+    Dataset,
+    Images,
+    gc_paused,
+    lookup,
+    object_array,
+    plain,
+)
 from ..errors import InputError, OptionError
 from ..geometry import Polygons, parse_polygons, polygon_bboxes
 from ..io.coco import read_coco, tables_from_records, write_coco
@@ -104,13 +113,6 @@ def _ranges(starts: np.ndarray, counts: np.ndarray) -> np.ndarray:
 def _offsets(counts: np.ndarray) -> np.ndarray:
     out = np.zeros(len(counts) + 1, np.int64)
     np.cumsum(counts, out=out[1:])
-    return out
-
-
-def _objects(values: Sequence[Any]) -> np.ndarray:
-    out = np.empty(len(values), dtype=object)
-    for i, v in enumerate(values):
-        out[i] = v
     return out
 
 
@@ -988,7 +990,7 @@ def _collect(seq: Iterable[CocoImage]) -> _View:
         g_names = store.names[g_rows]
     else:
         g_images, g_missing, g_counts = Images.empty(), np.zeros(0, bool), np.zeros(0, np.int64)
-        g_rows, g_anns, g_names = np.zeros(0, np.int64), Annotations.empty(), _objects([])
+        g_rows, g_anns, g_names = np.zeros(0, np.int64), Annotations.empty(), object_array([])
 
     # read from objects
     img_recs = [im._record() for im in objs]
@@ -999,7 +1001,7 @@ def _collect(seq: Iterable[CocoImage]) -> _View:
         if not isinstance(a, CocoAnnotation):
             raise SahiTypeError("annotation", type(a).__name__, "a CocoAnnotation instance")
     ann_recs = [a._record() for a in o_anns_objs]
-    o_names = _objects([a.category_name for a in o_anns_objs])
+    o_names = object_array([a.category_name for a in o_anns_objs])
     if objs:
         try:
             o_images, o_anns = tables_from_records(img_recs, ann_recs)
@@ -1022,7 +1024,7 @@ def _collect(seq: Iterable[CocoImage]) -> _View:
     block_start[is_obj] = int(g_counts.sum()) + np.cumsum(o_counts) - o_counts
     perm = _ranges(block_start, counts)
     annotations = Annotations.concat([g_anns, o_anns]).take(perm)
-    names = np.concatenate([g_names, o_names])[perm] if len(perm) else _objects([])
+    names = np.concatenate([g_names, o_names])[perm] if len(perm) else object_array([])
     return _View(images, id_missing, annotations, counts, names, store, g_rows, o_anns_objs, perm)
 
 
@@ -1164,7 +1166,7 @@ def _load_store(ds: Dataset, remapping_dict: Mapping[Any, Any] | None
                     file or "dataset", int(dangling.sum()))
     cat_ids = _remap(anns.category_id, remapping_dict)
     m_keys = np.array(list(mapping), np.int64)
-    m_names = _objects(list(mapping.values()))
+    m_names = object_array(list(mapping.values()))
     cat_idx = lookup(m_keys, cat_ids)
     bad = np.flatnonzero((cat_idx < 0) & ~dangling)
     if len(bad):
@@ -1182,7 +1184,7 @@ def _load_store(ds: Dataset, remapping_dict: Mapping[Any, Any] | None
     if remapping_dict:
         table = table.replace(category_id=cat_ids[order])
     counts = np.bincount(pos[rows], minlength=len(keep_img)).astype(np.int64)
-    names = m_names[cat_idx[order]] if len(order) else _objects([])
+    names = m_names[cat_idx[order]] if len(order) else object_array([])
     store = _Store(images.take(keep_img), table, counts, names, source=file)
     return store, cats
 
@@ -1393,7 +1395,7 @@ class Coco:
         out = _apply_category_mapping(ds, desired_name2id)
         kept = out.annotations.id
         cmap = dict(zip(out.categories.id.tolist(), out.categories.name.tolist(), strict=True))
-        names = _objects([cmap.get(c) for c in out.annotations.category_id.tolist()])
+        names = object_array([cmap.get(c) for c in out.annotations.category_id.tolist()])
         anns = out.annotations.replace(id=view.annotations.id[kept],
                                        image_id=view.annotations.image_id[kept])
         counts = np.bincount(out.annotations.image_id, minlength=len(view.counts))
@@ -1402,7 +1404,7 @@ class Coco:
             base = Path(os.path.abspath(self.image_dir))
             files = [f if os.path.abspath(f) == f else str(base / f)
                      for f in map(str, images.file_name.tolist())]
-            images = images.replace(file_name=_objects(files))
+            images = images.replace(file_name=object_array(files))
         self.categories = [CocoCategory.from_coco_category(c) for c in out.categories]
         source = self._images._store.source if self._images._store is not None else None
         self._replace_store(_store_of_view(view, source, annotations=anns, names=names,

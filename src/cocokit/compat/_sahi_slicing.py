@@ -22,7 +22,7 @@ from typing import Any
 import msgspec
 import numpy as np
 
-from ..dataset import Dataset
+from ..dataset import Dataset, object_array
 from ..errors import InputError, OptionError
 from ..io.coco import read_coco, write_coco
 from ..slicing import slice_annotations, tile_tables
@@ -32,7 +32,6 @@ from ._sahi_coco import (
     SahiTypeError,
     SahiValueError,
     _load_store,
-    _objects,
     _segmentation_value,
 )
 
@@ -176,8 +175,8 @@ def slice_annotation_objects(annotations: Sequence[CocoAnnotation],
         "bbox": np.array([np.asarray(r["bbox"], np.float64) for r in rows]).reshape(-1, 4),
         "area": np.array([np.nan if r["area"] is None else r["area"] for r in rows],
                          np.float64),
-        "segmentation": _objects([r["segmentation"] for r in rows]),
-        "keypoints": _objects([r["keypoints"] for r in rows]),
+        "segmentation": object_array([r["segmentation"] for r in rows]),
+        "keypoints": object_array([r["keypoints"] for r in rows]),
         "num_keypoints": np.array([r["num_keypoints"] for r in rows], np.int64),
     }
     ta = slice_annotations(cols, _xywh(wins), float(min_area_ratio))

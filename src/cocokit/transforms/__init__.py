@@ -227,11 +227,6 @@ def gc_paused(fn: Callable[P, R]) -> Callable[P, R]:
     return wrapper
 
 
-def object_array(values: list[Any]) -> np.ndarray:
-    """A 1-d object array of ``values`` (lists and dicts stay single elements)."""
-    out = np.empty(len(values), dtype=object)
-    out[:] = values
-    return out
 
 
 # the transforms themselves (imported last: they use the helpers above)

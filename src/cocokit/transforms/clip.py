@@ -19,9 +19,9 @@ import numpy as np
 import shapely
 
 from ..clipping import clip_boxes
-from ..dataset import Annotations, Dataset
+from ..dataset import Annotations, Dataset, object_array
 from ..geometry import Polygons, parse_polygons, polygon_bboxes
-from . import Transformed, gc_paused, make_report, object_array
+from . import Transformed, gc_paused, make_report
 
 __all__ = ["clip"]
 

@@ -16,9 +16,9 @@ from typing import Any, Literal
 import msgspec
 import numpy as np
 
-from ..dataset import Annotations, Categories, Dataset, Images, plain
+from ..dataset import Annotations, Categories, Dataset, Images, object_array, plain
 from ..errors import InputError, OptionError
-from . import Transformed, describe, first_repeat, gc_paused, make_report, new_ids, object_array
+from . import Transformed, describe, first_repeat, gc_paused, make_report, new_ids
 
 __all__ = ["Duplicates", "merge"]
 

@@ -11,9 +11,9 @@ from typing import Any
 
 import numpy as np
 
-from ..dataset import Annotations, Dataset, Images, plain
+from ..dataset import Annotations, Dataset, Images, object_array, plain, ranges
 from ..errors import OptionError
-from . import Transformed, category_rows, gc_paused, make_report, object_array
+from . import Transformed, category_rows, gc_paused, make_report
 
 __all__ = ["SOURCE_KEY", "sample", "upsample"]
 
@@ -151,7 +151,7 @@ def upsample(ds: Dataset, repeats: Mapping[str | int, int], *,
     # annotation copies: each annotation of a repeated image, once per copy of it
     ann_copies_n = np.where(has, copies[np.maximum(img_idx, 0)], 0) if n_img else img_idx * 0
     ann_src = np.repeat(np.arange(len(ds.annotations)), ann_copies_n)
-    copy_no = _ranges(ann_copies_n)
+    copy_no = ranges(ann_copies_n)
     ann_img_ids = base_img + first_copy[img_idx[ann_src]] + copy_no
     order = np.argsort(ann_img_ids, kind="stable")
     ann_src, ann_img_ids = ann_src[order], ann_img_ids[order]
@@ -176,11 +176,3 @@ def _marked(extra: dict[str, Any] | None, image_id: int, mark: str) -> dict[str,
     return out
 
 
-def _ranges(counts: np.ndarray) -> np.ndarray:
-    """Concatenation of ``arange(c)`` for each count."""
-    counts = np.asarray(counts, np.int64)
-    total = int(counts.sum())
-    if total == 0:
-        return np.zeros(0, np.int64)
-    starts = np.cumsum(counts) - counts
-    return np.arange(total, dtype=np.int64) - np.repeat(starts, counts)
