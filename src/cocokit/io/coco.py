@@ -655,7 +655,6 @@ def _iter_array(
     else:
         enc = RecordEncoder("Annotation", _ANN_KEYS)
         rows, n = plan.ann_rows, len(plan.ann_rows)
-    yield b"["
     for s in range(0, n, _CHUNK):
         r = rows[s : s + _CHUNK]
         sl = slice(s, s + _CHUNK)
@@ -674,7 +673,6 @@ def _iter_array(
             extra = ds.annotations.extra[r]
         yield (b"," if s else b"") + enc.encode(cols, extra)
         progress(len(r))
-    yield b"]"
 
 
 def _iter_document(ds: Dataset, plan: _Plan, progress: Progress | None) -> Iterator[bytes]:
@@ -687,15 +685,38 @@ def _iter_document(ds: Dataset, plan: _Plan, progress: Progress | None) -> Itera
         if progress is not None:
             progress(done, total)
 
+    bodies = {key: (lambda key=key: _iter_array(key, ds, plan, advance))
+              for key in ("images", "annotations")}
+    yield from iter_document(ds.key_order, bodies, ds.categories, ds.extra)
+
+
+def iter_document(
+    key_order: Sequence[str],
+    bodies: Mapping[str, Callable[[], Iterator[bytes]]],
+    categories: Categories,
+    extra: Mapping[str, Any],
+    before_close: Callable[[], None] | None = None,
+) -> Iterator[bytes]:
+    """The bytes of a COCO document, top-level keys in ``key_order``.
+
+    ``bodies["images"]`` and ``bodies["annotations"]`` yield the records of those arrays
+    (comma-separated, without brackets); categories and the other keys are encoded as
+    they are. ``before_close`` runs before the closing brace, so a caller can still
+    refuse the document (by raising) after the last record.
+    """
     yield b"{"
-    for n, key in enumerate(ds.key_order):
+    for n, key in enumerate(key_order):
         yield (b"," if n else b"") + _ENCODER.encode(key) + b":"
-        if key == "images" or key == "annotations":
-            yield from _iter_array(key, ds, plan, advance)
+        if key in bodies:
+            yield b"["
+            yield from bodies[key]()
+            yield b"]"
         elif key == "categories":
-            yield _ENCODER.encode(list(ds.categories.records))
+            yield _ENCODER.encode(list(categories.records))
         else:
-            yield _ENCODER.encode(ds.extra[key])
+            yield _ENCODER.encode(extra[key])
+    if before_close is not None:
+        before_close()
     yield b"}"
 
 

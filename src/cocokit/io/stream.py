@@ -36,7 +36,6 @@ from ..dataset import Annotations, Categories, Images, gc_paused, lookup, unique
 from ..errors import InputError, IntegrityError, JSONSyntaxError
 from .coco import (
     _ANN_KEYS,
-    _ENCODER,
     _IMAGE_KEYS,
     ExportSummary,
     IdPolicy,
@@ -50,6 +49,7 @@ from .coco import (
     duplicate_id_problems,
     image_columns,
     image_decoder,
+    iter_document,
 )
 
 __all__ = ["CocoStream", "open_stream", "write_coco_stream"]
@@ -572,27 +572,13 @@ def write_coco_stream(
                 )
                 problems.extend(duplicate_id_problems(ids, "annotations", "annotation"))
 
-    def document() -> Iterator[bytes]:
-        yield b"{"
-        for n, key in enumerate(stream.key_order):
-            yield (b"," if n else b"") + _ENCODER.encode(key) + b":"
-            if key == "images":
-                yield b"["
-                yield from images_body()
-                yield b"]"
-            elif key == "annotations":
-                yield b"["
-                yield from annotations_body()
-                yield b"]"
-            elif key == "categories":
-                yield _ENCODER.encode(list(cats.records))
-            else:
-                yield _ENCODER.encode(stream.extra[key])
+    def refuse_on_problems() -> None:
         if problems:
             raise IntegrityError(problems, target)
-        yield b"}"
 
-    atomic_write(path, document())
+    bodies = {"images": images_body, "annotations": annotations_body}
+    atomic_write(path, iter_document(stream.key_order, bodies, cats, stream.extra,
+                                     refuse_on_problems))
     return ExportSummary(
         target,
         counts["images"],
