@@ -485,11 +485,15 @@ def write_coco_stream(
         raise IntegrityError(problems, target)
 
     keep_rows = np.ones(len(index.ids), bool)
+    selected: dict[int, np.ndarray] = {}  # run start -> select's mask, kept from a first pass
     if ignore_negative_samples:
         if select is None:
             used = stream.used_image_ids
         else:
-            parts = [unique(t.image_id[select(t)]) for _, t in stream.annotation_tables()]
+            parts = []
+            for start, t in stream.annotation_tables():
+                selected[start] = select(t)  # one bool a record: cheap to keep
+                parts.append(unique(t.image_id[selected[start]]))
             used = unique(np.concatenate(parts)) if parts else np.zeros(0, np.int64)
         keep_rows = np.isin(index.ids, used)
     new_ids = np.zeros(len(index.ids), np.int64)
@@ -522,7 +526,10 @@ def write_coco_stream(
         for start, t in stream.annotation_tables():
             img_idx = lookup(index.ids, t.image_id)
             cat_idx = lookup(cats.id, t.category_id)
-            mask = select(t) if select is not None else np.ones(len(t), bool)
+            if start in selected:
+                mask = selected.pop(start)
+            else:
+                mask = select(t) if select is not None else np.ones(len(t), bool)
             found = annotation_problems(t.take(mask), 0, img_idx[mask], cat_idx[mask])
             if found:  # name the rows as the input file has them
                 found = annotation_problems(t, start, np.where(mask, img_idx, 0),
