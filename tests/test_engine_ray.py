@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
@@ -11,6 +12,7 @@ import pytest
 
 import cocokit
 from cocokit import InputError
+from cocokit.errors import BadImagesError
 from cocokit.engine import JobFailure, run_on_ray
 from cocokit.slicing import slice_dataset
 
@@ -23,7 +25,9 @@ ray = pytest.importorskip(
 
 @pytest.fixture(scope="module")
 def cluster() -> Iterator[None]:
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, configure_logging=False)
+    # address="local": always a fresh cluster of this test run, even if one runs nearby
+    ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False,
+             configure_logging=False)
     yield
     ray.shutdown()
 
@@ -73,13 +77,59 @@ def test_ray_names_an_unreadable_image(cluster: None, tmp_path: Path) -> None:
     assert sorted(ds.images.file_name.tolist()) == ["terrain1.jpg", "terrain2.png", "terrain3.png"]
     # terrain3.png is absent from the corpus: make it present but unreadable
     (folder / "terrain3.png").write_bytes(b"not an image at all")
-    with pytest.raises(InputError) as e:
+    with pytest.raises(BadImagesError) as e:
         slice_dataset(ds, folder, tmp_path / "tiles", size=512, engine="ray")
-    assert "terrain3.png" in str(e.value)
+    assert [Path(f).name for f, _ in e.value.failures] == ["terrain3.png"]
+    assert "cannot read image" in e.value.failures[0][1]
+    assert isinstance(e.value, InputError)
     tiled, summary = slice_dataset(ds, folder, tmp_path / "tiles2", size=512, engine="ray",
-                                   skip_missing=True)
+                                   skip_bad_images=True)
     assert [Path(p).name for p, _ in summary.skipped] == ["terrain3.png"]
     assert summary.images == 2 and len(tiled.images) == summary.tiles
+
+
+def test_ray_cli_reports_a_bad_image_and_exits_1(cluster: None, tmp_path: Path,
+                                                 capsys: pytest.CaptureFixture[str]) -> None:
+    from cocokit.cli import main
+
+    src_json = real_path("sahi-testdata", "coco_utils", "terrain_all_coco.json")
+    folder = tmp_path / "images"
+    folder.mkdir()
+    shutil.copy(src_json.parent / "terrain1.jpg", folder / "terrain1.jpg")
+    (folder / "terrain2.png").write_bytes(b"\x89PNG broken")  # terrain3.png is missing
+    args = ["slice", str(src_json), "-i", str(folder), "-o", str(tmp_path / "tiles"), "-q",
+            "--engine", "ray", "--size", "512"]
+    assert main(args) == 1
+    err = capsys.readouterr().err
+    assert f"failed {folder / 'terrain2.png'}: cannot read image" in err
+    assert f"failed {folder / 'terrain3.png'}: image file not found" in err
+    assert "2 image(s) could not be sliced" in err
+    assert not (tmp_path / "tiles" / "terrain_all_coco.json").exists()
+    assert main([*args, "--skip-bad-images"]) == 0
+    doc = cocokit.load(tmp_path / "tiles" / "terrain_all_coco.json")
+    assert {r["source_file_name"] for r in doc.images} == {"terrain1.jpg"}
+
+
+def test_ray_slicing_through_memory_urls_is_byte_identical(cluster: None,
+                                                           tmp_path: Path) -> None:
+    fsspec = pytest.importorskip("fsspec")
+    fs = fsspec.filesystem("memory")
+    src_json = real_path("sahi-testdata", "coco_utils", "terrain2_coco.json")
+    root = f"/ray-slice-{os.getpid()}"
+    fs.pipe(f"{root}/in/terrain2.png", (src_json.parent / "terrain2.png").read_bytes())
+    ds = cocokit.load(src_json)
+    try:
+        local, local_summary = slice_dataset(ds, src_json.parent, tmp_path / "local",
+                                             size=400, workers=2, engine="local")
+        # memory:// lives in this process: Ray workers get the bytes and hand tiles back
+        mem, mem_summary = slice_dataset(ds, f"memory://{root}/in", f"memory://{root}/out",
+                                         size=400, engine="ray")
+        assert mem_summary == local_summary and mem_summary.tiles > 4
+        assert mem.to_json() == local.to_json()
+        got = {p.rsplit("/", 1)[1]: fs.cat_file(p) for p in fs.ls(f"{root}/out", detail=False)}
+        assert got == _files(tmp_path / "local")
+    finally:
+        fs.rm(root, recursive=True)
 
 
 def test_ray_augmentation_is_byte_identical_to_local(cluster: None, tmp_path: Path) -> None:

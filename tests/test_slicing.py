@@ -26,6 +26,7 @@ from typer.testing import CliRunner
 
 import cocokit
 from cocokit import DatasetBuilder, InputError, OptionError
+from cocokit.errors import BadImagesError
 from cocokit.clipping import polygon_areas, rle_area
 from cocokit.geometry import parse_polygons
 from cocokit.slicing import (
@@ -545,8 +546,33 @@ def two_images(tmp_path: Path, missing: str = "gone.jpg") -> cocokit.Dataset:
 @pytest.mark.parametrize("workers", [1, 2])
 def test_missing_image_is_an_error_naming_it(tmp_path: Path, workers: int) -> None:
     ds = two_images(tmp_path)
-    with pytest.raises(InputError, match=r"gone\.jpg: image file not found"):
-        slice_dataset(ds, tmp_path, tmp_path / "out", size=32, workers=workers)
+    with pytest.raises(BadImagesError, match=r"gone\.jpg: image file not found") as e:
+        slice_dataset(ds, tmp_path, tmp_path / "out", size=32, overlap=0.0, workers=workers)
+    assert isinstance(e.value, InputError)
+    assert [(Path(f).name, r) for f, r in e.value.failures] == [
+        ("gone.jpg", "image file not found")]
+    # the good image was still sliced: the failure is reported once all are done
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == [
+        "ok_0_0_32_30.jpg", "ok_18_0_32_30.jpg"]
+
+
+def test_every_bad_image_is_named_in_image_order(tmp_path: Path) -> None:
+    (tmp_path / "junk.jpg").write_bytes(b"not a jpeg at all")
+    (tmp_path / "folder.jpg").mkdir()
+    Image.fromarray(gradient(50, 30), "RGB").save(tmp_path / "ok.jpg")
+    b = DatasetBuilder()
+    cat = b.add_category("thing")
+    for name in ("junk.jpg", "ok.jpg", "gone.jpg", "folder.jpg"):
+        b.add_annotation(b.add_image(name, width=50, height=30), cat, bbox=[1, 1, 5, 5])
+    ds = b.build()
+    for workers in (1, 2):
+        with pytest.raises(BadImagesError) as e:
+            slice_dataset(ds, tmp_path, tmp_path / f"out{workers}", size=32, workers=workers)
+        names = [Path(f).name for f, _ in e.value.failures]
+        assert names == ["junk.jpg", "gone.jpg", "folder.jpg"]
+        assert "cannot read image" in e.value.failures[0][1]
+        assert "not found" in e.value.failures[1][1]
+        assert "3 image(s) could not be sliced" in str(e.value)
 
 
 def test_unreadable_image_is_an_error_naming_it(tmp_path: Path) -> None:
@@ -556,10 +582,11 @@ def test_unreadable_image_is_an_error_naming_it(tmp_path: Path) -> None:
         slice_dataset(ds, tmp_path, tmp_path / "out", size=32, workers=1)
 
 
-def test_skip_missing_reports_and_goes_on(tmp_path: Path) -> None:
+@pytest.mark.parametrize("option", ["skip_bad_images", "skip_missing"])
+def test_skip_bad_images_reports_and_goes_on(tmp_path: Path, option: str) -> None:
     ds = two_images(tmp_path)
     out, summary = slice_dataset(ds, tmp_path, tmp_path / "out", size=32, overlap=0.0,
-                                 workers=2, skip_missing=True)
+                                 workers=2, **{option: True})
     assert summary.images == 1 and len(summary.skipped) == 1
     path, reason = summary.skipped[0]
     assert path.endswith("gone.jpg") and "not found" in reason
@@ -684,14 +711,83 @@ def test_cli_bad_options_exit_2(real_data: Path, tmp_path: Path, args: list[str]
     assert message in capsys.readouterr().err
 
 
-def test_cli_missing_image_exit_2(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_cli_bad_image_is_named_and_exits_1(tmp_path: Path,
+                                           capsys: pytest.CaptureFixture[str]) -> None:
     from cocokit.cli import main
 
     two_images(tmp_path).save(tmp_path / "in.json")
-    code = main(["slice", str(tmp_path / "in.json"), "--images", str(tmp_path), "-o",
-                 str(tmp_path / "out"), "-q", "--workers", "1"])
-    assert code == 2
-    assert "gone.jpg: image file not found" in capsys.readouterr().err
+    args = ["slice", str(tmp_path / "in.json"), "--images", str(tmp_path), "-o",
+            str(tmp_path / "out"), "-q", "--workers", "1", "--size", "32"]
+    assert main(args) == 1
+    err = capsys.readouterr().err
+    assert f"failed {tmp_path / 'gone.jpg'}: image file not found" in err
+    assert "1 image(s) could not be sliced" in err and "--skip-bad-images" in err
+    assert not (tmp_path / "out" / "in.json").exists()  # no COCO file without the image
+    assert main([*args, "--skip-bad-images"]) == 0
+    assert "skipped" in capsys.readouterr().err
+    doc = json.loads((tmp_path / "out" / "in.json").read_bytes())
+    assert {i["source_file_name"] for i in doc["images"]} == {"ok.jpg"}
+
+
+# -- fsspec locations ----------------------------------------------------------------
+
+
+@pytest.fixture
+def memory_fs() -> Any:
+    fsspec = pytest.importorskip("fsspec")
+    fs = fsspec.filesystem("memory")
+    root = f"/cocokit-test-{os.getpid()}-{next(_MEMORY_IDS)}"
+    yield fs, root
+    with contextlib.suppress(FileNotFoundError):
+        fs.rm(root, recursive=True)
+
+
+_MEMORY_IDS = itertools.count()
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_memory_urls_give_the_same_tiles_as_local_paths(
+        real_data: Path, tmp_path: Path, memory_fs: Any, workers: int) -> None:
+    fs, root = memory_fs
+    src = real(real_data, *SAHI, "terrain2_coco.json")
+    fs.pipe(f"{root}/in/terrain2.png", (src.parent / "terrain2.png").read_bytes())
+    ds = cocokit.load(src)
+    local, local_summary = slice_dataset(ds, src.parent, tmp_path / "local", size=400,
+                                         workers=workers)
+    mem, mem_summary = slice_dataset(ds, f"memory://{root}/in", f"memory://{root}/out",
+                                     size=400, workers=workers)
+    assert mem_summary == local_summary and mem_summary.tiles > 4
+    assert mem.to_json() == local.to_json()
+    written = {p.rsplit("/", 1)[1]: fs.cat_file(p) for p in fs.ls(f"{root}/out", detail=False)}
+    assert written == {p.name: p.read_bytes() for p in (tmp_path / "local").iterdir()}
+
+
+def test_memory_url_missing_image_is_named(memory_fs: Any) -> None:
+    fs, root = memory_fs
+    b = DatasetBuilder()
+    b.add_annotation(b.add_image("nope.jpg", width=20, height=20), b.add_category("c"),
+                     bbox=[1, 1, 4, 4])
+    for workers in (1, 2):
+        with pytest.raises(BadImagesError) as e:
+            slice_dataset(b.build(), f"memory://{root}/in", f"memory://{root}/out", size=8,
+                          workers=workers)
+        assert e.value.failures == [(f"memory://{root}/in/nope.jpg", "image file not found")]
+
+
+def test_cli_writes_tiles_and_coco_file_to_a_url(real_data: Path, memory_fs: Any,
+                                                 tmp_path: Path) -> None:
+    from cocokit.cli import main
+
+    fs, root = memory_fs
+    src = real(real_data, *SAHI, "terrain1_coco.json")
+    fs.pipe(f"{root}/in/terrain1.jpg", (src.parent / "terrain1.jpg").read_bytes())
+    assert main(["slice", str(src), "-i", f"memory://{root}/in", "-o", f"memory://{root}/out",
+                 "-q", "--workers", "1"]) == 0
+    assert main(["slice", str(src), "-i", str(src.parent), "-o", str(tmp_path), "-q",
+                 "--workers", "1"]) == 0
+    assert fs.cat_file(f"{root}/out/terrain1_coco.json") == (
+        tmp_path / "terrain1_coco.json").read_bytes()
+    assert len(fs.ls(f"{root}/out")) == 21  # 20 tiles and the COCO file
 
 
 def test_cli_subprocess(real_data: Path, tmp_path: Path) -> None:

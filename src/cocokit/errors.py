@@ -5,7 +5,8 @@ Every error cocokit raises on purpose derives from :class:`CocoKitError`, so a c
 
     CocoKitError
     ├── InputError            a file or document cannot be read as COCO: where and why
-    │   └── JSONSyntaxError   malformed JSON, with line and column
+    │   ├── JSONSyntaxError   malformed JSON, with line and column
+    │   └── BadImagesError    image files that could not be read or written, each named
     ├── ValidationFailed      validate() found errors and the caller asked for strictness
     ├── IntegrityError        an export would break referential integrity; nothing was written
     ├── OptionError           an option or argument value is not allowed
@@ -24,6 +25,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from .validate import Report
 
 __all__ = [
+    "BadImagesError",
     "CocoKitError",
     "InputError",
     "IntegrityError",
@@ -60,6 +62,33 @@ class JSONSyntaxError(InputError):
         self.line = line
         self.column = column
         super().__init__(file, f"line {line}, column {column}", f"malformed JSON: {message}")
+
+
+class BadImagesError(InputError):
+    """Some images failed (missing, unreadable, not writable) while the others were done.
+
+    ``failures`` lists ``(file, reason)`` for every failed image, in image order; the
+    message names the first 20. Nothing that lists the images was written: pass
+    ``skip_bad_images=True`` (``--skip-bad-images``) to leave them out instead.
+    """
+
+    SHOWN = 20
+
+    def __init__(self, failures: Sequence[tuple[str, str]], what: str = "processed") -> None:
+        self.failures = list(failures)
+        self.what = what
+        n = len(self.failures)
+        lines = "\n  ".join(f"{f}: {r}" for f, r in self.failures[: self.SHOWN])
+        more = f"\n  ... and {n - self.SHOWN} more" if n > self.SHOWN else ""
+        super().__init__(
+            None, None,
+            f"{n} image(s) could not be {what}; no COCO file was written (pass "
+            f"skip_bad_images=True or --skip-bad-images to leave them out)\n  {lines}{more}",
+        )
+        self.file = self.failures[0][0] if self.failures else None
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (type(self), (self.failures, self.what))
 
 
 class ValidationFailed(CocoKitError):

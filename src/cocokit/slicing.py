@@ -65,13 +65,14 @@ from __future__ import annotations
 import concurrent.futures as cf
 import contextlib
 import dataclasses
+import io
 import math
 import multiprocessing
 import os
 import sys
 import threading
 from collections.abc import Callable, Iterator, Sequence
-from pathlib import Path, PurePosixPath
+from pathlib import PurePosixPath
 from typing import Any, Literal
 
 import msgspec
@@ -89,8 +90,9 @@ from .clipping import (
 )
 from .dataset import Annotations, Dataset, Images, object_array, plain
 from .engine import Engine, JobFailure, run_on_ray
-from .errors import InputError, OptionError
+from .errors import BadImagesError, InputError, OptionError
 from .geometry import Polygons, parse_polygons, polygon_bboxes
+from .io import files
 
 __all__ = [
     "SliceFormat",
@@ -446,21 +448,31 @@ def _pil() -> Any:
     return Image, ImageOps
 
 
-def _open_image(path: Path, width: int, height: int) -> Any:
-    """The image at ``path``, decoded, EXIF orientation applied, size checked."""
+def _open_image(path: str, width: int, height: int, data: bytes | None = None) -> Any:
+    """The image at ``path`` (or its bytes ``data``), decoded, EXIF orientation applied,
+    size checked. A local file is opened directly; a URL is fetched through fsspec
+    first, and an error fetching it (other than "not found") is raised as it is, for
+    the caller to retry."""
     Image, ImageOps = _pil()
+    if data is None and files.local_path(path) is None:
+        data = files.read_bytes(path)
+    source: Any = io.BytesIO(data) if data is not None else path
     # the record's size is known: allow it past Pillow's decompression-bomb guard (big
     # aerial images are what slicing is for), restoring the limit afterwards
     limit = Image.MAX_IMAGE_PIXELS
     try:
         if limit is not None:
             Image.MAX_IMAGE_PIXELS = max(limit, width * height)
-        img = Image.open(path)
+        img = Image.open(source)
         orientation = img.getexif().get(0x0112, 1)
         img.load()
     except FileNotFoundError as e:
         raise InputError(str(path), None, "image file not found") from e
-    except (OSError, ValueError, Image.DecompressionBombError) as e:
+    except IsADirectoryError as e:
+        raise InputError(str(path), None, "is a folder, not an image file") from e
+    except (MemoryError, RecursionError):
+        raise
+    except Exception as e:  # a broken file makes Pillow raise many kinds of error
         raise InputError(str(path), None, f"cannot read image: {e}") from e
     finally:
         Image.MAX_IMAGE_PIXELS = limit
@@ -515,8 +527,11 @@ def _for_format(img: Any, fmt: str) -> Any:
     return img.convert("RGBA" if "A" in mode or "transparency" in img.info else "RGB")
 
 
-def _save_tile(tile: Any, path: str, fmt: str, quality: int, icc: bytes | None) -> None:
-    """Write one tile. A file already there (an earlier run's tile, which an earlier COCO
+def _save_tile(tile: Any, path: str, fmt: str, quality: int, icc: bytes | None,
+               out: list[tuple[str, bytes]] | None = None) -> None:
+    """Write one tile, or encode it and append ``(path, bytes)`` to ``out`` for the
+    caller to write (a filesystem the worker cannot see). A URL is written through
+    fsspec in one request. A local file already there (an earlier run's tile, which an earlier COCO
     file may list) is replaced atomically: written to ``.part``, then renamed over. A new
     file is written in place, which saves a rename per tile (about 8 % of the time):
     if that is interrupted, the partial file is new, no COCO file lists it, and the
@@ -526,6 +541,17 @@ def _save_tile(tile: Any, path: str, fmt: str, quality: int, icc: bytes | None) 
         options["quality"] = quality
     if icc and tile.mode in ("RGB", "RGBA", "L", "CMYK", "P"):
         options["icc_profile"] = icc
+    if out is not None or files.local_path(path) is None:
+        buf = io.BytesIO()
+        try:
+            tile.save(buf, format=fmt, **options)
+        except (OSError, ValueError, KeyError) as e:
+            raise InputError(path, None, f"cannot write tile as {fmt}: {e}") from e
+        if out is not None:
+            out.append((path, buf.getvalue()))
+        else:
+            files.write_bytes(path, buf.getvalue())
+        return
     target = path + ".part" if os.path.lexists(path) else path
     try:
         tile.save(target, format=fmt, **options)
@@ -547,6 +573,7 @@ class _Params:
     format: str
     quality: int
     out_dir: str
+    return_tiles: bool = False  # encode tiles and return them: the caller writes them
 
 
 @dataclasses.dataclass(frozen=True)
@@ -561,6 +588,7 @@ class _Job:
     ext: str
     columns: dict[str, np.ndarray]
     ids: np.ndarray
+    data: bytes | None = None  # the source file, read by the caller (memory://)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -571,6 +599,7 @@ class _Result:
     names: list[str]
     annotations: TileAnnotations | None
     error: tuple[str | None, str | None, str] | None = None
+    tiles: list[tuple[str, bytes]] | None = None  # with return_tiles: (path, encoded)
 
 
 def _tile_name(stem: str, window: np.ndarray, ext: str) -> str:
@@ -578,13 +607,32 @@ def _tile_name(stem: str, window: np.ndarray, ext: str) -> str:
     return f"{stem}_{x}_{y}_{w}_{h}{ext}"
 
 
+_ATTEMPTS = 3  # tries per image when reading or writing fails for a passing reason
+
+
+def _failed(index: int, file: str | None, path: str | None, message: str) -> _Result:
+    return _Result(index, np.zeros((0, 4), np.int64), np.zeros(0, bool), [], None,
+                   (file, path, message))
+
+
 def _run(job: _Job, params: _Params) -> _Result:
-    """Slice one image: annotations, then pixels. Errors come back as data (picklable)."""
-    try:
-        return _slice_one(job, params)
-    except InputError as e:
-        return _Result(job.index, np.zeros((0, 4), np.int64), np.zeros(0, bool), [], None,
-                       (e.file, e.path, e.message))
+    """Slice one image: annotations, then pixels. Errors come back as data (picklable).
+
+    A missing or undecodable image fails at once; any other I/O error (a dropped
+    connection to object storage, a full disk) is tried again, up to ``_ATTEMPTS``
+    times, before the image is reported as failed.
+    """
+    _init_worker()
+    error: OSError | None = None
+    for _ in range(_ATTEMPTS):
+        try:
+            return _slice_one(job, params)
+        except InputError as e:
+            return _failed(job.index, e.file, e.path, e.message)
+        except OSError as e:
+            error = e
+    return _failed(job.index, job.source, None,
+                   f"failed {_ATTEMPTS} times, last: {type(error).__name__}: {error}")
 
 
 def _slice_one(job: _Job, params: _Params) -> _Result:
@@ -597,8 +645,9 @@ def _slice_one(job: _Job, params: _Params) -> _Result:
         written = np.zeros(len(windows), bool)
         written[anns.tile] = True
     names = [_tile_name(job.stem, w, job.ext) for w in windows]
+    tiles: list[tuple[str, bytes]] | None = [] if params.return_tiles else None
     if written.any():
-        img = _open_image(Path(job.source), job.width, job.height)
+        img = _open_image(job.source, job.width, job.height, job.data)
         fmt = _pillow_format(job.ext, img.format)
         icc = img.info.get("icc_profile")
         mode = img.mode
@@ -606,13 +655,14 @@ def _slice_one(job: _Job, params: _Params) -> _Result:
         if img.mode != mode:  # the profile describes the old colour space
             icc = None
         out = params.out_dir
-        os.makedirs(os.path.dirname(os.path.join(out, job.stem)), exist_ok=True)
+        if tiles is None and files.local_path(out) is not None:
+            os.makedirs(os.path.dirname(os.path.join(out, job.stem)), exist_ok=True)
         for t in np.flatnonzero(written).tolist():
             x, y, w, h = (int(v) for v in windows[t])
-            _save_tile(img.crop((x, y, x + w, y + h)), os.path.join(out, names[t]), fmt,
-                       params.quality, icc)
+            _save_tile(img.crop((x, y, x + w, y + h)), files.join(out, names[t]), fmt,
+                       params.quality, icc, tiles)
         del img
-    return _Result(job.index, windows, written, names, anns)
+    return _Result(job.index, windows, written, names, anns, tiles=tiles)
 
 
 # -- the dataset -----------------------------------------------------------------------
@@ -635,6 +685,11 @@ class SliceSummary:
     empty_tiles_dropped: int
     skipped: tuple[tuple[str, str], ...]
     unplaced_annotations: int
+
+    @property
+    def failed(self) -> tuple[tuple[str, str], ...]:
+        """The images that failed (missing, unreadable) and were left out: ``skipped``."""
+        return self.skipped
 
 
 def _stem(file_name: str) -> str:
@@ -732,26 +787,34 @@ def slice_dataset(
     format: SliceFormat = "jpg",
     quality: int = 95,
     workers: int | None = None,
-    skip_missing: bool = False,
+    skip_bad_images: bool = False,
     progress: Progress | None = None,
     engine: Engine = "local",
     address: str | None = None,
+    skip_missing: bool | None = None,
 ) -> tuple[Dataset, SliceSummary]:
     """Cut every image of ``ds`` into tiles, write them to ``out_dir``, return the tiled dataset.
 
     ``image_dir`` is the folder the ``file_name`` of each image is relative to; tiles are
     written to ``out_dir`` (created if needed) and their ``file_name`` is relative to it.
+    Both may be local paths or fsspec URLs (``s3://bucket/train``, ``gs://...``,
+    ``memory://...``; see :mod:`cocokit.io.files`).
     ``size`` (one side or ``(w, h)``) and ``overlap`` (one value or ``(x, y)``) define the
     grid (:func:`tile_grid`); ``auto`` picks them per image (:func:`auto_slice_params`).
     An annotation goes into a tile when at least ``min_area_ratio`` of it is inside.
     ``keep_empty=False`` leaves out (and does not write) tiles without annotations.
     ``format``: ``jpg``, ``png`` or ``same`` (the source's extension); ``quality`` is the
     JPEG/WebP quality. ``workers`` processes (default: all cores; 1 runs in this
-    process). A missing or unreadable image raises :class:`~cocokit.errors.InputError`
-    naming it, unless ``skip_missing``, which leaves it out and lists it in the summary.
+    process). An image that is missing or unreadable, or whose tiles cannot be
+    written (tried again on passing I/O errors), does not stop the others: when all
+    are done, :class:`~cocokit.errors.BadImagesError` names every failed image, unless
+    ``skip_bad_images``, which leaves them out and lists them in the summary's
+    ``skipped`` (``skip_missing`` is the older name of this option).
     ``progress(done, total)`` is called as images finish. ``engine="ray"`` runs the
     per-image jobs on a Ray cluster (``address``; see :mod:`cocokit.engine`) instead of
-    this machine's processes; the output is the same.
+    this machine's processes; the output is the same, byte for byte. A filesystem that
+    the workers cannot see (``memory://``) is read and written here, in this process,
+    and the bytes travel with the jobs.
 
     The categories, ``info``, ``licenses`` and other top-level keys are kept; ``ds`` is
     not changed. See the module docstring for what happens to each kind of annotation.
@@ -766,11 +829,20 @@ def slice_dataset(
     if n_workers < 1:
         raise OptionError("workers", workers, "a positive number of processes")
     grid_size, grid_overlap = _check_size_overlap(size, overlap)
+    skip = bool(skip_bad_images or skip_missing)
+    if engine not in ("local", "ray"):
+        raise OptionError("engine", engine, "'local' or 'ray'")
 
     images, anns = ds.images, ds.annotations
-    image_dir, out_path = Path(image_dir), Path(out_dir)
-    out_path.mkdir(parents=True, exist_ok=True)
-    params = _Params(float(min_area_ratio), bool(keep_empty), format, int(quality), str(out_path))
+    src_root = image_dir if files.is_url(image_dir) else os.fspath(image_dir)
+    out_root = out_dir if files.is_url(out_dir) else os.fspath(out_dir)
+    files.makedirs(out_root)
+    # workers in other processes cannot see a filesystem that lives in this one
+    elsewhere = engine == "ray" or (n_workers > 1 and len(images) > 1)
+    read_here = elsewhere and not files.is_shared(src_root)
+    write_here = elsewhere and not files.is_shared(out_root)
+    params = _Params(float(min_area_ratio), bool(keep_empty), format, int(quality),
+                     str(out_root), return_tiles=write_here)
 
     # tile names must not collide: check the stems up front
     stems = [_stem(str(f)) for f in images.file_name]
@@ -792,8 +864,26 @@ def slice_dataset(
         rows = ds.annotation_rows(i)
         w, h = int(images.width[i]), int(images.height[i])
         tsize, tover = auto_slice_params(w, h) if auto else (grid_size, grid_overlap)
-        return _Job(i, str(image_dir / str(images.file_name[i])), w, h, tsize, tover,
-                    stems[i], exts[i], {k: v[rows] for k, v in geometry.items()}, anns.id[rows])
+        source = files.join(src_root, str(images.file_name[i]))
+        data = None
+        if read_here:
+            try:
+                data = files.read_bytes(source)
+            except InputError:
+                data = None  # the worker reports it, as for any missing file
+        return _Job(i, source, w, h, tsize, tover, stems[i], exts[i],
+                    {k: v[rows] for k, v in geometry.items()}, anns.id[rows], data)
+
+    def finish(r: _Result) -> _Result:
+        """Write the tiles a worker handed back (see ``return_tiles``)."""
+        if r.tiles:
+            try:
+                for path, data in r.tiles:
+                    files.write_bytes(path, data)
+            except OSError as e:
+                return _failed(r.index, str(images.file_name[r.index]), None,
+                               f"cannot write tiles: {e}")
+        return dataclasses.replace(r, tiles=None) if r.tiles is not None else r
 
     todo = [i for i in range(len(images)) if keep_empty or counts[i] > 0]
     results: dict[int, _Result] = {}
@@ -804,17 +894,14 @@ def slice_dataset(
         for i, r in zip(todo, run_on_ray(_run, jobs, params, address=address,
                                          progress=progress)):
             if isinstance(r, JobFailure):
-                r = _Result(i, np.zeros((0, 4), np.int64), np.zeros(0, bool), [], None,
-                            (str(images.file_name[i]), None, f"failed on Ray: {r.error}"))
-            results[i] = _checked(r, skip_missing)
-    elif engine != "local":
-        raise OptionError("engine", engine, "'local' or 'ray'")
+                r = _failed(i, str(images.file_name[i]), None, f"failed on Ray: {r.error}")
+            results[i] = finish(r)
     elif n_workers == 1 or total <= 1:
         if progress:
             progress(0, total)
         with _pil_block_cache():
             for done, i in enumerate(todo, 1):
-                results[i] = _checked(_run(job(i), params), skip_missing)
+                results[i] = finish(_run(job(i), params))
                 if progress:
                     progress(done, total)
     else:
@@ -840,7 +927,7 @@ def slice_dataset(
                         break
                     finished, pending = cf.wait(pending, return_when=cf.FIRST_COMPLETED)
                     for f in finished:
-                        r = _checked(f.result(), skip_missing)
+                        r = finish(f.result())
                         results[r.index] = r
                         done += 1
                         if progress:
@@ -850,13 +937,17 @@ def slice_dataset(
                     f.cancel()
                 raise
 
+    failures = [_reason(images, i, results[i]) for i in todo if results[i].error is not None]
+    if failures and not skip:
+        raise BadImagesError(failures, "sliced")
     return _assemble(ds, todo, results, stems)
 
 
-def _checked(r: _Result, skip_missing: bool) -> _Result:
-    if r.error is not None and not skip_missing:
-        raise InputError(*r.error)
-    return r
+def _reason(images: Images, i: int, r: _Result) -> tuple[str, str]:
+    """(file, reason) of a failed image."""
+    assert r.error is not None
+    file, path, message = r.error
+    return (file or str(images.file_name[i]), f"{path}: {message}" if path else message)
 
 
 def _assemble(ds: Dataset, todo: list[int], results: dict[int, _Result],
@@ -871,9 +962,7 @@ def _assemble(ds: Dataset, todo: list[int], results: dict[int, _Result],
     for i in todo:
         r = results[i]
         if r.error is not None:
-            file, path, message = r.error
-            skipped.append((file or str(images.file_name[i]),
-                            f"{path}: {message}" if path else message))
+            skipped.append(_reason(images, i, r))
             continue
         sliced += 1
         tile_ids = np.zeros(len(r.windows), np.int64)

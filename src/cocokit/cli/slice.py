@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import os
 import re
 from collections.abc import Callable
 from enum import Enum
@@ -13,7 +12,15 @@ from typing import Annotated, Optional, TypeVar
 import typer
 
 from ..errors import OptionError
-from ._app import QUIET_HELP, app, err_console, load_dataset, progress_bar, save_dataset
+from ._app import (
+    QUIET_HELP,
+    app,
+    err_console,
+    load_dataset,
+    progress_bar,
+    save_dataset,
+    status,
+)
 
 T = TypeVar("T")
 _PAIR = re.compile(r"^\s*([^xX*,]+)\s*(?:[xX*,]\s*([^xX*,]+)\s*)?$")
@@ -62,10 +69,12 @@ def parse_overlap(text: str) -> tuple[float, float]:
 @app.command("slice")
 def slice_command(
     file: Annotated[Path, typer.Argument(help="COCO JSON file.")],
-    images: Annotated[Path, typer.Option(
-        "--images", "-i", help="Folder the file_name of each image is relative to.")],
-    output: Annotated[Path, typer.Option("--output", "-o",
-                                         help="Folder for the tiles (created if needed).")],
+    images: Annotated[str, typer.Option(
+        "--images", "-i", help="Folder the file_name of each image is relative to: a path "
+        "or an fsspec URL (s3://bucket/train, gs://..., memory://...).")],
+    output: Annotated[str, typer.Option(
+        "--output", "-o", help="Folder for the tiles (created if needed): a path or an "
+        "fsspec URL.")],
     size: Annotated[Optional[str], typer.Option(  # noqa: UP045 - typer needs Optional
         help="Tile size: 512 or WxH such as 640x480. Default 512.")] = None,
     overlap: Annotated[Optional[str], typer.Option(  # noqa: UP045
@@ -82,10 +91,14 @@ def slice_command(
     quality: Annotated[int, typer.Option(help="JPEG quality (1-100).")] = 95,
     workers: Annotated[Optional[int], typer.Option(  # noqa: UP045
         help="Processes to use. Default: all cores.")] = None,
-    skip_missing: Annotated[bool, typer.Option(
-        "--skip-missing", help="Skip (and list) images that are missing or unreadable.")] = False,
-    json_path: Annotated[Optional[Path], typer.Option(  # noqa: UP045
-        "--json", help="Where to write the COCO file. Default: OUTPUT/<FILE name>.")] = None,
+    skip_bad_images: Annotated[bool, typer.Option(
+        "--skip-bad-images", "--skip-missing",
+        help="Leave out (and list) images that are missing or unreadable. Without it, "
+        "such images are listed at the end, no COCO file is written and the exit "
+        "code is 1.")] = False,
+    json_path: Annotated[Optional[str], typer.Option(  # noqa: UP045
+        "--json", help="Where to write the COCO file (a path or an fsspec URL). "
+        "Default: OUTPUT/<FILE name>.")] = None,
     engine: Annotated[EngineOpt, typer.Option(
         help="Where the per-image work runs: local processes or a Ray cluster "
         "(pip install 'cocokit[ray]').")] = EngineOpt.local,
@@ -100,26 +113,36 @@ def slice_command(
     --json is given). Each tile records source_image_id, source_file_name and
     source_window \\[x, y, w, h] so results can be mapped back.
 
+    Images that cannot be read are reported by name at the end; the run then exits
+    with code 1 and writes no COCO file, unless --skip-bad-images.
+
     Example: cocokit slice train.json --images train/ -o tiles/ --size 640 --overlap 0.2
+
+    Example: cocokit slice train.json -i s3://bucket/train -o s3://bucket/tiles --engine ray
     """
+    from ..errors import BadImagesError
+    from ..io import files
     from ..slicing import slice_dataset
 
     if auto and (size is not None or overlap is not None):
         raise OptionError("--auto", "--size/--overlap", "--auto or --size/--overlap, not both")
     tile = parse_size(size) if size is not None else (512, 512)
     over = parse_overlap(overlap) if overlap is not None else (0.2, 0.2)
-    if not images.is_dir():
-        raise OptionError("--images", str(images), "an existing folder of images")
-    if output.exists() and not output.is_dir():
-        raise OptionError("--output", str(output), "a folder (it is created if missing)")
-    parent = output.resolve().parent
-    if not parent.is_dir():
-        raise OptionError("--output", str(output), "a folder whose parent exists")
-    target = json_path if json_path is not None else output / file.name
-    if target.resolve() == file.resolve():
-        raise OptionError("--json", str(target), "a path other than the input file")
+    src_dir, out_dir = files.local_path(images), files.local_path(output)
+    if src_dir is not None and not src_dir.is_dir():
+        raise OptionError("--images", images, "an existing folder of images")
+    if out_dir is not None:
+        if out_dir.exists() and not out_dir.is_dir():
+            raise OptionError("--output", output, "a folder (it is created if missing)")
+        if not out_dir.resolve().parent.is_dir():
+            raise OptionError("--output", output, "a folder whose parent exists")
+    target = json_path if json_path is not None else files.join(output, file.name)
+    local_target = files.local_path(target)
+    if local_target is not None and local_target.resolve() == file.resolve():
+        raise OptionError("--json", target, "a path other than the input file")
 
     ds = load_dataset(file, quiet)
+    failed: list[tuple[str, str]] | None = None
     with contextlib.ExitStack() as stack:
         bar: list[Callable[[int, int], None]] = []
 
@@ -130,17 +153,27 @@ def slice_command(
                 bar.append(stack.enter_context(progress_bar("slicing", quiet)))
             bar[0](done, total)
 
-        tiled, summary = slice_dataset(
-            ds, images, output, size=tile, overlap=over, auto=auto,
-            min_area_ratio=min_area_ratio, keep_empty=keep_empty, format=fmt.value,
-            quality=quality, workers=workers, skip_missing=skip_missing, progress=update,
-            engine=engine.value, address=address,
-        )
-    save_dataset(tiled, target, quiet=quiet, image_ids="keep", annotation_ids="keep")
+        try:
+            tiled, summary = slice_dataset(
+                ds, images, output, size=tile, overlap=over, auto=auto,
+                min_area_ratio=min_area_ratio, keep_empty=keep_empty, format=fmt.value,
+                quality=quality, workers=workers, skip_bad_images=skip_bad_images,
+                progress=update, engine=engine.value, address=address,
+            )
+        except BadImagesError as e:
+            failed = e.failures
+    if failed is not None:
+        report_bad_images(failed, "sliced")
+        raise typer.Exit(1)
+    if local_target is not None:
+        save_dataset(tiled, local_target, quiet=quiet, image_ids="keep", annotation_ids="keep")
+    else:
+        with status(f"writing {target}", quiet):
+            files.write_bytes(target, tiled.to_json(image_ids="keep", annotation_ids="keep"))
     if not quiet:
         err_console.print(
             f"sliced {summary.images} images into {summary.tiles} tiles with "
-            f"{summary.annotations} annotations in {output}{os.sep}"
+            f"{summary.annotations} annotations in {output}"
             + (f" ({summary.empty_tiles_dropped} empty tiles dropped)"
                if summary.empty_tiles_dropped else "")
         )
@@ -148,4 +181,15 @@ def slice_command(
             err_console.print(f"[yellow]{summary.unplaced_annotations} annotations have no "
                               "box, segmentation or keypoint and are in no tile[/yellow]")
     for path, reason in summary.skipped:
-        err_console.print(f"skipped {path}: {reason}", markup=False, highlight=False)
+        err_console.print(f"skipped {path}: {reason}", markup=False, highlight=False,
+                          soft_wrap=True)
+
+
+def report_bad_images(failures: list[tuple[str, str]], what: str) -> None:
+    """Name every image that failed, then say what to do (always shown, even quiet)."""
+    for path, reason in failures:
+        err_console.print(f"failed {path}: {reason}", markup=False, highlight=False,
+                          soft_wrap=True)
+    err_console.print(
+        f"[red]error:[/red] {len(failures)} image(s) could not be {what}; no COCO file "
+        "was written. Fix them, or pass --skip-bad-images to leave them out.")

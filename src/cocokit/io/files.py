@@ -1,0 +1,133 @@
+"""Image files on local disks and in object storage, through fsspec.
+
+Slicing and augmentation read source images and write new ones. A location is either a
+local path (``images/``, ``/data/train``) or a URL that fsspec understands
+(``s3://bucket/train``, ``gs://...``, ``memory://...``, ``file:///data``). Local paths
+take the direct route (``open``, ``os.replace``), which is the fast one; URLs go
+through fsspec, imported only when one is used. Object stores need their fsspec
+package (``s3fs``, ``gcsfs``) installed where the work runs.
+
+A filesystem that lives inside one process (``memory://``) is not seen by worker
+processes or by a Ray cluster: :func:`is_shared` tells the engines to read and write
+such files in the calling process and pass the bytes to the workers instead.
+
+>>> join("s3://bucket/train", "a/b.jpg")
+'s3://bucket/train/a/b.jpg'
+"""
+
+from __future__ import annotations
+
+import os
+import posixpath
+import re
+from pathlib import Path
+from typing import Any
+
+from ..errors import InputError
+
+__all__ = ["exists", "is_shared", "is_url", "join", "local_path", "makedirs", "read_bytes",
+           "write_bytes"]
+
+_URL = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]+://")
+
+
+def is_url(location: str | os.PathLike[str]) -> bool:
+    """Whether ``location`` is a URL (``scheme://...``) rather than a local path."""
+    return isinstance(location, str) and bool(_URL.match(location))
+
+
+def local_path(location: str | os.PathLike[str]) -> Path | None:
+    """The local path of ``location`` (``file://`` URLs included), or None for others."""
+    if not is_url(location):
+        return Path(location)
+    text = str(location)
+    if text.startswith("file://"):
+        return Path(text[len("file://"):])
+    return None
+
+
+def join(base: str | os.PathLike[str], name: str) -> str:
+    """``name`` (a relative, ``/``-separated file name) under the folder ``base``."""
+    if is_url(base):
+        return posixpath.join(str(base).rstrip("/"), name)
+    return os.path.join(os.fspath(base), name)
+
+
+def _fs(url: str) -> tuple[Any, str]:
+    import fsspec
+
+    try:
+        fs, path = fsspec.core.url_to_fs(url)
+    except (ImportError, ValueError) as e:
+        raise InputError(url, None, f"cannot open this location: {e}") from None
+    return fs, path
+
+
+def is_shared(location: str | os.PathLike[str]) -> bool:
+    """Whether other processes (pool workers, a Ray cluster) see the files at ``location``.
+
+    False only for filesystems that live inside this process, such as ``memory://``.
+    """
+    if local_path(location) is not None:
+        return True
+    protocol = str(location).split("://", 1)[0].lower()
+    return protocol not in ("memory",)
+
+
+def read_bytes(location: str | os.PathLike[str]) -> bytes:
+    """The whole file; a missing one raises :class:`InputError` ("image file not found")."""
+    path = local_path(location)
+    try:
+        if path is not None:
+            return path.read_bytes()
+        fs, p = _fs(str(location))
+        return bytes(fs.cat_file(p))
+    except FileNotFoundError:
+        raise InputError(str(location), None, "image file not found") from None
+    except IsADirectoryError:
+        raise InputError(str(location), None, "is a folder, not an image file") from None
+
+
+def exists(location: str | os.PathLike[str]) -> bool:
+    """Whether a file is at ``location``."""
+    path = local_path(location)
+    if path is not None:
+        return path.is_file()
+    fs, p = _fs(str(location))
+    return bool(fs.isfile(p))
+
+
+def makedirs(location: str | os.PathLike[str]) -> None:
+    """Create the folder ``location`` and its parents if missing (no-op on object stores,
+    where folders are only name prefixes)."""
+    path = local_path(location)
+    if path is not None:
+        path.mkdir(parents=True, exist_ok=True)
+        return
+    fs, p = _fs(str(location))
+    fs.makedirs(p, exist_ok=True)
+
+
+def write_bytes(location: str | os.PathLike[str], data: bytes) -> None:
+    """Write a whole file. Local files are written beside the target and renamed over it
+    when one exists (so an earlier file is never left half-replaced); an object store
+    replaces an object in one request."""
+    path = local_path(location)
+    if path is None:
+        fs, p = _fs(str(location))
+        parent = posixpath.dirname(p)
+        if parent:
+            fs.makedirs(parent, exist_ok=True)
+        fs.pipe_file(p, data)
+        return
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if not path.exists():
+        path.write_bytes(data)
+        return
+    tmp = path.with_name(path.name + ".part")
+    try:
+        tmp.write_bytes(data)
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
