@@ -6,6 +6,12 @@ JSON data. Everything is computed on the numpy columns at once (sorts, ``bincoun
 group offsets); nothing loops over annotations in Python, and no segmentation is parsed
 unless an annotation lacks its ``area`` field.
 
+:func:`compute_stats_stream` computes the same statistics from a
+:class:`~cocokit.io.stream.CocoStream` (a file read in runs): it keeps the image sizes
+and, per annotation, only the four small columns the statistics need (image row,
+category row, area, crowd flag); each run's table is dropped once they are extracted.
+Both functions end in the same computation over those columns, so the results are equal.
+
 What is counted, and how:
 
 * **area** is the annotation's ``area`` field, as COCOeval uses it. Where a record has
@@ -28,12 +34,15 @@ What is counted, and how:
 from __future__ import annotations
 
 import dataclasses
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from .dataset import Dataset
+from .dataset import Annotations, Categories, Dataset, lookup
 from .geometry import segmentation_areas
+
+if TYPE_CHECKING:
+    from .io.stream import CocoStream
 
 __all__ = [
     "AREA_RANGES",
@@ -43,6 +52,7 @@ __all__ = [
     "ImageSize",
     "annotation_areas",
     "compute_stats",
+    "compute_stats_stream",
     "size_buckets",
 ]
 
@@ -168,21 +178,28 @@ def annotation_areas(ds: Dataset) -> tuple[np.ndarray, int]:
     area of the segmentation (rasterized at its image's size; only those rows are
     parsed), else the box ``w * h``; NaN where none of these exists.
     """
-    anns = ds.annotations
+    return _complete_areas(ds.annotations, ds.image_index, ds.images.height, ds.images.width)
+
+
+def _complete_areas(
+    anns: Annotations, img: np.ndarray, heights: np.ndarray, widths: np.ndarray
+) -> tuple[np.ndarray, int]:
+    """:func:`annotation_areas` of a table of annotations (the whole dataset or a run).
+
+    ``img`` is the image row of each annotation (-1 for none) in ``heights`` and
+    ``widths``, the sizes of every image of the dataset.
+    """
     area = anns.area
     missing = np.isnan(area)
     if not missing.any():
         return area, 0
     area = area.copy()
-    img = ds.image_index
     has_seg = np.fromiter((s is not None for s in anns.segmentation), bool, len(anns))
     seg_rows = np.flatnonzero(missing & has_seg & (img >= 0))
     if len(seg_rows):
         rows_img = img[seg_rows]
         area[seg_rows] = segmentation_areas(
-            anns.segmentation[seg_rows],
-            ds.images.height[rows_img],
-            ds.images.width[rows_img],
+            anns.segmentation[seg_rows], heights[rows_img], widths[rows_img]
         )
     box_rows = np.isnan(area) & ~np.isnan(anns.bbox[:, 0])
     area[box_rows] = anns.bbox[box_rows, 2] * anns.bbox[box_rows, 3]
@@ -213,11 +230,12 @@ def _group_order_stats(
     group: np.ndarray, values: np.ndarray, n_groups: int
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Min, median and max of ``values`` per group (NaN for empty groups), by one sort."""
-    by_value = np.argsort(values)
+    order = np.argsort(values)
     # a stable sort on small integers is a radix sort in numpy: much faster than lexsort
     small = np.int16 if n_groups < np.iinfo(np.int16).max else np.int64
-    order = by_value[np.argsort(group[by_value].astype(small), kind="stable")]
+    order = order[np.argsort(group[order].astype(small), kind="stable")]
     v = values[order]
+    del order  # the index arrays are the big temporaries: free them before the rest
     counts = np.bincount(group, minlength=n_groups)
     starts = np.zeros(n_groups, np.int64)
     np.cumsum(counts[:-1], out=starts[1:])
@@ -248,29 +266,108 @@ def _image_sizes(width: np.ndarray, height: np.ndarray) -> tuple[tuple[ImageSize
 
 def compute_stats(ds: Dataset) -> DatasetStats:
     """Statistics of ``ds`` (see the module docstring for exactly what is counted)."""
-    images = ds.images
     anns = ds.annotations
-    cats = ds.categories
-    n_img = len(images)
-    n_ann = len(anns)
-
-    img = ds.image_index
-    on_image = img >= 0
     cat_row = ds.category_index
+    area, areas_computed = annotation_areas(ds)
+    return _stats_of_columns(
+        source=ds.source,
+        categories=ds.categories,
+        image_width=ds.images.width,
+        image_height=ds.images.height,
+        image_row=ds.image_index,
+        category_row=cat_row,
+        undeclared_ids=anns.category_id[cat_row < 0],
+        area=area,
+        crowd=anns.iscrowd > 0,
+        areas_computed=areas_computed,
+    )
+
+
+def compute_stats_stream(stream: CocoStream) -> DatasetStats:
+    """Statistics of a streamed file, equal to :func:`compute_stats` of the loaded file.
+
+    Two passes over ``stream`` (a :class:`~cocokit.io.stream.CocoStream`): the images
+    (ids, widths, heights), then the annotations run by run. Of each run only the image
+    row, category row, area (computed where missing, as :func:`annotation_areas` does)
+    and crowd flag of every annotation are kept, 17 bytes an annotation (the medians
+    need every area); no run's table (segmentations, extra keys) outlives its run.
+    """
+    from .io.stream import image_index
+
+    images = image_index(stream)
+    cats = stream.categories
+    n = stream.num_annotations
+    row_type = np.int32 if max(len(images.ids), len(cats)) < np.iinfo(np.int32).max else np.int64
+    image_row = np.empty(n, row_type)
+    category_row = np.empty(n, row_type)
+    area = np.empty(n, np.float64)
+    crowd = np.empty(n, bool)
+    undeclared: list[np.ndarray] = []
+    areas_computed = 0
+    for first, anns in stream.annotation_tables():
+        rows = slice(first, first + len(anns))
+        img = lookup(images.ids, anns.image_id)
+        cat = lookup(cats.id, anns.category_id)
+        image_row[rows] = img
+        category_row[rows] = cat
+        undeclared.append(anns.category_id[cat < 0])
+        area[rows], computed = _complete_areas(anns, img, images.heights, images.widths)
+        areas_computed += computed
+        crowd[rows] = anns.iscrowd > 0
+    return _stats_of_columns(
+        source=stream.path,
+        categories=cats,
+        image_width=images.widths,
+        image_height=images.heights,
+        image_row=image_row,
+        category_row=category_row,
+        undeclared_ids=np.concatenate(undeclared) if undeclared else np.zeros(0, np.int64),
+        area=area,
+        crowd=crowd,
+        areas_computed=areas_computed,
+    )
+
+
+def _stats_of_columns(
+    *,
+    source: str | None,
+    categories: Categories,
+    image_width: np.ndarray,
+    image_height: np.ndarray,
+    image_row: np.ndarray,
+    category_row: np.ndarray,
+    undeclared_ids: np.ndarray,
+    area: np.ndarray,
+    crowd: np.ndarray,
+    areas_computed: int,
+) -> DatasetStats:
+    """The statistics from plain columns, shared by the in-memory and streaming paths.
+
+    Per image: ``image_width``, ``image_height``. Per annotation, in file order:
+    ``image_row`` (row of its image, -1 for none), ``category_row`` (row of its
+    category, -1 if undeclared), ``area`` (completed as by :func:`annotation_areas`),
+    ``crowd`` (bool). ``undeclared_ids``: the ``category_id`` of the annotations whose
+    ``category_row`` is -1, in the same order.
+    """
+    cats = categories
+    n_img = len(image_width)
+    n_ann = len(area)
+
+    img = image_row
+    on_image = img >= 0
+    all_on_image = bool(on_image.all())
     # undeclared category ids become extra groups after the declared ones
-    undeclared_mask = cat_row < 0
-    extra_ids = _unique(anns.category_id[undeclared_mask])[0]
-    group = cat_row.copy()
+    undeclared_mask = category_row < 0
+    extra_ids = _unique(undeclared_ids)[0]
+    group = category_row
     if len(extra_ids):
-        group[undeclared_mask] = len(cats) + np.searchsorted(
-            extra_ids, anns.category_id[undeclared_mask]
-        )
+        group = category_row.copy()
+        group[undeclared_mask] = len(cats) + np.searchsorted(extra_ids, undeclared_ids)
     n_groups = len(cats) + len(extra_ids)
 
-    area, areas_computed = annotation_areas(ds)
-    crowd = anns.iscrowd > 0
     eligible = ~crowd & on_image & ~undeclared_mask
     buckets = size_buckets(area, eligible)
+    del eligible
 
     # per category
     ann_counts = np.bincount(group, minlength=n_groups)
@@ -278,10 +375,25 @@ def compute_stats(ds: Dataset) -> DatasetStats:
     bucket_counts = {
         k: np.bincount(group[m], minlength=n_groups) for k, m in buckets.items()
     }
-    pairs = _unique(group[on_image].astype(np.int64) * max(n_img, 1) + img[on_image])[0]
-    image_counts = np.bincount(pairs // max(n_img, 1), minlength=n_groups)
+    bucket_totals = {k: int(np.count_nonzero(m)) for k, m in buckets.items()}
+    del buckets
+    # distinct (category, image) pairs, as one sorted int64 key (sorted in place: the
+    # key is the largest temporary here, so no second copy of it is made)
+    key = (group if all_on_image else group[on_image]).astype(np.int64)
+    key *= max(n_img, 1)
+    key += img if all_on_image else img[on_image]
+    key.sort()
+    if len(key):
+        key = key[np.concatenate(([True], key[1:] != key[:-1]))]
+    key //= max(n_img, 1)
+    image_counts = np.bincount(key, minlength=n_groups)
+    del key
     finite = np.isfinite(area)
-    amin, amed, amax = _group_order_stats(group[finite], area[finite], n_groups)
+    if finite.all():  # the usual case: no copies of the two columns
+        amin, amed, amax = _group_order_stats(group, area, n_groups)
+    else:
+        amin, amed, amax = _group_order_stats(group[finite], area[finite], n_groups)
+    del finite
 
     per_category: list[CategoryStats] = []
     ids = np.concatenate([cats.id, extra_ids]).tolist()
@@ -306,10 +418,10 @@ def compute_stats(ds: Dataset) -> DatasetStats:
 
     # per image
     per_image = np.bincount(img[on_image], minlength=n_img)
-    image_sizes, distinct = _image_sizes(images.width, images.height)
+    image_sizes, distinct = _image_sizes(image_width, image_height)
 
     return DatasetStats(
-        source=ds.source,
+        source=source,
         images=n_img,
         negatives=int(np.count_nonzero(per_image == 0)),
         annotations=n_ann,
@@ -320,13 +432,13 @@ def compute_stats(ds: Dataset) -> DatasetStats:
         categories_used=int(np.count_nonzero(ann_counts[: len(cats)])),
         areas_computed=areas_computed,
         annotations_per_image=Distribution.of(per_image),
-        image_width=Distribution.of(images.width),
-        image_height=Distribution.of(images.height),
+        image_width=Distribution.of(image_width),
+        image_height=Distribution.of(image_height),
         image_sizes=image_sizes,
         distinct_image_sizes=distinct,
         area=Distribution.of(area),
-        small=int(np.count_nonzero(buckets["small"])),
-        medium=int(np.count_nonzero(buckets["medium"])),
-        large=int(np.count_nonzero(buckets["large"])),
+        small=bucket_totals["small"],
+        medium=bucket_totals["medium"],
+        large=bucket_totals["large"],
         per_category=tuple(per_category),
     )

@@ -18,6 +18,7 @@ from ..errors import InputError, OptionError
 from ..stats import DatasetStats, Distribution
 from ._app import (
     QUIET_HELP,
+    Stream,
     app,
     check_output,
     console,
@@ -25,6 +26,7 @@ from ._app import (
     load_dataset,
     progress_bar,
     status,
+    use_stream,
 )
 
 Quiet = Annotated[bool, typer.Option("--quiet", "-q", help=QUIET_HELP)]
@@ -106,8 +108,10 @@ def stats_command(
     html: Annotated[Optional[Path], typer.Option(  # noqa: UP045 (typer needs Optional)
         "--html", "--output", "-o",
         help="Also write a self-contained HTML report with plots (needs the extra "
-             "\\[plot]: pip install 'cocokit\\[plot]').",
+             "\\[plot]: pip install 'cocokit\\[plot]'; and the whole file in memory: "
+             "not with --stream).",
     )] = None,
+    stream: Stream = None,
     quiet: Quiet = False,
 ) -> None:
     """Per-category and per-dataset statistics; optionally an HTML report with plots.
@@ -116,20 +120,37 @@ def stats_command(
     small/medium/large counts; per dataset: images, negatives, annotations per image,
     image sizes.
 
+    Streamed (--stream, the default for a file large for this machine), the file is
+    read in runs and the statistics are the same; --html then needs --no-stream.
+
     Example: cocokit stats instances_val2017.json --html report.html
     """
+    streamed = use_stream(file, stream)
     if html is not None:
+        if streamed:
+            raise OptionError("--stream", "--html",
+                              "no --html when the file is streamed (by --stream, or by default "
+                              "when it is large for this machine): the report plots every box "
+                              "and needs the file in memory; add --no-stream")
         check_output(html)
         from ..report import require_plotting
 
         require_plotting()
-    ds = load_dataset(file, quiet or as_json)
-    stats = ds.stats()
+    ds: Dataset | None = None
+    if streamed:
+        from ..io.stream import open_stream
+        from ..stats import compute_stats_stream
+
+        with status(f"reading {file} in runs", quiet or as_json):
+            stats = compute_stats_stream(open_stream(file))
+    else:
+        ds = load_dataset(file, quiet or as_json)
+        stats = ds.stats()
     if as_json:
         typer.echo(json.dumps(stats.to_dict(), indent=2, allow_nan=False))
     else:
         _print_stats(stats, file)
-    if html is not None:
+    if html is not None and ds is not None:
         from ..report import write_report
 
         with status(f"plotting {html.name}", quiet):
