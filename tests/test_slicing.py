@@ -825,3 +825,75 @@ def test_rerun_replaces_earlier_tiles_and_leaves_no_partial_files(tmp_path: Path
     names = sorted(p.name for p in out_dir.iterdir())
     assert names == sorted(r["file_name"] for r in second.images) == sorted(sizes)
     assert all((out_dir / n).stat().st_size > sizes[n] for n in names)  # rewritten
+
+
+# -- streamed slicing (files bigger than memory) ---------------------------------------
+
+
+@pytest.mark.parametrize("per_chunk", [1, 2, 5])
+def test_slice_file_writes_the_bytes_of_the_in_memory_path(
+        real_data: Path, tmp_path: Path, per_chunk: int) -> None:
+    from cocokit.slicing import slice_file
+
+    full = cocokit.load(real(real_data, "coco-mini", "annotations", "instances_val2017.json"))
+    src = full.select_images(np.arange(5))
+    src.save(tmp_path / "in.json", image_ids="keep", annotation_ids="keep")
+    folder = real(real_data, "coco-mini", "val2017")
+    ds, expected = slice_dataset(cocokit.load(tmp_path / "in.json"), folder, tmp_path / "mem",
+                                 size=256, overlap=0.1, keep_empty=False, workers=2)
+    ds.save(tmp_path / "mem.json", image_ids="keep", annotation_ids="keep")
+    got = slice_file(tmp_path / "in.json", folder, tmp_path / "stream",
+                     tmp_path / "stream.json", images_per_chunk=per_chunk, size=256,
+                     overlap=0.1, keep_empty=False, workers=2)
+    assert got == expected and got.tiles > 20
+    assert (tmp_path / "stream.json").read_bytes() == (tmp_path / "mem.json").read_bytes()
+    assert ({p.name: p.read_bytes() for p in (tmp_path / "stream").iterdir()}
+            == {p.name: p.read_bytes() for p in (tmp_path / "mem").iterdir()})
+
+
+def test_slice_file_reports_bad_images_of_every_chunk(tmp_path: Path) -> None:
+    from cocokit.slicing import slice_file
+
+    Image.fromarray(gradient(50, 30), "RGB").save(tmp_path / "ok.jpg")
+    (tmp_path / "junk.jpg").write_bytes(b"junk")
+    b = DatasetBuilder()
+    cat = b.add_category("thing")
+    for name in ("gone.jpg", "ok.jpg", "junk.jpg"):
+        b.add_annotation(b.add_image(name, width=50, height=30), cat, bbox=[1, 1, 9, 9])
+    b.build().save(tmp_path / "in.json")
+    out = tmp_path / "out"
+    with pytest.raises(BadImagesError) as e:
+        slice_file(tmp_path / "in.json", tmp_path, out, images_per_chunk=1, size=32, workers=1)
+    assert [Path(f).name for f, _ in e.value.failures] == ["gone.jpg", "junk.jpg"]
+    assert not (out / "in.json").exists()
+    summary = slice_file(tmp_path / "in.json", tmp_path, out, images_per_chunk=1, size=32,
+                         workers=1, skip_bad_images=True)
+    assert summary.images == 1 and len(summary.skipped) == 2
+    doc = cocokit.load(out / "in.json")
+    assert doc.images.id.tolist() == list(range(1, summary.tiles + 1))
+    assert {r["source_file_name"] for r in doc.images} == {"ok.jpg"}
+
+
+def test_slice_file_refuses_colliding_tile_names_before_any_work(tmp_path: Path) -> None:
+    from cocokit.slicing import slice_file
+
+    b = DatasetBuilder()
+    b.add_image("a/x.jpg", width=20, height=20)
+    b.add_image("b.jpg", width=20, height=20)
+    b.add_image("a/x.png", width=20, height=20)  # the same tiles as a/x.jpg in jpg
+    b.build().save(tmp_path / "in.json")
+    with pytest.raises(InputError, match=r"images\[2\]\.file_name: 'a/x\.png' gives the same "
+                       r"tile names as images\[0\]"):
+        slice_file(tmp_path / "in.json", tmp_path, tmp_path / "out", size=8)
+    assert not (tmp_path / "out").exists()
+
+
+def test_cli_stream_slices_to_the_same_file(real_data: Path, tmp_path: Path) -> None:
+    from cocokit.cli import main
+
+    src = real(real_data, *SAHI, "terrain2_coco.json")
+    for mode in ("--stream", "--no-stream"):
+        assert main(["slice", str(src), "-i", str(src.parent), "-o", str(tmp_path / mode),
+                     "-q", "--workers", "1", "--size", "400", mode]) == 0
+    a = (tmp_path / "--stream" / "terrain2_coco.json").read_bytes()
+    assert a == (tmp_path / "--no-stream" / "terrain2_coco.json").read_bytes()

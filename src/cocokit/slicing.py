@@ -70,9 +70,10 @@ import math
 import multiprocessing
 import os
 import sys
+import tempfile
 import threading
 from collections.abc import Callable, Iterator, Sequence
-from pathlib import PurePosixPath
+from pathlib import Path, PurePosixPath
 from typing import Any, Literal
 
 import msgspec
@@ -101,6 +102,7 @@ __all__ = [
     "auto_slice_params",
     "slice_annotations",
     "slice_dataset",
+    "slice_file",
     "tile_grid",
 ]
 
@@ -941,6 +943,108 @@ def slice_dataset(
     if failures and not skip:
         raise BadImagesError(failures, "sliced")
     return _assemble(ds, todo, results, stems)
+
+
+def slice_file(
+    path: str | os.PathLike[str],
+    image_dir: str | os.PathLike[str],
+    out_dir: str | os.PathLike[str],
+    json_path: str | os.PathLike[str] | None = None,
+    *,
+    images_per_chunk: int | None = None,
+    skip_bad_images: bool = False,
+    progress: Progress | None = None,
+    **options: Any,
+) -> SliceSummary:
+    """Slice a COCO file of any size in bounded memory; writes the tiles and the COCO file.
+
+    The file is streamed (:meth:`cocokit.io.stream.CocoStream.datasets`) in chunks of
+    ``images_per_chunk`` images; each chunk is sliced as :func:`slice_dataset` does it
+    (``options``: ``size``, ``overlap``, ``auto``, ``min_area_ratio``, ``keep_empty``,
+    ``format``, ``quality``, ``workers``, ``engine``, ``address``), and its tiles are
+    handed to a :class:`~cocokit.io.parts.PartWriter`, which numbers them on and writes
+    ``json_path`` (default ``out_dir/<file name>``) at the end, atomically. The file is
+    byte for byte what :func:`slice_dataset` on the loaded dataset and a save with ids
+    kept would write. Failed images are collected over all chunks: at the end they
+    raise :class:`~cocokit.errors.BadImagesError` and no COCO file is written, unless
+    ``skip_bad_images``. Memory holds one chunk of images with their annotations and
+    tiles.
+    """
+    from .io.parts import PartWriter
+    from .io.stream import open_stream
+
+    stream = open_stream(path)
+    fmt = options.get("format", "jpg")
+    if fmt not in ("jpg", "png", "same"):
+        raise OptionError("format", fmt, "'jpg', 'png' or 'same'")
+    _check_stream_stems(stream, fmt)
+    target = json_path if json_path is not None else files.join(
+        out_dir, os.path.basename(os.fspath(path)))
+    local_target = files.local_path(target)
+    total = stream.num_images
+    done_before = 0
+    failed: list[tuple[str, str]] = []
+    counts = {"images": 0, "tiles": 0, "annotations": 0, "dropped": 0, "unplaced": 0}
+
+    def chunk_progress(done: int, _total: int) -> None:
+        if progress is not None:
+            progress(done_before + done, total)
+
+    skip = bool(skip_bad_images or options.pop("skip_missing", False))
+    with tempfile.TemporaryDirectory(prefix="cocokit-slice-") as tmp:
+        # a URL target is written here first and put in one request at the end
+        written = local_target if local_target is not None else Path(tmp) / "tiles.json"
+        with PartWriter(written, categories=stream.categories, extra=stream.extra,
+                        key_order=stream.key_order) as writer:
+            chunks = stream.datasets(images_per_chunk)
+            try:
+                for chunk in chunks:
+                    tiled, summary = slice_dataset(chunk, image_dir, out_dir,
+                                                   skip_bad_images=True,
+                                                   progress=chunk_progress, **options)
+                    done_before += len(chunk.images)
+                    failed.extend(summary.skipped)
+                    counts["images"] += summary.images
+                    counts["tiles"] += summary.tiles
+                    counts["annotations"] += summary.annotations
+                    counts["dropped"] += summary.empty_tiles_dropped
+                    counts["unplaced"] += summary.unplaced_annotations
+                    writer.add(tiled)
+            finally:
+                chunks.close()
+            if failed and not skip:
+                raise BadImagesError(failed, "sliced")
+        if local_target is None:
+            files.upload(written, str(target))
+    return SliceSummary(images=counts["images"], tiles=counts["tiles"],
+                        annotations=counts["annotations"],
+                        empty_tiles_dropped=counts["dropped"], skipped=tuple(failed),
+                        unplaced_annotations=counts["unplaced"])
+
+
+def _check_stream_stems(stream: Any, fmt: str) -> None:
+    """Tile names must not collide across the whole file: one pass over the images
+    keeps a 64-bit hash of each (stem, extension) and names a clash if one is found."""
+    hashes = []
+    for _, t in stream.image_tables():
+        names = t.file_name.tolist()
+        hashes.append(np.fromiter((hash((_stem(str(f)), _out_ext(str(f), fmt))) for f in names),
+                                  np.int64, len(names)))
+    if not hashes:
+        return
+    keys = np.concatenate(hashes)
+    s = np.sort(keys)
+    if not (s[1:] == s[:-1]).any():
+        return
+    seen: dict[tuple[str, str], tuple[int, str]] = {}
+    for first, t in stream.image_tables():
+        for k, f in enumerate(t.file_name.tolist()):
+            key = (_stem(str(f)), _out_ext(str(f), fmt))
+            if key in seen:
+                i, g = seen[key]
+                raise InputError(stream.path, f"images[{first + k}].file_name",
+                                 f"{f!r} gives the same tile names as images[{i}] ({g!r})")
+            seen[key] = (first + k, str(f))
 
 
 def _reason(images: Images, i: int, r: _Result) -> tuple[str, str]:

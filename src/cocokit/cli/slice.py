@@ -14,12 +14,14 @@ import typer
 from ..errors import OptionError
 from ._app import (
     QUIET_HELP,
+    Stream,
     app,
     err_console,
     load_dataset,
     progress_bar,
     save_dataset,
     status,
+    use_stream,
 )
 
 T = TypeVar("T")
@@ -105,6 +107,7 @@ def slice_command(
     address: Annotated[Optional[str], typer.Option(  # noqa: UP045
         help="With --engine ray: the cluster address (auto, ray://host:10001). "
         "Default: start a local Ray.")] = None,
+    stream: Stream = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help=QUIET_HELP)] = False,
 ) -> None:
     """Cut large images into overlapping tiles, with annotations clipped to each tile.
@@ -112,6 +115,9 @@ def slice_command(
     Writes the tile images to OUTPUT and one COCO file (OUTPUT/<FILE name> unless
     --json is given). Each tile records source_image_id, source_file_name and
     source_window \\[x, y, w, h] so results can be mapped back.
+
+    A file large for this machine's memory is streamed chunk by chunk (--stream /
+    --no-stream force it); the COCO file is the same either way.
 
     Images that cannot be read are reported by name at the end; the run then exits
     with code 1 and writes no COCO file, unless --skip-bad-images.
@@ -122,7 +128,7 @@ def slice_command(
     """
     from ..errors import BadImagesError
     from ..io import files
-    from ..slicing import slice_dataset
+    from ..slicing import slice_dataset, slice_file
 
     if auto and (size is not None or overlap is not None):
         raise OptionError("--auto", "--size/--overlap", "--auto or --size/--overlap, not both")
@@ -141,7 +147,11 @@ def slice_command(
     if local_target is not None and local_target.resolve() == file.resolve():
         raise OptionError("--json", target, "a path other than the input file")
 
-    ds = load_dataset(file, quiet)
+    streaming = use_stream(file, stream)
+    options = dict(size=tile, overlap=over, auto=auto, min_area_ratio=min_area_ratio,
+                   keep_empty=keep_empty, format=fmt.value, quality=quality, workers=workers,
+                   skip_bad_images=skip_bad_images, engine=engine.value, address=address)
+    ds = None if streaming else load_dataset(file, quiet)
     failed: list[tuple[str, str]] | None = None
     with contextlib.ExitStack() as stack:
         bar: list[Callable[[int, int], None]] = []
@@ -154,18 +164,21 @@ def slice_command(
             bar[0](done, total)
 
         try:
-            tiled, summary = slice_dataset(
-                ds, images, output, size=tile, overlap=over, auto=auto,
-                min_area_ratio=min_area_ratio, keep_empty=keep_empty, format=fmt.value,
-                quality=quality, workers=workers, skip_bad_images=skip_bad_images,
-                progress=update, engine=engine.value, address=address,
-            )
+            if ds is None:
+                summary = slice_file(file, images, output, target, progress=update,
+                                     **options)  # type: ignore[arg-type]
+            else:
+                tiled, summary = slice_dataset(ds, images, output, progress=update,
+                                               **options)  # type: ignore[arg-type]
         except BadImagesError as e:
             failed = e.failures
     if failed is not None:
         report_bad_images(failed, "sliced")
         raise typer.Exit(1)
-    if local_target is not None:
+    if ds is None:
+        if not quiet:
+            err_console.print(f"wrote {target}")
+    elif local_target is not None:
         save_dataset(tiled, local_target, quiet=quiet, image_ids="keep", annotation_ids="keep")
     else:
         with status(f"writing {target}", quiet):

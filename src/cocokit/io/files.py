@@ -20,13 +20,14 @@ from __future__ import annotations
 import os
 import posixpath
 import re
+import shutil
 from pathlib import Path
 from typing import Any
 
 from ..errors import InputError
 
 __all__ = ["exists", "is_shared", "is_url", "join", "local_path", "makedirs", "read_bytes",
-           "write_bytes"]
+           "upload", "write_bytes"]
 
 _URL = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]+://")
 
@@ -131,3 +132,23 @@ def write_bytes(location: str | os.PathLike[str], data: bytes) -> None:
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
+
+
+def upload(local: str | os.PathLike[str], location: str) -> None:
+    """Copy the local file ``local`` to ``location`` (a URL: streamed by fsspec; a path:
+    copied beside it and renamed over it)."""
+    path = local_path(location)
+    if path is not None:
+        tmp = path.with_name(f".{path.name}.part")
+        try:
+            shutil.copyfile(local, tmp)
+            os.replace(tmp, path)
+        except BaseException:
+            tmp.unlink(missing_ok=True)
+            raise
+        return
+    fs, p = _fs(location)
+    parent = posixpath.dirname(p)
+    if parent:
+        fs.makedirs(parent, exist_ok=True)
+    fs.put_file(os.fspath(local), p)
