@@ -12,8 +12,8 @@ import pytest
 
 import cocokit
 from cocokit import InputError
-from cocokit.errors import BadImagesError
 from cocokit.engine import JobFailure, run_on_ray
+from cocokit.errors import BadImagesError
 from cocokit.slicing import slice_dataset
 
 from .conftest import real_path

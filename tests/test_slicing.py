@@ -26,8 +26,8 @@ from typer.testing import CliRunner
 
 import cocokit
 from cocokit import DatasetBuilder, InputError, OptionError
-from cocokit.errors import BadImagesError
 from cocokit.clipping import polygon_areas, rle_area
+from cocokit.errors import BadImagesError
 from cocokit.geometry import parse_polygons
 from cocokit.slicing import (
     auto_slice_params,
@@ -763,7 +763,7 @@ def test_memory_urls_give_the_same_tiles_as_local_paths(
 
 
 def test_memory_url_missing_image_is_named(memory_fs: Any) -> None:
-    fs, root = memory_fs
+    _, root = memory_fs
     b = DatasetBuilder()
     b.add_annotation(b.add_image("nope.jpg", width=20, height=20), b.add_category("c"),
                      bbox=[1, 1, 4, 4])

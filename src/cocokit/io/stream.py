@@ -14,6 +14,23 @@ when the cut lies between two records of the array; a cut inside a nested value 
 string leaves brackets or a string open and fails, and the next candidate is tried. When
 the array ends inside the text, msgspec reports trailing characters at the array's end.
 
+Images with their annotations (:meth:`CocoStream.datasets`, :meth:`CocoStream.items`,
+``for item in stream``): the images are cut into chunks of ``images_per_chunk`` in file
+order, and each chunk comes as a :class:`~cocokit.Dataset` holding those images and
+exactly their annotations, whatever the order of the annotations array (COCO
+train2017's is not sorted by image). Pass 1 reads only the image ids (one int64 column);
+pass 2 reads only the ``image_id`` of each annotation and maps it to the chunk of its
+image. While the chunk numbers never decrease the annotations are already grouped, and
+the chunks are then cut straight from the runs (no spill). Otherwise each annotation's
+raw JSON text is appended to a spill file of its chunk, in file order, in a temporary
+directory (beside the input unless ``tmp_dir`` says where); each chunk's spill is then
+decoded with the same record decoder as :func:`cocokit.load`, yielded, and deleted. The
+directory goes away at the end, on an error, or when the consumer stops early. Memory
+holds one chunk, one run and the id columns. Joins follow :class:`~cocokit.Dataset`: an
+annotation belongs to the first image with its ``image_id``; one whose ``image_id`` names
+no image (an orphan) belongs to no image and is left out (counted in
+``orphan_annotations``).
+
 :func:`write_coco_stream` writes under the export contract (ids auto/keep,
 categories passed through, negatives kept or dropped, integrity checked before the
 final rename, atomic) holding only id columns in memory.
@@ -21,10 +38,13 @@ final rename, atomic) holding only id columns in memory.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import itertools
 import os
 import re
-from collections.abc import Callable, Iterator
+import tempfile
+from collections.abc import Callable, Generator, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -32,13 +52,23 @@ import msgspec
 import numpy as np
 from msgspec import Raw
 
-from ..dataset import Annotations, Categories, Images, gc_paused, lookup, unique
-from ..errors import InputError, IntegrityError, JSONSyntaxError
+from ..dataset import (
+    Annotations,
+    Categories,
+    Dataset,
+    ImageItem,
+    Images,
+    gc_paused,
+    lookup,
+    unique,
+)
+from ..errors import InputError, IntegrityError, JSONSyntaxError, OptionError
 from .coco import (
     _ANN_KEYS,
     _IMAGE_KEYS,
     ExportSummary,
     IdPolicy,
+    RecordDecoder,
     RecordEncoder,
     annotation_columns,
     annotation_decoder,
@@ -85,6 +115,40 @@ class _AnnRef(msgspec.Struct):
 
 
 _REF_LIST = msgspec.json.Decoder(list[_AnnRef])
+
+
+class _ImageRef(msgspec.Struct):
+    id: int
+
+
+_IMAGE_REF_LIST = msgspec.json.Decoder(list[_ImageRef])
+
+
+class _RowFinder:
+    """:func:`cocokit.dataset.lookup` with the keys sorted once: row of each value, or -1."""
+
+    def __init__(self, keys: np.ndarray) -> None:
+        self.order = np.argsort(keys, kind="stable")  # equal ids: the first row first
+        self.sorted = keys[self.order]
+
+    def __call__(self, values: np.ndarray) -> np.ndarray:
+        if len(self.sorted) == 0:
+            return np.full(len(values), -1, np.int64)
+        pos = np.minimum(np.searchsorted(self.sorted, values), len(self.sorted) - 1)
+        found = self.sorted[pos] == values
+        return np.where(found, self.order[pos], -1).astype(np.int64)
+
+
+def _segments(chunks: np.ndarray) -> Iterator[tuple[int, np.ndarray]]:
+    """(chunk, rows) for the rows of each chunk number >= 0, chunks ascending, rows in order."""
+    rows = np.flatnonzero(chunks >= 0)
+    if not len(rows):
+        return
+    rows = rows[np.argsort(chunks[rows], kind="stable")]
+    sorted_chunks = chunks[rows]
+    bounds = [0, *(np.flatnonzero(np.diff(sorted_chunks)) + 1).tolist(), len(rows)]
+    for a, b in itertools.pairwise(bounds):
+        yield int(sorted_chunks[a]), rows[a:b]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -167,7 +231,12 @@ class CocoStream:
 
     Attributes: ``key_order`` (top-level keys as in the file), ``extra`` (the top-level
     values other than images/annotations/categories, decoded), ``categories``,
-    ``num_images``, ``num_annotations``, ``size`` (bytes).
+    ``num_images``, ``num_annotations``, ``size`` (bytes), ``orphan_annotations``
+    (annotations naming no image, once :meth:`datasets` has grouped them).
+
+    Runs of records come from :meth:`image_tables` and :meth:`annotation_tables`;
+    images with their annotations from :meth:`datasets` (chunks of images as
+    :class:`~cocokit.Dataset`) and :meth:`items` (or iterating the stream).
     """
 
     def __init__(self, path: str | os.PathLike[str], chunk_bytes: int = CHUNK_BYTES) -> None:
@@ -224,6 +293,9 @@ class CocoStream:
                 self.key_order.append(key)
         self.num_images = sum(r.count for r in self.runs["images"])
         self.num_annotations = sum(r.count for r in self.runs["annotations"])
+        #: Annotations whose ``image_id`` names no image, left out of :meth:`datasets`;
+        #: known once a grouping pass has run (None before).
+        self.orphan_annotations: int | None = None
 
     # -- the index pass -------------------------------------------------------------
 
@@ -402,6 +474,225 @@ class CocoStream:
                 table = dec.decode_array(text, run.first)
             yield run.first, table
 
+    # -- images with their annotations -----------------------------------------------
+
+    def datasets(
+        self,
+        images_per_chunk: int | None = None,
+        *,
+        tmp_dir: str | os.PathLike[str] | None = None,
+    ) -> Generator[Dataset, None, None]:
+        """Consecutive chunks of ``images_per_chunk`` images in file order, as datasets.
+
+        ``images_per_chunk`` defaults to as many images as have, on average, about
+        ``chunk_bytes`` of annotation text (some thousands for COCO-like files). Each
+        :class:`~cocokit.Dataset` holds its images, exactly their annotations (in
+        file order), the stream's categories and top-level extras, so iterating the chunks
+        one after the other gives what iterating :func:`cocokit.load` gives, whatever the
+        order of the annotations array. An annotation belongs to the first image with its
+        ``image_id`` (as :meth:`Dataset.annotation_rows`); one whose ``image_id`` names
+        no image belongs to no chunk (their number is then in ``orphan_annotations``).
+
+        Two cheap passes read the image ids, then the ``image_id`` of each annotation.
+        When the annotations are not already grouped by chunk, their raw JSON text is
+        spilled to one file per chunk in a temporary directory made in ``tmp_dir``
+        (default: beside the input, else the system's temporary folder), about the size
+        of the annotations array; it is removed at the end, on an error, and when the
+        generator is closed early. Memory holds one chunk, one run and the id columns.
+
+        >>> s = open_stream("objects365_train.json")                  # doctest: +SKIP
+        >>> for ds in s.datasets(images_per_chunk=5000):              # doctest: +SKIP
+        ...     print(len(ds.images), len(ds.annotations))
+        """
+        if images_per_chunk is None:
+            images_per_chunk = self.default_images_per_chunk()
+        if isinstance(images_per_chunk, bool) or not isinstance(images_per_chunk, int) or (
+            images_per_chunk < 1
+        ):
+            raise OptionError("images_per_chunk", images_per_chunk, "a positive integer")
+        return self._datasets(images_per_chunk, tmp_dir)
+
+    def default_images_per_chunk(self) -> int:
+        """Images whose annotations take about ``chunk_bytes`` of text, on average."""
+        text = sum(r.end - r.start for r in self.runs["annotations"])
+        if not text or not self.num_images:
+            return max(self.num_images, 1)
+        return max(1, min(self.num_images, self.num_images * self.chunk_bytes // text))
+
+    def items(
+        self,
+        images_per_chunk: int | None = None,
+        *,
+        tmp_dir: str | os.PathLike[str] | None = None,
+    ) -> Generator[ImageItem, None, None]:
+        """Each image with its annotations, in file order, as :class:`~cocokit.ImageItem`.
+
+        The same items as iterating ``cocokit.load(path)`` (``index`` is the image's
+        position in the file), read chunk by chunk with :meth:`datasets`;
+        ``for item in stream`` is the same with the defaults.
+
+        >>> for item in open_stream("huge.json"):                     # doctest: +SKIP
+        ...     print(item.index, item.image["file_name"], len(item.annotations))
+        """
+        chunks = self.datasets(images_per_chunk, tmp_dir=tmp_dir)
+
+        def gen() -> Generator[ImageItem, None, None]:
+            base = 0
+            with contextlib.closing(chunks):
+                for ds in chunks:
+                    for it in ds:
+                        yield ImageItem(base + it.index, it.image, it.annotations)
+                    base += len(ds)
+
+        return gen()
+
+    def __iter__(self) -> Iterator[ImageItem]:
+        return self.items()
+
+    def _image_ids(self) -> np.ndarray:
+        """The id of every image, in file order (pass 1)."""
+        parts = [np.zeros(0, np.int64)]
+        for run, text in self._run_texts("images"):
+            try:
+                refs = _IMAGE_REF_LIST.decode(text)
+            except msgspec.ValidationError:  # let the full decoder say what is wrong
+                parts.append(image_decoder(self.path).decode_array(text, run.first).id)
+                continue
+            parts.append(np.fromiter((r.id for r in refs), np.int64, len(refs)))
+        return np.concatenate(parts)
+
+    def _chunk_numbers(self, run: _Run, text: bytes, find: _RowFinder, n: int) -> np.ndarray:
+        """For each annotation of a run, the chunk of its image (-1: no such image)."""
+        try:
+            refs = _REF_LIST.decode(text)
+            ids = np.fromiter((r.image_id for r in refs), np.int64, len(refs))
+        except msgspec.ValidationError:  # let the full decoder say what is wrong
+            ids = annotation_decoder(self.path).decode_array(text, run.first).image_id
+        rows = find(ids)
+        return np.where(rows >= 0, rows // n, -1)
+
+    def _image_chunks(self, n: int) -> Generator[Images, None, None]:
+        """The images in tables of ``n`` rows (the last one shorter), in file order."""
+        parts: list[Images] = []
+        have = 0
+        for _, table in self.image_tables():
+            s = 0
+            while s < len(table):
+                take = min(n - have, len(table) - s)
+                whole = s == 0 and take == len(table)
+                parts.append(table if whole else table.take(np.arange(s, s + take)))
+                have += take
+                s += take
+                if have == n:
+                    yield parts[0] if len(parts) == 1 else Images.concat(parts)
+                    parts, have = [], 0
+        if parts:
+            yield parts[0] if len(parts) == 1 else Images.concat(parts)
+
+    def _chunk_dataset(self, images: Images, annotations: Annotations) -> Dataset:
+        return Dataset(
+            images, annotations, self.categories, self.extra, self.key_order, source=self.path
+        )
+
+    def _spill_dir(self, stack: contextlib.ExitStack, tmp_dir: Any) -> Path:
+        where = tmp_dir if tmp_dir is not None else os.path.dirname(os.path.abspath(self.path))
+        try:
+            d = tempfile.TemporaryDirectory(prefix=".cocokit-spill-", dir=where)
+        except OSError:
+            if tmp_dir is not None:
+                raise
+            d = tempfile.TemporaryDirectory(prefix="cocokit-spill-")  # input folder read-only
+        return Path(stack.enter_context(d))
+
+    def _spill(self, text: bytes, chunks: np.ndarray, where: Path) -> None:
+        """Append the raw text of each annotation of a run to its chunk's spill file."""
+        segments = list(_segments(chunks))
+        if not segments:
+            return
+        raws = _RAW_LIST.decode(text)  # views of ``text``, each one whole record
+        for c, rows in segments:
+            with open(where / f"{c}.json", "ab") as f:
+                f.write(b",")  # every piece starts with a comma; the first becomes '['
+                f.write(b",".join([raws[i] for i in rows.tolist()]))
+
+    def _read_spill(self, path: Path, dec: RecordDecoder[Annotations]) -> Annotations:
+        if not path.exists():
+            return Annotations.empty()
+        with open(path, "rb") as f:
+            f.seek(1)
+            text = b"".join((b"[", f.read(), b"]"))
+        path.unlink()
+        try:
+            with gc_paused():
+                table = dec.decode_array(text, 0)
+        except InputError:
+            # name the bad record as the file has it: the first one in file order
+            for _ in self.annotation_tables():
+                pass
+            raise
+        return table
+
+    def _datasets(self, n: int, tmp_dir: Any) -> Generator[Dataset, None, None]:
+        with contextlib.ExitStack() as stack:
+            with gc_paused():
+                ids = self._image_ids()
+            if not len(ids):
+                self.orphan_annotations = self.num_annotations
+                return
+            find = _RowFinder(ids)
+            del ids
+            # pass 2: the chunk of each annotation; spill once they are out of order
+            where: Path | None = None
+            orphans, last = 0, -1
+            for k, (run, text) in enumerate(self._run_texts("annotations")):
+                with gc_paused():
+                    chunks = self._chunk_numbers(run, text, find, n)
+                    orphans += int(np.count_nonzero(chunks < 0))
+                    if where is None:
+                        valid = chunks[chunks >= 0]
+                        if not len(valid) or (
+                            valid[0] >= last and not (valid[1:] < valid[:-1]).any()
+                        ):
+                            last = int(valid[-1]) if len(valid) else last
+                            continue
+                        where = self._spill_dir(stack, tmp_dir)
+                        for r0, t0 in itertools.islice(self._run_texts("annotations"), k):
+                            self._spill(t0, self._chunk_numbers(r0, t0, find, n), where)
+                    self._spill(text, chunks, where)
+            self.orphan_annotations = orphans
+            images = stack.enter_context(contextlib.closing(self._image_chunks(n)))
+            if where is not None:
+                dec = annotation_decoder(self.path)
+                for c, imgs in enumerate(images):
+                    yield self._chunk_dataset(imgs, self._read_spill(where / f"{c}.json", dec))
+                return
+            # already grouped: cut the chunks straight from the runs, in file order
+            pieces = stack.enter_context(contextlib.closing(self._pieces(find, n)))
+            nxt = next(pieces, None)
+            for c, imgs in enumerate(images):
+                parts: list[Annotations] = []
+                while nxt is not None and nxt[0] == c:
+                    parts.append(nxt[1])
+                    nxt = next(pieces, None)
+                anns = (
+                    Annotations.empty()
+                    if not parts
+                    else parts[0]
+                    if len(parts) == 1
+                    else Annotations.concat(parts)
+                )
+                yield self._chunk_dataset(imgs, anns)
+
+    def _pieces(
+        self, find: _RowFinder, n: int
+    ) -> Generator[tuple[int, Annotations], None, None]:
+        """(chunk, its annotations of one run), runs in file order, orphans left out."""
+        for _, table in self.annotation_tables():
+            rows = find(table.image_id)
+            chunks = np.where(rows >= 0, rows // n, -1)
+            for c, r in _segments(chunks):
+                yield c, table if len(r) == len(table) else table.take(r)
+
     def __repr__(self) -> str:
         return (
             f"<CocoStream {self.path!r}: {self.num_images} images, "
@@ -414,6 +705,7 @@ def open_stream(path: str | os.PathLike[str], chunk_bytes: int = CHUNK_BYTES) ->
 
     >>> s = open_stream("huge.json")                              # doctest: +SKIP
     >>> for first, anns in s.annotation_tables(): ...             # doctest: +SKIP
+    >>> for item in s: ...                                        # doctest: +SKIP
     """
     return CocoStream(path, chunk_bytes)
 
