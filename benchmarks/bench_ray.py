@@ -26,6 +26,7 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
+import os
 import statistics
 import subprocess
 import sys
@@ -76,11 +77,17 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--runs", type=int, default=3)
     p.add_argument("--calls", type=int, default=2, help="slicing calls per process")
     p.add_argument("--address", default="", help="Ray cluster to connect to (e.g. auto)")
+    p.add_argument("--wait-load", type=float, default=None, metavar="L",
+                   help="before each run, wait (up to 2 min) until the 1-minute load is < L")
     a = p.parse_args(argv)
     rows: dict[str, list[tuple[float, list[float], int]]] = {"local": [], "ray": []}
     digests: dict[str, str] = {}
     for r in range(a.runs):
         for engine in ("local", "ray"):
+            if a.wait_load is not None:
+                deadline = time.monotonic() + 120
+                while os.getloadavg()[0] >= a.wait_load and time.monotonic() < deadline:
+                    time.sleep(2.0)
             with tempfile.TemporaryDirectory() as tmp:
                 out = Path(tmp)
                 t = time.perf_counter()

@@ -1,19 +1,26 @@
 """cocokit.augment end to end on real images: files, ids, provenance, determinism,
-errors that leave nothing half-written, the CLI."""
+errors that leave nothing half-written, bad images named or skipped, fsspec locations
+(memory://), the CLI."""
 
 from __future__ import annotations
 
+import contextlib
+import dataclasses
+import itertools
 import json
 import os
 import shutil
 import subprocess
 import sys
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
+import fsspec
 import numpy as np
 import pytest
+from fsspec.implementations.memory import MemoryFileSystem
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from PIL import Image
@@ -42,7 +49,7 @@ from cocokit.augment import (
     augment,
 )
 from cocokit.dataset import plain
-from cocokit.errors import InputError, OptionError
+from cocokit.errors import BadImagesError, InputError, OptionError
 
 REPO = Path(__file__).resolve().parents[1]
 TINY_VAL = ("tiny-coco-images", "annotations", "instances_val2017.json")
@@ -348,15 +355,73 @@ def test_ignore_negative_samples(real_data: Path, tmp_path: Path) -> None:
 # -- errors: clear, and nothing half-written ----------------------------------------------
 
 
-def test_missing_image_is_refused_before_anything_is_written(real_data: Path,
-                                                             tmp_path: Path) -> None:
+@pytest.mark.parametrize("workers", [1, 2])
+def test_a_missing_image_is_named_once_all_are_done(real_data: Path, tmp_path: Path,
+                                                    workers: int) -> None:
     ds, images = tiny(real_data)
     doc = ds.to_dict(image_ids="keep", annotation_ids="keep")
     doc["images"][2]["file_name"] = "gone.jpg"
-    with pytest.raises(InputError) as info:
-        augment(cocokit.load(doc), PIPE, images, tmp_path / "out")
-    assert info.value.path == "images[2].file_name" and "gone.jpg" in str(info.value)
+    with pytest.raises(BadImagesError) as info:
+        augment(cocokit.load(doc), PIPE, images, tmp_path / "out", workers=workers)
+    assert isinstance(info.value, InputError)
+    assert info.value.failures == [(str(images / "gone.jpg"), "image file not found")]
+    assert "1 image(s) could not be augmented" in str(info.value)
     assert not (tmp_path / "out").exists()
+
+
+def test_no_image_at_all_is_refused_before_any_work(real_data: Path, tmp_path: Path) -> None:
+    ds, _ = tiny(real_data)
+    wrong = tmp_path / "elsewhere"
+    wrong.mkdir()
+    (wrong / "unrelated.jpg").write_bytes(b"x")
+    with pytest.raises(InputError) as info:
+        augment(ds, PIPE, wrong, tmp_path / "out")
+    assert not isinstance(info.value, BadImagesError)
+    assert info.value.path == "images[0].file_name"
+    assert "none of the 6 images is there" in str(info.value)
+    assert "is this the image folder" in str(info.value)
+    assert not (tmp_path / "out").exists()
+
+
+def _bad_copy(ds: cocokit.Dataset, images: Path, folder: Path) -> tuple[str, str]:
+    """A copy of the images with image 1 missing and image 4 made of junk bytes."""
+    shutil.copytree(images, folder)
+    gone, junk = str(ds.images.file_name[1]), str(ds.images.file_name[4])
+    (folder / gone).unlink()
+    (folder / junk).write_bytes(b"not a jpeg at all")
+    return gone, junk
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_every_bad_image_is_named_and_can_be_skipped(real_data: Path, tmp_path: Path,
+                                                     workers: int) -> None:
+    ds, images = tiny(real_data)
+    folder = tmp_path / "images"
+    gone, junk = _bad_copy(ds, images, folder)
+    out_dir = tmp_path / "out"
+    with pytest.raises(BadImagesError) as info:
+        augment(ds, PIPE, folder, out_dir, copies=2, workers=workers)
+    failures = info.value.failures
+    assert [f for f, _ in failures] == [str(folder / gone), str(folder / junk)]  # image order
+    assert failures[0][1] == "image file not found"
+    assert failures[1][1].startswith("cannot read the image")
+    assert "2 image(s) could not be augmented" in str(info.value)
+    assert not out_dir.exists()  # nothing committed, the folder it made is gone too
+
+    _, summary = augment(ds, PIPE, folder, out_dir, copies=2, workers=workers,
+                         skip_bad_images=True)
+    assert summary.skipped == tuple(failures)
+    assert summary.source_images == 6 and summary.images == 3 * 4
+    bad_ids = {int(ds.images.id[1]), int(ds.images.id[4])}
+    good_anns = int(np.isin(ds.annotations.image_id, list(bad_ids), invert=True).sum())
+    assert summary.annotations + summary.dropped_annotations == 3 * good_anns
+    _, doc = load_out(out_dir)
+    names = {r["file_name"] for r in doc["images"]}
+    assert not any(n.startswith((Path(gone).stem, Path(junk).stem)) for n in names)
+    # only what annotations.json lists is there: the junk original copied before its
+    # decoding failed was taken back
+    assert {p.name for p in (out_dir / "images").iterdir()} == names
+    assert cocokit.validate(out_dir / "annotations.json").ok
 
 
 @pytest.mark.parametrize("workers", [1, 2])
@@ -435,6 +500,151 @@ def test_image_size_mismatch_is_an_input_error(real_data: Path, tmp_path: Path) 
     with pytest.raises(InputError, match="record says"):
         augment(cocokit.load(doc), PIPE, images, tmp_path / "out")
     assert not (tmp_path / "out").exists()
+
+
+# -- fsspec locations ---------------------------------------------------------------------
+
+_MEMORY_IDS = itertools.count()
+
+
+@pytest.fixture
+def memory_fs() -> Iterator[tuple[Any, str]]:
+    """The fsspec memory filesystem and a fresh folder in it (removed afterwards)."""
+    fs = fsspec.filesystem("memory")
+    root = f"/cocokit-augment-{os.getpid()}-{next(_MEMORY_IDS)}"
+    yield fs, root
+    with contextlib.suppress(FileNotFoundError):
+        fs.rm(root, recursive=True)
+
+
+def nested(real_data: Path, folder: Path, fs: Any, root: str) -> cocokit.Dataset:
+    """tiny, with half its images in a sub-folder: laid out in ``folder`` and in memory."""
+    ds, images = tiny(real_data)
+    doc = ds.to_dict(image_ids="keep", annotation_ids="keep")
+    for k, rec in enumerate(doc["images"]):
+        name = rec["file_name"]
+        rec["file_name"] = f"sub/{name}" if k % 2 else name
+        data = (images / name).read_bytes()
+        (folder / rec["file_name"]).parent.mkdir(parents=True, exist_ok=True)
+        (folder / rec["file_name"]).write_bytes(data)
+        fs.pipe_file(f"{root}/in/{rec['file_name']}", data)
+    return cocokit.load(doc)
+
+
+def memory_files(fs: Any, folder: str) -> dict[str, bytes]:
+    """Every file under a memory folder by its path relative to it."""
+    return {p[len(folder) + 1:]: fs.cat_file(p) for p in fs.find(folder)}
+
+
+def local_files(folder: Path) -> dict[str, bytes]:
+    return {p.relative_to(folder).as_posix(): p.read_bytes()
+            for p in folder.rglob("*") if p.is_file()}
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_memory_urls_give_the_same_bytes_as_local_paths(
+        real_data: Path, tmp_path: Path, memory_fs: tuple[Any, str], workers: int) -> None:
+    fs, root = memory_fs
+    ds = nested(real_data, tmp_path / "in", fs, root)
+    pipe = Pipeline([*PIPE.ops, Noise(std=(2, 6))], min_visibility=0.1)
+    local, local_summary = augment(ds, pipe, tmp_path / "in", tmp_path / "out", copies=2,
+                                   seed=5, workers=workers)
+    # with two workers, memory:// is read and written here and the bytes travel
+    mem, mem_summary = augment(ds, pipe, f"memory://{root}/in", f"memory://{root}/out",
+                               copies=2, seed=5, workers=workers)
+    assert mem.to_json() == local.to_json()
+    assert dataclasses.replace(mem_summary, seconds=0, output="") == dataclasses.replace(
+        local_summary, seconds=0, output="")
+    assert mem_summary.augmented_images == 12 and mem_summary.output == f"memory://{root}/out"
+    got = memory_files(fs, f"{root}/out")
+    assert got == local_files(tmp_path / "out")  # every image and annotations.json
+    assert any(name.startswith("images/sub/") for name in got)
+
+
+def test_memory_output_is_refused_unless_overwrite_which_replaces_it(
+        real_data: Path, memory_fs: tuple[Any, str]) -> None:
+    fs, root = memory_fs
+    ds, images = persons(real_data, 2)
+    out = f"memory://{root}/out"
+    augment(ds, [HorizontalFlip()], images, out, copies=2)
+    before = memory_files(fs, f"{root}/out")
+    assert len(before) == 1 + 3 * len(ds.images)
+    with pytest.raises(OptionError, match="overwrite"):
+        augment(ds, [VerticalFlip()], images, out)
+    assert memory_files(fs, f"{root}/out") == before
+    augment(ds, [VerticalFlip()], images, out, overwrite=True, keep_originals=False)
+    after = memory_files(fs, f"{root}/out")
+    assert len(after) == 1 + len(ds.images)  # the old images/ went with the old output
+    assert after["annotations.json"] != before["annotations.json"]
+    # an output whose images/ is the source folder is refused
+    with pytest.raises(OptionError, match="source image folder"):
+        augment(ds, [VerticalFlip()], f"{out}/images", out, overwrite=True)
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_memory_bad_images_are_named_and_nothing_is_left(
+        real_data: Path, tmp_path: Path, memory_fs: tuple[Any, str], workers: int) -> None:
+    fs, root = memory_fs
+    ds = nested(real_data, tmp_path / "in", fs, root)
+    gone, junk = str(ds.images.file_name[1]), str(ds.images.file_name[4])
+    fs.rm(f"{root}/in/{gone}")
+    fs.pipe_file(f"{root}/in/{junk}", b"not a jpeg at all")
+    src, out = f"memory://{root}/in", f"memory://{root}/out"
+    with pytest.raises(BadImagesError) as info:
+        augment(ds, PIPE, src, out, workers=workers)
+    assert [f for f, _ in info.value.failures] == [f"{src}/{gone}", f"{src}/{junk}"]
+    assert info.value.failures[0][1] == "image file not found"
+    assert not fs.exists(f"{root}/out/annotations.json")
+    assert not fs.exists(f"{root}/out/images")  # the images written were removed
+    result, summary = augment(ds, PIPE, src, out, workers=workers, skip_bad_images=True)
+    assert summary.skipped == tuple(info.value.failures)
+    got = memory_files(fs, f"{root}/out")
+    assert {f"images/{n}" for n in result.images.file_name} | {"annotations.json"} == set(got)
+    assert len(result.images) == 2 * 4
+
+
+class _FlakyFileSystem(MemoryFileSystem):
+    """``flaky://``: the memory filesystem, whose reads fail ``fails[path]`` times first
+    with a passing error (as a dropped connection to object storage would)."""
+
+    protocol = ("flaky",)
+    fails: ClassVar[dict[str, int]] = {}
+
+    @classmethod
+    def _strip_protocol(cls, path: Any) -> Any:
+        if isinstance(path, str) and path.startswith("flaky://"):
+            path = path[len("flaky://"):]
+        return super()._strip_protocol(path)
+
+    def cat_file(self, path: str, start: Any = None, end: Any = None, **kwargs: Any) -> Any:
+        p = self._strip_protocol(path)
+        if self.fails.get(p, 0):
+            self.fails[p] -= 1
+            raise ConnectionError("connection reset")
+        return super().cat_file(path, start, end, **kwargs)
+
+
+def test_passing_read_errors_are_tried_again(real_data: Path, tmp_path: Path,
+                                             memory_fs: tuple[Any, str]) -> None:
+    fs, root = memory_fs
+    ds, images = persons(real_data, 2)
+    names = [str(n) for n in ds.images.file_name]
+    for name in names:
+        fs.pipe_file(f"{root}/in/{name}", (images / name).read_bytes())
+    fsspec.register_implementation("flaky", _FlakyFileSystem, clobber=True)
+    first, last = f"{root}/in/{names[0]}", f"{root}/in/{names[2]}"
+    _FlakyFileSystem.fails = {first: 2, last: 5}
+    src = f"flaky://{root}/in"
+    with pytest.raises(BadImagesError) as info:
+        augment(ds, [Rotate(angle=(-10, 10))], src, tmp_path / "out", workers=1)
+    # the first image failed twice and then went through; the last one kept failing
+    assert info.value.failures == [
+        (f"{src}/{names[2]}", "failed 3 times, last: ConnectionError: connection reset")]
+    assert _FlakyFileSystem.fails == {first: 0, last: 2}
+    _FlakyFileSystem.fails = {first: 2, last: 2}
+    augment(ds, [Rotate(angle=(-10, 10))], src, tmp_path / "out", workers=1)
+    augment(ds, [Rotate(angle=(-10, 10))], images, tmp_path / "local", workers=1)
+    assert local_files(tmp_path / "out") == local_files(tmp_path / "local")
 
 
 # -- property: whatever the pipeline, the export holds ------------------------------------
@@ -548,3 +758,53 @@ def test_cli_augment_as_a_subprocess(real_data: Path, tmp_path: Path) -> None:
     _, doc = load_out(tmp_path / "out")
     assert len(doc["images"]) == 6
     assert all(r["file_name"].endswith("_aug0.png") for r in doc["images"])
+
+
+@pytest.mark.parametrize("workers", ["1", "2"])
+def test_cli_names_bad_images_and_exits_1(real_data: Path, tmp_path: Path, workers: str,
+                                          capsys: pytest.CaptureFixture[str]) -> None:
+    pytest.importorskip("yaml")
+    from cocokit.cli import main
+
+    ds, images = tiny(real_data)
+    ann = real(real_data, *TINY_VAL)
+    folder = tmp_path / "images"
+    gone, junk = _bad_copy(ds, images, folder)
+    (tmp_path / "aug.yaml").write_text(PIPELINE_YAML)
+    out_dir = tmp_path / "out"
+    args = ["augment", str(ann), "-i", str(folder), "-o", str(out_dir), "-p",
+            str(tmp_path / "aug.yaml"), "--workers", workers, "-q"]
+    assert main(args) == 1
+    err = capsys.readouterr().err
+    assert f"failed {folder / gone}: image file not found" in err
+    assert f"failed {folder / junk}: cannot read the image" in err
+    assert "2 image(s) could not be augmented" in err and "--skip-bad-images" in err
+    assert err.index(gone) < err.index(junk)
+    assert not (out_dir / "annotations.json").exists() and not out_dir.exists()
+    assert main([*args, "--skip-bad-images"]) == 0
+    err = capsys.readouterr().err
+    assert f"skipped {folder / gone}: image file not found" in err
+    assert f"skipped {folder / junk}: cannot read the image" in err
+    _, doc = load_out(out_dir)
+    assert len(doc["images"]) == 2 * 4
+    assert {p.name for p in (out_dir / "images").iterdir()} == {
+        r["file_name"] for r in doc["images"]}
+
+
+def test_cli_reads_and_writes_urls(real_data: Path, tmp_path: Path,
+                                   memory_fs: tuple[Any, str]) -> None:
+    pytest.importorskip("yaml")
+    from cocokit.cli import main
+
+    fs, root = memory_fs
+    ann = real(real_data, *TINY_VAL)
+    images = real(real_data, *TINY_VAL_IMAGES)
+    for p in images.iterdir():
+        fs.pipe_file(f"{root}/in/{p.name}", p.read_bytes())
+    (tmp_path / "aug.yaml").write_text(PIPELINE_YAML)
+    common = ["-p", str(tmp_path / "aug.yaml"), "--workers", "2", "-q", "--copies", "2"]
+    assert main(["augment", str(ann), "-i", f"memory://{root}/in", "-o",
+                 f"memory://{root}/out", *common]) == 0
+    assert main(["augment", str(ann), "-i", str(images), "-o", str(tmp_path / "out"),
+                 *common]) == 0
+    assert memory_files(fs, f"{root}/out") == local_files(tmp_path / "out")

@@ -94,7 +94,9 @@ def run_on_ray(
     if not total:
         return []
     rows = [{"k": k, "job": pickle.dumps(job)} for k, job in enumerate(jobs)]
-    blocks = min(total, max(1, int(ray.cluster_resources().get("CPU", 1)) * 4))
+    # many small blocks: a block is one task, and at the end of a run a few long blocks
+    # would leave CPUs idle while the last ones finish (a task costs about a millisecond)
+    blocks = min(total, max(1, int(ray.cluster_resources().get("CPU", 1)) * 16))
     mapped = ray.data.from_items(rows, override_num_blocks=blocks).map(
         _apply, fn_kwargs={"fn": fn, "args": args, "retries": retries})
     out: list[Any] = [None] * total

@@ -91,22 +91,33 @@ def _to_8bit(im: Any) -> np.ndarray:
     return np.asarray(im.convert("RGB"))  # P, PA, RGBA, CMYK, YCbCr, ...: alpha dropped
 
 
-def decode(path: str | os.PathLike[str], width: int, height: int) -> tuple[np.ndarray, str]:
+def decode(path: str | os.PathLike[str], width: int, height: int,
+           data: bytes | None = None) -> tuple[np.ndarray, str]:
     """Read an image as a uint8 array and its channel order.
 
-    EXIF orientation is applied when the oriented size is the recorded ``width`` x
-    ``height`` (and the stored one is not); a size that matches neither raises
-    :class:`~cocokit.errors.InputError`. Grey images stay grey; every other mode becomes
-    3 channels (alpha dropped; 16-bit scaled to 8).
+    ``data``: the file's bytes when they are already in memory (read from object
+    storage, or by another process); ``path`` then only names the file in errors. The
+    pixels are the same as decoding the file itself. EXIF orientation is applied when
+    the oriented size is the recorded ``width`` x ``height`` (and the stored one is
+    not); a size that matches neither raises :class:`~cocokit.errors.InputError`, as
+    does a file that is missing or not an image. Grey images stay grey; every other mode
+    becomes 3 channels (alpha dropped; 16-bit scaled to 8).
     """
     from PIL import Image, ImageOps, UnidentifiedImageError
 
     name = os.fspath(path)
     try:
-        im = Image.open(name)
+        im = Image.open(io.BytesIO(data) if data is not None else name)
     except FileNotFoundError:
         raise InputError(name, None, "image file not found") from None
-    except (UnidentifiedImageError, OSError) as e:
+    except IsADirectoryError:
+        raise InputError(name, None, "is a folder, not an image file") from None
+    except UnidentifiedImageError:  # its message names the file object: say it plainly
+        raise InputError(name, None, "cannot read the image: not a known image format"
+                         ) from None
+    except (MemoryError, RecursionError):
+        raise
+    except Exception as e:  # a broken file makes Pillow raise many kinds of error
         raise InputError(name, None, f"cannot read the image: {e}") from None
     with im:
         raw_w, raw_h = im.size
@@ -125,14 +136,17 @@ def decode(path: str | os.PathLike[str], width: int, height: int) -> tuple[np.nd
         if cv2 is not None and not use_exif and im.mode in ("L", "RGB") and im.format in (
                 "JPEG", "PNG", "BMP", "TIFF", "WEBP"):
             flag = (cv2.IMREAD_GRAYSCALE if im.mode == "L" else cv2.IMREAD_COLOR)
-            data = np.fromfile(name, np.uint8)
-            arr = cv2.imdecode(data, flag | cv2.IMREAD_IGNORE_ORIENTATION)
+            buf = np.frombuffer(data, np.uint8) if data is not None else np.fromfile(
+                name, np.uint8)
+            arr = cv2.imdecode(buf, flag | cv2.IMREAD_IGNORE_ORIENTATION)
             if arr is not None and arr.shape[:2] == (height, width):
                 return arr, "BGR"
         try:
             pic: Image.Image = ImageOps.exif_transpose(im) if use_exif else im
             pic.load()
-        except OSError as e:
+        except (MemoryError, RecursionError):
+            raise
+        except Exception as e:  # truncated or corrupt pixel data
             raise InputError(name, None, f"cannot decode the image: {e}") from None
         return _to_8bit(pic), "RGB"
 

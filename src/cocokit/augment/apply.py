@@ -1,10 +1,25 @@
-"""Apply a pipeline: exact annotation geometry, one warp per image, a process pool.
+"""Apply a pipeline: exact annotation geometry, one warp per image, a process pool or Ray.
 
 The per-image work is :func:`augment_image`, a pure function of the image record, its
 annotation columns, the pipeline and the seed (it also writes the image files it
-makes), so a process pool runs the same code as one process. Each copy draws from its
-own generator, ``SeedSequence(seed, spawn_key=(image row, copy))``, and results are
-assembled in image order, so the output is the same for any number of workers.
+makes), so a process pool and a Ray cluster (:mod:`cocokit.engine`) run the same code
+as one process. Each copy draws from its own generator,
+``SeedSequence(seed, spawn_key=(image row, copy))``, and results are assembled in image
+order, so the output is the same, byte for byte, for any number of workers and either
+engine.
+
+Image folders are local paths or fsspec URLs (``s3://bucket/train``, ``gs://...``,
+``memory://...``; see :mod:`cocokit.io.files`). A filesystem that lives inside this
+process (``memory://``) is invisible to pool workers and to Ray: its source files are
+read here and their bytes travel with the jobs, and the workers hand the encoded output
+files back to be written here. Reading from bytes gives the same pixels as reading the
+file.
+
+Bad images do not stop the run: an image that is missing or unreadable (or whose files
+cannot be written; passing I/O errors are tried again, up to three times) is set aside
+while the others are done, then all of them are named together in a
+:class:`~cocokit.errors.BadImagesError`, or, with ``skip_bad_images``, left out of the
+output (with their annotations) and listed in :attr:`AugmentSummary.skipped`.
 
 Annotation geometry (:func:`transform_annotations`), with the sampled matrix ``M``:
 
@@ -38,7 +53,7 @@ import shutil
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path, PurePosixPath
 from typing import Any, Literal
 
@@ -48,8 +63,9 @@ import numpy as np
 from ..clipping import clip_polygons, polygon_areas
 from ..dataset import Annotations, Dataset, Images, plain
 from ..engine import Engine, JobFailure, run_on_ray
-from ..errors import CocoKitError, InputError, OptionError
+from ..errors import BadImagesError, CocoKitError, InputError, OptionError
 from ..geometry import Polygons, mask_api, parse_polygons, polygon_bboxes
+from ..io import files
 from . import _pixels
 from .ops import Op, apply_matrix, translation
 from .pipeline import Pipeline, load_pipeline
@@ -458,11 +474,14 @@ class CopyResult:
 
 @dataclasses.dataclass(frozen=True)
 class ImageResult:
-    """What :func:`augment_image` made of one source image."""
+    """What :func:`augment_image` made of one source image. ``files`` holds the encoded
+    output files, ``(location, bytes)``, when the job asked to have them handed back
+    (a filesystem the worker cannot see); the caller writes them."""
 
     row: int
     original_written: bool
     copies: list[CopyResult]
+    files: tuple[tuple[str, bytes], ...] = ()
 
 
 @dataclasses.dataclass(frozen=True)
@@ -474,6 +493,8 @@ class _Task:
     original_name: str | None
     copy_names: tuple[str, ...]
     columns: AnnotationColumns
+    data: bytes | None = None  # the source file, read by the caller (memory://)
+    error: str | None = None  # why the caller could not read it
 
 
 @dataclasses.dataclass(frozen=True)
@@ -484,11 +505,88 @@ class _Job:
     quality: int
     permutations: dict[int, np.ndarray]
     ignore_negative_samples: bool
+    return_files: bool = False  # hand the output files back instead of writing them
 
 
-def _write(path: Path, data: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_bytes(data)
+_ATTEMPTS = 3  # tries per image when reading or writing fails for a passing reason
+
+
+class _Output:
+    """Where one image's files go: written under the images folder, or kept to be
+    handed back. Remembers what it wrote, to take it back if the image fails."""
+
+    def __init__(self, job: _Job) -> None:
+        self.root = job.images_dir
+        self.local = None if job.return_files else files.local_path(self.root)
+        self.kept: list[tuple[str, bytes]] | None = [] if job.return_files else None
+        self.written: list[str] = []
+
+    def put(self, name: str, data: bytes) -> None:
+        """The file ``name`` (relative to the images folder) with content ``data``."""
+        dest = files.join(self.root, name)
+        if self.kept is not None:
+            self.kept.append((dest, data))
+            return
+        self.written.append(dest)
+        files.write_bytes(dest, data)
+
+    def copy_local(self, name: str, source: Path) -> bool:
+        """Copy a local file byte for byte when both ends are local; False otherwise."""
+        if self.local is None:
+            return False
+        dest = self.local / name
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        self.written.append(str(dest))
+        try:
+            shutil.copyfile(source, dest)
+        except FileNotFoundError:
+            if not source.exists():
+                raise InputError(str(source), None, "image file not found") from None
+            raise
+        except IsADirectoryError:
+            raise InputError(str(source), None, "is a folder, not an image file") from None
+        return True
+
+    def discard(self) -> None:
+        """Remove what was written (the image failed)."""
+        for dest in self.written:
+            _remove(dest)
+        self.written.clear()
+
+
+def _remove(location: str) -> None:
+    """Delete a file or a folder and everything in it, if there (best effort)."""
+    try:
+        path = files.local_path(location)
+        if path is None:
+            fs, p = _url_fs(location)
+            if fs.exists(p):
+                fs.rm(p, recursive=True)
+        elif path.is_dir() and not path.is_symlink():
+            shutil.rmtree(path, ignore_errors=True)
+        else:
+            path.unlink(missing_ok=True)
+    except Exception:  # cleaning up must not hide the error that made it necessary
+        pass
+
+
+def _url_fs(url: str) -> tuple[Any, str]:
+    """(fsspec filesystem, path in it) of a URL."""
+    import fsspec
+
+    try:
+        fs, path = fsspec.core.url_to_fs(url)
+    except (ImportError, ValueError) as e:
+        raise InputError(url, None, f"cannot open this location: {e}") from None
+    return fs, path
+
+
+def _same_file(a: str, b: str) -> bool:
+    """Whether two locations name the same file (a path and its ``file://`` URL)."""
+    if a == b:
+        return True
+    pa, pb = files.local_path(a), files.local_path(b)
+    return pa is not None and pa == pb
 
 
 def augment_image(task: _Task, job: _Job) -> ImageResult:
@@ -496,21 +594,42 @@ def augment_image(task: _Task, job: _Job) -> ImageResult:
 
     Decodes the source once (only if some copy needs pixels). A copy whose geometry is
     the identity and that has no pixel operation is the source file itself, copied byte
-    for byte when the output format is the source's.
+    for byte when the output format is the source's. The source is read from
+    ``task.data`` when the caller read it, else from its location (a local file
+    directly, a URL through fsspec). If anything fails, the files written so far are
+    removed and the error is raised.
     """
+    if task.error is not None:
+        raise InputError(task.source, None, task.error)
+    out = _Output(job)
+    try:
+        original_written, copies = _make_copies(task, job, out)
+    except BaseException:
+        out.discard()
+        raise
+    return ImageResult(task.row, original_written, copies,
+                       tuple(out.kept) if out.kept is not None else ())
+
+
+def _make_copies(task: _Task, job: _Job, out: _Output) -> tuple[bool, list[CopyResult]]:
     pipe = job.pipeline
-    out_dir = Path(job.images_dir)
+    src_path = files.local_path(task.source) if task.data is None else None
+    data = task.data
     decoded: tuple[np.ndarray, str] | None = None
     src_ext = PurePosixPath(task.source).suffix.lower()
+
+    def copy_source(name: str) -> None:
+        nonlocal data
+        if data is None and src_path is not None and out.copy_local(name, src_path):
+            return
+        if data is None:
+            data = files.read_bytes(task.source)
+        out.put(name, data)
+
     original_written = False
     if task.original_name is not None and not (
             job.ignore_negative_samples and len(task.columns) == 0):
-        dest = out_dir / task.original_name
-        dest.parent.mkdir(parents=True, exist_ok=True)
-        try:
-            shutil.copyfile(task.source, dest)
-        except FileNotFoundError:
-            raise InputError(task.source, None, "image file not found") from None
+        copy_source(task.original_name)
         original_written = True
     copies: list[CopyResult] = []
     for k, name in enumerate(task.copy_names):
@@ -525,27 +644,29 @@ def augment_image(task: _Task, job: _Job) -> ImageResult:
             copies.append(CopyResult(name, sp.width, sp.height, sp.applied, matrix, None))
             continue
         ext = PurePosixPath(name).suffix.lower()
-        dest = out_dir / name
         if sp.is_identity and (sp.width, sp.height) == (task.width, task.height) \
                 and not sp.pixel and ext == src_ext:
-            dest.parent.mkdir(parents=True, exist_ok=True)
-            shutil.copyfile(task.source, dest)
+            copy_source(name)
         else:
             if decoded is None:
-                decoded = _pixels.decode(task.source, task.width, task.height)
+                if data is None and src_path is None:
+                    data = files.read_bytes(task.source)
+                decoded = _pixels.decode(src_path if src_path is not None else task.source,
+                                         task.width, task.height, data)
             img, order = decoded
-            out = _pixels.warp(img, sp.matrix, sp.width, sp.height,
-                               interpolation=pipe.interpolation, fill=pipe.fill, order=order)
+            pixels = _pixels.warp(img, sp.matrix, sp.width, sp.height,
+                                  interpolation=pipe.interpolation, fill=pipe.fill, order=order)
             for op, params in sp.pixel:
-                out = op.apply(out, params, order)
-            _write(dest, _pixels.encode(out, order, ext, job.quality))
+                pixels = op.apply(pixels, params, order)
+            out.put(name, _pixels.encode(pixels, order, ext, job.quality))
         copies.append(CopyResult(name, sp.width, sp.height, sp.applied, matrix, anns))
-    return ImageResult(task.row, original_written, copies)
+    return original_written, copies
 
 
 class _Failure:
     """An error raised in a worker, carried back whole (CocoKitError subclasses do not
-    all survive pickling through their constructors)."""
+    all survive pickling through their constructors). It stops the run: it is not about
+    one image (a missing optional dependency, say)."""
 
     def __init__(self, error: BaseException) -> None:
         self.cls = type(error)
@@ -560,11 +681,37 @@ class _Failure:
         return err
 
 
-def _run(task: _Task, job: _Job) -> ImageResult | _Failure:
-    try:
-        return augment_image(task, job)
-    except CocoKitError as e:
-        return _Failure(e)
+@dataclasses.dataclass(frozen=True)
+class _BadImage:
+    """An image that failed: its row, its file and why. The others go on."""
+
+    row: int
+    file: str
+    reason: str
+
+
+def _run(task: _Task, job: _Job) -> ImageResult | _BadImage | _Failure:
+    """:func:`augment_image`, with its failures as data (picklable).
+
+    A missing or undecodable image fails at once; any other I/O error (a dropped
+    connection to object storage, a full disk) is tried again, up to ``_ATTEMPTS``
+    times, before the image is reported as failed.
+    """
+    error: OSError | None = None
+    for _ in range(_ATTEMPTS):
+        try:
+            return augment_image(task, job)
+        except InputError as e:
+            named = e.file if e.file and not _same_file(e.file, task.source) else None
+            where = ": ".join(p for p in (named, e.path) if p)
+            return _BadImage(task.row, task.source, f"{where}: {e.message}" if where
+                             else e.message)
+        except CocoKitError as e:
+            return _Failure(e)
+        except OSError as e:
+            error = e
+    return _BadImage(task.row, task.source,
+                     f"failed {_ATTEMPTS} times, last: {type(error).__name__}: {error}")
 
 
 def _init_worker() -> None:
@@ -583,7 +730,8 @@ def _init_worker() -> None:
 
 @dataclasses.dataclass(frozen=True)
 class AugmentSummary:
-    """What :func:`augment` did."""
+    """What :func:`augment` did. ``skipped`` lists ``(file, reason)`` for each image that
+    failed and was left out (``skip_bad_images``), in image order."""
 
     output: str
     source_images: int
@@ -595,6 +743,7 @@ class AugmentSummary:
     dropped_by_reason: dict[str, int]
     skipped_negative_images: int
     seconds: float
+    skipped: tuple[tuple[str, str], ...] = ()
 
 
 def _check_int(option: str, value: Any, minimum: int) -> int:
@@ -644,8 +793,9 @@ def _output_names(ds: Dataset, copies: int, keep_originals: bool, fmt: str
     return originals, [tuple(c) for c in copy_names]
 
 
-def _prepare_output(out_dir: Path, image_dir: Path, overwrite: bool) -> tuple[Path, bool]:
-    """Check the output folder, create it if needed; returns (staging dir, created)."""
+def _prepare_output(out_dir: Path, image_dir: Path | None, overwrite: bool
+                    ) -> tuple[Path, bool]:
+    """Check a local output folder, create it if needed; returns (staging dir, created)."""
     if out_dir.exists() and not out_dir.is_dir():
         raise OptionError("out_dir", str(out_dir), "a folder (this is a file)")
     parent = out_dir.parent if str(out_dir.parent) else Path(".")
@@ -653,11 +803,12 @@ def _prepare_output(out_dir: Path, image_dir: Path, overwrite: bool) -> tuple[Pa
         raise OptionError("out_dir", str(out_dir), "a folder whose parent folder exists")
     images = out_dir / "images"
     try:
-        src = image_dir.resolve()
-        dst = images.resolve()
-        if src == dst or dst in src.parents:
-            raise OptionError("out_dir", str(out_dir),
-                              "a folder whose images/ is not the source image folder")
+        if image_dir is not None:
+            src = image_dir.resolve()
+            dst = images.resolve()
+            if src == dst or dst in src.parents:
+                raise OptionError("out_dir", str(out_dir),
+                                  "a folder whose images/ is not the source image folder")
     except OSError:
         pass
     if not overwrite:
@@ -673,6 +824,25 @@ def _prepare_output(out_dir: Path, image_dir: Path, overwrite: bool) -> tuple[Pa
     except OSError as e:
         raise OptionError("out_dir", str(out_dir), f"a writable folder ({e.strerror})") from None
     return staging, created
+
+
+def _check_url_output(out_dir: str, image_dir: str, overwrite: bool) -> list[str]:
+    """Check an output folder given as a URL; returns the existing outputs to replace."""
+    fs, path = _url_fs(out_dir)
+    if fs.isfile(path):
+        raise OptionError("out_dir", out_dir, "a folder (this is a file)")
+    images = files.join(out_dir, "images")
+    src = image_dir.rstrip("/")
+    if files.is_url(image_dir) and (src == images or src.startswith(images + "/")):
+        raise OptionError("out_dir", out_dir,
+                          "a folder whose images/ is not the source image folder")
+    found = [files.join(out_dir, name) for name in ("annotations.json", "images")
+             if fs.exists(f"{path.rstrip('/')}/{name}")]
+    if found and not overwrite:
+        name = found[0].rsplit("/", 1)[1]
+        raise OptionError("out_dir", out_dir, f"a folder without {name} "
+                          "(it exists; pass overwrite=True / --overwrite to replace it)")
+    return found
 
 
 def _new_ids(policy: str, kept_ids: np.ndarray, is_new: np.ndarray, floor: int) -> np.ndarray:
@@ -704,6 +874,7 @@ def augment(
     overwrite: bool = False,
     engine: Engine = "local",
     address: str | None = None,
+    skip_bad_images: bool = False,
 ) -> tuple[Dataset, AugmentSummary]:
     """Write ``copies`` augmented versions of every image and the grown dataset.
 
@@ -711,11 +882,14 @@ def augment(
     ``keep_originals``; copies named ``<stem>_aug<k><ext>`` beside them, in the same
     sub-folders), annotations to ``out_dir/annotations.json`` under the export contract.
     Returns the written dataset (file names relative to ``out_dir/images``) and a
-    summary.
+    summary. ``image_dir`` (the folder the ``file_name`` of each image is relative to)
+    and ``out_dir`` may be local paths or fsspec URLs (``s3://bucket/train``,
+    ``gs://...``, ``memory://...``).
 
     * ``pipeline``: a :class:`Pipeline`, a list of operations or a pipeline file.
     * ``seed``: copy ``k`` of image row ``i`` draws from
-      ``SeedSequence(seed, spawn_key=(i, k))``; output is identical for any ``workers``.
+      ``SeedSequence(seed, spawn_key=(i, k))``; output is identical for any ``workers``
+      and either ``engine``.
     * ``image_ids`` / ``annotation_ids``: ``"auto"`` numbers everything 1..N in output
       order (each original followed by its copies); ``"keep"`` keeps the originals' ids
       and gives new records ids above the largest one.
@@ -725,9 +899,26 @@ def augment(
       coordinates to output coordinates, 3x3); their other fields are the source's.
     * ``ignore_negative_samples``: images left without annotations are not written.
     * ``format``: ``"same"`` as the source, or ``"jpg"``/``"png"``; ``quality`` for JPEG.
-    * Nothing is written until everything is ready: work happens in a hidden folder
-      inside ``out_dir`` that is renamed into place at the end and removed on failure.
-      An existing ``images/`` or ``annotations.json`` is refused unless ``overwrite``.
+    * ``workers`` processes (1 runs in this process), or ``engine="ray"``: the
+      per-image jobs run on a Ray cluster (``address``; see :mod:`cocokit.engine`).
+    * Bad images: an image that is missing or unreadable, or whose files cannot be
+      written (passing I/O errors are tried again), does not stop the others. When all
+      are done, :class:`~cocokit.errors.BadImagesError` names every failed image and no
+      ``annotations.json`` is written, unless ``skip_bad_images``: then those images and
+      their annotations are left out and listed in the summary's ``skipped``. When not
+      a single source image exists (the wrong ``image_dir``, most likely), an
+      :class:`~cocokit.errors.InputError` says so before any work starts.
+    * A local ``out_dir``: nothing is written until everything is ready. Work happens in
+      a hidden folder inside ``out_dir`` that is renamed into place at the end and
+      removed on failure. An existing ``images/`` or ``annotations.json`` is refused
+      unless ``overwrite``.
+    * A URL ``out_dir`` (object stores cannot rename a folder in one step): images are
+      written directly under ``out_dir/images/`` and ``annotations.json`` last, only when
+      everything else succeeded, so its presence marks a complete output. On failure the
+      images written are removed. An existing ``images/`` or ``annotations.json`` is
+      refused unless ``overwrite``, which removes them (``annotations.json`` first)
+      before the first image is written: a failed run leaves neither the old output nor
+      a partial new one.
     """
     from ..io.coco import plan_export, write_coco
 
@@ -744,63 +935,166 @@ def augment(
     for opt, val in (("image_ids", image_ids), ("annotation_ids", annotation_ids)):
         if val not in ("auto", "keep"):
             raise OptionError(opt, val, "'auto' or 'keep'")
-    image_root = Path(image_dir)
-    if not image_root.is_dir():
-        raise OptionError("image_dir", str(image_root), "an existing folder of images")
-    out_root = Path(out_dir)
-    target = str(out_root / "annotations.json")
+    if engine not in ("local", "ray"):
+        raise OptionError("engine", engine, "'local' or 'ray'")
+    src_root = str(image_dir) if files.is_url(image_dir) else os.fspath(image_dir)
+    out_root = str(out_dir) if files.is_url(out_dir) else os.fspath(out_dir)
+    src_local, out_local = files.local_path(src_root), files.local_path(out_root)
+    if not (src_local.is_dir() if src_local is not None else _url_isdir(src_root)):
+        raise OptionError("image_dir", src_root, "an existing folder of images")
+    target = files.join(out_root, "annotations.json")
+    replaced = _check_url_output(out_root, src_root, overwrite) if out_local is None else []
 
     # everything that can be checked before work starts
     plan_export(ds, image_ids=image_ids, annotation_ids=annotation_ids, target=target)
     images, anns = ds.images, ds.annotations
     n_img = len(images)
-    sources = [image_root / str(images.file_name[i]) for i in range(n_img)]
-    missing = [i for i, p in enumerate(sources) if not p.is_file()]
-    if missing:
-        i = missing[0]
-        more = f" ({len(missing)} images missing in all)" if len(missing) > 1 else ""
-        raise InputError(str(sources[i]), f"images[{i}].file_name",
-                         f"image file not found under {str(image_root)!r}{more}")
+    sources = [files.join(src_root, str(images.file_name[i])) for i in range(n_img)]
+    _check_some_source_exists(sources, src_root)
     perms = _category_permutations(ds, pipe.keypoint_flip_map)
     _check_keypoint_lengths(ds, perms)
     originals, copy_names = _output_names(ds, copies, keep_originals, format)
+    # pool workers and Ray cannot see a filesystem that lives in this process: its
+    # files are read and written here, and the bytes travel with the jobs
+    elsewhere = engine == "ray" or (workers > 1 and n_img > 1)
+    read_here = elsewhere and not files.is_shared(src_root)
+    write_here = elsewhere and not files.is_shared(out_root)
 
-    staging, created = _prepare_output(out_root, image_root, overwrite)
+    staging: Path | None = None
+    created = False
+    if out_local is not None:
+        staging, created = _prepare_output(out_local, src_local, overwrite)
+        images_dir = str(staging / "images")
+    else:
+        for old in replaced:  # annotations.json first: it marks a complete output
+            fs, path = _url_fs(old)
+            fs.rm(path, recursive=True)
+        images_dir = files.join(out_root, "images")
     try:
-        job = _Job(pipe, seed, str(staging / "images"), quality, perms, ignore_negative_samples)
-        tasks = (
-            _Task(i, int(images.width[i]), int(images.height[i]), str(sources[i]), originals[i],
-                  copy_names[i], AnnotationColumns.from_table(anns, ds.annotation_rows(i)))
-            for i in range(n_img)
-        )
+        job = _Job(pipe, seed, images_dir, quality, perms, ignore_negative_samples,
+                   return_files=write_here)
+
+        def task(i: int) -> _Task:
+            data, error = _read_source(sources[i]) if read_here else (None, None)
+            return _Task(i, int(images.width[i]), int(images.height[i]), sources[i],
+                         originals[i], copy_names[i],
+                         AnnotationColumns.from_table(anns, ds.annotation_rows(i)), data, error)
+
+        tasks = (task(i) for i in range(n_img))
+        done = _Done(sources, progress if engine == "local" else None, n_img)
         if engine == "ray":
-            results = _execute_ray(list(tasks), job, n_img, address, progress)
-        elif engine == "local":
-            results = _execute(tasks, job, n_img, workers, progress)
+            _execute_ray(list(tasks), job, address, progress, done)
         else:
-            raise OptionError("engine", engine, "'local' or 'ray'")
-        out_ds, summary_counts = _assemble(ds, results, keep_originals, image_ids,
+            _execute(tasks, job, n_img, workers, done)
+        if done.failures and not skip_bad_images:
+            raise BadImagesError(done.failures, "augmented")
+        out_ds, summary_counts = _assemble(ds, done.results, keep_originals, image_ids,
                                            annotation_ids, ignore_negative_samples)
-        write_coco(out_ds, staging / "annotations.json", image_ids="keep",
-                   annotation_ids="keep")
-        _commit(staging, out_root)
+        if staging is not None and out_local is not None:
+            write_coco(out_ds, staging / "annotations.json", image_ids="keep",
+                       annotation_ids="keep")
+            _commit(staging, out_local)
+        else:
+            files.write_bytes(target, out_ds.to_json(image_ids="keep", annotation_ids="keep"))
     except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        if created:
-            try:
-                out_root.rmdir()
-            except OSError:
-                pass
+        if staging is not None and out_local is not None:
+            shutil.rmtree(staging, ignore_errors=True)
+            if created:
+                try:
+                    out_local.rmdir()
+                except OSError:
+                    pass
+        else:  # everything under images/ is this run's: checked absent or removed above
+            _remove(images_dir)
         raise
     summary = AugmentSummary(
-        output=str(out_root), source_images=n_img, images=len(out_ds.images),
+        output=out_root if out_local is None else str(out_local), source_images=n_img,
+        images=len(out_ds.images),
         augmented_images=summary_counts["augmented"], source_annotations=len(anns),
         annotations=len(out_ds.annotations), dropped_annotations=sum(
             summary_counts["dropped"].values()),
         dropped_by_reason=summary_counts["dropped"],
         skipped_negative_images=summary_counts["skipped"],
-        seconds=time.perf_counter() - started)
+        seconds=time.perf_counter() - started, skipped=tuple(done.failures))
     return out_ds, summary
+
+
+def _url_isdir(url: str) -> bool:
+    """Whether a URL names a folder (on object stores: a prefix with something in it)."""
+    fs, path = _url_fs(url)
+    return bool(fs.isdir(path))
+
+
+def _check_some_source_exists(sources: Sequence[str], image_dir: str) -> None:
+    """Fail early when not a single source image is there: the image folder is most
+    likely the wrong one, and naming every image as missing would bury that. Looks
+    until it finds one (usually the first)."""
+    if not sources or any(files.exists(s) for s in sources):
+        return
+    n = len(sources)
+    none = f" (none of the {n} images is there)" if n > 1 else ""
+    raise InputError(sources[0], "images[0].file_name",
+                     f"image file not found under {image_dir!r}{none}: is this the image "
+                     "folder?")
+
+
+def _read_source(location: str) -> tuple[bytes | None, str | None]:
+    """(bytes, None) of a source file read here for a worker, or (None, why not)."""
+    error: OSError | None = None
+    for _ in range(_ATTEMPTS):
+        try:
+            return files.read_bytes(location), None
+        except InputError as e:
+            return None, e.message
+        except OSError as e:
+            error = e
+    return None, f"failed {_ATTEMPTS} times, last: {type(error).__name__}: {error}"
+
+
+class _Done:
+    """Collects what the jobs return, in image order: results, failed images, and the
+    files that workers handed back, written here."""
+
+    def __init__(self, sources: Sequence[str], progress: Progress | None, total: int) -> None:
+        self.sources = sources
+        self.progress = progress
+        self.total = total
+        self.results: list[ImageResult] = []
+        self.failures: list[tuple[str, str]] = []
+
+    def __call__(self, res: ImageResult | _BadImage | _Failure | JobFailure) -> None:
+        """Take one job's outcome (or raise a worker's error that stops the run)."""
+        if isinstance(res, _Failure):
+            raise res.rebuild()
+        if isinstance(res, JobFailure):
+            res = _BadImage(res.index, self.sources[res.index], f"failed on Ray: {res.error}")
+        if isinstance(res, ImageResult) and res.files:
+            res = self._write(res)
+        if isinstance(res, _BadImage):
+            self.failures.append((res.file, res.reason))
+        else:
+            self.results.append(res)
+        if self.progress is not None:
+            self.progress(len(self.results) + len(self.failures), self.total)
+
+    def _write(self, res: ImageResult) -> ImageResult | _BadImage:
+        """Write the files a worker handed back; all or none of them."""
+        written: list[str] = []
+        try:
+            for path, data in res.files:
+                for attempt in range(_ATTEMPTS):
+                    try:
+                        files.write_bytes(path, data)
+                        break
+                    except OSError:
+                        if attempt == _ATTEMPTS - 1:
+                            raise
+                written.append(path)
+        except (OSError, InputError) as e:
+            for path in written:
+                _remove(path)
+            return _BadImage(res.row, self.sources[res.row], f"cannot write its images: {e}")
+        return dataclasses.replace(res, files=())
 
 
 def _check_keypoint_lengths(ds: Dataset, perms: Mapping[int, np.ndarray]) -> None:
@@ -835,41 +1129,36 @@ def _pool_context() -> Any:
     return multiprocessing.get_context("spawn")
 
 
-def _execute_ray(tasks: list[Any], job: _Job, total: int, address: str | None,
-                 progress: Progress | None) -> list[ImageResult]:
-    """The same per-image function as the local pool, run on a Ray cluster."""
-    results: list[ImageResult] = []
-    for res in run_on_ray(_run, tasks, job, address=address, progress=progress):
-        if isinstance(res, JobFailure):
-            raise InputError(None, None, f"augmenting image {res.index + 1} of {total} failed "
-                             f"on Ray: {res.error}")
-        if isinstance(res, _Failure):
-            raise res.rebuild()
-        results.append(res)
-    return results
+def _execute_ray(tasks: list[_Task], job: _Job, address: str | None,
+                 progress: Progress | None, take: Callable[[Any], None]) -> None:
+    """The same per-image function as the local pool, run on a Ray cluster. A job that
+    raised on every attempt (not an image error: those come back as data) is reported
+    as a failed image."""
+    for res in run_on_ray(_run_on_worker, tasks, job, address=address, progress=progress):
+        take(res)
 
 
-def _execute(tasks: Any, job: _Job, total: int, workers: int,
-             progress: Progress | None) -> list[ImageResult]:
-    results: list[ImageResult] = []
+def _run_on_worker(task: _Task, job: _Job) -> ImageResult | _BadImage | _Failure:
+    """:func:`_run` in a Ray worker, set up as a pool worker is (OpenCV single-threaded:
+    the cluster's processes are the parallelism)."""
+    _init_worker()
+    return _run(task, job)
 
-    def take(res: ImageResult | _Failure) -> None:
-        """Collect one result in order (or raise the worker's error)."""
-        if isinstance(res, _Failure):
-            raise res.rebuild()
-        results.append(res)
-        if progress is not None:
-            progress(len(results), total)
 
+def _execute(tasks: Iterable[_Task], job: _Job, total: int, workers: int,
+             take: Callable[[Any], None]) -> None:
+    """Run the jobs here (one worker) or in a process pool; ``take`` gets each outcome,
+    in image order."""
     if workers <= 1 or total <= 1:
         for task in tasks:
             take(_run(task, job))
-        return results
+        return
     from concurrent.futures import Future, ProcessPoolExecutor
 
     ctx = _pool_context()
     forked = ctx.get_start_method() == "fork"
-    pending: collections.deque[Future[ImageResult | _Failure]] = collections.deque()
+    pending: collections.deque[Future[ImageResult | _BadImage | _Failure]] = \
+        collections.deque()
     # OpenCV's native thread pool does not survive a fork: while workers are forked,
     # OpenCV runs single-threaded here (its pool idle), and gets its threads back after
     cv2 = _pixels._import_cv2() if forked and "cv2" in sys.modules else None
@@ -894,7 +1183,6 @@ def _execute(tasks: Any, job: _Job, total: int, workers: int,
             raise
         finally:
             _restore_threads(cv2, cv_threads)
-    return results
 
 
 def _restore_threads(cv2: Any, n: int | None) -> None:

@@ -159,3 +159,13 @@ def use_stream(path: Path, flag: bool | None) -> bool:
     from ..io.stream import should_stream
 
     return path.is_file() and should_stream(path.stat().st_size)
+
+
+def report_bad_images(failures: list[tuple[str, str]], what: str) -> None:
+    """Name every image that failed, then say what to do (always shown, even quiet)."""
+    for path, reason in failures:
+        err_console.print(f"failed {path}: {reason}", markup=False, highlight=False,
+                          soft_wrap=True)
+    err_console.print(
+        f"[red]error:[/red] {len(failures)} image(s) could not be {what}; no COCO file "
+        "was written. Fix them, or pass --skip-bad-images to leave them out.")

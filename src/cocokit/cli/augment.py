@@ -12,7 +12,7 @@ from typing import Annotated, Optional
 import typer
 
 from ..errors import OptionError
-from ._app import QUIET_HELP, app, err_console, load_dataset, progress_bar
+from ._app import QUIET_HELP, app, err_console, load_dataset, progress_bar, report_bad_images
 
 
 class AugmentFormatOpt(str, Enum):
@@ -33,10 +33,12 @@ class AugmentIdsOpt(str, Enum):
 @app.command("augment")
 def augment_command(
     file: Annotated[Path, typer.Argument(help="COCO JSON file.")],
-    images: Annotated[Path, typer.Option(
-        "--images", "-i", help="Folder the file_name of each image is relative to.")],
-    output: Annotated[Path, typer.Option(
-        "--output", "-o", help="Output folder: images/ and annotations.json are written there.")],
+    images: Annotated[str, typer.Option(
+        "--images", "-i", help="Folder the file_name of each image is relative to: a path "
+        "or an fsspec URL (s3://bucket/train, gs://..., memory://...).")],
+    output: Annotated[str, typer.Option(
+        "--output", "-o", help="Output folder: images/ and annotations.json are written "
+        "there. A path or an fsspec URL.")],
     pipeline: Annotated[Path, typer.Option(
         "--pipeline", "-p", help="Pipeline file (YAML or JSON): the operations in order.")],
     copies: Annotated[int, typer.Option(
@@ -68,6 +70,11 @@ def augment_command(
     overwrite: Annotated[bool, typer.Option(
         "--overwrite", help="Replace images/ and annotations.json in OUTPUT if they exist.")
     ] = False,
+    skip_bad_images: Annotated[bool, typer.Option(
+        "--skip-bad-images",
+        help="Leave out (and list) images that are missing or unreadable, with their "
+        "annotations. Without it, such images are listed at the end, nothing is written "
+        "and the exit code is 1.")] = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help=QUIET_HELP)] = False,
 ) -> None:
     """Write augmented copies of every image with exactly transformed annotations.
@@ -78,17 +85,28 @@ def augment_command(
     min_area, min_visibility) are dropped and counted. New images record
     augmented_from, augmentation and augmentation_matrix.
 
+    Images that cannot be read are reported by name once the others are done; the
+    run then exits with code 1 and writes nothing, unless --skip-bad-images. In
+    object storage (an s3:// or gs:// OUTPUT) images are written in place and
+    annotations.json last, only when all went well.
+
     Example: cocokit augment train.json --images train/ -o aug/ --pipeline aug.yaml --copies 4
+
+    Example: cocokit augment train.json -i s3://bkt/train -o s3://bkt/aug -p aug.yaml --engine ray
     """
     from ..augment.apply import augment
     from ..augment.pipeline import Pipeline
+    from ..errors import BadImagesError
+    from ..io import files
 
-    if not images.is_dir():
-        raise OptionError("--images", str(images), "an existing folder of images")
-    if output.exists() and not output.is_dir():
-        raise OptionError("--output", str(output), "a folder (it is created if missing)")
-    if not output.resolve().parent.is_dir():
-        raise OptionError("--output", str(output), "a folder whose parent exists")
+    src_dir, out_dir = files.local_path(images), files.local_path(output)
+    if src_dir is not None and not src_dir.is_dir():
+        raise OptionError("--images", images, "an existing folder of images")
+    if out_dir is not None:
+        if out_dir.exists() and not out_dir.is_dir():
+            raise OptionError("--output", output, "a folder (it is created if missing)")
+        if not out_dir.resolve().parent.is_dir():
+            raise OptionError("--output", output, "a folder whose parent exists")
     if copies < 1:
         raise OptionError("--copies", copies, "an integer >= 1")
     if workers is not None and workers < 1:
@@ -97,6 +115,7 @@ def augment_command(
     ds = load_dataset(file, quiet)
     n_workers = workers if workers is not None else (os.cpu_count() or 1)
 
+    failed: list[tuple[str, str]] | None = None
     with contextlib.ExitStack() as stack:
         bar: list[Callable[[int, int], None]] = []
 
@@ -108,20 +127,29 @@ def augment_command(
                 bar.append(stack.enter_context(progress_bar("augmenting", quiet)))
             bar[0](done, total)
 
-        _, summary = augment(
-            ds, pipe, images, output, copies=copies, seed=seed, keep_originals=keep_originals,
-            workers=n_workers, progress=update, image_ids=image_ids.value,
-            annotation_ids=annotation_ids.value,
-            ignore_negative_samples=ignore_negative_samples, format=fmt.value,
-            quality=quality, overwrite=overwrite,
-            engine=engine, address=address)  # type: ignore[arg-type]
+        try:
+            _, summary = augment(
+                ds, pipe, images, output, copies=copies, seed=seed,
+                keep_originals=keep_originals, workers=n_workers, progress=update,
+                image_ids=image_ids.value, annotation_ids=annotation_ids.value,
+                ignore_negative_samples=ignore_negative_samples, format=fmt.value,
+                quality=quality, overwrite=overwrite, skip_bad_images=skip_bad_images,
+                engine=engine, address=address)  # type: ignore[arg-type]
+        except BadImagesError as e:
+            failed = e.failures
+    if failed is not None:
+        report_bad_images(failed, "augmented")
+        raise typer.Exit(1)
     if not quiet:
         reasons = ", ".join(f"{k} {v}" for k, v in summary.dropped_by_reason.items() if v)
         err_console.print(
-            f"wrote {output / 'annotations.json'}: {summary.images} images "
+            f"wrote {files.join(output, 'annotations.json')}: {summary.images} images "
             f"({summary.augmented_images} augmented), {summary.annotations} annotations"
             + (f"; {summary.dropped_annotations} annotations dropped ({reasons})"
                if summary.dropped_annotations else "")
             + (f"; {summary.skipped_negative_images} images without annotations not written"
                if summary.skipped_negative_images else ""),
             markup=False, highlight=False)
+    for path, reason in summary.skipped:
+        err_console.print(f"skipped {path}: {reason}", markup=False, highlight=False,
+                          soft_wrap=True)

@@ -19,6 +19,7 @@ from ._app import (
     err_console,
     load_dataset,
     progress_bar,
+    report_bad_images,
     save_dataset,
     status,
     use_stream,
@@ -197,12 +198,3 @@ def slice_command(
         err_console.print(f"skipped {path}: {reason}", markup=False, highlight=False,
                           soft_wrap=True)
 
-
-def report_bad_images(failures: list[tuple[str, str]], what: str) -> None:
-    """Name every image that failed, then say what to do (always shown, even quiet)."""
-    for path, reason in failures:
-        err_console.print(f"failed {path}: {reason}", markup=False, highlight=False,
-                          soft_wrap=True)
-    err_console.print(
-        f"[red]error:[/red] {len(failures)} image(s) could not be {what}; no COCO file "
-        "was written. Fix them, or pass --skip-bad-images to leave them out.")
