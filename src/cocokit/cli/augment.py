@@ -48,7 +48,7 @@ def augment_command(
         help="Processes to use. Default: all cores. The output does not depend on it.")] = None,
     engine: Annotated[str, typer.Option(
         help="Where the per-image work runs: local (processes) or ray (a Ray cluster; "
-        "pip install 'cocokit[ray]'). The output does not depend on it.")] = "local",
+        "pip install 'cocokit\\[ray]'). The output does not depend on it.")] = "local",
     address: Annotated[Optional[str], typer.Option(  # noqa: UP045
         help="With --engine ray: the cluster address (auto, ray://host:10001).")] = None,
     keep_originals: Annotated[bool, typer.Option(

@@ -104,7 +104,7 @@ def slice_command(
         "Default: OUTPUT/<FILE name>.")] = None,
     engine: Annotated[EngineOpt, typer.Option(
         help="Where the per-image work runs: local processes or a Ray cluster "
-        "(pip install 'cocokit[ray]').")] = EngineOpt.local,
+        "(pip install 'cocokit\\[ray]').")] = EngineOpt.local,
     address: Annotated[Optional[str], typer.Option(  # noqa: UP045
         help="With --engine ray: the cluster address (auto, ray://host:10001). "
         "Default: start a local Ray.")] = None,
