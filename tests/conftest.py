@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
+import itertools
+import os
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -31,3 +36,40 @@ def real_data() -> Path:
 def data_dir() -> Path:
     """tests/data: small files copied into the repo (with attribution in its README)."""
     return DATA
+
+
+_MEMORY_IDS = itertools.count()
+
+
+@pytest.fixture
+def memory_fs() -> Iterator[tuple[Any, str]]:
+    """The fsspec memory filesystem and a fresh folder in it (removed afterwards)."""
+    fsspec = pytest.importorskip("fsspec")
+    fs = fsspec.filesystem("memory")
+    root = f"/cocokit-test-{os.getpid()}-{next(_MEMORY_IDS)}"
+    yield fs, root
+    with contextlib.suppress(FileNotFoundError):
+        fs.rm(root, recursive=True)
+
+
+def memory_files(fs: Any, folder: str) -> dict[str, bytes]:
+    """Every file under a memory folder by its path relative to it."""
+    return {p[len(folder) + 1:]: fs.cat_file(p) for p in fs.find(folder)}
+
+
+def local_files(folder: Path) -> dict[str, bytes]:
+    """Every file under a local folder by its ``/``-separated path relative to it."""
+    return {p.relative_to(folder).as_posix(): p.read_bytes()
+            for p in folder.rglob("*") if p.is_file()}
+
+
+@pytest.fixture(scope="session")
+def ray_cluster() -> Iterator[None]:
+    """A real local Ray cluster of 2 CPUs, one for the whole test run (skips without
+    the extra). ``address="local"`` starts a fresh one even if a cluster runs nearby."""
+    ray = pytest.importorskip(
+        "ray", reason="the Ray extra is not installed (pip install 'cocokit[ray]')")
+    ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False,
+             configure_logging=False)
+    yield
+    ray.shutdown()

@@ -4,10 +4,7 @@ paths give the same files as the local engine, byte for byte; bad images are nam
 
 from __future__ import annotations
 
-import contextlib
-import os
 import shutil
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -17,12 +14,8 @@ import cocokit
 from cocokit.augment import Pipeline, augment
 from cocokit.errors import BadImagesError
 
-from .conftest import real_path
-
-ray = pytest.importorskip(
-    "ray", reason="the Ray extra is not installed (pip install 'cocokit[ray]')"
-)
-fsspec = pytest.importorskip("fsspec")
+from .conftest import local_files, memory_files, real_path
+from .test_augment_run import nested
 
 TINY = ("tiny-coco-images", "annotations", "instances_val2017.json")
 TINY_IMAGES = ("tiny-coco-images", "images", "val2017")
@@ -39,53 +32,11 @@ pipeline:
 """
 
 
-@pytest.fixture(scope="module")
-def cluster() -> Iterator[None]:
-    # address="local": always a fresh cluster of this test run, even if one runs nearby
-    ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False,
-             configure_logging=False)
-    yield
-    ray.shutdown()
-
-
-@pytest.fixture
-def memory_root() -> Iterator[str]:
-    fs = fsspec.filesystem("memory")
-    root = f"/cocokit-augment-ray-{os.getpid()}"
-    yield root
-    with contextlib.suppress(FileNotFoundError):
-        fs.rm(root, recursive=True)
-
-
-def local_files(folder: Path) -> dict[str, bytes]:
-    return {p.relative_to(folder).as_posix(): p.read_bytes()
-            for p in folder.rglob("*") if p.is_file()}
-
-
-def memory_files(fs: Any, folder: str) -> dict[str, bytes]:
-    return {p[len(folder) + 1:]: fs.cat_file(p) for p in fs.find(folder)}
-
-
-def nested_tiny(folder: Path, fs: Any, root: str) -> cocokit.Dataset:
-    """tiny-coco-images with half its images in a sub-folder, laid out in ``folder``
-    and under ``memory://<root>/in``."""
-    ds = cocokit.load(real_path(*TINY))
-    images = real_path(*TINY_IMAGES)
-    doc = ds.to_dict(image_ids="keep", annotation_ids="keep")
-    for k, rec in enumerate(doc["images"]):
-        name = rec["file_name"]
-        rec["file_name"] = f"sub/{name}" if k % 2 else name
-        data = (images / name).read_bytes()
-        (folder / rec["file_name"]).parent.mkdir(parents=True, exist_ok=True)
-        (folder / rec["file_name"]).write_bytes(data)
-        fs.pipe_file(f"{root}/in/{rec['file_name']}", data)
-    return cocokit.load(doc)
-
-
 def test_ray_through_memory_urls_is_byte_identical_to_local(
-        cluster: None, tmp_path: Path, memory_root: str) -> None:
-    fs = fsspec.filesystem("memory")
-    ds = nested_tiny(tmp_path / "in", fs, memory_root)
+        ray_cluster: None, real_data: Path, tmp_path: Path,
+        memory_fs: tuple[Any, str]) -> None:
+    fs, memory_root = memory_fs
+    ds = nested(real_data, tmp_path / "in", fs, memory_root)
     local, local_summary = augment(ds, PIPELINE, tmp_path / "in", tmp_path / "local",
                                    copies=2, seed=11, workers=2, engine="local")
     # Ray workers cannot see memory://: the driver reads the sources into the jobs and
@@ -106,10 +57,11 @@ def test_ray_through_memory_urls_is_byte_identical_to_local(
     assert local_files(tmp_path / "ray_local") == local_files(tmp_path / "local")
 
 
-def test_ray_names_bad_images_or_skips_them(cluster: None, tmp_path: Path,
-                                            memory_root: str) -> None:
-    fs = fsspec.filesystem("memory")
-    ds = nested_tiny(tmp_path / "in", fs, memory_root)
+def test_ray_names_bad_images_or_skips_them(ray_cluster: None, real_data: Path,
+                                            tmp_path: Path,
+                                            memory_fs: tuple[Any, str]) -> None:
+    fs, memory_root = memory_fs
+    ds = nested(real_data, tmp_path / "in", fs, memory_root)
     gone, junk = str(ds.images.file_name[1]), str(ds.images.file_name[4])
     src, out = f"memory://{memory_root}/in", f"memory://{memory_root}/out"
     fs.rm(f"{memory_root}/in/{gone}")
@@ -128,7 +80,7 @@ def test_ray_names_bad_images_or_skips_them(cluster: None, tmp_path: Path,
 
 
 def test_ray_cli_reports_an_unreadable_image_and_exits_1(
-        cluster: None, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+        ray_cluster: None, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     pytest.importorskip("yaml")
     from cocokit.cli import main
 

@@ -6,14 +6,12 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import itertools
 import json
 import os
 import shutil
 import subprocess
 import sys
 import tempfile
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -50,6 +48,8 @@ from cocokit.augment import (
 )
 from cocokit.dataset import plain
 from cocokit.errors import BadImagesError, InputError, OptionError
+
+from .conftest import local_files, memory_files
 
 REPO = Path(__file__).resolve().parents[1]
 TINY_VAL = ("tiny-coco-images", "annotations", "instances_val2017.json")
@@ -129,7 +129,6 @@ def test_augment_writes_images_annotations_and_provenance(real_data: Path,
     ids = [a["id"] for a in doc["annotations"]]
     assert ids == list(range(1, len(ids) + 1))
     assert [r["id"] for r in doc["images"]] == list(range(1, 3 * n + 1))
-    import contextlib
     import io
 
     from pycocotools.coco import COCO
@@ -504,19 +503,6 @@ def test_image_size_mismatch_is_an_input_error(real_data: Path, tmp_path: Path) 
 
 # -- fsspec locations ---------------------------------------------------------------------
 
-_MEMORY_IDS = itertools.count()
-
-
-@pytest.fixture
-def memory_fs() -> Iterator[tuple[Any, str]]:
-    """The fsspec memory filesystem and a fresh folder in it (removed afterwards)."""
-    fs = fsspec.filesystem("memory")
-    root = f"/cocokit-augment-{os.getpid()}-{next(_MEMORY_IDS)}"
-    yield fs, root
-    with contextlib.suppress(FileNotFoundError):
-        fs.rm(root, recursive=True)
-
-
 def nested(real_data: Path, folder: Path, fs: Any, root: str) -> cocokit.Dataset:
     """tiny, with half its images in a sub-folder: laid out in ``folder`` and in memory."""
     ds, images = tiny(real_data)
@@ -529,16 +515,6 @@ def nested(real_data: Path, folder: Path, fs: Any, root: str) -> cocokit.Dataset
         (folder / rec["file_name"]).write_bytes(data)
         fs.pipe_file(f"{root}/in/{rec['file_name']}", data)
     return cocokit.load(doc)
-
-
-def memory_files(fs: Any, folder: str) -> dict[str, bytes]:
-    """Every file under a memory folder by its path relative to it."""
-    return {p[len(folder) + 1:]: fs.cat_file(p) for p in fs.find(folder)}
-
-
-def local_files(folder: Path) -> dict[str, bytes]:
-    return {p.relative_to(folder).as_posix(): p.read_bytes()
-            for p in folder.rglob("*") if p.is_file()}
 
 
 @pytest.mark.parametrize("workers", [1, 2])

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import shutil
-from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -16,20 +15,11 @@ from cocokit.engine import JobFailure, run_on_ray
 from cocokit.errors import BadImagesError
 from cocokit.slicing import slice_dataset
 
-from .conftest import real_path
+from .conftest import local_files, real_path
 
 ray = pytest.importorskip(
     "ray", reason="the Ray extra is not installed (pip install 'cocokit[ray]')"
 )
-
-
-@pytest.fixture(scope="module")
-def cluster() -> Iterator[None]:
-    # address="local": always a fresh cluster of this test run, even if one runs nearby
-    ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False,
-             configure_logging=False)
-    yield
-    ray.shutdown()
 
 
 def _fails_on_three(x: int, k: int) -> int:
@@ -38,18 +28,14 @@ def _fails_on_three(x: int, k: int) -> int:
     return x * k
 
 
-def test_run_on_ray_keeps_order_and_reports_failures(cluster: None) -> None:
+def test_run_on_ray_keeps_order_and_reports_failures(ray_cluster: None) -> None:
     out = run_on_ray(_fails_on_three, list(range(7)), 10, retries=1)
     assert out[:3] == [0, 10, 20] and out[4:] == [40, 50, 60]
     assert isinstance(out[3], JobFailure) and "three is bad" in out[3].error
 
 
-def _files(folder: Path) -> dict[str, bytes]:
-    return {p.name: p.read_bytes() for p in sorted(folder.iterdir())}
-
-
 @pytest.mark.parametrize("json_name", ["terrain1_coco.json", "terrain2_coco.json"])
-def test_ray_slicing_is_byte_identical_to_local(cluster: None, tmp_path: Path,
+def test_ray_slicing_is_byte_identical_to_local(ray_cluster: None, tmp_path: Path,
                                                 json_name: str) -> None:
     src_json = real_path("sahi-testdata", "coco_utils", json_name)
     folder = src_json.parent
@@ -60,14 +46,14 @@ def test_ray_slicing_is_byte_identical_to_local(cluster: None, tmp_path: Path,
         tiled, summary = slice_dataset(ds, folder, tiles, size=512, overlap=0.2, workers=2,
                                        engine=engine)  # type: ignore[arg-type]
         tiled.save(tmp_path / f"{engine}.json", image_ids="auto")
-        outs[engine] = (summary, _files(tiles), (tmp_path / f"{engine}.json").read_bytes())
+        outs[engine] = (summary, local_files(tiles), (tmp_path / f"{engine}.json").read_bytes())
     assert outs["ray"][0] == outs["local"][0]
     assert outs["ray"][1] == outs["local"][1]  # every tile image, byte for byte
     assert outs["ray"][2] == outs["local"][2]  # the COCO file
     assert outs["ray"][0].tiles > 4
 
 
-def test_ray_names_an_unreadable_image(cluster: None, tmp_path: Path) -> None:
+def test_ray_names_an_unreadable_image(ray_cluster: None, tmp_path: Path) -> None:
     src_json = real_path("sahi-testdata", "coco_utils", "terrain_all_coco.json")
     folder = tmp_path / "images"
     folder.mkdir()
@@ -88,7 +74,7 @@ def test_ray_names_an_unreadable_image(cluster: None, tmp_path: Path) -> None:
     assert summary.images == 2 and len(tiled.images) == summary.tiles
 
 
-def test_ray_cli_reports_a_bad_image_and_exits_1(cluster: None, tmp_path: Path,
+def test_ray_cli_reports_a_bad_image_and_exits_1(ray_cluster: None, tmp_path: Path,
                                                  capsys: pytest.CaptureFixture[str]) -> None:
     from cocokit.cli import main
 
@@ -110,7 +96,7 @@ def test_ray_cli_reports_a_bad_image_and_exits_1(cluster: None, tmp_path: Path,
     assert {r["source_file_name"] for r in doc.images} == {"terrain1.jpg"}
 
 
-def test_ray_slicing_through_memory_urls_is_byte_identical(cluster: None,
+def test_ray_slicing_through_memory_urls_is_byte_identical(ray_cluster: None,
                                                            tmp_path: Path) -> None:
     fsspec = pytest.importorskip("fsspec")
     fs = fsspec.filesystem("memory")
@@ -127,12 +113,12 @@ def test_ray_slicing_through_memory_urls_is_byte_identical(cluster: None,
         assert mem_summary == local_summary and mem_summary.tiles > 4
         assert mem.to_json() == local.to_json()
         got = {p.rsplit("/", 1)[1]: fs.cat_file(p) for p in fs.ls(f"{root}/out", detail=False)}
-        assert got == _files(tmp_path / "local")
+        assert got == local_files(tmp_path / "local")
     finally:
         fs.rm(root, recursive=True)
 
 
-def test_ray_augmentation_is_byte_identical_to_local(cluster: None, tmp_path: Path) -> None:
+def test_ray_augmentation_is_byte_identical_to_local(ray_cluster: None, tmp_path: Path) -> None:
     from cocokit.augment import augment
     from cocokit.augment.pipeline import Pipeline
 
@@ -149,6 +135,7 @@ def test_ray_augmentation_is_byte_identical_to_local(cluster: None, tmp_path: Pa
                              engine=engine)  # type: ignore[arg-type]
         counts = (summary.images, summary.augmented_images, summary.annotations,
                   summary.dropped_by_reason)
-        outs[engine] = (counts, _files(out / "images"), (out / "annotations.json").read_bytes())
+        outs[engine] = (counts, local_files(out / "images"),
+                        (out / "annotations.json").read_bytes())
     assert outs["ray"] == outs["local"]  # every image file and the COCO file, byte for byte
     assert outs["ray"][0][1] == 6

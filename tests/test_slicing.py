@@ -732,19 +732,6 @@ def test_cli_bad_image_is_named_and_exits_1(tmp_path: Path,
 # -- fsspec locations ----------------------------------------------------------------
 
 
-@pytest.fixture
-def memory_fs() -> Any:
-    fsspec = pytest.importorskip("fsspec")
-    fs = fsspec.filesystem("memory")
-    root = f"/cocokit-test-{os.getpid()}-{next(_MEMORY_IDS)}"
-    yield fs, root
-    with contextlib.suppress(FileNotFoundError):
-        fs.rm(root, recursive=True)
-
-
-_MEMORY_IDS = itertools.count()
-
-
 @pytest.mark.parametrize("workers", [1, 2])
 def test_memory_urls_give_the_same_tiles_as_local_paths(
         real_data: Path, tmp_path: Path, memory_fs: Any, workers: int) -> None:

@@ -124,25 +124,37 @@ RECORD = (
 )
 
 
-def make_big_file(path: Path, n_images: int, per_image: int) -> None:
-    with open(path, "wb") as f:
-        f.write(b'{"info":{"description":"bounded-memory test"},"images":[')
-        f.write(
-            b",".join(
-                b'{"id":%d,"file_name":"%012d.jpg","width":640,"height":480}' % (i, i)
-                for i in range(1, n_images + 1)
-            )
-        )
-        f.write(b'],"annotations":[')
+def make_big_file(path: Path, n_images: int, per_image: int, scattered: bool = False) -> None:
+    """``n_images`` images with ``per_image`` polygon annotations each. ``scattered``:
+    the annotations come first and their images are spread over the whole file (every
+    run of annotations names images of every chunk); else images first, annotations
+    grouped by image."""
+    total = n_images * per_image
+
+    def image_of(k: int) -> int:
+        return (k * 7919) % n_images + 1 if scattered else k // per_image + 1
+
+    def annotations() -> None:
+        f.write(b'"annotations":[')
         step = 100_000
-        for s in range(0, n_images * per_image, step):
-            n = min(step, n_images * per_image - s)
+        for s in range(0, total, step):
             if s:
                 f.write(b",")
-            f.write(
-                b",".join(RECORD % (k + 1, k // per_image + 1, k % 3 + 1) for k in range(s, s + n))
-            )
-        f.write(b'],"categories":[{"id":1,"name":"a"},{"id":2,"name":"b"},{"id":3,"name":"c"}]}')
+            f.write(b",".join(RECORD % (k + 1, image_of(k), k % 3 + 1)
+                              for k in range(s, min(s + step, total))))
+        f.write(b"],")
+
+    def images() -> None:
+        f.write(b'"images":[')
+        f.write(b",".join(b'{"id":%d,"file_name":"%012d.jpg","width":640,"height":480}' % (i, i)
+                          for i in range(1, n_images + 1)))
+        f.write(b"],")
+
+    with open(path, "wb") as f:
+        f.write(b'{"info":{"description":"bounded-memory test"},')
+        for part in ((annotations, images) if scattered else (images, annotations)):
+            part()
+        f.write(b'"categories":[{"id":1,"name":"a"},{"id":2,"name":"b"},{"id":3,"name":"c"}]}')
 
 
 CAP_MB = 150

@@ -26,7 +26,7 @@ from cocokit.io.stream import CocoStream, open_stream
 
 from .conftest import REAL
 from .test_io_coco import REAL_FILES, needs_real
-from .test_stream import CAP_MB, RECORD, run_capped
+from .test_stream import CAP_MB, make_big_file, run_capped
 
 # -- helpers -------------------------------------------------------------------------
 
@@ -347,37 +347,10 @@ def test_real_shuffled_annotations_before_images(tmp_path: Path, spills: list[in
 # -- bounded memory: a file several times larger than the cap --------------------------
 
 
-def make_big_shuffled(path: Path, n_images: int, per_image: int) -> None:
-    """Like test_stream.make_big_file, with each annotation's image scattered over the file
-    (so every run holds annotations of every chunk) and the annotations first."""
-    total = n_images * per_image
-    with open(path, "wb") as f:
-        f.write(b'{"info":{"description":"bounded-memory test"},"annotations":[')
-        step = 100_000
-        for s in range(0, total, step):
-            n = min(step, total - s)
-            if s:
-                f.write(b",")
-            f.write(
-                b",".join(
-                    RECORD % (k + 1, (k * 7919) % n_images + 1, k % 3 + 1)
-                    for k in range(s, s + n)
-                )
-            )
-        f.write(b'],"images":[')
-        f.write(
-            b",".join(
-                b'{"id":%d,"file_name":"%012d.jpg","width":640,"height":480}' % (i, i)
-                for i in range(1, n_images + 1)
-            )
-        )
-        f.write(b'],"categories":[{"id":1,"name":"a"},{"id":2,"name":"b"},{"id":3,"name":"c"}]}')
-
-
 def test_datasets_under_a_memory_cap(tmp_path_factory: pytest.TempPathFactory) -> None:
     folder = tmp_path_factory.mktemp("bigshuffled")
     path = folder / "big.json"
-    make_big_shuffled(path, n_images=100_000, per_image=20)
+    make_big_file(path, n_images=100_000, per_image=20, scattered=True)
     assert path.stat().st_size / 2**20 > 2.8 * CAP_MB
     code = (
         "import sys; from cocokit.io.stream import open_stream\n"

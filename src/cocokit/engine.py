@@ -20,13 +20,33 @@ import dataclasses
 import os
 import pickle
 from collections.abc import Callable, Sequence
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
-from .errors import MissingDependency
+from .errors import InputError, MissingDependency
 
-__all__ = ["Engine", "JobFailure", "ray_available", "run_on_ray"]
+__all__ = ["ATTEMPTS", "Engine", "JobFailure", "ray_available", "retry_io", "run_on_ray"]
 
 Engine = Literal["local", "ray"]
+T = TypeVar("T")
+
+#: tries per image when reading or writing fails for a passing reason
+ATTEMPTS = 3
+
+
+def retry_io(fn: Callable[..., T], *args: Any, file: str) -> T:
+    """``fn(*args)``, tried again when it raises an ``OSError`` (a dropped connection to
+    object storage, a full disk): a passing failure. An :class:`InputError` (a missing
+    or undecodable image) is not passing and goes straight through. After
+    :data:`ATTEMPTS` failures an :class:`InputError` naming ``file`` says what the
+    last one was."""
+    error: OSError | None = None
+    for _ in range(ATTEMPTS):
+        try:
+            return fn(*args)
+        except OSError as e:
+            error = e
+    raise InputError(file, None,
+                     f"failed {ATTEMPTS} times, last: {type(error).__name__}: {error}")
 
 
 @dataclasses.dataclass(frozen=True)

@@ -90,7 +90,7 @@ from .clipping import (
     rle_bbox,
 )
 from .dataset import Annotations, Dataset, Images, object_array, plain
-from .engine import Engine, JobFailure, run_on_ray
+from .engine import Engine, JobFailure, retry_io, run_on_ray
 from .errors import BadImagesError, InputError, OptionError
 from .geometry import Polygons, parse_polygons, polygon_bboxes
 from .io import files
@@ -609,9 +609,6 @@ def _tile_name(stem: str, window: np.ndarray, ext: str) -> str:
     return f"{stem}_{x}_{y}_{w}_{h}{ext}"
 
 
-_ATTEMPTS = 3  # tries per image when reading or writing fails for a passing reason
-
-
 def _failed(index: int, file: str | None, path: str | None, message: str) -> _Result:
     return _Result(index, np.zeros((0, 4), np.int64), np.zeros(0, bool), [], None,
                    (file, path, message))
@@ -620,21 +617,13 @@ def _failed(index: int, file: str | None, path: str | None, message: str) -> _Re
 def _run(job: _Job, params: _Params) -> _Result:
     """Slice one image: annotations, then pixels. Errors come back as data (picklable).
 
-    A missing or undecodable image fails at once; any other I/O error (a dropped
-    connection to object storage, a full disk) is tried again, up to ``_ATTEMPTS``
-    times, before the image is reported as failed.
+    A missing or undecodable image fails at once; any other I/O error is tried again
+    (:func:`~cocokit.engine.retry_io`) before the image is reported as failed.
     """
-    _init_worker()
-    error: OSError | None = None
-    for _ in range(_ATTEMPTS):
-        try:
-            return _slice_one(job, params)
-        except InputError as e:
-            return _failed(job.index, e.file, e.path, e.message)
-        except OSError as e:
-            error = e
-    return _failed(job.index, job.source, None,
-                   f"failed {_ATTEMPTS} times, last: {type(error).__name__}: {error}")
+    try:
+        return retry_io(_slice_one, job, params, file=job.source)
+    except InputError as e:
+        return _failed(job.index, e.file, e.path, e.message)
 
 
 def _slice_one(job: _Job, params: _Params) -> _Result:
@@ -667,6 +656,12 @@ def _slice_one(job: _Job, params: _Params) -> _Result:
     return _Result(job.index, windows, written, names, anns, tiles=tiles)
 
 
+def _run_on_worker(job: _Job, params: _Params) -> _Result:
+    """:func:`_run` in a Ray worker, set up as a pool worker is (its Pillow block cache)."""
+    _init_worker()
+    return _run(job, params)
+
+
 # -- the dataset -----------------------------------------------------------------------
 
 
@@ -687,11 +682,6 @@ class SliceSummary:
     empty_tiles_dropped: int
     skipped: tuple[tuple[str, str], ...]
     unplaced_annotations: int
-
-    @property
-    def failed(self) -> tuple[tuple[str, str], ...]:
-        """The images that failed (missing, unreadable) and were left out: ``skipped``."""
-        return self.skipped
 
 
 def _stem(file_name: str) -> str:
@@ -881,8 +871,8 @@ def slice_dataset(
         if r.tiles:
             try:
                 for path, data in r.tiles:
-                    files.write_bytes(path, data)
-            except OSError as e:
+                    retry_io(files.write_bytes, path, data, file=path)
+            except InputError as e:
                 return _failed(r.index, str(images.file_name[r.index]), None,
                                f"cannot write tiles: {e}")
         return dataclasses.replace(r, tiles=None) if r.tiles is not None else r
@@ -893,7 +883,7 @@ def slice_dataset(
     total = len(todo)
     if engine == "ray":
         jobs = [job(i) for i in todo]
-        for i, r in zip(todo, run_on_ray(_run, jobs, params, address=address,
+        for i, r in zip(todo, run_on_ray(_run_on_worker, jobs, params, address=address,
                                          progress=progress)):
             if isinstance(r, JobFailure):
                 r = _failed(i, str(images.file_name[i]), None, f"failed on Ray: {r.error}")

@@ -62,7 +62,7 @@ import numpy as np
 
 from ..clipping import clip_polygons, polygon_areas
 from ..dataset import Annotations, Dataset, Images, plain
-from ..engine import Engine, JobFailure, run_on_ray
+from ..engine import Engine, JobFailure, retry_io, run_on_ray
 from ..errors import BadImagesError, CocoKitError, InputError, OptionError
 from ..geometry import Polygons, mask_api, parse_polygons, polygon_bboxes
 from ..io import files
@@ -508,9 +508,6 @@ class _Job:
     return_files: bool = False  # hand the output files back instead of writing them
 
 
-_ATTEMPTS = 3  # tries per image when reading or writing fails for a passing reason
-
-
 class _Output:
     """Where one image's files go: written under the images folder, or kept to be
     handed back. Remembers what it wrote, to take it back if the image fails."""
@@ -557,28 +554,9 @@ class _Output:
 def _remove(location: str) -> None:
     """Delete a file or a folder and everything in it, if there (best effort)."""
     try:
-        path = files.local_path(location)
-        if path is None:
-            fs, p = _url_fs(location)
-            if fs.exists(p):
-                fs.rm(p, recursive=True)
-        elif path.is_dir() and not path.is_symlink():
-            shutil.rmtree(path, ignore_errors=True)
-        else:
-            path.unlink(missing_ok=True)
+        files.remove(location)
     except Exception:  # cleaning up must not hide the error that made it necessary
         pass
-
-
-def _url_fs(url: str) -> tuple[Any, str]:
-    """(fsspec filesystem, path in it) of a URL."""
-    import fsspec
-
-    try:
-        fs, path = fsspec.core.url_to_fs(url)
-    except (ImportError, ValueError) as e:
-        raise InputError(url, None, f"cannot open this location: {e}") from None
-    return fs, path
 
 
 def _same_file(a: str, b: str) -> bool:
@@ -693,25 +671,18 @@ class _BadImage:
 def _run(task: _Task, job: _Job) -> ImageResult | _BadImage | _Failure:
     """:func:`augment_image`, with its failures as data (picklable).
 
-    A missing or undecodable image fails at once; any other I/O error (a dropped
-    connection to object storage, a full disk) is tried again, up to ``_ATTEMPTS``
-    times, before the image is reported as failed.
+    A missing or undecodable image fails at once; any other I/O error is tried again
+    (:func:`~cocokit.engine.retry_io`) before the image is reported as failed.
     """
-    error: OSError | None = None
-    for _ in range(_ATTEMPTS):
-        try:
-            return augment_image(task, job)
-        except InputError as e:
-            named = e.file if e.file and not _same_file(e.file, task.source) else None
-            where = ": ".join(p for p in (named, e.path) if p)
-            return _BadImage(task.row, task.source, f"{where}: {e.message}" if where
-                             else e.message)
-        except CocoKitError as e:
-            return _Failure(e)
-        except OSError as e:
-            error = e
-    return _BadImage(task.row, task.source,
-                     f"failed {_ATTEMPTS} times, last: {type(error).__name__}: {error}")
+    try:
+        return retry_io(augment_image, task, job, file=task.source)
+    except InputError as e:
+        named = e.file if e.file and not _same_file(e.file, task.source) else None
+        where = ": ".join(p for p in (named, e.path) if p)
+        return _BadImage(task.row, task.source, f"{where}: {e.message}" if where
+                         else e.message)
+    except CocoKitError as e:
+        return _Failure(e)
 
 
 def _init_worker() -> None:
@@ -828,7 +799,7 @@ def _prepare_output(out_dir: Path, image_dir: Path | None, overwrite: bool
 
 def _check_url_output(out_dir: str, image_dir: str, overwrite: bool) -> list[str]:
     """Check an output folder given as a URL; returns the existing outputs to replace."""
-    fs, path = _url_fs(out_dir)
+    fs, path = files.filesystem(out_dir)
     if fs.isfile(path):
         raise OptionError("out_dir", out_dir, "a folder (this is a file)")
     images = files.join(out_dir, "images")
@@ -940,7 +911,7 @@ def augment(
     src_root = str(image_dir) if files.is_url(image_dir) else os.fspath(image_dir)
     out_root = str(out_dir) if files.is_url(out_dir) else os.fspath(out_dir)
     src_local, out_local = files.local_path(src_root), files.local_path(out_root)
-    if not (src_local.is_dir() if src_local is not None else _url_isdir(src_root)):
+    if not files.is_dir(src_root):
         raise OptionError("image_dir", src_root, "an existing folder of images")
     target = files.join(out_root, "annotations.json")
     replaced = _check_url_output(out_root, src_root, overwrite) if out_local is None else []
@@ -967,8 +938,7 @@ def augment(
         images_dir = str(staging / "images")
     else:
         for old in replaced:  # annotations.json first: it marks a complete output
-            fs, path = _url_fs(old)
-            fs.rm(path, recursive=True)
+            files.remove(old)
         images_dir = files.join(out_root, "images")
     try:
         job = _Job(pipe, seed, images_dir, quality, perms, ignore_negative_samples,
@@ -1019,12 +989,6 @@ def augment(
     return out_ds, summary
 
 
-def _url_isdir(url: str) -> bool:
-    """Whether a URL names a folder (on object stores: a prefix with something in it)."""
-    fs, path = _url_fs(url)
-    return bool(fs.isdir(path))
-
-
 def _check_some_source_exists(sources: Sequence[str], image_dir: str) -> None:
     """Fail early when not a single source image is there: the image folder is most
     likely the wrong one, and naming every image as missing would bury that. Looks
@@ -1040,15 +1004,10 @@ def _check_some_source_exists(sources: Sequence[str], image_dir: str) -> None:
 
 def _read_source(location: str) -> tuple[bytes | None, str | None]:
     """(bytes, None) of a source file read here for a worker, or (None, why not)."""
-    error: OSError | None = None
-    for _ in range(_ATTEMPTS):
-        try:
-            return files.read_bytes(location), None
-        except InputError as e:
-            return None, e.message
-        except OSError as e:
-            error = e
-    return None, f"failed {_ATTEMPTS} times, last: {type(error).__name__}: {error}"
+    try:
+        return retry_io(files.read_bytes, location, file=location), None
+    except InputError as e:
+        return None, e.message
 
 
 class _Done:
@@ -1082,15 +1041,9 @@ class _Done:
         written: list[str] = []
         try:
             for path, data in res.files:
-                for attempt in range(_ATTEMPTS):
-                    try:
-                        files.write_bytes(path, data)
-                        break
-                    except OSError:
-                        if attempt == _ATTEMPTS - 1:
-                            raise
+                retry_io(files.write_bytes, path, data, file=path)
                 written.append(path)
-        except (OSError, InputError) as e:
+        except InputError as e:
             for path in written:
                 _remove(path)
             return _BadImage(res.row, self.sources[res.row], f"cannot write its images: {e}")

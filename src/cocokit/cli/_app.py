@@ -169,3 +169,18 @@ def report_bad_images(failures: list[tuple[str, str]], what: str) -> None:
     err_console.print(
         f"[red]error:[/red] {len(failures)} image(s) could not be {what}; no COCO file "
         "was written. Fix them, or pass --skip-bad-images to leave them out.")
+
+
+def check_image_folders(images: str, output: str) -> None:
+    """Refuse a local image folder that is not there, or a local output that is a file or
+    has no parent folder (URLs are checked when they are used)."""
+    from ..io import files
+
+    src_dir, out_dir = files.local_path(images), files.local_path(output)
+    if src_dir is not None and not src_dir.is_dir():
+        raise OptionError("--images", images, "an existing folder of images")
+    if out_dir is not None:
+        if out_dir.exists() and not out_dir.is_dir():
+            raise OptionError("--output", output, "a folder (it is created if missing)")
+        if not out_dir.resolve().parent.is_dir():
+            raise OptionError("--output", output, "a folder whose parent exists")

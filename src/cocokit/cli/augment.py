@@ -12,7 +12,15 @@ from typing import Annotated, Optional
 import typer
 
 from ..errors import OptionError
-from ._app import QUIET_HELP, app, err_console, load_dataset, progress_bar, report_bad_images
+from ._app import (
+    QUIET_HELP,
+    app,
+    check_image_folders,
+    err_console,
+    load_dataset,
+    progress_bar,
+    report_bad_images,
+)
 
 
 class AugmentFormatOpt(str, Enum):
@@ -99,14 +107,7 @@ def augment_command(
     from ..errors import BadImagesError
     from ..io import files
 
-    src_dir, out_dir = files.local_path(images), files.local_path(output)
-    if src_dir is not None and not src_dir.is_dir():
-        raise OptionError("--images", images, "an existing folder of images")
-    if out_dir is not None:
-        if out_dir.exists() and not out_dir.is_dir():
-            raise OptionError("--output", output, "a folder (it is created if missing)")
-        if not out_dir.resolve().parent.is_dir():
-            raise OptionError("--output", output, "a folder whose parent exists")
+    check_image_folders(images, output)
     if copies < 1:
         raise OptionError("--copies", copies, "an integer >= 1")
     if workers is not None and workers < 1:

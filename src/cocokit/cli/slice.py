@@ -16,6 +16,7 @@ from ._app import (
     QUIET_HELP,
     Stream,
     app,
+    check_image_folders,
     err_console,
     load_dataset,
     progress_bar,
@@ -135,14 +136,7 @@ def slice_command(
         raise OptionError("--auto", "--size/--overlap", "--auto or --size/--overlap, not both")
     tile = parse_size(size) if size is not None else (512, 512)
     over = parse_overlap(overlap) if overlap is not None else (0.2, 0.2)
-    src_dir, out_dir = files.local_path(images), files.local_path(output)
-    if src_dir is not None and not src_dir.is_dir():
-        raise OptionError("--images", images, "an existing folder of images")
-    if out_dir is not None:
-        if out_dir.exists() and not out_dir.is_dir():
-            raise OptionError("--output", output, "a folder (it is created if missing)")
-        if not out_dir.resolve().parent.is_dir():
-            raise OptionError("--output", output, "a folder whose parent exists")
+    check_image_folders(images, output)
     target = json_path if json_path is not None else files.join(output, file.name)
     local_target = files.local_path(target)
     if local_target is not None and local_target.resolve() == file.resolve():

@@ -26,8 +26,8 @@ from typing import Any
 
 from ..errors import InputError
 
-__all__ = ["exists", "is_shared", "is_url", "join", "local_path", "makedirs", "read_bytes",
-           "upload", "write_bytes"]
+__all__ = ["exists", "filesystem", "is_dir", "is_shared", "is_url", "join", "local_path",
+           "makedirs", "read_bytes", "remove", "upload", "write_bytes"]
 
 _URL = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]+://")
 
@@ -54,7 +54,8 @@ def join(base: str | os.PathLike[str], name: str) -> str:
     return os.path.join(os.fspath(base), name)
 
 
-def _fs(url: str) -> tuple[Any, str]:
+def filesystem(url: str) -> tuple[Any, str]:
+    """(fsspec filesystem, path in it) of a URL; an unknown scheme is an InputError."""
     import fsspec
 
     try:
@@ -81,7 +82,7 @@ def read_bytes(location: str | os.PathLike[str]) -> bytes:
     try:
         if path is not None:
             return path.read_bytes()
-        fs, p = _fs(str(location))
+        fs, p = filesystem(str(location))
         return bytes(fs.cat_file(p))
     except FileNotFoundError:
         raise InputError(str(location), None, "image file not found") from None
@@ -94,8 +95,30 @@ def exists(location: str | os.PathLike[str]) -> bool:
     path = local_path(location)
     if path is not None:
         return path.is_file()
-    fs, p = _fs(str(location))
+    fs, p = filesystem(str(location))
     return bool(fs.isfile(p))
+
+
+def is_dir(location: str | os.PathLike[str]) -> bool:
+    """Whether ``location`` is a folder (on object stores: a prefix with something in it)."""
+    path = local_path(location)
+    if path is not None:
+        return path.is_dir()
+    fs, p = filesystem(str(location))
+    return bool(fs.isdir(p))
+
+
+def remove(location: str | os.PathLike[str]) -> None:
+    """Delete a file, or a folder and everything in it; nothing if it is not there."""
+    path = local_path(location)
+    if path is None:
+        fs, p = filesystem(str(location))
+        if fs.exists(p):
+            fs.rm(p, recursive=True)
+    elif path.is_dir() and not path.is_symlink():
+        shutil.rmtree(path)
+    else:
+        path.unlink(missing_ok=True)
 
 
 def makedirs(location: str | os.PathLike[str]) -> None:
@@ -105,7 +128,7 @@ def makedirs(location: str | os.PathLike[str]) -> None:
     if path is not None:
         path.mkdir(parents=True, exist_ok=True)
         return
-    fs, p = _fs(str(location))
+    fs, p = filesystem(str(location))
     fs.makedirs(p, exist_ok=True)
 
 
@@ -115,7 +138,7 @@ def write_bytes(location: str | os.PathLike[str], data: bytes) -> None:
     replaces an object in one request."""
     path = local_path(location)
     if path is None:
-        fs, p = _fs(str(location))
+        fs, p = filesystem(str(location))
         parent = posixpath.dirname(p)
         if parent:
             fs.makedirs(parent, exist_ok=True)
@@ -147,7 +170,7 @@ def upload(local: str | os.PathLike[str], location: str) -> None:
             tmp.unlink(missing_ok=True)
             raise
         return
-    fs, p = _fs(location)
+    fs, p = filesystem(location)
     parent = posixpath.dirname(p)
     if parent:
         fs.makedirs(parent, exist_ok=True)

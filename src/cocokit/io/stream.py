@@ -117,6 +117,17 @@ class _AnnRef(msgspec.Struct):
 _REF_LIST = msgspec.json.Decoder(list[_AnnRef])
 
 
+def _referenced_image_ids(text: bytes) -> np.ndarray | None:
+    """The ``image_id`` of each annotation of a run of records (a JSON array), read
+    without decoding the rest; None when a record does not fit (the full decoder then
+    says what is wrong)."""
+    try:
+        refs = _REF_LIST.decode(text)
+    except msgspec.ValidationError:
+        return None
+    return np.fromiter((r.image_id for r in refs), np.int64, len(refs))
+
+
 class _ImageRef(msgspec.Struct):
     id: int
 
@@ -360,15 +371,13 @@ class CocoStream:
         msgspec.DecodeError where the text is not a whole array.
         """
         if key == "annotations":
-            try:
-                refs = _REF_LIST.decode(text)
-            except msgspec.ValidationError:
+            ids = _referenced_image_ids(text)
+            if ids is None:
                 return len(_RAW_LIST.decode(text))  # reported with its path when read
-            ids = np.fromiter((r.image_id for r in refs), np.int64, len(refs))
             self._used.append(unique(ids))
             if len(self._used) > 16:
                 self._used[:] = [unique(np.concatenate(self._used))]
-            return len(refs)
+            return len(ids)
         return len(_RAW_LIST.decode(text))
 
     def _array(self, w: _Window, pos: int, key: str) -> int:
@@ -563,10 +572,8 @@ class CocoStream:
 
     def _chunk_numbers(self, run: _Run, text: bytes, find: _RowFinder, n: int) -> np.ndarray:
         """For each annotation of a run, the chunk of its image (-1: no such image)."""
-        try:
-            refs = _REF_LIST.decode(text)
-            ids = np.fromiter((r.image_id for r in refs), np.int64, len(refs))
-        except msgspec.ValidationError:  # let the full decoder say what is wrong
+        ids = _referenced_image_ids(text)
+        if ids is None:  # let the full decoder say what is wrong
             ids = annotation_decoder(self.path).decode_array(text, run.first).image_id
         rows = find(ids)
         return np.where(rows >= 0, rows // n, -1)
