@@ -20,7 +20,8 @@ from .errors import (
 )
 from .geometry import Polygons
 from .io.coco import ExportSummary, load, read_coco, to_dict, to_json, write_coco
-from .validate import Problem, Report, validate
+from .problems import Problem, Report
+from .validate import validate
 
 __version__ = "0.1.0"
 

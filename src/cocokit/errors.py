@@ -22,7 +22,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:  # pragma: no cover
-    from .validate import Report
+    from .problems import Report
 
 __all__ = [
     "BadImagesError",

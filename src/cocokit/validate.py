@@ -39,15 +39,15 @@ import math
 import os
 import re
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any
 
 import msgspec
 import numpy as np
 
 from .dataset import gc_paused
-from .errors import InputError, ValidationFailed
+from .errors import InputError
 from .geometry import mask_api
+from .problems import CODES, SEVERITIES, Problem, Report, Severity
 
 __all__ = [
     "AREA_ABS_TOLERANCE",
@@ -65,57 +65,6 @@ __all__ = [
     "validate_document",
     "validate_file",
 ]
-
-Severity = Literal["error", "warning"]
-
-#: Every problem code, with a one-line description (for the documentation).
-CODES: dict[str, str] = {
-    # errors: the document
-    "json-syntax": "The file is not well-formed JSON (the message gives line and column).",
-    "top-not-object": "The top level of the document is not a JSON object.",
-    "missing-key": "A required top-level key (images, annotations, categories) is missing.",
-    "section-not-array": "images, annotations or categories is not an array.",
-    # errors: records
-    "record-not-object": "An image, annotation or category record is not a JSON object.",
-    "missing-field": "A record lacks a required field (id, width, height, file_name, "
-    "image_id, category_id, name).",
-    "missing-geometry": "An annotation has neither a bbox nor a segmentation.",
-    "bad-type": "A field has the wrong JSON type (ids must be integers, not booleans; "
-    "width/height integers; file_name and name strings; area a number).",
-    "bad-image-size": "An image width or height is not positive.",
-    "bad-bbox": "A bbox is not an array of 4 numbers [x, y, width, height].",
-    "negative-bbox-size": "A bbox has a negative width or height.",
-    "non-finite": "A bbox, area, polygon or keypoint holds NaN or an infinity.",
-    "bad-iscrowd": "iscrowd is not 0 or 1.",
-    "bad-segmentation": "A segmentation is neither an array of polygons nor an RLE object.",
-    "bad-polygon": "A polygon has an odd number of coordinates, fewer than 6, or non-numbers.",
-    "bad-rle": "An RLE object lacks a valid size [h, w] or counts (a string or "
-    "non-negative integers).",
-    "rle-counts-sum": "The counts of an uncompressed RLE do not sum to height * width.",
-    "rle-size-mismatch": "The size of an RLE differs from its image's [height, width].",
-    "bad-keypoints": "keypoints is not an array of numbers whose length is a multiple of 3.",
-    "duplicate-image-id": "Two images share an id.",
-    "duplicate-annotation-id": "Two annotations share an id.",
-    "duplicate-category-id": "Two categories share an id.",
-    "dangling-image-id": "An annotation's image_id matches no image.",
-    "dangling-category-id": "An annotation's category_id matches no category.",
-    # warnings
-    "bbox-outside-image": "A bbox extends outside its image (beyond a small tolerance).",
-    "zero-area-bbox": "A bbox has zero width or height.",
-    "area-mismatch": "An annotation's area disagrees with its segmentation (or exceeds its box).",
-    "duplicate-file-name": "Two images share a file_name.",
-    "unused-category": "A category is declared but no annotation uses it.",
-}
-
-_WARNING_CODES = frozenset(
-    {"bbox-outside-image", "zero-area-bbox", "area-mismatch", "duplicate-file-name",
-     "unused-category"}
-)
-
-#: The severity of every code in :data:`CODES`.
-SEVERITIES: dict[str, Severity] = {
-    code: ("warning" if code in _WARNING_CODES else "error") for code in CODES
-}
 
 #: How far (in pixels) a box may stick out of its image before it is reported.
 BOX_TOLERANCE = 0.01
@@ -143,81 +92,6 @@ _MISSING: Any = object()
 
 # --------------------------------------------------------------------------------------
 # The report
-
-
-@dataclass(frozen=True, slots=True)
-class Problem:
-    """One problem: a stable ``code``, its ``severity``, where (``path``) and what."""
-
-    code: str
-    severity: Severity
-    path: str
-    message: str
-
-    def to_dict(self) -> dict[str, str]:
-        return {"code": self.code, "severity": self.severity, "path": self.path,
-                "message": self.message}
-
-
-@dataclass
-class Report:
-    """Every problem found in one document.
-
-    ``truncated`` counts problems that were found but not stored (``max_problems``);
-    ``truncated_errors`` how many of those were errors, so :attr:`ok` stays right.
-    """
-
-    source: str
-    problems: list[Problem] = field(default_factory=list)
-    truncated: int = 0
-    truncated_errors: int = 0
-
-    @property
-    def errors(self) -> list[Problem]:
-        return [p for p in self.problems if p.severity == "error"]
-
-    @property
-    def warnings(self) -> list[Problem]:
-        return [p for p in self.problems if p.severity == "warning"]
-
-    @property
-    def ok(self) -> bool:
-        """True when there is no error (warnings allowed)."""
-        return self.truncated_errors == 0 and all(p.severity != "error" for p in self.problems)
-
-    def codes(self) -> dict[str, int]:
-        """How many stored problems have each code."""
-        out: dict[str, int] = {}
-        for p in self.problems:
-            out[p.code] = out.get(p.code, 0) + 1
-        return out
-
-    def __str__(self) -> str:
-        lines = [f"{self.source}: {p.path}: {p.severity} [{p.code}] {p.message}"
-                 for p in self.problems]
-        if self.truncated:
-            lines.append(
-                f"{self.source}: ... and {self.truncated} more problem(s) found but not stored "
-                f"({self.truncated_errors} of them errors)"
-            )
-        return "\n".join(lines)
-
-    def to_dict(self) -> dict[str, Any]:
-        """Plain data for JSON output."""
-        n_err = sum(p.severity == "error" for p in self.problems)
-        return {
-            "source": self.source,
-            "ok": self.ok,
-            "errors": n_err + self.truncated_errors,
-            "warnings": len(self.problems) - n_err + self.truncated - self.truncated_errors,
-            "truncated": self.truncated,
-            "problems": [p.to_dict() for p in self.problems],
-        }
-
-    def raise_for_errors(self) -> None:
-        """Raise :class:`cocokit.errors.ValidationFailed` if there is any error."""
-        if not self.ok:
-            raise ValidationFailed(self)
 
 
 # --------------------------------------------------------------------------------------
