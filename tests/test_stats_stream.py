@@ -1,4 +1,4 @@
-"""Statistics of a streamed file (``compute_stats_stream``, ``cocokit stats --stream``).
+"""Statistics of a streamed file (``compute_stats``, ``cocokit stats --stream``).
 
 Equal to the in-memory statistics on every real file, whatever the run size, and on a
 hand-made file with every case the joins must get right.
@@ -17,7 +17,7 @@ from typer.testing import CliRunner
 import cocokit
 from cocokit.cli import app, main
 from cocokit.io.stream import open_stream
-from cocokit.stats import compute_stats, compute_stats_stream
+from cocokit.stats import compute_stats
 
 from .conftest import REAL
 from .test_io_coco import REAL_FILES, needs_real
@@ -40,7 +40,7 @@ def test_stream_stats_equal_memory_stats(path: Path, chunk: int) -> None:
     stream = open_stream(path, chunk_bytes=chunk)
     if chunk == SMALL_CHUNK and path.stat().st_size > 20 * SMALL_CHUNK:
         assert len(stream.runs["annotations"]) > 1  # really read in several runs
-    got = compute_stats_stream(stream)
+    got = compute_stats(stream)
     expected = compute_stats(cocokit.load(path))
     assert got == expected
     assert got.to_dict() == expected.to_dict()
@@ -117,7 +117,7 @@ def test_edge_file_stream_equals_memory(edge_file: Path, chunk: int) -> None:
     stream = open_stream(edge_file, chunk_bytes=chunk)
     if chunk < 1000:
         assert len(stream.runs["annotations"]) > 5
-    got = compute_stats_stream(stream)
+    got = compute_stats(stream)
     expected = compute_stats(cocokit.load(edge_file))
     assert got == expected
     assert got.to_dict() == expected.to_dict()
@@ -142,7 +142,7 @@ def test_edge_file_computed_areas(tmp_path: Path) -> None:
     doc["annotations"] = [a for a in doc["annotations"] if a["id"] in (3, 4, 5)]
     src = tmp_path / "three.json"
     src.write_bytes(msgspec.json.encode(doc))
-    s = compute_stats_stream(open_stream(src, chunk_bytes=16))
+    s = compute_stats(open_stream(src, chunk_bytes=16))
     assert s == compute_stats(cocokit.load(src))
     a, b = s.category("a"), s.category("b")
     assert (a.area_min, a.area_max, b.area_min) == (10.0, 1600.0, 12.0)
@@ -159,7 +159,7 @@ def test_empty_and_tiny_documents(tmp_path: Path) -> None:
     ):
         src = tmp_path / "in.json"
         src.write_bytes(text)
-        assert compute_stats_stream(open_stream(src, chunk_bytes=16)) == compute_stats(
+        assert compute_stats(open_stream(src, chunk_bytes=16)) == compute_stats(
             cocokit.load(src)
         )
 
@@ -213,8 +213,8 @@ def test_streaming_stats_under_a_memory_cap(tmp_path: Path) -> None:
     assert big.stat().st_size > 2.8 * (CAP_MB << 20)
     code = (
         "import sys, json; from cocokit.io.stream import open_stream\n"
-        "from cocokit.stats import compute_stats_stream\n"
-        "s = compute_stats_stream(open_stream(sys.argv[1], chunk_bytes=4 << 20))\n"
+        "from cocokit.stats import compute_stats\n"
+        "s = compute_stats(open_stream(sys.argv[1], chunk_bytes=4 << 20))\n"
         "print(json.dumps(s.to_dict()))\n"
     )
     r = run_capped(["-c", code, str(big)])

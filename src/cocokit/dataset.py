@@ -458,6 +458,26 @@ class Dataset:
         order, offsets = self._groups
         return order[offsets[i] : offsets[i + 1]]
 
+    # The interface of a source of tables, shared with a file read in runs
+    # (:class:`cocokit.io.stream.CocoStream`): an operation written on runs of tables
+    # works on a loaded dataset (one run) and on a file of any size alike.
+
+    @property
+    def num_images(self) -> int:
+        return len(self.images)
+
+    @property
+    def num_annotations(self) -> int:
+        return len(self.annotations)
+
+    def image_tables(self) -> Iterator[tuple[int, Images]]:
+        """The images as runs of tables (index of the first, table): here one run."""
+        yield 0, self.images
+
+    def annotation_tables(self) -> Iterator[tuple[int, Annotations]]:
+        """The annotations as runs of tables (index of the first, table): here one run."""
+        yield 0, self.annotations
+
     def annotations_of(self, i: int) -> list[dict[str, Any]]:
         """The annotation records of image row ``i``."""
         return [self.annotations.record(int(r)) for r in self.annotation_rows(i)]

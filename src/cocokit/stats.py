@@ -1,16 +1,16 @@
 """Statistics of a dataset: counts per category, object sizes, images.
 
-:func:`compute_stats` (also :meth:`cocokit.Dataset.stats`) returns a
+:func:`compute_stats` returns a
 :class:`DatasetStats`, a frozen dataclass whose :meth:`~DatasetStats.to_dict` is plain
 JSON data. Everything is computed on the numpy columns at once (sorts, ``bincount``,
 group offsets); nothing loops over annotations in Python, and no segmentation is parsed
 unless an annotation lacks its ``area`` field.
 
-:func:`compute_stats_stream` computes the same statistics from a
-:class:`~cocokit.io.stream.CocoStream` (a file read in runs): it keeps the image sizes
-and, per annotation, only the four small columns the statistics need (image row,
-category row, area, crowd flag); each run's table is dropped once they are extracted.
-Both functions end in the same computation over those columns, so the results are equal.
+:func:`compute_stats` takes a loaded dataset or a
+:class:`~cocokit.io.stream.CocoStream` (a file read in runs) and runs the same code over
+their runs of tables: it keeps the image sizes and, per annotation, only the four small
+columns the statistics need (image row, category row, area, crowd flag); each run's
+table is dropped once they are extracted.
 
 What is counted, and how:
 
@@ -52,7 +52,6 @@ __all__ = [
     "ImageSize",
     "annotation_areas",
     "compute_stats",
-    "compute_stats_stream",
     "size_buckets",
 ]
 
@@ -264,61 +263,49 @@ def _image_sizes(width: np.ndarray, height: np.ndarray) -> tuple[tuple[ImageSize
     return sizes, len(uniq)
 
 
-def compute_stats(ds: Dataset) -> DatasetStats:
-    """Statistics of ``ds`` (see the module docstring for exactly what is counted)."""
-    anns = ds.annotations
-    cat_row = ds.category_index
-    area, areas_computed = annotation_areas(ds)
-    return _stats_of_columns(
-        source=ds.source,
-        categories=ds.categories,
-        image_width=ds.images.width,
-        image_height=ds.images.height,
-        image_row=ds.image_index,
-        category_row=cat_row,
-        undeclared_ids=anns.category_id[cat_row < 0],
-        area=area,
-        crowd=anns.iscrowd > 0,
-        areas_computed=areas_computed,
-    )
+def compute_stats(source: Dataset | CocoStream) -> DatasetStats:
+    """Statistics of a loaded dataset or of a file read in runs (see the module docstring).
 
-
-def compute_stats_stream(stream: CocoStream) -> DatasetStats:
-    """Statistics of a streamed file, equal to :func:`compute_stats` of the loaded file.
-
-    Two passes over ``stream`` (a :class:`~cocokit.io.stream.CocoStream`): the images
+    ``source`` is a :class:`~cocokit.Dataset` (one run) or a
+    :class:`~cocokit.io.stream.CocoStream` (a file of any size): the same computation
+    runs over its runs of tables, so both give equal results. Two passes: the images
     (ids, widths, heights), then the annotations run by run. Of each run only the image
     row, category row, area (computed where missing, as :func:`annotation_areas` does)
     and crowd flag of every annotation are kept, 17 bytes an annotation (the medians
     need every area); no run's table (segmentations, extra keys) outlives its run.
     """
-    from .io.stream import image_index
-
-    images = image_index(stream)
-    cats = stream.categories
-    n = stream.num_annotations
-    row_type = np.int32 if max(len(images.ids), len(cats)) < np.iinfo(np.int32).max else np.int64
+    ids, heights, widths = [], [], []
+    for _, t in source.image_tables():
+        ids.append(t.id)
+        heights.append(t.height)
+        widths.append(t.width)
+    image_ids, image_h, image_w = (
+        np.concatenate(c) if c else np.zeros(0, np.int64) for c in (ids, heights, widths)
+    )
+    cats = source.categories
+    n = source.num_annotations
+    row_type = np.int32 if max(len(image_ids), len(cats)) < np.iinfo(np.int32).max else np.int64
     image_row = np.empty(n, row_type)
     category_row = np.empty(n, row_type)
     area = np.empty(n, np.float64)
     crowd = np.empty(n, bool)
     undeclared: list[np.ndarray] = []
     areas_computed = 0
-    for first, anns in stream.annotation_tables():
+    for first, anns in source.annotation_tables():
         rows = slice(first, first + len(anns))
-        img = lookup(images.ids, anns.image_id)
+        img = lookup(image_ids, anns.image_id)
         cat = lookup(cats.id, anns.category_id)
         image_row[rows] = img
         category_row[rows] = cat
         undeclared.append(anns.category_id[cat < 0])
-        area[rows], computed = _complete_areas(anns, img, images.heights, images.widths)
+        area[rows], computed = _complete_areas(anns, img, image_h, image_w)
         areas_computed += computed
         crowd[rows] = anns.iscrowd > 0
     return _stats_of_columns(
-        source=stream.path,
+        source=source.source,
         categories=cats,
-        image_width=images.widths,
-        image_height=images.heights,
+        image_width=image_w,
+        image_height=image_h,
         image_row=image_row,
         category_row=category_row,
         undeclared_ids=np.concatenate(undeclared) if undeclared else np.zeros(0, np.int64),

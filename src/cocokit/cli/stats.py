@@ -136,16 +136,17 @@ def stats_command(
         from ..report import require_plotting
 
         require_plotting()
+    from ..stats import compute_stats
+
     ds: Dataset | None = None
     if streamed:
         from ..io.stream import open_stream
-        from ..stats import compute_stats_stream
 
         with status(f"reading {file} in runs", quiet or as_json):
-            stats = compute_stats_stream(open_stream(file))
+            stats = compute_stats(open_stream(file))
     else:
         ds = load_dataset(file, quiet or as_json)
-        stats = ds.stats()
+        stats = compute_stats(ds)
     if as_json:
         typer.echo(json.dumps(stats.to_dict(), indent=2, allow_nan=False))
     else:

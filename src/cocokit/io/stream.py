@@ -467,6 +467,11 @@ class CocoStream:
                 f.seek(run.start)
                 yield run, b"".join((b"[", f.read(run.end - run.start), b"]"))
 
+    @property
+    def source(self) -> str:
+        """The file's path (as :attr:`cocokit.Dataset.source` names a loaded file)."""
+        return self.path
+
     def image_tables(self) -> Iterator[tuple[int, Images]]:
         """Runs of images as tables, in file order: (index of the first image, table)."""
         dec = image_decoder(self.path)
