@@ -112,9 +112,7 @@ def save_dataset(
     from ..io.coco import write_coco
     from ._options import check_keepable, ids_note
 
-    check_keepable(ds.images.id, image_ids, "--image-ids", "image", "images")
-    check_keepable(ds.annotations.id, annotation_ids, "--annotation-ids", "annotation",
-                   "annotations")
+    check_keepable(ds, image_ids, annotation_ids, path)
     with progress_bar(f"writing {path.name}", quiet) as update:
         summary = write_coco(
             ds,

@@ -157,19 +157,24 @@ def ids_note(image_ids: str, annotation_ids: str, *, new_records: str | None = N
     return "; ".join(parts)
 
 
-def check_keepable(ids: Any, policy: str, flag: str, what: str, section: str) -> None:
-    """With ``keep``, refuse ids that repeat (as an input may hold) with the way out."""
-    if str(getattr(policy, "value", policy)) != "keep":
-        return
-    from ..transforms import first_repeat
+def check_keepable(ds: Any, image_ids: str, annotation_ids: str,
+                   target: str | os.PathLike[str] | None = None) -> None:
+    """With ``keep``, refuse ids that repeat in ``ds`` (as an input may hold) before
+    anything is written: the export contract's problem lines, each naming the way out
+    (``--image-ids auto`` / ``--annotation-ids auto``)."""
+    from ..errors import IntegrityError
+    from ..io.coco import duplicate_id_problems
 
-    rep = first_repeat(ids)
-    if rep is not None:
-        row, first = rep
-        raise OptionError(flag, "keep", f"{flag} auto for this output: {what} id "
-                          f"{int(ids[row])} occurs twice ({section}[{first}] and "
-                          f"{section}[{row}]), so the ids cannot be kept; {flag} auto "
-                          "renumbers them 1..N")
+    problems: list[str] = []
+    for policy, ids, flag, what, section in (
+            (image_ids, ds.images.id, "--image-ids", "image", "images"),
+            (annotation_ids, ds.annotations.id, "--annotation-ids", "annotation",
+             "annotations")):
+        if str(getattr(policy, "value", policy)) == "keep":
+            problems += duplicate_id_problems(ids, section, what,
+                                              f"{flag} auto renumbers them 1..N")
+    if problems:
+        raise IntegrityError(problems, os.fspath(target) if target is not None else None)
 
 
 __all__ = [

@@ -123,9 +123,8 @@ def augment_command(
         raise OptionError("--workers", workers, "an integer >= 1")
     pipe = Pipeline.from_file(pipeline)  # bad pipelines fail before the dataset is read
     ds = load_dataset(file, quiet)
-    check_keepable(ds.images.id, image_ids, "--image-ids", "image", "images")
-    check_keepable(ds.annotations.id, annotation_ids, "--annotation-ids", "annotation",
-                   "annotations")
+    check_keepable(ds, image_ids.value, annotation_ids.value,
+                   files.join(output, "annotations.json"))
     n_workers = workers if workers is not None else (os.cpu_count() or 1)
 
     failed: list[tuple[str, str]] | None = None
