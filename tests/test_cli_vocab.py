@@ -195,6 +195,15 @@ def test_deprecated_export_yolo_spellings(tmp_path: Path) -> None:
 
     assert labels(tmp_path / "old") == labels(tmp_path / "new") != {}
     assert not list((tmp_path / "new").rglob("*.jpg"))  # --image-mode none: no images
+    # and back: import makes new records, numbered 1..N under either policy
+    for policy in ("keep", "auto"):
+        out = tmp_path / f"back-{policy}.json"
+        proc = ok("import", tmp_path / "new", "--format", "yolo", "-o", out, "--sizes", ann,
+                  "--image-ids", policy)
+        n = len(doc(ann)["images"])
+        assert image_ids(out) == list(range(1, n + 1))
+        assert annotation_ids(out) == list(range(1, len(annotation_ids(out)) + 1))
+        assert "image and annotation ids numbered 1..N (new records)" in proc.stderr
 
 
 def test_deprecated_slice_spellings(tmp_path: Path) -> None:
@@ -214,6 +223,25 @@ def test_deprecated_slice_spellings(tmp_path: Path) -> None:
     # both spellings with different values: refused, not one silently winning
     both = run(*common, "-o", tmp_path / "both", "--format", "png", "--image-format", "same")
     assert both.returncode == 2 and "--image-format" in both.stderr
+
+
+def test_deprecated_image_format_of_augment_and_draw(tmp_path: Path) -> None:
+    src = real_path(*TERRAIN)
+    (tmp_path / "flip.yaml").write_text("pipeline:\n  - hflip: {p: 1.0}\n")
+    common = ["augment", src, "-i", src.parent, "-p", tmp_path / "flip.yaml", "--workers", "1"]
+    old = ok(*common, "-o", tmp_path / "old", "--format", "jpg", "--ignore-negative-samples")
+    new = ok(*common, "-o", tmp_path / "new", "--image-format", "jpg", "--drop-negatives")
+    assert "--format is deprecated; use --image-format" in old.stderr
+    assert "--ignore-negative-samples is deprecated; use --drop-negatives" in old.stderr
+    assert " is deprecated" not in new.stderr
+    a, b = (doc(tmp_path / d / "annotations.json") for d in ("old", "new"))
+    assert a == b and a["images"][-1]["file_name"].endswith(".jpg")
+
+    old = ok("draw", src, "-i", src.parent, "-o", tmp_path / "d-old", "--format", "jpg")
+    ok("draw", src, "-i", src.parent, "-o", tmp_path / "d-new", "--image-format", "jpg")
+    assert "--format is deprecated; use --image-format" in old.stderr
+    assert sorted(p.name for p in (tmp_path / "d-old").iterdir()) == sorted(
+        p.name for p in (tmp_path / "d-new").iterdir()) == ["terrain2.jpg"]
 
 
 # -- ids: keep by default everywhere, auto renumbers; the summary says which --------------
