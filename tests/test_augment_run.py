@@ -726,7 +726,7 @@ def test_cli_augment_as_a_subprocess(real_data: Path, tmp_path: Path) -> None:
     res = subprocess.run(
         [sys.executable, "-m", "cocokit", "augment", str(ann), "--images", str(images), "-o",
          str(tmp_path / "out"), "--pipeline", str(tmp_path / "aug.yaml"), "--copies", "1",
-         "--workers", "2", "--no-originals", "--format", "png", "-q"],
+         "--workers", "2", "--no-originals", "--image-format", "png", "-q"],
         capture_output=True, text=True, env={**os.environ, "PYTHONPATH": str(REPO / "src")},
         cwd=REPO)
     assert res.returncode == 0, res.stderr

@@ -262,7 +262,7 @@ def test_cli_sample_writes_images_of_the_right_size(mini: tuple[Path, Path],
     path, images = mini
     out = tmp_path / "drawn"
     args = ["draw", str(path), "--images", str(images), "-o", str(out), "--sample", "4",
-            "--seed", "3", "--format", "png", "-q"]
+            "--seed", "3", "--image-format", "png", "-q"]
     result = runner.invoke(app, args)
     assert result.exit_code == 0, result.output
     files = sorted(out.iterdir())
@@ -330,7 +330,7 @@ def test_cli_subprocess(mini: tuple[Path, Path], tmp_path: Path) -> None:
     env = {**os.environ, "PYTHONPATH": str(REPO / "src")}
     proc = subprocess.run(
         [sys.executable, "-m", "cocokit", "draw", str(path), "--images", str(images), "-o",
-         str(tmp_path / "o"), "--file-name", "000000000139.jpg", "--format", "png"],
+         str(tmp_path / "o"), "--file-name", "000000000139.jpg", "--image-format", "png"],
         capture_output=True, text=True, env=env, timeout=120, check=False)
     assert proc.returncode == 0, proc.stderr
     assert "wrote 1 drawn image" in proc.stderr

@@ -682,8 +682,8 @@ def test_cli_in_process(real_data: Path, tmp_path: Path) -> None:
     src = real(real_data, *SAHI, "terrain2_coco.json")
     result = CliRunner().invoke(app, [
         "slice", str(src), "--images", str(src.parent), "-o", str(tmp_path / "tiles"),
-        "--size", "300x200", "--overlap", "0.1x0.2", "--format", "png", "--workers", "1",
-        "--drop-empty", "--min-area-ratio", "0.2"])
+        "--size", "300x200", "--overlap", "0.1x0.2", "--image-format", "png", "--workers", "1",
+        "--drop-negatives", "--min-area-ratio", "0.2"])
     assert result.exit_code == 0, result.output
     doc = json.loads((tmp_path / "tiles" / "terrain2_coco.json").read_bytes())
     assert all(Path(tmp_path / "tiles" / i["file_name"]).is_file() for i in doc["images"])
@@ -782,7 +782,7 @@ def test_cli_subprocess(real_data: Path, tmp_path: Path) -> None:
     env = {**os.environ, "PYTHONPATH": str(REPO / "src")}
     proc = subprocess.run(
         [sys.executable, "-m", "cocokit", "slice", str(src), "--images", str(src.parent),
-         "-o", str(tmp_path / "tiles"), "--json", str(tmp_path / "sliced.json"),
+         "-o", str(tmp_path / "tiles"), "--coco-output", str(tmp_path / "sliced.json"),
          "--workers", "2", "--quality", "90"],
         env=env, capture_output=True, text=True, timeout=300,
     )

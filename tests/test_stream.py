@@ -237,7 +237,7 @@ def test_cli_stream_switch_same_output(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     "args",
     [
-        ["-d", "person", "--min-area", "500", "--drop-empty"],
+        ["-d", "person", "--min-area", "500", "--drop-negatives"],
         ["-c", "cat", "-c", "dog", "-c", "2", "--crowd", "drop"],
         [
             "--min-width",

@@ -796,9 +796,7 @@ def _run(*args: str) -> subprocess.CompletedProcess[str]:
 def test_cli_subprocess_export_and_import(real_data: Path, tmp_path: Path) -> None:
     ann, imgs = CASES["tiny-train"]
     r = _run("export", str(real_data / ann), "--format", "yolo", "-o", str(tmp_path / "y"),
-             "--image-dir", str(real_data / imgs), "--task", "segment")
-    if r.returncode != 0 and "No such option" in r.stderr:
-        pytest.skip("the export command has no YOLO options yet")
+             "-i", str(real_data / imgs), "--task", "segment")
     assert r.returncode == 0, r.stderr
     assert "train: 32 images" in r.stderr
     _check_rules(tmp_path / "y", "segment")

@@ -26,7 +26,6 @@ from rich.progress import (
 )
 
 from ..dataset import Dataset
-from ..errors import OptionError
 
 app = typer.Typer(
     name="cocokit",
@@ -97,14 +96,23 @@ def save_dataset(
     path: Path,
     *,
     quiet: bool = False,
-    image_ids: str = "auto",
-    annotation_ids: str = "auto",
+    image_ids: str = "keep",
+    annotation_ids: str = "keep",
     ignore_negative_samples: bool = False,
     indent: int | None = None,
+    new_records: str | None = None,
+    ids_line: bool = True,
 ) -> Any:
-    """Write a dataset atomically with a progress bar; prints a one-line summary."""
-    from ..io.coco import write_coco
+    """Write a dataset atomically with a progress bar; prints a one-line summary and
+    (``ids_line``) what happened to the ids (see :func:`._options.ids_note`).
 
+    With ``keep``, ids that repeat in ``ds`` are refused naming ``--image-ids auto`` /
+    ``--annotation-ids auto`` before anything is written.
+    """
+    from ..io.coco import write_coco
+    from ._options import check_keepable, ids_note
+
+    check_keepable(ds, image_ids, annotation_ids, path)
     with progress_bar(f"writing {path.name}", quiet) as update:
         summary = write_coco(
             ds,
@@ -123,18 +131,21 @@ def save_dataset(
                 f" ({summary.dropped_negative_images} images without annotations dropped)"
                 if summary.dropped_negative_images
                 else ""
-            )
+            ),
+            markup=False, highlight=False, soft_wrap=True,
         )
+        if ids_line:
+            err_console.print(ids_note(image_ids, annotation_ids, new_records=new_records),
+                              markup=False, highlight=False, soft_wrap=True)
     return summary
 
 
 def check_output(path: Path, inputs: list[Path] | None = None) -> None:
-    """Refuse an output path whose folder does not exist (before any work is done)."""
-    parent = path.parent if str(path.parent) else Path(".")
-    if not parent.is_dir():
-        raise OptionError("--output", str(path), "a path in an existing folder")
-    if path.is_dir():
-        raise OptionError("--output", str(path), "a file path, not a folder")
+    """Refuse a file output that names a folder or lies in no folder (see
+    :func:`._options.check_file_output`, which the commands call)."""
+    from ._options import check_file_output
+
+    check_file_output(path)
 
 
 def env_quiet() -> bool:
@@ -172,15 +183,9 @@ def report_bad_images(failures: list[tuple[str, str]], what: str) -> None:
 
 
 def check_image_folders(images: str, output: str) -> None:
-    """Refuse a local image folder that is not there, or a local output that is a file or
-    has no parent folder (URLs are checked when they are used)."""
-    from ..io import files
+    """Refuse a local image folder that is not there, or a local output folder that is
+    a file or has no parent folder (see :mod:`._options`, which the commands use)."""
+    from ._options import check_folder_output, check_image_folder
 
-    src_dir, out_dir = files.local_path(images), files.local_path(output)
-    if src_dir is not None and not src_dir.is_dir():
-        raise OptionError("--images", images, "an existing folder of images")
-    if out_dir is not None:
-        if out_dir.exists() and not out_dir.is_dir():
-            raise OptionError("--output", output, "a folder (it is created if missing)")
-        if not out_dir.resolve().parent.is_dir():
-            raise OptionError("--output", output, "a folder whose parent exists")
+    check_image_folder(images)
+    check_folder_output(output)

@@ -15,27 +15,32 @@ from ..errors import OptionError
 from ._app import (
     QUIET_HELP,
     app,
-    check_image_folders,
     err_console,
     load_dataset,
     progress_bar,
     report_bad_images,
 )
+from ._options import (
+    DEFAULT_IDS,
+    AnnotationIds,
+    DropNegatives,
+    IgnoreNegativesAlias,
+    ImageIds,
+    check_folder_output,
+    check_image_folder,
+    check_keepable,
+    ids_note,
+    renamed,
+    say,
+)
 
 
 class AugmentFormatOpt(str, Enum):
-    """--format choices."""
+    """--image-format choices."""
 
     same = "same"
     jpg = "jpg"
     png = "png"
-
-
-class AugmentIdsOpt(str, Enum):
-    """--image-ids / --annotation-ids choices."""
-
-    auto = "auto"
-    keep = "keep"
 
 
 @app.command("augment")
@@ -62,19 +67,13 @@ def augment_command(
     keep_originals: Annotated[bool, typer.Option(
         "--keep-originals/--no-originals",
         help="Also write the source images (copied byte for byte) and annotations.")] = True,
-    fmt: Annotated[AugmentFormatOpt, typer.Option(
-        "--format", help="Image format of the copies: same as the source, jpg or png."),
+    image_format: Annotated[AugmentFormatOpt, typer.Option(
+        "--image-format", help="Image format of the copies: same as the source, jpg or png."),
     ] = AugmentFormatOpt.same,
     quality: Annotated[int, typer.Option(help="JPEG quality (1-100).")] = 95,
-    image_ids: Annotated[AugmentIdsOpt, typer.Option(
-        help="auto: number images 1..N in output order; keep: keep the originals' ids.")
-    ] = AugmentIdsOpt.auto,
-    annotation_ids: Annotated[AugmentIdsOpt, typer.Option(
-        help="auto: number annotations 1..M; keep: keep the originals' ids.")
-    ] = AugmentIdsOpt.auto,
-    ignore_negative_samples: Annotated[bool, typer.Option(
-        "--ignore-negative-samples", help="Do not write images left without annotations.")
-    ] = False,
+    image_ids: ImageIds = DEFAULT_IDS,
+    annotation_ids: AnnotationIds = DEFAULT_IDS,
+    drop_negatives: DropNegatives = False,
     overwrite: Annotated[bool, typer.Option(
         "--overwrite", help="Replace images/ and annotations.json in OUTPUT if they exist.")
     ] = False,
@@ -84,6 +83,9 @@ def augment_command(
         "annotations. Without it, such images are listed at the end, nothing is written "
         "and the exit code is 1.")] = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help=QUIET_HELP)] = False,
+    ignore_negative_samples: IgnoreNegativesAlias = False,
+    fmt: Annotated[Optional[AugmentFormatOpt], typer.Option(  # noqa: UP045
+        "--format", hidden=True)] = None,
 ) -> None:
     """Write augmented copies of every image with exactly transformed annotations.
 
@@ -91,14 +93,16 @@ def augment_command(
     and keypoints are mapped by it and clipped to the image, RLE masks are warped
     as masks, pixels are warped once. Annotations left too small (the pipeline's
     min_area, min_visibility) are dropped and counted. New images record
-    augmented_from, augmentation and augmentation_matrix.
+    augmented_from, augmentation and augmentation_matrix. Ids are kept for the
+    originals and the copies are numbered after them, unless --image-ids and
+    --annotation-ids auto renumber everything 1..N.
 
     Images that cannot be read are reported by name once the others are done; the
     run then exits with code 1 and writes nothing, unless --skip-bad-images. In
     object storage (an s3:// or gs:// OUTPUT) images are written in place and
     annotations.json last, only when all went well.
 
-    Example: cocokit augment train.json --images train/ -o aug/ --pipeline aug.yaml --copies 4
+    Example: cocokit augment train.json -i train/ -o aug/ --pipeline aug.yaml --copies 4
 
     Example: cocokit augment train.json -i s3://bkt/train -o s3://bkt/aug -p aug.yaml --engine ray
     """
@@ -107,13 +111,20 @@ def augment_command(
     from ..errors import BadImagesError
     from ..io import files
 
-    check_image_folders(images, output)
+    drop_negatives = renamed(drop_negatives, ignore_negative_samples,
+                             "--ignore-negative-samples", "--drop-negatives", False)
+    image_format = renamed(image_format, fmt, "--format", "--image-format",
+                           AugmentFormatOpt.same)
+    check_image_folder(images)
+    check_folder_output(output)
     if copies < 1:
         raise OptionError("--copies", copies, "an integer >= 1")
     if workers is not None and workers < 1:
         raise OptionError("--workers", workers, "an integer >= 1")
     pipe = Pipeline.from_file(pipeline)  # bad pipelines fail before the dataset is read
     ds = load_dataset(file, quiet)
+    check_keepable(ds, image_ids.value, annotation_ids.value,
+                   files.join(output, "annotations.json"))
     n_workers = workers if workers is not None else (os.cpu_count() or 1)
 
     failed: list[tuple[str, str]] | None = None
@@ -133,7 +144,7 @@ def augment_command(
                 ds, pipe, images, output, copies=copies, seed=seed,
                 keep_originals=keep_originals, workers=n_workers, progress=update,
                 image_ids=image_ids.value, annotation_ids=annotation_ids.value,
-                ignore_negative_samples=ignore_negative_samples, format=fmt.value,
+                ignore_negative_samples=drop_negatives, format=image_format.value,
                 quality=quality, overwrite=overwrite, skip_bad_images=skip_bad_images,
                 engine=engine, address=address)  # type: ignore[arg-type]
         except BadImagesError as e:
@@ -151,6 +162,7 @@ def augment_command(
             + (f"; {summary.skipped_negative_images} images without annotations not written"
                if summary.skipped_negative_images else ""),
             markup=False, highlight=False)
+        say(ids_note(image_ids, annotation_ids, new_records="copies"))
     for path, reason in summary.skipped:
         err_console.print(f"skipped {path}: {reason}", markup=False, highlight=False,
                           soft_wrap=True)

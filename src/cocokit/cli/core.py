@@ -11,11 +11,11 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
+from ..errors import OptionError
 from ._app import (
     QUIET_HELP,
     Stream,
     app,
-    check_output,
     console,
     err_console,
     load_dataset,
@@ -24,11 +24,28 @@ from ._app import (
     status,
     use_stream,
 )
+from ._options import (
+    DEFAULT_IDS,
+    AnnotationIds,
+    DropNegatives,
+    IgnoreNegativesAlias,
+    ImageIds,
+    Json,
+    check_file_output,
+    deprecated,
+    ids_note,
+    renamed,
+    say,
+)
 
 
-class IdPolicyOpt(str, Enum):
-    auto = "auto"
-    keep = "keep"
+class ImageMode(str, Enum):
+    link = "link"
+    copy = "copy"
+    none = "none"
+
+
+YOLO_IMAGE_MODES = {m.value for m in ImageMode}
 
 
 class ExportFormat(str, Enum):
@@ -45,7 +62,7 @@ Quiet = Annotated[bool, typer.Option("--quiet", "-q", help=QUIET_HELP)]
 @app.command()
 def info(
     file: Annotated[Path, typer.Argument(help="COCO JSON file.")],
-    as_json: Annotated[bool, typer.Option("--json", help="Print JSON to stdout.")] = False,
+    as_json: Json = False,
     stream: Stream = None,
     quiet: Quiet = False,
 ) -> None:
@@ -63,7 +80,7 @@ def info(
     else:
         summary = summarize(load_dataset(file, quiet or as_json))
     if as_json:
-        print(json.dumps(dict(file=str(file), **summary.to_dict()), indent=2))
+        print(json.dumps(dict(source=str(file), file=str(file), **summary.to_dict()), indent=2))
         return
     console.print(
         f"[bold]{file}[/bold]: {summary.images} images ({summary.negative_images} without "
@@ -92,7 +109,7 @@ def info(
 @app.command()
 def validate(
     file: Annotated[Path, typer.Argument(help="COCO JSON file.")],
-    as_json: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
+    as_json: Json = False,
     errors_only: Annotated[bool, typer.Option("--errors-only", help="Hide warnings.")] = False,
     strict: Annotated[bool, typer.Option("--strict", help="Exit 1 on warnings too.")] = False,
     limit: Annotated[int, typer.Option(help="Show at most this many problems (0: all).")] = 50,
@@ -145,82 +162,102 @@ def export(
         Path, typer.Argument(help="COCO JSON file to read (for YOLO also a folder of splits).")
     ],
     output: Annotated[
-        Path, typer.Option("--output", "-o", help="Output file (COCO) or folder (YOLO).")
+        str, typer.Option("--output", "-o", help="Output file (COCO) or folder (YOLO).")
     ],
     fmt: Annotated[
-        ExportFormat, typer.Option("--format", "-f", help="Output format.")
+        ExportFormat, typer.Option("--format", "-f", help="Dataset format to write.")
     ] = ExportFormat.coco,
-    image_ids: Annotated[
-        IdPolicyOpt, typer.Option(help="auto: 1..N in order; keep: as given.")
-    ] = IdPolicyOpt.auto,
-    annotation_ids: Annotated[
-        IdPolicyOpt, typer.Option(help="auto: 1..M; keep: as given.")
-    ] = IdPolicyOpt.auto,
-    ignore_negative_samples: Annotated[
-        bool, typer.Option(help="Drop images without annotations.")
-    ] = False,
+    image_ids: ImageIds = DEFAULT_IDS,
+    annotation_ids: AnnotationIds = DEFAULT_IDS,
+    drop_negatives: DropNegatives = False,
     indent: Annotated[Optional[int], typer.Option(help="Pretty-print with this indent.")] = None,  # noqa: UP045
     task: Annotated[str, typer.Option(help="YOLO: detect or segment.")] = "detect",
-    images: Annotated[str, typer.Option(help="YOLO: link, copy or none.")] = "link",
-    image_dir: Annotated[Optional[Path], typer.Option(help="YOLO: folder of the images.")] = None,  # noqa: UP045
+    images: Annotated[Optional[str], typer.Option(  # noqa: UP045
+        "--images", "-i", help="YOLO: the image folder (default: the COCO file's folder).")
+    ] = None,
+    image_mode: Annotated[ImageMode, typer.Option(
+        help="YOLO: how images reach the output folder: link, copy or none.")
+    ] = ImageMode.link,
     crowd: Annotated[str, typer.Option(help="YOLO: skip or keep crowd annotations.")] = "skip",
     split_name: Annotated[str, typer.Option(help="YOLO: split folder name.")] = "train",
-    split: Annotated[
+    add_split: Annotated[
         Optional[list[str]],  # noqa: UP045
         typer.Option(help="YOLO: NAME=FILE.json, one more split from another file (repeat)."),
     ] = None,
     stream: Stream = None,
     quiet: Quiet = False,
+    ignore_negative_samples: IgnoreNegativesAlias = False,
+    image_dir: Annotated[Optional[str], typer.Option(  # noqa: UP045
+        "--image-dir", hidden=True)] = None,
+    split: Annotated[Optional[list[str]], typer.Option(  # noqa: UP045
+        "--split", hidden=True)] = None,
 ) -> None:
     """Re-export a COCO file under the export contract (ids, integrity, atomic write), or as YOLO.
 
-    Example: cocokit export in.json -o out.json --image-ids keep --ignore-negative-samples
+    Ids are kept unless --image-ids/--annotation-ids auto renumber them 1..N.
+
+    Example: cocokit export in.json -o out.json --annotation-ids auto --drop-negatives
+
+    Example: cocokit export val.json --format yolo -i val2017/ -o yolo/
     """
-    if fmt is ExportFormat.coco and indent is None and use_stream(file, stream):
+    drop_negatives = renamed(drop_negatives, ignore_negative_samples,
+                             "--ignore-negative-samples", "--drop-negatives", False)
+    if images in YOLO_IMAGE_MODES and not Path(images).is_dir():
+        # the old meaning of --images on export: how the images reach the YOLO folder
+        deprecated(f"--images {images} is deprecated; use --image-mode {images} "
+                   "(-i/--images is the image folder)")
+        image_mode, images = ImageMode(images), None
+    images = renamed(images, image_dir, "--image-dir", "-i/--images")
+    add_split = renamed(add_split, split, "--split", "--add-split")
+    if fmt is ExportFormat.yolo:
+        from .yolo import export_yolo_command
+
+        if drop_negatives:
+            raise OptionError("--drop-negatives", True, "--format coco (YOLO keeps images "
+                              "without objects as empty label files)")
+        # a file, or a folder of split files as `cocokit split` writes (one split each)
+        export_yolo_command(
+            file,
+            Path(output),
+            task=task,
+            images=image_mode.value,
+            image_dir=Path(images) if images is not None else None,
+            crowd=crowd,
+            split_name=split_name,
+            splits=add_split or (),
+            quiet=quiet,
+        )
+        return
+    check_file_output(output)
+    out = Path(output)
+    if indent is None and use_stream(file, stream):
         from ..io.stream import open_stream, write_coco_stream
 
-        check_output(output)
         with status(f"indexing {file}", quiet):
             src = open_stream(file)
-        with progress_bar(f"writing {output.name}", quiet) as update:
+        with progress_bar(f"writing {out.name}", quiet) as update:
             summary = write_coco_stream(
                 src,
-                output,
+                out,
                 image_ids=image_ids.value,
                 annotation_ids=annotation_ids.value,
-                ignore_negative_samples=ignore_negative_samples,
+                ignore_negative_samples=drop_negatives,
                 progress=update,
             )
         if not quiet:
             err_console.print(
-                f"wrote {output}: {summary.images} images, "
-                f"{summary.annotations} annotations (streamed)"
+                f"wrote {out}: {summary.images} images, "
+                f"{summary.annotations} annotations (streamed)", markup=False, highlight=False
             )
-        return
-    if fmt is ExportFormat.yolo:
-        from .yolo import export_yolo_command
-
-        # a file, or a folder of split files as `cocokit split` writes (one split each)
-        export_yolo_command(
-            file,
-            output,
-            task=task,
-            images=images,
-            image_dir=image_dir,
-            crowd=crowd,
-            split_name=split_name,
-            splits=split or (),
-            quiet=quiet,
-        )
+            say(ids_note(image_ids, annotation_ids))
         return
     ds = load_dataset(file, quiet)
-    check_output(output)
     save_dataset(
         ds,
-        output,
+        out,
         quiet=quiet,
         image_ids=image_ids.value,
         annotation_ids=annotation_ids.value,
-        ignore_negative_samples=ignore_negative_samples,
+        ignore_negative_samples=drop_negatives,
         indent=indent,
     )

@@ -16,7 +16,6 @@ from ._app import (
     QUIET_HELP,
     Stream,
     app,
-    check_image_folders,
     err_console,
     load_dataset,
     progress_bar,
@@ -24,6 +23,20 @@ from ._app import (
     save_dataset,
     status,
     use_stream,
+)
+from ._options import (
+    DEFAULT_IDS,
+    AnnotationIds,
+    DropEmptyAlias,
+    DropNegatives,
+    ImageIds,
+    check_file_output,
+    check_folder_output,
+    check_image_folder,
+    deprecated,
+    ids_note,
+    renamed,
+    say,
 )
 
 T = TypeVar("T")
@@ -87,10 +100,9 @@ def slice_command(
         "--auto", help="Pick size and overlap from each image's resolution.")] = False,
     min_area_ratio: Annotated[float, typer.Option(
         help="Keep an annotation in a tile when at least this share of it is inside.")] = 0.1,
-    keep_empty: Annotated[bool, typer.Option(
-        "--keep-empty/--drop-empty", help="Keep tiles without annotations.")] = True,
-    fmt: Annotated[SliceFormatOpt, typer.Option(
-        "--format", help="Tile image format: jpg, png, or same as the source."),
+    drop_negatives: DropNegatives = False,
+    image_format: Annotated[SliceFormatOpt, typer.Option(
+        "--image-format", help="Tile image format: jpg, png, or same as the source."),
     ] = SliceFormatOpt.jpg,
     quality: Annotated[int, typer.Option(help="JPEG quality (1-100).")] = 95,
     workers: Annotated[Optional[int], typer.Option(  # noqa: UP045
@@ -100,9 +112,11 @@ def slice_command(
         help="Leave out (and list) images that are missing or unreadable. Without it, "
         "such images are listed at the end, no COCO file is written and the exit "
         "code is 1.")] = False,
-    json_path: Annotated[Optional[str], typer.Option(  # noqa: UP045
-        "--json", help="Where to write the COCO file (a path or an fsspec URL). "
+    coco_output: Annotated[Optional[str], typer.Option(  # noqa: UP045
+        "--coco-output", help="Where to write the COCO file (a path or an fsspec URL). "
         "Default: OUTPUT/<FILE name>.")] = None,
+    image_ids: ImageIds = DEFAULT_IDS,
+    annotation_ids: AnnotationIds = DEFAULT_IDS,
     engine: Annotated[EngineOpt, typer.Option(
         help="Where the per-image work runs: local processes or a Ray cluster "
         "(pip install 'cocokit\\[ray]').")] = EngineOpt.local,
@@ -111,11 +125,18 @@ def slice_command(
         "Default: start a local Ray.")] = None,
     stream: Stream = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help=QUIET_HELP)] = False,
+    drop_empty: DropEmptyAlias = False,
+    keep_empty: Annotated[bool, typer.Option("--keep-empty", hidden=True)] = False,
+    fmt: Annotated[Optional[SliceFormatOpt], typer.Option(  # noqa: UP045
+        "--format", hidden=True)] = None,
+    json_path: Annotated[Optional[str], typer.Option(  # noqa: UP045
+        "--json", hidden=True)] = None,
 ) -> None:
     """Cut large images into overlapping tiles, with annotations clipped to each tile.
 
     Writes the tile images to OUTPUT and one COCO file (OUTPUT/<FILE name> unless
-    --json is given). Each tile records source_image_id, source_file_name and
+    --coco-output is given). Tiles are new images: they and their annotations are
+    numbered 1..N. Each tile records source_image_id, source_file_name and
     source_window \\[x, y, w, h] so results can be mapped back.
 
     A file large for this machine's memory is streamed chunk by chunk (--stream /
@@ -124,7 +145,7 @@ def slice_command(
     Images that cannot be read are reported by name at the end; the run then exits
     with code 1 and writes no COCO file, unless --skip-bad-images.
 
-    Example: cocokit slice train.json --images train/ -o tiles/ --size 640 --overlap 0.2
+    Example: cocokit slice train.json -i train/ -o tiles/ --size 640 --overlap 0.2
 
     Example: cocokit slice train.json -i s3://bucket/train -o s3://bucket/tiles --engine ray
     """
@@ -132,19 +153,34 @@ def slice_command(
     from ..io import files
     from ..slicing import slice_dataset, slice_file
 
+    drop_negatives = renamed(drop_negatives, drop_empty, "--drop-empty", "--drop-negatives",
+                             False)
+    if keep_empty:
+        deprecated("--keep-empty is deprecated; tiles without annotations are kept unless "
+                   "--drop-negatives")
+        if drop_negatives:
+            raise OptionError("--drop-negatives", True, "--drop-negatives or --keep-empty, "
+                              "not both")
+    image_format = renamed(image_format, fmt, "--format", "--image-format",
+                           SliceFormatOpt.jpg)
+    coco_output = renamed(coco_output, json_path, "--json", "--coco-output")
     if auto and (size is not None or overlap is not None):
         raise OptionError("--auto", "--size/--overlap", "--auto or --size/--overlap, not both")
     tile = parse_size(size) if size is not None else (512, 512)
     over = parse_overlap(overlap) if overlap is not None else (0.2, 0.2)
-    check_image_folders(images, output)
-    target = json_path if json_path is not None else files.join(output, file.name)
+    check_image_folder(images)
+    check_folder_output(output)
+    if coco_output is not None:
+        check_file_output(coco_output, "--coco-output")
+    target = coco_output if coco_output is not None else files.join(output, file.name)
     local_target = files.local_path(target)
     if local_target is not None and local_target.resolve() == file.resolve():
-        raise OptionError("--json", target, "a path other than the input file")
+        raise OptionError("--coco-output", target, "a path other than the input file")
 
     streaming = use_stream(file, stream)
     options = dict(size=tile, overlap=over, auto=auto, min_area_ratio=min_area_ratio,
-                   keep_empty=keep_empty, format=fmt.value, quality=quality, workers=workers,
+                   keep_empty=not drop_negatives, format=image_format.value, quality=quality,
+                   workers=workers,
                    skip_bad_images=skip_bad_images, engine=engine.value, address=address)
     ds = None if streaming else load_dataset(file, quiet)
     failed: list[tuple[str, str]] | None = None
@@ -170,14 +206,21 @@ def slice_command(
     if failed is not None:
         report_bad_images(failed, "sliced")
         raise typer.Exit(1)
+    # tiles are new records, numbered 1..N by the slicer: keep and auto write the same ids
     if ds is None:
         if not quiet:
-            err_console.print(f"wrote {target}")
+            err_console.print(f"wrote {target}", markup=False, highlight=False)
+            say(ids_note(image_ids, annotation_ids, new_records="all"))
     elif local_target is not None:
-        save_dataset(tiled, local_target, quiet=quiet, image_ids="keep", annotation_ids="keep")
+        save_dataset(tiled, local_target, quiet=quiet, image_ids=image_ids.value,
+                     annotation_ids=annotation_ids.value, new_records="all")
     else:
         with status(f"writing {target}", quiet):
-            files.write_bytes(target, tiled.to_json(image_ids="keep", annotation_ids="keep"))
+            files.write_bytes(target, tiled.to_json(image_ids=image_ids.value,
+                                                    annotation_ids=annotation_ids.value))
+        if not quiet:
+            err_console.print(f"wrote {target}", markup=False, highlight=False)
+            say(ids_note(image_ids, annotation_ids, new_records="all"))
     if not quiet:
         err_console.print(
             f"sliced {summary.images} images into {summary.tiles} tiles with "

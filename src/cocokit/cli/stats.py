@@ -20,7 +20,6 @@ from ._app import (
     QUIET_HELP,
     Stream,
     app,
-    check_output,
     console,
     err_console,
     load_dataset,
@@ -28,6 +27,7 @@ from ._app import (
     status,
     use_stream,
 )
+from ._options import Json, check_file_output, check_folder_output, check_image_folder, renamed
 
 Quiet = Annotated[bool, typer.Option("--quiet", "-q", help=QUIET_HELP)]
 
@@ -104,8 +104,8 @@ def _print_stats(s: DatasetStats, file: Path) -> None:
 @app.command("stats")
 def stats_command(
     file: Annotated[Path, typer.Argument(help="COCO JSON file.")],
-    as_json: Annotated[bool, typer.Option("--json", help="Print the statistics as JSON.")] = False,
-    html: Annotated[Optional[Path], typer.Option(  # noqa: UP045 (typer needs Optional)
+    as_json: Json = False,
+    html: Annotated[Optional[str], typer.Option(  # noqa: UP045 (typer needs Optional)
         "--html", "--output", "-o",
         help="Also write a self-contained HTML report with plots (needs the extra "
              "\\[plot]: pip install 'cocokit\\[plot]'; and the whole file in memory: "
@@ -132,7 +132,7 @@ def stats_command(
                               "no --html when the file is streamed (by --stream, or by default "
                               "when it is large for this machine): the report plots every box "
                               "and needs the file in memory; add --no-stream")
-        check_output(html)
+        check_file_output(html, "-o/--html")
         from ..report import require_plotting
 
         require_plotting()
@@ -154,8 +154,8 @@ def stats_command(
     if html is not None and ds is not None:
         from ..report import write_report
 
-        with status(f"plotting {html.name}", quiet):
-            write_report(ds, html, stats)
+        with status(f"plotting {Path(html).name}", quiet):
+            write_report(ds, Path(html), stats)
         if not quiet:
             err_console.print(f"wrote {html}")
 
@@ -224,9 +224,10 @@ def _targets(ds: Dataset, rows: np.ndarray, fmt: ImageFormat) -> list[PurePosixP
 @app.command("draw")
 def draw_command(
     file: Annotated[Path, typer.Argument(help="COCO JSON file.")],
-    images: Annotated[Path, typer.Option("--images", help="Folder the file_name paths are in.")],
-    output: Annotated[Path, typer.Option("--output", "-o", help="Folder to write drawings to "
-                                         "(created if missing; its parent must exist).")],
+    images: Annotated[Path, typer.Option(
+        "--images", "-i", help="Folder the file_name paths are in.")],
+    output: Annotated[str, typer.Option("--output", "-o", help="Folder to write drawings to "
+                                        "(created if missing; its parent must exist).")],
     image_id: Annotated[Optional[list[int]], typer.Option(  # noqa: UP045
         "--image-id", help="Draw this image id (repeatable).")] = None,
     file_name: Annotated[Optional[list[str]], typer.Option(  # noqa: UP045
@@ -236,43 +237,43 @@ def draw_command(
     seed: Annotated[int, typer.Option(help="Seed for --sample.")] = 0,
     show: Annotated[str, typer.Option(help="Layers to draw, comma-separated.")] =
         "masks,boxes,keypoints,labels",
-    fmt: Annotated[ImageFormat, typer.Option(
-        "--format", help="Output format; auto keeps PNG/JPEG as the source was.")] =
-        ImageFormat.auto,
+    image_format: Annotated[ImageFormat, typer.Option(
+        "--image-format", help="Image format of the drawings; auto keeps PNG/JPEG as the "
+        "source was.")] = ImageFormat.auto,
     alpha: Annotated[float, typer.Option(help="Opacity of mask fills (0-1).")] = 0.45,
     quiet: Quiet = False,
+    fmt: Annotated[Optional[ImageFormat], typer.Option(  # noqa: UP045
+        "--format", hidden=True)] = None,
 ) -> None:
     """Write copies of images with masks, boxes, keypoints and labels drawn on them.
 
     Without --image-id, --file-name or --sample every image is drawn. Images whose file
     is missing or whose annotations cannot be drawn are listed and the exit code is 1.
 
-    Example: cocokit draw instances_val2017.json --images val2017 -o drawn --sample 20
+    Example: cocokit draw instances_val2017.json -i val2017 -o drawn --sample 20
     """
     from ..draw import draw, parse_show
     from ..io.coco import atomic_write
+
+    image_format = renamed(image_format, fmt, "--format", "--image-format", ImageFormat.auto)
 
     layers = parse_show(show)
     if not 0.0 <= alpha <= 1.0:
         raise OptionError("--alpha", alpha, "a number from 0 to 1")
     if not layers:
         raise OptionError("--show", show, "at least one of masks,boxes,keypoints,labels")
-    if not images.is_dir():
-        raise OptionError("--images", str(images), "an existing folder")
-    parent = output.parent if str(output.parent) else Path(".")
-    if not parent.is_dir():
-        raise OptionError("--output", str(output), "a folder whose parent exists")
-    if output.exists() and not output.is_dir():
-        raise OptionError("--output", str(output), "a folder, not a file")
-    if output.resolve() == images.resolve():
-        raise OptionError("--output", str(output),
-                          "a folder other than --images (drawings would replace the images)")
+    check_image_folder(images)
+    check_folder_output(output)
+    out_dir = Path(output)
+    if out_dir.resolve() == images.resolve():
+        raise OptionError("-o/--output", output,
+                          "a folder other than -i/--images (drawings would replace the images)")
     ds = load_dataset(file, quiet)
     rows = _select(ds, image_id or [], file_name or [], sample, seed)
     _, first = np.unique(rows, return_index=True)
     rows = rows[np.sort(first)]  # each image once, in the order asked
-    targets = _targets(ds, rows, fmt)
-    output.mkdir(exist_ok=True)
+    targets = _targets(ds, rows, image_format)
+    out_dir.mkdir(exist_ok=True)
 
     problems: list[str] = []
     written = 0
@@ -284,7 +285,7 @@ def draw_command(
             except InputError as e:
                 problems.append(str(e))
                 continue
-            target = output / rel
+            target = out_dir / rel
             target.parent.mkdir(parents=True, exist_ok=True)
             buf = io.BytesIO()
             if rel.suffix.lower() in (".jpg", ".jpeg"):

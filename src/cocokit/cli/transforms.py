@@ -3,7 +3,7 @@
 Each reads COCO files, calls one function of :mod:`cocokit.transforms`, prints what
 it dropped or changed (unless ``--quiet``) and writes the result atomically. Ids are
 kept as the transform leaves them (``--image-ids/--annotation-ids keep``, the
-default: transforms keep ids unique) or renumbered 1..N with ``auto``.
+default of every command: transforms keep ids unique) or renumbered 1..N with ``auto``.
 """
 
 from __future__ import annotations
@@ -23,7 +23,6 @@ from ._app import (
     QUIET_HELP,
     Stream,
     app,
-    check_output,
     console,
     err_console,
     load_dataset,
@@ -32,11 +31,19 @@ from ._app import (
     status,
     use_stream,
 )
-
-
-class IdPolicy(str, Enum):
-    keep = "keep"
-    auto = "auto"
+from ._options import (
+    DEFAULT_IDS,
+    AnnotationIds,
+    DropEmptyAlias,
+    DropNegatives,
+    IdPolicy,
+    ImageIds,
+    check_file_output,
+    check_folder_output,
+    ids_note,
+    renamed,
+    say,
+)
 
 
 class OnDuplicate(str, Enum):
@@ -57,11 +64,7 @@ class SortOpt(str, Enum):
 
 
 Quiet = Annotated[bool, typer.Option("--quiet", "-q", help=QUIET_HELP)]
-Output = Annotated[Path, typer.Option("--output", "-o", help="Output COCO JSON file.")]
-ImageIds = Annotated[IdPolicy, typer.Option(
-    help="keep: ids as the transform leaves them (unique); auto: renumber 1..N.")]
-AnnotationIds = Annotated[IdPolicy, typer.Option(
-    help="keep: ids as the transform leaves them (unique); auto: renumber 1..M.")]
+Output = Annotated[str, typer.Option("--output", "-o", help="Output COCO JSON file.")]
 
 
 # -- parsing helpers -------------------------------------------------------------------
@@ -137,22 +140,12 @@ def _image_list(path: Path, option: str) -> list[int | str]:
     return out
 
 
-def _save(ds: Dataset, output: Path, quiet: bool, image_ids: IdPolicy,
-          annotation_ids: IdPolicy) -> None:
-    """Write with the id policies; with ``keep``, repeated ids (which the transforms
-    never make, but an input may hold) get an error that names the way out."""
-    from ..transforms import first_repeat
-
-    for option, policy, ids, what in (("--image-ids", image_ids, ds.images.id, "image"),
-                                      ("--annotation-ids", annotation_ids,
-                                       ds.annotations.id, "annotation")):
-        rep = first_repeat(ids) if policy is IdPolicy.keep else None
-        if rep is not None:
-            raise OptionError(option, "keep", f"'auto' for this output: {what} id "
-                              f"{int(ids[rep[0]])} occurs twice (as in the input), so the ids "
-                              "cannot be kept")
-    save_dataset(ds, output, quiet=quiet, image_ids=image_ids.value,
-                 annotation_ids=annotation_ids.value)
+def _save(ds: Dataset, output: str | Path, quiet: bool, image_ids: IdPolicy,
+          annotation_ids: IdPolicy, ids_line: bool = True) -> None:
+    """Write with the id policies (repeated ids with ``keep`` are refused, naming
+    ``auto``: the transforms never make them, but an input may hold them)."""
+    save_dataset(ds, Path(output), quiet=quiet, image_ids=image_ids.value,
+                 annotation_ids=annotation_ids.value, ids_line=ids_line)
 
 
 def _show(report: Any, quiet: bool) -> None:
@@ -174,9 +167,9 @@ def merge(
         help='JSON file {"name": id, ...}: the target categories.')] = None,
     renumber: Annotated[bool, typer.Option(
         help="Number all images and annotations 1..N instead of keeping ids.")] = False,
-    image_root: Annotated[Optional[list[Path]], typer.Option(  # noqa: UP045
-        help="Image folder of each input (repeat, in input order): file names become "
-        "relative to their common root.")] = None,
+    images: Annotated[Optional[list[Path]], typer.Option(  # noqa: UP045
+        "--images", "-i", help="Image folder of each input (repeat, in input order): file "
+        "names become relative to their common root.")] = None,
     prefix: Annotated[Optional[list[str]], typer.Option(  # noqa: UP045
         help="Prefix for the file names of each input (repeat, in input order).")] = None,
     on_duplicate: Annotated[OnDuplicate, typer.Option(
@@ -186,9 +179,11 @@ def merge(
         help="Merge images with the same file name and size into one.")] = False,
     info: Annotated[Optional[Path], typer.Option(  # noqa: UP045
         help="JSON file with the info object (default: the first input's).")] = None,
-    image_ids: ImageIds = IdPolicy.keep,
-    annotation_ids: AnnotationIds = IdPolicy.keep,
+    image_ids: ImageIds = DEFAULT_IDS,
+    annotation_ids: AnnotationIds = DEFAULT_IDS,
     quiet: Quiet = False,
+    image_root: Annotated[Optional[list[Path]], typer.Option(  # noqa: UP045
+        "--image-root", hidden=True)] = None,
 ) -> None:
     """Merge COCO files: categories matched by name, ids made unique, licences merged.
 
@@ -196,9 +191,10 @@ def merge(
     """
     from ..transforms import merge as merge_datasets
 
+    images = renamed(images, image_root, "--image-root", "-i/--images")
     if len(inputs) < 2:
         raise OptionError("INPUTS", [str(p) for p in inputs], "at least two files to merge")
-    check_output(output)
+    check_file_output(output)
     mapping: dict[str, int] | None = None
     if category_map is not None:
         mapping = _name_to_id(category_map, "--category-map")
@@ -216,7 +212,7 @@ def merge(
     with status("merging", quiet):
         out, report = merge_datasets(
             datasets, category_map=mapping, renumber=renumber,
-            image_roots=image_root or None, prefixes=prefix or None,
+            image_roots=images or None, prefixes=prefix or None,
             duplicates=on_duplicate.value, dedupe_images=dedupe_images, info=info_obj)
     _show(report, quiet)
     _save(out, output, quiet, image_ids, annotation_ids)
@@ -255,26 +251,29 @@ def filter_command(
         help="Keep only the images listed in this file (ids or file names, one a line).")] = None,
     exclude_image_list: Annotated[Optional[Path], typer.Option(  # noqa: UP045
         help="Drop the images listed in this file.")] = None,
-    drop_empty: Annotated[bool, typer.Option(
-        help="Drop images left without annotations.")] = False,
+    drop_negatives: DropNegatives = False,
     drop_images: Annotated[bool, typer.Option(
         help="Drop whole images that hold any failing annotation (default: drop only "
         "the failing annotations).")] = False,
-    image_ids: ImageIds = IdPolicy.keep,
-    annotation_ids: AnnotationIds = IdPolicy.keep,
+    image_ids: ImageIds = DEFAULT_IDS,
+    annotation_ids: AnnotationIds = DEFAULT_IDS,
     stream: Stream = None,
     quiet: Quiet = False,
+    drop_empty: DropEmptyAlias = False,
 ) -> None:
     """Keep or drop categories, areas, small boxes, crowd annotations and images.
 
     By default failing annotations are removed one by one; --drop-images removes every
-    image that holds one instead.
+    image that holds one instead. --drop-negatives also drops the images left without
+    annotations (and those that had none).
 
-    Example: cocokit filter in.json -o out.json -d person --min-area 32 --drop-empty
+    Example: cocokit filter in.json -o out.json -d person --min-area 32 --drop-negatives
     """
     from ..transforms import filter_dataset
 
-    check_output(output)
+    drop_negatives = renamed(drop_negatives, drop_empty, "--drop-empty", "--drop-negatives",
+                             False)
+    check_file_output(output)
     if use_stream(file, stream):
         image_tests = {"--image-glob": image_glob, "--exclude-glob": exclude_glob,
                        "--image-id": image_id, "--exclude-image-id": exclude_image_id,
@@ -286,7 +285,7 @@ def filter_command(
                               "annotation tests only when streaming (use --no-stream for "
                               "image tests, --drop-images and --category-area)")
         _filter_streamed(file, output, quiet, keep_category, drop_category, min_area, max_area,
-                         min_width, min_height, crowd.value, drop_empty, image_ids.value,
+                         min_width, min_height, crowd.value, drop_negatives, image_ids.value,
                          annotation_ids.value)
         return
     ds = load_dataset(file, quiet)
@@ -321,12 +320,12 @@ def filter_command(
             area=area, category_area=cat_area, min_width=min_width, min_height=min_height,
             crowd=crowd.value, images=keep_images, exclude_images=drop_list,
             image_globs=image_glob or None, exclude_globs=exclude_glob or None,
-            drop_empty=drop_empty, unit="images" if drop_images else "annotations")
+            drop_empty=drop_negatives, unit="images" if drop_images else "annotations")
     _show(report, quiet)
     _save(out, output, quiet, image_ids, annotation_ids)
 
 
-def _filter_streamed(file: Path, output: Path, quiet: bool, keep: list[str] | None,
+def _filter_streamed(file: Path, output: str, quiet: bool, keep: list[str] | None,
                      drop: list[str] | None, min_area: float | None, max_area: float | None,
                      min_width: float | None, min_height: float | None, crowd: str,
                      drop_empty: bool, image_ids: str, annotation_ids: str) -> None:
@@ -345,7 +344,7 @@ def _filter_streamed(file: Path, output: Path, quiet: bool, keep: list[str] | No
             return token
 
     area = (min_area, max_area) if min_area is not None or max_area is not None else None
-    with progress_bar(f"writing {output.name}", quiet) as update:
+    with progress_bar(f"writing {Path(output).name}", quiet) as update:
         summary = filter_stream(
             src, output, categories=[category(c) for c in keep] if keep else None,
             drop_categories=[category(c) for c in drop] if drop else None, area=area,
@@ -354,7 +353,9 @@ def _filter_streamed(file: Path, output: Path, quiet: bool, keep: list[str] | No
             annotation_ids=annotation_ids, progress=update)  # type: ignore[arg-type]
     if not quiet:
         err_console.print(f"wrote {output}: {summary.images} images, {summary.annotations} "
-                          f"annotations (streamed; {src.num_annotations} annotations read)")
+                          f"annotations (streamed; {src.num_annotations} annotations read)",
+                          markup=False, highlight=False)
+        say(ids_note(image_ids, annotation_ids))
 
 
 @app.command()
@@ -370,19 +371,20 @@ def sample(
     seed: Annotated[int, typer.Option(help="Seed of the random draw.")] = 0,
     with_category: Annotated[Optional[list[str]], typer.Option(  # noqa: UP045
         help="Sample only among images holding one of these categories (repeat).")] = None,
-    negatives: Annotated[bool, typer.Option(
-        help="Sample only among images without annotations.")] = False,
+    only_negatives: Annotated[bool, typer.Option(
+        "--only-negatives", help="Sample only among images without annotations.")] = False,
     keep_rest: Annotated[bool, typer.Option(
-        help="Keep the images outside the sampled pool (e.g. with --negatives: keep "
+        help="Keep the images outside the sampled pool (e.g. with --only-negatives: keep "
         "every positive image).")] = False,
     repeat: Annotated[Optional[list[str]], typer.Option(  # noqa: UP045
         help="Upsample: images holding category NAME appear N times, NAME=N (repeat).")] = None,
     mark: Annotated[str, typer.Option(
         help="Extra image key recording the source image id of a repeated image.",
     )] = "source_image_id",
-    image_ids: ImageIds = IdPolicy.keep,
-    annotation_ids: AnnotationIds = IdPolicy.keep,
+    image_ids: ImageIds = DEFAULT_IDS,
+    annotation_ids: AnnotationIds = DEFAULT_IDS,
     quiet: Quiet = False,
+    negatives: Annotated[bool, typer.Option("--negatives", hidden=True)] = False,
 ) -> None:
     """Subsample images (every Nth, a seeded random fraction or count) and/or upsample.
 
@@ -391,7 +393,9 @@ def sample(
     from ..transforms import sample as sample_dataset
     from ..transforms import upsample
 
-    check_output(output)
+    only_negatives = renamed(only_negatives, negatives, "--negatives", "--only-negatives",
+                             False)
+    check_file_output(output)
     if every is None and fraction is None and count is None and not repeat:
         raise OptionError("--every/--fraction/--count/--repeat", None, "at least one of them")
     ds = load_dataset(file, quiet)
@@ -401,7 +405,7 @@ def sample(
             out, report = sample_dataset(
                 out, every=every, offset=offset, fraction=fraction, count=count, seed=seed,
                 containing=[_category(ds, c) for c in with_category] if with_category else None,
-                negatives=negatives, keep_rest=keep_rest)
+                negatives=only_negatives, keep_rest=keep_rest)
         _show(report, quiet)
     if repeat:
         factors: dict[str | int, int] = {}
@@ -417,7 +421,7 @@ def sample(
 @app.command("split")
 def split_command(
     file: Annotated[Path, typer.Argument(help="COCO JSON file.")],
-    output: Annotated[Path, typer.Option(
+    output: Annotated[str, typer.Option(
         "--output", "-o", help="Output folder (made if missing): one NAME.json per split.")],
     ratio: Annotated[list[str], typer.Option(
         help="A split and its share, NAME=RATIO (repeat; normalised to sum to 1).")],
@@ -427,8 +431,8 @@ def split_command(
     group_by: Annotated[Optional[str], typer.Option(  # noqa: UP045
         help="Keep images that share this image field together (e.g. video_id), or "
         "'re:REGEX' on file_name (first group, else the match).")] = None,
-    image_ids: ImageIds = IdPolicy.keep,
-    annotation_ids: AnnotationIds = IdPolicy.keep,
+    image_ids: ImageIds = DEFAULT_IDS,
+    annotation_ids: AnnotationIds = DEFAULT_IDS,
     quiet: Quiet = False,
 ) -> None:
     """Split into named parts, random or stratified, optionally grouped; prints counts.
@@ -443,11 +447,8 @@ def split_command(
         if name in ratios:
             raise OptionError("--ratio", value, "each split name once")
         ratios[name] = _float(r, "--ratio", "NAME=RATIO with a number")
-    if output.exists() and not output.is_dir():
-        raise OptionError("--output", str(output), "a folder (this is a file)")
-    parent = output.parent if str(output.parent) else Path(".")
-    if not parent.is_dir():
-        raise OptionError("--output", str(output), "a folder whose parent exists")
+    check_folder_output(output)
+    folder = Path(output)
     pattern = None
     field = group_by
     if group_by is not None and group_by.startswith("re:"):
@@ -456,9 +457,10 @@ def split_command(
     with status("splitting", quiet):
         parts, report = split(ds, ratios, stratify=stratify, seed=seed, group_by=field,
                               group_pattern=pattern)
-    output.mkdir(exist_ok=True)
-    for name, part in parts.items():
-        _save(part, output / f"{name}.json", quiet, image_ids, annotation_ids)
+    folder.mkdir(exist_ok=True)
+    for k, (name, part) in enumerate(parts.items()):
+        _save(part, folder / f"{name}.json", quiet, image_ids, annotation_ids,
+              ids_line=k == len(parts) - 1)
     if not quiet:
         used = report.category_annotations.sum(axis=0) > 0
         ok = report.within_tolerance()
@@ -478,7 +480,7 @@ def split_command(
 @app.command()
 def categories(
     file: Annotated[Path, typer.Argument(help="COCO JSON file.")],
-    output: Annotated[Optional[Path], typer.Option(  # noqa: UP045
+    output: Annotated[Optional[str], typer.Option(  # noqa: UP045
         "--output", "-o", help="Output COCO JSON file (needed when editing).")] = None,
     rename: Annotated[Optional[list[str]], typer.Option(  # noqa: UP045
         help="Rename a category, OLD=NEW (repeat).")] = None,
@@ -494,8 +496,8 @@ def categories(
         help="Renumber ids from this number (0 or 1) in list order.")] = None,
     sort: Annotated[Optional[SortOpt], typer.Option(  # noqa: UP045
         help="Order the category list by name or id.")] = None,
-    image_ids: ImageIds = IdPolicy.keep,
-    annotation_ids: AnnotationIds = IdPolicy.keep,
+    image_ids: ImageIds = DEFAULT_IDS,
+    annotation_ids: AnnotationIds = DEFAULT_IDS,
     quiet: Quiet = False,
 ) -> None:
     """Rename, merge, drop, add, remap, sort or renumber categories (no edit: list them).
@@ -507,9 +509,9 @@ def categories(
     edits = any(v for v in (rename, merge, drop, add)) or map_file is not None \
         or reindex is not None or sort is not None
     if edits and output is None:
-        raise OptionError("--output", None, "an output file when editing categories")
+        raise OptionError("-o/--output", None, "an output file when editing categories")
     if output is not None:
-        check_output(output)
+        check_file_output(output)
     ds = load_dataset(file, quiet)
     if not edits:
         counts = ds.category_index
@@ -561,8 +563,8 @@ def clip(
     output: Output,
     drop_degenerate: Annotated[bool, typer.Option(
         help="Also drop annotations whose box has zero width or height, or zero area.")] = False,
-    image_ids: ImageIds = IdPolicy.keep,
-    annotation_ids: AnnotationIds = IdPolicy.keep,
+    image_ids: ImageIds = DEFAULT_IDS,
+    annotation_ids: AnnotationIds = DEFAULT_IDS,
     quiet: Quiet = False,
 ) -> None:
     """Clip boxes and polygons to the image bounds; drop what is left with nothing inside.
@@ -571,7 +573,7 @@ def clip(
     """
     from ..transforms import clip as clip_dataset
 
-    check_output(output)
+    check_file_output(output)
     ds = load_dataset(file, quiet)
     with status("clipping", quiet):
         out, report = clip_dataset(ds, drop_degenerate=drop_degenerate)

@@ -16,11 +16,18 @@ from ..io.yolo import YoloExportSummary, read_yolo, write_yolo
 from ._app import (
     QUIET_HELP,
     app,
-    check_output,
     err_console,
     load_dataset,
     progress_bar,
     save_dataset,
+)
+from ._options import (
+    DEFAULT_IDS,
+    AnnotationIds,
+    DropNegatives,
+    ImageIds,
+    check_file_output,
+    check_folder_output,
 )
 
 __all__ = ["export_yolo_command", "import_command"]
@@ -84,11 +91,7 @@ def export_yolo_command(
     :func:`cocokit.io.yolo.write_yolo`; ``image_dir`` defaults to each COCO file's
     folder. Prints a per-split summary unless ``quiet``; returns the summary.
     """
-    if output.exists() and not output.is_dir():
-        raise OptionError("--output", str(output), "a folder (it is a file)")
-    parent = output.parent if str(output.parent) else Path(".")
-    if not parent.is_dir():
-        raise OptionError("--output", str(output), "a folder whose parent exists")
+    check_folder_output(output)
     datasets = _split_inputs(input, split_name, splits, quiet)
     with progress_bar(f"writing {output}", quiet) as update:
         summary = write_yolo(datasets, output, task=task,  # type: ignore[arg-type]
@@ -125,8 +128,8 @@ def _print_summary(summary: YoloExportSummary) -> None:
 def import_command(
     source: Annotated[Path, typer.Argument(help="The dataset folder (with data.yaml) or the "
                                            "data.yaml file.")],
-    output: Annotated[Path, typer.Option("--output", "-o", help="COCO JSON file to write.")],
-    fmt: Annotated[str, typer.Option("--format", "-f", help="Input format: yolo.")],
+    output: Annotated[str, typer.Option("--output", "-o", help="COCO JSON file to write.")],
+    fmt: Annotated[str, typer.Option("--format", "-f", help="Dataset format to read: yolo.")],
     split: Annotated[Optional[str], typer.Option(  # noqa: UP045
         help="Read only this split (a key of data.yaml: train, val, test, ...); default: "
         "all.")] = None,
@@ -136,18 +139,24 @@ def import_command(
     keep_joined: Annotated[bool, typer.Option(
         "--keep-joined", help="Keep each multi-part polygon as the one joined ring YOLO "
         "stores (default: split it back into its parts).")] = False,
+    image_ids: ImageIds = DEFAULT_IDS,
+    annotation_ids: AnnotationIds = DEFAULT_IDS,
+    drop_negatives: DropNegatives = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help=QUIET_HELP)] = False,
 ) -> None:
     """Import an Ultralytics YOLO dataset (detect or segment labels) as a COCO JSON file.
 
-    Sizes come from image headers (no decoding; EXIF rotation applied) or --sizes.
+    Sizes come from image headers (no decoding; EXIF rotation applied) or --sizes. Images
+    and annotations are new records, numbered 1..N in reading order.
 
     Example: cocokit import datasets/coco8 --format yolo -o coco8.json
     """
     if fmt.lower() != "yolo":
         raise OptionError("--format", fmt, "'yolo'")
-    check_output(output)
+    check_file_output(output)
     with progress_bar(f"reading {source}", quiet) as update:
         ds = read_yolo(source, split=split, sizes=sizes, split_polygons=not keep_joined,
                        progress=update)
-    save_dataset(ds, output, quiet=quiet)
+    save_dataset(ds, Path(output), quiet=quiet, image_ids=image_ids.value,
+                 annotation_ids=annotation_ids.value, ignore_negative_samples=drop_negatives,
+                 new_records="all" if not drop_negatives else None)

@@ -179,7 +179,7 @@ def filter_dataset(
 
     if drop_empty and n_img:
         counts = np.bincount(img_idx[ann_keep & has_img], minlength=n_img)
-        drop_images_where(counts == 0, "no annotations left (--drop-empty)")
+        drop_images_where(counts == 0, "no annotations left (--drop-negatives)")
 
     out_cats = ds.categories if cat_keep.all() else Categories(
         [r for r, k in zip(cats.records, cat_keep.tolist(), strict=True) if k])
