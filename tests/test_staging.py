@@ -260,3 +260,12 @@ def test_cli_slice_failure_leaves_no_tiles(tmp_path: Path) -> None:
     assert main(args) == 1
     assert not out.exists() and hidden(tmp_path) == []
     assert os.listdir(tmp_path) == ["with_missing.json"]
+
+
+def test_a_new_output_folder_gets_the_usual_permissions(tmp_path: Path) -> None:
+    """The staging folder becomes the output folder: not owner-only like a temp folder."""
+    usual = tmp_path / "usual"
+    usual.mkdir()
+    with staged(tmp_path / "out") as stage:
+        (Path(stage.path) / "x.txt").write_text("x")
+    assert (tmp_path / "out").stat().st_mode & 0o777 == usual.stat().st_mode & 0o777

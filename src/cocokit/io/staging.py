@@ -32,8 +32,8 @@ from __future__ import annotations
 import contextlib
 import errno
 import os
+import secrets
 import shutil
-import tempfile
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
@@ -90,13 +90,13 @@ class Staging:
         inside = target.is_dir() and _device(target) != _device(base)
         if not inside:
             try:
-                return Path(tempfile.mkdtemp(prefix=f".{name}.partial-", dir=base))
+                return _new_dir(base, f".{name}.partial-")
             except OSError as e:
                 if not target.is_dir():
                     raise OptionError(option, str(target),
                                       f"a folder that can be created ({e.strerror})") from None
         try:
-            return Path(tempfile.mkdtemp(prefix=".partial-", dir=target))
+            return _new_dir(target, ".partial-")
         except OSError as e:
             raise OptionError(option, str(target), f"a writable folder ({e.strerror})") from None
 
@@ -139,11 +139,12 @@ class Staging:
         if self._dir is not None:
             shutil.rmtree(self._dir, ignore_errors=True)
             return
+        # cleaning up must not hide the error that made it necessary
         for group in self._recorded:
-            for location in group:
-                # cleaning up must not hide the error that made it necessary
-                with contextlib.suppress(Exception):
-                    files.remove(location)
+            with contextlib.suppress(Exception):
+                for location in group:
+                    with contextlib.suppress(Exception):
+                        files.remove(location)
         self._recorded.clear()
 
 
@@ -159,6 +160,20 @@ def staged(target: str | os.PathLike[str], *, replace: Iterable[str] = (),
         stage.discard()
         raise
     stage.commit()
+
+
+def _new_dir(parent: Path, prefix: str) -> Path:
+    """A new folder ``prefix`` + random letters in ``parent``, with the permissions any
+    new folder gets (``mkdir`` and the umask: it may become the output folder itself,
+    which ``tempfile.mkdtemp``'s owner-only mode would make private)."""
+    for _ in range(100):
+        path = parent / f"{prefix}{secrets.token_hex(4)}"
+        try:
+            path.mkdir()
+        except FileExistsError:
+            continue
+        return path
+    raise FileExistsError(errno.EEXIST, "no free name for a staging folder", str(parent))
 
 
 def _device(path: Path) -> int:
