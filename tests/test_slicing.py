@@ -31,6 +31,8 @@ from cocokit.errors import BadImagesError
 from cocokit.geometry import parse_polygons
 from cocokit.slicing import (
     auto_slice_params,
+    axis_windows,
+    overlap_pixels,
     slice_annotations,
     slice_dataset,
     tile_grid,
@@ -48,10 +50,10 @@ def real(real_data: Path, *parts: str) -> Path:
 
 
 def n_axis(length: int, tile: int, overlap: float) -> int:
-    """The grid formula of the issue: 1 + ceil((L - t) / floor(t * (1 - overlap)))."""
+    """The tile-count formula (SAHI's grid): 1 + ceil((L - t) / (t - int(overlap * t)))."""
     if length <= tile:
         return 1
-    return 1 + math.ceil((length - tile) / math.floor(tile * (1 - overlap) + 1e-9))
+    return 1 + math.ceil((length - tile) / (tile - int(overlap * tile)))
 
 
 def columns(anns: list[dict[str, Any]]) -> dict[str, np.ndarray]:
@@ -87,12 +89,12 @@ def rows_of(t: Any, k: int) -> dict[str, Any]:
     ("width", "height", "size", "overlap", "xs", "ys", "tile"),
     [
         (900, 500, 512, 0.2, [0, 388], [0], (512, 500)),
-        (1000, 600, 512, 0.2, [0, 409, 488], [0, 88], (512, 512)),
+        (1000, 600, 512, 0.2, [0, 410, 488], [0, 88], (512, 512)),  # step 512 - 102
         (1024, 512, 512, 0.0, [0, 512], [0], (512, 512)),
         (512, 512, 512, 0.2, [0], [0], (512, 512)),
         (300, 200, 512, 0.2, [0], [0], (300, 200)),  # smaller than a tile: one tile
         (1000, 700, (640, 480), (0.25, 0.5), [0, 360], [0, 220], (640, 480)),
-        (2048, 1365, 512, 0.2, [0, 409, 818, 1227, 1536], [0, 409, 818, 853], (512, 512)),
+        (2048, 1365, 512, 0.2, [0, 410, 820, 1230, 1536], [0, 410, 820, 853], (512, 512)),
     ],
 )
 def test_tile_grid_table(width: int, height: int, size: Any, overlap: Any, xs: list[int],
@@ -127,6 +129,73 @@ def test_tile_grid_invariants(width: int, height: int, size: int, overlap: float
 def test_tile_grid_rejects_bad_options(size: Any, overlap: Any) -> None:
     with pytest.raises(OptionError):
         tile_grid(1000, 1000, size, overlap)
+
+
+def sahi_windows(width: int, height: int, size: Any, overlap: Any) -> list[list[int]]:
+    """SAHI's own windows (sahi.slicing.get_slice_bboxes) as [x, y, w, h]; skips without sahi."""
+    slicing = pytest.importorskip("sahi.slicing", reason="sahi is not installed")
+    tw, th = size if isinstance(size, tuple) else (size, size)
+    ox, oy = overlap if isinstance(overlap, tuple) else (overlap, overlap)
+    boxes = slicing.get_slice_bboxes(height, width, th, tw, False, oy, ox)
+    return [[x0, y0, x1 - x0, y1 - y0] for x0, y0, x1, y1 in boxes]
+
+
+@pytest.mark.parametrize("size", [320, 512, 640, 1024, (640, 480), (333, 777)])
+@pytest.mark.parametrize("overlap", [0.0, 0.1, 0.2, 0.25, 0.29, 0.5, 0.75, (0.2, 0.29)])
+@pytest.mark.parametrize(("width", "height"),
+                         [(1, 1), (300, 200), (512, 512), (513, 1000), (1000, 600),
+                          (1920, 1080), (4000, 3000)])
+def test_tile_grid_is_sahis_grid(width: int, height: int, size: Any, overlap: Any) -> None:
+    assert tile_grid(width, height, size, overlap).tolist() == sahi_windows(
+        width, height, size, overlap)
+
+
+@pytest.mark.parametrize(("width", "height", "size", "overlap"),
+                         [(5, 3, 1, 0.0), (50, 20, 7, 0.9), (41, 9, 8, 0.5), (100, 100, 3, 0.34)])
+def test_small_tiles_are_sahis_grid(width: int, height: int, size: int, overlap: float) -> None:
+    assert tile_grid(width, height, size, overlap).tolist() == sahi_windows(
+        width, height, size, overlap)
+
+
+def test_the_grid_steps_as_sahi_does() -> None:
+    """512 at 0.2 steps 410 (SAHI's int(0.2 * 512) = 102 overlap), not floor(512 * 0.8)."""
+    assert tile_grid(1400, 512, 512, 0.2)[:, 0].tolist() == [0, 410, 820, 888]
+    assert axis_windows(1400, 512, 102)[0].tolist() == [0, 410, 820, 888]
+    assert overlap_pixels(512, 0.2) == 102
+    assert overlap_pixels(100, 0.29) == int(0.29 * 100) == 28  # float product, as SAHI
+
+
+@pytest.mark.parametrize(("size", "overlap"), [(512, 0.2), (640, 0.25), (320, 0.1)])
+def test_grid_on_visdrone_images_is_sahis(real_data: Path, size: int, overlap: float) -> None:
+    """Every image of the VisDrone file in SAHI's test data: same windows as SAHI's,
+    and as the compat layer's (cocokit.compat.sahi.get_slice_bboxes)."""
+    from cocokit.compat import sahi as ck_sahi
+
+    src = cocokit.load(real(real_data, *SAHI, "visdrone2019-det-train-first50image.json"))
+    assert len(src.images) == 50
+    n = 0
+    for w, h in zip(src.images.width.tolist(), src.images.height.tolist(), strict=True):
+        grid = tile_grid(w, h, size, overlap)
+        assert grid.tolist() == sahi_windows(w, h, size, overlap)
+        compat = ck_sahi.get_slice_bboxes(h, w, size, size, False, overlap, overlap)
+        assert [[x, y, x + tw, y + th] for x, y, tw, th in grid.tolist()] == compat
+        assert len(grid) == n_axis(w, size, overlap) * n_axis(h, size, overlap)
+        n += len(grid)
+    assert n > 50
+
+
+@pytest.mark.parametrize("json_name", ["terrain1_coco.json", "terrain2_coco.json"])
+def test_sliced_tiles_sit_where_sahi_puts_them(real_data: Path, tmp_path: Path,
+                                               json_name: str) -> None:
+    """slice_dataset (the CLI's path) cuts SAHI's windows out of real images."""
+    src = cocokit.load(real(real_data, *SAHI, json_name))
+    out, _ = slice_dataset(src, real(real_data, *SAHI), tmp_path, size=256, overlap=0.2,
+                           keep_empty=True, workers=1)
+    for i in range(len(src.images)):
+        w, h = int(src.images.width[i]), int(src.images.height[i])
+        got = [e["source_window"] for e in out.images.extra
+               if e["source_image_id"] == int(src.images.id[i])]
+        assert got == sahi_windows(w, h, 256, 0.2)
 
 
 @pytest.mark.parametrize(
@@ -551,9 +620,10 @@ def test_missing_image_is_an_error_naming_it(tmp_path: Path, workers: int) -> No
     assert isinstance(e.value, InputError)
     assert [(Path(f).name, r) for f, r in e.value.failures] == [
         ("gone.jpg", "image file not found")]
-    # the good image was still sliced: the failure is reported once all are done
-    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == [
-        "ok_0_0_32_30.jpg", "ok_18_0_32_30.jpg"]
+    # the run failed, so the tiles of the good image are not left behind (issue 14):
+    # no output folder, no staging folder beside it
+    assert not (tmp_path / "out").exists()
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []
 
 
 def test_every_bad_image_is_named_in_image_order(tmp_path: Path) -> None:

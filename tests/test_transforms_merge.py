@@ -154,10 +154,165 @@ def test_duplicates_prefix_keep_and_dedupe() -> None:
 
     out, report = merge([a, a], dedupe_images=True)
     check_integrity(out)
-    assert len(out.images) == n_img and len(out.annotations) == 2 * n_ann
-    assert (out.annotation_counts == 2 * a.annotation_counts).all()
+    # the same image twice: its annotations are exact duplicates, kept once (issue 14:
+    # before, every annotation of a shared image came out twice)
+    assert len(out.images) == n_img and len(out.annotations) == n_ann
+    assert (out.annotation_counts == a.annotation_counts).all()
+    assert raw_records(out, "annotations") == raw_records(a, "annotations")
     assert report.dropped_images["same image as in an earlier input (annotations merged into it)"] \
         == n_img
+    assert report.total_dropped_annotations == n_ann
+    assert f"{n_ann} duplicate annotations dropped" in "\n".join(report.lines())
+
+
+MINI_KP = ("coco-mini", "annotations", "person_keypoints_val2017.json")
+
+
+@pytest.mark.parametrize("order", ["instances first", "keypoints first"])
+def test_instances_and_person_keypoints_keep_every_category_key(order: str) -> None:
+    """issue 14: merging coco-mini's instances and person-keypoints files dropped the
+    person category's keypoints and skeleton; now every key of every input is kept."""
+    inst, kp = cocokit.load(real_path(*MINI)), cocokit.load(real_path(*MINI_KP))
+    inputs = [inst, kp] if order == "instances first" else [kp, inst]
+    out, _ = merge(inputs, dedupe_images=True)
+    check_integrity(out)
+    person = out.categories.by_name("person")
+    kp_person = kp.categories.by_name("person")
+    assert person == {**inst.categories.by_name("person"), **kp_person}
+    assert person["keypoints"] == kp_person["keypoints"] and len(person["keypoints"]) == 17
+    assert person["skeleton"] == kp_person["skeleton"] and len(person["skeleton"]) == 19
+    # every other category is the instances file's record, unchanged
+    others = [c for c in out.categories if c["name"] != "person"]
+    assert others == [c for c in inst.categories if c["name"] != "person"]
+    # keypoint annotations are not duplicates of box/polygon ones: all of them are kept
+    assert len(out.annotations) == len(inst.annotations) + len(kp.annotations)
+    assert content(out) == content(inst) + content(kp)
+
+
+def test_the_small_keypoints_and_tiny_coco_files_merge_with_keypoints() -> None:
+    kp = cocokit.load(REPO / "tests" / "data" / "coco_mini_person_keypoints_val2017.json")
+    tiny = cocokit.load(REPO / "tests" / "data" / "tiny_coco_val2017.json")
+    out, _ = merge([tiny, kp], duplicates="keep")
+    assert out.categories.by_name("person") == {**tiny.categories.by_name("person"),
+                                                **kp.categories.by_name("person")}
+    assert len(out.categories) == 80
+    assert out.to_dict(image_ids="keep")["categories"][0]["skeleton"] == \
+        kp.categories.by_name("person")["skeleton"]
+
+
+def load_doc(doc: dict[str, Any], path: Path, keep_source: bool = True) -> cocokit.Dataset:
+    """``doc`` written to ``path`` and loaded (without a source if not ``keep_source``)."""
+    path.write_text(json.dumps(doc))
+    ds = cocokit.load(path)
+    if keep_source:
+        return ds
+    return cocokit.Dataset(ds.images, ds.annotations, ds.categories, ds.extra, ds.key_order)
+
+
+def _person_variant(key: str, value: Any, path: Path, keep_source: bool,
+                    prefix: str = "") -> cocokit.Dataset:
+    """The small person-keypoints file with the person category's ``key`` set to ``value``
+    (None: removed), file names prefixed with ``prefix``."""
+    doc = json.loads((REPO / "tests" / "data" /
+                      "coco_mini_person_keypoints_val2017.json").read_text())
+    if value is None:
+        doc["categories"][0].pop(key, None)
+    else:
+        doc["categories"][0][key] = value
+    for img in doc["images"]:
+        img["file_name"] = prefix + img["file_name"]
+    return load_doc(doc, path, keep_source)
+
+
+SKELETON = json.loads((REPO / "tests" / "data" / "coco_mini_person_keypoints_val2017.json"
+                       ).read_text())["categories"][0]["skeleton"]
+
+
+@pytest.mark.parametrize(
+    ("key", "a", "b", "conflict"),
+    [
+        ("skeleton", SKELETON, SKELETON[:-1], True),
+        ("skeleton", SKELETON, None, False),              # absent in one: taken
+        ("skeleton", None, SKELETON, False),
+        ("supercategory", "person", "human", True),
+        ("supercategory", "person", None, False),
+        ("keypoints", ["a", "b"], ["a", "c"], True),
+        ("color", [220, 20, 60], [220, 20, 61], True),    # an unknown key
+        ("color", [220, 20, 60], [220.0, 20, 60], False),  # equal numbers
+        ("color", None, [220, 20, 60], False),
+        ("isthing", 1, 1, False),
+    ],
+)
+@pytest.mark.parametrize("sources", [True, False])
+def test_category_keys_union_and_conflicts(tmp_path: Path, key: str, a: Any, b: Any,
+                                           conflict: bool, sources: bool) -> None:
+    first = _person_variant(key, a, tmp_path / "a.json", sources)
+    second = _person_variant(key, b, tmp_path / "b.json", sources, prefix="b/")
+    if conflict:
+        names = ("a.json", "b.json") if sources else ("input 1", "input 2")
+        with pytest.raises(InputError) as e:
+            merge([first, second])
+        text = str(e.value)
+        assert names[0] in text and names[1] in text
+        assert f"categories[0].{key}" in text and "'person'" in text
+        return
+    out, _ = merge([first, second])
+    person = out.categories.by_name("person")
+    expected = a if a is not None else b
+    if expected is None:
+        assert key not in person
+    else:
+        assert person[key] == expected
+    # the other keys are all there
+    assert {"supercategory", "keypoints", "skeleton", "name", "id"} - {key} <= set(person)
+
+
+def test_a_conflict_in_a_category_the_map_drops_is_no_error(tmp_path: Path) -> None:
+    first = _person_variant("skeleton", SKELETON, tmp_path / "a.json", True)
+    second = _person_variant("skeleton", [[1, 2]], tmp_path / "b.json", True, prefix="b/")
+    out, report = merge([first, second], category_map={"car": 1})
+    assert [c["name"] for c in out.categories] == ["car"] and len(out.annotations) == 0
+    assert report.dropped_categories == ("person",)
+
+
+def test_dedupe_images_keeps_exact_duplicate_annotations_once(tmp_path: Path) -> None:
+    """A copy of the small keypoints file with one annotation changed and one added:
+    only exact duplicates (all but the id) are dropped, and they are counted."""
+    path = REPO / "tests" / "data" / "coco_mini_person_keypoints_val2017.json"
+    a = cocokit.load(path)
+    doc = json.loads(path.read_text())
+    doc["annotations"][0]["bbox"][0] += 1.0                 # no longer a duplicate
+    doc["annotations"][1]["keypoints"][2] = 1 - min(doc["annotations"][1]["keypoints"][2], 1)
+    doc["annotations"][2]["extra_key"] = "x"              # another key: not a duplicate
+    doc["annotations"][3]["iscrowd"] = 1 - doc["annotations"][3]["iscrowd"]
+    for ann in doc["annotations"]:
+        ann["id"] += 10**6                                 # ids differ: still duplicates
+    doc["annotations"].append(dict(doc["annotations"][5], id=1))   # a duplicate in b itself
+    b = load_doc(doc, tmp_path / "b.json")
+    out, report = merge([a, b], dedupe_images=True)
+    check_integrity(out)
+    n = len(a.annotations)
+    assert len(out.images) == len(a.images)
+    assert len(out.annotations) == n + 4  # the four changed ones; the rest are kept once
+    dropped = n - 4 + 1
+    assert report.total_dropped_annotations == dropped
+    assert f"{dropped} duplicate annotations dropped" in "\n".join(report.lines())
+    assert raw_records(out, "annotations")[:n] == raw_records(a, "annotations")
+    # without dedupe_images nothing is dropped
+    out2, report2 = merge([a, b], duplicates="keep")
+    assert len(out2.annotations) == 2 * n + 1 and report2.total_dropped_annotations == 0
+
+
+def test_cli_merge_dedupe_images_counts_the_duplicates(tmp_path: Path) -> None:
+    src = str(real_path(*MINI))
+    out = tmp_path / "m.json"
+    r = CliRunner().invoke(app, ["merge", src, src, "--dedupe-images", "-o", str(out)])
+    assert r.exit_code == 0, r.output
+    n = len(cocokit.load(real_path(*MINI)).annotations)
+    assert f"{n} duplicate annotations dropped" in r.output
+    assert len(json.loads(out.read_bytes())["annotations"]) == n
+    help_text = CliRunner().invoke(app, ["merge", "--help"], env={"COLUMNS": "200"}).output
+    assert "exact duplicate annotation" in help_text
 
 
 def test_dedupe_needs_the_same_size() -> None:

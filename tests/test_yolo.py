@@ -9,6 +9,7 @@ import subprocess
 import sys
 from collections import Counter
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -77,7 +78,9 @@ def _check_rules(root: Path, task: str) -> tuple[dict, dict[str, list[list[float
     assert data["nc"] == len(names)
     assert Path(data["path"]) == root.resolve()
     rows_by_image: dict[str, list[list[float]]] = {}
-    for split in {data[k] for k in ("train", "val", "test") if data.get(k)}:
+    role_values = [data[k] for k in ("train", "val", "test") if data.get(k)]
+    for split in sorted({v for val in role_values for v in ([val] if isinstance(val, str)
+                                                            else val)}):
         img_root = Path(data["path"]) / split
         images = sorted(p for p in img_root.rglob("*") if p.is_file() or p.is_symlink())
         assert images, f"no images under {img_root}"
@@ -816,3 +819,112 @@ def test_summary_json_serializable(real_data: Path, tmp_path: Path) -> None:
     import dataclasses
 
     assert json.loads(json.dumps(dataclasses.asdict(s)))["splits"]["train"]["images"] == 6
+
+
+# -- data.yaml has train and val whatever the split names (issue 14) ----------------------
+
+
+def _split_parts(real_data: Path, names: list[str]) -> tuple[dict[str, cocokit.Dataset], Path]:
+    """coco-mini cut into len(names) consecutive parts, one per split name."""
+    ds, img_dir = _case(real_data, "coco-mini")
+    cuts = np.array_split(np.arange(len(ds.images)), len(names))
+    return {n: ds.select_images(rows) for n, rows in zip(names, cuts, strict=True)}, img_dir
+
+
+@pytest.mark.parametrize(
+    ("names", "train", "val", "test", "notes"),
+    [
+        (["train", "val"], "images/train", "images/val", None, []),
+        (["train2017", "val2017"], "images/train2017", "images/val2017", None, []),
+        (["val2017"], "images/val2017", "images/val2017", None, ["no train split: train "
+                                                                 "points at val"]),
+        (["train2017"], "images/train2017", "images/train2017", None,
+         ["no val split: val points at train"]),
+        (["train", "valid"], "images/train", "images/valid", None, []),
+        (["Train_A", "validation", "test-dev"], "images/Train_A", "images/validation",
+         "images/test-dev", []),
+        (["train2017", "test2017"], "images/train2017", "images/train2017", "images/test2017",
+         ["no val split: val points at train"]),
+        (["test"], "images/test", "images/test", "images/test",
+         ["no train split: train points at test", "no val split: val points at test"]),
+        (["fold1", "fold2"], "images/fold1", "images/fold1", None,
+         ["no train split: train points at fold1", "no val split: val points at fold1"]),
+        (["train_a", "train_b", "val"], ["images/train_a", "images/train_b"], "images/val",
+         None, []),
+    ],
+)
+def test_data_yaml_always_has_train_and_val(real_data: Path, tmp_path: Path,
+                                            names: list[str], train: Any, val: Any, test: Any,
+                                            notes: list[str]) -> None:
+    parts, img_dir = _split_parts(real_data, names)
+    s = write_yolo(parts, tmp_path / "y", image_dir=img_dir)
+    data, _ = _check_rules(tmp_path / "y", "detect")  # train and val are there
+    assert (data["train"], data["val"], data.get("test")) == (train, val, test)
+    for n in names:  # every split keeps its own key too
+        assert data[n] == f"images/{n}"
+        assert (tmp_path / "y" / data[n]).is_dir()
+    assert [n.split(" (")[0] for n in s.notes] == notes
+    assert s.val_is_train == ("no val split: val points at train" in notes)
+    text = (tmp_path / "y" / "data.yaml").read_text()
+    assert all(f"# {n}" in text for n in s.notes)
+    # reading the folder back gives every image once, under its split's folder
+    back = read_yolo(tmp_path / "y")
+    assert len(back.images) == 79 == len(set(back.images.file_name.tolist()))
+    if len(names) > 1:
+        assert {f.split("/")[1] for f in back.images.file_name} == set(names)
+    one = read_yolo(tmp_path / "y", split=names[-1])
+    assert len(one.images) == len(parts[names[-1]].images)
+
+
+def test_split_by_split_export_with_coco_names_gives_the_one_shot_yaml(
+        real_data: Path, tmp_path: Path) -> None:
+    """val2017 first (train aliases it), then train2017: the aliases are worked out anew."""
+    parts, img_dir = _split_parts(real_data, ["train2017", "val2017"])
+    write_yolo(parts, tmp_path / "a", image_dir=img_dir)
+    s1 = write_yolo(parts["val2017"], tmp_path / "b", split_name="val2017", image_dir=img_dir)
+    assert load_data_yaml(tmp_path / "b" / "data.yaml")["train"] == "images/val2017"
+    assert s1.notes
+    s2 = write_yolo(parts["train2017"], tmp_path / "b", split_name="train2017",
+                    image_dir=img_dir)
+    assert s2.notes == ()
+    data = load_data_yaml(tmp_path / "b" / "data.yaml")
+    assert (data["train"], data["val"]) == ("images/train2017", "images/val2017")
+    a = load_data_yaml(tmp_path / "a" / "data.yaml")
+    assert a.keys() == data.keys()
+    for key in ("train", "val", "train2017", "val2017", "names", "nc", "coco_categories"):
+        assert a[key] == data[key]
+
+
+def _check_det_dataset() -> Any:
+    """Ultralytics' check_det_dataset, or skip with the reason (it needs torch)."""
+    try:
+        from ultralytics.data.utils import check_det_dataset
+    except ImportError as e:
+        pytest.skip(f"ultralytics' check_det_dataset is not importable here: {e}")
+    return check_det_dataset
+
+
+@pytest.mark.parametrize("names", [["val2017"], ["train2017", "val2017"], ["train"],
+                                   ["test"], ["fold1", "fold2"], ["train_a", "train_b", "val"]])
+def test_ultralytics_accepts_the_data_yaml(real_data: Path, tmp_path: Path,
+                                          names: list[str]) -> None:
+    check_det_dataset = _check_det_dataset()
+    parts, img_dir = _split_parts(real_data, names)
+    write_yolo(parts, tmp_path / "y", image_dir=img_dir, images="copy")
+    data = check_det_dataset(str(tmp_path / "y" / "data.yaml"))
+    assert data["nc"] == 80 and len(data["names"]) == 80
+    for key in ("train", "val"):
+        paths = data[key] if isinstance(data[key], list) else [data[key]]
+        assert all(Path(p).is_dir() for p in paths)
+
+
+def test_cli_export_prints_the_alias_note(real_data: Path, tmp_path: Path) -> None:
+    ds, _ = _case(real_data, "coco-mini")
+    (tmp_path / "splits").mkdir()
+    ds.save(tmp_path / "splits" / "val2017.json")  # a folder of split files: split val2017
+    r = _run("export", str(tmp_path / "splits"), "--format", "yolo", "-o",
+             str(tmp_path / "y"), "--images", "none")
+    assert r.returncode == 0, r.stderr
+    assert "no train split: train points at val" in r.stderr
+    data = load_data_yaml(tmp_path / "y" / "data.yaml")
+    assert data["train"] == data["val"] == "images/val2017"

@@ -4,12 +4,16 @@ Slicing is how detectors are trained on small objects: each tile is seen at full
 resolution. :func:`slice_dataset` writes the tile images and returns the tiled dataset;
 ``cocokit slice`` is the command for it.
 
-The grid (:func:`tile_grid`)
-    Tiles of ``size`` step by ``floor(size * (1 - overlap))`` pixels along each axis;
-    the last column/row is moved back so it ends at the image edge (no tile leaves the
-    image, none is padded). Along an axis of length ``L`` with tile ``t`` and step ``s``
-    there are ``1 + ceil((L - t) / s)`` tiles when ``L > t``, else one tile of length
-    ``L``. Tiles are numbered row by row (y, then x).
+The grid (:func:`tile_grid`, :func:`axis_windows`)
+    SAHI's grid, so ``cocokit slice``, :func:`slice_dataset` and
+    :mod:`cocokit.compat.sahi` cut the same tiles. Along an axis of length ``L``
+    with tile ``t`` and overlap ratio ``r``, neighbours overlap by
+    ``o = int(r * t)`` pixels (rounded down, as SAHI does), so tiles step by
+    ``s = t - o``: at ``t = 512, r = 0.2``, ``o = 102`` and ``s = 410``. Tiles start
+    at ``0, s, 2s, ...``; the first one that reaches the edge is moved back to end
+    there (no tile leaves the image, none is padded). That is
+    ``n = 1 + ceil((L - t) / s)`` tiles when ``L > t``, else one tile of length
+    ``L``; an image has ``n_x * n_y`` tiles, numbered row by row (y, then x).
 
 Annotations (:func:`slice_annotations`, built on :mod:`cocokit.clipping`)
     An annotation goes into a tile when ``clipped measure / original measure >=
@@ -42,9 +46,11 @@ Pixels
     the high byte (``v >> 8``, no stretching, so every tile of an image is scaled
     alike); 32-bit float grayscale is clipped to 0..255. PNG output keeps the mode
     (palette, grayscale, RGBA, 16-bit) as it is. An ICC profile is carried over unless
-    the mode had to change. A tile from an earlier run is never left half-replaced
-    (see ``_save_tile``); if slicing stops on an error, the tiles written so far stay,
-    and no COCO file is written (the CLI writes it last).
+    the mode had to change. Tiles are staged (:mod:`cocokit.io.staging`): written to a
+    hidden folder beside the output folder and moved into it when slicing succeeds, so
+    if slicing stops on an error or Ctrl-C, the output folder is as it was (on an
+    object store, the tiles of this run are removed) and no COCO file is written (the
+    CLI writes it last). Nothing is created when no tile is written.
 
 Parallelism
     Each image is one job for a process pool: a pure function of (the image record,
@@ -66,7 +72,6 @@ import concurrent.futures as cf
 import contextlib
 import dataclasses
 import io
-import math
 import multiprocessing
 import os
 import sys
@@ -94,12 +99,15 @@ from .engine import Engine, JobFailure, retry_io, run_on_ray
 from .errors import BadImagesError, InputError, OptionError
 from .geometry import Polygons, parse_polygons, polygon_bboxes
 from .io import files
+from .io.staging import Staging, staged
 
 __all__ = [
     "SliceFormat",
     "SliceSummary",
     "TileAnnotations",
     "auto_slice_params",
+    "axis_windows",
+    "overlap_pixels",
     "slice_annotations",
     "slice_dataset",
     "slice_file",
@@ -142,14 +150,35 @@ def _check_size_overlap(size: Any, overlap: Any) -> tuple[tuple[int, int], tuple
     return (tw, th), (ox, oy)
 
 
-def _axis(length: int, tile: int, overlap: float) -> tuple[np.ndarray, int]:
+def axis_windows(length: int, tile: int, overlap_px: int) -> tuple[np.ndarray, int]:
+    """Tile starts along one axis and the tile length there: SAHI's rule.
+
+    Starts step by ``tile - overlap_px`` from 0; the first tile that reaches
+    ``length`` is moved back to end there. An axis no longer than the tile is one tile
+    of length ``length``. ``overlap_px < tile`` (else :class:`OptionError`); a negative
+    overlap leaves gaps between tiles, as it does in SAHI (:func:`tile_grid` refuses it).
+
+    >>> starts, n = axis_windows(1000, 512, 102)  # step 410
+    >>> starts.tolist(), n
+    ([0, 410, 488], 512)
+    """
+    length, tile, overlap_px = int(length), int(tile), int(overlap_px)
+    if length < 1 or tile < 1:
+        raise OptionError("tile size", (length, tile), "a positive length and tile size")
     if length <= tile:
         return np.zeros(1, np.int64), length
-    step = max(1, math.floor(tile * (1.0 - overlap) + 1e-9))
+    if overlap_px >= tile:
+        raise OptionError("overlap", overlap_px, f"less than the tile ({tile} pixels)")
+    step = tile - overlap_px
     n = 1 + -(-(length - tile) // step)  # 1 + ceil((length - tile) / step)
     starts = np.arange(n, dtype=np.int64) * step
     starts[-1] = length - tile
     return starts, tile
+
+
+def overlap_pixels(tile: int, overlap: float) -> int:
+    """The overlap in pixels of a ratio, as SAHI rounds it: ``int(overlap * tile)``."""
+    return int(float(overlap) * int(tile))
 
 
 def tile_grid(
@@ -164,12 +193,14 @@ def tile_grid(
 
     >>> tile_grid(900, 500, 512, 0.2).tolist()  # x: 0, then 388 = 900 - 512; one row
     [[0, 0, 512, 500], [388, 0, 512, 500]]
+    >>> tile_grid(2000, 512, 512, 0.2)[:, 0].tolist()  # step 512 - int(0.2 * 512) = 410
+    [0, 410, 820, 1230, 1488]
     """
     (tw, th), (ox, oy) = _check_size_overlap(size, overlap)
     if int(width) < 1 or int(height) < 1:
         raise OptionError("image size", (width, height), "a positive width and height")
-    xs, w = _axis(int(width), tw, ox)
-    ys, h = _axis(int(height), th, oy)
+    xs, w = axis_windows(int(width), tw, overlap_pixels(tw, ox))
+    ys, h = axis_windows(int(height), th, overlap_pixels(th, oy))
     gx, gy = np.meshgrid(xs, ys)  # rows of y, columns of x
     n = gx.size
     return np.stack(
@@ -609,6 +640,24 @@ def _tile_name(stem: str, window: np.ndarray, ext: str) -> str:
     return f"{stem}_{x}_{y}_{w}_{h}{ext}"
 
 
+@dataclasses.dataclass(frozen=True)
+class _TileLocations:
+    """The tile files one image may write, listed when iterated (a failed run on a URL
+    output removes them; see :class:`~cocokit.io.staging.Staging`)."""
+
+    out_dir: str
+    stem: str
+    ext: str
+    width: int
+    height: int
+    size: tuple[int, int]
+    overlap: tuple[float, float]
+
+    def __iter__(self) -> Iterator[str]:
+        for w in tile_grid(self.width, self.height, self.size, self.overlap):
+            yield files.join(self.out_dir, _tile_name(self.stem, w, self.ext))
+
+
 def _failed(index: int, file: str | None, path: str | None, message: str) -> _Result:
     return _Result(index, np.zeros((0, 4), np.int64), np.zeros(0, bool), [], None,
                    (file, path, message))
@@ -769,7 +818,7 @@ def _pool_context() -> Any:
 def slice_dataset(
     ds: Dataset,
     image_dir: str | os.PathLike[str],
-    out_dir: str | os.PathLike[str],
+    out_dir: str | os.PathLike[str] | Staging,
     *,
     size: int | tuple[int, int] = 512,
     overlap: float | tuple[float, float] = 0.2,
@@ -788,7 +837,12 @@ def slice_dataset(
     """Cut every image of ``ds`` into tiles, write them to ``out_dir``, return the tiled dataset.
 
     ``image_dir`` is the folder the ``file_name`` of each image is relative to; tiles are
-    written to ``out_dir`` (created if needed) and their ``file_name`` is relative to it.
+    written to ``out_dir`` and their ``file_name`` is relative to it. The tiles are
+    staged (:mod:`cocokit.io.staging`): written to a hidden folder beside ``out_dir``
+    and moved into it when slicing succeeds; on an error (or Ctrl-C) they are removed
+    and ``out_dir`` is as it was. ``out_dir`` is only created when a tile is written.
+    It may also be an open :class:`~cocokit.io.staging.Staging`, which the caller
+    commits (as :func:`slice_file` does for all its chunks).
     Both may be local paths or fsspec URLs (``s3://bucket/train``, ``gs://...``,
     ``memory://...``; see :mod:`cocokit.io.files`).
     ``size`` (one side or ``(w, h)``) and ``overlap`` (one value or ``(x, y)``) define the
@@ -811,6 +865,37 @@ def slice_dataset(
     The categories, ``info``, ``licenses`` and other top-level keys are kept; ``ds`` is
     not changed. See the module docstring for what happens to each kind of annotation.
     """
+    options: dict[str, Any] = dict(
+        size=size, overlap=overlap, auto=auto, min_area_ratio=min_area_ratio,
+        keep_empty=keep_empty, format=format, quality=quality, workers=workers,
+        skip_bad_images=skip_bad_images, progress=progress, engine=engine, address=address,
+        skip_missing=skip_missing)
+    if isinstance(out_dir, Staging):
+        return _slice_dataset(ds, image_dir, out_dir, **options)
+    with staged(out_dir) as stage:
+        return _slice_dataset(ds, image_dir, stage, **options)
+
+
+def _slice_dataset(
+    ds: Dataset,
+    image_dir: str | os.PathLike[str],
+    stage: Staging,
+    *,
+    size: int | tuple[int, int] = 512,
+    overlap: float | tuple[float, float] = 0.2,
+    auto: bool = False,
+    min_area_ratio: float = 0.1,
+    keep_empty: bool = True,
+    format: SliceFormat = "jpg",
+    quality: int = 95,
+    workers: int | None = None,
+    skip_bad_images: bool = False,
+    progress: Progress | None = None,
+    engine: Engine = "local",
+    address: str | None = None,
+    skip_missing: bool | None = None,
+) -> tuple[Dataset, SliceSummary]:
+    """:func:`slice_dataset` writing into ``stage``."""
     if format not in ("jpg", "png", "same"):
         raise OptionError("format", format, "'jpg', 'png' or 'same'")
     if not (isinstance(quality, (int, np.integer)) and 1 <= int(quality) <= 100):
@@ -827,8 +912,7 @@ def slice_dataset(
 
     images, anns = ds.images, ds.annotations
     src_root = image_dir if files.is_url(image_dir) else os.fspath(image_dir)
-    out_root = out_dir if files.is_url(out_dir) else os.fspath(out_dir)
-    files.makedirs(out_root)
+    out_root = stage.path
     # workers in other processes cannot see a filesystem that lives in this one
     elsewhere = engine == "ray" or (n_workers > 1 and len(images) > 1)
     read_here = elsewhere and not files.is_shared(src_root)
@@ -863,6 +947,8 @@ def slice_dataset(
                 data = files.read_bytes(source)
             except InputError:
                 data = None  # the worker reports it, as for any missing file
+        if not stage.local:  # a URL: this job's tiles are removed if the run fails
+            stage.record(_TileLocations(out_root, stems[i], exts[i], w, h, tsize, tover))
         return _Job(i, source, w, h, tsize, tover, stems[i], exts[i],
                     {k: v[rows] for k, v in geometry.items()}, anns.id[rows], data)
 
@@ -958,7 +1044,8 @@ def slice_file(
     kept would write. Failed images are collected over all chunks: at the end they
     raise :class:`~cocokit.errors.BadImagesError` and no COCO file is written, unless
     ``skip_bad_images``. Memory holds one chunk of images with their annotations and
-    tiles.
+    tiles. The tiles of every chunk (and ``json_path`` when it lies in ``out_dir``) are
+    staged as one (:mod:`cocokit.io.staging`): a failed run leaves ``out_dir`` as it was.
     """
     from .io.parts import PartWriter
     from .io.stream import open_stream
@@ -981,15 +1068,17 @@ def slice_file(
             progress(done_before + done, total)
 
     skip = bool(skip_bad_images or options.pop("skip_missing", False))
-    with tempfile.TemporaryDirectory(prefix="cocokit-slice-") as tmp:
-        # a URL target is written here first and put in one request at the end
-        written = local_target if local_target is not None else Path(tmp) / "tiles.json"
+    with staged(out_dir) as stage, tempfile.TemporaryDirectory(prefix="cocokit-slice-") as tmp:
+        # a URL target is written here first and put in one request at the end; one
+        # inside a local out_dir is staged with the tiles
+        written = (_staged_path(stage, local_target) if local_target is not None
+                   else Path(tmp) / "tiles.json")
         with PartWriter(written, categories=stream.categories, extra=stream.extra,
                         key_order=stream.key_order) as writer:
             chunks = stream.datasets(images_per_chunk)
             try:
                 for chunk in chunks:
-                    tiled, summary = slice_dataset(chunk, image_dir, out_dir,
+                    tiled, summary = slice_dataset(chunk, image_dir, stage,
                                                    skip_bad_images=True,
                                                    progress=chunk_progress, **options)
                     done_before += len(chunk.images)
@@ -1010,6 +1099,19 @@ def slice_file(
                         annotations=counts["annotations"],
                         empty_tiles_dropped=counts["dropped"], skipped=tuple(failed),
                         unplaced_annotations=counts["unplaced"])
+
+
+def _staged_path(stage: Staging, path: Path) -> Path:
+    """Where to write ``path`` now: its place in the staging folder when it lies inside
+    the staged output folder, else ``path`` itself."""
+    out = files.local_path(stage.target)
+    if not stage.local or out is None:
+        return path
+    try:
+        rel = Path(os.path.abspath(path)).relative_to(os.path.abspath(out))
+    except ValueError:
+        return path
+    return Path(stage.path) / rel
 
 
 def _check_stream_stems(stream: Any, fmt: str) -> None:

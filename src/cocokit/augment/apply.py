@@ -51,7 +51,6 @@ import os
 import re
 import shutil
 import sys
-import tempfile
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path, PurePosixPath
@@ -66,6 +65,7 @@ from ..engine import Engine, JobFailure, retry_io, run_on_ray
 from ..errors import BadImagesError, CocoKitError, InputError, OptionError
 from ..geometry import Polygons, mask_api, parse_polygons, polygon_bboxes
 from ..io import files
+from ..io.staging import staged
 from . import _pixels
 from .ops import Op, apply_matrix, translation
 from .pipeline import Pipeline, load_pipeline
@@ -764,9 +764,8 @@ def _output_names(ds: Dataset, copies: int, keep_originals: bool, fmt: str
     return originals, [tuple(c) for c in copy_names]
 
 
-def _prepare_output(out_dir: Path, image_dir: Path | None, overwrite: bool
-                    ) -> tuple[Path, bool]:
-    """Check a local output folder, create it if needed; returns (staging dir, created)."""
+def _prepare_output(out_dir: Path, image_dir: Path | None, overwrite: bool) -> None:
+    """Check a local output folder (it is staged by :mod:`cocokit.io.staging`)."""
     if out_dir.exists() and not out_dir.is_dir():
         raise OptionError("out_dir", str(out_dir), "a folder (this is a file)")
     parent = out_dir.parent if str(out_dir.parent) else Path(".")
@@ -787,14 +786,6 @@ def _prepare_output(out_dir: Path, image_dir: Path | None, overwrite: bool
             if p.exists():
                 raise OptionError("out_dir", str(out_dir), f"a folder without {p.name} "
                                   "(it exists; pass overwrite=True / --overwrite to replace it)")
-    created = not out_dir.exists()
-    try:
-        out_dir.mkdir(exist_ok=True)
-        staging = Path(tempfile.mkdtemp(prefix=".augment-", dir=out_dir))
-        (staging / "images").mkdir()
-    except OSError as e:
-        raise OptionError("out_dir", str(out_dir), f"a writable folder ({e.strerror})") from None
-    return staging, created
 
 
 def _check_url_output(out_dir: str, image_dir: str, overwrite: bool) -> list[str]:
@@ -880,9 +871,9 @@ def augment(
       a single source image exists (the wrong ``image_dir``, most likely), an
       :class:`~cocokit.errors.InputError` says so before any work starts.
     * A local ``out_dir``: nothing is written until everything is ready. Work happens in
-      a hidden folder inside ``out_dir`` that is renamed into place at the end and
-      removed on failure. An existing ``images/`` or ``annotations.json`` is refused
-      unless ``overwrite``.
+      a hidden folder beside ``out_dir`` (:mod:`cocokit.io.staging`) that is moved into
+      place at the end and removed on failure or Ctrl-C. An existing ``images/`` or
+      ``annotations.json`` is refused unless ``overwrite``.
     * A URL ``out_dir`` (object stores cannot rename a folder in one step): images are
       written directly under ``out_dir/images/`` and ``annotations.json`` last, only when
       everything else succeeded, so its presence marks a complete output. On failure the
@@ -931,16 +922,20 @@ def augment(
     read_here = elsewhere and not files.is_shared(src_root)
     write_here = elsewhere and not files.is_shared(out_root)
 
-    staging: Path | None = None
-    created = False
     if out_local is not None:
-        staging, created = _prepare_output(out_local, src_local, overwrite)
-        images_dir = str(staging / "images")
+        _prepare_output(out_local, src_local, overwrite)
     else:
         for old in replaced:  # annotations.json first: it marks a complete output
             files.remove(old)
-        images_dir = files.join(out_root, "images")
-    try:
+    # a local output is staged beside out_dir and moved into place at the end (images/
+    # as a whole); on a URL everything under images/ is this run's (checked absent or
+    # removed above), so a failure removes it
+    with staged(out_root, replace=("images",)) as stage:
+        images_dir = files.join(stage.path, "images")
+        if stage.local:
+            Path(images_dir).mkdir()
+        else:
+            stage.record([images_dir])
         job = _Job(pipe, seed, images_dir, quality, perms, ignore_negative_samples,
                    return_files=write_here)
 
@@ -960,23 +955,11 @@ def augment(
             raise BadImagesError(done.failures, "augmented")
         out_ds, summary_counts = _assemble(ds, done.results, keep_originals, image_ids,
                                            annotation_ids, ignore_negative_samples)
-        if staging is not None and out_local is not None:
-            write_coco(out_ds, staging / "annotations.json", image_ids="keep",
+        if stage.local:
+            write_coco(out_ds, Path(stage.path) / "annotations.json", image_ids="keep",
                        annotation_ids="keep")
-            _commit(staging, out_local)
         else:
             files.write_bytes(target, out_ds.to_json(image_ids="keep", annotation_ids="keep"))
-    except BaseException:
-        if staging is not None and out_local is not None:
-            shutil.rmtree(staging, ignore_errors=True)
-            if created:
-                try:
-                    out_local.rmdir()
-                except OSError:
-                    pass
-        else:  # everything under images/ is this run's: checked absent or removed above
-            _remove(images_dir)
-        raise
     summary = AugmentSummary(
         output=out_root if out_local is None else str(out_local), source_images=n_img,
         images=len(out_ds.images),
@@ -1234,17 +1217,3 @@ def _assemble(ds: Dataset, results: list[ImageResult], keep_originals: bool,
                              num_keypoints=nkp)
     out = ds.replace(images=new_images, annotations=new_anns)
     return out, {"dropped": dropped, "skipped": skipped, "augmented": augmented}
-
-
-def _commit(staging: Path, out_root: Path) -> None:
-    """Move the staged images/ and annotations.json into place (old ones replaced)."""
-    final_images = out_root / "images"
-    old: Path | None = None
-    if final_images.exists():
-        old = Path(tempfile.mkdtemp(prefix=".augment-old-", dir=out_root))
-        os.rename(final_images, old / "images")
-    os.rename(staging / "images", final_images)
-    os.replace(staging / "annotations.json", out_root / "annotations.json")
-    shutil.rmtree(staging, ignore_errors=True)
-    if old is not None:
-        shutil.rmtree(old, ignore_errors=True)

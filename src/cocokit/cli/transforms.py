@@ -176,7 +176,9 @@ def merge(
         help="Two different images with the same file name: error, prefix the later "
         "one with its input's prefix (or file stem), or keep both.")] = OnDuplicate.error,
     dedupe_images: Annotated[bool, typer.Option(
-        help="Merge images with the same file name and size into one.")] = False,
+        help="Merge images with the same file name and size into one, with the "
+        "annotations of both; an exact duplicate annotation (all but the id equal) is "
+        "kept once and counted in the summary.")] = False,
     info: Annotated[Optional[Path], typer.Option(  # noqa: UP045
         help="JSON file with the info object (default: the first input's).")] = None,
     image_ids: ImageIds = DEFAULT_IDS,

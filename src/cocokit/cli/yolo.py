@@ -119,9 +119,8 @@ def _print_summary(summary: YoloExportSummary) -> None:
         if s.unsupported_suffix:
             err_console.print(f"  warning: {s.unsupported_suffix} image(s) in {s.name} have a "
                               "suffix Ultralytics does not load", markup=False, highlight=False)
-    if summary.val_is_train:
-        err_console.print("  note: no 'val' split: data.yaml names the train images as val "
-                          "(Ultralytics requires the key)", markup=False, highlight=False)
+    for note in summary.notes:
+        err_console.print(f"  note: {note}", markup=False, highlight=False)
 
 
 @app.command("import")

@@ -25,7 +25,7 @@ import numpy as np
 from ..dataset import Dataset, object_array
 from ..errors import InputError, OptionError
 from ..io.coco import read_coco, write_coco
-from ..slicing import slice_annotations, tile_tables
+from ..slicing import axis_windows, slice_annotations, tile_tables
 from ._sahi_coco import (
     CocoAnnotation,
     CocoImage,
@@ -57,23 +57,15 @@ _GEOMETRY = ("bbox", "area", "segmentation", "keypoints", "num_keypoints")
 
 
 def _axis_windows(length: int, size: int, overlap: int) -> list[tuple[int, int]]:
-    """SAHI's windows along one axis: start at 0, step ``size - overlap``; the first
-    window that reaches the end is moved back to end there (never before 0)."""
+    """SAHI's windows ``(lo, hi)`` along one axis: :func:`cocokit.slicing.axis_windows`,
+    the one grid of cocokit (start at 0, step ``size - overlap``, the first window that
+    reaches the end moved back to end there)."""
     if length <= 0:
         return []
-    if size >= length:
-        return [(0, length)]
-    step = size - overlap
-    if step <= 0:  # SAHI loops forever here
+    if size < length and size - overlap <= 0:  # SAHI loops forever here
         raise SahiValueError("overlap", overlap, f"less than the slice size {size}")
-    # number of windows: the first k with k * step + size >= length, plus one
-    k_last = max(0, -(-(length - size) // step))
-    out = [(k * step, k * step + size) for k in range(k_last)]
-    lo, hi = k_last * step, k_last * step + size
-    if hi > length:
-        lo, hi = max(0, length - size), length
-    out.append((lo, hi))
-    return out
+    starts, n = axis_windows(length, size, overlap)
+    return [(lo, lo + n) for lo in starts.tolist()]
 
 
 def get_slice_bboxes(

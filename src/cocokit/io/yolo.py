@@ -3,9 +3,15 @@
 Layout (the one Ultralytics trains on)::
 
     OUT/
-      data.yaml              path, one key per split, nc, names (index -> name)
+      data.yaml              path, train/val/test and one key per split, nc, names
       images/<split>/...     the image files: symlinks, copies, or left to you
       labels/<split>/...     one .txt per image: same relative path, suffix .txt
+
+``data.yaml`` always has ``train`` and ``val`` (Ultralytics' ``check_det_dataset``
+refuses it without them): split names map to them (``train2017`` -> ``train``,
+``val2017``/``valid`` -> ``val``, ``test-dev`` -> ``test``), and a missing one points at
+an existing split, with a note (``no val split: val points at train``); see
+:func:`yaml_splits`.
 
 Ultralytics finds the label of an image by replacing the last ``/images/`` of the image
 path with ``/labels/`` and the suffix with ``.txt``; file names with sub-folders
@@ -107,7 +113,9 @@ __all__ = [
     "load_data_yaml",
     "read_yolo",
     "split_rings",
+    "split_role",
     "write_yolo",
+    "yaml_splits",
 ]
 
 Task = Literal["detect", "segment"]
@@ -165,7 +173,8 @@ class YoloExportSummary:
     """What :func:`write_yolo` wrote: the folder, ``data.yaml``, the class names and one
     :class:`YoloSplitSummary` per split written; ``val_is_train`` is True when no ``val``
     split exists and ``data.yaml`` names the train images as ``val`` (Ultralytics
-    requires the key)."""
+    requires the key); ``notes`` says which of ``train``/``val`` point at another split
+    ("no val split: val points at train ...", see :func:`yaml_splits`)."""
 
     path: str
     data_yaml: str
@@ -173,6 +182,7 @@ class YoloExportSummary:
     names: tuple[str, ...]
     splits: dict[str, YoloSplitSummary]
     val_is_train: bool
+    notes: tuple[str, ...] = ()
 
     @property
     def images(self) -> int:
@@ -531,17 +541,98 @@ def _names_list(names: Any, file: str) -> list[str]:
     raise InputError(file, "names", f"expected a list or a mapping, got {type(names).__name__}")
 
 
+_ROLES = ("train", "val", "test")
+
+
+def split_role(name: str) -> str | None:
+    """The data.yaml key a split name stands for: ``train*`` -> ``train``, ``val*`` and
+    ``valid*`` -> ``val``, ``test*`` -> ``test`` (case aside), else None.
+
+    >>> [split_role(n) for n in ("train2017", "val2017", "validation", "test-dev", "fold1")]
+    ['train', 'val', 'val', 'test', None]
+    """
+    low = name.lower()
+    for role, prefixes in (("train", ("train",)), ("val", ("val", "valid")),
+                           ("test", ("test",))):
+        if low.startswith(prefixes):
+            return role
+    return None
+
+
+def yaml_splits(names: Sequence[str], kept: Mapping[str, str | list[str]] | None = None,
+                ) -> tuple[dict[str, str | list[str]], dict[str, str]]:
+    """The split keys of data.yaml for the splits ``names`` (written to ``images/<name>``)
+    and the ``kept`` entries of an earlier data.yaml; returns (entries, aliases).
+
+    Ultralytics' ``check_det_dataset`` refuses a data.yaml without ``train`` and ``val``,
+    so they are always there: a split named ``train``/``val``/``test`` is its own key;
+    otherwise the key points at the splits whose names stand for it (:func:`split_role`:
+    ``val2017`` -> ``val``; several make a list). A missing ``train`` points at ``val``
+    (else ``test``, else the first split), a missing ``val`` at what ``train`` is; ``aliases``
+    maps each such key to the key or split it points at. Every split also keeps its own
+    key (``val2017: images/val2017``), so reading the folder back names it as exported.
+    """
+    own: dict[str, str | list[str]] = {name: f"images/{name}" for name in names}
+    for key, value in (kept or {}).items():
+        own.setdefault(key, value)
+    entries: dict[str, str | list[str]] = {}
+    for role in _ROLES:
+        if role in own:
+            entries[role] = own[role]
+            continue
+        values: list[str] = []
+        for key, value in own.items():
+            if key not in _ROLES and split_role(key) == role:
+                values += [value] if isinstance(value, str) else list(value)
+        if values:
+            entries[role] = values[0] if len(values) == 1 else values
+    aliases: dict[str, str] = {}
+    if "train" not in entries and own:
+        found = next((r for r in ("val", "test") if r in entries), None)
+        source = found if found is not None else next(iter(own))
+        entries["train"] = entries[found] if found is not None else own[source]
+        aliases["train"] = source
+    if "val" not in entries and "train" in entries:
+        entries["val"] = entries["train"]
+        aliases["val"] = aliases.get("train", "train")  # what train itself points at
+    ordered = {r: entries[r] for r in _ROLES if r in entries}
+    for key, value in own.items():
+        ordered.setdefault(key, value)
+    return ordered, aliases
+
+
+def _alias_note(role: str, source: str) -> str:
+    return f"no {role} split: {role} points at {source} (Ultralytics requires train and val)"
+
+
+def _aliased_roles(data: Mapping[str, Any]) -> set[str]:
+    """The train/val/test keys of an earlier data.yaml that only point at another split
+    (as :func:`yaml_splits` writes them): they are worked out anew, not kept."""
+    exported = {json.dumps(v): k for k, v in data.items()
+                if isinstance(k, str) and v == f"images/{k}"}
+    out = set()
+    for role in _ROLES:
+        if role in data:
+            owner = exported.get(json.dumps(data[role]))
+            if owner is not None and owner != role:
+                out.add(role)
+            elif isinstance(data[role], list) and all(
+                    json.dumps(v) in exported for v in data[role]):
+                out.add(role)
+    return out
+
+
 def _dump_data_yaml(root: Path, splits: Mapping[str, str | list[str]], names: Sequence[str],
-                    categories: Sequence[Mapping[str, Any]], val_is_train: bool) -> bytes:
+                    categories: Sequence[Mapping[str, Any]], aliases: Mapping[str, str]
+                    ) -> bytes:
     out = [
         "# Ultralytics YOLO dataset written by cocokit",
         "# class index i is the i-th category of the COCO file (see coco_categories below)",
         f"path: {_yaml_str(str(root))}",
     ]
     for key, value in splits.items():
-        if key == "val" and val_is_train:
-            out.append("# no 'val' split was exported: Ultralytics requires the key, so it names "
-                       "the train images")
+        if key in aliases:
+            out.append(f"# {_alias_note(key, aliases[key])}")
         if isinstance(value, list):
             out.append(f"{key}: [{', '.join(_yaml_str(v) for v in value)}]")
         else:
@@ -974,9 +1065,9 @@ def write_yolo(
             raise InputError(str(yaml_path), "names", "this folder holds a dataset with other "
                              "class names; export into an empty folder, or with the same "
                              "categories")
-        placeholder = old.get("val") is not None and old.get("val") == old.get("train")
+        aliased = _aliased_roles(old)
         for key, value in old.items():
-            if key in _RESERVED_KEYS or key in splits or (key == "val" and placeholder):
+            if key in _RESERVED_KEYS or key in splits or key in aliased:
                 continue
             if isinstance(value, str) or (isinstance(value, list)
                                           and all(isinstance(v, str) for v in value)):
@@ -1029,25 +1120,13 @@ def write_yolo(
             shutil.rmtree(tmp, ignore_errors=True)
         raise
 
-    split_entries: dict[str, str | list[str]] = {}
-    for key in ("train", "val", "test"):
-        if key in splits:
-            split_entries[key] = f"images/{key}"
-        elif key in kept_splits:
-            split_entries[key] = kept_splits[key]
-    for key in splits:
-        split_entries.setdefault(key, f"images/{key}")
-    for key, value in kept_splits.items():
-        split_entries.setdefault(key, value)
-    val_is_train = "val" not in split_entries and "train" in split_entries
-    if val_is_train:
-        items = list(split_entries.items())
-        items.insert(1 if items[0][0] == "train" else len(items), ("val", split_entries["train"]))
-        split_entries = dict(items)
+    split_entries, aliases = yaml_splits(list(splits), kept_splits)
+    val_is_train = aliases.get("val") == "train"
     categories = list(first.categories)
     atomic_write(yaml_path, [_dump_data_yaml(out.resolve(), split_entries, names, categories,
-                                             val_is_train)])
-    return YoloExportSummary(str(out), str(yaml_path), task, tuple(names), summaries, val_is_train)
+                                             aliases)])
+    return YoloExportSummary(str(out), str(yaml_path), task, tuple(names), summaries, val_is_train,
+                             notes=tuple(_alias_note(r, a) for r, a in aliases.items()))
 
 
 def _regular_file_in(folder: Path) -> Path | None:

@@ -42,8 +42,11 @@ def merge(
     **Categories** are matched by name. Without ``category_map`` the result has the
     union of the categories in order of first appearance; each keeps its id from the
     first input where that id is still free, and the others get the next free ids (one
-    past the largest id in use). Its record (supercategory, keypoints, ...) is the one
-    of the first input that has it. With ``category_map`` (name -> id, SAHI's
+    past the largest id in use). Its record keeps every key of every input
+    (``supercategory``, ``keypoints``, ``skeleton``, unknown keys): a key one input has and
+    another lacks is taken; two inputs giving one key different values is an
+    :class:`~cocokit.errors.InputError` naming both inputs (their files, else ``input N``)
+    and the key. With ``category_map`` (name -> id, SAHI's
     ``desired_name2id``) the result has exactly those categories in that order;
     categories of the inputs not in the map are dropped with their annotations
     (reported), names of the map no input has are added.
@@ -60,7 +63,12 @@ def merge(
     later one with its input's prefix: ``prefixes[k]`` or the input file's stem) or
     ``"keep"``. With ``dedupe_images``, an image with the same final file name *and*
     size as one of an earlier input is the same image: the two merge into the earlier
-    record, with the annotations of both.
+    record, with the annotations of both, except that an annotation of the later input
+    that is an exact duplicate of one the earlier input has on that image (the same
+    category, ``bbox``, ``segmentation``, ``area``, ``iscrowd``, ``keypoints``,
+    ``num_keypoints`` and other keys: everything but the id) is kept once; the report
+    counts them (``"N duplicate annotations dropped"``). Duplicates within one input
+    are kept as they are.
 
     **Licences** (``licenses``) are merged without duplicates (equal but for the id) and
     their ids remapped in the images. ``info`` is the given one, else the first input's.
@@ -136,10 +144,20 @@ def merge(
     taken = np.zeros(0, np.int64)
     next_id = 1
     dropped_by_map = 0
+    # images that a later input's image merged into: their annotations' contents, so an
+    # exact duplicate from the later input is kept once
+    shared = {int(out_id_of_row[k0][r0]) for merged_rows in same_as
+              for k0, r0 in merged_rows.values()}
+    contents: dict[int, set[Any]] = {i: set() for i in shared}
+    duplicates_dropped = 0
     for k, ds in enumerate(datasets):
         new_cat = cat_new[k][ds.category_index]
         rows = np.flatnonzero(new_cat >= 0)
         dropped_by_map += len(ds.annotations) - len(rows)
+        if shared:
+            rows, n_dup = _drop_duplicates(ds.annotations, rows, out_id_of_row[k][
+                ds.image_index[rows]], new_cat[rows], contents)
+            duplicates_dropped += n_dup
         if renumber:
             ids = np.arange(next_id, next_id + len(rows), dtype=np.int64)
             next_id += len(rows)
@@ -161,9 +179,14 @@ def merge(
     notes += top_notes
     out = Dataset(images, annotations, Categories(cat_records), extra, key_order)
     merged = sum(len(s) for s in same_as)
+    if duplicates_dropped:
+        notes.append(f"{duplicates_dropped} duplicate annotations dropped (exact copies, on "
+                     "a merged image, of an earlier input's annotation)")
     report = make_report(
         "merge", datasets, out,
-        dropped_annotations={"category not in the category map": dropped_by_map},
+        dropped_annotations={"category not in the category map": dropped_by_map,
+                             "exact duplicate of an earlier input's annotation of the same "
+                             "image": duplicates_dropped},
         dropped_images={"same image as in an earlier input (annotations merged into it)":
                         merged},
         dropped_categories=tuple(dropped_cats),
@@ -171,6 +194,47 @@ def merge(
         notes=tuple(notes),
     )
     return Transformed(out, report)
+
+
+def _frozen(value: Any) -> Any:
+    """A hashable form of a JSON value; numbers compare as numbers (1 == 1.0)."""
+    if isinstance(value, dict):
+        return ("{", tuple(sorted((str(k), _frozen(v)) for k, v in value.items())))
+    if isinstance(value, (list, tuple)):
+        return ("[", tuple(_frozen(v) for v in value))
+    if isinstance(value, bool) or value is None or isinstance(value, str):
+        return value
+    if isinstance(value, (int, float)):
+        return float(value)
+    return repr(value)
+
+
+def _drop_duplicates(anns: Annotations, rows: np.ndarray, image_ids: np.ndarray,
+                     category_ids: np.ndarray, contents: dict[int, set[Any]]
+                     ) -> tuple[np.ndarray, int]:
+    """``rows`` without the annotations of a shared image (a key of ``contents``) whose
+    content (everything but the id; image and category as in the output) an earlier
+    input already put there; records what this input puts there. Returns (rows, dropped)."""
+    on_shared = np.fromiter((int(i) in contents for i in image_ids.tolist()), bool,
+                            len(image_ids))
+    if not on_shared.any():
+        return rows, 0
+    keep = np.ones(len(rows), bool)
+    added: dict[int, list[Any]] = {}
+    for j in np.flatnonzero(on_shared).tolist():
+        rec = anns.record(int(rows[j]))
+        del rec["id"]
+        img = int(image_ids[j])
+        rec["image_id"] = img
+        rec["category_id"] = int(category_ids[j])
+        key = _frozen(rec)
+        if key in contents[img]:
+            keep[j] = False
+        else:
+            added.setdefault(img, []).append(key)
+    for img, keys in added.items():  # after the loop: duplicates within one input stay
+        contents[img].update(keys)
+    return rows[keep], int(np.count_nonzero(~keep))
 
 
 def _check_input(ds: Dataset, k: int) -> None:
@@ -204,13 +268,27 @@ def _categories(
     datasets: list[Dataset], category_map: Mapping[str, int] | None
 ) -> tuple[list[dict[str, Any]], list[np.ndarray], list[str], list[str], list[str]]:
     """Output category records, and per input the new id of each category row (-1: dropped)."""
-    first_record: dict[str, dict[str, Any]] = {}
+    first_record: dict[str, dict[str, Any]] = {}  # the union of the inputs' records
+    key_source: dict[tuple[str, str], int] = {}  # (name, key) -> input that gave the key
+    conflicts: dict[str, InputError] = {}
     candidates: dict[str, list[int]] = {}
-    for ds in datasets:
-        for rec in ds.categories.records:
+    for k, ds in enumerate(datasets):
+        for row, rec in enumerate(ds.categories.records):
             name = str(rec["name"])
-            first_record.setdefault(name, rec)
             candidates.setdefault(name, []).append(int(rec["id"]))
+            merged = first_record.setdefault(name, {})
+            for key, value in rec.items():
+                if key not in merged:
+                    merged[key] = value
+                    key_source[(name, key)] = k
+                elif key != "id" and _frozen(merged[key]) != _frozen(value) \
+                        and name not in conflicts:
+                    k0 = key_source[(name, key)]
+                    conflicts[name] = InputError(
+                        describe(ds, k), f"categories[{row}].{key}",
+                        f"category {name!r} has {key} {_short(value)} here but "
+                        f"{_short(merged[key])} in {describe(datasets[k0], k0)}; make them "
+                        "agree (or rename one category) before merging")
     notes: list[str] = []
     dropped: list[str] = []
     added: list[str] = []
@@ -240,6 +318,9 @@ def _categories(
                              f"{candidates[name][0]} is taken)")
                 taken.add(next_free)
                 next_free += 1
+    for name in assigned:
+        if name in conflicts:
+            raise conflicts[name]
     records = []
     for name, cid in assigned.items():
         if name in first_record:
@@ -253,6 +334,11 @@ def _categories(
         for ds in datasets
     ]  # the trailing -1 is what a category index of -1 picks
     return records, per_input, dropped, added, notes
+
+
+def _short(value: Any, limit: int = 60) -> str:
+    text = repr(plain(value))
+    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 def _license_key(lic: Mapping[str, Any]) -> bytes:
