@@ -891,7 +891,7 @@ def augment(
       before the first image is written: a failed run leaves neither the old output nor
       a partial new one.
     """
-    from ..io.coco import plan_export, write_coco
+    from ..io.coco import plan_export, to_json, write_coco
 
     started = time.perf_counter()
     pipe = load_pipeline(pipeline)
@@ -965,7 +965,7 @@ def augment(
                        annotation_ids="keep")
             _commit(staging, out_local)
         else:
-            files.write_bytes(target, out_ds.to_json(image_ids="keep", annotation_ids="keep"))
+            files.write_bytes(target, to_json(out_ds, image_ids="keep", annotation_ids="keep"))
     except BaseException:
         if staging is not None and out_local is not None:
             shutil.rmtree(staging, ignore_errors=True)

@@ -130,6 +130,7 @@ def slice_command(
     """
     from ..errors import BadImagesError
     from ..io import files
+    from ..io.coco import to_json
     from ..slicing import slice_dataset, slice_file
 
     if auto and (size is not None or overlap is not None):
@@ -177,7 +178,7 @@ def slice_command(
         save_dataset(tiled, local_target, quiet=quiet, image_ids="keep", annotation_ids="keep")
     else:
         with status(f"writing {target}", quiet):
-            files.write_bytes(target, tiled.to_json(image_ids="keep", annotation_ids="keep"))
+            files.write_bytes(target, to_json(tiled, image_ids="keep", annotation_ids="keep"))
     if not quiet:
         err_console.print(
             f"sliced {summary.images} images into {summary.tiles} tiles with "

@@ -145,7 +145,9 @@ def stats_command(
             stats = compute_stats_stream(open_stream(file))
     else:
         ds = load_dataset(file, quiet or as_json)
-        stats = ds.stats()
+        from ..stats import compute_stats
+
+        stats = compute_stats(ds)
     if as_json:
         typer.echo(json.dumps(stats.to_dict(), indent=2, allow_nan=False))
     else:

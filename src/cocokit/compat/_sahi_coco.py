@@ -45,7 +45,7 @@ from ..dataset import (
 )
 from ..errors import InputError, OptionError
 from ..geometry import Polygons, parse_polygons, polygon_bboxes
-from ..io.coco import read_coco, tables_from_records, write_coco
+from ..io.coco import read_coco, tables_from_records, to_dict, write_coco
 
 __all__ = [
     "Coco",
@@ -1083,7 +1083,7 @@ def _to_dict(ds: Dataset) -> dict[str, Any]:
     """The dataset as plain Python data, ids as they are (decoded with the GC paused:
     a big document is millions of lists, and the collector would scan them over and over)."""
     with gc_paused():
-        return ds.to_dict(image_ids="keep", annotation_ids="keep")
+        return to_dict(ds, image_ids="keep", annotation_ids="keep")
 
 
 def _stats(view: _View, categories: Sequence[Mapping[str, Any]]) -> dict[str, Any]:

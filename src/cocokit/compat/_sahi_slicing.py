@@ -24,7 +24,7 @@ import numpy as np
 
 from ..dataset import Dataset, object_array
 from ..errors import InputError, OptionError
-from ..io.coco import read_coco, write_coco
+from ..io.coco import read_coco, to_dict, write_coco
 from ..slicing import slice_annotations, tile_tables
 from ._sahi_coco import (
     CocoAnnotation,
@@ -563,7 +563,7 @@ def slice_coco(
     # annotations of tiles left out (negatives never have any)
     tile_anns = tile_anns.take(tile_anns.image_id > 0)
     out = Dataset(tiles, tile_anns, ds.categories, ds.extra, ds.key_order)
-    coco_dict = out.to_dict(image_ids="keep", annotation_ids="keep")
+    coco_dict = to_dict(out, image_ids="keep", annotation_ids="keep")
     save_path = ""
     if output_coco_annotation_file_name and output_dir:
         save_path = str(Path(output_dir) / (output_coco_annotation_file_name + "_coco.json"))
