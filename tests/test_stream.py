@@ -54,7 +54,9 @@ def test_stream_matches_memory_byte_for_byte(path: Path, chunk: int, tmp_path: P
             annotation_ids=annotation_ids,
             ignore_negative_samples=negatives,
         )
-        expected = cocokit.to_json(ds, image_ids=image_ids, annotation_ids=annotation_ids, ignore_negative_samples=negatives
+        expected = cocokit.to_json(
+            ds, image_ids=image_ids, annotation_ids=annotation_ids,
+            ignore_negative_samples=negatives,
         )
         assert out.read_bytes() == expected
 
@@ -75,7 +77,8 @@ def test_unusual_key_order_and_whitespace(tmp_path: Path) -> None:
     assert len(stream.runs["annotations"]) > 5  # really read in many runs
     out = tmp_path / "out.json"
     write_coco_stream(stream, out, image_ids="keep", annotation_ids="keep")
-    assert out.read_bytes() == cocokit.to_json(cocokit.load(src), image_ids="keep", annotation_ids="keep")
+    assert out.read_bytes() == cocokit.to_json(
+        cocokit.load(src), image_ids="keep", annotation_ids="keep")
     assert msgspec.json.decode(out.read_bytes()) == odd
     assert list(msgspec.json.decode(out.read_bytes())) == list(odd)
 

@@ -152,14 +152,16 @@ def test_real_polygons_moved_over_the_edge() -> None:
 def test_nothing_to_clip_returns_the_same_records() -> None:
     ds = cocokit.load(real_path(*MINI))
     out, report = clip(ds)
-    assert cocokit.to_json(out, image_ids="keep", annotation_ids="keep") == cocokit.to_json(ds, image_ids="keep", annotation_ids="keep")
+    assert cocokit.to_json(out, image_ids="keep", annotation_ids="keep") == cocokit.to_json(
+        ds, image_ids="keep", annotation_ids="keep")
     assert report.changed_annotations == 0 and report.total_dropped_annotations == 0
 
 
 def test_cli_in_process(tmp_path: Path) -> None:
     src = tmp_path / "in.json"
-    cocokit.save(one_image({"bbox": [90, 10, 20, 10], "area": 200}, {"bbox": [10, 10, 0, 0], "area": 0}
-              ), src, image_ids="keep", annotation_ids="keep")
+    cocokit.save(one_image({"bbox": [90, 10, 20, 10], "area": 200},
+                           {"bbox": [10, 10, 0, 0], "area": 0}),
+                 src, image_ids="keep", annotation_ids="keep")
     out = tmp_path / "out.json"
     result = CliRunner().invoke(app, ["clip", str(src), "-o", str(out), "--drop-degenerate"])
     assert result.exit_code == 0, result.output
