@@ -15,8 +15,8 @@ import pytest
 
 import cocokit
 from cocokit import IntegrityError, JSONSyntaxError
-from cocokit.io.stream import open_stream, validate_stream, write_coco_stream
-from cocokit.validate import validate_file
+from cocokit.io.stream import open_stream, write_coco_stream
+from cocokit.validate import validate_file, validate_stream
 
 from .conftest import DATA, REAL, REPO
 from .test_io_coco import REAL_FILES, needs_real
@@ -209,7 +209,7 @@ def test_streaming_export_under_a_memory_cap(big_file: Path, tmp_path: Path) -> 
 
 def test_streaming_validate_under_a_memory_cap(big_file: Path) -> None:
     code = (
-        "import sys; from cocokit.io.stream import validate_stream\n"
+        "import sys; from cocokit.validate import validate_stream\n"
         "r = validate_stream(sys.argv[1], chunk_bytes=1 << 20)\n"
         "print(len(r.errors))\n"
     )

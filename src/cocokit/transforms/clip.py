@@ -21,7 +21,7 @@ import shapely
 from ..clipping import clip_boxes
 from ..dataset import Annotations, Dataset, object_array
 from ..geometry import Polygons, parse_polygons, polygon_bboxes
-from . import Transformed, gc_paused, make_report
+from ._base import Transformed, gc_paused, make_report
 
 __all__ = ["clip"]
 
