@@ -36,7 +36,7 @@ from typing import Any, TypeVar
 import msgspec
 import numpy as np
 
-from .geometry import Polygons, parse_polygons
+from .geometry import Polygons, parse_polygons, segmentation_kinds
 
 __all__ = [
     "Annotations",
@@ -239,11 +239,9 @@ class Annotations(_Table):
 
     @cached_property
     def segmentation_kind(self) -> np.ndarray:
-        """Per row: 0 none, 1 polygons, 2 RLE (``counts`` a list), 3 RLE (``counts`` a string)."""
-        kinds = np.zeros(self._n, np.int8)
-        for i, seg in enumerate(self.segmentation):
-            kinds[i] = _kind_of(seg)
-        return _frozen(kinds)
+        """Per row, the :class:`~cocokit.geometry.SegmentationKind` value (int8): 0 none,
+        1 polygons, 2 RLE (``counts`` a list), 3 RLE (``counts`` a string), -1 invalid."""
+        return _frozen(segmentation_kinds(self.segmentation))
 
     @cached_property
     def polygons(self) -> Polygons:
@@ -299,24 +297,6 @@ class Annotations(_Table):
     def __iter__(self) -> Iterator[dict[str, Any]]:
         for i in range(self._n):
             yield self.record(i)
-
-
-def _kind_of(seg: Any) -> int:
-    if seg is None:
-        return 0
-    if isinstance(seg, msgspec.Raw):
-        head = bytes(memoryview(seg)[:1])
-        if head == b"[":
-            return 1
-        if head == b"{":
-            seg = msgspec.json.decode(seg)
-        else:
-            return 0
-    if isinstance(seg, dict):
-        return 3 if isinstance(seg.get("counts"), (str, bytes)) else 2
-    if isinstance(seg, (list, tuple, np.ndarray)):
-        return 1
-    return 0
 
 
 class Categories:

@@ -57,14 +57,20 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path, PurePosixPath
 from typing import Any, Literal
 
-import msgspec
 import numpy as np
 
 from ..clipping import clip_polygons, polygon_areas
 from ..dataset import Annotations, Dataset, Images, plain
-from ..engine import Engine, JobFailure, retry_io, run_on_ray
+from ..engine import Engine, JobFailure, pool_context, retry_io, run_local, run_on_ray
 from ..errors import BadImagesError, CocoKitError, InputError, OptionError
-from ..geometry import Polygons, mask_api, parse_polygons, polygon_bboxes
+from ..geometry import (
+    RLE_KINDS,
+    Polygons,
+    mask_api,
+    parse_polygons,
+    polygon_bboxes,
+    segmentation_kinds,
+)
 from ..io import files
 from . import _pixels
 from .ops import Op, apply_matrix, translation
@@ -136,22 +142,6 @@ class TransformedAnnotations:
 
     def __len__(self) -> int:
         return len(self.keep)
-
-
-def _seg_kind(seg: Any) -> int:
-    """0 none, 1 polygons, 2 RLE (any counts)."""
-    if seg is None:
-        return 0
-    if isinstance(seg, msgspec.Raw):
-        head = bytes(memoryview(seg)[:1])
-        return 1 if head == b"[" else 2 if head == b"{" else 0
-    if isinstance(seg, dict):
-        return 2
-    if isinstance(seg, (list, tuple, np.ndarray)):
-        return 1
-    return 0
-
-
 
 
 def _encoded_rle(rle: Mapping[str, Any]) -> dict[str, Any]:
@@ -297,7 +287,7 @@ def transform_annotations(
             columns.num_keypoints.copy(), dict.fromkeys(DROP_REASONS, 0))
     mirrored = bool(np.linalg.det(m) * (1.0 if m[2, 2] >= 0 else -1.0) < 0)
 
-    kinds = np.array([_seg_kind(s) for s in columns.segmentation], np.int8).reshape(n)
+    kinds = segmentation_kinds(columns.segmentation)
     bbox = np.full((n, 4), np.nan)
     area = columns.area.astype(np.float64, copy=True)
     seg = np.empty(n, dtype=object)
@@ -328,7 +318,7 @@ def transform_annotations(
                 else float(min_visibility <= 0)
 
     # RLE masks
-    for r in np.flatnonzero(kinds == 2).tolist():
+    for r in np.flatnonzero(np.isin(kinds, RLE_KINDS)).tolist():
         rle, a, vis, box = _warp_rle(columns.segmentation[r], m, width, height)
         geometric[r] = True
         seg[r] = rle
@@ -337,7 +327,7 @@ def transform_annotations(
         bbox[r] = box
 
     # box-only annotations
-    brow = np.flatnonzero((kinds == 0) & ~np.isnan(columns.bbox).any(axis=1))
+    brow = np.flatnonzero((kinds <= 0) & ~np.isnan(columns.bbox).any(axis=1))
     if len(brow):
         b = columns.bbox[brow]
         x0, y0 = b[:, 0], b[:, 1]
@@ -1066,22 +1056,6 @@ def _check_keypoint_lengths(ds: Dataset, perms: Mapping[int, np.ndarray]) -> Non
                              f"(expected {expected} numbers)")
 
 
-def _pool_context() -> Any:
-    """``fork`` on Linux while this process runs one Python thread (fast: workers inherit
-    the imported modules, and scripts need no ``__main__`` guard); otherwise a fork
-    server (Linux) or fresh interpreters."""
-    import multiprocessing
-    import sys
-    import threading
-
-    methods = multiprocessing.get_all_start_methods()
-    if sys.platform.startswith("linux") and "fork" in methods and threading.active_count() == 1:
-        return multiprocessing.get_context("fork")
-    if sys.platform.startswith("linux") and "forkserver" in methods:
-        return multiprocessing.get_context("forkserver")
-    return multiprocessing.get_context("spawn")
-
-
 def _execute_ray(tasks: list[_Task], job: _Job, address: str | None,
                  progress: Progress | None, take: Callable[[Any], None]) -> None:
     """The same per-image function as the local pool, run on a Ray cluster. A job that
@@ -1100,42 +1074,22 @@ def _run_on_worker(task: _Task, job: _Job) -> ImageResult | _BadImage | _Failure
 
 def _execute(tasks: Iterable[_Task], job: _Job, total: int, workers: int,
              take: Callable[[Any], None]) -> None:
-    """Run the jobs here (one worker) or in a process pool; ``take`` gets each outcome,
-    in image order."""
-    if workers <= 1 or total <= 1:
-        for task in tasks:
-            take(_run(task, job))
-        return
-    from concurrent.futures import Future, ProcessPoolExecutor
-
-    ctx = _pool_context()
-    forked = ctx.get_start_method() == "fork"
-    pending: collections.deque[Future[ImageResult | _BadImage | _Failure]] = \
-        collections.deque()
+    """Run the jobs here (one worker) or in a process pool (:func:`cocokit.engine.run_local`);
+    ``take`` gets each outcome, in image order."""
+    workers = workers if total > 1 else 1
+    forked = workers > 1 and pool_context().get_start_method() == "fork"
     # OpenCV's native thread pool does not survive a fork: while workers are forked,
     # OpenCV runs single-threaded here (its pool idle), and gets its threads back after
     cv2 = _pixels._import_cv2() if forked and "cv2" in sys.modules else None
     cv_threads = cv2.getNumThreads() if cv2 is not None else None
     if cv2 is not None:
         cv2.setNumThreads(1)
-    with ProcessPoolExecutor(max_workers=workers, mp_context=ctx,
-                             initializer=_init_worker) as pool:
-        try:
-            for task in tasks:
-                pending.append(pool.submit(_run, task, job))
-                if len(pending) >= 2 * workers:
-                    _restore_threads(cv2, cv_threads)
-                    cv2 = None
-                    take(pending.popleft().result())
-            _restore_threads(cv2, cv_threads)
-            while pending:
-                take(pending.popleft().result())
-        except BaseException:
-            for f in pending:
-                f.cancel()
-            raise
-        finally:
-            _restore_threads(cv2, cv_threads)
+    try:
+        for outcome in run_local(_run, tasks, job, workers=workers, initializer=_init_worker,
+                                 started=lambda: _restore_threads(cv2, cv_threads)):
+            take(outcome)
+    finally:
+        _restore_threads(cv2, cv_threads)
 
 
 def _restore_threads(cv2: Any, n: int | None) -> None:

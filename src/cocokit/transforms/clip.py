@@ -12,31 +12,16 @@ cut; here the parts are kept as they are.)
 from __future__ import annotations
 
 import dataclasses
-from typing import Any
 
-import msgspec
 import numpy as np
 import shapely
 
 from ..clipping import clip_boxes
 from ..dataset import Annotations, Dataset, object_array
-from ..geometry import Polygons, parse_polygons, polygon_bboxes
+from ..geometry import RLE_KINDS, Polygons, parse_polygons, polygon_bboxes, segmentation_kinds
 from ._base import Transformed, gc_paused, make_report
 
 __all__ = ["clip"]
-
-
-def _kind(seg: Any) -> int:
-    """0 no segmentation, 1 polygon list, 2 RLE."""
-    if seg is None:
-        return 0
-    if isinstance(seg, msgspec.Raw):
-        view = memoryview(seg)
-        head = view[0] if len(view) else 0
-        return 1 if head == 91 else 2 if head == 123 else 0  # "[" or "{"
-    if isinstance(seg, dict):
-        return 2
-    return 1 if isinstance(seg, (list, tuple, np.ndarray)) else 0
 
 
 @gc_paused
@@ -81,7 +66,7 @@ def clip(ds: Dataset, *, drop_degenerate: bool = False) -> Transformed:
             | (box[:, 0] + box[:, 2] > width) | (box[:, 1] + box[:, 3] > height))
     cand = np.flatnonzero(cross | (~has_box & has_img))
     seg = anns.segmentation
-    kinds = np.fromiter((_kind(seg[r]) for r in cand.tolist()), np.int8, len(cand))
+    kinds = segmentation_kinds(seg[cand])
 
     new_box = box
     new_area = anns.area
@@ -129,7 +114,7 @@ def clip(ds: Dataset, *, drop_degenerate: bool = False) -> Transformed:
     # (a polygon list with no rings, as in `"segmentation": []`, counts as no polygon)
     no_geom = np.ones(len(cand), bool)
     no_geom[kinds == 1] = ~real
-    no_geom &= kinds != 2
+    no_geom &= ~np.isin(kinds, RLE_KINDS)
     box_only = np.zeros(n, bool)
     box_only[cand[no_geom]] = True
     box_only &= cross
