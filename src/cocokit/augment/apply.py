@@ -233,33 +233,6 @@ def _transform_keypoints(kp: Any, m: np.ndarray, width: int, height: int,
     return values, int(np.count_nonzero(out[:, 2] > 0))
 
 
-def _clip_rings(polys: Polygons, window: np.ndarray) -> tuple[Polygons, np.ndarray]:
-    """Clip every ring on its own, regroup by annotation; areas of the union.
-
-    pycocotools rasterizes the rings of an annotation one by one and unions the masks,
-    so overlapping rings may enclose a hole. Clipping ring by ring keeps that meaning
-    (union and clipping commute); clipping the union would fill such holes, since COCO
-    rings cannot hold one.
-    """
-    n_rings = len(polys.ring_offsets) - 1
-    per_ring = Polygons(polys.coords, polys.ring_offsets, np.arange(n_rings + 1, dtype=np.int64))
-    cut, ring_area = clip_polygons(per_ring, np.arange(n_rings), window)
-    # annotation i owns rings offsets[i]:offsets[i+1] of polys, hence entries of cut
-    counts = np.diff(cut.offsets)
-    ring_owner = np.repeat(np.arange(len(polys)), np.diff(polys.offsets))
-    per_ann = np.bincount(ring_owner, weights=counts, minlength=len(polys)).astype(np.int64)
-    offsets = np.zeros(len(polys) + 1, np.int64)
-    np.cumsum(per_ann, out=offsets[1:])
-    out = Polygons(cut.coords, cut.ring_offsets, offsets)
-    area = np.zeros(len(polys))
-    single = np.diff(polys.offsets) == 1
-    area[single] = ring_area[polys.offsets[:-1][single]]
-    multi = np.flatnonzero(np.diff(polys.offsets) > 1)
-    if len(multi):
-        area[multi] = polygon_areas(out, multi)
-    return out, area
-
-
 def transform_annotations(
     columns: AnnotationColumns,
     matrix: np.ndarray,
@@ -304,7 +277,7 @@ def transform_annotations(
         moved = Polygons(apply_matrix(polys.coords, m), polys.ring_offsets, polys.offsets)
         # the unclipped area is only needed for the visibility rule
         full_area = polygon_areas(moved) if min_visibility > 0 else np.ones(len(prow))
-        clipped, kept_area = _clip_rings(moved, window)
+        clipped, kept_area = clip_polygons(moved, np.arange(len(moved)), window)
         boxes = polygon_bboxes(clipped)
         for j, r in enumerate(prow.tolist()):
             if not has_rings[j]:
