@@ -134,3 +134,17 @@ def test_real_lvis_polygon_same_rule_on_three_paths() -> None:
     # and it is the cropped original, up to pixels on the cut line
     differ = int((masks["slicing"] != expected).sum())
     assert differ <= h, f"{differ} pixels differ from the cropped pycocotools mask"
+
+
+@pytest.mark.parametrize(("rings", "union", "sums"), [
+    ([[0, 0, 4, 0, 4, 4, 0, 4], [10, 0, 12, 0, 12, 2, 10, 2]], 20.0, 20.0),  # apart
+    (NESTED, 400.0, 500.0),  # the inner square is inside the outer one: counted once
+    (FRAME, 300.0, 400.0),  # the two C shapes overlap in two 4x5 blocks
+])
+def test_polygon_areas_union_and_sums(rings: Rings, union: float, sums: float) -> None:
+    from cocokit.clipping import polygon_areas
+    from cocokit.geometry import Polygons
+
+    polys = Polygons.from_rings([[np.array(r, float) for r in rings]])
+    assert polygon_areas(polys)[0] == pytest.approx(union)
+    assert polygon_areas(polys, union=False)[0] == pytest.approx(sums)
