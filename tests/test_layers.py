@@ -142,12 +142,32 @@ def test_the_package_is_parsed() -> None:
     assert any(i.source == "cocokit.io.coco" and i.target == "cocokit.dataset" for i in IMPORTS)
 
 
-def test_imports_point_down() -> None:
+def upward(imports: list[Import]) -> list[str]:
     bad = []
-    for imp in IMPORTS:
+    for imp in imports:
         src, dst = floor_of(imp.source), floor_of(imp.target)
         if src is not None and dst is not None and dst > src:
             bad.append(f"{imp}  (floor {FLOORS[dst][0]} above {FLOORS[src][0]})")
+    return bad
+
+
+def private(imports: list[Import]) -> list[str]:
+    bad = []
+    for imp in imports:
+        if imp.name and imp.name.startswith("_") and imp.target != imp.source:
+            bad.append(f"{imp}  (a private name of another file)")
+        parts = imp.target.split(".")
+        for k, part in enumerate(parts):
+            if part.startswith("_") and not part.startswith("__"):
+                package = ".".join(parts[:k])
+                if imp.source != package and not imp.source.startswith(package + "."):
+                    bad.append(f"{imp}  (a private module of another package)")
+                break
+    return bad
+
+
+def test_imports_point_down() -> None:
+    bad = upward(IMPORTS)
     assert not bad, _report("imports pointing up a floor", bad)
 
 
@@ -202,17 +222,7 @@ def test_no_import_circle() -> None:
 
 
 def test_no_private_names_across_files() -> None:
-    bad = []
-    for imp in IMPORTS:
-        if imp.name and imp.name.startswith("_") and imp.target != imp.source:
-            bad.append(f"{imp}  (a private name of another file)")
-        parts = imp.target.split(".")
-        for k, part in enumerate(parts):
-            if part.startswith("_") and not part.startswith("__"):
-                package = ".".join(parts[:k])
-                if imp.source != package and not imp.source.startswith(package + "."):
-                    bad.append(f"{imp}  (a private module of another package)")
-                break
+    bad = private(IMPORTS)
     assert not bad, _report("private names imported across files", bad)
 
 
@@ -243,3 +253,14 @@ def test_the_parser_sees_what_the_rules_refuse() -> None:
     assert [(i.line, i.target, i.name) for i in found] == [
         (5, "cocokit.io.coco", None), (6, "cocokit.dataset", "_frozen"), (7, "cocokit.stats", None)]
     assert str(found[0]) == "cocokit/geometry.py:5 -> cocokit.io.coco"
+    # and the rules refuse them, naming file and line
+    assert upward(found) == [
+        "cocokit/geometry.py:5 -> cocokit.io.coco  (floor io above core)",
+        "cocokit/geometry.py:7 -> cocokit.stats  (floor operations above core)"]
+    assert private(found) == [
+        "cocokit/geometry.py:6 -> cocokit.dataset:_frozen  (a private name of another file)"]
+    cli = imports_of("cocokit.io.files", PACKAGE / "io" / "files.py",
+                     "from ..cli import _app\n")
+    assert private(cli) == [
+        "cocokit/io/files.py:1 -> cocokit.cli._app  (a private module of another package)"]
+    assert _cycles({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}) == [["a", "b", "c"]]

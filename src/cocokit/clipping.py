@@ -34,14 +34,14 @@ Slicing, the clip transform and augmentation all clip through this module.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
 import shapely
 
 from .dataset import ranges
-from .geometry import Polygons, mask_api, polygon_bboxes
+from .geometry import Polygons, encoded_rle, mask_api, polygon_bboxes
 
 __all__ = [
     "clip_boxes",
@@ -307,26 +307,14 @@ def _clip_each(
 
 
 
-def _encoded(rle: dict[str, Any]) -> dict[str, Any]:
-    """A pycocotools RLE object (compressed counts, bytes) for an RLE dict."""
-    mask_utils = mask_api()
-    h, w = (int(v) for v in rle["size"])
-    counts = rle["counts"]
-    if isinstance(counts, list):
-        return mask_utils.frPyObjects({"size": [h, w], "counts": counts}, h, w)
-    if isinstance(counts, str):
-        counts = counts.encode("ascii")
-    return {"size": [h, w], "counts": counts}
-
-
-def rle_area(rle: dict[str, Any]) -> float:
+def rle_area(rle: Mapping[str, Any]) -> float:
     """Pixel count of an RLE mask (``counts`` a list, str or bytes)."""
-    return float(mask_api().area(_encoded(rle)))
+    return float(mask_api().area(encoded_rle(rle)))
 
 
-def rle_bbox(rle: dict[str, Any]) -> np.ndarray:
+def rle_bbox(rle: Mapping[str, Any]) -> np.ndarray:
     """Tight xywh box (float64) of the pixels of an RLE mask (zeros when it is empty)."""
-    return np.asarray(mask_api().toBbox(_encoded(rle)), np.float64)
+    return np.asarray(mask_api().toBbox(encoded_rle(rle)), np.float64)
 
 
 def _int_window(window: Sequence[float] | np.ndarray, h: int, w: int) -> tuple[int, int, int, int]:
@@ -346,7 +334,7 @@ def crop_rle_many(
     ``counts`` a compressed str), shifted to the window's origin.
     """
     mask_utils = mask_api()
-    enc = _encoded(rle)
+    enc = encoded_rle(rle)
     mask = mask_utils.decode(enc)  # (h, w) uint8, Fortran order
     h, w = mask.shape
     out: list[dict[str, Any]] = []

@@ -24,7 +24,7 @@ import dataclasses
 import enum
 import itertools
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import msgspec
@@ -34,6 +34,7 @@ __all__ = [
     "RLE_KINDS",
     "Polygons",
     "SegmentationKind",
+    "encoded_rle",
     "parse_polygons",
     "polygon_bboxes",
     "segmentation_areas",
@@ -228,20 +229,26 @@ def mask_api() -> Any:
     return mask_utils
 
 
+def encoded_rle(rle: Mapping[str, Any]) -> dict[str, Any]:
+    """The pycocotools RLE object (``counts`` compressed bytes) of an RLE dict whose
+    ``counts`` is a list (uncompressed), a string or bytes; what ``mask.area``,
+    ``toBbox``, ``decode`` and ``merge`` take."""
+    h, w = (int(v) for v in rle["size"])
+    counts = rle["counts"]
+    if isinstance(counts, list):
+        out: dict[str, Any] = mask_api().frPyObjects({"size": [h, w], "counts": counts}, h, w)
+        return out
+    return {"size": [h, w], "counts": counts.encode("ascii") if isinstance(counts, str)
+            else counts}
+
+
 def _rle_for(seg: Any, height: int, width: int) -> Any:
     """pycocotools RLE object(s) for a segmentation value (polygon list or RLE dict)."""
     mask_utils = mask_api()
     if isinstance(seg, msgspec.Raw):
         seg = msgspec.json.decode(seg)
     if isinstance(seg, dict):
-        counts = seg["counts"]
-        h, w = (int(v) for v in seg["size"])
-        if isinstance(counts, list):
-            return mask_utils.frPyObjects(seg, h, w)
-        return {
-            "size": [h, w],
-            "counts": counts.encode("ascii") if isinstance(counts, str) else counts,
-        }
+        return encoded_rle(seg)
     rings = [list(map(float, r)) for r in seg if len(r) >= 6]
     if not rings:
         return None

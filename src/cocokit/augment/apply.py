@@ -66,6 +66,7 @@ from ..errors import BadImagesError, CocoKitError, InputError, OptionError
 from ..geometry import (
     RLE_KINDS,
     Polygons,
+    encoded_rle,
     mask_api,
     parse_polygons,
     polygon_bboxes,
@@ -144,16 +145,6 @@ class TransformedAnnotations:
         return len(self.keep)
 
 
-def _encoded_rle(rle: Mapping[str, Any]) -> dict[str, Any]:
-    mask_utils = mask_api()
-    h, w = (int(v) for v in rle["size"])
-    counts = rle["counts"]
-    if isinstance(counts, list):
-        out: dict[str, Any] = mask_utils.frPyObjects({"size": [h, w], "counts": counts}, h, w)
-        return out
-    return {"size": [h, w], "counts": counts.encode("ascii") if isinstance(counts, str) else counts}
-
-
 def _uncompressed_counts(mask: np.ndarray) -> list[int]:
     """COCO's uncompressed RLE counts of a mask (column-major, starting with zeros)."""
     flat = np.asarray(mask, np.uint8).ravel(order="F")
@@ -178,7 +169,7 @@ def _warp_rle(seg: Any, m: np.ndarray, width: int, height: int
     mask_utils = mask_api()
     d = plain(seg)
     as_list = isinstance(d.get("counts"), list)
-    enc = _encoded_rle(d)
+    enc = encoded_rle(d)
     mask = mask_utils.decode(enc)
     sx, sy, sw, sh = (round(float(v)) for v in mask_utils.toBbox(enc))
     src_area = int(mask_utils.area(enc))

@@ -32,7 +32,7 @@ from typing import Any, Literal, SupportsIndex, TypeVar, overload
 import msgspec
 import numpy as np
 
-from ..clipping import polygon_areas, rle_area
+from ..clipping import polygon_areas, rle_area, rle_bbox
 from ..dataset import (
     Annotations,
     Categories,
@@ -139,20 +139,6 @@ def _box_value(bbox: Any) -> np.ndarray:
     return arr
 
 
-def _rle_bbox(rle: Mapping[str, Any]) -> np.ndarray:
-    """The xywh box of an RLE mask (``counts`` a list, str or bytes)."""
-    from pycocotools import mask as mask_utils
-
-    h, w = (int(v) for v in rle["size"])
-    counts = rle["counts"]
-    if isinstance(counts, list):
-        enc = mask_utils.frPyObjects({"size": [h, w], "counts": counts}, h, w)
-    else:
-        enc = {"size": [h, w], "counts": counts.encode("ascii") if isinstance(counts, str)
-               else counts}
-    return np.asarray(mask_utils.toBbox(enc), np.float64)
-
-
 def _geometry_of(seg: Any, box: np.ndarray | None) -> tuple[int, float, np.ndarray | None]:
     """(kind, area, box) of one segmentation value: kind 0 box, 1 polygon, 2 RLE.
 
@@ -162,7 +148,7 @@ def _geometry_of(seg: Any, box: np.ndarray | None) -> tuple[int, float, np.ndarr
     """
     if isinstance(seg, Mapping):
         try:
-            return 2, rle_area(dict(seg)), _rle_bbox(seg)
+            return 2, rle_area(dict(seg)), rle_bbox(seg)
         except (KeyError, TypeError, ValueError) as e:
             raise InputError(None, "segmentation", f"unreadable RLE: {e}") from None
     if isinstance(seg, list) and any(len(r) >= 6 for r in seg):
@@ -211,7 +197,7 @@ def table_geometry(anns: Annotations, file: str | None = None
         try:
             area[i] = rle_area(rle)
             if np.isnan(box[i, 0]):
-                box[i] = _rle_bbox(rle)
+                box[i] = rle_bbox(rle)
         except (KeyError, TypeError, ValueError) as e:
             raise InputError(file, f"annotation {int(anns.id[i])}.segmentation",
                              f"unreadable RLE: {e}") from None
