@@ -37,10 +37,11 @@ CASES = {
     "cocokit load": "import cocokit,sys\ncocokit.load(sys.argv[1])\n",
     "cocokit load + save (ids kept)": (
         "import cocokit,sys\n"
-        "cocokit.load(sys.argv[1]).save(sys.argv[2], image_ids='keep', annotation_ids='keep')\n"
+        "cocokit.save(cocokit.load(sys.argv[1]), sys.argv[2],\n"
+        "             image_ids='keep', annotation_ids='keep')\n"
     ),
     "cocokit load + save (ids auto)": (
-        "import cocokit,sys\ncocokit.load(sys.argv[1]).save(sys.argv[2])\n"
+        "import cocokit,sys\ncocokit.save(cocokit.load(sys.argv[1]), sys.argv[2])\n"
     ),
 }
 PYCOCOTOOLS = (

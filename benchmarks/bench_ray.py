@@ -57,7 +57,7 @@ if __name__ == "__main__":
         tiled, summary = slice_dataset(ds, src / "images", out / str(k), size=512,
                                        overlap=0.2, workers=2, engine=engine)
         times.append(time.perf_counter() - t)
-    tiled.save(out / "0" / "tiles.json")
+    cocokit.save(tiled, out / "0" / "tiles.json")
     print(json.dumps({"calls": times, "tiles": summary.tiles}))
 """
 

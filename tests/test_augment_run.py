@@ -358,7 +358,7 @@ def test_ignore_negative_samples(real_data: Path, tmp_path: Path) -> None:
 def test_a_missing_image_is_named_once_all_are_done(real_data: Path, tmp_path: Path,
                                                     workers: int) -> None:
     ds, images = tiny(real_data)
-    doc = ds.to_dict(image_ids="keep", annotation_ids="keep")
+    doc = cocokit.to_dict(ds, image_ids="keep", annotation_ids="keep")
     doc["images"][2]["file_name"] = "gone.jpg"
     with pytest.raises(BadImagesError) as info:
         augment(cocokit.load(doc), PIPE, images, tmp_path / "out", workers=workers)
@@ -494,7 +494,7 @@ def test_unusable_output_folders(real_data: Path, tmp_path: Path) -> None:
 
 def test_image_size_mismatch_is_an_input_error(real_data: Path, tmp_path: Path) -> None:
     ds, images = tiny(real_data)
-    doc = ds.to_dict(image_ids="keep", annotation_ids="keep")
+    doc = cocokit.to_dict(ds, image_ids="keep", annotation_ids="keep")
     doc["images"][0]["width"] += 10
     with pytest.raises(InputError, match="record says"):
         augment(cocokit.load(doc), PIPE, images, tmp_path / "out")
@@ -506,7 +506,7 @@ def test_image_size_mismatch_is_an_input_error(real_data: Path, tmp_path: Path) 
 def nested(real_data: Path, folder: Path, fs: Any, root: str) -> cocokit.Dataset:
     """tiny, with half its images in a sub-folder: laid out in ``folder`` and in memory."""
     ds, images = tiny(real_data)
-    doc = ds.to_dict(image_ids="keep", annotation_ids="keep")
+    doc = cocokit.to_dict(ds, image_ids="keep", annotation_ids="keep")
     for k, rec in enumerate(doc["images"]):
         name = rec["file_name"]
         rec["file_name"] = f"sub/{name}" if k % 2 else name
@@ -528,7 +528,7 @@ def test_memory_urls_give_the_same_bytes_as_local_paths(
     # with two workers, memory:// is read and written here and the bytes travel
     mem, mem_summary = augment(ds, pipe, f"memory://{root}/in", f"memory://{root}/out",
                                copies=2, seed=5, workers=workers)
-    assert mem.to_json() == local.to_json()
+    assert cocokit.to_json(mem) == cocokit.to_json(local)
     assert dataclasses.replace(mem_summary, seconds=0, output="") == dataclasses.replace(
         local_summary, seconds=0, output="")
     assert mem_summary.augmented_images == 12 and mem_summary.output == f"memory://{root}/out"

@@ -88,13 +88,14 @@ def test_clip_polygon_keeps_float_coordinates() -> None:
     assert out == [[5.0, 0.5, 5.0, 9.125, 10.75, 9.125, 10.75, 0.5]]
 
 
-def test_clip_polygon_overlapping_parts_are_unioned() -> None:
+def test_clip_polygon_overlapping_parts_count_once_and_stay_parts() -> None:
     two = [[0, 0, 10, 0, 10, 10, 0, 10], [5, 0, 15, 0, 15, 10, 5, 10]]
     out, area = clip_one(two, [2, -1, 20, 11])
     assert area == pytest.approx(130.0)  # union 15x10 minus the 2x10 cut off
-    # one ring around the union; the parts' corners stay as collinear vertices
-    assert out == [[2.0, 0.0, 2.0, 10.0, 5.0, 10.0, 10.0, 10.0, 15.0, 10.0, 15.0, 0.0,
-                    10.0, 0.0, 5.0, 0.0]]
+    # clipped ring by ring (the rule of cocokit.clipping): the cut part, then the part
+    # inside the window as it was; pycocotools unites them into the same mask
+    assert out == [[2.0, 0.0, 2.0, 10.0, 10.0, 10.0, 10.0, 0.0],
+                   [5.0, 0.0, 15.0, 0.0, 15.0, 10.0, 5.0, 10.0]]
     assert polygon_areas(polys_of(two))[0] == pytest.approx(150.0)
 
 

@@ -128,7 +128,7 @@ def test_builder_accepts_numpy_and_python_numbers() -> None:
     assert recs[2]["segmentation"] == {"size": [480, 640], "counts": "PPYo0"}
     assert recs[2]["iscrowd"] == 1
     assert recs[3]["num_keypoints"] == 1
-    out = ds.to_dict()
+    out = cocokit.to_dict(ds)
     assert [a["image_id"] for a in out["annotations"]] == [1, 1, 1, 1]
     with pytest.raises(KeyError):
         b.add_annotation(iid, "nope", bbox=[0, 0, 1, 1])
@@ -190,8 +190,7 @@ def test_export_keeps_integrity(
         expected.append((f"{image_ids.index(img_id)}.jpg", cats[cat], x))
     ds = b.build()
     for policy in ("auto", "keep"):
-        out = ds.to_dict(
-            image_ids=policy,
+        out = cocokit.to_dict(ds, image_ids=policy,
             annotation_ids=policy,  # type: ignore[arg-type]
             ignore_negative_samples=drop_negatives,
         )

@@ -46,12 +46,12 @@ def test_round_trip_keep_ids_is_lossless(path: Path, tmp_path: Path) -> None:
     ds = cocokit.load(path)
     out = tmp_path / "out.json"
     ann_policy = "keep" if ids_unique(doc, "annotations") else "auto"
-    ds.save(out, image_ids="keep", annotation_ids=ann_policy)
+    cocokit.save(ds, out, image_ids="keep", annotation_ids=ann_policy)
     back = msgspec.json.decode(out.read_bytes())
     if ann_policy == "auto":
         # TACO repeats two annotation ids: keep must refuse, auto renumbers and keeps the rest
         with pytest.raises(IntegrityError, match="duplicate annotation id"):
-            ds.save(tmp_path / "refused.json", image_ids="keep", annotation_ids="keep")
+            cocokit.save(ds, tmp_path / "refused.json", image_ids="keep", annotation_ids="keep")
         assert not (tmp_path / "refused.json").exists()
         for a in doc["annotations"]:
             a.pop("id")
@@ -63,7 +63,7 @@ def test_round_trip_keep_ids_is_lossless(path: Path, tmp_path: Path) -> None:
 def test_taco_has_duplicate_annotation_ids_refused_by_keep(tmp_path: Path) -> None:
     ds = cocokit.load(real_path("taco", "annotations.json"))
     with pytest.raises(IntegrityError) as e:
-        ds.save(tmp_path / "x.json", annotation_ids="keep")
+        cocokit.save(ds, tmp_path / "x.json", annotation_ids="keep")
     assert "annotations[309].id: duplicate annotation id 309 (first at annotations[308])" in str(
         e.value
     )
@@ -74,7 +74,7 @@ def test_taco_has_duplicate_annotation_ids_refused_by_keep(tmp_path: Path) -> No
 @pytest.mark.parametrize("path", REAL_FILES, ids=lambda p: str(p.relative_to(REAL)))
 def test_auto_ids_renumber_and_keep_references(path: Path) -> None:
     doc = msgspec.json.decode(path.read_bytes())
-    out = cocokit.load(path).to_dict()
+    out = cocokit.to_dict(cocokit.load(path))
     assert [im["id"] for im in out["images"]] == list(range(1, len(doc["images"]) + 1))
     assert [a["id"] for a in out["annotations"]] == list(range(1, len(doc["annotations"]) + 1))
     assert out["categories"] == doc["categories"]
@@ -92,7 +92,7 @@ def test_pycocotools_loads_every_export(path: Path, tmp_path: Path) -> None:
     from pycocotools.coco import COCO
 
     out = tmp_path / "out.json"
-    cocokit.load(path).save(out)
+    cocokit.save(cocokit.load(path), out)
     with contextlib.redirect_stdout(io.StringIO()):
         coco = COCO(str(out))
     doc = msgspec.json.decode(path.read_bytes())
@@ -125,7 +125,7 @@ def test_cocoeval_same_stats_after_reexport(iou_type: str, results: str, tmp_pat
     gt = real_path("cocoapi-val2014-100", "instances_val2014_100.json")
     res = real_path("cocoapi-val2014-100", results)
     out = tmp_path / "gt.json"
-    cocokit.load(gt).save(out, image_ids="keep", annotation_ids="keep")
+    cocokit.save(cocokit.load(gt), out, image_ids="keep", annotation_ids="keep")
     before = _eval_stats(gt, res, iou_type)
     after = _eval_stats(out, res, iou_type)
     assert before[0] > 0  # the fake results do score: the comparison is not vacuous
@@ -150,7 +150,7 @@ def small() -> cocokit.Dataset:
 
 
 def test_auto_ids_follow_images_and_categories_pass_through() -> None:
-    out = small().to_dict()
+    out = cocokit.to_dict(small())
     assert [im["id"] for im in out["images"]] == [1, 2, 3]
     assert [im["file_name"] for im in out["images"]] == ["a.jpg", "empty.jpg", "b.jpg"]
     assert [a["id"] for a in out["annotations"]] == [1, 2, 3]
@@ -163,7 +163,7 @@ def test_auto_ids_follow_images_and_categories_pass_through() -> None:
 
 
 def test_keep_ids() -> None:
-    out = small().to_dict(image_ids="keep", annotation_ids="keep")
+    out = cocokit.to_dict(small(), image_ids="keep", annotation_ids="keep")
     assert [im["id"] for im in out["images"]] == [40, 10, 20]
     assert [a["id"] for a in out["annotations"]] == [100, 5, 6]
     assert [a["image_id"] for a in out["annotations"]] == [40, 20, 40]
@@ -171,15 +171,15 @@ def test_keep_ids() -> None:
 
 def test_ignore_negative_samples() -> None:
     ds = small()
-    kept = ds.to_dict()
-    dropped = ds.to_dict(ignore_negative_samples=True)
+    kept = cocokit.to_dict(ds)
+    dropped = cocokit.to_dict(ds, ignore_negative_samples=True)
     assert len(kept["images"]) == 3
     assert [im["file_name"] for im in dropped["images"]] == ["a.jpg", "b.jpg"]
     assert [a["image_id"] for a in dropped["annotations"]] == [1, 2, 1]
 
 
 def test_numpy_values_are_plain_json_numbers() -> None:
-    text = small().to_json()
+    text = cocokit.to_json(small())
     doc = json.loads(text)
     assert doc["annotations"][2]["score"] == 0.5
     assert doc["annotations"][2]["bbox"] == [0.2, 0.1, 3.0, 4.0]
@@ -189,7 +189,7 @@ def test_numpy_values_are_plain_json_numbers() -> None:
 def test_missing_bbox_and_area_computed_like_pycocotools() -> None:
     from pycocotools import mask as mask_utils
 
-    out = small().to_dict()
+    out = cocokit.to_dict(small())
     poly = out["annotations"][1]
     assert poly["bbox"] == [10.0, 10.0, 20.0, 30.0]
     rle = mask_utils.merge(mask_utils.frPyObjects(poly["segmentation"], 80, 100))
@@ -207,19 +207,19 @@ def test_floats_are_not_rounded() -> None:
         bbox=[0.1 + 0.2, 1e-7, 2.0000000000000004, 3.3333333333333335],
         area=1234.5678901234567,
     )
-    a = b.build().to_dict()["annotations"][0]
+    a = cocokit.to_dict(b.build())["annotations"][0]
     assert a["bbox"] == [0.1 + 0.2, 1e-7, 2.0000000000000004, 3.3333333333333335]
     assert a["area"] == 1234.5678901234567
 
 
 def test_dangling_references_refused_and_nothing_written(tmp_path: Path) -> None:
-    doc = small().to_dict(image_ids="keep", annotation_ids="keep")
+    doc = cocokit.to_dict(small(), image_ids="keep", annotation_ids="keep")
     doc["annotations"][0]["image_id"] = 999
     doc["annotations"][1]["category_id"] = 55
     ds = cocokit.load(doc)
     out = tmp_path / "out.json"
     with pytest.raises(IntegrityError) as e:
-        ds.save(out)
+        cocokit.save(ds, out)
     msg = str(e.value)
     assert "annotations[0].image_id: image id 999 names no image" in msg
     assert "annotations[1].category_id: category id 55 is not in categories" in msg
@@ -228,37 +228,37 @@ def test_dangling_references_refused_and_nothing_written(tmp_path: Path) -> None
 
 
 def test_integrity_error_lists_first_20_and_count() -> None:
-    doc = small().to_dict(image_ids="keep", annotation_ids="keep")
+    doc = cocokit.to_dict(small(), image_ids="keep", annotation_ids="keep")
     doc["annotations"] = [dict(doc["annotations"][0], id=i, image_id=1000 + i) for i in range(25)]
     with pytest.raises(IntegrityError) as e:
-        cocokit.load(doc).to_json()
+        cocokit.to_json(cocokit.load(doc))
     assert len(e.value.problems) == 25
     assert "... and 5 more" in str(e.value)
     assert "image id 1019" in str(e.value) and "image id 1020" not in str(e.value)
 
 
 def test_keep_image_ids_refuses_duplicates_naming_them() -> None:
-    doc = small().to_dict(image_ids="keep", annotation_ids="keep")
+    doc = cocokit.to_dict(small(), image_ids="keep", annotation_ids="keep")
     doc["images"][1]["id"] = 40
     ds = cocokit.load(doc)
     with pytest.raises(
         IntegrityError, match=r"images\[1\]\.id: duplicate image id 40 \(first at images\[0\]\)"
     ):
-        ds.to_json(image_ids="keep")
+        cocokit.to_json(ds, image_ids="keep")
 
 
 def test_bad_policy_is_an_option_error() -> None:
     with pytest.raises(OptionError, match="image_ids"):
-        small().to_json(image_ids="manual")  # type: ignore[arg-type]
+        cocokit.to_json(small(), image_ids="manual")  # type: ignore[arg-type]
 
 
 def test_failed_write_leaves_existing_file_untouched(tmp_path: Path) -> None:
     out = tmp_path / "out.json"
     out.write_text("precious")
-    doc = small().to_dict()
+    doc = cocokit.to_dict(small())
     doc["annotations"][0]["image_id"] = 999
     with pytest.raises(IntegrityError):
-        cocokit.load(doc).save(out)
+        cocokit.save(cocokit.load(doc), out)
     assert out.read_text() == "precious"
     assert [p.name for p in tmp_path.iterdir()] == ["out.json"]
 
@@ -278,7 +278,7 @@ def test_error_during_write_removes_temp_file(tmp_path: Path) -> None:
     extra[0] = {"weird": object()}
     bad = ds.replace(annotations=ds.annotations.replace(extra=extra))
     with pytest.raises(TypeError, match="cannot write a value of type object"):
-        bad.save(out)
+        cocokit.save(bad, out)
     assert out.read_text() == "precious"
     assert [p.name for p in tmp_path.iterdir()] == ["out.json"]
 
@@ -287,14 +287,14 @@ def test_writing_over_the_input_is_safe(tmp_path: Path) -> None:
     src = tmp_path / "data.json"
     src.write_bytes((DATA / "tiny_coco_val2017.json").read_bytes())
     before = msgspec.json.decode(src.read_bytes())
-    cocokit.load(src).save(src, image_ids="keep", annotation_ids="keep")
+    cocokit.save(cocokit.load(src), src, image_ids="keep", annotation_ids="keep")
     assert msgspec.json.decode(src.read_bytes()) == before
 
 
 def test_indent_output_parses_equal(tmp_path: Path) -> None:
     ds = cocokit.load(DATA / "tiny_coco_val2017.json")
     out = tmp_path / "pretty.json"
-    ds.save(out, indent=2, image_ids="keep", annotation_ids="keep")
+    cocokit.save(ds, out, indent=2, image_ids="keep", annotation_ids="keep")
     text = out.read_text()
     assert text.startswith("{\n  ")
     assert json.loads(text) == json.loads((DATA / "tiny_coco_val2017.json").read_text())
@@ -302,7 +302,7 @@ def test_indent_output_parses_equal(tmp_path: Path) -> None:
 
 def test_output_folder_must_exist(tmp_path: Path) -> None:
     with pytest.raises(InputError, match="does not exist"):
-        small().save(tmp_path / "nope" / "out.json")
+        cocokit.save(small(), tmp_path / "nope" / "out.json")
 
 
 # -- reading: errors name the file and the place ---------------------------------------
@@ -401,7 +401,7 @@ def test_unknown_keys_everywhere_survive(tmp_path: Path) -> None:
         "licenses": [],
     }
     ds = cocokit.load(doc)
-    out = ds.to_dict(image_ids="keep", annotation_ids="keep")
+    out = cocokit.to_dict(ds, image_ids="keep", annotation_ids="keep")
     assert out == doc
     assert list(out) == list(doc)
     assert ds.annotations[0]["attrs"] == {"a": 1}
@@ -431,15 +431,15 @@ def test_compressed_and_uncompressed_rle_pass_through() -> None:
     }
     ds = cocokit.load(doc)
     assert ds.annotations.segmentation_kind.tolist() == [2, 3]
-    out = ds.to_dict(image_ids="keep", annotation_ids="keep")
+    out = cocokit.to_dict(ds, image_ids="keep", annotation_ids="keep")
     for a in out["annotations"]:
         a.pop("area"), a.pop("bbox")
     assert out == doc
-    computed = ds.to_dict()["annotations"]
+    computed = cocokit.to_dict(ds)["annotations"]
     assert computed[0]["area"] == 5.0  # pixels of the mask, as pycocotools counts them
 
 
 def test_lvis_annotations_without_iscrowd_stay_without() -> None:
     ds = cocokit.load(real_path("lvis-val100", "lvis_val_100.json"))
     assert (ds.annotations.iscrowd == -1).all()
-    assert "iscrowd" not in ds.to_dict()["annotations"][0]
+    assert "iscrowd" not in cocokit.to_dict(ds)["annotations"][0]

@@ -401,8 +401,8 @@ def check_sliced(src: cocokit.Dataset, out: cocokit.Dataset, out_dir: Path, json
         w, h = int(src.images.width[i]), int(src.images.height[i])
         assert per_source[src.images.id[i]] == n_axis(w, size, overlap) * n_axis(h, size, overlap)
     # the file validates, loads in pycocotools, and its tiles exist with the recorded size
-    out.save(json_path, image_ids="keep", annotation_ids="keep")
-    report = cocokit.load(json_path).validate()
+    cocokit.save(out, json_path, image_ids="keep", annotation_ids="keep")
+    report = cocokit.validate(cocokit.load(json_path))
     assert not report.errors, report.errors[:3]
     with contextlib.redirect_stdout(io.StringIO()):
         coco = COCO(str(json_path))
@@ -672,7 +672,7 @@ def test_same_output_whatever_the_number_of_workers(real_data: Path, tmp_path: P
     for workers in (1, 2, 3):
         out_dir = tmp_path / f"w{workers}"
         out, _ = slice_dataset(src, folder, out_dir, size=200, overlap=0.1, workers=workers)
-        docs.append(out.to_json(image_ids="keep", annotation_ids="keep"))
+        docs.append(cocokit.to_json(out, image_ids="keep", annotation_ids="keep"))
         digests.append({p.name: hashlib.sha256(p.read_bytes()).hexdigest()
                         for p in sorted(out_dir.iterdir())})
     assert docs[0] == docs[1] == docs[2]
@@ -699,9 +699,9 @@ def test_input_is_not_changed_and_top_level_keys_are_kept(real_data: Path,
                                                            tmp_path: Path) -> None:
     src = cocokit.load(real(real_data, *SAHI, "terrain2_coco.json"))
     src = src.replace(extra={"info": {"description": "x"}, "licenses": [{"id": 1}]})
-    before = src.to_json(image_ids="keep", annotation_ids="keep")
+    before = cocokit.to_json(src, image_ids="keep", annotation_ids="keep")
     out, _ = slice_dataset(src, real(real_data, *SAHI), tmp_path, size=400, workers=1)
-    assert src.to_json(image_ids="keep", annotation_ids="keep") == before
+    assert cocokit.to_json(src, image_ids="keep", annotation_ids="keep") == before
     assert out.extra == src.extra and out.categories.records == src.categories.records
 
 
@@ -763,7 +763,7 @@ def test_cli_in_process(real_data: Path, tmp_path: Path) -> None:
     ds, _ = slice_dataset(cocokit.load(src), src.parent, tmp_path / "lib", size=(300, 200),
                           overlap=(0.1, 0.2), format="png", keep_empty=False,
                           min_area_ratio=0.2, workers=1)
-    assert msgspec.json.decode(ds.to_json(image_ids="keep", annotation_ids="keep")) == doc
+    assert msgspec.json.decode(cocokit.to_json(ds, image_ids="keep", annotation_ids="keep")) == doc
 
 
 @pytest.mark.parametrize(
@@ -785,7 +785,7 @@ def test_cli_bad_image_is_named_and_exits_1(tmp_path: Path,
                                            capsys: pytest.CaptureFixture[str]) -> None:
     from cocokit.cli import main
 
-    two_images(tmp_path).save(tmp_path / "in.json")
+    cocokit.save(two_images(tmp_path), tmp_path / "in.json")
     args = ["slice", str(tmp_path / "in.json"), "--images", str(tmp_path), "-o",
             str(tmp_path / "out"), "-q", "--workers", "1", "--size", "32"]
     assert main(args) == 1
@@ -814,7 +814,7 @@ def test_memory_urls_give_the_same_tiles_as_local_paths(
     mem, mem_summary = slice_dataset(ds, f"memory://{root}/in", f"memory://{root}/out",
                                      size=400, workers=workers)
     assert mem_summary == local_summary and mem_summary.tiles > 4
-    assert mem.to_json() == local.to_json()
+    assert cocokit.to_json(mem) == cocokit.to_json(local)
     written = {p.rsplit("/", 1)[1]: fs.cat_file(p) for p in fs.ls(f"{root}/out", detail=False)}
     assert written == {p.name: p.read_bytes() for p in (tmp_path / "local").iterdir()}
 
@@ -894,11 +894,11 @@ def test_slice_file_writes_the_bytes_of_the_in_memory_path(
 
     full = cocokit.load(real(real_data, "coco-mini", "annotations", "instances_val2017.json"))
     src = full.select_images(np.arange(5))
-    src.save(tmp_path / "in.json", image_ids="keep", annotation_ids="keep")
+    cocokit.save(src, tmp_path / "in.json", image_ids="keep", annotation_ids="keep")
     folder = real(real_data, "coco-mini", "val2017")
     ds, expected = slice_dataset(cocokit.load(tmp_path / "in.json"), folder, tmp_path / "mem",
                                  size=256, overlap=0.1, keep_empty=False, workers=2)
-    ds.save(tmp_path / "mem.json", image_ids="keep", annotation_ids="keep")
+    cocokit.save(ds, tmp_path / "mem.json", image_ids="keep", annotation_ids="keep")
     got = slice_file(tmp_path / "in.json", folder, tmp_path / "stream",
                      tmp_path / "stream.json", images_per_chunk=per_chunk, size=256,
                      overlap=0.1, keep_empty=False, workers=2)
@@ -917,7 +917,7 @@ def test_slice_file_reports_bad_images_of_every_chunk(tmp_path: Path) -> None:
     cat = b.add_category("thing")
     for name in ("gone.jpg", "ok.jpg", "junk.jpg"):
         b.add_annotation(b.add_image(name, width=50, height=30), cat, bbox=[1, 1, 9, 9])
-    b.build().save(tmp_path / "in.json")
+    cocokit.save(b.build(), tmp_path / "in.json")
     out = tmp_path / "out"
     with pytest.raises(BadImagesError) as e:
         slice_file(tmp_path / "in.json", tmp_path, out, images_per_chunk=1, size=32, workers=1)
@@ -938,7 +938,7 @@ def test_slice_file_refuses_colliding_tile_names_before_any_work(tmp_path: Path)
     b.add_image("a/x.jpg", width=20, height=20)
     b.add_image("b.jpg", width=20, height=20)
     b.add_image("a/x.png", width=20, height=20)  # the same tiles as a/x.jpg in jpg
-    b.build().save(tmp_path / "in.json")
+    cocokit.save(b.build(), tmp_path / "in.json")
     with pytest.raises(InputError, match=r"images\[2\]\.file_name: 'a/x\.png' gives the same "
                        r"tile names as images\[0\]"):
         slice_file(tmp_path / "in.json", tmp_path, tmp_path / "out", size=8)

@@ -15,8 +15,8 @@ import pytest
 
 import cocokit
 from cocokit import IntegrityError, JSONSyntaxError
-from cocokit.io.stream import open_stream, validate_stream, write_coco_stream
-from cocokit.validate import validate_file
+from cocokit.io.stream import open_stream, write_coco_stream
+from cocokit.validate import validate_file, validate_stream
 
 from .conftest import DATA, REAL, REPO
 from .test_io_coco import REAL_FILES, needs_real
@@ -54,8 +54,9 @@ def test_stream_matches_memory_byte_for_byte(path: Path, chunk: int, tmp_path: P
             annotation_ids=annotation_ids,
             ignore_negative_samples=negatives,
         )
-        expected = ds.to_json(
-            image_ids=image_ids, annotation_ids=annotation_ids, ignore_negative_samples=negatives
+        expected = cocokit.to_json(
+            ds, image_ids=image_ids, annotation_ids=annotation_ids,
+            ignore_negative_samples=negatives,
         )
         assert out.read_bytes() == expected
 
@@ -76,7 +77,8 @@ def test_unusual_key_order_and_whitespace(tmp_path: Path) -> None:
     assert len(stream.runs["annotations"]) > 5  # really read in many runs
     out = tmp_path / "out.json"
     write_coco_stream(stream, out, image_ids="keep", annotation_ids="keep")
-    assert out.read_bytes() == cocokit.load(src).to_json(image_ids="keep", annotation_ids="keep")
+    assert out.read_bytes() == cocokit.to_json(
+        cocokit.load(src), image_ids="keep", annotation_ids="keep")
     assert msgspec.json.decode(out.read_bytes()) == odd
     assert list(msgspec.json.decode(out.read_bytes())) == list(odd)
 
@@ -201,13 +203,13 @@ def test_streaming_export_under_a_memory_cap(big_file: Path, tmp_path: Path) -> 
     r2 = run_capped(["-c", "import sys, cocokit; cocokit.load(sys.argv[1])", str(big_file)])
     assert r2.returncode != 0 and "MemoryError" in r2.stderr
     # and the streamed output is what the in-memory path writes
-    expected = cocokit.load(big_file).to_json(image_ids="keep", annotation_ids="keep")
+    expected = cocokit.to_json(cocokit.load(big_file), image_ids="keep", annotation_ids="keep")
     assert out.read_bytes() == expected
 
 
 def test_streaming_validate_under_a_memory_cap(big_file: Path) -> None:
     code = (
-        "import sys; from cocokit.io.stream import validate_stream\n"
+        "import sys; from cocokit.validate import validate_stream\n"
         "r = validate_stream(sys.argv[1], chunk_bytes=1 << 20)\n"
         "print(len(r.errors))\n"
     )
@@ -306,4 +308,4 @@ def test_small_and_empty_documents_stream_like_memory(text: bytes, tmp_path: Pat
     src.write_bytes(text)
     out = tmp_path / "out.json"
     write_coco_stream(open_stream(src, chunk_bytes=16), out)
-    assert out.read_bytes() == cocokit.load(src).to_json()
+    assert out.read_bytes() == cocokit.to_json(cocokit.load(src))

@@ -41,7 +41,7 @@ def test_reindex_from_0_and_1_keeps_every_annotation_on_its_category(
         assert out.categories.id.tolist() == list(range(start, start + 80))
         assert out.categories.name.tolist() == mini.categories.name.tolist()
         assert names_of_annotations(out) == before
-        out.to_json(image_ids="keep", annotation_ids="keep")
+        cocokit.to_json(out, image_ids="keep", annotation_ids="keep")
     # COCO's ids have gaps (1..90): renumbering from 1 changes the ids after the first gap
     assert report.changed_annotations == int((mini.annotations.category_id > 11).sum())
     assert mini.categories.id.tolist()[-1] == 90  # the input is untouched
@@ -77,7 +77,7 @@ def test_rename_merge_drop_add(mini: cocokit.Dataset) -> None:
     assert report.added_categories == ("unicorn", "dragon")
     assert set(report.dropped_categories) == {"person", "toaster"}
     assert report.dropped_annotations == {"category dropped": counts["person"] + counts["toaster"]}
-    out.to_json(image_ids="keep", annotation_ids="keep")
+    cocokit.to_json(out, image_ids="keep", annotation_ids="keep")
 
 
 def test_rename_swap_and_clash(mini: cocokit.Dataset) -> None:

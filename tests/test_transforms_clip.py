@@ -33,7 +33,7 @@ def one_image(*annotations: dict[str, Any], width: int = 100, height: int = 50
     img = b.add_image("a.jpg", width=width, height=height)
     for a in annotations:
         b.add_annotation(img, c, **a)
-    return cocokit.load(b.build().to_json())  # as read from a file: raw JSON segmentations
+    return cocokit.load(cocokit.to_json(b.build()))  # as read from a file: raw JSON segmentations
 
 
 @pytest.mark.parametrize(("ann", "expected"), [
@@ -116,13 +116,13 @@ def test_real_polygons_moved_over_the_edge() -> None:
                              for r in a["segmentation"]]
         moved.add(a["id"])
     ds = cocokit.load(doc)
-    before = ds.to_json(image_ids="keep", annotation_ids="keep")
+    before = cocokit.to_json(ds, image_ids="keep", annotation_ids="keep")
     out, report = clip(ds)
-    assert ds.to_json(image_ids="keep", annotation_ids="keep") == before
+    assert cocokit.to_json(ds, image_ids="keep", annotation_ids="keep") == before
     assert report.changed_annotations == len(moved) > 150
 
     by_id = {a["id"]: a for a in doc["annotations"]}
-    raw_out = msgspec.json.decode(out.to_json(image_ids="keep", annotation_ids="keep"))
+    raw_out = msgspec.json.decode(cocokit.to_json(out, image_ids="keep", annotation_ids="keep"))
     raw_in = {a["id"]: a for a in msgspec.json.decode(before)["annotations"]}
     errors = []
     for a in raw_out["annotations"]:
@@ -152,15 +152,16 @@ def test_real_polygons_moved_over_the_edge() -> None:
 def test_nothing_to_clip_returns_the_same_records() -> None:
     ds = cocokit.load(real_path(*MINI))
     out, report = clip(ds)
-    assert out.to_json(image_ids="keep", annotation_ids="keep") == ds.to_json(
-        image_ids="keep", annotation_ids="keep")
+    assert cocokit.to_json(out, image_ids="keep", annotation_ids="keep") == cocokit.to_json(
+        ds, image_ids="keep", annotation_ids="keep")
     assert report.changed_annotations == 0 and report.total_dropped_annotations == 0
 
 
 def test_cli_in_process(tmp_path: Path) -> None:
     src = tmp_path / "in.json"
-    one_image({"bbox": [90, 10, 20, 10], "area": 200}, {"bbox": [10, 10, 0, 0], "area": 0}
-              ).save(src, image_ids="keep", annotation_ids="keep")
+    cocokit.save(one_image({"bbox": [90, 10, 20, 10], "area": 200},
+                           {"bbox": [10, 10, 0, 0], "area": 0}),
+                 src, image_ids="keep", annotation_ids="keep")
     out = tmp_path / "out.json"
     result = CliRunner().invoke(app, ["clip", str(src), "-o", str(out), "--drop-degenerate"])
     assert result.exit_code == 0, result.output
@@ -176,4 +177,4 @@ def test_cli_subprocess(tmp_path: Path) -> None:
     assert proc.returncode == 0, proc.stderr
     assert "clip: 79 -> 79 images" in proc.stderr
     assert msgspec.json.decode(out.read_bytes()) == msgspec.json.decode(
-        cocokit.load(real_path(*MINI)).to_json(image_ids="keep", annotation_ids="keep"))
+        cocokit.to_json(cocokit.load(real_path(*MINI)), image_ids="keep", annotation_ids="keep"))

@@ -32,7 +32,7 @@ def mini() -> tuple[cocokit.Dataset, dict[str, Any]]:
 
 
 def raw_by_id(ds: cocokit.Dataset, section: str) -> dict[int, bytes]:
-    doc = msgspec.json.decode(ds.to_json(image_ids="keep", annotation_ids="keep"),
+    doc = msgspec.json.decode(cocokit.to_json(ds, image_ids="keep", annotation_ids="keep"),
                               type=dict[str, msgspec.Raw])
     recs = msgspec.json.decode(doc[section], type=list[msgspec.Raw])
     return {msgspec.json.decode(r)["id"]: bytes(r) for r in recs}
@@ -52,7 +52,7 @@ def ids(doc: dict[str, Any], pred: Any, section: str = "annotations") -> set[int
 
 def test_drop_category(mini: tuple[cocokit.Dataset, dict[str, Any]]) -> None:
     ds, doc = mini
-    before = ds.to_json(image_ids="keep", annotation_ids="keep")
+    before = cocokit.to_json(ds, image_ids="keep", annotation_ids="keep")
     out, report = filter_dataset(ds, drop_categories=["person"])
     person = next(c["id"] for c in doc["categories"] if c["name"] == "person")
     assert set(out.annotations.id.tolist()) == ids(doc, lambda a: a["category_id"] != person)
@@ -62,7 +62,7 @@ def test_drop_category(mini: tuple[cocokit.Dataset, dict[str, Any]]) -> None:
         doc, lambda a: a["category_id"] == person))}
     assert report.dropped_categories == ("person",)
     assert_untouched(ds, out)
-    assert ds.to_json(image_ids="keep", annotation_ids="keep") == before
+    assert cocokit.to_json(ds, image_ids="keep", annotation_ids="keep") == before
 
 
 def test_keep_categories_by_id_and_name(mini: tuple[cocokit.Dataset, dict[str, Any]]) -> None:

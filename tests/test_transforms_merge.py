@@ -29,7 +29,7 @@ TERRAIN = ("sahi-testdata", "coco_utils")
 
 def raw_records(ds: cocokit.Dataset, section: str) -> list[bytes]:
     """The exported JSON text of each record of a section, ids kept."""
-    doc = msgspec.json.decode(ds.to_json(image_ids="keep", annotation_ids="keep"),
+    doc = msgspec.json.decode(cocokit.to_json(ds, image_ids="keep", annotation_ids="keep"),
                               type=dict[str, msgspec.Raw])
     return [bytes(r) for r in msgspec.json.decode(doc[section], type=list[msgspec.Raw])]
 
@@ -50,7 +50,7 @@ def check_integrity(ds: cocokit.Dataset) -> None:
     assert len(np.unique(ds.annotations.id)) == len(ds.annotations)
     assert (ds.image_index >= 0).all()
     assert (ds.category_index >= 0).all()
-    ds.to_json(image_ids="keep", annotation_ids="keep")  # the export check passes
+    cocokit.to_json(ds, image_ids="keep", annotation_ids="keep")  # the export check passes
 
 
 def load_terrain(name: str) -> cocokit.Dataset:
@@ -62,8 +62,8 @@ def load_terrain(name: str) -> cocokit.Dataset:
 
 def test_coco_mini_and_tiny_coco_identical_categories() -> None:
     a, b = cocokit.load(real_path(*MINI)), cocokit.load(real_path(*TINY))
-    before = (a.to_json(image_ids="keep", annotation_ids="keep"),
-              b.to_json(image_ids="keep", annotation_ids="keep"))
+    before = (cocokit.to_json(a, image_ids="keep", annotation_ids="keep"),
+              cocokit.to_json(b, image_ids="keep", annotation_ids="keep"))
     out, report = merge([a, b])
     check_integrity(out)
     # identical category lists: the result is that list, records and order unchanged
@@ -79,8 +79,8 @@ def test_coco_mini_and_tiny_coco_identical_categories() -> None:
         b, "annotations")
     assert raw_records(out, "images") == raw_records(a, "images") + raw_records(b, "images")
     assert report.images_out == 85 and report.total_dropped_annotations == 0
-    assert (a.to_json(image_ids="keep", annotation_ids="keep"),
-            b.to_json(image_ids="keep", annotation_ids="keep")) == before
+    assert (cocokit.to_json(a, image_ids="keep", annotation_ids="keep"),
+            cocokit.to_json(b, image_ids="keep", annotation_ids="keep")) == before
 
 
 def test_modified_terrains_give_sahis_combined_file() -> None:
@@ -88,7 +88,7 @@ def test_modified_terrains_give_sahis_combined_file() -> None:
     out, _ = merge([load_terrain("modified_terrain1_coco.json"),
                     load_terrain("modified_terrain2_coco.json")])
     expected = json.loads(real_path(*TERRAIN, "combined_coco.json").read_text())
-    assert out.to_dict(image_ids="keep", annotation_ids="keep") == expected
+    assert cocokit.to_dict(out, image_ids="keep", annotation_ids="keep") == expected
 
 
 def test_terrains_whose_category_ids_differ() -> None:

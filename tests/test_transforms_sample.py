@@ -93,7 +93,7 @@ def test_bad_options(mini: cocokit.Dataset, kwargs: dict[str, Any]) -> None:
 
 
 def test_upsample(mini: cocokit.Dataset) -> None:
-    before = mini.to_json(image_ids="keep", annotation_ids="keep")
+    before = cocokit.to_json(mini, image_ids="keep", annotation_ids="keep")
     out, report = upsample(mini, {"dog": 3, "cat": 2})
     dog, cat = mini.categories.id_of("dog"), mini.categories.id_of("cat")
     anns = mini.annotations
@@ -103,7 +103,7 @@ def test_upsample(mini: cocokit.Dataset) -> None:
     assert len(out.images) == n + 2 * len(dog_imgs) + len(cat_imgs)
     assert len(np.unique(out.images.id)) == len(out.images)
     assert len(np.unique(out.annotations.id)) == len(out.annotations)
-    out.to_json(image_ids="keep", annotation_ids="keep")  # integrity holds
+    cocokit.to_json(out, image_ids="keep", annotation_ids="keep")  # integrity holds
     copies = [out.images[i] for i in range(n, len(out.images))]
     sources = [c["source_image_id"] for c in copies]
     assert sorted(sources) == sorted(list(dog_imgs) * 2 + list(cat_imgs))
@@ -119,7 +119,7 @@ def test_upsample(mini: cocokit.Dataset) -> None:
         assert {k: v for k, v in out.images[i].items() if k not in ("id", "source_image_id")} \
             == {k: v for k, v in mini.images[src_row].items() if k != "id"}
     assert "source_image_id" not in mini.images[0]
-    assert mini.to_json(image_ids="keep", annotation_ids="keep") == before
+    assert cocokit.to_json(mini, image_ids="keep", annotation_ids="keep") == before
     assert report.images_out == len(out.images)
     # copies of copies point at the first source
     again, _ = upsample(out, {"dog": 2})

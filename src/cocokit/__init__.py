@@ -2,7 +2,11 @@
 
 >>> import cocokit
 >>> ds = cocokit.load("instances_val2017.json")          # doctest: +SKIP
->>> ds.save("out.json", image_ids="keep")                 # doctest: +SKIP
+>>> cocokit.save(ds, "out.json", image_ids="keep")        # doctest: +SKIP
+>>> cocokit.validate(ds).ok, cocokit.compute_stats(ds)    # doctest: +SKIP
+
+The dataset is data; saving, validating, statistics and formats are functions that take
+it (``cocokit.save``, ``cocokit.to_json``, ``cocokit.validate``, ``cocokit.compute_stats``).
 """
 
 from typing import Any
@@ -20,6 +24,7 @@ from .errors import (
 )
 from .geometry import Polygons
 from .io.coco import ExportSummary, load, read_coco, to_dict, to_json, write_coco
+from .io.coco import write_coco as save
 from .problems import Problem, Report
 from .validate import validate
 
@@ -82,6 +87,7 @@ __all__ = [
     "open_stream",
     "read_coco",
     "read_yolo",
+    "save",
     "slice_dataset",
     "tile_grid",
     "to_dict",

@@ -1,5 +1,7 @@
 """``python -m cocokit`` runs the command-line interface."""
 
-from .cli import _entry
+import sys
 
-_entry()
+from .cli import main
+
+sys.exit(main())

@@ -17,23 +17,31 @@ Conventions:
 * RLE masks are cropped to the window (integer pixel coordinates), so they are shifted
   too: the result is the mask of the window.
 
-Polygon semantics follow COCO: the rings of one annotation are parts of one shape (their
-union, as pycocotools merges them); COCO polygons have no holes. Invalid input (a
-self-intersecting "bow-tie", overlapping parts) is repaired with shapely's
-``make_valid`` rather than skipped. Areas of polygons here are geometric (shapely)
-areas, so the pieces of an annotation cut by abutting windows add up to its area.
+Polygons: one rule, the one pycocotools draws. The rings of an annotation are parts; its
+shape is their union (``frPyObjects`` rasterizes each ring, ``merge`` unites the masks).
+So a ring inside another adds nothing (it is not a hole: a 20x20 square with a 10x10
+square inside has pycocotools area 400), while two rings can enclose a hole between them
+(two overlapping C shapes drawing a frame: area 300), and that hole is part of the shape.
+:func:`clip_polygons` therefore clips **ring by ring** and keeps the rings apart: clipping
+commutes with the union, so the clipped rings draw exactly the clipped mask, holes
+between rings included. Clipping the union and writing back its outline, as slicing did
+before, would fill such holes. A single ring that crosses itself (a "bow-tie") is
+repaired with shapely's ``make_valid`` rather than skipped. Areas of polygons here are
+the geometric (shapely) areas of that union, so they follow the pycocotools pixel areas
+and the pieces of an annotation cut by abutting windows add up to its area.
+Slicing, the clip transform and augmentation all clip through this module.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
 import shapely
 
 from .dataset import ranges
-from .geometry import Polygons, mask_api, polygon_bboxes
+from .geometry import Polygons, encoded_rle, mask_api, polygon_bboxes
 
 __all__ = [
     "clip_boxes",
@@ -139,47 +147,111 @@ def polygon_geometries(polys: Polygons, rows: np.ndarray | None = None) -> np.nd
     return out
 
 
-def polygon_areas(polys: Polygons, rows: np.ndarray | None = None) -> np.ndarray:
+def polygon_areas(polys: Polygons, rows: np.ndarray | None = None, *,
+                  union: bool = True) -> np.ndarray:
     """Geometric area of each annotation's polygons (union of parts, repaired if invalid).
 
     This is the area :func:`clip_polygons` reports, so ``clipped / original`` ratios
     compare like with like. It is not the pycocotools pixel area (see
     :func:`cocokit.geometry.segmentation_areas` for that).
+
+    ``union=False`` adds up the areas of the rings instead, each repaired on its own:
+    the same where the rings do not overlap, and much cheaper where many annotations
+    have parts that do (uniting them is most of the cost).
     """
-    return np.asarray(shapely.area(polygon_geometries(polys, rows)), np.float64)
+    if union:
+        return np.asarray(shapely.area(polygon_geometries(polys, rows)), np.float64)
+    rows = np.arange(len(polys)) if rows is None else np.asarray(rows, np.int64).ravel()
+    n_rings = polys.offsets[rows + 1] - polys.offsets[rows]
+    ring_ids = np.repeat(polys.offsets[rows], n_rings) + ranges(n_rings)
+    per_ring = Polygons(polys.coords, polys.ring_offsets,
+                        np.arange(len(polys.ring_offsets), dtype=np.int64))
+    ring_area = np.asarray(shapely.area(polygon_geometries(per_ring, ring_ids)), np.float64)
+    return np.bincount(np.repeat(np.arange(len(rows)), n_rings), weights=ring_area,
+                       minlength=len(rows)).astype(np.float64)
 
 
 
 
 def clip_polygons(
     polys: Polygons, ann: np.ndarray, windows_xyxy: np.ndarray, *,
-    geometries: np.ndarray | None = None,
+    geometries: np.ndarray | None = None, union_areas: bool = True,
 ) -> tuple[Polygons, np.ndarray]:
     """Clip the polygons of annotation ``ann[k]`` to window ``k``, for every pair k.
 
     Returns a :class:`Polygons` with one entry per pair, in the input (unshifted)
-    coordinates, and the clipped geometric area of each pair.
+    coordinates, and the clipped area of each pair (the area of the union of its rings,
+    see the module docstring for the rule).
 
     * Pairs whose annotation bbox lies inside the window get the rings copied as they
       are (no shapely work, coordinates bit for bit).
     * Pairs whose bbox does not overlap the window's interior get no rings, area 0.
-    * Only pairs that cross a window edge go through shapely (vectorized): the valid
-      geometry (see :func:`polygon_geometries`) intersected with the window box. A piece
-      cut into several parts keeps every part, each as one ring of that entry (exterior
-      rings, normalized by ``shapely.normalize``: deterministic start and orientation,
-      no repeated closing vertex). Holes, which COCO polygons cannot express, are
-      dropped from the rings but not from the reported area. Lines and points left
-      where a polygon only touches an edge are dropped.
+    * The rings of pairs that cross a window edge are clipped one by one, each the same
+      way: a ring inside the window is copied as it is, a ring outside is dropped, a
+      ring across an edge (repaired first if it crosses itself) is intersected with the
+      window box, in shapely and vectorized. Every piece with an area becomes one ring of
+      the entry, in the order of the source rings (exterior rings normalized by
+      ``shapely.normalize``: deterministic start and orientation, no repeated closing
+      vertex); lines and points left where a ring only touches an edge are dropped.
 
-    Areas are shapely areas of the repaired geometry, also for copied pairs, so with
+    Areas are shapely areas of the repaired union, also for copied pairs, so with
     abutting windows the areas of the pieces add up to :func:`polygon_areas`.
 
     ``geometries`` may pass :func:`polygon_geometries` of all of ``polys`` when the
-    caller has them already, so they are not built twice.
+    caller has them already, so they are not built twice. ``union_areas=False`` reports
+    the areas of pairs cut into several rings as sums (see :func:`polygon_areas`); the
+    rings are the same.
     """
     ann = np.asarray(ann, np.int64).ravel()
     p = len(ann)
     w = _windows(windows_xyxy, p)
+    if p == 0:
+        return Polygons.from_rings([]), np.zeros(0, np.float64)
+    boxes = polygon_bboxes(polys)[ann]  # xywh, NaN where no rings
+    has = ~np.isnan(boxes[:, 0])
+    bx0, by0 = boxes[:, 0], boxes[:, 1]
+    bx1, by1 = bx0 + boxes[:, 2], by0 + boxes[:, 3]
+    with np.errstate(invalid="ignore"):
+        inside = has & (bx0 >= w[:, 0]) & (by0 >= w[:, 1]) & (bx1 <= w[:, 2]) & (by1 <= w[:, 3])
+        overlap = has & (bx0 < w[:, 2]) & (bx1 > w[:, 0]) & (by0 < w[:, 3]) & (by1 > w[:, 1])
+    cross = np.flatnonzero(overlap & ~inside)
+    if len(cross) == 0:
+        return _clip_each(polys, ann, w, geometries)
+    # the rings of the crossing pairs, each its own entry, clipped to its pair's window
+    n_rings = polys.ring_count[ann[cross]]
+    ring_ids = np.repeat(polys.offsets[ann[cross]], n_rings) + ranges(n_rings)
+    ring_pair = np.repeat(cross, n_rings)
+    per_ring = Polygons(polys.coords, polys.ring_offsets,
+                        np.arange(len(polys.ring_offsets), dtype=np.int64))
+    ring_cut, ring_area = _clip_each(per_ring, ring_ids, w[ring_pair], None)
+    # the other pairs (inside: copied, outside: nothing) as before
+    rest = np.flatnonzero(~(overlap & ~inside))
+    rest_cut, rest_area = _clip_each(polys, ann[rest], w[rest], geometries)
+    pair_rings: list[list[np.ndarray]] = [[] for _ in range(p)]
+    for j, k in enumerate(rest.tolist()):
+        pair_rings[k] = rest_cut.rings(j)
+    for j, k in enumerate(ring_pair.tolist()):
+        pair_rings[k].extend(ring_cut.rings(j))
+    out = Polygons.from_rings(pair_rings)
+    areas = np.zeros(p, np.float64)
+    areas[rest] = rest_area
+    single = n_rings == 1  # one ring: its clipped area is the pair's
+    first = np.cumsum(n_rings) - n_rings
+    areas[cross[single]] = ring_area[first[single]]
+    multi = cross[~single]
+    if len(multi):  # several rings: the area of their union
+        areas[multi] = polygon_areas(out, multi, union=union_areas)
+    return out, areas
+
+
+def _clip_each(
+    polys: Polygons, ann: np.ndarray, w: np.ndarray, geometries: np.ndarray | None,
+) -> tuple[Polygons, np.ndarray]:
+    """Clip the (repaired) union of each entry ``ann[k]`` to window ``w[k]``; for one-ring
+    entries (as :func:`clip_polygons` makes them) that is the ring clipped on its own."""
+    ann = np.asarray(ann, np.int64).ravel()
+    p = len(ann)
+    w = _windows(w, p)
     areas = np.zeros(p, np.float64)
     if p == 0:
         return Polygons.from_rings([]), areas
@@ -235,26 +307,14 @@ def clip_polygons(
 
 
 
-def _encoded(rle: dict[str, Any]) -> dict[str, Any]:
-    """A pycocotools RLE object (compressed counts, bytes) for an RLE dict."""
-    mask_utils = mask_api()
-    h, w = (int(v) for v in rle["size"])
-    counts = rle["counts"]
-    if isinstance(counts, list):
-        return mask_utils.frPyObjects({"size": [h, w], "counts": counts}, h, w)
-    if isinstance(counts, str):
-        counts = counts.encode("ascii")
-    return {"size": [h, w], "counts": counts}
-
-
-def rle_area(rle: dict[str, Any]) -> float:
+def rle_area(rle: Mapping[str, Any]) -> float:
     """Pixel count of an RLE mask (``counts`` a list, str or bytes)."""
-    return float(mask_api().area(_encoded(rle)))
+    return float(mask_api().area(encoded_rle(rle)))
 
 
-def rle_bbox(rle: dict[str, Any]) -> np.ndarray:
+def rle_bbox(rle: Mapping[str, Any]) -> np.ndarray:
     """Tight xywh box (float64) of the pixels of an RLE mask (zeros when it is empty)."""
-    return np.asarray(mask_api().toBbox(_encoded(rle)), np.float64)
+    return np.asarray(mask_api().toBbox(encoded_rle(rle)), np.float64)
 
 
 def _int_window(window: Sequence[float] | np.ndarray, h: int, w: int) -> tuple[int, int, int, int]:
@@ -274,7 +334,7 @@ def crop_rle_many(
     ``counts`` a compressed str), shifted to the window's origin.
     """
     mask_utils = mask_api()
-    enc = _encoded(rle)
+    enc = encoded_rle(rle)
     mask = mask_utils.decode(enc)  # (h, w) uint8, Fortran order
     h, w = mask.shape
     out: list[dict[str, Any]] = []

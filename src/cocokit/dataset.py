@@ -18,8 +18,10 @@ Layout (see STYLE.md, "The core data"):
 * keys the model does not know are kept per record in an ``extra`` column (a dict or
   ``None``) and written back untouched.
 
-Tables and datasets are immutable: every transform returns a new one. This module
-imports nothing from :mod:`cocokit.io` or :mod:`cocokit.cli`.
+Tables and datasets are immutable: every transform returns a new one. Saving,
+validation, statistics and formats are functions that take a dataset
+(:func:`cocokit.save`, :func:`cocokit.validate`, :func:`cocokit.compute_stats`), not
+methods: this module imports nothing above it (``tests/test_layers.py`` checks).
 """
 
 from __future__ import annotations
@@ -34,7 +36,7 @@ from typing import Any, TypeVar
 import msgspec
 import numpy as np
 
-from .geometry import Polygons, parse_polygons
+from .geometry import Polygons, parse_polygons, segmentation_kinds
 
 __all__ = [
     "Annotations",
@@ -237,11 +239,9 @@ class Annotations(_Table):
 
     @cached_property
     def segmentation_kind(self) -> np.ndarray:
-        """Per row: 0 none, 1 polygons, 2 RLE (``counts`` a list), 3 RLE (``counts`` a string)."""
-        kinds = np.zeros(self._n, np.int8)
-        for i, seg in enumerate(self.segmentation):
-            kinds[i] = _kind_of(seg)
-        return _frozen(kinds)
+        """Per row, the :class:`~cocokit.geometry.SegmentationKind` value (int8): 0 none,
+        1 polygons, 2 RLE (``counts`` a list), 3 RLE (``counts`` a string), -1 invalid."""
+        return _frozen(segmentation_kinds(self.segmentation))
 
     @cached_property
     def polygons(self) -> Polygons:
@@ -297,24 +297,6 @@ class Annotations(_Table):
     def __iter__(self) -> Iterator[dict[str, Any]]:
         for i in range(self._n):
             yield self.record(i)
-
-
-def _kind_of(seg: Any) -> int:
-    if seg is None:
-        return 0
-    if isinstance(seg, msgspec.Raw):
-        head = bytes(memoryview(seg)[:1])
-        if head == b"[":
-            return 1
-        if head == b"{":
-            seg = msgspec.json.decode(seg)
-        else:
-            return 0
-    if isinstance(seg, dict):
-        return 3 if isinstance(seg.get("counts"), (str, bytes)) else 2
-    if isinstance(seg, (list, tuple, np.ndarray)):
-        return 1
-    return 0
 
 
 class Categories:
@@ -378,7 +360,7 @@ class Dataset:
     """A COCO dataset: images, annotations, categories and the other top-level keys.
 
     Build one with :func:`cocokit.load` or :class:`DatasetBuilder`; write it with
-    :meth:`save`. ``len(ds)`` is the number of images; iterating yields
+    :func:`cocokit.save`. ``len(ds)`` is the number of images; iterating yields
     :class:`ImageItem` objects in image order.
 
     ``extra`` holds the top-level keys other than images/annotations/categories
@@ -492,8 +474,8 @@ class Dataset:
     def document(self) -> dict[str, Any]:
         """The dataset as one plain COCO dict, ids as they are and nothing checked.
 
-        For inspection and validation; use :meth:`to_dict` for an export under the
-        contract (ids, integrity, computed boxes and areas).
+        For inspection and validation; use :func:`cocokit.to_dict` for an export under
+        the contract (ids, integrity, computed boxes and areas).
         """
         doc: dict[str, Any] = {}
         for key in self.key_order:
@@ -548,38 +530,6 @@ class Dataset:
     def select_annotations(self, rows: np.ndarray | Sequence[int]) -> Dataset:
         """A dataset with all images and only the given annotation rows (indices or mask)."""
         return self.replace(annotations=self.annotations.take(np.asarray(rows)))
-
-    # -- export (implemented in cocokit.io.coco; kept here for a pleasant API) ---------
-
-    def save(self, path: str | Any, **options: Any) -> Any:
-        """Write COCO JSON atomically; see :func:`cocokit.io.coco.write_coco` for options."""
-        from .io.coco import write_coco
-
-        return write_coco(self, path, **options)
-
-    def to_dict(self, **options: Any) -> dict[str, Any]:
-        """The COCO document as plain Python data, under the same export contract as save."""
-        from .io.coco import to_dict
-
-        return to_dict(self, **options)
-
-    def to_json(self, **options: Any) -> bytes:
-        """The COCO document as JSON bytes, under the same export contract as save."""
-        from .io.coco import to_json
-
-        return to_json(self, **options)
-
-    def validate(self) -> Any:
-        """Validate this dataset; returns a :class:`cocokit.validate.Report`."""
-        from .validate import validate
-
-        return validate(self)
-
-    def stats(self) -> Any:
-        """Statistics of this dataset (see :mod:`cocokit.stats`)."""
-        from .stats import compute_stats
-
-        return compute_stats(self)
 
 
 def unique(values: np.ndarray) -> np.ndarray:

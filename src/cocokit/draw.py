@@ -28,7 +28,7 @@ from PIL import Image, ImageDraw, ImageFont, UnidentifiedImageError
 
 from .dataset import Dataset, plain
 from .errors import InputError, OptionError
-from .geometry import mask_api
+from .geometry import encoded_rle, mask_api
 
 __all__ = [
     "SHOW_ALL",
@@ -183,13 +183,7 @@ def _rle_mask(seg: dict[str, Any], width: int, height: int, where: str,
     if (h, w) != (height, width):
         raise InputError(source, f"{where}.size", f"RLE size is {h}x{w} (h x w) but the image "
                          f"is {height}x{width}")
-    mu = mask_api()
-    if isinstance(counts, list):
-        rle = mu.frPyObjects({"size": [h, w], "counts": counts}, h, w)
-    else:
-        rle = {"size": [h, w], "counts": counts.encode("ascii") if isinstance(counts, str)
-               else counts}
-    return _crop(mu.decode(rle))
+    return _crop(mask_api().decode(encoded_rle({"size": [h, w], "counts": counts})))
 
 
 def _annotation_mask(ds: Dataset, row: int, width: int,

@@ -1,10 +1,11 @@
 """Where per-image work runs: this machine's processes, or a Ray cluster (Ray Data).
 
 Slicing and augmentation cut their work into one job per image, each a pure function
-of (image record, its annotation columns, parameters) that returns plain data. The
-local engine runs those jobs in a process pool; :func:`run_on_ray` runs the very same
-function over a Ray Dataset of jobs, so a cluster gives the same results, which the
-caller then assembles in image order exactly as it does for the local pool.
+of (image record, its annotation columns, parameters) that returns plain data. This
+module is their one runner: :func:`run_local` runs the jobs here or in a process pool,
+:func:`run_on_ray` runs the very same function over a Ray Dataset of jobs, so a cluster
+gives the same results, which the caller then assembles in image order exactly as it
+does for the local pool.
 
 Ray is an optional extra (``pip install 'cocokit[ray]'``). Failures: a worker that dies
 (killed, out of memory) has its task retried by Ray Data (its default for system
@@ -16,15 +17,29 @@ it.
 
 from __future__ import annotations
 
+import collections
 import dataclasses
+import multiprocessing
 import os
 import pickle
-from collections.abc import Callable, Sequence
+import sys
+import threading
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from concurrent.futures import Future, ProcessPoolExecutor
 from typing import Any, Literal, TypeVar
 
 from .errors import InputError, MissingDependency
 
-__all__ = ["ATTEMPTS", "Engine", "JobFailure", "ray_available", "retry_io", "run_on_ray"]
+__all__ = [
+    "ATTEMPTS",
+    "Engine",
+    "JobFailure",
+    "pool_context",
+    "ray_available",
+    "retry_io",
+    "run_local",
+    "run_on_ray",
+]
 
 Engine = Literal["local", "ray"]
 T = TypeVar("T")
@@ -55,6 +70,69 @@ class JobFailure:
 
     index: int
     error: str
+
+
+def pool_context() -> Any:
+    """How to start workers: ``fork`` where it is safe, else ``forkserver``/``spawn``.
+
+    Forking is the fastest start (workers inherit the imported modules: about 15 ms
+    against about 0.2 s for a fresh interpreter that imports numpy, shapely and Pillow)
+    and needs no ``if __name__ == "__main__"`` guard in the caller's script. It is only
+    safe on Linux and while this process runs a single thread; otherwise workers start
+    from a fork server (Linux) or a fresh interpreter (macOS, Windows).
+    """
+    methods = multiprocessing.get_all_start_methods()
+    linux = sys.platform.startswith("linux")
+    if linux and "fork" in methods and threading.active_count() == 1:
+        return multiprocessing.get_context("fork")
+    if linux and "forkserver" in methods:
+        return multiprocessing.get_context("forkserver")
+    return multiprocessing.get_context("spawn")
+
+
+def run_local(
+    fn: Callable[..., T],
+    jobs: Iterable[Any],
+    *args: Any,
+    workers: int = 1,
+    initializer: Callable[[], None] | None = None,
+    started: Callable[[], None] | None = None,
+) -> Iterator[T]:
+    """``fn(job, *args)`` for each job, yielded in job order, on this machine.
+
+    One worker runs the jobs here, one after the other. More run them in a process pool
+    (:func:`pool_context`; ``initializer`` runs once in each worker) with at most two
+    jobs per worker in flight, so ``jobs`` may be a lazy iterable of any length and
+    memory stays bounded. ``started`` is called once, when every worker has been started:
+    a caller may start threads (a progress bar) or give native thread pools back only
+    then, as a forked worker must not inherit them. An exception raised by a job comes
+    through here; jobs still pending are cancelled.
+    """
+    if workers <= 1:
+        if started is not None:
+            started()
+        for job in jobs:
+            yield fn(job, *args)
+        return
+    pending: collections.deque[Future[T]] = collections.deque()
+    with ProcessPoolExecutor(max_workers=workers, mp_context=pool_context(),
+                             initializer=initializer) as pool:
+        try:
+            for job in jobs:
+                pending.append(pool.submit(fn, job, *args))
+                if len(pending) >= 2 * workers:
+                    if started is not None:
+                        started()
+                        started = None
+                    yield pending.popleft().result()
+            if started is not None:
+                started()
+            while pending:
+                yield pending.popleft().result()
+        except BaseException:
+            for f in pending:
+                f.cancel()
+            raise
 
 
 def ray_available() -> bool:

@@ -12,27 +12,108 @@ and then only the rows asked for are parsed.
 
 Areas follow pycocotools: the area of a polygon or RLE is the number of mask pixels
 (``pycocotools.mask.area`` of the rasterized shape), the area of a box is ``w * h``.
+
+What a segmentation is (:class:`SegmentationKind`) is decided in one place,
+:func:`segmentation_kind`, for a decoded value or its JSON text alike; every module asks
+it (or the cached column :attr:`cocokit.Annotations.segmentation_kind`).
 """
 
 from __future__ import annotations
 
 import dataclasses
+import enum
 import itertools
-from collections.abc import Sequence
+import re
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import msgspec
 import numpy as np
 
 __all__ = [
+    "RLE_KINDS",
     "Polygons",
+    "SegmentationKind",
+    "encoded_rle",
     "parse_polygons",
     "polygon_bboxes",
     "segmentation_areas",
     "segmentation_bboxes",
+    "segmentation_kind",
+    "segmentation_kinds",
 ]
 
 _POLY = msgspec.json.Decoder(list[list[float]])
+
+
+class SegmentationKind(enum.IntEnum):
+    """What a ``segmentation`` value is; the values are the codes of the kind column.
+
+    Only the shape is looked at (a list, or a dict and the type of its ``counts``); whether
+    the numbers inside are valid is :func:`cocokit.validate`'s business.
+    """
+
+    INVALID = -1  # a string, a number, a dict whose counts is neither list nor string
+    NONE = 0  # no segmentation (absent or null)
+    POLYGON = 1  # a list of rings [[x1, y1, x2, y2, ...], ...]
+    RLE_UNCOMPRESSED = 2  # {"size": [h, w], "counts": [n0, n1, ...]}
+    RLE_COMPRESSED = 3  # {"size": [h, w], "counts": "string"} (pycocotools' encoding)
+
+    @property
+    def is_rle(self) -> bool:
+        return self in (SegmentationKind.RLE_UNCOMPRESSED, SegmentationKind.RLE_COMPRESSED)
+
+
+RLE_KINDS = (SegmentationKind.RLE_UNCOMPRESSED, SegmentationKind.RLE_COMPRESSED)
+"""The two RLE kinds, for ``np.isin(kinds, RLE_KINDS)``."""
+
+# the type of "counts" in raw JSON: its first character after the colon
+_COUNTS = re.compile(rb'"counts"\s*:\s*(.)', re.S)
+
+
+def segmentation_kind(seg: Any) -> SegmentationKind:
+    """The kind of one segmentation: a decoded value or its JSON text (``msgspec.Raw``).
+
+    JSON text is classified from its bytes where that is unambiguous (``[``: a polygon
+    list; an object with one ``"counts"`` key: the character after it), so an RLE is not
+    decoded to be classified.
+    """
+    if seg is None:
+        return SegmentationKind.NONE
+    if isinstance(seg, msgspec.Raw):
+        view = memoryview(seg)
+        head = bytes(view[:1])
+        if head == b"[":
+            return SegmentationKind.POLYGON
+        if head == b"n":
+            return SegmentationKind.NONE
+        if head != b"{":
+            return SegmentationKind.INVALID
+        text = bytes(view)
+        found = _COUNTS.findall(text)
+        if len(found) == 1:
+            return (SegmentationKind.RLE_COMPRESSED if found[0] == b'"'
+                    else SegmentationKind.RLE_UNCOMPRESSED if found[0] == b"["
+                    else SegmentationKind.INVALID)
+        seg = msgspec.json.decode(text)
+    if isinstance(seg, dict):
+        counts = seg.get("counts")
+        if isinstance(counts, (str, bytes)):
+            return SegmentationKind.RLE_COMPRESSED
+        if isinstance(counts, (list, tuple, np.ndarray)):
+            return SegmentationKind.RLE_UNCOMPRESSED
+        return SegmentationKind.INVALID
+    if isinstance(seg, (list, tuple, np.ndarray)):
+        return SegmentationKind.POLYGON
+    return SegmentationKind.INVALID
+
+
+def segmentation_kinds(segmentation: Sequence[Any] | np.ndarray) -> np.ndarray:
+    """:func:`segmentation_kind` of every value, as an int8 column of the enum's values."""
+    out = np.empty(len(segmentation), np.int8)
+    for i, seg in enumerate(segmentation):
+        out[i] = segmentation_kind(seg)
+    return out
 
 
 @dataclasses.dataclass(frozen=True)
@@ -148,20 +229,26 @@ def mask_api() -> Any:
     return mask_utils
 
 
+def encoded_rle(rle: Mapping[str, Any]) -> dict[str, Any]:
+    """The pycocotools RLE object (``counts`` compressed bytes) of an RLE dict whose
+    ``counts`` is a list (uncompressed), a string or bytes; what ``mask.area``,
+    ``toBbox``, ``decode`` and ``merge`` take."""
+    h, w = (int(v) for v in rle["size"])
+    counts = rle["counts"]
+    if isinstance(counts, list):
+        out: dict[str, Any] = mask_api().frPyObjects({"size": [h, w], "counts": counts}, h, w)
+        return out
+    return {"size": [h, w], "counts": counts.encode("ascii") if isinstance(counts, str)
+            else counts}
+
+
 def _rle_for(seg: Any, height: int, width: int) -> Any:
     """pycocotools RLE object(s) for a segmentation value (polygon list or RLE dict)."""
     mask_utils = mask_api()
     if isinstance(seg, msgspec.Raw):
         seg = msgspec.json.decode(seg)
     if isinstance(seg, dict):
-        counts = seg["counts"]
-        h, w = (int(v) for v in seg["size"])
-        if isinstance(counts, list):
-            return mask_utils.frPyObjects(seg, h, w)
-        return {
-            "size": [h, w],
-            "counts": counts.encode("ascii") if isinstance(counts, str) else counts,
-        }
+        return encoded_rle(seg)
     rings = [list(map(float, r)) for r in seg if len(r) >= 6]
     if not rings:
         return None
@@ -189,7 +276,7 @@ def segmentation_bboxes(
     """Tight xywh box of each segmentation (polygons exactly, RLE by pycocotools); NaN if none."""
     mask_utils = mask_api()
     out = np.full((len(segmentation), 4), np.nan)
-    kinds = np.array([_is_rle(s) for s in segmentation], dtype=bool)
+    kinds = np.isin(segmentation_kinds(segmentation), RLE_KINDS)
     poly_rows = np.flatnonzero(~kinds)
     if len(poly_rows):
         out[poly_rows] = polygon_bboxes(parse_polygons(segmentation, poly_rows))
@@ -197,9 +284,3 @@ def segmentation_bboxes(
         rle = _rle_for(segmentation[i], int(heights[i]), int(widths[i]))
         out[i] = mask_utils.toBbox(rle)
     return out
-
-
-def _is_rle(seg: Any) -> bool:
-    if isinstance(seg, msgspec.Raw):
-        return bytes(memoryview(seg)[:1]) == b"{"
-    return isinstance(seg, dict)

@@ -68,15 +68,11 @@ Parallelism
 
 from __future__ import annotations
 
-import concurrent.futures as cf
 import contextlib
 import dataclasses
 import io
-import multiprocessing
 import os
-import sys
 import tempfile
-import threading
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path, PurePosixPath
 from typing import Any, Literal
@@ -95,9 +91,9 @@ from .clipping import (
     rle_bbox,
 )
 from .dataset import Annotations, Dataset, Images, object_array, plain
-from .engine import Engine, JobFailure, retry_io, run_on_ray
+from .engine import Engine, JobFailure, retry_io, run_local, run_on_ray
 from .errors import BadImagesError, InputError, OptionError
-from .geometry import Polygons, parse_polygons, polygon_bboxes
+from .geometry import RLE_KINDS, Polygons, parse_polygons, polygon_bboxes, segmentation_kinds
 from .io import files
 from .io.staging import Staging, staged
 
@@ -251,22 +247,6 @@ class TileAnnotations:
         return len(self.tile)
 
 
-def _seg_kind(seg: Any) -> int:
-    """0 none, 1 polygons, 2 RLE with list counts, 3 RLE with string counts."""
-    if isinstance(seg, msgspec.Raw):
-        head = bytes(memoryview(seg)[:1])
-        if head == b"[":
-            return 1
-        if head != b"{":
-            return 0
-        seg = msgspec.json.decode(seg)
-    if isinstance(seg, dict):
-        return 3 if isinstance(seg.get("counts"), (str, bytes)) else 2
-    if isinstance(seg, (list, tuple, np.ndarray)):
-        return 1
-    return 0
-
-
 def _numbers(values: np.ndarray) -> list[Any]:
     """Floats as JSON numbers, integral ones as ints (COCO writes keypoints as ints)."""
     return [int(v) if v.is_integer() else v for v in values.tolist()]
@@ -308,7 +288,7 @@ def slice_annotations(
     ).astype(np.float64)
     kinds = columns.get("segmentation_kind")
     if kinds is None:
-        kinds = np.array([_seg_kind(s) for s in seg], np.int8).reshape(-1)
+        kinds = segmentation_kinds(seg)
 
     # extent (xyxy) and measure of every annotation, by the geometry that decides
     ext = np.stack([bbox[:, 0], bbox[:, 1], bbox[:, 0] + bbox[:, 2], bbox[:, 1] + bbox[:, 3]],
@@ -333,7 +313,7 @@ def slice_annotations(
         b = p_box[good]
         ext[r] = np.stack([b[:, 0], b[:, 1], b[:, 0] + b[:, 2], b[:, 1] + b[:, 3]], axis=1)
     rles: dict[int, dict[str, Any]] = {}
-    for i in np.flatnonzero((kinds == 2) | (kinds == 3)).tolist():
+    for i in np.flatnonzero(np.isin(kinds, RLE_KINDS)).tolist():
         rle = plain(seg[i])
         try:
             px = rle_area(rle)
@@ -798,23 +778,6 @@ def _cpu_count() -> int:
     return os.cpu_count() or 1
 
 
-def _pool_context() -> Any:
-    """How to start workers: ``fork`` where it is safe, else ``forkserver``/``spawn``.
-
-    Forking is the fastest start (workers inherit the imported modules: about 15 ms
-    against about 0.2 s for a fresh interpreter that imports numpy, shapely and Pillow)
-    and needs no ``if __name__ == "__main__"`` guard in the caller's script. It is only
-    safe on Linux and while this process runs a single thread; otherwise workers start
-    from a fork server (Linux) or a fresh interpreter (macOS, Windows).
-    """
-    methods = multiprocessing.get_all_start_methods()
-    if sys.platform.startswith("linux") and "fork" in methods and threading.active_count() == 1:
-        return multiprocessing.get_context("fork")
-    if "forkserver" in methods and sys.platform.startswith("linux"):
-        return multiprocessing.get_context("forkserver")
-    return multiprocessing.get_context("spawn")
-
-
 def slice_dataset(
     ds: Dataset,
     image_dir: str | os.PathLike[str],
@@ -974,46 +937,23 @@ def _slice_dataset(
             if isinstance(r, JobFailure):
                 r = _failed(i, str(images.file_name[i]), None, f"failed on Ray: {r.error}")
             results[i] = finish(r)
-    elif n_workers == 1 or total <= 1:
-        if progress:
-            progress(0, total)
-        with _pil_block_cache():
-            for done, i in enumerate(todo, 1):
-                results[i] = finish(_run(job(i), params))
+    else:
+        here = n_workers == 1 or total <= 1
+
+        def started() -> None:
+            # only now: a progress bar may start a thread, and forked workers need none
+            if progress:
+                progress(0, total)
+
+        with _pil_block_cache() if here else contextlib.nullcontext():
+            outcomes = run_local(_run, (job(i) for i in todo), params,
+                                 workers=1 if here else min(n_workers, total),
+                                 initializer=_init_worker, started=started)
+            for done, outcome in enumerate(outcomes, 1):
+                r = finish(outcome)
+                results[r.index] = r
                 if progress:
                     progress(done, total)
-    else:
-        with cf.ProcessPoolExecutor(min(n_workers, total), mp_context=_pool_context(),
-                                    initializer=_init_worker) as pool:
-            pending: set[cf.Future[_Result]] = set()
-            queue = iter(todo)
-            done = 0
-            started = False
-            try:
-                while True:
-                    while len(pending) < 2 * n_workers:
-                        nxt = next(queue, None)
-                        if nxt is None:
-                            break
-                        pending.add(pool.submit(_run, job(nxt), params))
-                    if progress and not started:
-                        # only now: a progress bar may start a thread, and the workers
-                        # are forked (at the first submit) while there is none
-                        progress(0, total)
-                        started = True
-                    if not pending:
-                        break
-                    finished, pending = cf.wait(pending, return_when=cf.FIRST_COMPLETED)
-                    for f in finished:
-                        r = finish(f.result())
-                        results[r.index] = r
-                        done += 1
-                        if progress:
-                            progress(done, total)
-            except BaseException:
-                for f in pending:
-                    f.cancel()
-                raise
 
     failures = [_reason(images, i, results[i]) for i in todo if results[i].error is not None]
     if failures and not skip:

@@ -1,6 +1,6 @@
 """Statistics of a dataset: counts per category, object sizes, images.
 
-:func:`compute_stats` returns a
+:func:`compute_stats` (``cocokit.compute_stats(ds)``) returns a
 :class:`DatasetStats`, a frozen dataclass whose :meth:`~DatasetStats.to_dict` is plain
 JSON data. Everything is computed on the numpy columns at once (sorts, ``bincount``,
 group offsets); nothing loops over annotations in Python, and no segmentation is parsed

@@ -45,7 +45,7 @@ import msgspec
 import numpy as np
 
 from .dataset import gc_paused
-from .errors import InputError
+from .errors import InputError, JSONSyntaxError
 from .geometry import mask_api
 from .problems import CODES, SEVERITIES, Problem, Report, Severity
 
@@ -64,6 +64,7 @@ __all__ = [
     "validate_bytes",
     "validate_document",
     "validate_file",
+    "validate_stream",
 ]
 
 #: How far (in pixels) a box may stick out of its image before it is reported.
@@ -1389,3 +1390,49 @@ def validate(obj: Any, source: str | None = None, *,
         return validate_document(obj.document(), source or "<dataset>",
                                  max_problems=max_problems)
     return validate_document(obj, source or "<document>", max_problems=max_problems)
+
+
+def validate_stream(
+    path: str | os.PathLike[str],
+    *,
+    max_problems: int | None = 10_000,
+    chunk_bytes: int | None = None,
+) -> Report:
+    """Validate a COCO file of any size in bounded memory; same report as validate_file.
+
+    The file is indexed (a syntax error there becomes the report's one ``json-syntax``
+    problem) and its runs of records are fed to the incremental validator. At most
+    ``max_problems`` problems are kept (the report counts the rest), so a file with a
+    problem in every record still validates in bounded memory.
+    """
+    from .io.stream import CHUNK_BYTES, NotAnObject, open_stream, record_runs
+
+    name = os.fspath(path)
+    try:
+        stream = open_stream(name, CHUNK_BYTES // 4 if chunk_bytes is None else chunk_bytes)
+    except JSONSyntaxError as e:
+        v = Validator(name, max_problems)
+        v.add(
+            "json-syntax",
+            "",
+            f"malformed JSON at line {e.line}, column {e.column}: "
+            f"{e.message.removeprefix('malformed JSON: ')}",
+        )
+        return v.finish()
+    except NotAnObject:
+        v = Validator(name, max_problems)
+        v.add(
+            "top-not-object",
+            "",
+            'the document must be a JSON object with "images", '
+            '"annotations" and "categories" arrays',
+        )
+        return v.finish()
+    v = Validator(name, max_problems)
+    v.feed_top(list(stream.file_keys))
+    v.feed_categories([dict(r) for r in stream.categories.records])
+    for first, records in record_runs(stream, "images"):
+        v.feed_images(records, first)
+    for first, records in record_runs(stream, "annotations"):
+        v.feed_annotations(records, first)
+    return v.finish()

@@ -56,14 +56,21 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path, PurePosixPath
 from typing import Any, Literal
 
-import msgspec
 import numpy as np
 
 from ..clipping import clip_polygons, polygon_areas
 from ..dataset import Annotations, Dataset, Images, plain
-from ..engine import Engine, JobFailure, retry_io, run_on_ray
+from ..engine import Engine, JobFailure, pool_context, retry_io, run_local, run_on_ray
 from ..errors import BadImagesError, CocoKitError, InputError, OptionError
-from ..geometry import Polygons, mask_api, parse_polygons, polygon_bboxes
+from ..geometry import (
+    RLE_KINDS,
+    Polygons,
+    encoded_rle,
+    mask_api,
+    parse_polygons,
+    polygon_bboxes,
+    segmentation_kinds,
+)
 from ..io import files
 from ..io.staging import staged
 from . import _pixels
@@ -138,32 +145,6 @@ class TransformedAnnotations:
         return len(self.keep)
 
 
-def _seg_kind(seg: Any) -> int:
-    """0 none, 1 polygons, 2 RLE (any counts)."""
-    if seg is None:
-        return 0
-    if isinstance(seg, msgspec.Raw):
-        head = bytes(memoryview(seg)[:1])
-        return 1 if head == b"[" else 2 if head == b"{" else 0
-    if isinstance(seg, dict):
-        return 2
-    if isinstance(seg, (list, tuple, np.ndarray)):
-        return 1
-    return 0
-
-
-
-
-def _encoded_rle(rle: Mapping[str, Any]) -> dict[str, Any]:
-    mask_utils = mask_api()
-    h, w = (int(v) for v in rle["size"])
-    counts = rle["counts"]
-    if isinstance(counts, list):
-        out: dict[str, Any] = mask_utils.frPyObjects({"size": [h, w], "counts": counts}, h, w)
-        return out
-    return {"size": [h, w], "counts": counts.encode("ascii") if isinstance(counts, str) else counts}
-
-
 def _uncompressed_counts(mask: np.ndarray) -> list[int]:
     """COCO's uncompressed RLE counts of a mask (column-major, starting with zeros)."""
     flat = np.asarray(mask, np.uint8).ravel(order="F")
@@ -188,7 +169,7 @@ def _warp_rle(seg: Any, m: np.ndarray, width: int, height: int
     mask_utils = mask_api()
     d = plain(seg)
     as_list = isinstance(d.get("counts"), list)
-    enc = _encoded_rle(d)
+    enc = encoded_rle(d)
     mask = mask_utils.decode(enc)
     sx, sy, sw, sh = (round(float(v)) for v in mask_utils.toBbox(enc))
     src_area = int(mask_utils.area(enc))
@@ -243,33 +224,6 @@ def _transform_keypoints(kp: Any, m: np.ndarray, width: int, height: int,
     return values, int(np.count_nonzero(out[:, 2] > 0))
 
 
-def _clip_rings(polys: Polygons, window: np.ndarray) -> tuple[Polygons, np.ndarray]:
-    """Clip every ring on its own, regroup by annotation; areas of the union.
-
-    pycocotools rasterizes the rings of an annotation one by one and unions the masks,
-    so overlapping rings may enclose a hole. Clipping ring by ring keeps that meaning
-    (union and clipping commute); clipping the union would fill such holes, since COCO
-    rings cannot hold one.
-    """
-    n_rings = len(polys.ring_offsets) - 1
-    per_ring = Polygons(polys.coords, polys.ring_offsets, np.arange(n_rings + 1, dtype=np.int64))
-    cut, ring_area = clip_polygons(per_ring, np.arange(n_rings), window)
-    # annotation i owns rings offsets[i]:offsets[i+1] of polys, hence entries of cut
-    counts = np.diff(cut.offsets)
-    ring_owner = np.repeat(np.arange(len(polys)), np.diff(polys.offsets))
-    per_ann = np.bincount(ring_owner, weights=counts, minlength=len(polys)).astype(np.int64)
-    offsets = np.zeros(len(polys) + 1, np.int64)
-    np.cumsum(per_ann, out=offsets[1:])
-    out = Polygons(cut.coords, cut.ring_offsets, offsets)
-    area = np.zeros(len(polys))
-    single = np.diff(polys.offsets) == 1
-    area[single] = ring_area[polys.offsets[:-1][single]]
-    multi = np.flatnonzero(np.diff(polys.offsets) > 1)
-    if len(multi):
-        area[multi] = polygon_areas(out, multi)
-    return out, area
-
-
 def transform_annotations(
     columns: AnnotationColumns,
     matrix: np.ndarray,
@@ -297,7 +251,7 @@ def transform_annotations(
             columns.num_keypoints.copy(), dict.fromkeys(DROP_REASONS, 0))
     mirrored = bool(np.linalg.det(m) * (1.0 if m[2, 2] >= 0 else -1.0) < 0)
 
-    kinds = np.array([_seg_kind(s) for s in columns.segmentation], np.int8).reshape(n)
+    kinds = segmentation_kinds(columns.segmentation)
     bbox = np.full((n, 4), np.nan)
     area = columns.area.astype(np.float64, copy=True)
     seg = np.empty(n, dtype=object)
@@ -314,7 +268,7 @@ def transform_annotations(
         moved = Polygons(apply_matrix(polys.coords, m), polys.ring_offsets, polys.offsets)
         # the unclipped area is only needed for the visibility rule
         full_area = polygon_areas(moved) if min_visibility > 0 else np.ones(len(prow))
-        clipped, kept_area = _clip_rings(moved, window)
+        clipped, kept_area = clip_polygons(moved, np.arange(len(moved)), window)
         boxes = polygon_bboxes(clipped)
         for j, r in enumerate(prow.tolist()):
             if not has_rings[j]:
@@ -328,7 +282,7 @@ def transform_annotations(
                 else float(min_visibility <= 0)
 
     # RLE masks
-    for r in np.flatnonzero(kinds == 2).tolist():
+    for r in np.flatnonzero(np.isin(kinds, RLE_KINDS)).tolist():
         rle, a, vis, box = _warp_rle(columns.segmentation[r], m, width, height)
         geometric[r] = True
         seg[r] = rle
@@ -337,7 +291,7 @@ def transform_annotations(
         bbox[r] = box
 
     # box-only annotations
-    brow = np.flatnonzero((kinds == 0) & ~np.isnan(columns.bbox).any(axis=1))
+    brow = np.flatnonzero((kinds <= 0) & ~np.isnan(columns.bbox).any(axis=1))
     if len(brow):
         b = columns.bbox[brow]
         x0, y0 = b[:, 0], b[:, 1]
@@ -882,7 +836,7 @@ def augment(
       before the first image is written: a failed run leaves neither the old output nor
       a partial new one.
     """
-    from ..io.coco import plan_export, write_coco
+    from ..io.coco import plan_export, to_json, write_coco
 
     started = time.perf_counter()
     pipe = load_pipeline(pipeline)
@@ -959,7 +913,7 @@ def augment(
             write_coco(out_ds, Path(stage.path) / "annotations.json", image_ids="keep",
                        annotation_ids="keep")
         else:
-            files.write_bytes(target, out_ds.to_json(image_ids="keep", annotation_ids="keep"))
+            files.write_bytes(target, to_json(out_ds, image_ids="keep", annotation_ids="keep"))
     summary = AugmentSummary(
         output=out_root if out_local is None else str(out_local), source_images=n_img,
         images=len(out_ds.images),
@@ -1049,22 +1003,6 @@ def _check_keypoint_lengths(ds: Dataset, perms: Mapping[int, np.ndarray]) -> Non
                              f"(expected {expected} numbers)")
 
 
-def _pool_context() -> Any:
-    """``fork`` on Linux while this process runs one Python thread (fast: workers inherit
-    the imported modules, and scripts need no ``__main__`` guard); otherwise a fork
-    server (Linux) or fresh interpreters."""
-    import multiprocessing
-    import sys
-    import threading
-
-    methods = multiprocessing.get_all_start_methods()
-    if sys.platform.startswith("linux") and "fork" in methods and threading.active_count() == 1:
-        return multiprocessing.get_context("fork")
-    if sys.platform.startswith("linux") and "forkserver" in methods:
-        return multiprocessing.get_context("forkserver")
-    return multiprocessing.get_context("spawn")
-
-
 def _execute_ray(tasks: list[_Task], job: _Job, address: str | None,
                  progress: Progress | None, take: Callable[[Any], None]) -> None:
     """The same per-image function as the local pool, run on a Ray cluster. A job that
@@ -1083,42 +1021,22 @@ def _run_on_worker(task: _Task, job: _Job) -> ImageResult | _BadImage | _Failure
 
 def _execute(tasks: Iterable[_Task], job: _Job, total: int, workers: int,
              take: Callable[[Any], None]) -> None:
-    """Run the jobs here (one worker) or in a process pool; ``take`` gets each outcome,
-    in image order."""
-    if workers <= 1 or total <= 1:
-        for task in tasks:
-            take(_run(task, job))
-        return
-    from concurrent.futures import Future, ProcessPoolExecutor
-
-    ctx = _pool_context()
-    forked = ctx.get_start_method() == "fork"
-    pending: collections.deque[Future[ImageResult | _BadImage | _Failure]] = \
-        collections.deque()
+    """Run the jobs here (one worker) or in a process pool (:func:`cocokit.engine.run_local`);
+    ``take`` gets each outcome, in image order."""
+    workers = workers if total > 1 else 1
+    forked = workers > 1 and pool_context().get_start_method() == "fork"
     # OpenCV's native thread pool does not survive a fork: while workers are forked,
     # OpenCV runs single-threaded here (its pool idle), and gets its threads back after
     cv2 = _pixels._import_cv2() if forked and "cv2" in sys.modules else None
     cv_threads = cv2.getNumThreads() if cv2 is not None else None
     if cv2 is not None:
         cv2.setNumThreads(1)
-    with ProcessPoolExecutor(max_workers=workers, mp_context=ctx,
-                             initializer=_init_worker) as pool:
-        try:
-            for task in tasks:
-                pending.append(pool.submit(_run, task, job))
-                if len(pending) >= 2 * workers:
-                    _restore_threads(cv2, cv_threads)
-                    cv2 = None
-                    take(pending.popleft().result())
-            _restore_threads(cv2, cv_threads)
-            while pending:
-                take(pending.popleft().result())
-        except BaseException:
-            for f in pending:
-                f.cancel()
-            raise
-        finally:
-            _restore_threads(cv2, cv_threads)
+    try:
+        for outcome in run_local(_run, tasks, job, workers=workers, initializer=_init_worker,
+                                 started=lambda: _restore_threads(cv2, cv_threads)):
+            take(outcome)
+    finally:
+        _restore_threads(cv2, cv_threads)
 
 
 def _restore_threads(cv2: Any, n: int | None) -> None:

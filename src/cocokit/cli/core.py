@@ -123,12 +123,10 @@ def validate(
 
     Example: cocokit validate instances_val2017.json --errors-only
     """
-    from ..validate import validate_file
+    from ..validate import validate_file, validate_stream
 
     with status(f"validating {file}", quiet or as_json):
         if use_stream(file, stream):
-            from ..io.stream import validate_stream
-
             report = validate_stream(file)
         else:
             report = validate_file(file)

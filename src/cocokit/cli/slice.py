@@ -151,6 +151,7 @@ def slice_command(
     """
     from ..errors import BadImagesError
     from ..io import files
+    from ..io.coco import to_json
     from ..slicing import slice_dataset, slice_file
 
     drop_negatives = renamed(drop_negatives, drop_empty, "--drop-empty", "--drop-negatives",
@@ -216,8 +217,8 @@ def slice_command(
                      annotation_ids=annotation_ids.value, new_records="all")
     else:
         with status(f"writing {target}", quiet):
-            files.write_bytes(target, tiled.to_json(image_ids=image_ids.value,
-                                                    annotation_ids=annotation_ids.value))
+            files.write_bytes(target, to_json(tiled, image_ids=image_ids.value,
+                                             annotation_ids=annotation_ids.value))
         if not quiet:
             err_console.print(f"wrote {target}", markup=False, highlight=False)
             say(ids_note(image_ids, annotation_ids, new_records="all"))

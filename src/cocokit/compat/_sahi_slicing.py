@@ -19,20 +19,20 @@ from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-import msgspec
 import numpy as np
 
-from ..dataset import Dataset, object_array
+from ..dataset import Dataset
 from ..errors import InputError, OptionError
-from ..io.coco import read_coco, write_coco
+from ..io.coco import read_coco, to_dict, write_coco
 from ..slicing import axis_windows, slice_annotations, tile_tables
-from ._sahi_coco import (
+from ._sahi_base import (
     CocoAnnotation,
     CocoImage,
     SahiTypeError,
     SahiValueError,
-    _load_store,
-    _segmentation_value,
+    load_store,
+    slice_annotation_objects,
+    xywh_windows,
 )
 
 __all__ = [
@@ -143,50 +143,6 @@ def annotation_inside_slice(annotation: Mapping[str, Any], slice_bbox: Sequence[
 
 
 # -- annotations -------------------------------------------------------------------------
-
-
-def _xywh(windows_xyxy: np.ndarray) -> np.ndarray:
-    w = np.asarray(windows_xyxy, np.int64).reshape(-1, 4)
-    return np.stack([w[:, 0], w[:, 1], w[:, 2] - w[:, 0], w[:, 3] - w[:, 1]], axis=1)
-
-
-def slice_annotation_objects(annotations: Sequence[CocoAnnotation],
-                             windows_xyxy: Sequence[Sequence[int]] | np.ndarray,
-                             min_area_ratio: float) -> list[list[CocoAnnotation]]:
-    """For each window, the annotations cut to it (in the window's frame), in input order.
-
-    An annotation goes into a window when the part inside is at least
-    ``min_area_ratio`` of it (polygon area, RLE pixels, or box area).
-    """
-    wins = np.asarray(windows_xyxy, np.int64).reshape(-1, 4)
-    out: list[list[CocoAnnotation]] = [[] for _ in range(len(wins))]
-    if not len(annotations) or not len(wins):
-        return out
-    rows = [a._columns_row() for a in annotations]
-    cols = {
-        "bbox": np.array([np.asarray(r["bbox"], np.float64) for r in rows]).reshape(-1, 4),
-        "area": np.array([np.nan if r["area"] is None else r["area"] for r in rows],
-                         np.float64),
-        "segmentation": object_array([r["segmentation"] for r in rows]),
-        "keypoints": object_array([r["keypoints"] for r in rows]),
-        "num_keypoints": np.array([r["num_keypoints"] for r in rows], np.int64),
-    }
-    ta = slice_annotations(cols, _xywh(wins), float(min_area_ratio))
-    for j in range(len(ta)):
-        src = annotations[int(ta.source[j])]
-        seg = ta.segmentation[j]
-        seg = _segmentation_value(seg) if isinstance(seg, msgspec.Raw) else seg
-        box = ta.bbox[j]
-        area = float(ta.area[j])
-        fields = src._carry()
-        if ta.keypoints[j] is not None:
-            fields["keypoints"] = ta.keypoints[j]
-        if ta.num_keypoints[j] >= 0:
-            fields["num_keypoints"] = int(ta.num_keypoints[j])
-        out[int(ta.tile[j])].append(CocoAnnotation._make(
-            src.category_id, src.category_name, seg, None if np.isnan(box[0]) else box,
-            src._iscrowd, None if np.isnan(area) else area, fields))
-    return out
 
 
 def process_coco_annotations(coco_annotation_list: Sequence[CocoAnnotation],
@@ -497,7 +453,7 @@ def slice_coco(
     tiles left out of the JSON are not written either.
     """
     ds = read_coco(coco_annotation_file_path)
-    store, _ = _load_store(ds, None)
+    store, _ = load_store(ds, None)
     mar = 0.1 if min_area_ratio is None else float(min_area_ratio)
     suffix = out_ext or ".png"
     fmt = _format_of(suffix) if output_dir is not None else ""
@@ -518,7 +474,7 @@ def slice_coco(
                                    overlap_height_ratio, overlap_width_ratio)
         rows = np.arange(store.offsets[idx], store.offsets[idx + 1])
         cols = {k: v[rows] for k, v in anns.columns().items() if k in _GEOMETRY}
-        ta = slice_annotations(cols, _xywh(np.asarray(windows)), mar, file=store.source,
+        ta = slice_annotations(cols, xywh_windows(np.asarray(windows)), mar, file=store.source,
                                ids=anns.id[rows])
         per_tile = np.bincount(ta.tile, minlength=len(windows))
         keep = per_tile > 0 if ignore_negative_samples else np.ones(len(windows), bool)
@@ -555,7 +511,7 @@ def slice_coco(
     # annotations of tiles left out (negatives never have any)
     tile_anns = tile_anns.take(tile_anns.image_id > 0)
     out = Dataset(tiles, tile_anns, ds.categories, ds.extra, ds.key_order)
-    coco_dict = out.to_dict(image_ids="keep", annotation_ids="keep")
+    coco_dict = to_dict(out, image_ids="keep", annotation_ids="keep")
     save_path = ""
     if output_coco_annotation_file_name and output_dir:
         save_path = str(Path(output_dir) / (output_coco_annotation_file_name + "_coco.json"))

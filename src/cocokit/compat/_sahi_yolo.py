@@ -28,7 +28,7 @@ import shutil
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -36,9 +36,12 @@ from ..dataset import lookup
 from ..errors import InputError, IntegrityError
 from ..geometry import segmentation_bboxes
 from ..io.coco import atomic_write
-from ._sahi_coco import Coco, SahiValueError
+from ._sahi_base import SahiValueError
 
-__all__ = ["export_coco_as_yolo", "export_coco_as_yolo_via_yml", "export_coco_object_as_yolo"]
+if TYPE_CHECKING:  # the Coco of _sahi_coco, which imports this module
+    from ._sahi_coco import Coco
+
+__all__ = ["export_coco_as_yolo", "export_coco_object_as_yolo"]
 
 log = logging.getLogger("cocokit.compat.sahi")
 
@@ -237,27 +240,3 @@ def export_coco_as_yolo(output_dir: str | os.PathLike[str], train_coco: Coco | N
     return _export(output_dir, {"train": (train, train.ignore_negative_samples),
                                 "val": (val, val.ignore_negative_samples)},
                    train, disable_symlink)
-
-
-def export_coco_as_yolo_via_yml(yml_path: str | os.PathLike[str],
-                                output_dir: str | os.PathLike[str],
-                                train_split_rate: float = 0.9, numpy_seed: int = 0,
-                                disable_symlink: bool = False) -> str:
-    """:func:`export_coco_as_yolo` with the inputs named in a YAML file
-    (``train_json_path``, ``train_image_dir``, ``val_json_path``, ``val_image_dir``)."""
-    from ..io.yolo import load_data_yaml
-
-    config = load_data_yaml(yml_path)
-    cocos: dict[str, Coco | None] = {}
-    for split in ("train", "val"):
-        json_path = config.get(f"{split}_json_path")
-        if json_path:
-            image_dir = config.get(f"{split}_image_dir")
-            if not image_dir:
-                raise InputError(os.fspath(yml_path), f"{split}_image_dir",
-                                 f"missing `{split}_image_dir`")
-            cocos[split] = Coco.from_coco_dict_or_path(str(json_path), image_dir=str(image_dir))
-        else:
-            cocos[split] = None
-    return export_coco_as_yolo(output_dir, cocos["train"], cocos["val"], train_split_rate,
-                               numpy_seed, disable_symlink)

@@ -37,6 +37,7 @@ from ._sahi_coco import (
     count_images_with_category,
     create_coco_dict,
     create_coco_prediction_array,
+    export_coco_as_yolo_via_yml,
     get_imageid2annotationlist_mapping,
     merge,
     merge_from_file,
@@ -55,7 +56,7 @@ from ._sahi_slicing import (
     slice_coco,
     slice_image,
 )
-from ._sahi_yolo import export_coco_as_yolo, export_coco_as_yolo_via_yml
+from ._sahi_yolo import export_coco_as_yolo
 
 __all__ = [
     "Coco",

@@ -396,7 +396,7 @@ def check_policy(option: str, value: str) -> None:
         raise OptionError(option, value, "'auto' or 'keep'")
 
 
-def _duplicates(ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def duplicate_rows(ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Rows whose id repeats an earlier row, and the row of that first occurrence."""
     if len(ids) == 0:
         return np.zeros(0, np.int64), np.zeros(0, np.int64)
@@ -409,7 +409,7 @@ def _duplicates(ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 def duplicate_id_problems(ids: np.ndarray, section: str, what: str, why: str = "") -> list[str]:
     """One problem line per row whose id repeats an earlier one."""
-    dup_rows, first_rows = _duplicates(ids)
+    dup_rows, first_rows = duplicate_rows(ids)
     suffix = f"; {why}" if why else ""
     return [
         f"{section}[{r}].id: duplicate {what} id {int(ids[r])} (first at {section}[{f}]){suffix}"
@@ -496,7 +496,7 @@ def plan_export(
                 duplicate_id_problems(
                     images.id, "images", "image", "annotations that reference it are ambiguous"
                 ),
-                referenced[_duplicates(images.id)[0]].tolist(),
+                referenced[duplicate_rows(images.id)[0]].tolist(),
             )
             if r
         ]
@@ -608,8 +608,8 @@ def image_columns(imgs: Images, rows: np.ndarray, ids: np.ndarray) -> list[list[
     ]
 
 
-_IMAGE_KEYS = ("id", "file_name", "width", "height")
-_ANN_KEYS = (
+IMAGE_KEYS = ("id", "file_name", "width", "height")
+ANNOTATION_KEYS = (
     "id",
     "image_id",
     "category_id",
@@ -650,10 +650,10 @@ def _iter_array(
     key: str, ds: Dataset, plan: _Plan, progress: Callable[[int], None]
 ) -> Iterator[bytes]:
     if key == "images":
-        enc = RecordEncoder("Image", _IMAGE_KEYS)
+        enc = RecordEncoder("Image", IMAGE_KEYS)
         rows, n = plan.image_rows, len(plan.image_rows)
     else:
-        enc = RecordEncoder("Annotation", _ANN_KEYS)
+        enc = RecordEncoder("Annotation", ANNOTATION_KEYS)
         rows, n = plan.ann_rows, len(plan.ann_rows)
     for s in range(0, n, _CHUNK):
         r = rows[s : s + _CHUNK]

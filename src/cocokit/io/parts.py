@@ -32,8 +32,8 @@ import numpy as np
 from ..dataset import Categories, Dataset
 from ..errors import IntegrityError, OptionError
 from .coco import (
-    _ANN_KEYS,
-    _IMAGE_KEYS,
+    ANNOTATION_KEYS,
+    IMAGE_KEYS,
     ExportSummary,
     IdPolicy,
     RecordEncoder,
@@ -94,8 +94,8 @@ class PartWriter:
             key: open(os.path.join(self._dir, key), "w+b")  # closed in _cleanup
             for key in ("images", "annotations")
         }
-        self._encoders = {"images": RecordEncoder("Image", _IMAGE_KEYS),
-                          "annotations": RecordEncoder("Annotation", _ANN_KEYS)}
+        self._encoders = {"images": RecordEncoder("Image", IMAGE_KEYS),
+                          "annotations": RecordEncoder("Annotation", ANNOTATION_KEYS)}
         self._ids: dict[str, list[np.ndarray]] = {"images": [], "annotations": []}
         self.images = 0
         self.annotations = 0

@@ -64,8 +64,8 @@ from ..dataset import (
 )
 from ..errors import InputError, IntegrityError, JSONSyntaxError, OptionError
 from .coco import (
-    _ANN_KEYS,
-    _IMAGE_KEYS,
+    ANNOTATION_KEYS,
+    IMAGE_KEYS,
     ExportSummary,
     IdPolicy,
     RecordDecoder,
@@ -106,7 +106,7 @@ def _cuts(buf: bytes, lo: int, hi: int) -> Iterator[int]:
         step *= 4
 
 
-class _NotAnObject(InputError):
+class NotAnObject(InputError):
     """The top level of the file is not a JSON object."""
 
 
@@ -266,7 +266,7 @@ class CocoStream:
             w = _Window(f, min(chunk_bytes, 1 << 24))
             pos = w.skip_ws(0)
             if w.at(pos) != b"{":
-                raise _NotAnObject(self.path, None, "expected a JSON object at the top level")
+                raise NotAnObject(self.path, None, "expected a JSON object at the top level")
             pos = w.skip_ws(pos + 1)
             while w.at(pos) != b"}" and pos < self.size:
                 key, pos = self._key(w, pos)
@@ -778,9 +778,9 @@ def write_coco_stream(
         dups = duplicate_id_problems(
             index.ids, "images", "image", "annotations that reference it are ambiguous"
         )
-        from .coco import _duplicates
+        from .coco import duplicate_rows
 
-        rows = _duplicates(index.ids)[0]
+        rows = duplicate_rows(index.ids)[0]
         problems += [
             p for p, r in zip(dups, rows.tolist()) if np.isin(index.ids[r], stream.used_image_ids)
         ]
@@ -809,7 +809,7 @@ def write_coco_stream(
     ann_ids_seen: list[np.ndarray] = []
 
     def images_body() -> Iterator[bytes]:
-        enc = RecordEncoder("Image", _IMAGE_KEYS)
+        enc = RecordEncoder("Image", IMAGE_KEYS)
         first = True
         for start, t in stream.image_tables():
             rows = np.flatnonzero(keep_rows[start : start + len(t)])
@@ -824,7 +824,7 @@ def write_coco_stream(
                 progress(counts["images"] + counts["annotations"], total)
 
     def annotations_body() -> Iterator[bytes]:
-        enc = RecordEncoder("Annotation", _ANN_KEYS)
+        enc = RecordEncoder("Annotation", ANNOTATION_KEYS)
         first = True
         next_id = 1
         for start, t in stream.annotation_tables():
@@ -928,53 +928,7 @@ def should_stream(size: int) -> bool:
     return size * STREAM_FACTOR > available_memory()
 
 
-def _record_runs(stream: CocoStream, key: str) -> Iterator[tuple[int, list[Any]]]:
+def record_runs(stream: CocoStream, key: str) -> Iterator[tuple[int, list[Any]]]:
     for run, text in stream._run_texts(key):
         with gc_paused():
             yield run.first, msgspec.json.decode(text)
-
-
-def validate_stream(
-    path: str | os.PathLike[str],
-    *,
-    max_problems: int | None = 10_000,
-    chunk_bytes: int = CHUNK_BYTES // 4,
-) -> Any:
-    """Validate a COCO file of any size in bounded memory; same report as validate_file.
-
-    The file is indexed (a syntax error there becomes the report's one ``json-syntax``
-    problem) and its runs of records are fed to the incremental validator. At most
-    ``max_problems`` problems are kept (the report counts the rest), so a file with a
-    problem in every record still validates in bounded memory.
-    """
-    from ..validate import Validator
-
-    name = os.fspath(path)
-    try:
-        stream = open_stream(name, chunk_bytes)
-    except JSONSyntaxError as e:
-        v = Validator(name, max_problems)
-        v.add(
-            "json-syntax",
-            "",
-            f"malformed JSON at line {e.line}, column {e.column}: "
-            f"{e.message.removeprefix('malformed JSON: ')}",
-        )
-        return v.finish()
-    except _NotAnObject:
-        v = Validator(name, max_problems)
-        v.add(
-            "top-not-object",
-            "",
-            'the document must be a JSON object with "images", '
-            '"annotations" and "categories" arrays',
-        )
-        return v.finish()
-    v = Validator(name, max_problems)
-    v.feed_top(list(stream.file_keys))
-    v.feed_categories([dict(r) for r in stream.categories.records])
-    for first, records in _record_runs(stream, "images"):
-        v.feed_images(records, first)
-    for first, records in _record_runs(stream, "annotations"):
-        v.feed_annotations(records, first)
-    return v.finish()

@@ -11,7 +11,7 @@ import numpy as np
 
 from ..dataset import Categories, Dataset
 from ..errors import InputError, OptionError
-from . import Transformed, describe, first_repeat, gc_paused, make_report
+from ._base import Transformed, describe, first_repeat, gc_paused, make_report
 
 __all__ = ["edit_categories"]
 

@@ -1,42 +1,25 @@
 """Clip boxes and polygons to their image's bounds.
 
 Only annotations whose box crosses the image edge (or that have a polygon but no box)
-are looked at closely: their polygons are parsed and clipped ring by ring with
-``shapely.clip_by_rect``; every other annotation is passed through untouched, raw JSON
-and all. Boxes are clipped by :func:`cocokit.clipping.clip_boxes`. (The polygon clipping
-of :mod:`cocokit.clipping` unites an annotation's parts with ``make_valid`` first, which
-is right for tiles but costs seconds on a large dataset and changes parts that are not
-cut; here the parts are kept as they are.)
+are looked at closely: their polygons are parsed and clipped ring by ring by
+:func:`cocokit.clipping.clip_polygons`, the clipper slicing and augmentation use too (its
+docstring holds the one rule for rings and holes); every other annotation is passed
+through untouched, raw JSON and all. Boxes are clipped by
+:func:`cocokit.clipping.clip_boxes`.
 """
 
 from __future__ import annotations
 
 import dataclasses
-from typing import Any
 
-import msgspec
 import numpy as np
-import shapely
 
-from ..clipping import clip_boxes
+from ..clipping import clip_boxes, clip_polygons, polygon_areas
 from ..dataset import Annotations, Dataset, object_array
-from ..geometry import Polygons, parse_polygons, polygon_bboxes
-from . import Transformed, gc_paused, make_report
+from ..geometry import RLE_KINDS, Polygons, parse_polygons, polygon_bboxes, segmentation_kinds
+from ._base import Transformed, gc_paused, make_report
 
 __all__ = ["clip"]
-
-
-def _kind(seg: Any) -> int:
-    """0 no segmentation, 1 polygon list, 2 RLE."""
-    if seg is None:
-        return 0
-    if isinstance(seg, msgspec.Raw):
-        view = memoryview(seg)
-        head = view[0] if len(view) else 0
-        return 1 if head == 91 else 2 if head == 123 else 0  # "[" or "{"
-    if isinstance(seg, dict):
-        return 2
-    return 1 if isinstance(seg, (list, tuple, np.ndarray)) else 0
 
 
 @gc_paused
@@ -45,9 +28,10 @@ def clip(ds: Dataset, *, drop_degenerate: bool = False) -> Transformed:
 
     * Boxes are intersected with the image; sides that are not cut keep their values
       bit for bit.
-    * Polygons are clipped ring by ring with ``shapely.clip_by_rect`` (a COCO
+    * Polygons are clipped ring by ring (:func:`cocokit.clipping.clip_polygons`: a COCO
       annotation's rings are parts that pycocotools unites when it rasterizes, so they
-      are not united here; self-intersecting rings are clipped as they are). A ring cut
+      are not united here, and a hole two rings enclose stays a hole; a ring that
+      crosses itself is repaired first). A ring cut
       into several pieces gives several rings of the same annotation; rings inside the
       image keep their coordinates, rings outside are dropped; coordinates stay floats.
       The box of an annotation whose polygon was cut becomes the polygon's tight box.
@@ -81,7 +65,7 @@ def clip(ds: Dataset, *, drop_degenerate: bool = False) -> Transformed:
             | (box[:, 0] + box[:, 2] > width) | (box[:, 1] + box[:, 3] > height))
     cand = np.flatnonzero(cross | (~has_box & has_img))
     seg = anns.segmentation
-    kinds = np.fromiter((_kind(seg[r]) for r in cand.tolist()), np.int8, len(cand))
+    kinds = segmentation_kinds(seg[cand])
 
     new_box = box
     new_area = anns.area
@@ -129,7 +113,7 @@ def clip(ds: Dataset, *, drop_degenerate: bool = False) -> Transformed:
     # (a polygon list with no rings, as in `"segmentation": []`, counts as no polygon)
     no_geom = np.ones(len(cand), bool)
     no_geom[kinds == 1] = ~real
-    no_geom &= kinds != 2
+    no_geom &= ~np.isin(kinds, RLE_KINDS)
     box_only = np.zeros(n, bool)
     box_only[cand[no_geom]] = True
     box_only &= cross
@@ -181,136 +165,24 @@ def _coco_lists(polys: Polygons, entries: np.ndarray) -> list[list[list[float]]]
             for i in entries.tolist()]
 
 
-def _ranges(starts: np.ndarray, lengths: np.ndarray) -> np.ndarray:
-    """Concatenation of ``arange(s, s + n)`` for each start and length."""
-    total = int(lengths.sum())
-    if total == 0:
-        return np.zeros(0, np.int64)
-    first = np.cumsum(lengths) - lengths
-    return np.repeat(starts - first, lengths) + np.arange(total)
-
-
-def _ring_areas(coords: np.ndarray, ring_offsets: np.ndarray) -> np.ndarray:
-    """Shoelace area of each ring (0 for rings of fewer than 3 vertices)."""
-    sizes = np.diff(ring_offsets)
-    out = np.zeros(len(sizes))
-    nonempty = np.flatnonzero(sizes > 0)
-    if len(nonempty) == 0:
-        return out
-    nxt = np.arange(1, len(coords) + 1)
-    nxt[ring_offsets[nonempty + 1] - 1] = ring_offsets[nonempty]
-    x, y = coords[:, 0], coords[:, 1]
-    cross = x * y[nxt] - x[nxt] * y
-    sums = np.add.reduceat(cross, ring_offsets[nonempty])
-    out[nonempty] = 0.5 * np.abs(sums)
-    out[sizes < 3] = 0.0
-    return out
-
-
-def _clip_by_rect(geoms: np.ndarray, width: float, height: float) -> np.ndarray:
-    """``shapely.clip_by_rect`` to ``[0, width] x [0, height]``; a ring that collapses to a
-    line makes GEOS fail, so on failure each geometry is clipped alone, repaired first
-    (``make_valid``) if it fails again."""
-    try:
-        return np.asarray(shapely.clip_by_rect(geoms, 0.0, 0.0, width, height), dtype=object)
-    except shapely.errors.GEOSException:
-        out = np.empty(len(geoms), dtype=object)
-        for i, g in enumerate(geoms):
-            try:
-                out[i] = shapely.clip_by_rect(g, 0.0, 0.0, width, height)
-            except shapely.errors.GEOSException:
-                out[i] = shapely.clip_by_rect(shapely.make_valid(g), 0.0, 0.0, width, height)
-        return out
-
-
 def _clip_rings(polys: Polygons, width: np.ndarray, height: np.ndarray) -> _Cut:
-    """Clip each ring of each annotation to ``[0, width_i] x [0, height_i]``.
-
-    Rings are clipped one by one (COCO's rings are parts that pycocotools unites when it
-    rasterizes, so they need not be united here): rings inside are kept bit for bit,
-    rings outside (or too small to have an area) are dropped, the others go through
-    ``shapely.clip_by_rect`` (robust to self-intersecting rings; one call per distinct
-    image size), keeping every piece with an area as a ring of its own.
-    """
-    ro, coords = polys.ring_offsets, polys.coords
-    n_ann = len(polys)
-    counts = polys.ring_count
-    owner = np.repeat(np.arange(n_ann), counts)
-    sizes = np.diff(ro)
-    n_rings = len(sizes)
-    xmin = np.full(n_rings, np.inf)
-    ymin = np.full(n_rings, np.inf)
-    xmax = np.full(n_rings, -np.inf)
-    ymax = np.full(n_rings, -np.inf)
-    nonempty = np.flatnonzero(sizes > 0)
-    if len(nonempty):
-        starts = ro[:-1][nonempty]
-        xmin[nonempty] = np.minimum.reduceat(coords[:, 0], starts)
-        ymin[nonempty] = np.minimum.reduceat(coords[:, 1], starts)
-        xmax[nonempty] = np.maximum.reduceat(coords[:, 0], starts)
-        ymax[nonempty] = np.maximum.reduceat(coords[:, 1], starts)
-    w, h = width[owner], height[owner]
-    inside = (sizes == 0) | ((xmin >= 0) & (ymin >= 0) & (xmax <= w) & (ymax <= h))
-    outside = ~inside & ((xmax <= 0) | (ymax <= 0) | (xmin >= w) | (ymin >= h))
-    crossing = ~inside & ~outside & (sizes >= 3)
-    changed = np.zeros(n_ann, bool)
-    changed[owner[~inside]] = True
-    area_before = _ring_areas(coords, ro)
-
-    # clip the crossing rings, grouped by image size (clip_by_rect takes scalars)
-    cr = np.flatnonzero(crossing)
-    piece_xy = np.zeros((0, 2))
-    piece_ring = np.zeros(0, np.int64)  # source ring of each piece
-    piece_start = np.zeros(0, np.int64)
-    piece_len = np.zeros(0, np.int64)
-    piece_area = np.zeros(0)
-    if len(cr):
-        vert = _ranges(ro[cr], sizes[cr])
-        rings = shapely.linearrings(coords[vert], indices=np.repeat(np.arange(len(cr)), sizes[cr]))
-        geoms = shapely.polygons(rings)
-        out = np.empty(len(cr), dtype=object)
-        key = w[cr].astype(np.float64) * 1e9 + h[cr]
-        for value in np.unique(key):
-            sel = np.flatnonzero(key == value)
-            j = sel[0]
-            out[sel] = _clip_by_rect(geoms[sel], float(w[cr][j]), float(h[cr][j]))
-        parts, which = shapely.get_parts(out, return_index=True)
-        ok = (shapely.get_type_id(parts) == 3) & (shapely.area(parts) > 0)
-        parts, which = parts[ok], which[ok]
-        if len(parts):
-            ext = shapely.get_exterior_ring(parts)
-            xy, ring_of = shapely.get_coordinates(ext, return_index=True)
-            n_pts = np.bincount(ring_of, minlength=len(ext))
-            piece_xy = xy
-            piece_start = np.cumsum(n_pts) - n_pts
-            piece_len = n_pts - 1  # COCO rings are implicitly closed
-            piece_ring = cr[which]
-            piece_area = shapely.area(parts)
-
-    # output rings of the changed annotations: inside rings as they are, then pieces,
-    # in the order of their source rings
-    keep_inside = inside & changed[owner]
-    ins = np.flatnonzero(keep_inside)
-    all_xy = np.concatenate([coords, piece_xy]) if len(piece_xy) else coords
-    src_ring = np.concatenate([ins, piece_ring])
-    sub = np.concatenate([np.zeros(len(ins), np.int64), np.arange(len(piece_ring))])
-    starts = np.concatenate([ro[ins], len(coords) + piece_start])
-    lengths = np.concatenate([sizes[ins], piece_len])
-    areas = np.concatenate([area_before[ins], piece_area])
-    order = np.lexsort((sub, src_ring))
-    src_ring, starts, lengths, areas = src_ring[order], starts[order], lengths[order], areas[order]
-    out_owner = owner[src_ring]
-    local = np.cumsum(changed) - 1  # changed annotation -> its output entry
-    n_changed = int(changed.sum())
-    per_entry = np.bincount(local[out_owner], minlength=n_changed)
-    offsets = np.zeros(n_changed + 1, np.int64)
-    np.cumsum(per_entry, out=offsets[1:])
-    ring_offsets = np.zeros(len(lengths) + 1, np.int64)
-    np.cumsum(lengths, out=ring_offsets[1:])
-    result = Polygons(all_xy[_ranges(starts, lengths)], ring_offsets, offsets)
-    after = np.bincount(local[out_owner], weights=areas, minlength=n_changed)
-    mine = changed[owner]
-    before = np.bincount(local[owner[mine]], weights=area_before[mine], minlength=n_changed)
+    """Clip each annotation's polygons to ``[0, width_i] x [0, height_i]`` with the one
+    clipper (:func:`cocokit.clipping.clip_polygons`: ring by ring, so pycocotools draws
+    the clipped mask; the area share uses sums of ring areas). Annotations whose rings
+    all lie inside are left alone (``changed`` False)."""
+    box = polygon_bboxes(polys)
+    with np.errstate(invalid="ignore"):
+        inside = np.isnan(box[:, 0]) | (
+            (box[:, 0] >= 0) & (box[:, 1] >= 0)
+            & (box[:, 0] + box[:, 2] <= width) & (box[:, 1] + box[:, 3] <= height))
+    changed = ~inside
+    rows = np.flatnonzero(changed)
+    zeros = np.zeros(len(rows))
+    windows = np.stack([zeros, zeros, width[rows], height[rows]], axis=1).astype(np.float64)
+    # areas as sums of the rings' areas: the same as the union's where parts do not
+    # overlap, and uniting overlapping parts would cost most of the transform's time
+    result, after = clip_polygons(polys, rows, windows, union_areas=False)
+    before = polygon_areas(polys, rows, union=False)
     with np.errstate(invalid="ignore", divide="ignore"):
         ratio = np.where(before > 0, after / before, np.nan)
     return _Cut(changed, result, after, ratio)

@@ -20,7 +20,7 @@ from ..dataset import Annotations, Categories, Dataset, Images, lookup, unique
 from ..errors import OptionError
 from ..geometry import segmentation_areas, segmentation_bboxes
 from ..io.coco import ExportSummary, IdPolicy
-from . import Transformed, category_rows, gc_paused, make_report
+from ._base import Transformed, category_rows, gc_paused, make_report
 
 if TYPE_CHECKING:  # pragma: no cover
     from ..io.stream import CocoStream

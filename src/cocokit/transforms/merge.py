@@ -18,7 +18,7 @@ import numpy as np
 
 from ..dataset import Annotations, Categories, Dataset, Images, object_array, plain
 from ..errors import InputError, OptionError
-from . import Transformed, describe, first_repeat, gc_paused, make_report, new_ids
+from ._base import Transformed, describe, first_repeat, gc_paused, make_report, new_ids
 
 __all__ = ["Duplicates", "merge"]
 

@@ -13,7 +13,7 @@ import numpy as np
 
 from ..dataset import Annotations, Dataset, Images, object_array, plain, ranges
 from ..errors import OptionError
-from . import Transformed, category_rows, gc_paused, make_report
+from ._base import Transformed, category_rows, gc_paused, make_report
 
 __all__ = ["SOURCE_KEY", "sample", "upsample"]
 

@@ -47,7 +47,7 @@ import numpy as np
 
 from ..dataset import Dataset
 from ..errors import OptionError
-from . import describe, gc_paused
+from ._base import describe, gc_paused
 
 __all__ = ["SWAP_LIMIT", "SplitReport", "SplitResult", "split"]
 

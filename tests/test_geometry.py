@@ -1,0 +1,98 @@
+"""The one segmentation-kind classifier (geometry.segmentation_kind) on values and JSON text."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import msgspec
+import numpy as np
+import pytest
+
+import cocokit
+from cocokit.geometry import (
+    RLE_KINDS,
+    SegmentationKind,
+    segmentation_kind,
+    segmentation_kinds,
+)
+
+from .conftest import real_path
+
+K = SegmentationKind
+
+CASES: list[tuple[Any, SegmentationKind]] = [
+    (None, K.NONE),
+    ([[0, 0, 10, 0, 10, 10]], K.POLYGON),
+    ([], K.POLYGON),  # an empty polygon list is still a list (validate says it is empty)
+    ((np.array([0.0, 0, 1, 0, 1, 1]),), K.POLYGON),
+    ({"size": [4, 4], "counts": [0, 16]}, K.RLE_UNCOMPRESSED),
+    ({"size": [4, 4], "counts": "04L4"}, K.RLE_COMPRESSED),
+    ({"size": [4, 4], "counts": b"04L4"}, K.RLE_COMPRESSED),
+    ({"size": [4, 4]}, K.INVALID),  # no counts
+    ({"size": [4, 4], "counts": 7}, K.INVALID),
+    ("polygon", K.INVALID),
+    (12, K.INVALID),
+]
+
+
+@pytest.mark.parametrize(("value", "kind"), CASES, ids=[f"{k.name}-{i}" for i, (_, k) in
+                                                         enumerate(CASES)])
+def test_kind_of_a_value(value: Any, kind: SegmentationKind) -> None:
+    assert segmentation_kind(value) is kind
+
+
+JSON_CASES: list[tuple[bytes, SegmentationKind]] = [
+    (b"null", K.NONE),
+    (b"[[0, 0, 10, 0, 10, 10]]", K.POLYGON),
+    (b'{"size": [4, 4], "counts": [0, 16]}', K.RLE_UNCOMPRESSED),
+    (b'{"counts":"04L4","size":[4,4]}', K.RLE_COMPRESSED),
+    (b'{"size": [4, 4],\n "counts" :\t"04L4"}', K.RLE_COMPRESSED),
+    (b'{"size": [4, 4]}', K.INVALID),
+    (b'{"size": [4, 4], "counts": 7}', K.INVALID),
+    # a second "counts" inside another key: decoded, the top-level one decides
+    (b'{"note": {"counts": [1]}, "size": [4, 4], "counts": "04L4"}', K.RLE_COMPRESSED),
+    # an escaped key is no "counts" key for the byte scan; decoding finds it
+    (b'{"size": [4, 4], "co\\u0075nts": [0, 16]}', K.RLE_UNCOMPRESSED),
+    (b'"polygon"', K.INVALID),
+    (b"3", K.INVALID),
+]
+
+
+@pytest.mark.parametrize(("text", "kind"), JSON_CASES)
+def test_kind_of_json_text_equals_kind_of_its_value(text: bytes, kind: SegmentationKind) -> None:
+    assert segmentation_kind(msgspec.Raw(text)) is kind
+    assert segmentation_kind(msgspec.json.decode(text)) is kind
+
+
+def test_rle_kinds_and_column() -> None:
+    values = [v for v, _ in CASES]
+    column = np.empty(len(values), object)
+    column[:] = values
+    kinds = segmentation_kinds(column)
+    assert kinds.dtype == np.int8
+    assert kinds.tolist() == [int(k) for _, k in CASES]
+    assert [K(k).is_rle for k in kinds] == [k in RLE_KINDS for _, k in CASES]
+
+
+@pytest.mark.parametrize(("parts", "expected"), [
+    # polygons and crowd RLE (counts lists)
+    (("coco-mini", "annotations", "instances_val2017.json"), {K.POLYGON, K.RLE_UNCOMPRESSED}),
+    (("lvis-val100", "lvis_val_100.json"), {K.POLYGON}),
+    # compressed RLE (counts strings) of a results file
+    (("cocoapi-val2014-100", "instances_val2014_fakesegm100_results.json"), {K.RLE_COMPRESSED}),
+])
+def test_real_files_raw_and_decoded_agree(parts: tuple[str, ...],
+                                          expected: set[SegmentationKind]) -> None:
+    path = real_path(*parts)
+    if parts[-1].endswith("_results.json"):  # a results list: segmentations of each record
+        segs = [r.get("segmentation") for r in msgspec.json.decode(path.read_bytes())]
+        raws = [None if s is None else msgspec.Raw(msgspec.json.encode(s)) for s in segs]
+    else:
+        anns = cocokit.load(path).annotations
+        raws = list(anns.segmentation)
+        segs = [None if r is None else msgspec.json.decode(r) for r in raws]
+        # the table's cached column is the same classifier
+        assert anns.segmentation_kind.tolist() == [int(segmentation_kind(r)) for r in raws]
+    from_raw = [segmentation_kind(r) for r in raws]
+    assert from_raw == [segmentation_kind(s) for s in segs]
+    assert set(from_raw) == expected
