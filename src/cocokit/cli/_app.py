@@ -39,8 +39,58 @@ app = typer.Typer(
     context_settings={"help_option_names": ["-h", "--help"]},
 )
 
-console = Console()
-err_console = Console(stderr=True)
+def make_console(stderr: bool = False, **kwargs: Any) -> Console:
+    """A rich Console that draws colour and wraps lines only on a terminal: off one (a
+    pipe, a CI log) lines are never broken, so a path or a JSON path stays whole for
+    grep, and no escape codes are written (rich also honours NO_COLOR and FORCE_COLOR)."""
+    probe = Console(stderr=stderr, **kwargs)
+    if probe.is_terminal:
+        return probe
+    kwargs.setdefault("width", OFF_TERMINAL_WIDTH)
+    return Console(stderr=stderr, soft_wrap=True, no_color=True, highlight=False, **kwargs)
+
+
+# wide enough that tables are never squeezed off a terminal; text is never wrapped there
+OFF_TERMINAL_WIDTH = 1 << 12
+
+console = make_console()
+err_console = make_console(stderr=True)
+
+
+def print_error(line: str) -> None:
+    """One message on stderr as it is: no markup, no highlighting, never wrapped."""
+    err_console.print(line, markup=False, highlight=False, soft_wrap=True)
+
+
+def package_version() -> str:
+    """The installed cocokit's version (the source tree's when it is not installed)."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("cocokit")
+    except PackageNotFoundError:
+        from .. import __version__
+
+        return __version__
+
+
+def _show_version(value: bool) -> None:
+    if value:
+        print(f"cocokit {package_version()}")
+        raise typer.Exit(0)
+
+
+@app.callback()
+def _root(
+    version: Annotated[
+        bool,
+        typer.Option(
+            "--version", "-V", is_eager=True, callback=_show_version,
+            help="Print the version and exit.",
+        ),
+    ] = False,
+) -> None:
+    pass
 
 QUIET_HELP = "No progress bars or summaries (errors are still printed)."
 

@@ -63,6 +63,7 @@ from ..dataset import (
     unique,
 )
 from ..errors import InputError, IntegrityError, JSONSyntaxError, OptionError
+from . import sniff
 from .coco import (
     _ANN_KEYS,
     _IMAGE_KEYS,
@@ -107,7 +108,9 @@ def _cuts(buf: bytes, lo: int, hi: int) -> Iterator[int]:
 
 
 class _NotAnObject(InputError):
-    """The top level of the file is not a JSON object."""
+    """The top level of the file is not a COCO object; ``keys`` are an object's keys."""
+
+    keys: list[str] | None = None
 
 
 class _AnnRef(msgspec.Struct):
@@ -257,6 +260,8 @@ class CocoStream:
             self.size = Path(self.path).stat().st_size
         except FileNotFoundError:
             raise InputError(self.path, None, "no such file") from None
+        if Path(self.path).is_dir():
+            raise InputError(self.path, None, sniff.describe_path(self.path) or "is a directory")
         self.key_order: list[str] = []
         self.extra: dict[str, Any] = {}
         self.runs: dict[str, list[_Run]] = {"images": [], "annotations": []}
@@ -266,7 +271,10 @@ class CocoStream:
             w = _Window(f, min(chunk_bytes, 1 << 24))
             pos = w.skip_ws(0)
             if w.at(pos) != b"{":
-                raise _NotAnObject(self.path, None, "expected a JSON object at the top level")
+                w.fill(sniff.HEAD_BYTES)
+                said = sniff.describe_head(w.buf, self.path)
+                raise _NotAnObject(
+                    self.path, None, said or "expected a JSON object at the top level")
             pos = w.skip_ws(pos + 1)
             while w.at(pos) != b"}" and pos < self.size:
                 key, pos = self._key(w, pos)
@@ -291,6 +299,11 @@ class CocoStream:
                 elif sep != b"}":
                     raise _syntax_error(self.path, pos, "expected ',' or '}' after a value")
                 w.forget(pos)
+        if not sniff.is_coco_top(self.key_order):
+            said = sniff.describe_document(dict.fromkeys(self.key_order))
+            refused = _NotAnObject(self.path, None, said or "not a COCO dataset")
+            refused.keys = self.key_order
+            raise refused
         for i, c in enumerate(cats):
             for k, typ in (("id", int), ("name", str)):
                 if not isinstance(c.get(k), typ) or isinstance(c.get(k), bool):
@@ -956,13 +969,16 @@ def validate_stream(
             f"{e.message.removeprefix('malformed JSON: ')}",
         )
         return v.finish()
-    except _NotAnObject:
+    except _NotAnObject as e:
         v = Validator(name, max_problems)
+        if e.keys is not None:  # an object without any COCO key: as validate_file says it
+            v.feed_top(e.keys)
+            return v.finish()
         v.add(
             "top-not-object",
             "",
             'the document must be a JSON object with "images", '
-            '"annotations" and "categories" arrays',
+            f'"annotations" and "categories" arrays: {e.message}',
         )
         return v.finish()
     v = Validator(name, max_problems)
