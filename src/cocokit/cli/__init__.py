@@ -35,7 +35,7 @@ for _mod in pkgutil.iter_modules(__path__):
     if not _mod.name.startswith("_"):
         importlib.import_module(f"{__name__}.{_mod.name}")
 
-__all__ = ["app", "main"]
+__all__ = ["app", "flag_message", "main", "usage_lines"]
 
 USAGE = 2
 INTERRUPTED = 130
@@ -157,8 +157,13 @@ def usage_lines(e: BaseException, args: Sequence[str] = ()) -> list[str]:
     fmt = getattr(e, "format_message", None)
     message = str(fmt() if callable(fmt) else e).strip()
     message = message.replace("Value error, ", "").replace("\n", " ")
-    message = re.sub(r"\s*\(Possible options: ([^)]*)\)",
-                     lambda m: f". Did you mean {m.group(1).replace(', ', ' or ')}?", message)
+    message = re.sub(r"(Did you mean [^?]*\?)(\s*\1)+", r"\1", message)  # typer 0.20 says it twice
+    typed_opt = re.search(r"No such option:? '?(-[\w-]+)", message)
+    at = message.find("Possible options:")
+    if at >= 0:  # click lists the close options alphabetically: name the closest one
+        options = re.findall(r"-{1,2}[\w-]+", message[at:])
+        near = (_nearest(typed_opt.group(1), options) if typed_opt else None) or options[0]
+        message = f"{message[:at].rstrip(' (' + chr(39))}. Did you mean {near}?"
     bad = re.match(r"Invalid value for '(-[\w-]+)'[^:]*: (.*)", message)
     if bad and (typed := _typed_value(bad.group(1), args)) is not None and typed not in message:
         message = f"{message.rstrip('.')} (got {typed!r})"
