@@ -8,6 +8,7 @@ help is), exit code 2 and no traceback, whatever typer version is installed (typ
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -36,7 +37,10 @@ def run(*args: str, cwd: Path | None = None, **env: str) -> subprocess.Completed
     )
 
 
-# (arguments, a piece of the message); {f} is a real COCO file, {out} an output path
+# click < 8.2 says "No such option: --bogus", later ones "No such option '--bogus'."
+BOGUS = r"No such option:? '?--bogus"
+
+# (arguments, a regex the message matches); {f} is a real COCO file, {out} an output path
 MISTAKES: list[tuple[list[str], str]] = [
     # mistyped commands: the nearest command is named
     (["infoo", "{f}"], "Did you mean 'info'"),
@@ -46,24 +50,24 @@ MISTAKES: list[tuple[list[str], str]] = [
     (["sampel", "{f}"], "Did you mean 'sample'"),
     (["help"], "No such command 'help'"),
     # unknown options, on every command
-    (["--bogus"], "No such option: --bogus"),
-    (["info", "--bogus", "{f}"], "No such option: --bogus"),
-    (["validate", "{f}", "--bogus"], "No such option: --bogus"),
-    (["export", "{f}", "--bogus", "-o", "{out}"], "No such option: --bogus"),
-    (["stats", "{f}", "--bogus"], "No such option: --bogus"),
-    (["draw", "{f}", "--bogus"], "No such option: --bogus"),
-    (["merge", "{f}", "{f}", "--bogus"], "No such option: --bogus"),
-    (["filter", "{f}", "--bogus"], "No such option: --bogus"),
-    (["sample", "{f}", "--bogus"], "No such option: --bogus"),
-    (["split", "{f}", "--bogus"], "No such option: --bogus"),
-    (["categories", "{f}", "--bogus"], "No such option: --bogus"),
-    (["clip", "{f}", "--bogus"], "No such option: --bogus"),
-    (["slice", "{f}", "--bogus"], "No such option: --bogus"),
-    (["augment", "{f}", "--bogus"], "No such option: --bogus"),
-    (["import", "{f}", "--bogus"], "No such option: --bogus"),
+    (["--bogus"], BOGUS),
+    (["info", "--bogus", "{f}"], BOGUS),
+    (["validate", "{f}", "--bogus"], BOGUS),
+    (["export", "{f}", "--bogus", "-o", "{out}"], BOGUS),
+    (["stats", "{f}", "--bogus"], BOGUS),
+    (["draw", "{f}", "--bogus"], BOGUS),
+    (["merge", "{f}", "{f}", "--bogus"], BOGUS),
+    (["filter", "{f}", "--bogus"], BOGUS),
+    (["sample", "{f}", "--bogus"], BOGUS),
+    (["split", "{f}", "--bogus"], BOGUS),
+    (["categories", "{f}", "--bogus"], BOGUS),
+    (["clip", "{f}", "--bogus"], BOGUS),
+    (["slice", "{f}", "--bogus"], BOGUS),
+    (["augment", "{f}", "--bogus"], BOGUS),
+    (["import", "{f}", "--bogus"], BOGUS),
     # a near miss of a real option is named
-    (["info", "{f}", "--jsn"], "Did you mean --json"),
-    (["validate", "{f}", "--strct"], "Did you mean --strict"),
+    (["info", "{f}", "--jsn"], "Did you mean '?--json"),
+    (["validate", "{f}", "--strct"], "Did you mean '?--strict"),
     # missing arguments and options
     (["info"], "Missing argument"),
     (["validate"], "Missing argument"),
@@ -100,7 +104,8 @@ def test_usage_mistake_is_one_line_and_exit_2(
     assert res.returncode == 2, res.stderr
     assert 1 <= len(lines) <= 3, res.stderr
     assert lines[0].startswith("error: "), res.stderr
-    assert expected.format(**values) in res.stderr, res.stderr
+    pattern = expected.format(**{k: re.escape(v) for k, v in values.items()})
+    assert re.search(pattern, res.stderr), res.stderr
     assert not (tmp_path / "out.json").exists()
 
 

@@ -119,9 +119,11 @@ def flag_message(e: CocoKitError, args: Sequence[str] = ()) -> str:
     return f"{'/'.join(names)}: expected {e.expected}{got}"
 
 
-def _nearest(word: str, candidates: Sequence[str]) -> str | None:
-    found = difflib.get_close_matches(word, list(candidates), n=1, cutoff=0.5)
-    return found[0] if found else None
+def _nearest(word: str, candidates: Sequence[str], cutoff: float = 0.6) -> str | None:
+    """The candidate closest to ``word`` (leading dashes aside), if any is close."""
+    bare = {c.lstrip("-"): c for c in candidates}
+    found = difflib.get_close_matches(word.lstrip("-"), list(bare), n=1, cutoff=cutoff)
+    return bare[found[0]] if found else None
 
 
 def _command_names(ctx: Any) -> list[str]:
@@ -159,11 +161,12 @@ def usage_lines(e: BaseException, args: Sequence[str] = ()) -> list[str]:
     message = message.replace("Value error, ", "").replace("\n", " ")
     message = re.sub(r"(Did you mean [^?]*\?)(\s*\1)+", r"\1", message)  # typer 0.20 says it twice
     typed_opt = re.search(r"No such option:? '?(-[\w-]+)", message)
-    at = message.find("Possible options:")
-    if at >= 0:  # click lists the close options alphabetically: name the closest one
-        options = re.findall(r"-{1,2}[\w-]+", message[at:])
-        near = (_nearest(typed_opt.group(1), options) if typed_opt else None) or options[0]
-        message = f"{message[:at].rstrip(' (' + chr(39))}. Did you mean {near}?"
+    listed = re.search(r"\(?'?\(?(Possible options:|Did you mean one of:)", message)
+    if listed:  # click lists the close options alphabetically: name the closest one
+        at = listed.start()
+        options = re.findall(r"-{1,2}[\w-]+", message[listed.end() :])
+        near = (_nearest(typed_opt.group(1), options, 0) if typed_opt else None) or options[0]
+        message = f"{message[:at].rstrip(' .')}. Did you mean '{near}'?"
     bad = re.match(r"Invalid value for '(-[\w-]+)'[^:]*: (.*)", message)
     if bad and (typed := _typed_value(bad.group(1), args)) is not None and typed not in message:
         message = f"{message.rstrip('.')} (got {typed!r})"
