@@ -108,9 +108,11 @@ def _cuts(buf: bytes, lo: int, hi: int) -> Iterator[int]:
 
 
 class _NotAnObject(InputError):
-    """The top level of the file is not a COCO object; ``keys`` are an object's keys."""
+    """The top level of the file is not a COCO object; ``keys`` are an object's keys,
+    ``hint`` what the file looks like (see :mod:`cocokit.io.sniff`)."""
 
     keys: list[str] | None = None
+    hint: str | None = None
 
 
 class _AnnRef(msgspec.Struct):
@@ -273,8 +275,10 @@ class CocoStream:
             if w.at(pos) != b"{":
                 w.fill(sniff.HEAD_BYTES)
                 said = sniff.describe_head(w.buf, self.path)
-                raise _NotAnObject(
+                refused = _NotAnObject(
                     self.path, None, said or "expected a JSON object at the top level")
+                refused.hint = said
+                raise refused
             pos = w.skip_ws(pos + 1)
             while w.at(pos) != b"}" and pos < self.size:
                 key, pos = self._key(w, pos)
@@ -978,7 +982,7 @@ def validate_stream(
             "top-not-object",
             "",
             'the document must be a JSON object with "images", '
-            f'"annotations" and "categories" arrays: {e.message}',
+            '"annotations" and "categories" arrays' + (f"; {e.hint}" if e.hint else ""),
         )
         return v.finish()
     v = Validator(name, max_problems)
