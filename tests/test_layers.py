@@ -154,7 +154,8 @@ def upward(imports: list[Import]) -> list[str]:
 def private(imports: list[Import]) -> list[str]:
     bad = []
     for imp in imports:
-        if imp.name and imp.name.startswith("_") and imp.target != imp.source:
+        if (imp.name and imp.name.startswith("_") and not imp.name.startswith("__")
+                and imp.target != imp.source):
             bad.append(f"{imp}  (a private name of another file)")
         parts = imp.target.split(".")
         for k, part in enumerate(parts):

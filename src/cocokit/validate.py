@@ -47,6 +47,7 @@ import numpy as np
 from .dataset import gc_paused
 from .errors import InputError, JSONSyntaxError
 from .geometry import mask_api
+from .io.sniff import describe_document, describe_markup, describe_path
 from .problems import CODES, SEVERITIES, Problem, Report, Severity
 
 __all__ = [
@@ -516,12 +517,15 @@ class Validator:
         """The top-level keys present: an error for each required array missing."""
         self._check_open()
         keys = set(doc_keys)
+        said = describe_document(dict.fromkeys(doc_keys))  # not COCO at all: what it is
         for key in _REQUIRED_SECTIONS:
             if key not in keys:
                 self._missing.add(key)
                 self.add("missing-key", "",
                          f'the document has no "{key}" key; expected an array of '
-                         f"{_SINGULAR[key]} records, found only the keys {_short(sorted(keys))}")
+                         f"{_SINGULAR[key]} records, found only the keys {_short(sorted(keys))}"
+                         + (f"; {said}" if said else ""))
+                said = None  # said once, on the first missing key
 
     # -- records ------------------------------------------------------------------------
 
@@ -1288,9 +1292,10 @@ def validate_document(doc: Any, source: str = "<document>", *,
 def _validate_document(doc: Any, source: str, max_problems: int | None) -> Report:
     v = Validator(source, max_problems)
     if not isinstance(doc, Mapping):
+        said = describe_document(doc)
         v.add("top-not-object", "",
               'the document must be a JSON object with "images", "annotations" and '
-              f'"categories" arrays, {_found(doc)}')
+              f'"categories" arrays, {_found(doc)}' + (f"; {said}" if said else ""))
         return v.finish()
     v.feed_top(list(doc))
     feeders = {"categories": v.feed_categories, "images": v.feed_images,
@@ -1324,6 +1329,8 @@ def _syntax_report(source: str, data: bytes, line: int, column: int, reason: str
     hint = ""
     if data.startswith(b"\xef\xbb\xbf") and line == 1 and column <= 2:
         hint = " (the file starts with a UTF-8 byte order mark, which JSON does not allow)"
+    elif (said := describe_markup(data, source)) is not None:
+        hint = f"; {said}"
     v.add("json-syntax", "",
           f"malformed JSON at line {line}, column {column}: {reason}{hint}")
     return v.finish()
@@ -1371,7 +1378,8 @@ def validate_file(path: str | os.PathLike[str], *, max_problems: int | None = No
         with open(name, "rb") as f:
             data = f.read()
     except OSError as e:
-        raise InputError(name, None, f"cannot read the file: {e.strerror or e}") from e
+        said = describe_path(name) if os.path.isdir(name) else None
+        raise InputError(name, None, said or f"cannot read the file: {e.strerror or e}") from e
     return validate_bytes(data, name, max_problems=max_problems)
 
 
@@ -1419,13 +1427,16 @@ def validate_stream(
             f"{e.message.removeprefix('malformed JSON: ')}",
         )
         return v.finish()
-    except NotAnObject:
+    except NotAnObject as e:
         v = Validator(name, max_problems)
+        if e.keys is not None:  # an object without any COCO key: as validate_file says it
+            v.feed_top(e.keys)
+            return v.finish()
         v.add(
             "top-not-object",
             "",
             'the document must be a JSON object with "images", '
-            '"annotations" and "categories" arrays',
+            '"annotations" and "categories" arrays' + (f"; {e.hint}" if e.hint else ""),
         )
         return v.finish()
     v = Validator(name, max_problems)

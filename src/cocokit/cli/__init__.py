@@ -1,53 +1,194 @@
 """Command-line interface: ``cocokit COMMAND --help`` shows each command with an example.
 
 Every module of this package that does not start with an underscore holds commands and
-is imported here, so a new command is a new module. Errors the library raises on
-purpose (:class:`~cocokit.errors.CocoKitError`) print as one line and exit 2; a
-traceback means a bug.
+is imported here, so a new command is a new module.
+
+Exit codes: 0 done, 1 problems found (``validate``), 2 an error, 130 interrupted.
+Errors the library raises on purpose (:class:`~cocokit.errors.CocoKitError`) and usage
+mistakes (a mistyped command, an unknown option, a missing or malformed value) print as
+one ``error:`` line, with the nearest valid command, option or value when there is one,
+and a line saying where the help is; a traceback means a bug. ``cocokit`` alone prints
+the help and exits 0; ``cocokit --version`` prints the version.
+
+Only typer's public API is used: its usage errors are recognised as the family of
+:class:`typer.BadParameter` (click's exceptions in typer < 0.26, typer's own after), so
+the CLI works whether or not click is installed.
 """
 
 from __future__ import annotations
 
+import difflib
 import importlib
 import pkgutil
+import re
 import sys
+from collections.abc import Sequence
+from typing import Any
 
-from ..errors import CocoKitError
-from ._app import app, err_console
+import typer
+import typer.main
+
+from ..errors import CocoKitError, OptionError
+from ._app import app, print_error
 
 for _mod in pkgutil.iter_modules(__path__):
     if not _mod.name.startswith("_"):
         importlib.import_module(f"{__name__}.{_mod.name}")
 
-__all__ = ["app", "main"]
+__all__ = ["app", "flag_message", "main", "usage_lines"]
+
+USAGE = 2
+INTERRUPTED = 130
 
 
-def main(argv: list[str] | None = None) -> int:
-    """Run the CLI; returns the exit code (0 ok, 1 problems found, 2 error)."""
+def _usage_error_class() -> type[BaseException]:
+    """The root of typer's usage errors: the most general class above typer.BadParameter
+    that still formats a message (click.ClickException, or typer.TyperException)."""
+    root: type[BaseException] = typer.BadParameter
+    for cls in typer.BadParameter.__mro__:
+        if isinstance(cls, type) and issubclass(cls, BaseException) and hasattr(
+            cls, "format_message"
+        ):
+            root = cls
+    return root
+
+
+UsageErrorBase = _usage_error_class()
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the CLI; returns the exit code (0 ok, 1 problems found, 2 error, 130 interrupted)."""
+    args = list(sys.argv[1:] if argv is None else argv)
+    if not args:
+        args = ["--help"]  # `cocokit` alone: the help, exit 0
     try:
-        # outside standalone mode click returns the code of typer.Exit instead of raising
-        rc = app(args=argv, standalone_mode=False)
+        # outside standalone mode typer returns the code of typer.Exit instead of raising
+        rc = app(args=args, prog_name="cocokit", standalone_mode=False)
     except CocoKitError as e:
-        err_console.print(f"error: {e}", markup=False, highlight=False, soft_wrap=True)
-        return 2
-    except SystemExit as e:  # typer.Exit inside commands
-        return int(e.code or 0)
-    except KeyboardInterrupt:
-        err_console.print("interrupted")
-        return 130
-    except Exception as e:  # click usage errors
-        import click
-
-        if isinstance(e, click.exceptions.Exit):
-            return int(e.exit_code)
-        if isinstance(e, click.ClickException):
-            e.show()
-            return 2
-        if isinstance(e, click.exceptions.Abort):
-            return 130
-        raise
+        print_error(f"error: {flag_message(e, args)}")
+        return USAGE
+    except typer.Exit as e:
+        return int(getattr(e, "exit_code", 0) or 0)
+    except SystemExit as e:
+        return int(e.code or 0) if not isinstance(e.code, str) else USAGE
+    except (KeyboardInterrupt, typer.Abort):
+        print_error("interrupted")
+        return INTERRUPTED
+    except UsageErrorBase as e:
+        for line in usage_lines(e, args):
+            print_error(line)
+        return USAGE
+    if rc == INTERRUPTED:  # typer >= 0.26 turns Ctrl-C into Exit(130) and returns it
+        print_error("interrupted")
     return rc if isinstance(rc, int) else 0
 
 
 def _entry() -> None:
     sys.exit(main())
+
+
+# -- messages ---------------------------------------------------------------------------
+
+
+def _flags(args: Sequence[str]) -> dict[str, str]:
+    """Python parameter name -> the long flag, for the command named in ``args``."""
+    group = typer.main.get_command(app)
+    commands = getattr(group, "commands", {}) or {}
+    name = next((a for a in args if a in commands), None)
+    flags: dict[str, str] = {}
+    for param in getattr(commands.get(name), "params", []) if name else []:
+        opts = [o for o in getattr(param, "opts", []) if o.startswith("-")]
+        longs = [o for o in opts if o.startswith("--")] or opts
+        if longs and getattr(param, "name", None):
+            flags[param.name] = longs[0]
+    return flags
+
+
+def flag_message(e: CocoKitError, args: Sequence[str] = ()) -> str:
+    """The one-line message of a library error; an OptionError names the flags as typed
+    (``--every/--fraction/--count``, not ``every/fraction/count``) and leaves out a
+    value that was not given (no "got None")."""
+    if not isinstance(e, OptionError):
+        return str(e)
+    flags = _flags(args) if args else {}
+    names = [
+        o if o.startswith("-") else flags.get(o, "--" + o.replace("_", "-"))
+        for o in str(e.option).split("/")
+    ]
+    got = "" if e.value is None else f", got {e.value!r}"
+    return f"{'/'.join(names)}: expected {e.expected}{got}"
+
+
+def _nearest(word: str, candidates: Sequence[str], cutoff: float = 0.6) -> str | None:
+    """The candidate closest to ``word`` (leading dashes aside), if any is close."""
+    bare = {c.lstrip("-"): c for c in candidates}
+    found = difflib.get_close_matches(word.lstrip("-"), list(bare), n=1, cutoff=cutoff)
+    return bare[found[0]] if found else None
+
+
+def _command_names(ctx: Any) -> list[str]:
+    command = getattr(ctx, "command", None)
+    lister = getattr(command, "list_commands", None)
+    return list(lister(ctx)) if callable(lister) else []
+
+
+def _option_names(ctx: Any) -> list[str]:
+    command = getattr(ctx, "command", None)
+    names: list[str] = []
+    for param in getattr(command, "params", []) or []:
+        for opt in list(getattr(param, "opts", [])) + list(getattr(param, "secondary_opts", [])):
+            if opt.startswith("-"):
+                names.append(opt)
+    return names + list(getattr(ctx, "help_option_names", []) or [])
+
+
+def _typed_value(flag: str, args: Sequence[str]) -> str | None:
+    """The value given after ``flag`` (or as ``flag=value``) on the command line."""
+    for i, a in enumerate(args):
+        if a == flag and i + 1 < len(args):
+            return args[i + 1]
+        if a.startswith(flag + "="):
+            return a[len(flag) + 1 :]
+    return None
+
+
+def usage_lines(e: BaseException, args: Sequence[str] = ()) -> list[str]:
+    """At most two lines for a usage mistake: what is wrong (with the nearest valid
+    command, option or value), then where the help is."""
+    ctx = getattr(e, "ctx", None)
+    fmt = getattr(e, "format_message", None)
+    message = str(fmt() if callable(fmt) else e).strip()
+    message = message.replace("Value error, ", "").replace("\n", " ")
+    message = re.sub(r"(Did you mean [^?]*\?)(\s*\1)+", r"\1", message)  # typer 0.20 says it twice
+    typed_opt = re.search(r"No such option:? '?(-[\w-]+)", message)
+    listed = re.search(r"\(?'?\(?(Possible options:|Did you mean one of:)", message)
+    if listed:  # click lists the close options alphabetically: name the closest one
+        at = listed.start()
+        options = re.findall(r"-{1,2}[\w-]+", message[listed.end() :])
+        near = (_nearest(typed_opt.group(1), options, 0) if typed_opt else None) or options[0]
+        message = f"{message[:at].rstrip(' .')}. Did you mean '{near}'?"
+    bad = re.match(r"Invalid value for '(-[\w-]+)'[^:]*: (.*)", message)
+    if bad and (typed := _typed_value(bad.group(1), args)) is not None and typed not in message:
+        message = f"{message.rstrip('.')} (got {typed!r})"
+    suggestion = ""
+    if "did you mean" not in message.lower() and "possible options" not in message.lower():
+        m = re.search(r"No such command '([^']*)'", message)
+        opt = re.search(r"No such option:? '?(-[\w-]+)", message)
+        if m and (near := _nearest(m.group(1), _command_names(ctx))):
+            suggestion = f" Did you mean '{near}'?"
+        elif opt and len(opt.group(1)) > 2 and (near := _nearest(opt.group(1),
+                                                                   _option_names(ctx))):
+            suggestion = f" Did you mean '{near}'?"
+        else:
+            param = getattr(e, "param", None)
+            choices = getattr(getattr(param, "type", None), "choices", None)
+            value = re.search(r"'([^']*)' is not one of", message)
+            if choices and value and (near := _nearest(value.group(1), [str(c) for c in choices])):
+                suggestion = f" Did you mean '{near}'?"
+    if suggestion and not message.endswith((".", "?")):
+        message += "."
+    lines = [f"error: {message}{suggestion}"]
+    path = getattr(ctx, "command_path", None)
+    if path:
+        lines.append(f"Try '{path} --help' for help.")
+    return lines

@@ -9,23 +9,28 @@ stderr and exit code 2 (see :func:`main` in ``__init__``).
 from __future__ import annotations
 
 import contextlib
+import io
 import os
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Annotated, Any, Optional
 
 import typer
-from rich.console import Console
 from rich.progress import (
     BarColumn,
+    DownloadColumn,
     MofNCompleteColumn,
     Progress,
     TextColumn,
     TimeElapsedColumn,
     TimeRemainingColumn,
+    TransferSpeedColumn,
 )
 
 from ..dataset import Dataset
+from ..errors import InputError
+from ..problems import Report
+from ._console import console, err_console, make_console, print_error
 
 app = typer.Typer(
     name="cocokit",
@@ -38,8 +43,40 @@ app = typer.Typer(
     context_settings={"help_option_names": ["-h", "--help"]},
 )
 
-console = Console()
-err_console = Console(stderr=True)
+__all__ = [
+    "app", "console", "err_console", "make_console", "print_error",
+]
+
+
+def package_version() -> str:
+    """The installed cocokit's version (the source tree's when it is not installed)."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("cocokit")
+    except PackageNotFoundError:
+        from .. import __version__
+
+        return __version__
+
+
+def _show_version(value: bool) -> None:
+    if value:
+        print(f"cocokit {package_version()}")
+        raise typer.Exit(0)
+
+
+@app.callback()
+def _root(
+    version: Annotated[
+        bool,
+        typer.Option(
+            "--version", "-V", is_eager=True, callback=_show_version,
+            help="Print the version and exit.",
+        ),
+    ] = False,
+) -> None:
+    pass
 
 QUIET_HELP = "No progress bars or summaries (errors are still printed)."
 
@@ -83,12 +120,84 @@ def status(message: str, quiet: bool = False) -> Iterator[None]:
         yield
 
 
+def bars_shown(quiet: bool = False) -> bool:
+    """Whether progress is drawn: on a terminal, unless -q or COCOKIT_QUIET."""
+    return not (quiet or env_quiet() or not err_console.is_terminal)
+
+
+@contextlib.contextmanager
+def byte_bar(description: str, total: int, quiet: bool = False) -> Iterator[Callable[[int], None]]:
+    """A bar of bytes done, transfer rate and time left on stderr; yields ``update(done)``.
+    Draws nothing with ``quiet``, COCOKIT_QUIET or off a terminal."""
+    if not bars_shown(quiet):
+        yield lambda done: None
+        return
+    with Progress(
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        DownloadColumn(),
+        TransferSpeedColumn(),
+        TimeRemainingColumn(),
+        console=err_console,
+        transient=True,
+    ) as progress:
+        task = progress.add_task(description, total=total)
+        yield lambda done: progress.update(task, completed=done)
+
+
+READ_BLOCK = 32 << 20  # at least this much per read; at most ~64 updates of the bar
+
+
+def read_file(path: Path, quiet: bool = False) -> bytes:
+    """The whole of a local file, with a byte bar on a terminal.
+
+    The file is read block by block straight into the one buffer that becomes the
+    returned ``bytes`` (a BytesIO over a zero-page ``bytes(size)``), so there is never a
+    second copy of the file in memory and the read is as fast as ``Path.read_bytes``.
+    """
+    try:
+        with open(path, "rb", buffering=0) as f:
+            size = os.fstat(f.fileno()).st_size
+            buf = io.BytesIO(bytes(size))  # the only reference: BytesIO owns it, no copy
+            done = 0
+            with byte_bar(f"reading {path.name}", size, quiet) as update, buf.getbuffer() as view:
+                block = max(READ_BLOCK, size // 64)
+                while done < size:
+                    n = f.readinto(view[done : done + block])
+                    if not n:
+                        break
+                    done += n
+                    update(done)
+            if done < size:  # the file shrank while it was read
+                buf.truncate(done)
+            elif rest := f.read():  # or grew
+                buf.seek(0, io.SEEK_END)
+                buf.write(rest)
+            return buf.getvalue()
+    except OSError as e:
+        raise InputError(str(path), None, f"cannot read: {e.strerror or e}") from None
+
+
 def load_dataset(path: Path, quiet: bool = False) -> Dataset:
-    """Load a COCO file with a spinner."""
+    """Load a COCO file: a byte bar while reading, then a spinner while decoding."""
     from ..io.coco import read_coco
 
-    with status(f"reading {path}", quiet):
-        return read_coco(path)
+    if not bars_shown(quiet) or not path.is_file():
+        return read_coco(path)  # read_coco names a missing file or a folder
+    data = read_file(path, quiet)
+    with status(f"decoding {path.name}", quiet):
+        return read_coco(data, name=str(path))
+
+
+def validate_path(path: Path, quiet: bool = False) -> Report:
+    """Validate a COCO file: a byte bar while reading, then a spinner while checking."""
+    from ..validate import validate_bytes, validate_file
+
+    if not bars_shown(quiet) or not path.is_file():
+        return validate_file(path)
+    data = read_file(path, quiet)
+    with status(f"validating {path.name}", quiet):
+        return validate_bytes(data, str(path))
 
 
 def save_dataset(

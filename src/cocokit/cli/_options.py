@@ -62,7 +62,7 @@ IgnoreNegativesAlias = Annotated[bool, typer.Option("--ignore-negative-samples",
 
 def say(line: str) -> None:
     """Print one line on stderr as it is: no markup, no colouring, no hard wrap."""
-    from ._app import err_console
+    from ._console import err_console
 
     err_console.print(line, markup=False, highlight=False, soft_wrap=True)
 

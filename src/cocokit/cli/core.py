@@ -23,6 +23,7 @@ from ._app import (
     save_dataset,
     status,
     use_stream,
+    validate_path,
 )
 from ._options import (
     DEFAULT_IDS,
@@ -123,13 +124,13 @@ def validate(
 
     Example: cocokit validate instances_val2017.json --errors-only
     """
-    from ..validate import validate_file, validate_stream
+    if use_stream(file, stream):
+        from ..validate import validate_stream
 
-    with status(f"validating {file}", quiet or as_json):
-        if use_stream(file, stream):
+        with status(f"validating {file}", quiet or as_json):
             report = validate_stream(file)
-        else:
-            report = validate_file(file)
+    else:
+        report = validate_path(file, quiet or as_json)
     problems = [p for p in report.problems if not errors_only or p.severity == "error"]
     if as_json:
         print(json.dumps(report.to_dict(), indent=2))

@@ -29,6 +29,7 @@ from msgspec import UNSET, Raw, UnsetType
 from ..dataset import Annotations, Categories, Dataset, Images, gc_paused
 from ..errors import InputError, IntegrityError, JSONSyntaxError, OptionError
 from ..geometry import segmentation_areas, segmentation_bboxes
+from . import sniff
 
 __all__ = [
     "ExportSummary",
@@ -279,7 +280,7 @@ def read_coco(
         except FileNotFoundError:
             raise InputError(file, None, "no such file") from None
         except IsADirectoryError:
-            raise InputError(file, None, "is a directory, expected a COCO JSON file") from None
+            raise InputError(file, None, sniff.describe_path(file) or "is a directory") from None
         except OSError as e:
             raise InputError(file, None, f"cannot read: {e.strerror or e}") from None
     elif isinstance(source, (bytes, bytearray, memoryview)):
@@ -298,9 +299,14 @@ def _parse(data: bytes, file: str | None) -> Dataset:
     try:
         top = msgspec.json.decode(data, type=dict[str, Raw])
     except msgspec.ValidationError as e:
-        raise InputError(file, None, f"expected a JSON object at the top level ({e})") from None
+        said = sniff.describe_bytes(data, file) or f"expected a JSON object at the top level ({e})"
+        raise InputError(file, None, said) from None
     except msgspec.DecodeError as e:
+        if (markup := sniff.describe_markup(data, file)) is not None:
+            raise InputError(file, None, markup) from None
         raise _decode_error(e, data, file, "") from None
+    if not sniff.is_coco_top(top):
+        raise InputError(file, None, sniff.describe_document(top) or "not a COCO dataset")
     for key in ("images", "annotations", "categories"):
         raw = top.get(key)
         if raw is not None and bytes(memoryview(raw)[:1]) not in (b"[",):

@@ -63,6 +63,7 @@ from ..dataset import (
     unique,
 )
 from ..errors import InputError, IntegrityError, JSONSyntaxError, OptionError
+from . import sniff
 from .coco import (
     ANNOTATION_KEYS,
     IMAGE_KEYS,
@@ -107,7 +108,11 @@ def _cuts(buf: bytes, lo: int, hi: int) -> Iterator[int]:
 
 
 class NotAnObject(InputError):
-    """The top level of the file is not a JSON object."""
+    """The top level of the file is not a COCO object; ``keys`` are an object's keys,
+    ``hint`` what the file looks like (see :mod:`cocokit.io.sniff`)."""
+
+    keys: list[str] | None = None
+    hint: str | None = None
 
 
 class _AnnRef(msgspec.Struct):
@@ -257,6 +262,8 @@ class CocoStream:
             self.size = Path(self.path).stat().st_size
         except FileNotFoundError:
             raise InputError(self.path, None, "no such file") from None
+        if Path(self.path).is_dir():
+            raise InputError(self.path, None, sniff.describe_path(self.path) or "is a directory")
         self.key_order: list[str] = []
         self.extra: dict[str, Any] = {}
         self.runs: dict[str, list[_Run]] = {"images": [], "annotations": []}
@@ -266,7 +273,12 @@ class CocoStream:
             w = _Window(f, min(chunk_bytes, 1 << 24))
             pos = w.skip_ws(0)
             if w.at(pos) != b"{":
-                raise NotAnObject(self.path, None, "expected a JSON object at the top level")
+                w.fill(sniff.HEAD_BYTES)
+                said = sniff.describe_head(w.buf, self.path)
+                refused = NotAnObject(
+                    self.path, None, said or "expected a JSON object at the top level")
+                refused.hint = said
+                raise refused
             pos = w.skip_ws(pos + 1)
             while w.at(pos) != b"}" and pos < self.size:
                 key, pos = self._key(w, pos)
@@ -291,6 +303,11 @@ class CocoStream:
                 elif sep != b"}":
                     raise _syntax_error(self.path, pos, "expected ',' or '}' after a value")
                 w.forget(pos)
+        if not sniff.is_coco_top(self.key_order):
+            said = sniff.describe_document(dict.fromkeys(self.key_order))
+            refused = NotAnObject(self.path, None, said or "not a COCO dataset")
+            refused.keys = self.key_order
+            raise refused
         for i, c in enumerate(cats):
             for k, typ in (("id", int), ("name", str)):
                 if not isinstance(c.get(k), typ) or isinstance(c.get(k), bool):

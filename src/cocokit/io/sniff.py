@@ -1,0 +1,207 @@
+"""What a file that is not a COCO dataset looks like, and what to run instead.
+
+The readers call :func:`describe` when the top level of a document is not a COCO
+dataset (an array, or an object with none of ``images``, ``annotations`` and
+``categories``), and for folders and XML files, so that a LabelMe file is refused with
+"this is LabelMe" instead of being read as an empty dataset. ``describe`` answers one
+sentence naming the format and the suggestion, or None when it has nothing to say::
+
+    >>> describe([{"image_id": 1, "category_id": 2, "bbox": [0, 0, 1, 1], "score": 0.9}])
+    'a COCO results list (detections with image_id, category_id, bbox and score), not a ...'
+
+An empty object ``{}`` is an empty COCO dataset, as before; an object with at least one
+of the three COCO keys is a (possibly partial) COCO dataset and is never described.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import msgspec
+
+__all__ = [
+    "COCO_KEYS",
+    "describe",
+    "describe_bytes",
+    "describe_document",
+    "describe_head",
+    "describe_markup",
+    "describe_path",
+    "is_coco_top",
+]
+
+COCO_KEYS = ("images", "annotations", "categories")
+
+RESULTS = (
+    "a COCO results list (detections with image_id, category_id, {geometry} and score), "
+    "not a COCO dataset; evaluate it against its ground truth (pycocotools COCO.loadRes "
+    "and COCOeval), or give cocokit the dataset file it was predicted on"
+)
+LABELME = (
+    'a LabelMe annotation file (top-level "shapes" and "imagePath"), not a COCO dataset; '
+    "convert it first, e.g. `labelme2coco <folder>` (pip install labelme2coco)"
+)
+LABEL_STUDIO = (
+    'a Label Studio export (a list of tasks with "data" and "annotations"), not a COCO '
+    'dataset; export the project from Label Studio as "COCO" instead'
+)
+YOLO = (
+    "a YOLO dataset folder ({evidence}), not a COCO file; convert it with "
+    "`cocokit import {path} --format yolo -o {name}.json`"
+)
+VOC = (
+    "Pascal VOC XML ({evidence}), not a COCO file; convert it first, e.g. "
+    "`datum convert -if voc -i {path} -f coco -o coco/` (pip install datumaro)"
+)
+OTHER_OBJECT = (
+    'not a COCO dataset: a JSON object with none of "images", "annotations" and '
+    '"categories" (its keys: {keys})'
+)
+OTHER_ARRAY = (
+    'not a COCO dataset: the top level is an array{items}; a COCO dataset is an object '
+    'with "images", "annotations" and "categories" arrays'
+)
+HEAD_BYTES = 1 << 16
+NOT_JSON_FOLDER = "is a folder, expected a COCO JSON file"
+
+
+def is_coco_top(keys: Sequence[str] | Mapping[str, Any]) -> bool:
+    """An object read as COCO: empty, or with at least one of the three COCO keys."""
+    keys = list(keys)
+    return not keys or any(k in keys for k in COCO_KEYS)
+
+
+def _keys(item: Any) -> set[str] | None:
+    """The keys of one record (a mapping or undecoded msgspec.Raw), None if not an object."""
+    if isinstance(item, msgspec.Raw):
+        try:
+            item = msgspec.json.decode(item, type=dict[str, msgspec.Raw])
+        except (msgspec.ValidationError, msgspec.DecodeError):
+            return None
+    return set(item) if isinstance(item, Mapping) else None
+
+
+def _short_keys(keys: Sequence[str], limit: int = 8) -> str:
+    shown = ", ".join(f'"{k}"' for k in keys[:limit])
+    return shown + (f", ... ({len(keys)} in all)" if len(keys) > limit else "")
+
+
+def describe_document(top: Any) -> str | None:
+    """Describe a parsed top level (an object's keys matter, or an array's first item);
+    None when it is a COCO dataset."""
+    if isinstance(top, Mapping):
+        keys = list(top)
+        if is_coco_top(keys):
+            return None
+        if "shapes" in keys and ("imagePath" in keys or "imageData" in keys):
+            return LABELME
+        return OTHER_OBJECT.format(keys=_short_keys(keys))
+    if isinstance(top, Sequence) and not isinstance(top, (str, bytes, bytearray)):
+        first = _keys(top[0]) if len(top) else None
+        if first is not None:
+            if {"image_id", "category_id", "score"} <= first:
+                geometry = "segmentation" if "segmentation" in first and "bbox" not in first \
+                    else "bbox"
+                return RESULTS.format(geometry=geometry)
+            if "data" in first and ({"annotations", "predictions"} & first):
+                return LABEL_STUDIO
+            if "shapes" in first and "imagePath" in first:
+                return LABELME
+        items = f" of {len(top)} item(s)" if len(top) else " (empty)"
+        return OTHER_ARRAY.format(items=items)
+    return None
+
+
+def _voc_folder(file: str | os.PathLike[str] | None) -> str:
+    return str(Path(file).parent) if file is not None else "<folder>"
+
+
+def _head(data: bytes | bytearray | memoryview) -> bytes:
+    return bytes(memoryview(data)[:HEAD_BYTES]).lstrip(b"\xef\xbb\xbf \t\r\n")
+
+
+def describe_markup(
+    data: bytes | bytearray | memoryview, file: str | os.PathLike[str] | None = None
+) -> str | None:
+    """Describe XML (Pascal VOC) from the first bytes; None for anything else."""
+    head = _head(data)
+    if not head.startswith(b"<"):
+        return None
+    if b"<annotation" in head:
+        return VOC.format(evidence="an <annotation> document", path=_voc_folder(file))
+    return "an XML document, not a COCO JSON file"
+
+
+def describe_head(
+    data: bytes | bytearray | memoryview, file: str | os.PathLike[str] | None = None
+) -> str | None:
+    """Describe a document from its first bytes alone: XML (Pascal VOC), or an array
+    whose first record fits in the head. For readers that must not parse a whole file."""
+    if (said := describe_markup(data, file)) is not None:
+        return said
+    head = _head(data)
+    if head.startswith(b"["):
+        text = head.decode("utf-8", errors="replace")
+        start = text.find("{")
+        if start < 0:
+            return OTHER_ARRAY.format(items="")
+        try:
+            first, _ = json.JSONDecoder().raw_decode(text, start)
+        except ValueError:  # the first record is longer than the head
+            return OTHER_ARRAY.format(items="")
+        return describe_document([first])
+    return None
+
+
+def describe_bytes(
+    data: bytes | bytearray | memoryview, file: str | os.PathLike[str] | None = None
+) -> str | None:
+    """Describe JSON (or XML) bytes that are not a COCO dataset; None for a COCO dataset
+    or when they cannot be parsed (the reader then reports the syntax error)."""
+    if (said := describe_markup(data, file)) is not None:
+        return said
+    try:
+        top = msgspec.json.decode(data, type=dict[str, msgspec.Raw] | list[msgspec.Raw])
+    except (msgspec.ValidationError, msgspec.DecodeError):
+        return None
+    return describe_document(top)
+
+
+def describe_path(path: str | os.PathLike[str]) -> str | None:
+    """Describe a local folder (YOLO, VOC) or an XML file; None when there is nothing to
+    say (JSON files are described from their content by the readers)."""
+    p = Path(path)
+    if p.is_dir():
+        if (p / "data.yaml").is_file() or (p / "labels").is_dir():
+            evidence = "data.yaml" if (p / "data.yaml").is_file() else "a labels/ folder"
+            return YOLO.format(evidence=evidence, path=p, name=p.name or "dataset")
+        ann = p / "Annotations"
+        if ann.is_dir() and any(ann.glob("*.xml")):
+            return VOC.format(evidence="Annotations/*.xml", path=p)
+        if any(p.glob("*.xml")):
+            return VOC.format(evidence="*.xml files", path=p)
+        return NOT_JSON_FOLDER
+    if p.suffix.lower() == ".xml" and p.is_file():
+        with p.open("rb") as f:
+            return describe_head(f.read(HEAD_BYTES), p)
+    return None
+
+
+def describe(source: str | os.PathLike[str] | bytes | bytearray | memoryview | Any) -> str | None:
+    """What a non-COCO input looks like and what to run instead, or None.
+
+    ``source`` is a path (a folder or an XML file is described by its layout; a JSON
+    file by its content), JSON bytes, or an already parsed top level.
+    """
+    if isinstance(source, (str, os.PathLike)):
+        said = describe_path(source)
+        if said is not None or not Path(source).is_file():
+            return said
+        return describe_bytes(Path(source).read_bytes(), source)
+    if isinstance(source, (bytes, bytearray, memoryview)):
+        return describe_bytes(source)
+    return describe_document(source)

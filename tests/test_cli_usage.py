@@ -1,0 +1,182 @@
+"""Usage mistakes as a user makes them, run through the installed ``cocokit`` script.
+
+Every mistake must end in one ``error:`` line (plus at most a line saying where the
+help is), exit code 2 and no traceback, whatever typer version is installed (typer
+0.26+ raises its own vendored exceptions; older ones raise click's).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from cocokit.cli import flag_message, main
+from cocokit.errors import OptionError
+
+DATA = Path(__file__).resolve().parent / "data"
+F = str(DATA / "tiny_coco_val2017.json")
+
+
+def cocokit_command() -> list[str]:
+    """The console script beside this Python, else ``python -m cocokit``."""
+    script = Path(sys.executable).parent / ("cocokit.exe" if os.name == "nt" else "cocokit")
+    return [str(script)] if script.exists() else [sys.executable, "-m", "cocokit"]
+
+
+def run(*args: str, cwd: Path | None = None, **env: str) -> subprocess.CompletedProcess[str]:
+    environ = {k: v for k, v in os.environ.items() if k not in ("FORCE_COLOR", "COCOKIT_QUIET")}
+    environ.update(env)
+    return subprocess.run(
+        [*cocokit_command(), *args], capture_output=True, text=True, timeout=120,
+        env=environ, cwd=cwd,
+    )
+
+
+# click < 8.2 says "No such option: --bogus", later ones "No such option '--bogus'."
+BOGUS = r"No such option:? '?--bogus"
+
+# (arguments, a regex the message matches); {f} is a real COCO file, {out} an output path
+MISTAKES: list[tuple[list[str], str]] = [
+    # mistyped commands: the nearest command is named
+    (["infoo", "{f}"], "Did you mean 'info'"),
+    (["valdate", "{f}"], "Did you mean 'validate'"),
+    (["exprot", "{f}", "-o", "{out}"], "Did you mean 'export'"),
+    (["statz", "{f}"], "Did you mean 'stats'"),
+    (["sampel", "{f}"], "Did you mean 'sample'"),
+    (["help"], "No such command 'help'"),
+    # unknown options, on every command
+    (["--bogus"], BOGUS),
+    (["info", "--bogus", "{f}"], BOGUS),
+    (["validate", "{f}", "--bogus"], BOGUS),
+    (["export", "{f}", "--bogus", "-o", "{out}"], BOGUS),
+    (["stats", "{f}", "--bogus"], BOGUS),
+    (["draw", "{f}", "--bogus"], BOGUS),
+    (["merge", "{f}", "{f}", "--bogus"], BOGUS),
+    (["filter", "{f}", "--bogus"], BOGUS),
+    (["sample", "{f}", "--bogus"], BOGUS),
+    (["split", "{f}", "--bogus"], BOGUS),
+    (["categories", "{f}", "--bogus"], BOGUS),
+    (["clip", "{f}", "--bogus"], BOGUS),
+    (["slice", "{f}", "--bogus"], BOGUS),
+    (["augment", "{f}", "--bogus"], BOGUS),
+    (["import", "{f}", "--bogus"], BOGUS),
+    # a near miss of a real option is named
+    (["info", "{f}", "--jsn"], "Did you mean '?--json"),
+    (["validate", "{f}", "--strct"], "Did you mean '?--strict"),
+    # missing arguments and options
+    (["info"], "Missing argument"),
+    (["validate"], "Missing argument"),
+    (["stats"], "Missing argument"),
+    (["import"], "Missing argument"),
+    (["export", "{f}"], "--output"),
+    # values that are not numbers: the flag and the value as typed
+    (["filter", "{f}", "--min-area", "abc", "-o", "{out}"], "'--min-area'"),
+    (["filter", "{f}", "--min-area=abc", "-o", "{out}"], "'abc'"),
+    (["sample", "{f}", "--every", "two", "-o", "{out}"], "'two'"),
+    (["categories", "{f}", "--reindex", "one", "-o", "{out}"], "--reindex"),
+    (["export", "{f}", "-o", "{out}", "--indent", "x"], "--indent"),
+    # a value that is not one of the choices
+    (["export", "{f}", "--format", "yml", "-o", "{out}"], "'yml' is not one of"),
+    # an extra argument
+    (["info", "{f}", "{f}"], "unexpected extra argument"),
+    # files that are not there, or not files
+    (["info", "no-such-file.json"], "no such file"),
+    (["validate", "no-such-file.json"], "no-such-file.json"),
+    (["stats", "no-such-file.json"], "no such file"),
+    (["export", "no-such-file.json", "-o", "{out}"], "no such file"),
+    (["info", "{dir}"], "{dir}"),
+]
+
+
+@pytest.mark.parametrize(("args", "expected"), MISTAKES, ids=[" ".join(a) for a, _ in MISTAKES])
+def test_usage_mistake_is_one_line_and_exit_2(
+    args: list[str], expected: str, tmp_path: Path
+) -> None:
+    values = {"f": F, "out": str(tmp_path / "out.json"), "dir": str(tmp_path)}
+    res = run(*[a.format(**values) for a in args], cwd=tmp_path)
+    lines = res.stderr.splitlines()
+    assert "Traceback" not in res.stderr + res.stdout
+    assert res.returncode == 2, res.stderr
+    assert 1 <= len(lines) <= 3, res.stderr
+    assert lines[0].startswith("error: "), res.stderr
+    pattern = expected.format(**{k: re.escape(v) for k, v in values.items()})
+    assert re.search(pattern, res.stderr), res.stderr
+    assert not (tmp_path / "out.json").exists()
+
+
+def test_at_least_25_mistakes_across_the_commands() -> None:
+    assert len(MISTAKES) >= 25
+    commands = {a[0] for a, _ in MISTAKES if not a[0].startswith("-")}
+    assert {"info", "validate", "export", "stats", "draw", "merge", "filter", "sample",
+            "split", "categories", "clip", "slice", "augment", "import"} <= commands
+
+
+def test_version_prints_the_installed_version() -> None:
+    from importlib.metadata import version
+
+    res = run("--version")
+    assert res.returncode == 0, res.stderr
+    assert res.stdout.strip() == f"cocokit {version('cocokit')}"
+    assert res.stderr == ""
+
+
+def test_cocokit_alone_prints_the_help_and_exits_0() -> None:
+    res = run()
+    assert res.returncode == 0, res.stderr
+    assert "Usage:" in res.stdout and "validate" in res.stdout and "export" in res.stdout
+    assert "Traceback" not in res.stderr
+
+
+def test_a_correct_command_still_works() -> None:
+    res = run("info", F, "--json")
+    assert res.returncode == 0, res.stderr
+    assert '"images": 6' in res.stdout
+
+
+def test_off_a_terminal_messages_are_not_wrapped_or_coloured(tmp_path: Path) -> None:
+    long_dir = tmp_path / ("a-very-long-folder-name-" * 5)
+    long_dir.mkdir()
+    missing = long_dir / "missing-file-with-a-long-name.json"
+    res = run("info", str(missing))
+    assert res.returncode == 2
+    assert res.stderr == f"error: {missing}: no such file\n"
+    assert "\x1b[" not in res.stderr
+    # the summary line of validate (rich markup) is one line off a terminal, too
+    res = run("validate", F)
+    assert "\x1b[" not in res.stdout + res.stderr
+    assert all(len(line) < 1000 for line in res.stderr.splitlines())
+    assert res.stderr.count("\n") == 1, res.stderr
+
+
+def test_keyboard_interrupt_prints_interrupted_and_exits_130(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import cocokit.summary
+
+    def interrupted(*args: object, **kwargs: object) -> None:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(cocokit.summary, "summarize", interrupted)
+    assert main(["info", F, "-q"]) == 130
+    assert capsys.readouterr().err.strip() == "interrupted"
+
+
+@pytest.mark.parametrize(
+    ("error", "args", "message"),
+    [
+        (OptionError("every/fraction/count", None, "exactly one of them"), ["sample", F],
+         "--every/--fraction/--count: expected exactly one of them"),
+        (OptionError("min_area", -1.0, "a finite number"), ["filter", F],
+         "--min-area: expected a finite number, got -1.0"),
+        (OptionError("--output", "x", "a folder"), [], "--output: expected a folder, got 'x'"),
+    ],
+)
+def test_library_option_names_are_shown_as_flags(
+    error: OptionError, args: list[str], message: str
+) -> None:
+    assert flag_message(error, args) == message
