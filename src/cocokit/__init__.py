@@ -16,6 +16,7 @@ from .errors import (
     JSONSyntaxError,
     MissingDependency,
     OptionError,
+    OutputError,
     ValidationFailed,
 )
 from .geometry import Polygons
@@ -69,6 +70,7 @@ __all__ = [
     "JSONSyntaxError",
     "MissingDependency",
     "OptionError",
+    "OutputError",
     "Polygons",
     "Problem",
     "Report",

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import os
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Annotated, Any, Optional
 
@@ -42,6 +42,7 @@ app = typer.Typer(
 console = Console()
 err_console = Console(stderr=True)
 
+_SHOWN = 20  # skipped records listed (the rest counted)
 QUIET_HELP = "No progress bars or summaries (errors are still printed)."
 
 
@@ -101,8 +102,10 @@ def save_dataset(
     annotation_ids: str = "auto",
     ignore_negative_samples: bool = False,
     indent: int | None = None,
+    invalid: str = "error",
 ) -> Any:
-    """Write a dataset atomically with a progress bar; prints a one-line summary."""
+    """Write a dataset atomically with a progress bar; prints a one-line summary (and the
+    records skipped as invalid, and the export's warnings)."""
     from ..io.coco import write_coco
 
     with progress_bar(f"writing {path.name}", quiet) as update:
@@ -114,6 +117,7 @@ def save_dataset(
             ignore_negative_samples=ignore_negative_samples,
             indent=indent,
             progress=update,
+            invalid=invalid,  # type: ignore[arg-type]
         )
     if not quiet:
         err_console.print(
@@ -125,7 +129,22 @@ def save_dataset(
                 else ""
             )
         )
+        print_export_notes(summary.skipped, summary.warnings)
     return summary
+
+
+def print_export_notes(skipped: Sequence[str], warnings: Sequence[str]) -> None:
+    """Print the records an export skipped as invalid, and its warnings."""
+    if skipped:
+        err_console.print(f"skipped {len(skipped)} invalid record(s):", markup=False,
+                          highlight=False)
+        for p in skipped[:_SHOWN]:
+            err_console.print(f"  {p}", markup=False, highlight=False, soft_wrap=True)
+        if len(skipped) > _SHOWN:
+            err_console.print(f"  ... and {len(skipped) - _SHOWN} more", markup=False,
+                              highlight=False)
+    for w in warnings:
+        err_console.print(f"warning: {w}", markup=False, highlight=False, soft_wrap=True)
 
 
 def check_output(path: Path, inputs: list[Path] | None = None) -> None:

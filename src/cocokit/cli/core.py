@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from enum import Enum
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated, Literal, Optional
 
 import typer
 from rich.markup import escape
@@ -19,6 +19,7 @@ from ._app import (
     console,
     err_console,
     load_dataset,
+    print_export_notes,
     progress_bar,
     save_dataset,
     status,
@@ -169,6 +170,10 @@ def export(
         Optional[list[str]],  # noqa: UP045
         typer.Option(help="YOLO: NAME=FILE.json, one more split from another file (repeat)."),
     ] = None,
+    skip_invalid: Annotated[
+        bool, typer.Option("--skip-invalid", help="Leave out the records validate calls "
+                           "invalid (each is listed) instead of refusing the export.")
+    ] = False,
     stream: Stream = None,
     quiet: Quiet = False,
 ) -> None:
@@ -176,6 +181,7 @@ def export(
 
     Example: cocokit export in.json -o out.json --image-ids keep --ignore-negative-samples
     """
+    invalid: Literal["error", "skip"] = "skip" if skip_invalid else "error"
     if fmt is ExportFormat.coco and indent is None and use_stream(file, stream):
         from ..io.stream import open_stream, write_coco_stream
 
@@ -190,12 +196,14 @@ def export(
                 annotation_ids=annotation_ids.value,
                 ignore_negative_samples=ignore_negative_samples,
                 progress=update,
+                invalid=invalid,
             )
         if not quiet:
             err_console.print(
                 f"wrote {output}: {summary.images} images, "
                 f"{summary.annotations} annotations (streamed)"
             )
+            print_export_notes(summary.skipped, summary.warnings)
         return
     if fmt is ExportFormat.yolo:
         from .yolo import export_yolo_command
@@ -211,6 +219,7 @@ def export(
             split_name=split_name,
             splits=split or (),
             quiet=quiet,
+            invalid=invalid,
         )
         return
     ds = load_dataset(file, quiet)
@@ -223,4 +232,5 @@ def export(
         annotation_ids=annotation_ids.value,
         ignore_negative_samples=ignore_negative_samples,
         indent=indent,
+        invalid=invalid,
     )

@@ -249,7 +249,7 @@ def draw_command(
     Example: cocokit draw instances_val2017.json --images val2017 -o drawn --sample 20
     """
     from ..draw import draw, parse_show
-    from ..io.coco import atomic_write
+    from ..io.atomic import atomic_write
 
     layers = parse_show(show)
     if not 0.0 <= alpha <= 1.0:

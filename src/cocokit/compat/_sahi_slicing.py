@@ -23,7 +23,8 @@ import msgspec
 import numpy as np
 
 from ..dataset import Dataset, object_array
-from ..errors import InputError, OptionError
+from ..errors import InputError, OptionError, OutputError
+from ..io.atomic import atomic_file
 from ..io.coco import read_coco, write_coco
 from ..slicing import slice_annotations, tile_tables
 from ._sahi_coco import (
@@ -365,16 +366,17 @@ def _writable(img: Any, fmt: str) -> Any:
 
 
 def _save_tile(tile: Any, path: Path, fmt: str) -> None:
-    tmp = path.with_name(f".{path.name}.part")
     try:
-        try:
-            _writable(tile, fmt).save(tmp, format=fmt)
-        except (OSError, ValueError, KeyError):
-            tile.convert("RGB").save(tmp, format=fmt)
-        os.replace(tmp, path)
+        with atomic_file(path, fsync=False) as f:
+            try:
+                _writable(tile, fmt).save(f, format=fmt)
+            except (OSError, ValueError, KeyError):
+                f.seek(0)
+                f.truncate()
+                tile.convert("RGB").save(f, format=fmt)
+    except OutputError:
+        raise
     except (OSError, ValueError, KeyError) as e:
-        with contextlib.suppress(OSError):
-            tmp.unlink()
         raise InputError(str(path), None, f"cannot write the slice as {fmt}: {e}") from None
 
 

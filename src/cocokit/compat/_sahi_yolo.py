@@ -35,7 +35,7 @@ import numpy as np
 from ..dataset import lookup
 from ..errors import InputError, IntegrityError
 from ..geometry import segmentation_bboxes
-from ..io.coco import atomic_write
+from ..io.atomic import atomic_write
 from ._sahi_coco import Coco, SahiValueError
 
 __all__ = ["export_coco_as_yolo", "export_coco_as_yolo_via_yml", "export_coco_object_as_yolo"]
