@@ -31,7 +31,9 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
+import operator
 from collections.abc import Mapping, Sequence
+from itertools import repeat
 from typing import Any, Literal
 
 import msgspec
@@ -53,7 +55,6 @@ __all__ = [
 InvalidPolicy = Literal["error", "skip"]
 
 _RUN = 20_000  # records whose segmentation bytes are checked at once
-_HUGE = 300  # a number written with more characters may overflow a float
 
 
 def check_invalid(value: str) -> None:
@@ -272,121 +273,173 @@ def check_annotations(
 
 # -- raw JSON lists, by their bytes ---------------------------------------------------
 
-# bytes that can appear in a JSON array of arrays of numbers (no string, literal, object)
-_PLAIN = bytes(sorted(set(b"0123456789.-+eE,[] \t\r\n")))
-_NOT_PLAIN = np.ones(256, bool)
-_NOT_PLAIN[list(_PLAIN)] = False
+_WS = b" \t\r\n"
+_LONG_DIGITS = b"0" * 309  # an integer part this long may overflow a float
+# bytes of a JSON array of arrays of numbers cannot hold these: a string, an object,
+# true/null ("u"), false ("a"), or an exponent (1e999 overflows a float)
+_NOT_PLAIN = (b'"', b"{", b"u", b"a", b"e", b"E")
 
 
-def _raw_groups(raws: Sequence[Any], depth: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Numbers per group of raw JSON arrays, counted on the bytes.
+class _Joined:
+    """Raw JSON texts laid end to end, with their offsets and first bytes."""
+
+    def __init__(self, raws: Sequence[Any]) -> None:
+        m = len(raws)
+        self.raws = raws
+        text = b"".join(raws)
+        if any(c in text for c in _WS):  # indented JSON: the texts without whitespace
+            raws = [bytes(r).translate(None, _WS) for r in raws]
+            text = b"".join(raws)
+        lens = np.fromiter(map(len, raws), np.int64, count=m)
+        self.lens = lens
+        self.offsets = np.zeros(m + 1, np.int64)
+        np.cumsum(lens, out=self.offsets[1:])
+        self.text = text
+        self.data = np.frombuffer(self.text, np.uint8)
+        self.heads = np.zeros(m, np.uint8)
+        nonempty = lens > 0
+        self.heads[nonempty] = self.data[self.offsets[:-1][nonempty]]
+
+    def rows_of(self, positions: np.ndarray) -> np.ndarray:
+        return np.searchsorted(self.offsets, positions, "right") - 1
+
+
+def _rows_with(j: _Joined, classes: bytes, needle: bytes) -> np.ndarray:
+    """Rows of ``j`` whose ``classes`` (its text, or the text as classes) hold ``needle``;
+    one search per row found."""
+    out: list[int] = []
+    offsets = j.offsets
+    i = classes.find(needle)
+    while i >= 0:
+        row = int(np.searchsorted(offsets, i, "right")) - 1
+        out.append(row)
+        i = classes.find(needle, int(offsets[row + 1]))
+    return np.array(out, np.int64)
+
+
+def _raw_groups(
+    j: _Joined, rows: np.ndarray, depth: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Numbers per group of the raw JSON arrays ``rows`` of ``j``, counted on the bytes.
 
     ``depth`` 2: each raw is an array of arrays (polygons; the groups are the rings);
-    ``depth`` 1: an array of numbers (keypoints; the group is the raw itself).
-    Returns ``sure`` (per raw: the byte count decides; False means decode it), the
-    number of groups per raw, and the count of numbers of every group (raws in order).
+    ``depth`` 1: an array of numbers (keypoints; the group is the raw itself). Returns
+    ``sure`` (per row: the byte count decides; False means decode it to know), the
+    number of groups per row, and the count of numbers of every group (rows in order).
+    Rows of ``j`` not in ``rows`` are ignored.
     """
-    m = len(raws)
-    lens = np.fromiter(map(len, raws), np.int64, count=m)
-    offsets = np.zeros(m + 1, np.int64)
-    np.cumsum(lens, out=offsets[1:])
-    joined = b"".join(raws)
-    data = np.frombuffer(joined, np.uint8)
+    m = len(j.raws)
+    wanted = np.zeros(m, bool)
+    wanted[rows] = True
     sure = np.ones(m, bool)
-    if joined.translate(None, _PLAIN):  # a string, a literal or an object somewhere
-        odd = np.flatnonzero(_NOT_PLAIN[data])
-        sure[np.searchsorted(offsets, odd, "right") - 1] = False
+    text = j.text
+    # strings, objects, literals (true, false, null) and exponents: decode those rows
+    for needle in _NOT_PLAIN:
+        if needle in text:
+            sure[_rows_with(j, text, needle)] = False
+    data = j.data
     opens = np.flatnonzero(data == 91)
     closes = np.flatnonzero(data == 93)
-    commas = np.flatnonzero(data == 44)
     pos = np.concatenate([opens, closes])
     order = np.argsort(pos, kind="stable")
     pos = pos[order]
     is_open = order < len(opens)
     level = np.cumsum(np.where(is_open, 1, -1))  # depth after each bracket
-    brow = np.searchsorted(offsets, pos, "right") - 1
-    # a raw nested deeper than ``depth`` is decided by decoding it
-    too_deep = brow[level > depth]
-    sure[too_deep] = False
+    brow = j.rows_of(pos)
+    sure[brow[level > depth]] = False  # nested deeper: decode
     # the groups: brackets opening at ``depth``, closed by the next bracket
-    g = np.flatnonzero(is_open & (level == depth))
+    g = np.flatnonzero(is_open & (level == depth) & wanted[brow])
     g = g[g + 1 < len(pos)]
     g_open, g_close = pos[g], pos[g + 1]
     g_row = brow[g]
-    before = np.searchsorted(commas, pos)  # commas before each bracket
-    n_commas = before[g + 1] - before[g]
+    commas = np.flatnonzero(data == 44)
+    b_open = np.searchsorted(commas, g_open)  # commas before each group's brackets
+    b_close = np.searchsorted(commas, g_close)
+    n_commas = b_close - b_open
     span = g_close - g_open - 1
     count = np.where(span > 0, n_commas + 1, 0)
-    # a number long enough to overflow a float: decode
+    # a number long enough to overflow a float (309 digits): decode its row
+    long = len(_LONG_DIGITS)
     if len(commas) > 1:
-        long_gap = np.flatnonzero(np.diff(commas) > _HUGE)
-        sure[np.searchsorted(offsets, commas[long_gap], "right") - 1] = False
-    long_group = span > _HUGE
-    if long_group.any():
-        first = np.where(n_commas > 0, commas[np.minimum(before[g], len(commas) - 1)], g_close)
-        last = np.where(n_commas > 0, commas[np.maximum(before[g + 1] - 1, 0)], g_open)
-        edge = long_group & ((first - g_open > _HUGE) | (g_close - last > _HUGE))
-        sure[g_row[edge]] = False
+        gaps = np.flatnonzero(np.diff(commas) > long)
+        if len(gaps):
+            sure[j.rows_of(commas[gaps])] = False
+    wide = np.flatnonzero(span >= long)  # the first and last number of a group
+    if len(wide) and len(commas):
+        first = np.where(n_commas[wide] > 0,
+                         commas[np.minimum(b_open[wide], len(commas) - 1)], g_close[wide])
+        last = np.where(n_commas[wide] > 0, commas[np.maximum(b_close[wide] - 1, 0)],
+                        g_open[wide])
+        edge = (first - g_open[wide] > long) | (g_close[wide] - last > long)
+        sure[g_row[wide[edge]]] = False
+    elif len(wide):
+        sure[g_row[wide]] = False
     if depth == 2:
-        # between the rings: only "," (and "[" / "]" of the raw itself); anything else,
-        # including whitespace or a number at the outer level, is decided by decoding
+        # between the rings only "," (and the raw's own "[" and "]"); anything else, such
+        # as a number at the outer level, is decided by decoding
         outer = np.flatnonzero(level[:-1] == 1)
         expected = 1 + (~is_open[outer] & is_open[outer + 1])
         gap = pos[outer + 1] - pos[outer]
         sure[brow[outer[gap != expected]]] = False
     else:
-        # the raw's own brackets only
         per_raw = np.bincount(brow, minlength=m)
-        sure[per_raw != 2] = False
+        sure[per_raw != 2] = False  # the raw's own brackets only
     groups = np.bincount(g_row, minlength=m)
-    return sure, groups, count
+    return sure[rows], groups[rows], count
 
 
 def _raw_chunks(n: int) -> list[slice]:
     return [slice(s, s + _RUN) for s in range(0, n, _RUN)]
 
 
+def _raw_rows(column: np.ndarray) -> tuple[np.ndarray, list[int]]:
+    """Rows of an object column holding a msgspec.Raw, and rows holding something else
+    (not None)."""
+    values = column.tolist()
+    n = len(values)
+    is_none = np.fromiter(map(operator.is_, values, repeat(None)), bool, count=n)
+    if is_none.all():
+        return np.zeros(0, np.int64), []
+    types = set(map(type, values))
+    if types <= {msgspec.Raw, type(None)}:
+        return np.flatnonzero(~is_none), []
+    raw_type = msgspec.Raw
+    raw = [k for k, v in enumerate(values) if type(v) is raw_type]
+    other = [k for k, v in enumerate(values) if v is not None and type(v) is not raw_type]
+    return np.array(raw, np.int64), other
+
+
 def _check_segmentations(
     seg: np.ndarray, heights: np.ndarray, widths: np.ndarray, found: _Found, path: Any
 ) -> None:
-    raw_rows: list[int] = []
-    for k, s in enumerate(seg.tolist()):
-        if s is None:
-            continue
-        if type(s) is msgspec.Raw:
-            raw_rows.append(k)
-        else:
-            _check_segmentation_value(s, k, heights, widths, found, path)
-    if not raw_rows:
-        return
-    rr = np.array(raw_rows, np.int64)
-    raws = seg[rr]
-    lens = np.fromiter(map(len, raws), np.int64, count=len(raws))
-    nonempty = lens > 0
-    heads = np.zeros(len(raws), np.uint8)
-    if nonempty.any():
-        starts = np.zeros(len(raws), np.int64)
-        np.cumsum(lens[:-1], out=starts[1:])
-        joined = np.frombuffer(b"".join(raws), np.uint8)
-        heads[nonempty] = joined[starts[nonempty]]
-    poly = np.flatnonzero(heads == 91)
-    for k in np.flatnonzero(heads != 91).tolist():  # RLE and anything else: decode
-        row = int(rr[k])
-        _check_segmentation_value(msgspec.json.decode(raws[k]), row, heights, widths, found,
-                                  path)
-    for sl in _raw_chunks(len(poly)):
-        part = poly[sl]
-        sure, rings, count = _raw_groups(raws[part].tolist(), 2)
-        ring_row = np.repeat(np.arange(len(part)), rings)
-        bad_ring = (count < 6) | (count % 2 == 1)
-        unsure = ~sure
-        unsure[ring_row[bad_ring]] = True
-        # an array holding no ring at all: "[]" is no segmentation, "[1, 2]" is wrong
-        unsure[(rings == 0) & (lens[part] != 2)] = True
-        for k in np.flatnonzero(unsure).tolist():
-            i = int(part[k])
-            _check_segmentation_value(msgspec.json.decode(raws[i]), int(rr[i]), heights,
-                                      widths, found, path)
+    rr, other = _raw_rows(seg)
+    for k in other:
+        _check_segmentation_value(seg[k], k, heights, widths, found, path)
+    for sl in _raw_chunks(len(rr)):
+        part = rr[sl]
+        j = _Joined(seg[part].tolist())
+        decode = j.heads != 91  # RLE and anything else: decode
+        poly = np.flatnonzero(~decode)
+        if len(poly):
+            # the polygon texts alone (an RLE's strings would send its row to the slow path)
+            jp = j if len(poly) == len(part) else _Joined([j.raws[k] for k in poly.tolist()])
+            sure, rings, count = _raw_groups(jp, np.arange(len(poly)), 2)
+            unsure = ~sure
+            ring_row = np.repeat(np.arange(len(poly)), rings)
+            unsure[ring_row[(count < 6) | (count % 2 == 1)]] = True
+            # an array holding no ring at all: "[]" is no segmentation, "[1, 2]" is wrong
+            unsure[(rings == 0) & (jp.lens != 2)] = True
+            decode[poly[unsure]] = True
+        for k in np.flatnonzero(decode).tolist():
+            row = int(part[k])
+            _check_segmentation_value(_decode(j.raws[k]), row, heights, widths, found, path)
+
+
+def _decode(raw: Any) -> Any:
+    try:
+        return msgspec.json.decode(raw)
+    except msgspec.ValidationError:  # a number beyond a float: as Python reads it (inf)
+        return json.loads(bytes(raw))
 
 
 def _check_segmentation_value(
@@ -455,7 +508,11 @@ def _check_rle(seg: Mapping[str, Any], k: int, ih: int, iw: int, found: _Found,
             found.add(k, "bad-rle", f"{p}.counts",
                       f"compressed RLE counts must be an ASCII string, found {_short(counts)}")
     elif isinstance(counts, (list, tuple)):
-        counts_ok = all(_is_int(c) and c >= 0 for c in counts)
+        arr = np.array(counts) if counts else np.zeros(0, np.int64)
+        counts_ok = arr.dtype.kind in "iu" and not (arr < 0).any() if arr.dtype != object \
+            else all(_is_int(c) and c >= 0 for c in counts)
+        if counts_ok and arr.dtype.kind == "b":
+            counts_ok = False
         if not counts_ok:
             bad = next(c for c in counts if not (_is_int(c) and c >= 0))
             found.add(k, "bad-rle", f"{p}.counts",
@@ -471,7 +528,7 @@ def _check_rle(seg: Mapping[str, Any], k: int, ih: int, iw: int, found: _Found,
     if h < 0:
         return
     if counts_ok and isinstance(counts, (list, tuple)):
-        total = sum(int(c) for c in counts)
+        total = int(sum(counts))
         if total != h * w:
             found.add(k, "rle-counts-sum", f"{p}.counts",
                       f"RLE counts must sum to height * width = {h} * {w} = {h * w}, "
@@ -482,27 +539,22 @@ def _check_rle(seg: Mapping[str, Any], k: int, ih: int, iw: int, found: _Found,
 
 
 def _check_keypoints(kps: np.ndarray, found: _Found, path: Any) -> None:
-    raw_rows: list[int] = []
-    for k, kp in enumerate(kps.tolist()):
-        if kp is None:
-            continue
-        if type(kp) is msgspec.Raw:
-            raw_rows.append(k)
-        else:
-            _check_keypoint_value(kp, k, found, path)
-    if not raw_rows:
-        return
-    rr = np.array(raw_rows, np.int64)
-    raws = kps[rr]
+    rr, other = _raw_rows(kps)
+    for k in other:
+        _check_keypoint_value(kps[k], k, found, path)
     for sl in _raw_chunks(len(rr)):
-        part = np.arange(len(rr))[sl]
-        chunk = raws[part].tolist()
-        heads = [bytes(memoryview(r)[:1]) for r in chunk]
-        sure, groups, count = _raw_groups(chunk, 1)
-        ok = sure & (groups == 1) & np.array([h == b"[" for h in heads], bool)
-        ok[ok] &= count[np.cumsum(groups)[ok] - 1] % 3 == 0
+        part = rr[sl]
+        j = _Joined(kps[part].tolist())
+        lists = np.flatnonzero(j.heads == 91)
+        ok = np.zeros(len(part), bool)
+        if len(lists):
+            sure, groups, count = _raw_groups(j, lists, 1)
+            good = sure & (groups == 1)
+            first = np.cumsum(groups) - groups  # each row's first group
+            good[good] &= count[first[good]] % 3 == 0
+            ok[lists[good]] = True
         for k in np.flatnonzero(~ok).tolist():
-            _check_keypoint_value(msgspec.json.decode(chunk[k]), int(rr[part[k]]), found, path)
+            _check_keypoint_value(_decode(j.raws[k]), int(part[k]), found, path)
 
 
 def _check_keypoint_value(kp: Any, k: int, found: _Found, path: Any) -> None:
