@@ -218,3 +218,14 @@ def test_no_other_copy_of_the_atomic_write() -> None:
             if needle in text:
                 offenders.append(f"{p.relative_to(src)}: {needle}")
     assert offenders == []
+
+
+def test_an_error_of_the_input_is_not_called_an_output_error(tmp_path: Path) -> None:
+    def chunks() -> Iterator[bytes]:
+        yield b"x"
+        raise OSError(errno.EIO, "Input/output error")  # reading the source failed
+
+    with pytest.raises(OSError) as e:
+        atomic_write(tmp_path / "a.json", chunks())
+    assert not isinstance(e.value, OutputError)
+    assert _leftovers(tmp_path) == []

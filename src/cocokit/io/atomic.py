@@ -25,7 +25,7 @@ from typing import BinaryIO
 
 from ..errors import OutputError
 
-__all__ = ["atomic_file", "atomic_write", "check_target", "os_error_reason"]
+__all__ = ["atomic_file", "atomic_write", "check_target", "current_umask", "os_error_reason"]
 
 _REASONS = {
     errno.EROFS: "read-only file system",
@@ -49,7 +49,8 @@ def os_error_reason(e: OSError) -> str:
     return e.strerror or str(e) or type(e).__name__
 
 
-def _umask() -> int:
+def current_umask() -> int:
+    """The process umask (read without changing it)."""
     mask = os.umask(0)
     os.umask(mask)
     return mask
@@ -90,6 +91,10 @@ def check_target(path: str | os.PathLike[str]) -> Path:
 def atomic_file(path: str | os.PathLike[str], *, fsync: bool = True) -> Iterator[BinaryIO]:
     """A binary file to write; on a clean exit it replaces ``path`` atomically.
 
+    An OS error of the flush, fsync or rename becomes an
+    :class:`~cocokit.errors.OutputError`; an error raised inside the block (including
+    one of ``f.write``) propagates as it is, after the temporary file is removed.
+
     ``fsync=False`` skips the fsync before the rename (for the many image files of a
     slicing or augmentation run, which a COCO file written last makes valid; a crash
     can then leave an empty file, never a half-replaced one).
@@ -105,17 +110,18 @@ def atomic_file(path: str | os.PathLike[str], *, fsync: bool = True) -> Iterator
     except OSError as e:
         raise OutputError(name, f"cannot write here: {os_error_reason(e)}") from None
     try:
-        try:
-            with os.fdopen(fd, "wb") as f:
-                yield f
+        with os.fdopen(fd, "wb") as f:
+            yield f  # an error of the caller's block propagates as it is
+            try:
                 f.flush()
                 if fsync:
                     os.fsync(f.fileno())
-            os.chmod(tmp, 0o666 & ~_umask())
+            except OSError as e:
+                raise OutputError(name, f"cannot write: {os_error_reason(e)}") from None
+        try:
+            os.chmod(tmp, 0o666 & ~current_umask())
             os.replace(tmp, target)
         except OSError as e:
-            if isinstance(e, OutputError):
-                raise
             raise OutputError(name, f"cannot write: {os_error_reason(e)}") from None
     except BaseException:
         with contextlib.suppress(OSError):
@@ -132,5 +138,9 @@ def atomic_write(
     removes the temporary file and leaves any existing ``path`` untouched.
     """
     with atomic_file(path, fsync=fsync) as f:
-        for chunk in chunks:
-            f.write(chunk)
+        name = os.fspath(path)
+        for chunk in chunks:  # an error of the chunks propagates as it is
+            try:
+                f.write(chunk)
+            except OSError as e:
+                raise OutputError(name, f"cannot write: {os_error_reason(e)}") from None

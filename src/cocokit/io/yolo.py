@@ -97,7 +97,7 @@ from ..geometry import (
     segmentation_areas,
     segmentation_bboxes,
 )
-from .atomic import atomic_write
+from .atomic import atomic_write, current_umask
 from .coco import screen_export
 
 __all__ = [
@@ -1015,7 +1015,7 @@ def write_yolo(
             summaries[plan.name] = _write_split(plan, lab_tmp, img_tmp, task, images, clip,
                                                 precision, tick)
         for tmp, final in staged:
-            os.chmod(tmp, 0o755 & ~_umask())
+            os.chmod(tmp, 0o755 & ~current_umask())
             _replace_dir(tmp, final)
             cache = final.with_suffix(".cache") if final.parent.name == "labels" else None
             if cache is not None and cache.exists():
@@ -1056,12 +1056,6 @@ def _regular_file_in(folder: Path) -> Path | None:
             if not p.is_symlink():
                 return p
     return None
-
-
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
 
 
 # -- import ------------------------------------------------------------------------------
