@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -403,3 +404,28 @@ def test_cli_save_prints_category_zero_warning(tmp_path: Path) -> None:
     r = _cli("export", str(src), "-o", str(tmp_path / "out.json"))
     assert r.returncode == 0, r.stderr
     assert "warning: categories[0].id: category id 0" in r.stderr
+
+
+@pytest.mark.parametrize(("patch", "code", "where"), [
+    ({"annotations__1__image_id": 99}, "dangling-image-id", "annotations[1].image_id"),
+    ({"annotations__2__category_id": 42}, "dangling-category-id", "annotations[2].category_id"),
+])
+@pytest.mark.parametrize("streamed", [False, True], ids=["memory", "stream"])
+def test_dangling_references_refused_or_skipped(tmp_path: Path, patch: dict[str, Any],
+                                                code: str, where: str, streamed: bool) -> None:
+    src = _write(tmp_path / "in.json", _doc(**patch))
+    assert (code, where) in {(p.code, p.path) for p in validate_file(src).errors}
+    out = tmp_path / "out.json"
+
+    def export(**kw: Any) -> Any:
+        if streamed:
+            return write_coco_stream(open_stream(src), out, **kw)
+        return write_coco(load(src), out, **kw)
+
+    with pytest.raises(IntegrityError, match=rf"{re.escape(where)}: .*\[{code}\]"):
+        export()
+    assert not out.exists()
+    summary = export(invalid="skip")
+    record = where.split(".")[0]
+    assert summary.skipped == (f"{record}: {code}",)
+    assert summary.annotations == 2 and validate_file(out).ok

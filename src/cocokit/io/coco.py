@@ -441,23 +441,6 @@ def duplicate_id_problems(
     ]
 
 
-def annotation_problems(
-    anns: Annotations, start: int, image_index: np.ndarray, category_index: np.ndarray
-) -> list[str]:
-    """Dangling references of a run of annotations (rows from ``start``)."""
-    problems: list[str] = []
-    for r in np.flatnonzero(image_index < 0).tolist():
-        problems.append(
-            f"annotations[{start + r}].image_id: image id {int(anns.image_id[r])} names no image"
-        )
-    for r in np.flatnonzero(category_index < 0).tolist():
-        problems.append(
-            f"annotations[{start + r}].category_id: category id "
-            f"{int(anns.category_id[r])} is not in categories"
-        )
-    return problems
-
-
 class ExportScreen:
     """The error checks of the export contract (:mod:`cocokit.contract`) under an
     ``invalid`` policy, over the records an export would write.
@@ -487,6 +470,31 @@ class ExportScreen:
         for p in checked.problems:
             record = p.path.split("]", 1)[0] + "]"
             first.setdefault(record, p.code)
+        self.skipped += [f"{record}: {code}" for record, code in first.items()]
+        return keep
+
+    def references(
+        self, anns: Annotations, rows: np.ndarray, image_index: np.ndarray,
+        category_index: np.ndarray, start: int = 0,
+    ) -> np.ndarray:
+        """Which annotation ``rows`` name an image and a category that exist
+        (``image_index``/``category_index``: per row of ``anns``, -1 for none)."""
+        img, cat = image_index[rows], category_index[rows]
+        keep = (img >= 0) & (cat >= 0)
+        if keep.all():
+            return keep
+        found = [(f"annotations[{start + r}].image_id", "dangling-image-id",
+                  f"image id {int(anns.image_id[r])} names no image")
+                 for r in rows[img < 0].tolist()]
+        found += [(f"annotations[{start + r}].category_id", "dangling-category-id",
+                   f"category id {int(anns.category_id[r])} is not in categories")
+                  for r in rows[cat < 0].tolist()]
+        if self.invalid == "error":
+            self.errors += [f"{p}: {m} [{c}]" for p, c, m in found]
+            return keep
+        first: dict[str, str] = {}
+        for p, c, _ in sorted(found, key=lambda f: int(f[0].split("[")[1].split("]")[0])):
+            first.setdefault(p.split("]", 1)[0] + "]", c)
         self.skipped += [f"{record}: {code}" for record, code in first.items()]
         return keep
 
@@ -594,7 +602,7 @@ def screen_export(
 
     problems: list[str] = []
     problems += duplicate_id_problems(cats.id, "categories", "category")
-    problems += annotation_problems(anns, ann0, img_idx, ds.category_index)
+    resolves = screen.references(anns, np.arange(len(anns)), img_idx, ds.category_index, ann0)
 
     # images: the candidates, less the invalid ones
     keep_img = np.zeros(len(images), bool)
@@ -605,10 +613,10 @@ def screen_export(
     has_img = img_idx >= 0
     safe_idx = np.where(has_img, img_idx, 0)
     if invalid_images:
-        lost = np.flatnonzero(has_img & ~keep_img[safe_idx])
+        lost = np.flatnonzero(resolves & ~keep_img[safe_idx])
         lost = lost[np.isin(img_idx[lost], candidates)]
         screen.dropped_with_images(lost, img_idx[lost], ann0, img0)
-    rows = np.flatnonzero(has_img & keep_img[safe_idx])
+    rows = np.flatnonzero(resolves & keep_img[safe_idx])
     ok = screen.annotations(
         anns, rows, images.height[img_idx[rows]], images.width[img_idx[rows]], ann0
     )

@@ -75,7 +75,6 @@ from .coco import (
     RecordEncoder,
     annotation_columns,
     annotation_decoder,
-    annotation_problems,
     check_policy,
     complete_geometry,
     duplicate_id_problems,
@@ -797,9 +796,7 @@ def write_coco_stream(
         mask = select(t) if select is not None else np.ones(len(t), bool)
         rows = np.flatnonzero(mask)
         cat_idx = lookup(cats.id, t.category_id)
-        problems.extend(annotation_problems(t, start, np.where(mask, img_idx, 0),
-                                            np.where(mask, cat_idx, 0)))
-        rows = rows[img_idx[rows] >= 0]
+        rows = rows[screen.references(t, rows, img_idx, cat_idx, start)]
         lost = rows[~image_ok[img_idx[rows]]]
         if len(lost):
             screen.dropped_with_images(lost, img_idx[lost], start)
