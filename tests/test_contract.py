@@ -188,13 +188,18 @@ def test_valid_variants_pass(tmp_path: Path) -> None:
             b'"annotations":[{"id":1,"image_id":1,"category_id":1,"bbox":[0,0,2,2],'
             b'"segmentation":[ [0, 0,  2,0,2,2] ,[1e0,2E-1,3,4,5,6]],"keypoints":[ ]},'
             b'{"id":2,"image_id":1,"category_id":1,"bbox":[0,0,2,2],"segmentation":[],'
-            b'"keypoints":[1,2,2, 3 ,4,0]}],"categories":[{"id":1,"name":"a"}]}')
+            b'"keypoints":[1,2,2, 3 ,4,0]},'
+            b'{"id":3,"image_id":1,"category_id":1,"iscrowd":1,'
+            b'"segmentation":{"size":[10,10],"counts":[40,20,40]}},'
+            b'{"id":4,"image_id":1,"category_id":1,"iscrowd":1,'
+            b'"segmentation":{"counts":"PP5","size":[10,10]}}],'
+            b'"categories":[{"id":1,"name":"a"}]}')
     src = tmp_path / "in.json"
     src.write_bytes(text)
     assert validate_file(src).ok
     out = tmp_path / "out.json"
     summary = write_coco(load(src), out)
-    assert summary.annotations == 2 and summary.skipped == ()
+    assert summary.annotations == 4 and summary.skipped == ()
 
 
 def _memory_cases() -> list[tuple[str, Any, str, str]]:

@@ -34,7 +34,7 @@ import math
 import operator
 from collections.abc import Mapping, Sequence
 from itertools import repeat
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import msgspec
 import numpy as np
@@ -418,21 +418,62 @@ def _check_segmentations(
     for sl in _raw_chunks(len(rr)):
         part = rr[sl]
         j = _Joined(seg[part].tolist())
-        decode = j.heads != 91  # RLE and anything else: decode
+        decode = j.heads != 91  # anything but polygons: decode (RLE below)
         poly = np.flatnonzero(~decode)
         if len(poly):
-            # the polygon texts alone (an RLE's strings would send its row to the slow path)
-            jp = j if len(poly) == len(part) else _Joined([j.raws[k] for k in poly.tolist()])
-            sure, rings, count = _raw_groups(jp, np.arange(len(poly)), 2)
+            sure, rings, count = _raw_groups(j, poly, 2)
             unsure = ~sure
             ring_row = np.repeat(np.arange(len(poly)), rings)
             unsure[ring_row[(count < 6) | (count % 2 == 1)]] = True
             # an array holding no ring at all: "[]" is no segmentation, "[1, 2]" is wrong
-            unsure[(rings == 0) & (jp.lens != 2)] = True
+            unsure[(rings == 0) & (j.lens[poly] != 2)] = True
             decode[poly[unsure]] = True
+        rle = np.flatnonzero(j.heads == 123)
+        if len(rle):
+            ok = _good_rles([j.raws[k] for k in rle.tolist()], heights[part[rle]],
+                            widths[part[rle]])
+            decode[rle[ok]] = False
         for k in np.flatnonzero(decode).tolist():
             row = int(part[k])
             _check_segmentation_value(_decode(j.raws[k]), row, heights, widths, found, path)
+
+
+_Count = Annotated[int, msgspec.Meta(ge=0)]
+
+
+class _RLE(msgspec.Struct):
+    size: tuple[_Count, _Count]
+    counts: str | list[_Count]
+
+
+_RLES = msgspec.json.Decoder(list[_RLE])
+_ONE_RLE = msgspec.json.Decoder(_RLE)
+
+
+def _good_rles(raws: list[Any], heights: np.ndarray, widths: np.ndarray) -> np.ndarray:
+    """Which raw RLE objects are valid and of their image's size (the others are
+    decoded again to say why)."""
+    try:
+        rles: list[_RLE | None] = list(_RLES.decode(b"[" + b",".join(raws) + b"]"))
+    except msgspec.DecodeError:
+        rles = []
+        for r in raws:
+            try:
+                rles.append(_ONE_RLE.decode(r))
+            except msgspec.DecodeError:
+                rles.append(None)
+    ok = np.zeros(len(raws), bool)
+    for k, rle in enumerate(rles):
+        if rle is None:
+            continue
+        h, w = rle.size
+        counts = rle.counts
+        if (isinstance(counts, str) and not counts.isascii()) or (
+                isinstance(counts, list) and sum(counts) != h * w):
+            continue
+        ih, iw = int(heights[k]), int(widths[k])
+        ok[k] = ih < 0 or iw < 0 or (h == ih and w == iw)
+    return ok
 
 
 def _decode(raw: Any) -> Any:
