@@ -20,6 +20,7 @@ from .errors import (
     JSONSyntaxError,
     MissingDependency,
     OptionError,
+    OutputError,
     ValidationFailed,
 )
 from .geometry import Polygons
@@ -74,6 +75,7 @@ __all__ = [
     "JSONSyntaxError",
     "MissingDependency",
     "OptionError",
+    "OutputError",
     "Polygons",
     "Problem",
     "Report",

@@ -6,9 +6,12 @@ Every error cocokit raises on purpose derives from :class:`CocoKitError`, so a c
     CocoKitError
     ├── InputError            a file or document cannot be read as COCO: where and why
     │   ├── JSONSyntaxError   malformed JSON, with line and column
-    │   └── BadImagesError    image files that could not be read or written, each named
+    │   ├── BadImagesError    image files that could not be read or written, each named
+    │   └── OutputError       an output cannot be written (read-only, no permission, disk
+    │                         full, not a regular file...); also an OSError
     ├── ValidationFailed      validate() found errors and the caller asked for strictness
-    ├── IntegrityError        an export would break referential integrity; nothing was written
+    ├── IntegrityError        an export would break integrity or write an invalid record;
+    │                         nothing was written
     ├── OptionError           an option or argument value is not allowed
     └── MissingDependency     an optional extra is needed for this call
 
@@ -32,6 +35,7 @@ __all__ = [
     "JSONSyntaxError",
     "MissingDependency",
     "OptionError",
+    "OutputError",
     "ValidationFailed",
 ]
 
@@ -105,10 +109,12 @@ class ValidationFailed(CocoKitError):
 
 
 class IntegrityError(CocoKitError):
-    """An export would break referential integrity; nothing was written.
+    """An export would break referential integrity or write an invalid record (one that
+    validate reports as an error); nothing was written.
 
-    ``problems`` lists every problem found (as ``path: message`` strings); the message
-    shows the first 20 and the count.
+    ``problems`` lists every problem found (as ``path: message`` strings, the code of
+    an invalid record in brackets at the end); the message shows the first 20 and the
+    count.
     """
 
     SHOWN = 20
@@ -121,9 +127,27 @@ class IntegrityError(CocoKitError):
         more = f"\n  ... and {n - self.SHOWN} more" if n > self.SHOWN else ""
         dest = f" to {target}" if target else ""
         super().__init__(
-            f"refusing to export{dest}: {n} integrity problem(s); nothing was written"
+            f"refusing to export{dest}: {n} problem(s); nothing was written"
             f"\n  {shown}{more}"
         )
+
+
+class OutputError(InputError, OSError):
+    """An output cannot be written: ``file`` names it, ``message`` says why (read-only
+    file system, permission denied, no space left, the target is a FIFO...).
+
+    It is an :class:`InputError` (a file that cannot be used as asked) and an
+    :class:`OSError`, so code catching either keeps working.
+    """
+
+    def __init__(self, file: str, message: str) -> None:
+        InputError.__init__(self, file, None, message)
+
+    def __str__(self) -> str:
+        return f"{self.file}: {self.message}"
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (type(self), (self.file, self.message))
 
 
 class OptionError(CocoKitError):

@@ -377,7 +377,7 @@ def render_report(ds: Dataset, stats: DatasetStats | None = None,
 def write_report(ds: Dataset, path: str | os.PathLike[str], stats: DatasetStats | None = None,
                  title: str | None = None) -> Path:
     """Write the HTML report to ``path`` atomically; returns the path."""
-    from .io.coco import atomic_write
+    from .io.atomic import atomic_write
 
     text = render_report(ds, stats, title)
     out = Path(path)

@@ -92,9 +92,10 @@ from .clipping import (
 )
 from .dataset import Annotations, Dataset, Images, object_array, plain
 from .engine import Engine, JobFailure, retry_io, run_local, run_on_ray
-from .errors import BadImagesError, InputError, OptionError
+from .errors import BadImagesError, InputError, OptionError, OutputError
 from .geometry import RLE_KINDS, Polygons, parse_polygons, polygon_bboxes, segmentation_kinds
 from .io import files
+from .io.atomic import atomic_file
 from .io.staging import Staging, staged
 
 __all__ = [
@@ -545,7 +546,7 @@ def _save_tile(tile: Any, path: str, fmt: str, quality: int, icc: bytes | None,
     """Write one tile, or encode it and append ``(path, bytes)`` to ``out`` for the
     caller to write (a filesystem the worker cannot see). A URL is written through
     fsspec in one request. A local file already there (an earlier run's tile, which an earlier COCO
-    file may list) is replaced atomically: written to ``.part``, then renamed over. A new
+    file may list) is replaced atomically (:func:`cocokit.io.atomic.atomic_file`). A new
     file is written in place, which saves a rename per tile (about 8 % of the time):
     if that is interrupted, the partial file is new, no COCO file lists it, and the
     next run replaces it."""
@@ -565,14 +566,20 @@ def _save_tile(tile: Any, path: str, fmt: str, quality: int, icc: bytes | None,
         else:
             files.write_bytes(path, buf.getvalue())
         return
-    target = path + ".part" if os.path.lexists(path) else path
     try:
-        tile.save(target, format=fmt, **options)
-        if target != path:
-            os.replace(target, path)
+        if os.path.lexists(path):
+            with atomic_file(path, fsync=False) as f:
+                tile.save(f, format=fmt, **options)
+        else:
+            try:
+                tile.save(path, format=fmt, **options)
+            except BaseException:
+                with contextlib.suppress(OSError):
+                    os.unlink(path)
+                raise
+    except OutputError:
+        raise
     except (OSError, ValueError, KeyError) as e:
-        with contextlib.suppress(OSError):
-            os.unlink(target)
         raise InputError(path, None, f"cannot write tile as {fmt}: {e}") from e
 
 

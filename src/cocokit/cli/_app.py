@@ -11,7 +11,7 @@ from __future__ import annotations
 import contextlib
 import io
 import os
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Annotated, Any, Optional
 
@@ -78,6 +78,7 @@ def _root(
 ) -> None:
     pass
 
+_SHOWN = 20  # skipped records listed (the rest counted)
 QUIET_HELP = "No progress bars or summaries (errors are still printed)."
 
 
@@ -211,9 +212,11 @@ def save_dataset(
     indent: int | None = None,
     new_records: str | None = None,
     ids_line: bool = True,
+    invalid: str = "error",
 ) -> Any:
-    """Write a dataset atomically with a progress bar; prints a one-line summary and
-    (``ids_line``) what happened to the ids (see :func:`._options.ids_note`).
+    """Write a dataset atomically with a progress bar; prints a one-line summary,
+    (``ids_line``) what happened to the ids (see :func:`._options.ids_note`), and the
+    records skipped as invalid and the export's warnings.
 
     With ``keep``, ids that repeat in ``ds`` are refused naming ``--image-ids auto`` /
     ``--annotation-ids auto`` before anything is written.
@@ -231,6 +234,7 @@ def save_dataset(
             ignore_negative_samples=ignore_negative_samples,
             indent=indent,
             progress=update,
+            invalid=invalid,  # type: ignore[arg-type]
         )
     if not quiet:
         err_console.print(
@@ -246,7 +250,22 @@ def save_dataset(
         if ids_line:
             err_console.print(ids_note(image_ids, annotation_ids, new_records=new_records),
                               markup=False, highlight=False, soft_wrap=True)
+        print_export_notes(summary.skipped, summary.warnings)
     return summary
+
+
+def print_export_notes(skipped: Sequence[str], warnings: Sequence[str]) -> None:
+    """Print the records an export skipped as invalid, and its warnings."""
+    if skipped:
+        err_console.print(f"skipped {len(skipped)} invalid record(s):", markup=False,
+                          highlight=False)
+        for p in skipped[:_SHOWN]:
+            err_console.print(f"  {p}", markup=False, highlight=False, soft_wrap=True)
+        if len(skipped) > _SHOWN:
+            err_console.print(f"  ... and {len(skipped) - _SHOWN} more", markup=False,
+                              highlight=False)
+    for w in warnings:
+        err_console.print(f"warning: {w}", markup=False, highlight=False, soft_wrap=True)
 
 
 def check_output(path: Path, inputs: list[Path] | None = None) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from enum import Enum
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated, Literal, Optional
 
 import typer
 from rich.markup import escape
@@ -19,6 +19,7 @@ from ._app import (
     console,
     err_console,
     load_dataset,
+    print_export_notes,
     progress_bar,
     save_dataset,
     status,
@@ -183,6 +184,10 @@ def export(
         Optional[list[str]],  # noqa: UP045
         typer.Option(help="YOLO: NAME=FILE.json, one more split from another file (repeat)."),
     ] = None,
+    skip_invalid: Annotated[
+        bool, typer.Option("--skip-invalid", help="Leave out the records validate calls "
+                           "invalid (each is listed) instead of refusing the export.")
+    ] = False,
     stream: Stream = None,
     quiet: Quiet = False,
     ignore_negative_samples: IgnoreNegativesAlias = False,
@@ -199,6 +204,7 @@ def export(
 
     Example: cocokit export val.json --format yolo -i val2017/ -o yolo/
     """
+    invalid: Literal["error", "skip"] = "skip" if skip_invalid else "error"
     drop_negatives = renamed(drop_negatives, ignore_negative_samples,
                              "--ignore-negative-samples", "--drop-negatives", False)
     if images in YOLO_IMAGE_MODES and not Path(images).is_dir():
@@ -225,6 +231,7 @@ def export(
             split_name=split_name,
             splits=add_split or (),
             quiet=quiet,
+            invalid=invalid,
         )
         return
     check_file_output(output)
@@ -242,6 +249,7 @@ def export(
                 annotation_ids=annotation_ids.value,
                 ignore_negative_samples=drop_negatives,
                 progress=update,
+                invalid=invalid,
             )
         if not quiet:
             err_console.print(
@@ -249,6 +257,7 @@ def export(
                 f"{summary.annotations} annotations (streamed)", markup=False, highlight=False
             )
             say(ids_note(image_ids, annotation_ids))
+            print_export_notes(summary.skipped, summary.warnings)
         return
     ds = load_dataset(file, quiet)
     save_dataset(
@@ -259,4 +268,5 @@ def export(
         annotation_ids=annotation_ids.value,
         ignore_negative_samples=drop_negatives,
         indent=indent,
+        invalid=invalid,
     )

@@ -253,7 +253,7 @@ def draw_command(
     Example: cocokit draw instances_val2017.json -i val2017 -o drawn --sample 20
     """
     from ..draw import draw, parse_show
-    from ..io.coco import atomic_write
+    from ..io.atomic import atomic_write
 
     image_format = renamed(image_format, fmt, "--format", "--image-format", ImageFormat.auto)
 

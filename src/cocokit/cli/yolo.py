@@ -18,6 +18,7 @@ from ._app import (
     app,
     err_console,
     load_dataset,
+    print_export_notes,
     progress_bar,
     save_dataset,
 )
@@ -81,6 +82,7 @@ def export_yolo_command(
     clip: bool = True,
     check_sizes: bool = True,
     quiet: bool = False,
+    invalid: str = "error",
 ) -> YoloExportSummary:
     """Export COCO file(s) as an Ultralytics YOLO dataset in the folder ``output``.
 
@@ -98,9 +100,10 @@ def export_yolo_command(
                              images=images,  # type: ignore[arg-type]
                              image_dir=image_dir, crowd=crowd,  # type: ignore[arg-type]
                              clip=clip, precision=precision, check_sizes=check_sizes,
-                             progress=update)
+                             progress=update, invalid=invalid)  # type: ignore[arg-type]
     if not quiet:
         _print_summary(summary)
+        print_export_notes(summary.skipped, ())
     return summary
 
 

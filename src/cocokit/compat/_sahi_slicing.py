@@ -22,7 +22,8 @@ from typing import Any
 import numpy as np
 
 from ..dataset import Dataset
-from ..errors import InputError, OptionError
+from ..errors import InputError, OptionError, OutputError
+from ..io.atomic import atomic_file
 from ..io.coco import read_coco, to_dict, write_coco
 from ..slicing import axis_windows, slice_annotations, tile_tables
 from ._sahi_base import (
@@ -313,16 +314,17 @@ def _writable(img: Any, fmt: str) -> Any:
 
 
 def _save_tile(tile: Any, path: Path, fmt: str) -> None:
-    tmp = path.with_name(f".{path.name}.part")
     try:
-        try:
-            _writable(tile, fmt).save(tmp, format=fmt)
-        except (OSError, ValueError, KeyError):
-            tile.convert("RGB").save(tmp, format=fmt)
-        os.replace(tmp, path)
+        with atomic_file(path, fsync=False) as f:
+            try:
+                _writable(tile, fmt).save(f, format=fmt)
+            except (OSError, ValueError, KeyError):
+                f.seek(0)
+                f.truncate()
+                tile.convert("RGB").save(f, format=fmt)
+    except OutputError:
+        raise
     except (OSError, ValueError, KeyError) as e:
-        with contextlib.suppress(OSError):
-            tmp.unlink()
         raise InputError(str(path), None, f"cannot write the slice as {fmt}: {e}") from None
 
 

@@ -35,7 +35,7 @@ import numpy as np
 from ..dataset import lookup
 from ..errors import InputError, IntegrityError
 from ..geometry import segmentation_bboxes
-from ..io.coco import atomic_write
+from ..io.atomic import atomic_write
 from ._sahi_base import SahiValueError
 
 if TYPE_CHECKING:  # the Coco of _sahi_coco, which imports this module

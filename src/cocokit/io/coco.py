@@ -17,7 +17,6 @@ from __future__ import annotations
 import dataclasses
 import os
 import re
-import tempfile
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any, Generic, Literal, TypeVar
@@ -26,17 +25,26 @@ import msgspec
 import numpy as np
 from msgspec import UNSET, Raw, UnsetType
 
+from ..contract import (
+    Checked,
+    InvalidPolicy,
+    category_warnings,
+    check_annotations,
+    check_image_sizes,
+    check_invalid,
+)
 from ..dataset import Annotations, Categories, Dataset, Images, gc_paused
 from ..errors import InputError, IntegrityError, JSONSyntaxError, OptionError
 from ..geometry import segmentation_areas, segmentation_bboxes
 from . import sniff
+from .atomic import atomic_write
 
 __all__ = [
     "ExportSummary",
     "IdPolicy",
-    "atomic_write",
     "load",
     "read_coco",
+    "screen_export",
     "tables_from_records",
     "to_dict",
     "to_json",
@@ -371,7 +379,12 @@ _ENCODER = msgspec.json.Encoder(enc_hook=_enc_hook)
 
 @dataclasses.dataclass(frozen=True)
 class ExportSummary:
-    """What an export wrote."""
+    """What an export wrote.
+
+    ``skipped`` names every record left out because it was invalid (with
+    ``invalid="skip"``), as ``path: why``; ``warnings`` what a reader of the output
+    should know (a category id 0, ...).
+    """
 
     path: str | None
     images: int
@@ -380,6 +393,8 @@ class ExportSummary:
     dropped_negative_images: int
     computed_bbox: int
     computed_area: int
+    skipped: tuple[str, ...] = ()
+    warnings: tuple[str, ...] = ()
 
 
 @dataclasses.dataclass
@@ -394,6 +409,8 @@ class _Plan:
     dropped: int
     computed_bbox: int
     computed_area: int
+    skipped: list[str] = dataclasses.field(default_factory=list)
+    warnings: list[str] = dataclasses.field(default_factory=list)
 
 
 def check_policy(option: str, value: str) -> None:
@@ -413,39 +430,112 @@ def duplicate_rows(ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return order[dup], order[first_pos[dup]]
 
 
-def duplicate_id_problems(ids: np.ndarray, section: str, what: str, why: str = "") -> list[str]:
-    """One problem line per row whose id repeats an earlier one."""
+def duplicate_id_problems(
+    ids: np.ndarray, section: str, what: str, why: str = "", rows: np.ndarray | None = None
+) -> list[str]:
+    """One problem line per row whose id repeats an earlier one.
+
+    ``rows`` gives the input row of each id (when ``ids`` are those of some rows only).
+    """
     dup_rows, first_rows = duplicate_rows(ids)
     suffix = f"; {why}" if why else ""
+    name = (lambda r: r) if rows is None else (lambda r: int(rows[r]))
     return [
-        f"{section}[{r}].id: duplicate {what} id {int(ids[r])} (first at {section}[{f}]){suffix}"
+        f"{section}[{name(r)}].id: duplicate {what} id {int(ids[r])} "
+        f"(first at {section}[{name(f)}]){suffix}"
         for r, f in zip(dup_rows.tolist(), first_rows.tolist())
     ]
 
 
-def annotation_problems(
-    anns: Annotations, start: int, image_index: np.ndarray, category_index: np.ndarray
-) -> list[str]:
-    """Dangling references and non-finite values of a run of annotations (rows from ``start``)."""
-    problems: list[str] = []
-    for r in np.flatnonzero(image_index < 0).tolist():
-        problems.append(
-            f"annotations[{start + r}].image_id: image id {int(anns.image_id[r])} names no image"
-        )
-    for r in np.flatnonzero(category_index < 0).tolist():
-        problems.append(
-            f"annotations[{start + r}].category_id: category id "
-            f"{int(anns.category_id[r])} is not in categories"
-        )
-    nan = np.isnan(anns.bbox)
-    bad_box = np.isinf(anns.bbox).any(axis=1) | (nan.any(axis=1) & ~nan.all(axis=1))
-    for r in np.flatnonzero(bad_box).tolist():
-        problems.append(
-            f"annotations[{start + r}].bbox: non-finite value in {anns.bbox[r].tolist()}"
-        )
-    for r in np.flatnonzero(np.isinf(anns.area)).tolist():
-        problems.append(f"annotations[{start + r}].area: non-finite value {anns.area[r]}")
-    return problems
+class ExportScreen:
+    """The error checks of the export contract (:mod:`cocokit.contract`) under an
+    ``invalid`` policy, over the records an export would write.
+
+    With ``"error"`` every problem is collected (:meth:`refuse` raises them all); with
+    ``"skip"`` the invalid records are left out and each is named in :attr:`skipped`.
+    An invalid image takes its annotations with it; an invalid annotation only itself.
+    The masks returned say which of the given rows to write.
+    """
+
+    def __init__(self, invalid: InvalidPolicy, target: str | None) -> None:
+        check_invalid(invalid)
+        self.invalid = invalid
+        self.target = target
+        self.errors: list[str] = []
+        self.skipped: list[str] = []
+
+    def _take(self, checked: Checked, n: int) -> np.ndarray:
+        keep = np.ones(n, bool)
+        if checked.ok:
+            return keep
+        if self.invalid == "error":
+            self.errors += [f"{p.path}: {p.message} [{p.code}]" for p in checked.problems]
+            return keep
+        keep[checked.bad] = False
+        first: dict[str, str] = {}
+        for p in checked.problems:
+            record = p.path.split("]", 1)[0] + "]"
+            first.setdefault(record, p.code)
+        self.skipped += [f"{record}: {code}" for record, code in first.items()]
+        return keep
+
+    def references(
+        self, anns: Annotations, rows: np.ndarray, image_index: np.ndarray,
+        category_index: np.ndarray, start: int = 0,
+    ) -> np.ndarray:
+        """Which annotation ``rows`` name an image and a category that exist
+        (``image_index``/``category_index``: per row of ``anns``, -1 for none)."""
+        img, cat = image_index[rows], category_index[rows]
+        keep = (img >= 0) & (cat >= 0)
+        if keep.all():
+            return keep
+        found = [(f"annotations[{start + r}].image_id", "dangling-image-id",
+                  f"image id {int(anns.image_id[r])} names no image")
+                 for r in rows[img < 0].tolist()]
+        found += [(f"annotations[{start + r}].category_id", "dangling-category-id",
+                   f"category id {int(anns.category_id[r])} is not in categories")
+                  for r in rows[cat < 0].tolist()]
+        if self.invalid == "error":
+            self.errors += [f"{p}: {m} [{c}]" for p, c, m in found]
+            return keep
+        first: dict[str, str] = {}
+        for p, c, _ in sorted(found, key=lambda f: int(f[0].split("[")[1].split("]")[0])):
+            first.setdefault(p.split("]", 1)[0] + "]", c)
+        self.skipped += [f"{record}: {code}" for record, code in first.items()]
+        return keep
+
+    def images(
+        self, widths: np.ndarray, heights: np.ndarray, rows: np.ndarray, start: int = 0
+    ) -> np.ndarray:
+        """Which image ``rows`` (of columns ``widths``/``heights``) to write."""
+        checked = check_image_sizes(widths, heights, rows, start)
+        return self._take(checked, len(rows))
+
+    def annotations(
+        self,
+        anns: Annotations,
+        rows: np.ndarray,
+        heights: np.ndarray,
+        widths: np.ndarray,
+        start: int = 0,
+    ) -> np.ndarray:
+        """Which annotation ``rows`` to write; ``heights``/``widths`` of their images."""
+        checked = check_annotations(anns, heights, widths, rows, start)
+        return self._take(checked, len(rows))
+
+    def dropped_with_images(self, ann_rows: np.ndarray, image_rows: np.ndarray,
+                            start: int = 0, image_start: int = 0) -> None:
+        """Name annotations left out because their (invalid) image was."""
+        self.skipped += [
+            f"annotations[{start + a}]: its image images[{image_start + i}] was skipped"
+            for a, i in zip(ann_rows.tolist(), image_rows.tolist())
+        ]
+
+    def refuse(self, problems: Sequence[str] = ()) -> None:
+        """Raise :class:`~cocokit.errors.IntegrityError` for ``problems`` and the errors."""
+        found = [*problems, *self.errors]
+        if found:
+            raise IntegrityError(found, self.target)
 
 
 def complete_geometry(
@@ -473,6 +563,103 @@ def complete_geometry(
     return bbox, area, int(need_box.sum()), computed_area
 
 
+@dataclasses.dataclass
+class Screened:
+    """The rows an export writes, after the integrity and error checks."""
+
+    image_rows: np.ndarray
+    ann_rows: np.ndarray
+    dropped: int  # images without annotations left out (ignore_negative_samples)
+    skipped: list[str]  # records left out as invalid (invalid="skip"), as "path: why"
+    warnings: list[str]
+
+
+def screen_export(
+    ds: Dataset,
+    *,
+    image_ids: IdPolicy = "auto",
+    annotation_ids: IdPolicy = "auto",
+    ignore_negative_samples: bool = False,
+    target: str | None = None,
+    invalid: InvalidPolicy = "error",
+    start: tuple[int, int] = (0, 0),
+) -> Screened:
+    """The export contract's checks of ``ds``: which image and annotation rows to write.
+
+    Integrity (unique ids under ``keep``, references that resolve) and the error checks
+    of :mod:`cocokit.contract` run over the records that would be written: images left
+    out by ``ignore_negative_samples`` are not checked, annotation ids that ``auto``
+    renumbers may repeat. ``invalid``: ``"error"`` refuses a dataset with any problem
+    (:class:`~cocokit.errors.IntegrityError` listing them), ``"skip"`` leaves the invalid
+    records out (an invalid image with its annotations) and names each in ``skipped``;
+    integrity problems refuse in both cases. ``start`` offsets the image and annotation
+    rows named in messages (a part of a larger input).
+    """
+    check_policy("image_ids", image_ids)
+    check_policy("annotation_ids", annotation_ids)
+    screen = ExportScreen(invalid, target)
+    images, anns, cats = ds.images, ds.annotations, ds.categories
+    img0, ann0 = start
+    img_idx = ds.image_index
+    if ignore_negative_samples:
+        candidates = np.flatnonzero(ds.annotation_counts > 0)
+    else:
+        candidates = np.arange(len(images))
+
+    problems: list[str] = []
+    problems += duplicate_id_problems(cats.id, "categories", "category")
+    resolves = screen.references(anns, np.arange(len(anns)), img_idx, ds.category_index, ann0)
+
+    # images: the candidates, less the invalid ones
+    keep_img = np.zeros(len(images), bool)
+    keep_img[candidates] = screen.images(images.width, images.height, candidates, img0)
+    image_rows = np.flatnonzero(keep_img)
+    invalid_images = len(candidates) - len(image_rows)
+    # annotations of the images written, less the invalid ones
+    has_img = img_idx >= 0
+    safe_idx = np.where(has_img, img_idx, 0)
+    if invalid_images:
+        lost = np.flatnonzero(resolves & ~keep_img[safe_idx])
+        lost = lost[np.isin(img_idx[lost], candidates)]
+        screen.dropped_with_images(lost, img_idx[lost], ann0, img0)
+    rows = np.flatnonzero(resolves & keep_img[safe_idx])
+    ok = screen.annotations(
+        anns, rows, images.height[img_idx[rows]], images.width[img_idx[rows]], ann0
+    )
+    ann_rows = rows[ok]
+    if ignore_negative_samples and len(ann_rows) < len(rows):
+        # images whose every annotation was skipped are negatives now
+        still = np.zeros(len(images), bool)
+        still[img_idx[ann_rows]] = True
+        keep_img &= still
+        image_rows = np.flatnonzero(keep_img)
+
+    if image_ids == "keep":
+        problems += duplicate_id_problems(
+            images.id[image_rows], "images", "image", "ids must be unique", image_rows + img0
+        )
+    else:
+        referenced = np.isin(images.id, anns.image_id[ann_rows])
+        problems += [
+            p
+            for p, r in zip(
+                duplicate_id_problems(
+                    images.id, "images", "image", "annotations that reference it are ambiguous",
+                    np.arange(len(images)) + img0,
+                ),
+                referenced[duplicate_rows(images.id)[0]].tolist(),
+            )
+            if r
+        ]
+    if annotation_ids == "keep":
+        problems += duplicate_id_problems(
+            anns.id[ann_rows], "annotations", "annotation", rows=ann_rows + ann0
+        )
+    screen.refuse(problems)
+    return Screened(image_rows, ann_rows, len(images) - len(image_rows) - invalid_images,
+                    screen.skipped, category_warnings(cats))
+
+
 def plan_export(
     ds: Dataset,
     *,
@@ -480,42 +667,19 @@ def plan_export(
     annotation_ids: IdPolicy = "auto",
     ignore_negative_samples: bool = False,
     target: str | None = None,
+    invalid: InvalidPolicy = "error",
+    start: tuple[int, int] = (0, 0),
 ) -> _Plan:
-    """Check integrity and work out ids, boxes and areas of an export (nothing is written)."""
-    check_policy("image_ids", image_ids)
-    check_policy("annotation_ids", annotation_ids)
-    images, anns, cats = ds.images, ds.annotations, ds.categories
+    """Check an export (:func:`screen_export`) and work out its ids, boxes and areas
+    (nothing is written)."""
+    screened = screen_export(
+        ds, image_ids=image_ids, annotation_ids=annotation_ids,
+        ignore_negative_samples=ignore_negative_samples, target=target, invalid=invalid,
+        start=start,
+    )
+    images, anns = ds.images, ds.annotations
     img_idx = ds.image_index
-    if ignore_negative_samples:
-        image_rows = np.flatnonzero(ds.annotation_counts > 0)
-    else:
-        image_rows = np.arange(len(images))
-
-    problems: list[str] = []
-    if image_ids == "keep":
-        problems += duplicate_id_problems(images.id, "images", "image", "ids must be unique")
-    else:
-        referenced = np.isin(images.id, anns.image_id)
-        problems += [
-            p
-            for p, r in zip(
-                duplicate_id_problems(
-                    images.id, "images", "image", "annotations that reference it are ambiguous"
-                ),
-                referenced[duplicate_rows(images.id)[0]].tolist(),
-            )
-            if r
-        ]
-    problems += duplicate_id_problems(cats.id, "categories", "category")
-    problems += annotation_problems(anns, 0, img_idx, ds.category_index)
-    if annotation_ids == "keep":
-        problems += duplicate_id_problems(anns.id, "annotations", "annotation")
-    if problems:
-        raise IntegrityError(problems, target)
-
-    keep_img = np.zeros(len(images), bool)
-    keep_img[image_rows] = True
-    ann_rows = np.flatnonzero(keep_img[img_idx])
+    image_rows, ann_rows = screened.image_rows, screened.ann_rows
     if image_ids == "auto":
         new_image_id = np.zeros(len(images), np.int64)
         new_image_id[image_rows] = np.arange(1, len(image_rows) + 1)
@@ -545,9 +709,11 @@ def plan_export(
         ann_image_ids,
         bbox,
         area,
-        len(images) - len(image_rows),
+        screened.dropped,
         n_box,
         n_area,
+        screened.skipped,
+        screened.warnings,
     )
 
 
@@ -731,39 +897,6 @@ def _paused(chunks: Iterator[bytes]) -> Iterator[bytes]:
         yield from chunks
 
 
-def atomic_write(path: str | os.PathLike[str], chunks: Iterator[bytes] | Sequence[bytes]) -> None:
-    """Write chunks to a temporary file beside ``path``, then rename it over ``path``.
-
-    A failure (including one raised by the chunk iterator) removes the temporary file
-    and leaves any existing ``path`` untouched.
-    """
-    target = Path(path)
-    directory = target.parent if str(target.parent) else Path(".")
-    if not directory.is_dir():
-        raise InputError(str(target), None, f"output folder {str(directory)!r} does not exist")
-    fd, tmp = tempfile.mkstemp(dir=directory, prefix=f".{target.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            for chunk in chunks:
-                f.write(chunk)
-            f.flush()
-            os.fsync(f.fileno())
-        os.chmod(tmp, 0o644 & ~_umask())
-        os.replace(tmp, target)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
-        raise
-
-
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
-
-
 def _document(
     ds: Dataset,
     image_ids: IdPolicy,
@@ -772,6 +905,7 @@ def _document(
     indent: int | None,
     progress: Progress | None,
     target: str | None,
+    invalid: InvalidPolicy,
 ) -> tuple[Iterator[bytes] | list[bytes], _Plan]:
     plan = plan_export(
         ds,
@@ -779,6 +913,7 @@ def _document(
         annotation_ids=annotation_ids,
         ignore_negative_samples=ignore_negative_samples,
         target=target,
+        invalid=invalid,
     )
     chunks = _paused(_iter_document(ds, plan, progress))
     if indent:
@@ -795,6 +930,7 @@ def write_coco(
     ignore_negative_samples: bool = False,
     indent: int | None = None,
     progress: Progress | None = None,
+    invalid: InvalidPolicy = "error",
 ) -> ExportSummary:
     """Write ``ds`` as COCO JSON to ``path`` under the export contract.
 
@@ -802,14 +938,18 @@ def write_coco(
     ids (duplicates are refused). ``annotation_ids`` likewise (1..M in table order).
     Annotations follow their images. ``ignore_negative_samples`` drops images without
     annotations. Missing bbox and area are computed from the segmentation (area as
-    pycocotools computes it). Integrity is checked first: on any problem
-    :class:`~cocokit.errors.IntegrityError` is raised and nothing is written. The file
-    is written to a temporary name and renamed, so writing over the input is safe.
+    pycocotools computes it). Integrity and the records to be written are checked first
+    (the errors :func:`cocokit.validate` reports, see :mod:`cocokit.contract`): on any
+    problem :class:`~cocokit.errors.IntegrityError` is raised and nothing is written;
+    ``invalid="skip"`` leaves the invalid records out instead and names each in the
+    summary's ``skipped``. The file is written to a temporary name and renamed
+    (:func:`cocokit.io.atomic.atomic_write`), so writing over the input is safe.
     ``progress(done, total)`` is called as records are written.
     """
     target = os.fspath(path)
     chunks, plan = _document(
-        ds, image_ids, annotation_ids, ignore_negative_samples, indent, progress, target
+        ds, image_ids, annotation_ids, ignore_negative_samples, indent, progress, target,
+        invalid,
     )
     atomic_write(path, chunks)
     return _summary(target, ds, plan)
@@ -824,6 +964,8 @@ def _summary(target: str | None, ds: Dataset, plan: _Plan) -> ExportSummary:
         plan.dropped,
         plan.computed_bbox,
         plan.computed_area,
+        tuple(plan.skipped),
+        tuple(plan.warnings),
     )
 
 
@@ -834,10 +976,11 @@ def to_json(
     annotation_ids: IdPolicy = "auto",
     ignore_negative_samples: bool = False,
     indent: int | None = None,
+    invalid: InvalidPolicy = "error",
 ) -> bytes:
     """The COCO document as JSON bytes, under the same contract as :func:`write_coco`."""
     chunks, _ = _document(
-        ds, image_ids, annotation_ids, ignore_negative_samples, indent, None, None
+        ds, image_ids, annotation_ids, ignore_negative_samples, indent, None, None, invalid
     )
     return b"".join(chunks)
 
@@ -848,6 +991,7 @@ def to_dict(
     image_ids: IdPolicy = "auto",
     annotation_ids: IdPolicy = "auto",
     ignore_negative_samples: bool = False,
+    invalid: InvalidPolicy = "error",
 ) -> dict[str, Any]:
     """The COCO document as plain Python data, under the same contract as :func:`write_coco`."""
     out: dict[str, Any] = msgspec.json.decode(
@@ -856,6 +1000,7 @@ def to_dict(
             image_ids=image_ids,
             annotation_ids=annotation_ids,
             ignore_negative_samples=ignore_negative_samples,
+            invalid=invalid,
         )
     )
     return out

@@ -3,7 +3,7 @@
 Slicing and augmentation read source images and write new ones. A location is either a
 local path (``images/``, ``/data/train``) or a URL that fsspec understands
 (``s3://bucket/train``, ``gs://...``, ``memory://...``, ``file:///data``). Local paths
-take the direct route (``open``, ``os.replace``), which is the fast one; URLs go
+take the direct route (``open``, :mod:`cocokit.io.atomic`), which is the fast one; URLs go
 through fsspec, imported only when one is used. Object stores need their fsspec
 package (``s3fs``, ``gcsfs``) installed where the work runs.
 
@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import InputError
+from .atomic import atomic_file, atomic_write
 
 __all__ = ["exists", "filesystem", "is_dir", "is_shared", "is_url", "join", "local_path",
            "makedirs", "read_bytes", "remove", "upload", "write_bytes"]
@@ -145,16 +146,10 @@ def write_bytes(location: str | os.PathLike[str], data: bytes) -> None:
         fs.pipe_file(p, data)
         return
     path.parent.mkdir(parents=True, exist_ok=True)
-    if not path.exists():
+    if not os.path.lexists(path):
         path.write_bytes(data)
         return
-    tmp = path.with_name(path.name + ".part")
-    try:
-        tmp.write_bytes(data)
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
+    atomic_write(path, [data], fsync=False)
 
 
 def upload(local: str | os.PathLike[str], location: str) -> None:
@@ -162,13 +157,8 @@ def upload(local: str | os.PathLike[str], location: str) -> None:
     copied beside it and renamed over it)."""
     path = local_path(location)
     if path is not None:
-        tmp = path.with_name(f".{path.name}.part")
-        try:
-            shutil.copyfile(local, tmp)
-            os.replace(tmp, path)
-        except BaseException:
-            tmp.unlink(missing_ok=True)
-            raise
+        with open(local, "rb") as src, atomic_file(path) as dst:
+            shutil.copyfileobj(src, dst)
         return
     fs, p = filesystem(location)
     parent = posixpath.dirname(p)

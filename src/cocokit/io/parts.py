@@ -7,7 +7,10 @@ beside the target, and at :meth:`PartWriter.close` writes the document (the top-
 keys in order, the spilled records streamed in) to a temporary file renamed over the
 target. Memory holds one part and, with ``keep``, the id columns.
 
-The id policy is the export contract's, applied across parts: ``auto`` numbers images
+Each part is checked as an export is (:func:`cocokit.io.coco.plan_export`: integrity
+and the error checks of :mod:`cocokit.contract`, ``invalid="error"`` or ``"skip"``);
+messages name the rows of the parts concatenated in order. The id policy is the
+export contract's, applied across parts: ``auto`` numbers images
 and annotations 1..N in the order the parts came, ``keep`` keeps them and refuses a
 duplicate anywhere in the file before the rename. The bytes are those
 :func:`cocokit.io.coco.write_coco` writes for the parts concatenated into one dataset.
@@ -29,8 +32,10 @@ from typing import Any, BinaryIO
 
 import numpy as np
 
+from ..contract import InvalidPolicy, category_warnings, check_invalid
 from ..dataset import Categories, Dataset
 from ..errors import IntegrityError, OptionError
+from .atomic import atomic_write
 from .coco import (
     ANNOTATION_KEYS,
     IMAGE_KEYS,
@@ -38,7 +43,6 @@ from .coco import (
     IdPolicy,
     RecordEncoder,
     annotation_columns,
-    atomic_write,
     check_policy,
     duplicate_id_problems,
     image_columns,
@@ -70,8 +74,11 @@ class PartWriter:
         image_ids: IdPolicy = "auto",
         annotation_ids: IdPolicy = "auto",
         ignore_negative_samples: bool = False,
+        invalid: InvalidPolicy = "error",
     ) -> None:
         check_policy("image_ids", image_ids)
+        check_invalid(invalid)
+        self.invalid = invalid
         check_policy("annotation_ids", annotation_ids)
         self.path = os.fspath(path)
         self.categories = categories
@@ -102,6 +109,8 @@ class PartWriter:
         self.dropped = 0
         self.computed_bbox = 0
         self.computed_area = 0
+        self.skipped: list[str] = []
+        self._rows_in = (0, 0)  # input rows (images, annotations) of the parts so far
         self._closed = False
 
     def add(self, part: Dataset) -> None:
@@ -115,7 +124,10 @@ class PartWriter:
         plan = plan_export(part, image_ids="keep" if self.image_ids == "keep" else "auto",
                            annotation_ids=self.annotation_ids,
                            ignore_negative_samples=self.ignore_negative_samples,
-                           target=self.path)
+                           target=self.path, invalid=self.invalid, start=self._rows_in)
+        self._rows_in = (self._rows_in[0] + len(part.images),
+                         self._rows_in[1] + len(part.annotations))
+        self.skipped += plan.skipped
         image_ids, ann_image_ids, ann_ids = plan.image_ids, plan.ann_image_ids, plan.ann_ids
         if self.image_ids == "auto":
             image_ids = image_ids + self.images
@@ -168,7 +180,8 @@ class PartWriter:
         finally:
             self._cleanup()
         return ExportSummary(self.path, self.images, self.annotations, len(self.categories),
-                             self.dropped, self.computed_bbox, self.computed_area)
+                             self.dropped, self.computed_bbox, self.computed_area,
+                             tuple(self.skipped), tuple(category_warnings(self.categories)))
 
     def abort(self) -> None:
         """Drop everything spilled; nothing is written."""

@@ -52,6 +52,7 @@ import msgspec
 import numpy as np
 from msgspec import Raw
 
+from ..contract import InvalidPolicy, category_warnings
 from ..dataset import (
     Annotations,
     Categories,
@@ -62,19 +63,19 @@ from ..dataset import (
     lookup,
     unique,
 )
-from ..errors import InputError, IntegrityError, JSONSyntaxError, OptionError
+from ..errors import InputError, JSONSyntaxError, OptionError
 from . import sniff
+from .atomic import atomic_write
 from .coco import (
     ANNOTATION_KEYS,
     IMAGE_KEYS,
+    ExportScreen,
     ExportSummary,
     IdPolicy,
     RecordDecoder,
     RecordEncoder,
     annotation_columns,
     annotation_decoder,
-    annotation_problems,
-    atomic_write,
     check_policy,
     complete_geometry,
     duplicate_id_problems,
@@ -772,22 +773,28 @@ def write_coco_stream(
     select: Callable[[Annotations], np.ndarray] | None = None,
     categories: Categories | None = None,
     progress: Callable[[int, int], None] | None = None,
+    invalid: InvalidPolicy = "error",
 ) -> ExportSummary:
     """Write a streamed COCO file under the export contract, in bounded memory.
 
-    Same options and the same output bytes as :func:`cocokit.io.coco.write_coco` on the
-    loaded dataset. ``select(annotations) -> mask`` keeps a subset of each run of
-    annotations (a streaming filter); with ``ignore_negative_samples`` images left
-    without annotations are dropped. Integrity is checked while writing to a temporary
-    file; on any problem the temporary file is removed and
-    :class:`~cocokit.errors.IntegrityError` raised, so nothing is written.
+    Same options, the same checks (:class:`cocokit.io.coco.ExportScreen`) and the same
+    output bytes as :func:`cocokit.io.coco.write_coco` on the loaded dataset.
+    ``select(annotations) -> mask`` keeps a subset of each run of annotations (a
+    streaming filter); with ``ignore_negative_samples`` images left without annotations
+    are dropped. The images are checked before anything is written; the annotations
+    while writing to a temporary file: on any problem the temporary file is removed and
+    :class:`~cocokit.errors.IntegrityError` raised, so nothing is written. With
+    ``ignore_negative_samples`` (which needs to know every annotation before the images
+    are written) the annotations are checked in a first pass, before anything is
+    written.
     """
     check_policy("image_ids", image_ids)
     check_policy("annotation_ids", annotation_ids)
-    target = os.fspath(path)
+    screen = ExportScreen(invalid, target := os.fspath(path))
     cats = stream.categories if categories is None else categories
     with gc_paused():
         index = image_index(stream)
+    n_img = len(index.ids)
     problems: list[str] = []
     if image_ids == "keep":
         problems += duplicate_id_problems(index.ids, "images", "image", "ids must be unique")
@@ -802,22 +809,36 @@ def write_coco_stream(
             p for p, r in zip(dups, rows.tolist()) if np.isin(index.ids[r], stream.used_image_ids)
         ]
     problems += duplicate_id_problems(cats.id, "categories", "category")
-    if problems:
-        raise IntegrityError(problems, target)
+    image_ok = screen.images(index.widths, index.heights, np.arange(n_img))
+    screen.refuse(problems)
 
-    keep_rows = np.ones(len(index.ids), bool)
-    selected: dict[int, np.ndarray] = {}  # run start -> select's mask, kept from a first pass
+    def screened(start: int, t: Annotations, screen: ExportScreen) -> tuple[np.ndarray, np.ndarray]:
+        """The rows of a run to write (after select and the checks), and their images."""
+        img_idx = lookup(index.ids, t.image_id)
+        mask = select(t) if select is not None else np.ones(len(t), bool)
+        rows = np.flatnonzero(mask)
+        cat_idx = lookup(cats.id, t.category_id)
+        rows = rows[screen.references(t, rows, img_idx, cat_idx, start)]
+        lost = rows[~image_ok[img_idx[rows]]]
+        if len(lost):
+            screen.dropped_with_images(lost, img_idx[lost], start)
+        rows = rows[image_ok[img_idx[rows]]]
+        ok = screen.annotations(t, rows, index.heights[img_idx[rows]],
+                                index.widths[img_idx[rows]], start)
+        return rows[ok], img_idx
+
+    keep_rows = image_ok.copy()
+    selected: dict[int, np.ndarray] = {}  # run start -> rows to write, from a first pass
     if ignore_negative_samples:
-        if select is None:
-            used = stream.used_image_ids
-        else:
-            parts = []
-            for start, t in stream.annotation_tables():
-                selected[start] = select(t)  # one bool a record: cheap to keep
-                parts.append(unique(t.image_id[selected[start]]))
-            used = unique(np.concatenate(parts)) if parts else np.zeros(0, np.int64)
-        keep_rows = np.isin(index.ids, used)
-    new_ids = np.zeros(len(index.ids), np.int64)
+        parts = []
+        for start, t in stream.annotation_tables():
+            rows, _ = screened(start, t, screen)
+            selected[start] = rows  # the rows of a run (few) are cheap to keep
+            parts.append(unique(t.image_id[rows]))
+        screen.refuse(problems)
+        used = unique(np.concatenate(parts)) if parts else np.zeros(0, np.int64)
+        keep_rows &= np.isin(index.ids, used)
+    new_ids = np.zeros(n_img, np.int64)
     new_ids[keep_rows] = (
         np.arange(1, int(keep_rows.sum()) + 1) if image_ids == "auto" else index.ids[keep_rows]
     )
@@ -845,28 +866,18 @@ def write_coco_stream(
         first = True
         next_id = 1
         for start, t in stream.annotation_tables():
-            img_idx = lookup(index.ids, t.image_id)
-            cat_idx = lookup(cats.id, t.category_id)
             if start in selected:
-                mask = selected.pop(start)
+                rows = selected.pop(start)
+                img_idx = lookup(index.ids, t.image_id)
             else:
-                mask = select(t) if select is not None else np.ones(len(t), bool)
-            found = annotation_problems(t.take(mask), 0, img_idx[mask], cat_idx[mask])
-            if found:  # name the rows as the input file has them
-                found = annotation_problems(t, start, np.where(mask, img_idx, 0),
-                                            np.where(mask, cat_idx, 0))
-            if found:
-                problems.extend(found)
-                continue
-            mask &= keep_rows[np.maximum(img_idx, 0)]
-            rows = np.flatnonzero(mask)
+                rows, img_idx = screened(start, t, screen)
             if annotation_ids == "keep":
                 ann_ids_seen.append(t.id[rows])
                 out_ids = t.id[rows]
             else:
                 out_ids = np.arange(next_id, next_id + len(rows), dtype=np.int64)
                 next_id += len(rows)
-            if not len(rows) or problems:
+            if not len(rows) or problems or screen.errors:
                 continue
             r_img = img_idx[rows]
             with gc_paused():
@@ -892,29 +903,28 @@ def write_coco_stream(
             ann_ids_seen.clear()
             ids.sort()
             if (ids[1:] == ids[:-1]).any():  # find where, now that there is something to say
-                ids = np.concatenate(
-                    [
-                        t.id[select(t) if select else slice(None)]
-                        for _, t in stream.annotation_tables()
-                    ]
-                )
-                problems.extend(duplicate_id_problems(ids, "annotations", "annotation"))
-
-    def refuse_on_problems() -> None:
-        if problems:
-            raise IntegrityError(problems, target)
+                quiet = ExportScreen("skip", target)
+                written = [start + screened(start, t, quiet)[0]
+                           for start, t in stream.annotation_tables()]
+                rows_in = np.concatenate(written)
+                all_ids = np.concatenate([t.id for _, t in stream.annotation_tables()])
+                problems.extend(duplicate_id_problems(all_ids[rows_in], "annotations",
+                                                      "annotation", rows=rows_in))
 
     bodies = {"images": images_body, "annotations": annotations_body}
     atomic_write(path, iter_document(stream.key_order, bodies, cats, stream.extra,
-                                     refuse_on_problems))
+                                     lambda: screen.refuse(problems)))
+    invalid_images = int(np.count_nonzero(~image_ok))
     return ExportSummary(
         target,
         counts["images"],
         counts["annotations"],
         len(cats),
-        len(index.ids) - counts["images"],
+        n_img - counts["images"] - invalid_images,
         counts["box"],
         counts["area"],
+        tuple(screen.skipped),
+        tuple(category_warnings(cats)),
     )
 
 

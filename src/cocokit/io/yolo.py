@@ -93,6 +93,7 @@ from typing import Any, Literal
 import msgspec
 import numpy as np
 
+from ..contract import InvalidPolicy
 from ..dataset import Annotations, Categories, Dataset, Images, plain
 from ..errors import InputError, IntegrityError, OptionError
 from ..geometry import (
@@ -102,7 +103,8 @@ from ..geometry import (
     segmentation_areas,
     segmentation_bboxes,
 )
-from .coco import atomic_write
+from .atomic import atomic_write, current_umask
+from .coco import screen_export
 
 __all__ = [
     "IMG_FORMATS",
@@ -166,6 +168,7 @@ class YoloSplitSummary:
     clipped: int
     unsupported_suffix: int
     image_files: int
+    skipped: tuple[str, ...] = ()
 
 
 @dataclasses.dataclass(frozen=True)
@@ -193,6 +196,11 @@ class YoloExportSummary:
     def rows(self) -> int:
         """Label rows written, all splits."""
         return sum(s.rows for s in self.splits.values())
+
+    @property
+    def skipped(self) -> tuple[str, ...]:
+        """Invalid records left out (``invalid="skip"``), all splits, as ``split: path: why``."""
+        return tuple(f"{name}: {p}" for name, s in self.splits.items() for p in s.skipped)
 
 
 # -- small helpers -----------------------------------------------------------------------
@@ -693,35 +701,12 @@ class _SplitPlan:
     bbox: np.ndarray              # per annotation row (all rows): xywh, computed where absent
     skipped_crowd: int
     unsupported_suffix: int
+    skipped: tuple[str, ...] = ()
 
 
 def _categories_key(ds: Dataset) -> tuple[tuple[int, str], ...]:
     return tuple(zip(ds.categories.id.tolist(), map(str, ds.categories.name.tolist()),
                      strict=True))
-
-
-def _integrity(ds: Dataset, target: str) -> None:
-    problems: list[str] = []
-    cats = ds.categories.id
-    if len(np.unique(cats)) != len(cats):
-        _, first = np.unique(cats, return_index=True)
-        dup = np.setdiff1d(np.arange(len(cats)), first)
-        problems += [f"categories[{r}].id: duplicate category id {int(cats[r])}" for r in dup]
-    ids = ds.images.id
-    if len(np.unique(ids)) != len(ids):
-        u, counts = np.unique(ids, return_counts=True)
-        dup_ids = u[counts > 1]
-        used = dup_ids[np.isin(dup_ids, ds.annotations.image_id)]
-        problems += [f"images: duplicate image id {int(i)} referenced by annotations (ambiguous)"
-                     for i in used]
-    for r in np.flatnonzero(ds.image_index < 0).tolist():
-        problems.append(f"annotations[{r}].image_id: image id "
-                        f"{int(ds.annotations.image_id[r])} names no image")
-    for r in np.flatnonzero(ds.category_index < 0).tolist():
-        problems.append(f"annotations[{r}].category_id: category id "
-                        f"{int(ds.annotations.category_id[r])} is not in categories")
-    if problems:
-        raise IntegrityError(problems, target)
 
 
 def _layout_name(file_name: str) -> str:
@@ -734,8 +719,13 @@ def _layout_name(file_name: str) -> str:
 
 
 def _plan_split(name: str, ds: Dataset, images: ImageMode, image_dir: Path | None,
-                crowd: CrowdMode, check_sizes: bool, target: str) -> _SplitPlan:
-    _integrity(ds, target)
+                crowd: CrowdMode, check_sizes: bool, target: str,
+                invalid: InvalidPolicy) -> _SplitPlan:
+    # the export contract: integrity and invalid records, as a COCO export checks them
+    screened = screen_export(ds, target=target, invalid=invalid)
+    if screened.skipped:
+        ds = ds.replace(images=ds.images.take(screened.image_rows),
+                        annotations=ds.annotations.take(screened.ann_rows))
     source = ds.source
     anns = ds.annotations
     imgs = ds.images
@@ -807,7 +797,7 @@ def _plan_split(name: str, ds: Dataset, images: ImageMode, image_dir: Path | Non
         ii = ds.image_index[need]
         bbox[need] = segmentation_bboxes(anns.segmentation[need], imgs.height[ii], imgs.width[ii])
     return _SplitPlan(name, ds, label_rel, image_rel, image_src, order, offsets, bbox,
-                      skipped_crowd, unsupported)
+                      skipped_crowd, unsupported, tuple(screened.skipped))
 
 
 @dataclasses.dataclass
@@ -990,7 +980,8 @@ def _write_split(plan: _SplitPlan, label_dir: Path, image_dir: Path | None, task
         progress(stop - start)
     return YoloSplitSummary(plan.name, len(plan.label_rel), counts.rows, negatives,
                             plan.skipped_crowd, counts.skipped_empty, counts.box_as_polygon,
-                            counts.clipped, plan.unsupported_suffix, image_files)
+                            counts.clipped, plan.unsupported_suffix, image_files,
+                            plan.skipped)
 
 
 def write_yolo(
@@ -1006,6 +997,7 @@ def write_yolo(
     precision: int | None = None,
     check_sizes: bool = True,
     progress: Progress | None = None,
+    invalid: InvalidPolicy = "error",
 ) -> YoloExportSummary:
     """Write ``ds`` as an Ultralytics YOLO dataset in ``out_dir``; see the module docstring.
 
@@ -1024,7 +1016,10 @@ def write_yolo(
     significant digits, or None for exact round-trip text. ``check_sizes`` compares each
     linked or copied image's size (after EXIF rotation) with its record and refuses the
     export on a mismatch. Every image gets a label file, an empty one when it has no
-    object. ``progress(done, total)`` counts images.
+    object. ``progress(done, total)`` counts images. The records are checked as a COCO
+    export checks them (:func:`cocokit.io.coco.screen_export`): ``invalid="error"``
+    refuses a split with an invalid record, ``"skip"`` leaves those records out and
+    names them in the split's summary (``skipped``).
 
     Raises :class:`~cocokit.errors.OptionError` for bad options,
     :class:`~cocokit.errors.IntegrityError` for dangling references, duplicate category
@@ -1035,6 +1030,7 @@ def write_yolo(
     _check_choice("task", task, ("detect", "segment"))
     _check_choice("images", images, ("link", "copy", "none"))
     _check_choice("crowd", crowd, ("skip", "keep"))
+    _check_choice("invalid", invalid, ("error", "skip"))
     if precision is not None and (not isinstance(precision, int) or not 1 <= precision <= 17):
         raise OptionError("precision", precision, "an integer from 1 to 17, or None")
     splits: dict[str, Dataset] = {split_name: ds} if isinstance(ds, Dataset) else dict(ds)
@@ -1078,7 +1074,7 @@ def write_yolo(
         given = image_dir.get(name) if isinstance(image_dir, Mapping) else image_dir
         dirs[name] = Path(given) if given is not None else None
     plans = [_plan_split(name, d, images, dirs[name], crowd, check_sizes and images != "none",
-                         str(out)) for name, d in splits.items()]
+                         str(out), invalid) for name, d in splits.items()]
     if images != "none":
         for name in splits:
             held = _regular_file_in(out / "images" / name)
@@ -1110,7 +1106,7 @@ def write_yolo(
             summaries[plan.name] = _write_split(plan, lab_tmp, img_tmp, task, images, clip,
                                                 precision, tick)
         for tmp, final in staged:
-            os.chmod(tmp, 0o755 & ~_umask())
+            os.chmod(tmp, 0o755 & ~current_umask())
             _replace_dir(tmp, final)
             cache = final.with_suffix(".cache") if final.parent.name == "labels" else None
             if cache is not None and cache.exists():
@@ -1139,12 +1135,6 @@ def _regular_file_in(folder: Path) -> Path | None:
             if not p.is_symlink():
                 return p
     return None
-
-
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
 
 
 # -- import ------------------------------------------------------------------------------

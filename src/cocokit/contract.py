@@ -1,0 +1,628 @@
+"""The error checks of the export contract, in columns.
+
+Before a byte of COCO (or YOLO) is written, the records that would be written are
+checked for the errors :mod:`cocokit.validate` reports for a file, with the same codes
+(:data:`cocokit.problems.CODES`) and the same JSON paths (the row of the input table:
+``annotations[12].segmentation[0]``, ``images[3].width``):
+
+* images: ``bad-image-size`` (width or height not positive);
+* boxes and areas: ``non-finite``, ``negative-bbox-size``;
+* ``bad-iscrowd`` (not 0 or 1);
+* segmentations: ``bad-segmentation`` (neither polygons nor RLE), ``bad-polygon``
+  (odd length, fewer than 6 numbers, non-numbers), ``non-finite``, ``bad-rle``,
+  ``rle-counts-sum``, ``rle-size-mismatch`` (the RLE size is not its image's);
+* ``bad-keypoints`` (not numbers, or a length that is not a multiple of 3).
+
+The checks run over columns. A segmentation read from a file is its raw JSON text: the
+polygons of a run of records are checked on their bytes at once with numpy (brackets
+and commas counted, no number decoded), and only the records that fail (or that the
+byte check cannot decide, such as text with whitespace) are decoded to build the exact
+message. RLE records (few) are decoded. Geometry made in memory (Python lists and
+dicts) is checked per record.
+
+The category id 0 warning (Datumaro and some trainers treat 0 as background) is here
+too: :func:`category_warnings`.
+
+This module sits below :mod:`cocokit.io` and does not import :mod:`cocokit.validate`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import operator
+from collections.abc import Mapping, Sequence
+from itertools import repeat
+from typing import Annotated, Any, Literal
+
+import msgspec
+import numpy as np
+
+from .dataset import Annotations, Categories, Images
+from .problems import SEVERITIES, Problem
+
+__all__ = [
+    "Checked",
+    "InvalidPolicy",
+    "category_warnings",
+    "check_annotations",
+    "check_image_sizes",
+    "check_images",
+    "check_invalid",
+]
+
+InvalidPolicy = Literal["error", "skip"]
+
+_RUN = 20_000  # records whose segmentation bytes are checked at once
+
+
+def check_invalid(value: str) -> None:
+    """Refuse an ``invalid`` policy other than error or skip."""
+    if value not in ("error", "skip"):
+        from .errors import OptionError
+
+        raise OptionError("invalid", value, "'error' or 'skip'")
+
+
+@dataclasses.dataclass(frozen=True)
+class Checked:
+    """What the checks of one table found.
+
+    ``problems`` in row order (every one an error); ``bad`` the rows (positions in the
+    checked table, or in ``rows`` when given) that have at least one problem.
+    """
+
+    problems: list[Problem]
+    bad: np.ndarray
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems
+
+
+def _problem(code: str, path: str, message: str) -> Problem:
+    return Problem(code, SEVERITIES[code], path, message)
+
+
+# -- short renderings for messages ----------------------------------------------------
+
+
+def _num(v: Any) -> str:
+    if isinstance(v, (bool, np.bool_)):
+        return "true" if v else "false"
+    if isinstance(v, (int, np.integer)):
+        s = str(int(v))
+        return s if len(s) <= 24 else s[:10] + "..." + s[-4:]
+    if isinstance(v, (float, np.floating)):
+        f = float(v)
+        if f != f:
+            return "NaN"
+        if math.isinf(f):
+            return "Infinity" if f > 0 else "-Infinity"
+        s = f"{f:.10g}"
+        return s if any(c in s for c in ".en") else s + ".0"
+    return _short(v)
+
+
+def _short(v: Any, limit: int = 60) -> str:
+    if v is None or isinstance(v, (bool, np.bool_, int, float, np.integer, np.floating)):
+        return "null" if v is None else _num(v)
+    if isinstance(v, str):
+        s = json.dumps(v, ensure_ascii=False)
+        return s if len(s) <= limit else s[: limit - 4] + '..."'
+    if isinstance(v, np.ndarray):
+        v = v.tolist()
+    if isinstance(v, (list, tuple)):
+        parts: list[str] = []
+        used = 2
+        for k, item in enumerate(v):
+            s = _short(item, max(12, limit // 3))
+            if used + len(s) > limit and k > 0:
+                parts.append(f"... ({len(v)} items)")
+                break
+            parts.append(s)
+            used += len(s) + 2
+        return "[" + ", ".join(parts) + "]"
+    if isinstance(v, Mapping):
+        parts = []
+        used = 2
+        for k, (key, item) in enumerate(v.items()):
+            s = f"{_short(str(key), 24)}: {_short(item, max(12, limit // 3))}"
+            if used + len(s) > limit and k > 0:
+                parts.append(f"... ({len(v)} keys)")
+                break
+            parts.append(s)
+            used += len(s) + 2
+        return "{" + ", ".join(parts) + "}"
+    s = repr(v)
+    return s if len(s) <= limit else s[: limit - 3] + "..."
+
+
+def _kind(v: Any) -> str:
+    if isinstance(v, (bool, np.bool_)):
+        return "boolean"
+    if isinstance(v, (int, float, np.integer, np.floating)):
+        return "number"
+    if isinstance(v, str):
+        return "string"
+    if isinstance(v, (list, tuple, np.ndarray)):
+        return "array"
+    if isinstance(v, Mapping):
+        return "object"
+    return type(v).__name__
+
+
+def _found(v: Any) -> str:
+    return "found null" if v is None else f"found {_kind(v)} {_short(v)}"
+
+
+def _is_number(v: Any) -> bool:
+    t = type(v)
+    if t is int or t is float:
+        return True
+    return isinstance(v, (int, float, np.integer, np.floating)) and not isinstance(
+        v, (bool, np.bool_)
+    )
+
+
+def _finite(v: Any) -> bool:
+    try:
+        return math.isfinite(v)
+    except OverflowError:  # an int beyond any float
+        return False
+
+
+def _is_int(v: Any) -> bool:
+    return isinstance(v, (int, np.integer)) and not isinstance(v, (bool, np.bool_))
+
+
+# -- images ---------------------------------------------------------------------------
+
+
+def check_images(images: Images, rows: np.ndarray | None = None, start: int = 0) -> Checked:
+    """``bad-image-size`` of the image rows ``rows`` (all by default); paths name row
+    ``start + row``."""
+    return check_image_sizes(images.width, images.height, rows, start)
+
+
+def check_image_sizes(
+    width: np.ndarray, height: np.ndarray, rows: np.ndarray | None = None, start: int = 0
+) -> Checked:
+    """:func:`check_images` on the width and height columns alone (what a streamed
+    export knows of its images)."""
+    idx = np.arange(len(width)) if rows is None else np.asarray(rows, np.int64)
+    w = width[idx]
+    h = height[idx]
+    bad = (w <= 0) | (h <= 0)
+    problems: list[Problem] = []
+    for k in np.flatnonzero(bad).tolist():
+        i = start + int(idx[k])
+        for key, v in (("width", w[k]), ("height", h[k])):
+            if v <= 0:
+                problems.append(_problem(
+                    "bad-image-size", f"images[{i}].{key}",
+                    f"image {key} must be a positive integer, found {int(v)}"))
+    return Checked(problems, np.flatnonzero(bad))
+
+
+# -- annotations ----------------------------------------------------------------------
+
+
+class _Found:
+    """Problems of annotation rows, kept by row so they come out in row order."""
+
+    def __init__(self) -> None:
+        self.by_row: dict[int, list[Problem]] = {}
+
+    def add(self, row: int, code: str, path: str, message: str) -> None:
+        self.by_row.setdefault(row, []).append(_problem(code, path, message))
+
+
+def check_annotations(
+    annotations: Annotations,
+    heights: np.ndarray,
+    widths: np.ndarray,
+    rows: np.ndarray | None = None,
+    start: int = 0,
+) -> Checked:
+    """The error checks of the annotation rows ``rows`` (all by default).
+
+    ``heights`` and ``widths`` give, per checked row, the size of its image (what an
+    RLE's size must be; negative where unknown). Paths name row ``start + row``.
+    """
+    idx = np.arange(len(annotations)) if rows is None else np.asarray(rows, np.int64)
+    found = _Found()
+
+    def path(k: int, tail: str) -> str:
+        return f"annotations[{start + int(idx[k])}]{tail}"
+
+    # boxes: a NaN row is "no bbox"; a partly missing or infinite one is non-finite
+    bbox = annotations.bbox[idx]
+    finite = np.isfinite(bbox)
+    missing = np.isnan(bbox).all(axis=1)
+    nonfinite = ~finite.all(axis=1) & ~missing
+    for k in np.flatnonzero(nonfinite).tolist():
+        found.add(k, "non-finite", path(k, ".bbox"),
+                  f"bbox values must be finite, found {_short(bbox[k].tolist())}")
+    with np.errstate(invalid="ignore"):
+        negative = ~nonfinite & ~missing & (bbox[:, 2:] < 0).any(axis=1)
+    for k in np.flatnonzero(negative).tolist():
+        b = bbox[k]
+        found.add(k, "negative-bbox-size", path(k, ".bbox"),
+                  f"bbox width and height must be >= 0, found width {_num(b[2])} and height "
+                  f"{_num(b[3])} in {_short(b.tolist())}")
+    area = annotations.area[idx]
+    for k in np.flatnonzero(np.isinf(area)).tolist():
+        found.add(k, "non-finite", path(k, ".area"),
+                  f"area must be a finite number, found {_num(area[k])}")
+    crowd = annotations.iscrowd[idx]
+    for k in np.flatnonzero((crowd != -1) & (crowd != 0) & (crowd != 1)).tolist():
+        found.add(k, "bad-iscrowd", path(k, ".iscrowd"),
+                  f"iscrowd must be 0 or 1, found number {int(crowd[k])}")
+
+    seg = annotations.segmentation[idx]
+    _check_segmentations(seg, heights, widths, found, path)
+    kps = annotations.keypoints[idx]
+    _check_keypoints(kps, found, path)
+
+    rows_out = sorted(found.by_row)
+    problems = [p for r in rows_out for p in found.by_row[r]]
+    return Checked(problems, np.array(rows_out, np.int64))
+
+
+# -- raw JSON lists, by their bytes ---------------------------------------------------
+
+_WS = b" \t\r\n"
+_LONG_DIGITS = b"0" * 309  # an integer part this long may overflow a float
+# bytes of a JSON array of arrays of numbers cannot hold these: a string, an object,
+# true/null ("u"), false ("a"), or an exponent (1e999 overflows a float)
+_NOT_PLAIN = (b'"', b"{", b"u", b"a", b"e", b"E")
+
+
+class _Joined:
+    """Raw JSON texts laid end to end, with their offsets and first bytes."""
+
+    def __init__(self, raws: Sequence[Any]) -> None:
+        m = len(raws)
+        self.raws = raws
+        text = b"".join(raws)
+        if any(c in text for c in _WS):  # indented JSON: the texts without whitespace
+            raws = [bytes(r).translate(None, _WS) for r in raws]
+            text = b"".join(raws)
+        lens = np.fromiter(map(len, raws), np.int64, count=m)
+        self.lens = lens
+        self.offsets = np.zeros(m + 1, np.int64)
+        np.cumsum(lens, out=self.offsets[1:])
+        self.text = text
+        self.data = np.frombuffer(self.text, np.uint8)
+        self.heads = np.zeros(m, np.uint8)
+        nonempty = lens > 0
+        self.heads[nonempty] = self.data[self.offsets[:-1][nonempty]]
+
+    def rows_of(self, positions: np.ndarray) -> np.ndarray:
+        return np.searchsorted(self.offsets, positions, "right") - 1
+
+
+def _rows_with(j: _Joined, classes: bytes, needle: bytes) -> np.ndarray:
+    """Rows of ``j`` whose ``classes`` (its text, or the text as classes) hold ``needle``;
+    one search per row found."""
+    out: list[int] = []
+    offsets = j.offsets
+    i = classes.find(needle)
+    while i >= 0:
+        row = int(np.searchsorted(offsets, i, "right")) - 1
+        out.append(row)
+        i = classes.find(needle, int(offsets[row + 1]))
+    return np.array(out, np.int64)
+
+
+def _raw_groups(
+    j: _Joined, rows: np.ndarray, depth: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Numbers per group of the raw JSON arrays ``rows`` of ``j``, counted on the bytes.
+
+    ``depth`` 2: each raw is an array of arrays (polygons; the groups are the rings);
+    ``depth`` 1: an array of numbers (keypoints; the group is the raw itself). Returns
+    ``sure`` (per row: the byte count decides; False means decode it to know), the
+    number of groups per row, and the count of numbers of every group (rows in order).
+    Rows of ``j`` not in ``rows`` are ignored.
+    """
+    m = len(j.raws)
+    wanted = np.zeros(m, bool)
+    wanted[rows] = True
+    sure = np.ones(m, bool)
+    text = j.text
+    # strings, objects, literals (true, false, null) and exponents: decode those rows
+    for needle in _NOT_PLAIN:
+        if needle in text:
+            sure[_rows_with(j, text, needle)] = False
+    data = j.data
+    opens = np.flatnonzero(data == 91)
+    closes = np.flatnonzero(data == 93)
+    pos = np.concatenate([opens, closes])
+    order = np.argsort(pos, kind="stable")
+    pos = pos[order]
+    is_open = order < len(opens)
+    level = np.cumsum(np.where(is_open, 1, -1))  # depth after each bracket
+    brow = j.rows_of(pos)
+    sure[brow[level > depth]] = False  # nested deeper: decode
+    # the groups: brackets opening at ``depth``, closed by the next bracket
+    g = np.flatnonzero(is_open & (level == depth) & wanted[brow])
+    g = g[g + 1 < len(pos)]
+    g_open, g_close = pos[g], pos[g + 1]
+    g_row = brow[g]
+    commas = np.flatnonzero(data == 44)
+    b_open = np.searchsorted(commas, g_open)  # commas before each group's brackets
+    b_close = np.searchsorted(commas, g_close)
+    n_commas = b_close - b_open
+    span = g_close - g_open - 1
+    count = np.where(span > 0, n_commas + 1, 0)
+    # a number long enough to overflow a float (309 digits): decode its row
+    long = len(_LONG_DIGITS)
+    if len(commas) > 1:
+        gaps = np.flatnonzero(np.diff(commas) > long)
+        if len(gaps):
+            sure[j.rows_of(commas[gaps])] = False
+    wide = np.flatnonzero(span >= long)  # the first and last number of a group
+    if len(wide) and len(commas):
+        first = np.where(n_commas[wide] > 0,
+                         commas[np.minimum(b_open[wide], len(commas) - 1)], g_close[wide])
+        last = np.where(n_commas[wide] > 0, commas[np.maximum(b_close[wide] - 1, 0)],
+                        g_open[wide])
+        edge = (first - g_open[wide] > long) | (g_close[wide] - last > long)
+        sure[g_row[wide[edge]]] = False
+    elif len(wide):
+        sure[g_row[wide]] = False
+    if depth == 2:
+        # between the rings only "," (and the raw's own "[" and "]"); anything else, such
+        # as a number at the outer level, is decided by decoding
+        outer = np.flatnonzero(level[:-1] == 1)
+        expected = 1 + (~is_open[outer] & is_open[outer + 1])
+        gap = pos[outer + 1] - pos[outer]
+        sure[brow[outer[gap != expected]]] = False
+    else:
+        per_raw = np.bincount(brow, minlength=m)
+        sure[per_raw != 2] = False  # the raw's own brackets only
+    groups = np.bincount(g_row, minlength=m)
+    return sure[rows], groups[rows], count
+
+
+def _raw_chunks(n: int) -> list[slice]:
+    return [slice(s, s + _RUN) for s in range(0, n, _RUN)]
+
+
+def _raw_rows(column: np.ndarray) -> tuple[np.ndarray, list[int]]:
+    """Rows of an object column holding a msgspec.Raw, and rows holding something else
+    (not None)."""
+    values = column.tolist()
+    n = len(values)
+    is_none = np.fromiter(map(operator.is_, values, repeat(None)), bool, count=n)
+    if is_none.all():
+        return np.zeros(0, np.int64), []
+    types = set(map(type, values))
+    if types <= {msgspec.Raw, type(None)}:
+        return np.flatnonzero(~is_none), []
+    raw_type = msgspec.Raw
+    raw = [k for k, v in enumerate(values) if type(v) is raw_type]
+    other = [k for k, v in enumerate(values) if v is not None and type(v) is not raw_type]
+    return np.array(raw, np.int64), other
+
+
+def _check_segmentations(
+    seg: np.ndarray, heights: np.ndarray, widths: np.ndarray, found: _Found, path: Any
+) -> None:
+    rr, other = _raw_rows(seg)
+    for k in other:
+        _check_segmentation_value(seg[k], k, heights, widths, found, path)
+    for sl in _raw_chunks(len(rr)):
+        part = rr[sl]
+        j = _Joined(seg[part].tolist())
+        decode = j.heads != 91  # anything but polygons: decode (RLE below)
+        poly = np.flatnonzero(~decode)
+        if len(poly):
+            sure, rings, count = _raw_groups(j, poly, 2)
+            unsure = ~sure
+            ring_row = np.repeat(np.arange(len(poly)), rings)
+            unsure[ring_row[(count < 6) | (count % 2 == 1)]] = True
+            # an array holding no ring at all: "[]" is no segmentation, "[1, 2]" is wrong
+            unsure[(rings == 0) & (j.lens[poly] != 2)] = True
+            decode[poly[unsure]] = True
+        rle = np.flatnonzero(j.heads == 123)
+        if len(rle):
+            ok = _good_rles([j.raws[k] for k in rle.tolist()], heights[part[rle]],
+                            widths[part[rle]])
+            decode[rle[ok]] = False
+        for k in np.flatnonzero(decode).tolist():
+            row = int(part[k])
+            _check_segmentation_value(_decode(j.raws[k]), row, heights, widths, found, path)
+
+
+_Count = Annotated[int, msgspec.Meta(ge=0)]
+
+
+class _RLE(msgspec.Struct):
+    size: tuple[_Count, _Count]
+    counts: str | list[_Count]
+
+
+_RLES = msgspec.json.Decoder(list[_RLE])
+_ONE_RLE = msgspec.json.Decoder(_RLE)
+
+
+def _good_rles(raws: list[Any], heights: np.ndarray, widths: np.ndarray) -> np.ndarray:
+    """Which raw RLE objects are valid and of their image's size (the others are
+    decoded again to say why)."""
+    try:
+        rles: list[_RLE | None] = list(_RLES.decode(b"[" + b",".join(raws) + b"]"))
+    except msgspec.DecodeError:
+        rles = []
+        for r in raws:
+            try:
+                rles.append(_ONE_RLE.decode(r))
+            except msgspec.DecodeError:
+                rles.append(None)
+    ok = np.zeros(len(raws), bool)
+    for k, rle in enumerate(rles):
+        if rle is None:
+            continue
+        h, w = rle.size
+        counts = rle.counts
+        if (isinstance(counts, str) and not counts.isascii()) or (
+                isinstance(counts, list) and sum(counts) != h * w):
+            continue
+        ih, iw = int(heights[k]), int(widths[k])
+        ok[k] = ih < 0 or iw < 0 or (h == ih and w == iw)
+    return ok
+
+
+def _decode(raw: Any) -> Any:
+    try:
+        return msgspec.json.decode(raw)
+    except msgspec.ValidationError:  # a number beyond a float: as Python reads it (inf)
+        return json.loads(bytes(raw))
+
+
+def _check_segmentation_value(
+    s: Any, k: int, heights: np.ndarray, widths: np.ndarray, found: _Found, path: Any
+) -> None:
+    """One segmentation as Python data (decoded, or made in memory)."""
+    if isinstance(s, np.ndarray):
+        s = s.tolist()
+    if isinstance(s, (list, tuple)):
+        _check_polygons(s, k, found, path)
+    elif isinstance(s, Mapping):
+        _check_rle(s, k, int(heights[k]), int(widths[k]), found, path)
+    else:
+        found.add(k, "bad-segmentation", path(k, ".segmentation"),
+                  "segmentation must be an array of polygons or an RLE object "
+                  f'{{"size": [h, w], "counts": ...}}, {_found(s)}')
+
+
+def _check_polygons(seg: Sequence[Any], k: int, found: _Found, path: Any) -> None:
+    for j, ring in enumerate(seg):
+        p = path(k, f".segmentation[{j}]")
+        if isinstance(ring, np.ndarray):
+            ring = ring.tolist()
+        if not isinstance(ring, (list, tuple)):
+            found.add(k, "bad-segmentation", p,
+                      "a polygon must be an array of numbers [x1, y1, x2, y2, ...], "
+                      f"{_found(ring)}")
+            continue
+        n = len(ring)
+        if n & 1:
+            found.add(k, "bad-polygon", p,
+                      f"a polygon must have an even number of coordinates, found {n}: "
+                      f"{_short(ring)}")
+        elif n < 6:
+            found.add(k, "bad-polygon", p,
+                      f"a polygon must have at least 6 coordinates (3 points), found {n}: "
+                      f"{_short(ring)}")
+        elif not all(_is_number(x) for x in ring):
+            bad = next(x for x in ring if not _is_number(x))
+            found.add(k, "bad-polygon", p,
+                      f"polygon coordinates must be numbers, {_found(bad)} in {_short(ring)}")
+        elif not all(_finite(x) for x in ring):
+            found.add(k, "non-finite", p,
+                      f"polygon coordinates must be finite, found {_short(ring)}")
+
+
+def _check_rle(seg: Mapping[str, Any], k: int, ih: int, iw: int, found: _Found,
+               path: Any) -> None:
+    p = path(k, ".segmentation")
+    size = seg.get("size")
+    counts = seg.get("counts")
+    h = w = -1
+    if (isinstance(size, (list, tuple)) and len(size) == 2
+            and all(_is_int(s) and s >= 0 for s in size)):
+        h, w = int(size[0]), int(size[1])
+    elif "size" not in seg:
+        found.add(k, "bad-rle", p, 'RLE object has no "size"; expected [height, width]')
+    else:
+        found.add(k, "bad-rle", f"{p}.size",
+                  f"RLE size must be [height, width], two non-negative integers, "
+                  f"{_found(size)}")
+    counts_ok = False
+    if isinstance(counts, (str, bytes)):
+        counts_ok = counts.isascii()
+        if not counts_ok:
+            found.add(k, "bad-rle", f"{p}.counts",
+                      f"compressed RLE counts must be an ASCII string, found {_short(counts)}")
+    elif isinstance(counts, (list, tuple)):
+        arr = np.array(counts) if counts else np.zeros(0, np.int64)
+        counts_ok = arr.dtype.kind in "iu" and not (arr < 0).any() if arr.dtype != object \
+            else all(_is_int(c) and c >= 0 for c in counts)
+        if counts_ok and arr.dtype.kind == "b":
+            counts_ok = False
+        if not counts_ok:
+            bad = next(c for c in counts if not (_is_int(c) and c >= 0))
+            found.add(k, "bad-rle", f"{p}.counts",
+                      "uncompressed RLE counts must be non-negative integers, "
+                      f"{_found(bad)} in {_short(counts)}")
+    elif "counts" not in seg:
+        if "size" in seg:
+            found.add(k, "bad-rle", p,
+                      'RLE object has no "counts"; expected a string or an array of integers')
+    else:
+        found.add(k, "bad-rle", f"{p}.counts",
+                  f"RLE counts must be a string or an array of integers, {_found(counts)}")
+    if h < 0:
+        return
+    if counts_ok and isinstance(counts, (list, tuple)):
+        total = int(sum(counts))
+        if total != h * w:
+            found.add(k, "rle-counts-sum", f"{p}.counts",
+                      f"RLE counts must sum to height * width = {h} * {w} = {h * w}, "
+                      f"found a sum of {total}")
+    if ih >= 0 and iw >= 0 and (h, w) != (ih, iw):
+        found.add(k, "rle-size-mismatch", f"{p}.size",
+                  f"RLE size [{h}, {w}] differs from its image's [height, width] [{ih}, {iw}]")
+
+
+def _check_keypoints(kps: np.ndarray, found: _Found, path: Any) -> None:
+    rr, other = _raw_rows(kps)
+    for k in other:
+        _check_keypoint_value(kps[k], k, found, path)
+    for sl in _raw_chunks(len(rr)):
+        part = rr[sl]
+        j = _Joined(kps[part].tolist())
+        lists = np.flatnonzero(j.heads == 91)
+        ok = np.zeros(len(part), bool)
+        if len(lists):
+            sure, groups, count = _raw_groups(j, lists, 1)
+            good = sure & (groups == 1)
+            first = np.cumsum(groups) - groups  # each row's first group
+            good[good] &= count[first[good]] % 3 == 0
+            ok[lists[good]] = True
+        for k in np.flatnonzero(~ok).tolist():
+            _check_keypoint_value(_decode(j.raws[k]), int(part[k]), found, path)
+
+
+def _check_keypoint_value(kp: Any, k: int, found: _Found, path: Any) -> None:
+    if isinstance(kp, np.ndarray):
+        kp = kp.ravel().tolist()
+    p = path(k, ".keypoints")
+    if not isinstance(kp, (list, tuple)) or len(kp) % 3:
+        found.add(k, "bad-keypoints", p,
+                  "keypoints must be an array of numbers [x, y, v, ...] whose length is a "
+                  f"multiple of 3, {_found(kp)}"
+                  + (f" ({len(kp)} values)" if isinstance(kp, (list, tuple)) else ""))
+    elif not all(_is_number(v) for v in kp):
+        bad = next(v for v in kp if not _is_number(v))
+        found.add(k, "bad-keypoints", p, f"keypoints must be numbers, {_found(bad)} in "
+                  f"{_short(kp)}")
+    elif not all(_finite(v) for v in kp):
+        found.add(k, "non-finite", p, f"keypoints must be finite, found {_short(kp)}")
+
+
+# -- warnings -------------------------------------------------------------------------
+
+
+def category_warnings(categories: Categories) -> list[str]:
+    """Warnings about the categories an export writes (category id 0)."""
+    rows = np.flatnonzero(categories.id == 0)
+    return [
+        f"categories[{int(r)}].id: category id 0 ({categories.name[r]!s}) is read as the "
+        "background class by some tools (Datumaro, some trainers); ids from 1 are safer"
+        for r in rows.tolist()
+    ]

@@ -1,0 +1,231 @@
+"""The one atomic writer: beside the target, fsync, rename; clear errors, nothing left."""
+
+from __future__ import annotations
+
+import errno
+import os
+import socket
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from cocokit import InputError, OutputError, load
+from cocokit.io import atomic
+from cocokit.io.atomic import atomic_file, atomic_write
+from cocokit.io.coco import write_coco
+
+
+def _leftovers(folder: Path) -> list[str]:
+    return sorted(p.name for p in folder.iterdir() if p.name.startswith("."))
+
+
+def test_writes_and_replaces(tmp_path: Path) -> None:
+    out = tmp_path / "a.json"
+    atomic_write(out, [b"one", b"two"])
+    assert out.read_bytes() == b"onetwo"
+    atomic_write(out, iter([b"new"]))
+    assert out.read_bytes() == b"new"
+    assert _leftovers(tmp_path) == []
+
+
+def test_mode_follows_umask(tmp_path: Path) -> None:
+    old = os.umask(0o027)
+    try:
+        atomic_write(tmp_path / "a", [b"x"])
+    finally:
+        os.umask(old)
+    assert (tmp_path / "a").stat().st_mode & 0o777 == 0o640
+
+
+@pytest.mark.parametrize(
+    ("where", "code", "reason"),
+    [
+        ("replace", errno.EROFS, "read-only file system"),
+        ("replace", errno.EACCES, "permission denied"),
+        ("replace", errno.EPERM, "operation not permitted"),
+        ("fsync", errno.ENOSPC, "no space left on the device"),
+        ("fsync", errno.EDQUOT, "disk quota exceeded"),
+        ("mkstemp", errno.EROFS, "read-only file system"),
+        ("mkstemp", errno.EACCES, "permission denied"),
+    ],
+)
+def test_os_errors_are_one_clear_line(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                      where: str, code: int, reason: str) -> None:
+    out = tmp_path / "out.json"
+    out.write_bytes(b"old")
+
+    def fail(*args: object, **kwargs: object) -> None:
+        raise OSError(code, os.strerror(code))
+
+    target = {"replace": (atomic.os, "replace"), "fsync": (atomic.os, "fsync"),
+              "mkstemp": (atomic.tempfile, "mkstemp")}[where]
+    monkeypatch.setattr(*target, fail)
+    with pytest.raises(OutputError) as e:
+        atomic_write(out, [b"new"])
+    assert str(e.value) .startswith(f"{out}: ")
+    assert reason in str(e.value) and "\n" not in str(e.value)
+    assert isinstance(e.value, OSError) and isinstance(e.value, InputError)
+    assert out.read_bytes() == b"old"
+    assert _leftovers(tmp_path) == []
+
+
+def test_disk_full_while_writing(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    out = tmp_path / "out.json"
+
+    class Full:
+        def __init__(self, f: object) -> None:
+            self.f = f
+
+        def __enter__(self) -> Full:
+            return self
+
+        def __exit__(self, *a: object) -> None:
+            self.f.close()  # type: ignore[attr-defined]
+
+        def write(self, b: bytes) -> int:
+            raise OSError(errno.ENOSPC, "No space left on device")
+
+    real = atomic.os.fdopen
+    monkeypatch.setattr(atomic.os, "fdopen", lambda fd, mode: Full(real(fd, mode)))
+    with pytest.raises(OutputError, match="no space left"):
+        atomic_write(out, [b"x"])
+    assert not out.exists() and _leftovers(tmp_path) == []
+
+
+def test_missing_folder(tmp_path: Path) -> None:
+    with pytest.raises(OutputError, match="does not exist"):
+        atomic_write(tmp_path / "nope" / "a.json", [b"x"])
+
+
+def test_fifo_is_refused(tmp_path: Path) -> None:
+    fifo = tmp_path / "pipe"
+    os.mkfifo(fifo)
+    with pytest.raises(OutputError, match="a FIFO"):
+        atomic_write(fifo, [b"x"])
+    assert fifo.is_fifo()
+    assert _leftovers(tmp_path) == []
+
+
+def test_symlink_is_refused(tmp_path: Path) -> None:
+    real = tmp_path / "real.json"
+    real.write_bytes(b"old")
+    link = tmp_path / "link.json"
+    link.symlink_to(real)
+    with pytest.raises(OutputError, match="a symbolic link"):
+        atomic_write(link, [b"x"])
+    assert link.is_symlink() and real.read_bytes() == b"old"
+    dangling = tmp_path / "dangling.json"
+    dangling.symlink_to(tmp_path / "nowhere")
+    with pytest.raises(OutputError, match="a symbolic link"):
+        atomic_write(dangling, [b"x"])
+
+
+def test_folder_and_device_and_socket_are_refused(tmp_path: Path) -> None:
+    (tmp_path / "d").mkdir()
+    with pytest.raises(OutputError, match="a folder"):
+        atomic_write(tmp_path / "d", [b"x"])
+    with pytest.raises(OutputError, match="a device"):
+        atomic_write("/dev/null", [b"x"])
+    sock_path = tmp_path / "s"
+    s = socket.socket(socket.AF_UNIX)
+    try:
+        s.bind(str(sock_path))
+        with pytest.raises(OutputError, match="a socket"):
+            atomic_write(sock_path, [b"x"])
+    finally:
+        s.close()
+
+
+@pytest.mark.parametrize("error", [RuntimeError("boom"), KeyboardInterrupt()])
+def test_temp_removed_when_the_chunks_fail(tmp_path: Path, error: BaseException) -> None:
+    out = tmp_path / "out.json"
+    out.write_bytes(b"old")
+
+    def chunks() -> Iterator[bytes]:
+        yield b"partial"
+        assert _leftovers(tmp_path)  # the temporary file exists while writing
+        raise error
+
+    with pytest.raises(type(error)):
+        atomic_write(out, chunks())
+    assert out.read_bytes() == b"old"
+    assert _leftovers(tmp_path) == []
+
+
+def test_atomic_file_context(tmp_path: Path) -> None:
+    out = tmp_path / "img.png"
+    with atomic_file(out, fsync=False) as f:
+        f.write(b"png")
+        assert not out.exists()
+    assert out.read_bytes() == b"png"
+
+
+def test_export_to_read_only_target_is_one_line(tmp_path: Path,
+                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    ds = load(Path(__file__).parent / "data" / sorted(
+        p.name for p in (Path(__file__).parent / "data").glob("*.json"))[0])
+    out = tmp_path / "out.json"
+
+    def fail(*a: object) -> None:
+        raise OSError(errno.EROFS, "Read-only file system")
+
+    monkeypatch.setattr(atomic.os, "replace", fail)
+    with pytest.raises(OutputError, match="read-only file system"):
+        write_coco(ds, out)
+    assert _leftovers(tmp_path) == [] and not out.exists()
+
+
+def test_cli_export_to_fifo_and_read_only(tmp_path: Path) -> None:
+    src = tmp_path / "in.json"
+    src.write_bytes(b'{"images":[],"annotations":[],"categories":[]}')
+    fifo = tmp_path / "out.json"
+    os.mkfifo(fifo)
+    r = subprocess.run([sys.executable, "-m", "cocokit", "export", str(src), "-o", str(fifo)],
+                       capture_output=True, text=True, check=False)
+    assert r.returncode == 2
+    assert "FIFO" in r.stderr and "Traceback" not in r.stderr
+    assert str(fifo) in r.stderr
+    # a read-only file system, simulated in the child process
+    code = ("import errno, os, sys\n"
+            "from cocokit.io import atomic\n"
+            "def fail(*a): raise OSError(errno.EROFS, 'Read-only file system')\n"
+            "atomic.os.replace = fail\n"
+            "from cocokit.cli import main\n"
+            f"sys.argv = ['cocokit', 'export', {str(src)!r}, '-o', "
+            f"{str(tmp_path / 'x.json')!r}]\n"
+            "sys.exit(main())\n")
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                       check=False)
+    assert r.returncode == 2, r.stderr
+    assert "read-only file system" in r.stderr and "Traceback" not in r.stderr
+    assert not (tmp_path / "x.json").exists()
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".x.json")]
+
+
+def test_no_other_copy_of_the_atomic_write() -> None:
+    """Every local file is written through io/atomic.py: no other module renames a
+    temporary file over a target (folders staged and renamed whole are another thing)."""
+    src = Path(__file__).parent.parent / "src" / "cocokit"
+    offenders = []
+    for p in src.rglob("*.py"):
+        if p.name == "atomic.py":
+            continue
+        text = p.read_text()
+        for needle in ("mkstemp(", "NamedTemporaryFile(", '".part"', "'.part'"):
+            if needle in text:
+                offenders.append(f"{p.relative_to(src)}: {needle}")
+    assert offenders == []
+
+
+def test_an_error_of_the_input_is_not_called_an_output_error(tmp_path: Path) -> None:
+    def chunks() -> Iterator[bytes]:
+        yield b"x"
+        raise OSError(errno.EIO, "Input/output error")  # reading the source failed
+
+    with pytest.raises(OSError) as e:
+        atomic_write(tmp_path / "a.json", chunks())
+    assert not isinstance(e.value, OutputError)
+    assert _leftovers(tmp_path) == []
