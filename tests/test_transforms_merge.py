@@ -196,7 +196,7 @@ def test_the_small_keypoints_and_tiny_coco_files_merge_with_keypoints() -> None:
     assert out.categories.by_name("person") == {**tiny.categories.by_name("person"),
                                                 **kp.categories.by_name("person")}
     assert len(out.categories) == 80
-    assert out.to_dict(image_ids="keep")["categories"][0]["skeleton"] == \
+    assert cocokit.to_dict(out, image_ids="keep")["categories"][0]["skeleton"] == \
         kp.categories.by_name("person")["skeleton"]
 
 

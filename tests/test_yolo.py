@@ -921,7 +921,7 @@ def test_ultralytics_accepts_the_data_yaml(real_data: Path, tmp_path: Path,
 def test_cli_export_prints_the_alias_note(real_data: Path, tmp_path: Path) -> None:
     ds, _ = _case(real_data, "coco-mini")
     (tmp_path / "splits").mkdir()
-    ds.save(tmp_path / "splits" / "val2017.json")  # a folder of split files: split val2017
+    cocokit.save(ds, tmp_path / "splits" / "val2017.json")  # a folder of split files: split val2017
     r = _run("export", str(tmp_path / "splits"), "--format", "yolo", "-o",
              str(tmp_path / "y"), "--images", "none")
     assert r.returncode == 0, r.stderr
