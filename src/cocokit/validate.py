@@ -38,7 +38,7 @@ import json
 import math
 import os
 import re
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Any
 
 import msgspec
@@ -47,6 +47,7 @@ import numpy as np
 from .dataset import gc_paused
 from .errors import InputError
 from .geometry import mask_api
+from .io.jsontext import DocumentError, NotAnObject, decode_extra, read_top
 from .problems import CODES, SEVERITIES, Problem, Report, Severity
 
 __all__ = [
@@ -54,6 +55,7 @@ __all__ = [
     "AREA_REL_TOLERANCE",
     "BOX_AREA_SLACK",
     "BOX_TOLERANCE",
+    "CHUNK_RECORDS",
     "CODES",
     "SEVERITIES",
     "Problem",
@@ -605,7 +607,7 @@ class Validator:
             ids.append(iid)
             for key, out in (("width", ws), ("height", hs)):
                 s = r.get(key, _MISSING)
-                if type(s) is int and s > 0:
+                if type(s) is int and 0 < s <= _I64_MAX:
                     out.append(s)
                     continue
                 sv = _as_id(s)
@@ -1306,72 +1308,221 @@ def _validate_document(doc: Any, source: str, max_problems: int | None) -> Repor
     return v.finish()
 
 
-_BYTE_RE = re.compile(r"\s*\(byte (\d+)\)\s*$")
+#: Records decoded to Python objects at a time (then fed and dropped).
+CHUNK_RECORDS = 50_000
+#: Bytes per run of records read at a time when streaming a file.
+STREAM_CHUNK_BYTES = 8 << 20
+
+_SECTIONS = ("categories", "images", "annotations")  # the order of feeding
+_RAW_LIST = msgspec.json.Decoder(list[msgspec.Raw])
 
 
-def _line_column(data: bytes, offset: int) -> tuple[int, int]:
-    """1-based line and column (in characters) of a byte offset."""
-    offset = max(0, min(offset, len(data)))
-    line_start = data.rfind(b"\n", 0, offset) + 1
-    line = data.count(b"\n", 0, offset) + 1
-    column = len(data[line_start:offset].decode("utf-8", errors="replace")) + 1
-    return line, column
+class _RecordSyntax(Exception):
+    """A record that the skipping pass accepted but the full decoder refuses."""
+
+    def __init__(self, index: int, reason: str) -> None:
+        self.index = index
+        self.reason = reason
 
 
-def _syntax_report(source: str, data: bytes, line: int, column: int, reason: str) -> Report:
-    v = Validator(source)
-    hint = ""
-    if data.startswith(b"\xef\xbb\xbf") and line == 1 and column <= 2:
-        hint = " (the file starts with a UTF-8 byte order mark, which JSON does not allow)"
-    v.add("json-syntax", "",
-          f"malformed JSON at line {line}, column {column}: {reason}{hint}")
+def _parse_int(s: str) -> Any:
+    try:
+        return int(s)
+    except ValueError:  # beyond Python's digit limit for int(): not an integer we keep
+        return -_INF if s.startswith("-") else _INF
+
+
+def _decode_records(raws: list[msgspec.Raw]) -> list[Any]:
+    """A run of raw records as Python objects (numbers beyond the float range as
+    infinities, which the checks report where they are)."""
+    text = b"".join((b"[", b",".join(raws), b"]"))
+    try:
+        out: list[Any] = msgspec.json.decode(text)
+        return out
+    except msgspec.ValidationError:
+        out = json.loads(text, parse_int=_parse_int)
+        return out
+    except msgspec.DecodeError:
+        for j, r in enumerate(raws):
+            try:
+                msgspec.json.decode(r)
+            except msgspec.ValidationError:
+                continue
+            except msgspec.DecodeError as e:
+                raise _RecordSyntax(j, str(e).removeprefix("JSON is malformed: ")) from None
+        raise
+
+
+class _Source:
+    """Where the validator's chunks come from: the top-level keys in file order, the
+    top-level values other than the three arrays, and runs of raw records."""
+
+    keys: list[str]
+
+    def extra(self) -> Iterable[tuple[str, Any]]:
+        """(key, raw text or the InputError decoding it gave) of the other values."""
+        raise NotImplementedError
+
+    def not_array(self, key: str) -> bytes | None:
+        """The raw text of a section value that is not an array (None when it is one)."""
+        raise NotImplementedError
+
+    def runs(self, key: str) -> Iterator[tuple[int, list[msgspec.Raw]]]:
+        """(index of the first record, raw records) of an array section, in file order."""
+        raise NotImplementedError
+
+
+class _MemorySource(_Source):
+    """A whole document in memory: the top level as raw values, each array one run."""
+
+    def __init__(self, data: bytes, source: str) -> None:
+        self.top, self.keys = read_top(data, source)
+        self.source = source
+
+    def extra(self) -> Iterable[tuple[str, Any]]:
+        return [(k, v) for k, v in self.top.items() if k not in _SECTIONS]
+
+    def not_array(self, key: str) -> bytes | None:
+        raw = self.top[key]
+        return None if bytes(memoryview(raw)[:1]) == b"[" else bytes(raw)
+
+    def runs(self, key: str) -> Iterator[tuple[int, list[msgspec.Raw]]]:
+        yield 0, _RAW_LIST.decode(self.top[key])
+
+
+class _StreamSource(_Source):
+    """A file read in runs of about ``chunk_bytes`` (the streaming tokenizer's index)."""
+
+    def __init__(self, path: str, chunk_bytes: int) -> None:
+        from .io.stream import CocoStream
+
+        self.stream = CocoStream(path, chunk_bytes, strict=False)
+        self.keys = list(self.stream.file_keys)
+
+    def extra(self) -> Iterable[tuple[str, Any]]:
+        s = self.stream
+        return [(k, s.extra_errors.get(k)) for k in self.keys if k not in _SECTIONS]
+
+    def not_array(self, key: str) -> bytes | None:
+        raw = self.stream.raw_values.get(key)
+        if key == "categories":
+            return raw if raw is not None and raw[:1] != b"[" else None
+        return raw
+
+    def runs(self, key: str) -> Iterator[tuple[int, list[msgspec.Raw]]]:
+        if key == "categories":
+            yield 0, _RAW_LIST.decode(self.stream.raw_values["categories"])
+            return
+        for run, text in self.stream._run_texts(key):
+            yield run.first, _RAW_LIST.decode(text)
+
+
+def _validate_source(make: Callable[[], _Source], name: str, max_problems: int | None,
+                     chunk: int) -> Report:
+    """The one validation pass: the top level, then each section chunk by chunk."""
+    with gc_paused():  # millions of short-lived objects and no cycles
+        return _validate_chunks(make, name, max_problems, chunk)
+
+
+def _validate_chunks(make: Callable[[], _Source], name: str, max_problems: int | None,
+                     chunk: int) -> Report:
+    v = Validator(name, max_problems)
+    try:
+        src = make()
+    except DocumentError as e:
+        v.add(e.code, e.where if e.code != "json-syntax" else "", e.problem_message())
+        return v.finish()
+    except NotAnObject as e:
+        v.add("top-not-object", "",
+              'the document must be a JSON object with "images", "annotations" and '
+              f'"categories" arrays, found {e.kind}')
+        return v.finish()
+    v.feed_top(src.keys)
+    for key, raw in src.extra():
+        if isinstance(raw, InputError):
+            v.add("non-finite", key, raw.message)
+        elif raw is not None:
+            try:
+                decode_extra(raw, name, key)
+            except InputError as e:
+                v.add("non-finite", key, e.message)
+            except msgspec.DecodeError as e:
+                v.add("json-syntax", key, f"malformed JSON in this value: {e}")
+    feeders = {"categories": v.feed_categories, "images": v.feed_images,
+               "annotations": v.feed_annotations}
+    for key in _SECTIONS:
+        if key not in src.keys:
+            continue
+        other = src.not_array(key)
+        if other is not None:
+            value = _decode_value(other)
+            v.add("section-not-array", key,
+                  f'"{key}" must be an array of {_SINGULAR[key]} records, {_found(value)}')
+            continue
+        feed = feeders[key]
+        fed = False
+        for first, raws in src.runs(key):
+            for s in range(0, len(raws), chunk):
+                part = raws[s : s + chunk]
+                try:
+                    records = _decode_records(part)
+                except _RecordSyntax as e:
+                    v.add("json-syntax", f"{key}[{first + s + e.index}]",
+                          f"malformed JSON in this record: {e.reason}")
+                    records = []
+                feed(records, first + s)
+                fed = True
+                del records
+            del raws
+        if not fed:
+            feed([], 0)
     return v.finish()
 
 
-def validate_bytes(data: bytes | bytearray | memoryview, source: str = "<bytes>", *,
-                   max_problems: int | None = None) -> Report:
-    """Parse JSON bytes and validate them; malformed JSON gives one ``json-syntax`` error."""
-    raw = bytes(data)
-    with gc_paused():
-        return _validate_bytes(raw, source, max_problems)
-
-
-def _validate_bytes(raw: bytes, source: str, max_problems: int | None) -> Report:
+def _decode_value(raw: bytes) -> Any:
     try:
-        doc = msgspec.json.decode(raw)
+        return msgspec.json.decode(raw)
     except msgspec.ValidationError:
-        # msgspec rejects numbers beyond the float range (1e999); Python's parser reads
-        # them as infinities, which the checks then report where they are.
-        try:
-            doc = json.loads(raw)
-        except ValueError as e:
-            if isinstance(e, json.JSONDecodeError):
-                return _syntax_report(source, raw, e.lineno, e.colno, e.msg)
-            return _syntax_report(source, raw, 1, 1, str(e))
-    except msgspec.DecodeError as e:
-        msg = str(e)
-        m = _BYTE_RE.search(msg)
-        offset = int(m.group(1)) if m else len(raw)
-        reason = _BYTE_RE.sub("", msg).removeprefix("JSON is malformed: ")
-        if not m and "truncated" in msg:
-            reason = "the input ended before the JSON value was complete"
-        elif reason.startswith("trailing characters"):
-            offset -= 1  # msgspec points one past the first trailing character
-            reason = "unexpected characters after the JSON value"
-        line, column = _line_column(raw, offset)
-        return _syntax_report(source, raw, line, column, reason)
-    return _validate_document(doc, source, max_problems)
+        return json.loads(raw, parse_int=_parse_int)
 
 
-def validate_file(path: str | os.PathLike[str], *, max_problems: int | None = None) -> Report:
-    """Read and validate a COCO JSON file; an unreadable file raises InputError."""
+def validate_bytes(data: bytes | bytearray | memoryview, source: str = "<bytes>", *,
+                   max_problems: int | None = None, chunk: int = CHUNK_RECORDS) -> Report:
+    """Validate the JSON bytes of a COCO document (malformed JSON: one ``json-syntax``
+    error, and see :mod:`cocokit.io.jsontext`); ``chunk`` records are decoded at a time."""
+    raw = bytes(data)
+    return _validate_source(lambda: _MemorySource(raw, source), source, max_problems, chunk)
+
+
+def validate_file(path: str | os.PathLike[str], *, max_problems: int | None = None,
+                  stream: bool | None = None, chunk: int = CHUNK_RECORDS,
+                  chunk_bytes: int = STREAM_CHUNK_BYTES) -> Report:
+    """Read and validate a COCO JSON file; an unreadable file raises InputError.
+
+    The file is read whole (``stream=False``) or in runs of about ``chunk_bytes``
+    (``stream=True``; default: when it is big for this machine's memory). Either way
+    the same checks see the same records, ``chunk`` at a time, and the report is the
+    same; only the memory held differs.
+    """
     name = os.fspath(path)
+    if stream is None:
+        from .io.stream import should_stream
+
+        try:
+            stream = should_stream(os.path.getsize(name))
+        except OSError:
+            stream = False
+    if stream:
+        if os.path.isdir(name):
+            raise InputError(name, None, "is a directory, expected a COCO JSON file")
+        return _validate_source(lambda: _StreamSource(name, chunk_bytes), name, max_problems,
+                                chunk)
     try:
         with open(name, "rb") as f:
             data = f.read()
     except OSError as e:
         raise InputError(name, None, f"cannot read the file: {e.strerror or e}") from e
-    return validate_bytes(data, name, max_problems=max_problems)
+    return validate_bytes(data, name, max_problems=max_problems, chunk=chunk)
 
 
 def validate(obj: Any, source: str | None = None, *,

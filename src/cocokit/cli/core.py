@@ -109,12 +109,8 @@ def validate(
     from ..validate import validate_file
 
     with status(f"validating {file}", quiet or as_json):
-        if use_stream(file, stream):
-            from ..io.stream import validate_stream
-
-            report = validate_stream(file)
-        else:
-            report = validate_file(file)
+        # the same checks either way; --stream only chooses how the bytes are read
+        report = validate_file(file, stream=use_stream(file, stream), max_problems=10_000)
     problems = [p for p in report.problems if not errors_only or p.severity == "error"]
     if as_json:
         print(json.dumps(report.to_dict(), indent=2))
