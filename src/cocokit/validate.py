@@ -411,16 +411,15 @@ _PATH_RE = re.compile(r"([A-Za-z_]+)(?:\[(\d+)\])?")
 _SECTION_RANK = {"images": 1, "annotations": 2, "categories": 3}
 
 
-def _sort_key(item: tuple[int, Problem]) -> tuple[int, int, str, str, int]:
-    """Report order: document, images, annotations, categories; by index; by path and
-    code within a record (so the order does not depend on the order of feeding)."""
-    seq, p = item
+def _sort_key(p: Problem) -> tuple[int, int, str, str, str]:
+    """Report order: document, images, annotations, categories; by index; by path, code
+    and message within a record (so neither the order of feeding nor the chunking
+    changes it)."""
     m = _PATH_RE.match(p.path)
     if not p.path or m is None:
-        return (0 if not p.path else 4, 0, p.path, p.code, seq)
-    return (_SECTION_RANK.get(m.group(1), 4), int(m.group(2) or -1), p.path, p.code, seq)
-
-
+        return (0 if not p.path else 4, 0, p.path, p.code, p.message)
+    return (_SECTION_RANK.get(m.group(1), 4), int(m.group(2) or -1), p.path, p.code,
+            p.message)
 
 
 # --------------------------------------------------------------------------------------
@@ -479,33 +478,29 @@ class Validator:
 
     # -- problems -----------------------------------------------------------------------
 
-    def _room(self) -> int | None:
-        if self.max_problems is None:
-            return None
-        return max(0, self.max_problems - len(self._stored))
-
     def add(self, code: str, path: str, message: str) -> None:
-        """Record a problem (for readers that find one themselves, e.g. a bad section)."""
-        severity = SEVERITIES[code]
-        if self.max_problems is not None and len(self._stored) >= self.max_problems:
-            self._truncated += 1
-            if severity == "error":
-                self._truncated_errors += 1
-            return
-        self._stored.append(Problem(code, severity, path, message))
+        """Record a problem (for readers that find one themselves, e.g. a bad section).
+
+        With ``max_problems``, the report keeps the first ``max_problems`` problems in
+        report order (not in the order found), so the chunking never changes it.
+        """
+        self._stored.append(Problem(code, SEVERITIES[code], path, message))
+        if self.max_problems is not None and len(self._stored) > 2 * self.max_problems + 1024:
+            self._prune(self.max_problems)
+
+    def _prune(self, keep: int) -> None:
+        """Keep the ``keep`` first problems in report order; count the others."""
+        ordered = sorted(self._stored, key=_sort_key)
+        drop = ordered[keep:]
+        self._truncated += len(drop)
+        self._truncated_errors += sum(p.severity == "error" for p in drop)
+        self._stored = ordered[:keep]
 
     def _add_many(self, code: str, n: int, make: Callable[[int], tuple[str, str]]) -> None:
-        """Add ``n`` problems of one code; ``make(k)`` -> (path, message), called lazily."""
-        room = self._room()
-        keep = n if room is None else min(n, room)
-        for k in range(keep):
+        """Add ``n`` problems of one code; ``make(k)`` -> (path, message)."""
+        for k in range(n):
             path, message = make(k)
-            self._stored.append(Problem(code, SEVERITIES[code], path, message))
-        rest = n - keep
-        if rest:
-            self._truncated += rest
-            if SEVERITIES[code] == "error":
-                self._truncated_errors += rest
+            self.add(code, path, message)
 
     def _check_open(self) -> None:
         if self._finished is not None:
@@ -1209,9 +1204,8 @@ class Validator:
 
             self._add_many("unused-category", len(unused), make)
 
-        ordered = sorted(enumerate(self._stored), key=_sort_key)
-        report = Report(self.source, [p for _, p in ordered], self._truncated,
-                        self._truncated_errors)
+        self._prune(len(self._stored) if self.max_problems is None else self.max_problems)
+        report = Report(self.source, self._stored, self._truncated, self._truncated_errors)
         self._finished = report
         # free the arrays
         self._box_idx, self._box_img, self._box = [], [], []
