@@ -411,15 +411,18 @@ _PATH_RE = re.compile(r"([A-Za-z_]+)(?:\[(\d+)\])?")
 _SECTION_RANK = {"images": 1, "annotations": 2, "categories": 3}
 
 
+def _path_key(path: str, code: str) -> tuple[int, int, str, str]:
+    m = _PATH_RE.match(path)
+    if not path or m is None:
+        return (0 if not path else 4, 0, path, code)
+    return (_SECTION_RANK.get(m.group(1), 4), int(m.group(2) or -1), path, code)
+
+
 def _sort_key(p: Problem) -> tuple[int, int, str, str, str]:
     """Report order: document, images, annotations, categories; by index; by path, code
     and message within a record (so neither the order of feeding nor the chunking
     changes it)."""
-    m = _PATH_RE.match(p.path)
-    if not p.path or m is None:
-        return (0 if not p.path else 4, 0, p.path, p.code, p.message)
-    return (_SECTION_RANK.get(m.group(1), 4), int(m.group(2) or -1), p.path, p.code,
-            p.message)
+    return (*_path_key(p.path, p.code), p.message)
 
 
 # --------------------------------------------------------------------------------------
@@ -448,6 +451,7 @@ class Validator:
         self.source = source
         self.max_problems = max_problems
         self._stored: list[Problem] = []
+        self._bound: tuple[int, int, str, str] | None = None  # see _add_many
         self._truncated = 0
         self._truncated_errors = 0
         self._finished: Report | None = None
@@ -495,10 +499,27 @@ class Validator:
         self._truncated += len(drop)
         self._truncated_errors += sum(p.severity == "error" for p in drop)
         self._stored = ordered[:keep]
+        if keep and len(ordered) >= keep:  # full: nothing after the last one kept can stay
+            last = ordered[keep - 1]
+            self._bound = _path_key(last.path, last.code)
 
-    def _add_many(self, code: str, n: int, make: Callable[[int], tuple[str, str]]) -> None:
-        """Add ``n`` problems of one code; ``make(k)`` -> (path, message)."""
+    def _add_many(self, code: str, n: int, make: Callable[[int], tuple[str, str]],
+                  path_of: Callable[[int], str] | None = None) -> None:
+        """Add ``n`` problems of one code; ``make(k)`` -> (path, message).
+
+        ``path_of(k)`` (the path alone, cheap), when given, says the problems come in
+        report order: once the report is full (``max_problems``) and one would come after
+        every problem kept, it and the rest are only counted, their messages never made.
+        """
+        severity = SEVERITIES[code]
         for k in range(n):
+            if path_of is not None and self._bound is not None:
+                if _path_key(path_of(k), code) > self._bound:
+                    rest = n - k
+                    self._truncated += rest
+                    if severity == "error":
+                        self._truncated_errors += rest
+                    return
             path, message = make(k)
             self.add(code, path, message)
 
@@ -1023,7 +1044,8 @@ class Validator:
                     f"{_num(boxes[r, 2])} and height {_num(boxes[r, 3])} in "
                     f"{_short(boxes[r].tolist())}")
 
-        self._add_many("negative-bbox-size", len(negative), make_negative)
+        self._add_many("negative-bbox-size", len(negative), make_negative,
+                       lambda k: f"annotations[{start + negative[k]}].bbox")
         with np.errstate(invalid="ignore"):
             zero = np.flatnonzero(valid & (wh == 0).any(axis=1))
 
@@ -1032,7 +1054,8 @@ class Validator:
             return (f"annotations[{start + r}].bbox",
                     f"bbox has zero width or height: {_short(boxes[r].tolist())}")
 
-        self._add_many("zero-area-bbox", len(zero), make_zero)
+        self._add_many("zero-area-bbox", len(zero), make_zero,
+                       lambda k: f"annotations[{start + zero[k]}].bbox")
         # the area of a box-only annotation larger than its box
         box_area = wh[:, 0] * wh[:, 1]
         with np.errstate(invalid="ignore"):
@@ -1045,7 +1068,8 @@ class Validator:
                     f"{_num(boxes[r, 2])} x {_num(boxes[r, 3])} = {_num(box_area[r])} "
                     f"(by more than {BOX_AREA_SLACK - 1:.0%}) and there is no segmentation")
 
-        self._add_many("area-mismatch", len(big), make_big)
+        self._add_many("area-mismatch", len(big), make_big,
+                       lambda k: f"annotations[{start + big[k]}].area")
         keep = np.flatnonzero(valid & (img != _NO_ID))
         box_idx, box_img, boxes = keep + start, img[keep], boxes[keep]
         if "images" in self._fed:  # check now the boxes whose image is known
@@ -1105,7 +1129,8 @@ class Validator:
                     self._area_message(float(area[a]), float(poly_area[a]),
                                        "polygon (shoelace)"))
 
-        self._add_many("area-mismatch", len(off), make)
+        self._add_many("area-mismatch", len(off), make,
+                       lambda k: f"annotations[{start + int(rows[off[k]])}].area")
 
     def _check_keypoints(self, records: list[Any], start: int, flat: list[Any],
                          lens: list[int], rows: list[int]) -> None:
@@ -1161,7 +1186,7 @@ class Validator:
                     f"{key} {int(bad_refs[k])} matches no id in {target} "
                     f"({len(known)} distinct ids)")
 
-        self._add_many(code, len(bad), make)
+        self._add_many(code, len(bad), make, lambda k: f"annotations[{int(idx[k])}].{key}")
 
     def finish(self) -> Report:
         """Run the checks that need every section and return the report."""
@@ -1248,7 +1273,8 @@ class Validator:
                     f"(images[{int(uidx[pos[r]])}], {_num(iw)} x {_num(ih)}) by more than "
                     f"{_num(tol)} px: " + ", ".join(why))
 
-        self._add_many("bbox-outside-image", len(rows), make)
+        self._add_many("bbox-outside-image", len(rows), make,
+                       lambda k: f"annotations[{int(box_idx[rows[k]])}].bbox")
         return found
 
     def _rles_vs_images(self, uniq: np.ndarray, uw: np.ndarray, uh: np.ndarray,
