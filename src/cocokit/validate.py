@@ -489,7 +489,7 @@ class Validator:
         report order (not in the order found), so the chunking never changes it.
         """
         self._stored.append(Problem(code, SEVERITIES[code], path, message))
-        if self.max_problems is not None and len(self._stored) > 2 * self.max_problems + 1024:
+        if self.max_problems is not None and len(self._stored) > self.max_problems * 5 // 4 + 256:
             self._prune(self.max_problems)
 
     def _prune(self, keep: int) -> None:
