@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import codecs
 import copy
+import json
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -465,3 +466,33 @@ def test_rows_are_copies() -> None:
     # the base document is rebuilt for every row: no row sees another's edit
     assert base() == copy.deepcopy(base())
     assert text(base()) == BASE
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        sub(b'"area":200', b'"area":150,"area":200'),  # a known field given twice
+        sub(b'"file_name":"b.jpg"', b'"file_name":"x.jpg","file_name":"b.jpg"'),
+        sub(b'"year":2026', b'"year":1,"year":2026'),  # inside info
+        sub(b'"name":"dog"', b'"note":1,"name":"dog","note":2'),  # an extra key
+    ],
+    ids=["annotation-area", "image-file-name", "info-year", "category-extra"],
+)
+def test_duplicate_keys_inside_records_keep_the_last_value(data: bytes, tmp_path: Path) -> None:
+    # documented choice (cocokit.io.jsontext): as Python's json module, hence pycocotools
+    src = _write(tmp_path, data)
+    report = validate_file(src, stream=False)
+    assert report.problems == [], str(report)
+    assert validate_file(src, stream=True, chunk=1, chunk_bytes=16).to_dict() == (
+        report.to_dict()
+    )
+    a, b = tmp_path / "a.json", tmp_path / "b.json"
+    assert cli.main(["export", str(src), "-o", str(a), "--no-stream", "-q"]) == 0
+    assert cli.main(["export", str(src), "-o", str(b), "--stream", "-q"]) == 0
+    assert a.read_bytes() == b.read_bytes()
+    expected = json.loads(data)
+    got = json.loads(a.read_bytes())
+    assert got["annotations"][0]["area"] == expected["annotations"][0]["area"]
+    assert got["images"][1]["file_name"] == expected["images"][1]["file_name"]
+    assert got["info"] == expected["info"]
+    assert got["categories"] == expected["categories"]

@@ -11,15 +11,18 @@ the same functions from the same byte offset, so both say the same thing:
   whitespace-only file, a truncated one, and text that is not UTF-8 (RFC 8259): a
   UTF-16/UTF-32 file with or without a byte order mark and a UTF-8 byte order mark (the
   message names the encoding), or an invalid UTF-8 sequence (at its byte offset);
-* ``too-deep``: nesting deeper than :data:`MAX_DEPTH` arrays/objects (the decoder
-  recurses; the place is found by a scan of the offending text);
+* ``too-deep``: nesting the decoder cannot follow (msgspec recurses, up to about
+  Python's recursion limit, 1000 levels); the place named is where the nesting passes
+  :data:`MAX_DEPTH`, found by a scan of the offending text only when decoding failed;
 * ``duplicate-key``: a top-level key given twice (the in-memory parser would keep the
   last value and the streamed one both). Inside records a repeated key keeps its last
   value, as Python's ``json`` module (and so pycocotools) does;
 * ``non-finite``: a number beyond the float range (``1e999``) outside the places the
   validator checks (``info`` ...): it cannot be kept as a finite number.
 
-When a document has several of these, the one at the smallest byte offset wins.
+When a document has several syntax, UTF-8 or nesting errors, the first in the file
+wins, in both paths; a duplicate key is reported only when the text is otherwise
+readable.
 """
 
 from __future__ import annotations
@@ -47,8 +50,9 @@ __all__ = [
     "value_kind",
 ]
 
-#: Arrays and objects nested deeper than this are refused (the decoders recurse; the
-#: limit of msgspec itself is about Python's recursion limit, 1000).
+#: The depth named in a ``too-deep`` error (where the nesting passes it). Documents are
+#: refused where msgspec's recursion stops (about 1000 levels, Python's recursion
+#: limit), so this is a lower bound, below any real COCO file's nesting (5 or so).
 MAX_DEPTH = 500
 
 _BYTE = re.compile(r"\s*\(byte (\d+)\)\s*$")

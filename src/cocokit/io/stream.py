@@ -312,6 +312,7 @@ class CocoStream:
             if after < self.size:
                 raise self._syntax(after, TRAILING)
             w.fill(self.size + 1)  # the end of the file: the UTF-8 check is complete
+            w.buf = b""  # keep the check, not the last block
         if w.utf8.bad is not None:
             raise w.utf8.error(self.path, self._locate)
         if duplicate is not None:
