@@ -16,7 +16,7 @@ import pytest
 import cocokit
 from cocokit import IntegrityError, JSONSyntaxError
 from cocokit.io.stream import open_stream, write_coco_stream
-from cocokit.validate import validate_file, validate_stream
+from cocokit.validate import validate_file
 
 from .conftest import DATA, REAL, REPO
 from .test_io_coco import REAL_FILES, needs_real
@@ -106,7 +106,7 @@ def test_stream_syntax_error_has_line_and_column(tmp_path: Path) -> None:
     with pytest.raises(JSONSyntaxError) as e:
         open_stream(src, chunk_bytes=16)
     assert e.value.line == 3
-    report = validate_stream(src)
+    report = validate_file(src, stream=True)
     assert [p.code for p in report.errors] == ["json-syntax"]
     assert "line 3" in report.errors[0].message
 
@@ -114,7 +114,8 @@ def test_stream_syntax_error_has_line_and_column(tmp_path: Path) -> None:
 @needs_real
 @pytest.mark.parametrize("path", REAL_FILES, ids=lambda p: str(p.relative_to(REAL)))
 def test_validate_stream_equals_validate_file(path: Path) -> None:
-    assert str(validate_stream(path, chunk_bytes=4096)) == str(validate_file(path))
+    streamed = validate_file(path, stream=True, chunk_bytes=4096, chunk=1000)
+    assert str(streamed) == str(validate_file(path, stream=False))
 
 
 # -- bounded memory: a file several times larger than the cap --------------------------
@@ -209,8 +210,8 @@ def test_streaming_export_under_a_memory_cap(big_file: Path, tmp_path: Path) -> 
 
 def test_streaming_validate_under_a_memory_cap(big_file: Path) -> None:
     code = (
-        "import sys; from cocokit.validate import validate_stream\n"
-        "r = validate_stream(sys.argv[1], chunk_bytes=1 << 20)\n"
+        "import sys; from cocokit.validate import validate_file\n"
+        "r = validate_file(sys.argv[1], stream=True, chunk_bytes=1 << 20, max_problems=10_000)\n"
         "print(len(r.errors))\n"
     )
     r = run_capped(["-c", code, str(big_file)])

@@ -379,6 +379,7 @@ def test_every_code_is_kebab_case_and_documented() -> None:
         assert text.strip() and "\n" not in text
     exercised = {code for _, _, expected in CASES for _, code, _ in expected}
     exercised |= {"top-not-object", "json-syntax"}
+    exercised |= {code for _, code, _ in DOCUMENT_CASES}
     assert exercised == set(CODES)
 
 
@@ -658,6 +659,19 @@ def test_malformed_json_gives_line_and_column(data: bytes, line: int, column: in
     assert f"line {line}, column {column}" in p.message, p.message
     assert not report.ok
     assert str(report).startswith("bad.json: : error [json-syntax] malformed JSON at line ")
+
+
+DOCUMENT_CASES = [
+    (b'{"images": [], "info": ' + b"[" * 3000 + b"]" * 3000 + b"}", "too-deep", "info"),
+    (b'{"images": [], "annotations": [], "images": []}', "duplicate-key", "images"),
+]
+
+
+@pytest.mark.parametrize(("data", "code", "path"), DOCUMENT_CASES)
+def test_document_level_problems(data: bytes, code: str, path: str) -> None:
+    p = _only(validate_bytes(data, "doc.json"))
+    assert (p.severity, p.code, p.path) == (E, code, path)
+    assert "line 1, column " in p.message
 
 
 def test_byte_order_mark_is_explained() -> None:

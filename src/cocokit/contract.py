@@ -262,6 +262,11 @@ def check_annotations(
                   f"iscrowd must be 0 or 1, found number {int(crowd[k])}")
 
     seg = annotations.segmentation[idx]
+    for k in np.flatnonzero(missing).tolist():  # no box: the segmentation must give one
+        if _no_segmentation(seg[k]):
+            found.add(k, "missing-geometry", path(k, ""),
+                      'annotation has neither "bbox" nor a non-empty "segmentation"; '
+                      "expected at least one")
     _check_segmentations(seg, heights, widths, found, path)
     kps = annotations.keypoints[idx]
     _check_keypoints(kps, found, path)
@@ -269,6 +274,15 @@ def check_annotations(
     rows_out = sorted(found.by_row)
     problems = [p for r in rows_out for p in found.by_row[r]]
     return Checked(problems, np.array(rows_out, np.int64))
+
+
+def _no_segmentation(seg: Any) -> bool:
+    """No segmentation at all, or an empty list of polygons (as JSON text or decoded)."""
+    if seg is None:
+        return True
+    if isinstance(seg, msgspec.Raw):
+        return bytes(seg).translate(None, b" \t\r\n") in (b"[]", b"null")
+    return isinstance(seg, list) and not seg
 
 
 # -- raw JSON lists, by their bytes ---------------------------------------------------

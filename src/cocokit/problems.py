@@ -19,7 +19,11 @@ Severity = Literal["error", "warning"]
 #: Every problem code, with a one-line description (for the documentation).
 CODES: dict[str, str] = {
     # errors: the document
-    "json-syntax": "The file is not well-formed JSON (the message gives line and column).",
+    "json-syntax": "The file is not well-formed UTF-8 JSON (the message gives line and column): "
+    "also trailing data, NaN/Infinity, an empty or truncated file, UTF-16/32 or a BOM.",
+    "too-deep": "Arrays/objects nested deeper than the reader's limit (500 levels).",
+    "duplicate-key": "The top-level object gives a key twice (inside records the last "
+    "value is kept, as Python's json module does).",
     "top-not-object": "The top level of the document is not a JSON object.",
     "missing-key": "A required top-level key (images, annotations, categories) is missing.",
     "section-not-array": "images, annotations or categories is not an array.",
@@ -33,7 +37,8 @@ CODES: dict[str, str] = {
     "bad-image-size": "An image width or height is not positive.",
     "bad-bbox": "A bbox is not an array of 4 numbers [x, y, width, height].",
     "negative-bbox-size": "A bbox has a negative width or height.",
-    "non-finite": "A bbox, area, polygon or keypoint holds NaN or an infinity.",
+    "non-finite": "A bbox, area, polygon or keypoint holds NaN or an infinity, or a number "
+    "elsewhere (info, ...) is beyond the float range (1e999).",
     "bad-iscrowd": "iscrowd is not 0 or 1.",
     "bad-segmentation": "A segmentation is neither an array of polygons nor an RLE object.",
     "bad-polygon": "A polygon has an odd number of coordinates, fewer than 6, or non-numbers.",

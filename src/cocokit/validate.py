@@ -38,16 +38,17 @@ import json
 import math
 import os
 import re
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Any
 
 import msgspec
 import numpy as np
 
 from .dataset import gc_paused
-from .errors import InputError, JSONSyntaxError
+from .errors import InputError
 from .geometry import mask_api
-from .io.sniff import describe_document, describe_markup, describe_path
+from .io.jsontext import DocumentError, NotAnObject, decode_extra, read_top
+from .io.sniff import HEAD_BYTES, describe_document, describe_head, describe_markup, describe_path
 from .problems import CODES, SEVERITIES, Problem, Report, Severity
 
 __all__ = [
@@ -55,6 +56,7 @@ __all__ = [
     "AREA_REL_TOLERANCE",
     "BOX_AREA_SLACK",
     "BOX_TOLERANCE",
+    "CHUNK_RECORDS",
     "CODES",
     "SEVERITIES",
     "Problem",
@@ -65,7 +67,6 @@ __all__ = [
     "validate_bytes",
     "validate_document",
     "validate_file",
-    "validate_stream",
 ]
 
 #: How far (in pixels) a box may stick out of its image before it is reported.
@@ -411,16 +412,18 @@ _PATH_RE = re.compile(r"([A-Za-z_]+)(?:\[(\d+)\])?")
 _SECTION_RANK = {"images": 1, "annotations": 2, "categories": 3}
 
 
-def _sort_key(item: tuple[int, Problem]) -> tuple[int, int, str, str, int]:
-    """Report order: document, images, annotations, categories; by index; by path and
-    code within a record (so the order does not depend on the order of feeding)."""
-    seq, p = item
-    m = _PATH_RE.match(p.path)
-    if not p.path or m is None:
-        return (0 if not p.path else 4, 0, p.path, p.code, seq)
-    return (_SECTION_RANK.get(m.group(1), 4), int(m.group(2) or -1), p.path, p.code, seq)
+def _path_key(path: str, code: str) -> tuple[int, int, str, str]:
+    m = _PATH_RE.match(path)
+    if not path or m is None:
+        return (0 if not path else 4, 0, path, code)
+    return (_SECTION_RANK.get(m.group(1), 4), int(m.group(2) or -1), path, code)
 
 
+def _sort_key(p: Problem) -> tuple[int, int, str, str, str]:
+    """Report order: document, images, annotations, categories; by index; by path, code
+    and message within a record (so neither the order of feeding nor the chunking
+    changes it)."""
+    return (*_path_key(p.path, p.code), p.message)
 
 
 # --------------------------------------------------------------------------------------
@@ -449,6 +452,7 @@ class Validator:
         self.source = source
         self.max_problems = max_problems
         self._stored: list[Problem] = []
+        self._bound: tuple[int, int, str, str] | None = None  # see _add_many
         self._truncated = 0
         self._truncated_errors = 0
         self._finished: Report | None = None
@@ -479,33 +483,46 @@ class Validator:
 
     # -- problems -----------------------------------------------------------------------
 
-    def _room(self) -> int | None:
-        if self.max_problems is None:
-            return None
-        return max(0, self.max_problems - len(self._stored))
-
     def add(self, code: str, path: str, message: str) -> None:
-        """Record a problem (for readers that find one themselves, e.g. a bad section)."""
-        severity = SEVERITIES[code]
-        if self.max_problems is not None and len(self._stored) >= self.max_problems:
-            self._truncated += 1
-            if severity == "error":
-                self._truncated_errors += 1
-            return
-        self._stored.append(Problem(code, severity, path, message))
+        """Record a problem (for readers that find one themselves, e.g. a bad section).
 
-    def _add_many(self, code: str, n: int, make: Callable[[int], tuple[str, str]]) -> None:
-        """Add ``n`` problems of one code; ``make(k)`` -> (path, message), called lazily."""
-        room = self._room()
-        keep = n if room is None else min(n, room)
-        for k in range(keep):
+        With ``max_problems``, the report keeps the first ``max_problems`` problems in
+        report order (not in the order found), so the chunking never changes it.
+        """
+        self._stored.append(Problem(code, SEVERITIES[code], path, message))
+        if self.max_problems is not None and len(self._stored) > self.max_problems * 5 // 4 + 256:
+            self._prune(self.max_problems)
+
+    def _prune(self, keep: int) -> None:
+        """Keep the ``keep`` first problems in report order; count the others."""
+        ordered = sorted(self._stored, key=_sort_key)
+        drop = ordered[keep:]
+        self._truncated += len(drop)
+        self._truncated_errors += sum(p.severity == "error" for p in drop)
+        self._stored = ordered[:keep]
+        if keep and len(ordered) >= keep:  # full: nothing after the last one kept can stay
+            last = ordered[keep - 1]
+            self._bound = _path_key(last.path, last.code)
+
+    def _add_many(self, code: str, n: int, make: Callable[[int], tuple[str, str]],
+                  path_of: Callable[[int], str] | None = None) -> None:
+        """Add ``n`` problems of one code; ``make(k)`` -> (path, message).
+
+        ``path_of(k)`` (the path alone, cheap), when given, says the problems come in
+        report order: once the report is full (``max_problems``) and one would come after
+        every problem kept, it and the rest are only counted, their messages never made.
+        """
+        severity = SEVERITIES[code]
+        for k in range(n):
+            if path_of is not None and self._bound is not None:
+                if _path_key(path_of(k), code) > self._bound:
+                    rest = n - k
+                    self._truncated += rest
+                    if severity == "error":
+                        self._truncated_errors += rest
+                    return
             path, message = make(k)
-            self._stored.append(Problem(code, SEVERITIES[code], path, message))
-        rest = n - keep
-        if rest:
-            self._truncated += rest
-            if SEVERITIES[code] == "error":
-                self._truncated_errors += rest
+            self.add(code, path, message)
 
     def _check_open(self) -> None:
         if self._finished is not None:
@@ -610,7 +627,7 @@ class Validator:
             ids.append(iid)
             for key, out in (("width", ws), ("height", hs)):
                 s = r.get(key, _MISSING)
-                if type(s) is int and s > 0:
+                if type(s) is int and 0 < s <= _I64_MAX:
                     out.append(s)
                     continue
                 sv = _as_id(s)
@@ -1031,7 +1048,8 @@ class Validator:
                     f"{_num(boxes[r, 2])} and height {_num(boxes[r, 3])} in "
                     f"{_short(boxes[r].tolist())}")
 
-        self._add_many("negative-bbox-size", len(negative), make_negative)
+        self._add_many("negative-bbox-size", len(negative), make_negative,
+                       lambda k: f"annotations[{start + negative[k]}].bbox")
         with np.errstate(invalid="ignore"):
             zero = np.flatnonzero(valid & (wh == 0).any(axis=1))
 
@@ -1040,7 +1058,8 @@ class Validator:
             return (f"annotations[{start + r}].bbox",
                     f"bbox has zero width or height: {_short(boxes[r].tolist())}")
 
-        self._add_many("zero-area-bbox", len(zero), make_zero)
+        self._add_many("zero-area-bbox", len(zero), make_zero,
+                       lambda k: f"annotations[{start + zero[k]}].bbox")
         # the area of a box-only annotation larger than its box
         box_area = wh[:, 0] * wh[:, 1]
         with np.errstate(invalid="ignore"):
@@ -1053,7 +1072,8 @@ class Validator:
                     f"{_num(boxes[r, 2])} x {_num(boxes[r, 3])} = {_num(box_area[r])} "
                     f"(by more than {BOX_AREA_SLACK - 1:.0%}) and there is no segmentation")
 
-        self._add_many("area-mismatch", len(big), make_big)
+        self._add_many("area-mismatch", len(big), make_big,
+                       lambda k: f"annotations[{start + big[k]}].area")
         keep = np.flatnonzero(valid & (img != _NO_ID))
         box_idx, box_img, boxes = keep + start, img[keep], boxes[keep]
         if "images" in self._fed:  # check now the boxes whose image is known
@@ -1113,7 +1133,8 @@ class Validator:
                     self._area_message(float(area[a]), float(poly_area[a]),
                                        "polygon (shoelace)"))
 
-        self._add_many("area-mismatch", len(off), make)
+        self._add_many("area-mismatch", len(off), make,
+                       lambda k: f"annotations[{start + int(rows[off[k]])}].area")
 
     def _check_keypoints(self, records: list[Any], start: int, flat: list[Any],
                          lens: list[int], rows: list[int]) -> None:
@@ -1169,7 +1190,7 @@ class Validator:
                     f"{key} {int(bad_refs[k])} matches no id in {target} "
                     f"({len(known)} distinct ids)")
 
-        self._add_many(code, len(bad), make)
+        self._add_many(code, len(bad), make, lambda k: f"annotations[{int(idx[k])}].{key}")
 
     def finish(self) -> Report:
         """Run the checks that need every section and return the report."""
@@ -1212,9 +1233,8 @@ class Validator:
 
             self._add_many("unused-category", len(unused), make)
 
-        ordered = sorted(enumerate(self._stored), key=_sort_key)
-        report = Report(self.source, [p for _, p in ordered], self._truncated,
-                        self._truncated_errors)
+        self._prune(len(self._stored) if self.max_problems is None else self.max_problems)
+        report = Report(self.source, self._stored, self._truncated, self._truncated_errors)
         self._finished = report
         # free the arrays
         self._box_idx, self._box_img, self._box = [], [], []
@@ -1257,7 +1277,8 @@ class Validator:
                     f"(images[{int(uidx[pos[r]])}], {_num(iw)} x {_num(ih)}) by more than "
                     f"{_num(tol)} px: " + ", ".join(why))
 
-        self._add_many("bbox-outside-image", len(rows), make)
+        self._add_many("bbox-outside-image", len(rows), make,
+                       lambda k: f"annotations[{int(box_idx[rows[k]])}].bbox")
         return found
 
     def _rles_vs_images(self, uniq: np.ndarray, uw: np.ndarray, uh: np.ndarray,
@@ -1312,75 +1333,240 @@ def _validate_document(doc: Any, source: str, max_problems: int | None) -> Repor
     return v.finish()
 
 
-_BYTE_RE = re.compile(r"\s*\(byte (\d+)\)\s*$")
+#: Records decoded to Python objects at a time (then fed and dropped).
+CHUNK_RECORDS = 50_000
+#: Bytes per run of records read at a time when streaming a file.
+STREAM_CHUNK_BYTES = 8 << 20
+
+_SECTIONS = ("categories", "images", "annotations")  # the order of feeding
+_RAW_LIST = msgspec.json.Decoder(list[msgspec.Raw])
 
 
-def _line_column(data: bytes, offset: int) -> tuple[int, int]:
-    """1-based line and column (in characters) of a byte offset."""
-    offset = max(0, min(offset, len(data)))
-    line_start = data.rfind(b"\n", 0, offset) + 1
-    line = data.count(b"\n", 0, offset) + 1
-    column = len(data[line_start:offset].decode("utf-8", errors="replace")) + 1
-    return line, column
+class _RecordSyntax(Exception):
+    """A record that the skipping pass accepted but the full decoder refuses."""
+
+    def __init__(self, index: int, reason: str) -> None:
+        self.index = index
+        self.reason = reason
 
 
-def _syntax_report(source: str, data: bytes, line: int, column: int, reason: str) -> Report:
-    v = Validator(source)
-    hint = ""
-    if data.startswith(b"\xef\xbb\xbf") and line == 1 and column <= 2:
-        hint = " (the file starts with a UTF-8 byte order mark, which JSON does not allow)"
-    elif (said := describe_markup(data, source)) is not None:
-        hint = f"; {said}"
-    v.add("json-syntax", "",
-          f"malformed JSON at line {line}, column {column}: {reason}{hint}")
+def _parse_int(s: str) -> Any:
+    try:
+        return int(s)
+    except ValueError:  # beyond Python's digit limit for int(): not an integer we keep
+        return -_INF if s.startswith("-") else _INF
+
+
+def _decode_records(raws: list[msgspec.Raw]) -> list[Any]:
+    """A run of raw records as Python objects (numbers beyond the float range as
+    infinities, which the checks report where they are)."""
+    text = b"".join((b"[", b",".join(raws), b"]"))
+    try:
+        out: list[Any] = msgspec.json.decode(text)
+        return out
+    except msgspec.ValidationError:
+        out = json.loads(text, parse_int=_parse_int)
+        return out
+    except msgspec.DecodeError:
+        for j, r in enumerate(raws):
+            try:
+                msgspec.json.decode(r)
+            except msgspec.ValidationError:
+                continue
+            except msgspec.DecodeError as e:
+                raise _RecordSyntax(j, str(e).removeprefix("JSON is malformed: ")) from None
+        raise
+
+
+class _Source:
+    """Where the validator's chunks come from: the top-level keys in file order, the
+    top-level values other than the three arrays, and runs of raw records."""
+
+    keys: list[str]
+
+    def extra(self) -> Iterable[tuple[str, Any]]:
+        """(key, raw text or the InputError decoding it gave) of the other values."""
+        raise NotImplementedError
+
+    def not_array(self, key: str) -> bytes | None:
+        """The raw text of a section value that is not an array (None when it is one)."""
+        raise NotImplementedError
+
+    def runs(self, key: str) -> Iterator[tuple[int, list[msgspec.Raw]]]:
+        """(index of the first record, raw records) of an array section, in file order."""
+        raise NotImplementedError
+
+
+class _MemorySource(_Source):
+    """A whole document in memory: the top level as raw values, each array one run."""
+
+    def __init__(self, data: bytes, source: str) -> None:
+        self.top, self.keys = read_top(data, source)
+        self.source = source
+
+    def extra(self) -> Iterable[tuple[str, Any]]:
+        return [(k, v) for k, v in self.top.items() if k not in _SECTIONS]
+
+    def not_array(self, key: str) -> bytes | None:
+        raw = self.top[key]
+        return None if bytes(memoryview(raw)[:1]) == b"[" else bytes(raw)
+
+    def runs(self, key: str) -> Iterator[tuple[int, list[msgspec.Raw]]]:
+        yield 0, _RAW_LIST.decode(self.top[key])
+
+
+class _StreamSource(_Source):
+    """A file read in runs of about ``chunk_bytes`` (the streaming tokenizer's index)."""
+
+    def __init__(self, path: str, chunk_bytes: int) -> None:
+        from .io.stream import CocoStream
+
+        self.stream = CocoStream(path, chunk_bytes, strict=False)
+        self.keys = list(self.stream.file_keys)
+
+    def extra(self) -> Iterable[tuple[str, Any]]:
+        s = self.stream
+        return [(k, s.extra_errors.get(k)) for k in self.keys if k not in _SECTIONS]
+
+    def not_array(self, key: str) -> bytes | None:
+        raw = self.stream.raw_values.get(key)
+        if key == "categories":
+            return raw if raw is not None and raw[:1] != b"[" else None
+        return raw
+
+    def runs(self, key: str) -> Iterator[tuple[int, list[msgspec.Raw]]]:
+        if key == "categories":
+            yield 0, _RAW_LIST.decode(self.stream.raw_values["categories"])
+            return
+        for run, text in self.stream._run_texts(key):
+            yield run.first, _RAW_LIST.decode(text)
+
+
+def _head(name: str, data: bytes | None = None) -> bytes:
+    """The first bytes of the document (for saying what a file that is not COCO is)."""
+    if data is not None:
+        return data[:HEAD_BYTES]
+    try:
+        with open(name, "rb") as f:
+            return f.read(HEAD_BYTES)
+    except OSError:
+        return b""
+
+
+def _validate_source(make: Callable[[], _Source], name: str, max_problems: int | None,
+                     chunk: int, data: bytes | None = None) -> Report:
+    """The one validation pass: the top level, then each section chunk by chunk.
+
+    ``data``: the document's bytes when it is in memory (else the file ``name`` is read
+    again for its first bytes, to say what a file that is not COCO looks like)."""
+    with gc_paused():  # millions of short-lived objects and no cycles
+        return _validate_chunks(make, name, max_problems, chunk, data)
+
+
+def _validate_chunks(make: Callable[[], _Source], name: str, max_problems: int | None,
+                     chunk: int, data: bytes | None) -> Report:
+    v = Validator(name, max_problems)
+    try:
+        src = make()
+    except DocumentError as e:
+        markup = describe_markup(_head(name, data)) if e.code == "json-syntax" else None
+        v.add(e.code, e.where if e.code != "json-syntax" else "",
+              e.problem_message() + (f"; {markup}" if markup else ""))
+        return v.finish()
+    except NotAnObject as e:
+        said = describe_head(_head(name, data))
+        v.add("top-not-object", "",
+              'the document must be a JSON object with "images", "annotations" and '
+              f'"categories" arrays, found {e.kind}' + (f"; {said}" if said else ""))
+        return v.finish()
+    v.feed_top(src.keys)
+    for key, raw in src.extra():
+        if isinstance(raw, InputError):
+            v.add("non-finite", key, raw.message)
+        elif raw is not None:
+            try:
+                decode_extra(raw, name, key)
+            except InputError as e:
+                v.add("non-finite", key, e.message)
+            except msgspec.DecodeError as e:
+                v.add("json-syntax", key, f"malformed JSON in this value: {e}")
+    feeders = {"categories": v.feed_categories, "images": v.feed_images,
+               "annotations": v.feed_annotations}
+    for key in _SECTIONS:
+        if key not in src.keys:
+            continue
+        other = src.not_array(key)
+        if other is not None:
+            value = _decode_value(other)
+            v.add("section-not-array", key,
+                  f'"{key}" must be an array of {_SINGULAR[key]} records, {_found(value)}')
+            continue
+        feed = feeders[key]
+        fed = False
+        for first, raws in src.runs(key):
+            for s in range(0, len(raws), chunk):
+                part = raws[s : s + chunk]
+                try:
+                    records = _decode_records(part)
+                except _RecordSyntax as e:
+                    v.add("json-syntax", f"{key}[{first + s + e.index}]",
+                          f"malformed JSON in this record: {e.reason}")
+                    records = []
+                feed(records, first + s)
+                fed = True
+                del records
+            del raws
+        if not fed:
+            feed([], 0)
     return v.finish()
 
 
-def validate_bytes(data: bytes | bytearray | memoryview, source: str = "<bytes>", *,
-                   max_problems: int | None = None) -> Report:
-    """Parse JSON bytes and validate them; malformed JSON gives one ``json-syntax`` error."""
-    raw = bytes(data)
-    with gc_paused():
-        return _validate_bytes(raw, source, max_problems)
-
-
-def _validate_bytes(raw: bytes, source: str, max_problems: int | None) -> Report:
+def _decode_value(raw: bytes) -> Any:
     try:
-        doc = msgspec.json.decode(raw)
+        return msgspec.json.decode(raw)
     except msgspec.ValidationError:
-        # msgspec rejects numbers beyond the float range (1e999); Python's parser reads
-        # them as infinities, which the checks then report where they are.
-        try:
-            doc = json.loads(raw)
-        except ValueError as e:
-            if isinstance(e, json.JSONDecodeError):
-                return _syntax_report(source, raw, e.lineno, e.colno, e.msg)
-            return _syntax_report(source, raw, 1, 1, str(e))
-    except msgspec.DecodeError as e:
-        msg = str(e)
-        m = _BYTE_RE.search(msg)
-        offset = int(m.group(1)) if m else len(raw)
-        reason = _BYTE_RE.sub("", msg).removeprefix("JSON is malformed: ")
-        if not m and "truncated" in msg:
-            reason = "the input ended before the JSON value was complete"
-        elif reason.startswith("trailing characters"):
-            offset -= 1  # msgspec points one past the first trailing character
-            reason = "unexpected characters after the JSON value"
-        line, column = _line_column(raw, offset)
-        return _syntax_report(source, raw, line, column, reason)
-    return _validate_document(doc, source, max_problems)
+        return json.loads(raw, parse_int=_parse_int)
 
 
-def validate_file(path: str | os.PathLike[str], *, max_problems: int | None = None) -> Report:
-    """Read and validate a COCO JSON file; an unreadable file raises InputError."""
+def validate_bytes(data: bytes | bytearray | memoryview, source: str = "<bytes>", *,
+                   max_problems: int | None = None, chunk: int = CHUNK_RECORDS) -> Report:
+    """Validate the JSON bytes of a COCO document (malformed JSON: one ``json-syntax``
+    error, and see :mod:`cocokit.io.jsontext`); ``chunk`` records are decoded at a time."""
+    raw = bytes(data)
+    return _validate_source(lambda: _MemorySource(raw, source), source, max_problems, chunk,
+                            raw)
+
+
+def validate_file(path: str | os.PathLike[str], *, max_problems: int | None = None,
+                  stream: bool | None = None, chunk: int = CHUNK_RECORDS,
+                  chunk_bytes: int = STREAM_CHUNK_BYTES) -> Report:
+    """Read and validate a COCO JSON file; an unreadable file raises InputError.
+
+    The file is read whole (``stream=False``) or in runs of about ``chunk_bytes``
+    (``stream=True``; default: when it is big for this machine's memory). Either way
+    the same checks see the same records, ``chunk`` at a time, and the report is the
+    same; only the memory held differs.
+    """
     name = os.fspath(path)
+    if stream is None:
+        from .io.stream import should_stream
+
+        try:
+            stream = should_stream(os.path.getsize(name))
+        except OSError:
+            stream = False
+    if os.path.isdir(name):
+        said = describe_path(name)
+        raise InputError(name, None, said or "is a directory, expected a COCO JSON file")
+    if stream:
+        return _validate_source(lambda: _StreamSource(name, chunk_bytes), name, max_problems,
+                                chunk)
     try:
         with open(name, "rb") as f:
             data = f.read()
     except OSError as e:
-        said = describe_path(name) if os.path.isdir(name) else None
-        raise InputError(name, None, said or f"cannot read the file: {e.strerror or e}") from e
-    return validate_bytes(data, name, max_problems=max_problems)
+        raise InputError(name, None, f"cannot read the file: {e.strerror or e}") from e
+    return validate_bytes(data, name, max_problems=max_problems, chunk=chunk)
 
 
 def validate(obj: Any, source: str | None = None, *,
@@ -1398,52 +1584,3 @@ def validate(obj: Any, source: str | None = None, *,
         return validate_document(obj.document(), source or "<dataset>",
                                  max_problems=max_problems)
     return validate_document(obj, source or "<document>", max_problems=max_problems)
-
-
-def validate_stream(
-    path: str | os.PathLike[str],
-    *,
-    max_problems: int | None = 10_000,
-    chunk_bytes: int | None = None,
-) -> Report:
-    """Validate a COCO file of any size in bounded memory; same report as validate_file.
-
-    The file is indexed (a syntax error there becomes the report's one ``json-syntax``
-    problem) and its runs of records are fed to the incremental validator. At most
-    ``max_problems`` problems are kept (the report counts the rest), so a file with a
-    problem in every record still validates in bounded memory.
-    """
-    from .io.stream import CHUNK_BYTES, NotAnObject, open_stream, record_runs
-
-    name = os.fspath(path)
-    try:
-        stream = open_stream(name, CHUNK_BYTES // 4 if chunk_bytes is None else chunk_bytes)
-    except JSONSyntaxError as e:
-        v = Validator(name, max_problems)
-        v.add(
-            "json-syntax",
-            "",
-            f"malformed JSON at line {e.line}, column {e.column}: "
-            f"{e.message.removeprefix('malformed JSON: ')}",
-        )
-        return v.finish()
-    except NotAnObject as e:
-        v = Validator(name, max_problems)
-        if e.keys is not None:  # an object without any COCO key: as validate_file says it
-            v.feed_top(e.keys)
-            return v.finish()
-        v.add(
-            "top-not-object",
-            "",
-            'the document must be a JSON object with "images", '
-            '"annotations" and "categories" arrays' + (f"; {e.hint}" if e.hint else ""),
-        )
-        return v.finish()
-    v = Validator(name, max_problems)
-    v.feed_top(list(stream.file_keys))
-    v.feed_categories([dict(r) for r in stream.categories.records])
-    for first, records in record_runs(stream, "images"):
-        v.feed_images(records, first)
-    for first, records in record_runs(stream, "annotations"):
-        v.feed_annotations(records, first)
-    return v.finish()

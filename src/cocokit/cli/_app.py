@@ -79,6 +79,9 @@ def _root(
     pass
 
 _SHOWN = 20  # skipped records listed (the rest counted)
+#: problems kept by the CLI's validate (the rest are counted), in memory and streamed
+MAX_PROBLEMS = 10_000
+
 QUIET_HELP = "No progress bars or summaries (errors are still printed)."
 
 
@@ -195,10 +198,10 @@ def validate_path(path: Path, quiet: bool = False) -> Report:
     from ..validate import validate_bytes, validate_file
 
     if not bars_shown(quiet) or not path.is_file():
-        return validate_file(path)
+        return validate_file(path, stream=False, max_problems=MAX_PROBLEMS)
     data = read_file(path, quiet)
     with status(f"validating {path.name}", quiet):
-        return validate_bytes(data, str(path))
+        return validate_bytes(data, str(path), max_problems=MAX_PROBLEMS)
 
 
 def save_dataset(

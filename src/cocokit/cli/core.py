@@ -13,6 +13,7 @@ from rich.table import Table
 
 from ..errors import OptionError
 from ._app import (
+    MAX_PROBLEMS,
     QUIET_HELP,
     Stream,
     app,
@@ -126,10 +127,11 @@ def validate(
     Example: cocokit validate instances_val2017.json --errors-only
     """
     if use_stream(file, stream):
-        from ..validate import validate_stream
+        from ..validate import validate_file
 
         with status(f"validating {file}", quiet or as_json):
-            report = validate_stream(file)
+            # the same checks either way; --stream only chooses how the bytes are read
+            report = validate_file(file, stream=True, max_problems=MAX_PROBLEMS)
     else:
         report = validate_path(file, quiet or as_json)
     problems = [p for p in report.problems if not errors_only or p.severity == "error"]

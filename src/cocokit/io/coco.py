@@ -38,6 +38,7 @@ from ..errors import InputError, IntegrityError, JSONSyntaxError, OptionError
 from ..geometry import segmentation_areas, segmentation_bboxes
 from . import sniff
 from .atomic import atomic_write
+from .jsontext import NotAnObject, decode_extra, line_column, out_of_range_reason, read_top
 
 __all__ = [
     "ExportSummary",
@@ -60,6 +61,8 @@ _MAX_EXTRA_KEYS = 256
 _UNKNOWN = re.compile(r"Object contains unknown field `(.*)`$")
 _AT = re.compile(r" - at `\$(.*)`$")
 _BYTE = re.compile(r"\(byte (\d+)\)")
+_I64_MIN, _I64_MAX = -(2**63), 2**63 - 1
+_OUT_OF_INT64 = "integer beyond the int64 range (-2**63 .. 2**63 - 1)"
 
 # (json name, type, required) of the fields the model knows
 _IMAGE_FIELDS: list[tuple[str, Any, bool]] = [
@@ -97,13 +100,6 @@ def _struct(
     return msgspec.defstruct(name, fields, rename=rename, forbid_unknown_fields=forbid)
 
 
-def _line_col(data: bytes | memoryview, offset: int) -> tuple[int, int]:
-    head = bytes(data[:offset])
-    line = head.count(b"\n") + 1
-    col = offset - (head.rfind(b"\n") + 1) + 1
-    return line, col
-
-
 def _decode_error(
     e: msgspec.DecodeError, data: bytes | memoryview, file: str | None, section: str, base: int = 0
 ) -> InputError:
@@ -111,7 +107,7 @@ def _decode_error(
     if isinstance(e, msgspec.DecodeError) and not isinstance(e, msgspec.ValidationError):
         m = _BYTE.search(msg)
         offset = base + int(m.group(1)) if m else 0
-        line, col = _line_col(data, offset)
+        line, col = line_column(data, offset)
         text = _BYTE.sub("", msg).replace("JSON is malformed: ", "").strip()
         return JSONSyntaxError(file, line, col, text)
     m = _AT.search(msg)
@@ -154,7 +150,7 @@ class RecordDecoder(Generic[T]):
         """
         try:
             recs = self.list_dec.decode(text)
-        except msgspec.ValidationError:
+        except msgspec.DecodeError:
             return self.decode(msgspec.json.decode(text, type=list[Raw]), start)
         return self.build(recs, self.extras, start)
 
@@ -162,7 +158,7 @@ class RecordDecoder(Generic[T]):
         """A table of the records ``items``, the first being record ``start`` of the section."""
         try:
             recs = [self.dec.decode(r) for r in items]
-        except msgspec.ValidationError:
+        except msgspec.DecodeError:
             recs = []
             for i, r in enumerate(items, start):
                 while True:
@@ -171,6 +167,10 @@ class RecordDecoder(Generic[T]):
                         break
                     except msgspec.ValidationError as e:
                         self._learn(e, i)
+                    except msgspec.DecodeError as e:
+                        raise InputError(
+                            self.file, f"{self.section}[{i}]", _BYTE.sub("", str(e)).strip()
+                        ) from None
         return self.build(recs, self.extras, start)
 
     def _learn(self, e: msgspec.ValidationError, i: int) -> None:
@@ -188,7 +188,9 @@ class RecordDecoder(Generic[T]):
 
 def image_decoder(file: str | None) -> RecordDecoder[Images]:
     """A decoder of image records into :class:`Images` tables."""
-    return RecordDecoder("images", file, _images_table)
+    return RecordDecoder(
+        "images", file, lambda recs, extras, start: _images_table(recs, extras, start, file)
+    )
 
 
 def annotation_decoder(file: str | None) -> RecordDecoder[Annotations]:
@@ -221,12 +223,30 @@ def _extra_column(recs: list[Any], extras: list[str]) -> np.ndarray:
     return col
 
 
-def _images_table(recs: list[Any], extras: list[str], start: int = 0) -> Images:
+def _int_column(
+    values: list[Any], dtype: Any, section: str, key: str, start: int, file: str | None
+) -> np.ndarray:
+    """``values`` (Python ints) as a numpy column; one out of its range is an InputError."""
+    try:
+        return np.array(values, dtype)
+    except OverflowError:
+        info = np.iinfo(dtype)
+        i = next(i for i, v in enumerate(values) if not info.min <= v <= info.max)
+        what = _OUT_OF_INT64 if info.bits == 64 else f"integer {values[i]} out of range"
+        raise InputError(file, f"{section}[{start + i}].{key}", what) from None
+
+
+def _images_table(
+    recs: list[Any], extras: list[str], start: int = 0, file: str | None = None
+) -> Images:
+    def ints(attr: str, key: str) -> np.ndarray:
+        return _int_column([getattr(r, attr) for r in recs], np.int64, "images", key, start, file)
+
     return Images(
-        id=np.array([r.k0 for r in recs], np.int64),
+        id=ints("k0", "id"),
         file_name=np.array([r.k1 for r in recs] + [None], dtype=object)[:-1],
-        width=np.array([r.k2 for r in recs], np.int64),
-        height=np.array([r.k3 for r in recs], np.int64),
+        width=ints("k2", "width"),
+        height=ints("k3", "height"),
         extra=_extra_column(recs, extras),
     )
 
@@ -255,16 +275,20 @@ def _annotations_table(
     kps = np.empty(n, dtype=object)
     kps[:] = [None if (k := r.k7) is UNSET else k for r in recs]
     nan = float("nan")
+
+    def ints(values: list[Any], key: str, dtype: Any = np.int64) -> np.ndarray:
+        return _int_column(values, dtype, "annotations", key, start, file)
+
     return Annotations(
-        id=np.array([r.k0 for r in recs], np.int64),
-        image_id=np.array([r.k1 for r in recs], np.int64),
-        category_id=np.array([r.k2 for r in recs], np.int64),
+        id=ints([r.k0 for r in recs], "id"),
+        image_id=ints([r.k1 for r in recs], "image_id"),
+        category_id=ints([r.k2 for r in recs], "category_id"),
         bbox=bbox.reshape(n, 4),
         area=np.array([nan if (a := r.k4) is UNSET else a for r in recs], np.float64),
-        iscrowd=np.array([-1 if (c := r.k6) is UNSET else c for r in recs], np.int8),
+        iscrowd=ints([-1 if (c := r.k6) is UNSET else c for r in recs], "iscrowd", np.int8),
         segmentation=seg,
         keypoints=kps,
-        num_keypoints=np.array([-1 if (k := r.k8) is UNSET else k for r in recs], np.int64),
+        num_keypoints=ints([-1 if (k := r.k8) is UNSET else k for r in recs], "num_keypoints"),
         extra=_extra_column(recs, extras),
     )
 
@@ -305,15 +329,15 @@ load = read_coco
 
 def _parse(data: bytes, file: str | None) -> Dataset:
     try:
-        top = msgspec.json.decode(data, type=dict[str, Raw])
-    except msgspec.ValidationError as e:
-        said = sniff.describe_bytes(data, file) or f"expected a JSON object at the top level ({e})"
-        raise InputError(file, None, said) from None
-    except msgspec.DecodeError as e:
+        top, keys = read_top(data, file)
+    except NotAnObject as e:
+        said = sniff.describe_bytes(data, file)
+        raise InputError(file, None, said or e.message) from None
+    except JSONSyntaxError:
         if (markup := sniff.describe_markup(data, file)) is not None:
             raise InputError(file, None, markup) from None
-        raise _decode_error(e, data, file, "") from None
-    if not sniff.is_coco_top(top):
+        raise
+    if not sniff.is_coco_top(keys):
         raise InputError(file, None, sniff.describe_document(top) or "not a COCO dataset")
     for key in ("images", "annotations", "categories"):
         raw = top.get(key)
@@ -328,10 +352,26 @@ def _parse(data: bytes, file: str | None) -> Dataset:
         annotations = Annotations.concat(
             _decode_section(top.get("annotations", Raw(b"[]")), annotation_decoder(file), data)
         )
+    cats = decode_categories(top.get("categories", Raw(b"[]")), file)
     try:
-        cats = msgspec.json.decode(top.get("categories", Raw(b"[]")), type=list[dict[str, Any]])
+        extra = {
+            k: decode_extra(v, file, k)
+            for k, v in top.items()
+            if k not in ("images", "annotations", "categories")
+        }
+    except msgspec.DecodeError as e:
+        raise InputError(file, None, f"malformed JSON: {e}") from None
+    return Dataset(images, annotations, Categories(cats), extra, keys, source=file)
+
+
+def decode_categories(raw: bytes | memoryview, file: str | None) -> list[dict[str, Any]]:
+    """The categories array as dicts, each with an int64 ``id`` and a string ``name``."""
+    try:
+        cats = msgspec.json.decode(raw, type=list[dict[str, Any]])
     except msgspec.ValidationError as e:
-        raise _decode_error(e, data, file, "categories") from None
+        if "out of range" in str(e):
+            raise InputError(file, "categories", out_of_range_reason("categories")) from None
+        raise _decode_error(e, b"", file, "categories") from None
     for i, c in enumerate(cats):
         for key, typ in (("id", int), ("name", str)):
             if key not in c:
@@ -342,12 +382,9 @@ def _parse(data: bytes, file: str | None) -> Dataset:
                     f"categories[{i}].{key}",
                     f"expected {typ.__name__}, got {type(c[key]).__name__}",
                 )
-    extra = {
-        k: msgspec.json.decode(v)
-        for k, v in top.items()
-        if k not in ("images", "annotations", "categories")
-    }
-    return Dataset(images, annotations, Categories(cats), extra, list(top), source=file)
+        if not _I64_MIN <= c["id"] <= _I64_MAX:
+            raise InputError(file, f"categories[{i}].id", _OUT_OF_INT64)
+    return cats
 
 
 def tables_from_records(
@@ -616,13 +653,15 @@ def screen_export(
     image_rows = np.flatnonzero(keep_img)
     invalid_images = len(candidates) - len(image_rows)
     # annotations of the images written, less the invalid ones
+    # (an annotation without an image has resolves False, so its row here is moot)
+    kept_image = np.zeros(len(anns), bool)
     has_img = img_idx >= 0
-    safe_idx = np.where(has_img, img_idx, 0)
+    kept_image[has_img] = keep_img[img_idx[has_img]]
     if invalid_images:
-        lost = np.flatnonzero(resolves & ~keep_img[safe_idx])
+        lost = np.flatnonzero(resolves & ~kept_image)
         lost = lost[np.isin(img_idx[lost], candidates)]
         screen.dropped_with_images(lost, img_idx[lost], ann0, img0)
-    rows = np.flatnonzero(resolves & keep_img[safe_idx])
+    rows = np.flatnonzero(resolves & kept_image)
     ok = screen.annotations(
         anns, rows, images.height[img_idx[rows]], images.width[img_idx[rows]], ann0
     )

@@ -63,7 +63,7 @@ from ..dataset import (
     lookup,
     unique,
 )
-from ..errors import InputError, JSONSyntaxError, OptionError
+from ..errors import InputError, OptionError
 from . import sniff
 from .atomic import atomic_write
 from .coco import (
@@ -78,10 +78,25 @@ from .coco import (
     annotation_decoder,
     check_policy,
     complete_geometry,
+    decode_categories,
     duplicate_id_problems,
     image_columns,
     image_decoder,
     iter_document,
+)
+from .jsontext import (
+    TRAILING,
+    TRUNCATED,
+    DocumentError,
+    Utf8Scan,
+    decode_error,
+    decode_extra,
+    duplicate_key_reason,
+    empty_reason,
+    encoding_problem,
+    file_line_column,
+    nesting_error,
+    top_not_object,
 )
 
 __all__ = ["CocoStream", "open_stream", "write_coco_stream"]
@@ -108,14 +123,6 @@ def _cuts(buf: bytes, lo: int, hi: int) -> Iterator[int]:
         step *= 4
 
 
-class NotAnObject(InputError):
-    """The top level of the file is not a COCO object; ``keys`` are an object's keys,
-    ``hint`` what the file looks like (see :mod:`cocokit.io.sniff`)."""
-
-    keys: list[str] | None = None
-    hint: str | None = None
-
-
 class _AnnRef(msgspec.Struct):
     image_id: int
 
@@ -129,9 +136,9 @@ def _referenced_image_ids(text: bytes) -> np.ndarray | None:
     says what is wrong)."""
     try:
         refs = _REF_LIST.decode(text)
-    except msgspec.ValidationError:
+        return np.fromiter((r.image_id for r in refs), np.int64, len(refs))
+    except (msgspec.ValidationError, OverflowError):
         return None
-    return np.fromiter((r.image_id for r in refs), np.int64, len(refs))
 
 
 class _ImageRef(msgspec.Struct):
@@ -185,6 +192,7 @@ class _Window:
         self.buf = b""
         self.base = 0
         self.eof = False
+        self.utf8 = Utf8Scan()  # every byte read is checked, in order
 
     @property
     def stop(self) -> int:
@@ -198,7 +206,9 @@ class _Window:
             data = self.f.read(max(self.block, upto - have))
             if not data:
                 self.eof = True
+                self.utf8.feed(b"", final=True)
                 break
+            self.utf8.feed(data)
             parts.append(data)
             have += len(data)
         if len(parts) > 1:
@@ -226,23 +236,6 @@ class _Window:
         return self.buf[i : i + 1]
 
 
-def _syntax_error(path: str, offset: int, message: str) -> JSONSyntaxError:
-    line, col, seen = 1, 1, 0
-    with open(path, "rb") as f:
-        while seen < offset:
-            block = f.read(min(1 << 24, offset - seen))
-            if not block:
-                break
-            n = block.count(b"\n")
-            if n:
-                line += n
-                col = len(block) - block.rfind(b"\n")
-            else:
-                col += len(block)
-            seen += len(block)
-    return JSONSyntaxError(path, line, col, message)
-
-
 class CocoStream:
     """A COCO file read in runs of records; see :func:`open_stream`.
 
@@ -256,7 +249,9 @@ class CocoStream:
     :class:`~cocokit.Dataset`) and :meth:`items` (or iterating the stream).
     """
 
-    def __init__(self, path: str | os.PathLike[str], chunk_bytes: int = CHUNK_BYTES) -> None:
+    def __init__(
+        self, path: str | os.PathLike[str], chunk_bytes: int = CHUNK_BYTES, *, strict: bool = True
+    ) -> None:
         self.path = os.fspath(path)
         self.chunk_bytes = chunk_bytes
         try:
@@ -268,53 +263,76 @@ class CocoStream:
         self.key_order: list[str] = []
         self.extra: dict[str, Any] = {}
         self.runs: dict[str, list[_Run]] = {"images": [], "annotations": []}
-        cats: list[dict[str, Any]] = []
+        #: (not ``strict``) the raw text of images/annotations/categories values that are
+        #: not arrays, and of the categories array, for the validator to report on.
+        self.raw_values: dict[str, bytes] = {}
+        #: (not ``strict``) top-level values that could not be decoded (1e999 ...).
+        self.extra_errors: dict[str, InputError] = {}
+        cats_raw = b"[]"
         self.used_image_ids = np.zeros(0, np.int64)
+        duplicate: tuple[int, str] | None = None
         with open(self.path, "rb") as f, gc_paused():
-            w = _Window(f, min(chunk_bytes, 1 << 24))
+            w = self._w = _Window(f, min(chunk_bytes, 1 << 24))
+            w.fill(4)
+            enc = encoding_problem(w.buf[:4])
+            if enc is not None:
+                raise DocumentError(self.path, 1, 1, enc, "json-syntax")
             pos = w.skip_ws(0)
+            if pos >= self.size:
+                raise self._syntax(self.size, empty_reason(self.size > 0))
             if w.at(pos) != b"{":
-                w.fill(sniff.HEAD_BYTES)
-                said = sniff.describe_head(w.buf, self.path)
-                refused = NotAnObject(
-                    self.path, None, said or "expected a JSON object at the top level")
-                refused.hint = said
-                raise refused
+                err = top_not_object(self.path, w.at(pos), pos, self._locate)
+                if strict:  # say what the file is (a results list, XML ...) when it can
+                    w.fill(sniff.HEAD_BYTES)
+                    said = sniff.describe_head(w.buf, self.path)
+                    if said is not None:
+                        err = InputError(self.path, None, said)
+                raise self._first(pos, err)
             pos = w.skip_ws(pos + 1)
-            while w.at(pos) != b"}" and pos < self.size:
+            while w.at(pos) != b"}":
+                key_at = pos
                 key, pos = self._key(w, pos)
-                if key in ("images", "annotations"):
-                    if w.at(pos) != b"[":
-                        raise InputError(self.path, key, "expected an array")
+                if key in self.key_order and duplicate is None:
+                    duplicate = (key_at, key)
+                if key in ("images", "annotations") and w.at(pos) == b"[":
                     pos = self._array(w, pos, key)
                 else:
                     raw, pos = self._value(w, pos, key)
-                    if key == "categories":
-                        try:
-                            cats = msgspec.json.decode(raw, type=list[dict[str, Any]])
-                        except msgspec.ValidationError as e:
-                            raise InputError(self.path, "categories", str(e)) from None
+                    if key in ("images", "annotations"):
+                        if strict:
+                            raise InputError(self.path, key, "expected an array")
+                        self.raw_values[key] = raw
+                    elif key == "categories":
+                        cats_raw = raw
+                        if not strict:
+                            self.raw_values[key] = raw
                     else:
-                        self.extra[key] = msgspec.json.decode(raw)
-                self.key_order.append(key)
+                        self._extra(key, raw, pos, strict)
+                if key not in self.key_order:
+                    self.key_order.append(key)
                 pos = w.skip_ws(pos)
                 sep = w.at(pos)
                 if sep == b",":
                     pos = w.skip_ws(pos + 1)
                 elif sep != b"}":
-                    raise _syntax_error(self.path, pos, "expected ',' or '}' after a value")
+                    raise self._syntax(pos, "expected ',' or '}'" if sep else TRUNCATED)
                 w.forget(pos)
-        if not sniff.is_coco_top(self.key_order):
+            after = w.skip_ws(pos + 1)
+            if after < self.size:
+                raise self._syntax(after, TRAILING)
+            w.fill(self.size + 1)  # the end of the file: the UTF-8 check is complete
+            w.buf = b""  # keep the check, not the last block
+        if w.utf8.bad is not None:
+            raise w.utf8.error(self.path, self._locate)
+        if duplicate is not None:
+            raise DocumentError(
+                self.path, *self._locate(duplicate[0]), duplicate_key_reason(duplicate[1]),
+                "duplicate-key", duplicate[1], duplicate[0],
+            )
+        if strict and not sniff.is_coco_top(self.key_order):
             said = sniff.describe_document(dict.fromkeys(self.key_order))
-            refused = NotAnObject(self.path, None, said or "not a COCO dataset")
-            refused.keys = self.key_order
-            raise refused
-        for i, c in enumerate(cats):
-            for k, typ in (("id", int), ("name", str)):
-                if not isinstance(c.get(k), typ) or isinstance(c.get(k), bool):
-                    raise InputError(
-                        self.path, f"categories[{i}].{k}", f"missing or not a {typ.__name__}"
-                    )
+            raise InputError(self.path, None, said or "not a COCO dataset")
+        cats = decode_categories(cats_raw, self.path) if strict else []
         self.categories = Categories(cats)
         self.file_keys = tuple(self.key_order)
         for key in ("images", "annotations", "categories"):
@@ -326,18 +344,51 @@ class CocoStream:
         #: known once a grouping pass has run (None before).
         self.orphan_annotations: int | None = None
 
+    def _extra(self, key: str, raw: bytes, end: int, strict: bool) -> None:
+        try:
+            self.extra[key] = decode_extra(raw, self.path, key)
+        except msgspec.DecodeError as e:  # what the skipping pass let through
+            self._w.fill(end)
+            if self._w.utf8.bad is not None:
+                raise self._w.utf8.error(self.path, self._locate) from None
+            raise self._syntax(*decode_error(e, end - len(raw), self.size, raw)) from None
+        except InputError as e:
+            if strict:
+                raise
+            self.extra_errors[key] = e
+
+    def _locate(self, offset: int) -> tuple[int, int]:
+        return file_line_column(self.path, offset)
+
+    def _first(self, offset: int, err: InputError) -> InputError:
+        """``err`` (at ``offset``), unless an invalid UTF-8 byte comes before it."""
+        bad = self._w.utf8.bad
+        if bad is not None and bad <= offset:
+            return self._w.utf8.error(self.path, self._locate)
+        return err
+
+    def _syntax(self, offset: int, reason: str) -> InputError:
+        err = DocumentError(self.path, *self._locate(offset), reason, offset=offset)
+        return self._first(offset, err)
+
+    def _nesting(
+        self, text: bytes | memoryview, base: int, key: str, first: int = 0
+    ) -> InputError:
+        err = nesting_error(self.path, text, base, self._locate, depth=1, key=key, first=first)
+        return self._first(err.offset, err)
+
     # -- the index pass -------------------------------------------------------------
 
     def _key(self, w: _Window, pos: int) -> tuple[str, int]:
         if w.at(pos) != b'"':
-            raise _syntax_error(self.path, pos, "expected a key string")
+            raise self._syntax(pos, "object keys must be strings" if w.at(pos) else TRUNCATED)
         end = pos + 1
         while True:
             w.fill(end + 1)
             i = w.buf.find(b'"', end - w.base)
             if i < 0:
                 if w.eof:
-                    raise _syntax_error(self.path, pos, "unterminated key string")
+                    raise self._syntax(self.size, TRUNCATED)
                 w.fill(w.stop + w.block)
                 continue
             j = i
@@ -346,11 +397,20 @@ class CocoStream:
             end = w.base + i + 1
             if (i - j) % 2 == 0:
                 break
-        key = msgspec.json.decode(w.buf[pos - w.base : end - w.base], type=str)
+        text = w.buf[pos - w.base : end - w.base]
+        try:
+            key = msgspec.json.decode(text, type=str)
+        except msgspec.DecodeError as e:
+            if w.utf8.bad is not None:
+                raise w.utf8.error(self.path, self._locate) from None
+            raise self._syntax(*decode_error(e, pos, self.size, text)) from None
         colon = w.skip_ws(end)
         if w.at(colon) != b":":
-            raise _syntax_error(self.path, colon, "expected ':' after a key")
-        return key, w.skip_ws(colon + 1)
+            raise self._syntax(colon, "expected ':'" if w.at(colon) else TRUNCATED)
+        value = w.skip_ws(colon + 1)
+        if value >= self.size:
+            raise self._syntax(self.size, TRUNCATED)
+        return key, value
 
     def _value(self, w: _Window, pos: int, key: str) -> tuple[bytes, int]:
         """A whole top-level value (not images/annotations): grow the window until it ends."""
@@ -362,6 +422,8 @@ class CocoStream:
                 msgspec.json.decode(text, type=Raw)
                 if w.eof and pos + len(text) >= w.stop:
                     return text, pos + len(text)
+            except RecursionError:
+                raise self._nesting(text, pos, key) from None
             except msgspec.DecodeError as e:
                 m = _TRAILING.search(str(e))
                 if m:  # msgspec points just past the first trailing character
@@ -370,17 +432,13 @@ class CocoStream:
                 at = re.search(r"\(byte (\d+)\)", str(e))
                 near_end = at is None or int(at.group(1)) >= len(text) - 64
                 if not near_end or pos + len(text) >= self.size:
-                    raise self._decode_error(e, pos, key) from None
+                    raise self._decode_error(e, pos, key, text) from None
             size *= 2
 
-    def _decode_error(self, e: Exception, base: int, where: str) -> InputError:
-        m = re.search(r"\(byte (\d+)\)", str(e))
-        text = re.sub(r"\s*\(byte \d+\)", "", str(e)).replace("JSON is malformed: ", "")
-        if m:
-            return _syntax_error(self.path, base + int(m.group(1)), text)
-        if "truncated" in str(e):
-            return _syntax_error(self.path, self.size, f"the file ends inside `{where}`")
-        return InputError(self.path, where, text)
+    def _decode_error(
+        self, e: msgspec.DecodeError, base: int, where: str, text: bytes | memoryview = b""
+    ) -> InputError:
+        return self._syntax(*decode_error(e, base, self.size, text))
 
     def _probe(self, key: str, text: bytes) -> int:
         """Decode ``text`` (a JSON array of records) just enough to check and count it.
@@ -417,9 +475,12 @@ class CocoStream:
             cut: tuple[int, int] | None = None  # (cut offset in buf, count)
             for c in _cuts(w.buf, lo, hi):
                 seg = memoryview(w.buf)[lo:c]
+                text = b"".join((b"[", seg, b"]"))
                 try:
-                    cut = (c, self._probe(key, b"".join((b"[", seg, b"]"))))
+                    cut = (c, self._probe(key, text))
                     break
+                except RecursionError:
+                    raise self._nesting(text, start - 1, key, first) from None
                 except msgspec.DecodeError as e:
                     m = _TRAILING.search(str(e))
                     if m is None:
@@ -430,7 +491,7 @@ class CocoStream:
                 if start + span < self.size:
                     span *= 2  # a record longer than the block: look further
                     continue
-                end = self._tail(w, start, key)
+                end = self._tail(w, start, key, first)
             if end is not None:
                 rec_end, after, count = end
                 if count:
@@ -456,7 +517,7 @@ class CocoStream:
         count = self._probe(key, b"[" + records + b"]") if records else 0
         return start + len(records), start + len(text), count
 
-    def _tail(self, w: _Window, start: int, key: str) -> tuple[int, int, int]:
+    def _tail(self, w: _Window, start: int, key: str, first: int) -> tuple[int, int, int]:
         """No cut in the block: the rest of the array is one run; find where it ends."""
         size = 2 * max(self.chunk_bytes, 1 << 16)
         while True:
@@ -465,6 +526,8 @@ class CocoStream:
             try:
                 _RAW_LIST.decode(b"[" + seg)
                 n = len(seg) + 2  # the file ends right after the array
+            except RecursionError:
+                raise self._nesting(b"[" + seg, start - 1, key, first) from None
             except msgspec.DecodeError as e:
                 m = _TRAILING.search(str(e))
                 if m is None:
@@ -473,7 +536,7 @@ class CocoStream:
                     if near_end and start + len(seg) < self.size:
                         size *= 2  # the window ended inside a record
                         continue
-                    raise self._decode_error(e, start - 1, key) from None
+                    raise self._decode_error(e, start - 1, key, b"[" + seg) from None
                 n = int(m.group(1))
             return self._closed(key, start, seg, n)
 
@@ -587,10 +650,9 @@ class CocoStream:
         for run, text in self._run_texts("images"):
             try:
                 refs = _IMAGE_REF_LIST.decode(text)
-            except msgspec.ValidationError:  # let the full decoder say what is wrong
+                parts.append(np.fromiter((r.id for r in refs), np.int64, len(refs)))
+            except (msgspec.ValidationError, OverflowError):  # the full decoder says why
                 parts.append(image_decoder(self.path).decode_array(text, run.first).id)
-                continue
-            parts.append(np.fromiter((r.id for r in refs), np.int64, len(refs)))
         return np.concatenate(parts)
 
     def _chunk_numbers(self, run: _Run, text: bytes, find: _RowFinder, n: int) -> np.ndarray:
@@ -953,9 +1015,3 @@ def available_memory() -> int:
 def should_stream(size: int) -> bool:
     """Whether a file of ``size`` bytes is better streamed than loaded on this machine."""
     return size * STREAM_FACTOR > available_memory()
-
-
-def record_runs(stream: CocoStream, key: str) -> Iterator[tuple[int, list[Any]]]:
-    for run, text in stream._run_texts(key):
-        with gc_paused():
-            yield run.first, msgspec.json.decode(text)
