@@ -2,7 +2,9 @@
 
 Each case runs in a fresh process; the cases take turns (A B C A B C ...) so a drift in
 the machine's speed hits them alike. For each case the script prints the median wall
-time and the median peak RSS of the process (from the kernel's accounting, ``wait4``).
+time, the median peak RSS and the median CPU time (user + system, all threads) of the
+process, from the kernel's accounting (``wait4``). On a shared machine the CPU time is
+the steadier figure; the targets are stated in wall time.
 Then it prints the ratios the targets are stated in, as *paired* medians: the ratio of
 case A to case B is taken within each round (A and B ran one after the other) and the
 median of those per-round ratios is reported.
@@ -103,8 +105,8 @@ def _command(code: str, src: Path, out: Path) -> list[str]:
     return [sys.executable, "-c", code, str(src), str(out)]
 
 
-def run_once(code: str, src: Path, out: Path) -> tuple[float, float]:
-    """Wall seconds and peak RSS (MB) of one child process."""
+def run_once(code: str, src: Path, out: Path) -> tuple[float, float, float]:
+    """Wall seconds, peak RSS (MB) and CPU seconds (user + system) of one child process."""
     cmd = _command(code, src, out)
     start = time.perf_counter()
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL)
@@ -114,10 +116,13 @@ def run_once(code: str, src: Path, out: Path) -> tuple[float, float]:
     ok = (0, 1) if code.startswith("CLI validate") else (0,)
     if os.waitstatus_to_exitcode(status) not in ok:
         raise SystemExit(f"benchmark case failed with status {status}: {cmd}")
-    return wall, usage.ru_maxrss / 1024
+    return wall, usage.ru_maxrss / 1024, usage.ru_utime + usage.ru_stime
 
 
-def _paired(a: list[tuple[float, float]], b: list[tuple[float, float]], k: int) -> float:
+Run = tuple[float, float, float]
+
+
+def _paired(a: list[Run], b: list[Run], k: int) -> float:
     return statistics.median(x[k] / y[k] for x, y in zip(a, b))
 
 
@@ -145,31 +150,32 @@ def main(argv: list[str] | None = None) -> int:
         if missing:
             print(f"skipped {name}: {', '.join(missing)} not installed", file=sys.stderr)
             del cases[name]
-    results: dict[str, list[tuple[float, float]]] = {name: [] for name in cases}
+    results: dict[str, list[Run]] = {name: [] for name in cases}
     with tempfile.TemporaryDirectory(dir=a.file.parent) as tmp:
         out = Path(tmp) / "out.json"
         for r in range(a.runs):
             for name, (code, _) in cases.items():
                 results[name].append(run_once(code, a.file, out))
-                wall, rss = results[name][-1]
-                print(f"run {r + 1}: {name}: {wall:.2f} s, {rss:.0f} MB", file=sys.stderr)
+                wall, rss, cpu = results[name][-1]
+                print(
+                    f"run {r + 1}: {name}: {wall:.2f} s, {rss:.0f} MB, CPU {cpu:.2f} s",
+                    file=sys.stderr,
+                )
     size_mb = a.file.stat().st_size / 1e6
     print(f"\nfile: {a.file} ({size_mb:.0f} MB), {a.runs} runs each, medians\n")
-    print("| case | wall s | peak RSS MB |")
-    print("|---|---:|---:|")
+    print("| case | wall s | peak RSS MB | CPU s |")
+    print("|---|---:|---:|---:|")
     for name, runs in results.items():
-        wall = statistics.median(w for w, _ in runs)
-        rss = statistics.median(m for _, m in runs)
-        print(f"| {name} | {wall:.2f} | {rss:.0f} |")
+        wall, rss, cpu = (statistics.median(x[k] for x in runs) for k in range(3))
+        print(f"| {name} | {wall:.2f} | {rss:.0f} | {cpu:.2f} |")
     rows = [(x, y, t) for x, y, t in RATIOS if x in results and y in results]
     if rows:
         print("\npaired ratios (median over rounds of A/B, A and B run in turn)\n")
-        print("| A | B | wall A/B | peak RSS A/B | target |")
-        print("|---|---|---:|---:|---|")
+        print("| A | B | wall A/B | peak RSS A/B | CPU A/B | target |")
+        print("|---|---|---:|---:|---:|---|")
         for x, y, target in rows:
-            wall = _paired(results[x], results[y], 0)
-            rss = _paired(results[x], results[y], 1)
-            print(f"| {x} | {y} | {wall:.2f} | {rss:.2f} | {target} |")
+            wall, rss, cpu = (_paired(results[x], results[y], k) for k in range(3))
+            print(f"| {x} | {y} | {wall:.2f} | {rss:.2f} | {cpu:.2f} | {target} |")
     return 0
 
 
