@@ -172,7 +172,7 @@ class RecordDecoder(Generic[T]):
     def decode(self, items: Sequence[Raw], start: int) -> T:
         """A table of the records ``items``, the first being record ``start`` of the section."""
         try:
-            recs = [self.dec.decode(r) for r in items]
+            recs = list(map(self.dec.decode, items))
         except msgspec.ValidationError:
             recs = []
             for i, r in enumerate(items, start):
@@ -598,7 +598,7 @@ class RecordEncoder:
 
     def _objects(self, columns: list[list[Any]], extra: np.ndarray) -> list[Any]:
         out = self.out
-        objs = [out(*t) for t in zip(*columns)]
+        objs = list(map(out, *columns))  # one struct per row, built in C
         has = [i for i, d in enumerate(extra.tolist()) if d]
         if not has:
             return objs
@@ -608,7 +608,7 @@ class RecordEncoder:
                 self.slot[k] = f"x{len(self.extra_keys)}"
                 self.extra_keys.append(k)
             self.out = _out_struct(self.name, self.known, self.extra_keys)
-            objs = [self.out(*t) for t in zip(*columns)]
+            objs = list(map(self.out, *columns))
         for i in has:
             for k, v in extra[i].items():
                 if k in self.slot:
