@@ -98,6 +98,9 @@ RATIOS = [
 ]
 
 
+BASELINE = " [baseline]"
+
+
 def _command(code: str, src: Path, out: Path) -> list[str]:
     if code.startswith("CLI "):
         args = code[4:].format(src=src, out=out).split()
@@ -105,11 +108,17 @@ def _command(code: str, src: Path, out: Path) -> list[str]:
     return [sys.executable, "-c", code, str(src), str(out)]
 
 
-def run_once(code: str, src: Path, out: Path) -> tuple[float, float, float]:
-    """Wall seconds, peak RSS (MB) and CPU seconds (user + system) of one child process."""
+def run_once(
+    code: str, src: Path, out: Path, pythonpath: str | None = None
+) -> tuple[float, float, float]:
+    """Wall seconds, peak RSS (MB) and CPU seconds (user + system) of one child process.
+
+    ``pythonpath`` replaces the child's PYTHONPATH (to time another cocokit tree).
+    """
     cmd = _command(code, src, out)
+    env = None if pythonpath is None else {**os.environ, "PYTHONPATH": pythonpath}
     start = time.perf_counter()
-    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL)
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, env=env)
     _, status, usage = os.wait4(proc.pid, 0)
     wall = time.perf_counter() - start
     # validate exits 1 when it finds errors; that is an answer, not a failure
@@ -139,6 +148,12 @@ def main(argv: list[str] | None = None) -> int:
         help="run only the cases whose name contains TEXT (repeatable; default: all)",
     )
     p.add_argument("--with-pycocotools", action="store_true")
+    p.add_argument(
+        "--baseline-src",
+        metavar="DIR",
+        help="also time the cocokit cases with this source tree on PYTHONPATH (e.g. a "
+        "`git archive main src` unpacked), in the same rounds, as '<case> [baseline]'",
+    )
     a = p.parse_args(argv)
     cases = dict(CASES)
     if a.with_pycocotools:
@@ -150,12 +165,22 @@ def main(argv: list[str] | None = None) -> int:
         if missing:
             print(f"skipped {name}: {', '.join(missing)} not installed", file=sys.stderr)
             del cases[name]
+    paths: dict[str, str | None] = {name: None for name in cases}
+    if a.baseline_src:  # each baseline case runs right after its current one
+        base = str(Path(a.baseline_src).resolve())
+        paired: dict[str, tuple[str, tuple[str, ...]]] = {}
+        for name, case in cases.items():
+            paired[name] = case
+            if name.startswith("cocokit"):
+                paired[name + BASELINE] = case
+                paths[name + BASELINE] = base
+        cases = paired
     results: dict[str, list[Run]] = {name: [] for name in cases}
     with tempfile.TemporaryDirectory(dir=a.file.parent) as tmp:
         out = Path(tmp) / "out.json"
         for r in range(a.runs):
             for name, (code, _) in cases.items():
-                results[name].append(run_once(code, a.file, out))
+                results[name].append(run_once(code, a.file, out, paths[name]))
                 wall, rss, cpu = results[name][-1]
                 print(
                     f"run {r + 1}: {name}: {wall:.2f} s, {rss:.0f} MB, CPU {cpu:.2f} s",
@@ -168,7 +193,10 @@ def main(argv: list[str] | None = None) -> int:
     for name, runs in results.items():
         wall, rss, cpu = (statistics.median(x[k] for x in runs) for k in range(3))
         print(f"| {name} | {wall:.2f} | {rss:.0f} | {cpu:.2f} |")
-    rows = [(x, y, t) for x, y, t in RATIOS if x in results and y in results]
+    ratios = list(RATIOS)
+    ratios += [(n[: -len(BASELINE)], n, "") for n in results if n.endswith(BASELINE)]
+    ratios += [(x + BASELINE, y, t) for x, y, t in RATIOS if x + BASELINE in results]
+    rows = [(x, y, t) for x, y, t in ratios if x in results and y in results]
     if rows:
         print("\npaired ratios (median over rounds of A/B, A and B run in turn)\n")
         print("| A | B | wall A/B | peak RSS A/B | CPU A/B | target |")
