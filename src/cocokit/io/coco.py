@@ -49,6 +49,8 @@ T = TypeVar("T")
 Progress = Callable[[int, int], None]
 
 _CHUNK = 50_000
+# records encoded at a time: each run's text (and its copy) is alive at once while written
+_WRITE_CHUNK = 10_000
 _MAX_EXTRA_KEYS = 256
 _UNKNOWN = re.compile(r"Object contains unknown field `(.*)`$")
 _AT = re.compile(r" - at `\$(.*)`$")
@@ -677,9 +679,9 @@ def _iter_array(
     else:
         enc = RecordEncoder("Annotation", _ANN_KEYS)
         rows, n = plan.ann_rows, len(plan.ann_rows)
-    for s in range(0, n, _CHUNK):
-        r = rows[s : s + _CHUNK]
-        sl = slice(s, s + _CHUNK)
+    for s in range(0, n, _WRITE_CHUNK):
+        r = rows[s : s + _WRITE_CHUNK]
+        sl = slice(s, s + _WRITE_CHUNK)
         if key == "images":
             cols = image_columns(ds.images, r, plan.image_ids[sl])
             extra = ds.images.extra[r]
