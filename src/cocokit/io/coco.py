@@ -235,7 +235,7 @@ def _extra_column(recs: list[Any], extras: list[str]) -> np.ndarray:
     return col
 
 
-def _ints(recs: list[Any], field: str, dtype: Any = np.int64) -> np.ndarray:
+def _column(recs: list[Any], field: str, dtype: Any = np.int64) -> np.ndarray:
     return np.fromiter(map(attrgetter(field), recs), dtype, count=len(recs))
 
 
@@ -248,10 +248,10 @@ def _objects(recs: list[Any], field: str) -> np.ndarray:
 
 def _images_table(recs: list[Any], extras: list[str], start: int = 0) -> Images:
     return Images(
-        id=_ints(recs, "k0"),
+        id=_column(recs, "k0"),
         file_name=np.fromiter(map(attrgetter("k1"), recs), object, len(recs)),
-        width=_ints(recs, "k2"),
-        height=_ints(recs, "k3"),
+        width=_column(recs, "k2"),
+        height=_column(recs, "k3"),
         extra=_extra_column(recs, extras),
     )
 
@@ -271,15 +271,15 @@ def _annotations_table(
         )
     bbox = np.fromiter(chain.from_iterable(boxes), np.float64, count=4 * n)
     return Annotations(
-        id=_ints(recs, "k0"),
-        image_id=_ints(recs, "k1"),
-        category_id=_ints(recs, "k2"),
+        id=_column(recs, "k0"),
+        image_id=_column(recs, "k1"),
+        category_id=_column(recs, "k2"),
         bbox=bbox.reshape(n, 4),
-        area=_ints(recs, "k4", np.float64),
-        iscrowd=_ints(recs, "k6", np.int8),
+        area=_column(recs, "k4", np.float64),
+        iscrowd=_column(recs, "k6", np.int8),
         segmentation=_objects(recs, "k3"),
         keypoints=_objects(recs, "k7"),
-        num_keypoints=_ints(recs, "k8"),
+        num_keypoints=_column(recs, "k8"),
         extra=_extra_column(recs, extras),
     )
 
