@@ -22,10 +22,7 @@ the message is the place to look for a person.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any
-
-if TYPE_CHECKING:  # pragma: no cover
-    from .problems import Report
+from typing import Any, Protocol
 
 __all__ = [
     "BadImagesError",
@@ -95,10 +92,29 @@ class BadImagesError(InputError):
         return (type(self), (self.failures, self.what))
 
 
+class _Found(Protocol):
+    @property
+    def path(self) -> str: ...
+
+    @property
+    def message(self) -> str: ...
+
+
+class _Report(Protocol):
+    """What :class:`ValidationFailed` reads of a :class:`cocokit.problems.Report` (the
+    report sits a floor above the errors, so it is not imported here)."""
+
+    @property
+    def source(self) -> str: ...
+
+    @property
+    def errors(self) -> Sequence[_Found]: ...
+
+
 class ValidationFailed(CocoKitError):
     """Validation found errors; ``report`` holds every problem."""
 
-    def __init__(self, report: Report) -> None:
+    def __init__(self, report: _Report) -> None:
         self.report = report
         errors = report.errors
         first = errors[0] if errors else None
