@@ -10,6 +10,9 @@ Writing follows the export contract: ids ``auto`` or ``keep``, categories passed
 through, negatives kept or dropped, numpy values encoded as plain JSON numbers,
 referential integrity checked before a byte is written, and an atomic rename at the
 end so a failure never leaves a partial file or damages an existing one.
+:func:`write_coco` writes a loaded dataset, or a file of any size read in runs (a
+:class:`~cocokit.io.stream.CocoStream`, or a :class:`FilteredStream`) in bounded memory,
+with the same checks and the same bytes.
 """
 
 from __future__ import annotations
