@@ -17,7 +17,7 @@ from cocokit import IntegrityError, load
 from cocokit.contract import check_annotations
 from cocokit.io.coco import to_dict, to_json, write_coco
 from cocokit.io.parts import PartWriter
-from cocokit.io.stream import open_stream, write_coco_stream
+from cocokit.io.stream import open_stream
 from cocokit.io.yolo import write_yolo
 from cocokit.validate import validate_file
 
@@ -120,7 +120,7 @@ def test_invalid_record_is_refused(tmp_path: Path, case: tuple[dict[str, Any], s
     out = tmp_path / "out.json"
     with pytest.raises(IntegrityError) as e:
         if streamed:
-            write_coco_stream(open_stream(src), out)
+            write_coco(open_stream(src), out)
         else:
             write_coco(load(src), out)
     assert f"{where}: " in str(e.value) and f"[{code}]" in str(e.value)
@@ -152,7 +152,7 @@ def test_skip_drops_exactly_the_invalid(tmp_path: Path, case: tuple[dict[str, An
     src = _write(tmp_path / "in.json", _doc(**patch))
     out = tmp_path / "out.json"
     if streamed:
-        summary = write_coco_stream(open_stream(src), out, invalid="skip",
+        summary = write_coco(open_stream(src), out, invalid="skip",
                                     image_ids="keep", annotation_ids="keep")
     else:
         summary = write_coco(load(src), out, invalid="skip", image_ids="keep",
@@ -255,7 +255,7 @@ def test_skip_leaves_negative_image_out_with_ignore_negative_samples(tmp_path: P
     s = write_coco(ds, tmp_path / "o.json", invalid="skip", ignore_negative_samples=True)
     assert s.skipped == ("annotations[0]: negative-bbox-size",)
     assert (s.images, s.annotations, s.dropped_negative_images) == (1, 2, 1)
-    s2 = write_coco_stream(open_stream(tmp_path / "in.json"), tmp_path / "o2.json",
+    s2 = write_coco(open_stream(tmp_path / "in.json"), tmp_path / "o2.json",
                            invalid="skip", ignore_negative_samples=True)
     assert s2 == dataclass_replace(s, path=str(tmp_path / "o2.json"))
     assert (tmp_path / "o.json").read_bytes() == (tmp_path / "o2.json").read_bytes()
@@ -339,9 +339,9 @@ def test_taco_exports_with_auto_ids_and_refuses_keep(tmp_path: Path) -> None:
         write_coco(ds, tmp_path / "keep.json", annotation_ids="keep")
     assert not (tmp_path / "keep.json").exists()
     with pytest.raises(IntegrityError, match="duplicate annotation id"):
-        write_coco_stream(open_stream(src), tmp_path / "keep.json", annotation_ids="keep")
+        write_coco(open_stream(src), tmp_path / "keep.json", annotation_ids="keep")
     assert not (tmp_path / "keep.json").exists()
-    s2 = write_coco_stream(open_stream(src), tmp_path / "taco2.json")
+    s2 = write_coco(open_stream(src), tmp_path / "taco2.json")
     assert (tmp_path / "taco2.json").read_bytes() == out.read_bytes()
     assert s2.annotations == summary.annotations
 
@@ -375,7 +375,7 @@ def test_category_zero_warns(tmp_path: Path) -> None:
     ds = load(_write(tmp_path / "in.json", doc))
     s = write_coco(ds, tmp_path / "out.json")
     assert len(s.warnings) == 1 and s.warnings[0].startswith("categories[0].id: category id 0")
-    s2 = write_coco_stream(open_stream(tmp_path / "in.json"), tmp_path / "out2.json")
+    s2 = write_coco(open_stream(tmp_path / "in.json"), tmp_path / "out2.json")
     assert s2.warnings == s.warnings
     assert write_coco(load(_write(tmp_path / "b.json", _doc())), tmp_path / "o.json").warnings \
         == ()
@@ -424,7 +424,7 @@ def test_dangling_references_refused_or_skipped(tmp_path: Path, patch: dict[str,
 
     def export(**kw: Any) -> Any:
         if streamed:
-            return write_coco_stream(open_stream(src), out, **kw)
+            return write_coco(open_stream(src), out, **kw)
         return write_coco(load(src), out, **kw)
 
     with pytest.raises(IntegrityError, match=rf"{re.escape(where)}: .*\[{code}\]"):

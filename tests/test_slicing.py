@@ -888,9 +888,9 @@ def test_rerun_replaces_earlier_tiles_and_leaves_no_partial_files(tmp_path: Path
 
 
 @pytest.mark.parametrize("per_chunk", [1, 2, 5])
-def test_slice_file_writes_the_bytes_of_the_in_memory_path(
+def test_slice_of_a_stream_writes_the_bytes_of_the_in_memory_path(
         real_data: Path, tmp_path: Path, per_chunk: int) -> None:
-    from cocokit.slicing import slice_file
+    from cocokit.io.stream import open_stream
 
     full = cocokit.load(real(real_data, "coco-mini", "annotations", "instances_val2017.json"))
     src = full.select_images(np.arange(5))
@@ -899,17 +899,17 @@ def test_slice_file_writes_the_bytes_of_the_in_memory_path(
     ds, expected = slice_dataset(cocokit.load(tmp_path / "in.json"), folder, tmp_path / "mem",
                                  size=256, overlap=0.1, keep_empty=False, workers=2)
     cocokit.save(ds, tmp_path / "mem.json", image_ids="keep", annotation_ids="keep")
-    got = slice_file(tmp_path / "in.json", folder, tmp_path / "stream",
-                     tmp_path / "stream.json", images_per_chunk=per_chunk, size=256,
-                     overlap=0.1, keep_empty=False, workers=2)
+    got = slice_dataset(open_stream(tmp_path / "in.json"), folder, tmp_path / "stream",
+                        json_path=tmp_path / "stream.json", images_per_chunk=per_chunk,
+                        size=256, overlap=0.1, keep_empty=False, workers=2)
     assert got == expected and got.tiles > 20
     assert (tmp_path / "stream.json").read_bytes() == (tmp_path / "mem.json").read_bytes()
     assert ({p.name: p.read_bytes() for p in (tmp_path / "stream").iterdir()}
             == {p.name: p.read_bytes() for p in (tmp_path / "mem").iterdir()})
 
 
-def test_slice_file_reports_bad_images_of_every_chunk(tmp_path: Path) -> None:
-    from cocokit.slicing import slice_file
+def test_slice_of_a_stream_reports_bad_images_of_every_chunk(tmp_path: Path) -> None:
+    from cocokit.io.stream import open_stream
 
     Image.fromarray(gradient(50, 30), "RGB").save(tmp_path / "ok.jpg")
     (tmp_path / "junk.jpg").write_bytes(b"junk")
@@ -920,19 +920,20 @@ def test_slice_file_reports_bad_images_of_every_chunk(tmp_path: Path) -> None:
     cocokit.save(b.build(), tmp_path / "in.json")
     out = tmp_path / "out"
     with pytest.raises(BadImagesError) as e:
-        slice_file(tmp_path / "in.json", tmp_path, out, images_per_chunk=1, size=32, workers=1)
+        slice_dataset(open_stream(tmp_path / "in.json"), tmp_path, out, images_per_chunk=1,
+                      size=32, workers=1)
     assert [Path(f).name for f, _ in e.value.failures] == ["gone.jpg", "junk.jpg"]
     assert not (out / "in.json").exists()
-    summary = slice_file(tmp_path / "in.json", tmp_path, out, images_per_chunk=1, size=32,
-                         workers=1, skip_bad_images=True)
+    summary = slice_dataset(open_stream(tmp_path / "in.json"), tmp_path, out,
+                            images_per_chunk=1, size=32, workers=1, skip_bad_images=True)
     assert summary.images == 1 and len(summary.skipped) == 2
     doc = cocokit.load(out / "in.json")
     assert doc.images.id.tolist() == list(range(1, summary.tiles + 1))
     assert {r["source_file_name"] for r in doc.images} == {"ok.jpg"}
 
 
-def test_slice_file_refuses_colliding_tile_names_before_any_work(tmp_path: Path) -> None:
-    from cocokit.slicing import slice_file
+def test_slice_of_a_stream_refuses_colliding_tile_names_before_any_work(tmp_path: Path) -> None:
+    from cocokit.io.stream import open_stream
 
     b = DatasetBuilder()
     b.add_image("a/x.jpg", width=20, height=20)
@@ -941,7 +942,17 @@ def test_slice_file_refuses_colliding_tile_names_before_any_work(tmp_path: Path)
     cocokit.save(b.build(), tmp_path / "in.json")
     with pytest.raises(InputError, match=r"images\[2\]\.file_name: 'a/x\.png' gives the same "
                        r"tile names as images\[0\]"):
-        slice_file(tmp_path / "in.json", tmp_path, tmp_path / "out", size=8)
+        slice_dataset(open_stream(tmp_path / "in.json"), tmp_path, tmp_path / "out", size=8)
+    assert not (tmp_path / "out").exists()
+
+
+def test_slice_of_a_loaded_dataset_refuses_a_json_path(tmp_path: Path) -> None:
+    # a loaded dataset's tiles are returned (to save); only a stream writes its COCO file
+    b = DatasetBuilder()
+    b.add_image("a.jpg", width=20, height=20)
+    with pytest.raises(OptionError, match="json_path"):
+        slice_dataset(b.build(), tmp_path, tmp_path / "out", json_path=tmp_path / "t.json",
+                      size=8)  # type: ignore[call-overload]
     assert not (tmp_path / "out").exists()
 
 

@@ -16,7 +16,8 @@ import cocokit
 from cocokit.augment import HorizontalFlip, augment
 from cocokit.errors import BadImagesError, OptionError
 from cocokit.io.staging import Staging, staged
-from cocokit.slicing import slice_dataset, slice_file
+from cocokit.io.stream import open_stream
+from cocokit.slicing import slice_dataset
 
 from .conftest import memory_files, real_path
 
@@ -147,8 +148,8 @@ def run_slice(src: Path, images: Path, out: Path) -> None:
     slice_dataset(cocokit.load(src), images, out, size=256, workers=1)
 
 
-def run_slice_file(src: Path, images: Path, out: Path) -> None:
-    slice_file(src, images, out, images_per_chunk=1, size=256, workers=1)
+def run_slice_stream(src: Path, images: Path, out: Path) -> None:
+    slice_dataset(open_stream(src), images, out, images_per_chunk=1, size=256, workers=1)
 
 
 def run_slice_pool(src: Path, images: Path, out: Path) -> None:
@@ -159,7 +160,7 @@ def run_augment(src: Path, images: Path, out: Path) -> None:
     augment(cocokit.load(src), [HorizontalFlip()], images, out, overwrite=True, workers=1)
 
 
-RUNS: list[Callable[[Path, Path, Path], None]] = [run_slice, run_slice_file, run_slice_pool,
+RUNS: list[Callable[[Path, Path, Path], None]] = [run_slice, run_slice_stream, run_slice_pool,
                                                   run_augment]
 
 
@@ -183,7 +184,7 @@ def test_failed_run_leaves_the_output_folder_as_it_was(tmp_path: Path, run: Any,
     assert snapshot(work) == before  # no tile, no staging folder, nothing created
 
 
-@pytest.mark.parametrize("run", [run_slice, run_slice_file, run_augment],
+@pytest.mark.parametrize("run", [run_slice, run_slice_stream, run_augment],
                          ids=lambda f: f.__name__)
 def test_interrupted_run_leaves_the_output_folder_as_it_was(
         tmp_path: Path, run: Any, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -230,10 +231,11 @@ def test_successful_slice_adds_tiles_beside_earlier_files(tmp_path: Path) -> Non
     assert hidden(tmp_path) == [] and hidden(out) == []
 
 
-def test_slice_file_stages_its_coco_file_with_the_tiles(tmp_path: Path) -> None:
+def test_slice_of_a_stream_stages_its_coco_file_with_the_tiles(tmp_path: Path) -> None:
     src = real_path(*SAHI, "terrain2_coco.json")
     out = tmp_path / "tiles"
-    summary = slice_file(src, real_path(*SAHI), out, images_per_chunk=1, size=256, workers=1)
+    summary = slice_dataset(open_stream(src), real_path(*SAHI), out, images_per_chunk=1,
+                            size=256, workers=1)
     doc = json.loads((out / "terrain2_coco.json").read_bytes())
     assert len(doc["images"]) == summary.tiles
     assert all((out / i["file_name"]).is_file() for i in doc["images"])

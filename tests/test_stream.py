@@ -15,7 +15,8 @@ import pytest
 
 import cocokit
 from cocokit import IntegrityError, JSONSyntaxError
-from cocokit.io.stream import open_stream, write_coco_stream
+from cocokit.io.coco import write_coco
+from cocokit.io.stream import open_stream
 from cocokit.validate import validate_file
 
 from .conftest import DATA, REAL, REPO
@@ -47,7 +48,7 @@ def test_stream_matches_memory_byte_for_byte(path: Path, chunk: int, tmp_path: P
     for image_ids, annotation_ids, negatives in POLICIES:
         if annotation_ids == "keep" and not _ids_unique(doc, "annotations"):
             continue
-        write_coco_stream(
+        write_coco(
             stream,
             out,
             image_ids=image_ids,
@@ -76,7 +77,7 @@ def test_unusual_key_order_and_whitespace(tmp_path: Path) -> None:
     assert stream.key_order == ["annotations", "categories", "info", "images", "licenses"]
     assert len(stream.runs["annotations"]) > 5  # really read in many runs
     out = tmp_path / "out.json"
-    write_coco_stream(stream, out, image_ids="keep", annotation_ids="keep")
+    write_coco(stream, out, image_ids="keep", annotation_ids="keep")
     assert out.read_bytes() == cocokit.to_json(
         cocokit.load(src), image_ids="keep", annotation_ids="keep")
     assert msgspec.json.decode(out.read_bytes()) == odd
@@ -93,7 +94,7 @@ def test_stream_refuses_broken_references_and_writes_nothing(tmp_path: Path) -> 
     with pytest.raises(
         IntegrityError, match=r"annotations\[100\]\.image_id: image id 5 names no image"
     ):
-        write_coco_stream(open_stream(src, chunk_bytes=4096), out)
+        write_coco(open_stream(src, chunk_bytes=4096), out)
     assert out.read_text() == "precious"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["bad.json", "out.json"]
 
@@ -192,9 +193,10 @@ def test_streaming_export_under_a_memory_cap(big_file: Path, tmp_path: Path) -> 
     assert size_mb > 2.8 * CAP_MB
     out = tmp_path / "out.json"
     code = (
-        "import sys; from cocokit.io.stream import open_stream, write_coco_stream\n"
+        "import sys; from cocokit.io.coco import write_coco\n"
+        "from cocokit.io.stream import open_stream\n"
         "s = open_stream(sys.argv[1], chunk_bytes=4 << 20)\n"
-        "write_coco_stream(s, sys.argv[2], image_ids='keep', annotation_ids='keep')\n"
+        "write_coco(s, sys.argv[2], image_ids='keep', annotation_ids='keep')\n"
         "print(s.num_annotations)\n"
     )
     r = run_capped(["-c", code, str(big_file), str(out)])
@@ -308,5 +310,30 @@ def test_small_and_empty_documents_stream_like_memory(text: bytes, tmp_path: Pat
     src = tmp_path / "in.json"
     src.write_bytes(text)
     out = tmp_path / "out.json"
-    write_coco_stream(open_stream(src, chunk_bytes=16), out)
+    write_coco(open_stream(src, chunk_bytes=16), out)
     assert out.read_bytes() == cocokit.to_json(cocokit.load(src))
+
+
+def test_no_public_stream_twin_is_left() -> None:
+    # one function per operation: it takes a loaded Dataset or a CocoStream (which
+    # open_stream, the one opener of a file read in runs, gives)
+    import importlib
+    import pkgutil
+
+    names = []
+    for mod in pkgutil.walk_packages(cocokit.__path__, "cocokit."):
+        if ".compat" in mod.name or "._" in mod.name:
+            continue
+        public = getattr(importlib.import_module(mod.name), "__all__", [])
+        names += [f"{mod.name}.{n}" for n in public
+                  if (n.endswith("_stream") and n != "open_stream") or n == "slice_file"]
+    assert names == []
+    assert len(list(pkgutil.walk_packages(cocokit.__path__, "cocokit."))) > 20
+
+
+def test_write_coco_of_a_stream_refuses_indent(tmp_path: Path) -> None:
+    from cocokit import OptionError
+
+    with pytest.raises(OptionError, match="indent"):
+        write_coco(open_stream(DATA / "tiny_coco_val2017.json"), tmp_path / "o.json", indent=2)
+    assert not (tmp_path / "o.json").exists()

@@ -205,3 +205,56 @@ def test_cli_subprocess(tmp_path: Path) -> None:
     bad = {a["image_id"] for a in doc["annotations"] if a["category_id"] == 1 or a["area"] < 1024}
     ds = cocokit.load(out)
     assert set(ds.images.id.tolist()) == {i["id"] for i in doc["images"]} - bad
+
+
+# -- one filter for a loaded dataset and a file of any size ------------------------------
+
+STREAM_FILTERS: list[dict[str, Any]] = [
+    dict(drop_categories=["person"]),
+    dict(categories=["person", "car"], area=(32.0, None)),
+    dict(area=(None, 1024.0), drop_empty=True),
+    dict(min_width=20.0, min_height=10.0, crowd="drop"),
+    dict(crowd="only", drop_empty=True),
+    dict(category_area={"person": (1000.0, None)}),
+]
+
+
+@pytest.mark.parametrize("chunk_bytes", [1 << 12, 1 << 25])
+@pytest.mark.parametrize("tests", STREAM_FILTERS, ids=lambda t: ",".join(t))
+def test_filter_of_a_stream_writes_the_bytes_of_the_loaded_filter(
+        tests: dict[str, Any], chunk_bytes: int, tmp_path: Path) -> None:
+    from cocokit.io.coco import FilteredStream, write_coco
+    from cocokit.io.stream import open_stream
+
+    path = real_path(*MINI)
+    lazy = filter_dataset(open_stream(path, chunk_bytes), **tests)
+    assert isinstance(lazy, FilteredStream) and lazy.source == str(path)
+    got = write_coco(lazy, tmp_path / "stream.json", image_ids="keep", annotation_ids="keep")
+    out, _ = filter_dataset(cocokit.load(path), **tests)
+    want = write_coco(out, tmp_path / "mem.json", image_ids="keep", annotation_ids="keep")
+    assert (tmp_path / "stream.json").read_bytes() == (tmp_path / "mem.json").read_bytes()
+    assert (got.images, got.annotations, got.categories) == (
+        want.images, want.annotations, want.categories)
+    assert got.annotations < len(cocokit.load(path).annotations)  # the filter did something
+
+
+@pytest.mark.parametrize(("option", "value"), [
+    ("images", [1]), ("exclude_images", ["x.jpg"]), ("image_globs", "*.jpg"),
+    ("exclude_globs", ["a*"]), ("unit", "images"),
+])
+def test_filter_of_a_stream_refuses_the_image_tests(option: str, value: Any) -> None:
+    from cocokit.io.stream import open_stream
+
+    stream = open_stream(real_path(*MINI))
+    with pytest.raises(OptionError, match=rf"{option}.*streamed file.*whole dataset"):
+        filter_dataset(stream, **{option: value})
+
+
+def test_filter_of_a_stream_checks_its_options_before_anything_is_read() -> None:
+    from cocokit.io.stream import open_stream
+
+    stream = open_stream(real_path(*MINI))
+    with pytest.raises(OptionError, match="crowd"):
+        filter_dataset(stream, crowd="sometimes")  # type: ignore[arg-type]
+    with pytest.raises(OptionError, match="min_width"):
+        filter_dataset(stream, min_width=float("nan"))

@@ -75,7 +75,7 @@ import os
 import tempfile
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path, PurePosixPath
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, overload
 
 import msgspec
 import numpy as np
@@ -98,6 +98,9 @@ from .io import files
 from .io.atomic import atomic_file
 from .io.staging import Staging, staged
 
+if TYPE_CHECKING:  # pragma: no cover
+    from .io.stream import CocoStream
+
 __all__ = [
     "SliceFormat",
     "SliceSummary",
@@ -107,7 +110,6 @@ __all__ = [
     "overlap_pixels",
     "slice_annotations",
     "slice_dataset",
-    "slice_file",
     "tile_grid",
 ]
 
@@ -785,8 +787,56 @@ def _cpu_count() -> int:
     return os.cpu_count() or 1
 
 
+@overload
 def slice_dataset(
-    ds: Dataset,
+    source: Dataset,
+    image_dir: str | os.PathLike[str],
+    out_dir: str | os.PathLike[str] | Staging,
+    *,
+    size: int | tuple[int, int] = ...,
+    overlap: float | tuple[float, float] = ...,
+    auto: bool = ...,
+    min_area_ratio: float = ...,
+    keep_empty: bool = ...,
+    format: SliceFormat = ...,
+    quality: int = ...,
+    workers: int | None = ...,
+    skip_bad_images: bool = ...,
+    progress: Progress | None = ...,
+    engine: Engine = ...,
+    address: str | None = ...,
+    skip_missing: bool | None = ...,
+    json_path: None = ...,
+    images_per_chunk: int | None = ...,
+) -> tuple[Dataset, SliceSummary]: ...
+
+
+@overload
+def slice_dataset(
+    source: CocoStream,
+    image_dir: str | os.PathLike[str],
+    out_dir: str | os.PathLike[str],
+    *,
+    size: int | tuple[int, int] = ...,
+    overlap: float | tuple[float, float] = ...,
+    auto: bool = ...,
+    min_area_ratio: float = ...,
+    keep_empty: bool = ...,
+    format: SliceFormat = ...,
+    quality: int = ...,
+    workers: int | None = ...,
+    skip_bad_images: bool = ...,
+    progress: Progress | None = ...,
+    engine: Engine = ...,
+    address: str | None = ...,
+    skip_missing: bool | None = ...,
+    json_path: str | os.PathLike[str] | None = ...,
+    images_per_chunk: int | None = ...,
+) -> SliceSummary: ...
+
+
+def slice_dataset(
+    source: Dataset | CocoStream,
     image_dir: str | os.PathLike[str],
     out_dir: str | os.PathLike[str] | Staging,
     *,
@@ -803,8 +853,23 @@ def slice_dataset(
     engine: Engine = "local",
     address: str | None = None,
     skip_missing: bool | None = None,
-) -> tuple[Dataset, SliceSummary]:
-    """Cut every image of ``ds`` into tiles, write them to ``out_dir``, return the tiled dataset.
+    json_path: str | os.PathLike[str] | None = None,
+    images_per_chunk: int | None = None,
+) -> tuple[Dataset, SliceSummary] | SliceSummary:
+    """Cut every image of ``source`` into tiles, write them to ``out_dir``; return the
+    tiled dataset (a loaded dataset) or write its COCO file (a streamed file).
+
+    ``source`` is a loaded :class:`~cocokit.Dataset` (returns ``(tiled, summary)``), or
+    a :class:`~cocokit.io.stream.CocoStream` of any size, sliced in bounded memory:
+    the file is read in chunks of ``images_per_chunk`` images
+    (:meth:`~cocokit.io.stream.CocoStream.datasets`), each chunk is sliced as a loaded
+    dataset is, and its tiles are handed to a :class:`~cocokit.io.parts.PartWriter`,
+    which numbers them on and writes ``json_path`` (default ``out_dir/<file name>``) at
+    the end, atomically; returns the summary. That file is byte for byte what the
+    loaded dataset's tiles saved with ids kept would be. Failed images are collected
+    over all chunks. Memory holds one chunk of images with their annotations and tiles.
+    The tiles of every chunk (and ``json_path`` when it lies in ``out_dir``) are staged
+    as one (:mod:`cocokit.io.staging`): a failed run leaves ``out_dir`` as it was.
 
     ``image_dir`` is the folder the ``file_name`` of each image is relative to; tiles are
     written to ``out_dir`` and their ``file_name`` is relative to it. The tiles are
@@ -812,7 +877,7 @@ def slice_dataset(
     and moved into it when slicing succeeds; on an error (or Ctrl-C) they are removed
     and ``out_dir`` is as it was. ``out_dir`` is only created when a tile is written.
     It may also be an open :class:`~cocokit.io.staging.Staging`, which the caller
-    commits (as :func:`slice_file` does for all its chunks).
+    commits (as the streamed path does for all its chunks; a loaded dataset only).
     Both may be local paths or fsspec URLs (``s3://bucket/train``, ``gs://...``,
     ``memory://...``; see :mod:`cocokit.io.files`).
     ``size`` (one side or ``(w, h)``) and ``overlap`` (one value or ``(x, y)``) define the
@@ -832,9 +897,22 @@ def slice_dataset(
     the workers cannot see (``memory://``) is read and written here, in this process,
     and the bytes travel with the jobs.
 
-    The categories, ``info``, ``licenses`` and other top-level keys are kept; ``ds`` is
-    not changed. See the module docstring for what happens to each kind of annotation.
+    The categories, ``info``, ``licenses`` and other top-level keys are kept; ``source``
+    is not changed. See the module docstring for what happens to each kind of annotation.
     """
+    if not isinstance(source, Dataset):
+        if isinstance(out_dir, Staging):
+            raise OptionError("out_dir", out_dir, "a folder when slicing a streamed file")
+        return _slice_stream(
+            source, image_dir, out_dir, json_path, images_per_chunk=images_per_chunk,
+            skip_bad_images=bool(skip_bad_images or skip_missing), progress=progress,
+            size=size, overlap=overlap, auto=auto, min_area_ratio=min_area_ratio,
+            keep_empty=keep_empty, format=format, quality=quality, workers=workers,
+            engine=engine, address=address)
+    if json_path is not None:
+        raise OptionError("json_path", json_path, "None for a loaded dataset (its tiles are "
+                          "returned: save them)")
+    ds = source
     options: dict[str, Any] = dict(
         size=size, overlap=overlap, auto=auto, min_area_ratio=min_area_ratio,
         keep_empty=keep_empty, format=format, quality=quality, workers=workers,
@@ -968,42 +1046,26 @@ def _slice_dataset(
     return _assemble(ds, todo, results, stems)
 
 
-def slice_file(
-    path: str | os.PathLike[str],
+def _slice_stream(
+    stream: CocoStream,
     image_dir: str | os.PathLike[str],
     out_dir: str | os.PathLike[str],
-    json_path: str | os.PathLike[str] | None = None,
+    json_path: str | os.PathLike[str] | None,
     *,
-    images_per_chunk: int | None = None,
-    skip_bad_images: bool = False,
-    progress: Progress | None = None,
+    images_per_chunk: int | None,
+    skip_bad_images: bool,
+    progress: Progress | None,
     **options: Any,
 ) -> SliceSummary:
-    """Slice a COCO file of any size in bounded memory; writes the tiles and the COCO file.
-
-    The file is streamed (:meth:`cocokit.io.stream.CocoStream.datasets`) in chunks of
-    ``images_per_chunk`` images; each chunk is sliced as :func:`slice_dataset` does it
-    (``options``: ``size``, ``overlap``, ``auto``, ``min_area_ratio``, ``keep_empty``,
-    ``format``, ``quality``, ``workers``, ``engine``, ``address``), and its tiles are
-    handed to a :class:`~cocokit.io.parts.PartWriter`, which numbers them on and writes
-    ``json_path`` (default ``out_dir/<file name>``) at the end, atomically. The file is
-    byte for byte what :func:`slice_dataset` on the loaded dataset and a save with ids
-    kept would write. Failed images are collected over all chunks: at the end they
-    raise :class:`~cocokit.errors.BadImagesError` and no COCO file is written, unless
-    ``skip_bad_images``. Memory holds one chunk of images with their annotations and
-    tiles. The tiles of every chunk (and ``json_path`` when it lies in ``out_dir``) are
-    staged as one (:mod:`cocokit.io.staging`): a failed run leaves ``out_dir`` as it was.
-    """
+    """:func:`slice_dataset` of a streamed file, chunk by chunk (see there)."""
     from .io.parts import PartWriter
-    from .io.stream import open_stream
 
-    stream = open_stream(path)
     fmt = options.get("format", "jpg")
     if fmt not in ("jpg", "png", "same"):
         raise OptionError("format", fmt, "'jpg', 'png' or 'same'")
     _check_stream_stems(stream, fmt)
     target = json_path if json_path is not None else files.join(
-        out_dir, os.path.basename(os.fspath(path)))
+        out_dir, os.path.basename(stream.path))
     local_target = files.local_path(target)
     total = stream.num_images
     done_before = 0
@@ -1014,7 +1076,7 @@ def slice_file(
         if progress is not None:
             progress(done_before + done, total)
 
-    skip = bool(skip_bad_images or options.pop("skip_missing", False))
+    skip = skip_bad_images
     with staged(out_dir) as stage, tempfile.TemporaryDirectory(prefix="cocokit-slice-") as tmp:
         # a URL target is written here first and put in one request at the end; one
         # inside a local out_dir is staged with the tiles

@@ -13,7 +13,7 @@ import io
 import os
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
-from typing import Annotated, Any, Optional
+from typing import TYPE_CHECKING, Annotated, Any, Optional
 
 import typer
 from rich.progress import (
@@ -31,6 +31,10 @@ from ..dataset import Dataset
 from ..errors import InputError
 from ..problems import Report
 from ._console import console, err_console, make_console, print_error
+
+if TYPE_CHECKING:  # pragma: no cover
+    from ..io.coco import FilteredStream
+    from ..io.stream import CocoStream
 
 app = typer.Typer(
     name="cocokit",
@@ -205,7 +209,7 @@ def validate_path(path: Path, quiet: bool = False) -> Report:
 
 
 def save_dataset(
-    ds: Dataset,
+    ds: Dataset | CocoStream | FilteredStream,
     path: Path,
     *,
     quiet: bool = False,
@@ -216,18 +220,22 @@ def save_dataset(
     new_records: str | None = None,
     ids_line: bool = True,
     invalid: str = "error",
+    streamed: str = "",
 ) -> Any:
-    """Write a dataset atomically with a progress bar; prints a one-line summary,
-    (``ids_line``) what happened to the ids (see :func:`._options.ids_note`), and the
-    records skipped as invalid and the export's warnings.
+    """Write a source atomically with a progress bar (:func:`cocokit.io.coco.write_coco`,
+    a loaded dataset or one read in runs, see :func:`open_source`); prints a one-line
+    summary (a streamed source: ``(streamed<streamed>)`` in it), (``ids_line``) what
+    happened to the ids (see :func:`._options.ids_note`), and the records skipped as
+    invalid and the export's warnings.
 
-    With ``keep``, ids that repeat in ``ds`` are refused naming ``--image-ids auto`` /
-    ``--annotation-ids auto`` before anything is written.
+    With ``keep``, ids that repeat in a loaded ``ds`` are refused naming
+    ``--image-ids auto`` / ``--annotation-ids auto`` before anything is written.
     """
     from ..io.coco import write_coco
     from ._options import check_keepable, ids_note
 
-    check_keepable(ds, image_ids, annotation_ids, path)
+    if isinstance(ds, Dataset):
+        check_keepable(ds, image_ids, annotation_ids, path)
     with progress_bar(f"writing {path.name}", quiet) as update:
         summary = write_coco(
             ds,
@@ -239,7 +247,11 @@ def save_dataset(
             progress=update,
             invalid=invalid,  # type: ignore[arg-type]
         )
-    if not quiet:
+    if not quiet and not isinstance(ds, Dataset):
+        err_console.print(
+            f"wrote {path}: {summary.images} images, {summary.annotations} annotations "
+            f"(streamed{streamed})", markup=False, highlight=False)
+    elif not quiet:
         err_console.print(
             f"wrote {path}: {summary.images} images, {summary.annotations} annotations, "
             f"{summary.categories} categories"
@@ -250,6 +262,7 @@ def save_dataset(
             ),
             markup=False, highlight=False, soft_wrap=True,
         )
+    if not quiet:
         if ids_line:
             err_console.print(ids_note(image_ids, annotation_ids, new_records=new_records),
                               markup=False, highlight=False, soft_wrap=True)
@@ -301,6 +314,27 @@ def use_stream(path: Path, flag: bool | None) -> bool:
     from ..io.stream import should_stream
 
     return path.is_file() and should_stream(path.stat().st_size)
+
+
+def open_source(path: Path, stream: bool | None, quiet: bool = False) -> Dataset | CocoStream:
+    """The one place a command opens its input: loaded in memory (with the byte bar), or
+    indexed for reading in runs when streamed (``--stream``, or by default for a file
+    large for this machine, :func:`use_stream`). The commands then call the one library
+    function, which takes either."""
+    if not use_stream(path, stream):
+        return load_dataset(path, quiet)
+    from ..io.stream import open_stream
+
+    with status(f"indexing {path}", quiet):
+        return open_stream(path)
+
+
+def working(source: Dataset | CocoStream, message: str, quiet: bool = False
+            ) -> contextlib.AbstractContextManager[None]:
+    """A spinner while an operation reads a streamed source (a loaded one is quick)."""
+    if isinstance(source, Dataset):
+        return contextlib.nullcontext()
+    return status(message, quiet)
 
 
 def report_bad_images(failures: list[tuple[str, str]], what: str) -> None:

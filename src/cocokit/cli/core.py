@@ -19,13 +19,12 @@ from ._app import (
     app,
     console,
     err_console,
-    load_dataset,
-    print_export_notes,
-    progress_bar,
+    open_source,
     save_dataset,
     status,
     use_stream,
     validate_path,
+    working,
 )
 from ._options import (
     DEFAULT_IDS,
@@ -36,9 +35,7 @@ from ._options import (
     Json,
     check_file_output,
     deprecated,
-    ids_note,
     renamed,
-    say,
 )
 
 
@@ -75,13 +72,9 @@ def info(
     """
     from ..summary import summarize
 
-    if use_stream(file, stream):
-        from ..io.stream import open_stream
-
-        with status(f"reading {file} in runs", quiet or as_json):
-            summary = summarize(open_stream(file))
-    else:
-        summary = summarize(load_dataset(file, quiet or as_json))
+    source = open_source(file, stream, quiet or as_json)
+    with working(source, f"reading {file} in runs", quiet or as_json):
+        summary = summarize(source)
     if as_json:
         print(json.dumps(dict(source=str(file), file=str(file), **summary.to_dict()), indent=2))
         return
@@ -238,32 +231,10 @@ def export(
         return
     check_file_output(output)
     out = Path(output)
-    if indent is None and use_stream(file, stream):
-        from ..io.stream import open_stream, write_coco_stream
-
-        with status(f"indexing {file}", quiet):
-            src = open_stream(file)
-        with progress_bar(f"writing {out.name}", quiet) as update:
-            summary = write_coco_stream(
-                src,
-                out,
-                image_ids=image_ids.value,
-                annotation_ids=annotation_ids.value,
-                ignore_negative_samples=drop_negatives,
-                progress=update,
-                invalid=invalid,
-            )
-        if not quiet:
-            err_console.print(
-                f"wrote {out}: {summary.images} images, "
-                f"{summary.annotations} annotations (streamed)", markup=False, highlight=False
-            )
-            say(ids_note(image_ids, annotation_ids))
-            print_export_notes(summary.skipped, summary.warnings)
-        return
-    ds = load_dataset(file, quiet)
+    # --indent needs the whole document in memory: it is never streamed
+    src = open_source(file, False if indent is not None else stream, quiet)
     save_dataset(
-        ds,
+        src,
         out,
         quiet=quiet,
         image_ids=image_ids.value,

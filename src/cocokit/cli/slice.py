@@ -7,22 +7,22 @@ import re
 from collections.abc import Callable
 from enum import Enum
 from pathlib import Path
-from typing import Annotated, Optional, TypeVar
+from typing import Annotated, Any, Optional, TypeVar
 
 import typer
 
+from ..dataset import Dataset
 from ..errors import OptionError
 from ._app import (
     QUIET_HELP,
     Stream,
     app,
     err_console,
-    load_dataset,
+    open_source,
     progress_bar,
     report_bad_images,
     save_dataset,
     status,
-    use_stream,
 )
 from ._options import (
     DEFAULT_IDS,
@@ -152,7 +152,7 @@ def slice_command(
     from ..errors import BadImagesError
     from ..io import files
     from ..io.coco import to_json
-    from ..slicing import slice_dataset, slice_file
+    from ..slicing import slice_dataset
 
     drop_negatives = renamed(drop_negatives, drop_empty, "--drop-empty", "--drop-negatives",
                              False)
@@ -178,12 +178,14 @@ def slice_command(
     if local_target is not None and local_target.resolve() == file.resolve():
         raise OptionError("--coco-output", target, "a path other than the input file")
 
-    streaming = use_stream(file, stream)
-    options = dict(size=tile, overlap=over, auto=auto, min_area_ratio=min_area_ratio,
-                   keep_empty=not drop_negatives, format=image_format.value, quality=quality,
-                   workers=workers,
-                   skip_bad_images=skip_bad_images, engine=engine.value, address=address)
-    ds = None if streaming else load_dataset(file, quiet)
+    options: dict[str, Any] = dict(
+        size=tile, overlap=over, auto=auto, min_area_ratio=min_area_ratio,
+        keep_empty=not drop_negatives, format=image_format.value, quality=quality,
+        workers=workers, skip_bad_images=skip_bad_images, engine=engine.value, address=address)
+    source = open_source(file, stream, quiet)
+    if not isinstance(source, Dataset):  # written chunk by chunk as the tiles are made
+        options["json_path"] = target
+    tiled: Dataset | None = None
     failed: list[tuple[str, str]] | None = None
     with contextlib.ExitStack() as stack:
         bar: list[Callable[[int, int], None]] = []
@@ -196,19 +198,18 @@ def slice_command(
             bar[0](done, total)
 
         try:
-            if ds is None:
-                summary = slice_file(file, images, output, target, progress=update,
-                                     **options)  # type: ignore[arg-type]
+            result = slice_dataset(source, images, output, progress=update, **options)
+            if isinstance(result, tuple):
+                tiled, summary = result
             else:
-                tiled, summary = slice_dataset(ds, images, output, progress=update,
-                                               **options)  # type: ignore[arg-type]
+                summary = result
         except BadImagesError as e:
             failed = e.failures
     if failed is not None:
         report_bad_images(failed, "sliced")
         raise typer.Exit(1)
     # tiles are new records, numbered 1..N by the slicer: keep and auto write the same ids
-    if ds is None:
+    if tiled is None:
         if not quiet:
             err_console.print(f"wrote {target}", markup=False, highlight=False)
             say(ids_note(image_ids, annotation_ids, new_records="all"))

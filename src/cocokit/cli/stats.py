@@ -23,9 +23,11 @@ from ._app import (
     console,
     err_console,
     load_dataset,
+    open_source,
     progress_bar,
     status,
     use_stream,
+    working,
 )
 from ._options import Json, check_file_output, check_folder_output, check_image_folder, renamed
 
@@ -138,24 +140,18 @@ def stats_command(
         require_plotting()
     from ..stats import compute_stats
 
-    ds: Dataset | None = None
-    if streamed:
-        from ..io.stream import open_stream
-
-        with status(f"reading {file} in runs", quiet or as_json):
-            stats = compute_stats(open_stream(file))
-    else:
-        ds = load_dataset(file, quiet or as_json)
-        stats = compute_stats(ds)
+    source = open_source(file, streamed, quiet or as_json)
+    with working(source, f"reading {file} in runs", quiet or as_json):
+        stats = compute_stats(source)
     if as_json:
         typer.echo(json.dumps(stats.to_dict(), indent=2, allow_nan=False))
     else:
         _print_stats(stats, file)
-    if html is not None and ds is not None:
+    if html is not None and isinstance(source, Dataset):
         from ..report import write_report
 
         with status(f"plotting {Path(html).name}", quiet):
-            write_report(ds, Path(html), stats)
+            write_report(source, Path(html), stats)
         if not quiet:
             err_console.print(f"wrote {html}")
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 from enum import Enum
 from pathlib import Path
-from typing import Annotated, Any, Optional
+from typing import TYPE_CHECKING, Annotated, Any, Optional
 
 import numpy as np
 import typer
@@ -26,11 +26,15 @@ from ._app import (
     console,
     err_console,
     load_dataset,
-    progress_bar,
+    open_source,
     save_dataset,
     status,
     use_stream,
 )
+
+if TYPE_CHECKING:  # pragma: no cover
+    from ..io.stream import CocoStream
+
 from ._options import (
     DEFAULT_IDS,
     AnnotationIds,
@@ -40,9 +44,7 @@ from ._options import (
     ImageIds,
     check_file_output,
     check_folder_output,
-    ids_note,
     renamed,
-    say,
 )
 
 
@@ -91,7 +93,7 @@ def _float(value: str, option: str, what: str) -> float:
         raise OptionError(option, value, what) from None
 
 
-def _category(ds: Dataset, token: str) -> str | int:
+def _category(ds: Dataset | CocoStream, token: str) -> str | int:
     """A category named on the command line: its name if the dataset has that name,
     else its id if the token is a whole number, else the name (the library reports it)."""
     if token in ds.categories:
@@ -271,12 +273,14 @@ def filter_command(
 
     Example: cocokit filter in.json -o out.json -d person --min-area 32 --drop-negatives
     """
+    from ..io.coco import FilteredStream
     from ..transforms import filter_dataset
 
     drop_negatives = renamed(drop_negatives, drop_empty, "--drop-empty", "--drop-negatives",
                              False)
     check_file_output(output)
-    if use_stream(file, stream):
+    streamed = use_stream(file, stream)
+    if streamed:
         image_tests = {"--image-glob": image_glob, "--exclude-glob": exclude_glob,
                        "--image-id": image_id, "--exclude-image-id": exclude_image_id,
                        "--image-list": image_list, "--exclude-image-list": exclude_image_list,
@@ -286,11 +290,7 @@ def filter_command(
             raise OptionError("--stream", ", ".join(used),
                               "annotation tests only when streaming (use --no-stream for "
                               "image tests, --drop-images and --category-area)")
-        _filter_streamed(file, output, quiet, keep_category, drop_category, min_area, max_area,
-                         min_width, min_height, crowd.value, drop_negatives, image_ids.value,
-                         annotation_ids.value)
-        return
-    ds = load_dataset(file, quiet)
+    ds = open_source(file, streamed, quiet)
     cat_area: dict[str | int, tuple[float | None, float | None]] | None = None
     if category_area:
         cat_area = {}
@@ -315,7 +315,7 @@ def filter_command(
             drop_list += _image_list(exclude_image_list, "--exclude-image-list")
     area = (min_area, max_area) if min_area is not None or max_area is not None else None
     with status("filtering", quiet):
-        out, report = filter_dataset(
+        result = filter_dataset(
             ds,
             categories=[_category(ds, c) for c in keep_category] if keep_category else None,
             drop_categories=[_category(ds, c) for c in drop_category] if drop_category else None,
@@ -323,41 +323,13 @@ def filter_command(
             crowd=crowd.value, images=keep_images, exclude_images=drop_list,
             image_globs=image_glob or None, exclude_globs=exclude_glob or None,
             drop_empty=drop_negatives, unit="images" if drop_images else "annotations")
-    _show(report, quiet)
-    _save(out, output, quiet, image_ids, annotation_ids)
-
-
-def _filter_streamed(file: Path, output: str, quiet: bool, keep: list[str] | None,
-                     drop: list[str] | None, min_area: float | None, max_area: float | None,
-                     min_width: float | None, min_height: float | None, crowd: str,
-                     drop_empty: bool, image_ids: str, annotation_ids: str) -> None:
-    from ..io.stream import open_stream
-    from ..transforms.filter import filter_stream
-
-    with status(f"indexing {file}", quiet):
-        src = open_stream(file)
-
-    def category(token: str) -> str | int:
-        if token in src.categories:
-            return token
-        try:
-            return int(token)
-        except ValueError:
-            return token
-
-    area = (min_area, max_area) if min_area is not None or max_area is not None else None
-    with progress_bar(f"writing {Path(output).name}", quiet) as update:
-        summary = filter_stream(
-            src, output, categories=[category(c) for c in keep] if keep else None,
-            drop_categories=[category(c) for c in drop] if drop else None, area=area,
-            min_width=min_width, min_height=min_height, crowd=crowd,  # type: ignore[arg-type]
-            drop_empty=drop_empty, image_ids=image_ids,  # type: ignore[arg-type]
-            annotation_ids=annotation_ids, progress=update)  # type: ignore[arg-type]
-    if not quiet:
-        err_console.print(f"wrote {output}: {summary.images} images, {summary.annotations} "
-                          f"annotations (streamed; {src.num_annotations} annotations read)",
-                          markup=False, highlight=False)
-        say(ids_note(image_ids, annotation_ids))
+    if isinstance(result, FilteredStream):  # streamed: written in bounded memory as read
+        save_dataset(result, Path(output), quiet=quiet, image_ids=image_ids.value,
+                     annotation_ids=annotation_ids.value,
+                     streamed=f"; {ds.num_annotations} annotations read")
+    else:
+        _show(result.report, quiet)
+        _save(result.dataset, output, quiet, image_ids, annotation_ids)
 
 
 @app.command()

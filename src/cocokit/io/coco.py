@@ -10,6 +10,9 @@ Writing follows the export contract: ids ``auto`` or ``keep``, categories passed
 through, negatives kept or dropped, numpy values encoded as plain JSON numbers,
 referential integrity checked before a byte is written, and an atomic rename at the
 end so a failure never leaves a partial file or damages an existing one.
+:func:`write_coco` writes a loaded dataset, or a file of any size read in runs (a
+:class:`~cocokit.io.stream.CocoStream`, or a :class:`FilteredStream`) in bounded memory,
+with the same checks and the same bytes.
 """
 
 from __future__ import annotations
@@ -21,7 +24,7 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from itertools import chain
 from operator import attrgetter
 from pathlib import Path
-from typing import Any, Generic, Literal, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, Literal, TypeVar
 
 import msgspec
 import numpy as np
@@ -35,15 +38,19 @@ from ..contract import (
     check_image_sizes,
     check_invalid,
 )
-from ..dataset import Annotations, Categories, Dataset, Images, gc_paused
+from ..dataset import Annotations, Categories, Dataset, Images, gc_paused, lookup, unique
 from ..errors import InputError, IntegrityError, JSONSyntaxError, OptionError
 from ..geometry import segmentation_areas, segmentation_bboxes
 from . import sniff
 from .atomic import atomic_write
 from .jsontext import NotAnObject, decode_extra, line_column, out_of_range_reason, read_top
 
+if TYPE_CHECKING:  # pragma: no cover
+    from .stream import CocoStream
+
 __all__ = [
     "ExportSummary",
+    "FilteredStream",
     "IdPolicy",
     "load",
     "read_coco",
@@ -997,7 +1004,7 @@ def _document(
 
 
 def write_coco(
-    ds: Dataset,
+    source: Dataset | CocoStream | FilteredStream,
     path: str | os.PathLike[str],
     *,
     image_ids: IdPolicy = "auto",
@@ -1007,7 +1014,11 @@ def write_coco(
     progress: Progress | None = None,
     invalid: InvalidPolicy = "error",
 ) -> ExportSummary:
-    """Write ``ds`` as COCO JSON to ``path`` under the export contract.
+    """Write ``source`` as COCO JSON to ``path`` under the export contract.
+
+    ``source`` is a loaded :class:`~cocokit.Dataset`, or a file of any size read in runs
+    (a :class:`~cocokit.io.stream.CocoStream`, or a :class:`FilteredStream`), written in
+    bounded memory with the same checks and the same bytes (no ``indent`` then).
 
     ``image_ids``: ``"auto"`` numbers images 1..N in dataset order, ``"keep"`` keeps the
     ids (duplicates are refused). ``annotation_ids`` likewise (1..M in table order).
@@ -1021,6 +1032,23 @@ def write_coco(
     (:func:`cocokit.io.atomic.atomic_write`), so writing over the input is safe.
     ``progress(done, total)`` is called as records are written.
     """
+    if not isinstance(source, Dataset):
+        if indent:
+            raise OptionError("indent", indent, "None when writing a streamed file")
+        filtered = source if isinstance(source, FilteredStream) else None
+        return _write_stream(
+            source.stream if isinstance(source, FilteredStream) else source,
+            path,
+            image_ids=image_ids,
+            annotation_ids=annotation_ids,
+            ignore_negative_samples=ignore_negative_samples
+            or (filtered is not None and filtered.drop_negatives),
+            select=filtered.select if filtered is not None else None,
+            categories=filtered.categories if filtered is not None else None,
+            progress=progress,
+            invalid=invalid,
+        )
+    ds = source
     target = os.fspath(path)
     chunks, plan = _document(
         ds, image_ids, annotation_ids, ignore_negative_samples, indent, progress, target,
@@ -1028,6 +1056,218 @@ def write_coco(
     )
     atomic_write(path, chunks)
     return _summary(target, ds, plan)
+
+
+# -- sources written in runs: a CocoStream, or one filtered lazily -------------------
+
+
+@dataclasses.dataclass(frozen=True)
+class ImageIndex:
+    """Ids, heights and widths of every image of a streamed source, in file order."""
+
+    ids: np.ndarray
+    heights: np.ndarray
+    widths: np.ndarray
+
+
+def image_index(stream: CocoStream) -> ImageIndex:
+    """The :class:`ImageIndex` of a stream (one pass over its images)."""
+    ids, hs, ws = [], [], []
+    for _, t in stream.image_tables():
+        ids.append(t.id)
+        hs.append(t.height)
+        ws.append(t.width)
+
+    def cat(parts: list[np.ndarray]) -> np.ndarray:
+        return np.concatenate(parts) if parts else np.zeros(0, np.int64)
+
+    return ImageIndex(cat(ids), cat(hs), cat(ws))
+
+
+#: ``select(annotations, images) -> mask``: which rows of one run of annotations to keep.
+Select = Callable[[Annotations, ImageIndex], np.ndarray]
+
+
+@dataclasses.dataclass(frozen=True)
+class FilteredStream:
+    """A :class:`~cocokit.io.stream.CocoStream` with a filter applied lazily, run by run.
+
+    Nothing is read until it is written (:func:`write_coco`, in bounded memory).
+    ``select`` keeps a subset of each run of annotations, ``categories`` are the ones
+    written, and ``drop_negatives`` drops the images left without annotations.
+    :func:`cocokit.transforms.filter_dataset` on a stream returns one.
+    """
+
+    stream: CocoStream
+    select: Select
+    categories: Categories
+    drop_negatives: bool = False
+
+    @property
+    def source(self) -> str:
+        """The file's path."""
+        return self.stream.path
+
+    def __repr__(self) -> str:
+        return f"<FilteredStream of {self.stream!r}>"
+
+
+def _write_stream(
+    stream: CocoStream,
+    path: str | os.PathLike[str],
+    *,
+    image_ids: IdPolicy,
+    annotation_ids: IdPolicy,
+    ignore_negative_samples: bool,
+    select: Select | None,
+    categories: Categories | None,
+    progress: Progress | None,
+    invalid: InvalidPolicy,
+) -> ExportSummary:
+    """:func:`write_coco` of a stream in bounded memory: the same checks
+    (:class:`ExportScreen`) and the same bytes as the in-memory path. The images are
+    checked before anything is written; the annotations while writing to a temporary
+    file: on any problem the temporary file is removed and
+    :class:`~cocokit.errors.IntegrityError` raised, so nothing is written. With
+    ``ignore_negative_samples`` (which needs to know every annotation before the images
+    are written) the annotations are checked in a first pass, before anything is
+    written."""
+    check_policy("image_ids", image_ids)
+    check_policy("annotation_ids", annotation_ids)
+    screen = ExportScreen(invalid, target := os.fspath(path))
+    cats = stream.categories if categories is None else categories
+    with gc_paused():
+        index = image_index(stream)
+    n_img = len(index.ids)
+    problems: list[str] = []
+    if image_ids == "keep":
+        problems += duplicate_id_problems(index.ids, "images", "image", "ids must be unique")
+    else:
+        dups = duplicate_id_problems(
+            index.ids, "images", "image", "annotations that reference it are ambiguous"
+        )
+        rows = duplicate_rows(index.ids)[0]
+        problems += [
+            p for p, r in zip(dups, rows.tolist()) if np.isin(index.ids[r], stream.used_image_ids)
+        ]
+    problems += duplicate_id_problems(cats.id, "categories", "category")
+    image_ok = screen.images(index.widths, index.heights, np.arange(n_img))
+    screen.refuse(problems)
+
+    def screened(start: int, t: Annotations, screen: ExportScreen) -> tuple[np.ndarray, np.ndarray]:
+        """The rows of a run to write (after select and the checks), and their images."""
+        img_idx = lookup(index.ids, t.image_id)
+        mask = select(t, index) if select is not None else np.ones(len(t), bool)
+        rows = np.flatnonzero(mask)
+        cat_idx = lookup(cats.id, t.category_id)
+        rows = rows[screen.references(t, rows, img_idx, cat_idx, start)]
+        lost = rows[~image_ok[img_idx[rows]]]
+        if len(lost):
+            screen.dropped_with_images(lost, img_idx[lost], start)
+        rows = rows[image_ok[img_idx[rows]]]
+        ok = screen.annotations(t, rows, index.heights[img_idx[rows]],
+                                index.widths[img_idx[rows]], start)
+        return rows[ok], img_idx
+
+    keep_rows = image_ok.copy()
+    selected: dict[int, np.ndarray] = {}  # run start -> rows to write, from a first pass
+    if ignore_negative_samples:
+        parts = []
+        for start, t in stream.annotation_tables():
+            rows, _ = screened(start, t, screen)
+            selected[start] = rows  # the rows of a run (few) are cheap to keep
+            parts.append(unique(t.image_id[rows]))
+        screen.refuse(problems)
+        used = unique(np.concatenate(parts)) if parts else np.zeros(0, np.int64)
+        keep_rows &= np.isin(index.ids, used)
+    new_ids = np.zeros(n_img, np.int64)
+    new_ids[keep_rows] = (
+        np.arange(1, int(keep_rows.sum()) + 1) if image_ids == "auto" else index.ids[keep_rows]
+    )
+    total = int(keep_rows.sum()) + stream.num_annotations
+    counts = {"images": 0, "annotations": 0, "box": 0, "area": 0}
+    ann_ids_seen: list[np.ndarray] = []
+
+    def images_body() -> Iterator[bytes]:
+        enc = RecordEncoder("Image", IMAGE_KEYS)
+        first = True
+        for start, t in stream.image_tables():
+            rows = np.flatnonzero(keep_rows[start : start + len(t)])
+            if not len(rows):
+                continue
+            with gc_paused():
+                body = enc.encode(image_columns(t, rows, new_ids[start + rows]), t.extra[rows])
+            yield (b"" if first else b",") + body
+            first = False
+            counts["images"] += len(rows)
+            if progress:
+                progress(counts["images"] + counts["annotations"], total)
+
+    def annotations_body() -> Iterator[bytes]:
+        enc = RecordEncoder("Annotation", ANNOTATION_KEYS)
+        first = True
+        next_id = 1
+        for start, t in stream.annotation_tables():
+            if start in selected:
+                rows = selected.pop(start)
+                img_idx = lookup(index.ids, t.image_id)
+            else:
+                rows, img_idx = screened(start, t, screen)
+            if annotation_ids == "keep":
+                ann_ids_seen.append(t.id[rows])
+                out_ids = t.id[rows]
+            else:
+                out_ids = np.arange(next_id, next_id + len(rows), dtype=np.int64)
+                next_id += len(rows)
+            if not len(rows) or problems or screen.errors:
+                continue
+            r_img = img_idx[rows]
+            with gc_paused():
+                bbox, area, nb, na = complete_geometry(
+                    t.bbox[rows],
+                    t.area[rows],
+                    t.segmentation[rows],
+                    index.heights[r_img],
+                    index.widths[r_img],
+                )
+                body = enc.encode(
+                    annotation_columns(t, rows, out_ids, new_ids[r_img], bbox, area), t.extra[rows]
+                )
+            counts["box"] += nb
+            counts["area"] += na
+            yield (b"" if first else b",") + body
+            first = False
+            counts["annotations"] += len(rows)
+            if progress:
+                progress(counts["images"] + counts["annotations"], total)
+        if annotation_ids == "keep" and ann_ids_seen:
+            ids = np.concatenate(ann_ids_seen)
+            ann_ids_seen.clear()
+            ids.sort()
+            if (ids[1:] == ids[:-1]).any():  # find where, now that there is something to say
+                quiet = ExportScreen("skip", target)
+                written = [start + screened(start, t, quiet)[0]
+                           for start, t in stream.annotation_tables()]
+                rows_in = np.concatenate(written)
+                all_ids = np.concatenate([t.id for _, t in stream.annotation_tables()])
+                problems.extend(duplicate_id_problems(all_ids[rows_in], "annotations",
+                                                      "annotation", rows=rows_in))
+
+    bodies = {"images": images_body, "annotations": annotations_body}
+    atomic_write(path, iter_document(stream.key_order, bodies, cats, stream.extra,
+                                     lambda: screen.refuse(problems)))
+    invalid_images = int(np.count_nonzero(~image_ok))
+    return ExportSummary(
+        target,
+        counts["images"],
+        counts["annotations"],
+        len(cats),
+        n_img - counts["images"] - invalid_images,
+        counts["box"],
+        counts["area"],
+        tuple(screen.skipped),
+        tuple(category_warnings(cats)),
+    )
 
 
 def _summary(target: str | None, ds: Dataset, plan: _Plan) -> ExportSummary:

@@ -31,7 +31,8 @@ annotation belongs to the first image with its ``image_id``; one whose ``image_i
 no image (an orphan) belongs to no image and is left out (counted in
 ``orphan_annotations``).
 
-:func:`write_coco_stream` writes under the export contract (ids auto/keep,
+:func:`cocokit.io.coco.write_coco` writes a stream (or a lazily filtered one,
+:class:`cocokit.io.coco.FilteredStream`) under the export contract (ids auto/keep,
 categories passed through, negatives kept or dropped, integrity checked before the
 final rename, atomic) holding only id columns in memory.
 """
@@ -44,7 +45,7 @@ import itertools
 import os
 import re
 import tempfile
-from collections.abc import Callable, Generator, Iterator
+from collections.abc import Generator, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -52,7 +53,6 @@ import msgspec
 import numpy as np
 from msgspec import Raw
 
-from ..contract import InvalidPolicy, category_warnings
 from ..dataset import (
     Annotations,
     Categories,
@@ -60,29 +60,15 @@ from ..dataset import (
     ImageItem,
     Images,
     gc_paused,
-    lookup,
     unique,
 )
 from ..errors import InputError, OptionError
 from . import sniff
-from .atomic import atomic_write
 from .coco import (
-    ANNOTATION_KEYS,
-    IMAGE_KEYS,
-    ExportScreen,
-    ExportSummary,
-    IdPolicy,
     RecordDecoder,
-    RecordEncoder,
-    annotation_columns,
     annotation_decoder,
-    check_policy,
-    complete_geometry,
     decode_categories,
-    duplicate_id_problems,
-    image_columns,
     image_decoder,
-    iter_document,
 )
 from .jsontext import (
     TRAILING,
@@ -99,7 +85,7 @@ from .jsontext import (
     top_not_object,
 )
 
-__all__ = ["CocoStream", "open_stream", "write_coco_stream"]
+__all__ = ["CocoStream", "open_stream"]
 
 CHUNK_BYTES = 32 << 20
 _CUT = re.compile(rb"\}\s*,\s*\{")
@@ -800,194 +786,6 @@ def open_stream(path: str | os.PathLike[str], chunk_bytes: int = CHUNK_BYTES) ->
     >>> for item in s: ...                                        # doctest: +SKIP
     """
     return CocoStream(path, chunk_bytes)
-
-
-# -- the streaming writer ------------------------------------------------------------
-
-
-@dataclasses.dataclass
-class _ImageIndex:
-    ids: np.ndarray
-    heights: np.ndarray
-    widths: np.ndarray
-
-
-def image_index(stream: CocoStream) -> _ImageIndex:
-    """Ids, heights and widths of every image of the stream (one pass over the images)."""
-    ids, hs, ws = [], [], []
-    for _, t in stream.image_tables():
-        ids.append(t.id)
-        hs.append(t.height)
-        ws.append(t.width)
-    def cat(parts: list[np.ndarray]) -> np.ndarray:
-        return np.concatenate(parts) if parts else np.zeros(0, np.int64)
-
-    return _ImageIndex(cat(ids), cat(hs), cat(ws))
-
-
-def write_coco_stream(
-    stream: CocoStream,
-    path: str | os.PathLike[str],
-    *,
-    image_ids: IdPolicy = "auto",
-    annotation_ids: IdPolicy = "auto",
-    ignore_negative_samples: bool = False,
-    select: Callable[[Annotations], np.ndarray] | None = None,
-    categories: Categories | None = None,
-    progress: Callable[[int, int], None] | None = None,
-    invalid: InvalidPolicy = "error",
-) -> ExportSummary:
-    """Write a streamed COCO file under the export contract, in bounded memory.
-
-    Same options, the same checks (:class:`cocokit.io.coco.ExportScreen`) and the same
-    output bytes as :func:`cocokit.io.coco.write_coco` on the loaded dataset.
-    ``select(annotations) -> mask`` keeps a subset of each run of annotations (a
-    streaming filter); with ``ignore_negative_samples`` images left without annotations
-    are dropped. The images are checked before anything is written; the annotations
-    while writing to a temporary file: on any problem the temporary file is removed and
-    :class:`~cocokit.errors.IntegrityError` raised, so nothing is written. With
-    ``ignore_negative_samples`` (which needs to know every annotation before the images
-    are written) the annotations are checked in a first pass, before anything is
-    written.
-    """
-    check_policy("image_ids", image_ids)
-    check_policy("annotation_ids", annotation_ids)
-    screen = ExportScreen(invalid, target := os.fspath(path))
-    cats = stream.categories if categories is None else categories
-    with gc_paused():
-        index = image_index(stream)
-    n_img = len(index.ids)
-    problems: list[str] = []
-    if image_ids == "keep":
-        problems += duplicate_id_problems(index.ids, "images", "image", "ids must be unique")
-    else:
-        dups = duplicate_id_problems(
-            index.ids, "images", "image", "annotations that reference it are ambiguous"
-        )
-        from .coco import duplicate_rows
-
-        rows = duplicate_rows(index.ids)[0]
-        problems += [
-            p for p, r in zip(dups, rows.tolist()) if np.isin(index.ids[r], stream.used_image_ids)
-        ]
-    problems += duplicate_id_problems(cats.id, "categories", "category")
-    image_ok = screen.images(index.widths, index.heights, np.arange(n_img))
-    screen.refuse(problems)
-
-    def screened(start: int, t: Annotations, screen: ExportScreen) -> tuple[np.ndarray, np.ndarray]:
-        """The rows of a run to write (after select and the checks), and their images."""
-        img_idx = lookup(index.ids, t.image_id)
-        mask = select(t) if select is not None else np.ones(len(t), bool)
-        rows = np.flatnonzero(mask)
-        cat_idx = lookup(cats.id, t.category_id)
-        rows = rows[screen.references(t, rows, img_idx, cat_idx, start)]
-        lost = rows[~image_ok[img_idx[rows]]]
-        if len(lost):
-            screen.dropped_with_images(lost, img_idx[lost], start)
-        rows = rows[image_ok[img_idx[rows]]]
-        ok = screen.annotations(t, rows, index.heights[img_idx[rows]],
-                                index.widths[img_idx[rows]], start)
-        return rows[ok], img_idx
-
-    keep_rows = image_ok.copy()
-    selected: dict[int, np.ndarray] = {}  # run start -> rows to write, from a first pass
-    if ignore_negative_samples:
-        parts = []
-        for start, t in stream.annotation_tables():
-            rows, _ = screened(start, t, screen)
-            selected[start] = rows  # the rows of a run (few) are cheap to keep
-            parts.append(unique(t.image_id[rows]))
-        screen.refuse(problems)
-        used = unique(np.concatenate(parts)) if parts else np.zeros(0, np.int64)
-        keep_rows &= np.isin(index.ids, used)
-    new_ids = np.zeros(n_img, np.int64)
-    new_ids[keep_rows] = (
-        np.arange(1, int(keep_rows.sum()) + 1) if image_ids == "auto" else index.ids[keep_rows]
-    )
-    total = int(keep_rows.sum()) + stream.num_annotations
-    counts = {"images": 0, "annotations": 0, "box": 0, "area": 0}
-    ann_ids_seen: list[np.ndarray] = []
-
-    def images_body() -> Iterator[bytes]:
-        enc = RecordEncoder("Image", IMAGE_KEYS)
-        first = True
-        for start, t in stream.image_tables():
-            rows = np.flatnonzero(keep_rows[start : start + len(t)])
-            if not len(rows):
-                continue
-            with gc_paused():
-                body = enc.encode(image_columns(t, rows, new_ids[start + rows]), t.extra[rows])
-            yield (b"" if first else b",") + body
-            first = False
-            counts["images"] += len(rows)
-            if progress:
-                progress(counts["images"] + counts["annotations"], total)
-
-    def annotations_body() -> Iterator[bytes]:
-        enc = RecordEncoder("Annotation", ANNOTATION_KEYS)
-        first = True
-        next_id = 1
-        for start, t in stream.annotation_tables():
-            if start in selected:
-                rows = selected.pop(start)
-                img_idx = lookup(index.ids, t.image_id)
-            else:
-                rows, img_idx = screened(start, t, screen)
-            if annotation_ids == "keep":
-                ann_ids_seen.append(t.id[rows])
-                out_ids = t.id[rows]
-            else:
-                out_ids = np.arange(next_id, next_id + len(rows), dtype=np.int64)
-                next_id += len(rows)
-            if not len(rows) or problems or screen.errors:
-                continue
-            r_img = img_idx[rows]
-            with gc_paused():
-                bbox, area, nb, na = complete_geometry(
-                    t.bbox[rows],
-                    t.area[rows],
-                    t.segmentation[rows],
-                    index.heights[r_img],
-                    index.widths[r_img],
-                )
-                body = enc.encode(
-                    annotation_columns(t, rows, out_ids, new_ids[r_img], bbox, area), t.extra[rows]
-                )
-            counts["box"] += nb
-            counts["area"] += na
-            yield (b"" if first else b",") + body
-            first = False
-            counts["annotations"] += len(rows)
-            if progress:
-                progress(counts["images"] + counts["annotations"], total)
-        if annotation_ids == "keep" and ann_ids_seen:
-            ids = np.concatenate(ann_ids_seen)
-            ann_ids_seen.clear()
-            ids.sort()
-            if (ids[1:] == ids[:-1]).any():  # find where, now that there is something to say
-                quiet = ExportScreen("skip", target)
-                written = [start + screened(start, t, quiet)[0]
-                           for start, t in stream.annotation_tables()]
-                rows_in = np.concatenate(written)
-                all_ids = np.concatenate([t.id for _, t in stream.annotation_tables()])
-                problems.extend(duplicate_id_problems(all_ids[rows_in], "annotations",
-                                                      "annotation", rows=rows_in))
-
-    bodies = {"images": images_body, "annotations": annotations_body}
-    atomic_write(path, iter_document(stream.key_order, bodies, cats, stream.extra,
-                                     lambda: screen.refuse(problems)))
-    invalid_images = int(np.count_nonzero(~image_ok))
-    return ExportSummary(
-        target,
-        counts["images"],
-        counts["annotations"],
-        len(cats),
-        n_img - counts["images"] - invalid_images,
-        counts["box"],
-        counts["area"],
-        tuple(screen.skipped),
-        tuple(category_warnings(cats)),
-    )
 
 
 # -- choosing the path, validating a stream -----------------------------------------

@@ -9,32 +9,70 @@ annotation is removed whole, with all its annotations (what SAHI's
 from __future__ import annotations
 
 import fnmatch
-import os
 import re
-from collections.abc import Callable, Iterable, Mapping, Sequence
-from typing import TYPE_CHECKING, Literal
+from collections.abc import Iterable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Literal, overload
 
 import numpy as np
 
 from ..dataset import Annotations, Categories, Dataset, Images, lookup, unique
 from ..errors import OptionError
 from ..geometry import segmentation_areas, segmentation_bboxes
-from ..io.coco import ExportSummary, IdPolicy
+from ..io.coco import FilteredStream, ImageIndex
 from ._base import Transformed, category_rows, gc_paused, make_report
 
 if TYPE_CHECKING:  # pragma: no cover
     from ..io.stream import CocoStream
 
-__all__ = ["AreaRange", "Crowd", "Unit", "filter_dataset", "filter_stream"]
+__all__ = ["AreaRange", "Crowd", "Unit", "filter_dataset"]
 
 Crowd = Literal["keep", "drop", "only"]
 Unit = Literal["annotations", "images"]
 AreaRange = tuple[float | None, float | None]
 
 
-@gc_paused
+@overload
 def filter_dataset(
-    ds: Dataset,
+    source: Dataset,
+    *,
+    categories: Iterable[str | int] | None = ...,
+    drop_categories: Iterable[str | int] | None = ...,
+    area: AreaRange | None = ...,
+    category_area: Mapping[str | int, AreaRange] | None = ...,
+    min_width: float | None = ...,
+    min_height: float | None = ...,
+    crowd: Crowd = ...,
+    images: Iterable[int | str] | None = ...,
+    exclude_images: Iterable[int | str] | None = ...,
+    image_globs: str | Sequence[str] | None = ...,
+    exclude_globs: str | Sequence[str] | None = ...,
+    drop_empty: bool = ...,
+    unit: Unit = ...,
+) -> Transformed: ...
+
+
+@overload
+def filter_dataset(
+    source: CocoStream,
+    *,
+    categories: Iterable[str | int] | None = ...,
+    drop_categories: Iterable[str | int] | None = ...,
+    area: AreaRange | None = ...,
+    category_area: Mapping[str | int, AreaRange] | None = ...,
+    min_width: float | None = ...,
+    min_height: float | None = ...,
+    crowd: Crowd = ...,
+    images: Iterable[int | str] | None = ...,
+    exclude_images: Iterable[int | str] | None = ...,
+    image_globs: str | Sequence[str] | None = ...,
+    exclude_globs: str | Sequence[str] | None = ...,
+    drop_empty: bool = ...,
+    unit: Unit = ...,
+) -> FilteredStream: ...
+
+
+def filter_dataset(
+    source: Dataset | CocoStream,
     *,
     categories: Iterable[str | int] | None = None,
     drop_categories: Iterable[str | int] | None = None,
@@ -49,8 +87,8 @@ def filter_dataset(
     exclude_globs: str | Sequence[str] | None = None,
     drop_empty: bool = False,
     unit: Unit = "annotations",
-) -> Transformed:
-    """Keep the images and annotations that pass every given test; returns ``(dataset, report)``.
+) -> Transformed | FilteredStream:
+    """Keep the images and annotations that pass every given test.
 
     Images (tested first; an image that fails takes its annotations with it):
 
@@ -81,7 +119,55 @@ def filter_dataset(
 
     Annotations that name no image are left as they are unless a test removes them.
     The report counts every dropped record under the first reason that applied.
+
+    On a loaded :class:`~cocokit.Dataset` returns ``(dataset, report)``. On a
+    :class:`~cocokit.io.stream.CocoStream` (a file of any size) returns a
+    :class:`~cocokit.io.coco.FilteredStream`: nothing is read until
+    :func:`cocokit.io.coco.write_coco` writes it in bounded memory, running the
+    annotation tests (categories, areas, box sizes, crowd) and ``drop_empty`` on each run
+    of annotations; the output equals that of the loaded dataset filtered with
+    ``unit="annotations"`` and saved with the same id policies. Tests on images (ids,
+    names, globs) and ``unit="images"`` need the whole dataset and raise
+    :class:`~cocokit.errors.OptionError` on a stream.
     """
+    tests: dict[str, Any] = dict(
+        categories=categories, drop_categories=drop_categories, area=area,
+        category_area=category_area, min_width=min_width, min_height=min_height, crowd=crowd)
+    if isinstance(source, Dataset):
+        return _filter_dataset(source, **tests, images=images, exclude_images=exclude_images,
+                               image_globs=image_globs, exclude_globs=exclude_globs,
+                               drop_empty=drop_empty, unit=unit)
+    image_tests = {"images": images, "exclude_images": exclude_images,
+                   "image_globs": image_globs, "exclude_globs": exclude_globs}
+    for name, value in image_tests.items():
+        if value is not None:
+            raise OptionError(name, value, "None on a streamed file (image tests need the "
+                              "whole dataset: load it)")
+    if unit != "annotations":
+        raise OptionError("unit", unit, "'annotations' on a streamed file ('images' needs "
+                          "the whole dataset: load it)")
+    return _filter_stream(source, tests, drop_empty)
+
+
+@gc_paused
+def _filter_dataset(
+    ds: Dataset,
+    *,
+    categories: Iterable[str | int] | None = None,
+    drop_categories: Iterable[str | int] | None = None,
+    area: AreaRange | None = None,
+    category_area: Mapping[str | int, AreaRange] | None = None,
+    min_width: float | None = None,
+    min_height: float | None = None,
+    crowd: Crowd = "keep",
+    images: Iterable[int | str] | None = None,
+    exclude_images: Iterable[int | str] | None = None,
+    image_globs: str | Sequence[str] | None = None,
+    exclude_globs: str | Sequence[str] | None = None,
+    drop_empty: bool = False,
+    unit: Unit = "annotations",
+) -> Transformed:
+    """:func:`filter_dataset` on a loaded dataset."""
     if crowd not in ("keep", "drop", "only"):
         raise OptionError("crowd", crowd, "'keep', 'drop' or 'only'")
     if unit not in ("annotations", "images"):
@@ -308,40 +394,14 @@ def _size_ok(ds: Dataset, min_width: float | None, min_height: float | None,
     return ok
 
 
-def filter_stream(
-    stream: CocoStream,
-    path: str | os.PathLike[str],
-    *,
-    categories: Iterable[str | int] | None = None,
-    drop_categories: Iterable[str | int] | None = None,
-    area: AreaRange | None = None,
-    category_area: Mapping[str | int, AreaRange] | None = None,
-    min_width: float | None = None,
-    min_height: float | None = None,
-    crowd: Crowd = "keep",
-    drop_empty: bool = False,
-    image_ids: IdPolicy = "keep",
-    annotation_ids: IdPolicy = "keep",
-    progress: Callable[[int, int], None] | None = None,
-) -> ExportSummary:
-    """:func:`filter_dataset` on a file of any size, written in bounded memory.
+def _filter_stream(stream: CocoStream, tests: dict[str, Any], drop_empty: bool) -> FilteredStream:
+    """The lazy filter of a stream: each run of annotations goes through
+    :func:`_filter_dataset` beside the images it references."""
+    # the categories kept, and the options checked now rather than at the first run
+    head = _filter_dataset(Dataset(Images.empty(), Annotations.empty(), stream.categories),
+                           **tests)
 
-    The annotation tests (categories, areas, box sizes, crowd) and ``drop_empty`` run on
-    each run of annotations as the file is streamed, so the output equals that of
-    ``filter_dataset`` with ``unit="annotations"`` followed by a save with the same id
-    policies. Tests on images (ids, names, globs) and ``unit="images"`` need the whole
-    dataset: use :func:`filter_dataset` for those.
-    """
-    from ..io.stream import image_index, write_coco_stream
-
-    index = image_index(stream)
-    tests = dict(categories=categories, drop_categories=drop_categories, area=area,
-                 category_area=category_area, min_width=min_width, min_height=min_height,
-                 crowd=crowd)
-    head = filter_dataset(Dataset(Images.empty(), Annotations.empty(), stream.categories),
-                          **tests)  # type: ignore[arg-type]
-
-    def select(anns: Annotations) -> np.ndarray:
+    def select(anns: Annotations, index: ImageIndex) -> np.ndarray:
         n = len(anns)
         rows = lookup(index.ids, anns.image_id)
         used = unique(rows[rows >= 0])
@@ -349,11 +409,9 @@ def filter_stream(
                         width=index.widths[used], height=index.heights[used],
                         extra=np.empty(len(used), dtype=object))
         mini = Dataset(images, anns.replace(id=np.arange(n, dtype=np.int64)), stream.categories)
-        out = filter_dataset(mini, **tests).dataset  # type: ignore[arg-type]
+        out = _filter_dataset(mini, **tests).dataset
         mask = np.zeros(n, bool)
         mask[out.annotations.id] = True
         return mask
 
-    return write_coco_stream(stream, path, image_ids=image_ids, annotation_ids=annotation_ids,
-                             ignore_negative_samples=drop_empty, select=select,
-                             categories=head.dataset.categories, progress=progress)
+    return FilteredStream(stream, select, head.dataset.categories, drop_empty)
