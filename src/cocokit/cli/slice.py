@@ -18,6 +18,7 @@ from ._app import (
     app,
     err_console,
     load_dataset,
+    print_export_notes,
     progress_bar,
     report_bad_images,
     save_dataset,
@@ -149,6 +150,7 @@ def slice_command(
 
     Example: cocokit slice train.json -i s3://bucket/train -o s3://bucket/tiles --engine ray
     """
+    from ..contract import category_warnings
     from ..errors import BadImagesError
     from ..io import files
     from ..io.coco import to_json
@@ -212,6 +214,7 @@ def slice_command(
         if not quiet:
             err_console.print(f"wrote {target}", markup=False, highlight=False)
             say(ids_note(image_ids, annotation_ids, new_records="all"))
+            print_export_notes((), summary.warnings)
     elif local_target is not None:
         save_dataset(tiled, local_target, quiet=quiet, image_ids=image_ids.value,
                      annotation_ids=annotation_ids.value, new_records="all")
@@ -222,6 +225,7 @@ def slice_command(
         if not quiet:
             err_console.print(f"wrote {target}", markup=False, highlight=False)
             say(ids_note(image_ids, annotation_ids, new_records="all"))
+            print_export_notes((), category_warnings(tiled.categories))
     if not quiet:
         err_console.print(
             f"sliced {summary.images} images into {summary.tiles} tiles with "

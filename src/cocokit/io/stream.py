@@ -68,6 +68,7 @@ from . import sniff
 from .atomic import atomic_write
 from .coco import (
     ANNOTATION_KEYS,
+    DEFAULT_IDS,
     IMAGE_KEYS,
     ExportScreen,
     ExportSummary,
@@ -83,6 +84,7 @@ from .coco import (
     image_columns,
     image_decoder,
     iter_document,
+    kept_id_problems,
 )
 from .jsontext import (
     TRAILING,
@@ -829,8 +831,8 @@ def write_coco_stream(
     stream: CocoStream,
     path: str | os.PathLike[str],
     *,
-    image_ids: IdPolicy = "auto",
-    annotation_ids: IdPolicy = "auto",
+    image_ids: IdPolicy = DEFAULT_IDS,
+    annotation_ids: IdPolicy = DEFAULT_IDS,
     ignore_negative_samples: bool = False,
     select: Callable[[Annotations], np.ndarray] | None = None,
     categories: Categories | None = None,
@@ -859,7 +861,7 @@ def write_coco_stream(
     n_img = len(index.ids)
     problems: list[str] = []
     if image_ids == "keep":
-        problems += duplicate_id_problems(index.ids, "images", "image", "ids must be unique")
+        problems += kept_id_problems(index.ids, "images", "image")
     else:
         dups = duplicate_id_problems(
             index.ids, "images", "image", "annotations that reference it are ambiguous"
@@ -970,8 +972,8 @@ def write_coco_stream(
                            for start, t in stream.annotation_tables()]
                 rows_in = np.concatenate(written)
                 all_ids = np.concatenate([t.id for _, t in stream.annotation_tables()])
-                problems.extend(duplicate_id_problems(all_ids[rows_in], "annotations",
-                                                      "annotation", rows=rows_in))
+                problems.extend(kept_id_problems(all_ids[rows_in], "annotations",
+                                                 "annotation", rows=rows_in))
 
     bodies = {"images": images_body, "annotations": annotations_body}
     atomic_write(path, iter_document(stream.key_order, bodies, cats, stream.extra,

@@ -19,7 +19,7 @@ import numpy as np
 from ..dataset import Annotations, Categories, Dataset, Images, lookup, unique
 from ..errors import OptionError
 from ..geometry import segmentation_areas, segmentation_bboxes
-from ..io.coco import ExportSummary, IdPolicy
+from ..io.coco import DEFAULT_IDS, ExportSummary, IdPolicy
 from ._base import Transformed, category_rows, gc_paused, make_report
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -320,8 +320,8 @@ def filter_stream(
     min_height: float | None = None,
     crowd: Crowd = "keep",
     drop_empty: bool = False,
-    image_ids: IdPolicy = "keep",
-    annotation_ids: IdPolicy = "keep",
+    image_ids: IdPolicy = DEFAULT_IDS,
+    annotation_ids: IdPolicy = DEFAULT_IDS,
     progress: Callable[[int, int], None] | None = None,
 ) -> ExportSummary:
     """:func:`filter_dataset` on a file of any size, written in bounded memory.
