@@ -193,7 +193,7 @@ def run_cocokit(ann: Path, images: Path, out: Path, workers: int) -> float:
                                  saturation=(0.8, 1.2), hue=(-0.1, 0.1))])
     t0 = time.perf_counter()
     augment(ds, pipe, images, out, copies=1, seed=0, keep_originals=False, format="jpg",
-            quality=QUALITY, workers=workers)
+            quality=QUALITY, workers=workers, image_ids="auto", annotation_ids="auto")
     return time.perf_counter() - t0
 
 

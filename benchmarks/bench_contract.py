@@ -35,7 +35,7 @@ def _run(src: Path, out: Path, checks: bool) -> tuple[float, float]:
     coco.check_image_sizes = check_image_sizes if checks else _none  # type: ignore[assignment]
     t, c = time.perf_counter(), time.process_time()
     ds = cocokit.load(src)
-    coco.write_coco(ds, out)
+    coco.write_coco(ds, out, image_ids="auto", annotation_ids="auto")
     return time.perf_counter() - t, time.process_time() - c
 
 

@@ -68,7 +68,10 @@ CASES: dict[str, tuple[str, tuple[str, ...]]] = {
         _EXPORT.format(kw="dict(image_ids='keep', annotation_ids='keep')"),
         (),
     ),
-    "cocokit load + export (ids auto)": (_EXPORT.format(kw="{}"), ()),
+    "cocokit load + export (ids auto)": (
+        _EXPORT.format(kw="dict(image_ids='auto', annotation_ids='auto')"),
+        (),
+    ),
     "cocokit export (CLI)": ("CLI export {src} -o {out} --quiet", ()),
     "hotcoco COCO() + save()": (
         _QUIET + "from hotcoco import COCO\nwith _q:\n    COCO(sys.argv[1]).save(sys.argv[2])\n",

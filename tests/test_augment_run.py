@@ -102,7 +102,8 @@ def test_augment_writes_images_annotations_and_provenance(real_data: Path,
                                                           tmp_path: Path) -> None:
     ds, images = tiny(real_data)
     out_dir = tmp_path / "out"
-    out, summary = augment(ds, PIPE, images, out_dir, copies=2, seed=3)
+    out, summary = augment(ds, PIPE, images, out_dir, copies=2, seed=3, image_ids="auto",
+                           annotation_ids="auto")
     again, doc = load_out(out_dir)
     n = len(ds.images)
     assert len(again.images) == len(out.images) == summary.images == 3 * n
@@ -293,11 +294,13 @@ def test_ids_and_augmented_from(real_data: Path, tmp_path: Path) -> None:
         assert keep.images[row]["augmented_from"] == keep.images.id[row - 1]
     assert (keep.annotations.id[np.isin(keep.annotations.image_id, new_ids)]
             > ds.annotations.id.max()).all()
-    auto, _ = augment(ds, [HorizontalFlip()], images, tmp_path / "a")
+    auto, _ = augment(ds, [HorizontalFlip()], images, tmp_path / "a", image_ids="auto",
+                      annotation_ids="auto")
     assert auto.images.id.tolist() == list(range(1, 2 * n + 1))
     for row in range(1, 2 * n, 2):
         assert auto.images[row]["augmented_from"] == row  # the original's new id
-    bare, _ = augment(ds, [HorizontalFlip()], images, tmp_path / "b", keep_originals=False)
+    bare, _ = augment(ds, [HorizontalFlip()], images, tmp_path / "b", keep_originals=False,
+                      image_ids="auto", annotation_ids="auto")
     assert [bare.images[r]["augmented_from"] for r in range(n)] == ds.images.id.tolist()
     assert bare.annotations.id.tolist() == list(range(1, len(bare.annotations) + 1))
 

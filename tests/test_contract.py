@@ -280,11 +280,13 @@ def test_parts_writer_checks_each_part(tmp_path: Path) -> None:
     bad = load(_write(tmp_path / "b.json", _doc(annotations__2__iscrowd=7)))
     out = tmp_path / "out.json"
     with pytest.raises(IntegrityError, match=r"annotations\[5\]\.iscrowd"):
-        with PartWriter(out, categories=good.categories) as w:
+        with PartWriter(out, categories=good.categories, image_ids="auto",
+                        annotation_ids="auto") as w:
             w.add(good)
             w.add(bad)  # rows named as in the parts concatenated
     assert not out.exists()
-    with PartWriter(out, categories=good.categories, invalid="skip") as w:
+    with PartWriter(out, categories=good.categories, invalid="skip", image_ids="auto",
+                    annotation_ids="auto") as w:
         w.add(good)
         w.add(bad)
     written = json.loads(out.read_bytes())
@@ -294,7 +296,8 @@ def test_parts_writer_checks_each_part(tmp_path: Path) -> None:
 def test_parts_writer_summary_names_skipped(tmp_path: Path) -> None:
     good = load(_write(tmp_path / "a.json", _doc()))
     bad = load(_write(tmp_path / "b.json", _doc(images__1__width=0)))
-    w = PartWriter(tmp_path / "out.json", categories=good.categories, invalid="skip")
+    w = PartWriter(tmp_path / "out.json", categories=good.categories, invalid="skip",
+                   image_ids="auto", annotation_ids="auto")
     w.add(good)
     w.add(bad)
     s = w.close()
@@ -332,16 +335,18 @@ def test_taco_exports_with_auto_ids_and_refuses_keep(tmp_path: Path) -> None:
     ids = ds.annotations.id
     assert len(np.unique(ids)) < len(ids)  # TACO repeats annotation ids
     out = tmp_path / "taco.json"
-    summary = write_coco(ds, out)
+    summary = write_coco(ds, out, image_ids="auto", annotation_ids="auto")
     assert summary.annotations == len(ds.annotations) and summary.skipped == ()
     assert validate_file(out).ok
     with pytest.raises(IntegrityError, match="duplicate annotation id"):
-        write_coco(ds, tmp_path / "keep.json", annotation_ids="keep")
+        write_coco(ds, tmp_path / "keep.json", image_ids="auto", annotation_ids="keep")
     assert not (tmp_path / "keep.json").exists()
     with pytest.raises(IntegrityError, match="duplicate annotation id"):
-        write_coco(open_stream(src), tmp_path / "keep.json", annotation_ids="keep")
+        write_coco(open_stream(src), tmp_path / "keep.json", image_ids="auto",
+                   annotation_ids="keep")
     assert not (tmp_path / "keep.json").exists()
-    s2 = write_coco(open_stream(src), tmp_path / "taco2.json")
+    s2 = write_coco(open_stream(src), tmp_path / "taco2.json", image_ids="auto",
+                    annotation_ids="auto")
     assert (tmp_path / "taco2.json").read_bytes() == out.read_bytes()
     assert s2.annotations == summary.annotations
 

@@ -128,7 +128,7 @@ def test_builder_accepts_numpy_and_python_numbers() -> None:
     assert recs[2]["segmentation"] == {"size": [480, 640], "counts": "PPYo0"}
     assert recs[2]["iscrowd"] == 1
     assert recs[3]["num_keypoints"] == 1
-    out = cocokit.to_dict(ds)
+    out = cocokit.to_dict(ds, image_ids="auto", annotation_ids="auto")
     assert [a["image_id"] for a in out["annotations"]] == [1, 1, 1, 1]
     with pytest.raises(KeyError):
         b.add_annotation(iid, "nope", bbox=[0, 0, 1, 1])

@@ -63,7 +63,7 @@ def test_round_trip_keep_ids_is_lossless(path: Path, tmp_path: Path) -> None:
 def test_taco_has_duplicate_annotation_ids_refused_by_keep(tmp_path: Path) -> None:
     ds = cocokit.load(real_path("taco", "annotations.json"))
     with pytest.raises(IntegrityError) as e:
-        cocokit.save(ds, tmp_path / "x.json", annotation_ids="keep")
+        cocokit.save(ds, tmp_path / "x.json", image_ids="auto", annotation_ids="keep")
     assert "annotations[309].id: duplicate annotation id 309 (first at annotations[308])" in str(
         e.value
     )
@@ -74,7 +74,7 @@ def test_taco_has_duplicate_annotation_ids_refused_by_keep(tmp_path: Path) -> No
 @pytest.mark.parametrize("path", REAL_FILES, ids=lambda p: str(p.relative_to(REAL)))
 def test_auto_ids_renumber_and_keep_references(path: Path) -> None:
     doc = msgspec.json.decode(path.read_bytes())
-    out = cocokit.to_dict(cocokit.load(path))
+    out = cocokit.to_dict(cocokit.load(path), image_ids="auto", annotation_ids="auto")
     assert [im["id"] for im in out["images"]] == list(range(1, len(doc["images"]) + 1))
     assert [a["id"] for a in out["annotations"]] == list(range(1, len(doc["annotations"]) + 1))
     assert out["categories"] == doc["categories"]
@@ -92,7 +92,7 @@ def test_pycocotools_loads_every_export(path: Path, tmp_path: Path) -> None:
     from pycocotools.coco import COCO
 
     out = tmp_path / "out.json"
-    cocokit.save(cocokit.load(path), out)
+    cocokit.save(cocokit.load(path), out, image_ids="auto", annotation_ids="auto")
     with contextlib.redirect_stdout(io.StringIO()):
         coco = COCO(str(out))
     doc = msgspec.json.decode(path.read_bytes())
@@ -150,7 +150,7 @@ def small() -> cocokit.Dataset:
 
 
 def test_auto_ids_follow_images_and_categories_pass_through() -> None:
-    out = cocokit.to_dict(small())
+    out = cocokit.to_dict(small(), image_ids="auto", annotation_ids="auto")
     assert [im["id"] for im in out["images"]] == [1, 2, 3]
     assert [im["file_name"] for im in out["images"]] == ["a.jpg", "empty.jpg", "b.jpg"]
     assert [a["id"] for a in out["annotations"]] == [1, 2, 3]
@@ -169,10 +169,100 @@ def test_keep_ids() -> None:
     assert [a["image_id"] for a in out["annotations"]] == [40, 20, 40]
 
 
+def _write_whole(ds: cocokit.Dataset, out: Path) -> None:
+    cocokit.save(ds, out)
+
+
+def _write_json(ds: cocokit.Dataset, out: Path) -> None:
+    out.write_bytes(cocokit.to_json(ds))
+
+
+def _write_dict(ds: cocokit.Dataset, out: Path) -> None:
+    out.write_text(json.dumps(cocokit.to_dict(ds)))
+
+
+def _write_streamed(ds: cocokit.Dataset, out: Path) -> None:
+    from cocokit.io.stream import open_stream
+
+    src = out.with_name("src.json")
+    cocokit.save(ds, src, image_ids="keep", annotation_ids="keep")
+    cocokit.save(open_stream(src), out)
+
+
+def _write_parts(ds: cocokit.Dataset, out: Path) -> None:
+    from cocokit.io.parts import PartWriter
+
+    with PartWriter(out, categories=ds.categories, extra=ds.extra,
+                    key_order=ds.key_order) as w:
+        for row in range(len(ds.images)):
+            w.add(ds.select_images([row]))
+
+
+WRITERS = [_write_whole, _write_json, _write_dict, _write_streamed, _write_parts]
+
+
+@pytest.mark.parametrize("write", WRITERS, ids=lambda f: f.__name__[len("_write_"):])
+def test_every_writer_keeps_ids_by_default(tmp_path: Path, write: Any) -> None:
+    from cocokit.io.coco import DEFAULT_IDS
+
+    assert DEFAULT_IDS == "keep"
+    ds = small()
+    write(ds, tmp_path / "out.json")
+    out = json.loads((tmp_path / "out.json").read_text())
+    assert [im["id"] for im in out["images"]] == [40, 10, 20]
+    assert sorted(a["id"] for a in out["annotations"]) == [5, 6, 100]
+    by_id = {a["id"]: a["image_id"] for a in out["annotations"]}
+    assert by_id == {100: 40, 5: 20, 6: 40}
+
+
+REPEATS = {  # image id 7 twice (no annotation refers to it), annotation id 3 twice
+    "images": [{"id": 1, "file_name": "a.jpg", "width": 10, "height": 10},
+               {"id": 7, "file_name": "b.jpg", "width": 10, "height": 10},
+               {"id": 7, "file_name": "c.jpg", "width": 10, "height": 10}],
+    "annotations": [{"id": 3, "image_id": 1, "category_id": 1, "bbox": [1, 1, 2, 2]},
+                    {"id": 3, "image_id": 1, "category_id": 1, "bbox": [2, 2, 2, 2]}],
+    "categories": [{"id": 1, "name": "c"}],
+}
+
+
+REPEATED_IMAGE = ("images[2].id: duplicate image id 7 (first at images[1]); ids must be "
+                  "unique: image_ids='auto' (CLI: --image-ids auto) renumbers them 1..N")
+REPEATED_ANNOTATION = ("annotations[1].id: duplicate annotation id 3 (first at "
+                       "annotations[0]); ids must be unique: annotation_ids='auto' (CLI: "
+                       "--annotation-ids auto) renumbers them 1..N")
+# what each writer has seen when it refuses: the streamed one checks the images before
+# reading an annotation, the part writer refuses the first part (a.jpg and its two)
+REFUSALS = [
+    (_write_whole, [REPEATED_ANNOTATION, REPEATED_IMAGE]),
+    (_write_json, [REPEATED_ANNOTATION, REPEATED_IMAGE]),
+    (_write_dict, [REPEATED_ANNOTATION, REPEATED_IMAGE]),
+    (_write_streamed, [REPEATED_IMAGE]),
+    (_write_parts, [REPEATED_ANNOTATION]),
+]
+
+
+@pytest.mark.parametrize(("write", "problems"), REFUSALS,
+                         ids=[f.__name__[len("_write_"):] for f, _ in REFUSALS])
+def test_every_writer_names_the_way_out_of_a_repeated_id(tmp_path: Path, write: Any,
+                                                         problems: list[str]) -> None:
+    out = tmp_path / "out.json"
+    with pytest.raises(IntegrityError) as e:
+        if write is _write_streamed:
+            from cocokit.io.stream import open_stream
+
+            (tmp_path / "src.json").write_text(json.dumps(REPEATS))
+            cocokit.save(open_stream(tmp_path / "src.json"), out)
+        else:
+            write(cocokit.load(REPEATS), out)
+    assert sorted(e.value.problems) == problems
+    assert not out.exists()
+
+
 def test_ignore_negative_samples() -> None:
     ds = small()
-    kept = cocokit.to_dict(ds)
-    dropped = cocokit.to_dict(ds, ignore_negative_samples=True)
+    kept = cocokit.to_dict(ds, image_ids="auto", annotation_ids="auto")
+    dropped = cocokit.to_dict(ds, ignore_negative_samples=True, image_ids="auto",
+                              annotation_ids="auto")
     assert len(kept["images"]) == 3
     assert [im["file_name"] for im in dropped["images"]] == ["a.jpg", "b.jpg"]
     assert [a["image_id"] for a in dropped["annotations"]] == [1, 2, 1]

@@ -38,7 +38,9 @@ def write_parts(path: Path, ds: cocokit.Dataset, sizes: list[int], **policy: obj
 
 @pytest.mark.parametrize("parts", REAL, ids=lambda p: p[-1])
 @pytest.mark.parametrize("policy", [
-    {}, {"image_ids": "keep", "annotation_ids": "keep"}, {"ignore_negative_samples": True}])
+    {"image_ids": "auto", "annotation_ids": "auto"},
+    {"image_ids": "keep", "annotation_ids": "keep"},
+    {"ignore_negative_samples": True, "image_ids": "auto", "annotation_ids": "auto"}])
 def test_parts_give_the_bytes_of_one_export(tmp_path: Path, parts: tuple[str, ...],
                                             policy: dict[str, object]) -> None:
     src = real_path(*parts)
@@ -70,9 +72,9 @@ def test_keep_refuses_a_duplicate_across_parts_and_writes_nothing(tmp_path: Path
                 w.add(part)
 
     with pytest.raises(IntegrityError, match=r"images\[1\]\.id: duplicate image id 7"):
-        write(image_ids="keep")
+        write(image_ids="keep", annotation_ids="auto")
     assert list(tmp_path.iterdir()) == []
-    write()  # auto renumbers: fine
+    write(image_ids="auto", annotation_ids="auto")  # auto renumbers: fine
     out = cocokit.load(tmp_path / "out.json")
     assert out.images.file_name.tolist() == ["a.jpg", "b.jpg"]
     assert out.images.id.tolist() == [1, 2] and out.annotations.image_id.tolist() == [1, 2]

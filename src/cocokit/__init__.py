@@ -2,7 +2,7 @@
 
 >>> import cocokit
 >>> ds = cocokit.load("instances_val2017.json")          # doctest: +SKIP
->>> cocokit.save(ds, "out.json", image_ids="keep")        # doctest: +SKIP
+>>> cocokit.save(ds, "out.json")        # ids kept; image_ids="auto" renumbers  # doctest: +SKIP
 >>> cocokit.validate(ds).ok, cocokit.compute_stats(ds)    # doctest: +SKIP
 
 The dataset is data; saving, validating, statistics and formats are functions that take

@@ -711,7 +711,9 @@ class SliceSummary:
     ``annotations``: tile annotations; ``empty_tiles_dropped``: tiles left out for
     having no annotation (``keep_empty=False``); ``skipped``: ``(path, reason)`` of the
     images left out with ``skip_missing``; ``unplaced_annotations``: source annotations
-    with no box, segmentation or labeled keypoint, which no tile can hold.
+    with no box, segmentation or labeled keypoint, which no tile can hold;
+    ``warnings``: those of the COCO file a streamed :func:`slice_dataset` wrote
+    (:attr:`cocokit.io.coco.ExportSummary.warnings`; :func:`slice_dataset` writes none).
     """
 
     images: int
@@ -720,6 +722,7 @@ class SliceSummary:
     empty_tiles_dropped: int
     skipped: tuple[tuple[str, str], ...]
     unplaced_annotations: int
+    warnings: tuple[str, ...] = ()
 
 
 def _stem(file_name: str) -> str:
@@ -1082,8 +1085,11 @@ def _slice_stream(
         # inside a local out_dir is staged with the tiles
         written = (_staged_path(stage, local_target) if local_target is not None
                    else Path(tmp) / "tiles.json")
+        # tiles are new records, numbered 1..N over the whole file (auto), as slice_dataset
+        # numbers those of one chunk
         with PartWriter(written, categories=stream.categories, extra=stream.extra,
-                        key_order=stream.key_order) as writer:
+                        key_order=stream.key_order, image_ids="auto",
+                        annotation_ids="auto") as writer:
             chunks = stream.datasets(images_per_chunk)
             try:
                 for chunk in chunks:
@@ -1102,12 +1108,14 @@ def _slice_stream(
                 chunks.close()
             if failed and not skip:
                 raise BadImagesError(failed, "sliced")
+            written_summary = writer.close()
         if local_target is None:
             files.upload(written, str(target))
     return SliceSummary(images=counts["images"], tiles=counts["tiles"],
                         annotations=counts["annotations"],
                         empty_tiles_dropped=counts["dropped"], skipped=tuple(failed),
-                        unplaced_annotations=counts["unplaced"])
+                        unplaced_annotations=counts["unplaced"],
+                        warnings=written_summary.warnings)
 
 
 def _staged_path(stage: Staging, path: Path) -> Path:

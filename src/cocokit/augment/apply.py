@@ -72,6 +72,7 @@ from ..geometry import (
     segmentation_kinds,
 )
 from ..io import files
+from ..io.coco import DEFAULT_IDS, IdPolicy, check_policy
 from ..io.staging import staged
 from . import _pixels
 from .ops import Op, apply_matrix, translation
@@ -91,7 +92,6 @@ __all__ = [
 ]
 
 Progress = Callable[[int, int], None]
-IdPolicy = Literal["auto", "keep"]
 Format = Literal["same", "jpg", "png"]
 
 DROP_REASONS = ("outside", "min_area", "min_visibility")
@@ -782,8 +782,8 @@ def augment(
     keep_originals: bool = True,
     workers: int = 1,
     progress: Progress | None = None,
-    image_ids: IdPolicy = "auto",
-    annotation_ids: IdPolicy = "auto",
+    image_ids: IdPolicy = DEFAULT_IDS,
+    annotation_ids: IdPolicy = DEFAULT_IDS,
     ignore_negative_samples: bool = False,
     format: Format = "same",
     quality: int = 95,
@@ -806,9 +806,10 @@ def augment(
     * ``seed``: copy ``k`` of image row ``i`` draws from
       ``SeedSequence(seed, spawn_key=(i, k))``; output is identical for any ``workers``
       and either ``engine``.
-    * ``image_ids`` / ``annotation_ids``: ``"auto"`` numbers everything 1..N in output
-      order (each original followed by its copies); ``"keep"`` keeps the originals' ids
-      and gives new records ids above the largest one.
+    * ``image_ids`` / ``annotation_ids``: ``"keep"`` (the default) keeps the originals'
+      ids and gives new records ids above the largest one (a repeated id is refused,
+      naming ``"auto"``); ``"auto"`` numbers everything 1..N in output order (each
+      original followed by its copies).
     * New images record ``augmented_from`` (the id the source image has in the output
       when originals are kept, else its id in ``ds``), ``augmentation`` (the operations
       applied with their sampled parameters) and ``augmentation_matrix`` (source pixel
@@ -848,9 +849,8 @@ def augment(
         raise OptionError("quality", quality, "an integer in [1, 100]")
     if format not in ("same", "jpg", "png"):
         raise OptionError("format", format, "'same', 'jpg' or 'png'")
-    for opt, val in (("image_ids", image_ids), ("annotation_ids", annotation_ids)):
-        if val not in ("auto", "keep"):
-            raise OptionError(opt, val, "'auto' or 'keep'")
+    check_policy("image_ids", image_ids)
+    check_policy("annotation_ids", annotation_ids)
     if engine not in ("local", "ray"):
         raise OptionError("engine", engine, "'local' or 'ray'")
     src_root = str(image_dir) if files.is_url(image_dir) else os.fspath(image_dir)

@@ -219,23 +219,22 @@ def save_dataset(
     indent: int | None = None,
     new_records: str | None = None,
     ids_line: bool = True,
+    warn: bool = True,
     invalid: str = "error",
     streamed: str = "",
 ) -> Any:
     """Write a source atomically with a progress bar (:func:`cocokit.io.coco.write_coco`,
     a loaded dataset or one read in runs, see :func:`open_source`); prints a one-line
     summary (a streamed source: ``(streamed<streamed>)`` in it), (``ids_line``) what
-    happened to the ids (see :func:`._options.ids_note`), and the records skipped as
-    invalid and the export's warnings.
+    happened to the ids (see :func:`._options.ids_note`), the records skipped as invalid
+    and (``warn``) the export's warnings.
 
-    With ``keep``, ids that repeat in a loaded ``ds`` are refused naming
-    ``--image-ids auto`` / ``--annotation-ids auto`` before anything is written.
+    With ``keep``, ids that repeat are refused before anything is written, each problem
+    line naming the way out (``image_ids='auto' (CLI: --image-ids auto)``).
     """
     from ..io.coco import write_coco
-    from ._options import check_keepable, ids_note
+    from ._options import ids_note
 
-    if isinstance(ds, Dataset):
-        check_keepable(ds, image_ids, annotation_ids, path)
     with progress_bar(f"writing {path.name}", quiet) as update:
         summary = write_coco(
             ds,
@@ -266,12 +265,16 @@ def save_dataset(
         if ids_line:
             err_console.print(ids_note(image_ids, annotation_ids, new_records=new_records),
                               markup=False, highlight=False, soft_wrap=True)
-        print_export_notes(summary.skipped, summary.warnings)
+        print_export_notes(summary.skipped, summary.warnings if warn else ())
     return summary
 
 
 def print_export_notes(skipped: Sequence[str], warnings: Sequence[str]) -> None:
-    """Print the records an export skipped as invalid, and its warnings."""
+    """Print the records an export skipped as invalid, and its warnings (``warning: ...``).
+
+    Every command that writes COCO ends here, once per output (once for the parts of a
+    split), with its export summary's ``skipped`` and ``warnings`` or, where the file
+    was written without a summary, :func:`cocokit.contract.category_warnings`."""
     if skipped:
         err_console.print(f"skipped {len(skipped)} invalid record(s):", markup=False,
                           highlight=False)

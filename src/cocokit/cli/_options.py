@@ -26,6 +26,7 @@ from typing import Annotated, Any, TypeVar
 import typer
 
 from ..errors import OptionError
+from ..io import coco
 
 T = TypeVar("T")
 
@@ -42,8 +43,9 @@ class IdPolicy(str, Enum):
     auto = "auto"
 
 
-#: The one default of ``--image-ids`` and ``--annotation-ids`` (README explains why).
-DEFAULT_IDS = IdPolicy.keep
+#: The one default of ``--image-ids`` and ``--annotation-ids``: the library's
+#: (:data:`cocokit.io.coco.DEFAULT_IDS`; README explains why).
+DEFAULT_IDS = IdPolicy(coco.DEFAULT_IDS)
 
 ImageIds = Annotated[IdPolicy, typer.Option(
     "--image-ids", help="keep: write image ids as they are (new images are numbered 1..N); "
@@ -157,29 +159,9 @@ def ids_note(image_ids: str, annotation_ids: str, *, new_records: str | None = N
     return "; ".join(parts)
 
 
-def check_keepable(ds: Any, image_ids: str, annotation_ids: str,
-                   target: str | os.PathLike[str] | None = None) -> None:
-    """With ``keep``, refuse ids that repeat in ``ds`` (as an input may hold) before
-    anything is written: the export contract's problem lines, each naming the way out
-    (``--image-ids auto`` / ``--annotation-ids auto``)."""
-    from ..errors import IntegrityError
-    from ..io.coco import duplicate_id_problems
-
-    problems: list[str] = []
-    for policy, ids, flag, what, section in (
-            (image_ids, ds.images.id, "--image-ids", "image", "images"),
-            (annotation_ids, ds.annotations.id, "--annotation-ids", "annotation",
-             "annotations")):
-        if str(getattr(policy, "value", policy)) == "keep":
-            problems += duplicate_id_problems(ids, section, what,
-                                              f"{flag} auto renumbers them 1..N")
-    if problems:
-        raise IntegrityError(problems, os.fspath(target) if target is not None else None)
-
-
 __all__ = [
     "DEFAULT_IDS", "IMAGES", "OUTPUT", "AnnotationIds", "DropEmptyAlias", "DropNegatives",
     "IdPolicy", "IgnoreNegativesAlias", "ImageIds", "Json",
-    "check_file_output", "check_folder_output", "check_image_folder", "check_keepable",
+    "check_file_output", "check_folder_output", "check_image_folder",
     "deprecated", "ids_note", "renamed", "say",
 ]

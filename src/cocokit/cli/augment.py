@@ -17,6 +17,7 @@ from ._app import (
     app,
     err_console,
     load_dataset,
+    print_export_notes,
     progress_bar,
     report_bad_images,
 )
@@ -28,7 +29,6 @@ from ._options import (
     ImageIds,
     check_folder_output,
     check_image_folder,
-    check_keepable,
     ids_note,
     renamed,
     say,
@@ -108,6 +108,7 @@ def augment_command(
     """
     from ..augment.apply import augment
     from ..augment.pipeline import Pipeline
+    from ..contract import category_warnings
     from ..errors import BadImagesError
     from ..io import files
 
@@ -123,8 +124,6 @@ def augment_command(
         raise OptionError("--workers", workers, "an integer >= 1")
     pipe = Pipeline.from_file(pipeline)  # bad pipelines fail before the dataset is read
     ds = load_dataset(file, quiet)
-    check_keepable(ds, image_ids.value, annotation_ids.value,
-                   files.join(output, "annotations.json"))
     n_workers = workers if workers is not None else (os.cpu_count() or 1)
 
     failed: list[tuple[str, str]] | None = None
@@ -140,7 +139,7 @@ def augment_command(
             bar[0](done, total)
 
         try:
-            _, summary = augment(
+            written, summary = augment(
                 ds, pipe, images, output, copies=copies, seed=seed,
                 keep_originals=keep_originals, workers=n_workers, progress=update,
                 image_ids=image_ids.value, annotation_ids=annotation_ids.value,
@@ -163,6 +162,7 @@ def augment_command(
                if summary.skipped_negative_images else ""),
             markup=False, highlight=False)
         say(ids_note(image_ids, annotation_ids, new_records="copies"))
+        print_export_notes((), category_warnings(written.categories))
     for path, reason in summary.skipped:
         err_console.print(f"skipped {path}: {reason}", markup=False, highlight=False,
                           soft_wrap=True)

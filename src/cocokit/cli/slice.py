@@ -19,6 +19,7 @@ from ._app import (
     app,
     err_console,
     open_source,
+    print_export_notes,
     progress_bar,
     report_bad_images,
     save_dataset,
@@ -149,6 +150,7 @@ def slice_command(
 
     Example: cocokit slice train.json -i s3://bucket/train -o s3://bucket/tiles --engine ray
     """
+    from ..contract import category_warnings
     from ..errors import BadImagesError
     from ..io import files
     from ..io.coco import to_json
@@ -213,6 +215,7 @@ def slice_command(
         if not quiet:
             err_console.print(f"wrote {target}", markup=False, highlight=False)
             say(ids_note(image_ids, annotation_ids, new_records="all"))
+            print_export_notes((), summary.warnings)
     elif local_target is not None:
         save_dataset(tiled, local_target, quiet=quiet, image_ids=image_ids.value,
                      annotation_ids=annotation_ids.value, new_records="all")
@@ -223,6 +226,7 @@ def slice_command(
         if not quiet:
             err_console.print(f"wrote {target}", markup=False, highlight=False)
             say(ids_note(image_ids, annotation_ids, new_records="all"))
+            print_export_notes((), category_warnings(tiled.categories))
     if not quiet:
         err_console.print(
             f"sliced {summary.images} images into {summary.tiles} tiles with "

@@ -143,11 +143,11 @@ def _image_list(path: Path, option: str) -> list[int | str]:
 
 
 def _save(ds: Dataset, output: str | Path, quiet: bool, image_ids: IdPolicy,
-          annotation_ids: IdPolicy, ids_line: bool = True) -> None:
+          annotation_ids: IdPolicy, ids_line: bool = True, warn: bool = True) -> None:
     """Write with the id policies (repeated ids with ``keep`` are refused, naming
     ``auto``: the transforms never make them, but an input may hold them)."""
     save_dataset(ds, Path(output), quiet=quiet, image_ids=image_ids.value,
-                 annotation_ids=annotation_ids.value, ids_line=ids_line)
+                 annotation_ids=annotation_ids.value, ids_line=ids_line, warn=warn)
 
 
 def _show(report: Any, quiet: bool) -> None:
@@ -433,8 +433,10 @@ def split_command(
                               group_pattern=pattern)
     folder.mkdir(exist_ok=True)
     for k, (name, part) in enumerate(parts.items()):
+        # the parts share the categories: their ids line and warnings once, at the end
+        last = k == len(parts) - 1
         _save(part, folder / f"{name}.json", quiet, image_ids, annotation_ids,
-              ids_line=k == len(parts) - 1)
+              ids_line=last, warn=last)
     if not quiet:
         used = report.category_annotations.sum(axis=0) > 0
         ok = report.within_tolerance()

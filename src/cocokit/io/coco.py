@@ -6,7 +6,7 @@ text (``msgspec.Raw``), which is written back byte for byte. Segmentations and
 keypoints stay as raw JSON too, so a file round-trips without parsing a single
 polygon coordinate.
 
-Writing follows the export contract: ids ``auto`` or ``keep``, categories passed
+Writing follows the export contract: ids ``keep`` (the default) or ``auto``, categories passed
 through, negatives kept or dropped, numpy values encoded as plain JSON numbers,
 referential integrity checked before a byte is written, and an atomic rename at the
 end so a failure never leaves a partial file or damages an existing one.
@@ -49,6 +49,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from .stream import CocoStream
 
 __all__ = [
+    "DEFAULT_IDS",
     "ExportSummary",
     "FilteredStream",
     "IdPolicy",
@@ -62,6 +63,9 @@ __all__ = [
 ]
 
 IdPolicy = Literal["auto", "keep"]
+#: The id policy of every writer (library and CLI) unless told otherwise: ids are written
+#: as they are, so what was made against them (predictions, results) still matches.
+DEFAULT_IDS: IdPolicy = "keep"
 T = TypeVar("T")
 Progress = Callable[[int, int], None]
 
@@ -525,6 +529,21 @@ def duplicate_id_problems(
     ]
 
 
+def renumber_hint(what: str) -> str:
+    """The way out of a repeated id under ``keep``, for the end of a problem line
+    (``what``: ``"image"`` or ``"annotation"``)."""
+    return (f"ids must be unique: {what}_ids='auto' (CLI: --{what}-ids auto) "
+            "renumbers them 1..N")
+
+
+def kept_id_problems(
+    ids: np.ndarray, section: str, what: str, rows: np.ndarray | None = None
+) -> list[str]:
+    """:func:`duplicate_id_problems` for ids an export keeps: each line says how to
+    renumber (:func:`renumber_hint`)."""
+    return duplicate_id_problems(ids, section, what, renumber_hint(what), rows)
+
+
 class ExportScreen:
     """The error checks of the export contract (:mod:`cocokit.contract`) under an
     ``invalid`` policy, over the records an export would write.
@@ -655,8 +674,8 @@ class Screened:
 def screen_export(
     ds: Dataset,
     *,
-    image_ids: IdPolicy = "auto",
-    annotation_ids: IdPolicy = "auto",
+    image_ids: IdPolicy = DEFAULT_IDS,
+    annotation_ids: IdPolicy = DEFAULT_IDS,
     ignore_negative_samples: bool = False,
     target: str | None = None,
     invalid: InvalidPolicy = "error",
@@ -715,9 +734,7 @@ def screen_export(
         image_rows = np.flatnonzero(keep_img)
 
     if image_ids == "keep":
-        problems += duplicate_id_problems(
-            images.id[image_rows], "images", "image", "ids must be unique", image_rows + img0
-        )
+        problems += kept_id_problems(images.id[image_rows], "images", "image", image_rows + img0)
     else:
         referenced = np.isin(images.id, anns.image_id[ann_rows])
         problems += [
@@ -732,9 +749,8 @@ def screen_export(
             if r
         ]
     if annotation_ids == "keep":
-        problems += duplicate_id_problems(
-            anns.id[ann_rows], "annotations", "annotation", rows=ann_rows + ann0
-        )
+        problems += kept_id_problems(anns.id[ann_rows], "annotations", "annotation",
+                                     ann_rows + ann0)
     screen.refuse(problems)
     return Screened(image_rows, ann_rows, len(images) - len(image_rows) - invalid_images,
                     screen.skipped, category_warnings(cats))
@@ -743,8 +759,8 @@ def screen_export(
 def plan_export(
     ds: Dataset,
     *,
-    image_ids: IdPolicy = "auto",
-    annotation_ids: IdPolicy = "auto",
+    image_ids: IdPolicy = DEFAULT_IDS,
+    annotation_ids: IdPolicy = DEFAULT_IDS,
     ignore_negative_samples: bool = False,
     target: str | None = None,
     invalid: InvalidPolicy = "error",
@@ -1007,8 +1023,8 @@ def write_coco(
     source: Dataset | CocoStream | FilteredStream,
     path: str | os.PathLike[str],
     *,
-    image_ids: IdPolicy = "auto",
-    annotation_ids: IdPolicy = "auto",
+    image_ids: IdPolicy = DEFAULT_IDS,
+    annotation_ids: IdPolicy = DEFAULT_IDS,
     ignore_negative_samples: bool = False,
     indent: int | None = None,
     progress: Progress | None = None,
@@ -1020,8 +1036,9 @@ def write_coco(
     (a :class:`~cocokit.io.stream.CocoStream`, or a :class:`FilteredStream`), written in
     bounded memory with the same checks and the same bytes (no ``indent`` then).
 
-    ``image_ids``: ``"auto"`` numbers images 1..N in dataset order, ``"keep"`` keeps the
-    ids (duplicates are refused). ``annotation_ids`` likewise (1..M in table order).
+    ``image_ids``: ``"keep"`` (the default, :data:`DEFAULT_IDS`) writes the ids as they are
+    (a repeated id is refused, naming ``image_ids="auto"``), ``"auto"`` numbers images
+    1..N in dataset order. ``annotation_ids`` likewise (1..M in table order).
     Annotations follow their images. ``ignore_negative_samples`` drops images without
     annotations. Missing bbox and area are computed from the segmentation (area as
     pycocotools computes it). Integrity and the records to be written are checked first
@@ -1141,7 +1158,7 @@ def _write_stream(
     n_img = len(index.ids)
     problems: list[str] = []
     if image_ids == "keep":
-        problems += duplicate_id_problems(index.ids, "images", "image", "ids must be unique")
+        problems += kept_id_problems(index.ids, "images", "image")
     else:
         dups = duplicate_id_problems(
             index.ids, "images", "image", "annotations that reference it are ambiguous"
@@ -1250,8 +1267,8 @@ def _write_stream(
                            for start, t in stream.annotation_tables()]
                 rows_in = np.concatenate(written)
                 all_ids = np.concatenate([t.id for _, t in stream.annotation_tables()])
-                problems.extend(duplicate_id_problems(all_ids[rows_in], "annotations",
-                                                      "annotation", rows=rows_in))
+                problems.extend(kept_id_problems(all_ids[rows_in], "annotations",
+                                                 "annotation", rows=rows_in))
 
     bodies = {"images": images_body, "annotations": annotations_body}
     atomic_write(path, iter_document(stream.key_order, bodies, cats, stream.extra,
@@ -1287,8 +1304,8 @@ def _summary(target: str | None, ds: Dataset, plan: _Plan) -> ExportSummary:
 def to_json(
     ds: Dataset,
     *,
-    image_ids: IdPolicy = "auto",
-    annotation_ids: IdPolicy = "auto",
+    image_ids: IdPolicy = DEFAULT_IDS,
+    annotation_ids: IdPolicy = DEFAULT_IDS,
     ignore_negative_samples: bool = False,
     indent: int | None = None,
     invalid: InvalidPolicy = "error",
@@ -1303,8 +1320,8 @@ def to_json(
 def to_dict(
     ds: Dataset,
     *,
-    image_ids: IdPolicy = "auto",
-    annotation_ids: IdPolicy = "auto",
+    image_ids: IdPolicy = DEFAULT_IDS,
+    annotation_ids: IdPolicy = DEFAULT_IDS,
     ignore_negative_samples: bool = False,
     invalid: InvalidPolicy = "error",
 ) -> dict[str, Any]:

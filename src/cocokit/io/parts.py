@@ -10,9 +10,9 @@ target. Memory holds one part and, with ``keep``, the id columns.
 Each part is checked as an export is (:func:`cocokit.io.coco.plan_export`: integrity
 and the error checks of :mod:`cocokit.contract`, ``invalid="error"`` or ``"skip"``);
 messages name the rows of the parts concatenated in order. The id policy is the
-export contract's, applied across parts: ``auto`` numbers images
-and annotations 1..N in the order the parts came, ``keep`` keeps them and refuses a
-duplicate anywhere in the file before the rename. The bytes are those
+export contract's, applied across parts: ``keep`` (the default) keeps the ids and
+refuses a duplicate anywhere in the file before the rename, ``auto`` numbers images and
+annotations 1..N in the order the parts came. The bytes are those
 :func:`cocokit.io.coco.write_coco` writes for the parts concatenated into one dataset.
 
 >>> with PartWriter("tiles.json", categories=ds.categories) as w:   # doctest: +SKIP
@@ -38,6 +38,7 @@ from ..errors import IntegrityError, OptionError
 from .atomic import atomic_write
 from .coco import (
     ANNOTATION_KEYS,
+    DEFAULT_IDS,
     IMAGE_KEYS,
     ExportSummary,
     IdPolicy,
@@ -47,6 +48,7 @@ from .coco import (
     duplicate_id_problems,
     image_columns,
     iter_document,
+    kept_id_problems,
     plan_export,
 )
 
@@ -71,8 +73,8 @@ class PartWriter:
         categories: Categories,
         extra: Mapping[str, Any] | None = None,
         key_order: Sequence[str] | None = None,
-        image_ids: IdPolicy = "auto",
-        annotation_ids: IdPolicy = "auto",
+        image_ids: IdPolicy = DEFAULT_IDS,
+        annotation_ids: IdPolicy = DEFAULT_IDS,
         ignore_negative_samples: bool = False,
         invalid: InvalidPolicy = "error",
     ) -> None:
@@ -170,7 +172,7 @@ class PartWriter:
             problems: list[str] = []
             for key, what in (("images", "image"), ("annotations", "annotation")):
                 if self._ids[key]:
-                    problems += duplicate_id_problems(np.concatenate(self._ids[key]), key, what)
+                    problems += kept_id_problems(np.concatenate(self._ids[key]), key, what)
             if problems:
                 raise IntegrityError(problems, self.path)
             bodies = {key: (lambda key=key: self._body(key))

@@ -721,8 +721,10 @@ def _layout_name(file_name: str) -> str:
 def _plan_split(name: str, ds: Dataset, images: ImageMode, image_dir: Path | None,
                 crowd: CrowdMode, check_sizes: bool, target: str,
                 invalid: InvalidPolicy) -> _SplitPlan:
-    # the export contract: integrity and invalid records, as a COCO export checks them
-    screened = screen_export(ds, target=target, invalid=invalid)
+    # the export contract: integrity and invalid records, as a COCO export checks them;
+    # YOLO writes no ids, so only image ids that make references ambiguous matter (auto)
+    screened = screen_export(ds, image_ids="auto", annotation_ids="auto", target=target,
+                             invalid=invalid)
     if screened.skipped:
         ds = ds.replace(images=ds.images.take(screened.image_rows),
                         annotations=ds.annotations.take(screened.ann_rows))
