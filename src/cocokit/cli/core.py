@@ -12,6 +12,8 @@ from rich.markup import escape
 from rich.table import Table
 
 from ..errors import OptionError
+from ..io.sniff import COCO_KEYS
+from ..problems import Report
 from ._app import (
     MAX_PROBLEMS,
     QUIET_HELP,
@@ -58,6 +60,20 @@ class ExportFormat(str, Enum):
 
 # problems that mean the file could not be read as a COCO document at all
 UNREADABLE = {"json-syntax", "top-not-object"}
+# what the validator adds to a missing key when the document is not COCO at all (the
+# sniffed hint of cocokit.io.sniff: LabelMe, an object with none of the three keys)
+_NOT_COCO = "not a COCO dataset"
+
+
+def unreadable(report: Report) -> bool:
+    """Whether ``report`` says the file is no COCO document at all (exit 2, as info,
+    export and stats refuse it): malformed JSON, a top level that is not an object, or
+    an object with none of images/annotations/categories that the sniffer described.
+    ``{}`` is an (empty, invalid) COCO document: exit 1."""
+    if any(p.code in UNREADABLE for p in report.errors):
+        return True
+    missing = [p for p in report.errors if p.code == "missing-key" and not p.path]
+    return len(missing) == len(COCO_KEYS) and any(_NOT_COCO in p.message for p in missing)
 
 Quiet = Annotated[bool, typer.Option("--quiet", "-q", help=QUIET_HELP)]
 
@@ -152,7 +168,7 @@ def validate(
             n_err, n_warn = len(report.errors), len(report.warnings)
             verdict = "[green]valid[/green]" if report.ok else "[red]invalid[/red]"
             err_console.print(f"{file}: {verdict}: {n_err} error(s), {n_warn} warning(s)")
-    if any(p.code in UNREADABLE for p in report.errors):
+    if unreadable(report):
         raise typer.Exit(2)
     if report.errors or (strict and report.warnings):
         raise typer.Exit(1)
