@@ -1018,7 +1018,7 @@ def slice_file(
     with staged(out_dir) as stage, tempfile.TemporaryDirectory(prefix="cocokit-slice-") as tmp:
         # a URL target is written here first and put in one request at the end; one
         # inside a local out_dir is staged with the tiles
-        written = (_staged_path(stage, local_target) if local_target is not None
+        written = (stage.place(local_target) if local_target is not None
                    else Path(tmp) / "tiles.json")
         with PartWriter(written, categories=stream.categories, extra=stream.extra,
                         key_order=stream.key_order) as writer:
@@ -1046,19 +1046,6 @@ def slice_file(
                         annotations=counts["annotations"],
                         empty_tiles_dropped=counts["dropped"], skipped=tuple(failed),
                         unplaced_annotations=counts["unplaced"])
-
-
-def _staged_path(stage: Staging, path: Path) -> Path:
-    """Where to write ``path`` now: its place in the staging folder when it lies inside
-    the staged output folder, else ``path`` itself."""
-    out = files.local_path(stage.target)
-    if not stage.local or out is None:
-        return path
-    try:
-        rel = Path(os.path.abspath(path)).relative_to(os.path.abspath(out))
-    except ValueError:
-        return path
-    return Path(stage.path) / rel
 
 
 def _check_stream_stems(stream: Any, fmt: str) -> None:

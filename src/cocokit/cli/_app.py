@@ -216,10 +216,12 @@ def save_dataset(
     new_records: str | None = None,
     ids_line: bool = True,
     invalid: str = "error",
+    shown_as: str | None = None,
 ) -> Any:
     """Write a dataset atomically with a progress bar; prints a one-line summary,
     (``ids_line``) what happened to the ids (see :func:`._options.ids_note`), and the
-    records skipped as invalid and the export's warnings.
+    records skipped as invalid and the export's warnings. ``shown_as``: the path named
+    in messages when ``path`` is where the file is staged (default: ``path``).
 
     With ``keep``, ids that repeat in ``ds`` are refused naming ``--image-ids auto`` /
     ``--annotation-ids auto`` before anything is written.
@@ -227,8 +229,9 @@ def save_dataset(
     from ..io.coco import write_coco
     from ._options import check_keepable, ids_note
 
-    check_keepable(ds, image_ids, annotation_ids, path)
-    with progress_bar(f"writing {path.name}", quiet) as update:
+    shown = shown_as if shown_as is not None else str(path)
+    check_keepable(ds, image_ids, annotation_ids, shown)
+    with progress_bar(f"writing {Path(shown).name}", quiet) as update:
         summary = write_coco(
             ds,
             path,
@@ -241,7 +244,7 @@ def save_dataset(
         )
     if not quiet:
         err_console.print(
-            f"wrote {path}: {summary.images} images, {summary.annotations} annotations, "
+            f"wrote {shown}: {summary.images} images, {summary.annotations} annotations, "
             f"{summary.categories} categories"
             + (
                 f" ({summary.dropped_negative_images} images without annotations dropped)"

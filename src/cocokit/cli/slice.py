@@ -7,7 +7,7 @@ import re
 from collections.abc import Callable
 from enum import Enum
 from pathlib import Path
-from typing import Annotated, Optional, TypeVar
+from typing import TYPE_CHECKING, Annotated, Optional, TypeVar
 
 import typer
 
@@ -26,9 +26,11 @@ from ._app import (
 )
 from ._options import (
     DEFAULT_IDS,
+    OUTPUT,
     AnnotationIds,
     DropEmptyAlias,
     DropNegatives,
+    IdPolicy,
     ImageIds,
     check_file_output,
     check_folder_output,
@@ -38,6 +40,10 @@ from ._options import (
     renamed,
     say,
 )
+
+if TYPE_CHECKING:
+    from ..dataset import Dataset
+    from ..io.staging import Staging
 
 T = TypeVar("T")
 _PAIR = re.compile(r"^\s*([^xX*,]+)\s*(?:[xX*,]\s*([^xX*,]+)\s*)?$")
@@ -151,7 +157,7 @@ def slice_command(
     """
     from ..errors import BadImagesError
     from ..io import files
-    from ..io.coco import to_json
+    from ..io.staging import staged
     from ..slicing import slice_dataset, slice_file
 
     drop_negatives = renamed(drop_negatives, drop_empty, "--drop-empty", "--drop-negatives",
@@ -200,28 +206,22 @@ def slice_command(
                 summary = slice_file(file, images, output, target, progress=update,
                                      **options)  # type: ignore[arg-type]
             else:
-                tiled, summary = slice_dataset(ds, images, output, progress=update,
-                                               **options)  # type: ignore[arg-type]
+                # the COCO file is written inside the staging of the tiles, before they
+                # are moved: a failure of either leaves the output folder as it was
+                with staged(output, option=OUTPUT) as stage:
+                    tiled, summary = slice_dataset(ds, images, stage, progress=update,
+                                                   **options)  # type: ignore[arg-type]
+                    stack.close()  # the slicing bar ends before the writing bar starts
+                    _write_tiled(tiled, stage, target, quiet, image_ids, annotation_ids)
         except BadImagesError as e:
             failed = e.failures
     if failed is not None:
         report_bad_images(failed, "sliced")
         raise typer.Exit(1)
     # tiles are new records, numbered 1..N by the slicer: keep and auto write the same ids
-    if ds is None:
-        if not quiet:
-            err_console.print(f"wrote {target}", markup=False, highlight=False)
-            say(ids_note(image_ids, annotation_ids, new_records="all"))
-    elif local_target is not None:
-        save_dataset(tiled, local_target, quiet=quiet, image_ids=image_ids.value,
-                     annotation_ids=annotation_ids.value, new_records="all")
-    else:
-        with status(f"writing {target}", quiet):
-            files.write_bytes(target, to_json(tiled, image_ids=image_ids.value,
-                                             annotation_ids=annotation_ids.value))
-        if not quiet:
-            err_console.print(f"wrote {target}", markup=False, highlight=False)
-            say(ids_note(image_ids, annotation_ids, new_records="all"))
+    if ds is None and not quiet:
+        err_console.print(f"wrote {target}", markup=False, highlight=False)
+        say(ids_note(image_ids, annotation_ids, new_records="all"))
     if not quiet:
         err_console.print(
             f"sliced {summary.images} images into {summary.tiles} tiles with "
@@ -236,3 +236,24 @@ def slice_command(
         err_console.print(f"skipped {path}: {reason}", markup=False, highlight=False,
                           soft_wrap=True)
 
+
+
+def _write_tiled(tiled: Dataset, stage: Staging, target: str, quiet: bool,
+                 image_ids: IdPolicy, annotation_ids: IdPolicy) -> None:
+    """Write the tiles' COCO file before the staged tiles are moved into place: into the
+    staging folder when it lies in the output folder, else to ``target`` itself."""
+    from ..io import files
+    from ..io.coco import to_json
+
+    local = files.local_path(target)
+    if local is not None:
+        save_dataset(tiled, stage.place(local), quiet=quiet, image_ids=image_ids.value,
+                     annotation_ids=annotation_ids.value, new_records="all",
+                     shown_as=str(target))
+        return
+    with status(f"writing {target}", quiet):
+        files.write_bytes(target, to_json(tiled, image_ids=image_ids.value,
+                                          annotation_ids=annotation_ids.value))
+    if not quiet:
+        err_console.print(f"wrote {target}", markup=False, highlight=False)
+        say(ids_note(image_ids, annotation_ids, new_records="all"))
