@@ -13,7 +13,7 @@ import io
 import os
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
-from typing import Annotated, Any, Optional
+from typing import TYPE_CHECKING, Annotated, Any, Optional
 
 import typer
 from rich.progress import (
@@ -21,16 +21,21 @@ from rich.progress import (
     DownloadColumn,
     MofNCompleteColumn,
     Progress,
+    ProgressColumn,
+    Task,
     TextColumn,
-    TimeElapsedColumn,
     TimeRemainingColumn,
     TransferSpeedColumn,
 )
+from rich.text import Text
 
 from ..dataset import Dataset
 from ..errors import InputError
 from ..problems import Report
 from ._console import console, err_console, make_console, print_error
+
+if TYPE_CHECKING:
+    from ..io.stream import CocoStream
 
 app = typer.Typer(
     name="cocokit",
@@ -85,33 +90,77 @@ MAX_PROBLEMS = 10_000
 QUIET_HELP = "No progress bars or summaries (errors are still printed)."
 
 
+class _Done(ProgressColumn):
+    """done/total: sizes for a bar of bytes (``unit="bytes"``), else counts."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._bytes, self._count = DownloadColumn(), MofNCompleteColumn()
+
+    def render(self, task: Task) -> Text:
+        column = self._bytes if task.fields.get("unit") == "bytes" else self._count
+        return column.render(task)
+
+
+class _Rate(ProgressColumn):
+    """The rate: bytes per second for a bar of bytes, else records (or images) per second."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._bytes = TransferSpeedColumn()
+
+    def render(self, task: Task) -> Text:
+        if task.fields.get("unit") == "bytes":
+            return self._bytes.render(task)
+        speed = task.finished_speed or task.speed
+        per = f"{speed:,.0f}/s" if speed is not None else "?/s"
+        return Text(per, style="progress.data.speed")
+
+
 @contextlib.contextmanager
 def progress_bar(
-    description: str, quiet: bool = False, total: int | None = None
+    description: str, quiet: bool = False, total: int | None = None, unit: str = "records"
 ) -> Iterator[Callable[[int, int], None]]:
-    """A rich progress bar on stderr; yields ``update(done, total)``.
+    """The progress bar of the CLI on stderr (see :func:`progress_bars`), for one step;
+    yields ``update(done, total)``. Draws nothing with ``quiet``, COCOKIT_QUIET or off
+    a terminal."""
+    with progress_bars(quiet, (description, unit, total)) as (update,):
+        yield update
 
-    With ``quiet`` (or the environment variable COCOKIT_QUIET set, or stderr not a
-    terminal) it draws nothing.
-    """
-    if quiet or env_quiet() or not err_console.is_terminal:
-        yield lambda done, total: None
+
+@contextlib.contextmanager
+def progress_bars(
+    quiet: bool, *steps: tuple[str, str, int | None]
+) -> Iterator[tuple[Callable[[int, int], None], ...]]:
+    """The one display of progress of the CLI: a bar for each of ``steps`` (description,
+    unit, total), shown from its first update, with the description, the bar, done/total
+    (sizes with the unit ``"bytes"``, counts otherwise), the rate and the time left;
+    yields one ``update(done, total)`` per step. Steps that follow each other inside one
+    call (streamed validation: indexing, then checking) share the display, as rich
+    draws one at a time. Nothing is drawn with ``quiet``, COCOKIT_QUIET or off a
+    terminal."""
+    if not bars_shown(quiet):
+        yield tuple((lambda done, total: None) for _ in steps)
         return
     with Progress(
         TextColumn("[bold]{task.description}"),
         BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
+        _Done(),
+        _Rate(),
         TimeRemainingColumn(),
         console=err_console,
         transient=True,
     ) as progress:
-        task = progress.add_task(description, total=total)
+        def updater(description: str, unit: str, total: int | None) -> Callable[[int, int], None]:
+            task = progress.add_task(description, total=total, unit=unit,
+                                     visible=len(steps) == 1)
 
-        def update(done: int, total: int) -> None:
-            progress.update(task, completed=done, total=total)
+            def update(done: int, total: int) -> None:
+                progress.update(task, completed=done, total=total, visible=True)
 
-        yield update
+            return update
+
+        yield tuple(updater(*step) for step in steps)
 
 
 @contextlib.contextmanager
@@ -129,26 +178,6 @@ def bars_shown(quiet: bool = False) -> bool:
     return not (quiet or env_quiet() or not err_console.is_terminal)
 
 
-@contextlib.contextmanager
-def byte_bar(description: str, total: int, quiet: bool = False) -> Iterator[Callable[[int], None]]:
-    """A bar of bytes done, transfer rate and time left on stderr; yields ``update(done)``.
-    Draws nothing with ``quiet``, COCOKIT_QUIET or off a terminal."""
-    if not bars_shown(quiet):
-        yield lambda done: None
-        return
-    with Progress(
-        TextColumn("[bold]{task.description}"),
-        BarColumn(),
-        DownloadColumn(),
-        TransferSpeedColumn(),
-        TimeRemainingColumn(),
-        console=err_console,
-        transient=True,
-    ) as progress:
-        task = progress.add_task(description, total=total)
-        yield lambda done: progress.update(task, completed=done)
-
-
 READ_BLOCK = 32 << 20  # at least this much per read; at most ~64 updates of the bar
 
 
@@ -164,14 +193,15 @@ def read_file(path: Path, quiet: bool = False) -> bytes:
             size = os.fstat(f.fileno()).st_size
             buf = io.BytesIO(bytes(size))  # the only reference: BytesIO owns it, no copy
             done = 0
-            with byte_bar(f"reading {path.name}", size, quiet) as update, buf.getbuffer() as view:
+            with progress_bar(f"reading {path.name}", quiet, size, "bytes") as update, \
+                    buf.getbuffer() as view:
                 block = max(READ_BLOCK, size // 64)
                 while done < size:
                     n = f.readinto(view[done : done + block])
                     if not n:
                         break
                     done += n
-                    update(done)
+                    update(done, size)
             if done < size:  # the file shrank while it was read
                 buf.truncate(done)
             elif rest := f.read():  # or grew
@@ -183,25 +213,45 @@ def read_file(path: Path, quiet: bool = False) -> bytes:
 
 
 def load_dataset(path: Path, quiet: bool = False) -> Dataset:
-    """Load a COCO file: a byte bar while reading, then a spinner while decoding."""
+    """Load a COCO file: a bar of bytes while reading, then of records while decoding."""
     from ..io.coco import read_coco
 
     if not bars_shown(quiet) or not path.is_file():
         return read_coco(path)  # read_coco names a missing file or a folder
     data = read_file(path, quiet)
-    with status(f"decoding {path.name}", quiet):
-        return read_coco(data, name=str(path))
+    with progress_bar(f"decoding {path.name}", quiet) as update:
+        return read_coco(data, name=str(path), progress=update)
 
 
-def validate_path(path: Path, quiet: bool = False) -> Report:
-    """Validate a COCO file: a byte bar while reading, then a spinner while checking."""
+def validate_path(path: Path, quiet: bool = False, stream: bool = False) -> Report:
+    """Validate a COCO file: a bar of bytes while reading (streamed: while indexing),
+    then of records while checking."""
     from ..validate import validate_bytes, validate_file
 
-    if not bars_shown(quiet) or not path.is_file():
-        return validate_file(path, stream=False, max_problems=MAX_PROBLEMS)
+    if stream or not bars_shown(quiet) or not path.is_file():
+        with progress_bars(quiet, (f"indexing {path.name}", "bytes", _size(path)),
+                           (f"validating {path.name}", "records", None)) as (scanned, checked):
+            # the same checks either way; stream only chooses how the bytes are read
+            return validate_file(path, stream=stream, max_problems=MAX_PROBLEMS,
+                                 progress=checked, scanned=scanned)
     data = read_file(path, quiet)
-    with status(f"validating {path.name}", quiet):
-        return validate_bytes(data, str(path), max_problems=MAX_PROBLEMS)
+    with progress_bar(f"validating {path.name}", quiet) as update:
+        return validate_bytes(data, str(path), max_problems=MAX_PROBLEMS, progress=update)
+
+
+def index_stream(path: Path, quiet: bool = False) -> CocoStream:
+    """Index a COCO file for streaming, with a bar of the bytes scanned."""
+    from ..io.stream import open_stream
+
+    with progress_bar(f"indexing {path.name}", quiet, _size(path), "bytes") as update:
+        return open_stream(path, progress=update)
+
+
+def _size(path: Path) -> int | None:
+    try:
+        return path.stat().st_size if path.is_file() else None
+    except OSError:
+        return None
 
 
 def save_dataset(

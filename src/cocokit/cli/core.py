@@ -15,12 +15,12 @@ from ..errors import OptionError
 from ..io.sniff import COCO_KEYS
 from ..problems import Report
 from ._app import (
-    MAX_PROBLEMS,
     QUIET_HELP,
     Stream,
     app,
     console,
     err_console,
+    index_stream,
     load_dataset,
     print_export_notes,
     progress_bar,
@@ -92,10 +92,9 @@ def info(
     from ..summary import summarize
 
     if use_stream(file, stream):
-        from ..io.stream import open_stream
-
+        src = index_stream(file, quiet or as_json)
         with status(f"reading {file} in runs", quiet or as_json):
-            summary = summarize(open_stream(file))
+            summary = summarize(src)
     else:
         summary = summarize(load_dataset(file, quiet or as_json))
     if as_json:
@@ -142,14 +141,8 @@ def validate(
 
     Example: cocokit validate instances_val2017.json --errors-only
     """
-    if use_stream(file, stream):
-        from ..validate import validate_file
-
-        with status(f"validating {file}", quiet or as_json):
-            # the same checks either way; --stream only chooses how the bytes are read
-            report = validate_file(file, stream=True, max_problems=MAX_PROBLEMS)
-    else:
-        report = validate_path(file, quiet or as_json)
+    # the same checks either way; --stream only chooses how the bytes are read
+    report = validate_path(file, quiet or as_json, stream=use_stream(file, stream))
     problems = [p for p in report.problems if not errors_only or p.severity == "error"]
     if as_json:
         print(json.dumps(report.to_dict(), indent=2))
@@ -255,10 +248,9 @@ def export(
     check_file_output(output)
     out = Path(output)
     if indent is None and use_stream(file, stream):
-        from ..io.stream import open_stream, write_coco_stream
+        from ..io.stream import write_coco_stream
 
-        with status(f"indexing {file}", quiet):
-            src = open_stream(file)
+        src = index_stream(file, quiet)
         with progress_bar(f"writing {out.name}", quiet) as update:
             summary = write_coco_stream(
                 src,

@@ -22,6 +22,7 @@ from ._app import (
     app,
     console,
     err_console,
+    index_stream,
     load_dataset,
     progress_bar,
     status,
@@ -140,10 +141,9 @@ def stats_command(
 
     ds: Dataset | None = None
     if streamed:
-        from ..io.stream import open_stream
-
+        src = index_stream(file, quiet or as_json)
         with status(f"reading {file} in runs", quiet or as_json):
-            stats = compute_stats(open_stream(file))
+            stats = compute_stats(src)
     else:
         ds = load_dataset(file, quiet or as_json)
         stats = compute_stats(ds)

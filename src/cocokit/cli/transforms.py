@@ -25,6 +25,7 @@ from ._app import (
     app,
     console,
     err_console,
+    index_stream,
     load_dataset,
     progress_bar,
     save_dataset,
@@ -336,11 +337,9 @@ def _filter_streamed(file: Path, output: str, quiet: bool, keep: list[str] | Non
                      drop: list[str] | None, min_area: float | None, max_area: float | None,
                      min_width: float | None, min_height: float | None, crowd: str,
                      drop_empty: bool, image_ids: str, annotation_ids: str) -> None:
-    from ..io.stream import open_stream
     from ..transforms.filter import filter_stream
 
-    with status(f"indexing {file}", quiet):
-        src = open_stream(file)
+    src = index_stream(file, quiet)
 
     def category(token: str) -> str | int:
         if token in src.categories:
