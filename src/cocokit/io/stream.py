@@ -947,6 +947,8 @@ def write_coco_stream(
                 out_ids = np.arange(next_id, next_id + len(rows), dtype=np.int64)
                 next_id += len(rows)
             if not len(rows) or problems or screen.errors:
+                if progress:  # the bar counts the annotations read, written or not
+                    progress(counts["images"] + start + len(t), total)
                 continue
             r_img = img_idx[rows]
             with gc_paused():
@@ -966,7 +968,7 @@ def write_coco_stream(
             first = False
             counts["annotations"] += len(rows)
             if progress:
-                progress(counts["images"] + counts["annotations"], total)
+                progress(counts["images"] + start + len(t), total)
         if annotation_ids == "keep" and ann_ids_seen:
             ids = np.concatenate(ann_ids_seen)
             ann_ids_seen.clear()
