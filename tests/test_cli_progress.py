@@ -17,6 +17,7 @@ import pytest
 
 from cocokit.cli._app import read_file
 
+from .conftest import real_path
 from .test_cli_usage import F, run
 
 TERMINAL = {"FORCE_COLOR": "1", "COLUMNS": "120"}
@@ -194,3 +195,17 @@ def test_library_progress_counts_records(chunk: int, monkeypatch: pytest.MonkeyP
     calls, update = _calls()
     validate_bytes(Path(F).read_bytes(), F, progress=update)
     _grows(calls, 222)
+
+
+@pytest.mark.parametrize(("mode", "first"), [("--stream", "indexing"), ("--no-stream", "reading")])
+def test_slice_shows_bytes_then_images(mode: str, first: str, tmp_path: Path) -> None:
+    src = real_path("sahi-testdata", "coco_utils", "terrain2_coco.json")
+    size = f"{src.stat().st_size / 1000:.1f}"
+    res = run("slice", str(src), "-i", str(src.parent), "-o", str(tmp_path / "t"), "--size",
+              "400", "--workers", "1", mode, **TERMINAL)
+    assert res.returncode == 0, res.stderr
+    plain = _plain(res.stderr)
+    scan = re.search(rf"{first} terrain2_coco\.json.* {size}/{size} kB", plain)
+    sliced = re.search(r"slicing .* 1/1 +(?:[\d,]+|\?)/s +\d+:\d\d:\d\d", plain)
+    assert scan and sliced and scan.start() < sliced.start(), plain
+    assert "6 tiles" in plain

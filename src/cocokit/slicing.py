@@ -977,6 +977,7 @@ def slice_file(
     images_per_chunk: int | None = None,
     skip_bad_images: bool = False,
     progress: Progress | None = None,
+    scanned: Progress | None = None,
     **options: Any,
 ) -> SliceSummary:
     """Slice a COCO file of any size in bounded memory; writes the tiles and the COCO file.
@@ -993,11 +994,12 @@ def slice_file(
     ``skip_bad_images``. Memory holds one chunk of images with their annotations and
     tiles. The tiles of every chunk (and ``json_path`` when it lies in ``out_dir``) are
     staged as one (:mod:`cocokit.io.staging`): a failed run leaves ``out_dir`` as it was.
+    ``scanned(bytes, size)`` is called as the file is indexed, before any slicing.
     """
     from .io.parts import PartWriter
     from .io.stream import open_stream
 
-    stream = open_stream(path)
+    stream = open_stream(path, progress=scanned)
     fmt = options.get("format", "jpg")
     if fmt not in ("jpg", "png", "same"):
         raise OptionError("format", fmt, "'jpg', 'png' or 'same'")

@@ -201,10 +201,24 @@ def slice_command(
                 bar.append(stack.enter_context(progress_bar("slicing", quiet)))
             bar[0](done, total)
 
+        scan = contextlib.ExitStack()
+        stack.enter_context(scan)
+        scan_bar: list[Callable[[int, int], None]] = []
+
+        def scanned(done: int, total: int) -> None:
+            # a bar of the bytes indexed, closed when the file is read to its end: no
+            # bar (nor its thread) may be alive when the slicing forks its workers
+            if not scan_bar:
+                scan_bar.append(scan.enter_context(
+                    progress_bar(f"indexing {file.name}", quiet, total, "bytes")))
+            scan_bar[0](done, total)
+            if done >= total:
+                scan.close()
+
         try:
             if ds is None:
                 summary = slice_file(file, images, output, target, progress=update,
-                                     **options)  # type: ignore[arg-type]
+                                     scanned=scanned, **options)  # type: ignore[arg-type]
             else:
                 # the COCO file is written inside the staging of the tiles, before they
                 # are moved: a failure of either leaves the output folder as it was
