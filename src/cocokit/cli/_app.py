@@ -136,8 +136,8 @@ def progress_bars(
     unit, total), shown from its first update, with the description, the bar, done/total
     (sizes with the unit ``"bytes"``, counts otherwise), the rate and the time left;
     yields one ``update(done, total)`` per step. Steps that follow each other inside one
-    call (streamed validation: indexing, then checking) share the display, as rich
-    draws one at a time. Nothing is drawn with ``quiet``, COCOKIT_QUIET or off a
+    call (streamed validation: indexing, then checking) share one display, as rich
+    allows only one at a time. Nothing is drawn with ``quiet``, COCOKIT_QUIET or off a
     terminal."""
     if not bars_shown(quiet):
         yield tuple((lambda done, total: None) for _ in steps)
