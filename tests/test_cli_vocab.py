@@ -63,12 +63,12 @@ VOCABULARY = [
     ("export", [*IDS, "--format", "-i", "--images", "--image-mode", "--drop-negatives",
                 "--add-split"], ["--ignore-negative-samples", "--image-dir", "--split"]),
     ("import", [*IDS, "--format", "--drop-negatives"], []),
-    ("merge", [*IDS, "-i", "--images"], ["--image-root"]),
+    ("merge", [*IDS, "-i", "--images", "--drop-negatives"], ["--image-root"]),
     ("filter", [*IDS, "--drop-negatives"], ["--drop-empty"]),
-    ("sample", [*IDS, "--only-negatives"], ["--negatives"]),
-    ("split", IDS, []),
-    ("categories", IDS, []),
-    ("clip", IDS, []),
+    ("sample", [*IDS, "--only-negatives", "--drop-negatives"], ["--negatives"]),
+    ("split", [*IDS, "--drop-negatives"], []),
+    ("categories", [*IDS, "--drop-negatives"], []),
+    ("clip", [*IDS, "--drop-negatives"], []),
     ("slice", [*IDS, "-i", "--images", "--image-format", "--coco-output", "--drop-negatives"],
      ["--format", "--json", "--drop-empty", "--keep-empty"]),
     ("augment", [*IDS, "-i", "--images", "--image-format", "--drop-negatives"],
@@ -242,6 +242,53 @@ def test_deprecated_image_format_of_augment_and_draw(tmp_path: Path) -> None:
     assert "--format is deprecated; use --image-format" in old.stderr
     assert sorted(p.name for p in (tmp_path / "d-old").iterdir()) == sorted(
         p.name for p in (tmp_path / "d-new").iterdir()) == ["terrain2.jpg"]
+
+
+# -- --drop-negatives: images without annotations left out, on every command writing COCO ---
+
+# (command, arguments); {out} the output file, {dir} a split folder (its one part.json).
+# tiny has no negatives: merging it with a one-category map, or dropping the four
+# categories of 547503, leaves images without annotations; KEYPOINTS has 40 of its own
+NEGATIVES = [
+    ("merge", ["merge", TINY, KEYPOINTS, "-o", "{out}", "--category", "dog=1"]),
+    ("sample", ["sample", KEYPOINTS, "-o", "{out}", "--every", "2"]),
+    ("split", ["split", KEYPOINTS, "-o", "{dir}", "--ratio", "part=1"]),
+    ("categories", ["categories", TINY, "-o", "{out}", "--drop", "person", "--drop",
+                    "wine glass", "--drop", "bottle", "--drop", "cup"]),
+    ("clip", ["clip", KEYPOINTS, "-o", "{out}"]),
+    ("export", ["export", KEYPOINTS, "-o", "{out}"]),
+]
+
+
+def _negatives(path: Path) -> tuple[int, int]:
+    """(images, images without annotations) of a written COCO file."""
+    d = doc(path)
+    used = {a["image_id"] for a in d["annotations"]}
+    return len(d["images"]), sum(im["id"] not in used for im in d["images"])
+
+
+@pytest.mark.parametrize(("command", "args"), NEGATIVES, ids=[n[0] for n in NEGATIVES])
+def test_drop_negatives(tmp_path: Path, command: str, args: list[Any]) -> None:
+    counts = []
+    for flag in ([], ["--drop-negatives"]):
+        out = tmp_path / ("parts" if command == "split" else "out.json")
+        proc = ok(*[str(out) if a in ("{out}", "{dir}") else a for a in args], *flag)
+        written = out / "part.json" if command == "split" else out
+        counts.append((*_negatives(written), len(doc(written)["annotations"])))
+        if flag:
+            dropped = counts[0][1]
+            assert f"({dropped} images without annotations dropped)" in proc.stderr, \
+                proc.stderr
+    (images, negatives, anns), (kept, left, kept_anns) = counts
+    assert negatives > 0, "the case must have images without annotations"
+    assert (kept, left, kept_anns) == (images - negatives, 0, anns)
+
+
+def test_drop_negatives_with_only_negatives_is_refused(tmp_path: Path) -> None:
+    proc = run("sample", KEYPOINTS, "-o", tmp_path / "x.json", "--count", "5",
+               "--only-negatives", "--drop-negatives")
+    assert proc.returncode == 2 and "--drop-negatives" in proc.stderr, proc.stderr
+    assert len(proc.stderr.strip().splitlines()) == 1 and not (tmp_path / "x.json").exists()
 
 
 # -- ids: keep by default everywhere, auto renumbers; the summary says which --------------

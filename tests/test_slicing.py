@@ -965,3 +965,46 @@ def test_cli_stream_slices_to_the_same_file(real_data: Path, tmp_path: Path) -> 
                      "-q", "--workers", "1", "--size", "400", mode]) == 0
     a = (tmp_path / "--stream" / "terrain2_coco.json").read_bytes()
     assert a == (tmp_path / "--no-stream" / "terrain2_coco.json").read_bytes()
+
+
+@pytest.mark.parametrize("before", ["missing", "empty", "earlier run"])
+@pytest.mark.parametrize("coco_output", ["inside", "outside"])
+def test_cli_failed_coco_write_leaves_the_output_as_it_was(
+        real_data: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str], before: str, coco_output: str) -> None:
+    """The COCO file is written before the staged tiles are moved: a disk full while
+    writing it leaves no tile behind (and an earlier run's files as they were)."""
+    import errno
+
+    from cocokit.cli import main
+    from cocokit.io import atomic
+
+    src = real(real_data, *SAHI, "terrain2_coco.json")
+    out = tmp_path / "tiles"
+    args = ["slice", str(src), "-i", str(src.parent), "-o", str(out), "-q", "--workers", "1",
+            "--size", "400", "--no-stream"]
+    if coco_output == "outside":
+        args += ["--coco-output", str(tmp_path / "tiles.json")]
+    if before == "empty":
+        out.mkdir()
+    elif before == "earlier run":
+        assert main([*args, "--size", "600"]) == 0
+    state = {p: p.read_bytes() for p in tmp_path.rglob("*") if p.is_file()}
+    assert (before == "earlier run") == any(p.suffix == ".jpg" for p in state)
+
+    def disk_full(fd: int) -> None:
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(atomic.os, "fsync", disk_full)  # tiles are written without fsync
+    capsys.readouterr()
+    assert main(args) == 2
+    err = capsys.readouterr().err
+    assert "no space left on the device" in err and "Traceback" not in err, err
+    assert {p: p.read_bytes() for p in tmp_path.rglob("*") if p.is_file()} == state
+    assert out.exists() == (before != "missing")
+    assert not [p for p in tmp_path.iterdir() if "partial" in p.name]
+    monkeypatch.undo()
+    assert main(args) == 0  # and the same run with room on the disk writes it all
+    target = tmp_path / "tiles.json" if coco_output == "outside" else out / src.name
+    doc = json.loads(target.read_bytes())
+    assert doc["images"] and all((out / i["file_name"]).is_file() for i in doc["images"])

@@ -113,10 +113,11 @@ def test_cli_refuses_what_is_not_coco(
     assert "Traceback" not in text
     assert looks in text and todo in text, text
     assert not out.exists()
-    # a non-COCO object validates with its missing keys (exit 1, "problems found");
-    # everything else is refused as unreadable (exit 2)
-    assert res.returncode == (1 if command == ["validate"] and name in (
-        "labelme", "other-object") else 2), text
+    # refused as unreadable (exit 2) by every command; validate's report keeps the
+    # missing keys of a non-COCO object, with what it looks like
+    assert res.returncode == 2, text
+    if command == ["validate"] and name in ("labelme", "other-object"):
+        assert res.stdout.count("[missing-key]") == 3, res.stdout
     if res.returncode == 2 and command != ["validate"]:
         assert len(res.stderr.splitlines()) == 1, res.stderr
 
@@ -130,7 +131,28 @@ def test_streamed_readers_refuse_it_too(
     src = make(tmp_path)  # type: ignore[operator]
     res = run(command, str(src), "--stream")
     assert looks in res.stdout + res.stderr and todo in res.stdout + res.stderr
-    assert res.returncode in (1, 2) and "Traceback" not in res.stderr
+    assert res.returncode == 2 and "Traceback" not in res.stderr
+
+
+@pytest.mark.parametrize("stream", ["--stream", "--no-stream"])
+@pytest.mark.parametrize(
+    ("document", "code"),
+    [
+        ({}, 1),  # an empty object is an (invalid) COCO document: problems found
+        ({"images": []}, 1),  # a partial COCO document
+        ({"info": {}}, 2),  # none of the three keys: not COCO
+        ({"shapes": [], "imagePath": "a.jpg"}, 2),  # LabelMe
+    ],
+)
+def test_validate_exit_code_of_objects(document: dict[str, object], code: int, stream: str,
+                                       tmp_path: Path) -> None:
+    path = tmp_path / "doc.json"
+    path.write_text(json.dumps(document))
+    res = run("validate", str(path), stream, "--json")
+    assert res.returncode == code, res.stdout + res.stderr
+    report = json.loads(res.stdout)  # the report is printed either way
+    assert not report["ok"]
+    assert {p["code"] for p in report["problems"]} == {"missing-key"}
 
 
 @pytest.mark.parametrize(("name", "make", "looks", "todo"), KINDS, ids=IDS)

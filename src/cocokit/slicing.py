@@ -1083,7 +1083,7 @@ def _slice_stream(
     with staged(out_dir) as stage, tempfile.TemporaryDirectory(prefix="cocokit-slice-") as tmp:
         # a URL target is written here first and put in one request at the end; one
         # inside a local out_dir is staged with the tiles
-        written = (_staged_path(stage, local_target) if local_target is not None
+        written = (stage.place(local_target) if local_target is not None
                    else Path(tmp) / "tiles.json")
         # tiles are new records, numbered 1..N over the whole file (auto), as slice_dataset
         # numbers those of one chunk
@@ -1116,19 +1116,6 @@ def _slice_stream(
                         empty_tiles_dropped=counts["dropped"], skipped=tuple(failed),
                         unplaced_annotations=counts["unplaced"],
                         warnings=written_summary.warnings)
-
-
-def _staged_path(stage: Staging, path: Path) -> Path:
-    """Where to write ``path`` now: its place in the staging folder when it lies inside
-    the staged output folder, else ``path`` itself."""
-    out = files.local_path(stage.target)
-    if not stage.local or out is None:
-        return path
-    try:
-        rel = Path(os.path.abspath(path)).relative_to(os.path.abspath(out))
-    except ValueError:
-        return path
-    return Path(stage.path) / rel
 
 
 def _check_stream_stems(stream: Any, fmt: str) -> None:

@@ -1339,6 +1339,8 @@ CHUNK_RECORDS = 50_000
 STREAM_CHUNK_BYTES = 8 << 20
 
 _SECTIONS = ("categories", "images", "annotations")  # the order of feeding
+#: ``progress(done, total)``: records checked of the three arrays
+Progress = Callable[[int, int], None]
 _RAW_LIST = msgspec.json.Decoder(list[msgspec.Raw])
 
 
@@ -1396,6 +1398,10 @@ class _Source:
         """(index of the first record, raw records) of an array section, in file order."""
         raise NotImplementedError
 
+    def count(self, key: str) -> int:
+        """The number of records of an array section (for progress)."""
+        raise NotImplementedError
+
 
 class _MemorySource(_Source):
     """A whole document in memory: the top level as raw values, each array one run."""
@@ -1403,6 +1409,7 @@ class _MemorySource(_Source):
     def __init__(self, data: bytes, source: str) -> None:
         self.top, self.keys = read_top(data, source)
         self.source = source
+        self._counted: dict[str, list[msgspec.Raw]] = {}  # decoded by count(), for runs()
 
     def extra(self) -> Iterable[tuple[str, Any]]:
         return [(k, v) for k, v in self.top.items() if k not in _SECTIONS]
@@ -1412,16 +1419,21 @@ class _MemorySource(_Source):
         return None if bytes(memoryview(raw)[:1]) == b"[" else bytes(raw)
 
     def runs(self, key: str) -> Iterator[tuple[int, list[msgspec.Raw]]]:
-        yield 0, _RAW_LIST.decode(self.top[key])
+        raws = self._counted.pop(key, None)
+        yield 0, raws if raws is not None else _RAW_LIST.decode(self.top[key])
+
+    def count(self, key: str) -> int:
+        return len(self._counted.setdefault(key, _RAW_LIST.decode(self.top[key])))
 
 
 class _StreamSource(_Source):
     """A file read in runs of about ``chunk_bytes`` (the streaming tokenizer's index)."""
 
-    def __init__(self, path: str, chunk_bytes: int) -> None:
+    def __init__(self, path: str, chunk_bytes: int,
+                 scanned: Callable[[int, int], None] | None = None) -> None:
         from .io.stream import CocoStream
 
-        self.stream = CocoStream(path, chunk_bytes, strict=False)
+        self.stream = CocoStream(path, chunk_bytes, strict=False, progress=scanned)
         self.keys = list(self.stream.file_keys)
 
     def extra(self) -> Iterable[tuple[str, Any]]:
@@ -1441,6 +1453,11 @@ class _StreamSource(_Source):
         for run, text in self.stream._run_texts(key):
             yield run.first, _RAW_LIST.decode(text)
 
+    def count(self, key: str) -> int:
+        if key == "categories":
+            return len(_RAW_LIST.decode(self.stream.raw_values["categories"]))
+        return sum(r.count for r in self.stream.runs[key])
+
 
 def _head(name: str, data: bytes | None = None) -> bytes:
     """The first bytes of the document (for saying what a file that is not COCO is)."""
@@ -1454,17 +1471,20 @@ def _head(name: str, data: bytes | None = None) -> bytes:
 
 
 def _validate_source(make: Callable[[], _Source], name: str, max_problems: int | None,
-                     chunk: int, data: bytes | None = None) -> Report:
+                     chunk: int, data: bytes | None = None,
+                     progress: Progress | None = None) -> Report:
     """The one validation pass: the top level, then each section chunk by chunk.
 
     ``data``: the document's bytes when it is in memory (else the file ``name`` is read
-    again for its first bytes, to say what a file that is not COCO looks like)."""
+    again for its first bytes, to say what a file that is not COCO looks like).
+    ``progress(done, total)``: called after each chunk of records is checked."""
     with gc_paused():  # millions of short-lived objects and no cycles
-        return _validate_chunks(make, name, max_problems, chunk, data)
+        return _validate_chunks(make, name, max_problems, chunk, data, progress)
 
 
 def _validate_chunks(make: Callable[[], _Source], name: str, max_problems: int | None,
-                     chunk: int, data: bytes | None) -> Report:
+                     chunk: int, data: bytes | None,
+                     progress: Progress | None = None) -> Report:
     v = Validator(name, max_problems)
     try:
         src = make()
@@ -1492,6 +1512,10 @@ def _validate_chunks(make: Callable[[], _Source], name: str, max_problems: int |
                 v.add("json-syntax", key, f"malformed JSON in this value: {e}")
     feeders = {"categories": v.feed_categories, "images": v.feed_images,
                "annotations": v.feed_annotations}
+    done = total = 0
+    if progress is not None:
+        total = sum(src.count(k) for k in _SECTIONS
+                    if k in src.keys and src.not_array(k) is None)
     for key in _SECTIONS:
         if key not in src.keys:
             continue
@@ -1515,6 +1539,9 @@ def _validate_chunks(make: Callable[[], _Source], name: str, max_problems: int |
                 feed(records, first + s)
                 fed = True
                 del records
+                if progress is not None:
+                    done += len(part)
+                    progress(done, total)
             del raws
         if not fed:
             feed([], 0)
@@ -1529,23 +1556,28 @@ def _decode_value(raw: bytes) -> Any:
 
 
 def validate_bytes(data: bytes | bytearray | memoryview, source: str = "<bytes>", *,
-                   max_problems: int | None = None, chunk: int = CHUNK_RECORDS) -> Report:
+                   max_problems: int | None = None, chunk: int = CHUNK_RECORDS,
+                   progress: Progress | None = None) -> Report:
     """Validate the JSON bytes of a COCO document (malformed JSON: one ``json-syntax``
-    error, and see :mod:`cocokit.io.jsontext`); ``chunk`` records are decoded at a time."""
+    error, and see :mod:`cocokit.io.jsontext`); ``chunk`` records are decoded at a time,
+    and ``progress(done, total)`` is called after each chunk (records of the three
+    arrays)."""
     raw = bytes(data)
     return _validate_source(lambda: _MemorySource(raw, source), source, max_problems, chunk,
-                            raw)
+                            raw, progress)
 
 
 def validate_file(path: str | os.PathLike[str], *, max_problems: int | None = None,
                   stream: bool | None = None, chunk: int = CHUNK_RECORDS,
-                  chunk_bytes: int = STREAM_CHUNK_BYTES) -> Report:
+                  chunk_bytes: int = STREAM_CHUNK_BYTES, progress: Progress | None = None,
+                  scanned: Progress | None = None) -> Report:
     """Read and validate a COCO JSON file; an unreadable file raises InputError.
 
     The file is read whole (``stream=False``) or in runs of about ``chunk_bytes``
     (``stream=True``; default: when it is big for this machine's memory). Either way
     the same checks see the same records, ``chunk`` at a time, and the report is the
-    same; only the memory held differs.
+    same; only the memory held differs. ``progress(done, total)`` is called after each
+    chunk of records checked; streamed, ``scanned(bytes, size)`` as the file is indexed.
     """
     name = os.fspath(path)
     if stream is None:
@@ -1559,14 +1591,15 @@ def validate_file(path: str | os.PathLike[str], *, max_problems: int | None = No
         said = describe_path(name)
         raise InputError(name, None, said or "is a directory, expected a COCO JSON file")
     if stream:
-        return _validate_source(lambda: _StreamSource(name, chunk_bytes), name, max_problems,
-                                chunk)
+        return _validate_source(lambda: _StreamSource(name, chunk_bytes, scanned), name,
+                                max_problems, chunk, progress=progress)
     try:
         with open(name, "rb") as f:
             data = f.read()
     except OSError as e:
         raise InputError(name, None, f"cannot read the file: {e.strerror or e}") from e
-    return validate_bytes(data, name, max_problems=max_problems, chunk=chunk)
+    return validate_bytes(data, name, max_problems=max_problems, chunk=chunk,
+                          progress=progress)
 
 
 def validate(obj: Any, source: str | None = None, *,

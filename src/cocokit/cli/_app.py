@@ -21,11 +21,13 @@ from rich.progress import (
     DownloadColumn,
     MofNCompleteColumn,
     Progress,
+    ProgressColumn,
+    Task,
     TextColumn,
-    TimeElapsedColumn,
     TimeRemainingColumn,
     TransferSpeedColumn,
 )
+from rich.text import Text
 
 from ..dataset import Dataset
 from ..errors import InputError
@@ -89,33 +91,77 @@ MAX_PROBLEMS = 10_000
 QUIET_HELP = "No progress bars or summaries (errors are still printed)."
 
 
+class _Done(ProgressColumn):
+    """done/total: sizes for a bar of bytes (``unit="bytes"``), else counts."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._bytes, self._count = DownloadColumn(), MofNCompleteColumn()
+
+    def render(self, task: Task) -> Text:
+        column = self._bytes if task.fields.get("unit") == "bytes" else self._count
+        return column.render(task)
+
+
+class _Rate(ProgressColumn):
+    """The rate: bytes per second for a bar of bytes, else records (or images) per second."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._bytes = TransferSpeedColumn()
+
+    def render(self, task: Task) -> Text:
+        if task.fields.get("unit") == "bytes":
+            return self._bytes.render(task)
+        speed = task.finished_speed or task.speed
+        per = f"{speed:,.0f}/s" if speed is not None else "?/s"
+        return Text(per, style="progress.data.speed")
+
+
 @contextlib.contextmanager
 def progress_bar(
-    description: str, quiet: bool = False, total: int | None = None
+    description: str, quiet: bool = False, total: int | None = None, unit: str = "records"
 ) -> Iterator[Callable[[int, int], None]]:
-    """A rich progress bar on stderr; yields ``update(done, total)``.
+    """The progress bar of the CLI on stderr (see :func:`progress_bars`), for one step;
+    yields ``update(done, total)``. Draws nothing with ``quiet``, COCOKIT_QUIET or off
+    a terminal."""
+    with progress_bars(quiet, (description, unit, total)) as (update,):
+        yield update
 
-    With ``quiet`` (or the environment variable COCOKIT_QUIET set, or stderr not a
-    terminal) it draws nothing.
-    """
-    if quiet or env_quiet() or not err_console.is_terminal:
-        yield lambda done, total: None
+
+@contextlib.contextmanager
+def progress_bars(
+    quiet: bool, *steps: tuple[str, str, int | None]
+) -> Iterator[tuple[Callable[[int, int], None], ...]]:
+    """The one display of progress of the CLI: a bar for each of ``steps`` (description,
+    unit, total), shown from its first update, with the description, the bar, done/total
+    (sizes with the unit ``"bytes"``, counts otherwise), the rate and the time left;
+    yields one ``update(done, total)`` per step. Steps that follow each other inside one
+    call (streamed validation: indexing, then checking) share one display, as rich
+    allows only one at a time. Nothing is drawn with ``quiet``, COCOKIT_QUIET or off a
+    terminal."""
+    if not bars_shown(quiet):
+        yield tuple((lambda done, total: None) for _ in steps)
         return
     with Progress(
         TextColumn("[bold]{task.description}"),
         BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
+        _Done(),
+        _Rate(),
         TimeRemainingColumn(),
         console=err_console,
         transient=True,
     ) as progress:
-        task = progress.add_task(description, total=total)
+        def updater(description: str, unit: str, total: int | None) -> Callable[[int, int], None]:
+            task = progress.add_task(description, total=total, unit=unit,
+                                     visible=len(steps) == 1)
 
-        def update(done: int, total: int) -> None:
-            progress.update(task, completed=done, total=total)
+            def update(done: int, total: int) -> None:
+                progress.update(task, completed=done, total=total, visible=True)
 
-        yield update
+            return update
+
+        yield tuple(updater(*step) for step in steps)
 
 
 @contextlib.contextmanager
@@ -133,26 +179,6 @@ def bars_shown(quiet: bool = False) -> bool:
     return not (quiet or env_quiet() or not err_console.is_terminal)
 
 
-@contextlib.contextmanager
-def byte_bar(description: str, total: int, quiet: bool = False) -> Iterator[Callable[[int], None]]:
-    """A bar of bytes done, transfer rate and time left on stderr; yields ``update(done)``.
-    Draws nothing with ``quiet``, COCOKIT_QUIET or off a terminal."""
-    if not bars_shown(quiet):
-        yield lambda done: None
-        return
-    with Progress(
-        TextColumn("[bold]{task.description}"),
-        BarColumn(),
-        DownloadColumn(),
-        TransferSpeedColumn(),
-        TimeRemainingColumn(),
-        console=err_console,
-        transient=True,
-    ) as progress:
-        task = progress.add_task(description, total=total)
-        yield lambda done: progress.update(task, completed=done)
-
-
 READ_BLOCK = 32 << 20  # at least this much per read; at most ~64 updates of the bar
 
 
@@ -168,14 +194,15 @@ def read_file(path: Path, quiet: bool = False) -> bytes:
             size = os.fstat(f.fileno()).st_size
             buf = io.BytesIO(bytes(size))  # the only reference: BytesIO owns it, no copy
             done = 0
-            with byte_bar(f"reading {path.name}", size, quiet) as update, buf.getbuffer() as view:
+            with progress_bar(f"reading {path.name}", quiet, size, "bytes") as update, \
+                    buf.getbuffer() as view:
                 block = max(READ_BLOCK, size // 64)
                 while done < size:
                     n = f.readinto(view[done : done + block])
                     if not n:
                         break
                     done += n
-                    update(done)
+                    update(done, size)
             if done < size:  # the file shrank while it was read
                 buf.truncate(done)
             elif rest := f.read():  # or grew
@@ -187,25 +214,45 @@ def read_file(path: Path, quiet: bool = False) -> bytes:
 
 
 def load_dataset(path: Path, quiet: bool = False) -> Dataset:
-    """Load a COCO file: a byte bar while reading, then a spinner while decoding."""
+    """Load a COCO file: a bar of bytes while reading, then of records while decoding."""
     from ..io.coco import read_coco
 
     if not bars_shown(quiet) or not path.is_file():
         return read_coco(path)  # read_coco names a missing file or a folder
     data = read_file(path, quiet)
-    with status(f"decoding {path.name}", quiet):
-        return read_coco(data, name=str(path))
+    with progress_bar(f"decoding {path.name}", quiet) as update:
+        return read_coco(data, name=str(path), progress=update)
 
 
-def validate_path(path: Path, quiet: bool = False) -> Report:
-    """Validate a COCO file: a byte bar while reading, then a spinner while checking."""
+def validate_path(path: Path, quiet: bool = False, stream: bool = False) -> Report:
+    """Validate a COCO file: a bar of bytes while reading (streamed: while indexing),
+    then of records while checking."""
     from ..validate import validate_bytes, validate_file
 
-    if not bars_shown(quiet) or not path.is_file():
-        return validate_file(path, stream=False, max_problems=MAX_PROBLEMS)
+    if stream or not bars_shown(quiet) or not path.is_file():
+        with progress_bars(quiet, (f"indexing {path.name}", "bytes", _size(path)),
+                           (f"validating {path.name}", "records", None)) as (scanned, checked):
+            # the same checks either way; stream only chooses how the bytes are read
+            return validate_file(path, stream=stream, max_problems=MAX_PROBLEMS,
+                                 progress=checked, scanned=scanned)
     data = read_file(path, quiet)
-    with status(f"validating {path.name}", quiet):
-        return validate_bytes(data, str(path), max_problems=MAX_PROBLEMS)
+    with progress_bar(f"validating {path.name}", quiet) as update:
+        return validate_bytes(data, str(path), max_problems=MAX_PROBLEMS, progress=update)
+
+
+def index_stream(path: Path, quiet: bool = False) -> CocoStream:
+    """Index a COCO file for streaming, with a bar of the bytes scanned."""
+    from ..io.stream import open_stream
+
+    with progress_bar(f"indexing {path.name}", quiet, _size(path), "bytes") as update:
+        return open_stream(path, progress=update)
+
+
+def _size(path: Path) -> int | None:
+    try:
+        return path.stat().st_size if path.is_file() else None
+    except OSError:
+        return None
 
 
 def save_dataset(
@@ -222,12 +269,14 @@ def save_dataset(
     warn: bool = True,
     invalid: str = "error",
     streamed: str = "",
+    shown_as: str | None = None,
 ) -> Any:
     """Write a source atomically with a progress bar (:func:`cocokit.io.coco.write_coco`,
     a loaded dataset or one read in runs, see :func:`open_source`); prints a one-line
     summary (a streamed source: ``(streamed<streamed>)`` in it), (``ids_line``) what
     happened to the ids (see :func:`._options.ids_note`), the records skipped as invalid
-    and (``warn``) the export's warnings.
+    and (``warn``) the export's warnings. ``shown_as``: the path named in messages when
+    ``path`` is where the file is staged (default: ``path``).
 
     With ``keep``, ids that repeat are refused before anything is written, each problem
     line naming the way out (``image_ids='auto' (CLI: --image-ids auto)``).
@@ -235,7 +284,8 @@ def save_dataset(
     from ..io.coco import write_coco
     from ._options import ids_note
 
-    with progress_bar(f"writing {path.name}", quiet) as update:
+    shown = shown_as if shown_as is not None else str(path)
+    with progress_bar(f"writing {Path(shown).name}", quiet) as update:
         summary = write_coco(
             ds,
             path,
@@ -252,7 +302,7 @@ def save_dataset(
             f"(streamed{streamed})", markup=False, highlight=False)
     elif not quiet:
         err_console.print(
-            f"wrote {path}: {summary.images} images, {summary.annotations} annotations, "
+            f"wrote {shown}: {summary.images} images, {summary.annotations} annotations, "
             f"{summary.categories} categories"
             + (
                 f" ({summary.dropped_negative_images} images without annotations dropped)"
@@ -326,10 +376,7 @@ def open_source(path: Path, stream: bool | None, quiet: bool = False) -> Dataset
     function, which takes either."""
     if not use_stream(path, stream):
         return load_dataset(path, quiet)
-    from ..io.stream import open_stream
-
-    with status(f"indexing {path}", quiet):
-        return open_stream(path)
+    return index_stream(path, quiet)
 
 
 def working(source: Dataset | CocoStream, message: str, quiet: bool = False

@@ -12,8 +12,9 @@ from rich.markup import escape
 from rich.table import Table
 
 from ..errors import OptionError
+from ..io.sniff import COCO_KEYS
+from ..problems import Report
 from ._app import (
-    MAX_PROBLEMS,
     QUIET_HELP,
     Stream,
     app,
@@ -21,7 +22,6 @@ from ._app import (
     err_console,
     open_source,
     save_dataset,
-    status,
     use_stream,
     validate_path,
     working,
@@ -55,6 +55,20 @@ class ExportFormat(str, Enum):
 
 # problems that mean the file could not be read as a COCO document at all
 UNREADABLE = {"json-syntax", "top-not-object"}
+# what the validator adds to a missing key when the document is not COCO at all (the
+# sniffed hint of cocokit.io.sniff: LabelMe, an object with none of the three keys)
+_NOT_COCO = "not a COCO dataset"
+
+
+def unreadable(report: Report) -> bool:
+    """Whether ``report`` says the file is no COCO document at all (exit 2, as info,
+    export and stats refuse it): malformed JSON, a top level that is not an object, or
+    an object with none of images/annotations/categories that the sniffer described.
+    ``{}`` is an (empty, invalid) COCO document: exit 1."""
+    if any(p.code in UNREADABLE for p in report.errors):
+        return True
+    missing = [p for p in report.errors if p.code == "missing-key" and not p.path]
+    return len(missing) == len(COCO_KEYS) and any(_NOT_COCO in p.message for p in missing)
 
 Quiet = Annotated[bool, typer.Option("--quiet", "-q", help=QUIET_HELP)]
 
@@ -119,14 +133,8 @@ def validate(
 
     Example: cocokit validate instances_val2017.json --errors-only
     """
-    if use_stream(file, stream):
-        from ..validate import validate_file
-
-        with status(f"validating {file}", quiet or as_json):
-            # the same checks either way; --stream only chooses how the bytes are read
-            report = validate_file(file, stream=True, max_problems=MAX_PROBLEMS)
-    else:
-        report = validate_path(file, quiet or as_json)
+    # the same checks either way; --stream only chooses how the bytes are read
+    report = validate_path(file, quiet or as_json, stream=use_stream(file, stream))
     problems = [p for p in report.problems if not errors_only or p.severity == "error"]
     if as_json:
         print(json.dumps(report.to_dict(), indent=2))
@@ -145,7 +153,7 @@ def validate(
             n_err, n_warn = len(report.errors), len(report.warnings)
             verdict = "[green]valid[/green]" if report.ok else "[red]invalid[/red]"
             err_console.print(f"{file}: {verdict}: {n_err} error(s), {n_warn} warning(s)")
-    if any(p.code in UNREADABLE for p in report.errors):
+    if unreadable(report):
         raise typer.Exit(2)
     if report.errors or (strict and report.warnings):
         raise typer.Exit(1)

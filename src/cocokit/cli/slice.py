@@ -7,7 +7,7 @@ import re
 from collections.abc import Callable
 from enum import Enum
 from pathlib import Path
-from typing import Annotated, Any, Optional, TypeVar
+from typing import TYPE_CHECKING, Annotated, Optional, TypeVar
 
 import typer
 
@@ -24,12 +24,15 @@ from ._app import (
     report_bad_images,
     save_dataset,
     status,
+    use_stream,
 )
 from ._options import (
     DEFAULT_IDS,
+    OUTPUT,
     AnnotationIds,
     DropEmptyAlias,
     DropNegatives,
+    IdPolicy,
     ImageIds,
     check_file_output,
     check_folder_output,
@@ -39,6 +42,10 @@ from ._options import (
     renamed,
     say,
 )
+
+if TYPE_CHECKING:
+    from ..dataset import Dataset
+    from ..io.staging import Staging
 
 T = TypeVar("T")
 _PAIR = re.compile(r"^\s*([^xX*,]+)\s*(?:[xX*,]\s*([^xX*,]+)\s*)?$")
@@ -150,10 +157,9 @@ def slice_command(
 
     Example: cocokit slice train.json -i s3://bucket/train -o s3://bucket/tiles --engine ray
     """
-    from ..contract import category_warnings
     from ..errors import BadImagesError
     from ..io import files
-    from ..io.coco import to_json
+    from ..io.staging import staged
     from ..slicing import slice_dataset
 
     drop_negatives = renamed(drop_negatives, drop_empty, "--drop-empty", "--drop-negatives",
@@ -180,14 +186,15 @@ def slice_command(
     if local_target is not None and local_target.resolve() == file.resolve():
         raise OptionError("--coco-output", target, "a path other than the input file")
 
-    options: dict[str, Any] = dict(
-        size=tile, overlap=over, auto=auto, min_area_ratio=min_area_ratio,
-        keep_empty=not drop_negatives, format=image_format.value, quality=quality,
-        workers=workers, skip_bad_images=skip_bad_images, engine=engine.value, address=address)
-    source = open_source(file, stream, quiet)
-    if not isinstance(source, Dataset):  # written chunk by chunk as the tiles are made
-        options["json_path"] = target
-    tiled: Dataset | None = None
+    streaming = use_stream(file, stream)
+    options = dict(size=tile, overlap=over, auto=auto, min_area_ratio=min_area_ratio,
+                   keep_empty=not drop_negatives, format=image_format.value, quality=quality,
+                   workers=workers,
+                   skip_bad_images=skip_bad_images, engine=engine.value, address=address)
+    # a streamed file is indexed here, with its byte bar closed before the slicing
+    # forks its workers (no bar, nor its thread, may be alive then)
+    source = open_source(file, streaming, quiet)
+    ds = source if isinstance(source, Dataset) else None
     failed: list[tuple[str, str]] | None = None
     with contextlib.ExitStack() as stack:
         bar: list[Callable[[int, int], None]] = []
@@ -200,33 +207,27 @@ def slice_command(
             bar[0](done, total)
 
         try:
-            result = slice_dataset(source, images, output, progress=update, **options)
-            if isinstance(result, tuple):
-                tiled, summary = result
+            if ds is None:
+                summary = slice_dataset(source, images, output, json_path=target,
+                                        progress=update, **options)  # type: ignore[call-overload]
             else:
-                summary = result
+                # the COCO file is written inside the staging of the tiles, before they
+                # are moved: a failure of either leaves the output folder as it was
+                with staged(output, option=OUTPUT) as stage:
+                    tiled, summary = slice_dataset(ds, images, stage, progress=update,
+                                                   **options)  # type: ignore[call-overload]
+                    stack.close()  # the slicing bar ends before the writing bar starts
+                    _write_tiled(tiled, stage, target, quiet, image_ids, annotation_ids)
         except BadImagesError as e:
             failed = e.failures
     if failed is not None:
         report_bad_images(failed, "sliced")
         raise typer.Exit(1)
     # tiles are new records, numbered 1..N by the slicer: keep and auto write the same ids
-    if tiled is None:
-        if not quiet:
-            err_console.print(f"wrote {target}", markup=False, highlight=False)
-            say(ids_note(image_ids, annotation_ids, new_records="all"))
-            print_export_notes((), summary.warnings)
-    elif local_target is not None:
-        save_dataset(tiled, local_target, quiet=quiet, image_ids=image_ids.value,
-                     annotation_ids=annotation_ids.value, new_records="all")
-    else:
-        with status(f"writing {target}", quiet):
-            files.write_bytes(target, to_json(tiled, image_ids=image_ids.value,
-                                             annotation_ids=annotation_ids.value))
-        if not quiet:
-            err_console.print(f"wrote {target}", markup=False, highlight=False)
-            say(ids_note(image_ids, annotation_ids, new_records="all"))
-            print_export_notes((), category_warnings(tiled.categories))
+    if ds is None and not quiet:
+        err_console.print(f"wrote {target}", markup=False, highlight=False)
+        say(ids_note(image_ids, annotation_ids, new_records="all"))
+        print_export_notes((), summary.warnings)
     if not quiet:
         err_console.print(
             f"sliced {summary.images} images into {summary.tiles} tiles with "
@@ -241,3 +242,26 @@ def slice_command(
         err_console.print(f"skipped {path}: {reason}", markup=False, highlight=False,
                           soft_wrap=True)
 
+
+
+def _write_tiled(tiled: Dataset, stage: Staging, target: str, quiet: bool,
+                 image_ids: IdPolicy, annotation_ids: IdPolicy) -> None:
+    """Write the tiles' COCO file before the staged tiles are moved into place: into the
+    staging folder when it lies in the output folder, else to ``target`` itself."""
+    from ..contract import category_warnings
+    from ..io import files
+    from ..io.coco import to_json
+
+    local = files.local_path(target)
+    if local is not None:
+        save_dataset(tiled, stage.place(local), quiet=quiet, image_ids=image_ids.value,
+                     annotation_ids=annotation_ids.value, new_records="all",
+                     shown_as=str(target))
+        return
+    with status(f"writing {target}", quiet):
+        files.write_bytes(target, to_json(tiled, image_ids=image_ids.value,
+                                          annotation_ids=annotation_ids.value))
+    if not quiet:
+        err_console.print(f"wrote {target}", markup=False, highlight=False)
+        say(ids_note(image_ids, annotation_ids, new_records="all"))
+        print_export_notes((), category_warnings(tiled.categories))

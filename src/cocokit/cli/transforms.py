@@ -143,11 +143,14 @@ def _image_list(path: Path, option: str) -> list[int | str]:
 
 
 def _save(ds: Dataset, output: str | Path, quiet: bool, image_ids: IdPolicy,
-          annotation_ids: IdPolicy, ids_line: bool = True, warn: bool = True) -> None:
+          annotation_ids: IdPolicy, ids_line: bool = True, warn: bool = True,
+          drop_negatives: bool = False) -> None:
     """Write with the id policies (repeated ids with ``keep`` are refused, naming
-    ``auto``: the transforms never make them, but an input may hold them)."""
+    ``auto``: the transforms never make them, but an input may hold them), leaving out
+    the images without annotations with ``drop_negatives``."""
     save_dataset(ds, Path(output), quiet=quiet, image_ids=image_ids.value,
-                 annotation_ids=annotation_ids.value, ids_line=ids_line, warn=warn)
+                 annotation_ids=annotation_ids.value, ids_line=ids_line, warn=warn,
+                 ignore_negative_samples=drop_negatives)
 
 
 def _show(report: Any, quiet: bool) -> None:
@@ -185,6 +188,7 @@ def merge(
         help="JSON file with the info object (default: the first input's).")] = None,
     image_ids: ImageIds = DEFAULT_IDS,
     annotation_ids: AnnotationIds = DEFAULT_IDS,
+    drop_negatives: DropNegatives = False,
     quiet: Quiet = False,
     image_root: Annotated[Optional[list[Path]], typer.Option(  # noqa: UP045
         "--image-root", hidden=True)] = None,
@@ -219,7 +223,8 @@ def merge(
             image_roots=images or None, prefixes=prefix or None,
             duplicates=on_duplicate.value, dedupe_images=dedupe_images, info=info_obj)
     _show(report, quiet)
-    _save(out, output, quiet, image_ids, annotation_ids)
+    _save(out, output, quiet, image_ids, annotation_ids,
+          drop_negatives=drop_negatives)
 
 
 @app.command("filter")
@@ -357,6 +362,7 @@ def sample(
     )] = "source_image_id",
     image_ids: ImageIds = DEFAULT_IDS,
     annotation_ids: AnnotationIds = DEFAULT_IDS,
+    drop_negatives: DropNegatives = False,
     quiet: Quiet = False,
     negatives: Annotated[bool, typer.Option("--negatives", hidden=True)] = False,
 ) -> None:
@@ -370,6 +376,9 @@ def sample(
     only_negatives = renamed(only_negatives, negatives, "--negatives", "--only-negatives",
                              False)
     check_file_output(output)
+    if only_negatives and drop_negatives:
+        raise OptionError("--drop-negatives", True, "--only-negatives or --drop-negatives, "
+                          "not both (the sample would be left out)")
     if every is None and fraction is None and count is None and not repeat:
         raise OptionError("--every/--fraction/--count/--repeat", None, "at least one of them")
     ds = load_dataset(file, quiet)
@@ -389,7 +398,8 @@ def sample(
         with status("upsampling", quiet):
             out, report = upsample(out, factors, mark=mark)
         _show(report, quiet)
-    _save(out, output, quiet, image_ids, annotation_ids)
+    _save(out, output, quiet, image_ids, annotation_ids,
+          drop_negatives=drop_negatives)
 
 
 @app.command("split")
@@ -407,6 +417,7 @@ def split_command(
         "'re:REGEX' on file_name (first group, else the match).")] = None,
     image_ids: ImageIds = DEFAULT_IDS,
     annotation_ids: AnnotationIds = DEFAULT_IDS,
+    drop_negatives: DropNegatives = False,
     quiet: Quiet = False,
 ) -> None:
     """Split into named parts, random or stratified, optionally grouped; prints counts.
@@ -436,7 +447,7 @@ def split_command(
         # the parts share the categories: their ids line and warnings once, at the end
         last = k == len(parts) - 1
         _save(part, folder / f"{name}.json", quiet, image_ids, annotation_ids,
-              ids_line=last, warn=last)
+              ids_line=last, warn=last, drop_negatives=drop_negatives)
     if not quiet:
         used = report.category_annotations.sum(axis=0) > 0
         ok = report.within_tolerance()
@@ -474,6 +485,7 @@ def categories(
         help="Order the category list by name or id.")] = None,
     image_ids: ImageIds = DEFAULT_IDS,
     annotation_ids: AnnotationIds = DEFAULT_IDS,
+    drop_negatives: DropNegatives = False,
     quiet: Quiet = False,
 ) -> None:
     """Rename, merge, drop, add, remap, sort or renumber categories (no edit: list them).
@@ -498,7 +510,8 @@ def categories(
                           str(int(per[i])))
         console.print(table)
         if output is not None:
-            _save(ds, output, quiet, image_ids, annotation_ids)
+            _save(ds, output, quiet, image_ids, annotation_ids,
+                  drop_negatives=drop_negatives)
         return
     renames: dict[str | int, str] | None = None
     if rename:
@@ -530,7 +543,8 @@ def categories(
             reindex=reindex)
     _show(report, quiet)
     if output is not None:
-        _save(out, output, quiet, image_ids, annotation_ids)
+        _save(out, output, quiet, image_ids, annotation_ids,
+              drop_negatives=drop_negatives)
 
 
 @app.command()
@@ -541,6 +555,7 @@ def clip(
         help="Also drop annotations whose box has zero width or height, or zero area.")] = False,
     image_ids: ImageIds = DEFAULT_IDS,
     annotation_ids: AnnotationIds = DEFAULT_IDS,
+    drop_negatives: DropNegatives = False,
     quiet: Quiet = False,
 ) -> None:
     """Clip boxes and polygons to the image bounds; drop what is left with nothing inside.
@@ -554,4 +569,5 @@ def clip(
     with status("clipping", quiet):
         out, report = clip_dataset(ds, drop_degenerate=drop_degenerate)
     _show(report, quiet)
-    _save(out, output, quiet, image_ids, annotation_ids)
+    _save(out, output, quiet, image_ids, annotation_ids,
+          drop_negatives=drop_negatives)

@@ -237,11 +237,26 @@ def annotation_decoder(file: str | None) -> RecordDecoder[Annotations]:
 
 def _decode_section(raw: Raw, dec: RecordDecoder[T], whole: bytes) -> list[T]:
     """Decode a whole array of records in runs of ``_CHUNK`` (one run of objects alive)."""
+    return _decode_runs(_raw_records(raw, dec, whole), dec)
+
+
+def _raw_records(raw: Raw, dec: RecordDecoder[Any], whole: bytes) -> list[Raw]:
+    """The records of an array, undecoded."""
     try:
-        items = msgspec.json.decode(raw, type=list[Raw])
+        return msgspec.json.decode(raw, type=list[Raw])
     except msgspec.ValidationError as e:
         raise _decode_error(e, whole, dec.file, dec.section) from None
-    return [dec.decode(items[s : s + _CHUNK], s) for s in range(0, len(items), _CHUNK)]
+
+
+def _decode_runs(items: list[Raw], dec: RecordDecoder[T],
+                 decoded: Callable[[int], None] | None = None) -> list[T]:
+    """Tables of ``items`` in runs of ``_CHUNK``; ``decoded(n)`` after each run of n."""
+    out = []
+    for s in range(0, len(items), _CHUNK):
+        out.append(dec.decode(items[s : s + _CHUNK], s))
+        if decoded is not None:
+            decoded(min(_CHUNK, len(items) - s))
+    return out
 
 
 def _extra_column(recs: list[Any], extras: list[str]) -> np.ndarray:
@@ -342,8 +357,12 @@ def read_coco(
     source: str | os.PathLike[str] | bytes | bytearray | memoryview | Mapping[str, Any],
     *,
     name: str | None = None,
+    progress: Progress | None = None,
 ) -> Dataset:
     """Read a COCO document from a path, JSON bytes or an already parsed dict.
+
+    ``progress(done, total)`` is called after each run of records decoded (images and
+    annotations together).
 
     Raises :class:`~cocokit.errors.InputError` (with the file and JSON path) when the
     input is not a readable COCO document, and
@@ -366,13 +385,13 @@ def read_coco(
         data = msgspec.json.encode(source, enc_hook=_enc_hook)
     else:
         raise TypeError(f"cannot load a dataset from {type(source).__name__}")
-    return _parse(data, file)
+    return _parse(data, file, progress)
 
 
 load = read_coco
 
 
-def _parse(data: bytes, file: str | None) -> Dataset:
+def _parse(data: bytes, file: str | None, progress: Progress | None = None) -> Dataset:
     try:
         top, keys = read_top(data, file)
     except NotAnObject as e:
@@ -390,13 +409,22 @@ def _parse(data: bytes, file: str | None) -> Dataset:
             # whitespace before the value is not kept in Raw, so the first byte decides
             raise InputError(file, key, f"expected an array, got {bytes(memoryview(raw)[:20])!r}")
     with gc_paused():
+        img_dec, ann_dec = image_decoder(file), annotation_decoder(file)
         # the (small) images array is copied so its extra keys do not pin the whole file
-        images = Images.concat(
-            _decode_section(Raw(bytes(top.get("images", Raw(b"[]")))), image_decoder(file), data)
-        )
-        annotations = Annotations.concat(
-            _decode_section(top.get("annotations", Raw(b"[]")), annotation_decoder(file), data)
-        )
+        img_items = _raw_records(Raw(bytes(top.get("images", Raw(b"[]")))), img_dec, data)
+        ann_items = _raw_records(top.get("annotations", Raw(b"[]")), ann_dec, data)
+        done, total = 0, len(img_items) + len(ann_items)
+
+        def decoded(n: int) -> None:
+            nonlocal done
+            done += n
+            if progress is not None:
+                progress(done, total)
+
+        images = Images.concat(_decode_runs(img_items, img_dec, decoded))
+        del img_items
+        annotations = Annotations.concat(_decode_runs(ann_items, ann_dec, decoded))
+        del ann_items
     cats = decode_categories(top.get("categories", Raw(b"[]")), file)
     try:
         extra = {
@@ -1237,6 +1265,8 @@ def _write_stream(
                 out_ids = np.arange(next_id, next_id + len(rows), dtype=np.int64)
                 next_id += len(rows)
             if not len(rows) or problems or screen.errors:
+                if progress:  # the bar counts the annotations read, written or not
+                    progress(counts["images"] + start + len(t), total)
                 continue
             r_img = img_idx[rows]
             with gc_paused():
@@ -1256,7 +1286,7 @@ def _write_stream(
             first = False
             counts["annotations"] += len(rows)
             if progress:
-                progress(counts["images"] + counts["annotations"], total)
+                progress(counts["images"] + start + len(t), total)
         if annotation_ids == "keep" and ann_ids_seen:
             ids = np.concatenate(ann_ids_seen)
             ann_ids_seen.clear()

@@ -72,6 +72,19 @@ class Staging:
         """Where to write now: the staging folder, or the output itself for a URL."""
         return str(self._dir) if self._dir is not None else self.target
 
+    def place(self, path: str | os.PathLike[str]) -> Path:
+        """Where to write the local file ``path`` now: its place in the staging folder
+        when it lies inside the staged output folder (moved with the rest on commit),
+        else ``path`` itself."""
+        out = files.local_path(self.target)
+        if self._dir is None or out is None:
+            return Path(path)
+        try:
+            rel = Path(os.path.abspath(path)).relative_to(os.path.abspath(out))
+        except ValueError:
+            return Path(path)
+        return self._dir / rel
+
     def record(self, locations: Iterable[str]) -> None:
         """Locations written (or maybe written) under a URL output, removed on failure
         (no-op for a local output, whose staging folder goes as a whole). ``locations``

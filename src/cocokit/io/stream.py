@@ -45,7 +45,7 @@ import itertools
 import os
 import re
 import tempfile
-from collections.abc import Generator, Iterator
+from collections.abc import Callable, Generator, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -172,9 +172,10 @@ class _Run:
 class _Window:
     """A forward-only view of a file: ``buf`` holds bytes ``base .. base + len(buf)``."""
 
-    def __init__(self, f: Any, block: int) -> None:
+    def __init__(self, f: Any, block: int, read: Callable[[int], None] | None = None) -> None:
         self.f = f
         self.block = block
+        self.read = read  # called with the bytes read so far, after each read
         self.buf = b""
         self.base = 0
         self.eof = False
@@ -197,6 +198,8 @@ class _Window:
             self.utf8.feed(data)
             parts.append(data)
             have += len(data)
+            if self.read is not None:
+                self.read(have)
         if len(parts) > 1:
             self.buf = b"".join(parts)
 
@@ -236,7 +239,8 @@ class CocoStream:
     """
 
     def __init__(
-        self, path: str | os.PathLike[str], chunk_bytes: int = CHUNK_BYTES, *, strict: bool = True
+        self, path: str | os.PathLike[str], chunk_bytes: int = CHUNK_BYTES, *, strict: bool = True,
+        progress: Callable[[int, int], None] | None = None,
     ) -> None:
         self.path = os.fspath(path)
         self.chunk_bytes = chunk_bytes
@@ -258,7 +262,8 @@ class CocoStream:
         self.used_image_ids = np.zeros(0, np.int64)
         duplicate: tuple[int, str] | None = None
         with open(self.path, "rb") as f, gc_paused():
-            w = self._w = _Window(f, min(chunk_bytes, 1 << 24))
+            read = (lambda done: progress(done, self.size)) if progress is not None else None
+            w = self._w = _Window(f, min(chunk_bytes, 1 << 24), read)
             w.fill(4)
             enc = encoding_problem(w.buf[:4])
             if enc is not None:
@@ -778,14 +783,16 @@ class CocoStream:
         )
 
 
-def open_stream(path: str | os.PathLike[str], chunk_bytes: int = CHUNK_BYTES) -> CocoStream:
+def open_stream(path: str | os.PathLike[str], chunk_bytes: int = CHUNK_BYTES, *,
+                progress: Callable[[int, int], None] | None = None) -> CocoStream:
     """Index a COCO file for streaming (one pass, bounded memory); see :class:`CocoStream`.
+    ``progress(done, size)`` is called with the bytes scanned as the file is indexed.
 
     >>> s = open_stream("huge.json")                              # doctest: +SKIP
     >>> for first, anns in s.annotation_tables(): ...             # doctest: +SKIP
     >>> for item in s: ...                                        # doctest: +SKIP
     """
-    return CocoStream(path, chunk_bytes)
+    return CocoStream(path, chunk_bytes, progress=progress)
 
 
 # -- choosing the path, validating a stream -----------------------------------------
