@@ -41,6 +41,10 @@ import numpy as np
 
 from .dataset import Annotations, Categories, Images
 from .problems import SEVERITIES, Problem
+from .problems import found_value as _found
+from .problems import is_number as _is_number
+from .problems import short_number as _num
+from .problems import short_value as _short
 
 __all__ = [
     "Checked",
@@ -83,87 +87,6 @@ class Checked:
 
 def _problem(code: str, path: str, message: str) -> Problem:
     return Problem(code, SEVERITIES[code], path, message)
-
-
-# -- short renderings for messages ----------------------------------------------------
-
-
-def _num(v: Any) -> str:
-    if isinstance(v, (bool, np.bool_)):
-        return "true" if v else "false"
-    if isinstance(v, (int, np.integer)):
-        s = str(int(v))
-        return s if len(s) <= 24 else s[:10] + "..." + s[-4:]
-    if isinstance(v, (float, np.floating)):
-        f = float(v)
-        if f != f:
-            return "NaN"
-        if math.isinf(f):
-            return "Infinity" if f > 0 else "-Infinity"
-        s = f"{f:.10g}"
-        return s if any(c in s for c in ".en") else s + ".0"
-    return _short(v)
-
-
-def _short(v: Any, limit: int = 60) -> str:
-    if v is None or isinstance(v, (bool, np.bool_, int, float, np.integer, np.floating)):
-        return "null" if v is None else _num(v)
-    if isinstance(v, str):
-        s = json.dumps(v, ensure_ascii=False)
-        return s if len(s) <= limit else s[: limit - 4] + '..."'
-    if isinstance(v, np.ndarray):
-        v = v.tolist()
-    if isinstance(v, (list, tuple)):
-        parts: list[str] = []
-        used = 2
-        for k, item in enumerate(v):
-            s = _short(item, max(12, limit // 3))
-            if used + len(s) > limit and k > 0:
-                parts.append(f"... ({len(v)} items)")
-                break
-            parts.append(s)
-            used += len(s) + 2
-        return "[" + ", ".join(parts) + "]"
-    if isinstance(v, Mapping):
-        parts = []
-        used = 2
-        for k, (key, item) in enumerate(v.items()):
-            s = f"{_short(str(key), 24)}: {_short(item, max(12, limit // 3))}"
-            if used + len(s) > limit and k > 0:
-                parts.append(f"... ({len(v)} keys)")
-                break
-            parts.append(s)
-            used += len(s) + 2
-        return "{" + ", ".join(parts) + "}"
-    s = repr(v)
-    return s if len(s) <= limit else s[: limit - 3] + "..."
-
-
-def _kind(v: Any) -> str:
-    if isinstance(v, (bool, np.bool_)):
-        return "boolean"
-    if isinstance(v, (int, float, np.integer, np.floating)):
-        return "number"
-    if isinstance(v, str):
-        return "string"
-    if isinstance(v, (list, tuple, np.ndarray)):
-        return "array"
-    if isinstance(v, Mapping):
-        return "object"
-    return type(v).__name__
-
-
-def _found(v: Any) -> str:
-    return "found null" if v is None else f"found {_kind(v)} {_short(v)}"
-
-
-def _is_number(v: Any) -> bool:
-    t = type(v)
-    if t is int or t is float:
-        return True
-    return isinstance(v, (int, float, np.integer, np.floating)) and not isinstance(
-        v, (bool, np.bool_)
-    )
 
 
 def _finite(v: Any) -> bool:

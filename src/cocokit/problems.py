@@ -7,12 +7,20 @@ of the offending value (``annotations[1834].bbox``); a :class:`Report` holds the
 
 from __future__ import annotations
 
+import json
+import math
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+import numpy as np
+
 from .errors import ValidationFailed
 
-__all__ = ["CODES", "SEVERITIES", "Problem", "Report", "Severity"]
+__all__ = [
+    "CODES", "SEVERITIES", "Problem", "Report", "Severity", "found_value", "is_number",
+    "json_kind", "short_number", "short_value", "typed_value",
+]
 
 Severity = Literal["error", "warning"]
 
@@ -144,3 +152,104 @@ class Report:
         """Raise :class:`cocokit.errors.ValidationFailed` if there is any error."""
         if not self.ok:
             raise ValidationFailed(self)
+
+
+# -- short renderings of values, for the messages of every check ---------------------
+
+
+def json_kind(v: Any) -> str:
+    """The JSON type name of a value."""
+    if v is None:
+        return "null"
+    if isinstance(v, (bool, np.bool_)):
+        return "boolean"
+    if isinstance(v, (int, np.integer)):
+        return "integer"
+    if isinstance(v, (float, np.floating)):
+        return "number"
+    if isinstance(v, str):
+        return "string"
+    if isinstance(v, (list, tuple)):
+        return "array"
+    if isinstance(v, Mapping):
+        return "object"
+    return type(v).__name__
+
+
+def short_number(v: Any) -> str:
+    """A number, short: integers as they are, floats with up to 10 significant digits."""
+    if isinstance(v, (bool, np.bool_)):
+        return "true" if v else "false"
+    if isinstance(v, (int, np.integer)):
+        s = str(int(v))
+        return s if len(s) <= 24 else s[:10] + "..." + s[-4:]
+    if isinstance(v, (float, np.floating)):
+        f = float(v)
+        if f != f:
+            return "NaN"
+        if math.isinf(f):
+            return "Infinity" if f > 0 else "-Infinity"
+        s = f"{f:.10g}"
+        return s if any(c in s for c in ".en") else s + ".0"  # 100.0 is not 100
+    return short_value(v)
+
+
+def short_value(v: Any, limit: int = 60) -> str:
+    """A JSON-like rendering of ``v`` of at most about ``limit`` characters."""
+    if v is None or isinstance(v, (bool, np.bool_, int, float, np.integer, np.floating)):
+        return "null" if v is None else short_number(v)
+    if isinstance(v, str):
+        s = json.dumps(v, ensure_ascii=False)
+        return s if len(s) <= limit else s[: limit - 4] + '..."'
+    if isinstance(v, np.ndarray):
+        v = v.tolist()
+    if isinstance(v, (list, tuple)):
+        parts: list[str] = []
+        used = 2
+        for k, item in enumerate(v):
+            s = short_value(item, max(12, limit // 3))
+            if used + len(s) > limit and k > 0:
+                parts.append(f"... ({len(v)} items)")
+                break
+            parts.append(s)
+            used += len(s) + 2
+        return "[" + ", ".join(parts) + "]"
+    if isinstance(v, Mapping):
+        parts = []
+        used = 2
+        for k, (key, item) in enumerate(v.items()):
+            s = f"{short_value(str(key), 24)}: {short_value(item, max(12, limit // 3))}"
+            if used + len(s) > limit and k > 0:
+                parts.append(f"... ({len(v)} keys)")
+                break
+            parts.append(s)
+            used += len(s) + 2
+        return "{" + ", ".join(parts) + "}"
+    s = repr(v)
+    return s if len(s) <= limit else s[: limit - 3] + "..."
+
+
+def typed_value(v: Any) -> str:
+    """'<type> <value>' for a message ('null' alone)."""
+    if v is None:
+        return "null"
+    return f"{json_kind(v)} {short_value(v)}"
+
+
+def found_value(v: Any) -> str:
+    """'found <type> <value>' for a message."""
+    return f"found {typed_value(v)}"
+
+
+# --------------------------------------------------------------------------------------
+# Small helpers
+
+
+def is_number(v: Any) -> bool:
+    """A JSON number (int or float, numpy scalars too); booleans are not numbers."""
+    t = type(v)
+    if t is int or t is float:
+        return True
+    return isinstance(v, (int, float, np.integer, np.floating)) and not isinstance(
+        v, (bool, np.bool_)
+    )

@@ -50,6 +50,10 @@ from .geometry import mask_api
 from .io.jsontext import DocumentError, NotAnObject, decode_extra, read_top
 from .io.sniff import HEAD_BYTES, describe_document, describe_head, describe_markup, describe_path
 from .problems import CODES, SEVERITIES, Problem, Report, Severity
+from .problems import found_value as _found
+from .problems import is_number as _is_number
+from .problems import short_number as _num
+from .problems import short_value as _short
 
 __all__ = [
     "AREA_ABS_TOLERANCE",
@@ -95,106 +99,6 @@ _MISSING: Any = object()
 
 # --------------------------------------------------------------------------------------
 # The report
-
-
-# --------------------------------------------------------------------------------------
-# Formatting values for messages
-
-
-def _kind(v: Any) -> str:
-    """The JSON type name of a value."""
-    if v is None:
-        return "null"
-    if isinstance(v, (bool, np.bool_)):
-        return "boolean"
-    if isinstance(v, (int, np.integer)):
-        return "integer"
-    if isinstance(v, (float, np.floating)):
-        return "number"
-    if isinstance(v, str):
-        return "string"
-    if isinstance(v, (list, tuple)):
-        return "array"
-    if isinstance(v, Mapping):
-        return "object"
-    return type(v).__name__
-
-
-def _num(v: Any) -> str:
-    """A number, short: integers as they are, floats with up to 10 significant digits."""
-    if isinstance(v, (bool, np.bool_)):
-        return "true" if v else "false"
-    if isinstance(v, (int, np.integer)):
-        s = str(int(v))
-        return s if len(s) <= 24 else s[:10] + "..." + s[-4:]
-    if isinstance(v, (float, np.floating)):
-        f = float(v)
-        if f != f:
-            return "NaN"
-        if f in (_INF, -_INF):
-            return "Infinity" if f > 0 else "-Infinity"
-        s = f"{f:.10g}"
-        return s if any(c in s for c in ".en") else s + ".0"  # 100.0 is not 100
-    return _short(v)
-
-
-def _short(v: Any, limit: int = 60) -> str:
-    """A JSON-like rendering of ``v`` of at most about ``limit`` characters."""
-    if v is None or isinstance(v, (bool, np.bool_, int, float, np.integer, np.floating)):
-        return "null" if v is None else _num(v)
-    if isinstance(v, str):
-        s = json.dumps(v, ensure_ascii=False)
-        return s if len(s) <= limit else s[: limit - 4] + '..."'
-    if isinstance(v, (list, tuple)):
-        parts: list[str] = []
-        used = 2
-        for k, item in enumerate(v):
-            s = _short(item, max(12, limit // 3))
-            if used + len(s) > limit and k > 0:
-                parts.append(f"... ({len(v)} items)")
-                break
-            parts.append(s)
-            used += len(s) + 2
-        return "[" + ", ".join(parts) + "]"
-    if isinstance(v, Mapping):
-        parts = []
-        used = 2
-        for k, (key, item) in enumerate(v.items()):
-            s = f"{_short(str(key), 24)}: {_short(item, max(12, limit // 3))}"
-            if used + len(s) > limit and k > 0:
-                parts.append(f"... ({len(v)} keys)")
-                break
-            parts.append(s)
-            used += len(s) + 2
-        return "{" + ", ".join(parts) + "}"
-    s = repr(v)
-    return s if len(s) <= limit else s[: limit - 3] + "..."
-
-
-def _typed(v: Any) -> str:
-    """'<type> <value>' for a message ('null' alone)."""
-    if v is None:
-        return "null"
-    return f"{_kind(v)} {_short(v)}"
-
-
-def _found(v: Any) -> str:
-    """'found <type> <value>' for a message."""
-    return f"found {_typed(v)}"
-
-
-# --------------------------------------------------------------------------------------
-# Small helpers
-
-
-def _is_number(v: Any) -> bool:
-    """A JSON number (int or float, numpy scalars too); booleans are not numbers."""
-    t = type(v)
-    if t is int or t is float:
-        return True
-    return isinstance(v, (int, float, np.integer, np.floating)) and not isinstance(
-        v, (bool, np.bool_)
-    )
 
 
 def _as_id(v: Any) -> int | None:
