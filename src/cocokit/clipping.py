@@ -207,13 +207,7 @@ def clip_polygons(
     w = _windows(windows_xyxy, p)
     if p == 0:
         return Polygons.from_rings([]), np.zeros(0, np.float64)
-    boxes = polygon_bboxes(polys)[ann]  # xywh, NaN where no rings
-    has = ~np.isnan(boxes[:, 0])
-    bx0, by0 = boxes[:, 0], boxes[:, 1]
-    bx1, by1 = bx0 + boxes[:, 2], by0 + boxes[:, 3]
-    with np.errstate(invalid="ignore"):
-        inside = has & (bx0 >= w[:, 0]) & (by0 >= w[:, 1]) & (bx1 <= w[:, 2]) & (by1 <= w[:, 3])
-        overlap = has & (bx0 < w[:, 2]) & (bx1 > w[:, 0]) & (by0 < w[:, 3]) & (by1 > w[:, 1])
+    inside, overlap = _placement(polys, ann, w)
     cross = np.flatnonzero(overlap & ~inside)
     if len(cross) == 0:
         return _clip_each(polys, ann, w, geometries)
@@ -244,6 +238,20 @@ def clip_polygons(
     return out, areas
 
 
+def _placement(polys: Polygons, ann: np.ndarray, w: np.ndarray
+               ) -> tuple[np.ndarray, np.ndarray]:
+    """For each pair (annotation ``ann[k]``, window ``w[k]``): whether the annotation's
+    box lies inside the window, and whether it overlaps it at all (no rings: neither)."""
+    boxes = polygon_bboxes(polys)[ann]  # xywh, NaN where no rings
+    has = ~np.isnan(boxes[:, 0])
+    bx0, by0 = boxes[:, 0], boxes[:, 1]
+    bx1, by1 = bx0 + boxes[:, 2], by0 + boxes[:, 3]
+    with np.errstate(invalid="ignore"):
+        inside = has & (bx0 >= w[:, 0]) & (by0 >= w[:, 1]) & (bx1 <= w[:, 2]) & (by1 <= w[:, 3])
+        overlap = has & (bx0 < w[:, 2]) & (bx1 > w[:, 0]) & (by0 < w[:, 3]) & (by1 > w[:, 1])
+    return inside, overlap
+
+
 def _clip_each(
     polys: Polygons, ann: np.ndarray, w: np.ndarray, geometries: np.ndarray | None,
 ) -> tuple[Polygons, np.ndarray]:
@@ -255,13 +263,7 @@ def _clip_each(
     areas = np.zeros(p, np.float64)
     if p == 0:
         return Polygons.from_rings([]), areas
-    boxes = polygon_bboxes(polys)[ann]  # xywh, NaN where no rings
-    has = ~np.isnan(boxes[:, 0])
-    bx0, by0 = boxes[:, 0], boxes[:, 1]
-    bx1, by1 = bx0 + boxes[:, 2], by0 + boxes[:, 3]
-    with np.errstate(invalid="ignore"):
-        inside = has & (bx0 >= w[:, 0]) & (by0 >= w[:, 1]) & (bx1 <= w[:, 2]) & (by1 <= w[:, 3])
-        overlap = has & (bx0 < w[:, 2]) & (bx1 > w[:, 0]) & (by0 < w[:, 3]) & (by1 > w[:, 1])
+    inside, overlap = _placement(polys, ann, w)
     cross = overlap & ~inside
 
     # geometry (for areas and cuts) of each annotation that needs it, built once

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -204,27 +204,12 @@ def short_value(v: Any, limit: int = 60) -> str:
     if isinstance(v, np.ndarray):
         v = v.tolist()
     if isinstance(v, (list, tuple)):
-        parts: list[str] = []
-        used = 2
-        for k, item in enumerate(v):
-            s = short_value(item, max(12, limit // 3))
-            if used + len(s) > limit and k > 0:
-                parts.append(f"... ({len(v)} items)")
-                break
-            parts.append(s)
-            used += len(s) + 2
-        return "[" + ", ".join(parts) + "]"
+        items = (short_value(item, max(12, limit // 3)) for item in v)
+        return _joined(items, "[]", f"{len(v)} items", limit)
     if isinstance(v, Mapping):
-        parts = []
-        used = 2
-        for k, (key, item) in enumerate(v.items()):
-            s = f"{short_value(str(key), 24)}: {short_value(item, max(12, limit // 3))}"
-            if used + len(s) > limit and k > 0:
-                parts.append(f"... ({len(v)} keys)")
-                break
-            parts.append(s)
-            used += len(s) + 2
-        return "{" + ", ".join(parts) + "}"
+        items = (f"{short_value(str(key), 24)}: {short_value(item, max(12, limit // 3))}"
+                 for key, item in v.items())
+        return _joined(items, "{}", f"{len(v)} keys", limit)
     s = repr(v)
     return s if len(s) <= limit else s[: limit - 3] + "..."
 
@@ -253,3 +238,17 @@ def is_number(v: Any) -> bool:
     return isinstance(v, (int, float, np.integer, np.floating)) and not isinstance(
         v, (bool, np.bool_)
     )
+
+
+def _joined(items: Iterator[str], brackets: str, count: str, limit: int) -> str:
+    """``items`` between ``brackets``, cut with "... (count)" once past ``limit`` (the
+    rest of ``items`` is never rendered)."""
+    parts: list[str] = []
+    used = 2
+    for k, s in enumerate(items):
+        if used + len(s) > limit and k > 0:
+            parts.append(f"... ({count})")
+            break
+        parts.append(s)
+        used += len(s) + 2
+    return brackets[0] + ", ".join(parts) + brackets[1]
