@@ -49,6 +49,7 @@ __all__ = [
     "clip_polygons",
     "crop_rle",
     "crop_rle_many",
+    "paste_rle",
     "polygon_areas",
     "polygon_geometries",
     "rle_area",
@@ -353,6 +354,41 @@ def crop_rle_many(
 def crop_rle(rle: dict[str, Any], window_xyxy: Sequence[float] | np.ndarray) -> dict[str, Any]:
     """Crop an RLE mask to one window (see :func:`crop_rle_many`)."""
     return crop_rle_many(rle, np.asarray(window_xyxy, np.float64).reshape(1, 4))[0]
+
+
+def paste_rle(rle: Mapping[str, Any], x: int, y: int, height: int, width: int) -> dict[str, Any]:
+    """The inverse of :func:`crop_rle`: an RLE mask placed at ``(x, y)`` in a
+    ``height`` x ``width`` image (a tile's mask moved back into its source image).
+
+    Only the small mask is decoded: its runs are found column by column and moved to
+    the image's column-major positions, so the cost follows the mask, not the image.
+    Returns ``size`` ``[height, width]`` and ``counts`` a compressed str. Raises
+    ValueError when the mask does not fit inside the image at that place.
+    """
+    mask_utils = mask_api()
+    enc = encoded_rle(rle)
+    th, tw = (int(v) for v in enc["size"])
+    x, y, height, width = int(x), int(y), int(height), int(width)
+    if x < 0 or y < 0 or x + tw > width or y + th > height:
+        raise ValueError(f"a {th}x{tw} (h x w) mask at ({x}, {y}) does not fit in a "
+                         f"{height}x{width} image")
+    cols = np.zeros((tw, th + 2), np.int8)
+    cols[:, 1:-1] = mask_utils.decode(enc).T
+    step = np.diff(cols, axis=1)
+    c0, r0 = np.nonzero(step == 1)  # run starts, column by column
+    c1, r1 = np.nonzero(step == -1)  # run ends (exclusive)
+    start = (x + c0.astype(np.int64)) * height + y + r0
+    end = (x + c1.astype(np.int64)) * height + y + r1
+    if len(start) > 1:  # runs that meet across a column boundary are one run
+        meet = end[:-1] == start[1:]
+        start = start[np.concatenate([[True], ~meet])]
+        end = end[np.concatenate([~meet, [True]])]
+    bounds = np.empty(2 * len(start), np.int64)
+    bounds[0::2], bounds[1::2] = start, end
+    counts = np.diff(np.concatenate([[0], bounds, [height * width]]))
+    out = mask_utils.frPyObjects({"size": [height, width], "counts": counts.tolist()},
+                                 height, width)
+    return {"size": [height, width], "counts": out["counts"].decode("ascii")}
 
 
 # -- keypoints -------------------------------------------------------------------------

@@ -30,8 +30,9 @@ Annotations (:func:`slice_annotations`, built on :mod:`cocokit.clipping`)
     ``area`` stay absent (the writer computes them from the segmentation).
 
 Tile images
-    Each tile record has ``source_image_id``, ``source_file_name`` and
-    ``source_window`` (``[x, y, width, height]`` in the source image) besides the source
+    Each tile record has ``source_image_id``, ``source_file_name``,
+    ``source_window`` (``[x, y, width, height]`` in the source image) and
+    ``source_width``/``source_height`` (the source image's size) besides the source
     image's own extra keys (``license``, ``coco_url``, ...), so results on tiles can be
     mapped back. File names are ``{stem}_{x}_{y}_{w}_{h}.{ext}``, under the same
     sub-folders as the source. Tile and annotation ids are numbered from 1 in output
@@ -1175,6 +1176,8 @@ def _assemble(ds: Dataset, todo: list[int], results: dict[int, _Result],
             extra["source_image_id"] = int(images.id[i])
             extra["source_file_name"] = str(images.file_name[i])
             extra["source_window"] = [x, y, w, h]
+            extra["source_width"] = int(images.width[i])
+            extra["source_height"] = int(images.height[i])
             img_cols["file_name"].append(r.names[t])
             img_cols["width"].append(w)
             img_cols["height"].append(h)

@@ -144,8 +144,9 @@ def slice_command(
 
     Writes the tile images to OUTPUT and one COCO file (OUTPUT/<FILE name> unless
     --coco-output is given). Tiles are new images: they and their annotations are
-    numbered 1..N. Each tile records source_image_id, source_file_name and
-    source_window \\[x, y, w, h] so results can be mapped back.
+    numbered 1..N. Each tile records source_image_id, source_file_name,
+    source_window \\[x, y, w, h], source_width and source_height, so results can be
+    mapped back (cocokit results unslice).
 
     A file large for this machine's memory is streamed chunk by chunk (--stream /
     --no-stream force it); the COCO file is the same either way.

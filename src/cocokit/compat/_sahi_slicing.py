@@ -451,8 +451,9 @@ def slice_coco(
     coordinates, keypoints and unknown keys; an annotation wholly inside a tile keeps
     its ``bbox`` and ``area`` values; top-level keys (``info``, ``licenses``) and the
     source image's keys are kept, and each tile records ``source_image_id``,
-    ``source_file_name`` and ``source_window``; with ``ignore_negative_samples`` the
-    tiles left out of the JSON are not written either.
+    ``source_file_name``, ``source_window`` and ``source_width``/``source_height``;
+    with ``ignore_negative_samples`` the tiles left out of the JSON are not written
+    either.
     """
     ds = read_coco(coco_annotation_file_path)
     store, _ = load_store(ds, None)
@@ -492,6 +493,8 @@ def slice_coco(
             extra["source_image_id"] = int(images.id[idx])
             extra["source_file_name"] = file_name
             extra["source_window"] = [x0, y0, x1 - x0, y1 - y0]
+            extra["source_width"] = int(images.width[idx])
+            extra["source_height"] = int(images.height[idx])
             img_cols["file_name"].append(names[t])
             img_cols["width"].append(x1 - x0)
             img_cols["height"].append(y1 - y0)
