@@ -54,10 +54,12 @@ __all__ = [
     "MatchMetric",
     "Merge",
     "Merged",
+    "dense_ids",
     "match_pairs",
     "merge_detections",
     "overlap",
     "rank_order",
+    "stable_int_order",
 ]
 
 Merge = Literal["nms", "nmm", "greedy-nmm", "none"]
@@ -101,9 +103,39 @@ def overlap(a: np.ndarray, b: np.ndarray, metric: MatchMetric) -> np.ndarray:
     return out
 
 
+def stable_int_order(key: np.ndarray, order: np.ndarray | None = None) -> np.ndarray:
+    """``order`` (default: the rows) re-sorted stably by a non-negative integer ``key``:
+    least significant 16 bits first, numpy's radix sort on each (linear time)."""
+    key = np.asarray(key).astype(np.uint64, copy=False)
+    out = np.arange(len(key)) if order is None else order
+    top = int(key.max()) if len(key) else 0
+    shift = 0
+    while True:
+        digit = ((key[out] >> np.uint64(shift)) & np.uint64(0xFFFF)).astype(np.uint16)
+        out = out[np.argsort(digit, kind="stable")]
+        shift += 16
+        if top >> shift == 0:
+            return out
+
+
 def rank_order(xyxy: np.ndarray, score: np.ndarray, group: np.ndarray) -> np.ndarray:
-    """Rows by group, then score descending, then ``x1, y1, x2, y2`` ascending."""
-    return np.lexsort((xyxy[:, 3], xyxy[:, 2], xyxy[:, 1], xyxy[:, 0], -score, group))
+    """Rows by group, then score descending, then ``x1, y1, x2, y2`` ascending, then
+    input order. ``group`` holds non-negative integers. Sorted by score, then stably by
+    group; only runs of equal scores are sorted again by the box."""
+    order = stable_int_order(group, np.argsort(-score))
+    sg, ss = group[order], score[order]
+    tie = (sg[1:] == sg[:-1]) & (ss[1:] == ss[:-1])
+    if not tie.any():
+        return order
+    in_run = np.zeros(len(order), bool)
+    in_run[1:] |= tie
+    in_run[:-1] |= tie
+    at = np.flatnonzero(in_run)
+    run = np.cumsum(np.concatenate([[True], ~tie]))[at]  # one id per run of ties
+    rows = order[at]
+    b = xyxy[rows]
+    order[at] = rows[np.lexsort((rows, b[:, 3], b[:, 2], b[:, 1], b[:, 0], run))]
+    return order
 
 
 def match_pairs(
@@ -112,9 +144,11 @@ def match_pairs(
 ) -> tuple[np.ndarray, np.ndarray]:
     """Every unordered pair ``(i, j)`` of rows of one group whose boxes match
     (``overlap >= threshold``, ``threshold > 0``); rows with a non-finite box match none.
+    ``group`` holds non-negative integers.
 
-    A sweep along x: rows sorted by (group, x1); row k is paired with the rows after it
-    that start no later than it ends, ``block`` candidate pairs at a time.
+    A sweep along x: rows sorted by (group, whole pixel of x1); row k is paired with the
+    rows after it that start no later than the pixel where it ends (a superset of the
+    pairs that overlap along x, then checked exactly), ``block`` candidates at a time.
     """
     xyxy = np.asarray(xyxy, np.float64).reshape(-1, 4)
     finite = np.flatnonzero(np.isfinite(xyxy).all(axis=1))
@@ -122,21 +156,22 @@ def match_pairs(
     if len(finite) < 2:
         return empty, empty
     box = xyxy[finite]
-    grp = np.asarray(group)[finite]
-    by_x = np.lexsort((box[:, 0], grp))
-    sbox = box[by_x]
-    sg = grp[by_x]
-    g = np.concatenate([[0], np.cumsum(sg[1:] != sg[:-1])]).astype(np.float64)
-    lo = float(min(sbox[:, 0].min(), sbox[:, 2].min()))
-    span = float(max(sbox[:, 0].max(), sbox[:, 2].max())) - lo + 1.0
-    key = g * span + (sbox[:, 0] - lo)
-    # rounding is monotone, so side="right" keeps every j with x1_j <= x2_k
-    end = np.searchsorted(key, g * span + (np.maximum(sbox[:, 2], sbox[:, 0]) - lo),
-                          side="right")
-    n = len(sbox)
+    lo = float(box[:, [0, 2]].min())
+    fx1 = np.floor(box[:, 0] - lo).astype(np.int64)
+    fx2 = np.floor(np.maximum(box[:, 2], box[:, 0]) - lo).astype(np.int64)
+    width = int(fx2.max()) + 1
+    grp = np.asarray(group, np.int64)[finite]
+    by_x = stable_int_order(grp * width + fx1)
+    key = (grp * width + fx1)[by_x]
+    end = np.searchsorted(key, (grp * width + fx2)[by_x], side="right")
+    x1, y1, x2, y2 = (np.ascontiguousarray(box[by_x, c]) for c in range(4))
+    area = (x2 - x1) * (y2 - y1)
+    n = len(box)
     count = np.maximum(end - np.arange(n) - 1, 0)
-    bounds = np.searchsorted(np.cumsum(count), np.arange(block, int(count.sum()), block),
-                             side="left")
+    total = int(count.sum())
+    if total == 0:
+        return empty, empty
+    bounds = np.searchsorted(np.cumsum(count), np.arange(block, total, block), side="left")
     starts = np.concatenate([[0], np.unique(bounds + 1), [n]])
     out_i: list[np.ndarray] = []
     out_j: list[np.ndarray] = []
@@ -148,10 +183,18 @@ def match_pairs(
             continue
         i = np.repeat(np.arange(k0, k1), c)
         j = i + ranges(c) + 1
-        a, b = sbox[i], sbox[j]
-        y = (np.minimum(a[:, 3], b[:, 3]) > np.maximum(a[:, 1], b[:, 1]))
-        i, j = i[y], j[y]
-        hit = overlap(sbox[i], sbox[j], metric) >= threshold
+        ih = np.minimum(y2[i], y2[j]) - np.maximum(y1[i], y1[j])
+        hit = ih > 0
+        i, j, ih = i[hit], j[hit], ih[hit]
+        iw = np.minimum(x2[i], x2[j]) - np.maximum(x1[i], x1[j])
+        hit = iw > 0
+        i, j = i[hit], j[hit]
+        inter = iw[hit] * ih[hit]
+        a, b = area[i], area[j]
+        denom = a + b - inter if metric == "iou" else np.minimum(a, b)
+        ratio = np.zeros(len(inter))
+        np.divide(inter, denom, out=ratio, where=denom > 0)
+        hit = ratio >= threshold
         out_i.append(finite[by_x[i[hit]]])
         out_j.append(finite[by_x[j[hit]]])
     if not out_i:
@@ -191,7 +234,8 @@ def _first_per(target: np.ndarray, value: np.ndarray) -> tuple[np.ndarray, np.nd
 class Merged:
     """What :func:`merge_detections` made of the rows it was given.
 
-    ``keep`` holds the kept rows (one per output detection), sorted by group and rank;
+    ``keep`` holds the kept rows (one per output detection), sorted by image id, then
+    (unless class-agnostic) category id, then rank;
     ``bbox`` (``xyxy``), ``score`` and ``category_id`` are the merged values of each.
     ``member`` lists the rows merged into a kept row, ``member_of`` the index (into
     ``keep``) of the kept row each was merged into; the rows of neither were dropped.
@@ -205,12 +249,28 @@ class Merged:
     member_of: np.ndarray
 
 
+def dense_ids(ids: np.ndarray) -> tuple[np.ndarray, int]:
+    """Each id's rank among the distinct ids (0..k-1, in id order), and k; by a lookup
+    table when the ids span a small range (no sort)."""
+    ids = np.asarray(ids, np.int64)
+    if not len(ids):
+        return np.zeros(0, np.int64), 0
+    low, high = int(ids.min()), int(ids.max())
+    if high - low <= 4 * len(ids) + 1024:
+        seen = np.zeros(high - low + 1, bool)
+        seen[ids - low] = True
+        rank = np.cumsum(seen) - 1
+        return rank[ids - low], int(rank[-1]) + 1
+    uniq, inv = np.unique(ids, return_inverse=True)
+    return inv.astype(np.int64).reshape(-1), len(uniq)
+
+
 def _groups(image_id: np.ndarray, category_id: np.ndarray, class_agnostic: bool) -> np.ndarray:
-    _, gi = np.unique(image_id, return_inverse=True)
+    gi, _ = dense_ids(image_id)
     if class_agnostic:
-        return gi.astype(np.int64)
-    cats, ci = np.unique(category_id, return_inverse=True)
-    return gi.astype(np.int64) * max(1, len(cats)) + ci
+        return gi
+    ci, k = dense_ids(category_id)
+    return gi * max(1, k) + ci
 
 
 def merge_detections(
@@ -300,29 +360,37 @@ def _apply(
 
     ``members`` are grouped by ``owner`` (index into ``keep``) in merge order.
     """
-    box = xyxy[keep].copy()
+    x1, y1, x2, y2 = (xyxy[keep, c].copy() for c in range(4))
     best = score[keep].copy()
     cat = category_id[keep].copy()
     accepted = np.zeros(len(members), bool)
-    if not len(members):
-        return box, best, cat, accepted
-    counts = np.bincount(owner, minlength=len(keep))
-    slot = ranges(counts[counts > 0])  # members are grouped by owner, owners ascending
-    by_slot = np.argsort(slot, kind="stable")
-    per_slot = np.bincount(slot)
-    at = 0
-    for size in per_slot.tolist():
-        sel = by_slot[at: at + size]
-        at += size
-        k = owner[sel]
-        rows = members[sel]
-        hit = overlap(box[k], xyxy[rows], metric) >= threshold
-        k, rows, sel = k[hit], rows[hit], sel[hit]
-        b = xyxy[rows]
-        box[k, :2] = np.minimum(box[k, :2], b[:, :2])
-        box[k, 2:] = np.maximum(box[k, 2:], b[:, 2:])
-        s = score[rows]
-        cat[k] = np.where(best[k] > s, cat[k], category_id[rows])
-        best[k] = np.maximum(best[k], s)
-        accepted[sel] = True
-    return box, best, cat, accepted
+    if len(members):
+        counts = np.bincount(owner, minlength=len(keep))
+        slot = ranges(counts[counts > 0])  # members are grouped by owner, owners ascending
+        by_slot = stable_int_order(slot)
+        at = 0
+        for size in np.bincount(slot).tolist():
+            sel = by_slot[at: at + size]
+            at += size
+            k, rows = owner[sel], members[sel]
+            mb = xyxy[rows]
+            mx1, my1, mx2, my2 = mb[:, 0], mb[:, 1], mb[:, 2], mb[:, 3]
+            iw = np.minimum(x2[k], mx2) - np.maximum(x1[k], mx1)
+            ih = np.minimum(y2[k], my2) - np.maximum(y1[k], my1)
+            inter = np.maximum(iw, 0.0) * np.maximum(ih, 0.0)
+            a = (x2[k] - x1[k]) * (y2[k] - y1[k])
+            b = (mx2 - mx1) * (my2 - my1)
+            denom = a + b - inter if metric == "iou" else np.minimum(a, b)
+            ratio = np.zeros(len(inter))
+            np.divide(inter, denom, out=ratio, where=denom > 0)
+            hit = ratio >= threshold
+            k, rows, sel = k[hit], rows[hit], sel[hit]
+            x1[k] = np.minimum(x1[k], mx1[hit])
+            y1[k] = np.minimum(y1[k], my1[hit])
+            x2[k] = np.maximum(x2[k], mx2[hit])
+            y2[k] = np.maximum(y2[k], my2[hit])
+            s = score[rows]
+            cat[k] = np.where(best[k] > s, cat[k], category_id[rows])
+            best[k] = np.maximum(best[k], s)
+            accepted[sel] = True
+    return np.stack([x1, y1, x2, y2], axis=1), best, cat, accepted

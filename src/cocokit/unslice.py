@@ -27,7 +27,8 @@ Merging (:mod:`cocokit.postprocess`)
     greedy NMM, IoS, 0.5, per category. A merged detection has the union box, the
     highest score, and the union of the masks of its parts (an RLE, pycocotools'
     ``merge``) when any part has one; its other keys are those of its highest-ranked
-    part. Output is sorted by image id, then score (highest first).
+    part. Output is sorted by image id, then (unless class-agnostic) category id, then
+    score (highest first).
 """
 
 from __future__ import annotations
@@ -38,7 +39,7 @@ from typing import Any
 import numpy as np
 
 from .clipping import paste_rle
-from .dataset import Dataset, object_array, plain
+from .dataset import Dataset, lookup, object_array, plain
 from .errors import InputError
 from .geometry import encoded_rle, mask_api, segmentation_bboxes
 from .io.results import Results
@@ -62,20 +63,19 @@ class TileOrigins:
 
     def rows_of(self, image_id: np.ndarray, file: str | None, tiles: str | None) -> np.ndarray:
         """The tile row of each image id; InputError naming the first that is no tile."""
-        order = np.argsort(self.tile_id, kind="stable")
-        ids = self.tile_id[order]
-        at = np.clip(np.searchsorted(ids, image_id), 0, max(len(ids) - 1, 0))
-        found = (ids[at] == image_id) if len(ids) else np.zeros(len(image_id), bool)
-        if not found.all():
-            i = int(np.flatnonzero(~found)[0])
+        rows = lookup(self.tile_id, image_id)
+        if (rows < 0).any():
+            i = int(np.flatnonzero(rows < 0)[0])
             raise InputError(file, f"results[{i}].image_id",
                              f"{int(image_id[i])} is not the id of a tile of "
                              f"{tiles or 'the tiles'} (results on tiles are unsliced with "
                              "the tiles' COCO file that slice wrote)")
-        return order[at]
+        return rows
 
 
 def _int_list(value: Any, n: int) -> list[int] | None:
+    if type(value) is list and len(value) == n and all(type(v) is int for v in value):
+        return value
     value = plain(value)
     if not isinstance(value, (list, tuple)) or len(value) != n:
         return None
@@ -177,13 +177,12 @@ def move_to_sources(results: Results, origins: TileOrigins, *,
     y1 = np.minimum(y0 + bbox[:, 3], size[:, 0])
     x0, y0 = np.maximum(x0, 0.0), np.maximum(y0, 0.0)
     moved = np.stack([x0, y0, np.maximum(x1 - x0, 0.0), np.maximum(y1 - y0, 0.0)], axis=1)
-    seg = list(results.segmentation)
-    for i in np.flatnonzero([s is not None for s in seg]).tolist():
+    seg = results.segmentation.copy()
+    for i in np.flatnonzero(np.not_equal(seg, None)).tolist():
         seg[i] = _moved_segmentation(seg[i], int(win[i, 0]), int(win[i, 1]),
                                      int(size[i, 0]), int(size[i, 1]), results.source, i)
     out = Results(origins.source_id[rows], np.asarray(results.category_id, np.int64), moved,
-                  np.asarray(results.score, np.float64), object_array(seg),
-                  results.extra, results.source)
+                  np.asarray(results.score, np.float64), seg, results.extra, results.source)
     return out, size
 
 
@@ -208,16 +207,16 @@ def merged_results(results: Results, merged: Merged, sizes: np.ndarray) -> Resul
     keep = merged.keep
     bbox = merged.bbox.copy()
     bbox[:, 2:] -= bbox[:, :2]
-    seg = [results.segmentation[r] for r in keep.tolist()]
-    if len(merged.member):
-        order = np.argsort(merged.member_of, kind="stable")
-        owner, member = merged.member_of[order], merged.member[order]
+    seg = results.segmentation[keep]
+    has_mask = np.not_equal(results.segmentation, None)
+    with_mask = has_mask[merged.member]
+    if with_mask.any():
+        owner, member = merged.member_of[with_mask], merged.member[with_mask]
+        order = np.argsort(owner, kind="stable")
+        owner, member = owner[order], member[order]
         cuts = np.flatnonzero(np.diff(owner)) + 1
         for k, parts in zip(np.unique(owner).tolist(), np.split(member, cuts), strict=True):
-            masks = [results.segmentation[r] for r in parts.tolist()
-                     if results.segmentation[r] is not None]
-            if not masks:
-                continue
+            masks = [results.segmentation[r] for r in parts.tolist()]
             r = int(keep[k])
             if seg[k] is not None:
                 masks.insert(0, seg[k])
@@ -227,10 +226,8 @@ def merged_results(results: Results, merged: Merged, sizes: np.ndarray) -> Resul
             except (KeyError, TypeError, ValueError) as e:
                 raise InputError(results.source, f"results[{r}].segmentation",
                                  f"cannot merge the masks: {e}") from None
-    image = results.image_id[keep]
-    o = np.lexsort((np.arange(len(keep)), -merged.score, image))
-    return Results(image[o], merged.category_id[o], bbox[o], merged.score[o],
-                   object_array(seg)[o], results.extra[keep][o], results.source)
+    return Results(results.image_id[keep], merged.category_id, bbox, merged.score, seg,
+                   results.extra[keep], results.source)
 
 
 def _concat(a: Results, b: Results) -> Results:
