@@ -73,6 +73,11 @@ class TileOrigins:
         return rows
 
 
+def _present(column: np.ndarray) -> np.ndarray:
+    """Where an object column holds a value (not None), elementwise in C."""
+    return np.asarray(column != None, bool)  # noqa: E711 (elementwise on the array)
+
+
 def _int_list(value: Any, n: int) -> list[int] | None:
     if type(value) is list and len(value) == n and all(type(v) is int for v in value):
         return value
@@ -178,7 +183,7 @@ def move_to_sources(results: Results, origins: TileOrigins, *,
     x0, y0 = np.maximum(x0, 0.0), np.maximum(y0, 0.0)
     moved = np.stack([x0, y0, np.maximum(x1 - x0, 0.0), np.maximum(y1 - y0, 0.0)], axis=1)
     seg = results.segmentation.copy()
-    for i in np.flatnonzero(np.not_equal(seg, None)).tolist():
+    for i in np.flatnonzero(_present(seg)).tolist():
         seg[i] = _moved_segmentation(seg[i], int(win[i, 0]), int(win[i, 1]),
                                      int(size[i, 0]), int(size[i, 1]), results.source, i)
     out = Results(origins.source_id[rows], np.asarray(results.category_id, np.int64), moved,
@@ -208,7 +213,7 @@ def merged_results(results: Results, merged: Merged, sizes: np.ndarray) -> Resul
     bbox = merged.bbox.copy()
     bbox[:, 2:] -= bbox[:, :2]
     seg = results.segmentation[keep]
-    has_mask = np.not_equal(results.segmentation, None)
+    has_mask = _present(results.segmentation)
     with_mask = has_mask[merged.member]
     if with_mask.any():
         owner, member = merged.member_of[with_mask], merged.member[with_mask]
