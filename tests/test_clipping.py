@@ -18,6 +18,7 @@ from cocokit.clipping import (
     clip_polygons,
     crop_rle,
     crop_rle_many,
+    paste_rle,
     polygon_areas,
     rle_area,
 )
@@ -288,3 +289,29 @@ def test_clip_polygons_with_precomputed_geometries_gives_the_same() -> None:
     np.testing.assert_array_equal(area_a, area_b)
     with pytest.raises(ValueError, match="geometries"):
         clip_polygons(polys, ann, windows, geometries=polygon_geometries(polys)[:2])
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.data())
+def test_paste_rle_puts_the_mask_at_its_place(data: st.DataObject) -> None:
+    height = data.draw(st.integers(1, 30))
+    width = data.draw(st.integers(1, 30))
+    h, w = data.draw(st.integers(1, height)), data.draw(st.integers(1, width))
+    x, y = data.draw(st.integers(0, width - w)), data.draw(st.integers(0, height - h))
+    seed = data.draw(st.integers(0, 2**31))
+    fill = data.draw(st.sampled_from([0.0, 0.3, 1.0]))
+    mask = (np.random.default_rng(seed).random((h, w)) < fill).astype(np.uint8)
+    enc = mask_utils.encode(np.asfortranarray(mask))
+    out = paste_rle({"size": [h, w], "counts": enc["counts"].decode()}, x, y, height, width)
+    whole = np.zeros((height, width), np.uint8)
+    whole[y:y + h, x:x + w] = mask
+    assert out["size"] == [height, width] and isinstance(out["counts"], str)
+    assert (mask_utils.decode(out) == whole).all()
+    # and cropping it back gives the mask again
+    back = crop_rle(out, [x, y, x + w, y + h])
+    assert (mask_utils.decode(back) == mask).all()
+
+
+def test_paste_rle_refuses_a_mask_that_does_not_fit() -> None:
+    with pytest.raises(ValueError, match="does not fit"):
+        paste_rle({"size": [2, 2], "counts": [0, 4]}, 3, 0, 4, 4)

@@ -103,16 +103,17 @@ def tile_origins(tiles: Dataset) -> TileOrigins:
     for i, extra in enumerate(tiles.images.extra):
         extra = extra or {}
         sid = extra.get("source_image_id")
+        sid = sid if type(sid) is int else plain(sid)
         win = _int_list(extra.get("source_window"), 4)
-        if sid is None or isinstance(sid, bool) or not isinstance(sid, int) or win is None:
-            what = "source_image_id" if sid is None else "source_window"
+        bad_id = isinstance(sid, bool) or not isinstance(sid, int)
+        if bad_id or win is None:
+            what = "source_image_id (an integer)" if bad_id else "source_window [x, y, w, h]"
             raise InputError(tiles.source, f"images[{i}]",
-                             f"no valid {what} [x, y, w, h]: expected a tile written by "
-                             "cocokit slice (or compat.sahi.slice_coco), which records "
-                             "where it came from")
+                             f"no valid {what}: expected a tile written by cocokit slice "
+                             "(or compat.sahi.slice_coco), which records where it came from")
         source[i] = sid
         window[i] = win
-        w, h = extra.get("source_width"), extra.get("source_height")
+        w, h = plain(extra.get("source_width")), plain(extra.get("source_height"))
         if isinstance(w, int) and isinstance(h, int) and w > 0 and h > 0:
             size[i] = (h, w)
     # a source without a recorded size ends where its tiles end
