@@ -21,7 +21,7 @@ from cocokit.geometry import encoded_rle
 from cocokit.io.results import Results, load_results, write_results
 from cocokit.postprocess import overlap
 from cocokit.slicing import slice_dataset
-from cocokit.unslice import move_to_sources, tile_origins, unslice_results
+from cocokit.unslice import move_to_sources, tile_origins
 
 from .conftest import real_path
 
@@ -99,7 +99,7 @@ def _best(out: Results, src: cocokit.Dataset, r: int) -> tuple[float, int]:
 def test_objects_inside_a_tile_come_back(sliced: Any, merge: str, metric: str,
                                          threshold: float) -> None:
     src, tiles = sliced
-    out = unslice_results(_gt_as_results(tiles), tiles, merge=merge, match_metric=metric,
+    out = cocokit.unslice_results(_gt_as_results(tiles), tiles, merge=merge, match_metric=metric,
                           match_threshold=threshold)
     checked = [r for r, inside, alone in _objects(src, tiles) if inside and alone]
     assert len(checked) > 30
@@ -109,7 +109,7 @@ def test_objects_inside_a_tile_come_back(sliced: Any, merge: str, metric: str,
 
 def test_without_merging_every_object_inside_a_tile_comes_back(sliced: Any) -> None:
     src, tiles = sliced
-    out = unslice_results(_gt_as_results(tiles), tiles, merge="none")
+    out = cocokit.unslice_results(_gt_as_results(tiles), tiles, merge="none")
     assert len(out) == len(_gt_as_results(tiles))
     checked = [r for r, inside, _ in _objects(src, tiles) if inside]
     for r in checked:
@@ -120,7 +120,7 @@ def test_without_merging_every_object_inside_a_tile_comes_back(sliced: Any) -> N
 @pytest.mark.parametrize("merge", ["greedy-nmm", "nmm"])
 def test_objects_cut_by_tile_borders_merge_into_one(sliced: Any, merge: str) -> None:
     src, tiles = sliced
-    out = unslice_results(_gt_as_results(tiles), tiles, merge=merge, match_metric="ios",
+    out = cocokit.unslice_results(_gt_as_results(tiles), tiles, merge=merge, match_metric="ios",
                           match_threshold=0.1)
     a = src.annotations
     cut = [r for r, inside, alone in _objects(src, tiles)
@@ -166,7 +166,7 @@ def test_crowd_rle_pasted_back_equals_the_source_mask(sliced: Any) -> None:
     res = Results(a.image_id[crowd], a.category_id[crowd], a.bbox[crowd],
                   np.ones(len(crowd)), object_array([a[int(r)]["segmentation"] for r in crowd]),
                   object_array([{} for _ in crowd]))
-    out = unslice_results(res, tiles, merge="none")
+    out = cocokit.unslice_results(res, tiles, merge="none")
     sa = src.annotations
     for image_id in sorted(set(out.image_id.tolist())):
         img = src.images[src.image_row(image_id)]
@@ -210,7 +210,7 @@ def test_masks_of_merged_parts_are_united() -> None:
         {"image_id": 2, "category_id": 1, "bbox": [0, 20, 60, 40], "score": 0.8,
          "segmentation": _rle(right)},
     ])
-    out = unslice_results(res, tiles, match_threshold=0.1)
+    out = cocokit.unslice_results(res, tiles, match_threshold=0.1)
     assert len(out) == 1
     assert out.bbox[0].tolist() == [40, 20, 80, 40] and out.score[0] == 0.9
     assert out.image_id.tolist() == [5]
@@ -225,10 +225,10 @@ def test_full_image_predictions_are_merged_in() -> None:
         {"image_id": 5, "category_id": 1, "bbox": [71, 11, 19, 19], "score": 0.7},
         {"image_id": 5, "category_id": 1, "bbox": [0, 80, 10, 10], "score": 0.5},
     ])
-    out = unslice_results(res, tiles, full=full)
+    out = cocokit.unslice_results(res, tiles, full=full)
     assert sorted(out.score.tolist()) == [0.5, 0.7]
     assert [70.0, 10.0, 20.0, 20.0] in out.bbox.tolist()
-    alone = unslice_results(res, tiles)
+    alone = cocokit.unslice_results(res, tiles)
     assert alone.bbox.tolist() == [[70, 10, 20, 20]] and alone.extra[0] == {"note": "tile"}
 
 
@@ -239,7 +239,7 @@ def test_boxes_are_clipped_to_the_source_image_and_taken_from_masks() -> None:
         {"image_id": 1, "category_id": 1, "score": 0.5,
          "segmentation": [[10, 10, 30, 10, 30, 20, 10, 20]]},
     ])
-    out = unslice_results(res, tiles, merge="none")
+    out = cocokit.unslice_results(res, tiles, merge="none")
     assert sorted(out.bbox.tolist()) == [[10, 10, 20, 10], [150, 90, 10, 10]]
 
 
@@ -268,7 +268,7 @@ def test_malformed_inputs_give_one_clear_error(change: str, where: str, says: st
     if change == "rle-too-big":
         records[0]["segmentation"] = _rle(np.ones((120, 10), bool))
     with pytest.raises(InputError) as e:
-        unslice_results(Results.from_records(records, source="r.json"),
+        cocokit.unslice_results(Results.from_records(records, source="r.json"),
                         cocokit.read_coco(doc, name="tiles.json"))
     assert e.value.path == where and says in str(e.value)
 
@@ -276,7 +276,7 @@ def test_malformed_inputs_give_one_clear_error(change: str, where: str, says: st
 def test_bad_options_are_option_errors() -> None:
     tiles = cocokit.load(_tiles_dict([[0, 0, 100, 100]]))
     with pytest.raises(OptionError):
-        unslice_results(Results.from_records([]), tiles, merge="wbf")  # type: ignore[arg-type]
+        cocokit.unslice_results(Results.from_records([]), tiles, merge="wbf")  # type: ignore[arg-type]
 
 
 # -- the command ----------------------------------------------------------------------------

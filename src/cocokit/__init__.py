@@ -46,6 +46,7 @@ _LAZY = {
     "read_yolo": ("io.yolo", "read_yolo"),
     "write_yolo": ("io.yolo", "write_yolo"),
     "open_stream": ("io.stream", "open_stream"),
+    "unslice_results": ("unslice", "unslice_results"),
 }
 
 
@@ -95,6 +96,7 @@ __all__ = [
     "to_dict",
     "to_json",
     "transforms",
+    "unslice_results",
     "validate",
     "write_coco",
     "write_yolo",
