@@ -152,7 +152,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.sahi_images:
         t = len(tile_grid(SIDE, SIDE, TILE, OVERLAP))
         sub = res.take(np.flatnonzero(res.image_id <= args.sahi_images * t))
-        sub_s, sub_out = _cocokit(sub, tiles, args.repeat)
+        sub_tiles = tiles.select_images(np.arange(args.sahi_images * t))
+        sub_s, sub_out = _cocokit(sub, sub_tiles, args.repeat)
         sahi_s, sahi_kept = _sahi(sub, tiles)
         same = sahi_kept == _kept(sub_out)
         print(f"| cocokit unslice_results ({args.sahi_images} images) | {len(sub):,} | "

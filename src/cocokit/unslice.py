@@ -91,24 +91,47 @@ def _int_list(value: Any, n: int) -> list[int] | None:
     return out if all(float(a) == float(b) for a, b in zip(out, value, strict=True)) else None
 
 
-def tile_origins(tiles: Dataset) -> TileOrigins:
-    """The provenance of every tile of ``tiles`` (see the module docstring)."""
-    n = len(tiles.images)
-    if n == 0:
-        raise InputError(tiles.source, "images", "no images: expected the tiles that "
-                         "cocokit slice wrote")
+def _fast_columns(extras: list[dict[str, Any]]
+                  ) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
+    """The provenance columns when every tile has plain integer values (one array
+    conversion each), else None."""
+    try:
+        sids = [e["source_image_id"] for e in extras]
+        wins = [e["source_window"] for e in extras]
+    except KeyError:
+        return None
+    if not all(type(v) is int for v in sids):
+        return None
+    window = np.array(wins)
+    if window.shape != (len(extras), 4) or window.dtype.kind != "i":
+        return None
+    size = np.full((len(extras), 2), -1, np.int64)
+    hw = [(e.get("source_height"), e.get("source_width")) for e in extras]
+    if all(type(h) is int and type(w) is int and h > 0 and w > 0 for h, w in hw):
+        size = np.array(hw, np.int64).reshape(-1, 2)
+    else:
+        for i, (h, w) in enumerate(hw):
+            h, w = plain(h), plain(w)
+            if isinstance(h, int) and isinstance(w, int) and h > 0 and w > 0:
+                size[i] = (h, w)
+    return np.array(sids, np.int64), window.astype(np.int64), size
+
+
+def _checked_columns(extras: list[dict[str, Any]], file: str | None
+                     ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The provenance columns read record by record; InputError at the first bad one."""
+    n = len(extras)
     source = np.zeros(n, np.int64)
     window = np.zeros((n, 4), np.int64)
     size = np.full((n, 2), -1, np.int64)
-    for i, extra in enumerate(tiles.images.extra):
-        extra = extra or {}
+    for i, extra in enumerate(extras):
         sid = extra.get("source_image_id")
         sid = sid if type(sid) is int else plain(sid)
         win = _int_list(extra.get("source_window"), 4)
         bad_id = isinstance(sid, bool) or not isinstance(sid, int)
         if bad_id or win is None:
             what = "source_image_id (an integer)" if bad_id else "source_window [x, y, w, h]"
-            raise InputError(tiles.source, f"images[{i}]",
+            raise InputError(file, f"images[{i}]",
                              f"no valid {what}: expected a tile written by cocokit slice "
                              "(or compat.sahi.slice_coco), which records where it came from")
         source[i] = sid
@@ -116,6 +139,21 @@ def tile_origins(tiles: Dataset) -> TileOrigins:
         w, h = plain(extra.get("source_width")), plain(extra.get("source_height"))
         if isinstance(w, int) and isinstance(h, int) and w > 0 and h > 0:
             size[i] = (h, w)
+    return source, window, size
+
+
+def tile_origins(tiles: Dataset) -> TileOrigins:
+    """The provenance of every tile of ``tiles`` (see the module docstring)."""
+    n = len(tiles.images)
+    if n == 0:
+        raise InputError(tiles.source, "images", "no images: expected the tiles that "
+                         "cocokit slice wrote")
+    extras = [e or {} for e in tiles.images.extra]
+    fast = _fast_columns(extras)
+    if fast is not None:
+        source, window, size = fast
+    else:
+        source, window, size = _checked_columns(extras, tiles.source)
     # a source without a recorded size ends where its tiles end
     ends_h = window[:, 1] + window[:, 3]
     ends_w = window[:, 0] + window[:, 2]

@@ -23,6 +23,7 @@ import numpy as np
 
 from ..dataset import Dataset
 from ..errors import InputError, OptionError, OutputError
+from ..geometry import mask_api
 from ..io.atomic import atomic_file
 from ..io.coco import read_coco, to_dict, write_coco
 from ..slicing import axis_windows, slice_annotations, tile_tables
@@ -43,6 +44,8 @@ __all__ = [
     "get_auto_slice_params",
     "get_slice_bboxes",
     "process_coco_annotations",
+    "shift_bboxes",
+    "shift_masks",
     "slice_annotation_objects",
     "slice_coco",
     "slice_image",
@@ -523,3 +526,74 @@ def slice_coco(
         write_coco(out, save_path, image_ids="keep", annotation_ids="keep")
     log.debug("slice_coco: %d tiles, %d written", n_tiles, n_written)
     return coco_dict, save_path
+
+
+# -- predictions on slices ---------------------------------------------------------------
+
+
+def shift_bboxes(bboxes: Any, offset: Sequence[int]) -> Any:
+    """Boxes ``[x1, y1, x2, y2]`` moved by ``offset`` ``(x, y)`` (``sahi.slicing.shift_bboxes``).
+
+    Returns the kind it was given: a list of lists, a numpy array (its shape kept, one
+    vectorized add) or a torch tensor (``new_tensor``, on the same device). As in SAHI,
+    a negative coordinate is refused (:class:`SahiValueError`).
+    """
+    if not hasattr(bboxes, "__iter__"):
+        raise SahiTypeError("bboxes", type(bboxes).__name__, "an iterable of [x1, y1, x2, y2]")
+    dx, dy = offset[0], offset[1]
+    torch_like = type(bboxes).__module__.split(".")[0] == "torch"
+    arr = np.asarray(bboxes.tolist() if torch_like else bboxes)
+    if arr.size == 0:
+        arr = arr.reshape(0, 4)
+    if arr.ndim != 2 or arr.shape[1] != 4:
+        raise SahiValueError("bboxes", getattr(arr, "shape", None), "n boxes [x1, y1, x2, y2]")
+    if (arr < 0).any():
+        raise SahiValueError("bboxes", arr[(arr < 0).any(axis=1)][0].tolist(),
+                             "4 non-negative numbers [minx, miny, maxx, maxy]")
+    moved = arr + np.array([dx, dy, dx, dy])
+    if isinstance(bboxes, np.ndarray):
+        return moved
+    if torch_like:
+        return bboxes.new_tensor(moved.tolist())
+    return moved.tolist()
+
+
+def shift_masks(masks: Any, offset: Sequence[int], full_shape: Sequence[int]) -> Any:
+    """Masks of a slice placed in the full image (``sahi.slicing.shift_masks``).
+
+    ``masks`` holds, per object, a boolean (or 0/1) ``(h, w)`` mask of the slice, or
+    COCO polygons ``[[x, y, ...], ...]`` in slice coordinates. Returns an ``(n, height,
+    width)`` bool array for ``full_shape`` ``(height, width)``; ``None`` gives ``None``.
+
+    A mask array is placed at ``offset`` (the part outside the image is cut off). SAHI
+    0.12 reads a mask array's rows as polygons, which draws a few stray pixels; polygons
+    are moved (clamped to the image, as SAHI does) and drawn by pycocotools, as COCO
+    areas and evaluation draw them (SAHI uses OpenCV's ``fillPoly`` on rounded points,
+    so boundary pixels may differ).
+    """
+    if masks is None:
+        return None
+    height, width = int(full_shape[0]), int(full_shape[1])
+    dx, dy = int(offset[0]), int(offset[1])
+    out = np.zeros((len(masks), height, width), bool)
+    for k, mask in enumerate(masks):
+        if isinstance(mask, np.ndarray) and mask.ndim == 2 and mask.dtype != object:
+            h, w = mask.shape
+            x0, y0 = max(dx, 0), max(dy, 0)
+            x1, y1 = min(dx + w, width), min(dy + h, height)
+            if x1 > x0 and y1 > y0:
+                out[k, y0:y1, x0:x1] = mask[y0 - dy: y1 - dy, x0 - dx: x1 - dx] != 0
+            continue
+        rings = [np.asarray(r, np.float64).reshape(-1) for r in mask]
+        moved = []
+        for r in rings:
+            if len(r) < 6:
+                continue
+            xy = r[: len(r) // 2 * 2].reshape(-1, 2) + np.array([dx, dy], np.float64)
+            xy[:, 0] = np.minimum(xy[:, 0], width)
+            xy[:, 1] = np.minimum(xy[:, 1], height)
+            moved.append(xy.reshape(-1).tolist())
+        if moved:
+            mu = mask_api()
+            out[k] = mu.decode(mu.merge(mu.frPyObjects(moved, height, width))).astype(bool)
+    return out

@@ -1,4 +1,7 @@
-"""SAHI drop-in: the public names of ``sahi.utils.coco`` and the dataset parts of ``sahi.slicing``.
+"""SAHI drop-in: the public names of ``sahi.utils.coco`` (videos too) and of ``sahi.slicing``.
+
+The dataset parts of ``sahi.slicing``, and its prediction helpers ``shift_bboxes`` and
+``shift_masks``.
 
 Change one import and keep the code::
 
@@ -53,9 +56,12 @@ from ._sahi_slicing import (
     get_auto_slice_params,
     get_slice_bboxes,
     process_coco_annotations,
+    shift_bboxes,
+    shift_masks,
     slice_coco,
     slice_image,
 )
+from ._sahi_video import CocoVid, CocoVidAnnotation, CocoVideo, CocoVidImage
 from ._sahi_yolo import export_coco_as_yolo
 
 __all__ = [
@@ -64,6 +70,10 @@ __all__ = [
     "CocoCategory",
     "CocoImage",
     "CocoPrediction",
+    "CocoVid",
+    "CocoVidAnnotation",
+    "CocoVidImage",
+    "CocoVideo",
     "DatasetClassCounts",
     "SahiTypeError",
     "SahiValueError",
@@ -84,6 +94,8 @@ __all__ = [
     "merge_from_list",
     "process_coco_annotations",
     "remove_invalid_coco_results",
+    "shift_bboxes",
+    "shift_masks",
     "slice_coco",
     "slice_image",
     "update_categories",
