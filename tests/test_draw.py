@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import io
+import json
 import os
 import subprocess
 import sys
@@ -23,6 +24,7 @@ from cocokit import DatasetBuilder, InputError, OptionError
 from cocokit.cli import app, main
 from cocokit.cli.stats import ImageFormat, output_name
 from cocokit.draw import SHOW_ALL, category_colors, draw, parse_show, resolve_image
+from cocokit.io.results import Results
 
 REPO = Path(__file__).resolve().parents[1]
 runner = CliRunner()
@@ -336,3 +338,152 @@ def test_cli_subprocess(mini: tuple[Path, Path], tmp_path: Path) -> None:
     assert "wrote 1 drawn image" in proc.stderr
     with Image.open(tmp_path / "o" / "000000000139.png") as im:
         assert im.size == (640, 426) and im.mode == "RGB"
+
+
+# -- predictions ------------------------------------------------------------------------
+
+
+def test_matching_is_cocoevals(real_data: Path) -> None:
+    """match_detections marks the detections and ground truth COCOeval matches, at
+    three IoU thresholds, on the cocoapi val2014 subset and its fake bbox results."""
+    from pycocotools.cocoeval import COCOeval
+
+    from cocokit.draw import match_detections
+    from cocokit.io.results import load_results
+
+    folder = real_data / "cocoapi-val2014-100"
+    gt_path = folder / "instances_val2014_100.json"
+    res_path = folder / "instances_val2014_fakebbox100_results.json"
+    if not res_path.is_file():
+        pytest.skip(f"real data not available: {res_path}")
+    gt = _coco(gt_path)
+    with contextlib.redirect_stdout(io.StringIO()):
+        dt = gt.loadRes(str(res_path))
+        ev = COCOeval(gt, dt, "bbox")
+        ev.params.maxDets = [100000]
+        ev.params.areaRng = [[0, 1e10]]
+        ev.params.areaRngLbl = ["all"]
+        ev.evaluate()
+    ds = cocokit.load(gt_path)
+    res = load_results(res_path)
+    compared = 0
+    for e in ev.evalImgs:
+        if e is None:
+            continue
+        d_rows = [dt.anns[i] for i in e["dtIds"]]  # by score, as COCOeval sorts them
+        g_rows = [gt.anns[i] for i in e["gtIds"]]
+        for t_index, t in enumerate(ev.params.iouThrs[[0, 5, 9]]):
+            det_ok, gt_ok = match_detections(
+                np.array([d["bbox"] for d in d_rows]).reshape(-1, 4),
+                np.array([d["category_id"] for d in d_rows]),
+                np.array([g["bbox"] for g in g_rows]).reshape(-1, 4),
+                np.array([g["category_id"] for g in g_rows]),
+                np.array([g["iscrowd"] for g in g_rows]), float(t))
+            k = [0, 5, 9][t_index]
+            assert det_ok.tolist() == (e["dtMatches"][k] > 0).tolist()
+            order = {g: i for i, g in enumerate(e["gtIds"])}  # COCOeval moved ignored last
+            want_gt = np.zeros(len(g_rows), bool)
+            for gid, m in zip(e["gtIds"], e["gtMatches"][k], strict=True):
+                want_gt[order[gid]] = m > 0
+            assert gt_ok.tolist() == want_gt.tolist()
+            compared += len(d_rows)
+    assert compared > 1000 and len(res) > 100 and len(ds.images) == 100
+
+
+def _one_image() -> cocokit.Dataset:
+    b = DatasetBuilder()
+    b.add_category("cat", 1)
+    b.add_category("dog", 2)
+    img = b.add_image("a.png", 200, 120)
+    b.add_annotation(img, 1, bbox=[10, 10, 40, 30])   # found
+    b.add_annotation(img, 2, bbox=[120, 60, 50, 40])  # missed
+    return b.build()
+
+
+def _preds() -> Results:
+    return Results.from_records([
+        {"image_id": 1, "category_id": 1, "bbox": [11, 10, 40, 30], "score": 0.9},
+        {"image_id": 1, "category_id": 1, "bbox": [100, 5, 20, 20], "score": 0.6},  # FP
+        {"image_id": 1, "category_id": 2, "bbox": [5, 80, 20, 20], "score": 0.1},  # low
+        {"image_id": 2, "category_id": 1, "bbox": [0, 0, 20, 20], "score": 0.9},  # other
+    ])
+
+
+def test_predictions_are_dashed_boxes_in_the_category_color() -> None:
+    from cocokit.draw import ERROR_COLOR
+
+    ds = _one_image()
+    colors = category_colors(ds)
+    plain_gt = np.asarray(draw(ds, 0, show="boxes"))
+    drawn = np.asarray(draw(ds, 0, show="boxes", results=_preds(), score=0.3,
+                            line_width=1))
+    added = (drawn != plain_gt).any(axis=2)
+    # the FP box at x 100..119 (no --iou: in its category's color), dashed: gaps on its edge
+    top = drawn[5, 100:120]
+    assert (top == colors[1]).all(axis=1).sum() >= 4
+    assert (top == 0).all(axis=1).sum() >= 4
+    # the detection under the score threshold, and the other image's, are not drawn
+    assert not added[80:100, 5:25].any()
+    assert not (drawn == ERROR_COLOR).all(axis=2).any()
+
+
+def test_iou_marks_false_positives_and_misses_in_red() -> None:
+    from cocokit.draw import ERROR_COLOR
+
+    ds = _one_image()
+    drawn = np.asarray(draw(ds, 0, show="boxes", results=_preds(), score=0.3, iou=0.5,
+                            line_width=1))
+    red = (drawn == ERROR_COLOR).all(axis=2)
+    assert red[5, 100:120].any()          # the FP box
+    assert red[60, 120:170].all()         # the missed dog: solid, red (2 lines wide)
+    assert not red[10, 10:50].any()       # the found cat keeps its color
+    labelled = np.asarray(draw(ds, 0, show="boxes,labels", results=_preds(), iou=0.5))
+    assert (labelled == ERROR_COLOR).all(axis=2).sum() > red.sum()  # FP and missed tags
+
+
+@pytest.mark.parametrize(("kwargs", "option"), [
+    ({"score": 1.5}, "score"), ({"iou": 0.0}, "iou"), ({"iou": 2.0}, "iou")])
+def test_prediction_option_errors(kwargs: dict[str, float], option: str) -> None:
+    with pytest.raises(OptionError) as e:
+        draw(_one_image(), 0, results=_preds(), **kwargs)  # type: ignore[arg-type]
+    assert e.value.option == option
+
+
+def test_cli_draws_results(mini: tuple[Path, Path], tmp_path: Path) -> None:
+    path, images = mini
+    ds = cocokit.load(path)
+    row = int(np.argmax(ds.annotation_counts))
+    a = ds.annotations
+    preds = [{"image_id": int(a.image_id[r]), "category_id": int(a.category_id[r]),
+              "bbox": a.bbox[r].tolist(), "score": 0.8} for r in ds.annotation_rows(row)[::2]]
+    results = tmp_path / "preds.json"
+    results.write_text(json.dumps(preds))
+    name = str(ds.images.file_name[row])
+    base = ["draw", str(path), "-i", str(images), "--file-name", name, "-q"]
+    assert main([*base, "-o", str(tmp_path / "plain")]) == 0
+    assert main([*base, "-o", str(tmp_path / "o"), "--results", str(results), "--score",
+                 "0.5", "--iou", "0.5"]) == 0
+    stem = Path(name).stem
+    with Image.open(next((tmp_path / "o").glob(stem + ".*"))) as got, \
+            Image.open(next((tmp_path / "plain").glob(stem + ".*"))) as plain:
+        assert (np.asarray(got) != np.asarray(plain)).any()
+
+
+@pytest.mark.parametrize("extra", [
+    ["--score", "0.3"],                       # without --results
+    ["--results", "RESULTS", "--iou", "0"],
+    ["--results", "RESULTS", "--score", "2"],
+    ["--results", "MISSING"],
+])
+def test_cli_results_errors_exit_2(mini: tuple[Path, Path], tmp_path: Path,
+                                   extra: list[str], capsys: pytest.CaptureFixture[str]) -> None:
+    path, images = mini
+    results = tmp_path / "preds.json"
+    results.write_text("[]")
+    extra = [str(results) if e == "RESULTS" else str(tmp_path / "nope.json")
+             if e == "MISSING" else e for e in extra]
+    rc = main(["draw", str(path), "-i", str(images), "-o", str(tmp_path / "o"),
+               "--image-id", "139", *extra])
+    assert rc == 2 and not (tmp_path / "o").exists()
+    err = capsys.readouterr().err
+    assert err.startswith("error:") and "Traceback" not in err

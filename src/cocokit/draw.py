@@ -13,6 +13,16 @@
 Colors are per category: spaced around the hue circle by the golden ratio in the order
 categories are declared, so neighbouring categories differ; annotations of undeclared
 categories are gray. Nothing here changes the dataset.
+
+Predictions (``results=``, detections as :class:`~cocokit.io.results.Results`) are drawn
+over the ground truth in another style: **dashed** boxes in the category's color, mask
+outlines without fill, and labels ``name 0.87`` with the score, for the detections of
+the image scoring at least ``score``. With ``iou=`` they are matched to the ground truth
+as COCOeval matches them (per category, detections by score, highest first, each taking
+the unmatched ground truth it overlaps most with box IoU >= ``iou``; a crowd can take
+any number, by the share of the detection inside it; ``ignore`` and crowd ground truth
+are never missed): false positives are drawn in red and tagged ``FP``, missed ground
+truth gets a red box and a ``missed`` tag.
 """
 
 from __future__ import annotations
@@ -29,6 +39,7 @@ from PIL import Image, ImageDraw, ImageFont, UnidentifiedImageError
 from .dataset import Dataset, plain
 from .errors import InputError, OptionError
 from .geometry import encoded_rle, mask_api
+from .io.results import Results
 
 __all__ = [
     "SHOW_ALL",
@@ -36,6 +47,7 @@ __all__ = [
     "category_colors",
     "draw",
     "image_path",
+    "match_detections",
     "parse_show",
     "resolve_image",
 ]
@@ -44,6 +56,8 @@ Layer = Literal["masks", "boxes", "keypoints", "labels"]
 #: Every layer :func:`draw` can draw, in drawing order.
 SHOW_ALL: tuple[Layer, ...] = ("masks", "boxes", "keypoints", "labels")
 UNDECLARED_COLOR = (160, 160, 160)
+#: Color of false positives and missed ground truth (``iou=``).
+ERROR_COLOR = (235, 20, 20)
 _GOLDEN = 0.618033988749895
 
 
@@ -232,6 +246,9 @@ def draw(
     alpha: float = 0.45,
     line_width: int | None = None,
     font_size: int | None = None,
+    results: Results | None = None,
+    score: float = 0.0,
+    iou: float | None = None,
 ) -> Image.Image:
     """Draw one image of ``ds`` with its annotations; returns a new RGB PIL image.
 
@@ -240,7 +257,9 @@ def draw(
     ``image_dir / file_name``, else a black canvas of the image's size. ``show`` picks
     the layers (a subset of :data:`SHOW_ALL`, or ``"masks,boxes"``). ``alpha`` is the
     opacity of mask fills; ``line_width`` and ``font_size`` default to sizes that
-    scale with the image.
+    scale with the image. ``results`` adds the detections of this image scoring at least
+    ``score`` (dashed, with their score), and ``iou`` marks false positives and missed
+    ground truth (see the module docstring).
 
     Raises InputError when the image file is missing or unreadable, its size differs
     from the dataset's, or a segmentation cannot be rasterized; OptionError for a bad
@@ -249,6 +268,10 @@ def draw(
     layers = parse_show(show)
     if not 0.0 <= float(alpha) <= 1.0:
         raise OptionError("alpha", alpha, "a number from 0 to 1")
+    if not 0.0 <= float(score) <= 1.0:
+        raise OptionError("score", score, "a number from 0 to 1")
+    if iou is not None and not 0.0 < float(iou) <= 1.0:
+        raise OptionError("iou", iou, "a number above 0, at most 1")
     row = resolve_image(ds, image, image_id=image_id)
     canvas = _load_pixels(ds, row, image_dir, background)
     width, height = canvas.size
@@ -263,6 +286,17 @@ def draw(
     rows = ds.annotation_rows(row).tolist()
     colors = category_colors(ds)
     color_of = {r: colors.get(int(anns.category_id[r]), UNDECLARED_COLOR) for r in rows}
+    preds = _image_predictions(results, int(ds.images.id[row]), float(score))
+    missed: set[int] = set()
+    false_pos = np.zeros(len(preds[0]) if preds else 0, bool)
+    if preds is not None and iou is not None:
+        matched, gt_matched = match_detections(
+            preds[1].bbox, preds[1].category_id, anns.bbox[rows], anns.category_id[rows],
+            anns.iscrowd[rows], float(iou), ignore=_ignored(ds, rows))
+        false_pos = ~matched
+        missed = {r for r, m, c in zip(rows, gt_matched, _ignored(ds, rows) |
+                                       (anns.iscrowd[rows] > 0), strict=True)
+                  if not m and not c}
 
     # labels sit on the box; an annotation without one gets its label on the mask
     mask_boxes: dict[int, tuple[float, float, float, float]] = {}
@@ -296,7 +330,12 @@ def draw(
             if not np.isfinite([x, y, w, h]).all():
                 continue
             pen.rectangle([x, y, max(x, x + w - 1), max(y, y + h - 1)],
-                          outline=color_of[r], width=lw)
+                          outline=ERROR_COLOR if r in missed else color_of[r],
+                          width=lw * 2 if r in missed else lw)
+    if preds is not None:
+        canvas = _draw_predictions(canvas, ds, preds[1], false_pos, layers, lw, width, height,
+                                   colors)
+        pen = ImageDraw.Draw(canvas)
 
     if "keypoints" in layers:
         skeletons = _skeletons(ds)
@@ -324,18 +363,164 @@ def draw(
             if anchor is None:
                 continue
             cid = int(anns.category_id[r])
-            name = ds.categories.name_of(cid) if cid in ds.categories else f"category {cid}"
+            name = _category_name(ds, cid)
             if anns.iscrowd[r] > 0:
                 name += " (crowd)"
-            color = color_of[r]
-            left, top, right, bottom = pen.textbbox((0, 0), name, font=font)
-            tw, th = right - left, bottom - top
-            pad = max(1, fs // 6)
-            x, y = anchor
-            ty = y - th - 2 * pad if y - th - 2 * pad >= 0 else y
-            tx = min(max(0.0, x), max(0.0, width - tw - 2 * pad))
-            pen.rectangle([tx, ty, tx + tw + 2 * pad, ty + th + 2 * pad], fill=color)
-            pen.text((tx + pad - left, ty + pad - top), name, fill=_text_color(color), font=font)
+            if r in missed:
+                name = f"missed {name}"
+            _tag(pen, anchor, name, ERROR_COLOR if r in missed else color_of[r], font, fs,
+                 width)
+        if preds is not None:
+            p = preds[1]
+            for k in range(len(p)):
+                x, y, w, h = p.bbox[k].tolist()
+                if not np.isfinite([x, y, w, h]).all():
+                    continue
+                cid = int(p.category_id[k])
+                text = f"{_category_name(ds, cid)} {float(p.score[k]):.2f}"
+                if false_pos[k]:
+                    text = f"FP {text}"
+                color = ERROR_COLOR if false_pos[k] else colors.get(cid, UNDECLARED_COLOR)
+                # below the box's top edge, so it does not cover a ground-truth tag
+                _tag(pen, (x, y + h), text, color, font, fs, width, below=True)
+    return canvas
+
+
+def _category_name(ds: Dataset, cid: int) -> str:
+    return ds.categories.name_of(cid) if cid in ds.categories else f"category {cid}"
+
+
+def _tag(pen: ImageDraw.ImageDraw, anchor: tuple[float, float], text: str,
+         color: tuple[int, int, int], font: Any, fs: int, width: int,
+         below: bool = False) -> None:
+    """A label on a filled tag above ``anchor`` (or below it; inside the image)."""
+    left, top, right, bottom = pen.textbbox((0, 0), text, font=font)
+    tw, th = right - left, bottom - top
+    pad = max(1, fs // 6)
+    x, y = anchor
+    if below:
+        ty = y - th - 2 * pad
+    else:
+        ty = y - th - 2 * pad if y - th - 2 * pad >= 0 else y
+    tx = min(max(0.0, x), max(0.0, width - tw - 2 * pad))
+    pen.rectangle([tx, ty, tx + tw + 2 * pad, ty + th + 2 * pad], fill=color)
+    pen.text((tx + pad - left, ty + pad - top), text, fill=_text_color(color), font=font)
+
+
+def _ignored(ds: Dataset, rows: list[int]) -> np.ndarray:
+    """Ground truth COCOeval ignores: ``ignore`` set (and crowds, handled apart)."""
+    extra = ds.annotations.extra
+    return np.array([bool((extra[r] or {}).get("ignore", False)) for r in rows], bool)
+
+
+def _image_predictions(results: Results | None, image_id: int,
+                       score: float) -> tuple[np.ndarray, Results] | None:
+    """The detections of one image scoring at least ``score``, highest first."""
+    if results is None:
+        return None
+    rows = np.flatnonzero((np.asarray(results.image_id) == image_id)
+                          & (np.asarray(results.score) >= score))
+    rows = rows[np.argsort(-np.asarray(results.score)[rows], kind="stable")]
+    return rows, results.take(rows)
+
+
+def match_detections(
+    det_bbox: np.ndarray, det_category: np.ndarray, gt_bbox: np.ndarray,
+    gt_category: np.ndarray, gt_crowd: np.ndarray, iou: float,
+    ignore: np.ndarray | None = None,
+) -> tuple[np.ndarray, np.ndarray]:
+    """COCOeval's greedy matching of one image's detections to its ground truth, by box.
+
+    Detections must come sorted by score, highest first. Per category, each detection
+    takes the ground truth it overlaps most (box IoU, pycocotools' ``iou``; for a crowd,
+    the share of the detection inside it) among those not yet taken (a crowd or ignored
+    ground truth can be taken again), at least ``iou``; non-crowd, non-ignored ground
+    truth is preferred, as COCOeval sorts it first. Returns (detection matched,
+    ground truth matched) masks.
+    """
+    det_bbox = np.asarray(det_bbox, np.float64).reshape(-1, 4)
+    gt_bbox = np.asarray(gt_bbox, np.float64).reshape(-1, 4)
+    crowd = np.asarray(gt_crowd).reshape(-1) > 0
+    ign = crowd | (np.zeros(len(gt_bbox), bool) if ignore is None else np.asarray(ignore, bool))
+    det_ok = np.zeros(len(det_bbox), bool)
+    gt_taken = np.zeros(len(gt_bbox), bool)
+    mu = mask_api()
+    for cid in np.unique(np.asarray(det_category)).tolist():
+        d = np.flatnonzero((np.asarray(det_category) == cid)
+                           & np.isfinite(det_bbox).all(axis=1))
+        g = np.flatnonzero((np.asarray(gt_category) == cid) & np.isfinite(gt_bbox).all(axis=1))
+        if not len(d) or not len(g):
+            continue
+        g = g[np.argsort(ign[g], kind="stable")]  # COCOeval: ignored ground truth last
+        ious = np.asarray(mu.iou(det_bbox[d].tolist(), gt_bbox[g].tolist(),
+                                 crowd[g].astype(np.uint8).tolist()), np.float64)
+        ious = ious.reshape(len(d), len(g))
+        for a, dk in enumerate(d.tolist()):
+            best, found = min(iou, 1 - 1e-10), -1
+            for b, gk in enumerate(g.tolist()):
+                if gt_taken[gk] and not crowd[gk]:
+                    continue
+                if found > -1 and not ign[g[found]] and ign[gk]:
+                    break  # a real match found; ignored ground truth comes after
+                if ious[a, b] < best:
+                    continue
+                best, found = ious[a, b], b
+            if found > -1:
+                det_ok[dk] = True
+                gt_taken[g[found]] = True
+    return det_ok, gt_taken
+
+
+def _dashed_rectangle(pen: ImageDraw.ImageDraw, box: tuple[float, float, float, float],
+                      color: tuple[int, int, int], width: int) -> None:
+    """The outline of ``box`` (x0, y0, x1, y1) in dashes of about 4 line widths."""
+    x0, y0, x1, y1 = box
+    dash = max(4, 4 * width)
+    for (ax, ay), (bx, by) in (((x0, y0), (x1, y0)), ((x1, y0), (x1, y1)),
+                               ((x1, y1), (x0, y1)), ((x0, y1), (x0, y0))):
+        length = max(abs(bx - ax), abs(by - ay))
+        steps = max(1, int(length // dash))
+        for k in range(0, steps, 2):
+            t0, t1 = k / steps, min(1.0, (k + 1) / steps)
+            pen.line([(ax + (bx - ax) * t0, ay + (by - ay) * t0),
+                      (ax + (bx - ax) * t1, ay + (by - ay) * t1)], fill=color, width=width)
+
+
+def _draw_predictions(canvas: Image.Image, ds: Dataset, preds: Results, false_pos: np.ndarray,
+                      layers: Sequence[str], lw: int, width: int, height: int,
+                      colors: dict[int, tuple[int, int, int]]) -> Image.Image:
+    """Mask outlines (no fill) and dashed boxes of the detections."""
+    color = [ERROR_COLOR if false_pos[k] else colors.get(int(preds.category_id[k]),
+                                                          UNDECLARED_COLOR)
+             for k in range(len(preds))]
+    if "masks" in layers:
+        pixels = np.array(canvas, dtype=np.uint8)
+        for k in range(len(preds)):
+            seg = preds.segmentation[k]
+            if seg is None:
+                continue
+            value = plain(seg)
+            where = f"results[{k}].segmentation"
+            if isinstance(value, dict):
+                m = _rle_mask(value, width, height, where, preds.source)
+            elif isinstance(value, list) and value:
+                rings = [value] if not isinstance(value[0], list) else value
+                m = _polygon_mask(rings, width, height, where, preds.source)
+            else:
+                continue
+            if m is None:
+                continue
+            x0, y0, mask = m
+            mh, mw = mask.shape
+            pixels[y0: y0 + mh, x0: x0 + mw][_outline(mask)] = color[k]
+        canvas = Image.fromarray(pixels, "RGB")
+    if "boxes" in layers:
+        pen = ImageDraw.Draw(canvas)
+        for k in range(len(preds)):
+            x, y, w, h = preds.bbox[k].tolist()
+            if np.isfinite([x, y, w, h]).all():
+                _dashed_rectangle(pen, (x, y, max(x, x + w - 1), max(y, y + h - 1)), color[k],
+                                  lw)
     return canvas
 
 

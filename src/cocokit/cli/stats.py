@@ -237,6 +237,16 @@ def draw_command(
         "--image-format", help="Image format of the drawings; auto keeps PNG/JPEG as the "
         "source was.")] = ImageFormat.auto,
     alpha: Annotated[float, typer.Option(help="Opacity of mask fills (0-1).")] = 0.45,
+    results: Annotated[Optional[Path], typer.Option(  # noqa: UP045
+        "--results", help="Also draw these predictions (a COCO results file): dashed, "
+        "with their score.")] = None,
+    score: Annotated[float, typer.Option(
+        "--score", help="With --results: draw predictions scoring at least this (0-1).")]
+        = 0.0,
+    iou: Annotated[Optional[float], typer.Option(  # noqa: UP045
+        "--iou", help="With --results: match predictions to the ground truth at this box "
+        "IoU (as COCOeval) and mark false positives (red, FP) and missed objects "
+        "(red, missed).")] = None,
     quiet: Quiet = False,
     fmt: Annotated[Optional[ImageFormat], typer.Option(  # noqa: UP045
         "--format", hidden=True)] = None,
@@ -245,8 +255,12 @@ def draw_command(
 
     Without --image-id, --file-name or --sample every image is drawn. Images whose file
     is missing or whose annotations cannot be drawn are listed and the exit code is 1.
+    With --results, predictions are drawn over the ground truth: dashed boxes, mask
+    outlines and labels with the score.
 
     Example: cocokit draw instances_val2017.json -i val2017 -o drawn --sample 20
+
+    Example: cocokit draw gt.json -i val2017 --results preds.json --score 0.3 --iou 0.5 -o drawn
     """
     from ..draw import draw, parse_show
     from ..io.atomic import atomic_write
@@ -258,6 +272,13 @@ def draw_command(
         raise OptionError("--alpha", alpha, "a number from 0 to 1")
     if not layers:
         raise OptionError("--show", show, "at least one of masks,boxes,keypoints,labels")
+    if results is None and (score != 0.0 or iou is not None):
+        raise OptionError("--score/--iou", "without --results",
+                          "--results FILE (they choose and match the predictions drawn)")
+    if not 0.0 <= score <= 1.0:
+        raise OptionError("--score", score, "a number from 0 to 1")
+    if iou is not None and not 0.0 < iou <= 1.0:
+        raise OptionError("--iou", iou, "a number above 0, at most 1")
     check_image_folder(images)
     check_folder_output(output)
     out_dir = Path(output)
@@ -265,6 +286,13 @@ def draw_command(
         raise OptionError("-o/--output", output,
                           "a folder other than -i/--images (drawings would replace the images)")
     ds = load_dataset(file, quiet)
+    found = None
+    if results is not None:
+        from ..io.results import load_results
+
+        found = load_results(results, ds)
+        by_image = np.argsort(found.image_id, kind="stable")
+        sorted_ids = found.image_id[by_image]
     rows = _select(ds, image_id or [], file_name or [], sample, seed)
     _, first = np.unique(rows, return_index=True)
     rows = rows[np.sort(first)]  # each image once, in the order asked
@@ -276,8 +304,14 @@ def draw_command(
     with progress_bar("drawing", quiet, total=len(rows)) as update:
         for k, (row, rel) in enumerate(zip(rows.tolist(), targets, strict=True)):
             update(k, len(rows))
+            mine = None
+            if found is not None:
+                iid = int(ds.images.id[row])
+                lo, hi = np.searchsorted(sorted_ids, [iid, iid + 1])
+                mine = found.take(by_image[lo:hi])
             try:
-                picture = draw(ds, row, images, layers, alpha=alpha)
+                picture = draw(ds, row, images, layers, alpha=alpha, results=mine,
+                               score=score, iou=iou)
             except InputError as e:
                 problems.append(str(e))
                 continue
