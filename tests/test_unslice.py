@@ -364,3 +364,19 @@ def test_write_and_load_round_trip(tmp_path: Path) -> None:
                                  "score": 0.25, "area": 12}])
     write_results(res, tmp_path / "r.json")
     assert load_results(tmp_path / "r.json").to_records() == res.to_records()
+
+
+def test_empty_results_and_whole_image_detections_of_images_without_tiles() -> None:
+    tiles = cocokit.load(_tiles_dict([[0, 0, 100, 100]]))
+    assert len(cocokit.unslice_results(Results.from_records([]), tiles)) == 0
+    square = [[0, 0, 10, 0, 10, 10, 0, 10]]
+    full = Results.from_records([
+        {"image_id": 77, "category_id": 1, "bbox": [0, 0, 10, 10], "score": 0.9,
+         "segmentation": square},
+        {"image_id": 77, "category_id": 1, "bbox": [1, 1, 10, 10], "score": 0.8,
+         "segmentation": square},
+    ])
+    out = cocokit.unslice_results(Results.from_records([]), tiles, full=full)
+    # merged; with no image size to draw the polygons in, the kept one's mask stays
+    assert out.image_id.tolist() == [77] and out.bbox.tolist() == [[0, 0, 11, 11]]
+    assert out.segmentation[0] == square

@@ -265,6 +265,11 @@ def merged_results(results: Results, merged: Merged, sizes: np.ndarray) -> Resul
             if seg[k] is not None:
                 masks.insert(0, seg[k])
             h, w = (int(v) for v in sizes[r])
+            if h <= 0 or w <= 0:  # a whole-image detection of an image with no tiles
+                rle_sizes = [plain(m)["size"] for m in masks if isinstance(plain(m), dict)]
+                if not rle_sizes:
+                    continue  # no size to draw polygons in: the kept part's mask stays
+                h, w = (int(v) for v in rle_sizes[0])
             try:
                 seg[k] = _union_mask(masks, h, w)
             except (KeyError, TypeError, ValueError) as e:
