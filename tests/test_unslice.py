@@ -380,3 +380,22 @@ def test_empty_results_and_whole_image_detections_of_images_without_tiles() -> N
     # merged; with no image size to draw the polygons in, the kept one's mask stays
     assert out.image_id.tolist() == [77] and out.bbox.tolist() == [[0, 0, 11, 11]]
     assert out.segmentation[0] == square
+
+
+def test_an_area_key_follows_the_merge() -> None:
+    tiles = cocokit.load(_tiles_dict([[0, 0, 100, 100], [60, 0, 100, 100]]))
+    full = np.zeros((100, 160), bool)
+    full[20:60, 40:120] = True
+    res = Results.from_records([
+        {"image_id": 1, "category_id": 1, "bbox": [40, 20, 60, 40], "score": 0.9,
+         "segmentation": _rle(full[:, :100]), "area": 2400, "category_name": "a"},
+        {"image_id": 2, "category_id": 1, "bbox": [0, 20, 60, 40], "score": 0.8,
+         "segmentation": _rle(full[:, 60:]), "area": 2400},
+        {"image_id": 1, "category_id": 1, "bbox": [0, 80, 10, 10], "score": 0.7, "area": 1},
+        {"image_id": 1, "category_id": 1, "bbox": [5, 80, 10, 10], "score": 0.6},
+        {"image_id": 2, "category_id": 1, "bbox": [30, 80, 10, 10], "score": 0.5, "area": 1},
+    ])
+    out = cocokit.unslice_results(res, tiles, match_threshold=0.1)
+    # merged: the mask's pixels, the box's area; alone: as it was
+    assert [e.get("area") for e in out.extra] == [3200.0, 150.0, 1]
+    assert out.extra[0]["category_name"] == "a"

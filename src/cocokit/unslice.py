@@ -27,8 +27,9 @@ Merging (:mod:`cocokit.postprocess`)
     greedy NMM, IoS, 0.5, per category. A merged detection has the union box, the
     highest score, and the union of the masks of its parts (an RLE, pycocotools'
     ``merge``) when any part has one; its other keys are those of its highest-ranked
-    part. Output is sorted by image id, then (unless class-agnostic) category id, then
-    score (highest first).
+    part, but an ``area`` key becomes the merged mask's pixel count (the merged box's
+    area when there is no mask). Output is sorted by image id, then (unless
+    class-agnostic) category id, then score (highest first).
 """
 
 from __future__ import annotations
@@ -275,8 +276,20 @@ def merged_results(results: Results, merged: Merged, sizes: np.ndarray) -> Resul
             except (KeyError, TypeError, ValueError) as e:
                 raise InputError(results.source, f"results[{r}].segmentation",
                                  f"cannot merge the masks: {e}") from None
+    extra = results.extra[keep]
+    for k in np.unique(merged.member_of).tolist():  # an "area" key follows the merge
+        rec = extra[k]
+        if not rec or "area" not in rec:
+            continue
+        if seg[k] is None:
+            area = float(bbox[k, 2] * bbox[k, 3])
+        elif isinstance(seg[k], dict) and seg[k] is not results.segmentation[keep[k]]:
+            area = float(mask_api().area(encoded_rle(seg[k])))
+        else:
+            continue  # the kept part's own mask, and its area, stay
+        extra[k] = {**rec, "area": area}
     return Results(results.image_id[keep], merged.category_id, bbox, merged.score, seg,
-                   results.extra[keep], results.source)
+                   extra, results.source)
 
 
 def _concat(a: Results, b: Results) -> Results:
