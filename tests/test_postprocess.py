@@ -144,3 +144,20 @@ def test_bad_options(option: str, kwargs: dict[str, Any]) -> None:
     with pytest.raises(OptionError) as e:
         merge_detections(np.zeros((1, 4)), [1.0], [1], [1], **kwargs)
     assert e.value.option == option
+
+
+@pytest.mark.parametrize("merge", ["nms", "nmm", "greedy-nmm", "none"])
+def test_chunks_of_whole_images_give_the_same_result(merge: str,
+                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    import cocokit.postprocess as pp
+
+    rng = np.random.default_rng(5)
+    n = 3000
+    xy = rng.uniform(0, 300, (n, 2))
+    xyxy = np.concatenate([xy, xy + rng.uniform(5, 60, (n, 2))], axis=1)
+    score, cat, image = rng.random(n), rng.integers(0, 4, n), rng.integers(0, 37, n) * 3
+    whole = merge_detections(xyxy, score, cat, image, merge=merge, match_threshold=0.3)
+    monkeypatch.setattr(pp, "CHUNK", 100)
+    chunked = merge_detections(xyxy, score, cat, image, merge=merge, match_threshold=0.3)
+    for field in ("keep", "bbox", "score", "category_id", "member", "member_of"):
+        assert np.array_equal(getattr(whole, field), getattr(chunked, field)), field

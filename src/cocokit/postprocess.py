@@ -69,6 +69,8 @@ MATCH_METRICS: tuple[MatchMetric, ...] = ("iou", "ios")
 
 #: Candidate pairs examined at once by :func:`match_pairs` (bounds its memory).
 PAIR_BLOCK = 1 << 21
+#: Rows :func:`merge_detections` merges at once (whole groups; smaller arrays stay in cache).
+CHUNK = 1 << 15
 
 _UNKNOWN, _KEEP, _DROP = 0, 1, 2
 
@@ -295,10 +297,41 @@ def merge_detections(
     score = np.asarray(score, np.float64).reshape(-1)
     category_id = np.asarray(category_id, np.int64).reshape(-1)
     image_id = np.asarray(image_id, np.int64).reshape(-1)
-    n = len(xyxy)
     group = _groups(image_id, category_id, class_agnostic)
-    order = rank_order(xyxy, score, group)
     threshold = float(match_threshold)
+    if len(xyxy) <= CHUNK:
+        return _merge(xyxy, score, category_id, group, merge, match_metric, threshold)
+    # whole groups at a time, about CHUNK rows each: the same result, in cache
+    by_group = stable_int_order(group)
+    sizes = np.bincount(group)
+    ends = np.cumsum(sizes)
+    cuts = np.unique(np.searchsorted(ends, np.arange(CHUNK, len(xyxy), CHUNK), side="left"))
+    bounds = np.concatenate([[0], ends[cuts[cuts < len(ends) - 1]], [len(xyxy)]])
+    parts: list[Merged] = []
+    rows_of: list[np.ndarray] = []
+    for a, b in zip(bounds[:-1].tolist(), bounds[1:].tolist(), strict=True):
+        if b <= a:
+            continue
+        rows = by_group[a:b]
+        parts.append(_merge(xyxy[rows], score[rows], category_id[rows], group[rows], merge,
+                            match_metric, threshold))
+        rows_of.append(rows)
+    first = np.cumsum([0] + [len(p.keep) for p in parts[:-1]])
+    return Merged(
+        np.concatenate([r[p.keep] for r, p in zip(rows_of, parts, strict=True)]),
+        np.concatenate([p.bbox for p in parts]),
+        np.concatenate([p.score for p in parts]),
+        np.concatenate([p.category_id for p in parts]),
+        np.concatenate([r[p.member] for r, p in zip(rows_of, parts, strict=True)]),
+        np.concatenate([p.member_of + f for p, f in zip(parts, first.tolist(), strict=True)]),
+    )
+
+
+def _merge(xyxy: np.ndarray, score: np.ndarray, category_id: np.ndarray, group: np.ndarray,
+           merge: Merge, match_metric: MatchMetric, threshold: float) -> Merged:
+    """:func:`merge_detections` of rows whose ``group`` ids are given."""
+    n = len(xyxy)
+    order = rank_order(xyxy, score, group)
     empty = np.zeros(0, np.int64)
     if merge == "none" or n == 0:
         return Merged(order, xyxy[order], score[order], category_id[order], empty, empty)
