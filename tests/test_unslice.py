@@ -399,3 +399,17 @@ def test_an_area_key_follows_the_merge() -> None:
     # merged: the mask's pixels, the box's area; alone: as it was
     assert [e.get("area") for e in out.extra] == [3200.0, 150.0, 1]
     assert out.extra[0]["category_name"] == "a"
+
+
+def test_sahi_style_results_without_masks_merge() -> None:
+    # SAHI's results files carry "segmentation": [] and extra keys for box detections
+    tiles = cocokit.load(_tiles_dict([[0, 0, 100, 100], [60, 0, 100, 100]]))
+    res = Results.from_records([
+        {"image_id": 1, "category_id": 1, "bbox": [70, 10, 30, 20], "score": 0.9,
+         "segmentation": [], "iscrowd": 0, "category_name": "a"},
+        {"image_id": 2, "category_id": 1, "bbox": [10, 10, 30, 20], "score": 0.8,
+         "segmentation": [], "iscrowd": 0, "category_name": "a"},
+    ])
+    out = cocokit.unslice_results(res, tiles)
+    assert out.bbox.tolist() == [[70, 10, 30, 20]] and out.segmentation[0] == []
+    assert out.extra[0] == {"iscrowd": 0, "category_name": "a"}

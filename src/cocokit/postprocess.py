@@ -54,6 +54,7 @@ __all__ = [
     "MatchMetric",
     "Merge",
     "Merged",
+    "check_options",
     "dense_ids",
     "match_pairs",
     "merge_detections",

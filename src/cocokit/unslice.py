@@ -46,7 +46,8 @@ from .geometry import encoded_rle, mask_api, segmentation_bboxes
 from .io.results import Results
 from .postprocess import MatchMetric, Merge, Merged, check_options, merge_detections
 
-__all__ = ["TileOrigins", "tile_origins", "unslice_results"]
+__all__ = ["TileOrigins", "merged_results", "move_to_sources", "tile_origins",
+           "unslice_results"]
 
 
 @dataclass(frozen=True)
@@ -231,7 +232,9 @@ def move_to_sources(results: Results, origins: TileOrigins, *,
     return out, size
 
 
-def _union_mask(parts: list[Any], height: int, width: int) -> dict[str, Any]:
+def _union_mask(parts: list[Any], height: int, width: int) -> dict[str, Any] | None:
+    """The union of the masks (RLE dicts or polygons) as one RLE; None when none has
+    any (SAHI writes ``"segmentation": []`` for a box)."""
     mu = mask_api()
     rles = []
     for seg in parts:
@@ -243,6 +246,8 @@ def _union_mask(parts: list[Any], height: int, width: int) -> dict[str, Any]:
             rings = [list(map(float, r)) for r in rings if len(r) >= 6]
             if rings:
                 rles.append(mu.merge(mu.frPyObjects(rings, height, width)))
+    if not rles:
+        return None
     merged = mu.merge(rles, intersect=False)
     return {"size": [height, width], "counts": merged["counts"].decode("ascii")}
 
@@ -272,10 +277,12 @@ def merged_results(results: Results, merged: Merged, sizes: np.ndarray) -> Resul
                     continue  # no size to draw polygons in: the kept part's mask stays
                 h, w = (int(v) for v in rle_sizes[0])
             try:
-                seg[k] = _union_mask(masks, h, w)
+                union = _union_mask(masks, h, w)
             except (KeyError, TypeError, ValueError) as e:
                 raise InputError(results.source, f"results[{r}].segmentation",
                                  f"cannot merge the masks: {e}") from None
+            if union is not None:
+                seg[k] = union
     extra = results.extra[keep]
     for k in np.unique(merged.member_of).tolist():  # an "area" key follows the merge
         rec = extra[k]
