@@ -288,14 +288,15 @@ def draw(
     color_of = {r: colors.get(int(anns.category_id[r]), UNDECLARED_COLOR) for r in rows}
     preds = _image_predictions(results, int(ds.images.id[row]), float(score))
     missed: set[int] = set()
-    false_pos = np.zeros(len(preds[0]) if preds else 0, bool)
+    false_pos = np.zeros(len(preds[0]) if preds is not None else 0, bool)
     if preds is not None and iou is not None:
+        ignored = _ignored(ds, rows)
         matched, gt_matched = match_detections(
             preds[1].bbox, preds[1].category_id, anns.bbox[rows], anns.category_id[rows],
-            anns.iscrowd[rows], float(iou), ignore=_ignored(ds, rows))
+            anns.iscrowd[rows], float(iou), ignore=ignored)
         false_pos = ~matched
-        missed = {r for r, m, c in zip(rows, gt_matched, _ignored(ds, rows) |
-                                       (anns.iscrowd[rows] > 0), strict=True)
+        never = ignored | (anns.iscrowd[rows] > 0)  # crowds and ignored are never missed
+        missed = {r for r, m, c in zip(rows, gt_matched, never, strict=True)
                   if not m and not c}
 
     # labels sit on the box; an annotation without one gets its label on the mask
