@@ -49,7 +49,7 @@ from pathlib import Path
 
 from ..errors import Interrupted, OptionError, OutputError
 from . import files
-from .atomic import remove_leftovers
+from .atomic import output_error, remove_leftovers
 
 __all__ = ["Staging", "staged"]
 
@@ -134,12 +134,11 @@ class Staging:
                 return _new_dir(base, f".{name}.partial-")
             except OSError as e:
                 if not target.is_dir():
-                    raise OptionError(option, str(target),
-                                      f"a folder that can be created ({e.strerror})") from None
+                    raise output_error(target, e) from None
         try:
             return _new_dir(target, ".partial-")
         except OSError as e:
-            raise OptionError(option, str(target), f"a writable folder ({e.strerror})") from None
+            raise output_error(target, e) from None
 
     def commit(self) -> None:
         """Move the staged files into the output folder (see the module docstring)."""
