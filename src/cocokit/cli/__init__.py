@@ -38,6 +38,7 @@ import typer
 import typer.main
 
 from ..errors import CocoKitError, Interrupted, LeftoversRemoved, OptionError
+from ..io.atomic import STOP_SIGNALS
 from ._app import app, print_error
 
 for _mod in pkgutil.iter_modules(__path__):
@@ -63,11 +64,6 @@ def _usage_error_class() -> type[BaseException]:
 
 
 UsageErrorBase = _usage_error_class()
-
-
-#: the signals that stop a command cleanly (those this platform has)
-STOP_SIGNALS = tuple(getattr(signal, n) for n in ("SIGINT", "SIGTERM", "SIGHUP")
-                     if hasattr(signal, n))
 
 
 @contextlib.contextmanager

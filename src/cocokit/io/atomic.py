@@ -29,6 +29,7 @@ import errno
 import os
 import re
 import shutil
+import signal
 import stat
 import tempfile
 import warnings
@@ -49,6 +50,7 @@ __all__ = [
     "output_fault",
     "pid_alive",
     "remove_leftovers",
+    "signals_deferred",
 ]
 
 #: errors of writing that no retry cures: the run fails, naming the output
@@ -166,6 +168,28 @@ def _temp_pattern(name: str) -> str:
     return rf"\.{re.escape(name)}\.(\d+)\.[a-z0-9_]{{8}}\.tmp"
 
 
+#: the signals the CLI stops on (:class:`~cocokit.errors.Interrupted`)
+STOP_SIGNALS = tuple(getattr(signal, n) for n in ("SIGINT", "SIGTERM", "SIGHUP")
+                     if hasattr(signal, n))
+
+
+@contextlib.contextmanager
+def signals_deferred() -> Iterator[None]:
+    """Hold SIGINT, SIGTERM and SIGHUP back while the block runs (a few system calls
+    that must happen together: create a temporary file and remember it, rename it and
+    remember that); one that came meanwhile is handled when the block ends. Where
+    signals cannot be blocked (no ``pthread_sigmask``), nothing changes."""
+    block = getattr(signal, "pthread_sigmask", None)
+    if block is None:
+        yield
+        return
+    previous = block(signal.SIG_BLOCK, STOP_SIGNALS)
+    try:
+        yield
+    finally:
+        block(signal.SIG_SETMASK, previous)
+
+
 def current_umask() -> int:
     """The process umask (read without changing it)."""
     mask = os.umask(0)
@@ -229,13 +253,17 @@ def atomic_file(path: str | os.PathLike[str], *, fsync: bool = True,
     folder = target.parent if str(target.parent) else Path(".")
     if tidy:
         remove_leftovers(folder, _temp_pattern(target.name), "temporary file(s)")
+    tmp: str | None = None
+    replaced = False
     try:
-        fd, tmp = tempfile.mkstemp(dir=folder, prefix=f".{target.name}.{os.getpid()}.",
-                                   suffix=".tmp")
-    except OSError as e:
-        raise OutputError(name, f"cannot write here: {os_error_reason(e)}") from None
-    try:
-        with os.fdopen(fd, "wb") as f:
+        with signals_deferred():  # created and known to the cleanup below in one step
+            try:
+                fd, tmp = tempfile.mkstemp(dir=folder, prefix=f".{target.name}.{os.getpid()}.",
+                                           suffix=".tmp")
+            except OSError as e:
+                raise OutputError(name, f"cannot write here: {os_error_reason(e)}") from None
+            f = os.fdopen(fd, "wb")
+        with f:
             yield f  # an error of the caller's block propagates as it is
             try:
                 f.flush()
@@ -243,16 +271,20 @@ def atomic_file(path: str | os.PathLike[str], *, fsync: bool = True,
                     os.fsync(f.fileno())
             except OSError as e:
                 raise OutputError(name, f"cannot write: {os_error_reason(e)}") from None
-        try:
-            os.chmod(tmp, 0o666 & ~current_umask())
-            os.replace(tmp, target)
-        except OSError as e:
-            raise OutputError(name, f"cannot write: {os_error_reason(e)}") from None
+        with signals_deferred():  # replaced and known as replaced in one step
+            try:
+                os.chmod(tmp, 0o666 & ~current_umask())
+                os.replace(tmp, target)
+            except OSError as e:
+                raise OutputError(name, f"cannot write: {os_error_reason(e)}") from None
+            replaced = True
     except BaseException as e:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        if isinstance(e, Interrupted):
-            e.untouched.append(name)
+        if not replaced:
+            if tmp is not None:
+                with contextlib.suppress(OSError):
+                    os.unlink(tmp)
+            if isinstance(e, Interrupted):
+                e.untouched.append(name)
         raise
 
 

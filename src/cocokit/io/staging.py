@@ -49,7 +49,7 @@ from pathlib import Path
 
 from ..errors import Interrupted, OptionError, OutputError
 from . import files
-from .atomic import output_error, remove_leftovers
+from .atomic import output_error, remove_leftovers, signals_deferred
 
 __all__ = ["Staging", "staged"]
 
@@ -193,21 +193,27 @@ def staged(target: str | os.PathLike[str], *, replace: Iterable[str] = (),
            option: str = "out_dir") -> Iterator[Staging]:
     """Stage the output folder ``target``: committed when the block ends normally,
     discarded when it raises (anything, ``KeyboardInterrupt`` included)."""
-    stage = Staging(target, replace=replace, option=option)
+    stage: Staging | None = None
     try:
+        with signals_deferred():  # made and known to the cleanup below in one step
+            stage = Staging(target, replace=replace, option=option)
         yield stage
     except OutputError as e:
+        if stage is None:
+            raise
         stage.discard()
         shown = stage.shown(e.file) if e.file else e.file
         if shown != e.file:
             raise OutputError(shown or stage.target, e.message) from None
         raise
     except BaseException as e:
-        stage.discard()
+        if stage is not None:
+            stage.discard()
         if isinstance(e, Interrupted):
-            e.untouched.append(stage.target)
+            e.untouched.append(os.fspath(target))
         raise
-    stage.commit()
+    with signals_deferred():  # a signal never stops a commit half way
+        stage.commit()
 
 
 def _new_dir(parent: Path, prefix: str) -> Path:
