@@ -109,11 +109,6 @@ def interrupted_line(e: Interrupted | None) -> str:
     return head
 
 
-def _show_note(message: Warning | str, category: type[Warning], filename: str, lineno: int,
-               file: Any = None, line: str | None = None) -> None:
-    print_error(f"note: {message}")
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the CLI; returns the exit code (0 ok, 1 problems found, 2 error, 128 + the
     signal's number when interrupted: 130 SIGINT, 143 SIGTERM, 129 SIGHUP)."""
@@ -126,8 +121,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         def show(message: Warning | str, category: type[Warning], filename: str,
                  lineno: int, file: Any = None, line: str | None = None) -> None:
-            if issubclass(category, LeftoversRemoved):
-                _show_note(message, category, filename, lineno)
+            if issubclass(category, LeftoversRemoved):  # one line, as a note
+                print_error(f"note: {message}")
             else:
                 shown(message, category, filename, lineno, file, line)
 
