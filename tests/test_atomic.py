@@ -2,17 +2,20 @@
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import os
 import socket
 import subprocess
 import sys
+import warnings
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from cocokit import InputError, OutputError, load
+from cocokit.errors import LeftoversRemoved
 from cocokit.io import atomic
 from cocokit.io.atomic import atomic_file, atomic_write
 from cocokit.io.coco import write_coco
@@ -229,3 +232,86 @@ def test_an_error_of_the_input_is_not_called_an_output_error(tmp_path: Path) -> 
         atomic_write(tmp_path / "a.json", chunks())
     assert not isinstance(e.value, OutputError)
     assert _leftovers(tmp_path) == []
+
+
+# -- leftovers of killed runs (issue 18) -------------------------------------------------
+
+
+def _dead_pid() -> int:
+    p = subprocess.Popen(["true"])
+    p.wait()
+    return p.pid
+
+
+def test_the_temporary_file_names_its_writer(tmp_path: Path) -> None:
+    with atomic_file(tmp_path / "out.json") as f:
+        (name,) = _leftovers(tmp_path)
+        f.write(b"{}")
+    assert name.startswith(f".out.json.{os.getpid()}.") and name.endswith(".tmp")
+
+
+@pytest.mark.parametrize(("name", "removed"), [
+    (".out.json.{dead}.abcd1234.tmp", True),  # its writer is gone
+    (".out.json.{me}.abcd1234.tmp", False),  # this process's own
+    (".out.json.{alive}.abcd1234.tmp", False),  # a live writer's (pid 1)
+    (".out.json.abcd1234.tmp", False),  # no pid: not ours to judge
+    (".other.json.{dead}.abcd1234.tmp", False),  # another target's
+    (".out.json.{dead}.abcd1234.tmp.keep", False),  # not of our form
+    ("out.json.{dead}.abcd1234.tmp", False),  # not hidden
+])
+def test_a_write_removes_only_the_leftovers_of_dead_writers_of_its_target(
+        tmp_path: Path, name: str, removed: bool) -> None:
+    name = name.format(dead=_dead_pid(), me=os.getpid(), alive=1)
+    (tmp_path / name).write_bytes(b"partial")
+    with pytest.warns(LeftoversRemoved) if removed else _no_warning():
+        atomic_write(tmp_path / "out.json", [b"{}"])
+    assert (tmp_path / name).exists() is not removed
+    assert (tmp_path / "out.json").read_bytes() == b"{}"
+
+
+@contextlib.contextmanager
+def _no_warning() -> Iterator[None]:
+    """Fail if a LeftoversRemoved warning is raised in the block."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", LeftoversRemoved)
+        yield
+
+
+def test_tidy_false_lists_nothing(tmp_path: Path) -> None:
+    stale = tmp_path / f".out.json.{_dead_pid()}.abcd1234.tmp"
+    stale.write_bytes(b"partial")
+    atomic_write(tmp_path / "out.json", [b"{}"], tidy=False)
+    assert stale.exists()
+
+
+@pytest.mark.parametrize(("pid", "expected"), [(os.getpid(), True), (1, True), (0, False),
+                                               (-5, False)])
+def test_pid_alive(pid: int, expected: bool) -> None:
+    assert atomic.pid_alive(pid) is expected
+
+
+def test_a_dead_pid_is_not_alive() -> None:
+    assert not atomic.pid_alive(_dead_pid())
+
+
+def test_an_interrupt_names_the_target_left_untouched(tmp_path: Path) -> None:
+    import signal
+
+    from cocokit.errors import Interrupted
+
+    out = tmp_path / "out.json"
+    out.write_bytes(b"old")
+    with pytest.raises(Interrupted) as info, atomic_file(out) as f:
+        f.write(b"new")
+        raise Interrupted(signal.SIGTERM)
+    assert info.value.untouched == [str(out)]
+    assert out.read_bytes() == b"old" and _leftovers(tmp_path) == []
+
+
+@pytest.mark.parametrize("code", [errno.ENOSPC, errno.EIO, errno.EROFS, errno.EDQUOT,
+                                  errno.EACCES, errno.EPERM])
+def test_output_error_names_the_path_and_the_cause(code: int) -> None:
+    e = atomic.output_error("/out/a.jpg", OSError(code, os.strerror(code)))
+    assert isinstance(e, OutputError) and e.file == "/out/a.jpg"
+    assert str(e) == f"/out/a.jpg: cannot write: {atomic.os_error_reason(OSError(code, ''))}"
+    assert atomic.output_error("/x", e) is e

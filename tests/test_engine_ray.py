@@ -12,7 +12,7 @@ import pytest
 import cocokit
 from cocokit import InputError
 from cocokit.engine import JobFailure, run_on_ray
-from cocokit.errors import BadImagesError
+from cocokit.errors import BadImagesError, OutputError
 from cocokit.slicing import slice_dataset
 
 from .conftest import local_files, real_path
@@ -32,6 +32,17 @@ def test_run_on_ray_keeps_order_and_reports_failures(ray_cluster: None) -> None:
     out = run_on_ray(_fails_on_three, list(range(7)), 10, retries=1)
     assert out[:3] == [0, 10, 20] and out[4:] == [40, 50, 60]
     assert isinstance(out[3], JobFailure) and "three is bad" in out[3].error
+
+
+def _disk_full_on_three(x: int) -> int:
+    if x == 3:
+        raise OutputError(f"/out/{x}.jpg", "cannot write: no space left on the device")
+    return x
+
+
+def test_run_on_ray_stops_on_an_output_error(ray_cluster: None) -> None:
+    with pytest.raises(OutputError, match=r"/out/3.jpg: cannot write: no space left"):
+        run_on_ray(_disk_full_on_three, list(range(5)), retries=2)
 
 
 @pytest.mark.parametrize("json_name", ["terrain1_coco.json", "terrain2_coco.json"])

@@ -88,3 +88,21 @@ def test_an_error_while_adding_leaves_nothing(tmp_path: Path) -> None:
         w.add(ds.select_images([0, 1]))
         raise RuntimeError("stop")
     assert list(tmp_path.iterdir()) == []
+
+
+def test_spill_folders_of_a_killed_run_are_removed_and_no_other(tmp_path: Path) -> None:
+    import os
+    import subprocess
+
+    from cocokit.errors import LeftoversRemoved
+
+    p = subprocess.Popen(["true"])
+    p.wait()
+    dead, live = f".out.json.parts-{p.pid}-abcd_123", ".out.json.parts-1-abcd_123"
+    for name in (dead, live):
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "images").write_bytes(b"spilled")
+    ds = cocokit.load(Path(__file__).parent / "data" / "tiny_coco_val2017.json")
+    with pytest.warns(LeftoversRemoved, match=dead):
+        write_parts(tmp_path / "out.json", ds, [2, 4])
+    assert sorted(n for n in os.listdir(tmp_path) if n.startswith(".")) == [live]

@@ -6,6 +6,9 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import signal
+import subprocess
+import warnings
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -14,7 +17,13 @@ import pytest
 
 import cocokit
 from cocokit.augment import HorizontalFlip, augment
-from cocokit.errors import BadImagesError, OptionError
+from cocokit.errors import (
+    BadImagesError,
+    Interrupted,
+    LeftoversRemoved,
+    OptionError,
+    OutputError,
+)
 from cocokit.io.staging import Staging, staged
 from cocokit.io.stream import open_stream
 from cocokit.slicing import slice_dataset
@@ -128,6 +137,65 @@ def test_a_url_is_written_directly_and_what_was_recorded_removed(memory_fs: Any)
         fs.pipe_file(f"{root}/out/new.txt", b"new")
         stage.record([f"{url}/new.txt"])
     assert memory_files(fs, f"{root}/out") == {"new.txt": b"new", "old.txt": b"old"}
+
+
+def _dead_pid() -> int:
+    p = subprocess.Popen(["true"])
+    p.wait()
+    return p.pid
+
+
+def test_the_staging_folder_names_its_run(tmp_path: Path) -> None:
+    with staged(tmp_path / "out") as stage:
+        assert Path(stage.path).name.startswith(f".out.partial-{os.getpid()}-")
+
+
+@pytest.mark.parametrize(("name", "removed"), [
+    (".out.partial-{dead}-0123abcd", True),  # a killed run's
+    (".out.partial-{me}-0123abcd", False),  # this run's
+    (".out.partial-1-0123abcd", False),  # a live run's
+    (".out.partial-0123abcd", False),  # an older cocokit's: no pid to judge by
+    (".other.partial-{dead}-0123abcd", False),  # another output's
+    ("out.partial-{dead}-0123abcd", False),  # not hidden
+])
+def test_a_run_removes_only_the_staging_folders_of_dead_runs_of_its_output(
+        tmp_path: Path, name: str, removed: bool) -> None:
+    name = name.format(dead=_dead_pid(), me=os.getpid())
+    (tmp_path / name).mkdir()
+    (tmp_path / name / "tile.jpg").write_bytes(b"x")
+    with warnings.catch_warnings(record=True) as seen:
+        warnings.simplefilter("always")
+        with staged(tmp_path / "out") as stage:
+            (Path(stage.path) / "a.txt").write_text("a")
+    assert (tmp_path / name).exists() is not removed
+    notes = [str(w.message) for w in seen if issubclass(w.category, LeftoversRemoved)]
+    assert notes == ([f"removed 1 leftover staging folder(s) of an interrupted run in "
+                      f"{tmp_path}: {name}"] if removed else [])
+    assert (tmp_path / "out" / "a.txt").read_text() == "a"
+
+
+def test_leftovers_inside_an_existing_output_are_removed_too(tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    (out / f".partial-{_dead_pid()}-0123abcd").mkdir(parents=True)
+    (out / ".partial-1-0123abcd").mkdir()
+    with pytest.warns(LeftoversRemoved), staged(out):
+        pass
+    assert hidden(out) == [".partial-1-0123abcd"]
+
+
+def test_an_output_error_names_the_file_where_it_would_go(tmp_path: Path) -> None:
+    with pytest.raises(OutputError) as info, staged(tmp_path / "out") as stage:
+        raise OutputError(str(Path(stage.path) / "sub" / "a.jpg"), "cannot write: no space")
+    assert info.value.file == str(tmp_path / "out" / "sub" / "a.jpg")
+    assert hidden(tmp_path) == [] and not (tmp_path / "out").exists()
+
+
+def test_an_interrupt_names_the_output_left_untouched(tmp_path: Path) -> None:
+    with pytest.raises(Interrupted) as info, staged(tmp_path / "out") as stage:
+        (Path(stage.path) / "a.txt").write_text("a")
+        raise Interrupted(signal.SIGTERM)
+    assert info.value.untouched == [str(tmp_path / "out")]
+    assert hidden(tmp_path) == [] and not (tmp_path / "out").exists()
 
 
 # -- slice and augment: one mechanism -----------------------------------------------------

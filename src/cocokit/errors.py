@@ -15,12 +15,17 @@ Every error cocokit raises on purpose derives from :class:`CocoKitError`, so a c
     ├── OptionError           an option or argument value is not allowed
     └── MissingDependency     an optional extra is needed for this call
 
+    KeyboardInterrupt
+    └── Interrupted           a signal (SIGINT, SIGTERM, SIGHUP) stopped the run; not a
+                              CocoKitError, so ``except Exception`` never swallows it
+
 Messages are built from the fields, so the fields are the place to look in code and
 the message is the place to look for a person.
 """
 
 from __future__ import annotations
 
+import signal
 from collections.abc import Sequence
 from typing import Any, Protocol
 
@@ -29,7 +34,9 @@ __all__ = [
     "CocoKitError",
     "InputError",
     "IntegrityError",
+    "Interrupted",
     "JSONSyntaxError",
+    "LeftoversRemoved",
     "MissingDependency",
     "OptionError",
     "OutputError",
@@ -185,3 +192,41 @@ class MissingDependency(CocoKitError):
         super().__init__(
             f"this needs the optional package {module!r}: pip install 'cocokit[{extra}]'"
         )
+
+
+class Interrupted(KeyboardInterrupt):
+    """A signal stopped the run (the CLI raises it from its SIGINT, SIGTERM and SIGHUP
+    handlers). It is a :class:`KeyboardInterrupt`, so every cleanup written for Ctrl-C
+    (``finally``, the temporary files of :mod:`cocokit.io.atomic`, the staging folders
+    of :mod:`cocokit.io.staging`, the worker pool of :mod:`cocokit.engine`) runs for it.
+
+    ``signum`` is the signal; ``untouched`` collects the outputs that the cleanup left as
+    they were (filled in while the exception unwinds), for the one line the CLI prints.
+    """
+
+    def __init__(self, signum: int) -> None:
+        self.signum = int(signum)
+        self.untouched: list[str] = []
+        super().__init__(self.name)
+
+    @property
+    def name(self) -> str:
+        """The signal's name (``SIGTERM``)."""
+        try:
+            return signal.Signals(self.signum).name
+        except ValueError:
+            return f"signal {self.signum}"
+
+    @property
+    def exit_code(self) -> int:
+        """The shell's code for a process ended by this signal: 128 + its number."""
+        return 128 + self.signum
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (type(self), (self.signum,))
+
+
+class LeftoversRemoved(UserWarning):
+    """A warning: temporary files or staging folders that a killed run left beside an
+    output (their writer's process is gone) were removed. The CLI prints it as one
+    ``note:`` line."""

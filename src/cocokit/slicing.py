@@ -96,7 +96,7 @@ from .engine import Engine, JobFailure, retry_io, run_local, run_on_ray
 from .errors import BadImagesError, InputError, OptionError, OutputError
 from .geometry import RLE_KINDS, Polygons, parse_polygons, polygon_bboxes, segmentation_kinds
 from .io import files
-from .io.atomic import atomic_file
+from .io.atomic import atomic_file, output_error
 from .io.staging import Staging, staged
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -571,7 +571,7 @@ def _save_tile(tile: Any, path: str, fmt: str, quality: int, icc: bytes | None,
         return
     try:
         if os.path.lexists(path):
-            with atomic_file(path, fsync=False) as f:
+            with atomic_file(path, fsync=False, tidy=False) as f:
                 tile.save(f, format=fmt, **options)
         else:
             try:
@@ -582,7 +582,11 @@ def _save_tile(tile: Any, path: str, fmt: str, quality: int, icc: bytes | None,
                 raise
     except OutputError:
         raise
-    except (OSError, ValueError, KeyError) as e:
+    except OSError as e:
+        if e.errno is not None:  # the file system failed (disk full...): the run fails
+            raise output_error(path, e) from None
+        raise InputError(path, None, f"cannot write tile as {fmt}: {e}") from e
+    except (ValueError, KeyError) as e:  # the encoder refused these pixels
         raise InputError(path, None, f"cannot write tile as {fmt}: {e}") from e
 
 
@@ -657,10 +661,14 @@ def _run(job: _Job, params: _Params) -> _Result:
     """Slice one image: annotations, then pixels. Errors come back as data (picklable).
 
     A missing or undecodable image fails at once; any other I/O error is tried again
-    (:func:`~cocokit.engine.retry_io`) before the image is reported as failed.
+    (:func:`~cocokit.engine.retry_io`) before the image is reported as failed. An
+    :class:`~cocokit.errors.OutputError` (the output disk is full...) is no image's
+    failure: it is raised, and stops the run.
     """
     try:
         return retry_io(_slice_one, job, params, file=job.source)
+    except OutputError:
+        raise
     except InputError as e:
         return _failed(job.index, e.file, e.path, e.message)
 
@@ -686,7 +694,11 @@ def _slice_one(job: _Job, params: _Params) -> _Result:
             icc = None
         out = params.out_dir
         if tiles is None and files.local_path(out) is not None:
-            os.makedirs(os.path.dirname(os.path.join(out, job.stem)), exist_ok=True)
+            folder = os.path.dirname(os.path.join(out, job.stem))
+            try:
+                os.makedirs(folder, exist_ok=True)
+            except OSError as e:
+                raise output_error(folder, e) from None
         for t in np.flatnonzero(written).tolist():
             x, y, w, h = (int(v) for v in windows[t])
             _save_tile(img.crop((x, y, x + w, y + h)), files.join(out, names[t]), fmt,
@@ -1007,12 +1019,13 @@ def _slice_dataset(
     def finish(r: _Result) -> _Result:
         """Write the tiles a worker handed back (see ``return_tiles``)."""
         if r.tiles:
-            try:
-                for path, data in r.tiles:
+            for path, data in r.tiles:
+                try:
                     retry_io(files.write_bytes, path, data, file=path)
-            except InputError as e:
-                return _failed(r.index, str(images.file_name[r.index]), None,
-                               f"cannot write tiles: {e}")
+                except OutputError:
+                    raise
+                except InputError as e:  # the output failed: the run fails
+                    raise OutputError(path, f"cannot write: {e.message}") from None
         return dataclasses.replace(r, tiles=None) if r.tiles is not None else r
 
     todo = [i for i in range(len(images)) if keep_empty or counts[i] > 0]
@@ -1034,10 +1047,11 @@ def _slice_dataset(
             if progress:
                 progress(0, total)
 
-        with _pil_block_cache() if here else contextlib.nullcontext():
-            outcomes = run_local(_run, (job(i) for i in todo), params,
-                                 workers=1 if here else min(n_workers, total),
-                                 initializer=_init_worker, started=started)
+        # closed before the staging is cleaned up: no worker goes on writing into it
+        with _pil_block_cache() if here else contextlib.nullcontext(), contextlib.closing(
+                run_local(_run, (job(i) for i in todo), params,
+                          workers=1 if here else min(n_workers, total),
+                          initializer=_init_worker, started=started)) as outcomes:
             for done, outcome in enumerate(outcomes, 1):
                 r = finish(outcome)
                 results[r.index] = r

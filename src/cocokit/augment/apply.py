@@ -45,6 +45,7 @@ passed through untouched, bit for bit.
 from __future__ import annotations
 
 import collections
+import contextlib
 import dataclasses
 import math
 import os
@@ -61,7 +62,7 @@ import numpy as np
 from ..clipping import clip_polygons, polygon_areas
 from ..dataset import Annotations, Dataset, Images, plain
 from ..engine import Engine, JobFailure, pool_context, retry_io, run_local, run_on_ray
-from ..errors import BadImagesError, CocoKitError, InputError, OptionError
+from ..errors import BadImagesError, CocoKitError, InputError, OptionError, OutputError
 from ..geometry import (
     RLE_KINDS,
     Polygons,
@@ -72,6 +73,7 @@ from ..geometry import (
     segmentation_kinds,
 )
 from ..io import files
+from ..io.atomic import output_error, output_fault
 from ..io.coco import DEFAULT_IDS, IdPolicy, check_policy
 from ..io.staging import staged
 from . import _pixels
@@ -486,7 +488,10 @@ class _Output:
         if self.local is None:
             return False
         dest = self.local / name
-        dest.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            dest.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as e:
+            raise output_error(dest.parent, e) from None
         self.written.append(str(dest))
         try:
             shutil.copyfile(source, dest)
@@ -496,6 +501,10 @@ class _Output:
             raise
         except IsADirectoryError:
             raise InputError(str(source), None, "is a folder, not an image file") from None
+        except OSError as e:  # the copy's end failed (disk full...), or its source
+            if output_fault(e, dest):
+                raise output_error(dest, e) from None
+            raise
         return True
 
     def discard(self) -> None:
@@ -626,10 +635,13 @@ def _run(task: _Task, job: _Job) -> ImageResult | _BadImage | _Failure:
     """:func:`augment_image`, with its failures as data (picklable).
 
     A missing or undecodable image fails at once; any other I/O error is tried again
-    (:func:`~cocokit.engine.retry_io`) before the image is reported as failed.
+    (:func:`~cocokit.engine.retry_io`) before the image is reported as failed. An
+    :class:`~cocokit.errors.OutputError` is raised: it stops the run.
     """
     try:
         return retry_io(augment_image, task, job, file=task.source)
+    except OutputError:  # the output disk is full...: no image's failure, the run stops
+        raise
     except InputError as e:
         named = e.file if e.file and not _same_file(e.file, task.source) else None
         where = ": ".join(p for p in (named, e.path) if p)
@@ -973,17 +985,16 @@ class _Done:
         if self.progress is not None:
             self.progress(len(self.results) + len(self.failures), self.total)
 
-    def _write(self, res: ImageResult) -> ImageResult | _BadImage:
-        """Write the files a worker handed back; all or none of them."""
-        written: list[str] = []
-        try:
-            for path, data in res.files:
+    def _write(self, res: ImageResult) -> ImageResult:
+        """Write the files a worker handed back; a failure stops the run (its staged
+        output goes as a whole)."""
+        for path, data in res.files:
+            try:
                 retry_io(files.write_bytes, path, data, file=path)
-                written.append(path)
-        except InputError as e:
-            for path in written:
-                _remove(path)
-            return _BadImage(res.row, self.sources[res.row], f"cannot write its images: {e}")
+            except OutputError:
+                raise
+            except InputError as e:  # the output failed, not the image: the run fails
+                raise OutputError(path, f"cannot write: {e.message}") from None
         return dataclasses.replace(res, files=())
 
 
@@ -1032,9 +1043,12 @@ def _execute(tasks: Iterable[_Task], job: _Job, total: int, workers: int,
     if cv2 is not None:
         cv2.setNumThreads(1)
     try:
-        for outcome in run_local(_run, tasks, job, workers=workers, initializer=_init_worker,
-                                 started=lambda: _restore_threads(cv2, cv_threads)):
-            take(outcome)
+        # closed before the staging is cleaned up: no worker goes on writing into it
+        with contextlib.closing(run_local(
+                _run, tasks, job, workers=workers, initializer=_init_worker,
+                started=lambda: _restore_threads(cv2, cv_threads))) as outcomes:
+            for outcome in outcomes:
+                take(outcome)
     finally:
         _restore_threads(cv2, cv_threads)
 

@@ -3,7 +3,11 @@
 Every module of this package that does not start with an underscore holds commands and
 is imported here, so a new command is a new module.
 
-Exit codes: 0 done, 1 problems found (``validate``), 2 an error, 130 interrupted.
+Exit codes: 0 done, 1 problems found (``validate``), 2 an error; interrupted by a
+signal: 128 + its number (130 SIGINT/Ctrl-C, 143 SIGTERM, 129 SIGHUP). On those three
+signals the command stops cleanly (:func:`signals_handled`): its temporary files and
+staging folders are removed, its worker processes stopped, every output left as it was,
+and one line says so (``interrupted (SIGTERM): nothing written to out.json``).
 Errors the library raises on purpose (:class:`~cocokit.errors.CocoKitError`) and usage
 mistakes (a mistyped command, an unknown option, a missing or malformed value) print as
 one ``error:`` line, with the nearest valid command, option or value when there is one,
@@ -17,25 +21,31 @@ the CLI works whether or not click is installed.
 
 from __future__ import annotations
 
+import contextlib
 import difflib
 import importlib
 import pkgutil
 import re
+import signal
 import sys
-from collections.abc import Sequence
+import threading
+import warnings
+from collections.abc import Iterator, Sequence
+from types import FrameType
 from typing import Any
 
 import typer
 import typer.main
 
-from ..errors import CocoKitError, OptionError
+from ..errors import CocoKitError, Interrupted, LeftoversRemoved, OptionError
+from ..io.atomic import STOP_SIGNALS
 from ._app import app, print_error
 
 for _mod in pkgutil.iter_modules(__path__):
     if not _mod.name.startswith("_"):
         importlib.import_module(f"{__name__}.{_mod.name}")
 
-__all__ = ["app", "flag_message", "main", "usage_lines"]
+__all__ = ["app", "flag_message", "interrupted_line", "main", "signals_handled", "usage_lines"]
 
 USAGE = 2
 INTERRUPTED = 130
@@ -56,11 +66,76 @@ def _usage_error_class() -> type[BaseException]:
 UsageErrorBase = _usage_error_class()
 
 
+@contextlib.contextmanager
+def signals_handled() -> Iterator[list[Interrupted]]:
+    """While the block runs, SIGINT, SIGTERM and SIGHUP raise
+    :class:`~cocokit.errors.Interrupted` in the main thread, so the cleanup written for
+    Ctrl-C runs for each of them (temporary files, staging folders, worker pools). The
+    first signal is the one acted on: later ones are ignored while the cleanup runs.
+    Yields a list that holds the exception raised, if any. The previous handlers are
+    put back at the end. Outside the main thread (where Python cannot set handlers)
+    nothing changes."""
+    caught: list[Interrupted] = []
+    if threading.current_thread() is not threading.main_thread():
+        yield caught
+        return
+    previous = {s: signal.getsignal(s) for s in STOP_SIGNALS}
+
+    def handler(signum: int, frame: FrameType | None) -> None:
+        for s in STOP_SIGNALS:  # the cleanup must not be cut short by a second signal
+            signal.signal(s, signal.SIG_IGN)
+        e = Interrupted(signum)
+        caught.append(e)
+        raise e
+
+    for s in STOP_SIGNALS:
+        signal.signal(s, handler)
+    try:
+        yield caught
+    finally:
+        for s, h in previous.items():
+            signal.signal(s, h if h is not None else signal.SIG_DFL)
+
+
+def interrupted_line(e: Interrupted | None) -> str:
+    """The one line printed for an interrupted command: the signal, and the outputs
+    that were left as they were."""
+    if e is None:
+        return "interrupted"
+    head = f"interrupted ({e.name})"
+    if e.untouched:
+        names = ", ".join(dict.fromkeys(e.untouched))
+        return f"{head}: nothing written to {names}"
+    return head
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run the CLI; returns the exit code (0 ok, 1 problems found, 2 error, 130 interrupted)."""
+    """Run the CLI; returns the exit code (0 ok, 1 problems found, 2 error, 128 + the
+    signal's number when interrupted: 130 SIGINT, 143 SIGTERM, 129 SIGHUP)."""
     args = list(sys.argv[1:] if argv is None else argv)
     if not args:
         args = ["--help"]  # `cocokit` alone: the help, exit 0
+    with signals_handled() as caught, warnings.catch_warnings():
+        warnings.simplefilter("always", LeftoversRemoved)
+        shown = warnings.showwarning
+
+        def show(message: Warning | str, category: type[Warning], filename: str,
+                 lineno: int, file: Any = None, line: str | None = None) -> None:
+            if issubclass(category, LeftoversRemoved):  # one line, as a note
+                print_error(f"note: {message}")
+            else:
+                shown(message, category, filename, lineno, file, line)
+
+        warnings.showwarning = show
+        try:
+            return _run(args, caught)
+        except KeyboardInterrupt as e:  # raised while an error was being reported
+            got = e if isinstance(e, Interrupted) else (caught[0] if caught else None)
+            print_error(interrupted_line(got))
+            return got.exit_code if got is not None else INTERRUPTED
+
+
+def _run(args: list[str], caught: list[Interrupted]) -> int:
     try:
         # outside standalone mode typer returns the code of typer.Exit instead of raising
         rc = app(args=args, prog_name="cocokit", standalone_mode=False)
@@ -68,18 +143,23 @@ def main(argv: Sequence[str] | None = None) -> int:
         print_error(f"error: {flag_message(e, args)}")
         return USAGE
     except typer.Exit as e:
-        return int(getattr(e, "exit_code", 0) or 0)
+        rc = int(getattr(e, "exit_code", 0) or 0)
+        if rc != INTERRUPTED:
+            return rc
     except SystemExit as e:
         return int(e.code or 0) if not isinstance(e.code, str) else USAGE
-    except (KeyboardInterrupt, typer.Abort):
-        print_error("interrupted")
-        return INTERRUPTED
+    except (KeyboardInterrupt, typer.Abort) as e:
+        got = e if isinstance(e, Interrupted) else (caught[0] if caught else None)
+        print_error(interrupted_line(got))
+        return got.exit_code if got is not None else INTERRUPTED
     except UsageErrorBase as e:
         for line in usage_lines(e, args):
             print_error(line)
         return USAGE
     if rc == INTERRUPTED:  # typer >= 0.26 turns Ctrl-C into Exit(130) and returns it
-        print_error("interrupted")
+        got = caught[0] if caught else None
+        print_error(interrupted_line(got))
+        return got.exit_code if got is not None else INTERRUPTED
     return rc if isinstance(rc, int) else 0
 
 

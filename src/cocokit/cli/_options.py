@@ -102,10 +102,19 @@ def _local(path: str | os.PathLike[str]) -> Path | None:
     return files.local_path(path)
 
 
+#: what ``-o -`` gets: outputs are written atomically, beside their target, never to stdout
+NO_STDOUT = ("a file path ('-' is not standard output here: every output is written to a "
+             "file atomically; name a file, or ./- for a file called '-')")
+
+
 def check_file_output(path: str | os.PathLike[str], option: str = OUTPUT) -> None:
     """Refuse a file output that names a folder (an existing one, or a path ending in
-    ``/``) or lies in a folder that does not exist. URLs are checked when written."""
+    ``/``), lies in a folder that does not exist, or is ``-`` (standard output is not
+    an output: see :data:`NO_STDOUT`). URLs are checked when written; an existing
+    device, FIFO, socket or symbolic link is refused by :mod:`cocokit.io.atomic`."""
     text = os.fspath(path)
+    if text == "-":
+        raise OptionError(option, text, NO_STDOUT)
     local = _local(text)
     if local is None:
         return
@@ -118,8 +127,12 @@ def check_file_output(path: str | os.PathLike[str], option: str = OUTPUT) -> Non
 
 def check_folder_output(path: str | os.PathLike[str], option: str = OUTPUT) -> None:
     """Refuse a folder output that is an existing file, a new name ending in ``.json``
-    (a file name: the command writes a folder), or whose parent folder does not exist."""
+    (a file name: the command writes a folder), whose parent folder does not exist, or
+    ``-`` (not a folder)."""
     text = os.fspath(path)
+    if text == "-":
+        raise OptionError(option, text, "a folder ('-' is not standard output here; "
+                          "name a folder, or ./- for one called '-')")
     local = _local(text)
     if local is None:
         return

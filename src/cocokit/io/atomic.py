@@ -9,7 +9,17 @@ KeyboardInterrupt, removes the temporary file and leaves an existing target unto
 An output that exists as something other than a regular file (a folder, a FIFO, a
 device, a socket, a symbolic link) is refused, not replaced. An operating-system error
 (read-only file system, no permission, disk full, an immutable target, a missing
-folder) becomes one :class:`~cocokit.errors.OutputError` naming the path.
+folder) becomes one :class:`~cocokit.errors.OutputError` naming the path
+(:func:`output_error`).
+
+The temporary file is named ``.<name>.<pid>.<random>.tmp``: the writing process's id
+is in the name, so a later run can tell a leftover of a run that was killed (SIGKILL,
+a power cut: no cleanup could run) from the file of a run still writing.
+:func:`remove_leftovers` removes such leftovers whose process is gone, and nothing else;
+:func:`atomic_file` calls it for its target and says so with a
+:class:`~cocokit.errors.LeftoversRemoved` warning. On a signal the CLI raises
+:class:`~cocokit.errors.Interrupted`, which removes the temporary file as Ctrl-C does
+and names the target among the outputs left untouched.
 """
 
 from __future__ import annotations
@@ -17,15 +27,35 @@ from __future__ import annotations
 import contextlib
 import errno
 import os
+import re
+import shutil
+import signal
 import stat
 import tempfile
+import warnings
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import BinaryIO
 
-from ..errors import OutputError
+from ..errors import Interrupted, LeftoversRemoved, OutputError
 
-__all__ = ["atomic_file", "atomic_write", "check_target", "current_umask", "os_error_reason"]
+__all__ = [
+    "OUTPUT_FAULTS",
+    "atomic_file",
+    "atomic_write",
+    "check_target",
+    "current_umask",
+    "os_error_reason",
+    "output_error",
+    "output_fault",
+    "pid_alive",
+    "remove_leftovers",
+    "signals_deferred",
+]
+
+#: errors of writing that no retry cures: the run fails, naming the output
+OUTPUT_FAULTS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EIO,
+                           errno.EACCES, errno.EPERM, errno.EFBIG})
 
 _REASONS = {
     errno.EROFS: "read-only file system",
@@ -47,6 +77,117 @@ def os_error_reason(e: OSError) -> str:
     if e.errno in _REASONS:
         return _REASONS[e.errno]
     return e.strerror or str(e) or type(e).__name__
+
+
+def output_error(path: str | os.PathLike[str], e: OSError) -> OutputError:
+    """The :class:`~cocokit.errors.OutputError` for an OS error raised while writing
+    ``path`` (an OutputError already is one: returned as it is)."""
+    if isinstance(e, OutputError):
+        return e
+    return OutputError(os.fspath(path), f"cannot write: {os_error_reason(e)}")
+
+
+#: errors that only writing causes, whichever file the error names
+_WRITE_ONLY = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EFBIG})
+
+
+def output_fault(e: OSError, output: str | os.PathLike[str]) -> bool:
+    """Whether ``e``, raised while copying or writing into the output ``output`` (a file
+    or folder), is a fault of the output rather than of an input: a full disk, a quota,
+    a read-only file system, or an :data:`OUTPUT_FAULTS` error that names no file or a
+    file under ``output``."""
+    if isinstance(e, OutputError) or e.errno in _WRITE_ONLY:
+        return True
+    if e.errno not in OUTPUT_FAULTS:
+        return False
+    if e.filename is None:
+        return True
+    root = os.path.abspath(output)
+    for name in (e.filename2, e.filename):
+        if name is None:
+            continue
+        path = os.path.abspath(os.fsdecode(name))
+        if path == root or path.startswith(root.rstrip(os.sep) + os.sep):
+            return True
+    return False
+
+
+def pid_alive(pid: int) -> bool:
+    """Whether a process ``pid`` runs on this machine (one of another user counts)."""
+    if pid <= 0:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:  # EPERM: it exists, owned by someone else
+        return True
+    return True
+
+
+def remove_leftovers(folder: str | os.PathLike[str], pattern: str, what: str) -> list[str]:
+    """Remove the entries of ``folder`` whose whole name matches ``pattern`` (a regular
+    expression whose first group is the writer's process id) and whose writer is gone
+    (:func:`pid_alive`); files and folders alike. Anything else is never touched: a name
+    of another form, a live writer's file, this process's own. Returns the names
+    removed and, when there are any, warns once (:class:`~cocokit.errors.LeftoversRemoved`)
+    with ``what`` naming them."""
+    try:
+        names = os.listdir(folder)
+    except OSError:
+        return []
+    rx = re.compile(pattern)
+    removed: list[str] = []
+    for name in names:
+        m = rx.fullmatch(name)
+        if m is None:
+            continue
+        pid = int(m.group(1))
+        if pid == os.getpid() or pid_alive(pid):
+            continue
+        path = os.path.join(folder, name)
+        try:
+            if os.path.isdir(path) and not os.path.islink(path):
+                shutil.rmtree(path)
+            else:
+                os.unlink(path)
+        except OSError:
+            continue
+        removed.append(name)
+    if removed:
+        shown = ", ".join(removed[:3]) + (f" and {len(removed) - 3} more" if len(removed) > 3
+                                          else "")
+        warnings.warn(LeftoversRemoved(
+            f"removed {len(removed)} leftover {what} of an interrupted run in "
+            f"{os.fspath(folder)}: {shown}"), stacklevel=2)
+    return removed
+
+
+def _temp_pattern(name: str) -> str:
+    """The names :func:`atomic_file` gives the temporary files of ``name``."""
+    return rf"\.{re.escape(name)}\.(\d+)\.[a-z0-9_]{{8}}\.tmp"
+
+
+#: the signals the CLI stops on (:class:`~cocokit.errors.Interrupted`)
+STOP_SIGNALS = tuple(getattr(signal, n) for n in ("SIGINT", "SIGTERM", "SIGHUP")
+                     if hasattr(signal, n))
+
+
+@contextlib.contextmanager
+def signals_deferred() -> Iterator[None]:
+    """Hold SIGINT, SIGTERM and SIGHUP back while the block runs (a few system calls
+    that must happen together: create a temporary file and remember it, rename it and
+    remember that); one that came meanwhile is handled when the block ends. Where
+    signals cannot be blocked (no ``pthread_sigmask``), nothing changes."""
+    block = getattr(signal, "pthread_sigmask", None)
+    if block is None:
+        yield
+        return
+    previous = block(signal.SIG_BLOCK, STOP_SIGNALS)
+    try:
+        yield
+    finally:
+        block(signal.SIG_SETMASK, previous)
 
 
 def current_umask() -> int:
@@ -88,7 +229,8 @@ def check_target(path: str | os.PathLike[str]) -> Path:
 
 
 @contextlib.contextmanager
-def atomic_file(path: str | os.PathLike[str], *, fsync: bool = True) -> Iterator[BinaryIO]:
+def atomic_file(path: str | os.PathLike[str], *, fsync: bool = True,
+                tidy: bool = True) -> Iterator[BinaryIO]:
     """A binary file to write; on a clean exit it replaces ``path`` atomically.
 
     An OS error of the flush, fsync or rename becomes an
@@ -99,18 +241,29 @@ def atomic_file(path: str | os.PathLike[str], *, fsync: bool = True) -> Iterator
     slicing or augmentation run, which a COCO file written last makes valid; a crash
     can then leave an empty file, never a half-replaced one).
 
+    ``tidy`` (default) first removes the temporary files of ``path`` that a killed run
+    left (:func:`remove_leftovers`); writers of many files in a fresh folder pass False
+    to save a folder listing per file.
+
     >>> with atomic_file("out.json") as f:   # doctest: +SKIP
     ...     f.write(b"{}")
     """
     target = check_target(path)
     name = os.fspath(target)
     folder = target.parent if str(target.parent) else Path(".")
+    if tidy:
+        remove_leftovers(folder, _temp_pattern(target.name), "temporary file(s)")
+    tmp: str | None = None
+    replaced = False
     try:
-        fd, tmp = tempfile.mkstemp(dir=folder, prefix=f".{target.name}.", suffix=".tmp")
-    except OSError as e:
-        raise OutputError(name, f"cannot write here: {os_error_reason(e)}") from None
-    try:
-        with os.fdopen(fd, "wb") as f:
+        with signals_deferred():  # created and known to the cleanup below in one step
+            try:
+                fd, tmp = tempfile.mkstemp(dir=folder, prefix=f".{target.name}.{os.getpid()}.",
+                                           suffix=".tmp")
+            except OSError as e:
+                raise OutputError(name, f"cannot write here: {os_error_reason(e)}") from None
+            f = os.fdopen(fd, "wb")
+        with f:
             yield f  # an error of the caller's block propagates as it is
             try:
                 f.flush()
@@ -118,29 +271,35 @@ def atomic_file(path: str | os.PathLike[str], *, fsync: bool = True) -> Iterator
                     os.fsync(f.fileno())
             except OSError as e:
                 raise OutputError(name, f"cannot write: {os_error_reason(e)}") from None
-        try:
-            os.chmod(tmp, 0o666 & ~current_umask())
-            os.replace(tmp, target)
-        except OSError as e:
-            raise OutputError(name, f"cannot write: {os_error_reason(e)}") from None
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
+        with signals_deferred():  # replaced and known as replaced in one step
+            try:
+                os.chmod(tmp, 0o666 & ~current_umask())
+                os.replace(tmp, target)
+            except OSError as e:
+                raise OutputError(name, f"cannot write: {os_error_reason(e)}") from None
+            replaced = True
+    except BaseException as e:
+        if not replaced:
+            if tmp is not None:
+                with contextlib.suppress(OSError):
+                    os.unlink(tmp)
+            if isinstance(e, Interrupted):
+                e.untouched.append(name)
         raise
 
 
 def atomic_write(
-    path: str | os.PathLike[str], chunks: Iterable[bytes], *, fsync: bool = True
+    path: str | os.PathLike[str], chunks: Iterable[bytes], *, fsync: bool = True,
+    tidy: bool = True,
 ) -> None:
     """Write ``chunks`` to ``path`` through :func:`atomic_file`.
 
     A failure (including one raised by the chunk iterator, or a KeyboardInterrupt)
     removes the temporary file and leaves any existing ``path`` untouched.
     """
-    with atomic_file(path, fsync=fsync) as f:
-        name = os.fspath(path)
+    with atomic_file(path, fsync=fsync, tidy=tidy) as f:
         for chunk in chunks:  # an error of the chunks propagates as it is
             try:
                 f.write(chunk)
             except OSError as e:
-                raise OutputError(name, f"cannot write: {os_error_reason(e)}") from None
+                raise output_error(path, e) from None

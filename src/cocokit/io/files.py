@@ -17,6 +17,7 @@ such files in the calling process and pass the bytes to the workers instead.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import posixpath
 import re
@@ -25,7 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import InputError
-from .atomic import atomic_file, atomic_write
+from .atomic import atomic_file, atomic_write, output_error
 
 __all__ = ["exists", "filesystem", "is_dir", "is_shared", "is_url", "join", "local_path",
            "makedirs", "read_bytes", "remove", "upload", "write_bytes"]
@@ -136,7 +137,8 @@ def makedirs(location: str | os.PathLike[str]) -> None:
 def write_bytes(location: str | os.PathLike[str], data: bytes) -> None:
     """Write a whole file. Local files are written beside the target and renamed over it
     when one exists (so an earlier file is never left half-replaced); an object store
-    replaces an object in one request."""
+    replaces an object in one request. A local OS error (disk full, read-only, no
+    permission) is an :class:`~cocokit.errors.OutputError` naming ``location``."""
     path = local_path(location)
     if path is None:
         fs, p = filesystem(str(location))
@@ -145,11 +147,17 @@ def write_bytes(location: str | os.PathLike[str], data: bytes) -> None:
             fs.makedirs(parent, exist_ok=True)
         fs.pipe_file(p, data)
         return
-    path.parent.mkdir(parents=True, exist_ok=True)
-    if not os.path.lexists(path):
-        path.write_bytes(data)
-        return
-    atomic_write(path, [data], fsync=False)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        if not os.path.lexists(path):
+            path.write_bytes(data)
+            return
+    except OSError as e:  # a fault of the output (disk full...), never of an input
+        with contextlib.suppress(OSError):
+            if not isinstance(e, FileExistsError):
+                path.unlink(missing_ok=True)
+        raise output_error(path, e) from None
+    atomic_write(path, [data], fsync=False, tidy=False)
 
 
 def upload(local: str | os.PathLike[str], location: str) -> None:

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import tempfile
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
@@ -35,7 +36,7 @@ import numpy as np
 from ..contract import InvalidPolicy, category_warnings, check_invalid
 from ..dataset import Categories, Dataset
 from ..errors import IntegrityError, OptionError
-from .atomic import atomic_write
+from .atomic import atomic_write, remove_leftovers
 from .coco import (
     ANNOTATION_KEYS,
     DEFAULT_IDS,
@@ -97,8 +98,12 @@ class PartWriter:
         if problems:
             raise IntegrityError(problems, self.path)
         folder = Path(self.path).parent
-        self._dir = tempfile.mkdtemp(prefix=f".{Path(self.path).name}.parts-",
-                                     dir=folder if str(folder) and folder.is_dir() else None)
+        where = folder if str(folder) and folder.is_dir() else None
+        name = Path(self.path).name
+        if where is not None:  # those of a killed run (the pid in the name is gone)
+            remove_leftovers(where, rf"\.{re.escape(name)}\.parts-(\d+)-[a-z0-9_]{{8}}",
+                             "spill folder(s)")
+        self._dir = tempfile.mkdtemp(prefix=f".{name}.parts-{os.getpid()}-", dir=where)
         self._files: dict[str, BinaryIO] = {
             key: open(os.path.join(self._dir, key), "w+b")  # closed in _cleanup
             for key in ("images", "annotations")

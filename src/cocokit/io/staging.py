@@ -2,7 +2,7 @@
 
 ``slice`` and ``augment`` write many files into an output folder. Through
 :func:`staged` they write them into a hidden staging folder beside the output
-(``.<name>.partial-XXXXXXXX``, on the same filesystem, so moving is a rename) and move
+(``.<name>.partial-<pid>-XXXXXXXX``, on the same filesystem, so moving is a rename) and move
 them into place only when the work has succeeded:
 
 * the output folder did not exist: the staging folder is renamed to it (one step);
@@ -10,8 +10,17 @@ them into place only when the work has succeeded:
   file already there is replaced). Top-level entries named in ``replace`` (augment's
   ``images/``) replace the old entry as a whole instead of being merged into it.
 
-On any error, ``KeyboardInterrupt`` included, the staging folder is removed and the
-output folder is untouched. When nothing was written, nothing is created: an empty
+On any error, ``KeyboardInterrupt`` (and the CLI's
+:class:`~cocokit.errors.Interrupted`, raised on SIGTERM and SIGHUP) included, the
+staging folder is removed and the output folder is untouched. An
+:class:`~cocokit.errors.OutputError` raised while staging names the file where it
+will be (under the output folder), not its place in the staging folder.
+
+The staging folder's name holds the process id of its run
+(``.<name>.partial-<pid>-<random>``): a run that finds one beside (or inside) its
+output whose process is gone (a run killed by SIGKILL, which no cleanup survives)
+removes it and warns once (:func:`cocokit.io.atomic.remove_leftovers`); it touches
+nothing else. When nothing was written, nothing is created: an empty
 staging folder is removed and a missing output folder stays missing.
 
 Object stores (``s3://``, ``gs://``, ``memory://``) cannot rename a folder in one step:
@@ -32,13 +41,15 @@ from __future__ import annotations
 import contextlib
 import errno
 import os
+import re
 import secrets
 import shutil
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
-from ..errors import OptionError
+from ..errors import Interrupted, OptionError, OutputError
 from . import files
+from .atomic import output_error, remove_leftovers, signals_deferred
 
 __all__ = ["Staging", "staged"]
 
@@ -92,26 +103,42 @@ class Staging:
         if self._dir is None:
             self._recorded.append(locations)
 
+    def shown(self, path: str | os.PathLike[str]) -> str:
+        """Where the file ``path`` written in the staging folder goes on commit (for
+        messages); any other path as it is."""
+        text = os.fspath(path)
+        if self._dir is None or self._local is None:
+            return text
+        try:
+            rel = Path(os.path.abspath(text)).relative_to(self._dir)
+        except ValueError:
+            return text
+        return os.fspath(self._local / rel) if rel.parts else os.fspath(self._local)
+
     @staticmethod
     def _make_dir(target: Path, option: str) -> Path:
         """The staging folder: beside ``target`` in its nearest existing ancestor, or
-        inside ``target`` when that is on another filesystem or cannot be written."""
+        inside ``target`` when that is on another filesystem or cannot be written.
+        Leftover staging folders of killed runs there are removed first."""
         name = target.name or "output"
         base = target.parent
         while not base.exists() and base != base.parent:
             base = base.parent
+        remove_leftovers(base, rf"\.{re.escape(name)}\.partial-(\d+)-[0-9a-f]{{8}}",
+                         "staging folder(s)")
+        if target.is_dir():
+            remove_leftovers(target, r"\.partial-(\d+)-[0-9a-f]{8}", "staging folder(s)")
         inside = target.is_dir() and _device(target) != _device(base)
         if not inside:
             try:
                 return _new_dir(base, f".{name}.partial-")
             except OSError as e:
                 if not target.is_dir():
-                    raise OptionError(option, str(target),
-                                      f"a folder that can be created ({e.strerror})") from None
+                    raise output_error(target, e) from None
         try:
             return _new_dir(target, ".partial-")
         except OSError as e:
-            raise OptionError(option, str(target), f"a writable folder ({e.strerror})") from None
+            raise output_error(target, e) from None
 
     def commit(self) -> None:
         """Move the staged files into the output folder (see the module docstring)."""
@@ -166,13 +193,27 @@ def staged(target: str | os.PathLike[str], *, replace: Iterable[str] = (),
            option: str = "out_dir") -> Iterator[Staging]:
     """Stage the output folder ``target``: committed when the block ends normally,
     discarded when it raises (anything, ``KeyboardInterrupt`` included)."""
-    stage = Staging(target, replace=replace, option=option)
+    stage: Staging | None = None
     try:
+        with signals_deferred():  # made and known to the cleanup below in one step
+            stage = Staging(target, replace=replace, option=option)
         yield stage
-    except BaseException:
+    except OutputError as e:
+        if stage is None:
+            raise
         stage.discard()
+        shown = stage.shown(e.file) if e.file else e.file
+        if shown != e.file:
+            raise OutputError(shown or stage.target, e.message) from None
         raise
-    stage.commit()
+    except BaseException as e:
+        if stage is not None:
+            stage.discard()
+        if isinstance(e, Interrupted):
+            e.untouched.append(os.fspath(target))
+        raise
+    with signals_deferred():  # a signal never stops a commit half way
+        stage.commit()
 
 
 def _new_dir(parent: Path, prefix: str) -> Path:
@@ -180,7 +221,7 @@ def _new_dir(parent: Path, prefix: str) -> Path:
     new folder gets (``mkdir`` and the umask: it may become the output folder itself,
     which ``tempfile.mkdtemp``'s owner-only mode would make private)."""
     for _ in range(100):
-        path = parent / f"{prefix}{secrets.token_hex(4)}"
+        path = parent / f"{prefix}{os.getpid()}-{secrets.token_hex(4)}"
         try:
             path.mkdir()
         except FileExistsError:

@@ -103,7 +103,7 @@ from ..geometry import (
     segmentation_areas,
     segmentation_bboxes,
 )
-from .atomic import atomic_write, current_umask
+from .atomic import atomic_write, current_umask, output_error, output_fault
 from .coco import screen_export
 
 __all__ = [
@@ -1094,7 +1094,11 @@ def write_yolo(
         if progress is not None:
             progress(done, total)
 
-    out.mkdir(parents=True, exist_ok=True)
+    created = not out.exists()
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise output_error(out, e) from None
     staged: list[tuple[Path, Path]] = []
     summaries: dict[str, YoloSplitSummary] = {}
     try:
@@ -1113,9 +1117,14 @@ def write_yolo(
             cache = final.with_suffix(".cache") if final.parent.name == "labels" else None
             if cache is not None and cache.exists():
                 cache.unlink()
-    except BaseException:
+    except BaseException as e:
         for tmp, _ in staged:
             shutil.rmtree(tmp, ignore_errors=True)
+        if created:
+            shutil.rmtree(out, ignore_errors=True)
+        if isinstance(e, OSError) and output_fault(e, out):
+            # a fault of the output (disk full, read-only...) fails the run, naming it
+            raise output_error(out, e) from None
         raise
 
     split_entries, aliases = yaml_splits(list(splits), kept_splits)
