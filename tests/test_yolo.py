@@ -632,13 +632,7 @@ def _make_foreign(root: Path) -> None:
     (root / "data.yaml").write_text(ULTRA_YAML)
 
 
-@pytest.mark.parametrize("pyyaml", [True, False])
-def test_read_foreign_dataset(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
-                              pyyaml: bool) -> None:
-    if not pyyaml:
-        monkeypatch.setitem(sys.modules, "yaml", None)  # the small reader
-    else:
-        pytest.importorskip("yaml")
+def test_read_foreign_dataset(tmp_path: Path) -> None:
     _make_foreign(tmp_path)
     ds = read_yolo(tmp_path)
     assert [c["name"] for c in ds.categories] == ["cat", "hot dog", "traffic light"]
@@ -679,14 +673,8 @@ download: |
 """
 
 
-@pytest.mark.parametrize("pyyaml", [True, False])
-def test_read_roboflow_style_dataset(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
-                                     pyyaml: bool) -> None:
+def test_read_roboflow_style_dataset(tmp_path: Path) -> None:
     """Split folders <split>/images with labels in <split>/labels, paths written '../'."""
-    if not pyyaml:
-        monkeypatch.setitem(sys.modules, "yaml", None)
-    else:
-        pytest.importorskip("yaml")
     for split, n in (("train", 2), ("valid", 1)):
         (tmp_path / split / "images").mkdir(parents=True)
         (tmp_path / split / "labels").mkdir(parents=True)
@@ -732,10 +720,7 @@ def test_missing_yaml_and_names(tmp_path: Path) -> None:
         read_yolo(tmp_path)
 
 
-@pytest.mark.parametrize("pyyaml", [True, False])
-def test_data_yaml_reads_the_same_with_either_reader(real_data: Path, tmp_path: Path,
-                                                     monkeypatch: pytest.MonkeyPatch,
-                                                     pyyaml: bool) -> None:
+def test_data_yaml_written_reads_back(tmp_path: Path) -> None:
     """The YAML cocokit writes (odd names included) reads back identically."""
     b = DatasetBuilder()
     odd = ["person", "yes", "1", "a: b", "hash # x", "quote \"q\"", " pad", "é", "null"]
@@ -744,10 +729,6 @@ def test_data_yaml_reads_the_same_with_either_reader(real_data: Path, tmp_path: 
     b.add_image("a.jpg", width=10, height=10)
     ds = b.build()
     write_yolo(ds, tmp_path / "y", images="none")
-    if not pyyaml:
-        monkeypatch.setitem(sys.modules, "yaml", None)
-    else:
-        pytest.importorskip("yaml")
     data = load_data_yaml(tmp_path / "y" / "data.yaml")
     assert data["names"] == dict(enumerate(odd))
     assert data["coco_categories"][3] == {"id": 4, "name": "a: b", "supercategory": "s"}
