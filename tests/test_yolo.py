@@ -699,6 +699,19 @@ def test_read_roboflow_style_dataset(tmp_path: Path) -> None:
     ("0 0.5 0.5 0.2 0.2 0.1 0.1 0.3", "got 8 numbers"),
     ("0 0.5 x 0.2 0.2", "expected numbers"),
     ("0 0.5 nan 0.2 0.2", "non-finite"),
+    # no silent change (issue 18): refused with the value, never clamped or dropped
+    ("-1 0.5 0.5 0.2 0.2", "class -1 is not an index"),
+    ("1.5 0.5 0.5 0.2 0.2", r"class 1\.5 is not an index"),
+    ("0 0.5 0.5 -0.2 0.2", "negative box size: w -0.2"),
+    ("0 0.5 0.5 0.2 -0.001", "negative box size: h -0.001"),
+    ("0 1.2 0.5 0.2 0.2", r"coordinate cx 1\.2 is outside \[0, 1\]"),
+    ("0 0.5 -0.02 0.2 0.2", r"coordinate cy -0\.02 is outside"),
+    ("0 0.5 0.5 0.2 1.0101", r"coordinate h 1\.0101 is outside"),
+    ("0 0.1 0.1 0.3 0.1 0.3 1.5", r"coordinate y3 1\.5 is outside"),
+    ("0 0.1 0.1 0.3 0.1 -7 0.3", r"coordinate x3 -7 is outside"),
+    ("0 0.1 0.1 0.3 0.1 0.3 0.3 0.5", "got 8 numbers"),  # a polygon with an odd count
+    ("0 0.1 0.1 0.3 0.1 0.3", "got 6 numbers"),
+    ("0 0.5 0.5 0.2 2" + "0" * 300, r"coordinate h 20{20,}\.\.\. is outside"),
 ])
 def test_bad_label_rows(tmp_path: Path, line: str, match: str) -> None:
     _make_foreign(tmp_path)
@@ -707,6 +720,50 @@ def test_bad_label_rows(tmp_path: Path, line: str, match: str) -> None:
         read_yolo(tmp_path)
     assert e.value.file is not None and e.value.file.endswith("b.txt")
     assert e.value.path == "line 2"
+    assert len(str(e.value)) < 400
+
+
+@pytest.mark.parametrize("row", [
+    "0 1.01 -0.01 0.2 0.2",  # at the tolerance: kept as written
+    "0 0.5 0.5 0 0",  # zero size is not negative
+    "0 -0.005 0.5 1.004 0.2",
+    "0 -0.01 0 1.01 0 1.01 1.01",
+])
+def test_label_values_within_tolerance_are_kept_as_written(tmp_path: Path, row: str) -> None:
+    _make_foreign(tmp_path)
+    (tmp_path / "labels" / "train" / "b.txt").write_text(row + "\n")
+    ds = read_yolo(tmp_path / "data.yaml", split="train")
+    vals = [float(v) for v in row.split()[1:]]
+    k = int(np.flatnonzero(ds.images.file_name == "b.jpg")[0])
+    a = ds.annotations
+    row_of_b = int(np.flatnonzero(a.image_id == ds.images.id[k])[0])
+    if len(vals) == 4:  # b.jpg is 10 x 20
+        cx, cy, w, h = vals
+        np.testing.assert_allclose(a.bbox[row_of_b], [(cx - w / 2) * 10, (cy - h / 2) * 20,
+                                                       w * 10, h * 20])
+    else:
+        seg = plain(a.segmentation[row_of_b])
+        np.testing.assert_allclose(seg[0], np.array(vals) * np.tile([10, 20], len(vals) // 2))
+
+
+@pytest.mark.parametrize(("yaml_text", "match"), [
+    ("train: images/train\nnc: 2\nnames: [a, b, c]\n", "nc is 2 but names lists 3"),
+    ("train: images/train\nnc: two\n", "expected the number of classes"),
+    ("train: images/train\nnc: true\n", "expected the number of classes"),
+    ("train: images/train\nnc: -1\n", "expected the number of classes"),
+    ("train: images/train\nnc: 1000000000000\n", "classes without names refused"),
+    ("train: images/train\nnames: {0: a, 0.5: b}\n", "integer class indices"),
+    ("train: images/train\nnames: {0: a, '0': b}\n", "given twice"),
+    ("train: images/train\nnames: [a]\nnames: [b]\n", "line 3: duplicate key"),
+    ("- a\n- b\n", "expected a mapping of keys, found array"),
+    ("train: [images/train\n", "malformed YAML"),
+])
+def test_bad_data_yaml(tmp_path: Path, yaml_text: str, match: str) -> None:
+    _make_foreign(tmp_path)
+    (tmp_path / "data.yaml").write_text(yaml_text)
+    with pytest.raises(InputError, match=match) as e:
+        read_yolo(tmp_path)
+    assert e.value.file == str(tmp_path / "data.yaml")
 
 
 def test_missing_yaml_and_names(tmp_path: Path) -> None:

@@ -383,7 +383,7 @@ def load_data_yaml(path: PathLike) -> dict[str, Any]:
     p = Path(path)
     data = read_yaml(p, "data.yaml")
     if not isinstance(data, dict):
-        raise InputError(str(p), None, f"expected a mapping of keys, got {found_value(data)}")
+        raise InputError(str(p), None, f"expected a mapping of keys, {found_value(data)}")
     return data
 
 
