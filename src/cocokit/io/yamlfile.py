@@ -27,7 +27,7 @@ from typing import Any
 
 import yaml
 from yaml.composer import Composer
-from yaml.events import AliasEvent
+from yaml.events import AliasEvent, ScalarEvent
 from yaml.nodes import MappingNode, Node, ScalarNode
 
 from ..errors import InputError
@@ -74,7 +74,9 @@ class _Limits(Composer):
                            f"YAML alias *{short_value(event.anchor, 40)[1:-1]} refused: "
                            "aliases are not allowed in cocokit's YAML files (they can stand "
                            "for billions of values); write the value out")
-        self._depth += 1
+        if self.check_event(ScalarEvent):
+            return super().compose_node(parent, index)
+        self._depth += 1  # a list or a mapping
         try:
             if self._depth > MAX_DEPTH:
                 event = self.peek_event()
