@@ -159,6 +159,27 @@ class Pipeline:
                 applied.append({"op": op.name, **params})
         return SampledPipeline(m, w, h, applied, pixel)
 
+    def estimate_pixels(self, widths: Any, heights: Any, probe: int = 1000, seed: int = 0,
+                        ) -> tuple[float, int]:
+        """(pixels of one copy of every image, largest canvas drawn), estimated before a
+        run: the pipeline is drawn once for each of up to ``probe`` images spread over
+        the list, and their mean ratio of output to input pixels applied to all."""
+        w = np.maximum(np.asarray(widths, np.int64).reshape(-1), 1)
+        h = np.maximum(np.asarray(heights, np.int64).reshape(-1), 1)
+        if not len(w):
+            return 0.0, 0
+        rng = np.random.default_rng(seed)
+        rows = np.unique(np.linspace(0, len(w) - 1, min(probe, len(w))).astype(np.int64))
+        src = out = 0.0
+        largest = 0
+        for r in rows.tolist():
+            drawn = self.sample(rng, int(w[r]), int(h[r]))
+            px = drawn.width * drawn.height
+            largest = max(largest, px)
+            src += float(w[r]) * float(h[r])
+            out += px
+        return float((w.astype(np.float64) * h).sum()) * out / src, largest
+
     # -- files -------------------------------------------------------------------------
 
     def to_dict(self) -> dict[str, Any]:
