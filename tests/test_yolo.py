@@ -757,6 +757,10 @@ def test_label_values_within_tolerance_are_kept_as_written(tmp_path: Path, row: 
     ("train: images/train\nnames: [a]\nnames: [b]\n", "line 3: duplicate key"),
     ("- a\n- b\n", "expected a mapping of keys, found array"),
     ("train: [images/train\n", "malformed YAML"),
+    # paths the file system cannot take: one line naming the key, not an OSError
+    ("train: " + "a" * 5000 + "\nnames: [a]\n", r"train: expected a path .* found string \"a{20}"),
+    ("path: " + "a" * 300 + "\ntrain: images/train\nnames: [a]\n", "path: expected a path"),
+    ("train: [images/train, " + "b/" * 3000 + "]\nnames: [a]\n", "train: expected a path"),
 ])
 def test_bad_data_yaml(tmp_path: Path, yaml_text: str, match: str) -> None:
     _make_foreign(tmp_path)
@@ -764,6 +768,31 @@ def test_bad_data_yaml(tmp_path: Path, yaml_text: str, match: str) -> None:
     with pytest.raises(InputError, match=match) as e:
         read_yolo(tmp_path)
     assert e.value.file == str(tmp_path / "data.yaml")
+    assert len(str(e.value)) < 400 + len(str(tmp_path))
+
+
+def test_bad_line_of_an_image_list(tmp_path: Path) -> None:
+    _make_foreign(tmp_path)
+    (tmp_path / "val.txt").write_text("./images/val/c.jpg\n" + "x" * 300 + ".jpg\n")
+    with pytest.raises(InputError, match="expected a path") as e:
+        read_yolo(tmp_path)
+    assert e.value.file == str(tmp_path / "val.txt") and e.value.path == "line 2"
+
+
+def test_cli_import_refuses_a_bad_label(tmp_path: Path) -> None:
+    """Exit 2, one line naming the label file, the line and the value; nothing written."""
+    _make_foreign(tmp_path / "ds")
+    (tmp_path / "ds" / "labels" / "train" / "a.txt").write_text("0 0.5 0.5 0.2 0.2\n"
+                                                                "1 1.5 0.5 0.2 0.2\n")
+    out = tmp_path / "out.json"
+    r = subprocess.run([sys.executable, "-m", "cocokit", "import", str(tmp_path / "ds"),
+                        "--format", "yolo", "-o", str(out)], capture_output=True, text=True,
+                       timeout=120)
+    assert r.returncode == 2
+    assert r.stderr.strip() == (f"error: {tmp_path / 'ds' / 'labels' / 'train' / 'a.txt'}: "
+                                "line 2: coordinate cx 1.5 is outside [0, 1] (by more than "
+                                "0.01); labels hold coordinates divided by the image size")
+    assert not out.exists()
 
 
 def test_missing_yaml_and_names(tmp_path: Path) -> None:

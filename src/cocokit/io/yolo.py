@@ -1020,6 +1020,24 @@ def _regular_file_in(folder: Path) -> Path | None:
 # -- import ------------------------------------------------------------------------------
 
 
+def _path_like(value: Any) -> bool:
+    """A string the file system can take as a path: no NUL, at most 4096 bytes, no part
+    over 255 bytes (longer ones make every look-up fail with "file name too long")."""
+    if not isinstance(value, str) or "\x00" in value:
+        return False
+    raw = value.encode("utf-8", "surrogateescape")
+    parts = raw.replace(b"\\", b"/").split(b"/")
+    return len(raw) <= 4096 and all(len(part) <= 255 for part in parts)
+
+
+def _path_value(value: Any, file: str, where: str) -> str:
+    """``value`` from data.yaml (or a list file) checked as a path (:func:`_path_like`)."""
+    if not _path_like(value):
+        raise InputError(file, where, f"expected a path (at most 4096 bytes, parts of at "
+                         f"most 255), {found_value(value)}")
+    return str(value)
+
+
 def _find_yaml(root: Path) -> Path:
     if root.is_file():
         return root
@@ -1046,7 +1064,7 @@ def _dataset_root(yaml_path: Path, data: Mapping[str, Any]) -> Path:
     given = data.get("path")
     if not given:
         return base
-    p = Path(str(given))
+    p = Path(_path_value(given, str(yaml_path), "path"))
     for cand in ([p] if p.is_absolute() else [base / p, Path.cwd() / p]):
         if cand.is_dir():
             return cand
@@ -1073,7 +1091,7 @@ def _walk_images(folder: Path) -> list[Path]:
     return sorted(found, key=lambda p: p.as_posix())
 
 
-def _split_images(root: Path, value: Any, yaml_path: Path, missing_ok: bool,
+def _split_images(root: Path, value: Any, yaml_path: Path, missing_ok: bool, key: str = "",
                   ) -> list[tuple[Path, Path, Path, bool]]:
     """(image path, folder its file_name is relative to, label path, image file exists)
     of each image of one split entry; a folder that is not there (nor its labels) is an
@@ -1081,18 +1099,18 @@ def _split_images(root: Path, value: Any, yaml_path: Path, missing_ok: bool,
     entries = value if isinstance(value, list) else [value]
     out: list[tuple[Path, Path, Path, bool]] = []
     for entry in entries:
-        p = Path(str(entry))
+        p = Path(_path_value(entry, str(yaml_path), key))
         p = p if p.is_absolute() else root / p
         if not p.exists() and str(entry).startswith("../") and (root / str(entry)[3:]).exists():
             p = root / str(entry)[3:]  # as Ultralytics does (Roboflow exports say ../train)
         if p.is_dir():
             out += [(f, p, _label_path(f), True) for f in _walk_images(p)]
         elif p.is_file() and p.suffix.lower() == ".txt":
-            for line in p.read_text(encoding="utf-8").splitlines():
+            for n, line in enumerate(p.read_text(encoding="utf-8").splitlines(), 1):
                 line = line.strip()
                 if not line:
                     continue
-                q = Path(line)
+                q = Path(_path_value(line, str(p), f"line {n}"))
                 if not q.is_absolute():
                     q = p.parent / line if line.startswith("./") or (p.parent / line).exists() \
                         else root / line
@@ -1102,12 +1120,14 @@ def _split_images(root: Path, value: Any, yaml_path: Path, missing_ok: bool,
             if not labels.is_dir():
                 if missing_ok:
                     continue
-                raise InputError(str(yaml_path), None, f"split folder {str(p)!r} does not exist")
+                raise InputError(str(yaml_path), None, f"split folder "
+                                 f"{short_value(str(p), 200)} does not exist")
             for lab in sorted(labels.rglob("*.txt"), key=lambda r: r.as_posix()):
                 rel = lab.relative_to(labels).as_posix()[: -len(".txt")]
                 out.append((p / rel, p, lab, False))
         else:
-            raise InputError(str(yaml_path), None, f"{str(p)!r} is neither a folder of images "
+            raise InputError(str(yaml_path), None, f"{short_value(str(p), 200)} is neither a "
+                             "folder of images "
                              "nor a .txt list of images")
     return out
 
@@ -1271,7 +1291,7 @@ def read_yolo(
     if split is not None:
         if split not in split_keys:
             raise OptionError("split", split, f"one of the splits in {file}: "
-                              f"{', '.join(split_keys) or '(none)'}")
+                              f"{short_value(', '.join(split_keys) or '(none)', 200)[1:-1]}")
         chosen = [split]
     else:
         chosen = [k for k in split_keys if k in _KNOWN_SPLITS or _is_path(root, data[k])]
@@ -1284,14 +1304,14 @@ def read_yolo(
         if sig in seen_values:
             continue
         seen_values.add(sig)
-        part = _split_images(root, data[key], yaml_path, missing_ok=split is None)
+        part = _split_images(root, data[key], yaml_path, missing_ok=split is None, key=key)
         if part:
             found += part
         else:
             seen_values.discard(sig)
     if not found and split is None:
         raise InputError(file, None, f"no images (nor labels) in any split folder of "
-                         f"{', '.join(chosen)}")
+                         f"{short_value(', '.join(chosen), 200)[1:-1]}")
     several = len(seen_values) > 1
 
     table = _sizes_table(sizes)
@@ -1397,7 +1417,8 @@ def _relative(path: Path, base: Path) -> str:
 
 def _is_path(root: Path, value: Any) -> bool:
     values = value if isinstance(value, list) else [value]
-    return all((Path(v) if Path(v).is_absolute() else root / v).exists() for v in values)
+    return all(_path_like(v) and (Path(v) if Path(v).is_absolute() else root / v).exists()
+               for v in values)
 
 
 def _categories(data: Mapping[str, Any], names: list[str], file: str) -> list[dict[str, Any]]:
