@@ -771,6 +771,17 @@ def test_bad_data_yaml(tmp_path: Path, yaml_text: str, match: str) -> None:
     assert len(str(e.value)) < 400 + len(str(tmp_path))
 
 
+def test_export_refuses_a_data_yaml_it_could_not_read_back(tmp_path: Path) -> None:
+    """Categories too large for a data.yaml (over the YAML reader's limits): refused
+    before anything is written, so every data.yaml cocokit writes reads back."""
+    b = DatasetBuilder()
+    b.add_category("many", keypoints=[f"k{i}" for i in range(300_000)], skeleton=[])
+    b.add_image("a.jpg", width=10, height=10)
+    with pytest.raises(IntegrityError, match=r"data\.yaml: line \d+: more than 250,000 values"):
+        write_yolo(b.build(), tmp_path / "y", images="none")
+    assert not (tmp_path / "y").exists()
+
+
 def test_bad_line_of_an_image_list(tmp_path: Path) -> None:
     _make_foreign(tmp_path)
     (tmp_path / "val.txt").write_text("./images/val/c.jpg\n" + "x" * 300 + ".jpg\n")

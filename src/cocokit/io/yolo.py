@@ -115,7 +115,7 @@ from ..geometry import (
 from ..problems import found_value, short_value
 from .atomic import atomic_write, current_umask
 from .coco import screen_export
-from .yamlfile import read_yaml
+from .yamlfile import parse_yaml, read_yaml
 
 __all__ = [
     "COORD_TOLERANCE",
@@ -963,6 +963,16 @@ def write_yolo(
                                  "(not links); they would be replaced: export with "
                                  "images='none' to keep them there, or into another folder")
 
+    split_entries, aliases = yaml_splits(list(splits), kept_splits)
+    val_is_train = aliases.get("val") == "train"
+    yaml_text = _dump_data_yaml(out.resolve(), split_entries, names, list(first.categories),
+                                aliases)
+    try:  # what is written must read back, under the reader's limits
+        parse_yaml(yaml_text, str(yaml_path))
+    except InputError as e:
+        raise IntegrityError([f"data.yaml: {e.path or ''}: {e.message} (the categories are too "
+                              "many or too large for a data.yaml)"], str(out)) from None
+
     total = sum(len(p.label_rel) for p in plans)
     done = 0
 
@@ -996,11 +1006,7 @@ def write_yolo(
             shutil.rmtree(tmp, ignore_errors=True)
         raise
 
-    split_entries, aliases = yaml_splits(list(splits), kept_splits)
-    val_is_train = aliases.get("val") == "train"
-    categories = list(first.categories)
-    atomic_write(yaml_path, [_dump_data_yaml(out.resolve(), split_entries, names, categories,
-                                             aliases)])
+    atomic_write(yaml_path, [yaml_text])
     return YoloExportSummary(str(out), str(yaml_path), task, tuple(names), summaries, val_is_train,
                              notes=tuple(_alias_note(r, a) for r, a in aliases.items()))
 
