@@ -95,6 +95,12 @@ NONSENSE: list[tuple[list[str], str]] = [
     (["split", F, "-o", "{o}", "--ratio", "a=0.5", "--ratio", "b=0.5", "--seed", "-1"],
      r"--seed: expected"),
     (["sample", F, "-o", "{o}.json", "--repeat", "person=0"], r"--repeat"),
+    # each space of --indent is written on every line (1e8 ended in a MemoryError)
+    (["export", F, "-o", "{o}.json", "--indent", "100000000"],
+     r"--indent: expected a number of spaces from 0 to 16"),
+    (["export", F, "-o", "{o}.json", "--indent", "-1"], r"--indent: expected"),
+    (["categories", F, "-o", "{o}.json", "--reindex", "100000000000000000000000"],
+     r"--reindex: expected a whole number from 0 to 2\*\*53"),
 ]
 
 

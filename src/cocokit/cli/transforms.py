@@ -524,6 +524,9 @@ def categories(
         or reindex is not None or sort is not None
     if edits and output is None:
         raise OptionError("-o/--output", None, "an output file when editing categories")
+    if reindex is not None and not 0 <= reindex <= 2**53:
+        raise OptionError("--reindex", reindex, "a whole number from 0 to 2**53 (usually 0 "
+                          "or 1)")
     if output is not None:
         check_file_output(output)
     ds = load_dataset(file, quiet)
