@@ -85,6 +85,7 @@ def refused_quickly(call: Callable[[], Any], match: str) -> InputError:
     ("base: &b {a: 1}\nother:\n  <<: *b\n", 3, r"alias \*b refused"),  # merge keys too
     ("a: &x 1\nb: *x\n", 2, r"alias \*x refused"),  # even one: aliases are not allowed
     ("a: 1\nb: 2\na: 3\n", 3, r"duplicate key \"a\" \(first on line 1\)"),
+    ("x: {a: 1, b: 2, a: 3}\n", 1, r"duplicate key \"a\" \(first on line 1\)"),
     ("x: " + "[" * (MAX_DEPTH + 1) + "]" * (MAX_DEPTH + 1) + "\n", 1, "nested more than 32"),
     ("x:\n" + "".join("  " * k + "- \n" for k in range(1, 40)), None, "nested more than 32"),
     ("x: 1" + "0" * 5000 + "\n", 1, "cannot read the value"),

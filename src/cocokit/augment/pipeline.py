@@ -20,6 +20,10 @@ list under ``pipeline`` and optional settings::
 Ranges are ``[low, high]`` and a single number is a fixed value; every operation takes
 a probability ``p``. Errors name the entry: ``pipeline[2].angle``.
 
+Files are read by the one configuration reader (:mod:`cocokit.io.yamlfile`): at most
+4 MiB, no YAML aliases, at most 32 levels of nesting and 250,000 values; errors quote at
+most 200 characters of a value (docs/limits.md).
+
 Geometric operations are composed into one matrix (pixels are warped once); pixel
 operations then run on the warped image in their listed order.
 """

@@ -106,10 +106,11 @@ class _Limits(Composer):
             if not isinstance(key, ScalarNode):
                 continue
             line = key.start_mark.line + 1
-            first = seen.setdefault((key.tag, key.value), line)
-            if first != line:
+            first = seen.get((key.tag, key.value))
+            if first is not None:
                 raise _Refused(line, f"duplicate key {short_value(key.value, 60)} (first on "
                                f"line {first}); a mapping names each key once")
+            seen[(key.tag, key.value)] = line
         return node
 
 
