@@ -59,7 +59,12 @@ def _refused(args: list[str], capsys: pytest.CaptureFixture[str], match: str) ->
 RUNAWAY: list[tuple[list[str], str]] = [
     (["augment", F, "-i", "{i}", "-o", "{o}", "-p", "{p}", "--copies", "1000000000"],
      r"--copies: expected at most 1,000,000 images and 1\.0 TB per run \(this one would "
-     r"write 6,000,000,006 images"),
+     r"write at least 1,000,000,000 images"),
+    # refused before the dataset is read: the file need not even be there
+    (["augment", "{o}-missing.json", "-i", "{i}", "-o", "{o}", "-p", "{p}", "--copies",
+      "1000000000"], r"--copies: .*at least 1,000,000,000 images"),
+    (["augment", F, "-i", "{i}", "-o", "{o}", "-p", "{p}", "--copies", "500000"],
+     r"--copies: .*would write 3,000,006 images, about [\d.]+ GB"),  # 6 x 500,000 + 6
     (["augment", F, "-i", "{i}", "-o", "{o}", "-p", "{p}", "--copies", "200000",
       "--no-originals"], r"--copies: .*1,200,000 images"),
     (["augment", F, "-i", "{i}", "-o", "{o}", "-p", "{p}", "--workers", "100000"],

@@ -97,18 +97,20 @@ def _size(n: float) -> str:
     return f"{int(n)} bytes"
 
 
-def check_run_size(option: str, value: Any, images: int, nbytes: int, yes: bool,
+def check_run_size(option: str, value: Any, images: int, nbytes: int | None, yes: bool,
                    what: str = "images") -> None:
     """Refuse (OptionError naming ``option``, the flag that multiplies the run) a run
     that would write more than :data:`MAX_OUTPUT_IMAGES` images or an estimated
-    :data:`MAX_OUTPUT_BYTES`, unless ``yes`` (``--yes``). Called before any work."""
+    :data:`MAX_OUTPUT_BYTES`, unless ``yes`` (``--yes``). Called before any work;
+    ``nbytes`` None means not yet known (``images`` is then a lower bound)."""
     if yes:
         return
-    if images > MAX_OUTPUT_IMAGES or nbytes > MAX_OUTPUT_BYTES:
+    if images > MAX_OUTPUT_IMAGES or (nbytes or 0) > MAX_OUTPUT_BYTES:
+        amount = (f"{images:,} {what}, about {_size(nbytes)}" if nbytes is not None
+                  else f"at least {images:,} {what}")
         raise OptionError(option, value, f"at most {MAX_OUTPUT_IMAGES:,} images and "
                           f"{_size(MAX_OUTPUT_BYTES)} per run (this one would write "
-                          f"{images:,} {what}, about {_size(nbytes)}; pass --yes to run it "
-                          "anyway, see docs/limits.md)")
+                          f"{amount}; pass --yes to run it anyway, see docs/limits.md)")
 
 
 def check_workers(workers: int | None, yes: bool) -> None:

@@ -142,6 +142,8 @@ def augment_command(
         check_workers(workers, yes)
     elif workers is not None and workers < 1:
         raise OptionError("--workers", workers, "an integer >= 1")
+    # --copies alone over the limit is refused before the dataset is read
+    check_run_size("--copies", copies, copies, None, yes)
     pipe = Pipeline.from_file(pipeline)  # bad pipelines fail before the dataset is read
     ds = load_dataset(file, quiet)
     check_augment_size(ds, pipe, copies, keep_originals, image_format.value, seed, yes,
