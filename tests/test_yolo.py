@@ -632,13 +632,7 @@ def _make_foreign(root: Path) -> None:
     (root / "data.yaml").write_text(ULTRA_YAML)
 
 
-@pytest.mark.parametrize("pyyaml", [True, False])
-def test_read_foreign_dataset(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
-                              pyyaml: bool) -> None:
-    if not pyyaml:
-        monkeypatch.setitem(sys.modules, "yaml", None)  # the small reader
-    else:
-        pytest.importorskip("yaml")
+def test_read_foreign_dataset(tmp_path: Path) -> None:
     _make_foreign(tmp_path)
     ds = read_yolo(tmp_path)
     assert [c["name"] for c in ds.categories] == ["cat", "hot dog", "traffic light"]
@@ -679,14 +673,8 @@ download: |
 """
 
 
-@pytest.mark.parametrize("pyyaml", [True, False])
-def test_read_roboflow_style_dataset(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
-                                     pyyaml: bool) -> None:
+def test_read_roboflow_style_dataset(tmp_path: Path) -> None:
     """Split folders <split>/images with labels in <split>/labels, paths written '../'."""
-    if not pyyaml:
-        monkeypatch.setitem(sys.modules, "yaml", None)
-    else:
-        pytest.importorskip("yaml")
     for split, n in (("train", 2), ("valid", 1)):
         (tmp_path / split / "images").mkdir(parents=True)
         (tmp_path / split / "labels").mkdir(parents=True)
@@ -711,6 +699,19 @@ def test_read_roboflow_style_dataset(tmp_path: Path, monkeypatch: pytest.MonkeyP
     ("0 0.5 0.5 0.2 0.2 0.1 0.1 0.3", "got 8 numbers"),
     ("0 0.5 x 0.2 0.2", "expected numbers"),
     ("0 0.5 nan 0.2 0.2", "non-finite"),
+    # no silent change (issue 18): refused with the value, never clamped or dropped
+    ("-1 0.5 0.5 0.2 0.2", "class -1 is not an index"),
+    ("1.5 0.5 0.5 0.2 0.2", r"class 1\.5 is not an index"),
+    ("0 0.5 0.5 -0.2 0.2", "negative box size: w -0.2"),
+    ("0 0.5 0.5 0.2 -0.001", "negative box size: h -0.001"),
+    ("0 1.2 0.5 0.2 0.2", r"coordinate cx 1\.2 is outside \[0, 1\]"),
+    ("0 0.5 -0.02 0.2 0.2", r"coordinate cy -0\.02 is outside"),
+    ("0 0.5 0.5 0.2 1.0101", r"coordinate h 1\.0101 is outside"),
+    ("0 0.1 0.1 0.3 0.1 0.3 1.5", r"coordinate y3 1\.5 is outside"),
+    ("0 0.1 0.1 0.3 0.1 -7 0.3", r"coordinate x3 -7 is outside"),
+    ("0 0.1 0.1 0.3 0.1 0.3 0.3 0.5", "got 8 numbers"),  # a polygon with an odd count
+    ("0 0.1 0.1 0.3 0.1 0.3", "got 6 numbers"),
+    ("0 0.5 0.5 0.2 2" + "0" * 300, r"coordinate h 20{20,}\.\.\. is outside"),
 ])
 def test_bad_label_rows(tmp_path: Path, line: str, match: str) -> None:
     _make_foreign(tmp_path)
@@ -719,6 +720,90 @@ def test_bad_label_rows(tmp_path: Path, line: str, match: str) -> None:
         read_yolo(tmp_path)
     assert e.value.file is not None and e.value.file.endswith("b.txt")
     assert e.value.path == "line 2"
+    assert len(str(e.value)) < 400
+
+
+@pytest.mark.parametrize("row", [
+    "0 1.01 -0.01 0.2 0.2",  # at the tolerance: kept as written
+    "0 0.5 0.5 0 0",  # zero size is not negative
+    "0 -0.005 0.5 1.004 0.2",
+    "0 -0.01 0 1.01 0 1.01 1.01",
+])
+def test_label_values_within_tolerance_are_kept_as_written(tmp_path: Path, row: str) -> None:
+    _make_foreign(tmp_path)
+    (tmp_path / "labels" / "train" / "b.txt").write_text(row + "\n")
+    ds = read_yolo(tmp_path / "data.yaml", split="train")
+    vals = [float(v) for v in row.split()[1:]]
+    k = int(np.flatnonzero(ds.images.file_name == "b.jpg")[0])
+    a = ds.annotations
+    row_of_b = int(np.flatnonzero(a.image_id == ds.images.id[k])[0])
+    if len(vals) == 4:  # b.jpg is 10 x 20
+        cx, cy, w, h = vals
+        np.testing.assert_allclose(a.bbox[row_of_b], [(cx - w / 2) * 10, (cy - h / 2) * 20,
+                                                       w * 10, h * 20])
+    else:
+        seg = plain(a.segmentation[row_of_b])
+        np.testing.assert_allclose(seg[0], np.array(vals) * np.tile([10, 20], len(vals) // 2))
+
+
+@pytest.mark.parametrize(("yaml_text", "match"), [
+    ("train: images/train\nnc: 2\nnames: [a, b, c]\n", "nc is 2 but names lists 3"),
+    ("train: images/train\nnc: two\n", "expected the number of classes"),
+    ("train: images/train\nnc: true\n", "expected the number of classes"),
+    ("train: images/train\nnc: -1\n", "expected the number of classes"),
+    ("train: images/train\nnc: 1000000000000\n", "classes without names refused"),
+    ("train: images/train\nnames: {0: a, 0.5: b}\n", "integer class indices"),
+    ("train: images/train\nnames: {0: a, '0': b}\n", "given twice"),
+    ("train: images/train\nnames: [a]\nnames: [b]\n", "line 3: duplicate key"),
+    ("- a\n- b\n", "expected a mapping of keys, found array"),
+    ("train: [images/train\n", "malformed YAML"),
+    # paths the file system cannot take: one line naming the key, not an OSError
+    ("train: " + "a" * 5000 + "\nnames: [a]\n", r"train: expected a path .* found string \"a{20}"),
+    ("path: " + "a" * 300 + "\ntrain: images/train\nnames: [a]\n", "path: expected a path"),
+    ("train: [images/train, " + "b/" * 3000 + "]\nnames: [a]\n", "train: expected a path"),
+])
+def test_bad_data_yaml(tmp_path: Path, yaml_text: str, match: str) -> None:
+    _make_foreign(tmp_path)
+    (tmp_path / "data.yaml").write_text(yaml_text)
+    with pytest.raises(InputError, match=match) as e:
+        read_yolo(tmp_path)
+    assert e.value.file == str(tmp_path / "data.yaml")
+    assert len(str(e.value)) < 400 + len(str(tmp_path))
+
+
+def test_export_refuses_a_data_yaml_it_could_not_read_back(tmp_path: Path) -> None:
+    """Categories too large for a data.yaml (over the YAML reader's limits): refused
+    before anything is written, so every data.yaml cocokit writes reads back."""
+    b = DatasetBuilder()
+    b.add_category("many", keypoints=[f"k{i}" for i in range(300_000)], skeleton=[])
+    b.add_image("a.jpg", width=10, height=10)
+    with pytest.raises(IntegrityError, match=r"data\.yaml: line \d+: more than 250,000 values"):
+        write_yolo(b.build(), tmp_path / "y", images="none")
+    assert not (tmp_path / "y").exists()
+
+
+def test_bad_line_of_an_image_list(tmp_path: Path) -> None:
+    _make_foreign(tmp_path)
+    (tmp_path / "val.txt").write_text("./images/val/c.jpg\n" + "x" * 300 + ".jpg\n")
+    with pytest.raises(InputError, match="expected a path") as e:
+        read_yolo(tmp_path)
+    assert e.value.file == str(tmp_path / "val.txt") and e.value.path == "line 2"
+
+
+def test_cli_import_refuses_a_bad_label(tmp_path: Path) -> None:
+    """Exit 2, one line naming the label file, the line and the value; nothing written."""
+    _make_foreign(tmp_path / "ds")
+    (tmp_path / "ds" / "labels" / "train" / "a.txt").write_text("0 0.5 0.5 0.2 0.2\n"
+                                                                "1 1.5 0.5 0.2 0.2\n")
+    out = tmp_path / "out.json"
+    r = subprocess.run([sys.executable, "-m", "cocokit", "import", str(tmp_path / "ds"),
+                        "--format", "yolo", "-o", str(out)], capture_output=True, text=True,
+                       timeout=120)
+    assert r.returncode == 2
+    assert r.stderr.strip() == (f"error: {tmp_path / 'ds' / 'labels' / 'train' / 'a.txt'}: "
+                                "line 2: coordinate cx 1.5 is outside [0, 1] (by more than "
+                                "0.01); labels hold coordinates divided by the image size")
+    assert not out.exists()
 
 
 def test_missing_yaml_and_names(tmp_path: Path) -> None:
@@ -732,10 +817,7 @@ def test_missing_yaml_and_names(tmp_path: Path) -> None:
         read_yolo(tmp_path)
 
 
-@pytest.mark.parametrize("pyyaml", [True, False])
-def test_data_yaml_reads_the_same_with_either_reader(real_data: Path, tmp_path: Path,
-                                                     monkeypatch: pytest.MonkeyPatch,
-                                                     pyyaml: bool) -> None:
+def test_data_yaml_written_reads_back(tmp_path: Path) -> None:
     """The YAML cocokit writes (odd names included) reads back identically."""
     b = DatasetBuilder()
     odd = ["person", "yes", "1", "a: b", "hash # x", "quote \"q\"", " pad", "é", "null"]
@@ -744,10 +826,6 @@ def test_data_yaml_reads_the_same_with_either_reader(real_data: Path, tmp_path: 
     b.add_image("a.jpg", width=10, height=10)
     ds = b.build()
     write_yolo(ds, tmp_path / "y", images="none")
-    if not pyyaml:
-        monkeypatch.setitem(sys.modules, "yaml", None)
-    else:
-        pytest.importorskip("yaml")
     data = load_data_yaml(tmp_path / "y" / "data.yaml")
     assert data["names"] == dict(enumerate(odd))
     assert data["coco_categories"][3] == {"id": 4, "name": "a: b", "supercategory": "s"}

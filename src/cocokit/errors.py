@@ -180,7 +180,10 @@ class OptionError(CocoKitError):
         self.option = option
         self.value = value
         self.expected = expected
-        super().__init__(f"{option}: expected {expected}, got {value!r}")
+        shown = repr(value)  # a value from a file may be long: the message quotes 200 chars
+        if len(shown) > 200:
+            shown = shown[:197] + "..."
+        super().__init__(f"{option}: expected {expected}, got {shown}")
 
 
 class MissingDependency(CocoKitError):

@@ -111,6 +111,7 @@ __all__ = [
     "overlap_pixels",
     "slice_annotations",
     "slice_dataset",
+    "tile_counts",
     "tile_grid",
 ]
 
@@ -223,6 +224,43 @@ def auto_slice_params(width: int, height: int) -> tuple[tuple[int, int], tuple[f
     long_side = max(int(width), int(height))
     side = next((s for limit, s in _AUTO_SIDES if long_side <= limit), 1280)
     return (min(side, int(width)), min(side, int(height))), (0.2, 0.2)
+
+
+def tile_counts(
+    widths: Any, heights: Any, size: int | tuple[int, int] = 512,
+    overlap: float | tuple[float, float] = 0.2, auto: bool = False,
+) -> tuple[np.ndarray, np.ndarray]:
+    """How many tiles :func:`tile_grid` cuts each image into, and their pixels, without
+    building the windows: (tiles per image, pixels of the tiles of each image), int64.
+
+    ``auto`` takes size and overlap per image from :func:`auto_slice_params`; sides
+    below 1 count as 1. Used to check the size of a run before it starts.
+
+    >>> [a.tolist() for a in tile_counts([900, 2000], [500, 512], 512, 0.2)]
+    [[2, 5], [512000, 1310720]]
+    """
+    w = np.maximum(np.asarray(widths, np.int64).reshape(-1), 1)
+    h = np.maximum(np.asarray(heights, np.int64).reshape(-1), 1)
+    if auto:
+        long_side = np.maximum(w, h)
+        side = np.full(len(w), 1280, np.int64)
+        for limit, s in reversed(_AUTO_SIDES):
+            side[long_side <= limit] = s
+        tw, th = np.minimum(side, w), np.minimum(side, h)
+        ox = oy = 0.2
+    else:
+        (sw, sh), (ox, oy) = _check_size_overlap(size, overlap)
+        tw, th = np.full(len(w), sw, np.int64), np.full(len(h), sh, np.int64)
+
+    def axis(length: np.ndarray, tile: np.ndarray, ratio: float) -> tuple[np.ndarray, np.ndarray]:
+        step = tile - (ratio * tile).astype(np.int64)  # overlap_pixels, for each image
+        n = np.where(length <= tile, 1, 1 + -(-(length - tile) // np.maximum(step, 1)))
+        return n, np.minimum(length, tile)
+
+    nx, lx = axis(w, tw, float(ox))
+    ny, ly = axis(h, th, float(oy))
+    tiles = nx * ny
+    return tiles, tiles * lx * ly
 
 
 # -- annotations of the tiles of one image ---------------------------------------------

@@ -20,6 +20,10 @@ list under ``pipeline`` and optional settings::
 Ranges are ``[low, high]`` and a single number is a fixed value; every operation takes
 a probability ``p``. Errors name the entry: ``pipeline[2].angle``.
 
+Files are read by the one configuration reader (:mod:`cocokit.io.yamlfile`): at most
+4 MiB, no YAML aliases, at most 32 levels of nesting and 250,000 values; errors quote at
+most 200 characters of a value (docs/limits.md).
+
 Geometric operations are composed into one matrix (pixels are warped once); pixel
 operations then run on the warped image in their listed order.
 """
@@ -38,6 +42,7 @@ import msgspec
 import numpy as np
 
 from ..errors import InputError, OptionError
+from ..io.yamlfile import MAX_DEPTH, SHOWN, check_nesting, parse_yaml, read_limited
 from .ops import OPERATIONS, GeometricOp, Op, PixelOp
 
 __all__ = ["Pipeline", "SampledPipeline", "load_pipeline"]
@@ -158,6 +163,27 @@ class Pipeline:
                 applied.append({"op": op.name, **params})
         return SampledPipeline(m, w, h, applied, pixel)
 
+    def estimate_pixels(self, widths: Any, heights: Any, probe: int = 1000, seed: int = 0,
+                        ) -> tuple[float, int]:
+        """(pixels of one copy of every image, largest canvas drawn), estimated before a
+        run: the pipeline is drawn once for each of up to ``probe`` images spread over
+        the list, and their mean ratio of output to input pixels applied to all."""
+        w = np.maximum(np.asarray(widths, np.int64).reshape(-1), 1)
+        h = np.maximum(np.asarray(heights, np.int64).reshape(-1), 1)
+        if not len(w):
+            return 0.0, 0
+        rng = np.random.default_rng(seed)
+        rows = np.unique(np.linspace(0, len(w) - 1, min(probe, len(w))).astype(np.int64))
+        src = out = 0.0
+        largest = 0
+        for r in rows.tolist():
+            drawn = self.sample(rng, int(w[r]), int(h[r]))
+            px = drawn.width * drawn.height
+            largest = max(largest, px)
+            src += float(w[r]) * float(h[r])
+            out += px
+        return float((w.astype(np.float64) * h).sum()) * out / src, largest
+
     # -- files -------------------------------------------------------------------------
 
     def to_dict(self) -> dict[str, Any]:
@@ -182,7 +208,7 @@ class Pipeline:
         if isinstance(data, Mapping):
             for key in data:
                 if key not in _SETTINGS:
-                    raise InputError(file, str(key), _unknown("key", key, _SETTINGS))
+                    raise InputError(file, _cut(str(key)), _unknown("key", key, _SETTINGS))
             if "pipeline" not in data:
                 raise InputError(file, "pipeline", "missing: the list of operations")
             entries = data["pipeline"]
@@ -196,7 +222,8 @@ class Pipeline:
         try:
             return cls(ops, **settings)
         except OptionError as e:
-            raise InputError(file, e.option, f"expected {e.expected}, got {e.value!r}") from None
+            raise InputError(file, e.option, f"expected {_cut(e.expected)}, got "
+                             f"{_shown(e.value)}") from None
 
     @classmethod
     def from_file(cls, path: str | os.PathLike[str]) -> Pipeline:
@@ -225,10 +252,20 @@ def _number(v: Any) -> bool:
             and math.isfinite(float(v)))
 
 
+def _shown(value: Any) -> str:
+    """``repr(value)``, cut to :data:`~cocokit.io.yamlfile.SHOWN` characters."""
+    return _cut(repr(value))
+
+
+def _cut(text: str) -> str:
+    return text if len(text) <= SHOWN else text[: SHOWN - 3] + "..."
+
+
 def _unknown(what: str, value: Any, choices: Sequence[str]) -> str:
-    close = difflib.get_close_matches(str(value), list(choices), n=1)
+    text = str(value)[:SHOWN]
+    close = difflib.get_close_matches(text, list(choices), n=1)
     hint = f" (did you mean {close[0]!r}?)" if close else ""
-    return f"unknown {what} {value!r}{hint}; expected one of: {', '.join(choices)}"
+    return f"unknown {what} {_shown(value)}{hint}; expected one of: {', '.join(choices)}"
 
 
 def _parse_entry(entry: Any, i: int, file: str | None) -> Op:
@@ -243,11 +280,11 @@ def _parse_entry(entry: Any, i: int, file: str | None) -> Op:
         if params is None:
             params = {}
         if not isinstance(params, Mapping):
-            raise InputError(file, f"{where}.{name}", f"expected a mapping of parameters, got "
-                                                      f"{params!r}")
+            raise InputError(file, f"{where}.{_cut(str(name))}",
+                             f"expected a mapping of parameters, got {_shown(params)}")
     else:
         raise InputError(file, where, "expected an operation: a name, {op: name, ...} or "
-                                      f"{{name: {{parameters}}}}, got {entry!r}")
+                                      f"{{name: {{parameters}}}}, got {_shown(entry)}")
     if not isinstance(name, str) or name not in OPERATIONS:
         from .ops import SPATIAL_ALBUMENTATIONS
 
@@ -260,45 +297,35 @@ def _parse_entry(entry: Any, i: int, file: str | None) -> Op:
     fields = [f.name for f in dataclasses.fields(cls)]  # type: ignore[arg-type]
     for key in params:
         if key not in fields:
-            raise InputError(file, f"{where}.{key}", _unknown(f"parameter of {name}", key, fields))
+            raise InputError(file, f"{where}.{_cut(str(key))}",
+                             _unknown(f"parameter of {name}", key, fields))
     try:
         return cls(**params)
     except OptionError as e:
         field = e.option.split(".", 1)[-1]
         raise InputError(file, f"{where}.{field}",
-                         f"{name}: expected {e.expected}, got {e.value!r}") from None
+                         f"{name}: expected {_cut(e.expected)}, got {_shown(e.value)}") from None
 
 
 def _read_document(path: str | os.PathLike[str]) -> Any:
+    """The parsed pipeline file: JSON (``.json``, or a file starting with ``[``/``{``
+    that parses as JSON) or YAML, read by the one configuration reader
+    (:mod:`cocokit.io.yamlfile`: a size limit, no YAML aliases, a nesting limit)."""
     p = Path(path)
     name = os.fspath(path)
-    try:
-        data = p.read_bytes()
-    except FileNotFoundError:
-        raise InputError(name, None, "pipeline file not found") from None
-    except IsADirectoryError:
-        raise InputError(name, None, "expected a pipeline file, got a folder") from None
-    except OSError as e:
-        raise InputError(name, None, f"cannot read the pipeline file: {e.strerror}") from None
+    data = read_limited(p, "pipeline file")
     if not data.strip():
         raise InputError(name, None, "the pipeline file is empty")
     suffix = p.suffix.lower()
     if suffix == ".json" or (suffix not in (".yaml", ".yml") and data.lstrip()[:1] in b"[{"):
         try:
-            return msgspec.json.decode(data)
+            doc = msgspec.json.decode(data)
+        except RecursionError:
+            raise InputError(name, None, f"nested more than {MAX_DEPTH} levels deep") from None
         except msgspec.DecodeError as e:
             if suffix == ".json":
                 raise InputError(name, None, f"malformed JSON: {e}") from None
-    try:
-        import yaml
-    except ImportError:
-        from ..errors import MissingDependency
-
-        raise MissingDependency("yaml", "yaml") from None
-    try:
-        return yaml.safe_load(data)
-    except yaml.YAMLError as e:
-        mark = getattr(e, "problem_mark", None)
-        where = f"line {mark.line + 1}, column {mark.column + 1}" if mark is not None else None
-        problem = getattr(e, "problem", None) or str(e)
-        raise InputError(name, where, f"malformed YAML: {problem}") from None
+        else:
+            check_nesting(doc, name)
+            return doc
+    return parse_yaml(data, name)

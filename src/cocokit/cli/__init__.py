@@ -195,7 +195,10 @@ def flag_message(e: CocoKitError, args: Sequence[str] = ()) -> str:
         o if o.startswith("-") else flags.get(o, "--" + o.replace("_", "-"))
         for o in str(e.option).split("/")
     ]
-    got = "" if e.value is None else f", got {e.value!r}"
+    shown = repr(e.value)  # a value read from a file may be long: 200 characters at most
+    if len(shown) > 200:
+        shown = shown[:197] + "..."
+    got = "" if e.value is None else f", got {shown}"
     return f"{'/'.join(names)}: expected {e.expected}{got}"
 
 

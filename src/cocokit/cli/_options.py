@@ -11,6 +11,10 @@ One spelling, one meaning, on every command:
 * ``--drop-negatives``: leave out images without annotations.
 * ``--image-ids`` / ``--annotation-ids`` ``keep|auto``: ``keep`` (the default of every
   command) writes the ids as they are; ``auto`` renumbers them 1..N.
+* ``--yes``: run even when the run is larger than the limits of :func:`check_run_size`
+  (docs/limits.md), which an option with a multiplying effect (``--copies``, the tile
+  count of ``--size``/``--overlap``, ``--sample``, ``--repeat``, ``--workers``) can
+  reach by a typo.
 
 A renamed flag stays as a hidden option of its own that :func:`renamed` merges into the
 new one, with a one-line deprecation note on stderr.
@@ -19,6 +23,7 @@ new one, with a one-line deprecation note on stderr.
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from enum import Enum
 from pathlib import Path
 from typing import Annotated, Any, TypeVar
@@ -56,6 +61,70 @@ DropNegatives = Annotated[bool, typer.Option(
     "--drop-negatives", help="Leave out images without annotations.")]
 Json = Annotated[bool, typer.Option(
     "--json", help="Print machine-readable JSON on stdout (the shape is in the README).")]
+
+Yes = Annotated[bool, typer.Option(
+    "--yes", help="Run even if the run would write more than 1,000,000 images or an "
+    "estimated 1 TB, or start more than 4 workers per core (docs/limits.md).")]
+
+#: Most images a run writes without ``--yes``.
+MAX_OUTPUT_IMAGES = 1_000_000
+#: Most bytes a run writes without ``--yes``, as estimated by :func:`estimated_bytes`.
+MAX_OUTPUT_BYTES = 10**12
+#: Most local worker processes per core without ``--yes``.
+MAX_WORKERS_PER_CORE = 4
+#: Estimated bytes per pixel of a written image, by suffix: JPEG (quality 90-95 of
+#: photographs, about 0.3-0.7) and the uncompressed size for every other format.
+BYTES_PER_PIXEL = {"jpg": 0.75, "jpeg": 0.75}
+
+
+def estimated_bytes(pixels: Any, suffix: str | Sequence[str]) -> int:
+    """Estimated bytes of written images: ``pixels`` (a count, or one per image) times
+    the bytes per pixel of the suffix (one for all, or one per image):
+    :data:`BYTES_PER_PIXEL`, else 3 (uncompressed RGB)."""
+    import numpy as np
+
+    px = np.asarray(pixels, np.float64).reshape(-1)
+    suffixes = [suffix] if isinstance(suffix, str) else list(suffix)
+    per = np.array([BYTES_PER_PIXEL.get(str(x).lower().lstrip("."), 3.0) for x in suffixes],
+                   np.float64)
+    return int((px * per).sum())
+
+
+def _size(n: float) -> str:
+    for unit, scale in (("TB", 1e12), ("GB", 1e9), ("MB", 1e6)):
+        if n >= scale:
+            return f"{n / scale:.1f} {unit}"
+    return f"{int(n)} bytes"
+
+
+def check_run_size(option: str, value: Any, images: int, nbytes: int | None, yes: bool,
+                   what: str = "images") -> None:
+    """Refuse (OptionError naming ``option``, the flag that multiplies the run) a run
+    that would write more than :data:`MAX_OUTPUT_IMAGES` images or an estimated
+    :data:`MAX_OUTPUT_BYTES`, unless ``yes`` (``--yes``). Called before any work;
+    ``nbytes`` None means not yet known (``images`` is then a lower bound)."""
+    if yes:
+        return
+    if images > MAX_OUTPUT_IMAGES or (nbytes or 0) > MAX_OUTPUT_BYTES:
+        amount = (f"{images:,} {what}, about {_size(nbytes)}" if nbytes is not None
+                  else f"at least {images:,} {what}")
+        raise OptionError(option, value, f"at most {MAX_OUTPUT_IMAGES:,} images and "
+                          f"{_size(MAX_OUTPUT_BYTES)} per run (this one would write "
+                          f"{amount}; pass --yes to run it anyway, see docs/limits.md)")
+
+
+def check_workers(workers: int | None, yes: bool) -> None:
+    """Refuse ``--workers`` below 1, or above :data:`MAX_WORKERS_PER_CORE` per core of
+    this machine unless ``yes`` (each local worker is a process, started at once)."""
+    if workers is None:
+        return
+    if workers < 1:
+        raise OptionError("--workers", workers, "an integer >= 1")
+    cap = MAX_WORKERS_PER_CORE * (os.cpu_count() or 1)
+    if workers > cap and not yes:
+        raise OptionError("--workers", workers, f"at most {cap} ({MAX_WORKERS_PER_CORE} per "
+                          "core: each worker is a process); pass --yes to start more")
+
 
 # the old spellings, hidden; each command merges them with renamed()
 DropEmptyAlias = Annotated[bool, typer.Option("--drop-empty", hidden=True)]
@@ -173,8 +242,9 @@ def ids_note(image_ids: str, annotation_ids: str, *, new_records: str | None = N
 
 
 __all__ = [
-    "DEFAULT_IDS", "IMAGES", "OUTPUT", "AnnotationIds", "DropEmptyAlias", "DropNegatives",
-    "IdPolicy", "IgnoreNegativesAlias", "ImageIds", "Json",
-    "check_file_output", "check_folder_output", "check_image_folder",
-    "deprecated", "ids_note", "renamed", "say",
+    "BYTES_PER_PIXEL", "DEFAULT_IDS", "IMAGES", "MAX_OUTPUT_BYTES", "MAX_OUTPUT_IMAGES",
+    "MAX_WORKERS_PER_CORE", "OUTPUT", "AnnotationIds", "DropEmptyAlias", "DropNegatives",
+    "IdPolicy", "IgnoreNegativesAlias", "ImageIds", "Json", "Yes",
+    "check_file_output", "check_folder_output", "check_image_folder", "check_run_size",
+    "check_workers", "deprecated", "estimated_bytes", "ids_note", "renamed", "say",
 ]

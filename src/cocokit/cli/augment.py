@@ -7,7 +7,7 @@ import os
 from collections.abc import Callable
 from enum import Enum
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import TYPE_CHECKING, Annotated, Optional
 
 import typer
 
@@ -27,12 +27,23 @@ from ._options import (
     DropNegatives,
     IgnoreNegativesAlias,
     ImageIds,
+    Yes,
     check_folder_output,
     check_image_folder,
+    check_run_size,
+    check_workers,
+    estimated_bytes,
     ids_note,
     renamed,
     say,
 )
+
+if TYPE_CHECKING:
+    from ..augment.pipeline import Pipeline
+    from ..dataset import Dataset
+
+#: The largest canvas a copy may have without --yes: Pillow's decompression-bomb bound.
+MAX_CANVAS_PIXELS = 178_956_970
 
 
 class AugmentFormatOpt(str, Enum):
@@ -82,6 +93,7 @@ def augment_command(
         help="Leave out (and list) images that are missing or unreadable, with their "
         "annotations. Without it, such images are listed at the end, nothing is written "
         "and the exit code is 1.")] = False,
+    yes: Yes = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help=QUIET_HELP)] = False,
     ignore_negative_samples: IgnoreNegativesAlias = False,
     fmt: Annotated[Optional[AugmentFormatOpt], typer.Option(  # noqa: UP045
@@ -102,6 +114,10 @@ def augment_command(
     object storage (an s3:// or gs:// OUTPUT) images are written in place and
     annotations.json last, only when all went well.
 
+    A run that would write more than 1,000,000 images or an estimated 1 TB, or a copy
+    larger than 178,956,970 pixels, is refused before any work unless --yes
+    (docs/limits.md).
+
     Example: cocokit augment train.json -i train/ -o aug/ --pipeline aug.yaml --copies 4
 
     Example: cocokit augment train.json -i s3://bkt/train -o s3://bkt/aug -p aug.yaml --engine ray
@@ -120,10 +136,18 @@ def augment_command(
     check_folder_output(output)
     if copies < 1:
         raise OptionError("--copies", copies, "an integer >= 1")
-    if workers is not None and workers < 1:
+    if seed < 0:
+        raise OptionError("--seed", seed, "an integer >= 0")
+    if engine == "local":
+        check_workers(workers, yes)
+    elif workers is not None and workers < 1:
         raise OptionError("--workers", workers, "an integer >= 1")
+    # --copies alone over the limit is refused before the dataset is read
+    check_run_size("--copies", copies, copies, None, yes)
     pipe = Pipeline.from_file(pipeline)  # bad pipelines fail before the dataset is read
     ds = load_dataset(file, quiet)
+    check_augment_size(ds, pipe, copies, keep_originals, image_format.value, seed, yes,
+                       str(pipeline))
     n_workers = workers if workers is not None else (os.cpu_count() or 1)
 
     failed: list[tuple[str, str]] | None = None
@@ -166,3 +190,42 @@ def augment_command(
     for path, reason in summary.skipped:
         err_console.print(f"skipped {path}: {reason}", markup=False, highlight=False,
                           soft_wrap=True)
+
+
+def check_augment_size(ds: Dataset, pipe: Pipeline, copies: int, keep_originals: bool,
+                       image_format: str, seed: int, yes: bool, pipeline_file: str = "",
+                       ) -> None:
+    """Refuse, before any work and unless ``yes``, a run over the limits of
+    :func:`~cocokit.cli._options.check_run_size` (images: ``copies`` per image, plus the
+    originals; bytes: the pixels the pipeline draws, estimated by
+    :meth:`~cocokit.augment.pipeline.Pipeline.estimate_pixels`) or with a copy larger
+    than :data:`MAX_CANVAS_PIXELS`."""
+    import numpy as np
+
+    n = len(ds.images)
+    if yes or not n:
+        return
+    names = ds.images.file_name.tolist()
+    source_suffixes = [str(f).rpartition(".")[2] for f in names]
+    suffixes = source_suffixes if image_format == "same" else [image_format] * n
+    try:
+        one_copy, largest = pipe.estimate_pixels(ds.images.width, ds.images.height,
+                                                 seed=seed)
+    except (OverflowError, ValueError) as e:  # a scale of 1e300 and the like
+        raise OptionError("--pipeline", pipeline_file, f"operations that give a copy a "
+                          f"size ({e})") from None
+    if largest > MAX_CANVAS_PIXELS:
+        raise OptionError("--pipeline", pipeline_file, f"copies of at most "
+                          f"{MAX_CANVAS_PIXELS:,} pixels (this pipeline draws a canvas of "
+                          f"{largest:,} pixels; pass --yes to run it anyway, see "
+                          "docs/limits.md)")
+    pixels = np.maximum(ds.images.width, 1).astype(np.float64) * np.maximum(
+        ds.images.height, 1)
+    share = pixels / max(float(pixels.sum()), 1.0)
+    nbytes = estimated_bytes(share * one_copy * copies, suffixes)
+    images = n * copies
+    if keep_originals:
+        images += n
+        nbytes += estimated_bytes(pixels, source_suffixes)
+    check_run_size("--copies", copies, images, nbytes, yes)
+

@@ -208,6 +208,8 @@ def export(
     Example: cocokit export val.json --format yolo -i val2017/ -o yolo/
     """
     invalid: Literal["error", "skip"] = "skip" if skip_invalid else "error"
+    if indent is not None and not 0 <= indent <= 16:  # each space is repeated on every line
+        raise OptionError("--indent", indent, "a number of spaces from 0 to 16")
     drop_negatives = renamed(drop_negatives, ignore_negative_samples,
                              "--ignore-negative-samples", "--drop-negatives", False)
     if images in YOLO_IMAGE_MODES and not Path(images).is_dir():

@@ -34,10 +34,14 @@ from ._options import (
     DropNegatives,
     IdPolicy,
     ImageIds,
+    Yes,
     check_file_output,
     check_folder_output,
     check_image_folder,
+    check_run_size,
+    check_workers,
     deprecated,
+    estimated_bytes,
     ids_note,
     renamed,
     say,
@@ -46,6 +50,7 @@ from ._options import (
 if TYPE_CHECKING:
     from ..dataset import Dataset
     from ..io.staging import Staging
+    from ..io.stream import CocoStream
 
 T = TypeVar("T")
 _PAIR = re.compile(r"^\s*([^xX*,]+)\s*(?:[xX*,]\s*([^xX*,]+)\s*)?$")
@@ -132,6 +137,7 @@ def slice_command(
         help="With --engine ray: the cluster address (auto, ray://host:10001). "
         "Default: start a local Ray.")] = None,
     stream: Stream = None,
+    yes: Yes = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help=QUIET_HELP)] = False,
     drop_empty: DropEmptyAlias = False,
     keep_empty: Annotated[bool, typer.Option("--keep-empty", hidden=True)] = False,
@@ -153,6 +159,9 @@ def slice_command(
 
     Images that cannot be read are reported by name at the end; the run then exits
     with code 1 and writes no COCO file, unless --skip-bad-images.
+
+    A run that would write more than 1,000,000 tiles or an estimated 1 TB is refused
+    before any work unless --yes (docs/limits.md).
 
     Example: cocokit slice train.json -i train/ -o tiles/ --size 640 --overlap 0.2
 
@@ -178,6 +187,10 @@ def slice_command(
         raise OptionError("--auto", "--size/--overlap", "--auto or --size/--overlap, not both")
     tile = parse_size(size) if size is not None else (512, 512)
     over = parse_overlap(overlap) if overlap is not None else (0.2, 0.2)
+    if engine is EngineOpt.local:
+        check_workers(workers, yes)
+    elif workers is not None and workers < 1:
+        raise OptionError("--workers", workers, "an integer >= 1")
     check_image_folder(images)
     check_folder_output(output)
     if coco_output is not None:
@@ -196,6 +209,8 @@ def slice_command(
     # forks its workers (no bar, nor its thread, may be alive then)
     source = open_source(file, streaming, quiet)
     ds = source if isinstance(source, Dataset) else None
+    if not yes:
+        check_tile_count(source, tile, over, auto, image_format.value)
     failed: list[tuple[str, str]] | None = None
     with contextlib.ExitStack() as stack:
         bar: list[Callable[[int, int], None]] = []
@@ -243,6 +258,33 @@ def slice_command(
         err_console.print(f"skipped {path}: {reason}", markup=False, highlight=False,
                           soft_wrap=True)
 
+
+
+def check_tile_count(source: Dataset | CocoStream, tile: tuple[int, int],
+                     over: tuple[float, float], auto: bool, image_format: str) -> None:
+    """Refuse a slicing run over the limits of
+    :func:`~cocokit.cli._options.check_run_size` (the tiles of every image, counted by
+    :func:`cocokit.slicing.tile_counts`; their bytes estimated), before any work."""
+    import numpy as np
+
+    from ..slicing import tile_counts
+
+    if isinstance(source, Dataset):
+        tables = [source.images]
+    else:
+        tables = [t for _, t in source.image_tables()]
+    if not tables or not sum(len(t) for t in tables):
+        return
+    widths = np.concatenate([t.width for t in tables])
+    heights = np.concatenate([t.height for t in tables])
+    names = [str(f) for t in tables for f in t.file_name.tolist()]
+    counts, pixels = tile_counts(widths, heights, tile, over, auto)
+    suffixes = ([f.rpartition(".")[2] for f in names] if image_format == "same"
+                else [image_format] * len(names))
+    option, value = (("--auto", True) if auto else
+                     ("--size/--overlap", f"{tile[0]}x{tile[1]} / {over[0]}x{over[1]}"))
+    check_run_size(option, value, int(counts.sum()),
+                   estimated_bytes(pixels, suffixes), False, what="tiles")
 
 
 def _write_tiled(tiled: Dataset, stage: Staging, target: str, quiet: bool,

@@ -29,7 +29,16 @@ from ._app import (
     use_stream,
     working,
 )
-from ._options import Json, check_file_output, check_folder_output, check_image_folder, renamed
+from ._options import (
+    Json,
+    Yes,
+    check_file_output,
+    check_folder_output,
+    check_image_folder,
+    check_run_size,
+    estimated_bytes,
+    renamed,
+)
 
 Quiet = Annotated[bool, typer.Option("--quiet", "-q", help=QUIET_HELP)]
 
@@ -178,6 +187,8 @@ def _select(ds: Dataset, image_ids: list[int], file_names: list[str], sample: in
     if sample is not None:
         if sample < 1:
             raise OptionError("--sample", sample, "a positive number of images")
+        if seed < 0:
+            raise OptionError("--seed", seed, "an integer >= 0")
         rng = np.random.default_rng(seed)
         return np.sort(rng.choice(n, size=min(sample, n), replace=False))
     return np.arange(n)
@@ -247,6 +258,7 @@ def draw_command(
         "--iou", help="With --results: match predictions to the ground truth at this box "
         "IoU (as COCOeval) and mark false positives (red, FP) and missed objects "
         "(red, missed).")] = None,
+    yes: Yes = False,
     quiet: Quiet = False,
     fmt: Annotated[Optional[ImageFormat], typer.Option(  # noqa: UP045
         "--format", hidden=True)] = None,
@@ -257,6 +269,8 @@ def draw_command(
     is missing or whose annotations cannot be drawn are listed and the exit code is 1.
     With --results, predictions are drawn over the ground truth: dashed boxes, mask
     outlines and labels with the score.
+    More than 1,000,000 drawings (or an estimated 1 TB) are refused before any work
+    unless --yes (docs/limits.md).
 
     Example: cocokit draw instances_val2017.json -i val2017 -o drawn --sample 20
 
@@ -297,6 +311,10 @@ def draw_command(
     _, first = np.unique(rows, return_index=True)
     rows = rows[np.sort(first)]  # each image once, in the order asked
     targets = _targets(ds, rows, image_format)
+    pixels = ds.images.width[rows].astype(np.float64) * ds.images.height[rows]
+    check_run_size("--sample", sample, len(rows),
+                   estimated_bytes(pixels, [t.suffix for t in targets]), yes,
+                   what="drawn images")
     out_dir.mkdir(exist_ok=True)
 
     problems: list[str] = []

@@ -42,8 +42,10 @@ from ._options import (
     DropNegatives,
     IdPolicy,
     ImageIds,
+    Yes,
     check_file_output,
     check_folder_output,
+    check_run_size,
     renamed,
 )
 
@@ -363,6 +365,7 @@ def sample(
     image_ids: ImageIds = DEFAULT_IDS,
     annotation_ids: AnnotationIds = DEFAULT_IDS,
     drop_negatives: DropNegatives = False,
+    yes: Yes = False,
     quiet: Quiet = False,
     negatives: Annotated[bool, typer.Option("--negatives", hidden=True)] = False,
 ) -> None:
@@ -381,6 +384,8 @@ def sample(
                           "not both (the sample would be left out)")
     if every is None and fraction is None and count is None and not repeat:
         raise OptionError("--every/--fraction/--count/--repeat", None, "at least one of them")
+    if seed < 0:
+        raise OptionError("--seed", seed, "an integer >= 0")
     ds = load_dataset(file, quiet)
     out = ds
     if every is not None or fraction is not None or count is not None:
@@ -395,11 +400,30 @@ def sample(
         for value in repeat:
             name, n = _pair(value, "--repeat", "NAME=N")
             factors[_category(ds, name)] = _int(n, "--repeat", "NAME=N with a whole number")
+        _check_repeats(out, factors, file, repeat, yes)
         with status("upsampling", quiet):
             out, report = upsample(out, factors, mark=mark)
         _show(report, quiet)
     _save(out, output, quiet, image_ids, annotation_ids,
           drop_negatives=drop_negatives)
+
+
+def _check_repeats(ds: Dataset, factors: dict[str | int, int], file: Path, repeat: list[str],
+                   yes: bool) -> None:
+    """Refuse an upsampling over the limits of :func:`._options.check_run_size` (its
+    images; its bytes estimated from the input file's bytes per record)."""
+    from ..transforms.sample import repeat_factors
+
+    if yes:
+        return
+    factor = repeat_factors(ds, factors)
+    images = int(factor.sum())
+    has = ds.image_index >= 0
+    annotations = int(factor[ds.image_index[has]].sum()) + int((~has).sum())
+    records = len(ds.images) + len(ds.annotations)
+    per_record = file.stat().st_size / max(records, 1) if file.is_file() else 0.0
+    check_run_size("--repeat", " ".join(repeat), images,
+                   int(per_record * (images + annotations)), False)
 
 
 @app.command("split")
@@ -432,6 +456,8 @@ def split_command(
         if name in ratios:
             raise OptionError("--ratio", value, "each split name once")
         ratios[name] = _float(r, "--ratio", "NAME=RATIO with a number")
+    if seed < 0:
+        raise OptionError("--seed", seed, "an integer >= 0")
     check_folder_output(output)
     folder = Path(output)
     pattern = None
@@ -498,6 +524,9 @@ def categories(
         or reindex is not None or sort is not None
     if edits and output is None:
         raise OptionError("-o/--output", None, "an output file when editing categories")
+    if reindex is not None and not 0 <= reindex <= 2**53:
+        raise OptionError("--reindex", reindex, "a whole number from 0 to 2**53 (usually 0 "
+                          "or 1)")
     if output is not None:
         check_file_output(output)
     ds = load_dataset(file, quiet)

@@ -68,6 +68,15 @@ removed); ``data.yaml`` is written last, to a temporary file renamed over the ol
 it is never half-written. Exporting one split at a time into the same folder adds each
 split to ``data.yaml`` (the class names must be the same).
 
+Reading takes ``data.yaml`` through the one YAML reader (:mod:`cocokit.io.yamlfile`: a
+size limit, no aliases, a nesting limit) and the label rows as they are: a value the
+format does not allow is an :class:`~cocokit.errors.InputError` naming the label file,
+the line and the value, never dropped or clamped: a class index not in ``names``, a row
+of the wrong length (a polygon with an odd count of coordinates), a non-finite number, a
+negative box width or height, a coordinate outside [0, 1] by more than
+:data:`COORD_TOLERANCE` (0.01, Ultralytics' own bound; values within it are kept as
+written). ``nc`` must agree with ``names``.
+
 Reading sizes images from their file headers with Pillow (no pixel decoding), swapping
 width and height for JPEG files whose EXIF orientation is a quarter turn, as Ultralytics'
 ``exif_size`` does (it checks orientations 6 and 8; 5 and 7, the mirrored quarter turns
@@ -103,11 +112,15 @@ from ..geometry import (
     segmentation_areas,
     segmentation_bboxes,
 )
+from ..problems import found_value, short_value
 from .atomic import atomic_write, current_umask, output_error, output_fault
 from .coco import screen_export
+from .yamlfile import parse_yaml, read_yaml
 
 __all__ = [
+    "COORD_TOLERANCE",
     "IMG_FORMATS",
+    "MAX_CLASSES",
     "YoloExportSummary",
     "YoloSplitSummary",
     "image_size",
@@ -362,175 +375,36 @@ def split_rings(points: np.ndarray | Sequence[float]) -> list[np.ndarray] | None
 
 
 def load_data_yaml(path: PathLike) -> dict[str, Any]:
-    """Read a data.yaml as a dict: with PyYAML when installed, else with a small reader.
+    """Read a data.yaml as a dict, with the one YAML reader and its limits
+    (:func:`cocokit.io.yamlfile.read_yaml`: size, no aliases, nesting, duplicate keys).
 
-    The small reader knows what data.yaml files hold: ``key: value`` lines, block lists
-    (``- item``) and block mappings (``0: person``) one level deep, flow lists and
-    mappings on one line, quoted and plain scalars, ``|`` text blocks, comments.
-    Anything else raises :class:`~cocokit.errors.InputError` suggesting
-    ``pip install pyyaml``.
+    Raises :class:`~cocokit.errors.InputError` naming the file and line.
     """
     p = Path(path)
-    try:
-        text = p.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise InputError(str(p), None, "file not found") from None
-    except (OSError, UnicodeDecodeError) as e:
-        raise InputError(str(p), None, f"cannot read: {e}") from None
-    try:
-        import yaml
-    except ImportError:
-        data = _mini_yaml(text, str(p))
-    else:
-        try:
-            data = yaml.safe_load(text)
-        except yaml.YAMLError as e:
-            raise InputError(str(p), None, f"invalid YAML: {e}") from None
+    data = read_yaml(p, "data.yaml")
     if not isinstance(data, dict):
-        raise InputError(str(p), None, f"expected a mapping of keys, got {type(data).__name__}")
+        raise InputError(str(p), None, f"expected a mapping of keys, {found_value(data)}")
     return data
 
 
-def _strip_comment(line: str) -> str:
-    quote, escaped = "", False
-    for i, ch in enumerate(line):
-        if quote:
-            if escaped:
-                escaped = False
-            elif ch == "\\" and quote == '"':
-                escaped = True
-            elif ch == quote:
-                quote = ""
-        elif ch in "\"'" and (i == 0 or line[i - 1] in " \t[{,:"):
-            quote = ch
-        elif ch == "#" and (i == 0 or line[i - 1] in " \t"):
-            return line[:i].rstrip()
-    return line.rstrip()
-
-
-def _split_flow(body: str) -> list[str]:
-    parts: list[str] = []
-    depth, quote, start, escaped = 0, "", 0, False
-    for i, ch in enumerate(body):
-        if quote:
-            if escaped:
-                escaped = False
-            elif ch == "\\" and quote == '"':
-                escaped = True
-            elif ch == quote:
-                quote = ""
-        elif ch in "\"'":
-            quote = ch
-        elif ch in "[{":
-            depth += 1
-        elif ch in "]}":
-            depth -= 1
-        elif ch == "," and depth == 0:
-            parts.append(body[start:i])
-            start = i + 1
-    parts.append(body[start:])
-    return [x.strip() for x in parts if x.strip()]
-
-
-def _split_key(item: str) -> tuple[str, str] | None:
-    """``key: value`` -> (key, value); keys may be quoted."""
-    if item[:1] in "\"'":
-        end = item.find(item[0], 1)
-        if end > 0 and item[end + 1 : end + 2] == ":":
-            return item[: end + 1], item[end + 2 :].strip()
-        return None
-    m = re.match(r"^([^:]+?)\s*:(?:\s+(.*)|)$", item)
-    if not m:
-        return None
-    return m.group(1), (m.group(2) or "").strip()
-
-
-def _scalar(s: str, file: str) -> Any:
-    s = s.strip()
-    if s in ("", "~", "null", "Null", "NULL"):
-        return None
-    if s[0] == '"':
-        try:
-            return json.loads(s)
-        except ValueError:
-            raise InputError(file, None, f"cannot read the quoted string {s}; "
-                             "install PyYAML (pip install pyyaml)") from None
-    if s[0] == "'":
-        if len(s) < 2 or s[-1] != "'":
-            raise InputError(file, None, f"unterminated string {s}")
-        return s[1:-1].replace("''", "'")
-    if s[0] in "[{":
-        with contextlib.suppress(ValueError):
-            return json.loads(s)
-        close = "]" if s[0] == "[" else "}"
-        if s[-1] != close:
-            raise InputError(file, None, f"cannot read {s!r} (a flow collection over several "
-                             "lines); install PyYAML (pip install pyyaml)")
-        items = _split_flow(s[1:-1])
-        if s[0] == "[":
-            return [_scalar(x, file) for x in items]
-        out: dict[Any, Any] = {}
-        for x in items:
-            kv = _split_key(x)
-            if kv is None:
-                raise InputError(file, None, f"cannot read {x!r} in {s!r}")
-            out[_scalar(kv[0], file)] = _scalar(kv[1], file)
-        return out
-    if re.fullmatch(r"[-+]?\d+", s):
-        return int(s)
-    if re.fullmatch(r"[-+]?(\d+\.\d*|\.\d+|\d+)([eE][-+]?\d+)?", s):
-        return float(s)
-    if s in ("true", "True", "TRUE"):
-        return True
-    if s in ("false", "False", "FALSE"):
-        return False
-    return s
-
-
-def _mini_yaml(text: str, file: str) -> dict[str, Any]:
-    """The subset of YAML that data.yaml files use (see :func:`load_data_yaml`)."""
-    out: dict[str, Any] = {}
-    lines = [(n, _strip_comment(raw)) for n, raw in enumerate(text.splitlines(), 1)]
-    lines = [(n, ln) for n, ln in lines if ln.strip() and ln.strip() != "---"]
-    i = 0
-    while i < len(lines):
-        n, ln = lines[i]
-        if ln[0] in " \t":
-            raise InputError(file, f"line {n}", "unexpected indentation; install PyYAML "
-                             "(pip install pyyaml) to read this file")
-        kv = _split_key(ln)
-        if kv is None:
-            raise InputError(file, f"line {n}", f"expected 'key: value', got {ln!r}")
-        key, rest = _scalar(kv[0], file), kv[1]
-        i += 1
-        if rest in ("|", "|-", "|+", ">", ">-", ">+"):  # a block of text (e.g. download:)
-            text_lines: list[str] = []
-            while i < len(lines) and lines[i][1][0] in " \t":
-                text_lines.append(lines[i][1].strip())
-                i += 1
-            out[key] = ("\n" if rest[0] == "|" else " ").join(text_lines)
-            continue
-        if rest:
-            out[key] = _scalar(rest, file)
-            continue
-        block: list[tuple[int, str]] = []
-        while i < len(lines) and (lines[i][1][0] in " \t" or lines[i][1].startswith("- ")):
-            block.append(lines[i])
-            i += 1
-        if not block:
-            out[key] = None
-        elif all(b.strip().startswith("- ") or b.strip() == "-" for _, b in block):
-            out[key] = [_scalar(b.strip()[1:], file) for _, b in block]
-        else:
-            mapping: dict[Any, Any] = {}
-            for bn, b in block:
-                bkv = _split_key(b.strip())
-                if bkv is None or not bkv[1]:
-                    raise InputError(file, f"line {bn}", f"cannot read {b.strip()!r}; install "
-                                     "PyYAML (pip install pyyaml) to read this file")
-                mapping[_scalar(bkv[0], file)] = _scalar(bkv[1], file)
-            out[key] = mapping
-    return out
+def _class_names(data: Mapping[str, Any], file: str) -> list[str]:
+    """The class names of a data.yaml: ``names``, else ``class_0..`` for ``nc``; ``nc``
+    (when given) must be a whole number agreeing with ``names``, and alone at most
+    :data:`MAX_CLASSES`."""
+    nc = data.get("nc")
+    if nc is not None and (isinstance(nc, bool) or not isinstance(nc, int) or nc < 0):
+        raise InputError(file, "nc", f"expected the number of classes, {found_value(nc)}")
+    if "names" not in data:
+        if nc is None:
+            raise InputError(file, "names", "missing: the class names are needed")
+        if nc > MAX_CLASSES:
+            raise InputError(file, "nc", f"{nc} classes without names refused (at most "
+                             f"{MAX_CLASSES}); list the names")
+        return [f"class_{i}" for i in range(nc)]
+    names = _names_list(data["names"], file)
+    if nc is not None and nc != len(names):
+        raise InputError(file, "nc", f"nc is {nc} but names lists {len(names)} classes")
+    return names
 
 
 def _names_list(names: Any, file: str) -> list[str]:
@@ -538,10 +412,14 @@ def _names_list(names: Any, file: str) -> list[str]:
     if isinstance(names, list):
         return [str(x) for x in names]
     if isinstance(names, dict):
-        try:
-            idx = {int(k): str(v) for k, v in names.items()}
-        except (TypeError, ValueError):
-            raise InputError(file, "names", "expected integer class indices as keys") from None
+        bad = next((k for k in names if isinstance(k, bool) or not (
+            isinstance(k, int) or (isinstance(k, str) and k.isdecimal()))), None)
+        if bad is not None:
+            raise InputError(file, "names", f"expected integer class indices as keys, "
+                             f"{found_value(bad)}")
+        idx = {int(k): str(v) for k, v in names.items()}
+        if len(idx) != len(names):
+            raise InputError(file, "names", "a class index is given twice")
         if sorted(idx) != list(range(len(idx))):
             raise InputError(file, "names", f"class indices must be 0..{len(idx) - 1}, got "
                              f"{sorted(idx)[:10]}")
@@ -1085,6 +963,16 @@ def write_yolo(
                                  "(not links); they would be replaced: export with "
                                  "images='none' to keep them there, or into another folder")
 
+    split_entries, aliases = yaml_splits(list(splits), kept_splits)
+    val_is_train = aliases.get("val") == "train"
+    yaml_text = _dump_data_yaml(out.resolve(), split_entries, names, list(first.categories),
+                                aliases)
+    try:  # what is written must read back, under the reader's limits
+        parse_yaml(yaml_text, str(yaml_path))
+    except InputError as e:
+        raise IntegrityError([f"data.yaml: {e.path or ''}: {e.message} (the categories are too "
+                              "many or too large for a data.yaml)"], str(out)) from None
+
     total = sum(len(p.label_rel) for p in plans)
     done = 0
 
@@ -1127,11 +1015,7 @@ def write_yolo(
             raise output_error(out, e) from None
         raise
 
-    split_entries, aliases = yaml_splits(list(splits), kept_splits)
-    val_is_train = aliases.get("val") == "train"
-    categories = list(first.categories)
-    atomic_write(yaml_path, [_dump_data_yaml(out.resolve(), split_entries, names, categories,
-                                             aliases)])
+    atomic_write(yaml_path, [yaml_text])
     return YoloExportSummary(str(out), str(yaml_path), task, tuple(names), summaries, val_is_train,
                              notes=tuple(_alias_note(r, a) for r, a in aliases.items()))
 
@@ -1149,6 +1033,24 @@ def _regular_file_in(folder: Path) -> Path | None:
 
 
 # -- import ------------------------------------------------------------------------------
+
+
+def _path_like(value: Any) -> bool:
+    """A string the file system can take as a path: no NUL, at most 4096 bytes, no part
+    over 255 bytes (longer ones make every look-up fail with "file name too long")."""
+    if not isinstance(value, str) or "\x00" in value:
+        return False
+    raw = value.encode("utf-8", "surrogateescape")
+    parts = raw.replace(b"\\", b"/").split(b"/")
+    return len(raw) <= 4096 and all(len(part) <= 255 for part in parts)
+
+
+def _path_value(value: Any, file: str, where: str) -> str:
+    """``value`` from data.yaml (or a list file) checked as a path (:func:`_path_like`)."""
+    if not _path_like(value):
+        raise InputError(file, where, f"expected a path (at most 4096 bytes, parts of at "
+                         f"most 255), {found_value(value)}")
+    return str(value)
 
 
 def _find_yaml(root: Path) -> Path:
@@ -1177,7 +1079,7 @@ def _dataset_root(yaml_path: Path, data: Mapping[str, Any]) -> Path:
     given = data.get("path")
     if not given:
         return base
-    p = Path(str(given))
+    p = Path(_path_value(given, str(yaml_path), "path"))
     for cand in ([p] if p.is_absolute() else [base / p, Path.cwd() / p]):
         if cand.is_dir():
             return cand
@@ -1204,7 +1106,7 @@ def _walk_images(folder: Path) -> list[Path]:
     return sorted(found, key=lambda p: p.as_posix())
 
 
-def _split_images(root: Path, value: Any, yaml_path: Path, missing_ok: bool,
+def _split_images(root: Path, value: Any, yaml_path: Path, missing_ok: bool, key: str = "",
                   ) -> list[tuple[Path, Path, Path, bool]]:
     """(image path, folder its file_name is relative to, label path, image file exists)
     of each image of one split entry; a folder that is not there (nor its labels) is an
@@ -1212,18 +1114,18 @@ def _split_images(root: Path, value: Any, yaml_path: Path, missing_ok: bool,
     entries = value if isinstance(value, list) else [value]
     out: list[tuple[Path, Path, Path, bool]] = []
     for entry in entries:
-        p = Path(str(entry))
+        p = Path(_path_value(entry, str(yaml_path), key))
         p = p if p.is_absolute() else root / p
         if not p.exists() and str(entry).startswith("../") and (root / str(entry)[3:]).exists():
             p = root / str(entry)[3:]  # as Ultralytics does (Roboflow exports say ../train)
         if p.is_dir():
             out += [(f, p, _label_path(f), True) for f in _walk_images(p)]
         elif p.is_file() and p.suffix.lower() == ".txt":
-            for line in p.read_text(encoding="utf-8").splitlines():
+            for n, line in enumerate(p.read_text(encoding="utf-8").splitlines(), 1):
                 line = line.strip()
                 if not line:
                     continue
-                q = Path(line)
+                q = Path(_path_value(line, str(p), f"line {n}"))
                 if not q.is_absolute():
                     q = p.parent / line if line.startswith("./") or (p.parent / line).exists() \
                         else root / line
@@ -1233,12 +1135,14 @@ def _split_images(root: Path, value: Any, yaml_path: Path, missing_ok: bool,
             if not labels.is_dir():
                 if missing_ok:
                     continue
-                raise InputError(str(yaml_path), None, f"split folder {str(p)!r} does not exist")
+                raise InputError(str(yaml_path), None, f"split folder "
+                                 f"{short_value(str(p), 200)} does not exist")
             for lab in sorted(labels.rglob("*.txt"), key=lambda r: r.as_posix()):
                 rel = lab.relative_to(labels).as_posix()[: -len(".txt")]
                 out.append((p / rel, p, lab, False))
         else:
-            raise InputError(str(yaml_path), None, f"{str(p)!r} is neither a folder of images "
+            raise InputError(str(yaml_path), None, f"{short_value(str(p), 200)} is neither a "
+                             "folder of images "
                              "nor a .txt list of images")
     return out
 
@@ -1294,7 +1198,25 @@ def _lookup_size(table: dict[str, tuple[int, int]], by_stem: dict[str, str | Non
     return table[key] if key is not None else None
 
 
+#: How far outside [0, 1] a label coordinate may lie and still be read (as written, not
+#: clamped): Ultralytics' own bound, which rejects an image with a coordinate below -0.01
+#: or above 1.01. Beyond it the label file is refused (:func:`read_yolo`).
+COORD_TOLERANCE = 0.01
+#: Most classes a data.yaml may declare with ``nc`` alone (without ``names``).
+MAX_CLASSES = 100_000
+_BOX_FIELDS = ("cx", "cy", "w", "h")
+
+
+def _label_value(text: str) -> str:
+    return short_value(text, 40)[1:-1] if len(text) > 38 else text
+
+
 def _parse_label_file(path: Path, nc: int) -> list[tuple[int, list[float]]]:
+    """The rows of a label file; every value the format does not allow is an
+    :class:`InputError` naming the file, the line and the value (never dropped or
+    changed): a class not in 0..nc-1, a row neither ``cls cx cy w h`` nor a polygon of
+    3+ points (an odd count of coordinates), a non-finite number, a coordinate outside
+    [0, 1] by more than :data:`COORD_TOLERANCE`, a negative width or height."""
     try:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
@@ -1302,6 +1224,7 @@ def _parse_label_file(path: Path, nc: int) -> list[tuple[int, list[float]]]:
     except (OSError, UnicodeDecodeError) as e:
         raise InputError(str(path), None, f"cannot read: {e}") from None
     rows: list[tuple[int, list[float]]] = []
+    low, high = -COORD_TOLERANCE, 1 + COORD_TOLERANCE
     for n, line in enumerate(text.splitlines(), 1):
         parts = line.split()
         if not parts:
@@ -1310,17 +1233,28 @@ def _parse_label_file(path: Path, nc: int) -> list[tuple[int, list[float]]]:
             c = float(parts[0])
             vals = list(map(float, parts[1:]))
         except ValueError:
-            raise InputError(str(path), f"line {n}", f"expected numbers, got {line.strip()!r}") \
-                from None
+            raise InputError(str(path), f"line {n}", f"expected numbers, got "
+                             f"{short_value(line.strip(), 80)}") from None
         if not c.is_integer() or not 0 <= c < nc:
-            raise InputError(str(path), f"line {n}", f"class {parts[0]} is not an index of "
-                             f"names (0..{nc - 1})")
+            raise InputError(str(path), f"line {n}", f"class {_label_value(parts[0])} is not "
+                             f"an index of names (0..{nc - 1})")
         k = len(vals)
         if k != 4 and (k < 6 or k % 2):
             raise InputError(str(path), f"line {n}", f"expected 'cls cx cy w h' or 'cls x1 y1 "
                              f"x2 y2 x3 y3 ...', got {k + 1} numbers")
-        if not all(map(math.isfinite, vals)):
-            raise InputError(str(path), f"line {n}", "non-finite coordinate")
+        for j, v in enumerate(vals):
+            name = _BOX_FIELDS[j] if k == 4 else f"{'xy'[j % 2]}{j // 2 + 1}"
+            if not math.isfinite(v):
+                raise InputError(str(path), f"line {n}", f"non-finite coordinate {name} "
+                                 f"{_label_value(parts[j + 1])}")
+            if k == 4 and j >= 2 and v < 0:
+                raise InputError(str(path), f"line {n}", f"negative box size: {name} "
+                                 f"{_label_value(parts[j + 1])}")
+            if not low <= v <= high:
+                raise InputError(str(path), f"line {n}", f"coordinate {name} "
+                                 f"{_label_value(parts[j + 1])} is outside [0, 1] (by more "
+                                 f"than {COORD_TOLERANCE}); labels hold coordinates divided "
+                                 "by the image size")
         rows.append((int(c), vals))
     return rows
 
@@ -1364,10 +1298,7 @@ def read_yolo(
     yaml_path = _find_yaml(Path(root_or_data_yaml))
     data = load_data_yaml(yaml_path)
     file = str(yaml_path)
-    if "names" not in data and "nc" not in data:
-        raise InputError(file, "names", "missing: the class names are needed")
-    names = (_names_list(data["names"], file) if "names" in data
-             else [f"class_{i}" for i in range(int(data["nc"]))])
+    names = _class_names(data, file)
     root = _dataset_root(yaml_path, data)
     split_keys = [k for k in data if isinstance(k, str) and k not in _RESERVED_KEYS
                   and data[k] and (isinstance(data[k], str) or (
@@ -1375,7 +1306,7 @@ def read_yolo(
     if split is not None:
         if split not in split_keys:
             raise OptionError("split", split, f"one of the splits in {file}: "
-                              f"{', '.join(split_keys) or '(none)'}")
+                              f"{short_value(', '.join(split_keys) or '(none)', 200)[1:-1]}")
         chosen = [split]
     else:
         chosen = [k for k in split_keys if k in _KNOWN_SPLITS or _is_path(root, data[k])]
@@ -1388,14 +1319,14 @@ def read_yolo(
         if sig in seen_values:
             continue
         seen_values.add(sig)
-        part = _split_images(root, data[key], yaml_path, missing_ok=split is None)
+        part = _split_images(root, data[key], yaml_path, missing_ok=split is None, key=key)
         if part:
             found += part
         else:
             seen_values.discard(sig)
     if not found and split is None:
         raise InputError(file, None, f"no images (nor labels) in any split folder of "
-                         f"{', '.join(chosen)}")
+                         f"{short_value(', '.join(chosen), 200)[1:-1]}")
     several = len(seen_values) > 1
 
     table = _sizes_table(sizes)
@@ -1501,7 +1432,8 @@ def _relative(path: Path, base: Path) -> str:
 
 def _is_path(root: Path, value: Any) -> bool:
     values = value if isinstance(value, list) else [value]
-    return all((Path(v) if Path(v).is_absolute() else root / v).exists() for v in values)
+    return all(_path_like(v) and (Path(v) if Path(v).is_absolute() else root / v).exists()
+               for v in values)
 
 
 def _categories(data: Mapping[str, Any], names: list[str], file: str) -> list[dict[str, Any]]:

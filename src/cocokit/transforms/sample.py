@@ -15,7 +15,7 @@ from ..dataset import Annotations, Dataset, Images, object_array, plain, ranges
 from ..errors import OptionError
 from ._base import Transformed, category_rows, gc_paused, make_report
 
-__all__ = ["SOURCE_KEY", "sample", "upsample"]
+__all__ = ["SOURCE_KEY", "repeat_factors", "sample", "upsample"]
 
 SOURCE_KEY = "source_image_id"
 
@@ -106,6 +106,24 @@ def sample(
 
 
 @gc_paused
+def repeat_factors(ds: Dataset, repeats: Mapping[str | int, int]) -> np.ndarray:
+    """How many times :func:`upsample` writes each image (int64, one per image row):
+    the largest N of the categories it holds, 1 for the others."""
+    cats = ds.categories
+    rows = category_rows(cats, list(repeats), "repeats")
+    factor_of_cat = np.ones(len(cats) + 1, np.int64)  # last: undeclared category
+    for row, n in zip(rows.tolist(), repeats.values(), strict=True):
+        if isinstance(n, bool) or int(n) != n or not 1 <= n <= 2**31:
+            raise OptionError("repeats", dict(repeats), "whole numbers from 1 to 2**31")
+        factor_of_cat[row] = max(factor_of_cat[row], int(n))
+    img_idx = ds.image_index
+    has = img_idx >= 0
+    factor = np.ones(len(ds.images), np.int64)
+    if has.any():
+        np.maximum.at(factor, img_idx[has], factor_of_cat[ds.category_index[has]])
+    return factor
+
+
 def upsample(ds: Dataset, repeats: Mapping[str | int, int], *,
              mark: str = SOURCE_KEY) -> Transformed:
     """Repeat the images that contain given categories; returns ``(dataset, report)``.
@@ -120,19 +138,10 @@ def upsample(ds: Dataset, repeats: Mapping[str | int, int], *,
     """
     if not mark or not isinstance(mark, str):
         raise OptionError("mark", mark, "a non-empty key name")
-    cats = ds.categories
-    rows = category_rows(cats, list(repeats), "repeats")
-    factor_of_cat = np.ones(len(cats) + 1, np.int64)  # last: undeclared category
-    for row, n in zip(rows.tolist(), repeats.values(), strict=True):
-        if isinstance(n, bool) or int(n) != n or n < 1:
-            raise OptionError("repeats", dict(repeats), "whole numbers >= 1")
-        factor_of_cat[row] = max(factor_of_cat[row], int(n))
+    factor = repeat_factors(ds, repeats)
     n_img = len(ds.images)
     img_idx = ds.image_index
     has = img_idx >= 0
-    factor = np.ones(n_img, np.int64)
-    if has.any():
-        np.maximum.at(factor, img_idx[has], factor_of_cat[ds.category_index[has]])
     copies = factor - 1
     if not copies.any():
         out = ds.replace()
