@@ -46,6 +46,15 @@ _LAZY = {
     "read_yolo": ("io.yolo", "read_yolo"),
     "write_yolo": ("io.yolo", "write_yolo"),
     "open_stream": ("io.stream", "open_stream"),
+    "Results": ("io.results", "Results"),
+    "load_results": ("io.results", "load_results"),
+    "write_results": ("io.results", "write_results"),
+    "check_results": ("io.results", "check_results"),
+    "IdMap": ("io.idmap", "IdMap"),
+    "read_id_map": ("io.idmap", "read_id_map"),
+    "remap_results": ("remap", "remap_results"),
+    "evaluate": ("evaluate", "evaluate"),
+    "Evaluation": ("evaluate", "Evaluation"),
 }
 
 
@@ -61,6 +70,15 @@ def __getattr__(name: str) -> Any:
     return value
 
 __all__ = [
+    "Evaluation",
+    "IdMap",
+    "Results",
+    "check_results",
+    "evaluate",
+    "load_results",
+    "read_id_map",
+    "remap_results",
+    "write_results",
     "Annotations",
     "Categories",
     "CocoKitError",

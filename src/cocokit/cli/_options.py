@@ -21,7 +21,7 @@ from __future__ import annotations
 import os
 from enum import Enum
 from pathlib import Path
-from typing import Annotated, Any, TypeVar
+from typing import Annotated, Any, Optional, TypeVar
 
 import typer
 
@@ -54,6 +54,9 @@ AnnotationIds = Annotated[IdPolicy, typer.Option(
     "--annotation-ids", help="keep: write annotation ids as they are; auto: renumber 1..M.")]
 DropNegatives = Annotated[bool, typer.Option(
     "--drop-negatives", help="Leave out images without annotations.")]
+IdMapFile = Annotated[Optional[str], typer.Option(  # noqa: UP045 (typer needs Optional)
+    "--id-map", help="Also write the old-to-new map of image, annotation and category ids "
+    "as JSON (docs/predictions.md), for `cocokit results remap`.")]
 Json = Annotated[bool, typer.Option(
     "--json", help="Print machine-readable JSON on stdout (the shape is in the README).")]
 
@@ -161,7 +164,7 @@ def ids_note(image_ids: str, annotation_ids: str, *, new_records: str | None = N
 
 __all__ = [
     "DEFAULT_IDS", "IMAGES", "OUTPUT", "AnnotationIds", "DropEmptyAlias", "DropNegatives",
-    "IdPolicy", "IgnoreNegativesAlias", "ImageIds", "Json",
+    "IdMapFile", "IdPolicy", "IgnoreNegativesAlias", "ImageIds", "Json",
     "check_file_output", "check_folder_output", "check_image_folder",
     "deprecated", "ids_note", "renamed", "say",
 ]

@@ -281,13 +281,21 @@ def _complete_boxes(res: Results, dataset: Dataset | None) -> Results:
         ok = at >= 0
         heights[ok] = dataset.images.height[at[ok]]
         widths[ok] = dataset.images.width[at[ok]]
+    bbox = res.bbox.copy()
+    kps = np.array([res.segmentation[i] is None for i in rows.tolist()], bool)
+    for i in rows[kps].tolist():  # keypoints only: their extent, as loadRes makes it
+        xy = np.asarray(res.extra[i]["keypoints"], np.float64).reshape(-1, 3)[:, :2]
+        lo, hi = xy.min(axis=0), xy.max(axis=0)
+        bbox[i] = [lo[0], lo[1], hi[0] - lo[0], hi[1] - lo[1]]
+    rows, heights, widths = rows[~kps], heights[~kps], widths[~kps]
+    if not len(rows):
+        return res.replace(bbox=bbox)
     segs = res.segmentation[rows]
     polys = np.array([not isinstance(s, Mapping) for s in segs])
     if (polys & (heights < 0)).any():
         # polygons need no image size for their box; pycocotools' RLE carries its own
         heights[polys] = 1
         widths[polys] = 1
-    bbox = res.bbox.copy()
     bbox[rows] = segmentation_bboxes(segs, heights, widths)
     return res.replace(bbox=bbox)
 
@@ -325,9 +333,9 @@ def _record_problems(records: Sequence[Any]) -> list[Problem]:
                                 f"score must be a number, {found_value(r['score'])}"))
         seg = r.get("segmentation")
         box = r.get("bbox")
-        if box is None and seg is None:
-            out.append(_problem("missing-geometry", p,
-                                "a result needs a bbox [x, y, width, height] or a segmentation"))
+        if box is None and seg is None and "keypoints" not in r:
+            out.append(_problem("missing-geometry", p, "a result needs a bbox [x, y, width, "
+                                "height], a segmentation or keypoints"))
         if box is not None and not (isinstance(box, (list, tuple)) and len(box) == 4
                                     and all(is_number(v) for v in box)):
             out.append(_problem("bad-bbox", f"{p}.bbox",
