@@ -115,7 +115,7 @@ def eval_command(
         from ..analysis import write_analysis_report
 
         with status(f"plotting {Path(html).name}", quiet):
-            write_analysis_report(analysis, ev, Path(html))
+            write_analysis_report(analysis, ev, Path(html), ds)
         if not quiet:
             err_console.print(f"wrote {html}", markup=False, highlight=False)
 
