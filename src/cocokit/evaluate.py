@@ -168,8 +168,9 @@ class Evaluation:
             "images": self.images,
             "detections": self.detections,
         }
-        extra = [n for n in self.area_ranges if n not in DEFAULT_AREA_RANGES
-                 or self.area_ranges[n] != DEFAULT_AREA_RANGES[n]]
+        default = KEYPOINT_AREA_RANGES if self.iou_type == "keypoints" else DEFAULT_AREA_RANGES
+        extra = [n for n in self.area_ranges if n not in default
+                 or self.area_ranges[n] != default[n]]
         if extra:
             out["area_range_metrics"] = {n: self.range_metrics(n) for n in extra}
         if self.per_category is not None:
@@ -289,15 +290,19 @@ def evaluate(
     if not len(res):
         raise InputError(res.source, None, "no results: nothing to evaluate")
     _check_kind(res, iou_type)
-    ranges = dict(DEFAULT_AREA_RANGES)
-    ranges.update(area_ranges or {})
     with _silenced():
         coco_gt = _ground_truth(coco_cls, backend, gt_dict if gt_dict is not None else to_dict(ds))
         coco_dt = coco_gt.loadRes(res.to_records())
         ev = eval_cls(coco_gt, coco_dt, iou_type)
-        ev.params.maxDets = list(dets)
-        ev.params.areaRng = [list(v) for v in ranges.values()]
-        ev.params.areaRngLbl = list(ranges)
+        # the backend's own parameters, changed only where asked
+        ranges = {str(k): (float(a), float(b))
+                  for k, (a, b) in zip(ev.params.areaRngLbl, ev.params.areaRng, strict=True)}
+        if list(ev.params.maxDets) != list(dets):
+            ev.params.maxDets = list(dets)
+        if area_ranges:
+            ranges.update(area_ranges)
+            ev.params.areaRng = [list(v) for v in ranges.values()]
+            ev.params.areaRngLbl = list(ranges)
         ev.evaluate()
         ev.accumulate()
         ev.summarize()

@@ -204,7 +204,12 @@ def _decode(data: bytes, file: str | None) -> tuple[Results | None, list[Any] | 
     try:
         with gc_paused():
             fast = _FAST.decode(data)
-        return _fast_columns(fast, file), None
+        res = _fast_columns(fast, file)
+        rows = np.flatnonzero(res.computed)
+        no_geometry = any(res.segmentation[i] is None for i in rows.tolist())
+        if not no_geometry and not _bad_segmentations(res.segmentation):
+            return res, None
+        # a record without geometry, or a malformed one: the checked path names it
     except msgspec.ValidationError:
         pass
     except msgspec.DecodeError as e:
@@ -224,6 +229,11 @@ def _decode(data: bytes, file: str | None) -> tuple[Results | None, list[Any] | 
         raise InputError(file, None, "a results file must be a JSON array of result "
                          f"records, found {what}{hint}")
     return None, top
+
+
+def _bad_segmentations(segmentation: np.ndarray) -> bool:
+    """Whether any segmentation (None aside) has a problem."""
+    return any(check_segmentation(seg, "") for seg in segmentation if seg is not None)
 
 
 def _fast_columns(recs: list[_Fast], file: str | None) -> Results:
