@@ -238,8 +238,7 @@ def _confuse(confusion: np.ndarray, iou: np.ndarray, gk: np.ndarray, dk: np.ndar
             confusion[gk[j], dk[i]] += 1
         elif not (len(row) and (iou[i][crowd] >= FG_IOU).any()):
             confusion[n_cat, dk[i]] += 1
-    for j in np.flatnonzero(~taken):
-        confusion[gk[j], n_cat] += 1
+    np.add.at(confusion[:, n_cat], gk[~taken], 1)
 
 
 # -- the HTML report ---------------------------------------------------------------------

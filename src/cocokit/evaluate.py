@@ -57,6 +57,8 @@ DEFAULT_AREA_RANGES: dict[str, tuple[float, float]] = {
     "large": (96.0**2, 1e10),
 }
 _DEFAULT_MAX_DETS = {"bbox": (1, 10, 100), "segm": (1, 10, 100), "keypoints": (20,)}
+#: COCOeval's keypoint area ranges (no "small": keypoints are not annotated on them).
+KEYPOINT_AREA_RANGES = {k: v for k, v in DEFAULT_AREA_RANGES.items() if k != "small"}
 
 
 def parse_max_dets(text: str | Sequence[int] | None, iou_type: str) -> tuple[int, ...]:

@@ -50,11 +50,11 @@ __all__ = [
     "CategoryStats",
     "DatasetStats",
     "Distribution",
-    "ResultsStats",
-    "results_stats",
     "ImageSize",
+    "ResultsStats",
     "annotation_areas",
     "compute_stats",
+    "results_stats",
     "size_buckets",
 ]
 

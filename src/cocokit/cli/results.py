@@ -7,7 +7,7 @@ typer sub-app (:data:`results_app`) that other modules add commands to.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated, Literal, Optional
 
 import typer
 
@@ -61,7 +61,7 @@ def remap_command(
     check_file_output(output)
     src_ds = load_dataset(source, quiet) if source is not None else None
     results = load_results(file, src_ds)
-    missing = "error" if strict else "drop"
+    missing: Literal["drop", "error"] = "error" if strict else "drop"
     if id_map is not None:
         out = remap_results(results, read_id_map(id_map), missing=missing)
     else:

@@ -52,7 +52,8 @@ __all__ = [
 #: The keys of a result record that have columns; every other key goes to ``extra``.
 RESULT_KEYS = ("image_id", "category_id", "bbox", "score", "segmentation")
 
-ResultsSource = str | os.PathLike[str] | bytes | bytearray | memoryview | Sequence[Mapping[str, Any]]
+ResultsSource = (str | os.PathLike[str] | bytes | bytearray | memoryview
+                 | Sequence[Mapping[str, Any]])
 
 
 class _Fast(msgspec.Struct, forbid_unknown_fields=True):
