@@ -39,8 +39,8 @@ COCO_KEYS = ("images", "annotations", "categories")
 
 RESULTS = (
     "a COCO results list (detections with image_id, category_id, {geometry} and score), "
-    "not a COCO dataset; evaluate it against its ground truth (pycocotools COCO.loadRes "
-    "and COCOeval), or give cocokit the dataset file it was predicted on"
+    "not a COCO dataset; evaluate it against its ground truth with `cocokit eval GT "
+    "RESULTS` (COCOeval), or give cocokit the dataset file it was predicted on"
 )
 LABELME = (
     'a LabelMe annotation file (top-level "shapes" and "imagePath"), not a COCO dataset; '
