@@ -155,6 +155,10 @@ class Results:
         computed = self.computed
         ids, cats = self.image_id.tolist(), self.category_id.tolist()
         boxes, scores = self.bbox.tolist(), self.score.tolist()
+        if not seg_rows and not computed.any() and not any(self.extra):
+            with gc_paused():  # boxes only, the common case: one comprehension
+                return [{"image_id": i, "category_id": c, "bbox": b, "score": s}
+                        for i, c, b, s in zip(ids, cats, boxes, scores, strict=True)]
         for i in range(len(self)):
             rec: dict[str, Any] = {"image_id": ids[i], "category_id": cats[i]}
             if not computed[i]:
