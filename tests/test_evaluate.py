@@ -204,6 +204,20 @@ def test_eval_json(capsys: pytest.CaptureFixture[str]) -> None:
     assert len(out["per_category"]) == 80 and len(out["stat_names"]) == 12
 
 
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("iou_type", ["bbox", "segm"])
+def test_eval_command_per_backend(capsys: pytest.CaptureFixture[str], backend: str,
+                                  iou_type: str) -> None:
+    """The command gives the native backends the checked files themselves."""
+    need(backend)
+    gt, res = real_path(*VAL), real_path(*FAKE[iou_type])
+    assert main(["eval", str(gt), str(res), "--iou-type", iou_type, "--backend", backend,
+                 "--json", "-q"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["stats"] == own_run(backend, gt, res, iou_type)
+    assert out["backend"] == backend
+
+
 def test_eval_text_is_pycocotools_summary(capsys: pytest.CaptureFixture[str]) -> None:
     gt, res = real_path(*VAL), real_path(*FAKE["segm"])
     printed = io.StringIO()

@@ -265,13 +265,17 @@ def evaluate(
     per_category: bool = False,
     backend: Backend = "pycocotools",
     gt_dict: Mapping[str, Any] | None = None,
+    files: tuple[str | os.PathLike[str], str | os.PathLike[str]] | None = None,
 ) -> Evaluation:
     """Evaluate ``results`` against the ground truth ``gt`` with COCOeval.
 
     ``max_dets`` replaces COCOeval's ``[1, 10, 100]``; ``area_ranges`` (name -> (min,
     max) in px²) replaces the range of the same name or adds one (reported by
     :meth:`Evaluation.range_metrics`). ``gt_dict`` is the ground truth as plain COCO data
-    when the caller has it already (else made from ``gt``).
+    when the caller has it already (else made from ``gt``). ``files``: the ground truth
+    and results files ``gt`` and ``results`` were read from; the native backends
+    (faster-coco-eval, hotcoco) then read them themselves, which is quicker than taking
+    Python data (pycocotools always gets the loaded data).
 
     Raises :class:`~cocokit.errors.InputError` when a result names an image or category
     that is not in ``gt`` (by JSON path), or has no geometry of ``iou_type``.
@@ -293,8 +297,13 @@ def evaluate(
         raise InputError(res.source, None, "no results: nothing to evaluate")
     _check_kind(res, iou_type)
     with _silenced():
-        coco_gt = _ground_truth(coco_cls, backend, gt_dict if gt_dict is not None else to_dict(ds))
-        coco_dt = coco_gt.loadRes(res.to_records())
+        if files is not None and backend != "pycocotools":  # checked above: the same data
+            coco_gt = coco_cls(os.fspath(files[0]))
+            coco_dt = coco_gt.loadRes(os.fspath(files[1]))
+        else:
+            coco_gt = _ground_truth(coco_cls, backend,
+                                    gt_dict if gt_dict is not None else to_dict(ds))
+            coco_dt = coco_gt.loadRes(res.to_records())
         ev = eval_cls(coco_gt, coco_dt, iou_type)
         # the backend's own parameters, changed only where asked
         ranges = {str(k): (float(a), float(b))

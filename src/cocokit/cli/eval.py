@@ -82,7 +82,7 @@ def eval_command(
         res = load_results(results, ds)
     with status(f"evaluating with {backend.value}", quiet or as_json):
         ev = evaluate(ds, res, iou_type=iou_type.value, max_dets=dets, area_ranges=ranges,
-                      per_category=per_category, backend=backend.value)
+                      per_category=per_category, backend=backend.value, files=(gt, results))
     analysis = None
     if analyse:
         from ..analysis import analyse_results
