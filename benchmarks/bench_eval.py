@@ -21,6 +21,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import resource
 import statistics
 import subprocess
 import sys
@@ -100,14 +101,20 @@ def generate(folder: Path, images: int = 5000, per_image: float = 7.3, dets_per_
     return gt_path, res_path
 
 
-def timed(cmd: list[str]) -> tuple[float, list[float]]:
-    start = time.perf_counter()
-    proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
-    took = time.perf_counter() - start
+def _cpu() -> float:
+    r = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return r.ru_utime + r.ru_stime
+
+
+def timed(cmd: list[str], env: dict[str, str] | None = None) -> tuple[float, float, list[float]]:
+    """Wall seconds, CPU seconds (user + system, the child and its threads) and stats."""
+    cpu0, start = _cpu(), time.perf_counter()
+    proc = subprocess.run(cmd, capture_output=True, text=True, env=env, check=False)
+    took, cpu = time.perf_counter() - start, _cpu() - cpu0
     if proc.returncode:
         raise SystemExit(f"{cmd[:4]} failed:\n{proc.stderr}")
     out = json.loads(proc.stdout)
-    return took, out["stats"] if isinstance(out, dict) else out
+    return took, cpu, out["stats"] if isinstance(out, dict) else out
 
 
 def main() -> None:
@@ -127,22 +134,22 @@ def main() -> None:
         own_cmd = [sys.executable, "-c", OWN[backend] + OWN_RUN, str(gt), str(res)]
         kit_cmd = [sys.executable, "-m", "cocokit", "eval", str(gt), str(res), "--backend",
                    backend, "--json", "-q"]
-        own_t, kit_t = [], []
+        own_t, kit_t, own_c, kit_c = [], [], [], []
         for _ in range(args.runs):  # in turn, so both see the same machine
-            t, own_stats = timed(own_cmd)
+            t, c, own_stats = timed(own_cmd)
             own_t.append(t)
-            start = time.perf_counter()
-            proc = subprocess.run(kit_cmd, capture_output=True, text=True, env=env, check=False)
-            kit_t.append(time.perf_counter() - start)
-            if proc.returncode:
-                raise SystemExit(f"cocokit eval failed:\n{proc.stderr}")
-            kit_stats = json.loads(proc.stdout)["stats"]
+            own_c.append(c)
+            t, c, kit_stats = timed(kit_cmd, env)
+            kit_t.append(t)
+            kit_c.append(c)
             if kit_stats != own_stats:
                 raise SystemExit(f"{backend}: stats differ\n own {own_stats}\n kit {kit_stats}")
-        own_m, kit_m = statistics.median(own_t), statistics.median(kit_t)
-        print(f"{backend:>16}: own {own_m:7.2f} s  cocokit eval {kit_m:7.2f} s  "
-              f"ratio {kit_m / own_m:.3f}  (runs: own {[round(t, 2) for t in own_t]}, "
-              f"cocokit {[round(t, 2) for t in kit_t]}; stats equal, AP {own_stats[0]:.4f})")
+        med = statistics.median
+        print(f"{backend:>16}: wall own {med(own_t):7.2f} s, cocokit eval {med(kit_t):7.2f} s, "
+              f"ratio {med(kit_t) / med(own_t):.3f}; CPU own {med(own_c):7.2f} s, cocokit "
+              f"{med(kit_c):7.2f} s, ratio {med(kit_c) / med(own_c):.3f}  (wall runs: own "
+              f"{[round(t, 2) for t in own_t]}, cocokit {[round(t, 2) for t in kit_t]}; "
+              f"stats equal, AP {own_stats[0]:.4f})", flush=True)
 
 
 if __name__ == "__main__":
