@@ -98,7 +98,8 @@ def test_keypoint_results_box_from_keypoints() -> None:
 
 
 def test_fast_read_of_many_results(tmp_path: Path) -> None:
-    """360k detections decode in well under a second (typed msgspec decode, columns)."""
+    """360k detections decode in well under a second of CPU (typed msgspec decode,
+    columns)."""
     import time
 
     rng = np.random.default_rng(0)
@@ -110,11 +111,11 @@ def test_fast_read_of_many_results(tmp_path: Path) -> None:
                                   np.round(rng.random(n), 3).tolist(), strict=True)]
     path = tmp_path / "big.json"
     path.write_bytes(msgspec.json.encode(recs))
-    start = time.perf_counter()
+    start = time.process_time()  # CPU time: the machine is shared, wall time is not ours
     res = load_results(path)
-    took = time.perf_counter() - start
+    took = time.process_time() - start
     assert len(res) == n and res.bbox.tolist()[:3] == boxes.tolist()[:3]
-    assert took < 2.5, f"{took:.2f} s"  # ~0.45 s on the 2-core dev machine; slack for load
+    assert took < 2.0, f"{took:.2f} s CPU"  # ~0.45 s on the 2-core dev machine
 
 
 # -- malformed results: one clear error with its path ------------------------------------
@@ -195,7 +196,16 @@ def test_documents_that_are_no_results_list(data: bytes, error: type, match: str
 def test_results_from_records_raises_with_path() -> None:
     with pytest.raises(InputError, match=r"results\[1\]\.score"):
         Results.from_records([GOOD, with_(score=None)])
+    with pytest.raises(InputError, match=r"results\[0\]\.score"):
+        Results.from_records([with_(score=3.0)])
     assert len(Results.from_records([GOOD])) == 1
+
+
+def test_results_from_records_computes_missing_boxes() -> None:
+    res = Results.from_records([with_(bbox=..., segmentation=[[10, 20, 30, 20, 30, 50]])],
+                               source="mine")
+    assert res.bbox[0].tolist() == [10, 20, 20, 30] and res.source == "mine"
+    assert res.computed.tolist() == [True]
 
 
 def test_missing_file() -> None:

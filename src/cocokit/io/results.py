@@ -142,10 +142,11 @@ class Results:
         """Columns of result records (dicts); raises :class:`~cocokit.errors.InputError`
         naming ``results[i].field`` for the first malformed record (every problem is in
         :func:`check_results`)."""
-        problems = _record_problems(records)
-        if problems:
-            _raise_first(problems, source)
-        return _columns(records, source)
+        res, report = read_results(records, name=source)
+        if res is None or not report.ok:
+            _raise_first(report.problems, source)
+        assert res is not None
+        return res
 
     def to_records(self) -> list[dict[str, Any]]:
         """The result records as plain JSON data: the columns, then the extra keys (a
@@ -421,6 +422,7 @@ def read_results(
     data, file = _bytes_of(src)
     file = name or file
     report = Report(file or "<results>")
+    res: Results | None
     if data is None:
         records: list[Any] | None = list(src)  # type: ignore[arg-type]
         res = None
