@@ -255,3 +255,10 @@ def test_eval_refuses_malformed_results(tmp_path: Path, capsys: pytest.CaptureFi
     assert main(["eval", str(real_path(*VAL)), str(bad)]) == 2
     err = capsys.readouterr().err
     assert "results[0].bbox" in err and err.count("\n") == 1
+
+
+def test_eval_of_no_results(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    empty = tmp_path / "r.json"
+    empty.write_text("[]")
+    assert main(["eval", str(real_path(*VAL)), str(empty)]) == 2
+    assert "nothing to evaluate" in capsys.readouterr().err
