@@ -35,7 +35,7 @@ FLOORS: list[tuple[str, list[str]]] = [
     ("operations", [
         "cocokit.validate", "cocokit.stats", "cocokit.summary", "cocokit.report",
         "cocokit.draw", "cocokit.slicing", "cocokit.transforms", "cocokit.transforms.*",
-        "cocokit.augment", "cocokit.augment.*", "cocokit.evaluate", "cocokit.remap",
+        "cocokit.augment", "cocokit.augment.*", "cocokit.evaluation", "cocokit.remap",
         "cocokit.analysis",
     ]),
     ("shells", [

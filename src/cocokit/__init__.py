@@ -53,8 +53,8 @@ _LAZY = {
     "IdMap": ("io.idmap", "IdMap"),
     "read_id_map": ("io.idmap", "read_id_map"),
     "remap_results": ("remap", "remap_results"),
-    "evaluate": ("evaluate", "evaluate"),
-    "Evaluation": ("evaluate", "Evaluation"),
+    "evaluate": ("evaluation", "evaluate"),
+    "Evaluation": ("evaluation", "Evaluation"),
 }
 
 

@@ -46,7 +46,7 @@ from .geometry import encoded_rle, mask_api
 from .io.results import Results
 
 if TYPE_CHECKING:  # pragma: no cover
-    from .evaluate import Evaluation
+    from .evaluation import Evaluation
 
 __all__ = ["ERROR_TYPES", "Analysis", "analyse_results", "write_analysis_report"]
 

@@ -65,7 +65,7 @@ def eval_command(
 
     Example: cocokit eval gt.json segm.json --iou-type segm --json --analyse --html report.html
     """
-    from ..evaluate import evaluate, parse_area_range, parse_max_dets
+    from ..evaluation import evaluate, parse_area_range, parse_max_dets
     from ..io.results import load_results
 
     dets = parse_max_dets(max_dets, iou_type.value)

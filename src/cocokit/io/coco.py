@@ -507,7 +507,7 @@ class ExportSummary:
     skipped: tuple[str, ...] = ()
     warnings: tuple[str, ...] = ()
     #: old and new ids of what was written (``--id-map``)
-    id_map: IdMap | None = None
+    id_map: IdMap | None = dataclasses.field(default=None, compare=False, repr=False)
 
 
 @dataclasses.dataclass

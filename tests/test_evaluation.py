@@ -16,7 +16,7 @@ import pytest
 import cocokit
 from cocokit.cli import main
 from cocokit.errors import InputError, MissingDependency, OptionError
-from cocokit.evaluate import evaluate, parse_area_range, parse_max_dets
+from cocokit.evaluation import evaluate, parse_area_range, parse_max_dets
 
 from .conftest import DATA, real_path
 
@@ -262,3 +262,12 @@ def test_eval_of_no_results(tmp_path: Path, capsys: pytest.CaptureFixture[str]) 
     empty.write_text("[]")
     assert main(["eval", str(real_path(*VAL)), str(empty)]) == 2
     assert "nothing to evaluate" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("name", ["evaluate", "Evaluation", "load_results", "Results",
+                                  "remap_results", "read_id_map", "write_results"])
+def test_public_names(name: str) -> None:
+    import cocokit.evaluation
+
+    assert getattr(cocokit, name) is not None and name in cocokit.__all__
+    assert callable(getattr(cocokit, name))
