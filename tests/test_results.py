@@ -288,3 +288,32 @@ def test_stats_html_of_results_refused(tmp_path: Path, capsys: pytest.CaptureFix
     assert main(["stats", str(real_path(*BBOX)), "--html", str(tmp_path / "r.html")]) == 2
     assert "eval" in capsys.readouterr().err
     assert not (tmp_path / "r.html").exists()
+
+
+@pytest.mark.parametrize(("records", "path"),
+                         [pytest.param(r, p, id=i) for i, r, p, _ in MALFORMED])
+def test_eval_of_malformed_results_is_one_error_line(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str], records: Any, path: str) -> None:
+    gt = tmp_path / "gt.json"
+    cocokit.save(dataset(), gt)
+    bad = tmp_path / "r.json"
+    bad.write_bytes(records if isinstance(records, bytes) else msgspec.json.encode(records))
+    assert main(["eval", str(gt), str(bad)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error:") and path in err and "Traceback" not in err
+
+
+def test_eval_as_a_real_process(tmp_path: Path) -> None:
+    import os
+    import subprocess
+    import sys
+
+    from .conftest import REPO
+
+    env = {**os.environ, "PYTHONPATH": str(REPO / "src")}
+    proc = subprocess.run([sys.executable, "-m", "cocokit", "eval", str(real_path(*VAL)),
+                           str(real_path(*BBOX)), "--json"], capture_output=True, text=True,
+                          env=env, timeout=300, check=False)
+    assert proc.returncode == 0, proc.stderr
+    out = json.loads(proc.stdout)  # nothing the backend prints reaches stdout
+    assert len(out["stats"]) == 12 and 0 < out["stats"][0] < 1
