@@ -36,6 +36,7 @@ FLOORS: list[tuple[str, list[str]]] = [
         "cocokit.validate", "cocokit.stats", "cocokit.summary", "cocokit.report",
         "cocokit.draw", "cocokit.slicing", "cocokit.transforms", "cocokit.transforms.*",
         "cocokit.augment", "cocokit.augment.*", "cocokit.postprocess", "cocokit.unslice",
+        "cocokit.evaluation", "cocokit.remap", "cocokit.analysis",
     ]),
     ("shells", [
         "cocokit", "cocokit.__main__", "cocokit.compat", "cocokit.compat.*",

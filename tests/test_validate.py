@@ -380,6 +380,9 @@ def test_every_code_is_kebab_case_and_documented() -> None:
     exercised = {code for _, _, expected in CASES for _, code, _ in expected}
     exercised |= {"top-not-object", "json-syntax"}
     exercised |= {code for _, code, _ in DOCUMENT_CASES}
+    from .test_results import MALFORMED  # the codes of results lists (io/results.py)
+
+    exercised |= {code for *_, code in MALFORMED}
     assert exercised == set(CODES)
 
 

@@ -54,6 +54,7 @@ __all__ = [
     "check_image_sizes",
     "check_images",
     "check_invalid",
+    "check_segmentation",
 ]
 
 InvalidPolicy = Literal["error", "skip"]
@@ -434,6 +435,18 @@ def _check_segmentation_value(
         found.add(k, "bad-segmentation", path(k, ".segmentation"),
                   "segmentation must be an array of polygons or an RLE object "
                   f'{{"size": [h, w], "counts": ...}}, {_found(s)}')
+
+
+def check_segmentation(seg: Any, path: str, height: int = -1, width: int = -1) -> list[Problem]:
+    """The problems of one segmentation value (Python data) at JSON ``path``: the same
+    checks and codes as an annotation's; an RLE size is compared with ``height`` and
+    ``width`` when they are given (>= 0)."""
+    found = _Found()
+    _check_segmentation_value(
+        seg, 0, np.array([height]), np.array([width]), found,
+        lambda k, suffix: path + suffix.removeprefix(".segmentation"),
+    )
+    return found.by_row.get(0, [])
 
 
 def _check_polygons(seg: Sequence[Any], k: int, found: _Found, path: Any) -> None:

@@ -60,6 +60,8 @@ CODES: dict[str, str] = {
     "duplicate-category-id": "Two categories share an id.",
     "dangling-image-id": "An annotation's image_id matches no image.",
     "dangling-category-id": "An annotation's category_id matches no category.",
+    # errors: results lists (cocokit.io.results)
+    "score-out-of-range": "A result's score is not a number from 0 to 1.",
     # warnings
     "bbox-outside-image": "A bbox extends outside its image (beyond a small tolerance).",
     "zero-area-bbox": "A bbox has zero width or height.",

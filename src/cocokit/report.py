@@ -30,7 +30,10 @@ from .dataset import Dataset
 from .errors import MissingDependency
 from .stats import AREA_RANGES, DatasetStats, Distribution, annotation_areas, compute_stats
 
-__all__ = ["FIGURES", "render_report", "report_figures", "require_plotting", "write_report"]
+__all__ = [
+    "FIGURES", "figure_html", "html_page", "new_figure", "png_bytes", "render_report",
+    "report_figures", "require_plotting", "write_report",
+]
 
 #: Name and caption of each plot, in report order.
 FIGURES: dict[str, str] = {
@@ -341,37 +344,59 @@ def _category_table(s: DatasetStats) -> str:
     return "\n".join(out)
 
 
+def new_figure() -> Any:
+    """A matplotlib Figure (constrained layout) for a report's plot; MissingDependency
+    (extra ``plot``) without matplotlib."""
+    return _figure_class()(layout="constrained")
+
+
+def png_bytes(fig: Any) -> bytes:
+    """A figure as the PNG bytes every report embeds."""
+    return _png(fig)
+
+
+def figure_html(key: str, png: bytes, caption: str, wide: bool = False) -> str:
+    """One plot of a report: an inline ``data:`` PNG with its caption."""
+    b64 = base64.b64encode(png).decode("ascii")
+    cap = html.escape(caption)
+    cls = ' class="wide"' if wide else ""
+    return (f'<figure id="fig-{key}"{cls}><img alt="{cap}" '
+            f'src="data:image/png;base64,{b64}"><figcaption>{cap}</figcaption></figure>')
+
+
+def html_page(title: str, body: list[str]) -> str:
+    """A self-contained HTML document in the style of every cocokit report: ``title``
+    as heading, then the ``body`` parts (HTML) as they are."""
+    return "\n".join([
+        "<!DOCTYPE html>",
+        '<html lang="en"><head><meta charset="utf-8">',
+        '<meta name="viewport" content="width=device-width, initial-scale=1">',
+        f"<title>{html.escape(title)}</title>",
+        f"<style>{_CSS}</style></head><body>",
+        f"<h1>{html.escape(title)}</h1>",
+        *body,
+        "</body></html>\n",
+    ])
+
+
 def render_report(ds: Dataset, stats: DatasetStats | None = None,
                   title: str | None = None) -> str:
     """The report as one self-contained HTML document (a str)."""
     s = stats if stats is not None else compute_stats(ds)
     figures = report_figures(ds, s)
     name = title or f"cocokit report: {ds.source or 'dataset'}"
-    parts = [
-        "<!DOCTYPE html>",
-        '<html lang="en"><head><meta charset="utf-8">',
-        '<meta name="viewport" content="width=device-width, initial-scale=1">',
-        f"<title>{html.escape(name)}</title>",
-        f"<style>{_CSS}</style></head><body>",
-        f"<h1>{html.escape(name)}</h1>",
-        '<h2>Dataset</h2><table class="summary"><tbody>',
-    ]
+    parts = ['<h2>Dataset</h2><table class="summary"><tbody>']
     parts += [f"<tr><td>{html.escape(k)}</td><td>{html.escape(v)}</td></tr>"
               for k, v in _summary_rows(s)]
     parts.append('</tbody></table><h2>Plots</h2><div class="grid">')
     for key, png in figures.items():
-        b64 = base64.b64encode(png).decode("ascii")
-        cap = html.escape(FIGURES[key])
-        wide = ' class="wide"' if key == "categories" else ""
-        parts.append(f'<figure id="fig-{key}"{wide}><img alt="{cap}" '
-                     f'src="data:image/png;base64,{b64}"><figcaption>{cap}</figcaption></figure>')
+        parts.append(figure_html(key, png, FIGURES[key], wide=key == "categories"))
     parts.append("</div><h2>Categories</h2>")
     parts.append("<p>Areas are the annotations' <code>area</code> field; small / medium / large "
                  "count what COCOeval evaluates (not crowd; bounds 32² and 96² inclusive on "
                  "both sides).</p>")
     parts.append(_category_table(s))
-    parts.append("</body></html>\n")
-    return "\n".join(parts)
+    return html_page(name, parts)
 
 
 def write_report(ds: Dataset, path: str | os.PathLike[str], stats: DatasetStats | None = None,

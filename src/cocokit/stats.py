@@ -42,6 +42,7 @@ from .dataset import Annotations, Categories, Dataset, lookup
 from .geometry import segmentation_areas
 
 if TYPE_CHECKING:
+    from .io.results import Results
     from .io.stream import CocoStream
 
 __all__ = [
@@ -50,8 +51,10 @@ __all__ = [
     "DatasetStats",
     "Distribution",
     "ImageSize",
+    "ResultsStats",
     "annotation_areas",
     "compute_stats",
+    "results_stats",
     "size_buckets",
 ]
 
@@ -428,4 +431,66 @@ def _stats_of_columns(
         medium=bucket_totals["medium"],
         large=bucket_totals["large"],
         per_category=tuple(per_category),
+    )
+
+
+# -- detection results ----------------------------------------------------------------
+
+#: The bins of the score histogram of :class:`ResultsStats` (ten, 0.1 wide).
+SCORE_BINS = np.linspace(0.0, 1.0, 11)
+
+
+@dataclasses.dataclass(frozen=True)
+class ResultsStats:
+    """Statistics of a results list (:func:`results_stats`).
+
+    ``per_category``: ``{"id", "name", "detections", "images", "score_mean"}`` per
+    category id used (name from the dataset when given, else None);
+    ``score_histogram``: counts of scores in [0, 0.1), [0.1, 0.2), ... [0.9, 1.0].
+    """
+
+    source: str | None
+    detections: int
+    images: int
+    categories: int
+    with_segmentation: int
+    score: Distribution
+    box_area: Distribution
+    per_image: Distribution
+    score_histogram: list[int]
+    per_category: list[dict[str, Any]]
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain data for JSON output."""
+        out = dataclasses.asdict(self)
+        out["score_bins"] = SCORE_BINS.tolist()
+        return out
+
+
+def results_stats(results: Results, dataset: Dataset | None = None) -> ResultsStats:
+    """Counts per category, score and box-area distributions and the score histogram
+    of detection results (category names from ``dataset`` when given)."""
+    cats, cat_rows, counts = np.unique(results.category_id, return_inverse=True,
+                                       return_counts=True)
+    imgs, img_rows, per_image = np.unique(results.image_id, return_inverse=True,
+                                          return_counts=True)
+    names: dict[int, str] = {}
+    if dataset is not None:
+        names = dict(zip(dataset.categories.id.tolist(), dataset.categories.name, strict=True))
+    score_sum = np.bincount(cat_rows, weights=results.score, minlength=len(cats))
+    hist, _ = np.histogram(np.clip(results.score, 0.0, 1.0), SCORE_BINS)
+    table = []
+    for k, cid in enumerate(cats.tolist()):
+        in_cat = cat_rows == k
+        table.append({
+            "id": cid, "name": names.get(cid),
+            "detections": int(counts[k]),
+            "images": len(np.unique(img_rows[in_cat])),
+            "score_mean": float(score_sum[k] / counts[k]),
+        })
+    return ResultsStats(
+        results.source, len(results), len(imgs), len(cats),
+        sum(s is not None for s in results.segmentation),
+        Distribution.of(results.score), Distribution.of(results.bbox[:, 2] * results.bbox[:, 3]),
+        Distribution.of(per_image), hist.astype(int).tolist(), table,
     )

@@ -270,6 +270,8 @@ def save_dataset(
     invalid: str = "error",
     streamed: str = "",
     shown_as: str | None = None,
+    id_map: str | None = None,
+    category_map: tuple[Any, Any] | None = None,
 ) -> Any:
     """Write a source atomically with a progress bar (:func:`cocokit.io.coco.write_coco`,
     a loaded dataset or one read in runs, see :func:`open_source`); prints a one-line
@@ -280,6 +282,9 @@ def save_dataset(
 
     With ``keep``, ids that repeat are refused before anything is written, each problem
     line naming the way out (``image_ids='auto' (CLI: --image-ids auto)``).
+
+    ``id_map``: also write the export's old-to-new ids there (``--id-map``), with
+    ``category_map`` (old ids, new ids) when the command renumbered categories.
     """
     from ..io.coco import write_coco
     from ._options import ids_note
@@ -296,6 +301,14 @@ def save_dataset(
             progress=update,
             invalid=invalid,  # type: ignore[arg-type]
         )
+    if id_map is not None and summary.id_map is not None:
+        from ..io.idmap import write_id_map
+
+        ids = summary.id_map
+        write_id_map(ids.with_categories(*category_map) if category_map else ids, id_map)
+        if not quiet:
+            err_console.print(f"wrote {id_map}: the old-to-new ids", markup=False,
+                              highlight=False)
     if not quiet and not isinstance(ds, Dataset):
         err_console.print(
             f"wrote {path}: {summary.images} images, {summary.annotations} annotations "

@@ -26,7 +26,7 @@ import os
 from collections.abc import Sequence
 from enum import Enum
 from pathlib import Path
-from typing import Annotated, Any, TypeVar
+from typing import Annotated, Any, Optional, TypeVar
 
 import typer
 
@@ -59,6 +59,9 @@ AnnotationIds = Annotated[IdPolicy, typer.Option(
     "--annotation-ids", help="keep: write annotation ids as they are; auto: renumber 1..M.")]
 DropNegatives = Annotated[bool, typer.Option(
     "--drop-negatives", help="Leave out images without annotations.")]
+IdMapFile = Annotated[Optional[str], typer.Option(  # noqa: UP045 (typer needs Optional)
+    "--id-map", help="Also write the old-to-new map of image, annotation and category ids "
+    "as JSON (docs/predictions.md), for `cocokit results remap`.")]
 Json = Annotated[bool, typer.Option(
     "--json", help="Print machine-readable JSON on stdout (the shape is in the README).")]
 
@@ -244,7 +247,7 @@ def ids_note(image_ids: str, annotation_ids: str, *, new_records: str | None = N
 __all__ = [
     "BYTES_PER_PIXEL", "DEFAULT_IDS", "IMAGES", "MAX_OUTPUT_BYTES", "MAX_OUTPUT_IMAGES",
     "MAX_WORKERS_PER_CORE", "OUTPUT", "AnnotationIds", "DropEmptyAlias", "DropNegatives",
-    "IdPolicy", "IgnoreNegativesAlias", "ImageIds", "Json", "Yes",
+    "IdMapFile", "IdPolicy", "IgnoreNegativesAlias", "ImageIds", "Json", "Yes",
     "check_file_output", "check_folder_output", "check_image_folder", "check_run_size",
     "check_workers", "deprecated", "estimated_bytes", "ids_note", "renamed", "say",
 ]

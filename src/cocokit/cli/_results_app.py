@@ -14,7 +14,8 @@ results_app = typer.Typer(
     name="results",
     help="Commands on detection results (a COCO results list: image_id, category_id, "
     "bbox, score, segmentation).\n\n"
-    "Example: cocokit results unslice tile_preds.json --tiles tiles.json -o preds.json",
+    "Example: cocokit results unslice tile_preds.json --tiles tiles.json -o preds.json\n\n"
+    "Example: cocokit results remap preds.json --id-map ids.json -o remapped.json",
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,

@@ -30,6 +30,7 @@ from ._options import (
     DEFAULT_IDS,
     AnnotationIds,
     DropNegatives,
+    IdMapFile,
     IgnoreNegativesAlias,
     ImageIds,
     Json,
@@ -82,9 +83,18 @@ def info(
 ) -> None:
     """Show counts and a per-category table of annotations and images.
 
+    Given a results list (detections), its counts per category and scores.
+
     Example: cocokit info instances_val2017.json
     """
+    from ..io.sniff import is_results_file
     from ..summary import summarize
+
+    if is_results_file(file):
+        from .results import show_results
+
+        show_results(file, as_json, histogram=False)
+        return
 
     source = open_source(file, stream, quiet or as_json)
     with working(source, f"reading {file} in runs", quiet or as_json):
@@ -118,7 +128,11 @@ def info(
 
 @app.command()
 def validate(
-    file: Annotated[Path, typer.Argument(help="COCO JSON file.")],
+    file: Annotated[Path, typer.Argument(help="COCO JSON file (with --results: the ground "
+                                         "truth), or a results file alone.")],
+    results: Annotated[Optional[Path], typer.Option(  # noqa: UP045
+        "--results", help="Check this results file (detections) against FILE, the "
+        "ground truth: ids, boxes, scores.")] = None,
     as_json: Json = False,
     errors_only: Annotated[bool, typer.Option("--errors-only", help="Hide warnings.")] = False,
     strict: Annotated[bool, typer.Option("--strict", help="Exit 1 on warnings too.")] = False,
@@ -132,9 +146,19 @@ def validate(
     fail the check unless --strict is given.
 
     Example: cocokit validate instances_val2017.json --errors-only
+
+    Example: cocokit validate --results detections.json instances_val2017.json
     """
-    # the same checks either way; --stream only chooses how the bytes are read
-    report = validate_path(file, quiet or as_json, stream=use_stream(file, stream))
+    from ..io.sniff import is_results_file
+
+    if results is not None or is_results_file(file):
+        from ..io.results import read_results
+
+        gt = open_source(file, False, quiet or as_json) if results is not None else None
+        report = read_results(results if results is not None else file, gt)[1]  # type: ignore[arg-type]
+    else:
+        # the same checks either way; --stream only chooses how the bytes are read
+        report = validate_path(file, quiet or as_json, stream=use_stream(file, stream))
     problems = [p for p in report.problems if not errors_only or p.severity == "error"]
     if as_json:
         print(json.dumps(report.to_dict(), indent=2))
@@ -152,7 +176,8 @@ def validate(
         if not quiet:
             n_err, n_warn = len(report.errors), len(report.warnings)
             verdict = "[green]valid[/green]" if report.ok else "[red]invalid[/red]"
-            err_console.print(f"{file}: {verdict}: {n_err} error(s), {n_warn} warning(s)")
+            err_console.print(f"{report.source}: {verdict}: {n_err} error(s), "
+                              f"{n_warn} warning(s)")
     if unreadable(report):
         raise typer.Exit(2)
     if report.errors or (strict and report.warnings):
@@ -187,6 +212,7 @@ def export(
         Optional[list[str]],  # noqa: UP045
         typer.Option(help="YOLO: NAME=FILE.json, one more split from another file (repeat)."),
     ] = None,
+    id_map: IdMapFile = None,
     skip_invalid: Annotated[
         bool, typer.Option("--skip-invalid", help="Leave out the records validate calls "
                            "invalid (each is listed) instead of refusing the export.")
@@ -206,6 +232,8 @@ def export(
     Example: cocokit export in.json -o out.json --annotation-ids auto --drop-negatives
 
     Example: cocokit export val.json --format yolo -i val2017/ -o yolo/
+
+    Example: cocokit export in.json -o out.json --image-ids auto --id-map ids.json
     """
     invalid: Literal["error", "skip"] = "skip" if skip_invalid else "error"
     if indent is not None and not 0 <= indent <= 16:  # each space is repeated on every line
@@ -222,6 +250,8 @@ def export(
     if fmt is ExportFormat.yolo:
         from .yolo import export_yolo_command
 
+        if id_map is not None:
+            raise OptionError("--id-map", id_map, "--format coco (YOLO files have no ids)")
         if drop_negatives:
             raise OptionError("--drop-negatives", True, "--format coco (YOLO keeps images "
                               "without objects as empty label files)")
@@ -240,6 +270,8 @@ def export(
         )
         return
     check_file_output(output)
+    if id_map is not None:
+        check_file_output(id_map, "--id-map")
     out = Path(output)
     # --indent needs the whole document in memory: it is never streamed
     src = open_source(file, False if indent is not None else stream, quiet)
@@ -252,4 +284,5 @@ def export(
         ignore_negative_samples=drop_negatives,
         indent=indent,
         invalid=invalid,
+        id_map=id_map,
     )

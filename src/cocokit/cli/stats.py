@@ -134,8 +134,20 @@ def stats_command(
     Streamed (--stream, the default for a file large for this machine), the file is
     read in runs and the statistics are the same; --html then needs --no-stream.
 
+    Given a results list (detections): counts per category and a score histogram.
+
     Example: cocokit stats instances_val2017.json --html report.html
     """
+    from ..io.sniff import is_results_file
+
+    if is_results_file(file):
+        if html is not None:
+            raise OptionError("--html", html, "a COCO dataset (the HTML report of a results "
+                              "file is `cocokit eval GT RESULTS --analyse --html`)")
+        from .results import show_results
+
+        show_results(file, as_json, histogram=True)
+        return
     streamed = use_stream(file, stream)
     if html is not None:
         if streamed:

@@ -40,6 +40,7 @@ from ._options import (
     AnnotationIds,
     DropEmptyAlias,
     DropNegatives,
+    IdMapFile,
     IdPolicy,
     ImageIds,
     Yes,
@@ -146,13 +147,21 @@ def _image_list(path: Path, option: str) -> list[int | str]:
 
 def _save(ds: Dataset, output: str | Path, quiet: bool, image_ids: IdPolicy,
           annotation_ids: IdPolicy, ids_line: bool = True, warn: bool = True,
-          drop_negatives: bool = False) -> None:
+          drop_negatives: bool = False, id_map: str | None = None,
+          category_map: tuple[Any, Any] | None = None) -> None:
     """Write with the id policies (repeated ids with ``keep`` are refused, naming
     ``auto``: the transforms never make them, but an input may hold them), leaving out
-    the images without annotations with ``drop_negatives``."""
+    the images without annotations with ``drop_negatives``; ``id_map``: also write the
+    old-to-new ids there (``--id-map``)."""
     save_dataset(ds, Path(output), quiet=quiet, image_ids=image_ids.value,
                  annotation_ids=annotation_ids.value, ids_line=ids_line, warn=warn,
-                 ignore_negative_samples=drop_negatives)
+                 ignore_negative_samples=drop_negatives, id_map=id_map,
+                 category_map=category_map)
+
+
+def _check_id_map(id_map: str | None) -> None:
+    if id_map is not None:
+        check_file_output(id_map, "--id-map")
 
 
 def _show(report: Any, quiet: bool) -> None:
@@ -269,6 +278,7 @@ def filter_command(
     image_ids: ImageIds = DEFAULT_IDS,
     annotation_ids: AnnotationIds = DEFAULT_IDS,
     stream: Stream = None,
+    id_map: IdMapFile = None,
     quiet: Quiet = False,
     drop_empty: DropEmptyAlias = False,
 ) -> None:
@@ -286,6 +296,7 @@ def filter_command(
     drop_negatives = renamed(drop_negatives, drop_empty, "--drop-empty", "--drop-negatives",
                              False)
     check_file_output(output)
+    _check_id_map(id_map)
     streamed = use_stream(file, stream)
     if streamed:
         image_tests = {"--image-glob": image_glob, "--exclude-glob": exclude_glob,
@@ -333,10 +344,10 @@ def filter_command(
     if isinstance(result, FilteredStream):  # streamed: written in bounded memory as read
         save_dataset(result, Path(output), quiet=quiet, image_ids=image_ids.value,
                      annotation_ids=annotation_ids.value,
-                     streamed=f"; {ds.num_annotations} annotations read")
+                     streamed=f"; {ds.num_annotations} annotations read", id_map=id_map)
     else:
         _show(result.report, quiet)
-        _save(result.dataset, output, quiet, image_ids, annotation_ids)
+        _save(result.dataset, output, quiet, image_ids, annotation_ids, id_map=id_map)
 
 
 @app.command()
@@ -512,6 +523,7 @@ def categories(
     image_ids: ImageIds = DEFAULT_IDS,
     annotation_ids: AnnotationIds = DEFAULT_IDS,
     drop_negatives: DropNegatives = False,
+    id_map: IdMapFile = None,
     quiet: Quiet = False,
 ) -> None:
     """Rename, merge, drop, add, remap, sort or renumber categories (no edit: list them).
@@ -529,6 +541,7 @@ def categories(
                           "or 1)")
     if output is not None:
         check_file_output(output)
+        _check_id_map(id_map)
     ds = load_dataset(file, quiet)
     if not edits:
         counts = ds.category_index
@@ -572,8 +585,11 @@ def categories(
             reindex=reindex)
     _show(report, quiet)
     if output is not None:
+        from ..remap import category_pairs
+
         _save(out, output, quiet, image_ids, annotation_ids,
-              drop_negatives=drop_negatives)
+              drop_negatives=drop_negatives, id_map=id_map,
+              category_map=category_pairs(ds, out))
 
 
 @app.command()
@@ -585,6 +601,7 @@ def clip(
     image_ids: ImageIds = DEFAULT_IDS,
     annotation_ids: AnnotationIds = DEFAULT_IDS,
     drop_negatives: DropNegatives = False,
+    id_map: IdMapFile = None,
     quiet: Quiet = False,
 ) -> None:
     """Clip boxes and polygons to the image bounds; drop what is left with nothing inside.
@@ -594,9 +611,10 @@ def clip(
     from ..transforms import clip as clip_dataset
 
     check_file_output(output)
+    _check_id_map(id_map)
     ds = load_dataset(file, quiet)
     with status("clipping", quiet):
         out, report = clip_dataset(ds, drop_degenerate=drop_degenerate)
     _show(report, quiet)
     _save(out, output, quiet, image_ids, annotation_ids,
-          drop_negatives=drop_negatives)
+          drop_negatives=drop_negatives, id_map=id_map)

@@ -43,6 +43,7 @@ from ..errors import InputError, IntegrityError, JSONSyntaxError, OptionError
 from ..geometry import segmentation_areas, segmentation_bboxes
 from . import sniff
 from .atomic import atomic_write
+from .idmap import IdMap
 from .jsontext import NotAnObject, decode_extra, line_column, out_of_range_reason, read_top
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -505,6 +506,8 @@ class ExportSummary:
     computed_area: int
     skipped: tuple[str, ...] = ()
     warnings: tuple[str, ...] = ()
+    #: old and new ids of what was written (``--id-map``)
+    id_map: IdMap | None = dataclasses.field(default=None, compare=False, repr=False)
 
 
 @dataclasses.dataclass
@@ -1232,6 +1235,7 @@ def _write_stream(
     total = int(keep_rows.sum()) + stream.num_annotations
     counts = {"images": 0, "annotations": 0, "box": 0, "area": 0}
     ann_ids_seen: list[np.ndarray] = []
+    ann_map: list[tuple[np.ndarray, np.ndarray]] = []  # (old, new) per run, for the id map
 
     def images_body() -> Iterator[bytes]:
         enc = RecordEncoder("Image", IMAGE_KEYS)
@@ -1282,6 +1286,7 @@ def _write_stream(
                 )
             counts["box"] += nb
             counts["area"] += na
+            ann_map.append((t.id[rows], out_ids))
             yield (b"" if first else b",") + body
             first = False
             counts["annotations"] += len(rows)
@@ -1314,10 +1319,16 @@ def _write_stream(
         counts["area"],
         tuple(screen.skipped),
         tuple(category_warnings(cats)),
+        IdMap(index.ids[keep_rows], new_ids[keep_rows],
+              np.concatenate([old for old, _ in ann_map] or [np.zeros(0, np.int64)]),
+              np.concatenate([new for _, new in ann_map] or [np.zeros(0, np.int64)])),
     )
 
 
 def _summary(target: str | None, ds: Dataset, plan: _Plan) -> ExportSummary:
+    id_map = IdMap(ds.images.id[plan.image_rows], plan.image_ids,
+                   ds.annotations.id[plan.ann_rows], plan.ann_ids,
+                   file_names=tuple(ds.images.file_name[plan.image_rows].tolist()))
     return ExportSummary(
         target,
         len(plan.image_rows),
@@ -1328,6 +1339,7 @@ def _summary(target: str | None, ds: Dataset, plan: _Plan) -> ExportSummary:
         plan.computed_area,
         tuple(plan.skipped),
         tuple(plan.warnings),
+        id_map,
     )
 
 

@@ -1,32 +1,91 @@
-"""Detection results (a COCO results list) as columns.
+"""Detection results (a COCO results list) as columns: read, checked, written.
 
-A minimal stand-in for the results module of the ``results`` branch (the same
-interface): :class:`Results`, :func:`load_results`, :func:`write_results`.
+A results file is the JSON array a detector writes for COCO evaluation::
+
+    [{"image_id": 42, "category_id": 18, "bbox": [x, y, w, h], "score": 0.9}, ...]
+
+with an optional ``segmentation`` (polygons or an RLE object) and any other keys, which
+are kept in :attr:`Results.extra` and written back. :func:`load_results` reads one with
+msgspec into numpy columns (:class:`Results`); :func:`check_results` reports every
+problem by JSON path (``results[12].image_id``) with the codes of
+:data:`cocokit.problems.CODES`, against a dataset when one is given.
+
+Reading is typed first (one msgspec decode of the whole array into small structs);
+only a file that does not fit the usual shape (extra keys, a wrong type) is decoded as
+plain data and checked record by record, which names every problem.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import json
 import os
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Iterator, Mapping, Sequence
+from operator import attrgetter
 from pathlib import Path
-from typing import Any
+from types import MappingProxyType
+from typing import TYPE_CHECKING, Any
 
 import msgspec
 import numpy as np
 
-from ..dataset import Dataset, object_array
-from ..errors import InputError
+from ..contract import check_segmentation
+from ..dataset import gc_paused, lookup, object_array, plain
+from ..errors import InputError, JSONSyntaxError
+from ..geometry import segmentation_bboxes
+from ..problems import SEVERITIES, Problem, Report, found_value, is_number, short_value
 from .atomic import atomic_write
+from .jsontext import decode_error, line_column
 
-__all__ = ["Results", "load_results", "write_results"]
+if TYPE_CHECKING:  # pragma: no cover
+    from ..dataset import Dataset
 
-_KNOWN = ("image_id", "category_id", "bbox", "score", "segmentation")
+__all__ = [
+    "RESULT_KEYS",
+    "Results",
+    "check_results",
+    "load_results",
+    "read_results",
+    "write_results",
+]
+
+#: The keys of a result record that have columns; every other key goes to ``extra``.
+RESULT_KEYS = ("image_id", "category_id", "bbox", "score", "segmentation")
+
+ResultsSource = (str | os.PathLike[str] | bytes | bytearray | memoryview
+                 | Sequence[Mapping[str, Any]])
 
 
-@dataclass(frozen=True)
+class _Fast(msgspec.Struct, forbid_unknown_fields=True):
+    """The usual shape of a result; anything else takes the checked path."""
+
+    image_id: int
+    category_id: int
+    score: float
+    bbox: tuple[float, float, float, float] | None = None
+    segmentation: Any = None
+
+
+_FAST = msgspec.json.Decoder(list[_Fast])
+_ENCODER = msgspec.json.Encoder()
+
+
+_IMAGE_ID, _CATEGORY_ID, _SCORE, _BBOX, _SEGMENTATION = (
+    attrgetter(k) for k in ("image_id", "category_id", "score", "bbox", "segmentation"))
+#: The extra keys of a record that has none: one read-only empty mapping, shared.
+_NO_EXTRA: Mapping[str, Any] = MappingProxyType({})
+
+
+@dataclasses.dataclass(frozen=True)
 class Results:
-    """Detections as columns: one row per detection."""
+    """Detections as columns, one row per result record.
+
+    ``bbox`` is xywh float64 as read (computed from the segmentation, as pycocotools'
+    ``loadRes`` does, where a record has none: ``bbox_computed`` marks those rows, and
+    :meth:`to_records` leaves their box out again). ``segmentation`` holds None,
+    polygons or an RLE dict per row; ``extra`` a mapping of every other key of the
+    record (one shared, read-only empty mapping where there is none).
+    """
 
     image_id: np.ndarray
     category_id: np.ndarray
@@ -35,85 +94,406 @@ class Results:
     segmentation: np.ndarray
     extra: np.ndarray
     source: str | None = None
+    bbox_computed: np.ndarray | None = None
 
     def __len__(self) -> int:
         return len(self.image_id)
 
+    def __repr__(self) -> str:
+        return f"<Results: {len(self)} detections from {self.source or '<memory>'}>"
+
+    @property
+    def computed(self) -> np.ndarray:
+        """Boolean per row: the box was computed from the segmentation."""
+        if self.bbox_computed is None:
+            return np.zeros(len(self), bool)
+        return self.bbox_computed
+
+    @property
+    def has_segmentation(self) -> bool:
+        """Whether any row has a segmentation."""
+        return any(s is not None for s in self.segmentation)
+
     def take(self, rows: np.ndarray) -> Results:
-        """The rows ``rows`` (indices or a mask), in that order."""
-        return Results(self.image_id[rows], self.category_id[rows], self.bbox[rows],
-                       self.score[rows], self.segmentation[rows], self.extra[rows],
-                       self.source)
+        """The results of ``rows`` (indices or a boolean mask), in that order."""
+        rows = np.asarray(rows)
+        if rows.dtype == bool:
+            rows = np.flatnonzero(rows)
+        return Results(
+            self.image_id[rows], self.category_id[rows], self.bbox[rows], self.score[rows],
+            self.segmentation[rows], self.extra[rows], self.source,
+            None if self.bbox_computed is None else self.bbox_computed[rows],
+        )
+
+    def replace(self, **columns: Any) -> Results:
+        """A copy with some columns replaced (``image_id=...``)."""
+        return dataclasses.replace(self, **columns)
 
     @classmethod
-    def from_records(cls, records: Sequence[Mapping[str, Any]], *,
-                     source: str | None = None) -> Results:
-        """Columns of a list of result dicts; InputError names ``results[i].field``."""
-        n = len(records)
-        image_id = np.zeros(n, np.int64)
-        category_id = np.zeros(n, np.int64)
-        bbox = np.full((n, 4), np.nan)
-        score = np.zeros(n, np.float64)
-        seg: list[Any] = [None] * n
-        extra: list[dict[str, Any]] = [{}] * n
-        for i, rec in enumerate(records):
-            if not isinstance(rec, Mapping):
-                raise InputError(source, f"results[{i}]",
-                                 f"expected an object, found {type(rec).__name__}")
-            field = "image_id"
-            try:
-                image_id[i] = int(rec["image_id"])
-                field = "category_id"
-                category_id[i] = int(rec["category_id"])
-                field = "score"
-                score[i] = float(rec.get("score", 1.0))
-                field = "bbox"
-                if rec.get("bbox") is not None:
-                    bbox[i] = np.asarray(rec["bbox"], np.float64).reshape(4)
-            except (KeyError, TypeError, ValueError) as e:
-                raise InputError(source, f"results[{i}].{field}",
-                                 f"missing or malformed: {e}") from None
-            seg[i] = rec.get("segmentation")
-            extra[i] = {k: v for k, v in rec.items() if k not in _KNOWN}
-        return cls(image_id, category_id, bbox, score, object_array(seg),
-                   object_array(extra), source)
+    def empty(cls, source: str | None = None) -> Results:
+        """No detections."""
+        return cls(np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros((0, 4)),
+                   np.zeros(0), np.empty(0, object), np.empty(0, object), source)
+
+    @classmethod
+    def from_records(
+        cls, records: Sequence[Mapping[str, Any]], *, source: str | None = None
+    ) -> Results:
+        """Columns of result records (dicts); raises :class:`~cocokit.errors.InputError`
+        naming ``results[i].field`` for the first malformed record (every problem is in
+        :func:`check_results`)."""
+        res, report = read_results(records, name=source)
+        if res is None or not report.ok:
+            _raise_first(report.problems, source)
+        assert res is not None
+        return res
 
     def to_records(self) -> list[dict[str, Any]]:
-        """The results as a list of dicts (extra keys after the known ones)."""
-        out = []
+        """The result records as plain JSON data: the columns, then the extra keys (a
+        computed box left out, as it was read)."""
+        out: list[dict[str, Any]] = []
+        seg_rows = {int(i) for i in np.flatnonzero([s is not None for s in self.segmentation])}
+        computed = self.computed
+        ids, cats = self.image_id.tolist(), self.category_id.tolist()
+        boxes, scores = self.bbox.tolist(), self.score.tolist()
+        if not seg_rows and not computed.any() and not any(self.extra):
+            with gc_paused():  # boxes only, the common case: one comprehension
+                return [{"image_id": i, "category_id": c, "bbox": b, "score": s}
+                        for i, c, b, s in zip(ids, cats, boxes, scores, strict=True)]
         for i in range(len(self)):
-            rec: dict[str, Any] = {"image_id": int(self.image_id[i]),
-                                   "category_id": int(self.category_id[i])}
-            if np.isfinite(self.bbox[i]).all():
-                rec["bbox"] = [float(v) for v in self.bbox[i]]
-            rec["score"] = float(self.score[i])
-            if self.segmentation[i] is not None:
-                rec["segmentation"] = self.segmentation[i]
-            rec.update(self.extra[i] or {})
+            rec: dict[str, Any] = {"image_id": ids[i], "category_id": cats[i]}
+            if not computed[i]:
+                rec["bbox"] = boxes[i]
+            rec["score"] = scores[i]
+            if i in seg_rows:
+                rec["segmentation"] = plain(self.segmentation[i])
+            extra = self.extra[i]
+            if extra:
+                rec.update(plain(extra))
             out.append(rec)
         return out
 
 
-def load_results(src: str | os.PathLike[str] | Sequence[Mapping[str, Any]],
-                 dataset: Dataset | None = None) -> Results:
-    """Results from a JSON file (a list of records) or a list of dicts."""
+# -- reading -----------------------------------------------------------------------------
+
+
+def _name(src: Any) -> str | None:
+    return os.fspath(src) if isinstance(src, (str, os.PathLike)) else None
+
+
+def _bytes_of(src: ResultsSource) -> tuple[bytes | None, str | None]:
     if isinstance(src, (str, os.PathLike)):
-        name = os.fspath(src)
+        file = os.fspath(src)
         try:
-            data = Path(src).read_bytes()
+            return Path(src).read_bytes(), file
+        except FileNotFoundError:
+            raise InputError(file, None, "no such file") from None
+        except IsADirectoryError:
+            raise InputError(file, None, "is a folder, expected a results JSON file") from None
         except OSError as e:
-            raise InputError(name, None, f"cannot read: {e.strerror or e}") from None
-        try:
-            records = msgspec.json.decode(data)
-        except msgspec.DecodeError as e:
-            raise InputError(name, None, f"malformed JSON: {e}") from None
-        if not isinstance(records, list):
-            raise InputError(name, None, "expected a JSON list of results, found "
-                             f"{type(records).__name__}")
-        return Results.from_records(records, source=name)
-    return Results.from_records(list(src))
+            raise InputError(file, None, f"cannot read: {e.strerror or e}") from None
+    if isinstance(src, (bytes, bytearray, memoryview)):
+        return bytes(src), None
+    return None, None
+
+
+def _syntax_error(data: bytes, file: str | None, e: msgspec.DecodeError) -> JSONSyntaxError:
+    offset, reason = decode_error(e, 0, len(data), data)
+    line, column = line_column(data, offset)
+    return JSONSyntaxError(file, line, column, reason)
+
+
+def _decode(data: bytes, file: str | None) -> tuple[Results | None, list[Any] | None]:
+    """Typed decode (fast) or, when the records are not all of the usual shape, plain
+    data for the checks. Raises JSONSyntaxError / InputError for a document that is not
+    a JSON array."""
+    try:
+        with gc_paused():
+            fast = _FAST.decode(data)
+        res = _fast_columns(fast, file)
+        rows = np.flatnonzero(res.computed)
+        no_geometry = any(res.segmentation[i] is None for i in rows.tolist())
+        if not no_geometry and not _bad_segmentations(res.segmentation):
+            return res, None
+        # a record without geometry, or a malformed one: the checked path names it
+    except msgspec.ValidationError:
+        pass
+    except msgspec.DecodeError as e:
+        raise _syntax_error(data, file, e) from None
+    try:
+        with gc_paused():
+            top = msgspec.json.decode(data)
+    except msgspec.ValidationError:  # a number beyond a float (1e999): as Python reads it
+        top = json.loads(data)
+    except msgspec.DecodeError as e:  # pragma: no cover - the typed decode saw it first
+        raise _syntax_error(data, file, e) from None
+    if not isinstance(top, list):
+        what = "an object" if isinstance(top, dict) else found_value(top)
+        hint = ""
+        if isinstance(top, dict) and any(k in top for k in ("images", "annotations")):
+            hint = " (this looks like a COCO dataset: give it as the ground truth)"
+        raise InputError(file, None, "a results file must be a JSON array of result "
+                         f"records, found {what}{hint}")
+    return None, top
+
+
+def _bad_segmentations(segmentation: np.ndarray) -> bool:
+    """Whether any segmentation (None aside) has a problem."""
+    return any(check_segmentation(seg, "") for seg in segmentation if seg is not None)
+
+
+def _fast_columns(recs: list[_Fast], file: str | None) -> Results:
+    n = len(recs)
+    with gc_paused():
+        image_id = np.fromiter(map(_IMAGE_ID, recs), np.int64, n)
+        category_id = np.fromiter(map(_CATEGORY_ID, recs), np.int64, n)
+        score = np.fromiter(map(_SCORE, recs), np.float64, n)
+        boxes = list(map(_BBOX, recs))
+        seg = np.fromiter(map(_SEGMENTATION, recs), object, n)
+    missing = np.fromiter((b is None for b in boxes), bool, n) if None in boxes \
+        else np.zeros(n, bool)
+    if not missing.any():
+        bbox = np.array(boxes, np.float64).reshape(n, 4)
+    else:
+        bbox = np.full((n, 4), np.nan)
+        have = np.flatnonzero(~missing)
+        if len(have):
+            bbox[have] = np.array([boxes[i] for i in have.tolist()], np.float64)
+    extra = np.full(n, _NO_EXTRA, object)
+    return Results(image_id, category_id, bbox, score, seg, extra, file,
+                   missing if missing.any() else None)
+
+
+def _columns(records: Sequence[Mapping[str, Any]], source: str | None) -> Results:
+    """Columns of records already checked by :func:`_record_problems`."""
+    n = len(records)
+    with gc_paused():
+        image_id = np.fromiter((r["image_id"] for r in records), np.int64, n)
+        category_id = np.fromiter((r["category_id"] for r in records), np.int64, n)
+        score = np.fromiter((r["score"] for r in records), np.float64, n)
+        bbox = np.full((n, 4), np.nan)
+        missing = np.ones(n, bool)
+        for i, r in enumerate(records):
+            b = r.get("bbox")
+            if b is not None:
+                bbox[i] = b
+                missing[i] = False
+        seg = object_array([r.get("segmentation") for r in records])
+        extra = object_array([{k: v for k, v in r.items() if k not in RESULT_KEYS} or _NO_EXTRA
+                              for r in records])
+    return Results(image_id, category_id, bbox, score, seg, extra, source,
+                   missing if missing.any() else None)
+
+
+def _complete_boxes(res: Results, dataset: Dataset | None) -> Results:
+    """Boxes of the rows that have only a segmentation (pycocotools' ``toBbox``)."""
+    rows = np.flatnonzero(res.computed)
+    if not len(rows):
+        return res
+    heights = np.full(len(rows), -1, np.int64)
+    widths = np.full(len(rows), -1, np.int64)
+    if dataset is not None:
+        at = lookup(dataset.images.id, res.image_id[rows])
+        ok = at >= 0
+        heights[ok] = dataset.images.height[at[ok]]
+        widths[ok] = dataset.images.width[at[ok]]
+    bbox = res.bbox.copy()
+    kps = np.array([res.segmentation[i] is None for i in rows.tolist()], bool)
+    for i in rows[kps].tolist():  # keypoints only: their extent, as loadRes makes it
+        xy = np.asarray(res.extra[i]["keypoints"], np.float64).reshape(-1, 3)[:, :2]
+        lo, hi = xy.min(axis=0), xy.max(axis=0)
+        bbox[i] = [lo[0], lo[1], hi[0] - lo[0], hi[1] - lo[1]]
+    rows, heights, widths = rows[~kps], heights[~kps], widths[~kps]
+    if not len(rows):
+        return res.replace(bbox=bbox)
+    segs = res.segmentation[rows]
+    polys = np.array([not isinstance(s, Mapping) for s in segs])
+    if (polys & (heights < 0)).any():
+        # polygons need no image size for their box; pycocotools' RLE carries its own
+        heights[polys] = 1
+        widths[polys] = 1
+    bbox[rows] = segmentation_bboxes(segs, heights, widths)
+    return res.replace(bbox=bbox)
+
+
+# -- checks --------------------------------------------------------------------------------
+
+
+def _problem(code: str, path: str, message: str) -> Problem:
+    return Problem(code, SEVERITIES[code], path, message)
+
+
+def _is_int(v: Any) -> bool:
+    return isinstance(v, (int, np.integer)) and not isinstance(v, (bool, np.bool_))
+
+
+def _record_problems(records: Sequence[Any]) -> list[Problem]:
+    """Every problem of the records' own shape (no dataset needed)."""
+    out: list[Problem] = []
+    for i, r in enumerate(records):
+        p = f"results[{i}]"
+        if not isinstance(r, Mapping):
+            out.append(_problem("record-not-object", p,
+                                f"a result must be an object, {found_value(r)}"))
+            continue
+        for key in ("image_id", "category_id"):
+            if key not in r:
+                out.append(_problem("missing-field", f"{p}.{key}", f"a result needs {key}"))
+            elif not _is_int(r[key]):
+                out.append(_problem("bad-type", f"{p}.{key}",
+                                    f"{key} must be an integer, {found_value(r[key])}"))
+        if "score" not in r:
+            out.append(_problem("missing-field", f"{p}.score", "a result needs a score"))
+        elif not is_number(r["score"]):
+            out.append(_problem("bad-type", f"{p}.score",
+                                f"score must be a number, {found_value(r['score'])}"))
+        seg = r.get("segmentation")
+        box = r.get("bbox")
+        if box is None and seg is None and "keypoints" not in r:
+            out.append(_problem("missing-geometry", p, "a result needs a bbox [x, y, width, "
+                                "height], a segmentation or keypoints"))
+        if box is not None and not (isinstance(box, (list, tuple)) and len(box) == 4
+                                    and all(is_number(v) for v in box)):
+            out.append(_problem("bad-bbox", f"{p}.bbox",
+                                f"bbox must be 4 numbers [x, y, width, height], "
+                                f"{found_value(box)}"))
+        if seg is not None:
+            out += check_segmentation(seg, f"{p}.segmentation")
+    return out
+
+
+def _value_problems(res: Results, offset: np.ndarray | None = None) -> list[Problem]:
+    """Vectorized checks of the columns: finite boxes, no negative size, score in [0, 1]."""
+    out: list[Problem] = []
+    index = np.arange(len(res)) if offset is None else offset
+    given = ~res.computed
+    finite = np.isfinite(res.bbox).all(axis=1)
+    for i in np.flatnonzero(given & ~finite).tolist():
+        out.append(_problem("non-finite", f"results[{index[i]}].bbox",
+                            f"bbox must be finite, found {short_value(res.bbox[i])}"))
+    neg = given & finite & ((res.bbox[:, 2] < 0) | (res.bbox[:, 3] < 0))
+    for i in np.flatnonzero(neg).tolist():
+        out.append(_problem("negative-bbox-size", f"results[{index[i]}].bbox",
+                            f"bbox width and height must be >= 0, found "
+                            f"{short_value(res.bbox[i])}"))
+    bad = ~((res.score >= 0) & (res.score <= 1))
+    for i in np.flatnonzero(bad).tolist():
+        out.append(_problem("score-out-of-range", f"results[{index[i]}].score",
+                            f"score must be from 0 to 1, found {short_value(res.score[i])}"))
+    return out
+
+
+def _dataset_problems(res: Results, dataset: Dataset,
+                      offset: np.ndarray | None = None) -> list[Problem]:
+    out: list[Problem] = []
+    index = np.arange(len(res)) if offset is None else offset
+    img = lookup(dataset.images.id, res.image_id)
+    for i in np.flatnonzero(img < 0).tolist():
+        out.append(_problem("dangling-image-id", f"results[{index[i]}].image_id",
+                            f"image_id {int(res.image_id[i])} is not an image of "
+                            f"{dataset.source or 'the dataset'}"))
+    cat = lookup(dataset.categories.id, res.category_id)
+    for i in np.flatnonzero(cat < 0).tolist():
+        out.append(_problem("dangling-category-id", f"results[{index[i]}].category_id",
+                            f"category_id {int(res.category_id[i])} is not a category of "
+                            f"{dataset.source or 'the dataset'}"))
+    return out
+
+
+def _row(p: Problem) -> int:
+    """The record index of a problem's path (``results[12].bbox``: 12)."""
+    head = p.path.split("]", 1)[0]
+    return int(head[len("results["):]) if head.startswith("results[") else -1
+
+
+def _ordered(problems: list[Problem]) -> list[Problem]:
+    return sorted(problems, key=_row)
+
+
+def read_results(
+    src: ResultsSource, dataset: Dataset | None = None, *, name: str | None = None
+) -> tuple[Results | None, Report]:
+    """Read and check results: ``(results, report)``; ``results`` is None when the
+    records cannot be made into columns (the report says why, by JSON path).
+
+    Raises :class:`~cocokit.errors.InputError` (JSONSyntaxError for malformed JSON)
+    when the document is no JSON array at all.
+    """
+    data, file = _bytes_of(src)
+    file = name or file
+    report = Report(file or "<results>")
+    res: Results | None
+    if data is None:
+        records: list[Any] | None = list(src)  # type: ignore[arg-type]
+        res = None
+    else:
+        res, records = _decode(data, file)
+    good: np.ndarray | None = None
+    problems: list[Problem] = []
+    if res is None:
+        assert records is not None
+        problems = _record_problems(records)
+        if problems:  # the well-formed records are still checked, for a whole report
+            bad = {_row(p) for p in problems}
+            good = np.array([i for i in range(len(records)) if i not in bad], np.int64)
+        res = _columns([records[i] for i in good.tolist()] if good is not None else records,
+                       file)
+    problems += _value_problems(res, good)
+    if dataset is not None:
+        problems += _dataset_problems(res, dataset, good)
+    report.problems.extend(_ordered(problems))
+    if good is not None:
+        return None, report
+    if report.ok:
+        res = _complete_boxes(res, dataset)
+    return res, report
+
+
+def check_results(src: ResultsSource | Results, dataset: Dataset | None = None) -> Report:
+    """Every problem of a results file or list (``results[12].score`` ...), checked
+    against ``dataset`` (image and category ids) when given."""
+    if isinstance(src, Results):
+        report = Report(src.source or "<results>")
+        problems = _value_problems(src)
+        if dataset is not None:
+            problems += _dataset_problems(src, dataset)
+        report.problems.extend(_ordered(problems))
+        return report
+    return read_results(src, dataset)[1]
+
+
+def _raise_first(problems: Sequence[Problem], file: str | None) -> None:
+    errors = [p for p in problems if p.severity == "error"]
+    first = errors[0]
+    more = (f" ({len(errors)} problems in all; `cocokit validate --results` lists them)"
+            if len(errors) > 1 else "")
+    raise InputError(file, first.path, first.message + more)
+
+
+def load_results(src: ResultsSource, dataset: Dataset | None = None) -> Results:
+    """Read a COCO results list (a path, JSON bytes or a list of dicts) into columns,
+    checked (against ``dataset`` when given: every image and category id must be in it).
+
+    Raises :class:`~cocokit.errors.InputError` naming the file and the JSON path of the
+    first problem (``results[12].image_id``) and how many there are.
+    """
+    res, report = read_results(src, dataset)
+    if not report.ok or res is None:
+        _raise_first(report.problems, report.source if report.source != "<results>" else None)
+    assert res is not None
+    return res
+
+
+def _record_chunks(res: Results, size: int = 50_000) -> Iterator[bytes]:
+    yield b"["
+    for start in range(0, len(res), size):
+        part = res.take(np.arange(start, min(start + size, len(res))))
+        body = _ENCODER.encode(part.to_records())
+        yield (b"," if start else b"") + body[1:-1]
+    yield b"]"
 
 
 def write_results(results: Results, path: str | os.PathLike[str]) -> None:
-    """Write the results as a JSON list, atomically."""
-    atomic_write(path, [msgspec.json.encode(results.to_records())])
+    """Write ``results`` as a COCO results JSON array (atomically: a temporary file
+    renamed, :func:`cocokit.io.atomic.atomic_write`)."""
+    atomic_write(path, _record_chunks(results))

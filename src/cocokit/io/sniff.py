@@ -32,14 +32,15 @@ __all__ = [
     "describe_markup",
     "describe_path",
     "is_coco_top",
+    "is_results_file",
 ]
 
 COCO_KEYS = ("images", "annotations", "categories")
 
 RESULTS = (
     "a COCO results list (detections with image_id, category_id, {geometry} and score), "
-    "not a COCO dataset; evaluate it against its ground truth (pycocotools COCO.loadRes "
-    "and COCOeval), or give cocokit the dataset file it was predicted on"
+    "not a COCO dataset; evaluate it against its ground truth with `cocokit eval GT "
+    "RESULTS` (COCOeval), or give cocokit the dataset file it was predicted on"
 )
 LABELME = (
     'a LabelMe annotation file (top-level "shapes" and "imagePath"), not a COCO dataset; '
@@ -205,3 +206,19 @@ def describe(source: str | os.PathLike[str] | bytes | bytearray | memoryview | A
     if isinstance(source, (bytes, bytearray, memoryview)):
         return describe_bytes(source)
     return describe_document(source)
+
+
+def is_results_file(path: str | os.PathLike[str]) -> bool:
+    """Whether a local file is a COCO results list (its first record has image_id,
+    category_id and score), judged from its first bytes; commands that take a dataset
+    or a results file (info, stats, validate) use it to choose."""
+    p = Path(path)
+    if not p.is_file():
+        return False
+    try:
+        with p.open("rb") as f:
+            head = f.read(HEAD_BYTES)
+    except OSError:
+        return False
+    said = describe_head(head, p)
+    return said is not None and said.startswith(RESULTS.split("(", 1)[0])

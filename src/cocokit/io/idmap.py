@@ -1,0 +1,123 @@
+"""Id maps: which old id became which new one when a command renumbered ids.
+
+The one export plan (:func:`cocokit.io.coco.plan_export`) knows, for every image and
+annotation it writes, the id it had and the id it gets; :class:`IdMap` keeps both as
+columns, and is written as JSON (``--id-map FILE.json``)::
+
+    {"images": {"397133": 1, ...},          # old image id -> new image id
+     "annotations": {"1768": 1, ...},       # old annotation id -> new annotation id
+     "categories": {"1": 0, ...},           # old category id -> new (when renumbered)
+     "file_names": {"1": "000000397133.jpg", ...}}   # new image id -> its file_name
+
+JSON keys are strings; the values are integers (file names strings). Records the output
+does not have (filtered out) are not in the map. :func:`cocokit.remap_results` uses it
+to carry detection results over to the new ids.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from collections.abc import Mapping
+from typing import Any
+
+import msgspec
+import numpy as np
+
+from ..errors import InputError
+from .atomic import atomic_write
+
+__all__ = ["IdMap", "read_id_map", "write_id_map"]
+
+
+
+def _empty() -> np.ndarray:
+    return np.zeros(0, np.int64)
+
+
+def _pairs(old: np.ndarray, new: np.ndarray) -> dict[str, int]:
+    return dict(zip(map(str, old.tolist()), new.tolist(), strict=True))
+
+
+@dataclasses.dataclass(frozen=True)
+class IdMap:
+    """Old and new ids of images, annotations and categories, as aligned columns.
+
+    ``categories_old`` / ``categories_new`` are empty when the category ids were not
+    renumbered (they are then kept as they are). ``file_names`` are those of the images,
+    aligned with ``images_new`` (empty when not known).
+    """
+
+    images_old: np.ndarray = dataclasses.field(default_factory=_empty)
+    images_new: np.ndarray = dataclasses.field(default_factory=_empty)
+    annotations_old: np.ndarray = dataclasses.field(default_factory=_empty)
+    annotations_new: np.ndarray = dataclasses.field(default_factory=_empty)
+    categories_old: np.ndarray = dataclasses.field(default_factory=_empty)
+    categories_new: np.ndarray = dataclasses.field(default_factory=_empty)
+    file_names: tuple[str, ...] = ()
+
+    def with_categories(self, old: np.ndarray, new: np.ndarray) -> IdMap:
+        """The same map with the category ids' old and new values."""
+        return dataclasses.replace(self, categories_old=np.asarray(old, np.int64),
+                                   categories_new=np.asarray(new, np.int64))
+
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON shape of the module docstring."""
+        out: dict[str, Any] = {
+            "images": _pairs(self.images_old, self.images_new),
+            "annotations": _pairs(self.annotations_old, self.annotations_new),
+            "categories": _pairs(self.categories_old, self.categories_new),
+        }
+        if self.file_names:
+            out["file_names"] = dict(zip(map(str, self.images_new.tolist()), self.file_names,
+                                         strict=True))
+        return out
+
+    @classmethod
+    def from_dict(cls, data: Any, file: str | None = None) -> IdMap:
+        """Read the JSON shape back; raises InputError naming the key of a bad entry."""
+        if not isinstance(data, Mapping):
+            raise InputError(file, None, 'an id map must be a JSON object {"images": {old: '
+                             'new}, "annotations": {...}, "categories": {...}}')
+        if not any(k in data for k in ("images", "annotations", "categories")):
+            raise InputError(file, None, 'an id map needs at least one of "images", '
+                             '"annotations" and "categories"')
+        cols: dict[str, Any] = {}
+        for key in ("images", "annotations", "categories"):
+            part = data.get(key, {})
+            if not isinstance(part, Mapping):
+                raise InputError(file, key, "expected an object {old id: new id}")
+            old, new = [], []
+            for k, v in part.items():
+                try:
+                    o = int(k)
+                except ValueError:
+                    raise InputError(file, f"{key}.{k}", "keys must be integer ids") from None
+                if not isinstance(v, int) or isinstance(v, bool):
+                    raise InputError(file, f"{key}.{k}", f"the new id must be an integer, "
+                                     f"found {v!r}")
+                old.append(o)
+                new.append(v)
+            cols[f"{key}_old"] = np.array(old, np.int64)
+            cols[f"{key}_new"] = np.array(new, np.int64)
+        return cls(**cols)
+
+
+def write_id_map(id_map: IdMap, path: str | os.PathLike[str]) -> None:
+    """Write the map as JSON (atomically)."""
+    atomic_write(path, [msgspec.json.format(msgspec.json.encode(id_map.to_dict()), indent=1)])
+
+
+def read_id_map(path: str | os.PathLike[str]) -> IdMap:
+    """Read a map written by :func:`write_id_map` (``--id-map``)."""
+    file = os.fspath(path)
+    try:
+        with open(path, "rb") as f:
+            data = msgspec.json.decode(f.read())
+    except FileNotFoundError:
+        raise InputError(file, None, "no such file") from None
+    except OSError as e:
+        raise InputError(file, None, f"cannot read: {e.strerror or e}") from None
+    except msgspec.DecodeError as e:
+        raise InputError(file, None, f"malformed JSON: {e}") from None
+    return IdMap.from_dict(data, file)

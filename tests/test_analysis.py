@@ -1,0 +1,163 @@
+"""The error analysis of `cocokit eval --analyse`: each error type on a case made for it,
+crowd regions ignored, the confusion matrix, the worst images, the HTML report."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+import cocokit
+from cocokit.analysis import ERROR_TYPES, analyse_results
+from cocokit.cli import main
+from cocokit.errors import OptionError
+
+from .conftest import real_path
+
+VAL = ("cocoapi-val2014-100", "instances_val2014_100.json")
+BBOX = ("cocoapi-val2014-100", "instances_val2014_fakebbox100_results.json")
+
+
+def gt(extra: list[dict[str, Any]] | None = None) -> cocokit.Dataset:
+    anns = [
+        {"id": 1, "image_id": 1, "category_id": 1, "bbox": [0, 0, 20, 20], "area": 400,
+         "iscrowd": 0},
+        {"id": 2, "image_id": 1, "category_id": 2, "bbox": [50, 50, 20, 20], "area": 400,
+         "iscrowd": 0},
+        {"id": 3, "image_id": 1, "category_id": 1, "bbox": [80, 0, 10, 10], "area": 100,
+         "iscrowd": 0},
+    ] + (extra or [])
+    return cocokit.read_coco({
+        "images": [{"id": 1, "file_name": "a.jpg", "width": 100, "height": 100},
+                   {"id": 2, "file_name": "b.jpg", "width": 100, "height": 100}],
+        "annotations": anns,
+        "categories": [{"id": 1, "name": "a"}, {"id": 2, "name": "b"}],
+    })
+
+
+def det(cat: int, box: list[float], score: float, image: int = 1) -> dict[str, Any]:
+    return {"image_id": image, "category_id": cat, "bbox": box, "score": score}
+
+
+#: one detection per outcome, by descending score (see the analysis module's order)
+CASES = [
+    ("tp", det(1, [0, 0, 20, 20], 0.9)),
+    ("duplicate", det(1, [0, 0, 20, 20], 0.8)),          # the same object again
+    ("classification", det(1, [50, 50, 20, 20], 0.7)),  # on the "b" object, called "a"
+    ("localization", det(1, [0, 0, 20, 8], 0.6)),        # IoU 0.4 with its own "a"
+    ("both", det(2, [0, 0, 20, 8], 0.5)),                # IoU 0.4 with an "a", called "b"
+    ("background", det(2, [30, 30, 5, 5], 0.4)),         # on nothing
+]
+
+
+def test_each_error_type_on_its_case() -> None:
+    res = cocokit.load_results([d for _, d in CASES])
+    an = analyse_results(gt(), res)
+    assert an.true_positives == 1
+    assert an.errors == {"duplicate": 1, "localization": 1, "classification": 1, "both": 1,
+                         "background": 1, "missed": 1}  # object 3 was never found
+
+
+@pytest.mark.parametrize(("kind", "detection"), CASES[1:])
+def test_one_case_alone(kind: str, detection: dict[str, Any]) -> None:
+    """Each case with the true positive in front, so duplicates have something to repeat."""
+    res = cocokit.load_results([CASES[0][1], detection])
+    an = analyse_results(gt(), res)
+    expected = dict.fromkeys(ERROR_TYPES, 0)
+    expected[kind] = 1
+    # object 2 is accounted for by a classification error; else it is missed too
+    expected["missed"] = 1 if kind == "classification" else 2
+    assert an.errors == expected
+
+
+def test_crowd_regions_are_ignored() -> None:
+    crowd = {"id": 4, "image_id": 2, "category_id": 1, "bbox": [0, 0, 100, 100],
+             "area": 10000, "iscrowd": 1,
+             "segmentation": {"size": [100, 100], "counts": [0, 10000]}}
+    res = cocokit.load_results([det(1, [10, 10, 30, 30], 0.9, image=2)])
+    an = analyse_results(gt([crowd]), res)
+    assert sum(v for k, v in an.errors.items() if k != "missed") == 0
+    assert an.true_positives == 0
+
+
+def test_confusion_matrix() -> None:
+    res = cocokit.load_results([d for _, d in CASES])
+    an = analyse_results(gt(), res)
+    m = an.confusion
+    assert m.shape == (3, 3)
+    assert m[0, 0] == 1          # "a" found as "a"
+    assert m[1, 0] == 1          # "b" found as "a"
+    assert m[0, 2] == 1          # the third object missed
+    assert m[2].sum() == 4       # four detections on no (free) object
+    assert m.sum() == len(CASES) + 1
+
+
+def test_worst_images_first() -> None:
+    res = cocokit.load_results([d for _, d in CASES])
+    an = analyse_results(gt(), res)
+    assert an.worst_images[0]["image_id"] == 1
+    assert an.worst_images[0]["errors"] == 6
+    assert an.worst_images[0]["false_positives"] == 5
+
+
+def test_segm_analysis_runs_on_masks() -> None:
+    ds = cocokit.load(real_path(*VAL))
+    res = cocokit.load_results(real_path("cocoapi-val2014-100",
+                                         "instances_val2014_fakesegm100_results.json"), ds)
+    an = analyse_results(ds, res, iou_type="segm")
+    fp = sum(v for k, v in an.errors.items() if k != "missed")
+    assert an.true_positives + fp <= len(res)
+    assert an.ground_truths == int((ds.annotations.iscrowd != 1).sum())
+
+
+def test_keypoints_refused() -> None:
+    with pytest.raises(OptionError, match="bbox or segm"):
+        analyse_results(gt(), cocokit.load_results([CASES[0][1]]), iou_type="keypoints")
+
+
+def test_tp_count_agrees_with_cocoeval_at_iou_50() -> None:
+    """At IoU 0.5, all areas, 100 detections, the true positives are COCOeval's matches."""
+    ds = cocokit.load(real_path(*VAL))
+    res = cocokit.load_results(real_path(*BBOX), ds)
+    ev = cocokit.evaluate(ds, res)
+    an = analyse_results(ds, res, evaluation=ev)
+    import contextlib
+    import io
+
+    from pycocotools.coco import COCO
+    from pycocotools.cocoeval import COCOeval
+
+    with contextlib.redirect_stdout(io.StringIO()):
+        coco = COCO(str(real_path(*VAL)))
+        pe = COCOeval(coco, coco.loadRes(str(real_path(*BBOX))), "bbox")
+        pe.evaluate()
+    matched = 0
+    for e in pe.evalImgs:
+        if e is None or e["aRng"] != [0, 1e10]:
+            continue
+        dt_m = np.asarray(e["dtMatches"])[0]
+        dt_ig = np.asarray(e["dtIgnore"])[0].astype(bool)
+        matched += int(((dt_m > 0) & ~dt_ig).sum())
+    assert an.true_positives == matched
+
+
+def test_cli_analyse_json_and_html(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    pytest.importorskip("matplotlib")
+    html = tmp_path / "report.html"
+    assert main(["eval", str(real_path(*VAL)), str(real_path(*BBOX)), "--analyse", "--json",
+                 "--html", str(html), "-q"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert set(out["analysis"]["errors"]) == set(ERROR_TYPES)
+    text = html.read_text()
+    for key in ("fig-errors", "fig-pr_sizes", "fig-pr_categories", "fig-confusion"):
+        assert f'id="{key}"' in text
+    assert "<script" not in text and "http" not in text.split("<body>")[1]
+
+
+def test_cli_analyse_text(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["eval", str(real_path(*VAL)), str(real_path(*BBOX)), "--analyse", "-q"]) == 0
+    out = capsys.readouterr().out
+    assert "error analysis" in out and "worst image" in out
