@@ -35,7 +35,7 @@ FLOORS: list[tuple[str, list[str]]] = [
     ("operations", [
         "cocokit.validate", "cocokit.stats", "cocokit.summary", "cocokit.report",
         "cocokit.draw", "cocokit.slicing", "cocokit.transforms", "cocokit.transforms.*",
-        "cocokit.augment", "cocokit.augment.*",
+        "cocokit.augment", "cocokit.augment.*", "cocokit.quality", "cocokit.quality.*",
     ]),
     ("shells", [
         "cocokit", "cocokit.__main__", "cocokit.compat", "cocokit.compat.*",
