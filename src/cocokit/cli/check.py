@@ -133,7 +133,7 @@ def check_command(
         report = check_dataset(
             ds, images, against=sets, thresholds=thresholds,
             cache=False if no_cache else (cache if cache is not None else True),
-            workers=n_workers, engine=engine.value,  # type: ignore[arg-type]
+            workers=n_workers, engine=engine.value,
             address=address, progress=update)
     if as_json:
         typer.echo(json.dumps(report.to_dict(), indent=2, allow_nan=False))

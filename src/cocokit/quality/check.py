@@ -383,8 +383,9 @@ def check_dataset(
         oscan = scan(other, folder) if main is not None else None
         findings += _leak_findings(ds, main, other, oscan, name, t)
     findings.sort(key=_path_key)
-    return CheckReport(ds.source or "<dataset>", None if image_dir is None else os.fspath(image_dir),
-                       [n for n, _, _ in against], t, findings, hashed, cached)
+    shown = None if image_dir is None else os.fspath(image_dir)
+    return CheckReport(ds.source or "<dataset>", shown, [n for n, _, _ in against], t,
+                       findings, hashed, cached)
 
 
 #: findings listed per code in the HTML report (the rest are counted)

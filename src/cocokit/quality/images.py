@@ -40,11 +40,11 @@ from ..io import files
 __all__ = [
     "BATCH",
     "CACHE_ENV",
-    "HashCache",
-    "ImageScan",
     "MISSING",
     "OK",
     "UNREADABLE",
+    "HashCache",
+    "ImageScan",
     "default_cache_path",
     "inspect_image",
     "perceptual_hash",
