@@ -1,0 +1,225 @@
+"""``diff``: what changed between two versions of a dataset.
+
+* Images are matched by ``file_name``: *added* (only in B), *removed* (only in A),
+  *changed* (a field differs, the id included; the keys that differ are listed).
+* Categories are matched by id: *added*, *removed*, *renamed* (the name differs) and
+  *changed* (another field differs).
+* Annotations are matched within the same image (by file name) and category id. First
+  exactly: the same box (bit for bit); the pairs whose other fields differ (id, area,
+  segmentation, ...) are *changed*, with the keys that differ. The rest are matched by
+  box IoU, at least ``iou`` (0.5), best pairs first: those are *moved* (the box
+  changed; other keys that changed are listed too). What is left is *added* (in B)
+  or *removed* (in A); an annotation without a box is only matched exactly.
+
+Every entry names the records by JSON path in A (``a``) and B (``b``). The exact pass
+is one sort of both tables; the IoU pass pairs only the annotations left, group by
+group, with numpy.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+import numpy as np
+
+from ..dataset import Annotations, Dataset, plain, ranges
+from .pairs import box_iou
+
+__all__ = ["DatasetDiff", "diff_datasets"]
+
+_ANN_FIELDS = ("id", "image_id", "area", "iscrowd", "segmentation", "keypoints",
+               "num_keypoints", "extra")
+
+
+@dataclasses.dataclass
+class DatasetDiff:
+    """What :func:`diff_datasets` found; lists of plain dicts (see :meth:`to_dict`)."""
+
+    a: str
+    b: str
+    images_added: list[dict[str, Any]]
+    images_removed: list[dict[str, Any]]
+    images_changed: list[dict[str, Any]]
+    annotations_added: list[dict[str, Any]]
+    annotations_removed: list[dict[str, Any]]
+    annotations_moved: list[dict[str, Any]]
+    annotations_changed: list[dict[str, Any]]
+    categories_added: list[dict[str, Any]]
+    categories_removed: list[dict[str, Any]]
+    categories_renamed: list[dict[str, Any]]
+    categories_changed: list[dict[str, Any]]
+
+    _KINDS = ("images_added", "images_removed", "images_changed", "annotations_added",
+              "annotations_removed", "annotations_moved", "annotations_changed",
+              "categories_added", "categories_removed", "categories_renamed",
+              "categories_changed")
+
+    def counts(self) -> dict[str, int]:
+        """The count per kind (every kind, 0 included)."""
+        return {k: len(getattr(self, k)) for k in self._KINDS}
+
+    @property
+    def same(self) -> bool:
+        return not any(self.counts().values())
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain data for ``--json`` (stable keys)."""
+        out: dict[str, Any] = {"a": self.a, "b": self.b, "same": self.same,
+                               "counts": self.counts()}
+        for section in ("images", "annotations", "categories"):
+            out[section] = {k.split("_", 1)[1]: getattr(self, k) for k in self._KINDS
+                            if k.startswith(section)}
+        return out
+
+
+def _changed_keys(ra: dict[str, Any], rb: dict[str, Any]) -> list[str]:
+    return sorted(k for k in set(ra) | set(rb) if ra.get(k) != rb.get(k))
+
+
+def _diff_images(a: Dataset, b: Dataset) -> tuple[np.ndarray, np.ndarray, list[list[dict]]]:
+    """Image key of each row of A and B (a shared number per file name), and the lists."""
+    names: dict[str, int] = {}
+    ka = np.array([names.setdefault(str(f), len(names)) for f in a.images.file_name], np.int64)
+    kb = np.array([names.setdefault(str(f), len(names)) for f in b.images.file_name], np.int64)
+    first_b: dict[int, int] = {}
+    for r, k in enumerate(kb.tolist()):
+        first_b.setdefault(k, r)
+    first_a: dict[int, int] = {}
+    for r, k in enumerate(ka.tolist()):
+        first_a.setdefault(k, r)
+    removed = [{"file_name": str(a.images.file_name[r]), "a": f"images[{r}]"}
+               for r, k in enumerate(ka.tolist()) if k not in first_b]
+    added = [{"file_name": str(b.images.file_name[r]), "b": f"images[{r}]"}
+             for r, k in enumerate(kb.tolist()) if k not in first_a]
+    ia = np.array([r for r, k in enumerate(ka.tolist()) if k in first_b], np.int64)
+    ib = np.array([first_b[int(k)] for k in ka[ia].tolist()], np.int64)
+    A, B = a.images, b.images
+    differ = ((A.id[ia] != B.id[ib]) | (A.width[ia] != B.width[ib])
+              | (A.height[ia] != B.height[ib]) | (A.extra[ia] != B.extra[ib]))
+    changed = [{"file_name": str(A.file_name[i]), "a": f"images[{i}]", "b": f"images[{j}]",
+                "keys": _changed_keys(A.record(i), B.record(j))}
+               for i, j in zip(ia[differ].tolist(), ib[differ].tolist(), strict=True)]
+    return ka, kb, [added, removed, changed]
+
+
+def _diff_categories(a: Dataset, b: Dataset) -> list[list[dict[str, Any]]]:
+    ca = {int(r["id"]): plain(r) for r in a.categories.records}
+    cb = {int(r["id"]): plain(r) for r in b.categories.records}
+    added = [{"id": i, "name": cb[i].get("name")} for i in cb if i not in ca]
+    removed = [{"id": i, "name": ca[i].get("name")} for i in ca if i not in cb]
+    renamed, changed = [], []
+    for i in ca:
+        if i not in cb:
+            continue
+        keys = _changed_keys(ca[i], cb[i])
+        if "name" in keys:
+            renamed.append({"id": i, "old": ca[i].get("name"), "new": cb[i].get("name")})
+        if [k for k in keys if k != "name"]:
+            changed.append({"id": i, "keys": [k for k in keys if k != "name"]})
+    return [added, removed, renamed, changed]
+
+
+def _keys(anns: Annotations, img_key: np.ndarray, image_index: np.ndarray) -> np.ndarray:
+    """(n, 6) int64: image key, category id and the bits of the four box numbers."""
+    k = np.where(image_index >= 0, img_key[np.maximum(image_index, 0)], -1)
+    box = np.ascontiguousarray(anns.bbox).view(np.int64)
+    return np.column_stack([k, anns.category_id, box])
+
+
+def _exact(ka: np.ndarray, kb: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Rows of A and B paired where their keys are equal (k-th of a key in A with the
+    k-th in B, in row order)."""
+    both = np.concatenate([ka, kb])
+    side = np.r_[np.zeros(len(ka), np.int64), np.ones(len(kb), np.int64)]
+    row = np.r_[np.arange(len(ka)), np.arange(len(kb))]
+    order = np.lexsort((row, side, *[both[:, c] for c in range(both.shape[1] - 1, -1, -1)]))
+    s = both[order]
+    new = np.r_[True, (s[1:] != s[:-1]).any(axis=1)] if len(s) else np.zeros(0, bool)
+    group = np.cumsum(new) - 1
+    sd = side[order]
+    # rank of each element among those of its side in its group
+    key = group * 2 + sd
+    start = np.r_[True, key[1:] != key[:-1]] if len(key) else np.zeros(0, bool)
+    pos = np.arange(len(key))
+    rank = pos - np.maximum.accumulate(np.where(start, pos, 0))
+    code = group * (len(both) + 1) + rank
+    a_code, a_row = code[sd == 0], row[order][sd == 0]
+    b_code, b_row = code[sd == 1], row[order][sd == 1]
+    common, ia, ib = np.intersect1d(a_code, b_code, assume_unique=True, return_indices=True)
+    return a_row[ia], b_row[ib]
+
+
+def _column_differs(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    if a.dtype.kind == "f":
+        return ~((a == b) | (np.isnan(a) & np.isnan(b)))
+    if a.dtype == object:
+        return np.array([x != y for x, y in zip(a.tolist(), b.tolist(), strict=True)], bool)
+    return a != b
+
+
+def diff_datasets(a: Dataset, b: Dataset, *, iou: float = 0.5) -> DatasetDiff:
+    """What changed from ``a`` to ``b`` (see the module docstring)."""
+    ka_img, kb_img, (img_added, img_removed, img_changed) = _diff_images(a, b)
+    cats = _diff_categories(a, b)
+    A, B = a.annotations, b.annotations
+    key_a = _keys(A, ka_img, a.image_index)
+    key_b = _keys(B, kb_img, b.image_index)
+    ia, ib = _exact(key_a, key_b)
+    differ = np.zeros(len(ia), bool)
+    for f in _ANN_FIELDS:
+        differ |= _column_differs(getattr(A, f)[ia], getattr(B, f)[ib])
+    fname_a = a.images.file_name
+    fname_b = b.images.file_name
+
+    def name_a(i: int) -> str | None:
+        r = int(a.image_index[i])
+        return str(fname_a[r]) if r >= 0 else None
+
+    def name_b(j: int) -> str | None:
+        r = int(b.image_index[j])
+        return str(fname_b[r]) if r >= 0 else None
+
+    changed = [{"a": f"annotations[{i}]", "b": f"annotations[{j}]", "file_name": name_a(i),
+                "keys": _changed_keys(A.record(i), B.record(j))}
+               for i, j in sorted(zip(ia[differ].tolist(), ib[differ].tolist(), strict=True))]
+
+    # the rest: pairs of one (image, category) by box IoU, best first
+    rest_a = np.setdiff1d(np.arange(len(A)), ia)
+    rest_b = np.setdiff1d(np.arange(len(B)), ib)
+    rest_a = rest_a[np.isfinite(A.bbox[rest_a]).all(axis=1) & (key_a[rest_a, 0] >= 0)]
+    fin_b = rest_b[np.isfinite(B.bbox[rest_b]).all(axis=1) & (key_b[rest_b, 0] >= 0)]
+    span = np.int64(max(int(key_a[:, 1].max(initial=0)), int(key_b[:, 1].max(initial=0))) + 1)
+    ga = key_a[rest_a, 0] * span + key_a[rest_a, 1]
+    gb = key_b[fin_b, 0] * span + key_b[fin_b, 1]
+    ob = np.argsort(gb, kind="stable")
+    lo = np.searchsorted(gb[ob], ga, "left")
+    hi = np.searchsorted(gb[ob], ga, "right")
+    n = hi - lo
+    pa = np.repeat(rest_a, n)
+    pb = fin_b[ob[np.repeat(lo, n) + ranges(n)]]
+    v = box_iou(A.bbox[pa], B.bbox[pb])
+    good = np.flatnonzero(v >= iou)
+    best = good[np.lexsort((pb[good], pa[good], -v[good]))]
+    used_a: set[int] = set()
+    used_b: set[int] = set()
+    moved: list[dict[str, Any]] = []
+    for k in best.tolist():
+        i, j = int(pa[k]), int(pb[k])
+        if i in used_a or j in used_b:
+            continue
+        used_a.add(i)
+        used_b.add(j)
+        moved.append({"a": f"annotations[{i}]", "b": f"annotations[{j}]",
+                      "file_name": name_a(i), "iou": round(float(v[k]), 4),
+                      "old_bbox": A.bbox[i].tolist(), "new_bbox": B.bbox[j].tolist(),
+                      "keys": _changed_keys(A.record(i), B.record(j))})
+    moved.sort(key=lambda m: int(m["a"][12:-1]))
+    removed = [{"a": f"annotations[{i}]", "file_name": name_a(i),
+                "category_id": int(A.category_id[i])}
+               for i in np.setdiff1d(np.arange(len(A)), ia).tolist() if i not in used_a]
+    added = [{"b": f"annotations[{j}]", "file_name": name_b(j),
+              "category_id": int(B.category_id[j])}
+             for j in rest_b.tolist() if j not in used_b]
+    return DatasetDiff(a.source or "A", b.source or "B", img_added, img_removed, img_changed,
+                       added, removed, moved, changed, *cats)
