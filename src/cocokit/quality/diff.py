@@ -127,34 +127,47 @@ def _keys(anns: Annotations, img_key: np.ndarray, image_index: np.ndarray) -> np
     return np.column_stack([k, anns.category_id, box])
 
 
+def _row_hash(keys: np.ndarray) -> np.ndarray:
+    """A 64-bit hash of each row of an int64 table (equal rows, equal hashes)."""
+    h = np.full(len(keys), 0x9E3779B97F4A7C15, np.uint64)
+    with np.errstate(over="ignore"):
+        for c in range(keys.shape[1]):
+            h ^= keys[:, c].view(np.uint64)
+            h *= np.uint64(0xBF58476D1CE4E5B9)
+            h ^= h >> np.uint64(31)
+    return h
+
+
 def _exact(ka: np.ndarray, kb: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Rows of A and B paired where their keys are equal (k-th of a key in A with the
-    k-th in B, in row order)."""
-    both = np.concatenate([ka, kb])
+    k-th in B, in row order): one stable sort of the rows' hashes, the pairs then checked
+    on the keys themselves."""
+    h = np.concatenate([_row_hash(ka), _row_hash(kb)])
     side = np.r_[np.zeros(len(ka), np.int64), np.ones(len(kb), np.int64)]
     row = np.r_[np.arange(len(ka)), np.arange(len(kb))]
-    order = np.lexsort((row, side, *[both[:, c] for c in range(both.shape[1] - 1, -1, -1)]))
-    s = both[order]
-    new = np.r_[True, (s[1:] != s[:-1]).any(axis=1)] if len(s) else np.zeros(0, bool)
+    order = np.argsort(h, kind="stable")  # within a hash: A's rows, then B's, in row order
+    s = h[order]
+    new = np.r_[True, s[1:] != s[:-1]] if len(s) else np.zeros(0, bool)
     group = np.cumsum(new) - 1
     sd = side[order]
-    # rank of each element among those of its side in its group
     key = group * 2 + sd
     start = np.r_[True, key[1:] != key[:-1]] if len(key) else np.zeros(0, bool)
     pos = np.arange(len(key))
     rank = pos - np.maximum.accumulate(np.where(start, pos, 0))
-    code = group * (len(both) + 1) + rank
+    code = group * (len(h) + 1) + rank
     a_code, a_row = code[sd == 0], row[order][sd == 0]
     b_code, b_row = code[sd == 1], row[order][sd == 1]
-    common, ia, ib = np.intersect1d(a_code, b_code, assume_unique=True, return_indices=True)
-    return a_row[ia], b_row[ib]
+    _, ia, ib = np.intersect1d(a_code, b_code, assume_unique=True, return_indices=True)
+    ia, ib = a_row[ia], b_row[ib]
+    same = (ka[ia] == kb[ib]).all(axis=1)  # a hash collision is no match
+    return ia[same], ib[same]
 
 
 def _column_differs(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     if a.dtype.kind == "f":
         return ~((a == b) | (np.isnan(a) & np.isnan(b)))
     if a.dtype == object:
-        return np.array([x != y for x, y in zip(a.tolist(), b.tolist(), strict=True)], bool)
+        return np.asarray(a != b, bool)
     return a != b
 
 
@@ -185,8 +198,12 @@ def diff_datasets(a: Dataset, b: Dataset, *, iou: float = 0.5) -> DatasetDiff:
                for i, j in sorted(zip(ia[differ].tolist(), ib[differ].tolist(), strict=True))]
 
     # the rest: pairs of one (image, category) by box IoU, best first
-    rest_a = np.setdiff1d(np.arange(len(A)), ia)
-    rest_b = np.setdiff1d(np.arange(len(B)), ib)
+    free_a = np.ones(len(A), bool)
+    free_a[ia] = False
+    free_b = np.ones(len(B), bool)
+    free_b[ib] = False
+    rest_a, rest_b = np.flatnonzero(free_a), np.flatnonzero(free_b)
+    all_rest_a = rest_a
     rest_a = rest_a[np.isfinite(A.bbox[rest_a]).all(axis=1) & (key_a[rest_a, 0] >= 0)]
     fin_b = rest_b[np.isfinite(B.bbox[rest_b]).all(axis=1) & (key_b[rest_b, 0] >= 0)]
     span = np.int64(max(int(key_a[:, 1].max(initial=0)), int(key_b[:, 1].max(initial=0))) + 1)
@@ -217,7 +234,7 @@ def diff_datasets(a: Dataset, b: Dataset, *, iou: float = 0.5) -> DatasetDiff:
     moved.sort(key=lambda m: int(m["a"][12:-1]))
     removed = [{"a": f"annotations[{i}]", "file_name": name_a(i),
                 "category_id": int(A.category_id[i])}
-               for i in np.setdiff1d(np.arange(len(A)), ia).tolist() if i not in used_a]
+               for i in all_rest_a.tolist() if i not in used_a]
     added = [{"b": f"annotations[{j}]", "file_name": name_b(j),
               "category_id": int(B.category_id[j])}
              for j in rest_b.tolist() if j not in used_b]
