@@ -251,7 +251,7 @@ def test_rare_categories_counted_with_unused_ones() -> None:
 
 
 def test_leak_by_file_name_without_images() -> None:
-    a = read_coco(_coco(_IMG + [{"id": 2, "file_name": "b.jpg", "width": 9, "height": 9}]))
+    a = read_coco(_coco([*_IMG, {"id": 2, "file_name": "b.jpg", "width": 9, "height": 9}]))
     b = read_coco(_coco([{"id": 7, "file_name": "b.jpg", "width": 9, "height": 9}]))
     report = check_dataset(a, against=[("val.json", b, None)])
     leaks = [f for f in report.findings if f.code == "leaked-image"]

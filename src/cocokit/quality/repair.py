@@ -44,12 +44,14 @@ FIXES: dict[str, str] = {
     "every field but the id",
     "duplicate-ids": "give annotations whose id repeats an earlier one new ids after the "
     "largest (max + 1, max + 2, ... in file order)",
-    "clip": "clip boxes and polygons to their image (areas of what was cut recomputed)",
+    "clip": "clip boxes and polygons to their image (areas of what was cut recomputed: "
+    "polygons by the shoelace formula, box-only annotations as width * height)",
     "degenerate": "drop polygon rings with fewer than 3 points, an odd number of "
     "coordinates, a non-finite one or no area; drop annotations left with neither a "
     "segmentation nor a box of positive width and height",
     "recompute": "set bbox and area from the segmentation where they are missing or "
-    "disagree with it (bbox: a side off by more than 1 px; area: validate's tolerance)",
+    "disagree with it (bbox: a side off by more than 1 px; area: polygons by the shoelace "
+    "formula, RLE by its mask, off by more than validate's tolerance)",
     "invalid": "drop records the writer still refuses (what validate reports as errors), "
     "an image with its annotations",
 }
@@ -261,9 +263,7 @@ def _clip(w: _Work) -> None:
         if np.isnan(w.area[i]):
             continue
         if w.seg[i] is not None and w.kind[i] == SegmentationKind.POLYGON:
-            area = segmentation_areas(w.seg[i : i + 1], w.height[i : i + 1],
-                                      w.width[i : i + 1])[0]
-            area = 0.0 if np.isnan(area) else area
+            area = float(_areas(w, np.array([i]))[0])
         else:
             area = float(w.bbox[i, 2] * w.bbox[i, 3]) if not np.isnan(w.bbox[i, 0]) else np.nan
         if not np.isnan(area) and area != w.area[i]:
@@ -303,6 +303,36 @@ def _degenerate(w: _Work) -> None:
     w.drop("degenerate", np.flatnonzero(w.keep & ~has_seg & ~good_box))
 
 
+def _shoelace(polys: Polygons) -> np.ndarray:
+    """Per annotation, the sum of its rings' areas (the shoelace formula): the area
+    validate compares a polygon annotation's ``area`` with."""
+    n = len(polys)
+    ro = polys.ring_offsets
+    if len(ro) < 2:
+        return np.zeros(n)
+    x, y = polys.coords[:, 0], polys.coords[:, 1]
+    nxt = np.arange(1, len(x) + 1)
+    nxt[ro[1:] - 1] = ro[:-1]  # each ring closes on its first vertex
+    cross = x * y[nxt] - x[nxt] * y
+    ring = np.abs(np.add.reduceat(cross, ro[:-1])) * 0.5 if len(x) else np.zeros(len(ro) - 1)
+    ring[ro[1:] == ro[:-1]] = 0.0
+    ring_of = np.repeat(np.arange(n), polys.ring_count)
+    return np.bincount(ring_of, weights=ring, minlength=n)
+
+
+def _areas(w: _Work, rows: np.ndarray) -> np.ndarray:
+    """Area of each row's segmentation as validate measures it: polygons by the shoelace
+    formula (summed over rings), RLE by its mask (pycocotools)."""
+    out = np.full(len(rows), np.nan)
+    poly = w.kind[rows] == SegmentationKind.POLYGON
+    if poly.any():
+        out[poly] = _shoelace(parse_polygons(w.seg, rows[poly]))
+    rle = ~poly
+    if rle.any():
+        out[rle] = segmentation_areas(w.seg[rows[rle]], w.height[rows[rle]], w.width[rows[rle]])
+    return out
+
+
 def _recompute(w: _Work) -> None:
     rows = np.flatnonzero(w.keep & (w.img >= 0) & (w.kind > 0)
                           & np.array([s is not None for s in w.seg], bool))
@@ -315,7 +345,7 @@ def _recompute(w: _Work) -> None:
         return
     try:
         box = segmentation_bboxes(w.seg[rows], w.height[rows], w.width[rows])
-        area = segmentation_areas(w.seg[rows], w.height[rows], w.width[rows])
+        area = _areas(w, rows)
     except Exception:  # an RLE pycocotools refuses: left to the invalid fix
         return
     for k, i in enumerate(rows.tolist()):
@@ -346,7 +376,8 @@ def _invalid(w: _Work) -> None:
     ds = _build(w)
     kept_rows = np.flatnonzero(w.keep)
     img_rows = np.flatnonzero(~w.drop_images)
-    screened = screen_export(ds, invalid="skip")
+    # repeated annotation ids are the duplicate-ids fix's business (the write refuses them)
+    screened = screen_export(ds, invalid="skip", annotation_ids="auto")
     for line in screened.skipped:
         head = line.split(":", 1)[0]
         section, _, rest = head.partition("[")
