@@ -123,12 +123,13 @@ def _probe(queries: np.ndarray, base: np.ndarray, t: int, same: bool
         for s in range(0, len(queries), PROBE_BLOCK):
             q = qkey[s : s + PROBE_BLOCK]
             probe = (q[:, None] ^ flips[None, :]).ravel()
-            lo, hi = offsets[probe], offsets[probe + 1]
-            n = hi - lo
-            if not n.any():
+            n = counts[probe]
+            hit = np.flatnonzero(n)
+            if not len(hit):
                 continue
-            qrow = np.repeat(np.repeat(np.arange(s, s + len(q)), len(flips)), n)
-            brow = order[np.repeat(lo, n) + ranges(n)]
+            n = n[hit]
+            qrow = np.repeat(hit // len(flips) + s, n)
+            brow = order[np.repeat(offsets[probe[hit]], n) + ranges(n)]
             if same:
                 keep = brow > qrow
                 qrow, brow = qrow[keep], brow[keep]
