@@ -30,6 +30,7 @@ import argparse
 import io
 import resource
 import shutil
+import statistics
 import sys
 import tempfile
 import time
@@ -43,7 +44,7 @@ from cocokit.engine import run_local
 from cocokit.io.coco import read_coco
 from cocokit.quality.check import check_dataset
 from cocokit.quality.diff import diff_datasets
-from cocokit.quality.images import scan_images
+from cocokit.quality.images import HashCache, scan_images
 from cocokit.quality.pairs import near_pairs
 
 
@@ -92,7 +93,7 @@ def floor(fn: Callable[[list[str]], int], paths: list[str], workers: int) -> int
     return sum(run_local(fn, batches, workers=workers))
 
 
-def bench_images(src: Path, copies: int, workers: int) -> None:
+def bench_images(src: Path, copies: int, workers: int, repeat: int) -> None:
     files = sorted(p for p in src.iterdir() if p.suffix.lower() in (".jpg", ".jpeg", ".png"))
     with tempfile.TemporaryDirectory() as tmp:
         names = []
@@ -103,15 +104,28 @@ def bench_images(src: Path, copies: int, workers: int) -> None:
                 names.append(name)
         paths = [str(Path(tmp) / n) for n in names]
         floor(_decode_full, paths, workers)  # warm the page cache
-        _, fw, fc = timed(lambda: floor(_decode_full, paths, workers))
-        _, dw, dc = timed(lambda: floor(_decode_draft, paths, workers))
-        _, hw, hc = timed(lambda: scan_images(names, tmp, workers=workers))
+        runs: dict[str, list[tuple[float, float]]] = {"full": [], "draft": [], "hash": []}
+        for _ in range(repeat):  # interleaved, so a change of load hits all three alike
+            runs["full"].append(timed(lambda: floor(_decode_full, paths, workers))[1:])
+            runs["draft"].append(timed(lambda: floor(_decode_draft, paths, workers))[1:])
+            runs["hash"].append(timed(lambda: scan_images(names, tmp, workers=workers))[1:])
+        (fw, fc), (dw, dc), (hw, hc) = (
+            (statistics.median(w for w, _ in runs[k]), statistics.median(c for _, c in runs[k]))
+            for k in ("full", "draft", "hash"))
+        cache = HashCache(Path(tmp) / "cache.npz")
+        scan_images(names, tmp, workers=workers, cache=cache)
+        cache.save()
+        _, cw, cc = timed(lambda: scan_images(names, tmp, workers=workers,
+                                              cache=HashCache(Path(tmp) / "cache.npz")))
         n = len(names)
         row(f"floor: full decode, {n} images, {workers} proc", fw, fc, f"{n / fw:.0f} img/s")
         row(f"floor: draft decode, {n} images, {workers} proc", dw, dc, f"{n / dw:.0f} img/s")
         row(f"scan_images (hashes), {n} images, {workers} proc", hw, hc,
             f"{n / hw:.0f} img/s; {fw / hw:.2f}x full-decode floor, "
-            f"{dw / hw:.2f}x draft floor")
+            f"{dw / hw:.2f}x draft floor (by CPU: {fc / hc:.2f}x, {dc / hc:.2f}x); "
+            f"medians of {repeat}")
+        row(f"scan_images again, from the hash cache, {n} images", cw, cc,
+            f"{n / cw:.0f} img/s")
 
 
 def bench_near(n: int, src: Path | None) -> None:
@@ -178,6 +192,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--copies", type=int, default=4,
                         help="copies of each image hashed (default 4)")
     parser.add_argument("--workers", type=int, default=2, help="processes (default 2)")
+    parser.add_argument("--repeat", type=int, default=3,
+                        help="interleaved runs of the image cases, medians (default 3)")
     parser.add_argument("--hashes", type=int, default=100_000,
                         help="hashes searched for near pairs (default 100k)")
     args = parser.parse_args(argv)
@@ -186,7 +202,7 @@ def main(argv: list[str] | None = None) -> int:
         bench_file(args.file)
     bench_near(args.hashes, args.images)
     if args.images is not None:
-        bench_images(args.images, args.copies, args.workers)
+        bench_images(args.images, args.copies, args.workers, args.repeat)
     return 0
 
 
