@@ -8,5 +8,20 @@ See ``docs/quality.md``.
 from __future__ import annotations
 
 from .check import CODES, CheckReport, Finding, Thresholds, check_dataset
+from .diff import DatasetDiff, diff_datasets
+from .repair import DEFAULT_FIXES, FIXES, Change, Repair, repair_dataset
 
-__all__ = ["CODES", "CheckReport", "Finding", "Thresholds", "check_dataset"]
+__all__ = [
+    "CODES",
+    "DEFAULT_FIXES",
+    "FIXES",
+    "Change",
+    "CheckReport",
+    "DatasetDiff",
+    "Finding",
+    "Repair",
+    "Thresholds",
+    "check_dataset",
+    "diff_datasets",
+    "repair_dataset",
+]
