@@ -22,7 +22,7 @@ import msgspec
 import numpy as np
 
 from ..clipping import clip_boxes, clip_polygons
-from ..dataset import Annotations, Dataset, plain
+from ..dataset import Annotations, Dataset, plain, ranges
 from ..errors import OptionError
 from ..geometry import (
     Polygons,
@@ -57,6 +57,7 @@ FIXES: dict[str, str] = {
 }
 #: The fixes applied when none is named: all of them.
 DEFAULT_FIXES: tuple[str, ...] = tuple(FIXES)
+_RUN = 4096  # polygons parsed at a time when some do not parse
 #: ``recompute``: a box side may differ from the segmentation's by this many px.
 BOX_TOLERANCE = 1.0
 
@@ -103,6 +104,23 @@ def _num(v: float) -> float | None:
     return None if np.isnan(v) else float(v)
 
 
+def _subset(p: Polygons, idx: np.ndarray) -> Polygons:
+    """The entries ``idx`` of ``p``, in that order."""
+    idx = np.asarray(idx, np.int64)
+    rc = p.ring_count[idx]
+    ring_ids = np.repeat(p.offsets[idx], rc) + ranges(rc)
+    sizes = p.ring_offsets[ring_ids + 1] - p.ring_offsets[ring_ids]
+    vert = np.repeat(p.ring_offsets[ring_ids], sizes) + ranges(sizes)
+    return Polygons(p.coords[vert], np.r_[0, np.cumsum(sizes)].astype(np.int64),
+                    np.r_[0, np.cumsum(rc)].astype(np.int64))
+
+
+def _concat(a: Polygons, b: Polygons) -> Polygons:
+    return Polygons(np.concatenate([a.coords, b.coords]),
+                    np.r_[a.ring_offsets, b.ring_offsets[1:] + a.ring_offsets[-1]],
+                    np.r_[a.offsets, b.offsets[1:] + a.offsets[-1]])
+
+
 class _Work:
     """The columns being repaired (copies), the rows kept, and the changes so far."""
 
@@ -124,6 +142,31 @@ class _Work:
         self.width[ok] = ds.images.width[img[ok]]
         self.height[ok] = ds.images.height[img[ok]]
         self.drop_images = np.zeros(len(ds.images), bool)
+        self._cache: Polygons | None = None
+        self._pos = np.full(len(a), -1, np.int64)
+        self._dirty = np.zeros(len(a), bool)
+
+    def polygons(self, rows: np.ndarray) -> tuple[np.ndarray, Polygons]:
+        """The polygon rows among ``rows`` that parse, and their polygons: parsed once
+        for the whole table, again only for rows a fix changed."""
+        if self._cache is None:
+            all_rows, self._cache = _parse_rows(
+                self.seg, np.flatnonzero(self.kind == SegmentationKind.POLYGON))
+            self._pos[all_rows] = np.arange(len(all_rows))
+        rows = np.asarray(rows, np.int64)
+        rows = rows[self.kind[rows] == SegmentationKind.POLYGON]
+        dirty = self._dirty[rows]
+        rows = rows[dirty | (self._pos[rows] >= 0)]
+        dirty = self._dirty[rows]
+        clean = rows[~dirty]
+        fresh = rows[dirty]
+        if not len(fresh):
+            return rows, _subset(self._cache, self._pos[clean])
+        both = _concat(_subset(self._cache, self._pos[clean]), parse_polygons(self.seg, fresh))
+        where = np.empty(len(rows), np.int64)
+        where[~dirty] = np.arange(len(clean))
+        where[dirty] = len(clean) + np.arange(len(fresh))
+        return rows, _subset(both, where)
 
     def record(self, i: int) -> dict[str, Any]:
         rec = self.ds.annotations.record(i)
@@ -156,6 +199,7 @@ class _Work:
         self.changes.append(Change(fix, f"annotations[{i}].segmentation",
                                    plain(self.seg[i]), rings))
         self.seg[i] = rings
+        self._dirty[i] = True
 
 
 def _dangling(w: _Work) -> None:
@@ -221,12 +265,27 @@ def _parse(seg: np.ndarray, rows: np.ndarray) -> Polygons | None:
         return None  # a ring with an odd length or a non-number: left to degenerate
 
 
-def _parseable(w: _Work, rows: np.ndarray) -> np.ndarray:
-    """The rows (polygon or other) whose polygons parse: all at once, else one by one."""
-    if _parse(w.seg, rows) is not None:
-        return rows
-    return np.array([i for i in rows.tolist() if _parse(w.seg, np.array([i])) is not None],
-                    np.int64)
+def _parse_rows(seg: np.ndarray, rows: np.ndarray) -> tuple[np.ndarray, Polygons]:
+    """The rows whose polygons parse, and their polygons: all at once, else run by run
+    and one by one in the runs that fail."""
+    whole = _parse(seg, rows)
+    if whole is not None:
+        return rows, whole
+    kept: list[np.ndarray] = []
+    parts: list[Polygons] = []
+    for s in range(0, len(rows), _RUN):
+        run = rows[s : s + _RUN]
+        got = _parse(seg, run)
+        if got is None:
+            run = np.array([i for i in run.tolist() if _parse(seg, np.array([i])) is not None],
+                           np.int64)
+            got = parse_polygons(seg, run)
+        kept.append(run)
+        parts.append(got)
+    out = parts[0]
+    for p in parts[1:]:
+        out = _concat(out, p)
+    return np.concatenate(kept), out
 
 
 def _clip(w: _Work) -> None:
@@ -242,9 +301,8 @@ def _clip(w: _Work) -> None:
         w.set_bbox("clip", int(rows[k]), new[k])
         if w.seg[rows[k]] is None or w.kind[rows[k]] == SegmentationKind.NONE:
             recut.append(int(rows[k]))
-    poly = _parseable(w, _polygon_rows(w))
+    poly, polys = w.polygons(_polygon_rows(w))
     if len(poly):
-        polys = parse_polygons(w.seg, poly)
         b = polygon_bboxes(polys)
         has = ~np.isnan(b[:, 0])
         out = has & ((b[:, 0] < 0) | (b[:, 1] < 0) | (b[:, 0] + b[:, 2] > w.width[poly])
@@ -259,13 +317,12 @@ def _clip(w: _Work) -> None:
                 w.set_seg("clip", i, cut.to_coco(j))
                 recut.append(i)
     # areas of what was cut: of the segmentation where there is one, else of the box
-    for i in sorted(set(recut)):
-        if np.isnan(w.area[i]):
-            continue
-        if w.seg[i] is not None and w.kind[i] == SegmentationKind.POLYGON:
-            area = float(_areas(w, np.array([i]))[0])
-        else:
-            area = float(w.bbox[i, 2] * w.bbox[i, 3]) if not np.isnan(w.bbox[i, 0]) else np.nan
+    cut_rows = np.array(sorted(set(recut)), np.int64)
+    cut_rows = cut_rows[~np.isnan(w.area[cut_rows])]
+    is_poly = w.kind[cut_rows] == SegmentationKind.POLYGON
+    new = w.bbox[cut_rows, 2] * w.bbox[cut_rows, 3]
+    new[is_poly] = _areas(w, cut_rows[is_poly])
+    for i, area in zip(cut_rows.tolist(), new.tolist(), strict=True):
         if not np.isnan(area) and area != w.area[i]:
             w.set_area("clip", i, float(area))
 
@@ -284,8 +341,25 @@ def _ring_ok(ring: Any) -> bool:
 
 
 def _degenerate(w: _Work) -> None:
+    rows = _polygon_rows(w)
+    # rings measured at once; only the annotations with a bad ring are looked at one by one
+    good, polys = w.polygons(rows)
+    sizes = np.diff(polys.ring_offsets)
+    finite = np.ones(len(sizes), bool)
+    if len(polys.coords):
+        bad_xy = ~np.isfinite(polys.coords).all(axis=1)
+        finite = np.bincount(np.repeat(np.arange(len(sizes)), sizes), weights=bad_xy,
+                             minlength=len(sizes)) == 0
+    ring_bad = (sizes < 3) | ~finite | ~(_ring_areas(polys) > 0)
+    ann_bad = np.bincount(np.repeat(np.arange(len(good)), polys.ring_count), weights=ring_bad,
+                          minlength=len(good)) > 0
+    mask = np.zeros(len(w.keep), bool)
+    mask[rows] = True
+    mask[good] = False  # rows that do not parse stay
+    mask[good[ann_bad | (polys.ring_count == 0)]] = True
+    look = np.flatnonzero(mask)
     empty: list[int] = []
-    for i in _polygon_rows(w).tolist():
+    for i in look.tolist():
         rings = plain(w.seg[i])
         kept = [r for r in rings if _ring_ok(r)]
         if len(kept) != len(rings):
@@ -303,21 +377,26 @@ def _degenerate(w: _Work) -> None:
     w.drop("degenerate", np.flatnonzero(w.keep & ~has_seg & ~good_box))
 
 
+def _ring_areas(polys: Polygons) -> np.ndarray:
+    """The area of each ring by the shoelace formula (0 for a ring without vertices)."""
+    ro = polys.ring_offsets
+    r = len(ro) - 1
+    x, y = polys.coords[:, 0], polys.coords[:, 1]
+    sizes = np.diff(ro)
+    nxt = np.arange(1, len(x) + 1)
+    full = sizes > 0
+    nxt[ro[1:][full] - 1] = ro[:-1][full]  # each ring closes on its first vertex
+    with np.errstate(invalid="ignore", over="ignore"):
+        cross = x * y[nxt % max(len(x), 1)] - x[nxt % max(len(x), 1)] * y
+        ring_of = np.repeat(np.arange(r), sizes)
+        return np.abs(np.bincount(ring_of, weights=cross, minlength=r)) * 0.5
+
+
 def _shoelace(polys: Polygons) -> np.ndarray:
     """Per annotation, the sum of its rings' areas (the shoelace formula): the area
     validate compares a polygon annotation's ``area`` with."""
-    n = len(polys)
-    ro = polys.ring_offsets
-    if len(ro) < 2:
-        return np.zeros(n)
-    x, y = polys.coords[:, 0], polys.coords[:, 1]
-    nxt = np.arange(1, len(x) + 1)
-    nxt[ro[1:] - 1] = ro[:-1]  # each ring closes on its first vertex
-    cross = x * y[nxt] - x[nxt] * y
-    ring = np.abs(np.add.reduceat(cross, ro[:-1])) * 0.5 if len(x) else np.zeros(len(ro) - 1)
-    ring[ro[1:] == ro[:-1]] = 0.0
-    ring_of = np.repeat(np.arange(n), polys.ring_count)
-    return np.bincount(ring_of, weights=ring, minlength=n)
+    ring_of = np.repeat(np.arange(len(polys)), polys.ring_count)
+    return np.bincount(ring_of, weights=_ring_areas(polys), minlength=len(polys))
 
 
 def _areas(w: _Work, rows: np.ndarray) -> np.ndarray:
@@ -326,7 +405,10 @@ def _areas(w: _Work, rows: np.ndarray) -> np.ndarray:
     out = np.full(len(rows), np.nan)
     poly = w.kind[rows] == SegmentationKind.POLYGON
     if poly.any():
-        out[poly] = _shoelace(parse_polygons(w.seg, rows[poly]))
+        got, polys = w.polygons(rows[poly])
+        found = np.zeros(len(w.keep))
+        found[got] = _shoelace(polys)
+        out[poly] = found[rows[poly]]
     rle = ~poly
     if rle.any():
         out[rle] = segmentation_areas(w.seg[rows[rle]], w.height[rows[rle]], w.width[rows[rle]])
@@ -334,32 +416,32 @@ def _areas(w: _Work, rows: np.ndarray) -> np.ndarray:
 
 
 def _recompute(w: _Work) -> None:
-    rows = np.flatnonzero(w.keep & (w.img >= 0) & (w.kind > 0)
-                          & np.array([s is not None for s in w.seg], bool))
-    if not len(rows):
-        return
-    rows = _parseable(w, rows)
-    polys = parse_polygons(w.seg, rows)
-    rows = rows[(w.kind[rows] != SegmentationKind.POLYGON) | (polys.ring_count > 0)]
-    if not len(rows):
-        return
-    try:
-        box = segmentation_bboxes(w.seg[rows], w.height[rows], w.width[rows])
-        area = _areas(w, rows)
-    except Exception:  # an RLE pycocotools refuses: left to the invalid fix
-        return
-    for k, i in enumerate(rows.tolist()):
-        nb = box[k]
-        if not np.isnan(nb).any():
-            ob = w.bbox[i]
-            if np.isnan(ob).any() or (np.abs(ob - nb) > BOX_TOLERANCE).any():
-                w.set_bbox("recompute", i, nb)
-        na = area[k]
-        if not np.isnan(na):
-            oa = w.area[i]
-            diff = abs(oa - na)
-            if np.isnan(oa) or (diff > AREA_REL_TOLERANCE * na and diff > AREA_ABS_TOLERANCE):
-                w.set_area("recompute", i, float(na))
+    n = len(w.keep)
+    rows = np.flatnonzero(w.keep & (w.img >= 0) & (w.kind > 0))
+    box = np.full((n, 4), np.nan)
+    area = np.full(n, np.nan)
+    poly, polys = w.polygons(rows)
+    has = polys.ring_count > 0
+    box[poly[has]] = polygon_bboxes(polys)[has]
+    area[poly[has]] = _shoelace(polys)[has]
+    for i in rows[w.kind[rows] != SegmentationKind.POLYGON].tolist():  # RLE: few
+        try:
+            box[i] = segmentation_bboxes(w.seg[i : i + 1], w.height[i : i + 1],
+                                         w.width[i : i + 1])[0]
+            area[i] = segmentation_areas(w.seg[i : i + 1], w.height[i : i + 1],
+                                         w.width[i : i + 1])[0]
+        except Exception:  # an RLE pycocotools refuses: left to the invalid fix
+            box[i], area[i] = np.nan, np.nan
+    with np.errstate(invalid="ignore"):
+        new_box = ~np.isnan(box).any(axis=1) & (
+            np.isnan(w.bbox).any(axis=1) | (np.abs(w.bbox - box) > BOX_TOLERANCE).any(axis=1))
+        diff = np.abs(w.area - area)
+        new_area = ~np.isnan(area) & (
+            np.isnan(w.area) | ((diff > AREA_REL_TOLERANCE * area) & (diff > AREA_ABS_TOLERANCE)))
+    for i in np.flatnonzero(new_box).tolist():
+        w.set_bbox("recompute", i, box[i])
+    for i in np.flatnonzero(new_area).tolist():
+        w.set_area("recompute", i, float(area[i]))
 
 
 def _build(w: _Work) -> Dataset:
