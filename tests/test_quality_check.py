@@ -284,6 +284,15 @@ def test_html_report(mini_set: dict[str, Any], tmp_path: Path) -> None:
     assert "Quality check" in text and "copy_of_a.jpg" in text and "data:image/png" in text
 
 
+def test_quiet_prints_only_the_findings(mini_set: dict[str, Any], tmp_path: Path,
+                                        capsys: pytest.CaptureFixture[str]) -> None:
+    rc = main(["check", str(mini_set["train_json"]), "-i", str(mini_set["train"]), "-q",
+               "--cache", str(tmp_path / "c.npz")])
+    out, err = capsys.readouterr()
+    assert rc == 1 and err == ""
+    assert "images[79]: [duplicate-image] copy_of_a.jpg has the same bytes as" in out
+
+
 def test_a_clean_dataset_exits_0(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     f = _write(tmp_path / "ok.json", _coco(_IMG, [_ann(1, [10, 10, 20, 20])]))
     assert main(["check", str(f), "--min-examples", "0"]) == 0

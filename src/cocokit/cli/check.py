@@ -138,7 +138,7 @@ def check_command(
     if as_json:
         typer.echo(json.dumps(report.to_dict(), indent=2, allow_nan=False))
     else:
-        _print(report)
+        _print(report, quiet)
     if html is not None:
         from ..report import write_report
 
@@ -151,7 +151,7 @@ def check_command(
         raise typer.Exit(1)
 
 
-def _print(report: CheckReport) -> None:
+def _print(report: CheckReport, quiet: bool) -> None:
     from ..quality.check import CODES
 
     table = Table(title=f"check {report.source}", title_justify="left", box=None,
@@ -170,7 +170,7 @@ def _print(report: CheckReport) -> None:
         if len(rows) > SHOWN:
             console.print(f"... and {len(rows) - SHOWN:,} more {code} (--json lists all)",
                           markup=False, highlight=False)
-    if report.images is not None:
+    if report.images is not None and not quiet:
         err_console.print(f"{report.images_hashed:,} image(s) read, {report.images_cached:,} "
                           "from the hash cache", markup=False, highlight=False)
 

@@ -38,7 +38,7 @@ from typing import Any
 
 import numpy as np
 
-from ..dataset import Dataset
+from ..dataset import Dataset, ranges
 from ..engine import Engine
 from ..errors import OptionError
 from ..geometry import RLE_KINDS, segmentation_kinds
@@ -238,8 +238,6 @@ def _same_digest(a: np.ndarray, b: np.ndarray | None) -> tuple[np.ndarray, np.nd
     lo = np.searchsorted(sb, a, "left")
     hi = np.searchsorted(sb, a, "right")
     n = hi - lo
-    from ..dataset import ranges
-
     return np.repeat(np.arange(len(a)), n), ob[np.repeat(lo, n) + ranges(n)]
 
 
