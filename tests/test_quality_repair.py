@@ -227,3 +227,18 @@ def test_what_is_not_repaired_is_refused(tmp_path: Path) -> None:
     done = run("repair", str(src), "-o", str(out))
     assert done.returncode == 2 and "duplicate image id" in done.stderr
     assert "Traceback" not in done.stderr and not out.exists()
+
+
+def test_an_invalid_image_goes_with_its_annotations(tmp_path: Path) -> None:
+    doc = _base()
+    doc["images"][1]["width"] = 0  # bad-image-size: the writer refuses it
+    ds = read_coco(doc)
+    result = repair_dataset(ds)
+    assert [(c.fix, c.path) for c in result.changes] == [
+        ("invalid", "images[1]"), ("invalid", "annotations[1]")]
+    out = tmp_path / "out.json"
+    write_coco(result.dataset, out)
+    assert validate(out).ok
+    d = diff_datasets(ds, read_coco(out))
+    assert [e["a"] for e in d.images_removed] == ["images[1]"]
+    assert [e["a"] for e in d.annotations_removed] == ["annotations[1]"]

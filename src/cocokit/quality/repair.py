@@ -289,7 +289,8 @@ def _parse_rows(seg: np.ndarray, rows: np.ndarray) -> tuple[np.ndarray, Polygons
 
 
 def _clip(w: _Work) -> None:
-    rows = np.flatnonzero(w.keep & (w.img >= 0))
+    # an image without a positive size is the invalid fix's (it is dropped there)
+    rows = np.flatnonzero(w.keep & (w.img >= 0) & (w.width > 0) & (w.height > 0))
     win = np.stack([np.zeros(len(rows)), np.zeros(len(rows)), w.width[rows], w.height[rows]],
                    axis=1)
     old = w.bbox[rows]
@@ -302,6 +303,8 @@ def _clip(w: _Work) -> None:
         if w.seg[rows[k]] is None or w.kind[rows[k]] == SegmentationKind.NONE:
             recut.append(int(rows[k]))
     poly, polys = w.polygons(_polygon_rows(w))
+    sized = (w.width[poly] > 0) & (w.height[poly] > 0)
+    poly, polys = poly[sized], _subset(polys, np.flatnonzero(sized))
     if len(poly):
         b = polygon_bboxes(polys)
         has = ~np.isnan(b[:, 0])
