@@ -97,13 +97,25 @@ def test_each_kind(what: str, change: Callable[[dict[str, Any]], None], kind: st
     assert {k: got[k] for k in entry} == entry
 
 
-def test_a_box_moved_far_is_removed_and_added() -> None:
-    b = _edit(_set(["annotations", 1, "bbox"], [70.0, 50.0, 20.0, 20.0]))
+def _far(doc: dict[str, Any], new_id: int) -> None:
+    doc["annotations"][1]["bbox"] = [70.0, 50.0, 20.0, 20.0]
+    doc["annotations"][1]["id"] = new_id
+
+
+def test_a_box_moved_far_under_another_id_is_removed_and_added() -> None:
+    b = _edit(lambda d: _far(d, 20))
     d = diff_datasets(read_coco(_doc()), read_coco(b))
     assert (len(d.annotations_moved), len(d.annotations_removed), len(d.annotations_added)) == (
         0, 1, 1)
     loose = diff_datasets(read_coco(_doc()), read_coco(b), iou=0.0001)
     assert len(loose.annotations_moved) == 0  # no overlap at all: still not a move
+
+
+def test_a_box_moved_far_under_its_id_is_a_move() -> None:
+    d = diff_datasets(read_coco(_doc()), read_coco(_edit(lambda d: _far(d, 2))))
+    assert [(m["a"], m["iou"], m["keys"]) for m in d.annotations_moved] == [
+        ("annotations[1]", 0.0, ["bbox"])]
+    assert not d.annotations_removed and not d.annotations_added
 
 
 def test_renamed_file_is_an_image_removed_and_added() -> None:

@@ -242,3 +242,48 @@ def test_an_invalid_image_goes_with_its_annotations(tmp_path: Path) -> None:
     d = diff_datasets(ds, read_coco(out))
     assert [e["a"] for e in d.images_removed] == ["images[1]"]
     assert [e["a"] for e in d.annotations_removed] == ["annotations[1]"]
+
+
+# -- property: whatever the defects, the output validates and diff shows the changes -----
+
+hypothesis = pytest.importorskip("hypothesis")
+st = hypothesis.strategies
+
+_coord = st.floats(-30, 130, allow_nan=False).map(lambda v: round(v, 1))
+_ring = st.lists(_coord, min_size=2, max_size=12)
+_ann = st.fixed_dictionaries({
+    "id": st.integers(1, 8),
+    "image_id": st.integers(1, 3),  # 3 names no image
+    "category_id": st.integers(1, 3),  # 3 names no category
+    "bbox": st.lists(_coord, min_size=4, max_size=4),
+    "iscrowd": st.sampled_from([0, 0, 0, 1, 2]),
+    "segmentation": st.one_of(st.just([]), st.lists(_ring, min_size=1, max_size=3)),
+    "area": st.floats(0, 5000, allow_nan=False),
+})
+
+
+@hypothesis.settings(max_examples=60, deadline=None,
+                     suppress_health_check=[hypothesis.HealthCheck.function_scoped_fixture])
+@hypothesis.given(anns=st.lists(_ann, max_size=10))
+def test_any_defects_validate_and_diff_exactly(tmp_path: Path, anns: list[dict[str, Any]]
+                                               ) -> None:
+    doc = _base()
+    doc["annotations"] += anns
+    ds = read_coco(doc)
+    result = repair_dataset(ds)
+    out = tmp_path / "out.json"
+    write_coco(result.dataset, out)
+    assert validate(out).ok
+    d = diff_datasets(ds, read_coco(out))
+    reported = _changes_of_repair(result.changes, True)
+    touched = {p for p, _ in reported}
+    dropped = {p for p, k in reported if k is None}
+    removed = {e["a"] for e in d.annotations_removed}
+    # every change diff sees was reported, every record dropped is seen removed
+    assert {(e["a"], k) for e in d.annotations_moved + d.annotations_changed
+            for k in e["keys"]} <= reported
+    assert dropped <= removed <= touched
+    # a record changed beyond recognition (box, segmentation and id) shows as removed and
+    # added: as many added as such records, and nothing else
+    assert len(d.annotations_added) == len(removed - dropped)
+    assert not (d.images_added or d.images_removed or d.images_changed)

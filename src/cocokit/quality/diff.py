@@ -6,10 +6,12 @@
   *changed* (another field differs).
 * Annotations are matched within the same image (by file name) and category id. First
   exactly: the same box (bit for bit); the pairs whose other fields differ (id, area,
-  segmentation, ...) are *changed*, with the keys that differ. The rest are matched by
-  box IoU, at least ``iou`` (0.5), best pairs first: those are *moved* (the box
-  changed; other keys that changed are listed too). What is left is *added* (in B)
-  or *removed* (in A); an annotation without a box is only matched exactly.
+  segmentation, ...) are *changed*, with the keys that differ. Then by the same
+  segmentation (its JSON text): the box changed by any amount, *moved* (a segmentation
+  that stays while its box is recomputed is the same object). The rest are matched by
+  box IoU, at least ``iou`` (0.5), best pairs first, and last by the same id: those are
+  *moved* too (other keys that changed are listed as well). What is left is *added* (in
+  B) or *removed* (in A).
 
 Every entry names the records by JSON path in A (``a``) and B (``b``). The exact pass
 is one sort of both tables; the IoU pass pairs only the annotations left, group by
@@ -21,6 +23,7 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
+import msgspec
 import numpy as np
 
 from ..dataset import Annotations, Dataset, plain, ranges
@@ -163,6 +166,28 @@ def _exact(ka: np.ndarray, kb: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return ia[same], ib[same]
 
 
+def _with_segmentation(anns: Annotations, free: np.ndarray) -> np.ndarray:
+    """Rows of ``free`` with a segmentation that is not empty."""
+    rows = np.flatnonzero(free & (anns.segmentation_kind > 0))
+    return np.array([r for r in rows.tolist() if _seg_bytes(anns.segmentation[r]) != b"[]"],
+                    np.int64)
+
+
+def _seg_bytes(seg: Any) -> bytes:
+    return bytes(seg) if isinstance(seg, msgspec.Raw) else msgspec.json.encode(seg)
+
+
+def _seg_hashes(segs: np.ndarray) -> np.ndarray:
+    """A 64-bit hash of each segmentation's JSON text (Python's hash of the bytes: the
+    same within one process, which is all a diff needs; 0 for none)."""
+    return np.fromiter((0 if s is None else hash(_seg_bytes(s)) for s in segs), np.int64,
+                       len(segs))
+
+
+def _plain_box(b: np.ndarray) -> list[float] | None:
+    return None if np.isnan(b).any() else b.tolist()
+
+
 def _column_differs(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     if a.dtype.kind == "f":
         return ~((a == b) | (np.isnan(a) & np.isnan(b)))
@@ -178,7 +203,24 @@ def diff_datasets(a: Dataset, b: Dataset, *, iou: float = 0.5) -> DatasetDiff:
     A, B = a.annotations, b.annotations
     key_a = _keys(A, ka_img, a.image_index)
     key_b = _keys(B, kb_img, b.image_index)
-    ia, ib = _exact(key_a, key_b)
+    hash_a, hash_b = _seg_hashes(A.segmentation), _seg_hashes(B.segmentation)
+    # the same box, segmentation and id first, then the same box and segmentation, then
+    # the same box: of several annotations with one box, each pairs with itself first
+    passes = [(np.column_stack([key_a, hash_a, A.id]), np.column_stack([key_b, hash_b, B.id])),
+              (np.column_stack([key_a, hash_a]), np.column_stack([key_b, hash_b])),
+              (key_a, key_b)]
+    free_a = np.ones(len(A), bool)
+    free_b = np.ones(len(B), bool)
+    found_a: list[np.ndarray] = []
+    found_b: list[np.ndarray] = []
+    for ka, kb in passes:
+        ra, rb = np.flatnonzero(free_a), np.flatnonzero(free_b)
+        ja, jb = _exact(ka[ra], kb[rb])
+        found_a.append(ra[ja])
+        found_b.append(rb[jb])
+        free_a[ra[ja]] = False
+        free_b[rb[jb]] = False
+    ia, ib = np.concatenate(found_a), np.concatenate(found_b)
     differ = np.zeros(len(ia), bool)
     for f in _ANN_FIELDS:
         differ |= _column_differs(getattr(A, f)[ia], getattr(B, f)[ib])
@@ -197,11 +239,31 @@ def diff_datasets(a: Dataset, b: Dataset, *, iou: float = 0.5) -> DatasetDiff:
                 "keys": _changed_keys(A.record(i), B.record(j))}
                for i, j in sorted(zip(ia[differ].tolist(), ib[differ].tolist(), strict=True))]
 
+    # then by the same segmentation (its box changed, by any amount)
+    sa, sb = _with_segmentation(A, free_a), _with_segmentation(B, free_b)
+    seg_a = np.column_stack([key_a[sa, :2], hash_a[sa]])
+    seg_b = np.column_stack([key_b[sb, :2], hash_b[sb]])
+    qa, qb = _exact(seg_a, seg_b)
+    qa, qb = sa[qa], sb[qb]
+    same_seg = np.asarray(A.segmentation[qa] == B.segmentation[qb], bool)
+    qa, qb = qa[same_seg], qb[same_seg]
+    free_a[qa] = False
+    free_b[qb] = False
+    seg_moved: list[dict[str, Any]] = []
+    for i, j in zip(qa.tolist(), qb.tolist(), strict=True):
+        keys = _changed_keys(A.record(i), B.record(j))
+        if "bbox" in keys:
+            v0 = float(box_iou(A.bbox[i], B.bbox[j])[0])
+            seg_moved.append({"a": f"annotations[{i}]", "b": f"annotations[{j}]",
+                              "file_name": name_a(i), "iou": None if np.isnan(v0) else round(v0, 4),
+                              "old_bbox": _plain_box(A.bbox[i]), "new_bbox": _plain_box(B.bbox[j]),
+                              "keys": keys})
+        elif keys:
+            changed.append({"a": f"annotations[{i}]", "b": f"annotations[{j}]",
+                            "file_name": name_a(i), "keys": keys})
+    changed.sort(key=lambda m: int(str(m["a"])[12:-1]))
+
     # the rest: pairs of one (image, category) by box IoU, best first
-    free_a = np.ones(len(A), bool)
-    free_a[ia] = False
-    free_b = np.ones(len(B), bool)
-    free_b[ib] = False
     rest_a, rest_b = np.flatnonzero(free_a), np.flatnonzero(free_b)
     all_rest_a = rest_a
     rest_a = rest_a[np.isfinite(A.bbox[rest_a]).all(axis=1) & (key_a[rest_a, 0] >= 0)]
@@ -220,7 +282,7 @@ def diff_datasets(a: Dataset, b: Dataset, *, iou: float = 0.5) -> DatasetDiff:
     best = good[np.lexsort((pb[good], pa[good], -v[good]))]
     used_a: set[int] = set()
     used_b: set[int] = set()
-    moved: list[dict[str, Any]] = []
+    moved = seg_moved
     for k in best.tolist():
         i, j = int(pa[k]), int(pb[k])
         if i in used_a or j in used_b:
@@ -229,9 +291,26 @@ def diff_datasets(a: Dataset, b: Dataset, *, iou: float = 0.5) -> DatasetDiff:
         used_b.add(j)
         moved.append({"a": f"annotations[{i}]", "b": f"annotations[{j}]",
                       "file_name": name_a(i), "iou": round(float(v[k]), 4),
-                      "old_bbox": A.bbox[i].tolist(), "new_bbox": B.bbox[j].tolist(),
+                      "old_bbox": _plain_box(A.bbox[i]), "new_bbox": _plain_box(B.bbox[j]),
                       "keys": _changed_keys(A.record(i), B.record(j))})
-    moved.sort(key=lambda m: int(m["a"][12:-1]))
+    # last, the same id on the same image and category (a box that was empty, say)
+    left_a = np.array([i for i in all_rest_a.tolist() if i not in used_a], np.int64)
+    left_b = np.array([j for j in rest_b.tolist() if j not in used_b], np.int64)
+    if len(left_a) and len(left_b):
+        ka = np.column_stack([key_a[left_a, :2], A.id[left_a]])
+        kb = np.column_stack([key_b[left_b, :2], B.id[left_b]])
+        ja, jb = _exact(ka, kb)
+        for i, j in zip(left_a[ja].tolist(), left_b[jb].tolist(), strict=True):
+            if key_a[i, 0] < 0:
+                continue  # no image: nothing to say it is the same
+            used_a.add(i)
+            used_b.add(j)
+            v0 = float(box_iou(A.bbox[i], B.bbox[j])[0])
+            moved.append({"a": f"annotations[{i}]", "b": f"annotations[{j}]",
+                          "file_name": name_a(i), "iou": None if np.isnan(v0) else round(v0, 4),
+                          "old_bbox": _plain_box(A.bbox[i]), "new_bbox": _plain_box(B.bbox[j]),
+                          "keys": _changed_keys(A.record(i), B.record(j))})
+    moved.sort(key=lambda m: int(str(m["a"])[12:-1]))
     removed = [{"a": f"annotations[{i}]", "file_name": name_a(i),
                 "category_id": int(A.category_id[i])}
                for i in all_rest_a.tolist() if i not in used_a]
