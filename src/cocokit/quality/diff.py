@@ -168,8 +168,9 @@ def _exact(ka: np.ndarray, kb: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 def _with_segmentation(anns: Annotations, free: np.ndarray) -> np.ndarray:
     """Rows of ``free`` with a segmentation that is not empty."""
-    rows = np.flatnonzero(free & (anns.segmentation_kind > 0))
-    return np.array([r for r in rows.tolist() if _seg_bytes(anns.segmentation[r]) != b"[]"],
+    seg = anns.segmentation
+    return np.array([r for r in np.flatnonzero(free).tolist()
+                     if seg[r] is not None and _seg_bytes(seg[r]) not in (b"[]", b"null")],
                     np.int64)
 
 
@@ -203,19 +204,21 @@ def diff_datasets(a: Dataset, b: Dataset, *, iou: float = 0.5) -> DatasetDiff:
     A, B = a.annotations, b.annotations
     key_a = _keys(A, ka_img, a.image_index)
     key_b = _keys(B, kb_img, b.image_index)
-    hash_a, hash_b = _seg_hashes(A.segmentation), _seg_hashes(B.segmentation)
-    # the same box, segmentation and id first, then the same box and segmentation, then
+    # the same box and id first (most of a file), then the same box and segmentation, then
     # the same box: of several annotations with one box, each pairs with itself first
-    passes = [(np.column_stack([key_a, hash_a, A.id]), np.column_stack([key_b, hash_b, B.id])),
-              (np.column_stack([key_a, hash_a]), np.column_stack([key_b, hash_b])),
-              (key_a, key_b)]
     free_a = np.ones(len(A), bool)
     free_b = np.ones(len(B), bool)
     found_a: list[np.ndarray] = []
     found_b: list[np.ndarray] = []
-    for ka, kb in passes:
+    for k in range(3):
         ra, rb = np.flatnonzero(free_a), np.flatnonzero(free_b)
-        ja, jb = _exact(ka[ra], kb[rb])
+        ka, kb = key_a[ra], key_b[rb]
+        if k == 0:
+            ka, kb = np.column_stack([ka, A.id[ra]]), np.column_stack([kb, B.id[rb]])
+        elif k == 1:
+            ka = np.column_stack([ka, _seg_hashes(A.segmentation[ra])])
+            kb = np.column_stack([kb, _seg_hashes(B.segmentation[rb])])
+        ja, jb = _exact(ka, kb)
         found_a.append(ra[ja])
         found_b.append(rb[jb])
         free_a[ra[ja]] = False
@@ -241,8 +244,8 @@ def diff_datasets(a: Dataset, b: Dataset, *, iou: float = 0.5) -> DatasetDiff:
 
     # then by the same segmentation (its box changed, by any amount)
     sa, sb = _with_segmentation(A, free_a), _with_segmentation(B, free_b)
-    seg_a = np.column_stack([key_a[sa, :2], hash_a[sa]])
-    seg_b = np.column_stack([key_b[sb, :2], hash_b[sb]])
+    seg_a = np.column_stack([key_a[sa, :2], _seg_hashes(A.segmentation[sa])])
+    seg_b = np.column_stack([key_b[sb, :2], _seg_hashes(B.segmentation[sb])])
     qa, qb = _exact(seg_a, seg_b)
     qa, qb = sa[qa], sb[qb]
     same_seg = np.asarray(A.segmentation[qa] == B.segmentation[qb], bool)
