@@ -326,3 +326,17 @@ def test_scan_runs_in_the_pool_and_here_alike(mini_set: dict[str, Any]) -> None:
     one = scan_images(names, mini_set["train"], workers=1)
     two = scan_images(names, mini_set["train"], workers=2)
     assert np.array_equal(one.phash, two.phash) and np.array_equal(one.digest, two.digest)
+
+
+@pytest.mark.parametrize(("command", "flags"), [
+    ("check", ["-i", "--images", "--against", "--against-images", "--json", "--html", "--iou",
+               "--min-size", "--max-aspect", "--min-examples", "--hash-distance", "--cache",
+               "--no-cache", "--workers", "--engine", "--address", "-q", "Example:"]),
+    ("repair", ["-o", "--output", "--fix", "--report", "-q", "Example:"]),
+    ("diff", ["--json", "--iou", "-q", "Example:"]),
+])
+def test_the_quality_commands_speak_the_vocabulary(command: str, flags: list[str]) -> None:
+    done = run(command, "--help", COLUMNS="200")
+    assert done.returncode == 0
+    missing = [f for f in flags if f not in done.stdout]
+    assert not missing, f"{command} --help lacks {missing}"
