@@ -12,12 +12,14 @@ Shared by :mod:`.check` (duplicate annotations, near-duplicate images) and
   chunk indexes the hashes in a direct-address table (chunks are at most 22 bits);
   every hash probes its chunk and the chunk values ``t // m`` bits away; the candidates
   found are checked with a popcount. Exact: every pair within ``t`` is found, none
-  beyond.
+  beyond. The number of chunks is picked for the least expected work (probes plus
+  candidates) for ``t`` and the number of hashes.
 """
 
 from __future__ import annotations
 
 import itertools
+import math
 from collections.abc import Iterator
 
 import numpy as np
@@ -91,12 +93,20 @@ def _flips(bits: int, radius: int) -> np.ndarray:
     return np.array(masks, np.int64)
 
 
-def _chunks(t: int) -> list[tuple[int, int]]:
-    """(shift, bits) of each chunk of a 64-bit hash for a search within ``t`` bits:
-    enough chunks that each is probed within at most 2 bits, at least 3 so that no chunk
-    is wider than 22 bits (its direct-address table stays at most 4M entries)."""
-    m = max(3, -(-(t + 1) // 3))
-    m = min(m, 64)
+def _cost(t: int, m: int, n: int) -> float:
+    """Probes plus expected candidates of a search within ``t`` bits among ``n`` hashes
+    cut into ``m`` chunks (uniform hashes)."""
+    bits = 64 // m
+    r = t // m
+    flips = sum(math.comb(bits, k) for k in range(r + 1))
+    return m * n * flips * (1 + n / 2**bits)
+
+
+def _chunks(t: int, n: int) -> list[tuple[int, int]]:
+    """(shift, bits) of each chunk of a 64-bit hash for a search within ``t`` bits among
+    ``n`` hashes: the number of chunks (3 or more, so that no chunk is wider than 22 bits
+    and its direct-address table stays at most 4M entries) with the least expected work."""
+    m = min(range(3, max(3, min(t + 1, 64)) + 1), key=lambda k: _cost(t, k, max(n, 1)))
     widths = [64 // m + (1 if k < 64 % m else 0) for k in range(m)]
     shifts = np.cumsum([0, *widths[:-1]]).tolist()
     return list(zip(shifts, widths, strict=True))
@@ -110,7 +120,7 @@ def _chunk(h: np.ndarray, shift: int, bits: int) -> np.ndarray:
 def _probe(queries: np.ndarray, base: np.ndarray, t: int, same: bool
            ) -> Iterator[tuple[np.ndarray, np.ndarray]]:
     """Candidate pairs (query row, base row) sharing a chunk within the probe radius."""
-    chunks = _chunks(t)
+    chunks = _chunks(t, len(base))
     radius = t // len(chunks)
     for shift, bits in chunks:
         key = _chunk(base, shift, bits)
