@@ -7,7 +7,6 @@ import contextlib
 import json
 import os
 from collections.abc import Callable
-from enum import Enum
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Optional
 
@@ -17,6 +16,7 @@ from rich.table import Table
 from ..errors import OptionError
 from ._app import QUIET_HELP, app, console, err_console, load_dataset, progress_bar, status
 from ._options import Json, check_file_output, check_image_folder
+from .slice import EngineOpt
 
 if TYPE_CHECKING:
     from ..quality.check import CheckReport
@@ -25,11 +25,6 @@ Quiet = Annotated[bool, typer.Option("--quiet", "-q", help=QUIET_HELP)]
 
 #: findings listed per code on the terminal (all of them with --json)
 SHOWN = 10
-
-
-class EngineOpt(str, Enum):
-    local = "local"
-    ray = "ray"
 
 
 @app.command("check")
