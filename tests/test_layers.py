@@ -37,6 +37,7 @@ FLOORS: list[tuple[str, list[str]]] = [
         "cocokit.draw", "cocokit.slicing", "cocokit.transforms", "cocokit.transforms.*",
         "cocokit.augment", "cocokit.augment.*", "cocokit.postprocess", "cocokit.unslice",
         "cocokit.evaluation", "cocokit.remap", "cocokit.analysis",
+        "cocokit.quality", "cocokit.quality.*",
     ]),
     ("shells", [
         "cocokit", "cocokit.__main__", "cocokit.compat", "cocokit.compat.*",

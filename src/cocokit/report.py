@@ -20,7 +20,7 @@ import base64
 import html
 import io
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -380,15 +380,24 @@ def html_page(title: str, body: list[str]) -> str:
 
 
 def render_report(ds: Dataset, stats: DatasetStats | None = None,
-                  title: str | None = None) -> str:
-    """The report as one self-contained HTML document (a str)."""
+                  title: str | None = None,
+                  sections: Sequence[tuple[str, str]] = ()) -> str:
+    """The report as one self-contained HTML document (a str).
+
+    ``sections``: more parts of the page, each ``(heading, HTML body)``, placed after
+    the dataset summary (``check --html`` puts its findings there). The heading is
+    escaped; the body is inserted as it is."""
     s = stats if stats is not None else compute_stats(ds)
     figures = report_figures(ds, s)
     name = title or f"cocokit report: {ds.source or 'dataset'}"
     parts = ['<h2>Dataset</h2><table class="summary"><tbody>']
     parts += [f"<tr><td>{html.escape(k)}</td><td>{html.escape(v)}</td></tr>"
               for k, v in _summary_rows(s)]
-    parts.append('</tbody></table><h2>Plots</h2><div class="grid">')
+    parts.append("</tbody></table>")
+    for heading, body in sections:
+        parts.append(f"<h2>{html.escape(heading)}</h2>")
+        parts.append(body)
+    parts.append('<h2>Plots</h2><div class="grid">')
     for key, png in figures.items():
         parts.append(figure_html(key, png, FIGURES[key], wide=key == "categories"))
     parts.append("</div><h2>Categories</h2>")
@@ -400,11 +409,12 @@ def render_report(ds: Dataset, stats: DatasetStats | None = None,
 
 
 def write_report(ds: Dataset, path: str | os.PathLike[str], stats: DatasetStats | None = None,
-                 title: str | None = None) -> Path:
-    """Write the HTML report to ``path`` atomically; returns the path."""
+                 title: str | None = None, sections: Sequence[tuple[str, str]] = ()) -> Path:
+    """Write the HTML report to ``path`` atomically; returns the path (``sections``: see
+    :func:`render_report`)."""
     from .io.atomic import atomic_write
 
-    text = render_report(ds, stats, title)
+    text = render_report(ds, stats, title, sections)
     out = Path(path)
     atomic_write(out, [text.encode("utf-8")])
     return out
