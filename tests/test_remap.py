@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Literal
 
 import numpy as np
 import pytest
@@ -76,13 +77,14 @@ def test_id_map_shape(tmp_path: Path) -> None:
     assert back.images_old.tolist() == ds.images.id.tolist()
 
 
-def test_streamed_export_writes_the_same_map(tmp_path: Path) -> None:
+@pytest.mark.parametrize("ids", ["auto", "keep"])
+def test_streamed_export_writes_the_same_map(tmp_path: Path, ids: Literal["auto", "keep"]) -> None:
     from cocokit.io.stream import open_stream
 
     ds = cocokit.load(TINY)
-    a = cocokit.write_coco(ds, tmp_path / "a.json", image_ids="auto", annotation_ids="auto")
-    b = cocokit.write_coco(open_stream(TINY), tmp_path / "b.json", image_ids="auto",
-                           annotation_ids="auto")
+    a = cocokit.write_coco(ds, tmp_path / "a.json", image_ids=ids, annotation_ids=ids)
+    b = cocokit.write_coco(open_stream(TINY), tmp_path / "b.json", image_ids=ids,
+                           annotation_ids=ids)
     assert a.id_map is not None and b.id_map is not None
     assert a.id_map.to_dict()["images"] == b.id_map.to_dict()["images"]
     assert a.id_map.to_dict()["annotations"] == b.id_map.to_dict()["annotations"]

@@ -18,8 +18,8 @@ import numpy as np
 from .errors import ValidationFailed
 
 __all__ = [
-    "CODES", "SEVERITIES", "Problem", "Report", "Severity", "found_value", "is_number",
-    "json_kind", "short_number", "short_value", "typed_value",
+    "CODES", "RESULTS_CODES", "SEVERITIES", "Problem", "Report", "Severity", "found_value",
+    "is_number", "json_kind", "short_number", "short_value", "typed_value",
 ]
 
 Severity = Literal["error", "warning"]
@@ -69,6 +69,9 @@ CODES: dict[str, str] = {
     "duplicate-file-name": "Two images share a file_name.",
     "unused-category": "A category is declared but no annotation uses it.",
 }
+
+#: The codes that only a results list can have (the rest are those of a COCO document).
+RESULTS_CODES = frozenset({"score-out-of-range"})
 
 _WARNING_CODES = frozenset(
     {"bbox-outside-image", "zero-area-bbox", "area-mismatch", "duplicate-file-name",

@@ -1235,7 +1235,10 @@ def _write_stream(
     total = int(keep_rows.sum()) + stream.num_annotations
     counts = {"images": 0, "annotations": 0, "box": 0, "area": 0}
     ann_ids_seen: list[np.ndarray] = []
-    ann_map: list[tuple[np.ndarray, np.ndarray]] = []  # (old, new) per run, for the id map
+    # for the id map, in bounded memory: the kept ids once (old = new), or under auto the
+    # old ids alone (the new ones are 1..M in the same order)
+    ann_old: list[np.ndarray] = []
+    kept_ids = np.zeros(0, np.int64)
 
     def images_body() -> Iterator[bytes]:
         enc = RecordEncoder("Image", IMAGE_KEYS)
@@ -1253,6 +1256,7 @@ def _write_stream(
                 progress(counts["images"] + counts["annotations"], total)
 
     def annotations_body() -> Iterator[bytes]:
+        nonlocal kept_ids
         enc = RecordEncoder("Annotation", ANNOTATION_KEYS)
         first = True
         next_id = 1
@@ -1286,7 +1290,8 @@ def _write_stream(
                 )
             counts["box"] += nb
             counts["area"] += na
-            ann_map.append((t.id[rows], out_ids))
+            if annotation_ids == "auto":
+                ann_old.append(t.id[rows])
             yield (b"" if first else b",") + body
             first = False
             counts["annotations"] += len(rows)
@@ -1296,6 +1301,7 @@ def _write_stream(
             ids = np.concatenate(ann_ids_seen)
             ann_ids_seen.clear()
             ids.sort()
+            kept_ids = ids
             if (ids[1:] == ids[:-1]).any():  # find where, now that there is something to say
                 quiet = ExportScreen("skip", target)
                 written = [start + screened(start, t, quiet)[0]
@@ -1319,10 +1325,18 @@ def _write_stream(
         counts["area"],
         tuple(screen.skipped),
         tuple(category_warnings(cats)),
-        IdMap(index.ids[keep_rows], new_ids[keep_rows],
-              np.concatenate([old for old, _ in ann_map] or [np.zeros(0, np.int64)]),
-              np.concatenate([new for _, new in ann_map] or [np.zeros(0, np.int64)])),
+        _stream_id_map(index.ids[keep_rows], new_ids[keep_rows], kept_ids, ann_old),
     )
+
+
+def _stream_id_map(images_old: np.ndarray, images_new: np.ndarray, kept: np.ndarray,
+                   renumbered: list[np.ndarray]) -> IdMap:
+    """The id map of a streamed export: annotation ids kept (``kept``, old = new) or
+    renumbered 1..M in the order of the old ids in ``renumbered``."""
+    if renumbered:
+        old = np.concatenate(renumbered)
+        return IdMap(images_old, images_new, old, np.arange(1, len(old) + 1, dtype=np.int64))
+    return IdMap(images_old, images_new, kept, kept)
 
 
 def _summary(target: str | None, ds: Dataset, plan: _Plan) -> ExportSummary:
