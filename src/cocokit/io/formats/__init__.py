@@ -1,0 +1,76 @@
+"""Dataset formats: one module per format, a reader and a writer beside each other,
+and one registry to pick them by name or by looking at the input.
+
+Each module (``voc``, ``labelme``, ...) has ``NAME``, ``detect(path) -> bool`` (a cheap
+look at a file or folder), ``read(path, *, images=None) -> (Dataset, Losses)`` and
+``write(ds, path, *, images=None) -> Losses``. Readers build COCO records and go through
+the one COCO reader; writers go through the one export contract and write their files
+atomically (a folder staged, so nothing is half-written). The :class:`Losses` say what
+the target (or, reading, the model) could not carry and what was done instead.
+
+>>> from cocokit.io import formats
+>>> ds, losses = formats.read("voc_folder/")                 # doctest: +SKIP
+>>> losses = formats.write(ds, "labelme/", format="labelme")  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import importlib
+from types import ModuleType
+from typing import Any
+
+from ...dataset import Dataset
+from ...errors import InputError, OptionError
+from .losses import Loss, Losses
+
+__all__ = ["FORMATS", "Loss", "Losses", "detect", "format_module", "read", "write"]
+
+#: Format name -> module (under ``cocokit.io.formats``). The order is the order of
+#: detection: the first whose ``detect`` says yes reads the input.
+#: Formats of other branches go here by name (cvat, dota; YOLO pose/obb live in io/yolo).
+FORMATS: dict[str, str] = {
+    "coco": "coco",
+    "yolo": "yolo",
+    "voc": "voc",
+    "labelme": "labelme",
+    "labelstudio": "labelstudio",
+    # "cvat": "cvat",
+    # "dota": "dota",
+}
+
+
+def format_module(name: str) -> ModuleType:
+    """The module of the format ``name`` (an :class:`OptionError` naming the formats
+    for an unknown one)."""
+    key = name.lower().replace("-", "").replace("_", "")
+    if key not in FORMATS:
+        raise OptionError("format", name, "one of " + ", ".join(FORMATS))
+    return importlib.import_module(f"{__name__}.{FORMATS[key]}")
+
+
+def detect(path: str) -> str:
+    """The name of the format of ``path``, or an :class:`InputError` saying none fits."""
+    for name in FORMATS:
+        try:
+            if format_module(name).detect(path):
+                return name
+        except OSError:
+            continue
+    raise InputError(str(path), None, "cannot tell its format (give it: --from / format=; "
+                     "one of " + ", ".join(FORMATS) + ")")
+
+
+def read(path: Any, format: str | None = None, *,
+         images: str | None = None) -> tuple[Dataset, Losses]:
+    """Read ``path`` in ``format`` (detected when None): the dataset, and what reading
+    could not carry into the COCO model."""
+    name = format or detect(str(path))
+    module = format_module(name)
+    ds, losses = module.read(str(path), images=images)
+    return ds, losses
+
+
+def write(ds: Dataset, path: Any, format: str, *, images: str | None = None) -> Losses:
+    """Write ``ds`` to ``path`` in ``format``; returns what the target could not carry."""
+    losses: Losses = format_module(format).write(ds, str(path), images=images)
+    return losses
