@@ -46,6 +46,9 @@ _LAZY = {
     "read_yolo": ("io.yolo", "read_yolo"),
     "write_yolo": ("io.yolo", "write_yolo"),
     "open_stream": ("io.stream", "open_stream"),
+    "read": ("io.formats", "read"),
+    "write": ("io.formats", "write"),
+    "Losses": ("io.formats.losses", "Losses"),
 }
 
 
@@ -73,6 +76,7 @@ __all__ = [
     "InputError",
     "IntegrityError",
     "JSONSyntaxError",
+    "Losses",
     "MissingDependency",
     "OptionError",
     "OutputError",
@@ -87,6 +91,7 @@ __all__ = [
     "draw",
     "load",
     "open_stream",
+    "read",
     "read_coco",
     "read_yolo",
     "save",
@@ -96,6 +101,7 @@ __all__ = [
     "to_json",
     "transforms",
     "validate",
+    "write",
     "write_coco",
     "write_yolo",
 ]

@@ -16,14 +16,15 @@ the target (or, reading, the model) could not carry and what was done instead.
 from __future__ import annotations
 
 import importlib
+import inspect
 from types import ModuleType
 from typing import Any
 
 from ...dataset import Dataset
 from ...errors import InputError, OptionError
-from .losses import Loss, Losses
+from .losses import Loss, Losses, LossyConversion
 
-__all__ = ["FORMATS", "Loss", "Losses", "detect", "format_module", "read", "write"]
+__all__ = ["FORMATS", "Loss", "Losses", "LossyConversion", "detect", "format_module", "read", "write"]
 
 #: Format name -> module (under ``cocokit.io.formats``). The order is the order of
 #: detection: the first whose ``detect`` says yes reads the input.
@@ -39,12 +40,12 @@ FORMATS: dict[str, str] = {
 }
 
 
-def format_module(name: str) -> ModuleType:
-    """The module of the format ``name`` (an :class:`OptionError` naming the formats
-    for an unknown one)."""
+def format_module(name: str, option: str = "format") -> ModuleType:
+    """The module of the format ``name`` (an :class:`OptionError` on ``option`` naming the
+    formats for an unknown one)."""
     key = name.lower().replace("-", "").replace("_", "")
     if key not in FORMATS:
-        raise OptionError("format", name, "one of " + ", ".join(FORMATS))
+        raise OptionError(option, name, "one of " + ", ".join(FORMATS))
     return importlib.import_module(f"{__name__}.{FORMATS[key]}")
 
 
@@ -70,7 +71,18 @@ def read(path: Any, format: str | None = None, *,
     return ds, losses
 
 
-def write(ds: Dataset, path: Any, format: str, *, images: str | None = None) -> Losses:
-    """Write ``ds`` to ``path`` in ``format``; returns what the target could not carry."""
-    losses: Losses = format_module(format).write(ds, str(path), images=images)
+def write(ds: Dataset, path: Any, format: str, *, images: str | None = None,
+          strict: bool = False) -> Losses:
+    """Write ``ds`` to ``path`` in ``format``; returns what the target could not carry.
+
+    ``strict`` refuses a lossy conversion before anything is written
+    (:class:`~cocokit.io.formats.losses.LossyConversion`). A format module's ``write``
+    takes ``strict`` as a keyword; one that does not is refused under ``strict``.
+    """
+    module = format_module(format)
+    if strict and "strict" not in inspect.signature(module.write).parameters:
+        raise OptionError("strict", True, f"a format whose writer checks losses before "
+                          f"writing ({format} does not)")
+    kwargs: dict[str, Any] = {"strict": True} if strict else {}
+    losses: Losses = module.write(ds, str(path), images=images, **kwargs)
     return losses

@@ -32,7 +32,8 @@ def read(path: str, *, images: str | None = None) -> tuple[Dataset, Losses]:
     return read_coco(path), Losses()
 
 
-def write(ds: Dataset, path: str, *, images: str | None = None) -> Losses:
+def write(ds: Dataset, path: str, *, images: str | None = None,
+          strict: bool = False) -> Losses:
     """Write a COCO file (the one writer, under the export contract); no losses."""
     write_coco(ds, path)
     return Losses()

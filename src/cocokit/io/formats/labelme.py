@@ -38,7 +38,7 @@ import numpy as np
 
 from ...dataset import Dataset, plain
 from ...errors import InputError
-from .losses import Losses
+from .losses import Losses, refuse_lossy
 from .records import (
     LABEL_MAP,
     CategoryMap,
@@ -246,7 +246,8 @@ def _pairs(ring: list[float]) -> list[list[float]]:
     return [[float(ring[j]), float(ring[j + 1])] for j in range(0, len(ring) - 1, 2)]
 
 
-def write(ds: Dataset, path: str, *, images: str | None = None) -> Losses:
+def write(ds: Dataset, path: str, *, images: str | None = None,
+          strict: bool = False) -> Losses:
     """Write ``ds`` as LabelMe files under the folder ``path`` (staged: all or nothing),
     after the export contract's checks; returns what LabelMe could not carry."""
     rows = export_rows(ds, path)
@@ -258,6 +259,7 @@ def write(ds: Dataset, path: str, *, images: str | None = None) -> Losses:
     losses.extend(common_losses(rows, crowd=False, image_keys=_IMAGE_CARRIED | set(
         _all_keys(ds.images.extra[rows.image_rows])), annotation_keys=set(
         _all_keys(anns.extra[rows.ann_rows]))))
+    refuse_lossy(losses, path, strict)
     names = {int(c["id"]): str(c["name"]) for c in ds.categories}
     with output_folder(path, ds) as out:
         for i, group in rows.by_image():

@@ -35,7 +35,7 @@ import numpy as np
 
 from ...dataset import Dataset, plain
 from ...errors import InputError
-from .losses import Losses
+from .losses import Losses, refuse_lossy
 from .records import (
     CategoryMap,
     common_losses,
@@ -249,7 +249,8 @@ def _pct(v: float, size: int) -> float:
     return float(v) * 100.0 / size
 
 
-def write(ds: Dataset, path: str, *, images: str | None = None) -> Losses:
+def write(ds: Dataset, path: str, *, images: str | None = None,
+          strict: bool = False) -> Losses:
     """Write ``ds`` as a Label Studio JSON export in the folder ``path`` (staged: all or
     nothing), after the export contract's checks; returns what it could not carry."""
     rows = export_rows(ds, path)
@@ -268,6 +269,7 @@ def write(ds: Dataset, path: str, *, images: str | None = None) -> Losses:
     if len(np.unique(ann_ids)) < len(ann_ids):
         losses.add("annotation-ids-renumbered", len(ann_ids),
                    "annotation ids not kept (not unique: numbered 1..N when read back)")
+    refuse_lossy(losses, path, strict)
     names = {int(c["id"]): str(c["name"]) for c in ds.categories}
     prefix = images.rstrip("/") + "/" if images else ""
     tasks: list[dict[str, Any]] = []

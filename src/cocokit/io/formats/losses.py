@@ -18,7 +18,9 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
-__all__ = ["Loss", "Losses"]
+from ...errors import CocoKitError
+
+__all__ = ["Loss", "Losses", "LossyConversion", "refuse_lossy"]
 
 
 @dataclass(frozen=True)
@@ -81,3 +83,20 @@ class Losses:
     def to_json(self) -> list[dict[str, Any]]:
         """``[{"kind", "count", "message"}, ...]`` for ``--json`` answers."""
         return [{"kind": i.kind, "count": i.count, "message": i.message} for i in self.items]
+
+
+class LossyConversion(CocoKitError):
+    """``strict`` refused a conversion that would lose something; nothing was written."""
+
+    def __init__(self, target: str, losses: Losses) -> None:
+        self.target = target
+        self.losses = losses
+        super().__init__(f"{target}: refusing a lossy conversion (strict; nothing was "
+                         f"written): {'; '.join(losses.lines())}")
+
+
+def refuse_lossy(losses: Losses, target: str, strict: bool) -> None:
+    """Raise :class:`LossyConversion` when ``strict`` and ``losses`` is not empty; the
+    writers call it before they write anything."""
+    if strict and losses:
+        raise LossyConversion(target, losses)

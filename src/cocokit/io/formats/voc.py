@@ -43,7 +43,7 @@ import numpy as np
 
 from ...dataset import Dataset, plain
 from ...errors import InputError
-from .losses import Losses
+from .losses import Losses, refuse_lossy
 from .records import (
     CategoryMap,
     common_losses,
@@ -269,7 +269,8 @@ def _xml(image: dict[str, Any], objects: list[tuple[str, np.ndarray, dict[str, A
     return ET.tostring(root, encoding="utf-8", xml_declaration=False) + b"\n"
 
 
-def write(ds: Dataset, path: str, *, images: str | None = None) -> Losses:
+def write(ds: Dataset, path: str, *, images: str | None = None,
+          strict: bool = False) -> Losses:
     """Write ``ds`` as a Pascal VOC folder at ``path`` (staged: all or nothing), after the
     export contract's checks; returns what VOC could not carry."""
     rows = export_rows(ds, path)
@@ -280,6 +281,7 @@ def write(ds: Dataset, path: str, *, images: str | None = None) -> Losses:
     losses.add("rle-as-box", int(np.count_nonzero(kinds >= 2)), "RLE masks written as boxes")
     losses.extend(common_losses(rows, image_keys=("depth", "segmented"),
                                 annotation_keys=_CARRIED))
+    refuse_lossy(losses, path, strict)
     names = {int(c["id"]): str(c["name"]) for c in ds.categories}
     stems: list[str] = []
     with output_folder(path, ds) as out:

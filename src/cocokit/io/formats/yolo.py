@@ -14,7 +14,7 @@ import numpy as np
 
 from ...dataset import Dataset
 from ..yolo import read_yolo, write_yolo
-from .losses import Losses
+from .losses import Losses, refuse_lossy
 from .records import ExportRows, common_losses
 
 __all__ = ["NAME", "detect", "read", "write"]
@@ -35,11 +35,20 @@ def read(path: str, *, images: str | None = None) -> tuple[Dataset, Losses]:
     return read_yolo(path), Losses()
 
 
-def write(ds: Dataset, path: str, *, images: str | None = None) -> Losses:
+def write(ds: Dataset, path: str, *, images: str | None = None,
+          strict: bool = False) -> Losses:
     """Write ``ds`` as a YOLO dataset (one split, ``train``); returns what YOLO could not
-    carry."""
+    carry. ``strict`` refuses before writing what is known beforehand (masks, crowd,
+    keypoints, extra keys, ids); clipping is known only as rows are written."""
     kinds = ds.annotations.segmentation_kind
     task = "segment" if np.any(kinds == 1) else "detect"
+    rows = ExportRows(ds, np.arange(len(ds.images)), np.arange(len(ds.annotations)),
+                      ds.annotations.bbox, [])
+    before = common_losses(rows, crowd=False)
+    before.add("crowd-skipped", int(np.count_nonzero(ds.annotations.iscrowd == 1)),
+               "crowd annotations skipped")
+    before.add("rle-as-box", int(np.count_nonzero(kinds >= 2)), "RLE masks written as boxes")
+    refuse_lossy(before, path, strict)
     summary = write_yolo(ds, path, task=task, images="link" if images else "none",
                          image_dir=images, check_sizes=images is not None)
     losses = Losses()
@@ -55,7 +64,5 @@ def write(ds: Dataset, path: str, *, images: str | None = None) -> Losses:
     losses.add("crowd-skipped", s.skipped_crowd, "crowd annotations skipped")
     losses.add("empty-skipped", s.skipped_empty, "annotations without area skipped")
     losses.add("clipped", s.clipped, "objects clipped to the image")
-    rows = ExportRows(ds, np.arange(len(ds.images)), np.arange(len(ds.annotations)),
-                      ds.annotations.bbox, [])
     losses.extend(common_losses(rows, crowd=False))
     return losses
