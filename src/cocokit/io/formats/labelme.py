@@ -48,6 +48,7 @@ from .records import (
     output_folder,
     parse_json,
     polygon_bbox,
+    polygon_box_losses,
     read_label_map,
     rel_stem,
     relative_files,
@@ -259,6 +260,7 @@ def write(ds: Dataset, path: str, *, images: str | None = None,
     losses.extend(common_losses(rows, crowd=False, image_keys=_IMAGE_CARRIED | set(
         _all_keys(ds.images.extra[rows.image_rows])), annotation_keys=set(
         _all_keys(anns.extra[rows.ann_rows]))))
+    losses.extend(polygon_box_losses(rows))
     refuse_lossy(losses, path, strict)
     names = {int(c["id"]): str(c["name"]) for c in ds.categories}
     with output_folder(path, ds) as out:

@@ -44,6 +44,7 @@ from .records import (
     output_folder,
     parse_json,
     polygon_bbox,
+    polygon_box_losses,
     read_label_map,
 )
 
@@ -269,6 +270,7 @@ def write(ds: Dataset, path: str, *, images: str | None = None,
     if len(np.unique(ann_ids)) < len(ann_ids):
         losses.add("annotation-ids-renumbered", len(ann_ids),
                    "annotation ids not kept (not unique: numbered 1..N when read back)")
+    losses.extend(polygon_box_losses(rows))
     refuse_lossy(losses, path, strict)
     names = {int(c["id"]): str(c["name"]) for c in ds.categories}
     prefix = images.rstrip("/") + "/" if images else ""

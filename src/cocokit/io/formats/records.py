@@ -33,6 +33,7 @@ import numpy as np
 
 from ...dataset import Dataset, plain
 from ...errors import InputError, OptionError
+from ...geometry import polygon_bboxes
 from .. import files
 from ..coco import IdPolicy, plan_export, read_coco
 from ..staging import staged
@@ -50,6 +51,7 @@ __all__ = [
     "parse_json",
     "parse_xml",
     "polygon_bbox",
+    "polygon_box_losses",
     "read_label_map",
     "relative_files",
     "rel_stem",
@@ -228,6 +230,23 @@ def common_losses(rows: ExportRows, *, area: bool = True, keypoints: bool = True
         changed = int(np.count_nonzero(ann_ids != np.arange(1, len(ann_ids) + 1)))
         losses.add("annotation-ids-renumbered", changed,
                    "annotation ids not stored (numbered 1..N when read back)")
+    return losses
+
+
+def polygon_box_losses(rows: ExportRows) -> Losses:
+    """For a target that stores polygons without a box: the polygons whose box is not
+    their tight box (it comes back as the tight box)."""
+    losses = Losses()
+    anns = rows.ds.annotations
+    a = rows.ann_rows
+    poly = a[anns.segmentation_kind[a] == 1]
+    if len(poly):
+        tight = polygon_bboxes(anns.polygons)[poly]
+        stored = anns.bbox[poly]
+        differ = ~np.isnan(stored[:, 0]) & ~np.isclose(stored, tight, rtol=1e-9,
+                                                         atol=1e-9).all(axis=1)
+        losses.add("polygon-box-recomputed", int(np.count_nonzero(differ)),
+                   "boxes that were not their polygon's tight box (read back as the tight box)")
     return losses
 
 
