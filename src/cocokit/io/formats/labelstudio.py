@@ -14,7 +14,8 @@ polygon segmentation; coordinates are percentages of the image size (``original_
 (``x * 100 / w * w / 100``), not bit for bit. A multi-part polygon is one result per
 ring, the later rings naming the first in ``parentID``, and is read back as one
 annotation. The result ``id`` is the annotation id, the task ``id`` the image id; both
-come back when they are unique integers.
+come back when they are unique integers (result ids that are not, such as Label Studio's
+own random ones, are kept as the annotation key ``labelstudio_id`` and written back).
 
 **Not carried**, counted in the loss report: RLE masks (Label Studio's brush RLE is its
 own bit-packed encoding, not written: masks are written as rectangles), keypoints, crowd
@@ -218,7 +219,7 @@ def read(path: str, *, images: str | None = None) -> tuple[Dataset, Losses]:
                 img[f"labelstudio_{k}"] = v
         out_images.append(img)
     _ids(out_images, [i["id"] for i in out_images], losses, "image")
-    _ids(out_anns, [_int(r) for r in result_ids], losses, "annotation")
+    _ids(out_anns, result_ids, losses, "annotation", keep_as="labelstudio_id")
     for ann in out_anns:
         ann["image_id"] = out_images[ann["image_id"]]["id"]
     return dataset_from_records(out_images, out_anns, categories, label_map, path), losses
@@ -232,13 +233,17 @@ def _int(v: Any) -> int | None:
     return None
 
 
-def _ids(records: list[dict[str, Any]], ids: list[Any], losses: Losses, what: str) -> None:
-    """Give each record its id from the export when all are unique integers, else 1..N."""
-    ok = all(isinstance(i, int) and not isinstance(i, bool) for i in ids) \
-        and len(set(ids)) == len(ids)
+def _ids(records: list[dict[str, Any]], ids: list[Any], losses: Losses, what: str,
+         keep_as: str | None = None) -> None:
+    """Give each record its id from the export when all are unique integers, else 1..N
+    (the export's ids then kept as the key ``keep_as`` when given, else a loss)."""
+    ints = [_int(i) for i in ids]
+    ok = all(i is not None for i in ints) and len(set(ints)) == len(ints)
     for n, rec in enumerate(records):
-        rec["id"] = ids[n] if ok else n + 1
-    if not ok and records:
+        rec["id"] = ints[n] if ok else n + 1
+        if not ok and keep_as is not None and ids[n] is not None:
+            rec[keep_as] = ids[n]
+    if not ok and records and keep_as is None:
         losses.add(f"{what}-ids-renumbered", len(records),
                    f"{what} ids numbered 1..N (the export's were not unique integers)")
 
@@ -261,7 +266,8 @@ def write(ds: Dataset, path: str, *, images: str | None = None,
     losses.add("rle-as-box", int(np.count_nonzero(kinds >= 2)),
                "RLE masks written as rectangles (brush RLE not written)")
     extra_keys = {k for e in imgs.extra[rows.image_rows].tolist() for k in (e or ())}
-    losses.extend(common_losses(rows, image_keys=extra_keys, ids=False))
+    losses.extend(common_losses(rows, image_keys=extra_keys, ids=False,
+                                annotation_keys=("labelstudio_id",)))
     img_ids = imgs.id[rows.image_rows]
     if len(np.unique(img_ids)) < len(img_ids):
         losses.add("image-ids-renumbered", len(img_ids),
@@ -286,7 +292,7 @@ def write(ds: Dataset, path: str, *, images: str | None = None,
             label = names[int(anns.category_id[r])]
             common = {"from_name": "label", "to_name": "image", "original_width": w,
                       "original_height": h, "image_rotation": 0}
-            rid = str(int(anns.id[r]))
+            rid = str(plain(anns.extra[r] or {}).get("labelstudio_id", int(anns.id[r])))
             if anns.segmentation_kind[r] == 1:
                 rings = plain(anns.segmentation[r])
                 for k, ring in enumerate(rings):
