@@ -114,7 +114,7 @@ def test_duplicate_annotation_file_refused(tmp_path: Path) -> None:
     c = b.add_category("a")
     for name in ("x.jpg", "x.png"):
         b.add_annotation(b.add_image(name, width=10, height=10), c, bbox=[1, 1, 2, 2])
-    with pytest.raises(cocokit.OptionError, match="x.xml"):
+    with pytest.raises(cocokit.OptionError, match=r"x\.xml"):
         formats.write(b.build(), tmp_path / "out", "voc")
     assert not (tmp_path / "out").exists()
 

@@ -24,7 +24,8 @@ from ...dataset import Dataset
 from ...errors import InputError, OptionError
 from .losses import Loss, Losses, LossyConversion
 
-__all__ = ["FORMATS", "Loss", "Losses", "LossyConversion", "detect", "format_module", "read", "write"]
+__all__ = ["FORMATS", "Loss", "Losses", "LossyConversion", "detect", "format_module", "read",
+           "write"]
 
 #: Format name -> module (under ``cocokit.io.formats``). The order is the order of
 #: detection: the first whose ``detect`` says yes reads the input.

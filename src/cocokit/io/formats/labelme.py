@@ -156,8 +156,8 @@ def _read_one(file: Path, rel_dir: str, doc: dict[str, Any], categories: Categor
     kept: list[Any] = []
     annotations: list[dict[str, Any]] = []
     groups: dict[tuple[Any, str], dict[str, Any]] = {}
-    for k, shape in enumerate(shapes):
-        where = f"shapes[{k}]"
+    for n, shape in enumerate(shapes):
+        where = f"shapes[{n}]"
         if not isinstance(shape, dict):
             raise InputError(name, where, f"expected an object, found {type(shape).__name__}")
         label = shape.get("label")

@@ -23,7 +23,7 @@ import os
 import posixpath
 import re
 import xml.etree.ElementTree as ET
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Collection, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -47,15 +47,15 @@ __all__ = [
     "common_losses",
     "dataset_from_records",
     "export_rows",
+    "label_map_bytes",
     "output_folder",
     "parse_json",
     "parse_xml",
     "polygon_bbox",
     "polygon_box_losses",
     "read_label_map",
-    "relative_files",
     "rel_stem",
-    "label_map_bytes",
+    "relative_files",
 ]
 
 LABEL_MAP = "label_map.json"
@@ -189,8 +189,8 @@ def export_rows(ds: Dataset, target: str, *, ids: IdPolicy = "auto") -> ExportRo
 
 
 def common_losses(rows: ExportRows, *, area: bool = True, keypoints: bool = True,
-                  crowd: bool = True, image_keys: Sequence[str] = (),
-                  annotation_keys: Sequence[str] = (), category_keys: bool = False,
+                  crowd: bool = True, image_keys: Collection[str] = (),
+                  annotation_keys: Collection[str] = (),
                   ids: bool = True) -> Losses:
     """The losses every target shares, each switchable: ``area`` (not stored, computed
     from the geometry when read), ``keypoints``, ``crowd`` (the iscrowd flag), extra

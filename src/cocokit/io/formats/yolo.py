@@ -9,6 +9,7 @@ Reading takes the image sizes from the image headers (see :func:`read_yolo`).
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
 import numpy as np
 
@@ -41,7 +42,7 @@ def write(ds: Dataset, path: str, *, images: str | None = None,
     carry. ``strict`` refuses before writing what is known beforehand (masks, crowd,
     keypoints, extra keys, ids); clipping is known only as rows are written."""
     kinds = ds.annotations.segmentation_kind
-    task = "segment" if np.any(kinds == 1) else "detect"
+    task: Literal["detect", "segment"] = "segment" if np.any(kinds == 1) else "detect"
     rows = ExportRows(ds, np.arange(len(ds.images)), np.arange(len(ds.annotations)),
                       ds.annotations.bbox, [])
     before = common_losses(rows, crowd=False)
