@@ -75,7 +75,8 @@ Quiet = Annotated[bool, typer.Option("--quiet", "-q", help=QUIET_HELP)]
 
 @app.command()
 def info(
-    file: Annotated[Path, typer.Argument(help="COCO JSON file.")],
+    file: Annotated[str, typer.Argument(help="COCO JSON file (.json or .json.gz; a path "
+                                        "or a URL).")],
     as_json: Json = False,
     stream: Stream = None,
     quiet: Quiet = False,
@@ -118,7 +119,8 @@ def info(
 
 @app.command()
 def validate(
-    file: Annotated[Path, typer.Argument(help="COCO JSON file.")],
+    file: Annotated[str, typer.Argument(help="COCO JSON file (.json or .json.gz; a path "
+                                        "or a URL).")],
     as_json: Json = False,
     errors_only: Annotated[bool, typer.Option("--errors-only", help="Hide warnings.")] = False,
     strict: Annotated[bool, typer.Option("--strict", help="Exit 1 on warnings too.")] = False,
@@ -162,7 +164,8 @@ def validate(
 @app.command()
 def export(
     file: Annotated[
-        Path, typer.Argument(help="COCO JSON file to read (for YOLO also a folder of splits).")
+        str, typer.Argument(help="COCO JSON file to read (.json or .json.gz; a path or a URL; "
+                            "for YOLO also a folder of splits).")
     ],
     output: Annotated[
         str, typer.Option("--output", "-o", help="Output file (COCO) or folder (YOLO).")
@@ -225,7 +228,7 @@ def export(
                               "without objects as empty label files)")
         # a file, or a folder of split files as `cocokit split` writes (one split each)
         export_yolo_command(
-            file,
+            Path(file),
             Path(output),
             task=task,
             images=image_mode.value,
@@ -238,7 +241,7 @@ def export(
         )
         return
     check_file_output(output)
-    out = Path(output)
+    out = output
     # --indent needs the whole document in memory: it is never streamed
     src = open_source(file, False if indent is not None else stream, quiet)
     save_dataset(

@@ -41,8 +41,8 @@ from ..contract import (
 from ..dataset import Annotations, Categories, Dataset, Images, gc_paused, lookup, unique
 from ..errors import InputError, IntegrityError, JSONSyntaxError, OptionError
 from ..geometry import segmentation_areas, segmentation_bboxes
-from . import sniff
-from .atomic import atomic_write
+from . import files, sniff
+from .atomic import is_gzip_name
 from .jsontext import NotAnObject, decode_extra, line_column, out_of_range_reason, read_top
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -369,10 +369,14 @@ def read_coco(
     :class:`~cocokit.errors.JSONSyntaxError` (line and column) when it is not JSON.
     """
     file: str | None = name
-    if isinstance(source, (str, os.PathLike)):
+    if isinstance(source, (str, os.PathLike)) and (
+            files.is_url(source) or is_gzip_name(source)):
+        file = name or os.fspath(source)
+        data: bytes = files.read_document(source)
+    elif isinstance(source, (str, os.PathLike)):
         file = name or os.fspath(source)
         try:
-            data: bytes = Path(source).read_bytes()
+            data = Path(source).read_bytes()
         except FileNotFoundError:
             raise InputError(file, None, "no such file") from None
         except IsADirectoryError:
@@ -380,7 +384,7 @@ def read_coco(
         except OSError as e:
             raise InputError(file, None, f"cannot read: {e.strerror or e}") from None
     elif isinstance(source, (bytes, bytearray, memoryview)):
-        data = bytes(source)
+        data = files.decompress(bytes(source), file)
     elif isinstance(source, Mapping):
         data = msgspec.json.encode(source, enc_hook=_enc_hook)
     else:
@@ -1099,7 +1103,7 @@ def write_coco(
         ds, image_ids, annotation_ids, ignore_negative_samples, indent, progress, target,
         invalid,
     )
-    atomic_write(path, chunks)
+    files.write_chunks(path, chunks)
     return _summary(target, ds, plan)
 
 
@@ -1301,8 +1305,8 @@ def _write_stream(
                                                  "annotation", rows=rows_in))
 
     bodies = {"images": images_body, "annotations": annotations_body}
-    atomic_write(path, iter_document(stream.key_order, bodies, cats, stream.extra,
-                                     lambda: screen.refuse(problems)))
+    files.write_chunks(path, iter_document(stream.key_order, bodies, cats, stream.extra,
+                                           lambda: screen.refuse(problems)))
     invalid_images = int(np.count_nonzero(~image_ok))
     return ExportSummary(
         target,
