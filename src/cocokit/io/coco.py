@@ -361,6 +361,9 @@ def read_coco(
 ) -> Dataset:
     """Read a COCO document from a path, JSON bytes or an already parsed dict.
 
+    A path may be a URL (``s3://``, ``memory://``: read through fsspec); a gzip file
+    (``.json.gz``, or any file or bytes that start as gzip does) is decompressed.
+
     ``progress(done, total)`` is called after each run of records decoded (images and
     annotations together).
 
@@ -384,12 +387,12 @@ def read_coco(
         except OSError as e:
             raise InputError(file, None, f"cannot read: {e.strerror or e}") from None
     elif isinstance(source, (bytes, bytearray, memoryview)):
-        data = files.decompress(bytes(source), file)
+        data = bytes(source)
     elif isinstance(source, Mapping):
         data = msgspec.json.encode(source, enc_hook=_enc_hook)
     else:
         raise TypeError(f"cannot load a dataset from {type(source).__name__}")
-    return _parse(data, file, progress)
+    return _parse(files.decompress(data, file), file, progress)
 
 
 load = read_coco
@@ -1078,7 +1081,9 @@ def write_coco(
     problem :class:`~cocokit.errors.IntegrityError` is raised and nothing is written;
     ``invalid="skip"`` leaves the invalid records out instead and names each in the
     summary's ``skipped``. The file is written to a temporary name and renamed
-    (:func:`cocokit.io.atomic.atomic_write`), so writing over the input is safe.
+    (:func:`cocokit.io.atomic.atomic_write`), so writing over the input is safe; a path
+    ending in ``.gz`` is written gzip-compressed, a URL (``s3://``, ``memory://``) through
+    fsspec (:func:`cocokit.io.files.write_chunks`).
     ``progress(done, total)`` is called as records are written.
     """
     if not isinstance(source, Dataset):
