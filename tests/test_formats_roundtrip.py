@@ -22,6 +22,13 @@ DATASETS = {
 }
 # format -> (polygons kept?, polygon tolerance)
 FORMATS = {"voc": (False, None), "labelme": (True, 0.0), "labelstudio": (True, 1e-9)}
+MASKS = {"labelme"}  # formats that keep RLE masks, pixel for pixel
+
+
+def _mask(rle: dict[str, Any]) -> np.ndarray:
+    from cocokit.geometry import encoded_rle, mask_api
+
+    return np.asarray(mask_api().decode(encoded_rle(rle)))
 
 
 def _objects(ds: Dataset) -> dict[str, list[tuple[str, list[float], Any]]]:
@@ -76,14 +83,18 @@ def test_round_trip(source: Dataset, fmt: str, tmp_path: Path) -> None:
                         assert r1 == r0
                     else:
                         np.testing.assert_allclose(r1, r0, rtol=tol, atol=1e-9)
+            elif isinstance(seg0, dict) and fmt in MASKS:
+                np.testing.assert_array_equal(_mask(seg1), _mask(seg0))
             elif not has_polygons or seg0 is None or isinstance(seg0, dict):
                 assert seg1 is None  # boxes only: no segmentation comes back
     # the loss report says what changed: boxes differ only where it says so
-    assert moved == k.get("polygon-box-recomputed", 0)
+    assert moved == k.get("polygon-box-recomputed", 0) + k.get("mask-box-recomputed", 0)
     n_poly = int(np.count_nonzero(kinds == 1))
     n_rle = int(np.count_nonzero(kinds >= 2))
     assert k.get("polygon-as-box", 0) == (0 if has_polygons else n_poly)
-    assert k.get("rle-as-box", 0) == n_rle
+    assert k.get("rle-as-box", 0) == (0 if fmt in MASKS else n_rle)
+    if fmt in MASKS:
+        assert k.get("rle-recompressed", 0) == int(np.count_nonzero(kinds == 2))
     assert k.get("area-recomputed", 0) == int(np.count_nonzero(~np.isnan(source.annotations.area)))
     crowd = int(np.count_nonzero(source.annotations.iscrowd == 1))
     assert k.get("crowd-flag-dropped", 0) == (0 if fmt == "labelme" else crowd)

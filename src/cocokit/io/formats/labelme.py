@@ -10,8 +10,10 @@ with ``imagePath``.
 **Shapes.** ``polygon`` <-> a polygon segmentation (coordinates exact, box around it);
 ``rectangle`` (two corners) <-> a box without segmentation; shapes sharing a
 ``group_id`` and a label <-> one annotation with several rings (the writer gives a
-multi-ring polygon a ``group_id``). Other shapes (``point``, ``line``, ``linestrip``,
-``circle``, ``points``, ``mask``) have no COCO geometry: they are kept, as they were, in
+multi-ring polygon a ``group_id``); ``mask`` (LabelMe 5.3+: the box corners and a
+base64 PNG of the pixels inside) <-> an RLE segmentation, pixel for pixel (read back as
+compressed RLE). Other shapes (``point``, ``line``, ``linestrip``,
+``circle``, ``points``) have no COCO geometry: they are kept, as they were, in
 the image key ``labelme_shapes`` and written back (counted in the read loss report).
 
 **Other keys.** Shape ``flags`` <-> the annotation key ``labelme_flags``, ``description``
@@ -19,9 +21,9 @@ the image key ``labelme_shapes`` and written back (counted in the read loss repo
 ``labelme_flags``, ``version`` <-> ``labelme_version``. LabelMe keeps keys it does not
 know on shapes and files, so every other annotation key (``iscrowd`` of crowd objects
 included) is written as a shape key and every other image key as a file key, and read
-back. Not carried, counted in the loss report: RLE masks (written as rectangles),
-keypoints, areas (computed again when read), ids (numbered 1..N when read back); the
-embedded image (``imageData``) is not read.
+back. Not carried, counted in the loss report: keypoints, areas (computed again when
+read), ids (numbered 1..N when read back), boxes that are not the tight box of their
+polygon or mask; the embedded image (``imageData``) is not read.
 
 A shape with a missing label or points, too few points, or wholly outside its image is
 an error naming the file and the place (``shapes[3].points``).
@@ -29,6 +31,8 @@ an error naming the file and the place (``shapes[3].points``).
 
 from __future__ import annotations
 
+import base64
+import io
 import json
 import posixpath
 from pathlib import Path
@@ -38,6 +42,7 @@ import numpy as np
 
 from ...dataset import Dataset, plain
 from ...errors import InputError
+from ...geometry import encoded_rle, mask_api
 from .losses import Losses, refuse_lossy
 from .records import (
     LABEL_MAP,
@@ -164,6 +169,13 @@ def _read_one(file: Path, rel_dir: str, doc: dict[str, Any], categories: Categor
         if not isinstance(label, str) or not label:
             raise InputError(name, f"{where}.label", "missing the label")
         kind = shape.get("shape_type") or "polygon"
+        if kind == "mask" and isinstance(shape.get("mask"), str):
+            ann = {"id": ann_id + len(annotations), "image_id": image_id,
+                   "category_id": categories.id(label), "iscrowd": 0,
+                   **_mask_annotation(shape, width, height, name, where)}
+            _shape_keys(shape, ann)
+            annotations.append(ann)
+            continue
         if kind not in ("polygon", "rectangle"):
             kept.append(shape)
             losses.add("labelme-shape-kept", 1, "LabelMe shapes without a COCO geometry "
@@ -192,21 +204,68 @@ def _read_one(file: Path, rel_dir: str, doc: dict[str, Any], categories: Categor
             ann["bbox"] = polygon_bbox(ann["segmentation"])
         else:
             ann["bbox"] = [min(xs), min(ys), max(xs) - min(xs), max(ys) - min(ys)]
-        if group is not None:
-            ann["group_id"] = group
-            if kind == "polygon":
-                groups[key] = ann
-        if shape.get("flags"):
-            ann["labelme_flags"] = shape["flags"]
-        if shape.get("description"):
-            ann["description"] = shape["description"]
-        for sk, v in shape.items():
-            if sk not in _SHAPE_KEYS and sk != "shape_type":
-                ann[f"labelme_{sk}" if sk in _RESERVED else sk] = v
+        if group is not None and kind == "polygon":
+            groups[key] = ann
+        _shape_keys(shape, ann)
         annotations.append(ann)
     if kept:
         image["labelme_shapes"] = kept
     return image, annotations
+
+
+def _shape_keys(shape: dict[str, Any], ann: dict[str, Any]) -> None:
+    """The shape's flags, description and other keys onto the annotation."""
+    if shape.get("group_id") is not None:
+        ann["group_id"] = shape["group_id"]
+    if shape.get("flags"):
+        ann["labelme_flags"] = shape["flags"]
+    if shape.get("description"):
+        ann["description"] = shape["description"]
+    for sk, v in shape.items():
+        if sk not in _SHAPE_KEYS and sk != "shape_type":
+            ann[f"labelme_{sk}" if sk in _RESERVED else sk] = v
+
+
+def _mask_annotation(shape: dict[str, Any], width: int, height: int, file: str,
+                     where: str) -> dict[str, Any]:
+    """The RLE segmentation and box of a ``mask`` shape (a PNG of the box's pixels)."""
+    from PIL import Image, UnidentifiedImageError
+
+    pts = _points(shape, file, where)
+    if len(pts) != 2:
+        raise InputError(file, f"{where}.points", "a mask needs 2 points (its box corners)")
+    x1, y1 = (round(min(p[k] for p in pts)) for k in (0, 1))
+    try:
+        with Image.open(io.BytesIO(base64.b64decode(shape["mask"]))) as im:
+            crop = np.asarray(im.convert("L")) > 0
+    except (ValueError, UnidentifiedImageError, OSError) as e:
+        raise InputError(file, f"{where}.mask", f"not a base64 PNG mask: {e}") from None
+    h, w = crop.shape
+    if x1 < 0 or y1 < 0 or x1 + w > width or y1 + h > height:
+        raise InputError(file, f"{where}.points", f"the {w}x{h} mask at ({x1}, {y1}) does not "
+                         f"fit in the {width}x{height} image")
+    full = np.zeros((height, width), np.uint8)
+    full[y1:y1 + h, x1:x1 + w] = crop
+    rle = mask_api().encode(np.asfortranarray(full))
+    box = [float(v) for v in mask_api().toBbox(rle)]
+    return {"segmentation": {"size": [height, width], "counts": rle["counts"].decode("ascii")},
+            "bbox": box}
+
+
+def _mask_shape(rle: dict[str, Any]) -> tuple[list[list[float]], str] | None:
+    """(box corners, base64 PNG) of an RLE mask as a LabelMe ``mask`` shape; None when
+    the mask is empty."""
+    from PIL import Image
+
+    m = mask_api().decode(encoded_rle(rle)).astype(bool)
+    ys, xs = np.nonzero(m)
+    if not len(xs):
+        return None
+    x1, x2, y1, y2 = int(xs.min()), int(xs.max()), int(ys.min()), int(ys.max())
+    buf = io.BytesIO()
+    Image.fromarray(m[y1:y2 + 1, x1:x2 + 1]).save(buf, format="PNG")
+    return [[float(x1), float(y1)], [float(x2), float(y2)]], base64.b64encode(
+        buf.getvalue()).decode("ascii")
 
 
 def read(path: str, *, images: str | None = None) -> tuple[Dataset, Losses]:
@@ -255,12 +314,12 @@ def write(ds: Dataset, path: str, *, images: str | None = None,
     anns = ds.annotations
     kinds = anns.segmentation_kind[rows.ann_rows]
     losses = Losses()
-    losses.add("rle-as-box", int(np.count_nonzero(kinds >= 2)),
-               "RLE masks written as rectangles")
+    losses.add("rle-recompressed", int(np.count_nonzero(kinds == 2)),
+               "uncompressed RLE masks written as LabelMe masks (read back as compressed RLE)")
     losses.extend(common_losses(rows, crowd=False, image_keys=_IMAGE_CARRIED | set(
         _all_keys(ds.images.extra[rows.image_rows])), annotation_keys=set(
         _all_keys(anns.extra[rows.ann_rows]))))
-    losses.extend(polygon_box_losses(rows))
+    losses.extend(polygon_box_losses(rows, masks=True))
     refuse_lossy(losses, path, strict)
     names = {int(c["id"]): str(c["name"]) for c in ds.categories}
     with output_folder(path, ds) as out:
@@ -300,7 +359,12 @@ def write(ds: Dataset, path: str, *, images: str | None = None,
                     if k not in _ANN_CARRIED:
                         tail[k[len("labelme_"):] if k.startswith("labelme_")
                              and k[len("labelme_"):] in _RESERVED else k] = v
-                if rings:
+                mask = (_mask_shape(plain(anns.segmentation[r]))
+                        if anns.segmentation_kind[r] >= 2 else None)
+                if mask is not None:
+                    doc["shapes"].append({**base, "points": mask[0], "shape_type": "mask",
+                                          **tail, "mask": mask[1]})
+                elif rings:
                     for ring in rings:
                         doc["shapes"].append({**base, "points": _pairs(ring),
                                               "shape_type": "polygon", **tail})

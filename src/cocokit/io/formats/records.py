@@ -33,7 +33,7 @@ import numpy as np
 
 from ...dataset import Dataset, plain
 from ...errors import InputError, OptionError
-from ...geometry import polygon_bboxes
+from ...geometry import encoded_rle, mask_api, polygon_bboxes
 from .. import files
 from ..coco import IdPolicy, plan_export, read_coco
 from ..staging import staged
@@ -233,12 +233,22 @@ def common_losses(rows: ExportRows, *, area: bool = True, keypoints: bool = True
     return losses
 
 
-def polygon_box_losses(rows: ExportRows) -> Losses:
-    """For a target that stores polygons without a box: the polygons whose box is not
-    their tight box (it comes back as the tight box)."""
+def polygon_box_losses(rows: ExportRows, masks: bool = False) -> Losses:
+    """For a target that stores polygons (and, with ``masks``, RLE masks) without a box:
+    the shapes whose box is not their tight box (it comes back as the tight box)."""
     losses = Losses()
     anns = rows.ds.annotations
     a = rows.ann_rows
+    if masks:
+        rle = a[anns.segmentation_kind[a] >= 2]
+        differ = 0
+        for r in rle.tolist():
+            tight = mask_api().toBbox(encoded_rle(plain(anns.segmentation[r])))
+            stored = anns.bbox[r]
+            differ += int(not np.isnan(stored[0]) and not np.allclose(stored, tight,
+                                                                      rtol=1e-9, atol=1e-9))
+        losses.add("mask-box-recomputed", differ,
+                   "boxes that were not their mask's tight box (read back as the tight box)")
     poly = a[anns.segmentation_kind[a] == 1]
     if len(poly):
         tight = polygon_bboxes(anns.polygons)[poly]
