@@ -34,9 +34,9 @@ def test_convert_reports_losses_in_words_and_json(tmp_path: Path,
                  "--json"]) == 0
     answer = json.loads(capsys.readouterr().out)
     kinds = {loss["kind"]: loss for loss in answer["losses"]}
-    assert kinds["rle-as-box"] == {
-        "kind": "rle-as-box", "count": 5,
-        "message": "RLE masks written as rectangles (brush RLE not written)"}
+    assert kinds["crowd-flag-dropped"] == {
+        "kind": "crowd-flag-dropped", "count": 5,
+        "message": "crowd flags dropped (written as ordinary objects)"}
 
 
 @pytest.mark.parametrize("args, message", [

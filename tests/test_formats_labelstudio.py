@@ -7,6 +7,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
 
 import cocokit
@@ -49,8 +50,8 @@ def test_percentages_become_pixels(tmp_path: Path) -> None:
 
 
 def test_rotated_rectangle_and_other_results(tmp_path: Path) -> None:
-    brush = _result("brushlabels", {"format": "rle", "rle": [1, 2, 3],
-                                    "brushlabels": ["car"]}, "9")
+    brush = _result("keypointlabels", {"x": 1, "y": 2, "width": 0.5,
+                                       "keypointlabels": ["nose"]}, "9")
     ds, losses = _read(tmp_path, [_task([
         _result("rectanglelabels", {"x": 10, "y": 10, "width": 10, "height": 20,
                                     "rotation": 90, "rectanglelabels": ["car"]}),
@@ -90,14 +91,52 @@ def test_round_trip_keeps_ids_and_multi_part_polygons(tmp_path: Path) -> None:
     assert got[1]["bbox"] == pytest.approx([0.1, 0.2, 10.3, 20.7], rel=1e-12)
 
 
-def test_rle_written_as_rectangle_is_a_loss(tmp_path: Path) -> None:
+def test_brush_rle_follows_the_bit_layout() -> None:
+    """One white pixel: 4 RGBA values; header 32 bits (4), 5 bits (word size 8 less 1),
+    4 x 4 bits (run field sizes 3, 4, 8, 16 less 1); one record: repeat flag 1, size
+    index 00, count less 1 in 3 bits (011), value 255; padded with zeros to whole bytes."""
+    bits = ("00000000" "00000000" "00000000" "00000100" "00111" "0010" "0011" "0111" "1111"
+            "1" "00" "011" "11111111" "00000")
+    expected = [int(bits[i:i + 8], 2) for i in range(0, len(bits), 8)]
+    assert labelstudio.brush_encode(np.ones((1, 1), bool)) == expected
+    assert labelstudio.brush_decode(expected, 1, 1, "f", "w").tolist() == [[True]]
+
+
+def test_brush_decodes_literal_records() -> None:
+    """A record with the repeat flag 0 gives its values one by one."""
+    bits = ("00000000" "00000000" "00000000" "00000100" "00111" "0010" "0011" "0111" "1111"
+            "0" "00" "011" "00000000" "00000000" "00000000" "11111111")
+    data = [int(bits[i:i + 8], 2) for i in range(0, len(bits) - len(bits) % 8, 8)]
+    data.append(int(bits[len(bits) - len(bits) % 8:].ljust(8, "0"), 2))
+    assert labelstudio.brush_decode(data, 1, 1, "f", "w").tolist() == [[True]]
+
+
+@pytest.mark.parametrize("shape", [(1, 1), (7, 5), (480, 640)])
+def test_brush_round_trip(shape: tuple[int, int]) -> None:
+    rng = np.random.default_rng(sum(shape))
+    for mask in (rng.random(shape) > 0.5, np.zeros(shape, bool), np.ones(shape, bool)):
+        rle = labelstudio.brush_encode(mask)
+        np.testing.assert_array_equal(labelstudio.brush_decode(rle, *shape, "f", "w"), mask)
+
+
+def test_rle_written_as_brush(tmp_path: Path) -> None:
     b = cocokit.DatasetBuilder()
     c = b.add_category("car")
     img = b.add_image("x.jpg", width=4, height=4)
     b.add_annotation(img, c, rle={"size": [4, 4], "counts": [0, 4, 12]}, iscrowd=1)
     losses = formats.write(b.build(), tmp_path / "out", "labelstudio")
-    assert losses.kinds()["rle-as-box"] == 1
+    assert losses.kinds()["rle-recompressed"] == 1
     assert losses.kinds()["crowd-flag-dropped"] == 1
+    tasks = json.loads((tmp_path / "out" / "tasks.json").read_text())
+    result = tasks[0]["annotations"][0]["result"][0]
+    assert result["type"] == "brushlabels" and result["value"]["format"] == "rle"
+    back, _ = formats.read(tmp_path / "out")
+    seg = back.annotations[0]["segmentation"]
+    from cocokit.geometry import encoded_rle, mask_api
+
+    mask = mask_api().decode(encoded_rle(seg))
+    assert mask[:, 0].tolist() == [1, 1, 1, 1] and mask[:, 1:].sum() == 0
+    assert back.annotations[0]["bbox"] == [0.0, 0.0, 1.0, 4.0]
 
 
 @pytest.mark.parametrize(("tasks", "where", "what"), [
@@ -110,6 +149,12 @@ def test_rle_written_as_rectangle_is_a_loss(tmp_path: Path) -> None:
      "[0].annotations[0].result[0].value.x", "expected a number"),
     ([_task([_result("polygonlabels", {"points": [[1, 1]], "polygonlabels": ["c"]})])],
      "[0].annotations[0].result[0].value.points", "at least 3 points"),
+    ([_task([_result("brushlabels", {"format": "rle", "rle": [1, 2, 3],
+                                     "brushlabels": ["c"]})])],
+     "[0].annotations[0].result[0].value.rle", "the brush RLE ends early"),
+    ([_task([_result("brushlabels", {"format": "rle", "rle": [0, 0, 0, 8, 0, 0, 0, 0],
+                                     "brushlabels": ["c"]})])],
+     "[0].annotations[0].result[0].value.rle", "holds 8 values, expected 100x200x4"),
     ([_task([_result("polygonlabels", {"points": [[1, 1], [2, 2], [3, 3]],
                                        "polygonlabels": []})])],
      "[0].annotations[0].result[0].value.polygonlabels", "expected a list with a label"),

@@ -22,7 +22,7 @@ DATASETS = {
 }
 # format -> (polygons kept?, polygon tolerance)
 FORMATS = {"voc": (False, None), "labelme": (True, 0.0), "labelstudio": (True, 1e-9)}
-MASKS = {"labelme"}  # formats that keep RLE masks, pixel for pixel
+MASKS = {"labelme", "labelstudio"}  # formats that keep RLE masks, pixel for pixel
 
 
 def _mask(rle: dict[str, Any]) -> np.ndarray:

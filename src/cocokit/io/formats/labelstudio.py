@@ -13,16 +13,18 @@ polygon segmentation; coordinates are percentages of the image size (``original_
 / ``original_height``), so a round trip gives boxes and polygons back to float precision
 (``x * 100 / w * w / 100``), not bit for bit. A multi-part polygon is one result per
 ring, the later rings naming the first in ``parentID``, and is read back as one
-annotation. The result ``id`` is the annotation id, the task ``id`` the image id; both
+annotation. ``brushlabels`` (``format: rle``) <-> an RLE segmentation, pixel for pixel
+(Label Studio's own bit-packed RLE of the RGBA pixels, see :func:`brush_encode`; read back
+as compressed COCO RLE). The result ``id`` is the annotation id, the task ``id`` the image id; both
 come back when they are unique integers (result ids that are not, such as Label Studio's
 own random ones, are kept as the annotation key ``labelstudio_id`` and written back).
 
-**Not carried**, counted in the loss report: RLE masks (Label Studio's brush RLE is its
-own bit-packed encoding, not written: masks are written as rectangles), keypoints, crowd
-flags, areas, other annotation keys. Reading: a rotated rectangle becomes the polygon of
-its 4 corners; results of other types (brush, keypoints, choices, text), predictions and
-other task keys are kept unconverted in the image keys ``labelstudio_results``,
-``labelstudio_predictions`` and ``labelstudio_<key>`` and written back.
+**Not carried**, counted in the loss report: keypoints, crowd flags, areas, other
+annotation keys, boxes that are not the tight box of their polygon or mask. Reading:
+a rotated rectangle becomes the polygon of its 4 corners; results of other types
+(keypoints, choices, text), predictions and other task keys are kept unconverted in
+the image keys ``labelstudio_results``, ``labelstudio_predictions`` and
+``labelstudio_<key>`` and written back.
 """
 
 from __future__ import annotations
@@ -36,6 +38,7 @@ import numpy as np
 
 from ...dataset import Dataset, plain
 from ...errors import InputError
+from ...geometry import encoded_rle, mask_api
 from .losses import Losses, refuse_lossy
 from .records import (
     CategoryMap,
@@ -49,7 +52,7 @@ from .records import (
     read_label_map,
 )
 
-__all__ = ["NAME", "TASKS", "detect", "read", "write"]
+__all__ = ["NAME", "TASKS", "brush_decode", "brush_encode", "detect", "read", "write"]
 
 NAME = "labelstudio"
 TASKS = "tasks.json"
@@ -74,6 +77,70 @@ def detect(path: str) -> bool:
         head = f.read(1 << 16).lstrip()
     return head.startswith(b"[") and b'"data"' in head and (
         b'"annotations"' in head or b'"predictions"' in head)
+
+
+# -- brush RLE -----------------------------------------------------------------------------
+# Label Studio's brush masks: the RGBA pixels (each mask pixel repeated 4 times) packed as
+# thi.ng's rle-pack bit stream, most significant bit first: the value count (32 bits),
+# the word size less 1 (5 bits), four run-length field sizes less 1 (4 bits each); then
+# records of a flag bit (1: one value repeated, 0: values given one by one), a 2-bit
+# index of the field size, the count less 1 in that many bits, and the value(s).
+
+_RUN_BITS = (3, 4, 8, 16)
+
+
+def brush_encode(mask: np.ndarray) -> list[int]:
+    """Label Studio brush RLE (a list of bytes) of a boolean (h, w) mask."""
+    flat = mask.ravel().astype(bool)
+    change = np.flatnonzero(np.diff(flat.astype(np.int8))) + 1
+    starts = np.concatenate([[0], change])
+    lengths = np.diff(np.concatenate([starts, [flat.size]])) * 4
+    values = np.where(flat[starts], 255, 0) if flat.size else np.zeros(0, np.int64)
+    bits = [f"{flat.size * 4:032b}", f"{8 - 1:05b}"] + [f"{b - 1:04b}" for b in _RUN_BITS]
+    for length, value in zip(lengths.tolist(), values.tolist()):
+        while length > 0:
+            n = min(length, 1 << _RUN_BITS[-1])
+            k = next(i for i, b in enumerate(_RUN_BITS) if n - 1 < (1 << b))
+            bits.append(f"1{k:02b}{n - 1:0{_RUN_BITS[k]}b}{value:08b}")
+            length -= n
+    text = "".join(bits)
+    text += "0" * (-len(text) % 8)
+    return list(int(text, 2).to_bytes(len(text) // 8, "big")) if text else []
+
+
+def brush_decode(rle: Any, height: int, width: int, file: str, where: str) -> np.ndarray:
+    """The boolean (h, w) mask of a Label Studio brush RLE (a list of bytes)."""
+    if not isinstance(rle, list) or not all(isinstance(b, int) and 0 <= b < 256 for b in rle):
+        raise InputError(file, where, "expected the brush RLE as a list of bytes")
+    bits = "".join(f"{b:08b}" for b in rle)
+    pos = 0
+
+    def read(n: int) -> int:
+        nonlocal pos
+        if pos + n > len(bits):
+            raise InputError(file, where, "the brush RLE ends early")
+        value = int(bits[pos:pos + n], 2) if n else 0
+        pos += n
+        return value
+
+    num = read(32)
+    word = read(5) + 1
+    sizes = [read(4) + 1 for _ in range(4)]
+    if num != height * width * 4:
+        raise InputError(file, where, f"the brush RLE holds {num} values, expected "
+                         f"{height}x{width}x4 = {height * width * 4}")
+    out = np.zeros(num, np.int64)
+    i = 0
+    while i < num:
+        repeat = read(1)
+        j = min(num, i + 1 + read(sizes[read(2)]))
+        if repeat:
+            out[i:j] = read(word)
+        else:
+            for k in range(i, j):
+                out[k] = read(word)
+        i = j
+    return out.reshape(height, width, 4)[:, :, 3] > 0
 
 
 # -- reading -------------------------------------------------------------------------------
@@ -148,6 +215,17 @@ def _shape(r: dict[str, Any], w: int, h: int, file: str, where: str, losses: Los
     return label, ring, polygon_bbox([ring])
 
 
+def _brush_annotation(value: dict[str, Any], height: int, width: int,
+                      categories: CategoryMap, file: str, where: str) -> dict[str, Any]:
+    """The COCO fields of a brush result: its mask as compressed RLE, the tight box."""
+    label = _label(value, "brushlabels", file, where)
+    mask = brush_decode(value.get("rle"), height, width, file, f"{where}.value.rle")
+    rle = mask_api().encode(np.asfortranarray(mask.astype(np.uint8)))
+    return {"category_id": categories.id(label), "iscrowd": 0,
+            "segmentation": {"size": [height, width], "counts": rle["counts"].decode("ascii")},
+            "bbox": [float(v) for v in mask_api().toBbox(rle)]}
+
+
 def read(path: str, *, images: str | None = None) -> tuple[Dataset, Losses]:
     """Read a Label Studio JSON export (a file, or a folder with ``tasks.json``)."""
     file = _tasks_file(path)
@@ -188,11 +266,17 @@ def read(path: str, *, images: str | None = None) -> tuple[Dataset, Losses]:
                 if not isinstance(r, dict):
                     raise InputError(name, rw, "expected a result object")
                 rw_, rh_ = r.get("original_width", w), r.get("original_height", h)
+                if r.get("type") == "brushlabels" and isinstance(r.get("value"), dict) \
+                        and r["value"].get("format") == "rle":
+                    out_anns.append({"image_id": len(out_images), **_brush_annotation(
+                        r["value"], int(rh_), int(rw_), categories, name, rw)})
+                    result_ids.append(r.get("id"))
+                    continue
                 shape = _shape(r, int(rw_), int(rh_), name, rw, losses)
                 if shape is None:
                     kept.append(r)
                     losses.add("labelstudio-result-kept", 1, "Label Studio results of other "
-                               "types (brush, keypoints, choices) kept as the image key "
+                               "types (keypoints, choices, text) kept as the image key "
                                "'labelstudio_results'")
                     continue
                 label, ring, box = shape
@@ -263,8 +347,8 @@ def write(ds: Dataset, path: str, *, images: str | None = None,
     anns, imgs = ds.annotations, ds.images
     kinds = anns.segmentation_kind[rows.ann_rows]
     losses = Losses()
-    losses.add("rle-as-box", int(np.count_nonzero(kinds >= 2)),
-               "RLE masks written as rectangles (brush RLE not written)")
+    losses.add("rle-recompressed", int(np.count_nonzero(kinds == 2)),
+               "uncompressed RLE masks written as brush masks (read back as compressed RLE)")
     extra_keys = {k for e in imgs.extra[rows.image_rows].tolist() for k in (e or ())}
     losses.extend(common_losses(rows, image_keys=extra_keys, ids=False,
                                 annotation_keys=("labelstudio_id",)))
@@ -276,7 +360,7 @@ def write(ds: Dataset, path: str, *, images: str | None = None,
     if len(np.unique(ann_ids)) < len(ann_ids):
         losses.add("annotation-ids-renumbered", len(ann_ids),
                    "annotation ids not kept (not unique: numbered 1..N when read back)")
-    losses.extend(polygon_box_losses(rows))
+    losses.extend(polygon_box_losses(rows, masks=True))
     refuse_lossy(losses, path, strict)
     names = {int(c["id"]): str(c["name"]) for c in ds.categories}
     prefix = images.rstrip("/") + "/" if images else ""
@@ -293,7 +377,12 @@ def write(ds: Dataset, path: str, *, images: str | None = None,
             common = {"from_name": "label", "to_name": "image", "original_width": w,
                       "original_height": h, "image_rotation": 0}
             rid = str(plain(anns.extra[r] or {}).get("labelstudio_id", int(anns.id[r])))
-            if anns.segmentation_kind[r] == 1:
+            if anns.segmentation_kind[r] >= 2:
+                rle = encoded_rle(plain(anns.segmentation[r]))
+                mask = np.asarray(mask_api().decode(rle)).astype(bool)
+                results.append({"id": rid, "type": "brushlabels", **common, "value": {
+                    "format": "rle", "rle": brush_encode(mask), "brushlabels": [label]}})
+            elif anns.segmentation_kind[r] == 1:
                 rings = plain(anns.segmentation[r])
                 for k, ring in enumerate(rings):
                     pts = [[_pct(ring[j], w), _pct(ring[j + 1], h)]
