@@ -79,12 +79,12 @@ def _other_object(tmp: Path) -> Path:
 
 # (make the input, what the message says it is, what it says to run)
 KINDS = [
-    ("labelme", lambda t: _labelme(), "LabelMe", "labelme2coco"),
+    ("labelme", lambda t: _labelme(), "LabelMe", "cocokit convert"),
     ("results", lambda t: _results(), "COCO results list", "COCOeval"),
-    ("label-studio", _label_studio, "Label Studio export", 'as "COCO"'),
+    ("label-studio", _label_studio, "Label Studio export", "cocokit convert"),
     ("yolo-folder", _yolo, "YOLO dataset folder", "cocokit import"),
-    ("voc-xml", _voc_xml, "Pascal VOC", "datum convert"),
-    ("voc-folder", _voc_folder, "Pascal VOC", "datum convert"),
+    ("voc-xml", _voc_xml, "Pascal VOC", "cocokit convert"),
+    ("voc-folder", _voc_folder, "Pascal VOC", "cocokit convert"),
     ("other-object", _other_object, 'none of "images", "annotations"', '"model", "epochs"'),
 ]
 IDS = [k[0] for k in KINDS]

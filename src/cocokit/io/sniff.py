@@ -31,6 +31,7 @@ __all__ = [
     "describe_head",
     "describe_markup",
     "describe_path",
+    "format_of",
     "is_coco_top",
 ]
 
@@ -43,19 +44,19 @@ RESULTS = (
 )
 LABELME = (
     'a LabelMe annotation file (top-level "shapes" and "imagePath"), not a COCO dataset; '
-    "convert it first, e.g. `labelme2coco <folder>` (pip install labelme2coco)"
+    "convert it first: `cocokit convert <file or folder> --to coco -o dataset.json`"
 )
 LABEL_STUDIO = (
     'a Label Studio export (a list of tasks with "data" and "annotations"), not a COCO '
-    'dataset; export the project from Label Studio as "COCO" instead'
+    "dataset; convert it first: `cocokit convert <file> --to coco -o dataset.json`"
 )
 YOLO = (
     "a YOLO dataset folder ({evidence}), not a COCO file; convert it with "
     "`cocokit import {path} --format yolo -o {name}.json`"
 )
 VOC = (
-    "Pascal VOC XML ({evidence}), not a COCO file; convert it first, e.g. "
-    "`datum convert -if voc -i {path} -f coco -o coco/` (pip install datumaro)"
+    "Pascal VOC XML ({evidence}), not a COCO file; convert it first: "
+    "`cocokit convert {path} --to coco -o dataset.json`"
 )
 OTHER_OBJECT = (
     'not a COCO dataset: a JSON object with none of "images", "annotations" and '
@@ -205,3 +206,58 @@ def describe(source: str | os.PathLike[str] | bytes | bytearray | memoryview | A
     if isinstance(source, (bytes, bytearray, memoryview)):
         return describe_bytes(source)
     return describe_document(source)
+
+
+# -- which format: the one sniffer of cocokit.io.formats -----------------------------------
+
+LABEL_MAP = "label_map.json"  # cocokit's label map beside converted data, never an input
+
+
+def _json_head(file: Path) -> bytes:
+    with file.open("rb") as f:
+        return _head(f.read(HEAD_BYTES))
+
+
+def _head_format(head: bytes) -> str | None:
+    """coco, labelme, labelstudio or voc from the first bytes of a file; None if unsure."""
+    if head.startswith(b"<"):
+        return "voc" if b"<annotation" in head else None
+    if head.startswith(b"["):
+        return "labelstudio" if b'"data"' in head and (
+            b'"annotations"' in head or b'"predictions"' in head) else None
+    if head.startswith(b"{"):
+        if b'"shapes"' in head and not any(b'"%s"' % k.encode() in head for k in COCO_KEYS):
+            return "labelme"
+        return "coco"
+    return None
+
+
+def format_of(path: str | os.PathLike[str]) -> str | None:
+    """The dataset format of a file or folder, from its layout and first bytes: ``coco``,
+    ``yolo``, ``voc``, ``labelme``, ``labelstudio``, or None. A URL, a ``.gz`` file and
+    a JSON object that is no other format are ``coco``."""
+    text = os.fspath(path)
+    if "://" in text and not text.startswith("file://"):
+        return "coco" if text.lower().endswith((".json", ".json.gz")) else None
+    p = Path(text[len("file://"):] if text.startswith("file://") else text)
+    if p.is_dir():
+        if (p / "data.yaml").is_file() or (p / "labels").is_dir():
+            return "yolo"
+        if (p / "tasks.json").is_file() and _head_format(_json_head(p / "tasks.json")) \
+                == "labelstudio":
+            return "labelstudio"
+        ann = p / "Annotations"
+        if (ann.is_dir() and any(ann.rglob("*.xml"))) or any(p.glob("*.xml")):
+            return "voc"
+        jsons = [f for f in sorted(p.glob("*.json")) if f.name != LABEL_MAP][:1] or [
+            f for f in sorted(p.rglob("*.json")) if f.name != LABEL_MAP][:1]
+        return "labelme" if jsons and _head_format(_json_head(jsons[0])) == "labelme" \
+            else None
+    if not p.is_file():
+        return None
+    suffix = p.suffix.lower()
+    if suffix in (".yaml", ".yml"):
+        return "yolo"
+    if suffix == ".gz":
+        return "coco" if p.name.lower().endswith(".json.gz") else None
+    return _head_format(_json_head(p))

@@ -16,15 +16,7 @@ NAME = "coco"
 def detect(path: str) -> bool:
     """A JSON file (``.json`` or ``.json.gz``, or a URL) that the sniffer does not call
     another format."""
-    name = str(path).lower()
-    if not (name.endswith(".json") or name.endswith(".json.gz")):
-        return False
-    if "://" in name or name.endswith(".gz"):
-        return True
-    try:
-        return sniff.describe(path) is None
-    except OSError:
-        return False
+    return sniff.format_of(path) == NAME
 
 
 def read(path: str, *, images: str | None = None) -> tuple[Dataset, Losses]:

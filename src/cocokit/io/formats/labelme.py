@@ -43,6 +43,7 @@ import numpy as np
 from ...dataset import Dataset, plain
 from ...errors import InputError
 from ...geometry import encoded_rle, mask_api
+from .. import sniff
 from .losses import Losses, refuse_lossy
 from .records import (
     LABEL_MAP,
@@ -79,21 +80,7 @@ def _is_labelme(doc: Any) -> bool:
 
 def detect(path: str) -> bool:
     """A LabelMe JSON file, or a folder holding one (the first JSON file looked at)."""
-    p = Path(path)
-    if p.is_dir():
-        candidates = [f for f in sorted(p.glob("*.json")) if f.name != LABEL_MAP][:1]
-        if not candidates:
-            candidates = [f for f in relative_files(p, ".json") if f.name != LABEL_MAP][:1]
-    elif p.is_file() and p.suffix.lower() == ".json":
-        candidates = [p]
-    else:
-        return False
-    for f in candidates:
-        with f.open("rb") as fh:
-            head = fh.read(1 << 16)
-        if b'"shapes"' in head and (b'"imagePath"' in head or b'"imageData"' in head):
-            return True
-    return False
+    return sniff.format_of(path) == NAME
 
 
 # -- reading -------------------------------------------------------------------------------

@@ -39,6 +39,7 @@ import numpy as np
 from ...dataset import Dataset, plain
 from ...errors import InputError
 from ...geometry import encoded_rle, mask_api
+from .. import sniff
 from .losses import Losses, refuse_lossy
 from .records import (
     CategoryMap,
@@ -70,13 +71,7 @@ def _tasks_file(path: str) -> Path | None:
 def detect(path: str) -> bool:
     """A Label Studio JSON export: a list whose first task has ``data`` and
     ``annotations`` or ``predictions`` (or a folder with ``tasks.json``)."""
-    file = _tasks_file(path)
-    if file is None:
-        return False
-    with file.open("rb") as f:
-        head = f.read(1 << 16).lstrip()
-    return head.startswith(b"[") and b'"data"' in head and (
-        b'"annotations"' in head or b'"predictions"' in head)
+    return sniff.format_of(path) == NAME
 
 
 # -- brush RLE -----------------------------------------------------------------------------

@@ -43,6 +43,7 @@ import numpy as np
 
 from ...dataset import Dataset, plain
 from ...errors import InputError
+from .. import sniff
 from .losses import Losses, refuse_lossy
 from .records import (
     CategoryMap,
@@ -67,14 +68,7 @@ _CARRIED = ("voc_difficult", "truncated", "occluded", "voc_pose", "attributes")
 def detect(path: str) -> bool:
     """A folder with ``Annotations/*.xml`` or ``*.xml`` files, or an XML file whose
     root is ``<annotation>``."""
-    p = Path(path)
-    if p.is_dir():
-        ann = p / "Annotations"
-        return (ann.is_dir() and any(ann.rglob("*.xml"))) or any(p.glob("*.xml"))
-    if p.is_file() and p.suffix.lower() == ".xml":
-        with p.open("rb") as f:
-            return b"<annotation" in f.read(4096)
-    return False
+    return sniff.format_of(path) == NAME
 
 
 # -- reading -------------------------------------------------------------------------------

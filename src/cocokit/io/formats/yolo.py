@@ -8,12 +8,12 @@ Reading takes the image sizes from the image headers (see :func:`read_yolo`).
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Literal
 
 import numpy as np
 
 from ...dataset import Dataset
+from .. import sniff
 from ..yolo import read_yolo, write_yolo
 from .losses import Losses, refuse_lossy
 from .records import ExportRows, common_losses
@@ -25,10 +25,7 @@ NAME = "yolo"
 
 def detect(path: str) -> bool:
     """A folder with ``data.yaml`` or a ``labels/`` folder, or a ``.yaml`` file."""
-    p = Path(path)
-    if p.is_dir():
-        return (p / "data.yaml").is_file() or (p / "labels").is_dir()
-    return p.is_file() and p.suffix.lower() in (".yaml", ".yml")
+    return sniff.format_of(path) == NAME
 
 
 def read(path: str, *, images: str | None = None) -> tuple[Dataset, Losses]:
