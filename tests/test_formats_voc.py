@@ -162,3 +162,37 @@ def test_datumaro_reads_ours_and_we_read_theirs(tmp_path: Path) -> None:
         assert [g[0] for g in got] == [w[0] for w in want]
         # Datumaro keeps coordinates as float32: 5e-5 px at these sizes
         np.testing.assert_allclose([g[1] for g in got], [w[1] for w in want], atol=1e-4)
+
+
+def test_hotcoco_reads_ours_and_we_read_theirs(tmp_path: Path) -> None:
+    """hotcoco takes VOC corners as 1-based, as cocokit does: the same boxes both ways
+    (hotcoco writes its corners rounded to whole pixels)."""
+    hotcoco = pytest.importorskip("hotcoco", reason="hotcoco not installed (cocokit[bench])")
+    file = real_path("tiny-coco-images", "annotations", "instances_val2017.json")
+    src = cocokit.load(file)
+    formats.write(src, tmp_path / "ours", "voc")
+    theirs = hotcoco.COCO.from_voc(str(tmp_path / "ours")).dataset
+    names = {c["id"]: c["name"] for c in theirs["categories"]}
+    by_image = {im["id"]: Path(im["file_name"]).name for im in theirs["images"]}
+    got = sorted((by_image[a["image_id"]], names[a["category_id"]], *a["bbox"])
+                 for a in theirs["annotations"])
+    src_names = {c["id"]: c["name"] for c in src.categories}
+    want = sorted((Path(src.images.file_name[i]).name,
+                   src_names[int(src.annotations.category_id[r])],
+                   *src.annotations.bbox[r].tolist())
+                  for r, i in enumerate(src.image_index.tolist()))
+    assert [g[:2] for g in got] == [w[:2] for w in want]
+    np.testing.assert_allclose([g[2:] for g in got], [w[2:] for w in want], rtol=1e-6)
+    # theirs, written by hotcoco (corners rounded), read by cocokit
+    hotcoco.COCO(str(file)).to_voc(str(tmp_path / "hc"))
+    back, _ = formats.read(tmp_path / "hc", "voc")
+    assert (back.num_images, back.num_annotations) == (src.num_images, src.num_annotations)
+    back_names = {c["id"]: c["name"] for c in back.categories}
+    got = sorted((Path(back.images.file_name[i]).name,
+                  back_names[int(back.annotations.category_id[r])],
+                  *back.annotations.bbox[r].tolist())
+                 for r, i in enumerate(back.image_index.tolist()))
+    assert [g[:2] for g in got] == [w[:2] for w in want]
+    corners = [[x, y, x + w, y + h] for x, y, w, h in (g[2:] for g in got)]
+    expected = [[x, y, x + w, y + h] for x, y, w, h in (g[2:] for g in want)]
+    np.testing.assert_allclose(corners, expected, atol=1.0)

@@ -46,6 +46,8 @@ def write(ds: Dataset, path: str, *, images: str | None = None,
     before.add("crowd-skipped", int(np.count_nonzero(ds.annotations.iscrowd == 1)),
                "crowd annotations skipped")
     before.add("rle-as-box", int(np.count_nonzero(kinds >= 2)), "RLE masks written as boxes")
+    for key in ds.extra:
+        before.add(f"top-key-dropped:{key}", 1, f"top-level {key!r} dropped")
     refuse_lossy(before, path, strict)
     summary = write_yolo(ds, path, task=task, images="link" if images else "none",
                          image_dir=images, check_sizes=images is not None)
@@ -63,4 +65,6 @@ def write(ds: Dataset, path: str, *, images: str | None = None,
     losses.add("empty-skipped", s.skipped_empty, "annotations without area skipped")
     losses.add("clipped", s.clipped, "objects clipped to the image")
     losses.extend(common_losses(rows, crowd=False))
+    for key in ds.extra:
+        losses.add(f"top-key-dropped:{key}", 1, f"top-level {key!r} dropped")
     return losses
