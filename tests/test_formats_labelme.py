@@ -135,3 +135,29 @@ def test_missing_size_without_the_image(tmp_path: Path) -> None:
     (tmp_path / "a.json").write_text(json.dumps(doc))
     with pytest.raises(InputError, match="-i/--images"):
         labelme.read(str(tmp_path))
+
+
+def test_keys_named_like_labelme_or_coco_fields_round_trip(tmp_path: Path) -> None:
+    """A COCO key that is a LabelMe key travels as ``coco_<key>``; a LabelMe key that is
+    a COCO field comes in as ``labelme_<key>``: both come back as they were."""
+    b = cocokit.DatasetBuilder()
+    c = b.add_category("car")
+    img = b.add_image("x.jpg", width=50, height=50, shapes="mine", imagePath="elsewhere")
+    b.add_annotation(img, c, bbox=[1, 2, 3, 4], label="also mine", points=7)
+    ds = b.build()
+    formats.write(ds, tmp_path / "out", "labelme")
+    doc = json.loads((tmp_path / "out" / "x.json").read_text())
+    assert doc["imagePath"] == "x.jpg" and doc["coco_imagePath"] == "elsewhere"
+    assert doc["shapes"][0]["label"] == "car" and doc["shapes"][0]["coco_label"] == "also mine"
+    back, _ = formats.read(tmp_path / "out")
+    assert back.images[0]["shapes"] == "mine" and back.images[0]["imagePath"] == "elsewhere"
+    assert back.annotations[0]["label"] == "also mine" and back.annotations[0]["points"] == 7
+    (tmp_path / "in").mkdir()
+    (tmp_path / "in" / "a.json").write_text(json.dumps(_doc(
+        [_shape("rectangle", [[1, 1], [5, 5]], bbox="tool box")], id="tool id")))
+    ds, _ = formats.read(tmp_path / "in")
+    assert ds.images[0]["labelme_id"] == "tool id"
+    assert ds.annotations[0]["labelme_bbox"] == "tool box"
+    formats.write(ds, tmp_path / "again", "labelme")
+    doc = json.loads((tmp_path / "again" / "a.json").read_text())
+    assert doc["id"] == "tool id" and doc["shapes"][0]["bbox"] == "tool box"

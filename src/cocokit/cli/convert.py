@@ -9,7 +9,7 @@ from typing import Annotated, Any, Optional
 import typer
 
 from ..io import formats
-from ._app import app, progress_bar
+from ._app import QUIET_HELP, app, progress_bar
 from ._options import Json, check_file_output, check_folder_output, check_image_folder, say
 
 __all__ = ["convert"]
@@ -45,8 +45,7 @@ def convert(
         "--strict", help="Refuse a conversion that would lose anything (nothing is "
         "written).")] = False,
     as_json: Json = False,
-    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress or summary on "
-                                        "stderr.")] = False,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help=QUIET_HELP)] = False,
 ) -> None:
     """Convert a dataset between formats and report what the target cannot carry.
 

@@ -73,6 +73,26 @@ _ANN_CARRIED = {"labelme_flags", "description", "group_id"}
 _IMAGE_CARRIED = {"labelme_flags", "labelme_version", "labelme_shapes"}
 
 
+def _coco_key(key: str, tool: set[str]) -> str:
+    """The COCO key of a LabelMe key it does not know: as it is, but a COCO field name
+    gets ``labelme_`` and ``coco_<LabelMe key>`` (written for a COCO key that is a LabelMe
+    key) loses its prefix."""
+    if key in _RESERVED:
+        return f"labelme_{key}"
+    if key.startswith("coco_") and key[5:] in tool:
+        return key[5:]
+    return key
+
+
+def _tool_key(key: str, tool: set[str]) -> str:
+    """The LabelMe key of a COCO extra key (the inverse of :func:`_coco_key`)."""
+    if key.startswith("labelme_") and key[8:] in _RESERVED:
+        return key[8:]
+    if key in tool:
+        return f"coco_{key}"
+    return key
+
+
 def _is_labelme(doc: Any) -> bool:
     return isinstance(doc, dict) and "shapes" in doc and (
         "imagePath" in doc or "imageData" in doc)
@@ -141,7 +161,7 @@ def _read_one(file: Path, rel_dir: str, doc: dict[str, Any], categories: Categor
         losses.add("labelme-image-data-dropped", 1, "embedded images (imageData) not read")
     for k, v in doc.items():
         if k not in _FILE_KEYS:
-            image[f"labelme_{k}" if k in _RESERVED else k] = v
+            image[_coco_key(k, _FILE_KEYS)] = v
     shapes = doc.get("shapes")
     if not isinstance(shapes, list):
         raise InputError(name, "shapes", "expected a list of shapes")
@@ -209,8 +229,8 @@ def _shape_keys(shape: dict[str, Any], ann: dict[str, Any]) -> None:
     if shape.get("description"):
         ann["description"] = shape["description"]
     for sk, v in shape.items():
-        if sk not in _SHAPE_KEYS and sk != "shape_type":
-            ann[f"labelme_{sk}" if sk in _RESERVED else sk] = v
+        if sk not in _SHAPE_KEYS:
+            ann[_coco_key(sk, _SHAPE_KEYS)] = v
 
 
 def _mask_annotation(shape: dict[str, Any], width: int, height: int, file: str,
@@ -324,8 +344,7 @@ def write(ds: Dataset, path: str, *, images: str | None = None,
             }
             for k, v in extra.items():
                 if k not in _IMAGE_CARRIED:
-                    doc[k[len("labelme_"):] if k.startswith("labelme_")
-                        and k[len("labelme_"):] in _RESERVED else k] = v
+                    doc[_tool_key(k, _FILE_KEYS)] = v
             used = {a.get("group_id") for a in (plain(anns.extra[r]) or {} for r, _ in group)}
             next_group = max((g for g in used if isinstance(g, int)), default=0) + 1
             for r, box in group:
@@ -344,8 +363,7 @@ def write(ds: Dataset, path: str, *, images: str | None = None,
                     tail["iscrowd"] = 1
                 for k, v in a.items():
                     if k not in _ANN_CARRIED:
-                        tail[k[len("labelme_"):] if k.startswith("labelme_")
-                             and k[len("labelme_"):] in _RESERVED else k] = v
+                        tail[_tool_key(k, _SHAPE_KEYS)] = v
                 mask = (_mask_shape(plain(anns.segmentation[r]))
                         if anns.segmentation_kind[r] >= 2 else None)
                 if mask is not None:
