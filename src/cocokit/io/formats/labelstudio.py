@@ -275,6 +275,9 @@ def read(path: str, *, images: str | None = None) -> tuple[Dataset, Losses]:
                                "'labelstudio_results'")
                     continue
                 label, ring, box = shape
+                if box[0] >= w or box[1] >= h or box[0] + box[2] <= 0 or box[1] + box[3] <= 0:
+                    raise InputError(name, f"{rw}.value", f"the shape lies outside the "
+                                     f"{w}x{h} image (percentages beyond 0..100)")
                 parent = r.get("parentID")
                 if ring is not None and parent in first_ring:
                     ann = first_ring[parent]
