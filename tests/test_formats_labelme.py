@@ -55,6 +55,30 @@ def _shape(kind: str, points: list[list[float]], label: str = "car", **kw: Any
 TRIANGLE = [[10.5, 10.25], [50.0, 10.0], [30.0, 40.0]]
 
 
+def _png(width: int, height: int) -> str:
+    import base64
+    import io
+
+    from PIL import Image
+
+    buf = io.BytesIO()
+    Image.new("1", (width, height), 1).save(buf, format="PNG")
+    return base64.b64encode(buf.getvalue()).decode("ascii")
+
+
+def test_mask_shape_reads_as_rle(tmp_path: Path) -> None:
+    (tmp_path / "a.json").write_text(json.dumps(_doc(
+        [_shape("mask", [[10, 20], [14, 22]], mask=_png(5, 3))])))
+    ds, losses = formats.read(tmp_path)
+    assert not losses
+    a = ds.annotations[0]
+    assert a["bbox"] == [10.0, 20.0, 5.0, 3.0]
+    from cocokit.geometry import encoded_rle, mask_api
+
+    mask = mask_api().decode(encoded_rle(a["segmentation"]))
+    assert mask.sum() == 15 and mask[20:23, 10:15].all()
+
+
 def test_shapes_become_coco_and_come_back(tmp_path: Path) -> None:
     shapes = [
         _shape("polygon", TRIANGLE, flags={"occluded": True}, description="front"),
@@ -113,6 +137,10 @@ def test_multi_ring_polygon_gets_a_group(tmp_path: Path) -> None:
     ([_shape("polygon", [[300, 10], [350, 10], [320, 40]])], "shapes[0].points",
      "outside the 200x100 image"),
     ([_shape("rectangle", "nope")], "shapes[0].points", "missing points"),  # type: ignore[arg-type]
+    ([_shape("mask", [[1, 1], [3, 3]], mask="bm90IGEgcG5n")], "shapes[0].mask",
+     "not a base64 PNG mask"),
+    ([_shape("mask", [[195, 1], [205, 3]], mask=_png(11, 3))], "shapes[0].points",
+     "does not fit in the 200x100 image"),
 ])
 def test_malformed_shapes_name_file_and_place(tmp_path: Path, shapes: list[Any], where: str,
                                               what: str) -> None:
