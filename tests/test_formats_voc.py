@@ -17,11 +17,13 @@ from tests.conftest import real_path
 GOOD = b"""<annotation>
   <folder>VOC2007</folder>
   <filename>000001.jpg</filename>
+  <source><database>The VOC2007 Database</database><image>flickr</image></source>
   <size><width>353</width><height>500</height><depth>3</depth></size>
   <segmented>0</segmented>
   <object>
     <name>dog</name><pose>Left</pose><truncated>1</truncated><difficult>0</difficult>
     <bndbox><xmin>48</xmin><ymin>240</ymin><xmax>195</xmax><ymax>371</ymax></bndbox>
+    <part><name>head</name></part><part><name>paw</name></part>
   </object>
   <object>
     <name>person</name><pose>Unspecified</pose><truncated>0</truncated><difficult>1</difficult>
@@ -41,11 +43,14 @@ def _folder(tmp_path: Path, xml: bytes, name: str = "000001.xml") -> Path:
 def test_reads_one_based_corners_and_voc_fields(tmp_path: Path) -> None:
     ds, losses = formats.read(_folder(tmp_path, GOOD))
     assert not losses
-    assert ds.images[0] == {"id": 1, "file_name": "000001.jpg", "width": 353, "height": 500,
-                            "depth": 3}
+    assert ds.images[0] == {
+        "id": 1, "file_name": "000001.jpg", "width": 353, "height": 500, "depth": 3,
+        "voc_folder": "VOC2007",
+        "voc_source": {"database": "The VOC2007 Database", "image": "flickr"}}
     a, b = ds.annotations[0], ds.annotations[1]
     assert a["bbox"] == [47.0, 239.0, 148.0, 132.0]  # xmin 48 is x 47 (1-based pixels)
     assert (a["truncated"], a["voc_pose"]) == (1, "Left")
+    assert a["voc_part"] == [{"name": "head"}, {"name": "paw"}]  # tool data kept
     assert "voc_difficult" not in a
     assert b["bbox"] == [0.0, 0.5, 352.0, 499.5]
     assert (b["voc_difficult"], b["attributes"]) == (1, {"color": "red"})
@@ -61,6 +66,7 @@ def test_writes_back_what_it_read(tmp_path: Path) -> None:
     assert list(again.images) == list(ds.images)
     text = (tmp_path / "out" / "Annotations" / "000001.xml").read_text()
     assert "<xmin>48</xmin>" in text and "<ymin>1.5</ymin>" in text
+    assert "<folder>VOC2007</folder>" in text and "<name>paw</name>" in text
     assert (tmp_path / "out" / "ImageSets" / "Main" / "default.txt").read_text() == "000001\n"
 
 

@@ -20,7 +20,9 @@ reads back as the same float; integral values without a fraction.
 **What VOC carries.** Boxes, the class name, ``difficult``, ``truncated``, ``occluded``
 (kept as the COCO annotation keys ``voc_difficult``, ``truncated`` and ``occluded``
 when 1), ``pose`` (``voc_pose`` unless ``Unspecified``), Datumaro's ``<attributes>``
-(``attributes``, a dict), the image ``depth`` and ``segmented`` flag. Not carried, each
+(``attributes``, a dict), the image ``depth`` and ``segmented`` flag; every other
+element of ``<annotation>`` or ``<object>`` (``folder``, ``source``, ``owner``, ``part``,
+...) as the key ``voc_<tag>`` (its text, or a dict of its children), written back. Not carried, each
 counted in the loss report: polygons and RLE masks (written as their boxes), keypoints,
 crowd flags, areas (computed again as ``w * h``), ids (numbered 1..N when read back)
 and other extra keys.
@@ -63,6 +65,44 @@ NAME = "voc"
 DEFAULT_POSE = "Unspecified"
 _FLAGS = (("difficult", "voc_difficult"), ("truncated", "truncated"), ("occluded", "occluded"))
 _CARRIED = ("voc_difficult", "truncated", "occluded", "voc_pose", "attributes")
+# the elements read into model fields; any other child of <annotation> or <object> is
+# kept as the key ``voc_<tag>`` (its text, or a dict of its children) and written back
+_IMAGE_TAGS = {"filename", "size", "segmented", "object"}
+_OBJECT_TAGS = {"name", "bndbox", "pose", "difficult", "truncated", "occluded", "attributes"}
+
+
+def _element_value(el: ET.Element) -> Any:
+    """An element as JSON: its text (a leaf), or a dict of its children (a tag given
+    several times: a list)."""
+    if len(el) == 0:
+        return (el.text or "").strip()
+    return _children(el, set(), "")
+
+
+def _children(el: ET.Element, known: set[str], prefix: str) -> dict[str, Any]:
+    """The children of ``el`` not in ``known`` by ``prefix + tag`` (repeated: a list)."""
+    groups: dict[str, list[Any]] = {}
+    for child in el:
+        if child.tag not in known:
+            groups.setdefault(prefix + child.tag, []).append(_element_value(child))
+    return {k: v[0] if len(v) == 1 else v for k, v in groups.items()}
+
+
+def _put_value(parent: ET.Element, tag: str, value: Any) -> None:
+    """Write what :func:`_element_value` read (a list: the tag repeated)."""
+    if isinstance(value, list):
+        for v in value:
+            _put_value(parent, tag, v)
+    elif isinstance(value, dict):
+        el = ET.SubElement(parent, tag)
+        for k, v in value.items():
+            _put_value(el, str(k), v)
+    else:
+        _sub(parent, tag, "" if value is None else str(value))
+
+
+def _voc_keys(extra: dict[str, Any], carried: tuple[str, ...]) -> dict[str, Any]:
+    return {k: v for k, v in extra.items() if k.startswith("voc_") and k not in carried}
 
 
 def detect(path: str) -> bool:
@@ -133,6 +173,7 @@ def _read_one(file: Path, rel_dir: str, categories: CategoryMap, image_id: int,
 
         width, height = image_size(os.path.join(images_dir, file_name))
     image["width"], image["height"] = int(width), int(height)
+    image.update(_children(root, _IMAGE_TAGS, "voc_"))
     segmented = _text(root, "segmented")
     if segmented not in (None, "", "0"):
         image["segmented"] = int(segmented) if segmented.isdigit() else segmented
@@ -170,6 +211,7 @@ def _read_one(file: Path, rel_dir: str, categories: CategoryMap, image_id: int,
         attrs = _attributes(obj)
         if attrs:
             ann["attributes"] = attrs
+        ann.update(_children(obj, _OBJECT_TAGS, "voc_"))
         annotations.append(ann)
     return image, annotations
 
@@ -235,12 +277,17 @@ def _sub(parent: ET.Element, tag: str, text: str) -> ET.Element:
 
 def _xml(image: dict[str, Any], objects: list[tuple[str, np.ndarray, dict[str, Any]]]) -> bytes:
     root = ET.Element("annotation")
+    other = _voc_keys(image, ())
+    if "voc_folder" in other:
+        _put_value(root, "folder", other.pop("voc_folder"))
     _sub(root, "filename", posixpath.basename(image["file_name"]))
     size = ET.SubElement(root, "size")
     _sub(size, "width", str(image["width"]))
     _sub(size, "height", str(image["height"]))
     if "depth" in image:
         _sub(size, "depth", str(image["depth"]))
+    for key, value in other.items():
+        _put_value(root, key[len("voc_"):], value)
     _sub(root, "segmented", str(image.get("segmented", 0)))
     for label, box, ann in objects:
         obj = ET.SubElement(root, "object")
@@ -259,6 +306,8 @@ def _xml(image: dict[str, Any], objects: list[tuple[str, np.ndarray, dict[str, A
                 a = ET.SubElement(el, "attribute")
                 _sub(a, "name", str(k))
                 _sub(a, "value", str(v).lower() if isinstance(v, bool) else str(v))
+        for key, value in _voc_keys(ann, _CARRIED).items():
+            _put_value(obj, key[len("voc_"):], value)
     ET.indent(root)
     return ET.tostring(root, encoding="utf-8", xml_declaration=False) + b"\n"
 
@@ -273,8 +322,12 @@ def write(ds: Dataset, path: str, *, images: str | None = None,
     losses = Losses()
     losses.add("polygon-as-box", int(np.count_nonzero(kinds == 1)), "polygons written as boxes")
     losses.add("rle-as-box", int(np.count_nonzero(kinds >= 2)), "RLE masks written as boxes")
-    losses.extend(common_losses(rows, image_keys=("depth", "segmented"),
-                                annotation_keys=_CARRIED))
+    img_keys = {k for e in ds.images.extra[rows.image_rows].tolist() for k in (e or ())
+                if k.startswith("voc_")}
+    ann_keys = {k for e in anns.extra[rows.ann_rows].tolist() for k in (e or ())
+                if k.startswith("voc_")}
+    losses.extend(common_losses(rows, image_keys={"depth", "segmented"} | img_keys,
+                                annotation_keys=set(_CARRIED) | ann_keys))
     refuse_lossy(losses, path, strict)
     names = {int(c["id"]): str(c["name"]) for c in ds.categories}
     stems: list[str] = []
@@ -285,7 +338,8 @@ def write(ds: Dataset, path: str, *, images: str | None = None,
             for r, box in group:
                 ann = plain(anns.extra[r]) or {}
                 objects.append((names[int(anns.category_id[r])], box,
-                                {k: v for k, v in ann.items() if k in _CARRIED}))
+                                {k: v for k, v in ann.items()
+                                 if k in _CARRIED or k.startswith("voc_")}))
             stem = rel_stem(image["file_name"], "")
             stems.append(stem)
             out.write(f"Annotations/{stem}.xml", _xml(image, objects))
