@@ -55,7 +55,8 @@ beside a polygon), other keys.
 The XML is parsed with the standard library's expat, refusing any DOCTYPE (and so any
 entity declaration, the source of "billion laughs" and external-entity attacks). Broken
 XML, a missing or non-numeric attribute, a label not declared in ``<meta>`` or a
-shape wholly outside its image (crossing the border is kept) is an :class:`~cocokit.errors.InputError` naming ``file:line``.
+shape wholly outside its image (crossing the border is kept) is an
+:class:`~cocokit.errors.InputError` naming ``file:line``.
 """
 
 from __future__ import annotations
