@@ -7,8 +7,9 @@ Layout (the one the DOTA toolkit reads)::
       labelTxt/P0000.txt     one label file per image, same name, suffix .txt
       index.json             written by cocokit: the image and category records
 
-A label file holds optional header lines ``imagesource:GoogleEarth`` and
-``gsd:0.146`` (any ``key:value`` line without spaces), then one object per line::
+A label file holds optional header lines ``imagesource:GoogleEarth``, ``gsd:0.146``,
+``acquisition dates:None`` (any ``key:value`` line before the first object), then one
+object per line::
 
     x1 y1 x2 y2 x3 y3 x4 y4 category difficult
 
@@ -44,13 +45,14 @@ from __future__ import annotations
 
 import math
 import os
+import re
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from ...dataset import Annotations, Dataset
+from ...dataset import Annotations, Dataset, plain
 from ...errors import InputError
 from ...geometry import (
     SegmentationKind,
@@ -68,6 +70,7 @@ from .losses import Losses
 __all__ = ["INDEX", "LABELS", "NAME", "detect", "read", "write"]
 
 NAME = "dota"
+_HEADER = re.compile(r"^[A-Za-z][A-Za-z _-]*:")  # imagesource:, gsd:, acquisition dates:
 #: The folder of label files under the dataset root.
 LABELS = "labelTxt"
 #: The index of image and category records cocokit writes beside the labels.
@@ -116,7 +119,7 @@ def detect(path: str) -> bool:
             with open(txt, encoding="utf-8") as f:
                 for line in f:
                     s = line.strip()
-                    if not s or (":" in s and " " not in s):
+                    if not s or _HEADER.match(s):
                         continue
                     return _is_row(s)
         except (OSError, UnicodeDecodeError):
@@ -148,9 +151,9 @@ def _parse(file: Path, width: int, height: int, token_cat: dict[str, int] | None
         if not s:
             continue
         where = f"line {n}"
-        if not rows and ":" in s and " " not in s:
+        if not rows and _HEADER.match(s):
             key, _, value = s.partition(":")
-            header[key] = _header_value(value)
+            header[key] = _header_value(value.strip())
             continue
         parts = s.split()
         if len(parts) not in (9, 10):
@@ -271,11 +274,13 @@ def read(path: str, *, images: str | None = None) -> tuple[Dataset, Losses]:
 # -- writing -----------------------------------------------------------------------------
 
 
-_HEADER_KEYS = ("imagesource", "gsd")
+_HEADER_KEYS = ("imagesource", "gsd", "acquisition dates")
 
 
 def _number(v: float) -> str:
-    return repr(float(v) + 0.0)
+    """The shortest text that reads back as ``v`` (an integer without ``.0``)."""
+    f = float(v) + 0.0
+    return str(int(f)) if f.is_integer() and abs(f) < 2**53 else repr(f)
 
 
 def write(ds: Dataset, path: str, *, images: str | None = None) -> Losses:
@@ -348,7 +353,7 @@ def write(ds: Dataset, path: str, *, images: str | None = None) -> Losses:
         e = img_extra[k]
         for key in _HEADER_KEYS:
             if e and key in e:
-                value = e[key]
+                value = plain(e[key])
                 yield f"{key}:{'null' if value is None else value}\n"
         for j in order[offsets[k] : offsets[k + 1]].tolist():
             if not finite[j]:
