@@ -43,7 +43,8 @@ by the label's declaration: ``checkbox`` a bool, ``number`` a number, else text)
 ``source`` and ``group_id`` go into the ``cvat`` dict of the annotation. Image ids are the
 ``<image id>``; other image attributes (``subset``, ``task_id``) become image keys.
 
-Writing (COCO -> CVAT) gives each annotation back its shape: a polygon one
+Writing (COCO -> CVAT) gives each annotation back its shape: a rotated box read from
+CVAT (4 corners and ``cvat.rotation``) a ``<box>`` with its ``rotation``, a polygon one
 ``<polygon>`` per part (several parts share a ``group_id``: a loss), an RLE a ``<mask>``,
 a box a ``<box>``, and ``attributes``/``cvat``/``iscrowd`` (as a declared ``is_crowd``
 checkbox) where CVAT keeps them. What CVAT cannot carry is counted: keypoints of an
@@ -550,10 +551,10 @@ class _Writer:
         seen: dict[int, dict[str, list[Any]]] = {}
         crowd_cats: set[int] = set()
         for r in rows.tolist():
-            e = anns.extra[r]
+            e = plain(anns.extra[r]) or {}
             cid = int(anns.category_id[r])
-            if e and isinstance(e.get("attributes"), Mapping):
-                for k, v in plain(e["attributes"]).items():
+            if isinstance(e.get("attributes"), Mapping):
+                for k, v in e["attributes"].items():
                     seen.setdefault(cid, {}).setdefault(k, []).append(v)
             if anns.iscrowd[r] == 1:
                 crowd_cats.add(cid)
@@ -601,8 +602,9 @@ class _Writer:
             rings_of[r] = [polys.coords[ro[q] : ro[q + 1]]
                            for q in range(int(polys.offsets[k]), int(polys.offsets[k + 1]))]
         bbox_of = {int(r): plan.bbox[k] for k, r in enumerate(rows.tolist())}
-        groups = [int(e["cvat"]["group_id"]) for e in anns.extra[rows]
-                  if e and isinstance(e.get("cvat"), Mapping) and "group_id" in e["cvat"]]
+        extras = [plain(e) or {} for e in anns.extra[rows]]
+        groups = [int(e["cvat"]["group_id"]) for e in extras
+                  if isinstance(e.get("cvat"), Mapping) and "group_id" in e["cvat"]]
         next_group = max(groups, default=0) + 1
 
         yield '<?xml version="1.0" encoding="utf-8"?>\n<annotations>\n'
@@ -659,10 +661,10 @@ class _Writer:
                rings_of: dict[int, list[np.ndarray]], bbox: np.ndarray, next_group: int,
                ) -> tuple[list[str], int]:
         anns = self.ds.annotations
-        e = anns.extra[r] or {}
-        cvat = plain(e.get("cvat")) if isinstance(e.get("cvat"), Mapping) else {}
+        e = plain(anns.extra[r]) or {}
+        cvat = e.get("cvat") if isinstance(e.get("cvat"), Mapping) else {}
         label = name_of[int(anns.category_id[r])]
-        attrs = dict(plain(e["attributes"])) if isinstance(e.get("attributes"), Mapping) else {}
+        attrs = dict(e["attributes"]) if isinstance(e.get("attributes"), Mapping) else {}
         if label in crowd_labels:
             attrs[_CROWD] = bool(anns.iscrowd[r] == 1)
         body = "".join(self.attribute_lines(attrs))
@@ -680,7 +682,20 @@ class _Writer:
 
         shape_kind = cvat.get("shape")
         kp = anns.keypoints[r]
-        if kind == SegmentationKind.POLYGON:
+        rings = rings_of.get(r, [])
+        if (kind == SegmentationKind.POLYGON and "rotation" in cvat and len(rings) == 1
+                and len(rings[0]) == 4):
+            # a rotated box read as its corners: turned back into the box and its angle
+            rot = float(cvat["rotation"])
+            c = rings[0].mean(axis=0)
+            t = math.radians(-rot)
+            m = np.array([[math.cos(t), -math.sin(t)], [math.sin(t), math.cos(t)]])
+            flat = (rings[0] - c) @ m.T + c
+            (x0, y0), (x1, y1) = flat.min(axis=0), flat.max(axis=0)
+            geometry = (f'xtl="{_num(x0)}" ytl="{_num(y0)}" xbr="{_num(x1)}" ybr="{_num(y1)}" '
+                        f'rotation="{_num(rot)}"')
+            out.append(shape("box", geometry, group))
+        elif kind == SegmentationKind.POLYGON:
             rings = [ring for ring in rings_of.get(r, []) if len(ring) >= 3]
             if len(rings) < len(rings_of.get(r, [])):
                 self.losses.add("short-ring-dropped", len(rings_of[r]) - len(rings),
