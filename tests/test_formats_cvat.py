@@ -75,7 +75,8 @@ van</values>
     </task>
   </meta>
   <image id="0" name="a.jpg" width="100" height="80" subset="train">
-    <box label="car" source="manual" occluded="1" xtl="10.5" ytl="20.25" xbr="40" ybr="60" z_order="2" group_id="3">
+    <box label="car" source="manual" occluded="1" xtl="10.5" ytl="20.25" xbr="40" ybr="60"
+         z_order="2" group_id="3">
       <attribute name="parked">true</attribute>
       <attribute name="doors">5</attribute>
       <attribute name="model">van</attribute>
@@ -86,9 +87,11 @@ van</values>
     </polyline>
     <points label="car" source="manual" occluded="0" points="5,5;6,7" z_order="0">
     </points>
-    <mask label="car" source="manual" occluded="0" rle="3, 2, 1, 4, 2" left="60" top="10" width="3" height="4" z_order="1">
+    <mask label="car" source="manual" occluded="0" rle="3, 2, 1, 4, 2" left="60" top="10"
+          width="3" height="4" z_order="1">
     </mask>
-    <box label="car" source="manual" occluded="0" xtl="50" ytl="50" xbr="70" ybr="60" rotation="90" z_order="0">
+    <box label="car" source="manual" occluded="0" xtl="50" ytl="50" xbr="70" ybr="60"
+         rotation="90" z_order="0">
     </box>
     <ellipse label="car" source="manual" occluded="0" cx="50" cy="50" rx="5" ry="3" z_order="0">
     </ellipse>

@@ -662,7 +662,7 @@ class _Writer:
                ) -> tuple[list[str], int]:
         anns = self.ds.annotations
         e = plain(anns.extra[r]) or {}
-        cvat = e.get("cvat") if isinstance(e.get("cvat"), Mapping) else {}
+        cvat: dict[str, Any] = e["cvat"] if isinstance(e.get("cvat"), dict) else {}
         label = name_of[int(anns.category_id[r])]
         attrs = dict(e["attributes"]) if isinstance(e.get("attributes"), Mapping) else {}
         if label in crowd_labels:
