@@ -147,9 +147,14 @@ def test_round_trip(real_data: Path, tmp_path: Path, case: str) -> None:
     expected = _expected_shapes(ds)
     assert len(back.annotations) == len(expected)
     name_of = dict(zip(ds.categories.id.tolist(), ds.categories.name.tolist(), strict=True))
-    bbox_moved = 0
+    bbox_moved = area_changed = 0
+    shapes_of = np.bincount([r for kind, r, _ in expected if kind != "points"],
+                            minlength=len(ds.annotations))
     for j, (kind, r, geometry) in enumerate(expected):
         got = back.annotations.record(j)
+        src_area = float(ds.annotations.area[r])
+        if kind != "points" and shapes_of[r] == 1 and np.isfinite(src_area):
+            area_changed += int(abs(got["area"] - src_area) > 1e-6 * max(1.0, src_area))
         assert back.categories.name_of(got["category_id"]) == name_of[
             int(ds.annotations.category_id[r])]
         assert got["iscrowd"] == int(ds.annotations.iscrowd[r] == 1)
@@ -188,6 +193,7 @@ def test_round_trip(real_data: Path, tmp_path: Path, case: str) -> None:
     got_losses = {x.kind: x.count for x in losses}
     assert {k: got_losses.get(k, 0) for k in want} == want
     assert got_losses.get("bbox-from-polygon", 0) >= bbox_moved
+    assert got_losses.get("area-recomputed", 0) == area_changed
     assert {x.kind: x.count for x in read_losses} == (
         {"points-as-keypoints": want["keypoints-as-points"]}
         if want["keypoints-as-points"] else {})

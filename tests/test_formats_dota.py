@@ -90,6 +90,10 @@ def test_round_trip(real_data: Path, tmp_path: Path, case: str) -> None:
     }
     got_losses = {x.kind: x.count for x in losses}
     assert {k: got_losses.get(k, 0) for k in expected} == expected
+    src_area = anns.area[order]
+    changed = np.isfinite(src_area) & (np.abs(back.annotations.area - src_area)
+                                       > 1e-6 * np.maximum(1.0, np.abs(src_area)))
+    assert got_losses.get("area-recomputed", 0) == int(changed.sum())
     difficult = [a.get("difficult") for a in back.annotations]
     assert difficult == [int(c == 1) for c in anns.iscrowd[order].tolist()]
 

@@ -23,6 +23,7 @@ from ..files import local_path
 from .losses import Losses
 
 __all__ = [
+    "area_losses",
     "box_corners",
     "dataset_from_records",
     "dropped_keys",
@@ -78,6 +79,18 @@ def dropped_keys(
     if top_level:
         losses.add("top-level-keys-dropped", len(ds.extra),
                    f"top-level keys {fmt} has no place for (dropped: info, licenses, ...)")
+    return losses
+
+
+def area_losses(given: np.ndarray, computed: np.ndarray, fmt: str) -> Losses:
+    """The annotations whose ``area`` (``given``; NaN: none) will not come back: the
+    target has no area and its reader computes ``computed`` (NaN: not known here)."""
+    losses = Losses()
+    with np.errstate(invalid="ignore"):
+        differ = (np.isfinite(given) & np.isfinite(computed)
+                  & (np.abs(given - computed) > 1e-6 * np.maximum(1.0, np.abs(given))))
+    losses.add("area-recomputed", int(differ.sum()), f"areas {fmt} cannot keep, computed "
+               "anew on reading (pycocotools pixel area, or w*h of a box)")
     return losses
 
 

@@ -74,11 +74,17 @@ import numpy as np
 
 from ...dataset import Dataset, plain
 from ...errors import InputError
-from ...geometry import SegmentationKind, encoded_rle, mask_api, parse_polygons
+from ...geometry import (
+    SegmentationKind,
+    encoded_rle,
+    mask_api,
+    parse_polygons,
+    segmentation_areas,
+)
 from ..atomic import atomic_write
 from ..coco import plan_export
 from ..files import read_bytes
-from .carry import dataset_from_records, dropped_keys
+from .carry import area_losses, dataset_from_records, dropped_keys
 from .losses import Losses
 
 __all__ = ["NAME", "detect", "read", "write"]
@@ -468,8 +474,6 @@ def read(path: str, *, images: str | None = None) -> tuple[Dataset, Losses]:
         elif node.tag == "track":
             reader.losses.add("track-not-read", 1, "CVAT tracks not read (video "
                               "annotations; export as CVAT for images)")
-    from ...geometry import segmentation_areas
-
     need = [k for k, a in enumerate(reader.anns) if "segmentation" in a]
     if need:
         seg = np.empty(len(need), object)
@@ -542,6 +546,23 @@ class _Writer:
         self.ds = ds
         self.plan = plan_export(ds, image_ids="auto", annotation_ids="auto", target=target)
         self.losses = Losses()
+        # the area the reader will compute, per annotation row written as one shape
+        self.area_of: dict[int, float] = {}
+        self.ring_of: dict[int, np.ndarray] = {}  # one-ring polygons: area computed later
+
+    def areas(self) -> None:
+        """Count the areas that will not come back (see :func:`area_losses`)."""
+        ds, rows = self.ds, self.plan.ann_rows
+        if self.ring_of:
+            rs = list(self.ring_of)
+            seg = np.empty(len(rs), object)
+            seg[:] = [[self.ring_of[r].ravel().tolist()] for r in rs]
+            ii = ds.image_index[rs]
+            for r, a in zip(rs, segmentation_areas(seg, ds.images.height[ii],
+                                                   ds.images.width[ii]).tolist(), strict=True):
+                self.area_of[r] = a
+        computed = np.array([self.area_of.get(r, np.nan) for r in rows.tolist()], np.float64)
+        self.losses.extend(area_losses(ds.annotations.area[rows], computed, "CVAT"))
 
     def label_specs(self) -> list[tuple[dict[str, Any], list[dict[str, str]]]]:
         """Each category with its attribute declarations: its own ``cvat_attributes``,
@@ -707,6 +728,8 @@ class _Writer:
                     group, next_group = next_group, next_group + 1
             for ring in rings:
                 out.append(shape("polygon", f'points="{_points_text(ring)}"', group))
+            if len(rings) == 1:
+                self.ring_of[r] = rings[0]
             if rings and np.isfinite(bbox).all():
                 pts = np.concatenate(rings)
                 lo, hi = pts.min(axis=0), pts.max(axis=0)
@@ -722,6 +745,7 @@ class _Writer:
                 self.losses.add("empty-mask-dropped", 1, "empty RLE masks dropped")
             else:
                 left, top, w, h, counts = got
+                self.area_of[r] = float(sum(counts[1::2]))
                 geometry = (f'rle="{", ".join(map(str, counts))}" left="{left}" top="{top}" '
                             f'width="{w}" height="{h}"')
                 out.append(shape("mask", geometry, group))
@@ -735,6 +759,7 @@ class _Writer:
             x, y, w, h = bbox.tolist()
             geometry = (f'xtl="{_num(x)}" ytl="{_num(y)}" xbr="{_num(x + w)}" '
                         f'ybr="{_num(y + h)}"')
+            self.area_of[r] = ((x + w) - x) * ((y + h) - y)
             out.append(shape("box", geometry, group))
         else:
             self.losses.add("no-geometry", 1, "annotations without a box, polygon or mask "
@@ -759,5 +784,6 @@ def write(ds: Dataset, path: str, *, images: str | None = None) -> Losses:
     target = os.fspath(path)
     writer = _Writer(ds, target)
     text = "".join(writer.document())
+    writer.areas()
     atomic_write(target, [text.encode("utf-8")])
     return writer.losses

@@ -64,7 +64,14 @@ from ..atomic import atomic_write
 from ..coco import plan_export, read_coco, write_coco
 from ..staging import staged
 from ..yolo import IMG_FORMATS, image_size
-from .carry import box_corners, dataset_from_records, dropped_keys, label_paths, local_folder
+from .carry import (
+    area_losses,
+    box_corners,
+    dataset_from_records,
+    dropped_keys,
+    label_paths,
+    local_folder,
+)
 from .losses import Losses
 
 __all__ = ["INDEX", "LABELS", "NAME", "detect", "read", "write"]
@@ -334,6 +341,13 @@ def write(ds: Dataset, path: str, *, images: str | None = None) -> Losses:
     # image records, categories and top-level keys are kept in index.json
     losses.extend(dropped_keys(ds, img_rows, ann_rows, "DOTA", annotation_keys=("difficult",),
                                image_keys=None, category_keys=None, top_level=False))
+    computed = np.full(len(ann_rows), np.nan)
+    if finite.any():
+        seg = np.empty(int(finite.sum()), object)
+        seg[:] = [[c.ravel().tolist()] for c in corners[finite]]
+        ii = ds.image_index[ann_rows[finite]]
+        computed[finite] = segmentation_areas(seg, imgs.height[ii], imgs.width[ii])
+    losses.extend(area_losses(anns.area[ann_rows], computed, "DOTA"))
     names = {int(c["id"]): _token(c["name"]) for c in ds.categories.records}
     renamed = sum(1 for c in ds.categories.records if _token(c["name"]) != str(c["name"]))
     losses.add("category-name-spaces", renamed, "category names with spaces written with '_' "
