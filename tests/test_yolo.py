@@ -93,9 +93,17 @@ def _check_rules(root: Path, task: str) -> tuple[dict, dict[str, list[list[float
             for r in rows:
                 assert r[0] == int(r[0]) and 0 <= r[0] < len(names)
                 coords = np.array(r[1:])
+                if task == "pose":  # the visibility flags are not coordinates
+                    coords = np.delete(coords, np.arange(6, len(coords), 3))
                 assert coords.min() >= 0.0 and coords.max() <= 1.0
                 if task == "detect":
                     assert len(r) == 5 and r[3] > 0 and r[4] > 0
+                elif task == "pose":  # the box, then kpt_shape K x 3 (x, y, visibility)
+                    k, ndim = data["kpt_shape"]
+                    assert len(r) == 5 + k * ndim and r[3] > 0 and r[4] > 0
+                    assert set(r[7::3]) <= {0, 1, 2}
+                elif task == "obb":  # 4 corners
+                    assert len(r) == 9
                 else:  # one polygon of >= 3 points per row, every row of the file
                     assert len(r) >= 7 and len(r) % 2 == 1
             rows_by_image[img.relative_to(img_root).as_posix()] = rows
@@ -988,6 +996,24 @@ def _read_order(ds: cocokit.Dataset) -> np.ndarray:
     return keep[np.lexsort((np.arange(len(keep)), names))]
 
 
+@pytest.mark.parametrize(("case", "task"), [("coco-mini-pose", "pose"), ("tiny-train", "obb"),
+                                            ("coco-mini", "obb")])
+def test_pose_and_obb_exports_follow_ultralytics_rules(real_data: Path, tmp_path: Path,
+                                                       case: str, task: str) -> None:
+    if case == "coco-mini-pose":
+        ds = cocokit.load(real_data / "coco-mini/annotations/person_keypoints_val2017.json")
+        img_dir = real_data / "coco-mini/val2017"
+    else:
+        ds, img_dir = _case(real_data, case)
+    summary = write_yolo(ds, tmp_path / "y", task=task, image_dir=img_dir)  # type: ignore[arg-type]
+    data, rows = _check_rules(tmp_path / "y", task)
+    assert sum(len(r) for r in rows.values()) == summary.rows
+    assert summary.rows == int((ds.annotations.iscrowd != 1).sum())
+    if task == "pose":
+        assert data["kpt_shape"] == [17, 3]
+        assert data["flip_idx"] == [0, 2, 1, 4, 3, 6, 5, 8, 7, 10, 9, 12, 11, 14, 13, 16, 15]
+
+
 def test_pose_round_trip(real_data: Path, tmp_path: Path) -> None:
     ds = cocokit.load(real_data / "coco-mini/annotations/person_keypoints_val2017.json")
     write_yolo(ds, tmp_path / "y", task="pose", images="none")
@@ -1003,9 +1029,10 @@ def test_pose_round_trip(real_data: Path, tmp_path: Path) -> None:
     assert back.annotations.num_keypoints.tolist() == ds.annotations.num_keypoints[order].tolist()
 
 
-@pytest.mark.parametrize("case", ["tiny-train", "coco-mini"])
+@pytest.mark.parametrize("case", ["tiny-train", "coco-mini", "taco"])
 def test_obb_round_trip(real_data: Path, tmp_path: Path, case: str) -> None:
-    ds, _ = _case(real_data, case)
+    ds = (cocokit.load(real_data / "taco/annotations.json") if case == "taco"
+          else _case(real_data, case)[0])
     s = write_yolo(ds, tmp_path / "y", task="obb", images="none", clip=False)
     back = read_yolo(tmp_path / "y", sizes=ds, task="obb")
     order = _read_order(ds)
