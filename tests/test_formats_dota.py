@@ -229,3 +229,9 @@ def test_failed_write_writes_nothing(tmp_path: Path) -> None:
         dota.write(b.build(), str(tmp_path / "d"))
     assert not (tmp_path / "d").exists()
     assert not dota.detect(str(tmp_path)) and not dota.detect(str(tmp_path / "nothing"))
+    yolo_obb = tmp_path / "labels"
+    yolo_obb.mkdir()
+    (yolo_obb / "a.txt").write_text("0 0.1 0.1 0.2 0.1 0.2 0.2 0.1 0.2\n")
+    assert not dota.detect(str(yolo_obb))
+    (yolo_obb / "a.txt").write_text("1 1 2 1 2 2 1 2 ship 0\n")
+    assert dota.detect(str(yolo_obb))

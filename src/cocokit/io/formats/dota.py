@@ -107,7 +107,11 @@ def _is_row(line: str) -> bool:
         [float(v) for v in parts[:8]]
     except ValueError:
         return False
-    return True
+    try:  # a category name, not a number (a YOLO OBB row is 9 numbers)
+        float(parts[8])
+    except ValueError:
+        return True
+    return False
 
 
 def detect(path: str) -> bool:
