@@ -299,19 +299,25 @@ def min_area_rectangles(point_sets: Sequence[np.ndarray]) -> np.ndarray:
     import shapely
 
     out = np.full((len(point_sets), 4, 2), np.nan)
-    for i, pts in enumerate(point_sets):
-        pts = np.asarray(pts, np.float64).reshape(-1, 2)
-        if not len(pts):
-            continue
-        rect = shapely.minimum_rotated_rectangle(shapely.MultiPoint(pts))
-        if isinstance(rect, shapely.Polygon) and rect.area > 0:
-            corners = np.asarray(rect.exterior.coords, np.float64)[:4]
+    sets = [np.asarray(p, np.float64).reshape(-1, 2) for p in point_sets]
+    rows = np.flatnonzero([len(p) > 0 for p in sets])
+    if not len(rows):
+        return out
+    sizes = np.array([len(sets[i]) for i in rows], np.int64)
+    coords = np.concatenate([sets[i] for i in rows])
+    # every set as one MultiPoint, their rectangles in one vectorized call
+    multi = shapely.multipoints(coords, indices=np.repeat(np.arange(len(rows)), sizes))
+    rects = shapely.minimum_rotated_rectangle(multi)
+    good = (shapely.get_type_id(rects) == 3) & (shapely.area(rects) > 0)
+    for k, i in enumerate(rows.tolist()):
+        pts = sets[i]
+        if good[k]:
+            corners = shapely.get_coordinates(shapely.get_exterior_ring(rects[k]))[:4]
         else:  # a segment or a point: its bounds as a flat rectangle
             x0, y0 = pts.min(axis=0)
             x1, y1 = pts.max(axis=0)
             corners = np.array([[x0, y0], [x1, y0], [x1, y1], [x0, y1]], np.float64)
-        x, y = corners[:, 0], corners[:, 1]
-        if float(np.dot(x, np.roll(y, -1)) - np.dot(np.roll(x, -1), y)) < 0:
+        if not _clockwise(corners):
             corners = corners[::-1]
         if len(pts) == 4 and _same_rectangle(pts, corners):
             corners = pts if _clockwise(pts) else pts[::-1]

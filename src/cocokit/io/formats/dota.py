@@ -60,7 +60,6 @@ from ...geometry import (
     parse_polygons,
     segmentation_areas,
 )
-from ..atomic import atomic_write
 from ..coco import plan_export, read_coco, write_coco
 from ..staging import staged
 from ..yolo import IMG_FORMATS, image_size
@@ -389,9 +388,10 @@ def write(ds: Dataset, path: str, *, images: str | None = None) -> Losses:
     with staged(out, replace=(LABELS,), option="path") as stage:
         base = Path(stage.path)
         for k, rel in enumerate(rels):
+            # inside the staging folder: it moves into place whole, or not at all
             file = base / LABELS / rel
             file.parent.mkdir(parents=True, exist_ok=True)
-            atomic_write(file, [("".join(lines(k))).encode("utf-8")], fsync=False)
+            file.write_bytes("".join(lines(k)).encode("utf-8"))
         write_coco(index_ds, os.path.join(stage.path, INDEX),
                    image_ids="keep" if unique_ids else "auto")
     return losses
