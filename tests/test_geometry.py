@@ -12,6 +12,7 @@ import cocokit
 from cocokit.geometry import (
     RLE_KINDS,
     SegmentationKind,
+    min_area_rectangles,
     segmentation_kind,
     segmentation_kinds,
 )
@@ -96,3 +97,34 @@ def test_real_files_raw_and_decoded_agree(parts: tuple[str, ...],
     from_raw = [segmentation_kind(r) for r in raws]
     assert from_raw == [segmentation_kind(s) for s in segs]
     assert set(from_raw) == expected
+
+
+@pytest.mark.parametrize(("points", "expected"), [
+    # a rectangle comes back as it is, clockwise on an image (y down)
+    ([[0, 0], [10, 0], [10, 5], [0, 5]], [[0, 0], [10, 0], [10, 5], [0, 5]]),
+    ([[0, 5], [10, 5], [10, 0], [0, 0]], [[0, 0], [10, 0], [10, 5], [0, 5]]),
+    # a diamond: its own 4 points are the smallest rectangle
+    ([[0, 0], [4, 4], [8, 0], [4, -4], [4, 0]], {(0, 0), (4, 4), (8, 0), (4, -4)}),
+    # collinear points: their bounds, a flat rectangle
+    ([[0, 0], [1, 0], [3, 0]], [[0, 0], [3, 0], [3, 0], [0, 0]]),
+])
+def test_min_area_rectangles(points: list[list[float]], expected: Any) -> None:
+    (rect,) = min_area_rectangles([np.array(points, float)])
+    if isinstance(expected, set):
+        assert {tuple(p) for p in np.round(rect, 9).tolist()} == expected
+    else:
+        assert rect.tolist() == expected
+    x, y = rect[:, 0], rect[:, 1]
+    assert float(np.dot(x, np.roll(y, -1)) - np.dot(np.roll(x, -1), y)) >= 0
+
+
+def test_min_area_rectangles_cover_the_points() -> None:
+    import shapely
+
+    rng = np.random.default_rng(0)
+    sets = [rng.normal(size=(int(n), 2)) * 50 for n in rng.integers(3, 30, size=50)]
+    for pts, rect in zip(sets, min_area_rectangles(sets), strict=True):
+        poly = shapely.Polygon(rect)
+        assert poly.buffer(1e-9).covers(shapely.MultiPoint(pts))
+        assert abs(poly.area - shapely.MultiPoint(pts).minimum_rotated_rectangle.area) < 1e-6
+    assert np.isnan(min_area_rectangles([np.zeros((0, 2))])).all()

@@ -35,6 +35,7 @@ __all__ = [
     "Polygons",
     "SegmentationKind",
     "encoded_rle",
+    "min_area_rectangles",
     "parse_polygons",
     "polygon_bboxes",
     "segmentation_areas",
@@ -284,3 +285,53 @@ def segmentation_bboxes(
         rle = _rle_for(segmentation[i], int(heights[i]), int(widths[i]))
         out[i] = mask_utils.toBbox(rle)
     return out
+
+
+def min_area_rectangles(point_sets: Sequence[np.ndarray]) -> np.ndarray:
+    """The minimum-area rotated rectangle around each set of points, as (n, 4, 2) corners.
+
+    ``point_sets``: (k, 2) arrays (the vertices of one annotation, all rings together).
+    The corners go clockwise on an image (y down; a positive shoelace sum), as DOTA and
+    Ultralytics OBB labels list them. A set of 4 points that already is such a rectangle
+    comes back as it is (same corners, same start). Collinear or repeated points give a
+    degenerate rectangle (their bounds, a segment or a point); an empty set NaN corners.
+    """
+    import shapely
+
+    out = np.full((len(point_sets), 4, 2), np.nan)
+    sets = [np.asarray(p, np.float64).reshape(-1, 2) for p in point_sets]
+    rows = np.flatnonzero([len(p) > 0 for p in sets])
+    if not len(rows):
+        return out
+    sizes = np.array([len(sets[i]) for i in rows], np.int64)
+    coords = np.concatenate([sets[i] for i in rows])
+    # every set as one MultiPoint, their rectangles in one vectorized call
+    multi = shapely.multipoints(coords, indices=np.repeat(np.arange(len(rows)), sizes))
+    rects = shapely.minimum_rotated_rectangle(multi)
+    good = (shapely.get_type_id(rects) == 3) & (shapely.area(rects) > 0)
+    for k, i in enumerate(rows.tolist()):
+        pts = sets[i]
+        if good[k]:
+            corners = shapely.get_coordinates(shapely.get_exterior_ring(rects[k]))[:4]
+        else:  # a segment or a point: its bounds as a flat rectangle
+            x0, y0 = pts.min(axis=0)
+            x1, y1 = pts.max(axis=0)
+            corners = np.array([[x0, y0], [x1, y0], [x1, y1], [x0, y1]], np.float64)
+        if not _clockwise(corners):
+            corners = corners[::-1]
+        if len(pts) == 4 and _same_rectangle(pts, corners):
+            corners = pts if _clockwise(pts) else pts[::-1]
+        out[i] = corners
+    return out
+
+
+def _clockwise(pts: np.ndarray) -> bool:
+    x, y = pts[:, 0], pts[:, 1]
+    return float(np.dot(x, np.roll(y, -1)) - np.dot(np.roll(x, -1), y)) >= 0
+
+
+def _same_rectangle(pts: np.ndarray, corners: np.ndarray) -> bool:
+    """Whether 4 points are the corners of ``corners`` (up to order and float noise)."""
+    scale = max(float(np.abs(corners).max()), 1.0)
+    d = np.abs(pts[:, None, :] - corners[None, :, :]).max(axis=2)
+    return bool((d.min(axis=1) <= 1e-9 * scale).all() and (d.min(axis=0) <= 1e-9 * scale).all())

@@ -177,7 +177,7 @@ def export(
     annotation_ids: AnnotationIds = DEFAULT_IDS,
     drop_negatives: DropNegatives = False,
     indent: Annotated[Optional[int], typer.Option(help="Pretty-print with this indent.")] = None,  # noqa: UP045
-    task: Annotated[str, typer.Option(help="YOLO: detect or segment.")] = "detect",
+    task: Annotated[str, typer.Option(help="YOLO: detect, segment, pose or obb.")] = "detect",
     images: Annotated[Optional[str], typer.Option(  # noqa: UP045
         "--images", "-i", help="YOLO: the image folder (default: the COCO file's folder).")
     ] = None,
