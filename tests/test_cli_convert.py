@@ -40,7 +40,7 @@ def test_convert_reports_losses_in_words_and_json(tmp_path: Path,
 
 
 @pytest.mark.parametrize("args, message", [
-    (["--to", "cvat2"], "--to: expected one of coco, yolo, voc, labelme, labelstudio"),
+    (["--to", "cvat2"], "--to: expected one of coco, yolo, cvat, dota, voc, labelme, labelstudio"),
     (["--to", "voc", "--from", "pascal"], "--from: expected one of"),
     (["--to", "voc", "--strict"], "refusing a lossy conversion"),
     (["--to", "coco"], "a file path (this names a folder)"),

@@ -42,7 +42,7 @@ def test_every_format_has_the_interface(name: str) -> None:
 
 
 def test_unknown_format() -> None:
-    with pytest.raises(cocokit.OptionError, match="one of coco, yolo, voc"):
+    with pytest.raises(cocokit.OptionError, match="one of coco, yolo, cvat, dota, voc"):
         formats.format_module("pascal")
 
 

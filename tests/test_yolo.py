@@ -26,6 +26,7 @@ from cocokit.cli import app
 from cocokit.dataset import plain
 from cocokit.errors import InputError, IntegrityError, OptionError
 from cocokit.io import yolo
+from cocokit.io.formats import yolo as formats_yolo
 from cocokit.io.yolo import (
     image_size,
     join_rings,
@@ -963,7 +964,7 @@ def test_pose_rows_and_data_yaml_follow_ultralytics(tmp_path: Path) -> None:
     assert data["kpt_names"] == {0: ["left_eye", "right_eye", "nose"]}
     assert s.splits["train"].keypoints_padded == 1  # the car has no keypoints
     assert any("keypoint names kept in data.yaml" in n for n in s.notes)
-    losses = {x.kind: x.count for x in yolo.export_losses(s, _pose_dataset())}
+    losses = {x.kind: x.count for x in formats_yolo.export_losses(s, _pose_dataset())}
     assert losses["keypoints-padded"] == 1 and losses["keypoint-names-in-yaml"] == 1
 
 
@@ -1097,7 +1098,7 @@ def test_pose_needs_keypoints(real_data: Path, tmp_path: Path) -> None:
 def test_export_losses_of_a_detect_export(real_data: Path, tmp_path: Path) -> None:
     ds, _ = _case(real_data, "tiny-val")
     s = write_yolo(ds, tmp_path / "y", images="none")
-    losses = {x.kind: x.count for x in yolo.export_losses(s, ds)}
+    losses = {x.kind: x.count for x in formats_yolo.export_losses(s, ds)}
     crowd = ds.annotations.iscrowd == 1
     assert losses["crowd-skipped"] == int(crowd.sum())
     assert losses["segmentation-as-box"] == int(

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -25,6 +26,7 @@ import msgspec
 
 __all__ = [
     "COCO_KEYS",
+    "DOTA_HEADER",
     "describe",
     "describe_bytes",
     "describe_document",
@@ -33,6 +35,7 @@ __all__ = [
     "describe_path",
     "format_of",
     "is_coco_top",
+    "is_dota_row",
 ]
 
 COCO_KEYS = ("images", "annotations", "categories")
@@ -56,6 +59,10 @@ YOLO = (
 )
 VOC = (
     "Pascal VOC XML ({evidence}), not a COCO file; convert it first: "
+    "`cocokit convert {path} --to coco -o dataset.json`"
+)
+CVAT = (
+    "CVAT for images XML ({evidence}), not a COCO file; convert it first: "
     "`cocokit convert {path} --to coco -o dataset.json`"
 )
 OTHER_OBJECT = (
@@ -132,6 +139,9 @@ def describe_markup(
     head = _head(data)
     if not head.startswith(b"<"):
         return None
+    if b"<annotations" in head:
+        return CVAT.format(evidence="an <annotations> document",
+                           path=file if file is not None else "<file>")
     if b"<annotation" in head:
         return VOC.format(evidence="an <annotation> document", path=_voc_folder(file))
     return "an XML document, not a COCO JSON file"
@@ -218,9 +228,49 @@ def _json_head(file: Path) -> bytes:
         return _head(f.read(HEAD_BYTES))
 
 
+#: A header line of a DOTA label file (``imagesource:GoogleEarth``, ``gsd:0.146``).
+DOTA_HEADER = re.compile(r"^[A-Za-z][A-Za-z _-]*:")
+
+
+def is_dota_row(line: str) -> bool:
+    """Whether ``line`` is a DOTA object row: 8 numbers, a category name (not a number:
+    a YOLO OBB row is 9 numbers) and maybe the difficult flag."""
+    parts = line.split()
+    if len(parts) not in (9, 10):
+        return False
+    try:
+        [float(v) for v in parts[:8]]
+    except ValueError:
+        return False
+    try:
+        float(parts[8])
+    except ValueError:
+        return True
+    return False
+
+
+def _dota_labels(folder: Path) -> bool:
+    """Whether the first object row of the first label files (up to 5) is DOTA's."""
+    for n, txt in enumerate(folder.rglob("*.txt")):
+        if n >= 5:
+            break
+        try:
+            with open(txt, encoding="utf-8") as f:
+                for line in f:
+                    text = line.strip()
+                    if text and not DOTA_HEADER.match(text):
+                        return is_dota_row(text)
+        except (OSError, UnicodeDecodeError):
+            return False
+    return False
+
+
 def _head_format(head: bytes) -> str | None:
-    """coco, labelme, labelstudio or voc from the first bytes of a file; None if unsure."""
+    """coco, labelme, labelstudio, cvat or voc from the first bytes of a file; None if
+    unsure."""
     if head.startswith(b"<"):
+        if b"<annotations" in head:
+            return "cvat"
         return "voc" if b"<annotation" in head else None
     if head.startswith(b"["):
         return "labelstudio" if b'"data"' in head and (
@@ -234,8 +284,10 @@ def _head_format(head: bytes) -> str | None:
 
 def format_of(path: str | os.PathLike[str]) -> str | None:
     """The dataset format of a file or folder, from its layout and first bytes: ``coco``,
-    ``yolo``, ``voc``, ``labelme``, ``labelstudio``, or None. A URL, a ``.gz`` file and
-    a JSON object that is no other format are ``coco``."""
+    ``yolo``, ``cvat``, ``dota``, ``voc``, ``labelme``, ``labelstudio``, or None. A URL, a
+    ``.gz`` file and a JSON object that is no other format are ``coco``. A folder is
+    CVAT when it holds ``annotations.xml`` (or one ``*.xml``) whose root is
+    ``<annotations>``, DOTA when it holds ``labelTxt/`` or label files of DOTA rows."""
     text = os.fspath(path)
     if "://" in text and not text.startswith("file://"):
         return "coco" if text.lower().endswith((".json", ".json.gz")) else None
@@ -246,13 +298,21 @@ def format_of(path: str | os.PathLike[str]) -> str | None:
         if (p / "tasks.json").is_file() and _head_format(_json_head(p / "tasks.json")) \
                 == "labelstudio":
             return "labelstudio"
+        xmls = sorted(p.glob("*.xml"))
+        cvat = p / "annotations.xml" if (p / "annotations.xml").is_file() else (
+            xmls[0] if len(xmls) == 1 else None)
+        if cvat is not None and _head_format(_json_head(cvat)) == "cvat":
+            return "cvat"
+        if (p / "labelTxt").is_dir():
+            return "dota"
         ann = p / "Annotations"
-        if (ann.is_dir() and any(ann.rglob("*.xml"))) or any(p.glob("*.xml")):
+        if (ann.is_dir() and any(ann.rglob("*.xml"))) or xmls:
             return "voc"
         jsons = [f for f in sorted(p.glob("*.json")) if f.name != LABEL_MAP][:1] or [
             f for f in sorted(p.rglob("*.json")) if f.name != LABEL_MAP][:1]
-        return "labelme" if jsons and _head_format(_json_head(jsons[0])) == "labelme" \
-            else None
+        if jsons and _head_format(_json_head(jsons[0])) == "labelme":
+            return "labelme"
+        return "dota" if _dota_labels(p) else None
     if not p.is_file():
         return None
     suffix = p.suffix.lower()

@@ -106,15 +106,12 @@ from ..geometry import (
 )
 from .atomic import atomic_write, current_umask
 from .coco import screen_export
-from .formats.carry import dropped_keys
-from .formats.losses import Losses
 
 __all__ = [
     "IMG_FORMATS",
     "PoseShape",
     "YoloExportSummary",
     "YoloSplitSummary",
-    "export_losses",
     "flip_index",
     "image_size",
     "join_rings",
@@ -1112,52 +1109,6 @@ def _obb_lines(plan: _SplitPlan, rows: np.ndarray, cls: list[str], clip: bool,
     text = _fmt(norm.reshape(-1), precision)
     return [cls[j] + " " + " ".join(text[8 * j : 8 * j + 8]) if ok[j] else None
             for j in range(len(rows))]
-
-
-def export_losses(summary: YoloExportSummary, datasets: Dataset | Mapping[str, Dataset],
-                  ) -> Losses:
-    """What a YOLO export (``summary``, of ``datasets``: what :func:`write_yolo` was
-    given) could not carry, in the words of the loss report of ``cocokit convert``."""
-    losses = Losses()
-    task = summary.task
-    splits = {"": datasets} if isinstance(datasets, Dataset) else dict(datasets)
-    for s in summary.splits.values():
-        losses.add("crowd-skipped", s.skipped_crowd, "crowd annotations left out")
-        losses.add("no-geometry", s.skipped_empty, "annotations without area left out")
-        losses.add("box-as-polygon", s.box_as_polygon, "boxes and masks written as the "
-                   "corners of their box")
-        losses.add("clipped", s.clipped, "rows with a coordinate moved onto the image border")
-        losses.add("keypoints-padded", s.keypoints_padded, "objects with fewer keypoints than "
-                   "kpt_shape padded with unlabelled keypoints")
-        losses.add("polygon-as-rotated-box", s.rotated_from_polygon, "polygons that are not 4 "
-                   "points written as their minimum-area rotated rectangle")
-    for ds in splits.values():
-        anns = ds.annotations
-        rows = np.arange(len(anns))
-        if summary.splits and next(iter(summary.splits.values())).skipped_crowd:
-            rows = rows[anns.iscrowd != 1]
-        kinds = anns.segmentation_kind[rows]
-        if task in ("detect", "pose"):
-            losses.add("segmentation-as-box", int((kinds > 0).sum()), "segmentations written "
-                       "as boxes")
-        elif task == "segment":
-            losses.add("rle-as-polygon", int((kinds >= 2).sum()), "RLE masks written as the "
-                       "polygon of their box")
-        else:
-            losses.add("rle-as-box", int((kinds >= 2).sum()), "RLE masks written as their "
-                       "boxes")
-        if task != "pose":
-            has_kp = sum(1 for k in anns.keypoints[rows] if k is not None)
-            losses.add("keypoints-dropped", has_kp, "keypoint sets dropped (export with "
-                       "--task pose to keep them)")
-        losses.extend(dropped_keys(ds, np.arange(len(ds.images)), rows, "YOLO",
-                                   category_keys=None))
-    if task == "pose":
-        names = sum(1 for c in next(iter(splits.values())).categories.records
-                    if isinstance(c.get("keypoints"), list) and c["keypoints"])
-        losses.add("keypoint-names-in-yaml", names, "keypoint name lists kept in data.yaml "
-                   "(kpt_names and coco_categories; Ultralytics trains on indices)")
-    return losses
 
 
 def _image_chunks(offsets: np.ndarray) -> Iterator[tuple[int, int]]:

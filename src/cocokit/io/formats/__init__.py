@@ -29,15 +29,15 @@ __all__ = ["FORMATS", "Loss", "Losses", "LossyConversion", "detect", "format_mod
 
 #: Format name -> module (under ``cocokit.io.formats``). The order is the order of
 #: detection: the first whose ``detect`` says yes reads the input.
-#: Formats of other branches go here by name (cvat, dota; YOLO pose/obb live in io/yolo).
+#: CVAT comes before VOC: a folder of ``*.xml`` files would be taken for VOC.
 FORMATS: dict[str, str] = {
     "coco": "coco",
     "yolo": "yolo",
+    "cvat": "cvat",
+    "dota": "dota",
     "voc": "voc",
     "labelme": "labelme",
     "labelstudio": "labelstudio",
-    # "cvat": "cvat",
-    # "dota": "dota",
 }
 
 
@@ -73,17 +73,25 @@ def read(path: Any, format: str | None = None, *,
 
 
 def write(ds: Dataset, path: Any, format: str, *, images: str | None = None,
-          strict: bool = False) -> Losses:
+          strict: bool = False, task: str | None = None) -> Losses:
     """Write ``ds`` to ``path`` in ``format``; returns what the target could not carry.
 
     ``strict`` refuses a lossy conversion before anything is written
     (:class:`~cocokit.io.formats.losses.LossyConversion`). A format module's ``write``
     takes ``strict`` as a keyword; one that does not is refused under ``strict``.
+    ``task`` is the YOLO task (``detect``, ``segment``, ``pose``, ``obb``; None: chosen
+    from the data, see :func:`cocokit.io.formats.yolo.default_task`); another format
+    refuses it.
     """
     module = format_module(format)
-    if strict and "strict" not in inspect.signature(module.write).parameters:
+    params = inspect.signature(module.write).parameters
+    if strict and "strict" not in params:
         raise OptionError("strict", True, f"a format whose writer checks losses before "
                           f"writing ({format} does not)")
+    if task is not None and "task" not in params:
+        raise OptionError("task", task, f"a format with tasks (yolo; not {format})")
     kwargs: dict[str, Any] = {"strict": True} if strict else {}
+    if task is not None:
+        kwargs["task"] = task
     losses: Losses = module.write(ds, str(path), images=images, **kwargs)
     return losses

@@ -64,7 +64,6 @@ from __future__ import annotations
 
 import math
 import os
-import xml.parsers.expat as expat
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
@@ -81,11 +80,11 @@ from ...geometry import (
     parse_polygons,
     segmentation_areas,
 )
+from .. import sniff
 from ..atomic import atomic_write
-from ..coco import plan_export
 from ..files import read_bytes
-from .carry import area_losses, dataset_from_records, dropped_keys
-from .losses import Losses
+from .losses import Losses, refuse_lossy
+from .records import XmlNode, common_losses, dataset_from_records, export_rows, parse_xml
 
 __all__ = ["NAME", "detect", "read", "write"]
 
@@ -95,66 +94,6 @@ _SHAPES = ("box", "polygon", "polyline", "points", "mask")
 _UNREAD = ("ellipse", "cuboid", "skeleton", "track")
 _CROWD = "is_crowd"
 _CVAT_KEYS = ("occluded", "z_order", "source", "group_id")
-
-
-# -- the XML tree ------------------------------------------------------------------------
-
-
-class _Node:
-    """An element: tag, attributes, line, children and text."""
-
-    __slots__ = ("attrs", "children", "line", "tag", "text")
-
-    def __init__(self, tag: str, attrs: dict[str, str], line: int) -> None:
-        self.tag = tag
-        self.attrs = attrs
-        self.line = line
-        self.children: list[_Node] = []
-        self.text = ""
-
-    def child(self, tag: str) -> _Node | None:
-        return next((c for c in self.children if c.tag == tag), None)
-
-    def child_text(self, tag: str, default: str = "") -> str:
-        c = self.child(tag)
-        return c.text.strip() if c is not None else default
-
-
-def _parse_xml(data: bytes, file: str) -> _Node:
-    """The element tree of ``data``, parsed with expat; a DOCTYPE is refused."""
-    parser = expat.ParserCreate()
-    parser.buffer_text = True
-    parser.SetParamEntityParsing(expat.XML_PARAM_ENTITY_PARSING_NEVER)
-    stack: list[_Node] = []
-    roots: list[_Node] = []
-
-    def refuse(*_: Any) -> None:
-        raise InputError(file, f"line {parser.CurrentLineNumber}", "a DOCTYPE or entity "
-                         "declaration; refused (untrusted XML is not given entities)")
-
-    def start(tag: str, attrs: dict[str, str]) -> None:
-        node = _Node(tag, attrs, parser.CurrentLineNumber)
-        (stack[-1].children if stack else roots).append(node)
-        stack.append(node)
-
-    def end(tag: str) -> None:
-        stack.pop()
-
-    def chars(text: str) -> None:
-        if stack:
-            stack[-1].text += text
-
-    parser.StartDoctypeDeclHandler = refuse
-    parser.EntityDeclHandler = refuse
-    parser.StartElementHandler = start
-    parser.EndElementHandler = end
-    parser.CharacterDataHandler = chars
-    try:
-        parser.Parse(data, True)
-    except expat.ExpatError as e:
-        raise InputError(file, f"line {e.lineno}, column {e.offset + 1}",
-                         f"broken XML: {expat.ErrorString(e.code)}") from None
-    return roots[0]
 
 
 # -- reading -----------------------------------------------------------------------------
@@ -174,16 +113,9 @@ def _xml_file(path: str) -> str:
 
 def detect(path: str) -> bool:
     """Whether ``path`` is a CVAT for images XML file (or a folder holding
-    ``annotations.xml``): its start names ``<annotations>`` and ``<version>``."""
-    try:
-        file = _xml_file(path)
-        if not file.lower().endswith(".xml"):
-            return False
-        with open(file, "rb") as f:
-            head = f.read(4096)
-    except (OSError, InputError):
-        return False
-    return b"<annotations" in head and (b"<version>" in head or b"<meta" in head)
+    ``annotations.xml``, or one ``*.xml``) whose root is ``<annotations>`` (the one
+    sniffer, :func:`cocokit.io.sniff.format_of`)."""
+    return sniff.format_of(path) == NAME
 
 
 class _Reader:
@@ -200,11 +132,11 @@ class _Reader:
         self.anns: list[dict[str, Any]] = []
         self.hw: list[tuple[int, int]] = []  # per annotation: its image's height, width
 
-    def fail(self, node: _Node, message: str) -> InputError:
+    def fail(self, node: XmlNode, message: str) -> InputError:
         return InputError(self.file, f"line {node.line}: <{node.tag}>", message)
 
-    def number(self, node: _Node, key: str, *, required: bool = True) -> float | None:
-        text = node.attrs.get(key)
+    def number(self, node: XmlNode, key: str, *, required: bool = True) -> float | None:
+        text = node.attrib.get(key)
         if text is None:
             if required:
                 raise self.fail(node, f"missing attribute {key!r}")
@@ -217,42 +149,42 @@ class _Reader:
             raise self.fail(node, f"{key}={text!r} is not a finite number")
         return v
 
-    def integer(self, node: _Node, key: str, *, required: bool = True) -> int | None:
+    def integer(self, node: XmlNode, key: str, *, required: bool = True) -> int | None:
         v = self.number(node, key, required=required)
         if v is None:
             return None
         if not v.is_integer():
-            raise self.fail(node, f"{key}={node.attrs[key]!r} is not an integer")
+            raise self.fail(node, f"{key}={node.attrib[key]!r} is not an integer")
         return int(v)
 
-    def labels(self, root: _Node) -> None:
-        meta = root.child("meta")
-        holders = [meta.child(t) for t in ("task", "project", "job")] if meta else []
+    def labels(self, root: XmlNode) -> None:
+        meta = root.find("meta")
+        holders = [meta.find(t) for t in ("task", "project", "job")] if meta else []
         for holder in holders:
-            labels = holder.child("labels") if holder is not None else None
+            labels = holder.find("labels") if holder is not None else None
             if labels is None:
                 continue
             self.declared = True
             for label in labels.children:
                 if label.tag != "label":
                     continue
-                if label.child_text("parent"):
+                if label.findtext("parent"):
                     continue  # a point of a skeleton label (skeletons are not read)
-                name = label.child_text("name")
+                name = label.findtext("name")
                 if not name:
                     raise self.fail(label, "a label without a <name>")
                 cat: dict[str, Any] = {"id": len(self.categories) + 1, "name": name}
-                color = label.child_text("color")
+                color = label.findtext("color")
                 if color:
                     cat["color"] = color
                 specs = []
-                attrs = label.child("attributes")
+                attrs = label.find("attributes")
                 for a in attrs.children if attrs is not None else []:
-                    spec = {"name": a.child_text("name"),
-                            "mutable": a.child_text("mutable", "False"),
-                            "input_type": a.child_text("input_type", "text"),
-                            "default_value": a.child_text("default_value"),
-                            "values": a.child_text("values")}
+                    spec = {"name": a.findtext("name"),
+                            "mutable": a.findtext("mutable", "False"),
+                            "input_type": a.findtext("input_type", "text"),
+                            "default_value": a.findtext("default_value"),
+                            "values": a.findtext("values")}
                     self.types[(name, spec["name"])] = spec["input_type"]
                     specs.append(spec)
                 if specs:
@@ -262,8 +194,8 @@ class _Reader:
                     self.categories.append(cat)
             break
 
-    def category(self, node: _Node) -> tuple[str, int]:
-        label = node.attrs.get("label")
+    def category(self, node: XmlNode) -> tuple[str, int]:
+        label = node.attrib.get("label")
         if label is None:
             raise self.fail(node, "missing attribute 'label'")
         if label not in self.cat_of:
@@ -285,8 +217,8 @@ class _Reader:
             return int(v) if v.is_integer() and "." not in text else v
         return text
 
-    def points(self, node: _Node, width: int, height: int) -> list[float]:
-        text = node.attrs.get("points")
+    def points(self, node: XmlNode, width: int, height: int) -> list[float]:
+        text = node.attrib.get("points")
         if text is None:
             raise self.fail(node, "missing attribute 'points'")
         out: list[float] = []
@@ -305,7 +237,7 @@ class _Reader:
         self.inside(node, out[0::2], out[1::2], width, height)
         return out
 
-    def inside(self, node: _Node, xs: list[float], ys: list[float], width: int,
+    def inside(self, node: XmlNode, xs: list[float], ys: list[float], width: int,
                height: int) -> None:
         # a shape may cross the border (real polygons overshoot it); one that lies
         # wholly outside its image is wrong
@@ -313,18 +245,18 @@ class _Reader:
             raise self.fail(node, f"the shape lies outside the {width}x{height} image "
                             f"(x {min(xs):g}..{max(xs):g}, y {min(ys):g}..{max(ys):g})")
 
-    def image(self, node: _Node) -> None:
+    def image(self, node: XmlNode) -> None:
         for key in ("id", "name", "width", "height"):
-            if key not in node.attrs:
+            if key not in node.attrib:
                 raise self.fail(node, f"missing attribute {key!r}")
         iid = self.integer(node, "id")
         w, h = self.integer(node, "width"), self.integer(node, "height")
         assert iid is not None and w is not None and h is not None
         if w <= 0 or h <= 0:
             raise self.fail(node, f"width and height must be positive, got {w}x{h}")
-        rec: dict[str, Any] = {"id": iid, "file_name": node.attrs["name"], "width": w,
+        rec: dict[str, Any] = {"id": iid, "file_name": node.attrib["name"], "width": w,
                                "height": h}
-        rec.update({k: v for k, v in node.attrs.items() if k not in rec and k != "name"})
+        rec.update({k: v for k, v in node.attrib.items() if k not in rec and k != "name"})
         tags: list[dict[str, Any]] = []
         for shape in node.children:
             if shape.tag == "tag":
@@ -343,29 +275,29 @@ class _Reader:
             rec["cvat_tags"] = tags
         self.images.append(rec)
 
-    def attributes(self, node: _Node, label: str) -> dict[str, Any]:
+    def attributes(self, node: XmlNode, label: str) -> dict[str, Any]:
         out: dict[str, Any] = {}
         for a in node.children:
             if a.tag == "attribute":
-                if "name" not in a.attrs:
+                if "name" not in a.attrib:
                     raise self.fail(a, "missing attribute 'name'")
-                out[a.attrs["name"]] = self.value(label, a.attrs["name"], a.text)
+                out[a.attrib["name"]] = self.value(label, a.attrib["name"], a.text)
         return out
 
-    def shape(self, node: _Node, image_id: int, w: int, h: int) -> None:
+    def shape(self, node: XmlNode, image_id: int, w: int, h: int) -> None:
         label, cid = self.category(node)
         attrs = self.attributes(node, label)
         crowd = bool(attrs.pop(_CROWD, False))
         cvat: dict[str, Any] = {}
-        occluded = node.attrs.get("occluded")
+        occluded = node.attrib.get("occluded")
         if occluded is not None:
             cvat["occluded"] = 1 if occluded.strip() in ("1", "true", "True") else 0
         for key in ("z_order", "group_id"):
             v = self.integer(node, key, required=False)
             if v is not None:
                 cvat[key] = v
-        if "source" in node.attrs:
-            cvat["source"] = node.attrs["source"]
+        if "source" in node.attrib:
+            cvat["source"] = node.attrib["source"]
         ann: dict[str, Any] = {"id": len(self.anns) + 1, "image_id": image_id,
                                "category_id": cid, "iscrowd": int(crowd)}
         tag = node.tag
@@ -425,13 +357,13 @@ class _Reader:
         self.anns.append(ann)
         self.hw.append((h, w))
 
-    def mask(self, node: _Node, w: int, h: int) -> dict[str, Any]:
+    def mask(self, node: XmlNode, w: int, h: int) -> dict[str, Any]:
         left, top, mw, mh = (self.integer(node, k) for k in ("left", "top", "width", "height"))
         assert left is not None and top is not None and mw is not None and mh is not None
         if mw <= 0 or mh <= 0 or left < 0 or top < 0 or left + mw > w or top + mh > h:
             raise self.fail(node, f"the mask box {left},{top} {mw}x{mh} is not inside the "
                             f"{w}x{h} image")
-        text = node.attrs.get("rle")
+        text = node.attrib.get("rle")
         if text is None:
             raise self.fail(node, "missing attribute 'rle'")
         try:
@@ -462,7 +394,7 @@ def read(path: str, *, images: str | None = None) -> tuple[Dataset, Losses]:
         data = read_bytes(file)
     except FileNotFoundError:
         raise InputError(file, None, "file not found") from None
-    root = _parse_xml(data, file)
+    root = parse_xml(data, file)
     if root.tag != "annotations":
         raise InputError(file, f"line {root.line}", f"expected the root element "
                          f"<annotations> (CVAT for images 1.1), got <{root.tag}>")
@@ -488,7 +420,7 @@ def read(path: str, *, images: str | None = None) -> tuple[Dataset, Losses]:
     for a in reader.anns:
         if "area" not in a and "bbox" in a:
             a["area"] = a["bbox"][2] * a["bbox"][3]
-    ds = dataset_from_records(reader.images, reader.anns, reader.categories, file)
+    ds = dataset_from_records(reader.images, reader.anns, reader.categories, None, file)
     return ds, reader.losses
 
 
@@ -544,14 +476,16 @@ class _Writer:
 
     def __init__(self, ds: Dataset, target: str) -> None:
         self.ds = ds
-        self.plan = plan_export(ds, image_ids="auto", annotation_ids="auto", target=target)
+        self.plan = export_rows(ds, target)
         self.losses = Losses()
         # the area the reader will compute, per annotation row written as one shape
         self.area_of: dict[int, float] = {}
         self.ring_of: dict[int, np.ndarray] = {}  # one-ring polygons: area computed later
 
     def areas(self) -> None:
-        """Count the areas that will not come back (see :func:`area_losses`)."""
+        """Count what will not come back but areas known only once the shapes are chosen:
+        the areas that change, keys CVAT has no place for, ids (see
+        :func:`~cocokit.io.formats.records.common_losses`)."""
         ds, rows = self.ds, self.plan.ann_rows
         if self.ring_of:
             rs = list(self.ring_of)
@@ -562,7 +496,16 @@ class _Writer:
                                                    ds.images.width[ii]).tolist(), strict=True):
                 self.area_of[r] = a
         computed = np.array([self.area_of.get(r, np.nan) for r in rows.tolist()], np.float64)
-        self.losses.extend(area_losses(ds.annotations.area[rows], computed, "CVAT"))
+        unique = len(np.unique(ds.images.id[self.plan.image_rows])) == len(self.plan.image_rows)
+        if not unique:
+            self.losses.add("image-ids-renumbered", len(self.plan.image_rows), "image ids not "
+                            "kept (not unique: numbered 0..N-1)")
+        self.losses.extend(common_losses(
+            self.plan, area=computed, keypoints=False, crowd=False,
+            image_keys=("subset", "task_id", "cvat_tags"),
+            annotation_keys=("attributes", "cvat"),
+            category_keys=("color", "cvat_attributes"), top_level=True,
+            image_ids=False, annotation_ids=True))
 
     def label_specs(self) -> list[tuple[dict[str, Any], list[dict[str, str]]]]:
         """Each category with its attribute declarations: its own ``cvat_attributes``,
@@ -606,11 +549,6 @@ class _Writer:
         if ids != list(range(1, len(ids) + 1)):
             self.losses.add("category-ids", len(ids), "category ids not kept (CVAT labels are "
                             "names; read back as 1..K in label order)")
-        self.losses.extend(dropped_keys(
-            ds, plan.image_rows, plan.ann_rows, "CVAT",
-            image_keys=("subset", "task_id", "cvat_tags"),
-            annotation_keys=("attributes", "cvat"),
-            category_keys=("id", "name", "color", "cvat_attributes")))
         name_of = {int(c["id"]): str(c["name"]) for c in cats.records}
         crowd_labels = {str(c["name"]) for c, s in specs if any(x["name"] == _CROWD for x in s)}
         kinds = anns.segmentation_kind
@@ -778,12 +716,16 @@ class _Writer:
         return out, next_group
 
 
-def write(ds: Dataset, path: str, *, images: str | None = None) -> Losses:
+def write(ds: Dataset, path: str, *, images: str | None = None,
+          strict: bool = False) -> Losses:
     """Write ``ds`` as one CVAT for images 1.1 XML file at ``path`` (atomically; see
-    the module docstring). ``images`` is not used. Returns what CVAT could not carry."""
+    the module docstring). ``images`` is not used. Returns what CVAT could not carry;
+    ``strict`` refuses a lossy conversion before anything is written
+    (:class:`~cocokit.io.formats.losses.LossyConversion`)."""
     target = os.fspath(path)
     writer = _Writer(ds, target)
     text = "".join(writer.document())
     writer.areas()
+    refuse_lossy(writer.losses, target, strict)
     atomic_write(target, [text.encode("utf-8")])
     return writer.losses

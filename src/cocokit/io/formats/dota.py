@@ -45,7 +45,6 @@ from __future__ import annotations
 
 import math
 import os
-import re
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -60,23 +59,23 @@ from ...geometry import (
     parse_polygons,
     segmentation_areas,
 )
-from ..coco import plan_export, read_coco, write_coco
+from .. import sniff
+from ..coco import read_coco, write_coco
 from ..staging import staged
 from ..yolo import IMG_FORMATS, image_size
-from .carry import (
-    area_losses,
+from .losses import Losses, refuse_lossy
+from .records import (
     box_corners,
+    common_losses,
     dataset_from_records,
-    dropped_keys,
+    export_rows,
     label_paths,
     local_folder,
 )
-from .losses import Losses
 
 __all__ = ["INDEX", "LABELS", "NAME", "detect", "read", "write"]
 
 NAME = "dota"
-_HEADER = re.compile(r"^[A-Za-z][A-Za-z _-]*:")  # imagesource:, gsd:, acquisition dates:
 #: The folder of label files under the dataset root.
 LABELS = "labelTxt"
 #: The index of image and category records cocokit writes beside the labels.
@@ -98,43 +97,11 @@ def _roots(path: str) -> tuple[Path, Path]:
     return (p.parent if p.name == LABELS else p), p
 
 
-def _is_row(line: str) -> bool:
-    parts = line.split()
-    if len(parts) not in (9, 10):
-        return False
-    try:
-        [float(v) for v in parts[:8]]
-    except ValueError:
-        return False
-    try:  # a category name, not a number (a YOLO OBB row is 9 numbers)
-        float(parts[8])
-    except ValueError:
-        return True
-    return False
-
-
 def detect(path: str) -> bool:
     """Whether ``path`` looks like a DOTA dataset: a folder with ``labelTxt/``, or a
-    folder of .txt files whose first object row has 8 numbers and a category name."""
-    local = Path(path)
-    if not local.is_dir():
-        return False
-    if (local / LABELS).is_dir() and (local / INDEX).is_file():
-        return True
-    label_dir = local / LABELS if (local / LABELS).is_dir() else local
-    for n, txt in enumerate(label_dir.rglob("*.txt")):
-        if n >= 5:
-            break
-        try:
-            with open(txt, encoding="utf-8") as f:
-                for line in f:
-                    s = line.strip()
-                    if not s or _HEADER.match(s):
-                        continue
-                    return _is_row(s)
-        except (OSError, UnicodeDecodeError):
-            return False
-    return False
+    folder of .txt files whose first object row has 8 numbers and a category name (the
+    one sniffer, :func:`cocokit.io.sniff.format_of`)."""
+    return sniff.format_of(path) == NAME
 
 
 def _header_value(value: str) -> Any:
@@ -161,7 +128,7 @@ def _parse(file: Path, width: int, height: int, token_cat: dict[str, int] | None
         if not s:
             continue
         where = f"line {n}"
-        if not rows and _HEADER.match(s):
+        if not rows and sniff.DOTA_HEADER.match(s):
             key, _, value = s.partition(":")
             header[key] = _header_value(value.strip())
             continue
@@ -278,7 +245,7 @@ def read(path: str, *, images: str | None = None) -> tuple[Dataset, Losses]:
         for a, area in zip(anns, segmentation_areas(seg, hw[:, 0], hw[:, 1]).tolist(),
                            strict=True):
             a["area"] = area
-    return dataset_from_records(image_recs, anns, categories, str(root), extra), Losses()
+    return dataset_from_records(image_recs, anns, categories, extra, str(root)), Losses()
 
 
 # -- writing -----------------------------------------------------------------------------
@@ -293,12 +260,15 @@ def _number(v: float) -> str:
     return str(int(f)) if f.is_integer() and abs(f) < 2**53 else repr(f)
 
 
-def write(ds: Dataset, path: str, *, images: str | None = None) -> Losses:
+def write(ds: Dataset, path: str, *, images: str | None = None,
+          strict: bool = False) -> Losses:
     """Write ``ds`` as a DOTA dataset folder at ``path`` (see the module docstring):
     ``labelTxt/`` (replaced as a whole) and ``index.json``. ``images`` is not used (the
-    images stay where they are). Returns what DOTA could not carry."""
+    images stay where they are). Returns what DOTA could not carry; ``strict`` refuses a
+    lossy conversion before anything is written
+    (:class:`~cocokit.io.formats.losses.LossyConversion`)."""
     out = local_folder(path, "path")
-    plan = plan_export(ds, image_ids="auto", annotation_ids="auto", target=out)
+    plan = export_rows(ds, out)
     anns, imgs = ds.annotations, ds.images
     img_rows, ann_rows = plan.image_rows, plan.ann_rows
     rels = label_paths([str(f) for f in imgs.file_name[img_rows].tolist()], ".txt", LABELS, out)
@@ -341,16 +311,16 @@ def write(ds: Dataset, path: str, *, images: str | None = None) -> Losses:
     has_kp = np.array([k is not None for k in anns.keypoints[ann_rows]], bool)
     losses.add("keypoints-dropped", int((has_kp & finite).sum()), "keypoint sets dropped "
                "(DOTA has no keypoints)")
-    # image records, categories and top-level keys are kept in index.json
-    losses.extend(dropped_keys(ds, img_rows, ann_rows, "DOTA", annotation_keys=("difficult",),
-                               image_keys=None, category_keys=None, top_level=False))
     computed = np.full(len(ann_rows), np.nan)
     if finite.any():
         seg = np.empty(int(finite.sum()), object)
         seg[:] = [[c.ravel().tolist()] for c in corners[finite]]
         ii = ds.image_index[ann_rows[finite]]
         computed[finite] = segmentation_areas(seg, imgs.height[ii], imgs.width[ii])
-    losses.extend(area_losses(anns.area[ann_rows], computed, "DOTA"))
+    # image records (their ids too), categories and top-level keys are kept in index.json
+    losses.extend(common_losses(plan, area=computed, keypoints=False, crowd=False,
+                                image_keys=None, annotation_keys=("difficult",),
+                                image_ids=False))
     names = {int(c["id"]): _token(c["name"]) for c in ds.categories.records}
     renamed = sum(1 for c in ds.categories.records if _token(c["name"]) != str(c["name"]))
     losses.add("category-name-spaces", renamed, "category names with spaces written with '_' "
@@ -383,6 +353,7 @@ def write(ds: Dataset, path: str, *, images: str | None = None) -> Losses:
             xy = " ".join(_number(v) for v in corners[j].ravel().tolist())
             yield f"{xy} {names[cat_ids[j]]} {diff}\n"
 
+    refuse_lossy(losses, out, strict)
     index_ds = ds.replace(images=imgs.take(img_rows), annotations=Annotations.empty())
     unique_ids = len(np.unique(index_ds.images.id)) == len(index_ds.images)
     with staged(out, replace=(LABELS,), option="path") as stage:

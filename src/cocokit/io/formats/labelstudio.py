@@ -348,7 +348,7 @@ def write(ds: Dataset, path: str, *, images: str | None = None,
     losses.add("rle-recompressed", int(np.count_nonzero(kinds == 2)),
                "uncompressed RLE masks written as brush masks (read back as compressed RLE)")
     extra_keys = {k for e in imgs.extra[rows.image_rows].tolist() for k in (e or ())}
-    losses.extend(common_losses(rows, image_keys=extra_keys, ids=False,
+    losses.extend(common_losses(rows, image_keys=extra_keys, image_ids=False, annotation_ids=False,
                                 annotation_keys=("labelstudio_id",)))
     img_ids = imgs.id[rows.image_rows]
     if len(np.unique(img_ids)) < len(img_ids):

@@ -21,8 +21,7 @@ from __future__ import annotations
 import json
 import os
 import posixpath
-import re
-import xml.etree.ElementTree as ET
+import xml.parsers.expat as expat
 from collections.abc import Collection, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -32,7 +31,7 @@ from typing import Any
 import numpy as np
 
 from ...dataset import Dataset, plain
-from ...errors import InputError, OptionError
+from ...errors import InputError, IntegrityError, OptionError
 from ...geometry import encoded_rle, mask_api, polygon_bboxes
 from .. import files
 from ..coco import IdPolicy, plan_export, read_coco
@@ -44,10 +43,14 @@ __all__ = [
     "CategoryMap",
     "ExportRows",
     "OutputFolder",
+    "XmlNode",
+    "box_corners",
     "common_losses",
     "dataset_from_records",
     "export_rows",
     "label_map_bytes",
+    "label_paths",
+    "local_folder",
     "output_folder",
     "parse_json",
     "parse_xml",
@@ -59,25 +62,84 @@ __all__ = [
 ]
 
 LABEL_MAP = "label_map.json"
-_DOCTYPE = re.compile(rb"<!(DOCTYPE|ENTITY)", re.IGNORECASE)
 
 
 # -- reading -------------------------------------------------------------------------------
 
 
-def parse_xml(data: bytes, file: str) -> ET.Element:
-    """The root element of an XML document; a document type declaration (entities,
-    which can expand without bound) is refused, and a syntax error names the line and
-    column."""
-    if _DOCTYPE.search(data):
-        raise InputError(file, None, "XML with a <!DOCTYPE> or <!ENTITY> declaration is "
-                         "refused (entity expansion is unsafe); remove the declaration")
+class XmlNode:
+    """An XML element as :func:`parse_xml` reads it: ``tag``, ``attrib``, the ``line`` it
+    starts on, its children (iterate it; ``len`` counts them) and its ``text`` (all the
+    character data directly inside it)."""
+
+    __slots__ = ("attrib", "children", "line", "tag", "text")
+
+    def __init__(self, tag: str, attrib: dict[str, str], line: int) -> None:
+        self.tag = tag
+        self.attrib = attrib
+        self.line = line
+        self.children: list[XmlNode] = []
+        self.text = ""
+
+    def __iter__(self) -> Iterator[XmlNode]:
+        return iter(self.children)
+
+    def __len__(self) -> int:
+        return len(self.children)
+
+    def find(self, tag: str) -> XmlNode | None:
+        """The first child named ``tag``, or None."""
+        return next((c for c in self.children if c.tag == tag), None)
+
+    def findall(self, tag: str) -> list[XmlNode]:
+        """The children named ``tag``, in order."""
+        return [c for c in self.children if c.tag == tag]
+
+    def findtext(self, tag: str, default: str = "") -> str:
+        """The stripped text of the first child named ``tag`` (``default`` without one)."""
+        c = self.find(tag)
+        return c.text.strip() if c is not None else default
+
+
+def parse_xml(data: bytes, file: str) -> XmlNode:
+    """The root element of an XML document, parsed with expat, each element knowing its
+    line. A DOCTYPE or entity declaration (the source of "billion laughs" and external
+    entity attacks) is refused where it stands; broken XML is an
+    :class:`~cocokit.errors.InputError` naming ``line L, column C``."""
+    parser = expat.ParserCreate()
+    parser.buffer_text = True
+    parser.SetParamEntityParsing(expat.XML_PARAM_ENTITY_PARSING_NEVER)
+    stack: list[XmlNode] = []
+    roots: list[XmlNode] = []
+
+    def refuse(*_: Any) -> None:
+        raise InputError(file, f"line {parser.CurrentLineNumber}", "a DOCTYPE or entity "
+                         "declaration; refused (untrusted XML is not given entities)")
+
+    def start(tag: str, attrib: dict[str, str]) -> None:
+        node = XmlNode(tag, attrib, parser.CurrentLineNumber)
+        (stack[-1].children if stack else roots).append(node)
+        stack.append(node)
+
+    def end(tag: str) -> None:
+        stack.pop()
+
+    def chars(text: str) -> None:
+        if stack:
+            stack[-1].text += text
+
+    parser.StartDoctypeDeclHandler = refuse
+    parser.EntityDeclHandler = refuse
+    parser.StartElementHandler = start
+    parser.EndElementHandler = end
+    parser.CharacterDataHandler = chars
     try:
-        return ET.fromstring(data)
-    except ET.ParseError as e:
-        line, column = e.position
-        raise InputError(file, f"line {line}, column {column + 1}",
-                         f"malformed XML: {str(e).split(':')[0]}") from None
+        parser.Parse(data, True)
+    except expat.ExpatError as e:
+        raise InputError(file, f"line {e.lineno}, column {e.offset + 1}",
+                         f"broken XML: {expat.ErrorString(e.code)} (malformed XML cannot be "
+                         "read)") from None
+    return roots[0]
 
 
 def parse_json(data: bytes, file: str) -> Any:
@@ -136,13 +198,17 @@ class CategoryMap:
 
 
 def dataset_from_records(
-    images: list[dict[str, Any]], annotations: list[dict[str, Any]], categories: CategoryMap,
+    images: list[dict[str, Any]], annotations: list[dict[str, Any]],
+    categories: CategoryMap | Sequence[Mapping[str, Any]],
     label_map: Mapping[str, Any] | None, source: str,
 ) -> Dataset:
     """A dataset from COCO records, through the one COCO reader; the top-level keys of
-    the label map (``info``, ``licenses``, ...) come back too."""
-    doc: dict[str, Any] = {k: v for k, v in (label_map or {}).items() if k != "categories"}
-    doc.update(images=images, annotations=annotations, categories=categories.records)
+    the label map (``info``, ``licenses``, ...) come back too. ``categories``: a
+    :class:`CategoryMap` or the category records."""
+    doc: dict[str, Any] = {k: v for k, v in (label_map or {}).items()
+                           if k not in ("categories", "images", "annotations")}
+    cats = categories.records if isinstance(categories, CategoryMap) else list(categories)
+    doc.update(images=images, annotations=annotations, categories=cats)
     return read_coco(doc, name=source)
 
 
@@ -188,21 +254,39 @@ def export_rows(ds: Dataset, target: str, *, ids: IdPolicy = "auto") -> ExportRo
     return ExportRows(ds, plan.image_rows, plan.ann_rows, plan.bbox, list(plan.skipped))
 
 
-def common_losses(rows: ExportRows, *, area: bool = True, keypoints: bool = True,
-                  crowd: bool = True, image_keys: Collection[str] = (),
-                  annotation_keys: Collection[str] = (),
-                  ids: bool = True) -> Losses:
-    """The losses every target shares, each switchable: ``area`` (not stored, computed
-    from the geometry when read), ``keypoints``, ``crowd`` (the iscrowd flag), extra
-    keys of images and annotations other than those named (which the target carries),
-    ``ids`` (image and annotation ids are numbered 1..N on reading: counted only when
-    that changes them)."""
+def common_losses(rows: ExportRows, *, area: bool | np.ndarray = True,
+                  keypoints: bool = True, crowd: bool = True,
+                  image_keys: Collection[str] | None = (),
+                  annotation_keys: Collection[str] | None = (),
+                  category_keys: Collection[str] | None = None, top_level: bool = False,
+                  image_ids: bool = True, annotation_ids: bool = True) -> Losses:
+    """The losses every target shares, each switchable.
+
+    ``area``: True when the target stores no area (every area given is counted: it is
+    computed from the geometry when read back), or the areas the reader will compute,
+    one per entry of ``rows.ann_rows`` (NaN: not known), to count only those that
+    change; False when areas are kept. ``keypoints``: keypoint sets dropped. ``crowd``:
+    the iscrowd flag dropped. ``image_keys``, ``annotation_keys``, ``category_keys``:
+    the extra keys the target carries (None: it carries them all; categories are
+    carried whole by default, in the label map), each other key counted as
+    ``<what>-key-dropped:<key>``. ``top_level``: the top-level keys (``info``,
+    ``licenses``, ...) are dropped (``top-key-dropped:<key>``). ``image_ids`` and
+    ``annotation_ids``: the ids are not stored and are numbered 1..N on reading
+    (counted only where that changes them).
+    """
     losses = Losses()
     ds = rows.ds
     anns, imgs = ds.annotations, ds.images
     a = rows.ann_rows
-    if area:
-        losses.add("area-recomputed", int(np.count_nonzero(~np.isnan(anns.area[a]))),
+    given = anns.area[a]
+    if isinstance(area, np.ndarray):
+        with np.errstate(invalid="ignore"):
+            differ = (np.isfinite(given) & np.isfinite(area)
+                      & (np.abs(given - area) > 1e-6 * np.maximum(1.0, np.abs(given))))
+        losses.add("area-recomputed", int(differ.sum()), "areas not stored (computed from "
+                   "the geometry when read back: pycocotools pixel area, or w*h of a box)")
+    elif area:
+        losses.add("area-recomputed", int(np.count_nonzero(~np.isnan(given))),
                    "areas not stored (computed from the geometry when read back)")
     if keypoints:
         losses.add("keypoints-dropped",
@@ -211,20 +295,27 @@ def common_losses(rows: ExportRows, *, area: bool = True, keypoints: bool = True
     if crowd:
         losses.add("crowd-flag-dropped", int(np.count_nonzero(anns.iscrowd[a] == 1)),
                    "crowd flags dropped (written as ordinary objects)")
-    for what, table, rws, keep in (("image", imgs, rows.image_rows, image_keys),
-                                   ("annotation", anns, a, annotation_keys)):
+    for what, extras, keep in (("image", imgs.extra[rows.image_rows].tolist(), image_keys),
+                               ("annotation", anns.extra[a].tolist(), annotation_keys),
+                               ("category", ds.categories.records, category_keys)):
+        if keep is None:
+            continue
         counts: dict[str, int] = {}
-        for extra in table.extra[rws].tolist():
+        for extra in extras:
             for key in extra or ():
-                if key not in keep:
+                if key not in keep and not (what == "category" and key in ("id", "name")):
                     counts[key] = counts.get(key, 0) + 1
         for key, n in counts.items():
             losses.add(f"{what}-key-dropped:{key}", n, f"{what} {key!r} values dropped")
-    if ids:
+    if top_level:
+        for key in ds.extra:
+            losses.add(f"top-key-dropped:{key}", 1, f"top-level {key!r} dropped")
+    if image_ids:
         img_ids = imgs.id[rows.image_rows]
         changed = int(np.count_nonzero(img_ids != np.arange(1, len(img_ids) + 1)))
         losses.add("image-ids-renumbered", changed,
                    "image ids not stored (numbered 1..N when read back)")
+    if annotation_ids:
         order = [r for _, group in rows.by_image() for r, _ in group]
         ann_ids = anns.id[np.asarray(order, np.int64)] if order else np.zeros(0, np.int64)
         changed = int(np.count_nonzero(ann_ids != np.arange(1, len(ann_ids) + 1)))
@@ -309,3 +400,40 @@ def rel_stem(file_name: str, suffix: str) -> str:
     parts = [p for p in name.split("/") if p not in ("", ".", "..")]
     stem = posixpath.splitext("/".join(parts) or "image")[0]
     return stem + suffix
+
+
+def label_paths(file_names: Sequence[str], suffix: str, folder: str, target: str) -> list[str]:
+    """The label file of each image, relative to ``folder``: :func:`rel_stem` of its
+    ``file_name`` with ``suffix``. Two images that need the same label file are an
+    :class:`~cocokit.errors.IntegrityError` naming both, raised before anything is
+    written."""
+    out: list[str] = []
+    seen: dict[str, int] = {}
+    clashes: list[str] = []
+    for r, name in enumerate(file_names):
+        rel = rel_stem(str(name), suffix)
+        first = seen.setdefault(rel, r)
+        if first != r:
+            clashes.append(f"images[{r}].file_name {name!r} and images[{first}].file_name "
+                           f"{file_names[first]!r} both need {folder}/{rel}")
+        out.append(rel)
+    if clashes:
+        raise IntegrityError(clashes, target)
+    return out
+
+
+def box_corners(bbox: np.ndarray) -> np.ndarray:
+    """The 4 corners (n, 4, 2) of xywh boxes, clockwise on an image from the top left."""
+    x, y, w, h = np.asarray(bbox, np.float64).reshape(-1, 4).T
+    return np.stack([np.stack([x, y], 1), np.stack([x + w, y], 1),
+                     np.stack([x + w, y + h], 1), np.stack([x, y + h], 1)], axis=1)
+
+
+def local_folder(path: str | os.PathLike[str], option: str) -> str:
+    """``path`` as a local path; a URL (``s3://``, ``memory://``) is refused for the
+    folder formats, which are written and read on the local disk."""
+    local = files.local_path(path)
+    if local is None:
+        raise OptionError(option, os.fspath(path), "a local folder (folder formats are not "
+                          "read from or written to URLs)")
+    return os.fspath(local)

@@ -49,6 +49,7 @@ from .. import sniff
 from .losses import Losses, refuse_lossy
 from .records import (
     CategoryMap,
+    XmlNode,
     common_losses,
     dataset_from_records,
     export_rows,
@@ -71,7 +72,7 @@ _IMAGE_TAGS = {"filename", "size", "segmented", "object"}
 _OBJECT_TAGS = {"name", "bndbox", "pose", "difficult", "truncated", "occluded", "attributes"}
 
 
-def _element_value(el: ET.Element) -> Any:
+def _element_value(el: XmlNode) -> Any:
     """An element as JSON: its text (a leaf), or a dict of its children (a tag given
     several times: a list)."""
     if len(el) == 0:
@@ -79,7 +80,7 @@ def _element_value(el: ET.Element) -> Any:
     return _children(el, set(), "")
 
 
-def _children(el: ET.Element, known: set[str], prefix: str) -> dict[str, Any]:
+def _children(el: XmlNode, known: set[str], prefix: str) -> dict[str, Any]:
     """The children of ``el`` not in ``known`` by ``prefix + tag`` (repeated: a list)."""
     groups: dict[str, list[Any]] = {}
     for child in el:
@@ -114,25 +115,33 @@ def detect(path: str) -> bool:
 # -- reading -------------------------------------------------------------------------------
 
 
-def _text(parent: ET.Element, tag: str) -> str | None:
+def _text(parent: XmlNode, tag: str) -> str | None:
     el = parent.find(tag)
-    return el.text.strip() if el is not None and el.text is not None else None
+    return el.text.strip() if el is not None else None
 
 
-def _number(parent: ET.Element, tag: str, file: str, where: str, *,
+def _place(where: str, node: XmlNode) -> str:
+    """``annotation.object[0].bndbox (line 12)``: the path, and the line it starts on."""
+    return f"{where} (line {node.line})"
+
+
+def _number(parent: XmlNode, tag: str, file: str, where: str, *,
             required: bool = True) -> float | None:
     text = _text(parent, tag)
+    el = parent.find(tag)
+    place = _place(f"{where}.{tag}", el if el is not None else parent)
     if text is None or text == "":
         if required:
-            raise InputError(file, f"{where}.{tag}", f"missing <{tag}>")
+            raise InputError(file, place, f"missing <{tag}>")
         return None
     try:
         return float(text)
     except ValueError:
-        raise InputError(file, f"{where}.{tag}", f"expected a number, found {text!r}") from None
+        raise InputError(file, place,
+                         f"expected a number, found {text!r}") from None
 
 
-def _attributes(obj: ET.Element) -> dict[str, Any] | None:
+def _attributes(obj: XmlNode) -> dict[str, Any] | None:
     attrs = obj.find("attributes")
     if attrs is None:
         return None
@@ -150,11 +159,11 @@ def _read_one(file: Path, rel_dir: str, categories: CategoryMap, image_id: int,
     name = str(file)
     root = parse_xml(file.read_bytes(), name)
     if root.tag != "annotation":
-        raise InputError(name, root.tag, "expected a Pascal VOC <annotation> document, "
-                         f"found <{root.tag}>")
+        raise InputError(name, _place(root.tag, root), "expected a Pascal VOC <annotation> "
+                         f"document, found <{root.tag}>")
     filename = _text(root, "filename")
     if not filename:
-        raise InputError(name, "annotation.filename", "missing <filename>")
+        raise InputError(name, _place("annotation.filename", root), "missing <filename>")
     file_name = posixpath.join(rel_dir, filename) if rel_dir else filename
     image: dict[str, Any] = {"id": image_id, "file_name": file_name}
     size = root.find("size")
@@ -167,8 +176,9 @@ def _read_one(file: Path, rel_dir: str, categories: CategoryMap, image_id: int,
             image["depth"] = int(depth)
     if not width or not height:
         if images_dir is None:
-            raise InputError(name, "annotation.size", "missing image <width>/<height>; give "
-                             "the image folder (-i/--images) to read the sizes from the images")
+            where = _place("annotation.size", size if size is not None else root)
+            raise InputError(name, where, "missing image <width>/<height>; give the image "
+                             "folder (-i/--images) to read the sizes from the images")
         from ..yolo import image_size
 
         width, height = image_size(os.path.join(images_dir, file_name))
@@ -182,20 +192,21 @@ def _read_one(file: Path, rel_dir: str, categories: CategoryMap, image_id: int,
         where = f"annotation.object[{k}]"
         label = _text(obj, "name")
         if not label:
-            raise InputError(name, f"{where}.name", "missing the class <name>")
+            raise InputError(name, _place(f"{where}.name", obj), "missing the class <name>")
         box = obj.find("bndbox")
         if box is None:
-            raise InputError(name, f"{where}.bndbox", "missing <bndbox>")
+            raise InputError(name, _place(f"{where}.bndbox", obj), "missing <bndbox>")
         x1, y1, x2, y2 = (_number(box, t, name, f"{where}.bndbox")
                           for t in ("xmin", "ymin", "xmax", "ymax"))
         assert x1 is not None and y1 is not None and x2 is not None and y2 is not None
         if x2 < x1 - 1 or y2 < y1 - 1:
-            raise InputError(name, f"{where}.bndbox", f"xmax/ymax before xmin/ymin: "
+            raise InputError(name, _place(f"{where}.bndbox", box), f"xmax/ymax before xmin/ymin: "
                              f"({x1:g}, {y1:g}, {x2:g}, {y2:g})")
         x, y = x1 - 1, y1 - 1
         if x >= image["width"] or y >= image["height"] or x2 <= 0 or y2 <= 0:
-            raise InputError(name, f"{where}.bndbox", f"box ({x1:g}, {y1:g}, {x2:g}, {y2:g}) "
-                             f"outside the {image['width']}x{image['height']} image")
+            raise InputError(name, _place(f"{where}.bndbox", box), f"box ({x1:g}, {y1:g}, "
+                             f"{x2:g}, {y2:g}) outside the {image['width']}x"
+                             f"{image['height']} image")
         ann: dict[str, Any] = {
             "id": ann_id + len(annotations), "image_id": image_id,
             "category_id": categories.id(label), "bbox": [x, y, x2 - x, y2 - y],
