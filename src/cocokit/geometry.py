@@ -34,8 +34,10 @@ __all__ = [
     "RLE_KINDS",
     "Polygons",
     "SegmentationKind",
+    "box_corners",
     "encoded_rle",
     "min_area_rectangles",
+    "oriented_boxes",
     "parse_polygons",
     "polygon_bboxes",
     "segmentation_areas",
@@ -323,6 +325,46 @@ def min_area_rectangles(point_sets: Sequence[np.ndarray]) -> np.ndarray:
             corners = pts if _clockwise(pts) else pts[::-1]
         out[i] = corners
     return out
+
+
+def box_corners(bbox: np.ndarray) -> np.ndarray:
+    """The 4 corners (n, 4, 2) of xywh boxes, clockwise on an image from the top left."""
+    x, y, w, h = np.asarray(bbox, np.float64).reshape(-1, 4).T
+    return np.stack([np.stack([x, y], 1), np.stack([x + w, y], 1),
+                     np.stack([x + w, y + h], 1), np.stack([x, y + h], 1)], axis=1)
+
+
+def oriented_boxes(segmentation: np.ndarray, rows: np.ndarray, kinds: np.ndarray,
+                   bbox: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The oriented box (4 corners) of each annotation row, as DOTA and YOLO OBB store it.
+
+    ``kinds`` and ``bbox`` (xywh) are per entry of ``rows``. A polygon of one ring of 4
+    points is kept as it is; any other polygon becomes the minimum-area rotated
+    rectangle of its points (:func:`min_area_rectangles`); anything else (a box, an RLE
+    mask) the corners of its box (NaN where there is no box). Returns ``(corners,
+    kept, rotated)``: the (n, 4, 2) corners and two masks, the polygons kept and those
+    turned into a rectangle. A polygon that cannot be read raises ``ValueError`` or
+    ``TypeError``.
+    """
+    is_poly = np.asarray(kinds) == SegmentationKind.POLYGON
+    polys = parse_polygons(segmentation, np.asarray(rows)[is_poly])
+    corners = box_corners(bbox)
+    kept = np.zeros(len(rows), bool)
+    rotated = np.zeros(len(rows), bool)
+    ro = polys.ring_offsets
+    point_sets: list[np.ndarray] = []
+    for k, j in enumerate(np.flatnonzero(is_poly).tolist()):
+        r0, r1 = int(polys.offsets[k]), int(polys.offsets[k + 1])
+        pts = polys.coords[ro[r0] : ro[r1]]
+        if r1 - r0 == 1 and len(pts) == 4:
+            corners[j] = pts
+            kept[j] = True
+        elif len(pts):
+            rotated[j] = True
+            point_sets.append(pts)
+    if point_sets:
+        corners[rotated] = min_area_rectangles(point_sets)
+    return corners, kept, rotated
 
 
 def _clockwise(pts: np.ndarray) -> bool:

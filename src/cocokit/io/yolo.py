@@ -98,7 +98,7 @@ from ..dataset import Annotations, Categories, Dataset, Images, plain
 from ..errors import InputError, IntegrityError, OptionError
 from ..geometry import (
     Polygons,
-    min_area_rectangles,
+    oriented_boxes,
     parse_polygons,
     polygon_bboxes,
     segmentation_areas,
@@ -1063,32 +1063,13 @@ def _obb_lines(plan: _SplitPlan, rows: np.ndarray, cls: list[str], clip: bool,
     W = ds.images.width[ii].astype(np.float64)
     H = ds.images.height[ii].astype(np.float64)
     kinds = anns.segmentation_kind[rows]
-    is_poly = kinds == 1
     try:
-        polys = parse_polygons(anns.segmentation, rows[is_poly])
+        corners, kept, rotated_mask = oriented_boxes(anns.segmentation, rows, kinds,
+                                                     plan.bbox[rows])
     except (ValueError, TypeError) as e:
         raise InputError(ds.source, "annotations[].segmentation", f"a polygon cannot be read: "
                          f"{e}") from None
-    box = plan.bbox[rows]
-    x, y, w, h = box.T
-    corners = np.stack([np.stack([x, y], 1), np.stack([x + w, y], 1),
-                        np.stack([x + w, y + h], 1), np.stack([x, y + h], 1)], axis=1)
-    ro = polys.ring_offsets
-    rotated: list[int] = []
-    point_sets: list[np.ndarray] = []
-    from_poly = np.zeros(len(rows), bool)
-    for k, j in enumerate(np.flatnonzero(is_poly).tolist()):
-        r0, r1 = int(polys.offsets[k]), int(polys.offsets[k + 1])
-        pts = polys.coords[ro[r0] : ro[r1]]
-        if r1 - r0 == 1 and len(pts) == 4:
-            corners[j] = pts
-            from_poly[j] = True
-        elif len(pts):
-            rotated.append(j)
-            point_sets.append(pts)
-    if rotated:
-        corners[rotated] = min_area_rectangles(point_sets)
-        from_poly[rotated] = True
+    from_poly = kept | rotated_mask
     norm = corners / np.stack([W, H], axis=1)[:, None, :]
     with np.errstate(invalid="ignore"):
         ok = np.isfinite(norm).all(axis=(1, 2))
@@ -1099,8 +1080,6 @@ def _obb_lines(plan: _SplitPlan, rows: np.ndarray, cls: list[str], clip: bool,
             norm = clipped
         extent = norm.max(axis=1) - norm.min(axis=1)
         ok &= (extent > 0).all(axis=1)
-    rotated_mask = np.zeros(len(rows), bool)
-    rotated_mask[rotated] = True
     counts.skipped_empty += int((~ok).sum())
     counts.rows += int(ok.sum())
     counts.clipped += int((moved & ok).sum())

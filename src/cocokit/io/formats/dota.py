@@ -55,8 +55,7 @@ from ...dataset import Annotations, Dataset, plain
 from ...errors import InputError
 from ...geometry import (
     SegmentationKind,
-    min_area_rectangles,
-    parse_polygons,
+    oriented_boxes,
     segmentation_areas,
 )
 from .. import sniff
@@ -65,7 +64,6 @@ from ..staging import staged
 from ..yolo import IMG_FORMATS, image_size
 from .losses import Losses, refuse_lossy
 from .records import (
-    box_corners,
     common_losses,
     dataset_from_records,
     export_rows,
@@ -274,30 +272,13 @@ def write(ds: Dataset, path: str, *, images: str | None = None,
     rels = label_paths([str(f) for f in imgs.file_name[img_rows].tolist()], ".txt", LABELS, out)
     losses = Losses()
     kinds = anns.segmentation_kind[ann_rows]
-    polys = parse_polygons(anns.segmentation, ann_rows[kinds == SegmentationKind.POLYGON])
     # the corners of each annotation written, and why they are what they are
-    corners = box_corners(plan.bbox)
+    corners, _, rotated = oriented_boxes(anns.segmentation, ann_rows, kinds, plan.bbox)
     is_poly = kinds == SegmentationKind.POLYGON
-    pos = np.flatnonzero(is_poly)
-    ro = polys.ring_offsets
-    exact = np.zeros(len(ann_rows), bool)
-    reshaped: list[int] = []
-    point_sets: list[np.ndarray] = []
-    for k, j in enumerate(pos.tolist()):
-        r0, r1 = int(polys.offsets[k]), int(polys.offsets[k + 1])
-        pts = polys.coords[ro[r0] : ro[r1]]
-        if r1 - r0 == 1 and len(pts) == 4:
-            corners[j] = pts
-            exact[j] = True
-        elif len(pts):
-            reshaped.append(j)
-            point_sets.append(pts)
-    if reshaped:
-        corners[reshaped] = min_area_rectangles(point_sets)
     finite = np.isfinite(corners).all(axis=(1, 2))
     is_rle = np.isin(kinds, (SegmentationKind.RLE_UNCOMPRESSED, SegmentationKind.RLE_COMPRESSED))
-    losses.add("polygon-as-rotated-box", len(reshaped), "polygons that are not 4 points written "
-               "as their minimum-area rotated rectangle")
+    losses.add("polygon-as-rotated-box", int(rotated.sum()), "polygons that are not 4 points "
+               "written as their minimum-area rotated rectangle")
     losses.add("rle-as-box", int((is_rle & finite).sum()), "RLE masks written as their boxes")
     losses.add("box-as-polygon", int((~is_poly & ~is_rle & finite).sum()),
                "boxes written as 4-point polygons (read back as polygons)")

@@ -44,7 +44,6 @@ __all__ = [
     "ExportRows",
     "OutputFolder",
     "XmlNode",
-    "box_corners",
     "common_losses",
     "dataset_from_records",
     "export_rows",
@@ -420,13 +419,6 @@ def label_paths(file_names: Sequence[str], suffix: str, folder: str, target: str
     if clashes:
         raise IntegrityError(clashes, target)
     return out
-
-
-def box_corners(bbox: np.ndarray) -> np.ndarray:
-    """The 4 corners (n, 4, 2) of xywh boxes, clockwise on an image from the top left."""
-    x, y, w, h = np.asarray(bbox, np.float64).reshape(-1, 4).T
-    return np.stack([np.stack([x, y], 1), np.stack([x + w, y], 1),
-                     np.stack([x + w, y + h], 1), np.stack([x, y + h], 1)], axis=1)
 
 
 def local_folder(path: str | os.PathLike[str], option: str) -> str:
