@@ -717,6 +717,12 @@ class _SplitPlan:
     unsupported_suffix: int
     skipped: tuple[str, ...] = ()
 
+    def image_sizes(self, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(width, height) as floats of the image of each annotation row."""
+        ii = self.ds.image_index[rows]
+        return (self.ds.images.width[ii].astype(np.float64),
+                self.ds.images.height[ii].astype(np.float64))
+
 
 def _categories_key(ds: Dataset) -> tuple[tuple[int, str], ...]:
     return tuple(zip(ds.categories.id.tolist(), map(str, ds.categories.name.tolist()),
@@ -828,10 +834,7 @@ class _Counts:
 
 def _box_lines(plan: _SplitPlan, rows: np.ndarray, cls: list[str], clip: bool,
                precision: int | None, counts: _Counts) -> list[str | None]:
-    ds = plan.ds
-    ii = ds.image_index[rows]
-    W = ds.images.width[ii].astype(np.float64)
-    H = ds.images.height[ii].astype(np.float64)
+    W, H = plan.image_sizes(rows)
     x, y, w, h = plan.bbox[rows].T
     with np.errstate(invalid="ignore"):
         ok = np.isfinite(plan.bbox[rows]).all(axis=1) & (w > 0) & (h > 0)
@@ -855,9 +858,7 @@ def _polygon_lines(plan: _SplitPlan, rows: np.ndarray, cls: list[str], clip: boo
                    precision: int | None, counts: _Counts) -> list[str | None]:
     ds = plan.ds
     anns = ds.annotations
-    ii = ds.image_index[rows]
-    W = ds.images.width[ii].astype(np.float64)
-    H = ds.images.height[ii].astype(np.float64)
+    W, H = plan.image_sizes(rows)
     kinds = anns.segmentation_kind[rows]
     try:
         polys = parse_polygons(anns.segmentation, rows[kinds == 1])
@@ -1010,9 +1011,7 @@ def _pose_lines(plan: _SplitPlan, rows: np.ndarray, cls: list[str], clip: bool,
     the image is moved onto its border when ``clip`` (counted with the row)."""
     boxes = _box_lines(plan, rows, cls, clip, precision, counts)
     ds = plan.ds
-    ii = ds.image_index[rows]
-    W = ds.images.width[ii].astype(np.float64)
-    H = ds.images.height[ii].astype(np.float64)
+    W, H = plan.image_sizes(rows)
     kp = np.zeros((len(rows), shape.k, 3), np.float64)
     short = np.zeros(len(rows), bool)
     for j, r in enumerate(rows.tolist()):
@@ -1059,9 +1058,7 @@ def _obb_lines(plan: _SplitPlan, rows: np.ndarray, cls: list[str], clip: bool,
     ``box_as_polygon``). Corners outside the image move onto its border when ``clip``."""
     ds = plan.ds
     anns = ds.annotations
-    ii = ds.image_index[rows]
-    W = ds.images.width[ii].astype(np.float64)
-    H = ds.images.height[ii].astype(np.float64)
+    W, H = plan.image_sizes(rows)
     kinds = anns.segmentation_kind[rows]
     try:
         corners, kept, rotated_mask = oriented_boxes(anns.segmentation, rows, kinds,
