@@ -84,7 +84,14 @@ from .. import sniff
 from ..atomic import atomic_write
 from ..files import read_bytes
 from .losses import Losses, refuse_lossy
-from .records import XmlNode, common_losses, dataset_from_records, export_rows, parse_xml
+from .records import (
+    XmlNode,
+    common_losses,
+    dataset_from_records,
+    export_rows,
+    number_text,
+    parse_xml,
+)
 
 __all__ = ["NAME", "detect", "read", "write"]
 
@@ -427,21 +434,22 @@ def read(path: str, *, images: str | None = None) -> tuple[Dataset, Losses]:
 # -- writing -----------------------------------------------------------------------------
 
 
-def _num(v: float) -> str:
-    f = float(v) + 0.0
-    return str(int(f)) if f.is_integer() and abs(f) < 2**53 else repr(f)
-
-
 def _points_text(flat: list[float] | np.ndarray) -> str:
-    vals = [_num(v) for v in np.asarray(flat, np.float64).ravel().tolist()]
+    vals = [number_text(v) for v in np.asarray(flat, np.float64).ravel().tolist()]
     return ";".join(f"{x},{y}" for x, y in zip(vals[0::2], vals[1::2], strict=True))
+
+
+def _box_geometry(x0: float, y0: float, x1: float, y1: float) -> str:
+    """The corner attributes of a CVAT ``<box>``."""
+    return (f'xtl="{number_text(x0)}" ytl="{number_text(y0)}" xbr="{number_text(x1)}" '
+            f'ybr="{number_text(y1)}"')
 
 
 def _attr_text(value: Any) -> str:
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, (int, float)):
-        return _num(value) if isinstance(value, float) else str(value)
+        return number_text(value) if isinstance(value, float) else str(value)
     return str(value)
 
 
@@ -651,8 +659,7 @@ class _Writer:
             m = np.array([[math.cos(t), -math.sin(t)], [math.sin(t), math.cos(t)]])
             flat = (rings[0] - c) @ m.T + c
             (x0, y0), (x1, y1) = flat.min(axis=0), flat.max(axis=0)
-            geometry = (f'xtl="{_num(x0)}" ytl="{_num(y0)}" xbr="{_num(x1)}" ybr="{_num(y1)}" '
-                        f'rotation="{_num(rot)}"')
+            geometry = _box_geometry(x0, y0, x1, y1) + f' rotation="{number_text(rot)}"'
             out.append(shape("box", geometry, group))
         elif kind == SegmentationKind.POLYGON:
             rings = [ring for ring in rings_of.get(r, []) if len(ring) >= 3]
@@ -695,8 +702,7 @@ class _Writer:
             kp = None
         elif np.isfinite(bbox).all():
             x, y, w, h = bbox.tolist()
-            geometry = (f'xtl="{_num(x)}" ytl="{_num(y)}" xbr="{_num(x + w)}" '
-                        f'ybr="{_num(y + h)}"')
+            geometry = _box_geometry(x, y, x + w, y + h)
             self.area_of[r] = ((x + w) - x) * ((y + h) - y)
             out.append(shape("box", geometry, group))
         else:

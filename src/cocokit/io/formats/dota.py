@@ -69,6 +69,7 @@ from .records import (
     export_rows,
     label_paths,
     local_folder,
+    number_text,
 )
 
 __all__ = ["INDEX", "LABELS", "NAME", "detect", "read", "write"]
@@ -252,12 +253,6 @@ def read(path: str, *, images: str | None = None) -> tuple[Dataset, Losses]:
 _HEADER_KEYS = ("imagesource", "gsd", "acquisition dates")
 
 
-def _number(v: float) -> str:
-    """The shortest text that reads back as ``v`` (an integer without ``.0``)."""
-    f = float(v) + 0.0
-    return str(int(f)) if f.is_integer() and abs(f) < 2**53 else repr(f)
-
-
 def write(ds: Dataset, path: str, *, images: str | None = None,
           strict: bool = False) -> Losses:
     """Write ``ds`` as a DOTA dataset folder at ``path`` (see the module docstring):
@@ -331,7 +326,7 @@ def write(ds: Dataset, path: str, *, images: str | None = None,
                 diff = str(int(e["difficult"]))
             else:
                 diff = "1" if crowd[j] else "0"
-            xy = " ".join(_number(v) for v in corners[j].ravel().tolist())
+            xy = " ".join(number_text(v) for v in corners[j].ravel().tolist())
             yield f"{xy} {names[cat_ids[j]]} {diff}\n"
 
     refuse_lossy(losses, out, strict)

@@ -50,6 +50,7 @@ __all__ = [
     "label_map_bytes",
     "label_paths",
     "local_folder",
+    "number_text",
     "output_folder",
     "parse_json",
     "parse_xml",
@@ -429,3 +430,10 @@ def local_folder(path: str | os.PathLike[str], option: str) -> str:
         raise OptionError(option, os.fspath(path), "a local folder (folder formats are not "
                           "read from or written to URLs)")
     return os.fspath(local)
+
+
+def number_text(v: float) -> str:
+    """The shortest text that reads back as ``v``: an integer without ``.0``, else the
+    round-trip ``repr`` (``-0.0`` written as ``0``)."""
+    f = float(v) + 0.0
+    return str(int(f)) if f.is_integer() and abs(f) < 2**53 else repr(f)

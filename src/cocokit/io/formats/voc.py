@@ -53,6 +53,7 @@ from .records import (
     common_losses,
     dataset_from_records,
     export_rows,
+    number_text,
     output_folder,
     parse_xml,
     read_label_map,
@@ -275,11 +276,6 @@ def read(path: str, *, images: str | None = None) -> tuple[Dataset, Losses]:
 # -- writing -------------------------------------------------------------------------------
 
 
-def _num(v: float) -> str:
-    f = float(v)
-    return str(int(f)) if f.is_integer() and abs(f) < 2**53 else repr(f)
-
-
 def _sub(parent: ET.Element, tag: str, text: str) -> ET.Element:
     el = ET.SubElement(parent, tag)
     el.text = text
@@ -309,7 +305,7 @@ def _xml(image: dict[str, Any], objects: list[tuple[str, np.ndarray, dict[str, A
         bnd = ET.SubElement(obj, "bndbox")
         x, y, w, h = (float(v) for v in box)
         for tag, v in (("xmin", x + 1), ("ymin", y + 1), ("xmax", x + w), ("ymax", y + h)):
-            _sub(bnd, tag, _num(v))
+            _sub(bnd, tag, number_text(v))
         attrs = ann.get("attributes")
         if isinstance(attrs, dict) and attrs:
             el = ET.SubElement(obj, "attributes")
