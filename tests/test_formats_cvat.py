@@ -14,6 +14,7 @@ from pycocotools import mask as mask_utils
 import cocokit
 from cocokit.errors import InputError
 from cocokit.io.formats import cvat
+from tests.conftest import import_datumaro, real_path
 
 CASES = {
     "coco-mini": "coco-mini/annotations/instances_val2017.json",
@@ -264,7 +265,7 @@ def test_crowd_is_a_declared_checkbox(tmp_path: Path) -> None:
 
 
 def test_hotcoco_reads_ours(real_data: Path, tmp_path: Path) -> None:
-    hotcoco = pytest.importorskip("hotcoco", reason="hotcoco (the bench extra) is not "
+    hotcoco = pytest.importorskip("hotcoco", reason="hotcoco (the test extra) is not "
                                   "installed")
     ds = cocokit.load(real_data / CASES["tiny-train"])
     cvat.write(ds, str(tmp_path / "a.xml"))
@@ -279,7 +280,7 @@ def test_hotcoco_reads_ours(real_data: Path, tmp_path: Path) -> None:
 
 
 def test_we_read_hotcocos(real_data: Path, tmp_path: Path) -> None:
-    hotcoco = pytest.importorskip("hotcoco", reason="hotcoco (the bench extra) is not "
+    hotcoco = pytest.importorskip("hotcoco", reason="hotcoco (the test extra) is not "
                                   "installed")
     path = real_data / CASES["tiny-train"]
     stats = hotcoco.COCO(str(path)).to_cvat(str(tmp_path / "h.xml"))
@@ -353,3 +354,56 @@ def test_detect(tmp_path: Path) -> None:
     other = tmp_path / "voc.xml"
     other.write_text("<annotation><filename>a.jpg</filename></annotation>")
     assert not cvat.detect(str(other)) and not cvat.detect(str(tmp_path / "none.xml"))
+
+
+# -- Datumaro, a second independent reader and writer (the interop extra) ----------------
+
+
+def _shapes_by_image(items: list[tuple[str, str, list[float]]],
+                     ) -> dict[str, list[tuple[str, list[float]]]]:
+    """(image stem, label, xywh) -> per image stem, sorted by label and box."""
+    out: dict[str, list[tuple[str, list[float]]]] = {}
+    for stem, label, box in items:
+        out.setdefault(stem, []).append((label, [float(v) for v in box]))
+    return {k: sorted(v, key=lambda t: (t[0], *np.round(t[1], 2))) for k, v in out.items()}
+
+
+def _assert_same_shapes(got: dict[str, list[tuple[str, list[float]]]],
+                        want: dict[str, list[tuple[str, list[float]]]]) -> None:
+    assert got.keys() == want.keys()
+    for stem, shapes in want.items():
+        assert [s[0] for s in got[stem]] == [s[0] for s in shapes]
+        # Datumaro keeps coordinates as float32: 1e-4 px at these sizes
+        np.testing.assert_allclose([s[1] for s in got[stem]], [s[1] for s in shapes],
+                                   atol=1e-4)
+
+
+def test_datumaro_reads_ours_and_we_read_theirs(tmp_path: Path) -> None:
+    dm = import_datumaro()
+    src = cocokit.load(real_path("tiny-coco-images", "annotations", "instances_val2017.json"))
+    ours = tmp_path / "ours"
+    ours.mkdir()
+    # Datumaro looks for the images beside annotations.xml
+    (ours / "images").symlink_to(real_path("tiny-coco-images", "images", "val2017"))
+    cvat.write(src, str(ours / "annotations.xml"))
+    mine, _ = cvat.read(str(ours / "annotations.xml"))
+
+    def shapes_of(ds: cocokit.Dataset) -> dict[str, list[tuple[str, list[float]]]]:
+        return _shapes_by_image([
+            (Path(ds.images.file_name[i]).stem,
+             ds.categories.name_of(int(ds.annotations.category_id[r])),
+             ds.annotations.bbox[r].tolist())
+            for r, i in enumerate(ds.image_index.tolist())])
+
+    theirs = dm.Dataset.import_from(str(ours), "cvat")
+    labels = [c.name for c in theirs.categories()[dm.AnnotationType.label]]
+    assert len(theirs) == src.num_images
+    # the same shapes (one per CVAT element) with the same labels and boxes
+    _assert_same_shapes(_shapes_by_image([(item.id, labels[a.label], a.get_bbox())
+                                          for item in theirs for a in item.annotations]),
+                        shapes_of(mine))
+    # and theirs, written by Datumaro, read by cocokit
+    theirs.export(str(tmp_path / "dm"), "cvat", save_media=False)
+    back, _ = cvat.read(str(tmp_path / "dm"))
+    assert back.num_images == src.num_images
+    _assert_same_shapes(shapes_of(back), shapes_of(mine))

@@ -135,7 +135,7 @@ def test_category_names_with_spaces_come_back(tmp_path: Path) -> None:
 
 
 def test_hotcoco_reads_ours(real_data: Path, tmp_path: Path) -> None:
-    hotcoco = pytest.importorskip("hotcoco", reason="hotcoco (the bench extra) is not "
+    hotcoco = pytest.importorskip("hotcoco", reason="hotcoco (the test extra) is not "
                                   "installed")
     ds = cocokit.load(real_data / CASES["tiny-train"])
     dota.write(ds, str(tmp_path / "d"))
@@ -165,7 +165,7 @@ def _is_rectangle(pts: np.ndarray) -> bool:
 
 
 def test_we_read_hotcocos(real_data: Path, tmp_path: Path) -> None:
-    hotcoco = pytest.importorskip("hotcoco", reason="hotcoco (the bench extra) is not "
+    hotcoco = pytest.importorskip("hotcoco", reason="hotcoco (the test extra) is not "
                                   "installed")
     images = real_data / "tiny-coco-images/images/train2017"
     ds = cocokit.load(real_data / CASES["tiny-train"])

@@ -12,7 +12,7 @@ import cocokit
 from cocokit.errors import InputError
 from cocokit.io import formats
 from cocokit.io.formats import voc
-from tests.conftest import real_path
+from tests.conftest import import_datumaro, real_path
 
 GOOD = b"""<annotation>
   <folder>VOC2007</folder>
@@ -126,7 +126,7 @@ def test_duplicate_annotation_file_refused(tmp_path: Path) -> None:
 
 
 def test_datumaro_reads_ours_and_we_read_theirs(tmp_path: Path) -> None:
-    dm = pytest.importorskip("datumaro", reason="datumaro not installed (pip install datumaro)")
+    dm = import_datumaro()
     src = cocokit.load(real_path("tiny-coco-images", "annotations", "instances_val2017.json"))
     ours = tmp_path / "ours"
     formats.write(src, ours, "voc")
@@ -173,7 +173,8 @@ def test_datumaro_reads_ours_and_we_read_theirs(tmp_path: Path) -> None:
 def test_hotcoco_reads_ours_and_we_read_theirs(tmp_path: Path) -> None:
     """hotcoco takes VOC corners as 1-based, as cocokit does: the same boxes both ways
     (hotcoco writes its corners rounded to whole pixels)."""
-    hotcoco = pytest.importorskip("hotcoco", reason="hotcoco not installed (cocokit[bench])")
+    hotcoco = pytest.importorskip("hotcoco", reason="hotcoco not installed (the test extra: "
+                                  "cocokit[test])")
     file = real_path("tiny-coco-images", "annotations", "instances_val2017.json")
     src = cocokit.load(file)
     formats.write(src, tmp_path / "ours", "voc")
