@@ -34,7 +34,7 @@ def test_losses_sum_by_kind_and_ignore_zero() -> None:
 
 
 @pytest.mark.parametrize("name", ["coco", "yolo", "voc", "labelme", "labelstudio",
-                                  "Label-Studio", "VOC"])
+                                  "Label-Studio", "VOC", "cvat", "dota", "CVAT"])
 def test_every_format_has_the_interface(name: str) -> None:
     module = formats.format_module(name)
     assert module.NAME == name.lower().replace("-", "")
@@ -66,3 +66,51 @@ def test_package_read_write_through_yolo(tmp_path: Path) -> None:
     assert back.num_annotations == 5
     assert [c["name"] for c in back.categories] == ["car"]
     np.testing.assert_allclose(back.annotations.bbox, ds.annotations.bbox, rtol=1e-6)
+
+
+# -- detection of what cocokit wrote: CVAT before VOC, DOTA, not YOLO OBB rows -------------
+
+
+@pytest.fixture(scope="module")
+def written(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """coco-mini written as CVAT (a file, and a folder holding annotations.xml), DOTA,
+    VOC and YOLO OBB; a DOTA label folder without index.json."""
+    root = tmp_path_factory.mktemp("written")
+    ds = cocokit.load(real_path("coco-mini", "annotations", "instances_val2017.json"))
+    formats.write(ds, root / "a.xml", "cvat")
+    (root / "cvat-folder").mkdir()
+    formats.write(ds, root / "cvat-folder" / "annotations.xml", "cvat")
+    formats.write(ds, root / "dota", "dota")
+    formats.write(ds, root / "voc", "voc")
+    formats.write(ds, root / "obb", "yolo", task="obb")
+    (root / "bare").mkdir()
+    for f in sorted((root / "dota" / "labelTxt").glob("*.txt"))[:3]:
+        (root / "bare" / f.name).write_bytes(f.read_bytes())
+    return root
+
+
+@pytest.mark.parametrize(("rel", "fmt"), [
+    ("a.xml", "cvat"),
+    ("cvat-folder", "cvat"),  # a folder of *.xml, but its root is <annotations>: not VOC
+    ("dota", "dota"),
+    ("dota/labelTxt", "dota"),
+    ("bare", "dota"),  # label files alone: 8 numbers and a name
+    ("voc", "voc"),
+    ("obb", "yolo"),
+])
+def test_detects_written_formats(written: Path, rel: str, fmt: str) -> None:
+    assert formats.detect(str(written / rel)) == fmt
+
+
+def test_yolo_obb_rows_are_not_dota(written: Path) -> None:
+    # 9 numbers a row: the class is a number, not a DOTA category name
+    with pytest.raises(cocokit.InputError, match="cannot tell its format"):
+        formats.detect(str(written / "obb" / "labels" / "train"))
+
+
+@pytest.mark.parametrize(("fmt", "out"), [("cvat", "s.xml"), ("dota", "s-dota")])
+def test_strict_refuses_before_writing(written: Path, fmt: str, out: str) -> None:
+    ds = cocokit.load(real_path("coco-mini", "annotations", "instances_val2017.json"))
+    with pytest.raises(formats.LossyConversion, match="refusing a lossy conversion") as e:
+        formats.write(ds, written / out, fmt, strict=True)
+    assert e.value.losses and not (written / out).exists()

@@ -203,3 +203,17 @@ def test_hotcoco_reads_ours_and_we_read_theirs(tmp_path: Path) -> None:
     corners = [[x, y, x + w, y + h] for x, y, w, h in (g[2:] for g in got)]
     expected = [[x, y, x + w, y + h] for x, y, w, h in (g[2:] for g in want)]
     np.testing.assert_allclose(corners, expected, atol=1.0)
+
+
+@pytest.mark.parametrize(("old", "new", "tag"), [
+    (b"<xmax>195</xmax>", b"<xmax>abc</xmax>", b"<xmax>"),  # the element itself
+    (b"<name>dog</name>", b"", b"<object>"),  # a missing child: its parent
+])
+def test_malformed_places_carry_the_line(tmp_path: Path, old: bytes, new: bytes,
+                                         tag: bytes) -> None:
+    """The one XML parser (expat) knows each element's line; VOC errors name it."""
+    xml = GOOD.replace(old, new)
+    line = next(n for n, text in enumerate(xml.splitlines(), 1) if tag in text)
+    with pytest.raises(InputError) as e:
+        formats.read(_folder(tmp_path, xml))
+    assert e.value.path is not None and e.value.path.endswith(f"(line {line})")

@@ -1,12 +1,16 @@
 """Dataset formats: one module per format, a reader and a writer beside each other,
 and one registry to pick them by name or by looking at the input.
 
-Each module (``voc``, ``labelme``, ...) has ``NAME``, ``detect(path) -> bool`` (a cheap
-look at a file or folder), ``read(path, *, images=None) -> (Dataset, Losses)`` and
-``write(ds, path, *, images=None) -> Losses``. Readers build COCO records and go through
-the one COCO reader; writers go through the one export contract and write their files
-atomically (a folder staged, so nothing is half-written). The :class:`Losses` say what
-the target (or, reading, the model) could not carry and what was done instead.
+Each module (``coco``, ``yolo``, ``cvat``, ``dota``, ``voc``, ``labelme``,
+``labelstudio``) has ``NAME``, ``detect(path) -> bool`` (the one sniffer,
+:func:`cocokit.io.sniff.format_of`), ``read(path, *, images=None) -> (Dataset, Losses)``
+and ``write(ds, path, *, images=None, strict=False) -> Losses`` (YOLO's also takes
+``task``). Readers build COCO records and go through the one COCO reader; writers go
+through the one export contract, refuse a lossy conversion under ``strict`` before
+writing anything, and write their files atomically (a folder staged, so nothing is
+half-written). What they share is in :mod:`~cocokit.io.formats.records`. The
+:class:`Losses` say what the target (or, reading, the model) could not carry and what
+was done instead.
 
 >>> from cocokit.io import formats
 >>> ds, losses = formats.read("voc_folder/")                 # doctest: +SKIP
