@@ -65,6 +65,10 @@ CVAT = (
     "CVAT for images XML ({evidence}), not a COCO file; convert it first: "
     "`cocokit convert {path} --to coco -o dataset.json`"
 )
+DOTA = (
+    "a DOTA dataset folder ({evidence}), not a COCO file; convert it first: "
+    "`cocokit convert {path} --to coco -o dataset.json`"
+)
 OTHER_OBJECT = (
     'not a COCO dataset: a JSON object with none of "images", "annotations" and '
     '"categories" (its keys: {keys})'
@@ -190,6 +194,12 @@ def describe_path(path: str | os.PathLike[str]) -> str | None:
         if (p / "data.yaml").is_file() or (p / "labels").is_dir():
             evidence = "data.yaml" if (p / "data.yaml").is_file() else "a labels/ folder"
             return YOLO.format(evidence=evidence, path=p, name=p.name or "dataset")
+        found = format_of(p)
+        if found == "cvat":
+            return CVAT.format(evidence="an XML file whose root is <annotations>", path=p)
+        if found == "dota":
+            return DOTA.format(evidence="labelTxt/ or label rows of 8 numbers and a name",
+                               path=p)
         ann = p / "Annotations"
         if ann.is_dir() and any(ann.glob("*.xml")):
             return VOC.format(evidence="Annotations/*.xml", path=p)
