@@ -568,7 +568,6 @@ class _Writer:
         for k, r in enumerate(poly_rows.tolist()):
             rings_of[r] = [polys.coords[ro[q] : ro[q + 1]]
                            for q in range(int(polys.offsets[k]), int(polys.offsets[k + 1]))]
-        bbox_of = {int(r): plan.bbox[k] for k, r in enumerate(rows.tolist())}
         extras = [plain(e) or {} for e in anns.extra[rows]]
         groups = [int(e["cvat"]["group_id"]) for e in extras
                   if isinstance(e.get("cvat"), Mapping) and "group_id" in e["cvat"]]
@@ -592,12 +591,8 @@ class _Writer:
             yield "          </attributes>\n        </label>\n"
         yield "      </labels>\n    </task>\n  </meta>\n"
 
-        order = np.argsort(ds.image_index[rows], kind="stable")
-        img_of = ds.image_index[rows][order]
-        starts = np.searchsorted(img_of, plan.image_rows, side="left")
-        stops = np.searchsorted(img_of, plan.image_rows, side="right")
         unique = len(np.unique(imgs.id[plan.image_rows])) == len(plan.image_rows)
-        for k, i in enumerate(plan.image_rows.tolist()):
+        for k, (i, group) in enumerate(plan.by_image()):
             rec = imgs.record(i)
             iid = rec["id"] if unique else k
             attrs = f'id="{iid}" name={quoteattr(str(rec["file_name"]))} ' \
@@ -606,9 +601,9 @@ class _Writer:
                 if key in rec:
                     attrs += f" {key}={quoteattr(str(rec[key]))}"
             yield f"  <image {attrs}>\n"
-            for r in rows[order[starts[k] : stops[k]]].tolist():
-                shapes, next_group = self.shapes(r, name_of, crowd_labels, rings_of,
-                                                 bbox_of[r], next_group)
+            for r, bbox in group:
+                shapes, next_group = self.shapes(r, name_of, crowd_labels, rings_of, bbox,
+                                                 next_group)
                 yield from shapes
             for tag in rec.get("cvat_tags") or []:
                 if isinstance(tag, Mapping) and "label" in tag:

@@ -303,22 +303,18 @@ def write(ds: Dataset, path: str, *, images: str | None = None,
                f"(the names are kept in {INDEX})")
 
     cat_ids = anns.category_id[ann_rows].tolist()
-    img_of = ds.image_index[ann_rows]
-    row_of_image = np.full(len(imgs), -1, np.int64)
-    row_of_image[img_rows] = np.arange(len(img_rows))
-    order = np.argsort(row_of_image[img_of], kind="stable")
-    counts = np.bincount(row_of_image[img_of], minlength=len(img_rows))
-    offsets = np.concatenate([[0], np.cumsum(counts)]).tolist()
+    position = np.full(len(anns), -1, np.int64)  # annotation row -> its place in ann_rows
+    position[ann_rows] = np.arange(len(ann_rows))
 
     img_extra = imgs.extra[img_rows]
 
-    def lines(k: int) -> Iterator[str]:
+    def lines(k: int, group: list[tuple[int, np.ndarray]]) -> Iterator[str]:
         e = img_extra[k]
         for key in _HEADER_KEYS:
             if e and key in e:
                 value = plain(e[key])
                 yield f"{key}:{'null' if value is None else value}\n"
-        for j in order[offsets[k] : offsets[k + 1]].tolist():
+        for j in (int(position[r]) for r, _ in group):
             if not finite[j]:
                 continue
             e = extras[j]
@@ -334,11 +330,11 @@ def write(ds: Dataset, path: str, *, images: str | None = None,
     unique_ids = len(np.unique(index_ds.images.id)) == len(index_ds.images)
     with staged(out, replace=(LABELS,), option="path") as stage:
         base = Path(stage.path)
-        for k, rel in enumerate(rels):
+        for k, (rel, (_, group)) in enumerate(zip(rels, plan.by_image(), strict=True)):
             # inside the staging folder: it moves into place whole, or not at all
             file = base / LABELS / rel
             file.parent.mkdir(parents=True, exist_ok=True)
-            file.write_bytes("".join(lines(k)).encode("utf-8"))
+            file.write_bytes("".join(lines(k, group)).encode("utf-8"))
         write_coco(index_ds, os.path.join(stage.path, INDEX),
                    image_ids="keep" if unique_ids else "auto")
     return losses
