@@ -226,6 +226,7 @@ def test_default_task_of_boxes_is_detect() -> None:
     (["--to", "voc", "--task", "pose"], "--task: expected no --task with --to voc"),
     (["--to", "yolo", "--task", "keypoints"], "--task: expected one of detect, segment, pose, obb"),
     (["--to", "yolo", "--task", "pose"], "task: expected a dataset with keypoints"),
+    (["--to", "yolo", "--task", "obb", "--strict"], "refusing a lossy conversion"),
     (["--to", "cvat"], "a file path (this names a folder)"),
 ])
 def test_task_and_target_mistakes(tmp_path: Path, capsys: pytest.CaptureFixture[str],
