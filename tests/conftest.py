@@ -73,3 +73,14 @@ def ray_cluster() -> Iterator[None]:
              configure_logging=False)
     yield
     ray.shutdown()
+
+
+#: Why the Datumaro comparisons skip: Datumaro is heavy, so it is its own extra.
+DATUMARO_MISSING = ("datumaro is not installed (or does not import): it is the interop "
+                    "extra (pip install 'cocokit[interop]')")
+
+
+def import_datumaro() -> Any:
+    """Datumaro, or the test skipped with :data:`DATUMARO_MISSING` (any ImportError: its
+    pins of pandas and OpenCV can break its import where it is installed)."""
+    return pytest.importorskip("datumaro", reason=DATUMARO_MISSING, exc_type=ImportError)

@@ -12,6 +12,9 @@ import cocokit
 from cocokit.geometry import (
     RLE_KINDS,
     SegmentationKind,
+    box_corners,
+    min_area_rectangles,
+    oriented_boxes,
     segmentation_kind,
     segmentation_kinds,
 )
@@ -96,3 +99,71 @@ def test_real_files_raw_and_decoded_agree(parts: tuple[str, ...],
     from_raw = [segmentation_kind(r) for r in raws]
     assert from_raw == [segmentation_kind(s) for s in segs]
     assert set(from_raw) == expected
+
+
+@pytest.mark.parametrize(("points", "expected"), [
+    # a rectangle comes back as it is, clockwise on an image (y down)
+    ([[0, 0], [10, 0], [10, 5], [0, 5]], [[0, 0], [10, 0], [10, 5], [0, 5]]),
+    ([[0, 5], [10, 5], [10, 0], [0, 0]], [[0, 0], [10, 0], [10, 5], [0, 5]]),
+    # a diamond: its own 4 points are the smallest rectangle
+    ([[0, 0], [4, 4], [8, 0], [4, -4], [4, 0]], {(0, 0), (4, 4), (8, 0), (4, -4)}),
+    # collinear points: their bounds, a flat rectangle
+    ([[0, 0], [1, 0], [3, 0]], [[0, 0], [3, 0], [3, 0], [0, 0]]),
+])
+def test_min_area_rectangles(points: list[list[float]], expected: Any) -> None:
+    (rect,) = min_area_rectangles([np.array(points, float)])
+    if isinstance(expected, set):
+        assert {tuple(p) for p in np.round(rect, 9).tolist()} == expected
+    else:
+        assert rect.tolist() == expected
+    x, y = rect[:, 0], rect[:, 1]
+    assert float(np.dot(x, np.roll(y, -1)) - np.dot(np.roll(x, -1), y)) >= 0
+
+
+def test_min_area_rectangles_cover_the_points() -> None:
+    import shapely
+
+    rng = np.random.default_rng(0)
+    sets = [rng.normal(size=(int(n), 2)) * 50 for n in rng.integers(3, 30, size=50)]
+    for pts, rect in zip(sets, min_area_rectangles(sets), strict=True):
+        poly = shapely.Polygon(rect)
+        assert poly.buffer(1e-9).covers(shapely.MultiPoint(pts))
+        assert abs(poly.area - shapely.MultiPoint(pts).minimum_rotated_rectangle.area) < 1e-6
+    assert np.isnan(min_area_rectangles([np.zeros((0, 2))])).all()
+
+
+def test_box_corners_go_clockwise_from_the_top_left() -> None:
+    assert box_corners(np.array([[1, 2, 3, 4]], float)).tolist() == [
+        [[1, 2], [4, 2], [4, 6], [1, 6]]]
+
+
+# (segmentation, bbox) -> (corners, kept, rotated)
+ORIENTED = [
+    ([[10, 10, 50, 10, 50, 30, 10, 30]], [10, 10, 40, 20],
+     [[10, 10], [50, 10], [50, 30], [10, 30]], True, False),  # 4 points: as they are
+    ([[0, 0, 4, 0, 4, 2, 0, 2, 0, 1]], [0, 0, 4, 2],
+     [[0, 0], [4, 0], [4, 2], [0, 2]], False, True),  # 5 points: their rectangle
+    ([[0, 0, 2, 0, 2, 2], [5, 5, 6, 5, 6, 6, 5, 6]], [0, 0, 6, 6],
+     None, False, True),  # two parts: one rectangle around both
+    (None, [1, 2, 3, 4], [[1, 2], [4, 2], [4, 6], [1, 6]], False, False),  # a box
+    ({"size": [10, 10], "counts": "PP3"}, [0, 0, 2, 2],
+     [[0, 0], [2, 0], [2, 2], [0, 2]], False, False),  # an RLE mask: its box
+]
+
+
+@pytest.mark.parametrize(("seg", "bbox", "corners", "kept", "rotated"), ORIENTED)
+def test_oriented_boxes(seg: Any, bbox: list[float], corners: Any, kept: bool,
+                        rotated: bool) -> None:
+    segs = np.empty(1, object)
+    segs[0] = seg
+    kinds = np.array([int(segmentation_kind(seg))])
+    got, k, r = oriented_boxes(segs, np.array([0]), kinds, np.array([bbox], float))
+    assert (bool(k[0]), bool(r[0])) == (kept, rotated)
+    if corners is not None:
+        assert sorted(map(tuple, np.round(got[0], 9).tolist())) == sorted(map(tuple, corners))
+    else:  # contains every point of both parts, and is a rectangle of positive area
+        import shapely
+
+        rect = shapely.Polygon(got[0])
+        assert rect.area > 0 and rect.buffer(1e-9).contains(
+            shapely.MultiPoint([(0, 0), (2, 0), (2, 2), (5, 5), (6, 5), (6, 6), (5, 6)]))

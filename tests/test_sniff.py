@@ -71,6 +71,31 @@ def _voc_folder(tmp: Path) -> Path:
     return d
 
 
+CVAT_XML = ('<?xml version="1.0" encoding="utf-8"?>\n<annotations>\n<version>1.1</version>\n'
+            '<image id="0" name="a.jpg" width="10" height="10"/>\n</annotations>\n')
+
+
+def _cvat_xml(tmp: Path) -> Path:
+    p = tmp / "annotations.xml"
+    p.write_text(CVAT_XML)
+    return p
+
+
+def _cvat_folder(tmp: Path) -> Path:
+    d = tmp / "task_1"
+    d.mkdir()
+    (d / "annotations.xml").write_text(CVAT_XML)
+    return d
+
+
+def _dota_folder(tmp: Path) -> Path:
+    d = tmp / "DOTA"
+    (d / "labelTxt").mkdir(parents=True)
+    (d / "labelTxt" / "P0000.txt").write_text("imagesource:GoogleEarth\n"
+                                              "1 1 5 1 5 5 1 5 plane 0\n")
+    return d
+
+
 def _other_object(tmp: Path) -> Path:
     p = tmp / "config.json"
     p.write_text(json.dumps({"model": "yolov8n", "epochs": 10}))
@@ -79,18 +104,22 @@ def _other_object(tmp: Path) -> Path:
 
 # (make the input, what the message says it is, what it says to run)
 KINDS = [
-    ("labelme", lambda t: _labelme(), "LabelMe", "labelme2coco"),
+    ("labelme", lambda t: _labelme(), "LabelMe", "cocokit convert"),
     ("results", lambda t: _results(), "COCO results list", "COCOeval"),
-    ("label-studio", _label_studio, "Label Studio export", 'as "COCO"'),
+    ("label-studio", _label_studio, "Label Studio export", "cocokit convert"),
     ("yolo-folder", _yolo, "YOLO dataset folder", "cocokit import"),
-    ("voc-xml", _voc_xml, "Pascal VOC", "datum convert"),
-    ("voc-folder", _voc_folder, "Pascal VOC", "datum convert"),
+    ("voc-xml", _voc_xml, "Pascal VOC", "cocokit convert"),
+    ("voc-folder", _voc_folder, "Pascal VOC", "cocokit convert"),
+    ("cvat-xml", _cvat_xml, "CVAT for images XML", "cocokit convert"),
+    ("cvat-folder", _cvat_folder, "CVAT for images XML", "cocokit convert"),
+    ("dota-folder", _dota_folder, "DOTA dataset folder", "cocokit convert"),
     ("other-object", _other_object, 'none of "images", "annotations"', '"model", "epochs"'),
 ]
 IDS = [k[0] for k in KINDS]
 #: the commands that take a results list as well as a dataset
 READS_RESULTS = ("info", "stats", "validate")
-JSON_KINDS = [k for k in KINDS if k[0] not in ("yolo-folder", "voc-xml", "voc-folder")]
+JSON_KINDS = [k for k in KINDS if k[0] not in ("yolo-folder", "voc-xml", "voc-folder",
+                                                "cvat-xml", "cvat-folder", "dota-folder")]
 
 
 @pytest.mark.parametrize(("name", "make", "looks", "todo"), KINDS, ids=IDS)

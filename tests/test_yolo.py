@@ -26,6 +26,7 @@ from cocokit.cli import app
 from cocokit.dataset import plain
 from cocokit.errors import InputError, IntegrityError, OptionError
 from cocokit.io import yolo
+from cocokit.io.formats import yolo as formats_yolo
 from cocokit.io.yolo import (
     image_size,
     join_rings,
@@ -93,9 +94,17 @@ def _check_rules(root: Path, task: str) -> tuple[dict, dict[str, list[list[float
             for r in rows:
                 assert r[0] == int(r[0]) and 0 <= r[0] < len(names)
                 coords = np.array(r[1:])
+                if task == "pose":  # the visibility flags are not coordinates
+                    coords = np.delete(coords, np.arange(6, len(coords), 3))
                 assert coords.min() >= 0.0 and coords.max() <= 1.0
                 if task == "detect":
                     assert len(r) == 5 and r[3] > 0 and r[4] > 0
+                elif task == "pose":  # the box, then kpt_shape K x 3 (x, y, visibility)
+                    k, ndim = data["kpt_shape"]
+                    assert len(r) == 5 + k * ndim and r[3] > 0 and r[4] > 0
+                    assert set(r[7::3]) <= {0, 1, 2}
+                elif task == "obb":  # 4 corners
+                    assert len(r) == 9
                 else:  # one polygon of >= 3 points per row, every row of the file
                     assert len(r) >= 7 and len(r) % 2 == 1
             rows_by_image[img.relative_to(img_root).as_posix()] = rows
@@ -1006,3 +1015,188 @@ def test_cli_export_prints_the_alias_note(real_data: Path, tmp_path: Path) -> No
     assert "no train split: train points at val" in r.stderr
     data = load_data_yaml(tmp_path / "y" / "data.yaml")
     assert data["train"] == data["val"] == "images/val2017"
+
+
+# -- pose and OBB (issue 16) -------------------------------------------------------------
+
+
+def _pose_dataset() -> cocokit.Dataset:
+    b = DatasetBuilder()
+    cat = b.add_category("person", keypoints=["left_eye", "right_eye", "nose"],
+                         skeleton=[[1, 2]])
+    b.add_category("car")
+    img = b.add_image("a.jpg", 200, 100)
+    b.add_annotation(img, cat, bbox=[20, 10, 40, 50], keypoints=[30, 20, 2, 50, 20, 1, 0, 0, 0])
+    b.add_annotation(img, "car", bbox=[100, 50, 20, 10])
+    return b.build()
+
+
+def test_pose_rows_and_data_yaml_follow_ultralytics(tmp_path: Path) -> None:
+    """Ultralytics pose: 'cls cx cy w h' then K (x y v) normalized; kpt_shape, flip_idx."""
+    s = write_yolo(_pose_dataset(), tmp_path / "y", task="pose", images="none")
+    rows = (tmp_path / "y" / "labels" / "train" / "a.txt").read_text().splitlines()
+    assert rows == ["0 0.2 0.35 0.2 0.5 0.15 0.2 2 0.25 0.2 1 0.0 0.0 0",
+                    "1 0.55 0.55 0.1 0.1 0.0 0.0 0 0.0 0.0 0 0.0 0.0 0"]
+    data = load_data_yaml(tmp_path / "y" / "data.yaml")
+    assert data["kpt_shape"] == [3, 3] and data["flip_idx"] == [1, 0, 2]
+    assert data["kpt_names"] == {0: ["left_eye", "right_eye", "nose"]}
+    assert s.splits["train"].keypoints_padded == 1  # the car has no keypoints
+    assert any("keypoint names kept in data.yaml" in n for n in s.notes)
+    losses = {x.kind: x.count for x in formats_yolo.export_losses(s, _pose_dataset())}
+    assert losses["keypoints-padded"] == 1 and losses["keypoint-names-in-yaml"] == 1
+
+
+def test_obb_rows_follow_ultralytics(tmp_path: Path) -> None:
+    """Ultralytics OBB: 'cls x1 y1 x2 y2 x3 y3 x4 y4' normalized."""
+    b = DatasetBuilder()
+    b.add_category("ship", id=5)
+    img = b.add_image("a.jpg", 200, 100)
+    b.add_annotation(img, 5, polygon=[10, 10, 50, 10, 50, 30, 10, 30])  # 4 points: as is
+    b.add_annotation(img, 5, bbox=[100, 50, 20, 10])  # a box: its corners
+    b.add_annotation(img, 5, polygon=[0, 0, 40, 40, 80, 0, 40, -40, 40, 0])  # a diamond
+    s = write_yolo(b.build(), tmp_path / "y", task="obb", images="none", clip=False)
+    rows = (tmp_path / "y" / "labels" / "train" / "a.txt").read_text().splitlines()
+    assert rows[:2] == ["0 0.05 0.1 0.25 0.1 0.25 0.3 0.05 0.3",
+                        "0 0.5 0.5 0.6 0.5 0.6 0.6 0.5 0.6"]
+    corners = np.array(rows[2].split()[1:], float).reshape(4, 2) * [200, 100]
+    assert sorted(map(tuple, corners.round(9).tolist())) == [(0, 0), (40, -40), (40, 40),
+                                                             (80, 0)]
+    t = s.splits["train"]
+    assert (t.rotated_from_polygon, t.box_as_polygon) == (1, 1)
+    back = read_yolo(tmp_path / "y", sizes={"a.jpg": [200, 100]}, task="obb")
+    assert back.annotations.record(0)["segmentation"] == [[10, 10, 50, 10, 50, 30, 10, 30]]
+
+
+def _read_order(ds: cocokit.Dataset) -> np.ndarray:
+    """The non-crowd annotation rows in the order read_yolo gives them back: images by
+    path, rows in file order."""
+    keep = np.flatnonzero(ds.annotations.iscrowd != 1)
+    names = ds.images.file_name[ds.image_index[keep]].astype(str)
+    return keep[np.lexsort((np.arange(len(keep)), names))]
+
+
+@pytest.mark.parametrize(("case", "task"), [("coco-mini-pose", "pose"), ("tiny-train", "obb"),
+                                            ("coco-mini", "obb")])
+def test_pose_and_obb_exports_follow_ultralytics_rules(real_data: Path, tmp_path: Path,
+                                                       case: str, task: str) -> None:
+    if case == "coco-mini-pose":
+        ds = cocokit.load(real_data / "coco-mini/annotations/person_keypoints_val2017.json")
+        img_dir = real_data / "coco-mini/val2017"
+    else:
+        ds, img_dir = _case(real_data, case)
+    summary = write_yolo(ds, tmp_path / "y", task=task, image_dir=img_dir)  # type: ignore[arg-type]
+    data, rows = _check_rules(tmp_path / "y", task)
+    assert sum(len(r) for r in rows.values()) == summary.rows
+    assert summary.rows == int((ds.annotations.iscrowd != 1).sum())
+    if task == "pose":
+        assert data["kpt_shape"] == [17, 3]
+        assert data["flip_idx"] == [0, 2, 1, 4, 3, 6, 5, 8, 7, 10, 9, 12, 11, 14, 13, 16, 15]
+
+
+def test_pose_round_trip(real_data: Path, tmp_path: Path) -> None:
+    ds = cocokit.load(real_data / "coco-mini/annotations/person_keypoints_val2017.json")
+    write_yolo(ds, tmp_path / "y", task="pose", images="none")
+    back = read_yolo(tmp_path / "y", sizes=ds)  # pose found from kpt_shape
+    assert list(back.categories) == list(ds.categories)  # names, keypoints, skeleton
+    order = _read_order(ds)
+    assert len(back.annotations) == len(order)
+    np.testing.assert_allclose(back.annotations.bbox, ds.annotations.bbox[order], rtol=1e-6,
+                               atol=1e-9)
+    want = np.array([plain(ds.annotations.keypoints[r]) for r in order], float)
+    got = np.array([plain(k) for k in back.annotations.keypoints], float)
+    np.testing.assert_allclose(got, want, rtol=1e-6, atol=1e-9)
+    assert back.annotations.num_keypoints.tolist() == ds.annotations.num_keypoints[order].tolist()
+
+
+@pytest.mark.parametrize("case", ["tiny-train", "coco-mini", "taco"])
+def test_obb_round_trip(real_data: Path, tmp_path: Path, case: str) -> None:
+    ds = (cocokit.load(real_data / "taco/annotations.json") if case == "taco"
+          else _case(real_data, case)[0])
+    s = write_yolo(ds, tmp_path / "y", task="obb", images="none", clip=False)
+    back = read_yolo(tmp_path / "y", sizes=ds, task="obb")
+    order = _read_order(ds)
+    assert len(back.annotations) == len(order)
+    n_rot = 0
+    for j, r in enumerate(order.tolist()):
+        got = np.asarray(back.annotations.record(j)["segmentation"][0]).reshape(4, 2)
+        seg = ds.annotations.record(r).get("segmentation")
+        pts = np.concatenate([np.reshape(x, (-1, 2)) for x in seg])
+        if len(seg) == 1 and len(pts) == 4:
+            np.testing.assert_allclose(got, pts, rtol=1e-6, atol=1e-9)
+        else:  # the rectangle covers every point
+            n_rot += 1
+            rect = shapely.Polygon(got).buffer(1e-6 * np.abs(got).max())
+            assert rect.covers(shapely.MultiPoint(pts))
+    assert s.splits["train"].rotated_from_polygon == n_rot
+    assert back.categories.name.tolist() == ds.categories.name.tolist()
+
+
+@pytest.mark.parametrize(("task", "line", "match"), [
+    ("pose", "0 0.5 0.5 0.1 0.1 0.2 0.2 2", r"a.txt: line 1: expected 'cls cx cy w h' and 3 "
+     r"keypoints of 3 values \(kpt_shape \[3, 3\]\): 14 numbers, got 8"),
+    ("obb", "0 0.1 0.1 0.2 0.1 0.2 0.2", r"line 1: expected 'cls x1 y1 x2 y2 x3 y3 x4 y4' \(9 "
+     r"numbers\), got 7"),
+    ("detect", "0 0.1 0.1 0.2 0.1 0.2 0.2", r"expected 'cls cx cy w h' \(5 numbers\), got 7"),
+    ("segment", "0 0.1 0.1 0.2 0.2", r"expected 'cls x1 y1 x2 y2 x3 y3 ...'"),
+])
+def test_rows_of_the_wrong_length_for_the_task(tmp_path: Path, task: str, line: str,
+                                               match: str) -> None:
+    (tmp_path / "labels" / "train").mkdir(parents=True)
+    (tmp_path / "labels" / "train" / "a.txt").write_text(line + "\n")
+    extra = "kpt_shape: [3, 3]\n" if task == "pose" else ""
+    (tmp_path / "data.yaml").write_text(f"train: images/train\nnames: [a]\n{extra}")
+    with pytest.raises(InputError, match=match):
+        read_yolo(tmp_path, sizes={"a.jpg": [10, 10]},
+                  task="auto" if task == "pose" else task)  # type: ignore[arg-type]
+
+
+def test_foreign_pose_dataset_with_two_values_per_keypoint(tmp_path: Path) -> None:
+    (tmp_path / "labels" / "train").mkdir(parents=True)
+    (tmp_path / "labels" / "train" / "a.txt").write_text("0 0.5 0.5 0.2 0.4 0.5 0.25 0 0\n")
+    (tmp_path / "data.yaml").write_text(
+        "train: images/train\nnames: {0: hand}\nkpt_shape: [2, 2]\nflip_idx: [0, 1]\n"
+        "kpt_names: {0: [thumb, wrist]}\n")
+    ds = read_yolo(tmp_path, sizes={"a.jpg": [100, 40]})
+    assert ds.categories[0] == {"id": 1, "name": "hand", "keypoints": ["thumb", "wrist"],
+                                "flip_idx": [0, 1]}
+    assert ds.annotations[0]["keypoints"] == [50, 10, 2, 0, 0, 0]
+    assert ds.annotations[0]["num_keypoints"] == 1
+    (tmp_path / "data.yaml").write_text("train: images/train\nnames: [a]\nkpt_shape: [2]\n")
+    with pytest.raises(InputError, match=r"kpt_shape: expected \[K, 2\] or \[K, 3\]"):
+        read_yolo(tmp_path, sizes={"a.jpg": [100, 40]})
+
+
+def test_pose_needs_keypoints(real_data: Path, tmp_path: Path) -> None:
+    ds, _ = _case(real_data, "tiny-val")
+    with pytest.raises(OptionError, match="a dataset with keypoints"):
+        write_yolo(ds, tmp_path / "y", task="pose", images="none")
+    assert not (tmp_path / "y").exists()
+
+
+def test_export_losses_of_a_detect_export(real_data: Path, tmp_path: Path) -> None:
+    ds, _ = _case(real_data, "tiny-val")
+    s = write_yolo(ds, tmp_path / "y", images="none")
+    losses = {x.kind: x.count for x in formats_yolo.export_losses(s, ds)}
+    crowd = ds.annotations.iscrowd == 1
+    assert losses["crowd-skipped"] == int(crowd.sum())
+    assert losses["segmentation-as-box"] == int(
+        (ds.annotations.segmentation_kind[~crowd] > 0).sum())
+
+
+def test_cli_pose_export_and_import(real_data: Path, tmp_path: Path) -> None:
+    ann = real_data / "coco-mini/annotations/person_keypoints_val2017.json"
+    runner = CliRunner()
+    res = runner.invoke(app, ["export", str(ann), "--format", "yolo", "--task", "pose",
+                              "--image-mode", "none", "-o", str(tmp_path / "y")])
+    assert res.exit_code == 0, res.output
+    assert "task pose" in res.output and "keypoint names kept in data.yaml" in res.output
+    res = runner.invoke(app, ["import", str(tmp_path / "y"), "--format", "yolo", "--sizes",
+                              str(ann), "-o", str(tmp_path / "back.json"), "-q"])
+    assert res.exit_code == 0, res.output
+    back = cocokit.load(tmp_path / "back.json")
+    assert sum(k is not None for k in back.annotations.keypoints) == len(back.annotations) == 117
+    from cocokit.cli import main
+
+    assert main(["import", str(tmp_path / "y"), "--format", "yolo", "--task", "bad", "-o",
+                 str(tmp_path / "b2.json")]) == 2
+    assert not (tmp_path / "b2.json").exists()

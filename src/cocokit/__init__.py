@@ -56,6 +56,9 @@ _LAZY = {
     "remap_results": ("remap", "remap_results"),
     "evaluate": ("evaluation", "evaluate"),
     "Evaluation": ("evaluation", "Evaluation"),
+    "read": ("io.formats", "read"),
+    "write": ("io.formats", "write"),
+    "Losses": ("io.formats.losses", "Losses"),
 }
 
 
@@ -85,6 +88,7 @@ __all__ = [
     "InputError",
     "IntegrityError",
     "JSONSyntaxError",
+    "Losses",
     "MissingDependency",
     "OptionError",
     "OutputError",
@@ -103,6 +107,7 @@ __all__ = [
     "load",
     "load_results",
     "open_stream",
+    "read",
     "read_coco",
     "read_id_map",
     "read_yolo",
@@ -115,6 +120,7 @@ __all__ = [
     "transforms",
     "unslice_results",
     "validate",
+    "write",
     "write_coco",
     "write_results",
     "write_yolo",

@@ -34,7 +34,10 @@ __all__ = [
     "RLE_KINDS",
     "Polygons",
     "SegmentationKind",
+    "box_corners",
     "encoded_rle",
+    "min_area_rectangles",
+    "oriented_boxes",
     "parse_polygons",
     "polygon_bboxes",
     "segmentation_areas",
@@ -284,3 +287,93 @@ def segmentation_bboxes(
         rle = _rle_for(segmentation[i], int(heights[i]), int(widths[i]))
         out[i] = mask_utils.toBbox(rle)
     return out
+
+
+def min_area_rectangles(point_sets: Sequence[np.ndarray]) -> np.ndarray:
+    """The minimum-area rotated rectangle around each set of points, as (n, 4, 2) corners.
+
+    ``point_sets``: (k, 2) arrays (the vertices of one annotation, all rings together).
+    The corners go clockwise on an image (y down; a positive shoelace sum), as DOTA and
+    Ultralytics OBB labels list them. A set of 4 points that already is such a rectangle
+    comes back as it is (same corners, same start). Collinear or repeated points give a
+    degenerate rectangle (their bounds, a segment or a point); an empty set NaN corners.
+    """
+    import shapely
+
+    out = np.full((len(point_sets), 4, 2), np.nan)
+    sets = [np.asarray(p, np.float64).reshape(-1, 2) for p in point_sets]
+    rows = np.flatnonzero([len(p) > 0 for p in sets])
+    if not len(rows):
+        return out
+    sizes = np.array([len(sets[i]) for i in rows], np.int64)
+    coords = np.concatenate([sets[i] for i in rows])
+    # every set as one MultiPoint, their rectangles in one vectorized call
+    multi = shapely.multipoints(coords, indices=np.repeat(np.arange(len(rows)), sizes))
+    rects = shapely.minimum_rotated_rectangle(multi)
+    good = (shapely.get_type_id(rects) == 3) & (shapely.area(rects) > 0)
+    for k, i in enumerate(rows.tolist()):
+        pts = sets[i]
+        if good[k]:
+            corners = shapely.get_coordinates(shapely.get_exterior_ring(rects[k]))[:4]
+        else:  # a segment or a point: its bounds as a flat rectangle
+            x0, y0 = pts.min(axis=0)
+            x1, y1 = pts.max(axis=0)
+            corners = np.array([[x0, y0], [x1, y0], [x1, y1], [x0, y1]], np.float64)
+        if not _clockwise(corners):
+            corners = corners[::-1]
+        if len(pts) == 4 and _same_rectangle(pts, corners):
+            corners = pts if _clockwise(pts) else pts[::-1]
+        out[i] = corners
+    return out
+
+
+def box_corners(bbox: np.ndarray) -> np.ndarray:
+    """The 4 corners (n, 4, 2) of xywh boxes, clockwise on an image from the top left."""
+    x, y, w, h = np.asarray(bbox, np.float64).reshape(-1, 4).T
+    return np.stack([np.stack([x, y], 1), np.stack([x + w, y], 1),
+                     np.stack([x + w, y + h], 1), np.stack([x, y + h], 1)], axis=1)
+
+
+def oriented_boxes(segmentation: np.ndarray, rows: np.ndarray, kinds: np.ndarray,
+                   bbox: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The oriented box (4 corners) of each annotation row, as DOTA and YOLO OBB store it.
+
+    ``kinds`` and ``bbox`` (xywh) are per entry of ``rows``. A polygon of one ring of 4
+    points is kept as it is; any other polygon becomes the minimum-area rotated
+    rectangle of its points (:func:`min_area_rectangles`); anything else (a box, an RLE
+    mask) the corners of its box (NaN where there is no box). Returns ``(corners,
+    kept, rotated)``: the (n, 4, 2) corners and two masks, the polygons kept and those
+    turned into a rectangle. A polygon that cannot be read raises ``ValueError`` or
+    ``TypeError``.
+    """
+    is_poly = np.asarray(kinds) == SegmentationKind.POLYGON
+    polys = parse_polygons(segmentation, np.asarray(rows)[is_poly])
+    corners = box_corners(bbox)
+    kept = np.zeros(len(rows), bool)
+    rotated = np.zeros(len(rows), bool)
+    ro = polys.ring_offsets
+    point_sets: list[np.ndarray] = []
+    for k, j in enumerate(np.flatnonzero(is_poly).tolist()):
+        r0, r1 = int(polys.offsets[k]), int(polys.offsets[k + 1])
+        pts = polys.coords[ro[r0] : ro[r1]]
+        if r1 - r0 == 1 and len(pts) == 4:
+            corners[j] = pts
+            kept[j] = True
+        elif len(pts):
+            rotated[j] = True
+            point_sets.append(pts)
+    if point_sets:
+        corners[rotated] = min_area_rectangles(point_sets)
+    return corners, kept, rotated
+
+
+def _clockwise(pts: np.ndarray) -> bool:
+    x, y = pts[:, 0], pts[:, 1]
+    return float(np.dot(x, np.roll(y, -1)) - np.dot(np.roll(x, -1), y)) >= 0
+
+
+def _same_rectangle(pts: np.ndarray, corners: np.ndarray) -> bool:
+    """Whether 4 points are the corners of ``corners`` (up to order and float noise)."""
+    scale = max(float(np.abs(corners).max()), 1.0)
+    d = np.abs(pts[:, None, :] - corners[None, :, :]).max(axis=2)
+    return bool((d.min(axis=1) <= 1e-9 * scale).all() and (d.min(axis=0) <= 1e-9 * scale).all())

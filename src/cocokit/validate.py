@@ -1466,7 +1466,13 @@ def validate_bytes(data: bytes | bytearray | memoryview, source: str = "<bytes>"
     error, and see :mod:`cocokit.io.jsontext`); ``chunk`` records are decoded at a time,
     and ``progress(done, total)`` is called after each chunk (records of the three
     arrays)."""
+    from .io.files import decompress
+
     raw = bytes(data)
+    try:
+        raw = decompress(raw, source)
+    except InputError:  # not gzip after all: the JSON checks report what the bytes are
+        pass
     return _validate_source(lambda: _MemorySource(raw, source), source, max_problems, chunk,
                             raw, progress)
 
@@ -1484,6 +1490,11 @@ def validate_file(path: str | os.PathLike[str], *, max_problems: int | None = No
     chunk of records checked; streamed, ``scanned(bytes, size)`` as the file is indexed.
     """
     name = os.fspath(path)
+    from .io import files
+
+    if files.is_url(name) or name.lower().endswith(".gz"):  # read whole: no runs of a URL
+        return validate_bytes(files.read_document(name), name, max_problems=max_problems,
+                              chunk=chunk, progress=progress)
     if stream is None:
         from .io.stream import should_stream
 

@@ -30,7 +30,7 @@ from rich.progress import (
 from rich.text import Text
 
 from ..dataset import Dataset
-from ..errors import InputError
+from ..errors import InputError, OptionError
 from ..problems import Report
 from ._console import console, err_console, make_console, print_error
 
@@ -213,22 +213,30 @@ def read_file(path: Path, quiet: bool = False) -> bytes:
         raise InputError(str(path), None, f"cannot read: {e.strerror or e}") from None
 
 
-def load_dataset(path: Path, quiet: bool = False) -> Dataset:
-    """Load a COCO file: a bar of bytes while reading, then of records while decoding."""
+def load_dataset(path: str | Path, quiet: bool = False) -> Dataset:
+    """Load a COCO file (a local path or a URL, ``.json`` or ``.json.gz``): a bar of bytes
+    while reading, then of records while decoding."""
     from ..io.coco import read_coco
+    from ..io.files import is_url
 
-    if not bars_shown(quiet) or not path.is_file():
+    if not bars_shown(quiet) or is_url(path) or not Path(path).is_file():
         return read_coco(path)  # read_coco names a missing file or a folder
+    path = Path(path)
     data = read_file(path, quiet)
     with progress_bar(f"decoding {path.name}", quiet) as update:
         return read_coco(data, name=str(path), progress=update)
 
 
-def validate_path(path: Path, quiet: bool = False, stream: bool = False) -> Report:
-    """Validate a COCO file: a bar of bytes while reading (streamed: while indexing),
-    then of records while checking."""
+def validate_path(path: str | Path, quiet: bool = False, stream: bool = False) -> Report:
+    """Validate a COCO file (a local path or a URL, ``.json`` or ``.json.gz``): a bar of
+    bytes while reading (streamed: while indexing), then of records while checking."""
+    from ..io.files import is_url
     from ..validate import validate_bytes, validate_file
 
+    if is_url(path):
+        with progress_bar(f"validating {path}", quiet) as update:
+            return validate_file(path, max_problems=MAX_PROBLEMS, progress=update)
+    path = Path(path)
     if stream or not bars_shown(quiet) or not path.is_file():
         with progress_bars(quiet, (f"indexing {path.name}", "bytes", _size(path)),
                            (f"validating {path.name}", "records", None)) as (scanned, checked):
@@ -257,7 +265,7 @@ def _size(path: Path) -> int | None:
 
 def save_dataset(
     ds: Dataset | CocoStream | FilteredStream,
-    path: Path,
+    path: str | Path,
     *,
     quiet: bool = False,
     image_ids: str = "keep",
@@ -373,23 +381,34 @@ Stream = Annotated[
 ]
 
 
-def use_stream(path: Path, flag: bool | None) -> bool:
-    """Whether to take the streaming path for this file."""
+def use_stream(path: str | Path, flag: bool | None) -> bool:
+    """Whether to take the streaming path for this file (never for a URL or a ``.gz``
+    file, which are read whole)."""
+    from ..io.atomic import is_gzip_name
+    from ..io.files import is_url
+
+    if is_url(path) or is_gzip_name(path):
+        if flag:
+            raise OptionError("--stream", True, "a local, uncompressed file (a URL or a .gz "
+                              "file is read whole: --no-stream)")
+        return False
     if flag is not None:
         return flag
     from ..io.stream import should_stream
 
+    path = Path(path)
     return path.is_file() and should_stream(path.stat().st_size)
 
 
-def open_source(path: Path, stream: bool | None, quiet: bool = False) -> Dataset | CocoStream:
+def open_source(path: str | Path, stream: bool | None, quiet: bool = False
+                ) -> Dataset | CocoStream:
     """The one place a command opens its input: loaded in memory (with the byte bar), or
     indexed for reading in runs when streamed (``--stream``, or by default for a file
     large for this machine, :func:`use_stream`). The commands then call the one library
     function, which takes either."""
     if not use_stream(path, stream):
         return load_dataset(path, quiet)
-    return index_stream(path, quiet)
+    return index_stream(Path(path), quiet)
 
 
 def working(source: Dataset | CocoStream, message: str, quiet: bool = False

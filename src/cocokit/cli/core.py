@@ -76,7 +76,8 @@ Quiet = Annotated[bool, typer.Option("--quiet", "-q", help=QUIET_HELP)]
 
 @app.command()
 def info(
-    file: Annotated[Path, typer.Argument(help="COCO JSON file.")],
+    file: Annotated[str, typer.Argument(help="COCO JSON file (.json or .json.gz; a path "
+                                        "or a URL).")],
     as_json: Json = False,
     stream: Stream = None,
     quiet: Quiet = False,
@@ -128,8 +129,9 @@ def info(
 
 @app.command()
 def validate(
-    file: Annotated[Path, typer.Argument(help="COCO JSON file (with --results: the ground "
-                                         "truth), or a results file alone.")],
+    file: Annotated[str, typer.Argument(help="COCO JSON file (.json or .json.gz; a path "
+                                        "or a URL; with --results: the ground truth), or a "
+                                        "results file alone.")],
     results: Annotated[Optional[Path], typer.Option(  # noqa: UP045
         "--results", help="Check this results file (detections) against FILE, the "
         "ground truth: ids, boxes, scores.")] = None,
@@ -187,7 +189,8 @@ def validate(
 @app.command()
 def export(
     file: Annotated[
-        Path, typer.Argument(help="COCO JSON file to read (for YOLO also a folder of splits).")
+        str, typer.Argument(help="COCO JSON file to read (.json or .json.gz; a path or a URL; "
+                            "for YOLO also a folder of splits).")
     ],
     output: Annotated[
         str, typer.Option("--output", "-o", help="Output file (COCO) or folder (YOLO).")
@@ -199,7 +202,7 @@ def export(
     annotation_ids: AnnotationIds = DEFAULT_IDS,
     drop_negatives: DropNegatives = False,
     indent: Annotated[Optional[int], typer.Option(help="Pretty-print with this indent.")] = None,  # noqa: UP045
-    task: Annotated[str, typer.Option(help="YOLO: detect or segment.")] = "detect",
+    task: Annotated[str, typer.Option(help="YOLO: detect, segment, pose or obb.")] = "detect",
     images: Annotated[Optional[str], typer.Option(  # noqa: UP045
         "--images", "-i", help="YOLO: the image folder (default: the COCO file's folder).")
     ] = None,
@@ -257,7 +260,7 @@ def export(
                               "without objects as empty label files)")
         # a file, or a folder of split files as `cocokit split` writes (one split each)
         export_yolo_command(
-            file,
+            Path(file),
             Path(output),
             task=task,
             images=image_mode.value,
@@ -272,7 +275,7 @@ def export(
     check_file_output(output)
     if id_map is not None:
         check_file_output(id_map, "--id-map")
-    out = Path(output)
+    out = output
     # --indent needs the whole document in memory: it is never streamed
     src = open_source(file, False if indent is not None else stream, quiet)
     save_dataset(

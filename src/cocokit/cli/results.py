@@ -68,7 +68,7 @@ def remap_command(
                           highlight=False)
 
 
-def show_results(file: Path, as_json: bool, histogram: bool, quiet: bool = False) -> None:
+def show_results(file: str | Path, as_json: bool, histogram: bool, quiet: bool = False) -> None:
     """``info`` / ``stats`` of a results file: counts per category, score distribution
     and (``histogram``) the score histogram; JSON with ``as_json``."""
     import json

@@ -153,7 +153,7 @@ def _save(ds: Dataset, output: str | Path, quiet: bool, image_ids: IdPolicy,
     ``auto``: the transforms never make them, but an input may hold them), leaving out
     the images without annotations with ``drop_negatives``; ``id_map``: also write the
     old-to-new ids there (``--id-map``)."""
-    save_dataset(ds, Path(output), quiet=quiet, image_ids=image_ids.value,
+    save_dataset(ds, output, quiet=quiet, image_ids=image_ids.value,
                  annotation_ids=annotation_ids.value, ids_line=ids_line, warn=warn,
                  ignore_negative_samples=drop_negatives, id_map=id_map,
                  category_map=category_map)
@@ -240,7 +240,8 @@ def merge(
 
 @app.command("filter")
 def filter_command(
-    file: Annotated[Path, typer.Argument(help="COCO JSON file.")],
+    file: Annotated[str, typer.Argument(help="COCO JSON file (.json or .json.gz; a "
+                                        "path or a URL).")],
     output: Output,
     keep_category: Annotated[Optional[list[str]], typer.Option(  # noqa: UP045
         "--keep-category", "-c", help="Keep only these categories (name or id; repeat).")] = None,
@@ -342,7 +343,7 @@ def filter_command(
             image_globs=image_glob or None, exclude_globs=exclude_glob or None,
             drop_empty=drop_negatives, unit="images" if drop_images else "annotations")
     if isinstance(result, FilteredStream):  # streamed: written in bounded memory as read
-        save_dataset(result, Path(output), quiet=quiet, image_ids=image_ids.value,
+        save_dataset(result, output, quiet=quiet, image_ids=image_ids.value,
                      annotation_ids=annotation_ids.value,
                      streamed=f"; {ds.num_annotations} annotations read", id_map=id_map)
     else:

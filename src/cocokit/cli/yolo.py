@@ -115,7 +115,9 @@ def _print_summary(summary: YoloExportSummary) -> None:
             (s.negatives, "without objects"), (s.skipped_crowd, "crowd annotations skipped"),
             (s.skipped_empty, "annotations without area skipped"),
             (s.box_as_polygon, "boxes written as polygons"),
-            (s.clipped, "rows clipped to the image")) if n]
+            (s.clipped, "rows clipped to the image"),
+            (s.keypoints_padded, "objects padded with unlabelled keypoints"),
+            (s.rotated_from_polygon, "polygons written as rotated rectangles")) if n]
         line = f"  {s.name}: {s.images} images, {s.rows} objects"
         err_console.print(line + (f" ({', '.join(notes)})" if notes else ""), markup=False,
                           highlight=False)
@@ -138,6 +140,9 @@ def import_command(
     sizes: Annotated[Optional[Path], typer.Option(  # noqa: UP045
         help="Image sizes instead of image headers: a COCO file, or a JSON mapping "
         "file_name -> \\[width, height].")] = None,
+    task: Annotated[str, typer.Option(
+        help="Label rows to read: auto (pose when data.yaml has kpt_shape, else by the "
+        "count of values), detect, segment, pose or obb.")] = "auto",
     keep_joined: Annotated[bool, typer.Option(
         "--keep-joined", help="Keep each multi-part polygon as the one joined ring YOLO "
         "stores (default: split it back into its parts).")] = False,
@@ -146,7 +151,7 @@ def import_command(
     drop_negatives: DropNegatives = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help=QUIET_HELP)] = False,
 ) -> None:
-    """Import an Ultralytics YOLO dataset (detect or segment labels) as a COCO JSON file.
+    """Import an Ultralytics YOLO dataset (detect, segment, pose or obb labels) as a COCO JSON file.
 
     Sizes come from image headers (no decoding; EXIF rotation applied) or --sizes. Images
     and annotations are new records, numbered 1..N in reading order.
@@ -158,7 +163,7 @@ def import_command(
     check_file_output(output)
     with progress_bar(f"reading {source}", quiet) as update:
         ds = read_yolo(source, split=split, sizes=sizes, split_polygons=not keep_joined,
-                       progress=update)
+                       progress=update, task=task)  # type: ignore[arg-type]
     save_dataset(ds, Path(output), quiet=quiet, image_ids=image_ids.value,
                  annotation_ids=annotation_ids.value, ignore_negative_samples=drop_negatives,
                  new_records="all" if not drop_negatives else None)

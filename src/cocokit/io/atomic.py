@@ -33,6 +33,7 @@ import signal
 import stat
 import tempfile
 import warnings
+import zlib
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import BinaryIO
@@ -45,6 +46,8 @@ __all__ = [
     "atomic_write",
     "check_target",
     "current_umask",
+    "gzip_chunks",
+    "is_gzip_name",
     "os_error_reason",
     "output_error",
     "output_fault",
@@ -288,15 +291,34 @@ def atomic_file(path: str | os.PathLike[str], *, fsync: bool = True,
         raise
 
 
+def is_gzip_name(path: str | os.PathLike[str]) -> bool:
+    """Whether ``path`` names a gzip file (its suffix is ``.gz``, any case)."""
+    return os.fspath(path).lower().endswith(".gz")
+
+
+def gzip_chunks(chunks: Iterable[bytes], level: int = 6) -> Iterator[bytes]:
+    """``chunks`` compressed as one gzip stream (no file name, modification time 0: the
+    same input gives the same bytes)."""
+    z = zlib.compressobj(level, zlib.DEFLATED, 31)
+    for chunk in chunks:
+        out = z.compress(chunk)
+        if out:
+            yield out
+    yield z.flush()
+
+
 def atomic_write(
     path: str | os.PathLike[str], chunks: Iterable[bytes], *, fsync: bool = True,
     tidy: bool = True,
 ) -> None:
-    """Write ``chunks`` to ``path`` through :func:`atomic_file`.
+    """Write ``chunks`` to ``path`` through :func:`atomic_file`, gzip-compressed when
+    ``path`` ends in ``.gz``.
 
     A failure (including one raised by the chunk iterator, or a KeyboardInterrupt)
     removes the temporary file and leaves any existing ``path`` untouched.
     """
+    if is_gzip_name(path):
+        chunks = gzip_chunks(chunks)
     with atomic_file(path, fsync=fsync, tidy=tidy) as f:
         for chunk in chunks:  # an error of the chunks propagates as it is
             try:

@@ -41,8 +41,8 @@ from ..contract import (
 from ..dataset import Annotations, Categories, Dataset, Images, gc_paused, lookup, unique
 from ..errors import InputError, IntegrityError, JSONSyntaxError, OptionError
 from ..geometry import segmentation_areas, segmentation_bboxes
-from . import sniff
-from .atomic import atomic_write
+from . import files, sniff
+from .atomic import is_gzip_name
 from .idmap import IdMap
 from .jsontext import NotAnObject, decode_extra, line_column, out_of_range_reason, read_top
 
@@ -362,6 +362,9 @@ def read_coco(
 ) -> Dataset:
     """Read a COCO document from a path, JSON bytes or an already parsed dict.
 
+    A path may be a URL (``s3://``, ``memory://``: read through fsspec); a gzip file
+    (``.json.gz``, or any file or bytes that start as gzip does) is decompressed.
+
     ``progress(done, total)`` is called after each run of records decoded (images and
     annotations together).
 
@@ -370,10 +373,14 @@ def read_coco(
     :class:`~cocokit.errors.JSONSyntaxError` (line and column) when it is not JSON.
     """
     file: str | None = name
-    if isinstance(source, (str, os.PathLike)):
+    if isinstance(source, (str, os.PathLike)) and (
+            files.is_url(source) or is_gzip_name(source)):
+        file = name or os.fspath(source)
+        data: bytes = files.read_document(source)
+    elif isinstance(source, (str, os.PathLike)):
         file = name or os.fspath(source)
         try:
-            data: bytes = Path(source).read_bytes()
+            data = Path(source).read_bytes()
         except FileNotFoundError:
             raise InputError(file, None, "no such file") from None
         except IsADirectoryError:
@@ -386,7 +393,7 @@ def read_coco(
         data = msgspec.json.encode(source, enc_hook=_enc_hook)
     else:
         raise TypeError(f"cannot load a dataset from {type(source).__name__}")
-    return _parse(data, file, progress)
+    return _parse(files.decompress(data, file), file, progress)
 
 
 load = read_coco
@@ -1077,7 +1084,9 @@ def write_coco(
     problem :class:`~cocokit.errors.IntegrityError` is raised and nothing is written;
     ``invalid="skip"`` leaves the invalid records out instead and names each in the
     summary's ``skipped``. The file is written to a temporary name and renamed
-    (:func:`cocokit.io.atomic.atomic_write`), so writing over the input is safe.
+    (:func:`cocokit.io.atomic.atomic_write`), so writing over the input is safe; a path
+    ending in ``.gz`` is written gzip-compressed, a URL (``s3://``, ``memory://``) through
+    fsspec (:func:`cocokit.io.files.write_chunks`).
     ``progress(done, total)`` is called as records are written.
     """
     if not isinstance(source, Dataset):
@@ -1102,7 +1111,7 @@ def write_coco(
         ds, image_ids, annotation_ids, ignore_negative_samples, indent, progress, target,
         invalid,
     )
-    atomic_write(path, chunks)
+    files.write_chunks(path, chunks)
     return _summary(target, ds, plan)
 
 
@@ -1312,8 +1321,8 @@ def _write_stream(
                                                  "annotation", rows=rows_in))
 
     bodies = {"images": images_body, "annotations": annotations_body}
-    atomic_write(path, iter_document(stream.key_order, bodies, cats, stream.extra,
-                                     lambda: screen.refuse(problems)))
+    files.write_chunks(path, iter_document(stream.key_order, bodies, cats, stream.extra,
+                                           lambda: screen.refuse(problems)))
     invalid_images = int(np.count_nonzero(~image_ok))
     return ExportSummary(
         target,

@@ -22,14 +22,31 @@ import os
 import posixpath
 import re
 import shutil
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
 from ..errors import InputError
-from .atomic import atomic_file, atomic_write, output_error
+from .atomic import atomic_file, atomic_write, gzip_chunks, is_gzip_name, output_error
 
-__all__ = ["exists", "filesystem", "is_dir", "is_shared", "is_url", "join", "local_path",
-           "makedirs", "read_bytes", "remove", "upload", "write_bytes"]
+__all__ = [
+    "GZIP_MAGIC",
+    "decompress",
+    "exists",
+    "filesystem",
+    "is_dir",
+    "is_shared",
+    "is_url",
+    "join",
+    "local_path",
+    "makedirs",
+    "read_bytes",
+    "read_document",
+    "remove",
+    "upload",
+    "write_bytes",
+    "write_chunks",
+]
 
 _URL = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]+://")
 
@@ -173,3 +190,69 @@ def upload(local: str | os.PathLike[str], location: str) -> None:
     if parent:
         fs.makedirs(parent, exist_ok=True)
     fs.put_file(os.fspath(local), p)
+
+
+#: The first two bytes of a gzip stream.
+GZIP_MAGIC = b"\x1f\x8b"
+
+
+def decompress(data: bytes, name: str | None = None) -> bytes:
+    """``data`` itself, or its content when it is a gzip stream (told by its first two
+    bytes, whatever the file is called); a broken stream is an :class:`InputError`."""
+    if data[:2] != GZIP_MAGIC:
+        return data
+    import gzip
+    import zlib
+
+    try:
+        return gzip.decompress(data)
+    except (OSError, EOFError, zlib.error) as e:
+        raise InputError(name, None, f"broken gzip data: {e}") from None
+
+
+def read_document(location: str | os.PathLike[str]) -> bytes:
+    """The bytes of an annotation file: a local path or a URL (fsspec), decompressed
+    when gzip (``.json.gz``). A missing file or a folder is an :class:`InputError`."""
+    name = os.fspath(location)
+    path = local_path(location)
+    try:
+        if path is not None:
+            data = path.read_bytes()
+        else:
+            fs, p = filesystem(name)
+            data = bytes(fs.cat_file(p))
+    except FileNotFoundError:
+        raise InputError(name, None, "no such file") from None
+    except IsADirectoryError:
+        raise InputError(name, None, "is a directory") from None
+    except OSError as e:
+        raise InputError(name, None, f"cannot read: {e.strerror or e}") from None
+    return decompress(data, name)
+
+
+def write_chunks(location: str | os.PathLike[str], chunks: Iterable[bytes]) -> None:
+    """Write an annotation file: a local path through the one atomic writer
+    (:func:`cocokit.io.atomic.atomic_write`), a URL through fsspec (the object is removed
+    again if writing fails); gzip-compressed when the name ends in ``.gz``."""
+    path = local_path(location)
+    if path is not None:
+        atomic_write(path, chunks)
+        return
+    name = os.fspath(location)
+    if is_gzip_name(name):
+        chunks = gzip_chunks(chunks)
+    fs, p = filesystem(name)
+    parent = posixpath.dirname(p)
+    try:
+        if parent:
+            fs.makedirs(parent, exist_ok=True)
+        with fs.open(p, "wb") as f:
+            for chunk in chunks:
+                f.write(chunk)
+    except BaseException:
+        try:
+            if fs.exists(p):
+                fs.rm(p)
+        except Exception:  # cleaning up must not hide the error that made it necessary
+            pass
+        raise

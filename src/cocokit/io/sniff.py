@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -25,13 +26,16 @@ import msgspec
 
 __all__ = [
     "COCO_KEYS",
+    "DOTA_HEADER",
     "describe",
     "describe_bytes",
     "describe_document",
     "describe_head",
     "describe_markup",
     "describe_path",
+    "format_of",
     "is_coco_top",
+    "is_dota_row",
     "is_results_file",
 ]
 
@@ -44,19 +48,27 @@ RESULTS = (
 )
 LABELME = (
     'a LabelMe annotation file (top-level "shapes" and "imagePath"), not a COCO dataset; '
-    "convert it first, e.g. `labelme2coco <folder>` (pip install labelme2coco)"
+    "convert it first: `cocokit convert <file or folder> --to coco -o dataset.json`"
 )
 LABEL_STUDIO = (
     'a Label Studio export (a list of tasks with "data" and "annotations"), not a COCO '
-    'dataset; export the project from Label Studio as "COCO" instead'
+    "dataset; convert it first: `cocokit convert <file> --to coco -o dataset.json`"
 )
 YOLO = (
     "a YOLO dataset folder ({evidence}), not a COCO file; convert it with "
     "`cocokit import {path} --format yolo -o {name}.json`"
 )
 VOC = (
-    "Pascal VOC XML ({evidence}), not a COCO file; convert it first, e.g. "
-    "`datum convert -if voc -i {path} -f coco -o coco/` (pip install datumaro)"
+    "Pascal VOC XML ({evidence}), not a COCO file; convert it first: "
+    "`cocokit convert {path} --to coco -o dataset.json`"
+)
+CVAT = (
+    "CVAT for images XML ({evidence}), not a COCO file; convert it first: "
+    "`cocokit convert {path} --to coco -o dataset.json`"
+)
+DOTA = (
+    "a DOTA dataset folder ({evidence}), not a COCO file; convert it first: "
+    "`cocokit convert {path} --to coco -o dataset.json`"
 )
 OTHER_OBJECT = (
     'not a COCO dataset: a JSON object with none of "images", "annotations" and '
@@ -132,6 +144,9 @@ def describe_markup(
     head = _head(data)
     if not head.startswith(b"<"):
         return None
+    if b"<annotations" in head:
+        return CVAT.format(evidence="an <annotations> document",
+                           path=file if file is not None else "<file>")
     if b"<annotation" in head:
         return VOC.format(evidence="an <annotation> document", path=_voc_folder(file))
     return "an XML document, not a COCO JSON file"
@@ -180,6 +195,12 @@ def describe_path(path: str | os.PathLike[str]) -> str | None:
         if (p / "data.yaml").is_file() or (p / "labels").is_dir():
             evidence = "data.yaml" if (p / "data.yaml").is_file() else "a labels/ folder"
             return YOLO.format(evidence=evidence, path=p, name=p.name or "dataset")
+        found = format_of(p)
+        if found == "cvat":
+            return CVAT.format(evidence="an XML file whose root is <annotations>", path=p)
+        if found == "dota":
+            return DOTA.format(evidence="labelTxt/ or label rows of 8 numbers and a name",
+                               path=p)
         ann = p / "Annotations"
         if ann.is_dir() and any(ann.glob("*.xml")):
             return VOC.format(evidence="Annotations/*.xml", path=p)
@@ -222,3 +243,108 @@ def is_results_file(path: str | os.PathLike[str]) -> bool:
         return False
     said = describe_head(head, p)
     return said is not None and said.startswith(RESULTS.split("(", 1)[0])
+
+
+# -- which format: the one sniffer of cocokit.io.formats -----------------------------------
+
+LABEL_MAP = "label_map.json"  # cocokit's label map beside converted data, never an input
+
+
+def _json_head(file: Path) -> bytes:
+    with file.open("rb") as f:
+        return _head(f.read(HEAD_BYTES))
+
+
+#: A header line of a DOTA label file (``imagesource:GoogleEarth``, ``gsd:0.146``).
+DOTA_HEADER = re.compile(r"^[A-Za-z][A-Za-z _-]*:")
+
+
+def is_dota_row(line: str) -> bool:
+    """Whether ``line`` is a DOTA object row: 8 numbers, a category name (not a number:
+    a YOLO OBB row is 9 numbers) and maybe the difficult flag."""
+    parts = line.split()
+    if len(parts) not in (9, 10):
+        return False
+    try:
+        [float(v) for v in parts[:8]]
+    except ValueError:
+        return False
+    try:
+        float(parts[8])
+    except ValueError:
+        return True
+    return False
+
+
+def _dota_labels(folder: Path) -> bool:
+    """Whether the first object row of the first label files (up to 5) is DOTA's."""
+    for n, txt in enumerate(folder.rglob("*.txt")):
+        if n >= 5:
+            break
+        try:
+            with open(txt, encoding="utf-8") as f:
+                for line in f:
+                    text = line.strip()
+                    if text and not DOTA_HEADER.match(text):
+                        return is_dota_row(text)
+        except (OSError, UnicodeDecodeError):
+            return False
+    return False
+
+
+def _head_format(head: bytes) -> str | None:
+    """coco, labelme, labelstudio, cvat or voc from the first bytes of a file; None if
+    unsure."""
+    if head.startswith(b"<"):
+        if b"<annotations" in head:
+            return "cvat"
+        return "voc" if b"<annotation" in head else None
+    if head.startswith(b"["):
+        return "labelstudio" if b'"data"' in head and (
+            b'"annotations"' in head or b'"predictions"' in head) else None
+    if head.startswith(b"{"):
+        if b'"shapes"' in head and not any(b'"%s"' % k.encode() in head for k in COCO_KEYS):
+            return "labelme"
+        return "coco"
+    return None
+
+
+def format_of(path: str | os.PathLike[str]) -> str | None:
+    """The dataset format of a file or folder, from its layout and first bytes: ``coco``,
+    ``yolo``, ``cvat``, ``dota``, ``voc``, ``labelme``, ``labelstudio``, or None. A URL, a
+    ``.gz`` file and a JSON object that is no other format are ``coco``. A folder is
+    CVAT when it holds ``annotations.xml`` (or one ``*.xml``) whose root is
+    ``<annotations>``, DOTA when it holds ``labelTxt/`` or label files of DOTA rows."""
+    text = os.fspath(path)
+    if "://" in text and not text.startswith("file://"):
+        return "coco" if text.lower().endswith((".json", ".json.gz")) else None
+    p = Path(text[len("file://"):] if text.startswith("file://") else text)
+    if p.is_dir():
+        if (p / "data.yaml").is_file() or (p / "labels").is_dir():
+            return "yolo"
+        if (p / "tasks.json").is_file() and _head_format(_json_head(p / "tasks.json")) \
+                == "labelstudio":
+            return "labelstudio"
+        xmls = sorted(p.glob("*.xml"))
+        cvat = p / "annotations.xml" if (p / "annotations.xml").is_file() else (
+            xmls[0] if len(xmls) == 1 else None)
+        if cvat is not None and _head_format(_json_head(cvat)) == "cvat":
+            return "cvat"
+        if (p / "labelTxt").is_dir():
+            return "dota"
+        ann = p / "Annotations"
+        if (ann.is_dir() and any(ann.rglob("*.xml"))) or xmls:
+            return "voc"
+        jsons = [f for f in sorted(p.glob("*.json")) if f.name != LABEL_MAP][:1] or [
+            f for f in sorted(p.rglob("*.json")) if f.name != LABEL_MAP][:1]
+        if jsons and _head_format(_json_head(jsons[0])) == "labelme":
+            return "labelme"
+        return "dota" if _dota_labels(p) else None
+    if not p.is_file():
+        return None
+    suffix = p.suffix.lower()
+    if suffix in (".yaml", ".yml"):
+        return "yolo"
+    if suffix == ".gz":
+        return "coco" if p.name.lower().endswith(".json.gz") else None
+    return _head_format(_json_head(p))

@@ -107,6 +107,7 @@ from ..dataset import Annotations, Categories, Dataset, Images, plain
 from ..errors import InputError, IntegrityError, OptionError
 from ..geometry import (
     Polygons,
+    oriented_boxes,
     parse_polygons,
     polygon_bboxes,
     segmentation_areas,
@@ -121,11 +122,14 @@ __all__ = [
     "COORD_TOLERANCE",
     "IMG_FORMATS",
     "MAX_CLASSES",
+    "PoseShape",
     "YoloExportSummary",
     "YoloSplitSummary",
+    "flip_index",
     "image_size",
     "join_rings",
     "load_data_yaml",
+    "pose_shape",
     "read_yolo",
     "split_rings",
     "split_role",
@@ -133,7 +137,8 @@ __all__ = [
     "yaml_splits",
 ]
 
-Task = Literal["detect", "segment"]
+Task = Literal["detect", "segment", "pose", "obb"]
+ReadTask = Literal["auto", "detect", "segment", "pose", "obb"]
 ImageMode = Literal["link", "copy", "none"]
 CrowdMode = Literal["skip", "keep"]
 Progress = Callable[[int, int], None]
@@ -145,12 +150,14 @@ IMG_FORMATS = frozenset({"bmp", "dng", "jpeg", "jpg", "mpo", "png", "tif", "tiff
                          "heic"})
 
 _RESERVED_KEYS = frozenset({"path", "names", "nc", "download", "coco_categories", "kpt_shape",
-                            "flip_idx", "channels", "yaml_file"})
+                            "flip_idx", "kpt_names", "channels", "yaml_file"})
 _KNOWN_SPLITS = ("train", "val", "validation", "test", "minival")
 _SPLIT_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]*$")
 _CHUNK = 20_000
 _QUARTER_TURNS = frozenset({5, 6, 7, 8})
 _JSON = msgspec.json.Encoder()
+_KPT_NOTE = ("keypoint names kept in data.yaml (kpt_names, and in coco_categories); "
+             "flip_idx from their left/right names")
 _CREATE = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0)
 
 
@@ -168,7 +175,11 @@ class YoloSplitSummary:
     clipping); ``box_as_polygon``: segment rows written as the 4 corners of the box
     because the annotation had no polygon; ``clipped``: rows with a coordinate moved
     onto the image border; ``unsupported_suffix``: images whose suffix Ultralytics does
-    not load (see :data:`IMG_FORMATS`); ``image_files``: images linked or copied.
+    not load (see :data:`IMG_FORMATS`); ``image_files``: images linked or copied;
+    ``keypoints_padded`` (pose): rows whose object had fewer keypoints than
+    ``kpt_shape`` (or none), padded with unlabelled ``0 0 0``; ``rotated_from_polygon``
+    (obb): rows written as the minimum-area rotated rectangle of a polygon that is not
+    4 points.
     """
 
     name: str
@@ -182,6 +193,8 @@ class YoloSplitSummary:
     unsupported_suffix: int
     image_files: int
     skipped: tuple[str, ...] = ()
+    keypoints_padded: int = 0
+    rotated_from_polygon: int = 0
 
 
 @dataclasses.dataclass(frozen=True)
@@ -509,8 +522,8 @@ def _aliased_roles(data: Mapping[str, Any]) -> set[str]:
 
 
 def _dump_data_yaml(root: Path, splits: Mapping[str, str | list[str]], names: Sequence[str],
-                    categories: Sequence[Mapping[str, Any]], aliases: Mapping[str, str]
-                    ) -> bytes:
+                    categories: Sequence[Mapping[str, Any]], aliases: Mapping[str, str],
+                    task_lines: Sequence[str] = ()) -> bytes:
     out = [
         "# Ultralytics YOLO dataset written by cocokit",
         "# class index i is the i-th category of the COCO file (see coco_categories below)",
@@ -526,6 +539,7 @@ def _dump_data_yaml(root: Path, splits: Mapping[str, str | list[str]], names: Se
     out.append(f"nc: {len(names)}")
     out.append("names:")
     out.extend(f"  {i}: {_yaml_str(n)}" for i, n in enumerate(names))
+    out.extend(task_lines)
     out.append("# the COCO category of each class index, in index order (read back by cocokit;")
     out.append("# Ultralytics ignores this key)")
     out.append("coco_categories:")
@@ -580,6 +594,12 @@ class _SplitPlan:
     skipped_crowd: int
     unsupported_suffix: int
     skipped: tuple[str, ...] = ()
+
+    def image_sizes(self, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(width, height) as floats of the image of each annotation row."""
+        ii = self.ds.image_index[rows]
+        return (self.ds.images.width[ii].astype(np.float64),
+                self.ds.images.height[ii].astype(np.float64))
 
 
 def _categories_key(ds: Dataset) -> tuple[tuple[int, str], ...]:
@@ -686,14 +706,13 @@ class _Counts:
     skipped_empty: int = 0
     box_as_polygon: int = 0
     clipped: int = 0
+    keypoints_padded: int = 0
+    rotated_from_polygon: int = 0
 
 
 def _box_lines(plan: _SplitPlan, rows: np.ndarray, cls: list[str], clip: bool,
                precision: int | None, counts: _Counts) -> list[str | None]:
-    ds = plan.ds
-    ii = ds.image_index[rows]
-    W = ds.images.width[ii].astype(np.float64)
-    H = ds.images.height[ii].astype(np.float64)
+    W, H = plan.image_sizes(rows)
     x, y, w, h = plan.bbox[rows].T
     with np.errstate(invalid="ignore"):
         ok = np.isfinite(plan.bbox[rows]).all(axis=1) & (w > 0) & (h > 0)
@@ -717,9 +736,7 @@ def _polygon_lines(plan: _SplitPlan, rows: np.ndarray, cls: list[str], clip: boo
                    precision: int | None, counts: _Counts) -> list[str | None]:
     ds = plan.ds
     anns = ds.annotations
-    ii = ds.image_index[rows]
-    W = ds.images.width[ii].astype(np.float64)
-    H = ds.images.height[ii].astype(np.float64)
+    W, H = plan.image_sizes(rows)
     kinds = anns.segmentation_kind[rows]
     try:
         polys = parse_polygons(anns.segmentation, rows[kinds == 1])
@@ -784,6 +801,170 @@ def _polygon_lines(plan: _SplitPlan, rows: np.ndarray, cls: list[str], clip: boo
     return lines
 
 
+# -- pose and obb rows -------------------------------------------------------------------
+
+
+@dataclasses.dataclass(frozen=True)
+class PoseShape:
+    """The keypoints of a pose export: ``k`` keypoints of ``ndim`` values each (3: x, y,
+    visibility), the keypoint names of each class index that has them, and
+    ``flip_idx`` (the keypoint that each one becomes in a left-right flip)."""
+
+    k: int
+    ndim: int
+    names: dict[int, list[str]]
+    flip_idx: list[int]
+
+
+_SIDES = (("left", "right"), ("Left", "Right"), ("LEFT", "RIGHT"))
+
+
+def flip_index(names: Sequence[str]) -> list[int]:
+    """``flip_idx`` for keypoint ``names``: the index of the name with left and right
+    swapped (``left_eye`` <-> ``right_eye``), or the keypoint itself (``nose``).
+
+    >>> flip_index(["nose", "left_eye", "right_eye"])
+    [0, 2, 1]
+    """
+    where = {n: i for i, n in enumerate(names)}
+    out = []
+    for i, n in enumerate(names):
+        other = n
+        for a, b in _SIDES:
+            if a in n:
+                other = n.replace(a, b)
+                break
+            if b in n:
+                other = n.replace(b, a)
+                break
+        out.append(where.get(other, i))
+    return out
+
+
+def pose_shape(ds: Dataset) -> PoseShape:
+    """The :class:`PoseShape` of a dataset: ``k`` is the longest keypoint name list of
+    its categories (or of its annotations' keypoints when no category names them);
+    ``flip_idx`` comes from the names of the first category that has ``k`` of them
+    (a category's own ``flip_idx`` key wins), else is the identity. A dataset without
+    keypoints is an :class:`~cocokit.errors.OptionError`."""
+    names: dict[int, list[str]] = {}
+    flip: list[int] | None = None
+    for i, cat in enumerate(ds.categories.records):
+        kps = cat.get("keypoints")
+        if isinstance(kps, list) and kps:
+            names[i] = [str(n) for n in kps]
+    k = max((len(v) for v in names.values()), default=0)
+    lengths = [len(plain(kp)) // 3 for kp in ds.annotations.keypoints if kp is not None]
+    k = max(k, max(lengths, default=0))
+    if k == 0:
+        raise OptionError("task", "pose", "a dataset with keypoints (categories with "
+                          "'keypoints' names, annotations with 'keypoints')")
+    for i, kp_names in names.items():
+        if len(kp_names) == k:
+            own = ds.categories.records[i].get("flip_idx")
+            flip = ([int(v) for v in own] if isinstance(own, list) and len(own) == k
+                    else flip_index(kp_names))
+            break
+    return PoseShape(k, 3, names, flip if flip is not None else list(range(k)))
+
+
+def _pose_yaml_lines(shape: PoseShape) -> list[str]:
+    """The data.yaml lines of a pose export (kpt_shape, flip_idx, kpt_names)."""
+    out = ["# pose: keypoints per object, (x, y, visibility) each; names by class index",
+           f"kpt_shape: [{shape.k}, {shape.ndim}]",
+           f"flip_idx: [{', '.join(map(str, shape.flip_idx))}]"]
+    if shape.names:
+        out.append("kpt_names:")
+        out += [f"  {i}: [{', '.join(_yaml_str(n) for n in names)}]"
+                for i, names in shape.names.items()]
+    return out
+
+
+def _pose_lines(plan: _SplitPlan, rows: np.ndarray, cls: list[str], clip: bool,
+                precision: int | None, counts: _Counts, shape: PoseShape,
+                ) -> list[str | None]:
+    """Rows ``cls cx cy w h x1 y1 v1 ... xk yk vk``: the box as in detect, then the
+    keypoints divided by the image size, visibility as 0, 1 or 2. An object with fewer
+    keypoints (or none) is padded with ``0 0 0`` (counted); a labelled keypoint outside
+    the image is moved onto its border when ``clip`` (counted with the row)."""
+    boxes = _box_lines(plan, rows, cls, clip, precision, counts)
+    ds = plan.ds
+    W, H = plan.image_sizes(rows)
+    kp = np.zeros((len(rows), shape.k, 3), np.float64)
+    short = np.zeros(len(rows), bool)
+    for j, r in enumerate(rows.tolist()):
+        value = ds.annotations.keypoints[r]
+        arr = (np.asarray(plain(value), np.float64).reshape(-1, 3) if value is not None
+               else np.zeros((0, 3)))
+        if len(arr) > shape.k:
+            raise InputError(ds.source, f"annotations[{r}].keypoints", f"{len(arr)} "
+                             f"keypoints, more than the {shape.k} of kpt_shape")
+        kp[j, : len(arr)] = arr
+        short[j] = len(arr) < shape.k
+    labelled = kp[:, :, 2] > 0
+    x = np.where(labelled, kp[:, :, 0] / W[:, None], 0.0)
+    y = np.where(labelled, kp[:, :, 1] / H[:, None], 0.0)
+    moved = np.zeros(len(rows), bool)
+    bx, by, bw, bh = plan.bbox[rows].T
+    with np.errstate(invalid="ignore"):
+        box_moved = clip & ((bx < 0) | (by < 0) | (bx + bw > W) | (by + bh > H))
+    if clip:
+        cx, cy = np.clip(x, 0.0, 1.0), np.clip(y, 0.0, 1.0)
+        moved = ((cx != x) | (cy != y)).any(axis=1)
+        x, y = cx, cy
+    vis = kp[:, :, 2].astype(np.int64)
+    xs, ys = _fmt(x.ravel(), precision), _fmt(y.ravel(), precision)
+    vs = list(map(str, vis.ravel().tolist()))
+    out: list[str | None] = []
+    for j, line in enumerate(boxes):
+        if line is None:
+            out.append(None)
+            continue
+        a = j * shape.k
+        parts = [f"{xs[a + q]} {ys[a + q]} {vs[a + q]}" for q in range(shape.k)]
+        out.append(line + " " + " ".join(parts))
+        counts.keypoints_padded += int(short[j])
+        counts.clipped += int(moved[j] and not box_moved[j])  # once per row
+    return out
+
+
+def _obb_lines(plan: _SplitPlan, rows: np.ndarray, cls: list[str], clip: bool,
+               precision: int | None, counts: _Counts) -> list[str | None]:
+    """Rows ``cls x1 y1 x2 y2 x3 y3 x4 y4`` (Ultralytics OBB), divided by the image
+    size: a one-ring polygon of 4 points as it is, any other polygon as its minimum-area
+    rotated rectangle (counted), a box or an RLE mask as its box's corners (counted as
+    ``box_as_polygon``). Corners outside the image move onto its border when ``clip``."""
+    ds = plan.ds
+    anns = ds.annotations
+    W, H = plan.image_sizes(rows)
+    kinds = anns.segmentation_kind[rows]
+    try:
+        corners, kept, rotated_mask = oriented_boxes(anns.segmentation, rows, kinds,
+                                                     plan.bbox[rows])
+    except (ValueError, TypeError) as e:
+        raise InputError(ds.source, "annotations[].segmentation", f"a polygon cannot be read: "
+                         f"{e}") from None
+    from_poly = kept | rotated_mask
+    norm = corners / np.stack([W, H], axis=1)[:, None, :]
+    with np.errstate(invalid="ignore"):
+        ok = np.isfinite(norm).all(axis=(1, 2))
+        moved = np.zeros(len(rows), bool)
+        if clip:
+            clipped = np.clip(norm, 0.0, 1.0)
+            moved = (clipped != norm).any(axis=(1, 2)) & ok
+            norm = clipped
+        extent = norm.max(axis=1) - norm.min(axis=1)
+        ok &= (extent > 0).all(axis=1)
+    counts.skipped_empty += int((~ok).sum())
+    counts.rows += int(ok.sum())
+    counts.clipped += int((moved & ok).sum())
+    counts.box_as_polygon += int((~from_poly & ok).sum())
+    counts.rotated_from_polygon += int((rotated_mask & ok).sum())
+    text = _fmt(norm.reshape(-1), precision)
+    return [cls[j] + " " + " ".join(text[8 * j : 8 * j + 8]) if ok[j] else None
+            for j in range(len(rows))]
+
+
 def _image_chunks(offsets: np.ndarray) -> Iterator[tuple[int, int]]:
     n = len(offsets) - 1
     i = 0
@@ -814,7 +995,8 @@ def _replace_dir(staged: Path, final: Path) -> None:
 
 def _write_split(plan: _SplitPlan, label_dir: Path, image_dir: Path | None, task: Task,
                  images: ImageMode, clip: bool, precision: int | None,
-                 progress: Callable[[int], None]) -> YoloSplitSummary:
+                 progress: Callable[[int], None], kpt: PoseShape | None = None,
+                 ) -> YoloSplitSummary:
     ds = plan.ds
     counts = _Counts()
     cls_of = ds.category_index
@@ -830,8 +1012,13 @@ def _write_split(plan: _SplitPlan, label_dir: Path, image_dir: Path | None, task
         cls = list(map(str, cls_of[rows].tolist()))
         if task == "detect":
             lines = _box_lines(plan, rows, cls, clip, precision, counts)
-        else:
+        elif task == "segment":
             lines = _polygon_lines(plan, rows, cls, clip, precision, counts)
+        elif task == "pose":
+            assert kpt is not None
+            lines = _pose_lines(plan, rows, cls, clip, precision, counts, kpt)
+        else:
+            lines = _obb_lines(plan, rows, cls, clip, precision, counts)
         base = int(plan.ann_offsets[start])
         for i in range(start, stop):
             a, b = int(plan.ann_offsets[i]) - base, int(plan.ann_offsets[i + 1]) - base
@@ -861,7 +1048,7 @@ def _write_split(plan: _SplitPlan, label_dir: Path, image_dir: Path | None, task
     return YoloSplitSummary(plan.name, len(plan.label_rel), counts.rows, negatives,
                             plan.skipped_crowd, counts.skipped_empty, counts.box_as_polygon,
                             counts.clipped, plan.unsupported_suffix, image_files,
-                            plan.skipped)
+                            plan.skipped, counts.keypoints_padded, counts.rotated_from_polygon)
 
 
 def write_yolo(
@@ -907,7 +1094,7 @@ def write_yolo(
     :class:`~cocokit.errors.InputError` for missing images, size mismatches or a
     ``data.yaml`` already in ``out_dir`` with other class names. Nothing is written then.
     """
-    _check_choice("task", task, ("detect", "segment"))
+    _check_choice("task", task, ("detect", "segment", "pose", "obb"))
     _check_choice("images", images, ("link", "copy", "none"))
     _check_choice("crowd", crowd, ("skip", "keep"))
     _check_choice("invalid", invalid, ("error", "skip"))
@@ -932,6 +1119,7 @@ def write_yolo(
         raise OptionError("out_dir", str(out), "a folder (it is a file)")
     names = [str(n) for n in first.categories.name.tolist()]
     yaml_path = out / "data.yaml"
+    kpt = pose_shape(first) if task == "pose" else None
 
     kept_splits: dict[str, str | list[str]] = {}
     if yaml_path.exists():
@@ -966,7 +1154,7 @@ def write_yolo(
     split_entries, aliases = yaml_splits(list(splits), kept_splits)
     val_is_train = aliases.get("val") == "train"
     yaml_text = _dump_data_yaml(out.resolve(), split_entries, names, list(first.categories),
-                                aliases)
+                                aliases, _pose_yaml_lines(kpt) if kpt else ())
     try:  # what is written must read back, under the reader's limits
         parse_yaml(yaml_text, str(yaml_path))
     except InputError as e:
@@ -998,7 +1186,7 @@ def write_yolo(
                 img_tmp = _stage_dir(out / "images", plan.name)
                 staged.append((img_tmp, out / "images" / plan.name))
             summaries[plan.name] = _write_split(plan, lab_tmp, img_tmp, task, images, clip,
-                                                precision, tick)
+                                                precision, tick, kpt)
         for tmp, final in staged:
             os.chmod(tmp, 0o755 & ~current_umask())
             _replace_dir(tmp, final)
@@ -1016,8 +1204,11 @@ def write_yolo(
         raise
 
     atomic_write(yaml_path, [yaml_text])
+    notes = [_alias_note(r, a) for r, a in aliases.items()]
+    if kpt is not None:
+        notes.append(_KPT_NOTE)
     return YoloExportSummary(str(out), str(yaml_path), task, tuple(names), summaries, val_is_train,
-                             notes=tuple(_alias_note(r, a) for r, a in aliases.items()))
+                             notes=tuple(notes))
 
 
 def _regular_file_in(folder: Path) -> Path | None:
@@ -1211,12 +1402,15 @@ def _label_value(text: str) -> str:
     return short_value(text, 40)[1:-1] if len(text) > 38 else text
 
 
-def _parse_label_file(path: Path, nc: int) -> list[tuple[int, list[float]]]:
+def _parse_label_file(path: Path, nc: int, task: ReadTask = "auto",
+                      kpt: tuple[int, int] | None = None) -> list[tuple[int, list[float]]]:
     """The rows of a label file; every value the format does not allow is an
     :class:`InputError` naming the file, the line and the value (never dropped or
     changed): a class not in 0..nc-1, a row neither ``cls cx cy w h`` nor a polygon of
     3+ points (an odd count of coordinates), a non-finite number, a coordinate outside
-    [0, 1] by more than :data:`COORD_TOLERANCE`, a negative width or height."""
+    [0, 1] by more than :data:`COORD_TOLERANCE`, a negative width or height. ``task``
+    and ``kpt`` (the pose shape) say which row lengths are read (:func:`_check_row_length`);
+    the visibility flags of pose keypoints are not coordinates."""
     try:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
@@ -1239,17 +1433,25 @@ def _parse_label_file(path: Path, nc: int) -> list[tuple[int, list[float]]]:
             raise InputError(str(path), f"line {n}", f"class {_label_value(parts[0])} is not "
                              f"an index of names (0..{nc - 1})")
         k = len(vals)
-        if k != 4 and (k < 6 or k % 2):
-            raise InputError(str(path), f"line {n}", f"expected 'cls cx cy w h' or 'cls x1 y1 "
-                             f"x2 y2 x3 y3 ...', got {k + 1} numbers")
+        _check_row_length(path, n, k, task, kpt)
+        box = k == 4 or task == "pose"  # rows that start with cx cy w h
+        dims = kpt[1] if task == "pose" and kpt is not None else 0
         for j, v in enumerate(vals):
-            name = _BOX_FIELDS[j] if k == 4 else f"{'xy'[j % 2]}{j // 2 + 1}"
+            if box and j < 4:
+                name = _BOX_FIELDS[j]
+            elif box:
+                point, d = divmod(j - 4, dims)
+                name = f"keypoint {point + 1} {'xyv'[d]}"
+            else:
+                name = f"{'xy'[j % 2]}{j // 2 + 1}"
             if not math.isfinite(v):
                 raise InputError(str(path), f"line {n}", f"non-finite coordinate {name} "
                                  f"{_label_value(parts[j + 1])}")
-            if k == 4 and j >= 2 and v < 0:
+            if box and 2 <= j < 4 and v < 0:
                 raise InputError(str(path), f"line {n}", f"negative box size: {name} "
                                  f"{_label_value(parts[j + 1])}")
+            if box and j >= 4 and (j - 4) % dims == 2:
+                continue  # a visibility flag (0, 1, 2), not a coordinate
             if not low <= v <= high:
                 raise InputError(str(path), f"line {n}", f"coordinate {name} "
                                  f"{_label_value(parts[j + 1])} is outside [0, 1] (by more "
@@ -1259,6 +1461,85 @@ def _parse_label_file(path: Path, nc: int) -> list[tuple[int, list[float]]]:
     return rows
 
 
+def _check_row_length(path: Path, n: int, k: int, task: ReadTask,
+                      kpt: tuple[int, int] | None) -> None:
+    """Refuse a row of ``k`` values after the class that ``task`` cannot read."""
+    if task == "pose":
+        assert kpt is not None
+        if k != 4 + kpt[0] * kpt[1]:
+            raise InputError(str(path), f"line {n}", f"expected 'cls cx cy w h' and "
+                             f"{kpt[0]} keypoints of {kpt[1]} values (kpt_shape {list(kpt)}): "
+                             f"{5 + kpt[0] * kpt[1]} numbers, got {k + 1}")
+    elif task == "obb":
+        if k != 8:
+            raise InputError(str(path), f"line {n}", f"expected 'cls x1 y1 x2 y2 x3 y3 x4 y4' "
+                             f"(9 numbers), got {k + 1}")
+    elif task == "detect":
+        if k != 4:
+            raise InputError(str(path), f"line {n}", f"expected 'cls cx cy w h' (5 numbers), "
+                             f"got {k + 1}")
+    elif task == "segment":
+        if k < 6 or k % 2:
+            raise InputError(str(path), f"line {n}", f"expected 'cls x1 y1 x2 y2 x3 y3 ...' "
+                             f"(an odd count of at least 7 numbers), got {k + 1}")
+    elif k != 4 and (k < 6 or k % 2):
+        raise InputError(str(path), f"line {n}", f"expected 'cls cx cy w h' or 'cls x1 y1 "
+                         f"x2 y2 x3 y3 ...', got {k + 1} numbers")
+
+
+def _kpt_shape(data: Mapping[str, Any], file: str) -> tuple[int, int] | None:
+    """data.yaml's ``kpt_shape`` as (K, ndim), or None when it has none."""
+    value = data.get("kpt_shape")
+    if value is None:
+        return None
+    if (not isinstance(value, list) or len(value) != 2
+            or not all(isinstance(v, int) and not isinstance(v, bool) for v in value)
+            or value[0] < 1 or value[1] not in (2, 3)):
+        raise InputError(file, "kpt_shape", f"expected [K, 2] or [K, 3] (K >= 1), got "
+                         f"{value!r}")
+    return int(value[0]), int(value[1])
+
+
+def _pose_categories(categories: list[dict[str, Any]], data: Mapping[str, Any],
+                     kpt: tuple[int, int]) -> list[dict[str, Any]]:
+    """Categories of a pose dataset: a category without ``keypoints`` names gets those
+    of ``kpt_names`` (by class index), else ``kpt_0``...; ``flip_idx`` is kept."""
+    kpt_names = data.get("kpt_names")
+    flip = data.get("flip_idx")
+    out = []
+    for i, cat in enumerate(categories):
+        cat = dict(cat)
+        if not isinstance(cat.get("keypoints"), list):
+            given = kpt_names.get(i) if isinstance(kpt_names, Mapping) else None
+            cat["keypoints"] = ([str(v) for v in given]
+                                if isinstance(given, list) and len(given) == kpt[0]
+                                else [f"kpt_{q}" for q in range(kpt[0])])
+            if isinstance(flip, list) and len(flip) == kpt[0]:
+                cat["flip_idx"] = [int(v) for v in flip]
+        out.append(cat)
+    return out
+
+
+def _pose_keypoints(rows: list[list[float]], kpt: tuple[int, int], W: np.ndarray,
+                    H: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """COCO ``keypoints`` (x, y, v in pixels) and ``num_keypoints`` of pose rows (the
+    values after the box). Without a visibility (ndim 2), a point at 0, 0 is
+    unlabelled (v 0), any other labelled (v 2)."""
+    k, ndim = kpt
+    arr = np.array(rows, np.float64).reshape(len(rows), k, ndim)
+    if ndim == 3:
+        v = arr[:, :, 2]
+    else:
+        v = np.where((arr[:, :, 0] == 0) & (arr[:, :, 1] == 0), 0.0, 2.0)
+    x = arr[:, :, 0] * W[:, None]
+    y = arr[:, :, 1] * H[:, None]
+    out = np.empty(len(rows), dtype=object)
+    triples = np.stack([x, y, v], axis=2).reshape(len(rows), -1)
+    out[:] = [[int(t) if float(t).is_integer() else t for t in row]
+              for row in triples.tolist()]
+    return out, (v > 0).sum(axis=1).astype(np.int64)
+
+
 def read_yolo(
     root_or_data_yaml: PathLike,
     *,
@@ -1266,6 +1547,7 @@ def read_yolo(
     sizes: SizesTable | None = None,
     split_polygons: bool = True,
     progress: Progress | None = None,
+    task: ReadTask = "auto",
 ) -> Dataset:
     """Read an Ultralytics YOLO dataset (detect or segment labels) as a COCO dataset.
 
@@ -1294,10 +1576,25 @@ def read_yolo(
     :func:`join_rings` (or Ultralytics' converter) when the row is such a join (see
     :func:`split_rings`). Images with no label file or an empty one are kept without
     annotations. Ids are 1..N in path order.
+
+    ``task``: ``"auto"`` (the default) reads a data.yaml with ``kpt_shape`` as pose,
+    else each row by its count of values (5: a box, more: a polygon); ``"detect"``,
+    ``"segment"``, ``"obb"`` and ``"pose"`` refuse rows of another length. Pose rows
+    ``cls cx cy w h x1 y1 v1 ...`` become a box with ``keypoints`` (pixels) and
+    ``num_keypoints``; the categories get ``keypoints`` names from ``coco_categories``,
+    ``kpt_names`` or ``kpt_0``.... OBB rows ``cls x1 y1 ... x4 y4`` become 4-point
+    polygons.
     """
+    _check_choice("task", task, ("auto", "detect", "segment", "pose", "obb"))
     yaml_path = _find_yaml(Path(root_or_data_yaml))
     data = load_data_yaml(yaml_path)
     file = str(yaml_path)
+    kpt = _kpt_shape(data, file)
+    if task == "auto" and kpt is not None:
+        task = "pose"
+    if task == "pose" and kpt is None:
+        raise InputError(file, "kpt_shape", "missing: a pose dataset names the keypoint "
+                         "shape ([K, 3])")
     names = _class_names(data, file)
     root = _dataset_root(yaml_path, data)
     split_keys = [k for k in data if isinstance(k, str) and k not in _RESERVED_KEYS
@@ -1361,7 +1658,7 @@ def read_yolo(
         i = len(file_names)
         file_names.append(name)
         sizes_wh.append(size)
-        for c, vals in _parse_label_file(label, nc):
+        for c, vals in _parse_label_file(label, nc, task, kpt):
             ann_img.append(i)
             ann_cls.append(c)
             ann_vals.append(vals)
@@ -1372,6 +1669,9 @@ def read_yolo(
     heights = np.array([s[1] for s in sizes_wh], np.int64)
 
     categories = _categories(data, names, file)
+    if task == "pose":
+        assert kpt is not None
+        categories = _pose_categories(categories, data, kpt)
     cat_ids = np.array([int(c["id"]) for c in categories], np.int64)
     m = len(ann_img)
     img_idx = np.array(ann_img, np.int64)
@@ -1380,6 +1680,12 @@ def read_yolo(
     bbox = np.full((m, 4), np.nan)
     area = np.full(m, np.nan)
     seg = np.empty(m, dtype=object)
+    keypoints = np.full(m, None, dtype=object)
+    num_keypoints = np.full(m, -1, np.int64)
+    if task == "pose" and m:
+        assert kpt is not None
+        keypoints, num_keypoints = _pose_keypoints([v[4:] for v in ann_vals], kpt, W, H)
+        ann_vals = [v[:4] for v in ann_vals]
     is_box = np.array([len(v) == 4 for v in ann_vals], bool)
     if is_box.any():
         b = np.array([v for v, k in zip(ann_vals, is_box.tolist(), strict=True) if k],
@@ -1393,7 +1699,7 @@ def read_yolo(
         rows = poly_rows[c0 : c0 + _CHUNK]
         rings_per: list[list[np.ndarray]] = []
         for r in rows.tolist():
-            parts = split_rings(ann_vals[r]) if split_polygons else None
+            parts = split_rings(ann_vals[r]) if split_polygons and task != "obb" else None
             rings_per.append(parts or [np.array(ann_vals[r], np.float64).reshape(-1, 2)])
         norm = Polygons.from_rings(rings_per)
         per_vertex = np.repeat(np.arange(len(rows)), np.diff(norm.ring_offsets[norm.offsets]))
@@ -1412,8 +1718,8 @@ def read_yolo(
         area=area,
         iscrowd=np.zeros(m, np.int8),
         segmentation=seg,
-        keypoints=np.full(m, None, dtype=object),
-        num_keypoints=np.full(m, -1, np.int64),
+        keypoints=keypoints,
+        num_keypoints=num_keypoints,
         extra=np.full(m, None, dtype=object),
     )
     fn = np.empty(n, dtype=object)

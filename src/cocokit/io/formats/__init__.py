@@ -1,0 +1,101 @@
+"""Dataset formats: one module per format, a reader and a writer beside each other,
+and one registry to pick them by name or by looking at the input.
+
+Each module (``coco``, ``yolo``, ``cvat``, ``dota``, ``voc``, ``labelme``,
+``labelstudio``) has ``NAME``, ``detect(path) -> bool`` (the one sniffer,
+:func:`cocokit.io.sniff.format_of`), ``read(path, *, images=None) -> (Dataset, Losses)``
+and ``write(ds, path, *, images=None, strict=False) -> Losses`` (YOLO's also takes
+``task``). Readers build COCO records and go through the one COCO reader; writers go
+through the one export contract, refuse a lossy conversion under ``strict`` before
+writing anything, and write their files atomically (a folder staged, so nothing is
+half-written). What they share is in :mod:`~cocokit.io.formats.records`. The
+:class:`Losses` say what the target (or, reading, the model) could not carry and what
+was done instead.
+
+>>> from cocokit.io import formats
+>>> ds, losses = formats.read("voc_folder/")                 # doctest: +SKIP
+>>> losses = formats.write(ds, "labelme/", format="labelme")  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import importlib
+import inspect
+from types import ModuleType
+from typing import Any
+
+from ...dataset import Dataset
+from ...errors import InputError, OptionError
+from .losses import Loss, Losses, LossyConversion
+
+__all__ = ["FORMATS", "Loss", "Losses", "LossyConversion", "detect", "format_module", "read",
+           "write"]
+
+#: Format name -> module (under ``cocokit.io.formats``). The order is the order of
+#: detection: the first whose ``detect`` says yes reads the input.
+#: CVAT comes before VOC: a folder of ``*.xml`` files would be taken for VOC.
+FORMATS: dict[str, str] = {
+    "coco": "coco",
+    "yolo": "yolo",
+    "cvat": "cvat",
+    "dota": "dota",
+    "voc": "voc",
+    "labelme": "labelme",
+    "labelstudio": "labelstudio",
+}
+
+
+def format_module(name: str, option: str = "format") -> ModuleType:
+    """The module of the format ``name`` (an :class:`OptionError` on ``option`` naming the
+    formats for an unknown one)."""
+    key = name.lower().replace("-", "").replace("_", "")
+    if key not in FORMATS:
+        raise OptionError(option, name, "one of " + ", ".join(FORMATS))
+    return importlib.import_module(f"{__name__}.{FORMATS[key]}")
+
+
+def detect(path: str) -> str:
+    """The name of the format of ``path``, or an :class:`InputError` saying none fits."""
+    for name in FORMATS:
+        try:
+            if format_module(name).detect(path):
+                return name
+        except OSError:
+            continue
+    raise InputError(str(path), None, "cannot tell its format (give it: --from / format=; "
+                     "one of " + ", ".join(FORMATS) + ")")
+
+
+def read(path: Any, format: str | None = None, *,
+         images: str | None = None) -> tuple[Dataset, Losses]:
+    """Read ``path`` in ``format`` (detected when None): the dataset, and what reading
+    could not carry into the COCO model."""
+    name = format or detect(str(path))
+    module = format_module(name)
+    ds, losses = module.read(str(path), images=images)
+    return ds, losses
+
+
+def write(ds: Dataset, path: Any, format: str, *, images: str | None = None,
+          strict: bool = False, task: str | None = None) -> Losses:
+    """Write ``ds`` to ``path`` in ``format``; returns what the target could not carry.
+
+    ``strict`` refuses a lossy conversion before anything is written
+    (:class:`~cocokit.io.formats.losses.LossyConversion`). A format module's ``write``
+    takes ``strict`` as a keyword; one that does not is refused under ``strict``.
+    ``task`` is the YOLO task (``detect``, ``segment``, ``pose``, ``obb``; None: chosen
+    from the data, see :func:`cocokit.io.formats.yolo.default_task`); another format
+    refuses it.
+    """
+    module = format_module(format)
+    params = inspect.signature(module.write).parameters
+    if strict and "strict" not in params:
+        raise OptionError("strict", True, f"a format whose writer checks losses before "
+                          f"writing ({format} does not)")
+    if task is not None and "task" not in params:
+        raise OptionError("task", task, f"a format with tasks (yolo; not {format})")
+    kwargs: dict[str, Any] = {"strict": True} if strict else {}
+    if task is not None:
+        kwargs["task"] = task
+    losses: Losses = module.write(ds, str(path), images=images, **kwargs)
+    return losses
