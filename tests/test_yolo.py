@@ -1053,14 +1053,15 @@ def test_obb_rows_follow_ultralytics(tmp_path: Path) -> None:
     img = b.add_image("a.jpg", 200, 100)
     b.add_annotation(img, 5, polygon=[10, 10, 50, 10, 50, 30, 10, 30])  # 4 points: as is
     b.add_annotation(img, 5, bbox=[100, 50, 20, 10])  # a box: its corners
-    b.add_annotation(img, 5, polygon=[0, 0, 40, 40, 80, 0, 40, -40, 40, 0])  # a diamond
+    # a diamond (inside the image: the reader refuses coordinates outside [0, 1])
+    b.add_annotation(img, 5, polygon=[0, 50, 40, 90, 80, 50, 40, 10, 40, 50])
     s = write_yolo(b.build(), tmp_path / "y", task="obb", images="none", clip=False)
     rows = (tmp_path / "y" / "labels" / "train" / "a.txt").read_text().splitlines()
     assert rows[:2] == ["0 0.05 0.1 0.25 0.1 0.25 0.3 0.05 0.3",
                         "0 0.5 0.5 0.6 0.5 0.6 0.6 0.5 0.6"]
     corners = np.array(rows[2].split()[1:], float).reshape(4, 2) * [200, 100]
-    assert sorted(map(tuple, corners.round(9).tolist())) == [(0, 0), (40, -40), (40, 40),
-                                                             (80, 0)]
+    assert sorted(map(tuple, corners.round(9).tolist())) == [(0, 50), (40, 10), (40, 90),
+                                                             (80, 50)]
     t = s.splits["train"]
     assert (t.rotated_from_polygon, t.box_as_polygon) == (1, 1)
     back = read_yolo(tmp_path / "y", sizes={"a.jpg": [200, 100]}, task="obb")
@@ -1112,21 +1113,33 @@ def test_pose_round_trip(real_data: Path, tmp_path: Path) -> None:
 def test_obb_round_trip(real_data: Path, tmp_path: Path, case: str) -> None:
     ds = (cocokit.load(real_data / "taco/annotations.json") if case == "taco"
           else _case(real_data, case)[0])
-    s = write_yolo(ds, tmp_path / "y", task="obb", images="none", clip=False)
+    # clipped (the default): a rotated rectangle around an object at the border reaches
+    # out of the image, and Ultralytics (like cocokit's reader) refuses such corners
+    s = write_yolo(ds, tmp_path / "y", task="obb", images="none")
     back = read_yolo(tmp_path / "y", sizes=ds, task="obb")
     order = _read_order(ds)
     assert len(back.annotations) == len(order)
-    n_rot = 0
+    n_rot = n_border = 0
     for j, r in enumerate(order.tolist()):
         got = np.asarray(back.annotations.record(j)["segmentation"][0]).reshape(4, 2)
         seg = ds.annotations.record(r).get("segmentation")
         pts = np.concatenate([np.reshape(x, (-1, 2)) for x in seg])
-        if len(seg) == 1 and len(pts) == 4:
+        w, h = back.images.width[back.image_index[j]], back.images.height[back.image_index[j]]
+        on_border = bool(np.isclose(got, 0).any() or np.isclose(got[:, 0], w).any()
+                         or np.isclose(got[:, 1], h).any())
+        if len(seg) == 1 and len(pts) == 4 and not on_border:
             np.testing.assert_allclose(got, pts, rtol=1e-6, atol=1e-9)
-        else:  # the rectangle covers every point
+        elif len(seg) == 1 and len(pts) == 4:
+            n_border += 1
+            inside = np.clip(pts, 0, [w, h])  # the corners as the clip moved them
+            np.testing.assert_allclose(got, inside, rtol=1e-6, atol=1e-6)
+        else:  # the rectangle covers every point (but where the clip moved a corner)
             n_rot += 1
-            rect = shapely.Polygon(got).buffer(1e-6 * np.abs(got).max())
-            assert rect.covers(shapely.MultiPoint(pts))
+            if not on_border:
+                rect = shapely.Polygon(got).buffer(1e-6 * np.abs(got).max())
+                assert rect.covers(shapely.MultiPoint(pts))
+    assert all(c.min() >= 0 for c in [np.asarray(back.annotations.record(j)["segmentation"])
+                                       for j in range(len(order))])
     assert s.splits["train"].rotated_from_polygon == n_rot
     assert back.categories.name.tolist() == ds.categories.name.tolist()
 
