@@ -5,13 +5,18 @@ checked for the errors :mod:`cocokit.validate` reports for a file, with the same
 (:data:`cocokit.problems.CODES`) and the same JSON paths (the row of the input table:
 ``annotations[12].segmentation[0]``, ``images[3].width``):
 
-* images: ``bad-image-size`` (width or height not positive);
+* images: ``bad-image-size`` (width or height not positive), ``bad-file-name`` (empty,
+  or holding control characters such as NUL);
 * boxes and areas: ``non-finite``, ``negative-bbox-size``;
-* ``bad-iscrowd`` (not 0 or 1);
+* ``bad-iscrowd`` (not 0 or 1; the reader keeps such a value as read, see
+  :data:`ISCROWD_AS_READ`);
 * segmentations: ``bad-segmentation`` (neither polygons nor RLE), ``bad-polygon``
   (odd length, fewer than 6 numbers, non-numbers), ``non-finite``, ``bad-rle``,
-  ``rle-counts-sum``, ``rle-size-mismatch`` (the RLE size is not its image's);
-* ``bad-keypoints`` (not numbers, or a length that is not a multiple of 3).
+  ``rle-counts-sum`` (uncompressed counts, or the counts a compressed string decodes
+  to, do not sum to height * width), ``rle-size-mismatch`` (the RLE size is not its
+  image's);
+* ``bad-keypoints`` (not numbers, a length that is not a multiple of 3, or not 3 values
+  per keypoint name of its category).
 
 The checks run over columns. A segmentation read from a file is its raw JSON text: the
 polygons of a run of records are checked on their bytes at once with numpy (brackets
@@ -32,6 +37,7 @@ import dataclasses
 import json
 import math
 import operator
+import re
 from collections.abc import Mapping, Sequence
 from itertools import repeat
 from typing import Annotated, Any, Literal
@@ -47,14 +53,26 @@ from .problems import short_number as _num
 from .problems import short_value as _short
 
 __all__ = [
+    "ISCROWD_AS_READ",
     "Checked",
     "InvalidPolicy",
+    "bad_file_names",
     "category_warnings",
     "check_annotations",
     "check_image_sizes",
     "check_images",
     "check_invalid",
+    "file_name_problem",
+    "keypoint_names_message",
+    "keypoint_value_counts",
+    "rle_string_counts",
 ]
+
+#: The ``iscrowd`` column's value for an annotation whose iscrowd is neither 0 nor 1 as
+#: read (-1, 2, ...): the reader keeps the value as read in the record's ``extra`` under
+#: ``"iscrowd"`` (so it is never silently dropped or rewritten) and the export contract
+#: refuses it (``bad-iscrowd``), or leaves the record out with ``invalid="skip"``.
+ISCROWD_AS_READ = -2
 
 InvalidPolicy = Literal["error", "skip"]
 
@@ -104,29 +122,62 @@ def _is_int(v: Any) -> bool:
 
 
 def check_images(images: Images, rows: np.ndarray | None = None, start: int = 0) -> Checked:
-    """``bad-image-size`` of the image rows ``rows`` (all by default); paths name row
-    ``start + row``."""
-    return check_image_sizes(images.width, images.height, rows, start)
+    """``bad-image-size`` and ``bad-file-name`` of the image rows ``rows`` (all by
+    default); paths name row ``start + row``."""
+    return check_image_sizes(images.width, images.height, rows, start, images.file_name)
+
+
+_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f]")
+
+
+def file_name_problem(name: str) -> str | None:
+    """Why ``name`` is not a usable ``file_name`` (empty, or holding control characters
+    such as NUL, which no file system path may hold), or None when it is fine."""
+    if not name:
+        return "file_name is empty; expected the image's file name"
+    m = _CONTROL.search(name)
+    if m is None:
+        return None
+    return (f"file_name {_short(name)} holds the control character "
+            f"U+{ord(m.group()):04X}; expected a file name without control characters")
+
+
+def bad_file_names(names: np.ndarray) -> np.ndarray:
+    """Positions of ``names`` (str, or None for "not checked") that are not usable."""
+    values = [v for v in names.tolist() if v is not None]
+    if len(values) == len(names) and all(values) and (
+            _CONTROL.search("".join(values)) is None):
+        return np.zeros(0, np.int64)  # the common case: one search over all the names
+    return np.array([k for k, v in enumerate(names.tolist())
+                     if v is not None and file_name_problem(v) is not None], np.int64)
 
 
 def check_image_sizes(
-    width: np.ndarray, height: np.ndarray, rows: np.ndarray | None = None, start: int = 0
+    width: np.ndarray, height: np.ndarray, rows: np.ndarray | None = None, start: int = 0,
+    file_names: np.ndarray | None = None,
 ) -> Checked:
-    """:func:`check_images` on the width and height columns alone (what a streamed
-    export knows of its images)."""
+    """:func:`check_images` on the width and height columns (what a streamed export
+    knows of its images) and, when given, the ``file_names`` column (str, or None where
+    the name is known to be fine)."""
     idx = np.arange(len(width)) if rows is None else np.asarray(rows, np.int64)
     w = width[idx]
     h = height[idx]
     bad = (w <= 0) | (h <= 0)
+    names = np.zeros(len(idx), bool)
+    if file_names is not None and len(idx):
+        names[bad_file_names(file_names[idx])] = True
     problems: list[Problem] = []
-    for k in np.flatnonzero(bad).tolist():
+    for k in np.flatnonzero(bad | names).tolist():
         i = start + int(idx[k])
+        if names[k] and file_names is not None:
+            problems.append(_problem("bad-file-name", f"images[{i}].file_name",
+                                     str(file_name_problem(file_names[idx[k]]))))
         for key, v in (("width", w[k]), ("height", h[k])):
             if v <= 0:
                 problems.append(_problem(
                     "bad-image-size", f"images[{i}].{key}",
                     f"image {key} must be a positive integer, found {int(v)}"))
-    return Checked(problems, np.flatnonzero(bad))
+    return Checked(problems, np.flatnonzero(bad | names))
 
 
 # -- annotations ----------------------------------------------------------------------
@@ -148,11 +199,15 @@ def check_annotations(
     widths: np.ndarray,
     rows: np.ndarray | None = None,
     start: int = 0,
+    keypoint_counts: np.ndarray | None = None,
 ) -> Checked:
     """The error checks of the annotation rows ``rows`` (all by default).
 
     ``heights`` and ``widths`` give, per checked row, the size of its image (what an
-    RLE's size must be; negative where unknown). Paths name row ``start + row``.
+    RLE's size must be; negative where unknown); ``keypoint_counts``, per checked row,
+    how many keypoint values its category's keypoint names call for (3 per name; -1
+    where the category names none, see :func:`keypoint_value_counts`). Paths name row
+    ``start + row``.
     """
     idx = np.arange(len(annotations)) if rows is None else np.asarray(rows, np.int64)
     found = _Found()
@@ -182,7 +237,7 @@ def check_annotations(
     crowd = annotations.iscrowd[idx]
     for k in np.flatnonzero((crowd != -1) & (crowd != 0) & (crowd != 1)).tolist():
         found.add(k, "bad-iscrowd", path(k, ".iscrowd"),
-                  f"iscrowd must be 0 or 1, found number {int(crowd[k])}")
+                  f"iscrowd must be 0 or 1, {_crowd_as_read(annotations, int(idx[k]))}")
 
     seg = annotations.segmentation[idx]
     for k in np.flatnonzero(missing).tolist():  # no box: the segmentation must give one
@@ -192,11 +247,49 @@ def check_annotations(
                       "expected at least one")
     _check_segmentations(seg, heights, widths, found, path)
     kps = annotations.keypoints[idx]
-    _check_keypoints(kps, found, path)
+    expected = (np.full(len(idx), -1, np.int64) if keypoint_counts is None
+                else np.asarray(keypoint_counts, np.int64))
+    _check_keypoints(kps, expected, found, path)
 
     rows_out = sorted(found.by_row)
     problems = [p for r in rows_out for p in found.by_row[r]]
     return Checked(problems, np.array(rows_out, np.int64))
+
+
+def _crowd_as_read(annotations: Annotations, row: int) -> str:
+    """"found ..." for the iscrowd of ``row`` (kept as read in ``extra``, see
+    :data:`ISCROWD_AS_READ`)."""
+    value: Any = int(annotations.iscrowd[row])
+    extra = annotations.extra[row]
+    if value == ISCROWD_AS_READ and extra and "iscrowd" in extra:
+        value = extra["iscrowd"]
+        if isinstance(value, msgspec.Raw):
+            value = _decode(value)
+    return _found(value)
+
+
+def keypoint_value_counts(categories: Categories, category_id: np.ndarray) -> np.ndarray:
+    """Per category id, how many keypoint values an annotation of it must hold: 3 per
+    name of the category's ``keypoints`` list, -1 where the category has no such list
+    (or is not there)."""
+    per = np.array([3 * len(c["keypoints"]) if isinstance(c.get("keypoints"), list) else -1
+                    for c in categories.records], np.int64)
+    out = np.full(len(category_id), -1, np.int64)
+    if not (per >= 0).any():
+        return out
+    ids = categories.id
+    order = np.argsort(ids, kind="stable")
+    pos = np.minimum(np.searchsorted(ids[order], category_id), len(ids) - 1)
+    hit = ids[order][pos] == category_id
+    out[hit] = per[order][pos[hit]]
+    return out
+
+
+def keypoint_names_message(n: int, expected: int) -> str:
+    """The ``bad-keypoints`` message of a keypoints array of ``n`` values whose category
+    names ``expected // 3`` keypoints."""
+    return (f"keypoints has {n} values ({n // 3} keypoints), expected {expected} "
+            f"(3 per name of its category's {expected // 3} keypoints)")
 
 
 def _no_segmentation(seg: Any) -> bool:
@@ -405,12 +498,67 @@ def _good_rles(raws: list[Any], heights: np.ndarray, widths: np.ndarray) -> np.n
             continue
         h, w = rle.size
         counts = rle.counts
-        if (isinstance(counts, str) and not counts.isascii()) or (
-                isinstance(counts, list) and sum(counts) != h * w):
+        if isinstance(counts, str):
+            decoded = rle_string_counts(counts)
+            if decoded is None or int(decoded.sum()) != h * w:
+                continue
+        elif sum(counts) != h * w:
             continue
         ih, iw = int(heights[k]), int(widths[k])
         ok[k] = ih < 0 or iw < 0 or (h == ih and w == iw)
     return ok
+
+
+def rle_string_counts(counts: str | bytes) -> np.ndarray | None:
+    """The run lengths a compressed RLE string (pycocotools' ``counts``) stands for, or
+    None when it is not one: a character outside ``0``..``o``, a number cut short at the
+    end, one beyond 64 bits, or a run length that comes out negative.
+
+    Each number is 5 bits a character, least significant first, ``0x20`` meaning "more
+    follows" and ``0x10`` of the last character its sign; from the third number on, each
+    is a difference from the number two before (as pycocotools' ``rleFrString`` reads
+    it). What the lengths must sum to (height * width) is for the caller to check.
+    """
+    data = counts.encode("latin-1") if isinstance(counts, str) else bytes(counts)
+    if not data:
+        return np.zeros(0, np.int64)
+    c = np.frombuffer(data, np.uint8).astype(np.int64) - 48
+    if c.min() < 0 or c.max() > 63:
+        return None
+    more = (c & 0x20) != 0
+    if more[-1]:
+        return None
+    ends = np.flatnonzero(~more)
+    starts = np.zeros(len(ends), np.int64)
+    starts[1:] = ends[:-1] + 1
+    digits = ends - starts + 1
+    if digits.max() > 12:  # beyond 60 bits: no run length of an image
+        return None
+    shift = 5 * (np.arange(len(c)) - np.repeat(starts, digits))
+    x = np.add.reduceat((c & 0x1F) << shift, starts)
+    negative = (c[ends] & 0x10) != 0
+    x[negative] -= np.left_shift(1, 5 * digits[negative])
+    x[1::2] = np.cumsum(x[1::2])  # x[3] += x[1], x[5] += x[3], ...
+    x[2::2] = np.cumsum(x[2::2])  # x[4] += x[2], ...
+    if len(x) and x.min() < 0:
+        return None
+    return x
+
+
+def _rle_string_problem(counts: str, h: int, w: int) -> tuple[str, str] | None:
+    """(code, message) of a compressed counts string that is not an RLE of ``h`` x ``w``."""
+    decoded = rle_string_counts(counts)
+    if decoded is None:
+        return ("bad-rle", "compressed RLE counts are not a valid pycocotools string "
+                f"(characters 0..o, 5 bits each, non-negative run lengths), found "
+                f"{_short(counts)}")
+    total = int(decoded.sum())
+    if total != h * w:
+        return ("rle-counts-sum",
+                f"RLE counts must sum to height * width = {h} * {w} = {h * w}, found a "
+                f"sum of {total} ({len(decoded)} run lengths decoded from the compressed "
+                "string)")
+    return None
 
 
 def _decode(raw: Any) -> Any:
@@ -511,15 +659,20 @@ def _check_rle(seg: Mapping[str, Any], k: int, ih: int, iw: int, found: _Found,
             found.add(k, "rle-counts-sum", f"{p}.counts",
                       f"RLE counts must sum to height * width = {h} * {w} = {h * w}, "
                       f"found a sum of {total}")
+    elif counts_ok and isinstance(counts, (str, bytes)):
+        why = _rle_string_problem(counts if isinstance(counts, str) else counts.decode(
+            "latin-1"), h, w)
+        if why is not None:
+            found.add(k, why[0], f"{p}.counts", why[1])
     if ih >= 0 and iw >= 0 and (h, w) != (ih, iw):
         found.add(k, "rle-size-mismatch", f"{p}.size",
                   f"RLE size [{h}, {w}] differs from its image's [height, width] [{ih}, {iw}]")
 
 
-def _check_keypoints(kps: np.ndarray, found: _Found, path: Any) -> None:
+def _check_keypoints(kps: np.ndarray, expected: np.ndarray, found: _Found, path: Any) -> None:
     rr, other = _raw_rows(kps)
     for k in other:
-        _check_keypoint_value(kps[k], k, found, path)
+        _check_keypoint_value(kps[k], k, int(expected[k]), found, path)
     for sl in _raw_chunks(len(rr)):
         part = rr[sl]
         j = _Joined(kps[part].tolist())
@@ -527,19 +680,25 @@ def _check_keypoints(kps: np.ndarray, found: _Found, path: Any) -> None:
         ok = np.zeros(len(part), bool)
         if len(lists):
             sure, groups, count = _raw_groups(j, lists, 1)
-            good = sure & (groups == 1)
+            good = sure & (groups <= 1)
             first = np.cumsum(groups) - groups  # each row's first group
-            good[good] &= count[first[good]] % 3 == 0
+            n = np.where(groups == 1, count[np.minimum(first, max(len(count) - 1, 0))]
+                         if len(count) else 0, 0)
+            want = expected[part[lists]]
+            good &= (n % 3 == 0) & ((want < 0) | (n == want))
             ok[lists[good]] = True
         for k in np.flatnonzero(~ok).tolist():
-            _check_keypoint_value(_decode(j.raws[k]), int(part[k]), found, path)
+            row = int(part[k])
+            _check_keypoint_value(_decode(j.raws[k]), row, int(expected[row]), found, path)
 
 
-def _check_keypoint_value(kp: Any, k: int, found: _Found, path: Any) -> None:
+def _check_keypoint_value(kp: Any, k: int, expected: int, found: _Found, path: Any) -> None:
     if isinstance(kp, np.ndarray):
         kp = kp.ravel().tolist()
     p = path(k, ".keypoints")
-    if not isinstance(kp, (list, tuple)) or len(kp) % 3:
+    if isinstance(kp, (list, tuple)) and not len(kp) % 3 and 0 <= expected != len(kp):
+        found.add(k, "bad-keypoints", p, keypoint_names_message(len(kp), expected))
+    elif not isinstance(kp, (list, tuple)) or len(kp) % 3:
         found.add(k, "bad-keypoints", p,
                   "keypoints must be an array of numbers [x, y, v, ...] whose length is a "
                   f"multiple of 3, {_found(kp)}"

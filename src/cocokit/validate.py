@@ -44,6 +44,7 @@ from typing import Any
 import msgspec
 import numpy as np
 
+from .contract import file_name_problem, keypoint_names_message, rle_string_counts
 from .dataset import gc_paused
 from .errors import InputError
 from .geometry import mask_api
@@ -372,6 +373,8 @@ class Validator:
         # categories
         self._cat = _Ids()
         self._cat_names: dict[int, Any] = {}
+        self._kp_names: dict[int, int] = {}  # category id -> 3 * its keypoint names
+        self._kp: list[np.ndarray] = []  # rows (index, category id, keypoint values)
         # annotations: their ids and references
         self._ann = _Ids()
         self._ref_img = _Ids()
@@ -498,6 +501,9 @@ class Validator:
                              f'category "name" must be a string, {_found(name)}')
             if cid is not None and cid not in self._cat_names:
                 self._cat_names[cid] = name
+                names = r.get("keypoints")
+                if type(names) is list:
+                    self._kp_names[cid] = 3 * len(names)
         arr = self._id_array(ids, "categories", start, "id")
         self._cat.add(arr, start, arr != _NO_ID)
 
@@ -552,6 +558,10 @@ class Validator:
             if type(fn) is str:
                 fn_hash.append(hash(fn))
                 fn_rows.append(k)
+                if not fn or not fn.isprintable():
+                    why = file_name_problem(fn)
+                    if why is not None:
+                        add("bad-file-name", f"images[{i}].file_name", why)
             elif fn is _MISSING:
                 add("missing-field", f"images[{i}].file_name",
                     'image has no "file_name"; expected a string')
@@ -638,6 +648,7 @@ class Validator:
         kp_flat: list[Any] = []
         kp_len: list[int] = []
         kp_rows: list[int] = []
+        kp_counted: list[int] = []  # records with keypoints of a length 3 divides
         rle_rows: list[tuple[int, int, int, int]] = []
 
         ids_append = ids.append
@@ -729,6 +740,7 @@ class Validator:
             kp = a.get("keypoints", missing)
             if kp is not missing:
                 if type(kp) is list and len(kp) % 3 == 0:
+                    kp_counted.append(k)
                     if kp:
                         kp_flat.extend(kp)
                         kp_len.append(len(kp))
@@ -747,6 +759,11 @@ class Validator:
             col.add(arr, start, arr != _NO_ID)
         if rle_rows:
             self._rle.append(np.array(rle_rows, np.int64).reshape(-1, 4))
+        if kp_counted:
+            rows_kp = np.array(kp_counted, np.int64)
+            lens = [len(records[r]["keypoints"]) for r in kp_counted]
+            self._kp.append(np.stack([rows_kp + start, cat_arr[rows_kp],
+                                      np.array(lens, np.int64)], axis=1))
         area_arr = np.array(areas, np.float64)
         kind_arr = np.array(kinds, np.int64)
         self._check_boxes(records, start, bb_flat, bb_bad, img_arr, area_arr, kind_arr)
@@ -883,6 +900,21 @@ class Validator:
                 self.add("rle-counts-sum", f"{path}.counts",
                          f"RLE counts must sum to height * width = {h} * {w} = {h * w}, "
                          f"found a sum of {total}")
+                return
+        else:
+            decoded = rle_string_counts(counts)
+            if decoded is None:
+                self.add("bad-rle", f"{path}.counts",
+                         "compressed RLE counts are not a valid pycocotools string "
+                         "(characters 0..o, 5 bits each, non-negative run lengths), found "
+                         f"{_short(counts)}")
+                return
+            total = int(decoded.sum())
+            if total != h * w:
+                self.add("rle-counts-sum", f"{path}.counts",
+                         f"RLE counts must sum to height * width = {h} * {w} = {h * w}, "
+                         f"found a sum of {total} ({len(decoded)} run lengths decoded "
+                         "from the compressed string)")
                 return
         if area_val == area_val:  # an area to compare
             mask_area = self._rle_area(seg, counts, h, w)
@@ -1120,6 +1152,8 @@ class Validator:
             self._boxes_vs_images(_cat(self._box_idx, np.int64), _cat(self._box_img, np.int64),
                                   _cat(self._box, np.float64, 4), table)
             self._rles_vs_images(*table)
+        if have_cats:
+            self._keypoints_vs_categories()
         if have_cats and "annotations" in self._fed and "annotations" not in self._missing:
             used = _distinct(self._ref_cat.ids())
             _, is_used = _lookup(cat_uniq, used)
@@ -1141,7 +1175,7 @@ class Validator:
         report = Report(self.source, self._stored, self._truncated, self._truncated_errors)
         self._finished = report
         # free the arrays
-        self._box_idx, self._box_img, self._box = [], [], []
+        self._box_idx, self._box_img, self._box, self._kp = [], [], [], []
         self._ann = self._ref_img = self._ref_cat = _Ids()
         return report
 
@@ -1184,6 +1218,20 @@ class Validator:
         self._add_many("bbox-outside-image", len(rows), make,
                        lambda k: f"annotations[{int(box_idx[rows[k]])}].bbox")
         return found
+
+    def _keypoints_vs_categories(self) -> None:
+        """``bad-keypoints`` where an annotation's keypoints are not 3 values per name of
+        its category's ``keypoints`` list."""
+        if not self._kp or not self._kp_names:
+            return
+        kp = _cat(self._kp, np.int64, 3)
+        kp = kp[np.argsort(kp[:, 0], kind="stable")]
+        want = np.array([self._kp_names.get(int(c), -1) for c in kp[:, 1].tolist()],
+                        np.int64)
+        bad = np.flatnonzero((want >= 0) & (kp[:, 2] != want))
+        self._add_many("bad-keypoints", len(bad), lambda k: (
+            f"annotations[{int(kp[bad[k], 0])}].keypoints",
+            keypoint_names_message(int(kp[bad[k], 2]), int(want[bad[k]]))))
 
     def _rles_vs_images(self, uniq: np.ndarray, uw: np.ndarray, uh: np.ndarray,
                         uidx: np.ndarray) -> None:
