@@ -382,28 +382,24 @@ def _raw_groups(
     g = g[g + 1 < len(pos)]
     g_open, g_close = pos[g], pos[g + 1]
     g_row = brow[g]
-    commas = np.flatnonzero(data == 44)
-    b_open = np.searchsorted(commas, g_open)  # commas before each group's brackets
-    b_close = np.searchsorted(commas, g_close)
-    n_commas = b_close - b_open
+    # the commas of each group, counted by bytes.count in C (no position array of the
+    # dense commas)
+    n_commas = np.fromiter(map(text.count, repeat(b","), g_open.tolist(), g_close.tolist()),
+                           np.int64, count=len(g))
     span = g_close - g_open - 1
     count = np.where(span > 0, n_commas + 1, 0)
-    # a number long enough to overflow a float (309 digits): decode its row
+    # a number long enough to overflow a float (309 digits) holds a whole aligned block
+    # of 154 bytes without a comma: decode the rows of such blocks
     long = len(_LONG_DIGITS)
-    if len(commas) > 1:
-        gaps = np.flatnonzero(np.diff(commas) > long)
-        if len(gaps):
-            sure[j.rows_of(commas[gaps])] = False
-    wide = np.flatnonzero(span >= long)  # the first and last number of a group
-    if len(wide) and len(commas):
-        first = np.where(n_commas[wide] > 0,
-                         commas[np.minimum(b_open[wide], len(commas) - 1)], g_close[wide])
-        last = np.where(n_commas[wide] > 0, commas[np.maximum(b_close[wide] - 1, 0)],
-                        g_open[wide])
-        edge = (first - g_open[wide] > long) | (g_close[wide] - last > long)
-        sure[g_row[wide[edge]]] = False
-    elif len(wide):
-        sure[g_row[wide]] = False
+    if len(data) >= long:
+        block = long // 2
+        full = len(data) // block * block
+        has = (data[:full].reshape(-1, block) == 44).any(axis=1)
+        empty = np.flatnonzero(~has) * block
+        if full < len(data) - block // 2 and 44 not in data[full:]:
+            empty = np.append(empty, full)
+        if len(empty):
+            sure[np.unique(j.rows_of(empty))] = False
     if depth == 2:
         # between the rings only "," (and the raw's own "[" and "]"); anything else, such
         # as a number at the outer level, is decided by decoding
@@ -451,7 +447,9 @@ def _check_segmentations(
         decode = j.heads != 91  # anything but polygons: decode (RLE below)
         poly = np.flatnonzero(~decode)
         if len(poly):
-            sure, rings, count = _raw_groups(j, poly, 2)
+            # the polygons' text alone (RLE objects hold strings and letters)
+            jp = j if len(poly) == len(part) else _Joined([j.raws[k] for k in poly.tolist()])
+            sure, rings, count = _raw_groups(jp, np.arange(len(poly)), 2)
             unsure = ~sure
             ring_row = np.repeat(np.arange(len(poly)), rings)
             unsure[ring_row[(count < 6) | (count % 2 == 1)]] = True

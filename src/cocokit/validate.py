@@ -39,15 +39,22 @@ import math
 import os
 import re
 from collections.abc import Callable, Iterable, Iterator, Mapping
+from itertools import chain
 from typing import Any
 
 import msgspec
 import numpy as np
 
-from .contract import file_name_problem, keypoint_names_message, rle_string_counts
-from .dataset import gc_paused
+from .contract import (
+    ISCROWD_AS_READ,
+    file_name_problem,
+    keypoint_names_message,
+    rle_string_counts,
+)
+from .dataset import Annotations, gc_paused
 from .errors import InputError
 from .geometry import mask_api
+from .io.coco import RecordDecoder, annotation_decoder
 from .io.jsontext import DocumentError, NotAnObject, decode_extra, read_top
 from .io.sniff import HEAD_BYTES, describe_document, describe_head, describe_markup, describe_path
 from .problems import CODES, SEVERITIES, Problem, Report, Severity
@@ -96,6 +103,15 @@ _NAN4 = (math.nan, math.nan, math.nan, math.nan)
 _BLOCK = 1 << 13  # annotations per block: bounds the temporary arrays
 _LOOKUP_BLOCK = 1 << 18  # ids per block in finish()
 _MISSING: Any = object()
+# polygons of many records, and keypoints: arrays of finite-or-not numbers (not bools)
+_SEGMENTATIONS = msgspec.json.Decoder(list[list[list[float]] | dict[str, Any]])
+
+
+def _is_dict(v: Any) -> bool:
+    return type(v) is dict
+
+
+_KEYPOINTS = msgspec.json.Decoder(list[list[float]])
 
 
 # --------------------------------------------------------------------------------------
@@ -112,7 +128,7 @@ def _as_id(v: Any) -> int | None:
     return None
 
 
-def _floats(values: list[Any], strict: bool = False) -> np.ndarray | None:
+def _floats(values: list[Any] | np.ndarray, strict: bool = False) -> np.ndarray | None:
     """float64 array of ``values`` if they all look like numbers, else None.
 
     One pass: numpy infers the dtype, and anything but numbers (strings, null, arrays,
@@ -120,6 +136,8 @@ def _floats(values: list[Any], strict: bool = False) -> np.ndarray | None:
     is a boolean mixed with numbers (numpy reads it as 0 or 1), unless ``strict``,
     which looks at the type of every value first (a second pass).
     """
+    if isinstance(values, np.ndarray):  # read by the reader: numbers already
+        return values.astype(np.float64, copy=False)
     if not values:
         return np.empty(0, np.float64)
     if strict:
@@ -144,7 +162,7 @@ def _float_or_inf(v: Any) -> float:
 
 
 def _grouped_floats(
-    flat: list[Any], lens: list[int]
+    flat: list[Any] | np.ndarray, lens: list[int] | np.ndarray
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Check groups of numbers laid end to end in ``flat`` (every group non-empty).
 
@@ -387,6 +405,7 @@ class Validator:
         self._box_img: list[np.ndarray] = []
         self._box: list[np.ndarray] = []
         self._rle: list[np.ndarray] = []  # rows (index, image_id, h, w)
+        self._decoder: RecordDecoder[Annotations] | None = None  # the reader's, for runs
 
     # -- problems -----------------------------------------------------------------------
 
@@ -774,6 +793,100 @@ class Validator:
         if kp_rows:
             self._check_keypoints(records, start, kp_flat, kp_len, kp_rows)
 
+    def feed_raw_annotations(self, raws: list[msgspec.Raw], start: int = 0) -> bool:
+        """A chunk of the annotations array as raw JSON records, read by the reader
+        (:func:`cocokit.io.coco.annotation_decoder`) into columns: ids, boxes and areas
+        are numpy columns, polygons and keypoints one flat float64 array each, and no
+        Python object is made per record. Returns False, having fed nothing, when the
+        chunk holds anything the columns cannot say as :meth:`feed_annotations` would
+        (a type or a value out of place, a bad ring, NaN, ...): feed it that way then.
+        Either way the report is the same.
+        """
+        self._check_open()
+        with gc_paused():
+            table = self._read_annotations(raws, start)
+            if table is None:
+                return False
+            return self._feed_table(table, start)
+
+    def _read_annotations(self, raws: list[msgspec.Raw], start: int) -> Annotations | None:
+        if self._decoder is None:
+            self._decoder = annotation_decoder(self.source)
+        try:
+            return self._decoder.decode(raws, start)
+        except (InputError, msgspec.DecodeError, OverflowError):
+            return None
+
+    def _feed_table(self, t: Annotations, start: int) -> bool:
+        n = len(t)
+        ids, img, cat = t.id, t.image_id, t.category_id
+        if n and ((ids == _NO_ID).any() or (img == _NO_ID).any() or (cat == _NO_ID).any()
+                  or (t.iscrowd == ISCROWD_AS_READ).any() or np.isinf(t.area).any()):
+            return False
+        bbox = t.bbox
+        has_box = ~np.isnan(bbox).all(axis=1)
+        if not np.isfinite(bbox[has_box]).all():
+            return False
+        # segmentations: polygons (their numbers into one flat array), RLE objects (few)
+        seg = t.segmentation.tolist()
+        present = np.array([k for k, v in enumerate(seg) if v is not None], np.int64)
+        try:  # anything but polygons and objects (a string, null, ...): not here
+            values = _SEGMENTATIONS.decode(
+                b"[" + b",".join([seg[k] for k in present.tolist()]) + b"]")
+        except msgspec.DecodeError:
+            return False
+        is_rle = np.fromiter(map(_is_dict, values), bool, count=len(values))
+        rle = present[is_rle]
+        rles = [values[k] for k in np.flatnonzero(is_rle).tolist()]
+        polys = [v for v in values if v] if not is_rle.any() else [
+            v for v, d in zip(values, is_rle.tolist(), strict=True) if v and not d]
+        nonempty = np.fromiter(map(bool, values), bool, count=len(values)) & ~is_rle
+        poly = present[nonempty]
+        kinds = np.zeros(n, np.int64)
+        rings = np.fromiter(map(len, polys), np.int64, count=len(polys))
+        flat_rings = list(chain.from_iterable(polys))
+        ring_len = np.fromiter(map(len, flat_rings), np.int64, count=len(flat_rings))
+        if ((ring_len < 6) | (ring_len % 2 == 1)).any():
+            return False
+        coords = np.fromiter(chain.from_iterable(flat_rings), np.float64,
+                             count=int(ring_len.sum()))
+        if not np.isfinite(coords).all():
+            return False
+        kinds[poly] = rings
+        kinds[rle] = -1
+        if (~has_box & (kinds == 0)).any():
+            return False  # missing-geometry: as feed_annotations says it
+        # keypoints: triplets of finite numbers
+        kp = t.keypoints.tolist()
+        kp_rows = np.array([k for k, v in enumerate(kp) if v is not None], np.int64)
+        if len(kp_rows):
+            try:
+                kps = _KEYPOINTS.decode(b"[" + b",".join(kp[k] for k in kp_rows.tolist())
+                                        + b"]")
+            except msgspec.DecodeError:
+                return False
+            kp_len = np.fromiter(map(len, kps), np.int64, count=len(kps))
+            kp_values = np.fromiter(chain.from_iterable(kps), np.float64,
+                                    count=int(kp_len.sum()))
+            if (kp_len % 3).any() or not np.isfinite(kp_values).all():
+                return False
+            self._kp.append(np.stack([kp_rows + start, cat[kp_rows], kp_len], axis=1))
+        # everything is in columns now: the checks of feed_annotations, on them
+        self._fed.add("annotations")
+        for arr, col in ((ids, self._ann), (img, self._ref_img), (cat, self._ref_cat)):
+            col.add(arr, start)
+        area = t.area
+        rle_rows: list[tuple[int, int, int, int]] = []
+        for k, r in zip(rle.tolist(), rles, strict=True):
+            self._feed_rle(r, start + k, int(img[k]), float(area[k]), rle_rows)
+        if rle_rows:
+            self._rle.append(np.array(rle_rows, np.int64).reshape(-1, 4))
+        self._check_boxes([], start, bbox.ravel(), np.flatnonzero(~has_box), img, area,
+                          kinds)
+        if len(poly):
+            self._check_polygons([], start, coords, ring_len, poly, rings, area[poly])
+        return True
+
     def _slow_id(self, section: str, i: int, key: str, v: Any) -> int | None:
         """An id that is not a plain int: the int, or None after reporting it."""
         out = _as_id(v)
@@ -948,10 +1061,10 @@ class Validator:
             self.add("area-mismatch", f"annotations[{i}].area",
                      self._area_message(area, computed, what))
 
-    def _check_boxes(self, records: list[Any], start: int, flat: list[Any],
-                     bad_rows: list[int], img: np.ndarray, areas: np.ndarray,
+    def _check_boxes(self, records: list[Any], start: int, flat: list[Any] | np.ndarray,
+                     bad_rows: list[int] | np.ndarray, img: np.ndarray, areas: np.ndarray,
                      kinds: np.ndarray) -> None:
-        n = len(records)
+        n = len(flat) // 4  # 4 values a record, NaN where there is no valid bbox
         arr = _floats(flat, strict=True)
         valid = np.ones(n, bool)
         valid[bad_rows] = False
@@ -1034,8 +1147,8 @@ class Validator:
         self._img_w, self._img_h = [w], [h]
         return (uniq, w[first], h[first], self._img.index_at(first))
 
-    def _check_polygons(self, records: list[Any], start: int, flat: list[Any],
-                        ring_len: list[int], rows: np.ndarray, rings: np.ndarray,
+    def _check_polygons(self, records: list[Any], start: int, flat: list[Any] | np.ndarray,
+                        ring_len: list[int] | np.ndarray, rows: np.ndarray, rings: np.ndarray,
                         area: np.ndarray) -> None:
         """Numbers and areas of the valid-looking polygons of ``rows`` (block positions)."""
         arr, bad_type, nonfinite = _grouped_floats(flat, ring_len)
@@ -1482,6 +1595,12 @@ def _validate_chunks(make: Callable[[], _Source], name: str, max_problems: int |
         for first, raws in src.runs(key):
             for s in range(0, len(raws), chunk):
                 part = raws[s : s + chunk]
+                if key == "annotations" and v.feed_raw_annotations(part, first + s):
+                    fed = True  # read into columns by the reader
+                    if progress is not None:
+                        done += len(part)
+                        progress(done, total)
+                    continue
                 try:
                     records = _decode_records(part)
                 except _RecordSyntax as e:
