@@ -463,3 +463,34 @@ def test_dangling_references_refused_or_skipped(tmp_path: Path, patch: dict[str,
     record = where.split(".")[0]
     assert summary.skipped == (f"{record}: {code}",)
     assert summary.annotations == 2 and validate_file(out).ok
+
+
+def _ring_text(rng: np.random.Generator, n: int) -> list[float | int]:
+    return [int(v) if rng.random() < 0.3 else round(float(v), 2)
+            for v in rng.uniform(-50, 700, n)]
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_the_byte_count_agrees_with_the_decoded_polygons(seed: int) -> None:
+    """Polygons checked on their raw text (numbers counted by the brackets and commas
+    left once the numbers are taken out) and the same polygons as Python lists give the
+    same problems."""
+    rng = np.random.default_rng(seed)
+    segs = [[_ring_text(rng, int(rng.integers(0, 12))) for _ in range(int(rng.integers(0, 4)))]
+            for _ in range(400)]
+    doc = _doc()
+    doc["annotations"] = [
+        {"id": i + 1, "image_id": 1, "category_id": 1, "bbox": [0, 0, 1, 1], "segmentation": s,
+         "keypoints": _ring_text(rng, int(rng.integers(0, 8)))}
+        for i, s in enumerate(segs)]
+    ds = load(doc)
+    anns = ds.annotations
+    h = np.full(len(anns), 10)
+    raw = check_annotations(anns, h, h)
+    as_lists = anns.replace(
+        segmentation=np.array([*segs, None], object)[:-1],
+        keypoints=np.array([*(a["keypoints"] for a in doc["annotations"]), None],
+                           object)[:-1])
+    decoded = check_annotations(as_lists, h, h)
+    assert raw.problems and [(p.code, p.path) for p in raw.problems] == [
+        (p.code, p.path) for p in decoded.problems]

@@ -305,6 +305,7 @@ def _no_segmentation(seg: Any) -> bool:
 
 _WS = b" \t\r\n"
 _LONG_DIGITS = b"0" * 309  # an integer part this long may overflow a float
+_NUMBER_BYTES = b"0123456789.-+eE"
 # bytes of a JSON array of arrays of numbers cannot hold these: a string, an object,
 # true/null ("u"), false ("a"), or an exponent (1e999 overflows a float)
 _NOT_PLAIN = (b'"', b"{", b"u", b"a", b"e", b"E")
@@ -368,26 +369,25 @@ def _raw_groups(
         if needle in text:
             sure[_rows_with(j, text, needle)] = False
     data = j.data
-    opens = np.flatnonzero(data == 91)
-    closes = np.flatnonzero(data == 93)
-    pos = np.concatenate([opens, closes])
-    order = np.argsort(pos, kind="stable")
-    pos = pos[order]
-    is_open = order < len(opens)
+    pos = np.flatnonzero((data == 91) | (data == 93))  # the brackets, in order
+    is_open = data[pos] == 91
     level = np.cumsum(np.where(is_open, 1, -1))  # depth after each bracket
     brow = j.rows_of(pos)
     sure[brow[level > depth]] = False  # nested deeper: decode
     # the groups: brackets opening at ``depth``, closed by the next bracket
     g = np.flatnonzero(is_open & (level == depth) & wanted[brow])
     g = g[g + 1 < len(pos)]
-    g_open, g_close = pos[g], pos[g + 1]
     g_row = brow[g]
-    # the commas of each group, counted by bytes.count in C (no position array of the
-    # dense commas)
-    n_commas = np.fromiter(map(text.count, repeat(b","), g_open.tolist(), g_close.tolist()),
-                           np.int64, count=len(g))
-    span = g_close - g_open - 1
-    count = np.where(span > 0, n_commas + 1, 0)
+    # the commas of each group: the text without its numbers keeps only brackets and
+    # commas, and its k-th bracket is the k-th bracket of the text (no position array of
+    # the dense commas)
+    bare = np.frombuffer(text.translate(None, _NUMBER_BYTES), np.uint8)
+    bare_pos = np.flatnonzero((bare == 91) | (bare == 93))
+    # commas + 1 (any other byte left, of a string or a literal, makes its row unsure
+    # above)
+    count = bare_pos[g + 1] - bare_pos[g]
+    count[count < 2] = 0  # "[]", or a group of one number: decode its row to know
+    sure[g_row[count == 0]] = False
     # a number long enough to overflow a float (309 digits) holds a whole aligned block
     # of 154 bytes without a comma: decode the rows of such blocks
     long = len(_LONG_DIGITS)
