@@ -154,9 +154,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument(
         "--baseline-src",
         metavar="DIR",
-        help="also time the cocokit load and export cases with this source tree on "
-        "PYTHONPATH (e.g. a `git archive main src` unpacked), in the same rounds, as "
-        "'<case> [baseline]' (every cocokit case: load, export, validate)",
+        help="also time every cocokit case (load, export, validate) with this source "
+        "tree on PYTHONPATH (e.g. a `git archive main src` unpacked), in the same rounds, "
+        "as '<case> [baseline]'",
     )
     a = p.parse_args(argv)
     cases = dict(CASES)
