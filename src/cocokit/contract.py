@@ -38,7 +38,7 @@ import json
 import math
 import operator
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from itertools import repeat
 from typing import Annotated, Any, Literal
 
@@ -305,10 +305,7 @@ def _no_segmentation(seg: Any) -> bool:
 
 _WS = b" \t\r\n"
 _LONG_DIGITS = b"0" * 309  # an integer part this long may overflow a float
-_NUMBER_BYTES = b"0123456789.-+eE"
-# bytes of a JSON array of arrays of numbers cannot hold these: a string, an object,
-# true/null ("u"), false ("a"), or an exponent (1e999 overflows a float)
-_NOT_PLAIN = (b'"', b"{", b"u", b"a", b"e", b"E")
+_NUMBER_BYTES = b"0123456789.-"  # what plain numbers are made of (no exponent)
 
 
 class _Joined:
@@ -335,61 +332,54 @@ class _Joined:
         return np.searchsorted(self.offsets, positions, "right") - 1
 
 
-def _rows_with(j: _Joined, classes: bytes, needle: bytes) -> np.ndarray:
-    """Rows of ``j`` whose ``classes`` (its text, or the text as classes) hold ``needle``;
-    one search per row found."""
-    out: list[int] = []
-    offsets = j.offsets
-    i = classes.find(needle)
-    while i >= 0:
-        row = int(np.searchsorted(offsets, i, "right")) - 1
-        out.append(row)
-        i = classes.find(needle, int(offsets[row + 1]))
-    return np.array(out, np.int64)
-
-
 def _raw_groups(
     j: _Joined, rows: np.ndarray, depth: int
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Numbers per group of the raw JSON arrays ``rows`` of ``j``, counted on the bytes.
+    """Numbers per group of the raw JSON arrays ``rows`` of ``j`` (every raw of ``j`` an
+    array), counted on the bytes.
 
     ``depth`` 2: each raw is an array of arrays (polygons; the groups are the rings);
     ``depth`` 1: an array of numbers (keypoints; the group is the raw itself). Returns
     ``sure`` (per row: the byte count decides; False means decode it to know), the
     number of groups per row, and the count of numbers of every group (rows in order).
     Rows of ``j`` not in ``rows`` are ignored.
+
+    The numbers are taken out of the text first (``bytes.translate``): what is left of
+    plain arrays of numbers is brackets and commas only, about a seventh of the text, and
+    the numbers of a group are the commas between its brackets, plus one.
     """
     m = len(j.raws)
     wanted = np.zeros(m, bool)
     wanted[rows] = True
     sure = np.ones(m, bool)
     text = j.text
-    # strings, objects, literals (true, false, null) and exponents: decode those rows
-    for needle in _NOT_PLAIN:
-        if needle in text:
-            sure[_rows_with(j, text, needle)] = False
-    data = j.data
-    pos = np.flatnonzero((data == 91) | (data == 93))  # the brackets, in order
-    is_open = data[pos] == 91
+    if b'"' in text:  # a string may hold brackets: decode every row of this run
+        return np.zeros(len(rows), bool), np.zeros(len(rows), np.int64), np.zeros(0, np.int64)
+    bare = np.frombuffer(text.translate(None, _NUMBER_BYTES), np.uint8)
+    is_bracket = (bare == 91) | (bare == 93)
+    pos = np.flatnonzero(is_bracket)  # in order
+    is_open = bare[pos] == 91
     level = np.cumsum(np.where(is_open, 1, -1))  # depth after each bracket
-    brow = j.rows_of(pos)
+    row_open = is_open & (level == 1)  # each raw is one array: its first bracket
+    brow = np.cumsum(row_open) - 1  # the row of each bracket
+    if len(pos) == 0 or brow[-1] != m - 1 or (level < 0).any() or level[-1] != 0:
+        return np.zeros(len(rows), bool), np.zeros(len(rows), np.int64), np.zeros(0, np.int64)
+    # anything left but brackets and commas (an object, a literal true/false/null, an
+    # exponent): decode those rows
+    other = np.flatnonzero(~is_bracket & (bare != 44))
+    if len(other):
+        sure[np.searchsorted(pos[row_open], other, "right") - 1] = False
     sure[brow[level > depth]] = False  # nested deeper: decode
     # the groups: brackets opening at ``depth``, closed by the next bracket
     g = np.flatnonzero(is_open & (level == depth) & wanted[brow])
     g = g[g + 1 < len(pos)]
     g_row = brow[g]
-    # the commas of each group: the text without its numbers keeps only brackets and
-    # commas, and its k-th bracket is the k-th bracket of the text (no position array of
-    # the dense commas)
-    bare = np.frombuffer(text.translate(None, _NUMBER_BYTES), np.uint8)
-    bare_pos = np.flatnonzero((bare == 91) | (bare == 93))
-    # commas + 1 (any other byte left, of a string or a literal, makes its row unsure
-    # above)
-    count = bare_pos[g + 1] - bare_pos[g]
+    count = pos[g + 1] - pos[g]  # the commas between them, plus one
     count[count < 2] = 0  # "[]", or a group of one number: decode its row to know
     sure[g_row[count == 0]] = False
     # a number long enough to overflow a float (309 digits) holds a whole aligned block
-    # of 154 bytes without a comma: decode the rows of such blocks
+    # of 154 bytes of the text without a comma: decode the rows of such blocks
+    data = j.data
     long = len(_LONG_DIGITS)
     if len(data) >= long:
         block = long // 2
@@ -402,7 +392,7 @@ def _raw_groups(
             sure[np.unique(j.rows_of(empty))] = False
     if depth == 2:
         # between the rings only "," (and the raw's own "[" and "]"); anything else, such
-        # as a number at the outer level, is decided by decoding
+        # as a number at the outer level (a "," more or less here), is decided by decoding
         outer = np.flatnonzero(level[:-1] == 1)
         expected = 1 + (~is_open[outer] & is_open[outer + 1])
         gap = pos[outer + 1] - pos[outer]
@@ -443,27 +433,37 @@ def _check_segmentations(
         _check_segmentation_value(seg[k], k, heights, widths, found, path)
     for sl in _raw_chunks(len(rr)):
         part = rr[sl]
-        j = _Joined(seg[part].tolist())
-        decode = j.heads != 91  # anything but polygons: decode (RLE below)
+        raws = seg[part].tolist()
+        heads = _heads(raws)
+        decode = heads != 91  # anything but polygons: decode (RLE below)
         poly = np.flatnonzero(~decode)
         if len(poly):
             # the polygons' text alone (RLE objects hold strings and letters)
-            jp = j if len(poly) == len(part) else _Joined([j.raws[k] for k in poly.tolist()])
+            jp = _Joined(raws if len(poly) == len(part) else [raws[k] for k in poly.tolist()])
             sure, rings, count = _raw_groups(jp, np.arange(len(poly)), 2)
             unsure = ~sure
             ring_row = np.repeat(np.arange(len(poly)), rings)
             unsure[ring_row[(count < 6) | (count % 2 == 1)]] = True
             # an array holding no ring at all: "[]" is no segmentation, "[1, 2]" is wrong
-            unsure[(rings == 0) & (j.lens[poly] != 2)] = True
+            unsure[(rings == 0) & (jp.lens != 2)] = True
             decode[poly[unsure]] = True
-        rle = np.flatnonzero(j.heads == 123)
+        rle = np.flatnonzero(heads == 123)
         if len(rle):
-            ok = _good_rles([j.raws[k] for k in rle.tolist()], heights[part[rle]],
+            ok = _good_rles([raws[k] for k in rle.tolist()], heights[part[rle]],
                             widths[part[rle]])
             decode[rle[ok]] = False
         for k in np.flatnonzero(decode).tolist():
             row = int(part[k])
-            _check_segmentation_value(_decode(j.raws[k]), row, heights, widths, found, path)
+            _check_segmentation_value(_decode(raws[k]), row, heights, widths, found, path)
+
+
+_FIRST = operator.itemgetter(0)
+_VIEW: Callable[[Any], memoryview] = memoryview
+
+
+def _heads(raws: list[Any]) -> np.ndarray:
+    """The first byte of each raw JSON text (never empty, never whitespace), read in C."""
+    return np.fromiter(map(_FIRST, map(_VIEW, raws)), np.uint8, count=len(raws))
 
 
 _Count = Annotated[int, msgspec.Meta(ge=0)]
@@ -677,7 +677,8 @@ def _check_keypoints(kps: np.ndarray, expected: np.ndarray, found: _Found, path:
         lists = np.flatnonzero(j.heads == 91)
         ok = np.zeros(len(part), bool)
         if len(lists):
-            sure, groups, count = _raw_groups(j, lists, 1)
+            jl = j if len(lists) == len(part) else _Joined([j.raws[k] for k in lists.tolist()])
+            sure, groups, count = _raw_groups(jl, np.arange(len(lists)), 1)
             good = sure & (groups <= 1)
             first = np.cumsum(groups) - groups  # each row's first group
             n = np.where(groups == 1, count[np.minimum(first, max(len(count) - 1, 0))]
