@@ -154,6 +154,20 @@ def _floats(values: list[Any] | np.ndarray, strict: bool = False) -> np.ndarray 
     return arr.astype(np.float64, copy=False)
 
 
+def _plain_counts(counts: list[Any]) -> int | None:
+    """The sum of uncompressed RLE counts when they are all plain non-negative ints that
+    numpy sums exactly (one pass in C), else None (check them one by one)."""
+    if not counts or set(map(type, counts)) != {int}:
+        return None
+    try:
+        arr = np.array(counts, np.int64)
+    except OverflowError:
+        return None
+    if arr.min() < 0 or arr.max() >= 2**40 or len(arr) >= 2**23:  # sum fits in int64
+        return None
+    return int(arr.sum())
+
+
 def _float_or_inf(v: Any) -> float:
     try:
         return float(v)
@@ -991,7 +1005,9 @@ class Validator:
                 self.add("bad-rle", f"{path}.counts",
                          f"compressed RLE counts must be an ASCII string, found {_short(counts)}")
         elif isinstance(counts, list):
-            counts_ok = all(_as_id(c) is not None and c >= 0 for c in counts)
+            total_counts = _plain_counts(counts)
+            counts_ok = total_counts is not None or all(
+                _as_id(c) is not None and c >= 0 for c in counts)
             if not counts_ok:
                 bad = next(c for c in counts if _as_id(c) is None or c < 0)
                 self.add("bad-rle", f"{path}.counts",
@@ -1008,7 +1024,7 @@ class Validator:
         if not counts_ok or h < 0:
             return
         if isinstance(counts, list):
-            total = sum(int(c) for c in counts)
+            total = total_counts if total_counts is not None else sum(int(c) for c in counts)
             if total != h * w:
                 self.add("rle-counts-sum", f"{path}.counts",
                          f"RLE counts must sum to height * width = {h} * {w} = {h * w}, "
