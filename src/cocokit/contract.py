@@ -128,6 +128,7 @@ def check_images(images: Images, rows: np.ndarray | None = None, start: int = 0)
 
 
 _CONTROL = re.compile("[\x00-\x1f\x7f-\x9f]")
+_NAME_BLOCK = 1 << 16  # file names checked at a time
 
 
 def file_name_problem(name: str) -> str | None:
@@ -144,12 +145,14 @@ def file_name_problem(name: str) -> str | None:
 
 def bad_file_names(names: np.ndarray) -> np.ndarray:
     """Positions of ``names`` (str, or None for "not checked") that are not usable."""
-    values = [v for v in names.tolist() if v is not None]
-    if len(values) == len(names) and all(values) and (
-            _CONTROL.search("".join(values)) is None):
-        return np.zeros(0, np.int64)  # the common case: one search over all the names
-    return np.array([k for k, v in enumerate(names.tolist())
-                     if v is not None and file_name_problem(v) is not None], np.int64)
+    out: list[int] = []
+    for s in range(0, len(names), _NAME_BLOCK):  # bounded temporaries on a big file
+        values = names[s : s + _NAME_BLOCK].tolist()
+        if all(values) and _CONTROL.search("".join(values)) is None:
+            continue  # the common case: one search over the block's names
+        out += [s + k for k, v in enumerate(values)
+                if v is not None and file_name_problem(v) is not None]
+    return np.array(out, np.int64)
 
 
 def check_image_sizes(
