@@ -154,9 +154,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument(
         "--baseline-src",
         metavar="DIR",
-        help="also time the cocokit load and export cases with this source tree on "
-        "PYTHONPATH (e.g. a `git archive main src` unpacked), in the same rounds, as "
-        "'<case> [baseline]'",
+        help="also time every cocokit case (load, export, validate) with this source "
+        "tree on PYTHONPATH (e.g. a `git archive main src` unpacked), in the same rounds, "
+        "as '<case> [baseline]'",
     )
     a = p.parse_args(argv)
     cases = dict(CASES)
@@ -175,7 +175,7 @@ def main(argv: list[str] | None = None) -> int:
         paired: dict[str, tuple[str, tuple[str, ...]]] = {}
         for name, case in cases.items():
             paired[name] = case
-            if name.startswith("cocokit") and "validate" not in name:  # load and export
+            if name.startswith("cocokit"):  # load, export and validate
                 paired[name + BASELINE] = case
                 paths[name + BASELINE] = base
         cases = paired

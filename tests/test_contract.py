@@ -96,7 +96,31 @@ CASES: list[tuple[dict[str, Any], str, str]] = [
     ({"annotations__2__keypoints": [1, HUGE, 2]}, "non-finite", "annotations[2].keypoints"),
     ({"annotations__1__iscrowd": 2}, "bad-iscrowd", "annotations[1].iscrowd"),
     ({"annotations__1__iscrowd": -3}, "bad-iscrowd", "annotations[1].iscrowd"),
+    ({"annotations__2__iscrowd": -1}, "bad-iscrowd", "annotations[2].iscrowd"),
+    ({"images__0__file_name": ""}, "bad-file-name", "images[0].file_name"),
+    ({"images__1__file_name": "b\x00.jpg"}, "bad-file-name", "images[1].file_name"),
+    ({"annotations__0__segmentation": {"size": [10, 10], "counts": "X1d0"}},
+     "rle-counts-sum", "annotations[0].segmentation.counts"),
+    ({"annotations__0__segmentation": {"size": [10, 10], "counts": "X1d0X1X"}},
+     "bad-rle", "annotations[0].segmentation.counts"),
+    ({"categories__0__keypoints": ["nose", "tail"], "annotations__2__keypoints": [1, 2, 2]},
+     "bad-keypoints", "annotations[2].keypoints"),
 ]
+
+
+@pytest.mark.parametrize("value", [-1, 2, 7])
+def test_an_odd_iscrowd_is_kept_as_read_and_refused(value: int, tmp_path: Path) -> None:
+    """Never dropped nor rewritten: the record keeps it, the export names it."""
+    ds = load(_doc(annotations__1__iscrowd=value))
+    assert ds.annotations[1]["iscrowd"] == value
+    assert ds.annotations[0]["iscrowd"] == 0
+    with pytest.raises(IntegrityError) as e:
+        write_coco(ds, tmp_path / "out.json")
+    assert f"annotations[1].iscrowd: iscrowd must be 0 or 1, found integer {value}" in str(
+        e.value)
+    written = to_dict(ds, invalid="skip")
+    assert [a["id"] for a in written["annotations"]] == [1, 3]
+    assert all(a["iscrowd"] == 0 for a in written["annotations"])
 
 
 def _case_id(case: tuple[dict[str, Any], str, str]) -> str:
@@ -192,7 +216,7 @@ def test_valid_variants_pass(tmp_path: Path) -> None:
             b'{"id":3,"image_id":1,"category_id":1,"iscrowd":1,'
             b'"segmentation":{"size":[10,10],"counts":[40,20,40]}},'
             b'{"id":4,"image_id":1,"category_id":1,"iscrowd":1,'
-            b'"segmentation":{"counts":"PP5","size":[10,10]}}],'
+            b'"segmentation":{"counts":"X1d0X1","size":[10,10]}}],'
             b'"categories":[{"id":1,"name":"a"}]}')
     src = tmp_path / "in.json"
     src.write_bytes(text)
@@ -439,3 +463,34 @@ def test_dangling_references_refused_or_skipped(tmp_path: Path, patch: dict[str,
     record = where.split(".")[0]
     assert summary.skipped == (f"{record}: {code}",)
     assert summary.annotations == 2 and validate_file(out).ok
+
+
+def _ring_text(rng: np.random.Generator, n: int) -> list[float | int]:
+    return [int(v) if rng.random() < 0.3 else round(float(v), 2)
+            for v in rng.uniform(-50, 700, n)]
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_the_byte_count_agrees_with_the_decoded_polygons(seed: int) -> None:
+    """Polygons checked on their raw text (numbers counted by the brackets and commas
+    left once the numbers are taken out) and the same polygons as Python lists give the
+    same problems."""
+    rng = np.random.default_rng(seed)
+    segs = [[_ring_text(rng, int(rng.integers(0, 12))) for _ in range(int(rng.integers(0, 4)))]
+            for _ in range(400)]
+    doc = _doc()
+    doc["annotations"] = [
+        {"id": i + 1, "image_id": 1, "category_id": 1, "bbox": [0, 0, 1, 1], "segmentation": s,
+         "keypoints": _ring_text(rng, int(rng.integers(0, 8)))}
+        for i, s in enumerate(segs)]
+    ds = load(doc)
+    anns = ds.annotations
+    h = np.full(len(anns), 10)
+    raw = check_annotations(anns, h, h)
+    as_lists = anns.replace(
+        segmentation=np.array([*segs, None], object)[:-1],
+        keypoints=np.array([*(a["keypoints"] for a in doc["annotations"]), None],
+                           object)[:-1])
+    decoded = check_annotations(as_lists, h, h)
+    assert raw.problems and [(p.code, p.path) for p in raw.problems] == [
+        (p.code, p.path) for p in decoded.problems]

@@ -514,7 +514,7 @@ def test_compressed_and_uncompressed_rle_pass_through() -> None:
                 "image_id": 1,
                 "category_id": 1,
                 "iscrowd": 0,
-                "segmentation": {"size": [3, 4], "counts": "12;0"},
+                "segmentation": {"size": [3, 4], "counts": "129"},
             },
         ],
         "categories": [{"id": 1, "name": "c"}],

@@ -282,6 +282,36 @@ ROWS: list[Row] = [
     ("rle-size-mismatch", put("annotations", 1, "segmentation",
                               {"size": [40, 62], "counts": [0, 2, 38, 2, 2438]}),
      "rle-size-mismatch", "annotations[1].segmentation.size", False),
+    ("rle-compressed-too-short", put("annotations", 1, "segmentation",
+                                     {"size": [50, 50], "counts": "02`10Pm1"}),
+     "rle-counts-sum", "annotations[1].segmentation.counts", True),
+    ("rle-compressed-too-long", put("annotations", 1, "segmentation",
+                                    {"size": [50, 50], "counts": "02`10P[28"}),
+     "rle-counts-sum", "annotations[1].segmentation.counts", True),
+    ("rle-compressed-cut-short", put("annotations", 1, "segmentation",
+                                     {"size": [50, 50], "counts": "02`10P[2P"}),
+     "bad-rle", "annotations[1].segmentation.counts", True),
+    ("rle-compressed-bad-character", put("annotations", 1, "segmentation",
+                                         {"size": [50, 50], "counts": "02`10P[2~"}),
+     "bad-rle", "annotations[1].segmentation.counts", True),
+    ("rle-counts-sum-too-long", put("annotations", 1, "segmentation",
+                                    {"size": [50, 50], "counts": [0, 2, 48, 2, 2448, 10]}),
+     "rle-counts-sum", "annotations[1].segmentation.counts", True),
+    ("iscrowd-minus-one", put("annotations", 0, "iscrowd", -1), "bad-iscrowd",
+     "annotations[0].iscrowd", True),
+    ("iscrowd-large", put("annotations", 2, "iscrowd", 7), "bad-iscrowd",
+     "annotations[2].iscrowd", True),
+    ("file-name-empty", put("images", 0, "file_name", ""), "bad-file-name",
+     "images[0].file_name", True),
+    ("file-name-nul", put("images", 1, "file_name", "b\x00.jpg"), "bad-file-name",
+     "images[1].file_name", True),
+    ("file-name-escape-character", put("images", 0, "file_name", "a\x1b[1m.jpg"),
+     "bad-file-name", "images[0].file_name", True),
+    ("keypoints-fewer-than-names", edit(lambda d: d["categories"][0].update(
+        keypoints=["nose", "left_eye", "right_eye"])), "bad-keypoints",
+     "annotations[2].keypoints", True),
+    ("keypoints-more-than-names", edit(lambda d: d["categories"][0].update(
+        keypoints=["nose"])), "bad-keypoints", "annotations[2].keypoints", True),
     ("keypoints-not-triplets", put("annotations", 2, "keypoints", [6, 6, 2, 7]),
      "bad-keypoints", "annotations[2].keypoints", False),
     ("keypoints-string", put("annotations", 2, "keypoints", [6, 6, 2, 7, "7", 1]),
@@ -450,6 +480,42 @@ def test_real_files_validate_and_export_the_same_in_memory_and_streamed(
         return
     write_coco(open_stream(path, chunk_bytes=1 << 16), b)
     assert a.read_bytes() == b.read_bytes()
+
+
+#: Rows whose one invalid record ``--skip-invalid`` leaves out: (row, record named).
+SKIPPED = {
+    "iscrowd-minus-one": "annotations[0]",
+    "iscrowd-large": "annotations[2]",
+    "iscrowd-two": "annotations[0]",
+    "file-name-nul": "images[1]",
+    "keypoints-fewer-than-names": "annotations[2]",
+    "rle-compressed-too-short": "annotations[1]",
+    "rle-compressed-cut-short": "annotations[1]",
+}
+
+
+@pytest.mark.parametrize("name", sorted(SKIPPED))
+@pytest.mark.parametrize("stream", ["--no-stream", "--stream"])
+def test_skip_invalid_drops_the_record_and_names_it(
+    name: str, stream: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    data = next(row[1] for row in ROWS if row[0] == name)
+    src, out = _write(tmp_path, data), tmp_path / "out.json"
+    rc = cli.main(["export", str(src), "-o", str(out), stream, "--skip-invalid"])
+    captured = capsys.readouterr()
+    assert rc == 0, captured.err
+    record = SKIPPED[name]
+    assert f"{record}: " in captured.err, captured.err
+    written = json.loads(out.read_bytes())
+    section, index = record.rstrip("]").split("[")
+    before = json.loads(data)
+    ids = {r["id"] for r in written[section]}
+    assert before[section][int(index)]["id"] not in ids
+    # nothing rewritten: every record written is as it was read
+    kept = [r for r in before["annotations"] if r["id"] in {a["id"] for a in
+                                                             written["annotations"]}]
+    assert written["annotations"] == kept
+    assert validate_file(out).ok
 
 
 def test_rows_are_copies() -> None:

@@ -287,6 +287,15 @@ CASES: list[tuple[str, Mutation, list[tuple[str, str, str]]]] = [
     # iscrowd
     ("iscrowd-2", _set("annotations", 0, "iscrowd", 2),
      [(E, "bad-iscrowd", "annotations[0].iscrowd")]),
+    ("iscrowd-minus-1", _set("annotations", 1, "iscrowd", -1),
+     [(E, "bad-iscrowd", "annotations[1].iscrowd")]),
+    # file names
+    ("file-name-empty", _set("images", 1, "file_name", ""),
+     [(E, "bad-file-name", "images[1].file_name")]),
+    ("file-name-nul", _set("images", 0, "file_name", "a\x00.jpg"),
+     [(E, "bad-file-name", "images[0].file_name")]),
+    ("file-name-delete-character", _set("images", 0, "file_name", "a\x7f.jpg"),
+     [(E, "bad-file-name", "images[0].file_name")]),
     ("iscrowd-bool", _set("annotations", 0, "iscrowd", True),
      [(E, "bad-iscrowd", "annotations[0].iscrowd")]),
     # segmentation
@@ -327,6 +336,17 @@ CASES: list[tuple[str, Mutation, list[tuple[str, str, str]]]] = [
      [(E, "bad-rle", "annotations[1].segmentation.counts")]),
     ("rle-counts-sum", _rle(1, counts=[0, 10, 1000]),
      [(E, "rle-counts-sum", "annotations[1].segmentation.counts")]),
+    ("compressed-rle-counts-short",
+     _set("annotations", 4, "segmentation", _compressed_rle(80, 90, 2, 7, 60, 66) | {
+         "size": [80, 100]}),
+     [(E, "rle-counts-sum", "annotations[4].segmentation.counts")]),
+    ("compressed-rle-counts-long",
+     _set("annotations", 4, "segmentation", _compressed_rle(90, 100, 2, 7, 60, 66) | {
+         "size": [80, 100]}),
+     [(E, "rle-counts-sum", "annotations[4].segmentation.counts")]),
+    ("compressed-rle-counts-garbage",
+     _set("annotations", 4, "segmentation", {"size": [80, 100], "counts": "hello world"}),
+     [(E, "bad-rle", "annotations[4].segmentation.counts")]),
     ("rle-size-mismatch", _rle(1, size=[50, 40], counts=[0, 10, 1990]),
      [(E, "rle-size-mismatch", "annotations[1].segmentation.size")]),
     ("compressed-rle-size-mismatch", _set("annotations", 4, "image_id", 2),
@@ -337,9 +357,15 @@ CASES: list[tuple[str, Mutation, list[tuple[str, str, str]]]] = [
      [(E, "bad-keypoints", "annotations[3].keypoints")]),
     ("keypoints-not-array", _set("annotations", 3, "keypoints", {"x": 1}),
      [(E, "bad-keypoints", "annotations[3].keypoints")]),
-    ("keypoints-string", _set("annotations", 3, "keypoints", [6, 6, "2"]),
+    ("keypoints-string", _set("annotations", 3, "keypoints", [6, 6, "2", 0, 0, 0]),
      [(E, "bad-keypoints", "annotations[3].keypoints")]),
-    ("keypoints-nan", _set("annotations", 3, "keypoints", [6, NAN, 2]),
+    ("keypoints-fewer-than-names", _set("annotations", 3, "keypoints", [6, 6, 2]),
+     [(E, "bad-keypoints", "annotations[3].keypoints")]),
+    ("keypoints-more-than-names", _set("annotations", 3, "keypoints", [6, 6, 2] * 3),
+     [(E, "bad-keypoints", "annotations[3].keypoints")]),
+    ("keypoints-empty-with-names", _set("annotations", 3, "keypoints", []),
+     [(E, "bad-keypoints", "annotations[3].keypoints")]),
+    ("keypoints-nan", _set("annotations", 3, "keypoints", [6, NAN, 2, 0, 0, 0]),
      [(E, "non-finite", "annotations[3].keypoints")]),
     # warnings on images and categories
     ("duplicate-file-name", _set("images", 1, "file_name", "a.jpg"),
@@ -898,3 +924,68 @@ def test_chunks_in_any_order_find_the_same_duplicates(doc: dict[str, Any], size:
     assert [(p.code, p.path) for p in got] == [(p.code, p.path) for p in expected]
     assert ([p for p in got if p.code != "duplicate-file-name"]
             == [p for p in expected if p.code != "duplicate-file-name"])
+
+
+# --------------------------------------------------------------------------------------
+# The reader's columns and the record path give the same report
+
+
+def _record_path_only(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Feed every chunk of annotations as Python records (the reader's columns off)."""
+    monkeypatch.setattr(Validator, "feed_raw_annotations", lambda self, raws, start=0: False)
+
+
+@pytest.mark.skipif(not REAL_FILES, reason=f"no real COCO files under {REAL}")
+@pytest.mark.parametrize("path", REAL_FILES, ids=[str(p.relative_to(REAL)) for p in REAL_FILES]
+                         if REAL_FILES else [])
+def test_real_file_same_report_through_the_reader_and_as_records(
+    path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    columns = validate_file(path, stream=False, chunk=777)
+    assert columns.problems or columns.ok
+    _record_path_only(monkeypatch)
+    assert validate_file(path, stream=False, chunk=777).to_dict() == columns.to_dict()
+
+
+def _json_safe(doc: Any) -> bool:
+    return msgspec.json.decode(msgspec.json.encode(doc)) == doc
+
+
+@pytest.mark.parametrize(
+    "mutate", [m for _, m, _ in CASES], ids=[c[0] for c in CASES]
+)
+def test_broken_document_same_report_through_the_reader_and_as_records(
+    mutate: Mutation, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    doc = base()
+    mutate(doc)
+    if not _json_safe(doc):  # NaN and infinities have no JSON text
+        pytest.skip("the document has no JSON text")
+    data = msgspec.json.encode(doc)
+    columns = validate_bytes(data, "case")
+    assert columns.to_dict() == validate_document(doc, "case").to_dict()
+    _record_path_only(monkeypatch)
+    assert validate_bytes(data, "case").to_dict() == columns.to_dict()
+
+
+@pytest.mark.parametrize(("mutate", "columns"), [
+    (lambda d: None, True),
+    (_set("annotations", 0, "area", 5000.0), True),  # a warning: still in columns
+    (_set("annotations", 0, "segmentation", [[10, 10, 30, "10", 30, 20]]), False),
+    (_set("annotations", 0, "iscrowd", 2), False),
+    (_set("annotations", 3, "keypoints", [6, 6, 2, 0]), False),
+], ids=["valid", "warning", "string-coordinate", "iscrowd-2", "keypoints-length"])
+def test_the_reader_reads_clean_chunks_into_columns(mutate: Mutation, columns: bool) -> None:
+    doc = base()
+    mutate(doc)
+    raws = msgspec.json.decode(msgspec.json.encode(doc["annotations"]),
+                               type=list[msgspec.Raw])
+    v = Validator("chunk")
+    assert v.feed_raw_annotations(raws) is columns
+    if not columns:  # nothing was fed: the records go the other way
+        v.feed_annotations(msgspec.json.decode(msgspec.json.encode(doc["annotations"])))
+    v.feed_images(doc["images"])
+    v.feed_categories(doc["categories"])
+    expected = validate_document(doc, "chunk")
+    assert v.finish().to_dict() == expected.to_dict()
+    assert expected.problems or columns

@@ -5,13 +5,18 @@ checked for the errors :mod:`cocokit.validate` reports for a file, with the same
 (:data:`cocokit.problems.CODES`) and the same JSON paths (the row of the input table:
 ``annotations[12].segmentation[0]``, ``images[3].width``):
 
-* images: ``bad-image-size`` (width or height not positive);
+* images: ``bad-image-size`` (width or height not positive), ``bad-file-name`` (empty,
+  or holding control characters such as NUL);
 * boxes and areas: ``non-finite``, ``negative-bbox-size``;
-* ``bad-iscrowd`` (not 0 or 1);
+* ``bad-iscrowd`` (not 0 or 1; the reader keeps such a value as read, see
+  :data:`ISCROWD_AS_READ`);
 * segmentations: ``bad-segmentation`` (neither polygons nor RLE), ``bad-polygon``
   (odd length, fewer than 6 numbers, non-numbers), ``non-finite``, ``bad-rle``,
-  ``rle-counts-sum``, ``rle-size-mismatch`` (the RLE size is not its image's);
-* ``bad-keypoints`` (not numbers, or a length that is not a multiple of 3).
+  ``rle-counts-sum`` (uncompressed counts, or the counts a compressed string decodes
+  to, do not sum to height * width), ``rle-size-mismatch`` (the RLE size is not its
+  image's);
+* ``bad-keypoints`` (not numbers, a length that is not a multiple of 3, or not 3 values
+  per keypoint name of its category).
 
 The checks run over columns. A segmentation read from a file is its raw JSON text: the
 polygons of a run of records are checked on their bytes at once with numpy (brackets
@@ -32,7 +37,8 @@ import dataclasses
 import json
 import math
 import operator
-from collections.abc import Mapping, Sequence
+import re
+from collections.abc import Callable, Mapping, Sequence
 from itertools import repeat
 from typing import Annotated, Any, Literal
 
@@ -47,15 +53,27 @@ from .problems import short_number as _num
 from .problems import short_value as _short
 
 __all__ = [
+    "ISCROWD_AS_READ",
     "Checked",
     "InvalidPolicy",
+    "bad_file_names",
     "category_warnings",
     "check_annotations",
     "check_image_sizes",
     "check_images",
     "check_invalid",
     "check_segmentation",
+    "file_name_problem",
+    "keypoint_names_message",
+    "keypoint_value_counts",
+    "rle_string_counts",
 ]
+
+#: The ``iscrowd`` column's value for an annotation whose iscrowd is neither 0 nor 1 as
+#: read (-1, 2, ...): the reader keeps the value as read in the record's ``extra`` under
+#: ``"iscrowd"`` (so it is never silently dropped or rewritten) and the export contract
+#: refuses it (``bad-iscrowd``), or leaves the record out with ``invalid="skip"``.
+ISCROWD_AS_READ = -2
 
 InvalidPolicy = Literal["error", "skip"]
 
@@ -105,29 +123,65 @@ def _is_int(v: Any) -> bool:
 
 
 def check_images(images: Images, rows: np.ndarray | None = None, start: int = 0) -> Checked:
-    """``bad-image-size`` of the image rows ``rows`` (all by default); paths name row
-    ``start + row``."""
-    return check_image_sizes(images.width, images.height, rows, start)
+    """``bad-image-size`` and ``bad-file-name`` of the image rows ``rows`` (all by
+    default); paths name row ``start + row``."""
+    return check_image_sizes(images.width, images.height, rows, start, images.file_name)
+
+
+_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f]")
+_NAME_BLOCK = 1 << 16  # file names checked at a time
+
+
+def file_name_problem(name: str) -> str | None:
+    """Why ``name`` is not a usable ``file_name`` (empty, or holding control characters
+    such as NUL, which no file system path may hold), or None when it is fine."""
+    if not name:
+        return "file_name is empty; expected the image's file name"
+    m = _CONTROL.search(name)
+    if m is None:
+        return None
+    return (f"file_name {_short(name)} holds the control character "
+            f"U+{ord(m.group()):04X}; expected a file name without control characters")
+
+
+def bad_file_names(names: np.ndarray) -> np.ndarray:
+    """Positions of ``names`` (str, or None for "not checked") that are not usable."""
+    out: list[int] = []
+    for s in range(0, len(names), _NAME_BLOCK):  # bounded temporaries on a big file
+        values = names[s : s + _NAME_BLOCK].tolist()
+        if all(values) and _CONTROL.search("".join(values)) is None:
+            continue  # the common case: one search over the block's names
+        out += [s + k for k, v in enumerate(values)
+                if v is not None and file_name_problem(v) is not None]
+    return np.array(out, np.int64)
 
 
 def check_image_sizes(
-    width: np.ndarray, height: np.ndarray, rows: np.ndarray | None = None, start: int = 0
+    width: np.ndarray, height: np.ndarray, rows: np.ndarray | None = None, start: int = 0,
+    file_names: np.ndarray | None = None,
 ) -> Checked:
-    """:func:`check_images` on the width and height columns alone (what a streamed
-    export knows of its images)."""
+    """:func:`check_images` on the width and height columns (what a streamed export
+    knows of its images) and, when given, the ``file_names`` column (str, or None where
+    the name is known to be fine)."""
     idx = np.arange(len(width)) if rows is None else np.asarray(rows, np.int64)
     w = width[idx]
     h = height[idx]
     bad = (w <= 0) | (h <= 0)
+    names = np.zeros(len(idx), bool)
+    if file_names is not None and len(idx):
+        names[bad_file_names(file_names[idx])] = True
     problems: list[Problem] = []
-    for k in np.flatnonzero(bad).tolist():
+    for k in np.flatnonzero(bad | names).tolist():
         i = start + int(idx[k])
+        if names[k] and file_names is not None:
+            problems.append(_problem("bad-file-name", f"images[{i}].file_name",
+                                     str(file_name_problem(file_names[idx[k]]))))
         for key, v in (("width", w[k]), ("height", h[k])):
             if v <= 0:
                 problems.append(_problem(
                     "bad-image-size", f"images[{i}].{key}",
                     f"image {key} must be a positive integer, found {int(v)}"))
-    return Checked(problems, np.flatnonzero(bad))
+    return Checked(problems, np.flatnonzero(bad | names))
 
 
 # -- annotations ----------------------------------------------------------------------
@@ -149,11 +203,15 @@ def check_annotations(
     widths: np.ndarray,
     rows: np.ndarray | None = None,
     start: int = 0,
+    keypoint_counts: np.ndarray | None = None,
 ) -> Checked:
     """The error checks of the annotation rows ``rows`` (all by default).
 
     ``heights`` and ``widths`` give, per checked row, the size of its image (what an
-    RLE's size must be; negative where unknown). Paths name row ``start + row``.
+    RLE's size must be; negative where unknown); ``keypoint_counts``, per checked row,
+    how many keypoint values its category's keypoint names call for (3 per name; -1
+    where the category names none, see :func:`keypoint_value_counts`). Paths name row
+    ``start + row``.
     """
     idx = np.arange(len(annotations)) if rows is None else np.asarray(rows, np.int64)
     found = _Found()
@@ -183,7 +241,7 @@ def check_annotations(
     crowd = annotations.iscrowd[idx]
     for k in np.flatnonzero((crowd != -1) & (crowd != 0) & (crowd != 1)).tolist():
         found.add(k, "bad-iscrowd", path(k, ".iscrowd"),
-                  f"iscrowd must be 0 or 1, found number {int(crowd[k])}")
+                  f"iscrowd must be 0 or 1, {_crowd_as_read(annotations, int(idx[k]))}")
 
     seg = annotations.segmentation[idx]
     for k in np.flatnonzero(missing).tolist():  # no box: the segmentation must give one
@@ -193,11 +251,49 @@ def check_annotations(
                       "expected at least one")
     _check_segmentations(seg, heights, widths, found, path)
     kps = annotations.keypoints[idx]
-    _check_keypoints(kps, found, path)
+    expected = (np.full(len(idx), -1, np.int64) if keypoint_counts is None
+                else np.asarray(keypoint_counts, np.int64))
+    _check_keypoints(kps, expected, found, path)
 
     rows_out = sorted(found.by_row)
     problems = [p for r in rows_out for p in found.by_row[r]]
     return Checked(problems, np.array(rows_out, np.int64))
+
+
+def _crowd_as_read(annotations: Annotations, row: int) -> str:
+    """"found ..." for the iscrowd of ``row`` (kept as read in ``extra``, see
+    :data:`ISCROWD_AS_READ`)."""
+    value: Any = int(annotations.iscrowd[row])
+    extra = annotations.extra[row]
+    if value == ISCROWD_AS_READ and extra and "iscrowd" in extra:
+        value = extra["iscrowd"]
+        if isinstance(value, msgspec.Raw):
+            value = _decode(value)
+    return _found(value)
+
+
+def keypoint_value_counts(categories: Categories, category_id: np.ndarray) -> np.ndarray:
+    """Per category id, how many keypoint values an annotation of it must hold: 3 per
+    name of the category's ``keypoints`` list, -1 where the category has no such list
+    (or is not there)."""
+    per = np.array([3 * len(c["keypoints"]) if isinstance(c.get("keypoints"), list) else -1
+                    for c in categories.records], np.int64)
+    out = np.full(len(category_id), -1, np.int64)
+    if not (per >= 0).any():
+        return out
+    ids = categories.id
+    order = np.argsort(ids, kind="stable")
+    pos = np.minimum(np.searchsorted(ids[order], category_id), len(ids) - 1)
+    hit = ids[order][pos] == category_id
+    out[hit] = per[order][pos[hit]]
+    return out
+
+
+def keypoint_names_message(n: int, expected: int) -> str:
+    """The ``bad-keypoints`` message of a keypoints array of ``n`` values whose category
+    names ``expected // 3`` keypoints."""
+    return (f"keypoints has {n} values ({n // 3} keypoints), expected {expected} "
+            f"(3 per name of its category's {expected // 3} keypoints)")
 
 
 def _no_segmentation(seg: Any) -> bool:
@@ -213,9 +309,7 @@ def _no_segmentation(seg: Any) -> bool:
 
 _WS = b" \t\r\n"
 _LONG_DIGITS = b"0" * 309  # an integer part this long may overflow a float
-# bytes of a JSON array of arrays of numbers cannot hold these: a string, an object,
-# true/null ("u"), false ("a"), or an exponent (1e999 overflows a float)
-_NOT_PLAIN = (b'"', b"{", b"u", b"a", b"e", b"E")
+_NUMBER_BYTES = b"0123456789.-"  # what plain numbers are made of (no exponent)
 
 
 class _Joined:
@@ -242,79 +336,67 @@ class _Joined:
         return np.searchsorted(self.offsets, positions, "right") - 1
 
 
-def _rows_with(j: _Joined, classes: bytes, needle: bytes) -> np.ndarray:
-    """Rows of ``j`` whose ``classes`` (its text, or the text as classes) hold ``needle``;
-    one search per row found."""
-    out: list[int] = []
-    offsets = j.offsets
-    i = classes.find(needle)
-    while i >= 0:
-        row = int(np.searchsorted(offsets, i, "right")) - 1
-        out.append(row)
-        i = classes.find(needle, int(offsets[row + 1]))
-    return np.array(out, np.int64)
-
-
 def _raw_groups(
     j: _Joined, rows: np.ndarray, depth: int
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Numbers per group of the raw JSON arrays ``rows`` of ``j``, counted on the bytes.
+    """Numbers per group of the raw JSON arrays ``rows`` of ``j`` (every raw of ``j`` an
+    array), counted on the bytes.
 
     ``depth`` 2: each raw is an array of arrays (polygons; the groups are the rings);
     ``depth`` 1: an array of numbers (keypoints; the group is the raw itself). Returns
     ``sure`` (per row: the byte count decides; False means decode it to know), the
     number of groups per row, and the count of numbers of every group (rows in order).
     Rows of ``j`` not in ``rows`` are ignored.
+
+    The numbers are taken out of the text first (``bytes.translate``): what is left of
+    plain arrays of numbers is brackets and commas only, about a seventh of the text, and
+    the numbers of a group are the commas between its brackets, plus one.
     """
     m = len(j.raws)
     wanted = np.zeros(m, bool)
     wanted[rows] = True
     sure = np.ones(m, bool)
     text = j.text
-    # strings, objects, literals (true, false, null) and exponents: decode those rows
-    for needle in _NOT_PLAIN:
-        if needle in text:
-            sure[_rows_with(j, text, needle)] = False
-    data = j.data
-    opens = np.flatnonzero(data == 91)
-    closes = np.flatnonzero(data == 93)
-    pos = np.concatenate([opens, closes])
-    order = np.argsort(pos, kind="stable")
-    pos = pos[order]
-    is_open = order < len(opens)
+    if b'"' in text:  # a string may hold brackets: decode every row of this run
+        return np.zeros(len(rows), bool), np.zeros(len(rows), np.int64), np.zeros(0, np.int64)
+    bare = np.frombuffer(text.translate(None, _NUMBER_BYTES), np.uint8)
+    is_bracket = (bare == 91) | (bare == 93)
+    pos = np.flatnonzero(is_bracket)  # in order
+    is_open = bare[pos] == 91
     level = np.cumsum(np.where(is_open, 1, -1))  # depth after each bracket
-    brow = j.rows_of(pos)
+    row_open = is_open & (level == 1)  # each raw is one array: its first bracket
+    brow = np.cumsum(row_open) - 1  # the row of each bracket
+    if len(pos) == 0 or brow[-1] != m - 1 or (level < 0).any() or level[-1] != 0:
+        return np.zeros(len(rows), bool), np.zeros(len(rows), np.int64), np.zeros(0, np.int64)
+    # anything left but brackets and commas (an object, a literal true/false/null, an
+    # exponent): decode those rows
+    other = np.flatnonzero(~is_bracket & (bare != 44))
+    if len(other):
+        sure[np.searchsorted(pos[row_open], other, "right") - 1] = False
     sure[brow[level > depth]] = False  # nested deeper: decode
     # the groups: brackets opening at ``depth``, closed by the next bracket
     g = np.flatnonzero(is_open & (level == depth) & wanted[brow])
     g = g[g + 1 < len(pos)]
-    g_open, g_close = pos[g], pos[g + 1]
     g_row = brow[g]
-    commas = np.flatnonzero(data == 44)
-    b_open = np.searchsorted(commas, g_open)  # commas before each group's brackets
-    b_close = np.searchsorted(commas, g_close)
-    n_commas = b_close - b_open
-    span = g_close - g_open - 1
-    count = np.where(span > 0, n_commas + 1, 0)
-    # a number long enough to overflow a float (309 digits): decode its row
+    count = pos[g + 1] - pos[g]  # the commas between them, plus one
+    count[count < 2] = 0  # "[]", or a group of one number: decode its row to know
+    sure[g_row[count == 0]] = False
+    # a number long enough to overflow a float (309 digits) holds a whole aligned block
+    # of 154 bytes of the text without a comma: decode the rows of such blocks
+    data = j.data
     long = len(_LONG_DIGITS)
-    if len(commas) > 1:
-        gaps = np.flatnonzero(np.diff(commas) > long)
-        if len(gaps):
-            sure[j.rows_of(commas[gaps])] = False
-    wide = np.flatnonzero(span >= long)  # the first and last number of a group
-    if len(wide) and len(commas):
-        first = np.where(n_commas[wide] > 0,
-                         commas[np.minimum(b_open[wide], len(commas) - 1)], g_close[wide])
-        last = np.where(n_commas[wide] > 0, commas[np.maximum(b_close[wide] - 1, 0)],
-                        g_open[wide])
-        edge = (first - g_open[wide] > long) | (g_close[wide] - last > long)
-        sure[g_row[wide[edge]]] = False
-    elif len(wide):
-        sure[g_row[wide]] = False
+    if len(data) >= long:
+        block = long // 2
+        full = len(data) // block * block
+        has = (data[:full].reshape(-1, block) == 44).any(axis=1)
+        empty = np.flatnonzero(~has) * block
+        if full < len(data) - block // 2 and 44 not in data[full:]:
+            empty = np.append(empty, full)
+        if len(empty):
+            sure[np.unique(j.rows_of(empty))] = False
     if depth == 2:
         # between the rings only "," (and the raw's own "[" and "]"); anything else, such
-        # as a number at the outer level, is decided by decoding
+        # as a number at the outer level (a "," more or less here), is decided by decoding
         outer = np.flatnonzero(level[:-1] == 1)
         expected = 1 + (~is_open[outer] & is_open[outer + 1])
         gap = pos[outer + 1] - pos[outer]
@@ -355,25 +437,37 @@ def _check_segmentations(
         _check_segmentation_value(seg[k], k, heights, widths, found, path)
     for sl in _raw_chunks(len(rr)):
         part = rr[sl]
-        j = _Joined(seg[part].tolist())
-        decode = j.heads != 91  # anything but polygons: decode (RLE below)
+        raws = seg[part].tolist()
+        heads = _heads(raws)
+        decode = heads != 91  # anything but polygons: decode (RLE below)
         poly = np.flatnonzero(~decode)
         if len(poly):
-            sure, rings, count = _raw_groups(j, poly, 2)
+            # the polygons' text alone (RLE objects hold strings and letters)
+            jp = _Joined(raws if len(poly) == len(part) else [raws[k] for k in poly.tolist()])
+            sure, rings, count = _raw_groups(jp, np.arange(len(poly)), 2)
             unsure = ~sure
             ring_row = np.repeat(np.arange(len(poly)), rings)
             unsure[ring_row[(count < 6) | (count % 2 == 1)]] = True
             # an array holding no ring at all: "[]" is no segmentation, "[1, 2]" is wrong
-            unsure[(rings == 0) & (j.lens[poly] != 2)] = True
+            unsure[(rings == 0) & (jp.lens != 2)] = True
             decode[poly[unsure]] = True
-        rle = np.flatnonzero(j.heads == 123)
+        rle = np.flatnonzero(heads == 123)
         if len(rle):
-            ok = _good_rles([j.raws[k] for k in rle.tolist()], heights[part[rle]],
+            ok = _good_rles([raws[k] for k in rle.tolist()], heights[part[rle]],
                             widths[part[rle]])
             decode[rle[ok]] = False
         for k in np.flatnonzero(decode).tolist():
             row = int(part[k])
-            _check_segmentation_value(_decode(j.raws[k]), row, heights, widths, found, path)
+            _check_segmentation_value(_decode(raws[k]), row, heights, widths, found, path)
+
+
+_FIRST = operator.itemgetter(0)
+_VIEW: Callable[[Any], memoryview] = memoryview
+
+
+def _heads(raws: list[Any]) -> np.ndarray:
+    """The first byte of each raw JSON text (never empty, never whitespace), read in C."""
+    return np.fromiter(map(_FIRST, map(_VIEW, raws)), np.uint8, count=len(raws))
 
 
 _Count = Annotated[int, msgspec.Meta(ge=0)]
@@ -406,12 +500,67 @@ def _good_rles(raws: list[Any], heights: np.ndarray, widths: np.ndarray) -> np.n
             continue
         h, w = rle.size
         counts = rle.counts
-        if (isinstance(counts, str) and not counts.isascii()) or (
-                isinstance(counts, list) and sum(counts) != h * w):
+        if isinstance(counts, str):
+            decoded = rle_string_counts(counts)
+            if decoded is None or int(decoded.sum()) != h * w:
+                continue
+        elif sum(counts) != h * w:
             continue
         ih, iw = int(heights[k]), int(widths[k])
         ok[k] = ih < 0 or iw < 0 or (h == ih and w == iw)
     return ok
+
+
+def rle_string_counts(counts: str | bytes) -> np.ndarray | None:
+    """The run lengths a compressed RLE string (pycocotools' ``counts``) stands for, or
+    None when it is not one: a character outside ``0``..``o``, a number cut short at the
+    end, one beyond 64 bits, or a run length that comes out negative.
+
+    Each number is 5 bits a character, least significant first, ``0x20`` meaning "more
+    follows" and ``0x10`` of the last character its sign; from the third number on, each
+    is a difference from the number two before (as pycocotools' ``rleFrString`` reads
+    it). What the lengths must sum to (height * width) is for the caller to check.
+    """
+    data = counts.encode("latin-1") if isinstance(counts, str) else bytes(counts)
+    if not data:
+        return np.zeros(0, np.int64)
+    c = np.frombuffer(data, np.uint8).astype(np.int64) - 48
+    if c.min() < 0 or c.max() > 63:
+        return None
+    more = (c & 0x20) != 0
+    if more[-1]:
+        return None
+    ends = np.flatnonzero(~more)
+    starts = np.zeros(len(ends), np.int64)
+    starts[1:] = ends[:-1] + 1
+    digits = ends - starts + 1
+    if digits.max() > 12:  # beyond 60 bits: no run length of an image
+        return None
+    shift = 5 * (np.arange(len(c)) - np.repeat(starts, digits))
+    x = np.add.reduceat((c & 0x1F) << shift, starts)
+    negative = (c[ends] & 0x10) != 0
+    x[negative] -= np.left_shift(1, 5 * digits[negative])
+    x[1::2] = np.cumsum(x[1::2])  # x[3] += x[1], x[5] += x[3], ...
+    x[2::2] = np.cumsum(x[2::2])  # x[4] += x[2], ...
+    if len(x) and x.min() < 0:
+        return None
+    return x
+
+
+def _rle_string_problem(counts: str, h: int, w: int) -> tuple[str, str] | None:
+    """(code, message) of a compressed counts string that is not an RLE of ``h`` x ``w``."""
+    decoded = rle_string_counts(counts)
+    if decoded is None:
+        return ("bad-rle", "compressed RLE counts are not a valid pycocotools string "
+                f"(characters 0..o, 5 bits each, non-negative run lengths), found "
+                f"{_short(counts)}")
+    total = int(decoded.sum())
+    if total != h * w:
+        return ("rle-counts-sum",
+                f"RLE counts must sum to height * width = {h} * {w} = {h * w}, found a "
+                f"sum of {total} ({len(decoded)} run lengths decoded from the compressed "
+                "string)")
+    return None
 
 
 def _decode(raw: Any) -> Any:
@@ -524,35 +673,47 @@ def _check_rle(seg: Mapping[str, Any], k: int, ih: int, iw: int, found: _Found,
             found.add(k, "rle-counts-sum", f"{p}.counts",
                       f"RLE counts must sum to height * width = {h} * {w} = {h * w}, "
                       f"found a sum of {total}")
+    elif counts_ok and isinstance(counts, (str, bytes)):
+        why = _rle_string_problem(counts if isinstance(counts, str) else counts.decode(
+            "latin-1"), h, w)
+        if why is not None:
+            found.add(k, why[0], f"{p}.counts", why[1])
     if ih >= 0 and iw >= 0 and (h, w) != (ih, iw):
         found.add(k, "rle-size-mismatch", f"{p}.size",
                   f"RLE size [{h}, {w}] differs from its image's [height, width] [{ih}, {iw}]")
 
 
-def _check_keypoints(kps: np.ndarray, found: _Found, path: Any) -> None:
+def _check_keypoints(kps: np.ndarray, expected: np.ndarray, found: _Found, path: Any) -> None:
     rr, other = _raw_rows(kps)
     for k in other:
-        _check_keypoint_value(kps[k], k, found, path)
+        _check_keypoint_value(kps[k], k, int(expected[k]), found, path)
     for sl in _raw_chunks(len(rr)):
         part = rr[sl]
         j = _Joined(kps[part].tolist())
         lists = np.flatnonzero(j.heads == 91)
         ok = np.zeros(len(part), bool)
         if len(lists):
-            sure, groups, count = _raw_groups(j, lists, 1)
-            good = sure & (groups == 1)
+            jl = j if len(lists) == len(part) else _Joined([j.raws[k] for k in lists.tolist()])
+            sure, groups, count = _raw_groups(jl, np.arange(len(lists)), 1)
+            good = sure & (groups <= 1)
             first = np.cumsum(groups) - groups  # each row's first group
-            good[good] &= count[first[good]] % 3 == 0
+            n = np.where(groups == 1, count[np.minimum(first, max(len(count) - 1, 0))]
+                         if len(count) else 0, 0)
+            want = expected[part[lists]]
+            good &= (n % 3 == 0) & ((want < 0) | (n == want))
             ok[lists[good]] = True
         for k in np.flatnonzero(~ok).tolist():
-            _check_keypoint_value(_decode(j.raws[k]), int(part[k]), found, path)
+            row = int(part[k])
+            _check_keypoint_value(_decode(j.raws[k]), row, int(expected[row]), found, path)
 
 
-def _check_keypoint_value(kp: Any, k: int, found: _Found, path: Any) -> None:
+def _check_keypoint_value(kp: Any, k: int, expected: int, found: _Found, path: Any) -> None:
     if isinstance(kp, np.ndarray):
         kp = kp.ravel().tolist()
     p = path(k, ".keypoints")
-    if not isinstance(kp, (list, tuple)) or len(kp) % 3:
+    if isinstance(kp, (list, tuple)) and not len(kp) % 3 and 0 <= expected != len(kp):
+        found.add(k, "bad-keypoints", p, keypoint_names_message(len(kp), expected))
+    elif not isinstance(kp, (list, tuple)) or len(kp) % 3:
         found.add(k, "bad-keypoints", p,
                   "keypoints must be an array of numbers [x, y, v, ...] whose length is a "
                   f"multiple of 3, {_found(kp)}"

@@ -43,6 +43,7 @@ CODES: dict[str, str] = {
     "bad-type": "A field has the wrong JSON type (ids must be integers, not booleans; "
     "width/height integers; file_name and name strings; area a number).",
     "bad-image-size": "An image width or height is not positive.",
+    "bad-file-name": "An image file_name is empty or holds control characters (NUL, ...).",
     "bad-bbox": "A bbox is not an array of 4 numbers [x, y, width, height].",
     "negative-bbox-size": "A bbox has a negative width or height.",
     "non-finite": "A bbox, area, polygon or keypoint holds NaN or an infinity, or a number "
@@ -52,9 +53,11 @@ CODES: dict[str, str] = {
     "bad-polygon": "A polygon has an odd number of coordinates, fewer than 6, or non-numbers.",
     "bad-rle": "An RLE object lacks a valid size [h, w] or counts (a string or "
     "non-negative integers).",
-    "rle-counts-sum": "The counts of an uncompressed RLE do not sum to height * width.",
+    "rle-counts-sum": "The counts of an RLE (a list, or the run lengths a compressed string "
+    "decodes to) do not sum to height * width.",
     "rle-size-mismatch": "The size of an RLE differs from its image's [height, width].",
-    "bad-keypoints": "keypoints is not an array of numbers whose length is a multiple of 3.",
+    "bad-keypoints": "keypoints is not an array of numbers whose length is a multiple of 3, "
+    "or its length is not 3 per keypoint name of its category.",
     "duplicate-image-id": "Two images share an id.",
     "duplicate-annotation-id": "Two annotations share an id.",
     "duplicate-category-id": "Two categories share an id.",

@@ -39,14 +39,22 @@ import math
 import os
 import re
 from collections.abc import Callable, Iterable, Iterator, Mapping
+from itertools import chain
 from typing import Any
 
 import msgspec
 import numpy as np
 
-from .dataset import gc_paused
+from .contract import (
+    ISCROWD_AS_READ,
+    file_name_problem,
+    keypoint_names_message,
+    rle_string_counts,
+)
+from .dataset import Annotations, gc_paused
 from .errors import InputError
 from .geometry import mask_api
+from .io.coco import RecordDecoder, annotation_decoder
 from .io.jsontext import DocumentError, NotAnObject, decode_extra, read_top
 from .io.sniff import HEAD_BYTES, describe_document, describe_head, describe_markup, describe_path
 from .problems import CODES, SEVERITIES, Problem, Report, Severity
@@ -95,6 +103,15 @@ _NAN4 = (math.nan, math.nan, math.nan, math.nan)
 _BLOCK = 1 << 13  # annotations per block: bounds the temporary arrays
 _LOOKUP_BLOCK = 1 << 18  # ids per block in finish()
 _MISSING: Any = object()
+# polygons of many records, and keypoints: arrays of finite-or-not numbers (not bools)
+_SEGMENTATIONS = msgspec.json.Decoder(list[list[list[float]] | dict[str, Any]])
+
+
+def _is_dict(v: Any) -> bool:
+    return type(v) is dict
+
+
+_KEYPOINTS = msgspec.json.Decoder(list[list[float]])
 
 
 # --------------------------------------------------------------------------------------
@@ -111,7 +128,7 @@ def _as_id(v: Any) -> int | None:
     return None
 
 
-def _floats(values: list[Any], strict: bool = False) -> np.ndarray | None:
+def _floats(values: list[Any] | np.ndarray, strict: bool = False) -> np.ndarray | None:
     """float64 array of ``values`` if they all look like numbers, else None.
 
     One pass: numpy infers the dtype, and anything but numbers (strings, null, arrays,
@@ -119,6 +136,8 @@ def _floats(values: list[Any], strict: bool = False) -> np.ndarray | None:
     is a boolean mixed with numbers (numpy reads it as 0 or 1), unless ``strict``,
     which looks at the type of every value first (a second pass).
     """
+    if isinstance(values, np.ndarray):  # read by the reader: numbers already
+        return values.astype(np.float64, copy=False)
     if not values:
         return np.empty(0, np.float64)
     if strict:
@@ -135,6 +154,20 @@ def _floats(values: list[Any], strict: bool = False) -> np.ndarray | None:
     return arr.astype(np.float64, copy=False)
 
 
+def _plain_counts(counts: list[Any]) -> int | None:
+    """The sum of uncompressed RLE counts when they are all plain non-negative ints that
+    numpy sums exactly (one pass in C), else None (check them one by one)."""
+    if not counts or set(map(type, counts)) != {int}:
+        return None
+    try:
+        arr = np.array(counts, np.int64)
+    except OverflowError:
+        return None
+    if arr.min() < 0 or arr.max() >= 2**40 or len(arr) >= 2**23:  # sum fits in int64
+        return None
+    return int(arr.sum())
+
+
 def _float_or_inf(v: Any) -> float:
     try:
         return float(v)
@@ -143,7 +176,7 @@ def _float_or_inf(v: Any) -> float:
 
 
 def _grouped_floats(
-    flat: list[Any], lens: list[int]
+    flat: list[Any] | np.ndarray, lens: list[int] | np.ndarray
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Check groups of numbers laid end to end in ``flat`` (every group non-empty).
 
@@ -372,6 +405,8 @@ class Validator:
         # categories
         self._cat = _Ids()
         self._cat_names: dict[int, Any] = {}
+        self._kp_names: dict[int, int] = {}  # category id -> 3 * its keypoint names
+        self._kp: list[np.ndarray] = []  # rows (index, category id, keypoint values)
         # annotations: their ids and references
         self._ann = _Ids()
         self._ref_img = _Ids()
@@ -384,6 +419,7 @@ class Validator:
         self._box_img: list[np.ndarray] = []
         self._box: list[np.ndarray] = []
         self._rle: list[np.ndarray] = []  # rows (index, image_id, h, w)
+        self._decoder: RecordDecoder[Annotations] | None = None  # the reader's, for runs
 
     # -- problems -----------------------------------------------------------------------
 
@@ -498,6 +534,9 @@ class Validator:
                              f'category "name" must be a string, {_found(name)}')
             if cid is not None and cid not in self._cat_names:
                 self._cat_names[cid] = name
+                names = r.get("keypoints")
+                if type(names) is list:
+                    self._kp_names[cid] = 3 * len(names)
         arr = self._id_array(ids, "categories", start, "id")
         self._cat.add(arr, start, arr != _NO_ID)
 
@@ -552,6 +591,10 @@ class Validator:
             if type(fn) is str:
                 fn_hash.append(hash(fn))
                 fn_rows.append(k)
+                if not fn or not fn.isprintable():
+                    why = file_name_problem(fn)
+                    if why is not None:
+                        add("bad-file-name", f"images[{i}].file_name", why)
             elif fn is _MISSING:
                 add("missing-field", f"images[{i}].file_name",
                     'image has no "file_name"; expected a string')
@@ -638,6 +681,7 @@ class Validator:
         kp_flat: list[Any] = []
         kp_len: list[int] = []
         kp_rows: list[int] = []
+        kp_counted: list[int] = []  # records with keypoints of a length 3 divides
         rle_rows: list[tuple[int, int, int, int]] = []
 
         ids_append = ids.append
@@ -729,6 +773,7 @@ class Validator:
             kp = a.get("keypoints", missing)
             if kp is not missing:
                 if type(kp) is list and len(kp) % 3 == 0:
+                    kp_counted.append(k)
                     if kp:
                         kp_flat.extend(kp)
                         kp_len.append(len(kp))
@@ -747,6 +792,11 @@ class Validator:
             col.add(arr, start, arr != _NO_ID)
         if rle_rows:
             self._rle.append(np.array(rle_rows, np.int64).reshape(-1, 4))
+        if kp_counted:
+            rows_kp = np.array(kp_counted, np.int64)
+            lens = [len(records[r]["keypoints"]) for r in kp_counted]
+            self._kp.append(np.stack([rows_kp + start, cat_arr[rows_kp],
+                                      np.array(lens, np.int64)], axis=1))
         area_arr = np.array(areas, np.float64)
         kind_arr = np.array(kinds, np.int64)
         self._check_boxes(records, start, bb_flat, bb_bad, img_arr, area_arr, kind_arr)
@@ -756,6 +806,100 @@ class Validator:
                                  area_arr[rows])
         if kp_rows:
             self._check_keypoints(records, start, kp_flat, kp_len, kp_rows)
+
+    def feed_raw_annotations(self, raws: list[msgspec.Raw], start: int = 0) -> bool:
+        """A chunk of the annotations array as raw JSON records, read by the reader
+        (:func:`cocokit.io.coco.annotation_decoder`) into columns: ids, boxes and areas
+        are numpy columns, polygons and keypoints one flat float64 array each, and no
+        Python object is made per record. Returns False, having fed nothing, when the
+        chunk holds anything the columns cannot say as :meth:`feed_annotations` would
+        (a type or a value out of place, a bad ring, NaN, ...): feed it that way then.
+        Either way the report is the same.
+        """
+        self._check_open()
+        with gc_paused():
+            table = self._read_annotations(raws, start)
+            if table is None:
+                return False
+            return self._feed_table(table, start)
+
+    def _read_annotations(self, raws: list[msgspec.Raw], start: int) -> Annotations | None:
+        if self._decoder is None:
+            self._decoder = annotation_decoder(self.source)
+        try:
+            return self._decoder.decode(raws, start)
+        except (InputError, msgspec.DecodeError, OverflowError):
+            return None
+
+    def _feed_table(self, t: Annotations, start: int) -> bool:
+        n = len(t)
+        ids, img, cat = t.id, t.image_id, t.category_id
+        if n and ((ids == _NO_ID).any() or (img == _NO_ID).any() or (cat == _NO_ID).any()
+                  or (t.iscrowd == ISCROWD_AS_READ).any() or np.isinf(t.area).any()):
+            return False
+        bbox = t.bbox
+        has_box = ~np.isnan(bbox).all(axis=1)
+        if not np.isfinite(bbox[has_box]).all():
+            return False
+        # segmentations: polygons (their numbers into one flat array), RLE objects (few)
+        seg = t.segmentation.tolist()
+        present = np.array([k for k, v in enumerate(seg) if v is not None], np.int64)
+        try:  # anything but polygons and objects (a string, null, ...): not here
+            values = _SEGMENTATIONS.decode(
+                b"[" + b",".join([seg[k] for k in present.tolist()]) + b"]")
+        except msgspec.DecodeError:
+            return False
+        is_rle = np.fromiter(map(_is_dict, values), bool, count=len(values))
+        rle = present[is_rle]
+        rles = [values[k] for k in np.flatnonzero(is_rle).tolist()]
+        polys = [v for v in values if v] if not is_rle.any() else [
+            v for v, d in zip(values, is_rle.tolist(), strict=True) if v and not d]
+        nonempty = np.fromiter(map(bool, values), bool, count=len(values)) & ~is_rle
+        poly = present[nonempty]
+        kinds = np.zeros(n, np.int64)
+        rings = np.fromiter(map(len, polys), np.int64, count=len(polys))
+        flat_rings = list(chain.from_iterable(polys))
+        ring_len = np.fromiter(map(len, flat_rings), np.int64, count=len(flat_rings))
+        if ((ring_len < 6) | (ring_len % 2 == 1)).any():
+            return False
+        coords = np.fromiter(chain.from_iterable(flat_rings), np.float64,
+                             count=int(ring_len.sum()))
+        if not np.isfinite(coords).all():
+            return False
+        kinds[poly] = rings
+        kinds[rle] = -1
+        if (~has_box & (kinds == 0)).any():
+            return False  # missing-geometry: as feed_annotations says it
+        # keypoints: triplets of finite numbers
+        kp = t.keypoints.tolist()
+        kp_rows = np.array([k for k, v in enumerate(kp) if v is not None], np.int64)
+        if len(kp_rows):
+            try:
+                kps = _KEYPOINTS.decode(b"[" + b",".join(kp[k] for k in kp_rows.tolist())
+                                        + b"]")
+            except msgspec.DecodeError:
+                return False
+            kp_len = np.fromiter(map(len, kps), np.int64, count=len(kps))
+            kp_values = np.fromiter(chain.from_iterable(kps), np.float64,
+                                    count=int(kp_len.sum()))
+            if (kp_len % 3).any() or not np.isfinite(kp_values).all():
+                return False
+            self._kp.append(np.stack([kp_rows + start, cat[kp_rows], kp_len], axis=1))
+        # everything is in columns now: the checks of feed_annotations, on them
+        self._fed.add("annotations")
+        for arr, col in ((ids, self._ann), (img, self._ref_img), (cat, self._ref_cat)):
+            col.add(arr, start)
+        area = t.area
+        rle_rows: list[tuple[int, int, int, int]] = []
+        for k, r in zip(rle.tolist(), rles, strict=True):
+            self._feed_rle(r, start + k, int(img[k]), float(area[k]), rle_rows)
+        if rle_rows:
+            self._rle.append(np.array(rle_rows, np.int64).reshape(-1, 4))
+        self._check_boxes([], start, bbox.ravel(), np.flatnonzero(~has_box), img, area,
+                          kinds)
+        if len(poly):
+            self._check_polygons([], start, coords, ring_len, poly, rings, area[poly])
+        return True
 
     def _slow_id(self, section: str, i: int, key: str, v: Any) -> int | None:
         """An id that is not a plain int: the int, or None after reporting it."""
@@ -861,7 +1005,9 @@ class Validator:
                 self.add("bad-rle", f"{path}.counts",
                          f"compressed RLE counts must be an ASCII string, found {_short(counts)}")
         elif isinstance(counts, list):
-            counts_ok = all(_as_id(c) is not None and c >= 0 for c in counts)
+            total_counts = _plain_counts(counts)
+            counts_ok = total_counts is not None or all(
+                _as_id(c) is not None and c >= 0 for c in counts)
             if not counts_ok:
                 bad = next(c for c in counts if _as_id(c) is None or c < 0)
                 self.add("bad-rle", f"{path}.counts",
@@ -878,11 +1024,26 @@ class Validator:
         if not counts_ok or h < 0:
             return
         if isinstance(counts, list):
-            total = sum(int(c) for c in counts)
+            total = total_counts if total_counts is not None else sum(int(c) for c in counts)
             if total != h * w:
                 self.add("rle-counts-sum", f"{path}.counts",
                          f"RLE counts must sum to height * width = {h} * {w} = {h * w}, "
                          f"found a sum of {total}")
+                return
+        else:
+            decoded = rle_string_counts(counts)
+            if decoded is None:
+                self.add("bad-rle", f"{path}.counts",
+                         "compressed RLE counts are not a valid pycocotools string "
+                         "(characters 0..o, 5 bits each, non-negative run lengths), found "
+                         f"{_short(counts)}")
+                return
+            total = int(decoded.sum())
+            if total != h * w:
+                self.add("rle-counts-sum", f"{path}.counts",
+                         f"RLE counts must sum to height * width = {h} * {w} = {h * w}, "
+                         f"found a sum of {total} ({len(decoded)} run lengths decoded "
+                         "from the compressed string)")
                 return
         if area_val == area_val:  # an area to compare
             mask_area = self._rle_area(seg, counts, h, w)
@@ -916,10 +1077,10 @@ class Validator:
             self.add("area-mismatch", f"annotations[{i}].area",
                      self._area_message(area, computed, what))
 
-    def _check_boxes(self, records: list[Any], start: int, flat: list[Any],
-                     bad_rows: list[int], img: np.ndarray, areas: np.ndarray,
+    def _check_boxes(self, records: list[Any], start: int, flat: list[Any] | np.ndarray,
+                     bad_rows: list[int] | np.ndarray, img: np.ndarray, areas: np.ndarray,
                      kinds: np.ndarray) -> None:
-        n = len(records)
+        n = len(flat) // 4  # 4 values a record, NaN where there is no valid bbox
         arr = _floats(flat, strict=True)
         valid = np.ones(n, bool)
         valid[bad_rows] = False
@@ -1002,8 +1163,8 @@ class Validator:
         self._img_w, self._img_h = [w], [h]
         return (uniq, w[first], h[first], self._img.index_at(first))
 
-    def _check_polygons(self, records: list[Any], start: int, flat: list[Any],
-                        ring_len: list[int], rows: np.ndarray, rings: np.ndarray,
+    def _check_polygons(self, records: list[Any], start: int, flat: list[Any] | np.ndarray,
+                        ring_len: list[int] | np.ndarray, rows: np.ndarray, rings: np.ndarray,
                         area: np.ndarray) -> None:
         """Numbers and areas of the valid-looking polygons of ``rows`` (block positions)."""
         arr, bad_type, nonfinite = _grouped_floats(flat, ring_len)
@@ -1120,6 +1281,8 @@ class Validator:
             self._boxes_vs_images(_cat(self._box_idx, np.int64), _cat(self._box_img, np.int64),
                                   _cat(self._box, np.float64, 4), table)
             self._rles_vs_images(*table)
+        if have_cats:
+            self._keypoints_vs_categories()
         if have_cats and "annotations" in self._fed and "annotations" not in self._missing:
             used = _distinct(self._ref_cat.ids())
             _, is_used = _lookup(cat_uniq, used)
@@ -1141,7 +1304,7 @@ class Validator:
         report = Report(self.source, self._stored, self._truncated, self._truncated_errors)
         self._finished = report
         # free the arrays
-        self._box_idx, self._box_img, self._box = [], [], []
+        self._box_idx, self._box_img, self._box, self._kp = [], [], [], []
         self._ann = self._ref_img = self._ref_cat = _Ids()
         return report
 
@@ -1184,6 +1347,20 @@ class Validator:
         self._add_many("bbox-outside-image", len(rows), make,
                        lambda k: f"annotations[{int(box_idx[rows[k]])}].bbox")
         return found
+
+    def _keypoints_vs_categories(self) -> None:
+        """``bad-keypoints`` where an annotation's keypoints are not 3 values per name of
+        its category's ``keypoints`` list."""
+        if not self._kp or not self._kp_names:
+            return
+        kp = _cat(self._kp, np.int64, 3)
+        kp = kp[np.argsort(kp[:, 0], kind="stable")]
+        want = np.array([self._kp_names.get(int(c), -1) for c in kp[:, 1].tolist()],
+                        np.int64)
+        bad = np.flatnonzero((want >= 0) & (kp[:, 2] != want))
+        self._add_many("bad-keypoints", len(bad), lambda k: (
+            f"annotations[{int(kp[bad[k], 0])}].keypoints",
+            keypoint_names_message(int(kp[bad[k], 2]), int(want[bad[k]]))))
 
     def _rles_vs_images(self, uniq: np.ndarray, uw: np.ndarray, uh: np.ndarray,
                         uidx: np.ndarray) -> None:
@@ -1434,6 +1611,12 @@ def _validate_chunks(make: Callable[[], _Source], name: str, max_problems: int |
         for first, raws in src.runs(key):
             for s in range(0, len(raws), chunk):
                 part = raws[s : s + chunk]
+                if key == "annotations" and v.feed_raw_annotations(part, first + s):
+                    fed = True  # read into columns by the reader
+                    if progress is not None:
+                        done += len(part)
+                        progress(done, total)
+                    continue
                 try:
                     records = _decode_records(part)
                 except _RecordSyntax as e:

@@ -31,12 +31,15 @@ import numpy as np
 from msgspec import UNSET, Raw, UnsetType
 
 from ..contract import (
+    ISCROWD_AS_READ,
     Checked,
     InvalidPolicy,
+    bad_file_names,
     category_warnings,
     check_annotations,
     check_image_sizes,
     check_invalid,
+    keypoint_value_counts,
 )
 from ..dataset import Annotations, Categories, Dataset, Images, gc_paused, lookup, unique
 from ..errors import InputError, IntegrityError, JSONSyntaxError, OptionError
@@ -102,10 +105,12 @@ _ANN_FIELDS: list[tuple[str, Any, bool]] = [
 
 # what an absent optional field decodes to: the value its column holds for "absent"
 # (so a column is read straight off the records, without a test per record)
+# (iscrowd: a value no file holds, so an iscrowd of -1 as read is told from none)
+_NO_CROWD = -(2**63)
 _ABSENT: dict[str, Any] = {
     "area": float("nan"),
     "bbox": (float("nan"),) * 4,
-    "iscrowd": -1,
+    "iscrowd": _NO_CROWD,
     "num_keypoints": -1,
 }
 
@@ -340,18 +345,33 @@ def _annotations_table(
         )
     bbox = np.fromiter(chain.from_iterable(boxes), np.float64, count=4 * n)
     at = _Where("annotations", start, file)
+    extra = _extra_column(recs, extras)
     return Annotations(
         id=_column(recs, "k0", key="id", where=at),
         image_id=_column(recs, "k1", key="image_id", where=at),
         category_id=_column(recs, "k2", key="category_id", where=at),
         bbox=bbox.reshape(n, 4),
         area=_column(recs, "k4", np.float64),
-        iscrowd=_column(recs, "k6", np.int8, key="iscrowd", where=at),
+        iscrowd=_iscrowd_column(_column(recs, "k6", key="iscrowd", where=at), extra),
         segmentation=_objects(recs, "k3"),
         keypoints=_objects(recs, "k7"),
         num_keypoints=_column(recs, "k8", key="num_keypoints", where=at),
-        extra=_extra_column(recs, extras),
+        extra=extra,
     )
+
+
+def _iscrowd_column(values: np.ndarray, extra: np.ndarray) -> np.ndarray:
+    """The int8 iscrowd column of the int64 values read: -1 where absent; a value other
+    than 0 or 1 is :data:`~cocokit.contract.ISCROWD_AS_READ` there and kept as read in
+    the record's ``extra`` (the export contract refuses it; nothing is rewritten)."""
+    odd = (values != 0) & (values != 1)
+    if not odd.any():
+        return values.astype(np.int8)
+    absent = values == _NO_CROWD
+    out = np.where(absent, -1, np.where(odd, ISCROWD_AS_READ, values)).astype(np.int8)
+    for i in np.flatnonzero(odd & ~absent).tolist():
+        extra[i] = {**(extra[i] or {}), "iscrowd": Raw(str(int(values[i])).encode())}
+    return out
 
 
 def read_coco(
@@ -640,10 +660,12 @@ class ExportScreen:
         return keep
 
     def images(
-        self, widths: np.ndarray, heights: np.ndarray, rows: np.ndarray, start: int = 0
+        self, widths: np.ndarray, heights: np.ndarray, rows: np.ndarray, start: int = 0,
+        file_names: np.ndarray | None = None,
     ) -> np.ndarray:
-        """Which image ``rows`` (of columns ``widths``/``heights``) to write."""
-        checked = check_image_sizes(widths, heights, rows, start)
+        """Which image ``rows`` (of columns ``widths``/``heights`` and, when given,
+        ``file_names``) to write."""
+        checked = check_image_sizes(widths, heights, rows, start, file_names)
         return self._take(checked, len(rows))
 
     def annotations(
@@ -653,9 +675,13 @@ class ExportScreen:
         heights: np.ndarray,
         widths: np.ndarray,
         start: int = 0,
+        categories: Categories | None = None,
     ) -> np.ndarray:
-        """Which annotation ``rows`` to write; ``heights``/``widths`` of their images."""
-        checked = check_annotations(anns, heights, widths, rows, start)
+        """Which annotation ``rows`` to write; ``heights``/``widths`` of their images,
+        ``categories`` the ones written (for their keypoint names)."""
+        counts = (None if categories is None
+                  else keypoint_value_counts(categories, anns.category_id[rows]))
+        checked = check_annotations(anns, heights, widths, rows, start, counts)
         return self._take(checked, len(rows))
 
     def dropped_with_images(self, ann_rows: np.ndarray, image_rows: np.ndarray,
@@ -747,7 +773,8 @@ def screen_export(
 
     # images: the candidates, less the invalid ones
     keep_img = np.zeros(len(images), bool)
-    keep_img[candidates] = screen.images(images.width, images.height, candidates, img0)
+    keep_img[candidates] = screen.images(images.width, images.height, candidates, img0,
+                                         images.file_name)
     image_rows = np.flatnonzero(keep_img)
     invalid_images = len(candidates) - len(image_rows)
     # annotations of the images written, less the invalid ones
@@ -761,7 +788,7 @@ def screen_export(
         screen.dropped_with_images(lost, img_idx[lost], ann0, img0)
     rows = np.flatnonzero(resolves & kept_image)
     ok = screen.annotations(
-        anns, rows, images.height[img_idx[rows]], images.width[img_idx[rows]], ann0
+        anns, rows, images.height[img_idx[rows]], images.width[img_idx[rows]], ann0, cats
     )
     ann_rows = rows[ok]
     if ignore_negative_samples and len(ann_rows) < len(rows):
@@ -1120,25 +1147,32 @@ def write_coco(
 
 @dataclasses.dataclass(frozen=True)
 class ImageIndex:
-    """Ids, heights and widths of every image of a streamed source, in file order."""
+    """Ids, heights and widths of every image of a streamed source, in file order;
+    ``odd_names`` holds the file names the export contract refuses (empty, control
+    characters) and None for every other image."""
 
     ids: np.ndarray
     heights: np.ndarray
     widths: np.ndarray
+    odd_names: np.ndarray | None = None
 
 
 def image_index(stream: CocoStream) -> ImageIndex:
     """The :class:`ImageIndex` of a stream (one pass over its images)."""
-    ids, hs, ws = [], [], []
+    ids, hs, ws, odd = [], [], [], []
     for _, t in stream.image_tables():
         ids.append(t.id)
         hs.append(t.height)
         ws.append(t.width)
+        names = np.full(len(t), None, object)
+        bad = bad_file_names(t.file_name)
+        names[bad] = t.file_name[bad]
+        odd.append(names)
 
-    def cat(parts: list[np.ndarray]) -> np.ndarray:
-        return np.concatenate(parts) if parts else np.zeros(0, np.int64)
+    def cat(parts: list[np.ndarray], dtype: Any = np.int64) -> np.ndarray:
+        return np.concatenate(parts) if parts else np.zeros(0, dtype)
 
-    return ImageIndex(cat(ids), cat(hs), cat(ws))
+    return ImageIndex(cat(ids), cat(hs), cat(ws), cat(odd, object))
 
 
 #: ``select(annotations, images) -> mask``: which rows of one run of annotations to keep.
@@ -1208,7 +1242,8 @@ def _write_stream(
             p for p, r in zip(dups, rows.tolist()) if np.isin(index.ids[r], stream.used_image_ids)
         ]
     problems += duplicate_id_problems(cats.id, "categories", "category")
-    image_ok = screen.images(index.widths, index.heights, np.arange(n_img))
+    image_ok = screen.images(index.widths, index.heights, np.arange(n_img), 0,
+                             index.odd_names)
     screen.refuse(problems)
 
     def screened(start: int, t: Annotations, screen: ExportScreen) -> tuple[np.ndarray, np.ndarray]:
@@ -1223,7 +1258,7 @@ def _write_stream(
             screen.dropped_with_images(lost, img_idx[lost], start)
         rows = rows[image_ok[img_idx[rows]]]
         ok = screen.annotations(t, rows, index.heights[img_idx[rows]],
-                                index.widths[img_idx[rows]], start)
+                                index.widths[img_idx[rows]], start, cats)
         return rows[ok], img_idx
 
     keep_rows = image_ok.copy()
