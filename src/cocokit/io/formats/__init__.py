@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import importlib
 import inspect
+import os
 from types import ModuleType
 from typing import Any
 
@@ -55,7 +56,11 @@ def format_module(name: str, option: str = "format") -> ModuleType:
 
 
 def detect(path: str) -> str:
-    """The name of the format of ``path``, or an :class:`InputError` saying none fits."""
+    """The name of the format of ``path``, or an :class:`InputError` saying none fits
+    (or that there is nothing at ``path``)."""
+    text = os.fspath(path)
+    if "://" not in text and not os.path.exists(text):
+        raise InputError(text, None, "no such file or folder")
     for name in FORMATS:
         try:
             if format_module(name).detect(path):
