@@ -118,14 +118,16 @@ def test_builder_accepts_numpy_and_python_numbers() -> None:
     iid = b.add_image("a.jpg", np.int64(640), np.int32(480), id=np.int64(12))
     b.add_annotation(iid, cid, polygon=np.array([[1.5, 2.5], [10, 2.5], [10, 9]]))
     b.add_annotation(iid, "thing", bbox=(np.float32(1), 2, 3.5, np.float64(4)))
-    b.add_annotation(iid, cid, rle={"size": np.array([480, 640]), "counts": b"PPYo0"})
+    # a 20x10 square at (30, 10), as pycocotools compresses it (its counts sum to 480 * 640)
+    counts = "ZR>:f>0000000000000000000000000000000000000fad8"
+    b.add_annotation(iid, cid, rle={"size": np.array([480, 640]), "counts": counts.encode()})
     b.add_annotation(iid, cid, bbox=[0, 0, 5, 5], keypoints=np.array([1, 2, 2, 0, 0, 0]))
     ds = b.build()
     assert ds.images.id.tolist() == [12]
     recs = list(ds.annotations)
     assert recs[0]["segmentation"] == [[1.5, 2.5, 10.0, 2.5, 10.0, 9.0]]
     assert recs[1]["bbox"] == [1.0, 2.0, 3.5, 4.0]
-    assert recs[2]["segmentation"] == {"size": [480, 640], "counts": "PPYo0"}
+    assert recs[2]["segmentation"] == {"size": [480, 640], "counts": counts}
     assert recs[2]["iscrowd"] == 1
     assert recs[3]["num_keypoints"] == 1
     out = cocokit.to_dict(ds, image_ids="auto", annotation_ids="auto")
