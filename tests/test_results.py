@@ -83,6 +83,18 @@ def test_round_trip_keeps_extra_keys(tmp_path: Path) -> None:
     assert json.loads(out.read_text()) == recs
 
 
+def test_results_files_gzipped_and_at_urls(tmp_path: Path, memory_fs: Any) -> None:
+    """Results are read by the one annotation-file reader: .json.gz and fsspec URLs."""
+    recs = [with_(track_id=7), with_(image_id=1, score=0.25)]
+    gz = tmp_path / "r.json.gz"
+    write_results(load_results(recs), gz)
+    assert gz.read_bytes()[:2] == b"\x1f\x8b"
+    assert load_results(gz).to_records() == recs
+    fs, root = memory_fs
+    fs.pipe(f"{root}/r.json", json.dumps(recs).encode())
+    assert load_results(f"memory://{root}/r.json").to_records() == recs
+
+
 def test_take_and_len() -> None:
     res = load_results([with_(score=0.1), with_(score=0.9), with_(score=0.5)])
     part = res.take(np.array([2, 0]))

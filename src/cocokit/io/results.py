@@ -22,7 +22,6 @@ import json
 import os
 from collections.abc import Iterator, Mapping, Sequence
 from operator import attrgetter
-from pathlib import Path
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
 
@@ -35,6 +34,7 @@ from ..errors import InputError, JSONSyntaxError
 from ..geometry import segmentation_bboxes
 from ..problems import SEVERITIES, Problem, Report, found_value, is_number, short_value
 from .atomic import atomic_write
+from .files import read_document
 from .jsontext import decode_error, line_column
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -183,15 +183,8 @@ def _name(src: Any) -> str | None:
 
 def _bytes_of(src: ResultsSource) -> tuple[bytes | None, str | None]:
     if isinstance(src, (str, os.PathLike)):
-        file = os.fspath(src)
-        try:
-            return Path(src).read_bytes(), file
-        except FileNotFoundError:
-            raise InputError(file, None, "no such file") from None
-        except IsADirectoryError:
-            raise InputError(file, None, "is a folder, expected a results JSON file") from None
-        except OSError as e:
-            raise InputError(file, None, f"cannot read: {e.strerror or e}") from None
+        # the one reader of annotation files: paths and URLs, .json.gz decompressed
+        return read_document(src), os.fspath(src)
     if isinstance(src, (bytes, bytearray, memoryview)):
         return bytes(src), None
     return None, None
