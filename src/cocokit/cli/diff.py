@@ -11,7 +11,7 @@ import typer
 from rich.table import Table
 
 from ..errors import OptionError
-from ._app import QUIET_HELP, app, console, load_dataset
+from ._app import QUIET_HELP, app, console, load_dataset, status
 from ._options import Json
 
 #: entries listed per kind on the terminal (all of them with --json)
@@ -43,7 +43,8 @@ def diff_command(
         raise OptionError("--iou", iou, "a number in (0, 1]")
     da = load_dataset(a, quiet or as_json)
     db = load_dataset(b, quiet or as_json)
-    result = diff_datasets(da, db, iou=iou)
+    with status("comparing images, annotations and categories", quiet or as_json):
+        result = diff_datasets(da, db, iou=iou)
     if as_json:
         typer.echo(json.dumps(result.to_dict(), indent=1, allow_nan=False))
     else:

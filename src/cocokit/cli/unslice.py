@@ -9,7 +9,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from ._app import QUIET_HELP, err_console, load_dataset
+from ._app import QUIET_HELP, err_console, load_dataset, status
 from ._options import Json, check_file_output
 from ._results_app import results_app
 
@@ -69,14 +69,18 @@ def unslice_command(
     if not 0.0 <= match_threshold <= 1.0:
         raise OptionError("--match-threshold", match_threshold, "a number from 0 to 1")
     check_file_output(output)
-    found = load_results(results)
-    extra = load_results(full) if full is not None else None
+    with status(f"reading {results}", quiet or as_json):
+        found = load_results(results)
+        extra = load_results(full) if full is not None else None
     tiled = load_dataset(tiles, quiet or as_json)
-    out = unslice_results(found, tiled, merge=merge.value,
-                          match_metric=match_metric.value,
-                          match_threshold=match_threshold, class_agnostic=class_agnostic,
-                          full=extra)
-    write_results(out, output)
+    with status(f"moving {len(found):,} detections into their images and merging",
+                quiet or as_json):
+        out = unslice_results(found, tiled, merge=merge.value,
+                              match_metric=match_metric.value,
+                              match_threshold=match_threshold, class_agnostic=class_agnostic,
+                              full=extra)
+    with status(f"writing {output}", quiet or as_json):
+        write_results(out, output)
     summary = {
         "output": output, "tile_detections": len(found),
         "full_detections": len(extra) if extra is not None else 0,
