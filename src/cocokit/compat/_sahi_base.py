@@ -252,6 +252,23 @@ class CocoCategory:
                 f"    supercategory: {self.supercategory}>")
 
 
+class CategoryViews:
+    """The category views SAHI's ``Coco`` and ``CocoVid`` share (``self.categories`` is a
+    list of :class:`CocoCategory`)."""
+
+    categories: list[CocoCategory]
+
+    @property
+    def json_categories(self) -> list[dict[str, Any]]:
+        """The categories as COCO records."""
+        return [c.json for c in self.categories]
+
+    @property
+    def category_mapping(self) -> dict[int, str | None]:
+        """Category id -> name."""
+        return {c.id: c.name for c in self.categories}
+
+
 # -- annotations -------------------------------------------------------------------------
 
 _RECORD_KEYS = ("id", "image_id", "category_id", "segmentation", "area", "bbox", "iscrowd")

@@ -41,6 +41,7 @@ from ..errors import InputError
 from ..geometry import parse_polygons, polygon_bboxes
 from ..io.coco import read_coco, write_coco
 from ._sahi_base import (
+    CategoryViews,
     CocoAnnotation,
     CocoCategory,
     CocoImage,
@@ -92,7 +93,7 @@ __all__ = [
 _TCoco = TypeVar("_TCoco", bound="Coco")
 
 
-class Coco:
+class Coco(CategoryViews):
     """A COCO dataset (``sahi.utils.coco.Coco``) on cocokit's columns.
 
     ``images`` is a list of :class:`CocoImage` that is made lazily: loading never builds
@@ -225,16 +226,6 @@ class Coco:
         return coco
 
     # -- views ---------------------------------------------------------------------
-
-    @property
-    def json_categories(self) -> list[dict[str, Any]]:
-        """The categories as COCO records."""
-        return [c.json for c in self.categories]
-
-    @property
-    def category_mapping(self) -> dict[int, str | None]:
-        """Category id -> name."""
-        return {c.id: c.name for c in self.categories}
 
     def to_dataset(self) -> Dataset:
         """This dataset as a cocokit :class:`~cocokit.dataset.Dataset` (what :attr:`json`

@@ -23,7 +23,13 @@ import copy
 from collections.abc import Iterable, Mapping
 from typing import Any, TypeVar
 
-from ._sahi_base import CocoAnnotation, CocoCategory, CocoImage, SahiTypeError
+from ._sahi_base import (
+    CategoryViews,
+    CocoAnnotation,
+    CocoCategory,
+    CocoImage,
+    SahiTypeError,
+)
 
 __all__ = ["CocoVid", "CocoVidAnnotation", "CocoVidImage", "CocoVideo"]
 
@@ -175,7 +181,7 @@ class CocoVideo:
                 f"    images: List[CocoVidImage]>")
 
 
-class CocoVid:
+class CocoVid(CategoryViews):
     """A COCOVid dataset (``sahi.utils.coco.CocoVid``): categories and videos."""
 
     def __init__(self, name: str | None = None,
@@ -201,16 +207,6 @@ class CocoVid:
             raise SahiTypeError("category", type(category).__name__,
                                 "a CocoCategory instance")
         self.categories.append(category)
-
-    @property
-    def json_categories(self) -> list[dict[str, Any]]:
-        """The categories as COCO records."""
-        return [c.json for c in self.categories]
-
-    @property
-    def category_mapping(self) -> dict[int, str | None]:
-        """Category id -> name."""
-        return {c.id: c.name for c in self.categories}
 
     def add_video(self, video: CocoVideo) -> None:
         """Add a :class:`CocoVideo`."""
