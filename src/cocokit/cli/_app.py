@@ -38,10 +38,9 @@ if TYPE_CHECKING:  # pragma: no cover
     from ..io.coco import FilteredStream
     from ..io.stream import CocoStream
 
-app = typer.Typer(
-    name="cocokit",
-    help="Fast, lossless tools for COCO-format detection and segmentation datasets.\n\n"
-    "Example: cocokit info instances_val2017.json",
+#: The settings of the app and of every command group: help with -h too, no shell
+#: completion commands, no pretty tracebacks (the CLI prints one line per error).
+_TYPER_SETTINGS: dict[str, Any] = dict(
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
@@ -49,8 +48,22 @@ app = typer.Typer(
     context_settings={"help_option_names": ["-h", "--help"]},
 )
 
+app = typer.Typer(
+    name="cocokit",
+    help="Fast, lossless tools for COCO-format detection and segmentation datasets.\n\n"
+    "Example: cocokit info instances_val2017.json",
+    **_TYPER_SETTINGS,
+)
+
+
+def command_group(name: str, help: str) -> typer.Typer:
+    """A group of commands (``cocokit NAME COMMAND``) with the app's settings, added to it."""
+    group = typer.Typer(name=name, help=help, **_TYPER_SETTINGS)
+    app.add_typer(group, name=name)
+    return group
+
 __all__ = [
-    "app", "console", "err_console", "make_console", "print_error",
+    "app", "command_group", "console", "err_console", "make_console", "print_error",
 ]
 
 
