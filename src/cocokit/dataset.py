@@ -45,6 +45,7 @@ __all__ = [
     "ImageItem",
     "Images",
     "plain",
+    "present",
 ]
 
 IntArray = np.ndarray
@@ -77,6 +78,11 @@ def object_array(values: Sequence[Any]) -> np.ndarray:
     (``out[:] = values`` would turn equal-length lists into a 2-d array or fail.)
     """
     return np.fromiter(values, dtype=object, count=len(values))
+
+
+def present(column: np.ndarray) -> np.ndarray:
+    """Where an object column holds a value (not None), elementwise in C."""
+    return np.asarray(column != None, bool)  # noqa: E711 (elementwise on the array)
 
 
 def ranges(counts: np.ndarray) -> np.ndarray:

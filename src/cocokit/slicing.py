@@ -96,7 +96,7 @@ from .engine import Engine, JobFailure, retry_io, run_local, run_on_ray
 from .errors import BadImagesError, InputError, OptionError, OutputError
 from .geometry import RLE_KINDS, Polygons, parse_polygons, polygon_bboxes, segmentation_kinds
 from .io import files
-from .io.atomic import atomic_file, output_error
+from .io.atomic import atomic_file, output_error, output_fault
 from .io.staging import Staging, staged
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -621,7 +621,7 @@ def _save_tile(tile: Any, path: str, fmt: str, quality: int, icc: bytes | None,
     except OutputError:
         raise
     except OSError as e:
-        if e.errno is not None:  # the file system failed (disk full...): the run fails
+        if output_fault(e, path):  # the file system failed (disk full...): the run fails
             raise output_error(path, e) from None
         raise InputError(path, None, f"cannot write tile as {fmt}: {e}") from e
     except (ValueError, KeyError) as e:  # the encoder refused these pixels

@@ -38,7 +38,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from .dataset import Annotations, Categories, Dataset, lookup
+from .dataset import Annotations, Categories, Dataset, lookup, present, unique
 from .geometry import segmentation_areas
 
 if TYPE_CHECKING:
@@ -196,7 +196,7 @@ def _complete_areas(
     if not missing.any():
         return area, 0
     area = area.copy()
-    has_seg = np.fromiter((s is not None for s in anns.segmentation), bool, len(anns))
+    has_seg = present(anns.segmentation)
     seg_rows = np.flatnonzero(missing & has_seg & (img >= 0))
     if len(seg_rows):
         rows_img = img[seg_rows]
@@ -479,18 +479,15 @@ def results_stats(results: Results, dataset: Dataset | None = None) -> ResultsSt
         names = dict(zip(dataset.categories.id.tolist(), dataset.categories.name, strict=True))
     score_sum = np.bincount(cat_rows, weights=results.score, minlength=len(cats))
     hist, _ = np.histogram(np.clip(results.score, 0.0, 1.0), SCORE_BINS)
-    table = []
-    for k, cid in enumerate(cats.tolist()):
-        in_cat = cat_rows == k
-        table.append({
-            "id": cid, "name": names.get(cid),
-            "detections": int(counts[k]),
-            "images": len(np.unique(img_rows[in_cat])),
-            "score_mean": float(score_sum[k] / counts[k]),
-        })
+    # the images of each category: the distinct (category, image) pairs, counted once
+    pairs = unique(cat_rows.astype(np.int64) * len(imgs) + img_rows)
+    images_per_cat = np.bincount(pairs // len(imgs), minlength=len(cats))
+    table = [{"id": cid, "name": names.get(cid), "detections": int(counts[k]),
+              "images": int(images_per_cat[k]), "score_mean": float(score_sum[k] / counts[k])}
+             for k, cid in enumerate(cats.tolist())]
     return ResultsStats(
         results.source, len(results), len(imgs), len(cats),
-        sum(s is not None for s in results.segmentation),
+        int(present(results.segmentation).sum()),
         Distribution.of(results.score), Distribution.of(results.bbox[:, 2] * results.bbox[:, 3]),
         Distribution.of(per_image), hist.astype(int).tolist(), table,
     )

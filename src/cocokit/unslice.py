@@ -40,7 +40,7 @@ from typing import Any
 import numpy as np
 
 from .clipping import paste_rle
-from .dataset import Dataset, lookup, object_array, plain
+from .dataset import Dataset, lookup, object_array, plain, present
 from .errors import InputError
 from .geometry import encoded_rle, mask_api, segmentation_bboxes
 from .io.results import Results
@@ -73,11 +73,6 @@ class TileOrigins:
                              f"{tiles or 'the tiles'} (results on tiles are unsliced with "
                              "the tiles' COCO file that slice wrote)")
         return rows
-
-
-def _present(column: np.ndarray) -> np.ndarray:
-    """Where an object column holds a value (not None), elementwise in C."""
-    return np.asarray(column != None, bool)  # noqa: E711 (elementwise on the array)
 
 
 def _int_list(value: Any, n: int) -> list[int] | None:
@@ -174,7 +169,7 @@ def _missing_boxes(results: Results, heights: np.ndarray, widths: np.ndarray) ->
     """The boxes (xywh), those missing taken from the segmentation (NaN if none)."""
     bbox = np.asarray(results.bbox, np.float64).reshape(-1, 4).copy()
     need = np.flatnonzero(~np.isfinite(bbox).all(axis=1))
-    need = need[[results.segmentation[i] is not None for i in need.tolist()]]
+    need = need[present(results.segmentation[need])]
     if len(need):
         seg = object_array([plain(results.segmentation[i]) for i in need.tolist()])
         try:
@@ -224,7 +219,7 @@ def move_to_sources(results: Results, origins: TileOrigins, *,
     x0, y0 = np.maximum(x0, 0.0), np.maximum(y0, 0.0)
     moved = np.stack([x0, y0, np.maximum(x1 - x0, 0.0), np.maximum(y1 - y0, 0.0)], axis=1)
     seg = results.segmentation.copy()
-    for i in np.flatnonzero(_present(seg)).tolist():
+    for i in np.flatnonzero(present(seg)).tolist():
         seg[i] = _moved_segmentation(seg[i], int(win[i, 0]), int(win[i, 1]),
                                      int(size[i, 0]), int(size[i, 1]), results.source, i)
     out = Results(origins.source_id[rows], np.asarray(results.category_id, np.int64), moved,
@@ -258,7 +253,7 @@ def merged_results(results: Results, merged: Merged, sizes: np.ndarray) -> Resul
     bbox = merged.bbox.copy()
     bbox[:, 2:] -= bbox[:, :2]
     seg = results.segmentation[keep]
-    has_mask = _present(results.segmentation)
+    has_mask = present(results.segmentation)
     with_mask = has_mask[merged.member]
     if with_mask.any():
         owner, member = merged.member_of[with_mask], merged.member[with_mask]

@@ -26,6 +26,8 @@ import numpy as np
 
 from ..errors import InputError
 from .atomic import atomic_write
+from .files import read_document
+from .jsontext import syntax_error
 
 __all__ = ["IdMap", "read_id_map", "write_id_map"]
 
@@ -111,13 +113,9 @@ def write_id_map(id_map: IdMap, path: str | os.PathLike[str]) -> None:
 def read_id_map(path: str | os.PathLike[str]) -> IdMap:
     """Read a map written by :func:`write_id_map` (``--id-map``)."""
     file = os.fspath(path)
+    text = read_document(path)  # the one reader: a path or a URL, .json.gz too
     try:
-        with open(path, "rb") as f:
-            data = msgspec.json.decode(f.read())
-    except FileNotFoundError:
-        raise InputError(file, None, "no such file") from None
-    except OSError as e:
-        raise InputError(file, None, f"cannot read: {e.strerror or e}") from None
+        data = msgspec.json.decode(text)
     except msgspec.DecodeError as e:
-        raise InputError(file, None, f"malformed JSON: {e}") from None
+        raise syntax_error(text, file, e) from None
     return IdMap.from_dict(data, file)

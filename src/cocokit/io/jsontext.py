@@ -47,6 +47,7 @@ __all__ = [
     "line_column",
     "nesting_error",
     "read_top",
+    "syntax_error",
     "value_kind",
 ]
 
@@ -408,3 +409,11 @@ def decode_extra(raw: bytes | memoryview, file: str | None, key: str) -> Any:
         return msgspec.json.decode(raw)
     except msgspec.ValidationError:  # a number beyond the float range, or a huge integer
         raise InputError(file, key, out_of_range_reason(key)) from None
+
+
+def syntax_error(data: bytes, file: str | None, e: msgspec.DecodeError) -> JSONSyntaxError:
+    """The :class:`~cocokit.errors.JSONSyntaxError` (line, column, reason) of a msgspec
+    decode error of the whole document ``data``."""
+    offset, reason = decode_error(e, 0, len(data), data)
+    line, column = line_column(data, offset)
+    return JSONSyntaxError(file, line, column, reason)

@@ -29,13 +29,13 @@ import msgspec
 import numpy as np
 
 from ..contract import check_segmentation
-from ..dataset import gc_paused, lookup, object_array, plain
-from ..errors import InputError, JSONSyntaxError
+from ..dataset import gc_paused, lookup, object_array, plain, present
+from ..errors import InputError
 from ..geometry import segmentation_bboxes
 from ..problems import SEVERITIES, Problem, Report, found_value, is_number, short_value
 from .atomic import atomic_write
 from .files import read_document
-from .jsontext import decode_error, line_column
+from .jsontext import syntax_error
 
 if TYPE_CHECKING:  # pragma: no cover
     from ..dataset import Dataset
@@ -112,7 +112,7 @@ class Results:
     @property
     def has_segmentation(self) -> bool:
         """Whether any row has a segmentation."""
-        return any(s is not None for s in self.segmentation)
+        return bool(present(self.segmentation).any())
 
     def take(self, rows: np.ndarray) -> Results:
         """The results of ``rows`` (indices or a boolean mask), in that order."""
@@ -152,11 +152,11 @@ class Results:
         """The result records as plain JSON data: the columns, then the extra keys (a
         computed box left out, as it was read)."""
         out: list[dict[str, Any]] = []
-        seg_rows = {int(i) for i in np.flatnonzero([s is not None for s in self.segmentation])}
+        has_seg = present(self.segmentation)
         computed = self.computed
         ids, cats = self.image_id.tolist(), self.category_id.tolist()
         boxes, scores = self.bbox.tolist(), self.score.tolist()
-        if not seg_rows and not computed.any() and not any(self.extra):
+        if not has_seg.any() and not computed.any() and not any(self.extra):
             with gc_paused():  # boxes only, the common case: one comprehension
                 return [{"image_id": i, "category_id": c, "bbox": b, "score": s}
                         for i, c, b, s in zip(ids, cats, boxes, scores, strict=True)]
@@ -165,7 +165,7 @@ class Results:
             if not computed[i]:
                 rec["bbox"] = boxes[i]
             rec["score"] = scores[i]
-            if i in seg_rows:
+            if has_seg[i]:
                 rec["segmentation"] = plain(self.segmentation[i])
             extra = self.extra[i]
             if extra:
@@ -190,12 +190,6 @@ def _bytes_of(src: ResultsSource) -> tuple[bytes | None, str | None]:
     return None, None
 
 
-def _syntax_error(data: bytes, file: str | None, e: msgspec.DecodeError) -> JSONSyntaxError:
-    offset, reason = decode_error(e, 0, len(data), data)
-    line, column = line_column(data, offset)
-    return JSONSyntaxError(file, line, column, reason)
-
-
 def _decode(data: bytes, file: str | None) -> tuple[Results | None, list[Any] | None]:
     """Typed decode (fast) or, when the records are not all of the usual shape, plain
     data for the checks. Raises JSONSyntaxError / InputError for a document that is not
@@ -205,21 +199,21 @@ def _decode(data: bytes, file: str | None) -> tuple[Results | None, list[Any] | 
             fast = _FAST.decode(data)
         res = _fast_columns(fast, file)
         rows = np.flatnonzero(res.computed)
-        no_geometry = any(res.segmentation[i] is None for i in rows.tolist())
+        no_geometry = bool((~present(res.segmentation[rows])).any())
         if not no_geometry and not _bad_segmentations(res.segmentation):
             return res, None
         # a record without geometry, or a malformed one: the checked path names it
     except msgspec.ValidationError:
         pass
     except msgspec.DecodeError as e:
-        raise _syntax_error(data, file, e) from None
+        raise syntax_error(data, file, e) from None
     try:
         with gc_paused():
             top = msgspec.json.decode(data)
     except msgspec.ValidationError:  # a number beyond a float (1e999): as Python reads it
         top = json.loads(data)
     except msgspec.DecodeError as e:  # pragma: no cover - the typed decode saw it first
-        raise _syntax_error(data, file, e) from None
+        raise syntax_error(data, file, e) from None
     if not isinstance(top, list):
         what = "an object" if isinstance(top, dict) else found_value(top)
         hint = ""
@@ -291,7 +285,7 @@ def _complete_boxes(res: Results, dataset: Dataset | None) -> Results:
         heights[ok] = dataset.images.height[at[ok]]
         widths[ok] = dataset.images.width[at[ok]]
     bbox = res.bbox.copy()
-    kps = np.array([res.segmentation[i] is None for i in rows.tolist()], bool)
+    kps = ~present(res.segmentation[rows])
     for i in rows[kps].tolist():  # keypoints only: their extent, as loadRes makes it
         xy = np.asarray(res.extra[i]["keypoints"], np.float64).reshape(-1, 3)[:, :2]
         lo, hi = xy.min(axis=0), xy.max(axis=0)

@@ -27,6 +27,7 @@ from typing import Any
 
 from ...dataset import Dataset
 from ...errors import InputError, OptionError
+from .. import sniff
 from .losses import Loss, Losses, LossyConversion
 
 __all__ = ["FORMATS", "Loss", "Losses", "LossyConversion", "detect", "format_module", "read",
@@ -61,12 +62,12 @@ def detect(path: str) -> str:
     text = os.fspath(path)
     if "://" not in text and not os.path.exists(text):
         raise InputError(text, None, "no such file or folder")
-    for name in FORMATS:
-        try:
-            if format_module(name).detect(path):
-                return name
-        except OSError:
-            continue
+    try:
+        found = sniff.format_of(path)  # the one sniffer, once (each module's detect asks it)
+    except OSError:
+        found = None
+    if found is not None:
+        return found
     raise InputError(str(path), None, "cannot tell its format (give it: --from / format=; "
                      "one of " + ", ".join(FORMATS) + ")")
 

@@ -35,6 +35,7 @@ from ...errors import InputError, IntegrityError, OptionError
 from ...geometry import encoded_rle, mask_api, polygon_bboxes
 from .. import files
 from ..coco import IdPolicy, plan_export, read_coco
+from ..sniff import LABEL_MAP
 from ..staging import staged
 from .losses import Losses
 
@@ -61,7 +62,6 @@ __all__ = [
     "relative_files",
 ]
 
-LABEL_MAP = "label_map.json"
 
 
 # -- reading -------------------------------------------------------------------------------
