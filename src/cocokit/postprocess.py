@@ -414,15 +414,9 @@ def _apply(
             k, rows = owner[sel], members[sel]
             mb = xyxy[rows]
             mx1, my1, mx2, my2 = mb[:, 0], mb[:, 1], mb[:, 2], mb[:, 3]
-            iw = np.minimum(x2[k], mx2) - np.maximum(x1[k], mx1)
-            ih = np.minimum(y2[k], my2) - np.maximum(y1[k], my1)
-            inter = np.maximum(iw, 0.0) * np.maximum(ih, 0.0)
-            a = (x2[k] - x1[k]) * (y2[k] - y1[k])
-            b = (mx2 - mx1) * (my2 - my1)
-            denom = a + b - inter if metric == "iou" else np.minimum(a, b)
-            ratio = np.zeros(len(inter))
-            np.divide(inter, denom, out=ratio, where=denom > 0)
-            hit = ratio >= threshold
+            # the growing box of each owner against its candidate member
+            grown = np.stack([x1[k], y1[k], x2[k], y2[k]], axis=1)
+            hit = overlap(grown, mb, metric) >= threshold
             k, rows, sel = k[hit], rows[hit], sel[hit]
             x1[k] = np.minimum(x1[k], mx1[hit])
             y1[k] = np.minimum(y1[k], my1[hit])

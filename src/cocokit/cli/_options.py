@@ -116,6 +116,18 @@ def check_run_size(option: str, value: Any, images: int, nbytes: int | None, yes
                           f"{amount}; pass --yes to run it anyway, see docs/limits.md)")
 
 
+def check_seed(seed: int) -> None:
+    """Refuse a negative ``--seed`` (numpy's generators take 0 and up)."""
+    if seed < 0:
+        raise OptionError("--seed", seed, "an integer >= 0")
+
+
+def check_id_map(id_map: str | None) -> None:
+    """Check the ``--id-map`` file output, when given, as every file output is checked."""
+    if id_map is not None:
+        check_file_output(id_map, "--id-map")
+
+
 def check_workers(workers: int | None, yes: bool) -> None:
     """Refuse ``--workers`` below 1, or above :data:`MAX_WORKERS_PER_CORE` per core of
     this machine unless ``yes`` (each local worker is a process, started at once)."""
@@ -248,6 +260,7 @@ __all__ = [
     "BYTES_PER_PIXEL", "DEFAULT_IDS", "IMAGES", "MAX_OUTPUT_BYTES", "MAX_OUTPUT_IMAGES",
     "MAX_WORKERS_PER_CORE", "OUTPUT", "AnnotationIds", "DropEmptyAlias", "DropNegatives",
     "IdMapFile", "IdPolicy", "IgnoreNegativesAlias", "ImageIds", "Json", "Yes",
-    "check_file_output", "check_folder_output", "check_image_folder", "check_run_size",
-    "check_workers", "deprecated", "estimated_bytes", "ids_note", "renamed", "say",
+    "check_file_output", "check_folder_output", "check_id_map", "check_image_folder",
+    "check_run_size", "check_seed", "check_workers", "deprecated", "estimated_bytes",
+    "ids_note", "renamed", "say",
 ]

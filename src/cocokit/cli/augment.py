@@ -31,6 +31,7 @@ from ._options import (
     check_folder_output,
     check_image_folder,
     check_run_size,
+    check_seed,
     check_workers,
     estimated_bytes,
     ids_note,
@@ -136,8 +137,7 @@ def augment_command(
     check_folder_output(output)
     if copies < 1:
         raise OptionError("--copies", copies, "an integer >= 1")
-    if seed < 0:
-        raise OptionError("--seed", seed, "an integer >= 0")
+    check_seed(seed)
     if engine == "local":
         check_workers(workers, yes)
     elif workers is not None and workers < 1:

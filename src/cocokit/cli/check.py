@@ -15,7 +15,7 @@ from rich.table import Table
 
 from ..errors import OptionError
 from ._app import QUIET_HELP, app, console, err_console, load_dataset, progress_bar, status
-from ._options import Json, check_file_output, check_image_folder
+from ._options import Json, Yes, check_file_output, check_image_folder, check_workers
 from .slice import EngineOpt
 
 if TYPE_CHECKING:
@@ -69,6 +69,7 @@ def check_command(
         "(pip install 'cocokit\\[ray]').")] = EngineOpt.local,
     address: Annotated[Optional[str], typer.Option(  # noqa: UP045
         help="With --engine ray: the cluster address (auto, ray://host:10001).")] = None,
+    yes: Yes = False,
     quiet: Quiet = False,
 ) -> None:
     """Find what spoils training beyond the JSON: missing, unreadable and resized image
@@ -98,8 +99,7 @@ def check_command(
         check_image_folder(images)
     for d in other_dirs:
         check_image_folder(d, "--against-images")
-    if workers is not None and workers < 1:
-        raise OptionError("--workers", workers, "an integer >= 1")
+    check_workers(workers, yes)
     if cache is not None and no_cache:
         raise OptionError("--cache", str(cache), "--cache or --no-cache, not both")
     if cache is not None:

@@ -35,6 +35,7 @@ from ._options import (
     ImageIds,
     Json,
     check_file_output,
+    check_id_map,
     deprecated,
     renamed,
 )
@@ -273,8 +274,7 @@ def export(
         )
         return
     check_file_output(output)
-    if id_map is not None:
-        check_file_output(id_map, "--id-map")
+    check_id_map(id_map)
     out = output
     # --indent needs the whole document in memory: it is never streamed
     src = open_source(file, False if indent is not None else stream, quiet)

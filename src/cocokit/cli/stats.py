@@ -36,6 +36,7 @@ from ._options import (
     check_folder_output,
     check_image_folder,
     check_run_size,
+    check_seed,
     estimated_bytes,
     renamed,
 )
@@ -199,8 +200,7 @@ def _select(ds: Dataset, image_ids: list[int], file_names: list[str], sample: in
     if sample is not None:
         if sample < 1:
             raise OptionError("--sample", sample, "a positive number of images")
-        if seed < 0:
-            raise OptionError("--seed", seed, "an integer >= 0")
+        check_seed(seed)
         rng = np.random.default_rng(seed)
         return np.sort(rng.choice(n, size=min(sample, n), replace=False))
     return np.arange(n)

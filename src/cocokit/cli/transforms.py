@@ -46,7 +46,9 @@ from ._options import (
     Yes,
     check_file_output,
     check_folder_output,
+    check_id_map,
     check_run_size,
+    check_seed,
     renamed,
 )
 
@@ -157,11 +159,6 @@ def _save(ds: Dataset, output: str | Path, quiet: bool, image_ids: IdPolicy,
                  annotation_ids=annotation_ids.value, ids_line=ids_line, warn=warn,
                  ignore_negative_samples=drop_negatives, id_map=id_map,
                  category_map=category_map)
-
-
-def _check_id_map(id_map: str | None) -> None:
-    if id_map is not None:
-        check_file_output(id_map, "--id-map")
 
 
 def _show(report: Any, quiet: bool) -> None:
@@ -297,7 +294,7 @@ def filter_command(
     drop_negatives = renamed(drop_negatives, drop_empty, "--drop-empty", "--drop-negatives",
                              False)
     check_file_output(output)
-    _check_id_map(id_map)
+    check_id_map(id_map)
     streamed = use_stream(file, stream)
     if streamed:
         image_tests = {"--image-glob": image_glob, "--exclude-glob": exclude_glob,
@@ -396,8 +393,7 @@ def sample(
                           "not both (the sample would be left out)")
     if every is None and fraction is None and count is None and not repeat:
         raise OptionError("--every/--fraction/--count/--repeat", None, "at least one of them")
-    if seed < 0:
-        raise OptionError("--seed", seed, "an integer >= 0")
+    check_seed(seed)
     ds = load_dataset(file, quiet)
     out = ds
     if every is not None or fraction is not None or count is not None:
@@ -468,8 +464,7 @@ def split_command(
         if name in ratios:
             raise OptionError("--ratio", value, "each split name once")
         ratios[name] = _float(r, "--ratio", "NAME=RATIO with a number")
-    if seed < 0:
-        raise OptionError("--seed", seed, "an integer >= 0")
+    check_seed(seed)
     check_folder_output(output)
     folder = Path(output)
     pattern = None
@@ -542,7 +537,7 @@ def categories(
                           "or 1)")
     if output is not None:
         check_file_output(output)
-        _check_id_map(id_map)
+        check_id_map(id_map)
     ds = load_dataset(file, quiet)
     if not edits:
         counts = ds.category_index
@@ -612,7 +607,7 @@ def clip(
     from ..transforms import clip as clip_dataset
 
     check_file_output(output)
-    _check_id_map(id_map)
+    check_id_map(id_map)
     ds = load_dataset(file, quiet)
     with status("clipping", quiet):
         out, report = clip_dataset(ds, drop_degenerate=drop_degenerate)
