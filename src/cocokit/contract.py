@@ -45,7 +45,7 @@ from typing import Annotated, Any, Literal
 import msgspec
 import numpy as np
 
-from .dataset import Annotations, Categories, Images
+from .dataset import Annotations, Categories, Images, lookup
 from .problems import SEVERITIES, Problem
 from .problems import found_value as _found
 from .problems import is_number as _is_number
@@ -66,6 +66,7 @@ __all__ = [
     "file_name_problem",
     "keypoint_names_message",
     "keypoint_value_counts",
+    "rle_counts_problem",
     "rle_string_counts",
 ]
 
@@ -278,15 +279,10 @@ def keypoint_value_counts(categories: Categories, category_id: np.ndarray) -> np
     (or is not there)."""
     per = np.array([3 * len(c["keypoints"]) if isinstance(c.get("keypoints"), list) else -1
                     for c in categories.records], np.int64)
-    out = np.full(len(category_id), -1, np.int64)
     if not (per >= 0).any():
-        return out
-    ids = categories.id
-    order = np.argsort(ids, kind="stable")
-    pos = np.minimum(np.searchsorted(ids[order], category_id), len(ids) - 1)
-    hit = ids[order][pos] == category_id
-    out[hit] = per[order][pos[hit]]
-    return out
+        return np.full(len(category_id), -1, np.int64)
+    row = lookup(categories.id, category_id)
+    return np.where(row >= 0, per[np.maximum(row, 0)], -1).astype(np.int64)
 
 
 def keypoint_names_message(n: int, expected: int) -> str:
@@ -499,12 +495,7 @@ def _good_rles(raws: list[Any], heights: np.ndarray, widths: np.ndarray) -> np.n
         if rle is None:
             continue
         h, w = rle.size
-        counts = rle.counts
-        if isinstance(counts, str):
-            decoded = rle_string_counts(counts)
-            if decoded is None or int(decoded.sum()) != h * w:
-                continue
-        elif sum(counts) != h * w:
+        if rle_counts_problem(rle.counts, h, w) is not None:
             continue
         ih, iw = int(heights[k]), int(widths[k])
         ok[k] = ih < 0 or iw < 0 or (h == ih and w == iw)
@@ -547,19 +538,25 @@ def rle_string_counts(counts: str | bytes) -> np.ndarray | None:
     return x
 
 
-def _rle_string_problem(counts: str, h: int, w: int) -> tuple[str, str] | None:
-    """(code, message) of a compressed counts string that is not an RLE of ``h`` x ``w``."""
-    decoded = rle_string_counts(counts)
-    if decoded is None:
-        return ("bad-rle", "compressed RLE counts are not a valid pycocotools string "
-                f"(characters 0..o, 5 bits each, non-negative run lengths), found "
-                f"{_short(counts)}")
-    total = int(decoded.sum())
+def rle_counts_problem(counts: str | Sequence[int], h: int, w: int,
+                       total: int | None = None) -> tuple[str, str] | None:
+    """(code, message) of RLE counts that do not make an ``h`` x ``w`` mask, or None:
+    a compressed string that pycocotools cannot read, or counts (decoded from the
+    string, or the list's; ``total`` when its sum is known) whose sum is not h * w.
+    validate and the export contract both say it with this."""
+    if isinstance(counts, str):
+        decoded = rle_string_counts(counts)
+        if decoded is None:
+            return ("bad-rle", "compressed RLE counts are not a valid pycocotools string "
+                    f"(characters 0..o, 5 bits each, non-negative run lengths), found "
+                    f"{_short(counts)}")
+        total, how = int(decoded.sum()), (f" ({len(decoded)} run lengths decoded from the "
+                                          "compressed string)")
+    else:
+        total, how = (int(sum(counts)) if total is None else total), ""
     if total != h * w:
-        return ("rle-counts-sum",
-                f"RLE counts must sum to height * width = {h} * {w} = {h * w}, found a "
-                f"sum of {total} ({len(decoded)} run lengths decoded from the compressed "
-                "string)")
+        return ("rle-counts-sum", f"RLE counts must sum to height * width = {h} * {w} = "
+                f"{h * w}, found a sum of {total}{how}")
     return None
 
 
@@ -667,15 +664,9 @@ def _check_rle(seg: Mapping[str, Any], k: int, ih: int, iw: int, found: _Found,
                   f"RLE counts must be a string or an array of integers, {_found(counts)}")
     if h < 0:
         return
-    if counts_ok and isinstance(counts, (list, tuple)):
-        total = int(sum(counts))
-        if total != h * w:
-            found.add(k, "rle-counts-sum", f"{p}.counts",
-                      f"RLE counts must sum to height * width = {h} * {w} = {h * w}, "
-                      f"found a sum of {total}")
-    elif counts_ok and isinstance(counts, (str, bytes)):
-        why = _rle_string_problem(counts if isinstance(counts, str) else counts.decode(
-            "latin-1"), h, w)
+    if counts_ok and isinstance(counts, (list, tuple, str, bytes)):
+        why = rle_counts_problem(counts.decode("latin-1") if isinstance(counts, bytes)
+                                 else counts, h, w)
         if why is not None:
             found.add(k, why[0], f"{p}.counts", why[1])
     if ih >= 0 and iw >= 0 and (h, w) != (ih, iw):

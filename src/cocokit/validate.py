@@ -49,7 +49,7 @@ from .contract import (
     ISCROWD_AS_READ,
     file_name_problem,
     keypoint_names_message,
-    rle_string_counts,
+    rle_counts_problem,
 )
 from .dataset import Annotations, gc_paused
 from .errors import InputError
@@ -999,6 +999,7 @@ class Validator:
                 rle_image = image_id
             rows.append((i, rle_image, h, w))
         counts_ok = False
+        total_counts: int | None = None  # the sum of a list of counts, when numpy made it
         if isinstance(counts, str):
             counts_ok = counts.isascii()
             if not counts_ok:
@@ -1023,28 +1024,10 @@ class Validator:
                      f"RLE counts must be a string or an array of integers, {_found(counts)}")
         if not counts_ok or h < 0:
             return
-        if isinstance(counts, list):
-            total = total_counts if total_counts is not None else sum(int(c) for c in counts)
-            if total != h * w:
-                self.add("rle-counts-sum", f"{path}.counts",
-                         f"RLE counts must sum to height * width = {h} * {w} = {h * w}, "
-                         f"found a sum of {total}")
-                return
-        else:
-            decoded = rle_string_counts(counts)
-            if decoded is None:
-                self.add("bad-rle", f"{path}.counts",
-                         "compressed RLE counts are not a valid pycocotools string "
-                         "(characters 0..o, 5 bits each, non-negative run lengths), found "
-                         f"{_short(counts)}")
-                return
-            total = int(decoded.sum())
-            if total != h * w:
-                self.add("rle-counts-sum", f"{path}.counts",
-                         f"RLE counts must sum to height * width = {h} * {w} = {h * w}, "
-                         f"found a sum of {total} ({len(decoded)} run lengths decoded "
-                         "from the compressed string)")
-                return
+        why = rle_counts_problem(counts, h, w, total_counts)  # the contract's words
+        if why is not None:
+            self.add(why[0], f"{path}.counts", why[1])
+            return
         if area_val == area_val:  # an area to compare
             mask_area = self._rle_area(seg, counts, h, w)
             if mask_area is not None:
