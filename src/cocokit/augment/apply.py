@@ -49,7 +49,6 @@ import contextlib
 import dataclasses
 import math
 import os
-import re
 import shutil
 import sys
 import time
@@ -67,6 +66,7 @@ from ..geometry import (
     RLE_KINDS,
     Polygons,
     encoded_rle,
+    keypoint_flip_permutation,
     mask_api,
     parse_polygons,
     polygon_bboxes,
@@ -347,53 +347,6 @@ def transform_annotations(
 
 
 # -- keypoint flip maps ----------------------------------------------------------------
-
-_SIDE = re.compile(r"left|right|Left|Right|LEFT|RIGHT")
-_SIDE_SWAP = {"left": "right", "right": "left", "Left": "Right", "Right": "Left",
-              "LEFT": "RIGHT", "RIGHT": "LEFT"}
-_PREFIX = re.compile(r"^([lrLR])([_\-. ])")
-_SUFFIX = re.compile(r"([_\-. ])([lrLR])$")
-_LR = {"l": "r", "r": "l", "L": "R", "R": "L"}
-
-
-def _mirror_name(name: str) -> str:
-    swapped = _SIDE.sub(lambda mt: _SIDE_SWAP[mt.group(0)], name)
-    if swapped != name:
-        return swapped
-    swapped = _PREFIX.sub(lambda mt: _LR[mt.group(1)] + mt.group(2), name)
-    if swapped != name:
-        return swapped
-    return _SUFFIX.sub(lambda mt: mt.group(1) + _LR[mt.group(2)], name)
-
-
-def keypoint_flip_permutation(names: Sequence[str],
-                              pairs: Sequence[Sequence[str]] = ()) -> np.ndarray:
-    """The keypoint order after a mirror: ``new[i] = old[perm[i]]``.
-
-    Names that differ only by ``left``/``right`` (any case) or by an ``l_``/``r_``
-    prefix or ``_l``/``_r`` suffix swap; ``pairs`` adds or overrides pairs by name
-    (pairs whose names are not both present are ignored).
-    """
-    names = [str(n) for n in names]
-    index = {n: i for i, n in enumerate(names)}
-    partner: dict[str, str] = {}
-    for n in names:
-        other = _mirror_name(n)
-        if other != n and other in index:
-            partner[n] = other
-    for a, b in pairs:
-        if a in index and b in index:
-            for x in (a, b):
-                old = partner.pop(x, None)
-                if old is not None:
-                    partner.pop(old, None)
-            partner[a], partner[b] = b, a
-    perm = np.arange(len(names))
-    for n, other in partner.items():
-        if partner.get(other) == n:
-            perm[index[n]] = index[other]
-    return perm
-
 
 def _category_permutations(ds: Dataset, pairs: Sequence[Sequence[str]]) -> dict[int, np.ndarray]:
     out: dict[int, np.ndarray] = {}

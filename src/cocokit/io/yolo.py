@@ -107,6 +107,7 @@ from ..dataset import Annotations, Categories, Dataset, Images, plain
 from ..errors import InputError, IntegrityError, OptionError
 from ..geometry import (
     Polygons,
+    keypoint_flip_permutation,
     oriented_boxes,
     parse_polygons,
     polygon_bboxes,
@@ -816,9 +817,6 @@ class PoseShape:
     flip_idx: list[int]
 
 
-_SIDES = (("left", "right"), ("Left", "Right"), ("LEFT", "RIGHT"))
-
-
 def flip_index(names: Sequence[str]) -> list[int]:
     """``flip_idx`` for keypoint ``names``: the index of the name with left and right
     swapped (``left_eye`` <-> ``right_eye``), or the keypoint itself (``nose``).
@@ -826,19 +824,7 @@ def flip_index(names: Sequence[str]) -> list[int]:
     >>> flip_index(["nose", "left_eye", "right_eye"])
     [0, 2, 1]
     """
-    where = {n: i for i, n in enumerate(names)}
-    out = []
-    for i, n in enumerate(names):
-        other = n
-        for a, b in _SIDES:
-            if a in n:
-                other = n.replace(a, b)
-                break
-            if b in n:
-                other = n.replace(b, a)
-                break
-        out.append(where.get(other, i))
-    return out
+    return keypoint_flip_permutation(names).tolist()  # the one rule, augmentation's too
 
 
 def pose_shape(ds: Dataset) -> PoseShape:
