@@ -463,19 +463,17 @@ def _invalid(w: _Work) -> None:
     img_rows = np.flatnonzero(~w.drop_images)
     # repeated annotation ids are the duplicate-ids fix's business (the write refuses them)
     screened = screen_export(ds, invalid="skip", annotation_ids="auto")
-    for line in screened.skipped:
-        head = line.split(":", 1)[0]
-        section, _, rest = head.partition("[")
-        k = int(rest.split("]", 1)[0])
-        if section == "annotations":
-            i = int(kept_rows[k])
-            if w.keep[i]:
-                w.drop("invalid", np.array([i]))
-        elif section == "images" and "was skipped" not in line:
-            r = int(img_rows[k])
-            w.changes.append(Change("invalid", f"images[{r}]", w.ds.images.record(r), None))
-            w.drop_images[r] = True
-            w.drop("invalid", np.flatnonzero(w.keep & (w.img == r)))
+    # what the writer would leave out is what is not in its rows (not its messages' text)
+    bad_image = np.ones(len(img_rows), bool)
+    bad_image[screened.image_rows] = False
+    for r in img_rows[bad_image].tolist():
+        w.changes.append(Change("invalid", f"images[{r}]", w.ds.images.record(r), None))
+        w.drop_images[r] = True
+        w.drop("invalid", np.flatnonzero(w.keep & (w.img == r)))
+    bad_ann = np.ones(len(kept_rows), bool)
+    bad_ann[screened.ann_rows] = False
+    rows = kept_rows[bad_ann]
+    w.drop("invalid", rows[w.keep[rows]])
 
 
 _APPLY = {
