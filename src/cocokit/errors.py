@@ -30,6 +30,7 @@ from collections.abc import Sequence
 from typing import Any, Protocol
 
 __all__ = [
+    "SHOWN",
     "BadImagesError",
     "CocoKitError",
     "InputError",
@@ -41,6 +42,8 @@ __all__ = [
     "OptionError",
     "OutputError",
     "ValidationFailed",
+    "cut",
+    "shown",
 ]
 
 
@@ -173,6 +176,21 @@ class OutputError(InputError, OSError):
         return (type(self), (self.file, self.message))
 
 
+#: Most characters of a value (or of a parser's message) an error quotes: a value read
+#: from a file may be long.
+SHOWN = 200
+
+
+def cut(text: str) -> str:
+    """``text`` cut to :data:`SHOWN` characters (``...`` at the end when cut)."""
+    return text if len(text) <= SHOWN else text[: SHOWN - 3] + "..."
+
+
+def shown(value: Any) -> str:
+    """``repr(value)`` cut to :data:`SHOWN` characters, as errors quote a value."""
+    return cut(repr(value))
+
+
 class OptionError(CocoKitError):
     """An option or argument value is not allowed."""
 
@@ -180,10 +198,7 @@ class OptionError(CocoKitError):
         self.option = option
         self.value = value
         self.expected = expected
-        shown = repr(value)  # a value from a file may be long: the message quotes 200 chars
-        if len(shown) > 200:
-            shown = shown[:197] + "..."
-        super().__init__(f"{option}: expected {expected}, got {shown}")
+        super().__init__(f"{option}: expected {expected}, got {shown(value)}")
 
 
 class MissingDependency(CocoKitError):

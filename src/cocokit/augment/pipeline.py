@@ -41,8 +41,8 @@ from typing import Any, Literal
 import msgspec
 import numpy as np
 
-from ..errors import InputError, OptionError
-from ..io.yamlfile import MAX_DEPTH, SHOWN, check_nesting, parse_yaml, read_limited
+from ..errors import SHOWN, InputError, OptionError, cut, shown
+from ..io.yamlfile import MAX_DEPTH, check_nesting, parse_yaml, read_limited
 from .ops import OPERATIONS, GeometricOp, Op, PixelOp
 
 __all__ = ["Pipeline", "SampledPipeline", "load_pipeline"]
@@ -208,7 +208,7 @@ class Pipeline:
         if isinstance(data, Mapping):
             for key in data:
                 if key not in _SETTINGS:
-                    raise InputError(file, _cut(str(key)), _unknown("key", key, _SETTINGS))
+                    raise InputError(file, cut(str(key)), _unknown("key", key, _SETTINGS))
             if "pipeline" not in data:
                 raise InputError(file, "pipeline", "missing: the list of operations")
             entries = data["pipeline"]
@@ -222,8 +222,8 @@ class Pipeline:
         try:
             return cls(ops, **settings)
         except OptionError as e:
-            raise InputError(file, e.option, f"expected {_cut(e.expected)}, got "
-                             f"{_shown(e.value)}") from None
+            raise InputError(file, e.option, f"expected {cut(e.expected)}, got "
+                             f"{shown(e.value)}") from None
 
     @classmethod
     def from_file(cls, path: str | os.PathLike[str]) -> Pipeline:
@@ -252,20 +252,11 @@ def _number(v: Any) -> bool:
             and math.isfinite(float(v)))
 
 
-def _shown(value: Any) -> str:
-    """``repr(value)``, cut to :data:`~cocokit.io.yamlfile.SHOWN` characters."""
-    return _cut(repr(value))
-
-
-def _cut(text: str) -> str:
-    return text if len(text) <= SHOWN else text[: SHOWN - 3] + "..."
-
-
 def _unknown(what: str, value: Any, choices: Sequence[str]) -> str:
     text = str(value)[:SHOWN]
     close = difflib.get_close_matches(text, list(choices), n=1)
     hint = f" (did you mean {close[0]!r}?)" if close else ""
-    return f"unknown {what} {_shown(value)}{hint}; expected one of: {', '.join(choices)}"
+    return f"unknown {what} {shown(value)}{hint}; expected one of: {', '.join(choices)}"
 
 
 def _parse_entry(entry: Any, i: int, file: str | None) -> Op:
@@ -280,11 +271,11 @@ def _parse_entry(entry: Any, i: int, file: str | None) -> Op:
         if params is None:
             params = {}
         if not isinstance(params, Mapping):
-            raise InputError(file, f"{where}.{_cut(str(name))}",
-                             f"expected a mapping of parameters, got {_shown(params)}")
+            raise InputError(file, f"{where}.{cut(str(name))}",
+                             f"expected a mapping of parameters, got {shown(params)}")
     else:
         raise InputError(file, where, "expected an operation: a name, {op: name, ...} or "
-                                      f"{{name: {{parameters}}}}, got {_shown(entry)}")
+                                      f"{{name: {{parameters}}}}, got {shown(entry)}")
     if not isinstance(name, str) or name not in OPERATIONS:
         from .ops import SPATIAL_ALBUMENTATIONS
 
@@ -297,14 +288,14 @@ def _parse_entry(entry: Any, i: int, file: str | None) -> Op:
     fields = [f.name for f in dataclasses.fields(cls)]  # type: ignore[arg-type]
     for key in params:
         if key not in fields:
-            raise InputError(file, f"{where}.{_cut(str(key))}",
+            raise InputError(file, f"{where}.{cut(str(key))}",
                              _unknown(f"parameter of {name}", key, fields))
     try:
         return cls(**params)
     except OptionError as e:
         field = e.option.split(".", 1)[-1]
         raise InputError(file, f"{where}.{field}",
-                         f"{name}: expected {_cut(e.expected)}, got {_shown(e.value)}") from None
+                         f"{name}: expected {cut(e.expected)}, got {shown(e.value)}") from None
 
 
 def _read_document(path: str | os.PathLike[str]) -> Any:

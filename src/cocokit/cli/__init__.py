@@ -37,7 +37,7 @@ from typing import Any
 import typer
 import typer.main
 
-from ..errors import CocoKitError, Interrupted, LeftoversRemoved, OptionError
+from ..errors import CocoKitError, Interrupted, LeftoversRemoved, OptionError, shown
 from ..io.atomic import STOP_SIGNALS
 from ._app import app, print_error
 
@@ -195,10 +195,7 @@ def flag_message(e: CocoKitError, args: Sequence[str] = ()) -> str:
         o if o.startswith("-") else flags.get(o, "--" + o.replace("_", "-"))
         for o in str(e.option).split("/")
     ]
-    shown = repr(e.value)  # a value read from a file may be long: 200 characters at most
-    if len(shown) > 200:
-        shown = shown[:197] + "..."
-    got = "" if e.value is None else f", got {shown}"
+    got = "" if e.value is None else f", got {shown(e.value)}"
     return f"{'/'.join(names)}: expected {e.expected}{got}"
 
 

@@ -34,7 +34,7 @@ from yaml.composer import Composer
 from yaml.events import AliasEvent, ScalarEvent
 from yaml.nodes import MappingNode, Node, ScalarNode
 
-from ..errors import InputError
+from ..errors import SHOWN, InputError, cut
 from ..problems import short_value
 
 __all__ = ["MAX_BYTES", "MAX_DEPTH", "MAX_NODES", "SHOWN", "check_nesting", "parse_yaml",
@@ -47,13 +47,8 @@ MAX_DEPTH = 32
 #: Most values (every key, item and scalar) in one document: parsing costs about 1 kB
 #: of memory per value while the document is composed.
 MAX_NODES = 250_000
-#: Most characters of a value (or of a parser's message) quoted in an error.
-SHOWN = 200
-
-
 def _cut(text: str) -> str:
-    text = " ".join(str(text).split())
-    return text if len(text) <= SHOWN else text[: SHOWN - 3] + "..."
+    return cut(" ".join(str(text).split()))  # on one line: a parser's message may wrap
 
 
 class _Refused(Exception):
