@@ -51,7 +51,7 @@ from .contract import (
     keypoint_names_message,
     rle_counts_problem,
 )
-from .dataset import Annotations, gc_paused
+from .dataset import Annotations, gc_paused, present
 from .errors import InputError
 from .geometry import mask_api
 from .io.coco import RecordDecoder, annotation_decoder
@@ -842,20 +842,19 @@ class Validator:
         if not np.isfinite(bbox[has_box]).all():
             return False
         # segmentations: polygons (their numbers into one flat array), RLE objects (few)
-        seg = t.segmentation.tolist()
-        present = np.array([k for k, v in enumerate(seg) if v is not None], np.int64)
+        have = np.flatnonzero(present(t.segmentation))
         try:  # anything but polygons and objects (a string, null, ...): not here
-            values = _SEGMENTATIONS.decode(
-                b"[" + b",".join([seg[k] for k in present.tolist()]) + b"]")
+            values = _SEGMENTATIONS.decode(b"[" + b",".join(t.segmentation[have].tolist())
+                                           + b"]")
         except msgspec.DecodeError:
             return False
         is_rle = np.fromiter(map(_is_dict, values), bool, count=len(values))
-        rle = present[is_rle]
+        rle = have[is_rle]
         rles = [values[k] for k in np.flatnonzero(is_rle).tolist()]
         polys = [v for v in values if v] if not is_rle.any() else [
             v for v, d in zip(values, is_rle.tolist(), strict=True) if v and not d]
         nonempty = np.fromiter(map(bool, values), bool, count=len(values)) & ~is_rle
-        poly = present[nonempty]
+        poly = have[nonempty]
         kinds = np.zeros(n, np.int64)
         rings = np.fromiter(map(len, polys), np.int64, count=len(polys))
         flat_rings = list(chain.from_iterable(polys))
@@ -871,12 +870,10 @@ class Validator:
         if (~has_box & (kinds == 0)).any():
             return False  # missing-geometry: as feed_annotations says it
         # keypoints: triplets of finite numbers
-        kp = t.keypoints.tolist()
-        kp_rows = np.array([k for k, v in enumerate(kp) if v is not None], np.int64)
+        kp_rows = np.flatnonzero(present(t.keypoints))
         if len(kp_rows):
             try:
-                kps = _KEYPOINTS.decode(b"[" + b",".join(kp[k] for k in kp_rows.tolist())
-                                        + b"]")
+                kps = _KEYPOINTS.decode(b"[" + b",".join(t.keypoints[kp_rows].tolist()) + b"]")
             except msgspec.DecodeError:
                 return False
             kp_len = np.fromiter(map(len, kps), np.int64, count=len(kps))
