@@ -38,7 +38,7 @@ import json
 import math
 import operator
 import re
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from itertools import repeat
 from typing import Annotated, Any, Literal
 
@@ -51,6 +51,8 @@ from .problems import found_value as _found
 from .problems import is_number as _is_number
 from .problems import short_number as _num
 from .problems import short_value as _short
+from .rawjson import Joined, array_groups
+from .rawjson import heads as raw_heads
 
 __all__ = [
     "ISCROWD_AS_READ",
@@ -303,107 +305,6 @@ def _no_segmentation(seg: Any) -> bool:
 
 # -- raw JSON lists, by their bytes ---------------------------------------------------
 
-_WS = b" \t\r\n"
-_LONG_DIGITS = b"0" * 309  # an integer part this long may overflow a float
-_NUMBER_BYTES = b"0123456789.-"  # what plain numbers are made of (no exponent)
-
-
-class _Joined:
-    """Raw JSON texts laid end to end, with their offsets and first bytes."""
-
-    def __init__(self, raws: Sequence[Any]) -> None:
-        m = len(raws)
-        self.raws = raws
-        text = b"".join(raws)
-        if any(c in text for c in _WS):  # indented JSON: the texts without whitespace
-            raws = [bytes(r).translate(None, _WS) for r in raws]
-            text = b"".join(raws)
-        lens = np.fromiter(map(len, raws), np.int64, count=m)
-        self.lens = lens
-        self.offsets = np.zeros(m + 1, np.int64)
-        np.cumsum(lens, out=self.offsets[1:])
-        self.text = text
-        self.data = np.frombuffer(self.text, np.uint8)
-        self.heads = np.zeros(m, np.uint8)
-        nonempty = lens > 0
-        self.heads[nonempty] = self.data[self.offsets[:-1][nonempty]]
-
-    def rows_of(self, positions: np.ndarray) -> np.ndarray:
-        return np.searchsorted(self.offsets, positions, "right") - 1
-
-
-def _raw_groups(
-    j: _Joined, rows: np.ndarray, depth: int
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Numbers per group of the raw JSON arrays ``rows`` of ``j`` (every raw of ``j`` an
-    array), counted on the bytes.
-
-    ``depth`` 2: each raw is an array of arrays (polygons; the groups are the rings);
-    ``depth`` 1: an array of numbers (keypoints; the group is the raw itself). Returns
-    ``sure`` (per row: the byte count decides; False means decode it to know), the
-    number of groups per row, and the count of numbers of every group (rows in order).
-    Rows of ``j`` not in ``rows`` are ignored.
-
-    The numbers are taken out of the text first (``bytes.translate``): what is left of
-    plain arrays of numbers is brackets and commas only, about a seventh of the text, and
-    the numbers of a group are the commas between its brackets, plus one.
-    """
-    m = len(j.raws)
-    wanted = np.zeros(m, bool)
-    wanted[rows] = True
-    sure = np.ones(m, bool)
-    text = j.text
-    if b'"' in text:  # a string may hold brackets: decode every row of this run
-        return np.zeros(len(rows), bool), np.zeros(len(rows), np.int64), np.zeros(0, np.int64)
-    bare = np.frombuffer(text.translate(None, _NUMBER_BYTES), np.uint8)
-    is_bracket = (bare == 91) | (bare == 93)
-    pos = np.flatnonzero(is_bracket)  # in order
-    is_open = bare[pos] == 91
-    level = np.cumsum(np.where(is_open, 1, -1))  # depth after each bracket
-    row_open = is_open & (level == 1)  # each raw is one array: its first bracket
-    brow = np.cumsum(row_open) - 1  # the row of each bracket
-    if len(pos) == 0 or brow[-1] != m - 1 or (level < 0).any() or level[-1] != 0:
-        return np.zeros(len(rows), bool), np.zeros(len(rows), np.int64), np.zeros(0, np.int64)
-    # anything left but brackets and commas (an object, a literal true/false/null, an
-    # exponent): decode those rows
-    other = np.flatnonzero(~is_bracket & (bare != 44))
-    if len(other):
-        sure[np.searchsorted(pos[row_open], other, "right") - 1] = False
-    sure[brow[level > depth]] = False  # nested deeper: decode
-    # the groups: brackets opening at ``depth``, closed by the next bracket
-    g = np.flatnonzero(is_open & (level == depth) & wanted[brow])
-    g = g[g + 1 < len(pos)]
-    g_row = brow[g]
-    count = pos[g + 1] - pos[g]  # the commas between them, plus one
-    count[count < 2] = 0  # "[]", or a group of one number: decode its row to know
-    sure[g_row[count == 0]] = False
-    # a number long enough to overflow a float (309 digits) holds a whole aligned block
-    # of 154 bytes of the text without a comma: decode the rows of such blocks
-    data = j.data
-    long = len(_LONG_DIGITS)
-    if len(data) >= long:
-        block = long // 2
-        full = len(data) // block * block
-        has = (data[:full].reshape(-1, block) == 44).any(axis=1)
-        empty = np.flatnonzero(~has) * block
-        if full < len(data) - block // 2 and 44 not in data[full:]:
-            empty = np.append(empty, full)
-        if len(empty):
-            sure[np.unique(j.rows_of(empty))] = False
-    if depth == 2:
-        # between the rings only "," (and the raw's own "[" and "]"); anything else, such
-        # as a number at the outer level (a "," more or less here), is decided by decoding
-        outer = np.flatnonzero(level[:-1] == 1)
-        expected = 1 + (~is_open[outer] & is_open[outer + 1])
-        gap = pos[outer + 1] - pos[outer]
-        sure[brow[outer[gap != expected]]] = False
-    else:
-        per_raw = np.bincount(brow, minlength=m)
-        sure[per_raw != 2] = False  # the raw's own brackets only
-    groups = np.bincount(g_row, minlength=m)
-    return sure[rows], groups[rows], count
-
-
 def _raw_chunks(n: int) -> list[slice]:
     return [slice(s, s + _RUN) for s in range(0, n, _RUN)]
 
@@ -434,13 +335,13 @@ def _check_segmentations(
     for sl in _raw_chunks(len(rr)):
         part = rr[sl]
         raws = seg[part].tolist()
-        heads = _heads(raws)
+        heads = raw_heads(raws)
         decode = heads != 91  # anything but polygons: decode (RLE below)
         poly = np.flatnonzero(~decode)
         if len(poly):
             # the polygons' text alone (RLE objects hold strings and letters)
-            jp = _Joined(raws if len(poly) == len(part) else [raws[k] for k in poly.tolist()])
-            sure, rings, count = _raw_groups(jp, np.arange(len(poly)), 2)
+            jp = Joined(raws if len(poly) == len(part) else [raws[k] for k in poly.tolist()])
+            sure, rings, count = array_groups(jp, np.arange(len(poly)), 2)
             unsure = ~sure
             ring_row = np.repeat(np.arange(len(poly)), rings)
             unsure[ring_row[(count < 6) | (count % 2 == 1)]] = True
@@ -455,15 +356,6 @@ def _check_segmentations(
         for k in np.flatnonzero(decode).tolist():
             row = int(part[k])
             _check_segmentation_value(_decode(raws[k]), row, heights, widths, found, path)
-
-
-_FIRST = operator.itemgetter(0)
-_VIEW: Callable[[Any], memoryview] = memoryview
-
-
-def _heads(raws: list[Any]) -> np.ndarray:
-    """The first byte of each raw JSON text (never empty, never whitespace), read in C."""
-    return np.fromiter(map(_FIRST, map(_VIEW, raws)), np.uint8, count=len(raws))
 
 
 _Count = Annotated[int, msgspec.Meta(ge=0)]
@@ -680,12 +572,12 @@ def _check_keypoints(kps: np.ndarray, expected: np.ndarray, found: _Found, path:
         _check_keypoint_value(kps[k], k, int(expected[k]), found, path)
     for sl in _raw_chunks(len(rr)):
         part = rr[sl]
-        j = _Joined(kps[part].tolist())
+        j = Joined(kps[part].tolist())
         lists = np.flatnonzero(j.heads == 91)
         ok = np.zeros(len(part), bool)
         if len(lists):
-            jl = j if len(lists) == len(part) else _Joined([j.raws[k] for k in lists.tolist()])
-            sure, groups, count = _raw_groups(jl, np.arange(len(lists)), 1)
+            jl = j if len(lists) == len(part) else Joined([j.raws[k] for k in lists.tolist()])
+            sure, groups, count = array_groups(jl, np.arange(len(lists)), 1)
             good = sure & (groups <= 1)
             first = np.cumsum(groups) - groups  # each row's first group
             n = np.where(groups == 1, count[np.minimum(first, max(len(count) - 1, 0))]

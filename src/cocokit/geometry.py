@@ -23,12 +23,15 @@ from __future__ import annotations
 import dataclasses
 import enum
 import itertools
+import operator
 import re
 from collections.abc import Mapping, Sequence
 from typing import Any
 
 import msgspec
 import numpy as np
+
+from .rawjson import heads, read_arrays
 
 __all__ = [
     "RLE_KINDS",
@@ -174,6 +177,38 @@ def _segment_polygon(seg: Any) -> list[list[float]]:
     return [np.asarray(r, np.float64).ravel().tolist() for r in seg]
 
 
+_RAW_RUN = 1 << 15  # polygon texts read at once
+
+
+def _parse_raw_polygons(sel: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
+    """:func:`parse_polygons`' columns of a selection that holds JSON texts and nothing
+    else but None, read a run of texts at a time (:func:`cocokit.rawjson.read_arrays`);
+    None when it holds anything else, or a run that only the record way reads as
+    :func:`parse_polygons` says (a ring nested deeper, a number beyond float64...)."""
+    values = sel.tolist() if isinstance(sel, np.ndarray) else list(sel)
+    n = len(values)
+    is_none = np.fromiter(map(operator.is_, values, itertools.repeat(None)), bool, count=n)
+    have = np.flatnonzero(~is_none)
+    if not len(have) or any(type(values[k]) is not msgspec.Raw for k in have.tolist()):
+        return None
+    raws = [values[k] for k in have.tolist()]
+    poly = have[heads(raws) == 91]  # "[": the rest is RLE, or no polygon
+    ring_counts = np.zeros(n, np.int64)
+    lengths, flat = [], []
+    for s in range(0, len(poly), _RAW_RUN):
+        run = poly[s : s + _RAW_RUN]
+        try:
+            rings, count, numbers = read_arrays([values[k] for k in run.tolist()], 2)
+        except ValueError:
+            return None
+        ring_counts[run] = rings
+        lengths.append(count)
+        flat.append(numbers)
+    if not lengths:
+        return ring_counts, np.zeros(0, np.int64), np.zeros(0, np.float64)
+    return ring_counts, np.concatenate(lengths), np.concatenate(flat)
+
+
 def parse_polygons(segmentation: np.ndarray, rows: np.ndarray | None = None) -> Polygons:
     """Parse the polygons of the given rows (a mask or indices; all rows when None).
 
@@ -185,21 +220,26 @@ def parse_polygons(segmentation: np.ndarray, rows: np.ndarray | None = None) -> 
     else:
         rows = np.asarray(rows)
         sel = segmentation[rows]
-    ring_counts = np.zeros(len(sel), np.int64)
-    lengths: list[int] = []
-    values: list[list[float]] = []
-    for i, seg in enumerate(sel):
-        rings = _segment_polygon(seg)
-        ring_counts[i] = len(rings)
-        lengths.extend(map(len, rings))
-        values.extend(rings)
-    n_values = sum(lengths)
-    flat = np.fromiter(itertools.chain.from_iterable(values), np.float64, n_values)
-    if any(n % 2 for n in lengths):
+    parsed = _parse_raw_polygons(sel)
+    if parsed is not None:
+        ring_counts, lengths, flat = parsed
+    else:
+        ring_counts = np.zeros(len(sel), np.int64)
+        ring_lengths: list[int] = []
+        values: list[list[float]] = []
+        for i, seg in enumerate(sel):
+            rings = _segment_polygon(seg)
+            ring_counts[i] = len(rings)
+            ring_lengths.extend(map(len, rings))
+            values.extend(rings)
+        lengths = np.array(ring_lengths, np.int64)
+        flat = np.fromiter(itertools.chain.from_iterable(values), np.float64,
+                           int(lengths.sum()))
+    if (lengths % 2).any():
         raise ValueError("a polygon ring has an odd number of coordinates")
     coords = flat.reshape(-1, 2)
     ring_offsets = np.zeros(len(lengths) + 1, np.int64)
-    np.cumsum(np.asarray(lengths, np.int64) // 2, out=ring_offsets[1:])
+    np.cumsum(lengths // 2, out=ring_offsets[1:])
     offsets = np.zeros(len(sel) + 1, np.int64)
     np.cumsum(ring_counts, out=offsets[1:])
     return Polygons(coords, ring_offsets, offsets)

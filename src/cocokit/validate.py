@@ -39,7 +39,6 @@ import math
 import os
 import re
 from collections.abc import Callable, Iterable, Iterator, Mapping
-from itertools import chain
 from typing import Any
 
 import msgspec
@@ -62,6 +61,7 @@ from .problems import found_value as _found
 from .problems import is_number as _is_number
 from .problems import short_number as _num
 from .problems import short_value as _short
+from .rawjson import heads, read_arrays
 
 __all__ = [
     "AREA_ABS_TOLERANCE",
@@ -103,15 +103,7 @@ _NAN4 = (math.nan, math.nan, math.nan, math.nan)
 _BLOCK = 1 << 13  # annotations per block: bounds the temporary arrays
 _LOOKUP_BLOCK = 1 << 18  # ids per block in finish()
 _MISSING: Any = object()
-# polygons of many records, and keypoints: arrays of finite-or-not numbers (not bools)
-_SEGMENTATIONS = msgspec.json.Decoder(list[list[list[float]] | dict[str, Any]])
-
-
-def _is_dict(v: Any) -> bool:
-    return type(v) is dict
-
-
-_KEYPOINTS = msgspec.json.Decoder(list[list[float]])
+_RLE = msgspec.json.Decoder(dict[str, Any])  # an RLE object of the column path
 
 
 # --------------------------------------------------------------------------------------
@@ -843,27 +835,22 @@ class Validator:
             return False
         # segmentations: polygons (their numbers into one flat array), RLE objects (few)
         have = np.flatnonzero(present(t.segmentation))
-        try:  # anything but polygons and objects (a string, null, ...): not here
-            values = _SEGMENTATIONS.decode(b"[" + b",".join(t.segmentation[have].tolist())
-                                           + b"]")
-        except msgspec.DecodeError:
+        raws = t.segmentation[have].tolist()
+        first = heads(raws)
+        is_rle, is_poly = first == 123, first == 91  # "{", "["
+        if not (is_rle | is_poly).all():  # a string, a number, ...: not here
             return False
-        is_rle = np.fromiter(map(_is_dict, values), bool, count=len(values))
         rle = have[is_rle]
-        rles = [values[k] for k in np.flatnonzero(is_rle).tolist()]
-        polys = [v for v in values if v] if not is_rle.any() else [
-            v for v, d in zip(values, is_rle.tolist(), strict=True) if v and not d]
-        nonempty = np.fromiter(map(bool, values), bool, count=len(values)) & ~is_rle
-        poly = have[nonempty]
-        kinds = np.zeros(n, np.int64)
-        rings = np.fromiter(map(len, polys), np.int64, count=len(polys))
-        flat_rings = list(chain.from_iterable(polys))
-        ring_len = np.fromiter(map(len, flat_rings), np.int64, count=len(flat_rings))
-        if ((ring_len < 6) | (ring_len % 2 == 1)).any():
+        try:
+            rles = [_RLE.decode(raws[k]) for k in np.flatnonzero(is_rle).tolist()]
+            rings, ring_len, coords = read_arrays(
+                raws if is_poly.all() else [raws[k] for k in np.flatnonzero(is_poly).tolist()], 2)
+        except (msgspec.DecodeError, ValueError):
             return False
-        coords = np.fromiter(chain.from_iterable(flat_rings), np.float64,
-                             count=int(ring_len.sum()))
-        if not np.isfinite(coords).all():
+        poly = have[is_poly][rings > 0]
+        rings = rings[rings > 0]
+        kinds = np.zeros(n, np.int64)
+        if ((ring_len < 6) | (ring_len % 2 == 1)).any():
             return False
         kinds[poly] = rings
         kinds[rle] = -1
@@ -873,13 +860,10 @@ class Validator:
         kp_rows = np.flatnonzero(present(t.keypoints))
         if len(kp_rows):
             try:
-                kps = _KEYPOINTS.decode(b"[" + b",".join(t.keypoints[kp_rows].tolist()) + b"]")
-            except msgspec.DecodeError:
+                _, kp_len, _ = read_arrays(t.keypoints[kp_rows].tolist(), 1)
+            except ValueError:
                 return False
-            kp_len = np.fromiter(map(len, kps), np.int64, count=len(kps))
-            kp_values = np.fromiter(chain.from_iterable(kps), np.float64,
-                                    count=int(kp_len.sum()))
-            if (kp_len % 3).any() or not np.isfinite(kp_values).all():
+            if (kp_len % 3).any():
                 return False
             self._kp.append(np.stack([kp_rows + start, cat[kp_rows], kp_len], axis=1))
         # everything is in columns now: the checks of feed_annotations, on them
