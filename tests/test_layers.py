@@ -29,7 +29,8 @@ PACKAGE = SRC / "cocokit"
 # own). Names of modules that do not exist yet are fine: the table says where they go.
 FLOORS: list[tuple[str, list[str]]] = [
     ("base", ["cocokit.errors", "cocokit.problems", "cocokit._types"]),
-    ("core", ["cocokit.rawjson", "cocokit.geometry", "cocokit.dataset", "cocokit.clipping", "cocokit.engine"]),
+    ("core", ["cocokit.rawjson", "cocokit.geometry", "cocokit.dataset", "cocokit.clipping",
+              "cocokit.engine"]),
     ("codec", ["cocokit.contract"]),
     ("io", ["cocokit.io", "cocokit.io.*", "cocokit.builder"]),
     ("operations", [

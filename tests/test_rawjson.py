@@ -100,12 +100,21 @@ def test_both_engines_give_the_same_bits(monkeypatch: pytest.MonkeyPatch) -> Non
     b"[[1, 2, true, 4, 5, 6]]",
     b"[[1, 2, null, 4, 5, 6]]",
     b"[[1e400, 2, 3, 4, 5, 6]]",  # beyond float64
+    b"[[" + b"9" * 400 + b", 2, 3, 4, 5, 6]]",  # beyond float64, without an exponent
     b'"[[1, 2, 3, 4, 5, 6]]"',
     b"[[1, 2, 3, 4, 5, 6]",  # cut
 ], ids=repr)
 def test_what_is_not_a_polygon_list_is_refused(text: bytes, engine: str) -> None:
     with pytest.raises(ValueError):
         rawjson.read_arrays([msgspec.Raw(b"[[1, 2, 3, 4, 5, 6]]"), msgspec.Raw(text)], 2)
+
+
+def test_a_number_of_hundreds_of_digits_is_its_nearest_float(engine: str) -> None:
+    tiny = b"0." + b"0" * 350 + b"1"  # 1e-351: below the smallest float64, so 0.0
+    long = b"1" + b"0" * 300 + b".5"  # 1e300, written out
+    _, _, numbers = rawjson.read_arrays([msgspec.Raw(b"[[" + tiny + b", " + long
+                                                     + b", 3, 4, 5, 6]]")], 2)
+    assert numbers.tolist() == [0.0, float(long), 3, 4, 5, 6]
 
 
 def test_an_integer_beyond_64_bits_is_its_nearest_float(engine: str) -> None:

@@ -86,7 +86,7 @@ class Joined:
 
 
 def array_groups(
-    j: Joined, rows: np.ndarray, depth: int
+    j: Joined, rows: np.ndarray, depth: int, *, long_numbers: bool = True
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Numbers per group of the raw JSON arrays ``rows`` of ``j`` (every raw of ``j`` an
     array), counted on the bytes.
@@ -95,7 +95,8 @@ def array_groups(
     ``depth`` 1: an array of numbers (keypoints; the group is the raw itself). Returns
     ``sure`` (per row: the byte count decides; False means decode it to know), the
     number of groups per row, and the count of numbers of every group (rows in order).
-    Rows of ``j`` not in ``rows`` are ignored.
+    Rows of ``j`` not in ``rows`` are ignored. ``long_numbers=False`` leaves out the
+    search for numbers long enough to overflow a float, for a caller that parses them.
 
     The numbers are taken out of the text first (``bytes.translate``): what is left of
     plain arrays of numbers is brackets and commas only, about a seventh of the text, and
@@ -134,7 +135,7 @@ def array_groups(
     # a number long enough to overflow a float (309 digits) holds a whole aligned block
     # of 154 bytes of the text without a comma: decode the rows of such blocks
     data = j.data
-    if len(data) >= _LONG_DIGITS:
+    if long_numbers and len(data) >= _LONG_DIGITS:
         block = _LONG_DIGITS // 2
         full = len(data) // block * block
         has = (data[:full].reshape(-1, block) == 44).any(axis=1)
@@ -172,7 +173,9 @@ def read_arrays(raws: Sequence[Any], depth: int) -> tuple[np.ndarray, np.ndarray
         return np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0, np.float64)
     text = b"[" + b",".join(raws) + b"]"
     if _simdjson is not None:
-        sure, groups, count = array_groups(Joined(raws), np.arange(m), depth)
+        # numbers beyond float64 are simdjson's to refuse, not the layout's to find
+        sure, groups, count = array_groups(Joined(raws), np.arange(m), depth,
+                                           long_numbers=False)
         numbers = _simd_numbers(text) if sure.all() else None
         if numbers is not None and len(numbers) == int(count.sum()):
             return groups, count, numbers
