@@ -14,6 +14,7 @@ import pytest
 
 import cocokit
 from cocokit import DatasetBuilder, InputError, IntegrityError, JSONSyntaxError, OptionError
+from cocokit.io.jsontext import read_top
 
 from .conftest import DATA, REAL, real_path
 
@@ -533,3 +534,58 @@ def test_lvis_annotations_without_iscrowd_stay_without() -> None:
     ds = cocokit.load(real_path("lvis-val100", "lvis_val_100.json"))
     assert (ds.annotations.iscrowd == -1).all()
     assert "iscrowd" not in cocokit.to_dict(ds)["annotations"][0]
+
+
+# -- the top level read in one pass ----------------------------------------------------
+
+_TOP_TEXTS = [
+    b'{"images": [], "annotations": [ ], "categories": [\n]}',
+    b'{ "info" : {"a": [1, 2]} , "annotations" : [ {"id": 1} ,\n {"id": 2}\t] ,'
+    b' "images": [{"id": 1}], "licenses": [], "categories": [{"id": 1, "name": "a"}] }',
+    b'{"categories": [{"id": 1, "name": "[]"}], "images": [{"id": 1, "file_name": "]"}]}',
+    b'{"annotations": [], "type": "instances"}',  # another key: the general way
+]
+
+
+@pytest.mark.parametrize("text", _TOP_TEXTS, ids=range(len(_TOP_TEXTS)))
+def test_the_top_level_pass_gives_what_the_general_reading_gives(text: bytes) -> None:
+    top, keys, records = read_top(text, "t.json")
+    general = msgspec.json.decode(text, type=dict[str, msgspec.Raw])
+    assert keys == list(general)
+    # the same text; an empty array may be given without its inner whitespace
+    def text_of(v: msgspec.Raw) -> bytes:
+        return b"[]" if msgspec.json.decode(v) == [] else bytes(v)
+
+    assert {k: text_of(v) for k, v in top.items()} == {k: text_of(v) for k, v in general.items()}
+    for key, value in general.items():  # byte for byte but the empty arrays
+        assert text_of(value) == b"[]" or bytes(top[key]) == bytes(value)
+    assert bool(records) == (set(keys) <= {"info", "licenses", "images", "annotations",
+                                           "categories"})
+    for key, raws in records.items():
+        assert [bytes(r) for r in raws] == [
+            bytes(r) for r in msgspec.json.decode(general[key], type=list[msgspec.Raw])]
+
+
+def test_a_key_given_twice_is_refused_when_the_pass_splits_the_arrays() -> None:
+    text = b'{"annotations": [{"id": 1}], "images": [], "annotations": [{"id": 2}]}'
+    with pytest.raises(JSONSyntaxError) as e:
+        read_top(text, "t.json")
+    assert "annotations" in str(e.value)
+
+
+@pytest.mark.parametrize("parts", [("taco", "annotations.json"),
+                                   ("lvis-val100", "lvis_val_100.json"),
+                                   ("cocoapi-val2014-100", "instances_val2014_100.json")],
+                         ids=str)
+def test_a_real_file_reads_the_same_split_in_one_pass_or_not(parts: tuple[str, str]) -> None:
+    data = real_path(*parts).read_bytes()
+    top, keys, records = read_top(data, str(parts))
+    # TACO has keys of its own (scene_annotations, ...): read the general way
+    assert bool(records) == (parts[0] != "taco")
+    general = msgspec.json.decode(data, type=dict[str, msgspec.Raw])
+    assert keys == list(general)
+    for key in keys:
+        assert bytes(top[key]) == bytes(general[key])
+    for key, raws in records.items():
+        assert [bytes(r) for r in raws] == [
+            bytes(r) for r in msgspec.json.decode(general[key], type=list[msgspec.Raw])]

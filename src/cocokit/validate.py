@@ -1452,9 +1452,10 @@ class _MemorySource(_Source):
     """A whole document in memory: the top level as raw values, each array one run."""
 
     def __init__(self, data: bytes, source: str) -> None:
-        self.top, self.keys = read_top(data, source)
+        self.top, self.keys, records = read_top(data, source)
         self.source = source
-        self._counted: dict[str, list[msgspec.Raw]] = {}  # decoded by count(), for runs()
+        # the records of each array, split by the top-level pass or by count(), for runs()
+        self._counted: dict[str, list[msgspec.Raw]] = records
 
     def extra(self) -> Iterable[tuple[str, Any]]:
         return [(k, v) for k, v in self.top.items() if k not in _SECTIONS]

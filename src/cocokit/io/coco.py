@@ -421,7 +421,7 @@ load = read_coco
 
 def _parse(data: bytes, file: str | None, progress: Progress | None = None) -> Dataset:
     try:
-        top, keys = read_top(data, file)
+        top, keys, records = read_top(data, file)
     except NotAnObject as e:
         said = sniff.describe_bytes(data, file)
         raise InputError(file, None, said or e.message) from None
@@ -440,7 +440,8 @@ def _parse(data: bytes, file: str | None, progress: Progress | None = None) -> D
         img_dec, ann_dec = image_decoder(file), annotation_decoder(file)
         # the (small) images array is copied so its extra keys do not pin the whole file
         img_items = _raw_records(Raw(bytes(top.get("images", Raw(b"[]")))), img_dec, data)
-        ann_items = _raw_records(top.get("annotations", Raw(b"[]")), ann_dec, data)
+        ann_items = records.get("annotations") or _raw_records(
+            top.get("annotations", Raw(b"[]")), ann_dec, data)
         done, total = 0, len(img_items) + len(ann_items)
 
         def decoded(n: int) -> None:

@@ -321,9 +321,70 @@ def _value_end(mv: memoryview, pos: int) -> int:
     return len(mv)
 
 
-def read_top(data: bytes, file: str | None) -> tuple[dict[str, msgspec.Raw], list[str]]:
+class _Coco(msgspec.Struct, forbid_unknown_fields=True):
+    """A top level with no key but COCO's five, its arrays split into their records."""
+
+    info: msgspec.Raw | msgspec.UnsetType = msgspec.UNSET
+    licenses: msgspec.Raw | msgspec.UnsetType = msgspec.UNSET
+    images: list[msgspec.Raw] | msgspec.UnsetType = msgspec.UNSET
+    annotations: list[msgspec.Raw] | msgspec.UnsetType = msgspec.UNSET
+    categories: list[msgspec.Raw] | msgspec.UnsetType = msgspec.UNSET
+
+
+_COCO = msgspec.json.Decoder(_Coco)
+
+
+def _address(buffer: Any) -> int:
+    """Where a buffer's bytes start in memory (a raw value is a view of the document)."""
+    import numpy as np
+
+    return int(np.frombuffer(buffer, np.uint8).__array_interface__["data"][0])
+
+
+def _split_top(
+    data: bytes,
+) -> tuple[dict[str, msgspec.Raw], dict[str, list[msgspec.Raw]]] | None:
+    """The top level and its arrays' records in one pass over ``data``, or None when the
+    document holds anything else (another key, an array that is not one, a syntax
+    error: :func:`read_top` then reads it the general way and says what is wrong).
+
+    Each array is given as raw JSON too: a view of ``data`` from its ``[`` to its ``]``,
+    found from the places of its first and last records."""
+    try:
+        doc = _COCO.decode(data)
+    except (msgspec.DecodeError, RecursionError):
+        return None
+    base = _address(data) if data else 0
+    mv = memoryview(data)
+    top: dict[str, msgspec.Raw] = {}
+    records: dict[str, list[msgspec.Raw]] = {}
+    for key in _Coco.__struct_fields__:
+        value = getattr(doc, key)
+        if value is msgspec.UNSET:
+            continue
+        if not isinstance(value, list):
+            top[key] = value
+            continue
+        records[key] = value
+        if not value:
+            top[key] = msgspec.Raw(b"[]")
+            continue
+        first = _address(value[0]) - base
+        last = _address(value[-1]) - base + len(memoryview(value[-1]))
+        end = skip_ws(data, last)
+        top[key] = msgspec.Raw(mv[data.rindex(b"[", 0, first) : end + 1])
+    return top, records
+
+
+def read_top(
+    data: bytes, file: str | None
+) -> tuple[dict[str, msgspec.Raw], list[str], dict[str, list[msgspec.Raw]]]:
     """The top-level object of a whole document: each value as raw JSON (views of
-    ``data``) and the keys in file order.
+    ``data``), the keys in file order, and the records of the arrays ``images``,
+    ``annotations`` and ``categories`` (raw JSON, views of ``data``) where the same pass
+    could split them: a document with COCO's five top-level keys and no other (most
+    files) is read once instead of twice. The mapping is empty otherwise: split the
+    arrays' raw values then.
 
     Raises :class:`DocumentError` (see the module for the codes) or :class:`NotAnObject`.
     """
@@ -349,6 +410,11 @@ def read_top(data: bytes, file: str | None) -> tuple[dict[str, msgspec.Raw], lis
     if data[first] != 0x7B:  # '{'
         utf8_first(first)
         raise top_not_object(file, data[first : first + 1], first, locate)
+    split = _split_top(data)
+    if split is not None:
+        top, records = split
+        utf8_first(size)
+        return top, _top_keys(data, top, file, locate), records
     try:
         top = msgspec.json.decode(data, type=dict[str, msgspec.Raw])
     except msgspec.DecodeError as e:
@@ -360,7 +426,7 @@ def read_top(data: bytes, file: str | None) -> tuple[dict[str, msgspec.Raw], lis
         utf8_first(err.offset)
         raise err from None
     utf8_first(size)
-    return top, _top_keys(data, top, file, locate)
+    return top, _top_keys(data, top, file, locate), {}
 
 
 def top_not_object(file: str | None, first: bytes, offset: int,
@@ -375,6 +441,7 @@ def _top_keys(data: bytes, top: dict[str, msgspec.Raw], file: str | None,
               locate: Callable[[int], tuple[int, int]]) -> list[str]:
     """The top-level keys in file order; a key given twice is a ``duplicate-key`` error."""
     mv = memoryview(data)
+    base = _address(data) if data else 0
     keys: list[str] = []
     seen: set[str] = set()
     pos = skip_ws(data, 0) + 1
@@ -391,7 +458,7 @@ def _top_keys(data: bytes, top: dict[str, msgspec.Raw], file: str | None,
         keys.append(key)
         pos = skip_ws(data, skip_ws(data, end) + 1)  # past the colon
         raw = memoryview(top[key])
-        if data.startswith(raw, pos):
+        if (len(raw) > 1 and _address(raw) - base == pos) or data.startswith(raw, pos):
             pos += len(raw)
         else:  # the first of two values of this key
             pos = _value_end(mv, pos)
