@@ -20,8 +20,7 @@ Nothing here reports a problem: a text that is not what the caller expects raise
 
 from __future__ import annotations
 
-import operator
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from itertools import chain
 from typing import Any
 
@@ -47,8 +46,7 @@ _LONG_DIGITS = 309  # an integer part this long may overflow a float
 _NUMBER_BYTES = b"0123456789.-"  # what plain numbers are made of (no exponent)
 _POLYGONS = msgspec.json.Decoder(list[list[list[float]]])
 _NUMBERS = msgspec.json.Decoder(list[list[float]])
-_FIRST = operator.itemgetter(0)
-_VIEW: Callable[[Any], memoryview] = memoryview
+_HEADS_BLOCK = 1 << 15  # texts joined at once by heads()
 
 
 def simdjson_enabled() -> bool:
@@ -57,8 +55,18 @@ def simdjson_enabled() -> bool:
 
 
 def heads(raws: Sequence[Any]) -> np.ndarray:
-    """The first byte of each raw JSON text (never empty, never whitespace), read in C."""
-    return np.fromiter(map(_FIRST, map(_VIEW, raws)), np.uint8, count=len(raws))
+    """The first byte of each raw JSON text (never empty, never whitespace).
+
+    Read off the texts laid end to end, a block at a time: a copy of the bytes costs
+    less than a memoryview per text (about 110 against 260 ns a polygon list here).
+    """
+    m = len(raws)
+    out = np.empty(m, np.uint8)
+    for s in range(0, m, _HEADS_BLOCK):
+        part = raws[s : s + _HEADS_BLOCK]
+        lens = np.fromiter(map(len, part), np.int64, count=len(part))
+        out[s : s + len(part)] = np.frombuffer(b"".join(part), np.uint8)[np.cumsum(lens) - lens]
+    return out
 
 
 class Joined:
