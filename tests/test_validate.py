@@ -931,43 +931,8 @@ def test_chunks_in_any_order_find_the_same_duplicates(doc: dict[str, Any], size:
 
 
 def _record_path_only(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Feed every chunk of images and annotations as Python records (the reader's
-    columns off)."""
+    """Feed every chunk of annotations as Python records (the reader's columns off)."""
     monkeypatch.setattr(Validator, "feed_raw_annotations", lambda self, raws, start=0: False)
-    monkeypatch.setattr(Validator, "feed_raw_images", lambda self, raws, start=0: False)
-
-
-@pytest.mark.skipif(not REAL_FILES, reason=f"no real COCO files under {REAL}")
-@pytest.mark.parametrize("path", REAL_FILES, ids=[str(p.relative_to(REAL)) for p in REAL_FILES]
-                         if REAL_FILES else [])
-def test_real_images_are_read_into_columns(path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    columns = Validator.feed_raw_images
-    took: list[bool] = []
-
-    def spy(self: Validator, raws: list[msgspec.Raw], start: int = 0) -> bool:
-        took.append(columns(self, raws, start))
-        return took[-1]
-
-    monkeypatch.setattr(Validator, "feed_raw_images", spy)
-    validate_file(path, stream=False, chunk=777)
-    assert took and all(took)
-
-
-def test_duplicate_file_names_across_chunks_read_into_columns(
-    monkeypatch: pytest.MonkeyPatch
-) -> None:
-    doc = json.loads((Path(__file__).parent / "data" / "tiny_coco_val2017.json").read_text())
-    names = [im["file_name"] for im in doc["images"]]
-    doc["images"][4]["file_name"] = names[1]  # a later chunk repeats an earlier name
-    doc["images"][2]["file_name"] = names[3]  # and the other way round
-    doc["images"][5]["file_name"] = names[5].upper()  # not a duplicate
-    data = msgspec.json.encode(doc)
-    columns = validate_bytes(data, "case", chunk=2)
-    found = [(p.path, p.message) for p in columns.problems if p.code == "duplicate-file-name"]
-    assert [path for path, _ in found] == ["images[3].file_name", "images[4].file_name"]
-    assert names[3] in found[0][1] and "images[2]" in found[0][1]
-    _record_path_only(monkeypatch)
-    assert validate_bytes(data, "case", chunk=2).to_dict() == columns.to_dict()
 
 
 @pytest.mark.skipif(not REAL_FILES, reason=f"no real COCO files under {REAL}")

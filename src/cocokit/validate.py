@@ -50,10 +50,10 @@ from .contract import (
     keypoint_names_message,
     rle_counts_problem,
 )
-from .dataset import Annotations, Images, gc_paused, present
+from .dataset import Annotations, gc_paused, present
 from .errors import InputError
 from .geometry import mask_api
-from .io.coco import RecordDecoder, annotation_decoder, image_decoder
+from .io.coco import RecordDecoder, annotation_decoder
 from .io.jsontext import DocumentError, NotAnObject, decode_extra, read_top
 from .io.sniff import HEAD_BYTES, describe_document, describe_head, describe_markup, describe_path
 from .problems import CODES, SEVERITIES, Problem, Report, Severity
@@ -412,7 +412,6 @@ class Validator:
         self._box: list[np.ndarray] = []
         self._rle: list[np.ndarray] = []  # rows (index, image_id, h, w)
         self._decoder: RecordDecoder[Annotations] | None = None  # the reader's, for runs
-        self._image_decoder: RecordDecoder[Images] | None = None
 
     # -- problems -----------------------------------------------------------------------
 
@@ -601,46 +600,13 @@ class Validator:
         self._img_w.append(np.array(ws, np.float32)[keep])
         self._img_h.append(np.array(hs, np.float32)[keep])
         if fn_rows:
-            self._file_names(lambda row: records[row]["file_name"], start,
-                             np.array(fn_hash, np.int64), np.array(fn_rows, np.int64))
+            self._file_names(records, start, np.array(fn_hash, np.int64),
+                             np.array(fn_rows, np.int64))
 
-    def feed_raw_images(self, raws: list[msgspec.Raw], start: int = 0) -> bool:
-        """A chunk of the images array as raw JSON records, read by the reader
-        (:func:`cocokit.io.coco.image_decoder`) into columns, with no dict per record.
-        Returns False, having fed nothing, when the chunk holds anything the columns
-        cannot say as :meth:`feed_images` would (a missing or mistyped field, a size
-        that is not positive, an id out of range, an empty or unprintable file name):
-        feed it that way then. Either way the report is the same.
-        """
-        self._check_open()
-        with gc_paused():
-            if self._image_decoder is None:
-                self._image_decoder = image_decoder(self.source)
-            try:
-                t = self._image_decoder.decode(raws, start)
-            except (InputError, msgspec.DecodeError, OverflowError):
-                return False
-            names = t.file_name.tolist()
-            if len(t) and ((t.id < _ID_MIN).any() or (t.width <= 0).any()
-                           or (t.height <= 0).any() or not all(names)
-                           or not all(map(str.isprintable, names))):
-                return False
-            self._fed.add("images")
-            self._image_table = None
-            self._img.add(t.id, start)
-            self._img_w.append(t.width.astype(np.float32))
-            self._img_h.append(t.height.astype(np.float32))
-            if names:
-                self._file_names(names.__getitem__, start,
-                                 np.fromiter(map(hash, names), np.int64, count=len(names)),
-                                 np.arange(len(names), dtype=np.int64))
-            return True
-
-    def _file_names(self, name_of: Callable[[int], Any], start: int, hashes: np.ndarray,
+    def _file_names(self, records: list[Any], start: int, hashes: np.ndarray,
                     rows: np.ndarray) -> None:
         """Duplicate file names, found by hash (64 bits: a collision is not a concern),
-        against the chunk itself and every chunk fed before. ``name_of(row)`` is the
-        file name of a row of the chunk."""
+        against the chunk itself and every chunk fed before."""
         order = np.lexsort((rows, hashes))
         h, r = hashes[order], rows[order]
         new = np.ones(len(h), bool)
@@ -667,7 +633,7 @@ class Validator:
                 self._fn_first[pos[u]] = chunk_first[u]
             for i, j, row in sorted(pairs):
                 self.add("duplicate-file-name", f"images[{i}].file_name",
-                         f"file_name {_short(name_of(row))} is already used by "
+                         f"file_name {_short(records[row]['file_name'])} is already used by "
                          f"images[{j}]")
         fresh = np.flatnonzero(~seen)
         if len(fresh):
@@ -1592,8 +1558,6 @@ def _validate_chunks(make: Callable[[], _Source], name: str, max_problems: int |
                 v.add("json-syntax", key, f"malformed JSON in this value: {e}")
     feeders = {"categories": v.feed_categories, "images": v.feed_images,
                "annotations": v.feed_annotations}
-    # the reader's columns where a chunk allows it; the records otherwise
-    raw_feeders = {"images": v.feed_raw_images, "annotations": v.feed_raw_annotations}
     done = total = 0
     if progress is not None:
         total = sum(src.count(k) for k in _SECTIONS
@@ -1608,12 +1572,11 @@ def _validate_chunks(make: Callable[[], _Source], name: str, max_problems: int |
                   f'"{key}" must be an array of {_SINGULAR[key]} records, {_found(value)}')
             continue
         feed = feeders[key]
-        raw_feed = raw_feeders.get(key)
         fed = False
         for first, raws in src.runs(key):
             for s in range(0, len(raws), chunk):
                 part = raws[s : s + chunk]
-                if raw_feed is not None and raw_feed(part, first + s):
+                if key == "annotations" and v.feed_raw_annotations(part, first + s):
                     fed = True  # read into columns by the reader
                     if progress is not None:
                         done += len(part)
