@@ -200,20 +200,25 @@ def _rle_mask(seg: dict[str, Any], width: int, height: int, where: str,
     return _crop(mask_api().decode(encoded_rle({"size": [h, w], "counts": counts})))
 
 
-def _annotation_mask(ds: Dataset, row: int, width: int,
-                     height: int) -> tuple[int, int, np.ndarray] | None:
-    seg = ds.annotations.segmentation[row]
+def _segmentation_mask(seg: Any, width: int, height: int, where: str,
+                       source: str | None) -> tuple[int, int, np.ndarray] | None:
+    """The mask of a segmentation (polygons or RLE; None for none) as (x0, y0, mask)."""
     if seg is None:
         return None
-    where = f"annotations[{row}].segmentation"
     value = plain(seg)
     if isinstance(value, dict):
-        return _rle_mask(value, width, height, where, ds.source)
+        return _rle_mask(value, width, height, where, source)
     if isinstance(value, list):
         if value and not isinstance(value[0], list):
             value = [value]  # a single flat ring
-        return _polygon_mask(value, width, height, where, ds.source)
-    raise InputError(ds.source, where, f"expected polygons or an RLE, found {type(value).__name__}")
+        return _polygon_mask(value, width, height, where, source)
+    raise InputError(source, where, f"expected polygons or an RLE, found {type(value).__name__}")
+
+
+def _annotation_mask(ds: Dataset, row: int, width: int,
+                     height: int) -> tuple[int, int, np.ndarray] | None:
+    return _segmentation_mask(ds.annotations.segmentation[row], width, height,
+                              f"annotations[{row}].segmentation", ds.source)
 
 
 def _outline(mask: np.ndarray) -> np.ndarray:
@@ -497,18 +502,8 @@ def _draw_predictions(canvas: Image.Image, ds: Dataset, preds: Results, false_po
     if "masks" in layers:
         pixels = np.array(canvas, dtype=np.uint8)
         for k in range(len(preds)):
-            seg = preds.segmentation[k]
-            if seg is None:
-                continue
-            value = plain(seg)
-            where = f"results[{k}].segmentation"
-            if isinstance(value, dict):
-                m = _rle_mask(value, width, height, where, preds.source)
-            elif isinstance(value, list) and value:
-                rings = [value] if not isinstance(value[0], list) else value
-                m = _polygon_mask(rings, width, height, where, preds.source)
-            else:
-                continue
+            m = _segmentation_mask(preds.segmentation[k], width, height,
+                                   f"results[{k}].segmentation", preds.source)
             if m is None:
                 continue
             x0, y0, mask = m

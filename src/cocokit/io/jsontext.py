@@ -33,6 +33,7 @@ from collections.abc import Callable
 from typing import Any
 
 import msgspec
+import numpy as np
 
 from ..errors import InputError, JSONSyntaxError
 
@@ -336,8 +337,6 @@ _COCO = msgspec.json.Decoder(_Coco)
 
 def _address(buffer: Any) -> int:
     """Where a buffer's bytes start in memory (a raw value is a view of the document)."""
-    import numpy as np
-
     return int(np.frombuffer(buffer, np.uint8).__array_interface__["data"][0])
 
 
