@@ -257,6 +257,23 @@ class CategoryViews:
     list of :class:`CocoCategory`)."""
 
     categories: list[CocoCategory]
+    remapping_dict: Mapping[int, int] | None
+
+    def add_categories_from_coco_category_list(
+            self, coco_category_list: Iterable[Mapping[str, Any]]) -> None:
+        """Add categories from COCO records (ids remapped by ``remapping_dict``; the records
+        are not changed)."""
+        for record in coco_category_list:
+            rec = dict(record)
+            if self.remapping_dict is not None and "id" in rec:
+                rec["id"] = self.remapping_dict.get(rec["id"], rec["id"])
+            self.add_category(CocoCategory.from_coco_category(rec))
+
+    def add_category(self, category: CocoCategory) -> None:
+        """Add a :class:`CocoCategory`."""
+        if not isinstance(category, CocoCategory):
+            raise SahiTypeError("category", type(category).__name__, "a CocoCategory instance")
+        self.categories.append(category)
 
     @property
     def json_categories(self) -> list[dict[str, Any]]:

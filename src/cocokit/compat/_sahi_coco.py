@@ -105,7 +105,7 @@ class Coco(CategoryViews):
         self,
         name: str | None = None,
         image_dir: str | None = None,
-        remapping_dict: dict[int, int] | None = None,
+        remapping_dict: Mapping[int, int] | None = None,
         ignore_negative_samples: bool = False,
         clip_bboxes_to_img_dims: bool = False,
         image_id_setting: ImageIdSetting = "auto",
@@ -163,22 +163,6 @@ class Coco(CategoryViews):
         self._stats = None
 
     # -- building ------------------------------------------------------------------
-
-    def add_categories_from_coco_category_list(self, coco_category_list: Iterable[Mapping[str, Any]]
-                                               ) -> None:
-        """Add categories from COCO records (ids remapped by ``remapping_dict``; the records
-        are not changed)."""
-        for rec in coco_category_list:
-            rec = dict(rec)
-            if self.remapping_dict is not None:
-                rec["id"] = self.remapping_dict.get(rec["id"], rec["id"])
-            self.add_category(CocoCategory.from_coco_category(rec))
-
-    def add_category(self, category: CocoCategory) -> None:
-        """Add a category."""
-        if not isinstance(category, CocoCategory):
-            raise SahiTypeError("category", type(category).__name__, "a CocoCategory instance")
-        self.categories.append(category)
 
     def add_image(self, image: CocoImage) -> None:
         """Add an image (with ``image_id_setting='manual'`` it must have an id)."""

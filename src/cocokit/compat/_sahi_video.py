@@ -20,7 +20,7 @@ Same signatures and ``json`` as SAHI, with these differences (also in
 from __future__ import annotations
 
 import copy
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from typing import Any, TypeVar
 
 from ._sahi_base import (
@@ -191,22 +191,6 @@ class CocoVid(CategoryViews):
         self.remapping_dict = remapping_dict
         self.categories: list[CocoCategory] = []
         self.videos: list[CocoVideo] = []
-
-    def add_categories_from_coco_category_list(
-            self, coco_category_list: Iterable[Mapping[str, Any]]) -> None:
-        """Add categories from COCO records (ids remapped; the records are not changed)."""
-        for record in coco_category_list:
-            rec = dict(record)
-            if self.remapping_dict is not None and "id" in rec:
-                rec["id"] = self.remapping_dict.get(rec["id"], rec["id"])
-            self.add_category(CocoCategory.from_coco_category(rec))
-
-    def add_category(self, category: CocoCategory) -> None:
-        """Add a :class:`CocoCategory`."""
-        if not isinstance(category, CocoCategory):
-            raise SahiTypeError("category", type(category).__name__,
-                                "a CocoCategory instance")
-        self.categories.append(category)
 
     def add_video(self, video: CocoVideo) -> None:
         """Add a :class:`CocoVideo`."""
