@@ -296,6 +296,26 @@ def test_info_and_stats_of_a_results_file(command: str, capsys: pytest.CaptureFi
     assert "detections" in capsys.readouterr().out
 
 
+@pytest.mark.parametrize("command", ["info", "stats", "validate"])
+def test_a_gzipped_or_remote_results_file_is_told_from_a_dataset(
+        command: str, tmp_path: Path, memory_fs: Any, capsys: pytest.CaptureFixture[str]
+) -> None:
+    raw = json.loads(real_path(*BBOX).read_text())
+    gz = tmp_path / "r.json.gz"
+    write_results(load_results(raw), gz)
+    fs, root = memory_fs
+    fs.pipe(f"{root}/r.json", json.dumps(raw).encode())
+    # (stats takes a local path: typer's Path folds "memory://")
+    urls = [f"memory://{root}/r.json"] if command != "stats" else []
+    for source in [str(gz), *urls]:
+        assert main([command, source, "--json"]) == 0, capsys.readouterr().err
+        out = json.loads(capsys.readouterr().out)
+        if command == "validate":
+            assert out["ok"] is True
+        else:
+            assert out["kind"] == "results" and out["detections"] == len(raw)
+
+
 def test_stats_html_of_results_refused(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["stats", str(real_path(*BBOX)), "--html", str(tmp_path / "r.html")]) == 2
     assert "eval" in capsys.readouterr().err

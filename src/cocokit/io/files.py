@@ -210,6 +210,34 @@ def decompress(data: bytes, name: str | None = None) -> bytes:
         raise InputError(name, None, f"broken gzip data: {e}") from None
 
 
+def read_head(location: str | os.PathLike[str], size: int) -> bytes:
+    """The first ``size`` bytes of an annotation file's content, read as
+    :func:`read_document` reads the whole (a local path or a URL, decompressed when
+    gzip); b"" when there is no such file or it cannot be read."""
+    import gzip
+    import zlib
+
+    name = os.fspath(location)
+    path = local_path(location)
+    try:
+        if path is not None:
+            if not path.is_file():
+                return b""
+            f: Any = path.open("rb")
+        else:
+            fs, p = filesystem(name)
+            f = fs.open(p, "rb")
+        with f:
+            head = f.read(2)
+            f.seek(0)
+            if head != GZIP_MAGIC:
+                return bytes(f.read(size))
+            with gzip.GzipFile(fileobj=f) as g:
+                return g.read(size)
+    except (OSError, EOFError, zlib.error, ValueError):
+        return b""
+
+
 def read_document(location: str | os.PathLike[str]) -> bytes:
     """The bytes of an annotation file: a local path or a URL (fsspec), decompressed
     when gzip (``.json.gz``). A missing file or a folder is an :class:`InputError`."""

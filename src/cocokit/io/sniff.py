@@ -103,6 +103,11 @@ def _short_keys(keys: Sequence[str], limit: int = 8) -> str:
     return shown + (f", ... ({len(keys)} in all)" if len(keys) > limit else "")
 
 
+def is_results_record(keys: set[str]) -> bool:
+    """Whether a record with these keys is a detection of a COCO results list."""
+    return {"image_id", "category_id", "score"} <= keys
+
+
 def describe_document(top: Any) -> str | None:
     """Describe a parsed top level (an object's keys matter, or an array's first item);
     None when it is a COCO dataset."""
@@ -116,7 +121,7 @@ def describe_document(top: Any) -> str | None:
     if isinstance(top, Sequence) and not isinstance(top, (str, bytes, bytearray)):
         first = _keys(top[0]) if len(top) else None
         if first is not None:
-            if {"image_id", "category_id", "score"} <= first:
+            if is_results_record(first):
                 geometry = "segmentation" if "segmentation" in first and "bbox" not in first \
                     else "bbox"
                 return RESULTS.format(geometry=geometry)
@@ -161,16 +166,22 @@ def describe_head(
         return said
     head = _head(data)
     if head.startswith(b"["):
-        text = head.decode("utf-8", errors="replace")
-        start = text.find("{")
-        if start < 0:
-            return OTHER_ARRAY.format(items="")
-        try:
-            first, _ = json.JSONDecoder().raw_decode(text, start)
-        except ValueError:  # the first record is longer than the head
-            return OTHER_ARRAY.format(items="")
-        return describe_document([first])
+        first = _first_record(head)
+        return OTHER_ARRAY.format(items="") if first is None else describe_document([first])
     return None
+
+
+def _first_record(head: bytes) -> Any:
+    """The first record of an array from the document's first bytes; None when there
+    is none, or it is longer than the head."""
+    text = head.decode("utf-8", errors="replace")
+    start = text.find("{")
+    if start < 0:
+        return None
+    try:
+        return json.JSONDecoder().raw_decode(text, start)[0]
+    except ValueError:
+        return None
 
 
 def describe_bytes(
@@ -230,19 +241,14 @@ def describe(source: str | os.PathLike[str] | bytes | bytearray | memoryview | A
 
 
 def is_results_file(path: str | os.PathLike[str]) -> bool:
-    """Whether a local file is a COCO results list (its first record has image_id,
-    category_id and score), judged from its first bytes; commands that take a dataset
-    or a results file (info, stats, validate) use it to choose."""
-    p = Path(path)
-    if not p.is_file():
-        return False
-    try:
-        with p.open("rb") as f:
-            head = f.read(HEAD_BYTES)
-    except OSError:
-        return False
-    said = describe_head(head, p)
-    return said is not None and said.startswith(RESULTS.split("(", 1)[0])
+    """Whether a file (local or a URL, gzip or not) is a COCO results list: its first
+    record, within its first bytes, has image_id, category_id and score. Commands that
+    take a dataset or a results file (info, stats, validate) use it to choose."""
+    from .files import read_head
+
+    head = _head(read_head(path, HEAD_BYTES))
+    first = _first_record(head) if head.startswith(b"[") else None
+    return isinstance(first, dict) and is_results_record(set(first))
 
 
 # -- which format: the one sniffer of cocokit.io.formats -----------------------------------
