@@ -42,8 +42,9 @@ from ..dataset import Dataset, ranges
 from ..engine import Engine
 from ..errors import OptionError
 from ..geometry import RLE_KINDS, segmentation_kinds
+from ..postprocess import match_pairs
 from .images import OK, UNREADABLE, HashCache, ImageScan, default_cache_path, scan_images
-from .pairs import box_iou, group_pairs, near_pairs
+from .pairs import box_iou, near_pairs
 
 __all__ = [
     "CODES",
@@ -176,9 +177,11 @@ def label_findings(ds: Dataset, t: Thresholds) -> list[Finding]:
     cat = ds.category_index
     use = np.flatnonzero(finite & (img >= 0) & (cat >= 0))
     key = img[use] * np.int64(max(len(cats), 1)) + cat[use]
-    a, b = group_pairs(key)
-    a, b = use[a], use[b]
-    iou = box_iou(box[a], box[b])
+    xyxy = np.concatenate([box[use, :2], box[use, :2] + box[use, 2:]], axis=1)
+    a, b = match_pairs(xyxy, key, "iou", t.iou)  # a sweep, not every pair of a group
+    order = np.lexsort((np.maximum(a, b), np.minimum(a, b), key[a]))
+    a, b = use[a[order]], use[b[order]]
+    iou = box_iou(box[a], box[b])  # the value reported: the IoU of the COCO boxes
     hit = np.flatnonzero(iou >= t.iou)
     first = np.minimum(a[hit], b[hit])
     second = np.maximum(a[hit], b[hit])
