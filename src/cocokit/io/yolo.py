@@ -1422,29 +1422,49 @@ def _parse_label_file(path: Path, nc: int, task: ReadTask = "auto",
         _check_row_length(path, n, k, task, kpt)
         box = k == 4 or task == "pose"  # rows that start with cx cy w h
         dims = kpt[1] if task == "pose" and kpt is not None else 0
-        for j, v in enumerate(vals):
-            if box and j < 4:
-                name = _BOX_FIELDS[j]
-            elif box:
-                point, d = divmod(j - 4, dims)
-                name = f"keypoint {point + 1} {'xyv'[d]}"
-            else:
-                name = f"{'xy'[j % 2]}{j // 2 + 1}"
-            if not math.isfinite(v):
-                raise InputError(str(path), f"line {n}", f"non-finite coordinate {name} "
-                                 f"{_label_value(parts[j + 1])}")
-            if box and 2 <= j < 4 and v < 0:
-                raise InputError(str(path), f"line {n}", f"negative box size: {name} "
-                                 f"{_label_value(parts[j + 1])}")
-            if box and j >= 4 and (j - 4) % dims == 2:
-                continue  # a visibility flag (0, 1, 2), not a coordinate
-            if not low <= v <= high:
-                raise InputError(str(path), f"line {n}", f"coordinate {name} "
-                                 f"{_label_value(parts[j + 1])} is outside [0, 1] (by more "
-                                 f"than {COORD_TOLERANCE}); labels hold coordinates divided "
-                                 "by the image size")
+        if not _row_ok(vals, box, dims, low, high):
+            _refuse_row(path, n, parts, vals, box, dims, low, high)
         rows.append((int(c), vals))
     return rows
+
+
+def _row_ok(vals: list[float], box: bool, dims: int, low: float, high: float) -> bool:
+    """Whether a row's values pass :func:`_parse_label_file`'s checks (finite, box sizes
+    not negative, coordinates in [low, high]; pose visibility flags are not
+    coordinates), a whole row at a time."""
+    if not all(map(math.isfinite, vals)):
+        return False
+    if box and (vals[2] < 0 or vals[3] < 0):
+        return False
+    coords = (vals[:4], vals[4::3], vals[5::3]) if box and dims == 3 else (vals,)
+    return all(not c or (low <= min(c) and max(c) <= high) for c in coords)
+
+
+def _refuse_row(path: Path, n: int, parts: list[str], vals: list[float], box: bool,
+                dims: int, low: float, high: float) -> None:
+    """Raise the error of the first value of a row that :func:`_row_ok` refused."""
+    for j, v in enumerate(vals):
+        if box and j < 4:
+            name = _BOX_FIELDS[j]
+        elif box:
+            point, d = divmod(j - 4, dims)
+            name = f"keypoint {point + 1} {'xyv'[d]}"
+        else:
+            name = f"{'xy'[j % 2]}{j // 2 + 1}"
+        if not math.isfinite(v):
+            raise InputError(str(path), f"line {n}", f"non-finite coordinate {name} "
+                             f"{_label_value(parts[j + 1])}")
+        if box and 2 <= j < 4 and v < 0:
+            raise InputError(str(path), f"line {n}", f"negative box size: {name} "
+                             f"{_label_value(parts[j + 1])}")
+        if box and j >= 4 and (j - 4) % dims == 2:
+            continue  # a visibility flag (0, 1, 2), not a coordinate
+        if not low <= v <= high:
+            raise InputError(str(path), f"line {n}", f"coordinate {name} "
+                             f"{_label_value(parts[j + 1])} is outside [0, 1] (by more "
+                             f"than {COORD_TOLERANCE}); labels hold coordinates divided "
+                             "by the image size")
+    raise InputError(str(path), f"line {n}", "a value out of place")  # never: _row_ok agrees
 
 
 def _check_row_length(path: Path, n: int, k: int, task: ReadTask,
