@@ -137,7 +137,6 @@ class _Reader:
         self.types: dict[tuple[str, str], str] = {}  # (label, attribute) -> input type
         self.images: list[dict[str, Any]] = []
         self.anns: list[dict[str, Any]] = []
-        self.hw: list[tuple[int, int]] = []  # per annotation: its image's height, width
 
     def fail(self, node: XmlNode, message: str) -> InputError:
         return InputError(self.file, f"line {node.line}: <{node.tag}>", message)
@@ -362,7 +361,6 @@ class _Reader:
         if cvat:
             ann["cvat"] = cvat
         self.anns.append(ann)
-        self.hw.append((h, w))
 
     def mask(self, node: XmlNode, w: int, h: int) -> dict[str, Any]:
         left, top, mw, mh = (self.integer(node, k) for k in ("left", "top", "width", "height"))
@@ -413,21 +411,8 @@ def read(path: str, *, images: str | None = None) -> tuple[Dataset, Losses]:
         elif node.tag == "track":
             reader.losses.add("track-not-read", 1, "CVAT tracks not read (video "
                               "annotations; export as CVAT for images)")
-    need = [k for k, a in enumerate(reader.anns) if "segmentation" in a]
-    if need:
-        seg = np.empty(len(need), object)
-        seg[:] = [reader.anns[k]["segmentation"] for k in need]
-        hw = np.array([reader.hw[k] for k in need], np.int64).reshape(-1, 2)
-        for k, area in zip(need, segmentation_areas(seg, hw[:, 0], hw[:, 1]).tolist(),
-                           strict=True):
-            reader.anns[k]["area"] = area
-            if "bbox" not in reader.anns[k]:
-                rle = encoded_rle(reader.anns[k]["segmentation"])
-                reader.anns[k]["bbox"] = mask_api().toBbox(rle).tolist()
-    for a in reader.anns:
-        if "area" not in a and "bbox" in a:
-            a["area"] = a["bbox"][2] * a["bbox"][3]
-    ds = dataset_from_records(reader.images, reader.anns, reader.categories, None, file)
+    ds = dataset_from_records(reader.images, reader.anns, reader.categories, None, file,
+                              complete=True)
     return ds, reader.losses
 
 

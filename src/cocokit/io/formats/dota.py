@@ -236,15 +236,8 @@ def read(path: str, *, images: str | None = None) -> tuple[Dataset, Losses]:
             if difficult is not None:
                 ann["difficult"] = difficult
             anns.append(ann)
-    if anns:
-        seg = np.empty(len(anns), object)
-        seg[:] = [a["segmentation"] for a in anns]
-        size = {img["id"]: (int(img["height"]), int(img["width"])) for img in image_recs}
-        hw = np.array([size[a["image_id"]] for a in anns], np.int64)
-        for a, area in zip(anns, segmentation_areas(seg, hw[:, 0], hw[:, 1]).tolist(),
-                           strict=True):
-            a["area"] = area
-    return dataset_from_records(image_recs, anns, categories, extra, str(root)), Losses()
+    return dataset_from_records(image_recs, anns, categories, extra, str(root),
+                                complete=True), Losses()
 
 
 # -- writing -----------------------------------------------------------------------------

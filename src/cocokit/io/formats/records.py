@@ -34,7 +34,7 @@ from ...dataset import Dataset, plain
 from ...errors import InputError, IntegrityError, OptionError
 from ...geometry import encoded_rle, mask_api, polygon_bboxes
 from .. import files
-from ..coco import IdPolicy, plan_export, read_coco
+from ..coco import IdPolicy, complete_geometry, plan_export, read_coco
 from ..sniff import LABEL_MAP
 from ..staging import staged
 from .losses import Losses
@@ -200,16 +200,32 @@ class CategoryMap:
 def dataset_from_records(
     images: list[dict[str, Any]], annotations: list[dict[str, Any]],
     categories: CategoryMap | Sequence[Mapping[str, Any]],
-    label_map: Mapping[str, Any] | None, source: str,
+    label_map: Mapping[str, Any] | None, source: str, *, complete: bool = False,
 ) -> Dataset:
     """A dataset from COCO records, through the one COCO reader; the top-level keys of
     the label map (``info``, ``licenses``, ...) come back too. ``categories``: a
-    :class:`CategoryMap` or the category records."""
+    :class:`CategoryMap` or the category records.
+
+    ``complete``: fill what the records do not say as the export fills it
+    (:func:`~cocokit.io.coco.complete_geometry`: a missing box from the segmentation, a
+    missing area from the segmentation, pycocotools' pixel area, else ``w * h``). CVAT
+    and DOTA ask for it; VOC, LabelMe and Label Studio do not, as their writers name
+    an area they cannot store as a loss.
+    """
     doc: dict[str, Any] = {k: v for k, v in (label_map or {}).items()
                            if k not in ("categories", "images", "annotations")}
     cats = categories.records if isinstance(categories, CategoryMap) else list(categories)
     doc.update(images=images, annotations=annotations, categories=cats)
-    return read_coco(doc, name=source)
+    ds = read_coco(doc, name=source)
+    anns, rows = ds.annotations, ds.image_index
+    # (a dangling image_id: left as it is, for the export contract to name)
+    if not complete or not len(anns) or (rows < 0).any():
+        return ds
+    bbox, area, n_box, n_area = complete_geometry(
+        anns.bbox, anns.area, anns.segmentation, ds.images.height[rows], ds.images.width[rows])
+    if not (n_box or n_area):
+        return ds
+    return ds.replace(annotations=anns.replace(bbox=bbox, area=area))
 
 
 def polygon_bbox(rings: Sequence[Sequence[float]]) -> list[float]:
