@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import gzip
 import os
 import socket
 import subprocess
 import sys
+import threading
 import warnings
 from collections.abc import Iterator
 from pathlib import Path
@@ -156,6 +158,77 @@ def test_temp_removed_when_the_chunks_fail(tmp_path: Path, error: BaseException)
         atomic_write(out, chunks())
     assert out.read_bytes() == b"old"
     assert _leftovers(tmp_path) == []
+
+
+@pytest.mark.parametrize("error", [RuntimeError("boom"), KeyboardInterrupt()])
+@pytest.mark.parametrize("written", [2, 9])
+def test_the_writing_thread_is_joined_when_the_chunks_fail(
+        tmp_path: Path, error: BaseException, written: int) -> None:
+    # more than one chunk: they are written by a second thread while the next is made
+    out = tmp_path / "out.json.gz"
+    out.write_bytes(b"old")
+
+    def chunks() -> Iterator[bytes]:
+        for i in range(written):
+            yield b"%d" % i * 10_000
+        raise error
+
+    with pytest.raises(type(error)):
+        atomic_write(out, chunks())
+    assert out.read_bytes() == b"old"
+    assert _leftovers(tmp_path) == []
+    assert not [t for t in threading.enumerate() if t.name == "cocokit-write"]
+
+
+@pytest.mark.parametrize("name", ["out.json", "out.json.gz"])
+def test_many_chunks_are_written_in_order(tmp_path: Path, name: str) -> None:
+    out = tmp_path / name
+    parts = [os.urandom(n) for n in (1, 70_000, 0, 3, 1 << 20, 5)] * 7
+    atomic_write(out, iter(parts))
+    data = out.read_bytes()
+    assert (gzip.decompress(data) if name.endswith(".gz") else data) == b"".join(parts)
+    assert _leftovers(tmp_path) == []
+
+
+def test_a_full_disk_stops_the_chunks_and_is_one_error(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    out = tmp_path / "out.json"
+    out.write_bytes(b"old")
+    real = atomic.os.fdopen
+
+    class FullAfterTwo:
+        def __init__(self, f: object) -> None:
+            self.f, self.writes = f, 0
+
+        def __getattr__(self, name: str) -> object:
+            return getattr(self.f, name)
+
+        def __enter__(self) -> FullAfterTwo:
+            return self
+
+        def __exit__(self, *a: object) -> None:
+            self.f.close()  # type: ignore[attr-defined]
+
+        def write(self, b: bytes) -> int:
+            self.writes += 1
+            if self.writes > 2:
+                raise OSError(errno.ENOSPC, "No space left on device")
+            return self.f.write(b)  # type: ignore[attr-defined,no-any-return]
+
+    monkeypatch.setattr(atomic.os, "fdopen", lambda fd, mode: FullAfterTwo(real(fd, mode)))
+    made = 0
+
+    def chunks() -> Iterator[bytes]:
+        nonlocal made
+        for _ in range(10_000):
+            made += 1
+            yield b"x" * 1000
+
+    with pytest.raises(OutputError, match="no space left") as caught:
+        atomic_write(out, chunks())
+    assert str(out) in str(caught.value)
+    assert made < 100  # the chunks stopped soon after the failure, not made to the end
+    assert out.read_bytes() == b"old" and _leftovers(tmp_path) == []
 
 
 def test_atomic_file_context(tmp_path: Path) -> None:

@@ -26,12 +26,15 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import itertools
 import os
+import queue
 import re
 import shutil
 import signal
 import stat
 import tempfile
+import threading
 import warnings
 import zlib
 from collections.abc import Iterable, Iterator
@@ -317,11 +320,68 @@ def atomic_write(
     A failure (including one raised by the chunk iterator, or a KeyboardInterrupt)
     removes the temporary file and leaves any existing ``path`` untouched.
     """
-    if is_gzip_name(path):
-        chunks = gzip_chunks(chunks)
+    gzipped = is_gzip_name(path)
     with atomic_file(path, fsync=fsync, tidy=tidy) as f:
-        for chunk in chunks:  # an error of the chunks propagates as it is
+        it = iter(chunks)
+        first = next(it, None)
+        second = next(it, None) if first is not None else None
+        if first is None or second is None:  # one chunk (or none): no thread to start
+            parts = [] if first is None else [first]
             try:
-                f.write(chunk)
+                for part in gzip_chunks(parts) if gzipped else parts:
+                    f.write(part)
             except OSError as e:
                 raise output_error(path, e) from None
+            return
+        _write_behind(f, path, itertools.chain((first, second), it), gzipped)
+
+
+#: chunks a producer may be ahead of the writing thread (bounds the memory held)
+_AHEAD = 4
+
+
+def _write_behind(f: BinaryIO, path: str | os.PathLike[str], chunks: Iterator[bytes],
+                  gzipped: bool) -> None:
+    """Write ``chunks`` to ``f`` in a second thread, so that writing (and gzip, which
+    also releases the GIL) runs while the caller's iterator makes the next chunk.
+
+    The iterator runs in the calling thread, so its errors, and a KeyboardInterrupt,
+    arrive there as they would without the thread; the writing thread is stopped and
+    joined before they propagate (the file is closed only after). An error of writing
+    stops the iterator at its next chunk and is raised as :func:`output_error`.
+    """
+    handed: queue.Queue[bytes | None] = queue.Queue(maxsize=_AHEAD)
+    failed: list[BaseException] = []
+
+    ended = False
+
+    def take() -> Iterator[bytes]:
+        nonlocal ended
+        while (chunk := handed.get()) is not None:
+            yield chunk
+        ended = True
+
+    def drain() -> None:
+        try:
+            for part in gzip_chunks(take()) if gzipped else take():
+                f.write(part)
+        except BaseException as e:  # handed to the calling thread
+            failed.append(e)
+            while not ended and handed.get() is not None:  # the producer never waits
+                pass
+
+    writer = threading.Thread(target=drain, name="cocokit-write", daemon=True)
+    writer.start()
+    try:
+        for chunk in chunks:  # an error of the chunks propagates as it is
+            if failed:
+                break
+            handed.put(chunk)
+    finally:
+        handed.put(None)
+        writer.join()
+    if failed:
+        e = failed[0]
+        if isinstance(e, OSError):
+            raise output_error(path, e) from None
+        raise e
