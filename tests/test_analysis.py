@@ -161,3 +161,22 @@ def test_cli_analyse_text(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["eval", str(real_path(*VAL)), str(real_path(*BBOX)), "--analyse", "-q"]) == 0
     out = capsys.readouterr().out
     assert "error analysis" in out and "worst image" in out
+
+
+def test_segm_leaves_out_a_ring_of_two_points() -> None:
+    """Masks come from geometry.segmentation_rle, as areas do: a polygon ring of 4 numbers
+    encloses nothing and is left out. Handed to pycocotools first in the list it was
+    read as a box, and the analysis failed with a TypeError."""
+    square = [0, 0, 20, 0, 20, 20, 0, 20]
+    res = cocokit.load_results([{**det(1, [0, 0, 20, 20], 0.9), "segmentation": [square]}])
+    found = []
+    for rings in ([square], [[40, 40, 50, 50], square]):
+        ds = cocokit.read_coco({
+            "images": [{"id": 1, "file_name": "a.jpg", "width": 100, "height": 100}],
+            "annotations": [{"id": 1, "image_id": 1, "category_id": 1, "bbox": [0, 0, 20, 20],
+                             "area": 400, "iscrowd": 0, "segmentation": rings}],
+            "categories": [{"id": 1, "name": "a"}],
+        })
+        an = analyse_results(ds, res, iou_type="segm")
+        found.append((an.true_positives, an.errors))
+    assert found[0] == found[1] and found[0][0] == 1

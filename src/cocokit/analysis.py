@@ -42,7 +42,7 @@ import numpy as np
 
 from .dataset import Dataset, lookup, plain
 from .errors import OptionError
-from .geometry import encoded_rle, mask_api
+from .geometry import mask_api, segmentation_rle
 from .io.results import Results
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -108,15 +108,11 @@ def _geometry(iou_type: str, boxes: np.ndarray, segs: np.ndarray, h: int, w: int
     mask = mask_api()
     out = []
     for raw, box in zip(segs, boxes, strict=True):
-        seg = plain(raw)
-        if isinstance(seg, dict):
-            out.append(encoded_rle(seg))
-        elif seg is not None and len(seg):
-            out.append(mask.merge(mask.frPyObjects([list(map(float, r)) for r in seg], h, w)))
-        else:  # no mask: its box as a polygon, as loadRes makes it
+        rle = segmentation_rle(plain(raw), h, w)
+        if rle is None:  # no mask: its box as a polygon, as loadRes makes it
             x, y, bw, bh = (float(v) for v in box)
-            out.append(mask.frPyObjects([[x, y, x, y + bh, x + bw, y + bh, x + bw, y]],
-                                        h, w)[0])
+            rle = mask.frPyObjects([[x, y, x, y + bh, x + bw, y + bh, x + bw, y]], h, w)[0]
+        out.append(rle)
     return out
 
 

@@ -38,7 +38,7 @@ from PIL import Image, ImageDraw, ImageFont, UnidentifiedImageError
 
 from .dataset import Dataset, plain
 from .errors import InputError, OptionError
-from .geometry import encoded_rle, mask_api
+from .geometry import encoded_rle, mask_api, segmentation_rle
 from .io.results import Results
 
 __all__ = [
@@ -172,10 +172,7 @@ def _polygon_mask(rings: list[list[float]], width: int, height: int,
     flat = np.concatenate([np.asarray(r, np.float64) for r in rings])
     if not np.isfinite(flat).all():
         raise InputError(source, where, "a polygon has a non-finite coordinate")
-    mu = mask_api()
-    rle = mu.merge(mu.frPyObjects([np.asarray(r, np.float64).tolist() for r in rings],
-                                  height, width))
-    return _crop(mu.decode(rle))
+    return _crop(mask_api().decode(segmentation_rle(rings, height, width)))
 
 
 def _crop(mask: np.ndarray) -> tuple[int, int, np.ndarray] | None:

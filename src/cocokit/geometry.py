@@ -50,6 +50,7 @@ __all__ = [
     "segmentation_bboxes",
     "segmentation_kind",
     "segmentation_kinds",
+    "segmentation_rle",
 ]
 
 _POLY = msgspec.json.Decoder(list[list[float]])
@@ -288,9 +289,19 @@ def encoded_rle(rle: Mapping[str, Any]) -> dict[str, Any]:
             else counts}
 
 
-def _rle_for(seg: Any, height: int, width: int) -> Any:
-    """pycocotools RLE object(s) for a segmentation value (polygon list or RLE dict)."""
-    mask_utils = mask_api()
+def segmentation_rle(seg: Any, height: int, width: int) -> dict[str, Any] | None:
+    """The pycocotools RLE object (compressed ``counts``) of one segmentation, the mask
+    that ``mask.area``, ``toBbox``, ``decode``, ``merge`` and ``iou`` take.
+
+    ``seg`` is polygons ``[[x1, y1, x2, y2, ...], ...]``, an uncompressed or compressed
+    RLE dict, or either as JSON text (``msgspec.Raw``). Polygons are rasterized at
+    ``height`` x ``width`` as pycocotools draws them (each ring, then their union); a
+    ring of fewer than 6 numbers encloses nothing and is left out (pycocotools would
+    read a first ring of 4 numbers as a box). An RLE keeps its own ``size``. Returns
+    None for no segmentation: None, or polygons without a ring of 3 points.
+    """
+    if seg is None:
+        return None
     if isinstance(seg, msgspec.Raw):
         seg = msgspec.json.decode(seg)
     if isinstance(seg, dict):
@@ -298,7 +309,9 @@ def _rle_for(seg: Any, height: int, width: int) -> Any:
     rings = [list(map(float, r)) for r in seg if len(r) >= 6]
     if not rings:
         return None
-    return mask_utils.merge(mask_utils.frPyObjects(rings, height, width))
+    mask_utils = mask_api()
+    out: dict[str, Any] = mask_utils.merge(mask_utils.frPyObjects(rings, height, width))
+    return out
 
 
 def segmentation_areas(
@@ -310,7 +323,7 @@ def segmentation_areas(
     for i, seg in enumerate(segmentation):
         if seg is None:
             continue
-        rle = _rle_for(seg, int(heights[i]), int(widths[i]))
+        rle = segmentation_rle(seg, int(heights[i]), int(widths[i]))
         if rle is not None:
             out[i] = float(mask_utils.area(rle))
     return out
@@ -327,7 +340,7 @@ def segmentation_bboxes(
     if len(poly_rows):
         out[poly_rows] = polygon_bboxes(parse_polygons(segmentation, poly_rows))
     for i in np.flatnonzero(kinds):
-        rle = _rle_for(segmentation[i], int(heights[i]), int(widths[i]))
+        rle = segmentation_rle(segmentation[i], int(heights[i]), int(widths[i]))
         out[i] = mask_utils.toBbox(rle)
     return out
 
