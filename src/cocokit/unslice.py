@@ -39,10 +39,10 @@ from typing import Any
 
 import numpy as np
 
-from .clipping import paste_rle
+from .clipping import paste_rle, rle_area
 from .dataset import Dataset, lookup, object_array, plain, present
 from .errors import InputError
-from .geometry import encoded_rle, mask_api, segmentation_bboxes, segmentation_rle
+from .geometry import mask_api, segmentation_bboxes, segmentation_rle
 from .io.results import Results
 from .postprocess import MatchMetric, Merge, Merged, check_options, merge_detections
 
@@ -283,7 +283,7 @@ def merged_results(results: Results, merged: Merged, sizes: np.ndarray) -> Resul
         if seg[k] is None:
             area = float(bbox[k, 2] * bbox[k, 3])
         elif isinstance(seg[k], dict) and seg[k] is not results.segmentation[keep[k]]:
-            area = float(mask_api().area(encoded_rle(seg[k])))
+            area = rle_area(seg[k])
         else:
             continue  # the kept part's own mask, and its area, stay
         extra[k] = {**rec, "area": area}
