@@ -11,10 +11,12 @@ import pytest
 import cocokit
 from cocokit.geometry import (
     RLE_KINDS,
+    Polygons,
     SegmentationKind,
     box_corners,
     min_area_rectangles,
     oriented_boxes,
+    ring_areas,
     segmentation_kind,
     segmentation_kinds,
     segmentation_rle,
@@ -220,3 +222,31 @@ def test_segmentation_rle_leaves_out_rings_of_two_points() -> None:
     for seg in ([[20, 20, 25, 22], SQUARE], [SQUARE, [20, 20, 25, 22]]):
         got = segmentation_rle(seg, 24, 30)
         assert got is not None and (mask_utils.decode(got) == want).all()
+
+
+# -- ring_areas: the one shoelace ---------------------------------------------------------
+
+
+def test_ring_areas_are_the_shoelace_areas() -> None:
+    import shapely
+
+    rng = np.random.default_rng(7)
+    rings = [rng.random((k, 2)) * 100 for k in (3, 4, 9, 30)]
+    rings.insert(2, np.zeros((0, 2)))  # a ring without vertices
+    offsets = np.r_[0, np.cumsum([len(r) for r in rings])]
+    coords = np.concatenate(rings)
+    got = ring_areas(coords, offsets)
+    want = [shapely.Polygon(r).area if len(r) else 0.0 for r in rings]
+    assert np.allclose(got, want, rtol=1e-12) and got[2] == 0.0
+    assert (ring_areas(coords.ravel(), offsets) == got).all()  # flat [x, y, ...] alike
+    assert ring_areas(np.array([[0, 0], [4, 0], [4, 3]]), np.array([0, 3]))[0] == 6.0
+    # clockwise or not, the area; NaN where a vertex is NaN
+    assert ring_areas(np.array([[0, 0], [4, 3], [4, 0]]), np.array([0, 3]))[0] == 6.0
+    assert np.isnan(ring_areas(np.array([[0, 0], [np.nan, 0], [4, 3]]), np.array([0, 3])))[0]
+    assert ring_areas(np.zeros((0, 2)), np.array([0])).shape == (0,)
+
+
+def test_ring_areas_of_polygons_layout() -> None:
+    polys = Polygons.from_rings([[[0, 0, 10, 0, 10, 10, 0, 10]], [],
+                                 [[0, 0, 2, 0, 0, 2], [5, 5, 6, 5, 6, 6, 5, 6]]])
+    assert ring_areas(polys.coords, polys.ring_offsets).tolist() == [100.0, 2.0, 1.0]

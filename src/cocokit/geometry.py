@@ -46,6 +46,7 @@ __all__ = [
     "oriented_boxes",
     "parse_polygons",
     "polygon_bboxes",
+    "ring_areas",
     "segmentation_areas",
     "segmentation_bboxes",
     "segmentation_kind",
@@ -267,6 +268,32 @@ def polygon_bboxes(polys: Polygons) -> np.ndarray:
     # right only when the vertex ranges are contiguous, as they are in this layout.
     out[has] = np.stack([xmin, ymin, xmax - xmin, ymax - ymin], axis=1)
     return out
+
+
+def ring_areas(coords: np.ndarray, ring_offsets: np.ndarray) -> np.ndarray:
+    """The area of each polygon ring by the shoelace formula, every ring at once.
+
+    ``coords`` holds the vertices of all rings end to end, as (m, 2) or flat
+    ``[x1, y1, x2, y2, ...]``; ``ring_offsets`` (r + 1,) cuts them into rings, ring ``k``
+    being vertices ``ring_offsets[k]:ring_offsets[k+1]`` (:class:`Polygons`' layout).
+    Each ring closes on its first vertex. Returns (r,) float64: the absolute area, 0 for
+    a ring without vertices, NaN for a ring holding NaN. This is the geometric area of
+    the ring's outline, not the pycocotools pixel count (:func:`segmentation_areas`).
+    """
+    xy = np.asarray(coords, np.float64).reshape(-1, 2)
+    ro = np.asarray(ring_offsets, np.int64)
+    r = len(ro) - 1
+    x, y = xy[:, 0], xy[:, 1]
+    sizes = np.diff(ro)
+    nxt = np.arange(1, len(x) + 1)
+    full = sizes > 0
+    nxt[ro[1:][full] - 1] = ro[:-1][full]  # each ring closes on its first vertex
+    nxt %= max(len(x), 1)
+    with np.errstate(invalid="ignore", over="ignore"):
+        cross = x * y[nxt] - x[nxt] * y
+        ring_of = np.repeat(np.arange(r), sizes)
+        # bincount adds each ring's terms in order (reduceat would misread an empty ring)
+        return np.abs(np.bincount(ring_of, weights=cross, minlength=r)) * 0.5
 
 
 def mask_api() -> Any:
