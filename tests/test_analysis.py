@@ -161,3 +161,62 @@ def test_cli_analyse_text(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["eval", str(real_path(*VAL)), str(real_path(*BBOX)), "--analyse", "-q"]) == 0
     out = capsys.readouterr().out
     assert "error analysis" in out and "worst image" in out
+
+
+def test_segm_leaves_out_a_ring_of_two_points() -> None:
+    """Masks come from geometry.segmentation_rle, as areas do: a polygon ring of 4 numbers
+    encloses nothing and is left out. Handed to pycocotools first in the list it was
+    read as a box, and the analysis failed with a TypeError."""
+    square = [0, 0, 20, 0, 20, 20, 0, 20]
+    res = cocokit.load_results([{**det(1, [0, 0, 20, 20], 0.9), "segmentation": [square]}])
+    found = []
+    for rings in ([square], [[40, 40, 50, 50], square]):
+        ds = cocokit.read_coco({
+            "images": [{"id": 1, "file_name": "a.jpg", "width": 100, "height": 100}],
+            "annotations": [{"id": 1, "image_id": 1, "category_id": 1, "bbox": [0, 0, 20, 20],
+                             "area": 400, "iscrowd": 0, "segmentation": rings}],
+            "categories": [{"id": 1, "name": "a"}],
+        })
+        an = analyse_results(ds, res, iou_type="segm")
+        found.append((an.true_positives, an.errors))
+    assert found[0] == found[1] and found[0][0] == 1
+
+
+def _cocoeval_matches(doc: dict[str, Any], results: list[dict[str, Any]]) -> int:
+    """pycocotools' true positives at IoU 0.5, all areas."""
+    import contextlib
+    import io
+
+    from pycocotools.coco import COCO
+    from pycocotools.cocoeval import COCOeval
+
+    with contextlib.redirect_stdout(io.StringIO()):
+        coco = COCO()
+        coco.dataset = doc
+        coco.createIndex()
+        pe = COCOeval(coco, coco.loadRes(results), "bbox")
+        pe.evaluate()
+    return sum(int(((np.asarray(e["dtMatches"])[0] > 0)
+                    & ~np.asarray(e["dtIgnore"])[0].astype(bool)).sum())
+               for e in pe.evalImgs if e is not None and e["aRng"] == [0, 1e10])
+
+
+def test_a_tie_goes_to_the_ground_truth_cocoeval_picks() -> None:
+    """A detection overlapping two objects equally takes the last of them, as COCOeval's
+    loop keeps it (the analysis took the first): so the next detection, on the second
+    object only, is a duplicate and the first object is missed."""
+    doc = {
+        "images": [{"id": 1, "file_name": "a.jpg", "width": 100, "height": 100}],
+        "annotations": [
+            {"id": 1, "image_id": 1, "category_id": 1, "bbox": [0, 0, 10, 10], "area": 100,
+             "iscrowd": 0},
+            {"id": 2, "image_id": 1, "category_id": 1, "bbox": [2, 0, 10, 10], "area": 100,
+             "iscrowd": 0},
+        ],
+        "categories": [{"id": 1, "name": "a"}],
+    }
+    dets = [det(1, [1, 0, 10, 10], 0.9),  # IoU 90/110 with both
+            det(1, [4, 0, 10, 10], 0.8)]  # IoU 0.82 with the second, 0.43 with the first
+    an = analyse_results(cocokit.read_coco(doc), cocokit.load_results(dets))
+    assert an.true_positives == _cocoeval_matches(doc, dets) == 1
+    assert an.errors["duplicate"] == 1 and an.errors["missed"] == 1

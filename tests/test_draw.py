@@ -487,3 +487,40 @@ def test_cli_results_errors_exit_2(mini: tuple[Path, Path], tmp_path: Path,
     assert rc == 2 and not (tmp_path / "o").exists()
     err = capsys.readouterr().err
     assert err.startswith("error:") and "Traceback" not in err
+
+
+def test_iou_colours_agree_with_the_error_analysis_around_a_crowd() -> None:
+    """draw's FP and missed marks are the error analysis' false positives and missed
+    objects (one matcher, analysis.coco_matches): two detections inside a crowd are
+    neither (COCOeval ignores them), and an ``ignore`` key does not hide a missed object
+    (pycocotools sets ignore from iscrowd alone; draw used to leave it unmarked)."""
+    from cocokit.analysis import analyse_results
+    from cocokit.draw import ERROR_COLOR
+
+    gt_boxes = [[5, 5, 20, 20], [50, 50, 45, 45], [5, 60, 20, 20]]
+    crowd = mask_utils.frPyObjects([[50, 50, 95, 50, 95, 95, 50, 95]], 100, 100)[0]
+    ds = cocokit.read_coco({
+        "images": [{"id": 1, "file_name": "a.png", "width": 100, "height": 100}],
+        "annotations": [
+            {"id": 1, "image_id": 1, "category_id": 1, "bbox": gt_boxes[0], "area": 400,
+             "iscrowd": 0},
+            {"id": 2, "image_id": 1, "category_id": 1, "bbox": gt_boxes[1], "area": 2025,
+             "iscrowd": 1, "segmentation": {"size": [100, 100],
+                                            "counts": crowd["counts"].decode("ascii")}},
+            {"id": 3, "image_id": 1, "category_id": 1, "bbox": gt_boxes[2], "area": 400,
+             "iscrowd": 0, "ignore": 1},
+        ],
+        "categories": [{"id": 1, "name": "a"}],
+    })
+    det_boxes = [[5, 5, 20, 20], [55, 55, 10, 10], [70, 70, 10, 10], [40, 5, 8, 8]]
+    res = Results.from_records([{"image_id": 1, "category_id": 1, "bbox": b, "score": s}
+                                for b, s in zip(det_boxes, [0.9, 0.8, 0.7, 0.6], strict=True)])
+    drawn = np.asarray(draw(ds, 0, show="boxes", results=res, iou=0.5, line_width=1))
+    red = (drawn == ERROR_COLOR).all(axis=2)
+    missed = [k for k, (x, y, w, _) in enumerate(gt_boxes) if red[y, x: x + w].all()]
+    false_pos = [k for k, (x, y, w, _) in enumerate(det_boxes) if red[y, x: x + w].any()]
+    assert missed == [2] and false_pos == [3]
+    an = analyse_results(ds, res)
+    assert an.errors["missed"] == len(missed)
+    assert sum(v for k, v in an.errors.items() if k != "missed") == len(false_pos)
+    assert an.true_positives == len(det_boxes) - len(false_pos) - 2  # two on the crowd

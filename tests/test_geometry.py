@@ -11,12 +11,15 @@ import pytest
 import cocokit
 from cocokit.geometry import (
     RLE_KINDS,
+    Polygons,
     SegmentationKind,
     box_corners,
     min_area_rectangles,
     oriented_boxes,
+    ring_areas,
     segmentation_kind,
     segmentation_kinds,
+    segmentation_rle,
 )
 
 from .conftest import real_path
@@ -167,3 +170,83 @@ def test_oriented_boxes(seg: Any, bbox: list[float], corners: Any, kept: bool,
         rect = shapely.Polygon(got[0])
         assert rect.area > 0 and rect.buffer(1e-9).contains(
             shapely.MultiPoint([(0, 0), (2, 0), (2, 2), (5, 5), (6, 5), (6, 6), (5, 6)]))
+
+
+# -- segmentation_rle: one conversion to a pycocotools mask --------------------------------
+
+SQUARE = [2.0, 2.0, 12.0, 2.0, 12.0, 9.0, 2.0, 9.0]
+FAR = [20, 14, 27, 14, 27, 19]
+
+
+def _pycocotools_rle(seg: Any, h: int, w: int) -> dict[str, Any]:
+    from pycocotools import mask as mask_utils
+
+    if isinstance(seg, dict):
+        return mask_utils.frPyObjects(seg, h, w) if isinstance(seg["counts"], list) else seg
+    return mask_utils.merge(mask_utils.frPyObjects(seg, h, w))
+
+
+@pytest.mark.parametrize("seg", [
+    [SQUARE],
+    [SQUARE, FAR],  # two parts: their union
+    {"size": [24, 30], "counts": [30, 40, 10, 640]},  # uncompressed
+    "compressed",
+    "raw",
+], ids=["polygon", "two-rings", "uncompressed", "compressed", "json-text"])
+def test_segmentation_rle_is_pycocotools_mask(seg: Any) -> None:
+    from pycocotools import mask as mask_utils
+
+    h, w = 24, 30
+    if seg == "compressed":
+        seg = _pycocotools_rle([SQUARE, FAR], h, w)
+        seg = {"size": seg["size"], "counts": seg["counts"].decode("ascii")}
+    value: Any = msgspec.Raw(msgspec.json.encode([SQUARE])) if seg == "raw" else seg
+    want = _pycocotools_rle([SQUARE] if seg == "raw" else seg, h, w)
+    got = segmentation_rle(value, h, w)
+    assert got is not None
+    assert (mask_utils.decode(got) == mask_utils.decode(want)).all()
+    assert mask_utils.area(got) == mask_utils.area(want) > 0
+
+
+@pytest.mark.parametrize("seg", [None, [], [[0, 0, 5, 5]], [[1, 1, 9, 9], [3, 3]]])
+def test_segmentation_rle_of_no_mask_is_none(seg: Any) -> None:
+    assert segmentation_rle(seg, 10, 10) is None
+
+
+def test_segmentation_rle_leaves_out_rings_of_two_points() -> None:
+    """A ring of 4 numbers encloses nothing: left out, wherever it stands (pycocotools
+    reads a first one as a box and refuses the list)."""
+    from pycocotools import mask as mask_utils
+
+    want = mask_utils.decode(_pycocotools_rle([SQUARE], 24, 30))
+    for seg in ([[20, 20, 25, 22], SQUARE], [SQUARE, [20, 20, 25, 22]]):
+        got = segmentation_rle(seg, 24, 30)
+        assert got is not None and (mask_utils.decode(got) == want).all()
+
+
+# -- ring_areas: the one shoelace ---------------------------------------------------------
+
+
+def test_ring_areas_are_the_shoelace_areas() -> None:
+    import shapely
+
+    rng = np.random.default_rng(7)
+    rings = [rng.random((k, 2)) * 100 for k in (3, 4, 9, 30)]
+    rings.insert(2, np.zeros((0, 2)))  # a ring without vertices
+    offsets = np.r_[0, np.cumsum([len(r) for r in rings])]
+    coords = np.concatenate(rings)
+    got = ring_areas(coords, offsets)
+    want = [shapely.Polygon(r).area if len(r) else 0.0 for r in rings]
+    assert np.allclose(got, want, rtol=1e-12) and got[2] == 0.0
+    assert (ring_areas(coords.ravel(), offsets) == got).all()  # flat [x, y, ...] alike
+    assert ring_areas(np.array([[0, 0], [4, 0], [4, 3]]), np.array([0, 3]))[0] == 6.0
+    # clockwise or not, the area; NaN where a vertex is NaN
+    assert ring_areas(np.array([[0, 0], [4, 3], [4, 0]]), np.array([0, 3]))[0] == 6.0
+    assert np.isnan(ring_areas(np.array([[0, 0], [np.nan, 0], [4, 3]]), np.array([0, 3])))[0]
+    assert ring_areas(np.zeros((0, 2)), np.array([0])).shape == (0,)
+
+
+def test_ring_areas_of_polygons_layout() -> None:
+    polys = Polygons.from_rings([[[0, 0, 10, 0, 10, 10, 0, 10]], [],
+                                 [[0, 0, 2, 0, 0, 2], [5, 5, 6, 5, 6, 6, 5, 6]]])
+    assert ring_areas(polys.coords, polys.ring_offsets).tolist() == [100.0, 2.0, 1.0]

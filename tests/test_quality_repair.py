@@ -81,6 +81,13 @@ DEFECTS: list[tuple[str, dict[str, Any], str, set[tuple[str, str | None]]]] = [
     ("flat ring, no box", _with({"id": 3, "image_id": 1, "category_id": 2, "iscrowd": 0,
                                  "segmentation": [[1.0, 1.0, 5.0, 5.0, 9.0, 9.0]]}),
      "degenerate", {("annotations[2]", "segmentation"), ("annotations[2]", None)}),
+    # points on one line, whose shoelace sum is 0 term by term, but not as the difference
+    # of two dot products: the ring _degenerate measures as empty is the ring it drops
+    ("collinear ring", _with({"id": 3, "image_id": 1, "category_id": 2, "iscrowd": 0,
+                              "segmentation": [*SQUARE, [88.6, 51.0, 89.39999999999999, 52.1,
+                                                         90.19999999999999, 53.2, 91.0, 54.3]],
+                              "area": 400.0, "bbox": [10.0, 10.0, 20.0, 20.0]}), "degenerate",
+     {("annotations[2]", "segmentation")}),
     ("zero box", _with(_box(3, [10, 10, 0, 5])), "degenerate", {("annotations[2]", None)}),
     ("wrong area", _with({"id": 3, "image_id": 1, "category_id": 2, "iscrowd": 0,
                           "segmentation": SQUARE, "area": 999.0,

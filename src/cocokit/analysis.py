@@ -3,8 +3,9 @@
 :func:`analyse_results` matches the detections of each image to its ground truth at IoU
 0.5 (boxes, or masks with ``iou_type="segm"``; IoU as COCOeval computes it, with
 pycocotools' ``mask.iou``), each image's detections taken by descending score and at
-most the last max-dets (100) of them, as COCOeval does. Every detection that is not a
-true positive gets exactly one error type, checked in this order:
+most the last max-dets (100) of them, as COCOeval does (:func:`coco_matches`, which
+``cocokit draw --iou`` uses too). Every detection that is not a true positive gets
+exactly one error type, checked in this order:
 
 * ``duplicate``: it overlaps (IoU >= 0.5) a ground truth of its own category that a
   higher-scoring detection already matched;
@@ -42,13 +43,14 @@ import numpy as np
 
 from .dataset import Dataset, lookup, plain
 from .errors import OptionError
-from .geometry import encoded_rle, mask_api
+from .geometry import mask_api, segmentation_rle
 from .io.results import Results
 
 if TYPE_CHECKING:  # pragma: no cover
     from .evaluation import Evaluation
 
-__all__ = ["ERROR_TYPES", "Analysis", "analyse_results", "write_analysis_report"]
+__all__ = ["ERROR_TYPES", "Analysis", "analyse_results", "coco_matches",
+           "write_analysis_report"]
 
 #: The error types, in the order they are checked (``missed`` is of ground truths).
 ERROR_TYPES = ("duplicate", "localization", "classification", "both", "background", "missed")
@@ -108,15 +110,11 @@ def _geometry(iou_type: str, boxes: np.ndarray, segs: np.ndarray, h: int, w: int
     mask = mask_api()
     out = []
     for raw, box in zip(segs, boxes, strict=True):
-        seg = plain(raw)
-        if isinstance(seg, dict):
-            out.append(encoded_rle(seg))
-        elif seg is not None and len(seg):
-            out.append(mask.merge(mask.frPyObjects([list(map(float, r)) for r in seg], h, w)))
-        else:  # no mask: its box as a polygon, as loadRes makes it
+        rle = segmentation_rle(plain(raw), h, w)
+        if rle is None:  # no mask: its box as a polygon, as loadRes makes it
             x, y, bw, bh = (float(v) for v in box)
-            out.append(mask.frPyObjects([[x, y, x, y + bh, x + bw, y + bh, x + bw, y]],
-                                        h, w)[0])
+            rle = mask.frPyObjects([[x, y, x, y + bh, x + bw, y + bh, x + bw, y]], h, w)[0]
+        out.append(rle)
     return out
 
 
@@ -124,6 +122,47 @@ def _iou(iou_type: str, dt: Any, gt: Any, crowd: np.ndarray) -> np.ndarray:
     if not len(dt) or not len(gt):
         return np.zeros((len(dt), len(gt)))
     return np.asarray(mask_api().iou(dt, gt, crowd.astype(np.uint8).tolist()), np.float64)
+
+
+def coco_matches(iou: np.ndarray, crowd: np.ndarray, threshold: float, *,
+                 same: np.ndarray | None = None,
+                 ignore: np.ndarray | None = None) -> np.ndarray:
+    """COCOeval's greedy matching of one image's detections to its ground truth
+    (pycocotools ``COCOeval.evaluateImg``), on their IoU matrix.
+
+    ``iou`` is (detections, ground truths), detections sorted by score, highest first,
+    crowd columns computed as COCOeval does (``mask.iou`` with the crowd flags: the share
+    of the detection inside the crowd). ``same`` (same shape) says which pairs may match
+    (same category); all when None. ``ignore`` marks more ground truth COCOeval ignores
+    (outside an area range); crowds always are. Each detection in turn takes, among the
+    allowed ground truth not yet taken, the one it overlaps most with IoU at least
+    ``threshold`` (the last of equals, as COCOeval's loop keeps it), looking at ignored
+    ground truth only when no other qualifies. A crowd is never taken for good: any
+    number of detections can match it. A detection matched to ignored ground truth is
+    neither a true nor a false positive; unmatched ignored ground truth is not missed.
+    Returns the index of the ground truth each detection matched, -1 for none.
+    """
+    n_d, n_g = iou.shape
+    crowd = np.asarray(crowd, bool).reshape(-1)
+    ign = crowd if ignore is None else crowd | np.asarray(ignore, bool).reshape(-1)
+    out = np.full(n_d, -1, np.int64)
+    if not n_d or not n_g:
+        return out
+    free = np.ones(n_g, bool)
+    thr = min(float(threshold), 1 - 1e-10)
+    last = n_g - 1
+    for i in range(n_d):
+        row = iou[i]
+        ok = (free | crowd) & (row >= thr)
+        if same is not None:
+            ok &= same[i]
+        for group in (ok & ~ign, ok & ign):
+            if group.any():
+                j = last - int(np.argmax(np.where(group, row, -1.0)[::-1]))
+                out[i] = j
+                free[j] = False
+                break
+    return out
 
 
 def analyse_results(
@@ -171,19 +210,17 @@ def analyse_results(
                    _geometry(iou_type, anns.bbox[g], anns.segmentation[g], h, w), crowd)
         gk, dk = k_of_gt[g], k_of_dt[d]
         same = dk[:, None] == gk[None, :]
+        match = coco_matches(iou, crowd, FG_IOU, same=same)
         matched = np.zeros(len(g), bool)
+        matched[match[match >= 0]] = True
         accounted = np.zeros(len(g), bool)
         fp = 0
         for i in range(len(d)):
             row = iou[i]
-            cand = same[i] & ~crowd & ~matched & (row >= FG_IOU)
-            if cand.any():
-                j = int(np.argmax(np.where(cand, row, -1.0)))
-                matched[j] = True
-                tps += 1
-                per_cat[dk[i], -1] += 1
-                continue
-            if (same[i] & crowd & (row >= FG_IOU)).any():
+            if match[i] >= 0:
+                if not crowd[match[i]]:
+                    tps += 1
+                    per_cat[dk[i], -1] += 1
                 continue  # on a crowd region: ignored, as COCOeval does
             own = np.where(same[i] & ~crowd, row, -1.0)
             other = np.where(~same[i] & ~crowd, row, -1.0)

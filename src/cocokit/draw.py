@@ -18,11 +18,13 @@ Predictions (``results=``, detections as :class:`~cocokit.io.results.Results`) a
 over the ground truth in another style: **dashed** boxes in the category's color, mask
 outlines without fill, and labels ``name 0.87`` with the score, for the detections of
 the image scoring at least ``score``. With ``iou=`` they are matched to the ground truth
-as COCOeval matches them (per category, detections by score, highest first, each taking
-the unmatched ground truth it overlaps most with box IoU >= ``iou``; a crowd can take
-any number, by the share of the detection inside it; ``ignore`` and crowd ground truth
-are never missed): false positives are drawn in red and tagged ``FP``, missed ground
-truth gets a red box and a ``missed`` tag.
+as COCOeval matches them, with the error analysis' matcher
+(:func:`cocokit.analysis.coco_matches`: per category, detections by score, highest
+first, each taking the unmatched ground truth it overlaps most with box IoU >= ``iou``;
+a crowd can take any number, by the share of the detection inside it, and is never
+missed; an ``ignore`` key changes nothing, as pycocotools sets a ground truth's ignore
+flag from ``iscrowd`` alone): false positives are drawn in red and tagged ``FP``, missed
+ground truth gets a red box and a ``missed`` tag.
 """
 
 from __future__ import annotations
@@ -36,9 +38,10 @@ from typing import Any, Literal
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont, UnidentifiedImageError
 
+from .analysis import coco_matches
 from .dataset import Dataset, plain
 from .errors import InputError, OptionError
-from .geometry import encoded_rle, mask_api
+from .geometry import encoded_rle, mask_api, segmentation_rle
 from .io.results import Results
 
 __all__ = [
@@ -172,10 +175,7 @@ def _polygon_mask(rings: list[list[float]], width: int, height: int,
     flat = np.concatenate([np.asarray(r, np.float64) for r in rings])
     if not np.isfinite(flat).all():
         raise InputError(source, where, "a polygon has a non-finite coordinate")
-    mu = mask_api()
-    rle = mu.merge(mu.frPyObjects([np.asarray(r, np.float64).tolist() for r in rings],
-                                  height, width))
-    return _crop(mu.decode(rle))
+    return _crop(mask_api().decode(segmentation_rle(rings, height, width)))
 
 
 def _crop(mask: np.ndarray) -> tuple[int, int, np.ndarray] | None:
@@ -295,12 +295,11 @@ def draw(
     missed: set[int] = set()
     false_pos = np.zeros(len(preds[0]) if preds is not None else 0, bool)
     if preds is not None and iou is not None:
-        ignored = _ignored(ds, rows)
         matched, gt_matched = match_detections(
             preds[1].bbox, preds[1].category_id, anns.bbox[rows], anns.category_id[rows],
-            anns.iscrowd[rows], float(iou), ignore=ignored)
+            anns.iscrowd[rows], float(iou))
         false_pos = ~matched
-        never = ignored | (anns.iscrowd[rows] > 0)  # crowds and ignored are never missed
+        never = anns.iscrowd[rows] > 0  # crowds are never missed
         missed = {r for r, m, c in zip(rows, gt_matched, never, strict=True)
                   if not m and not c}
 
@@ -413,12 +412,6 @@ def _tag(pen: ImageDraw.ImageDraw, anchor: tuple[float, float], text: str,
     pen.text((tx + pad - left, ty + pad - top), text, fill=_text_color(color), font=font)
 
 
-def _ignored(ds: Dataset, rows: list[int]) -> np.ndarray:
-    """Ground truth COCOeval ignores: ``ignore`` set (and crowds, handled apart)."""
-    extra = ds.annotations.extra
-    return np.array([bool((extra[r] or {}).get("ignore", False)) for r in rows], bool)
-
-
 def _image_predictions(results: Results | None, image_id: int,
                        score: float) -> tuple[np.ndarray, Results] | None:
     """The detections of one image scoring at least ``score``, highest first."""
@@ -439,42 +432,30 @@ def match_detections(
 
     Detections must come sorted by score, highest first. Per category, each detection
     takes the ground truth it overlaps most (box IoU, pycocotools' ``iou``; for a crowd,
-    the share of the detection inside it) among those not yet taken (a crowd or ignored
-    ground truth can be taken again), at least ``iou``; non-crowd, non-ignored ground
-    truth is preferred, as COCOeval sorts it first. Returns (detection matched,
-    ground truth matched) masks.
+    the share of the detection inside it) among those not yet taken (a crowd can be
+    taken again), at least ``iou``; non-crowd ground truth not marked in ``ignore``
+    (COCOeval's ignored ground truth, such as outside an area range) is preferred.
+    Boxes that are not finite match nothing. The matching is the error analysis' own,
+    :func:`cocokit.analysis.coco_matches`. Returns (detection matched, ground truth
+    matched) masks; a detection matched to a crowd or ignored ground truth counts as
+    matched (COCOeval neither counts it a true positive nor a false one).
     """
     det_bbox = np.asarray(det_bbox, np.float64).reshape(-1, 4)
     gt_bbox = np.asarray(gt_bbox, np.float64).reshape(-1, 4)
     crowd = np.asarray(gt_crowd).reshape(-1) > 0
-    ign = crowd | (np.zeros(len(gt_bbox), bool) if ignore is None else np.asarray(ignore, bool))
-    det_ok = np.zeros(len(det_bbox), bool)
+    d_ok = np.isfinite(det_bbox).all(axis=1)
+    g_ok = np.isfinite(gt_bbox).all(axis=1)
+    ious = np.zeros((len(det_bbox), len(gt_bbox)))
+    if d_ok.any() and g_ok.any():
+        ious[np.ix_(d_ok, g_ok)] = np.asarray(mask_api().iou(
+            det_bbox[d_ok].tolist(), gt_bbox[g_ok].tolist(),
+            crowd[g_ok].astype(np.uint8).tolist()), np.float64).reshape(d_ok.sum(), g_ok.sum())
+    same = np.equal.outer(np.asarray(det_category).reshape(-1),
+                          np.asarray(gt_category).reshape(-1)) & np.outer(d_ok, g_ok)
+    match = coco_matches(ious, crowd, iou, same=same, ignore=ignore)
     gt_taken = np.zeros(len(gt_bbox), bool)
-    mu = mask_api()
-    for cid in np.unique(np.asarray(det_category)).tolist():
-        d = np.flatnonzero((np.asarray(det_category) == cid)
-                           & np.isfinite(det_bbox).all(axis=1))
-        g = np.flatnonzero((np.asarray(gt_category) == cid) & np.isfinite(gt_bbox).all(axis=1))
-        if not len(d) or not len(g):
-            continue
-        g = g[np.argsort(ign[g], kind="stable")]  # COCOeval: ignored ground truth last
-        ious = np.asarray(mu.iou(det_bbox[d].tolist(), gt_bbox[g].tolist(),
-                                 crowd[g].astype(np.uint8).tolist()), np.float64)
-        ious = ious.reshape(len(d), len(g))
-        for a, dk in enumerate(d.tolist()):
-            best, found = min(iou, 1 - 1e-10), -1
-            for b, gk in enumerate(g.tolist()):
-                if gt_taken[gk] and not crowd[gk]:
-                    continue
-                if found > -1 and not ign[g[found]] and ign[gk]:
-                    break  # a real match found; ignored ground truth comes after
-                if ious[a, b] < best:
-                    continue
-                best, found = ious[a, b], b
-            if found > -1:
-                det_ok[dk] = True
-                gt_taken[g[found]] = True
-    return det_ok, gt_taken
+    gt_taken[match[match >= 0]] = True
+    return match >= 0, gt_taken
 
 
 def _dashed_rectangle(pen: ImageDraw.ImageDraw, box: tuple[float, float, float, float],

@@ -46,10 +46,12 @@ __all__ = [
     "oriented_boxes",
     "parse_polygons",
     "polygon_bboxes",
+    "ring_areas",
     "segmentation_areas",
     "segmentation_bboxes",
     "segmentation_kind",
     "segmentation_kinds",
+    "segmentation_rle",
 ]
 
 _POLY = msgspec.json.Decoder(list[list[float]])
@@ -268,6 +270,32 @@ def polygon_bboxes(polys: Polygons) -> np.ndarray:
     return out
 
 
+def ring_areas(coords: np.ndarray, ring_offsets: np.ndarray) -> np.ndarray:
+    """The area of each polygon ring by the shoelace formula, every ring at once.
+
+    ``coords`` holds the vertices of all rings end to end, as (m, 2) or flat
+    ``[x1, y1, x2, y2, ...]``; ``ring_offsets`` (r + 1,) cuts them into rings, ring ``k``
+    being vertices ``ring_offsets[k]:ring_offsets[k+1]`` (:class:`Polygons`' layout).
+    Each ring closes on its first vertex. Returns (r,) float64: the absolute area, 0 for
+    a ring without vertices, NaN for a ring holding NaN. This is the geometric area of
+    the ring's outline, not the pycocotools pixel count (:func:`segmentation_areas`).
+    """
+    xy = np.asarray(coords, np.float64).reshape(-1, 2)
+    ro = np.asarray(ring_offsets, np.int64)
+    r = len(ro) - 1
+    x, y = xy[:, 0], xy[:, 1]
+    sizes = np.diff(ro)
+    nxt = np.arange(1, len(x) + 1)
+    full = sizes > 0
+    nxt[ro[1:][full] - 1] = ro[:-1][full]  # each ring closes on its first vertex
+    nxt %= max(len(x), 1)
+    with np.errstate(invalid="ignore", over="ignore"):
+        cross = x * y[nxt] - x[nxt] * y
+        ring_of = np.repeat(np.arange(r), sizes)
+        # bincount adds each ring's terms in order (reduceat would misread an empty ring)
+        return np.abs(np.bincount(ring_of, weights=cross, minlength=r)) * 0.5
+
+
 def mask_api() -> Any:
     """pycocotools' mask module (imported on first use)."""
     from pycocotools import mask as mask_utils
@@ -288,9 +316,19 @@ def encoded_rle(rle: Mapping[str, Any]) -> dict[str, Any]:
             else counts}
 
 
-def _rle_for(seg: Any, height: int, width: int) -> Any:
-    """pycocotools RLE object(s) for a segmentation value (polygon list or RLE dict)."""
-    mask_utils = mask_api()
+def segmentation_rle(seg: Any, height: int, width: int) -> dict[str, Any] | None:
+    """The pycocotools RLE object (compressed ``counts``) of one segmentation, the mask
+    that ``mask.area``, ``toBbox``, ``decode``, ``merge`` and ``iou`` take.
+
+    ``seg`` is polygons ``[[x1, y1, x2, y2, ...], ...]``, an uncompressed or compressed
+    RLE dict, or either as JSON text (``msgspec.Raw``). Polygons are rasterized at
+    ``height`` x ``width`` as pycocotools draws them (each ring, then their union); a
+    ring of fewer than 6 numbers encloses nothing and is left out (pycocotools would
+    read a first ring of 4 numbers as a box). An RLE keeps its own ``size``. Returns
+    None for no segmentation: None, or polygons without a ring of 3 points.
+    """
+    if seg is None:
+        return None
     if isinstance(seg, msgspec.Raw):
         seg = msgspec.json.decode(seg)
     if isinstance(seg, dict):
@@ -298,7 +336,9 @@ def _rle_for(seg: Any, height: int, width: int) -> Any:
     rings = [list(map(float, r)) for r in seg if len(r) >= 6]
     if not rings:
         return None
-    return mask_utils.merge(mask_utils.frPyObjects(rings, height, width))
+    mask_utils = mask_api()
+    out: dict[str, Any] = mask_utils.merge(mask_utils.frPyObjects(rings, height, width))
+    return out
 
 
 def segmentation_areas(
@@ -310,7 +350,7 @@ def segmentation_areas(
     for i, seg in enumerate(segmentation):
         if seg is None:
             continue
-        rle = _rle_for(seg, int(heights[i]), int(widths[i]))
+        rle = segmentation_rle(seg, int(heights[i]), int(widths[i]))
         if rle is not None:
             out[i] = float(mask_utils.area(rle))
     return out
@@ -327,7 +367,7 @@ def segmentation_bboxes(
     if len(poly_rows):
         out[poly_rows] = polygon_bboxes(parse_polygons(segmentation, poly_rows))
     for i in np.flatnonzero(kinds):
-        rle = _rle_for(segmentation[i], int(heights[i]), int(widths[i]))
+        rle = segmentation_rle(segmentation[i], int(heights[i]), int(widths[i]))
         out[i] = mask_utils.toBbox(rle)
     return out
 

@@ -39,10 +39,10 @@ from typing import Any
 
 import numpy as np
 
-from .clipping import paste_rle
+from .clipping import paste_rle, rle_area
 from .dataset import Dataset, lookup, object_array, plain, present
 from .errors import InputError
-from .geometry import encoded_rle, mask_api, segmentation_bboxes
+from .geometry import mask_api, segmentation_bboxes, segmentation_rle
 from .io.results import Results
 from .postprocess import MatchMetric, Merge, Merged, check_options, merge_detections
 
@@ -230,20 +230,17 @@ def move_to_sources(results: Results, origins: TileOrigins, *,
 def _union_mask(parts: list[Any], height: int, width: int) -> dict[str, Any] | None:
     """The union of the masks (RLE dicts or polygons) as one RLE; None when none has
     any (SAHI writes ``"segmentation": []`` for a box)."""
-    mu = mask_api()
     rles = []
     for seg in parts:
         value = plain(seg)
-        if isinstance(value, dict):
-            rles.append(encoded_rle(value))
-        else:
-            rings = [value] if value and not isinstance(value[0], list) else value
-            rings = [list(map(float, r)) for r in rings if len(r) >= 6]
-            if rings:
-                rles.append(mu.merge(mu.frPyObjects(rings, height, width)))
+        if isinstance(value, list) and value and not isinstance(value[0], list):
+            value = [value]  # a single flat ring
+        rle = segmentation_rle(value, height, width)
+        if rle is not None:
+            rles.append(rle)
     if not rles:
         return None
-    merged = mu.merge(rles, intersect=False)
+    merged = mask_api().merge(rles, intersect=False)
     return {"size": [height, width], "counts": merged["counts"].decode("ascii")}
 
 
@@ -286,7 +283,7 @@ def merged_results(results: Results, merged: Merged, sizes: np.ndarray) -> Resul
         if seg[k] is None:
             area = float(bbox[k, 2] * bbox[k, 3])
         elif isinstance(seg[k], dict) and seg[k] is not results.segmentation[keep[k]]:
-            area = float(mask_api().area(encoded_rle(seg[k])))
+            area = rle_area(seg[k])
         else:
             continue  # the kept part's own mask, and its area, stay
         extra[k] = {**rec, "area": area}

@@ -52,7 +52,7 @@ from .contract import (
 )
 from .dataset import Annotations, gc_paused, present
 from .errors import InputError
-from .geometry import mask_api
+from .geometry import mask_api, ring_areas
 from .io.coco import RecordDecoder, annotation_decoder
 from .io.jsontext import DocumentError, NotAnObject, decode_extra, read_top
 from .io.sniff import HEAD_BYTES, describe_document, describe_head, describe_markup, describe_path
@@ -1140,17 +1140,10 @@ class Validator:
                 r = int(rows[a])
                 self._bad_polygons(records[r]["segmentation"], start + r)
         # shoelace, every ring at once (NaN for rings reported above)
-        x = arr[0::2]
-        y = arr[1::2]
-        nv = np.asarray(ring_len, np.int64) // 2
-        vstart = np.zeros(len(nv), np.int64)
-        np.cumsum(nv[:-1], out=vstart[1:])
-        vend = vstart + nv - 1
+        vertex_offsets = np.zeros(len(ring_len) + 1, np.int64)
+        np.cumsum(np.asarray(ring_len, np.int64) // 2, out=vertex_offsets[1:])
+        ring_area = ring_areas(arr, vertex_offsets)
         with np.errstate(invalid="ignore", over="ignore"):
-            cross = np.empty(len(x), np.float64)
-            cross[:-1] = x[:-1] * y[1:] - x[1:] * y[:-1]
-            cross[vend] = x[vend] * y[vstart] - x[vstart] * y[vend]  # close each ring
-            ring_area = np.abs(np.add.reduceat(cross, vstart)) * 0.5
             poly_area = np.add.reduceat(ring_area, ann_start)
             diff = np.abs(area - poly_area)
             off = np.flatnonzero((diff > AREA_REL_TOLERANCE * poly_area)

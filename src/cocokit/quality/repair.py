@@ -29,6 +29,7 @@ from ..geometry import (
     SegmentationKind,
     parse_polygons,
     polygon_bboxes,
+    ring_areas,
     segmentation_areas,
     segmentation_bboxes,
 )
@@ -339,8 +340,7 @@ def _ring_ok(ring: Any) -> bool:
         return False
     if not np.isfinite(xy).all():
         return False
-    x, y = xy[:, 0], xy[:, 1]
-    return bool(abs(np.dot(x, np.roll(y, -1)) - np.dot(y, np.roll(x, -1))) > 0)
+    return bool(ring_areas(xy, np.array([0, len(xy)]))[0] > 0)  # as _degenerate measures
 
 
 def _degenerate(w: _Work) -> None:
@@ -353,7 +353,7 @@ def _degenerate(w: _Work) -> None:
         bad_xy = ~np.isfinite(polys.coords).all(axis=1)
         finite = np.bincount(np.repeat(np.arange(len(sizes)), sizes), weights=bad_xy,
                              minlength=len(sizes)) == 0
-    ring_bad = (sizes < 3) | ~finite | ~(_ring_areas(polys) > 0)
+    ring_bad = (sizes < 3) | ~finite | ~(ring_areas(polys.coords, polys.ring_offsets) > 0)
     ann_bad = np.bincount(np.repeat(np.arange(len(good)), polys.ring_count), weights=ring_bad,
                           minlength=len(good)) > 0
     mask = np.zeros(len(w.keep), bool)
@@ -380,26 +380,12 @@ def _degenerate(w: _Work) -> None:
     w.drop("degenerate", np.flatnonzero(w.keep & ~has_seg & ~good_box))
 
 
-def _ring_areas(polys: Polygons) -> np.ndarray:
-    """The area of each ring by the shoelace formula (0 for a ring without vertices)."""
-    ro = polys.ring_offsets
-    r = len(ro) - 1
-    x, y = polys.coords[:, 0], polys.coords[:, 1]
-    sizes = np.diff(ro)
-    nxt = np.arange(1, len(x) + 1)
-    full = sizes > 0
-    nxt[ro[1:][full] - 1] = ro[:-1][full]  # each ring closes on its first vertex
-    with np.errstate(invalid="ignore", over="ignore"):
-        cross = x * y[nxt % max(len(x), 1)] - x[nxt % max(len(x), 1)] * y
-        ring_of = np.repeat(np.arange(r), sizes)
-        return np.abs(np.bincount(ring_of, weights=cross, minlength=r)) * 0.5
-
-
 def _shoelace(polys: Polygons) -> np.ndarray:
     """Per annotation, the sum of its rings' areas (the shoelace formula): the area
     validate compares a polygon annotation's ``area`` with."""
     ring_of = np.repeat(np.arange(len(polys)), polys.ring_count)
-    return np.bincount(ring_of, weights=_ring_areas(polys), minlength=len(polys))
+    return np.bincount(ring_of, weights=ring_areas(polys.coords, polys.ring_offsets),
+                       minlength=len(polys))
 
 
 def _areas(w: _Work, rows: np.ndarray) -> np.ndarray:
