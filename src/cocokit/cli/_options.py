@@ -8,6 +8,7 @@ One spelling, one meaning, on every command:
 * ``--format``: the dataset format (coco, yolo); ``--image-format``: the encoding of the
   images a command writes (jpg, png, ...).
 * ``--json``: machine-readable output on stdout.
+* ``-q/--quiet``: no progress bars or summaries; errors are still printed.
 * ``--drop-negatives``: leave out images without annotations.
 * ``--image-ids`` / ``--annotation-ids`` ``keep|auto``: ``keep`` (the default of every
   command) writes the ids as they are; ``auto`` renumbers them 1..N.
@@ -64,6 +65,8 @@ IdMapFile = Annotated[Optional[str], typer.Option(  # noqa: UP045 (typer needs O
     "as JSON (docs/predictions.md), for `cocokit results remap`.")]
 Json = Annotated[bool, typer.Option(
     "--json", help="Print machine-readable JSON on stdout (the shape is in the README).")]
+Quiet = Annotated[bool, typer.Option(
+    "--quiet", "-q", help="No progress bars or summaries (errors are still printed).")]
 
 Yes = Annotated[bool, typer.Option(
     "--yes", help="Run even if the run would write more than 1,000,000 images or an "
@@ -259,7 +262,7 @@ def ids_note(image_ids: str, annotation_ids: str, *, new_records: str | None = N
 __all__ = [
     "BYTES_PER_PIXEL", "DEFAULT_IDS", "IMAGES", "MAX_OUTPUT_BYTES", "MAX_OUTPUT_IMAGES",
     "MAX_WORKERS_PER_CORE", "OUTPUT", "AnnotationIds", "DropEmptyAlias", "DropNegatives",
-    "IdMapFile", "IdPolicy", "IgnoreNegativesAlias", "ImageIds", "Json", "Yes",
+    "IdMapFile", "IdPolicy", "IgnoreNegativesAlias", "ImageIds", "Json", "Quiet", "Yes",
     "check_file_output", "check_folder_output", "check_id_map", "check_image_folder",
     "check_run_size", "check_seed", "check_workers", "deprecated", "estimated_bytes",
     "ids_note", "renamed", "say",

@@ -15,7 +15,6 @@ from ..errors import OptionError
 from ..io.sniff import COCO_KEYS
 from ..problems import Report
 from ._app import (
-    QUIET_HELP,
     Stream,
     app,
     console,
@@ -34,6 +33,7 @@ from ._options import (
     IgnoreNegativesAlias,
     ImageIds,
     Json,
+    Quiet,
     check_file_output,
     check_id_map,
     deprecated,
@@ -71,8 +71,6 @@ def unreadable(report: Report) -> bool:
         return True
     missing = [p for p in report.errors if p.code == "missing-key" and not p.path]
     return len(missing) == len(COCO_KEYS) and any(_NOT_COCO in p.message for p in missing)
-
-Quiet = Annotated[bool, typer.Option("--quiet", "-q", help=QUIET_HELP)]
 
 
 @app.command()

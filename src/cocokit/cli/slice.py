@@ -14,7 +14,6 @@ import typer
 from ..dataset import Dataset
 from ..errors import OptionError
 from ._app import (
-    QUIET_HELP,
     Stream,
     app,
     err_console,
@@ -34,6 +33,7 @@ from ._options import (
     DropNegatives,
     IdPolicy,
     ImageIds,
+    Quiet,
     Yes,
     check_file_output,
     check_folder_output,
@@ -138,7 +138,7 @@ def slice_command(
         "Default: start a local Ray.")] = None,
     stream: Stream = None,
     yes: Yes = False,
-    quiet: Annotated[bool, typer.Option("--quiet", "-q", help=QUIET_HELP)] = False,
+    quiet: Quiet = False,
     drop_empty: DropEmptyAlias = False,
     keep_empty: Annotated[bool, typer.Option("--keep-empty", hidden=True)] = False,
     fmt: Annotated[Optional[SliceFormatOpt], typer.Option(  # noqa: UP045
@@ -257,7 +257,6 @@ def slice_command(
     for path, reason in summary.skipped:
         err_console.print(f"skipped {path}: {reason}", markup=False, highlight=False,
                           soft_wrap=True)
-
 
 
 def check_tile_count(source: Dataset | CocoStream, tile: tuple[int, int],

@@ -17,7 +17,6 @@ from ..dataset import Dataset
 from ..errors import InputError, OptionError
 from ..stats import DatasetStats, Distribution
 from ._app import (
-    QUIET_HELP,
     Stream,
     app,
     console,
@@ -31,6 +30,7 @@ from ._app import (
 )
 from ._options import (
     Json,
+    Quiet,
     Yes,
     check_file_output,
     check_folder_output,
@@ -40,8 +40,6 @@ from ._options import (
     estimated_bytes,
     renamed,
 )
-
-Quiet = Annotated[bool, typer.Option("--quiet", "-q", help=QUIET_HELP)]
 
 #: How many problems ``draw`` lists before it only counts them.
 SHOWN_PROBLEMS = 20

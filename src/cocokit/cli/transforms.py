@@ -20,7 +20,6 @@ from rich.table import Table
 from ..dataset import Dataset
 from ..errors import InputError, OptionError
 from ._app import (
-    QUIET_HELP,
     Stream,
     app,
     console,
@@ -43,6 +42,7 @@ from ._options import (
     IdMapFile,
     IdPolicy,
     ImageIds,
+    Quiet,
     Yes,
     check_file_output,
     check_folder_output,
@@ -70,7 +70,6 @@ class SortOpt(str, Enum):
     id = "id"
 
 
-Quiet = Annotated[bool, typer.Option("--quiet", "-q", help=QUIET_HELP)]
 Output = Annotated[str, typer.Option("--output", "-o", help="Output COCO JSON file.")]
 
 
