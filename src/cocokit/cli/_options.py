@@ -131,13 +131,17 @@ def check_id_map(id_map: str | None) -> None:
         check_file_output(id_map, "--id-map")
 
 
-def check_workers(workers: int | None, yes: bool) -> None:
-    """Refuse ``--workers`` below 1, or above :data:`MAX_WORKERS_PER_CORE` per core of
-    this machine unless ``yes`` (each local worker is a process, started at once)."""
+def check_workers(workers: int | None, yes: bool, engine: str) -> None:
+    """Refuse ``--workers`` below 1; with the local ``engine``, also above
+    :data:`MAX_WORKERS_PER_CORE` per core of this machine unless ``yes`` (each local
+    worker is a process, started at once). Another engine (``ray``) runs its workers on
+    a cluster whose size is not known here, so its count is not capped."""
     if workers is None:
         return
     if workers < 1:
         raise OptionError("--workers", workers, "an integer >= 1")
+    if engine != "local":
+        return
     cap = MAX_WORKERS_PER_CORE * (os.cpu_count() or 1)
     if workers > cap and not yes:
         raise OptionError("--workers", workers, f"at most {cap} ({MAX_WORKERS_PER_CORE} per "

@@ -138,10 +138,7 @@ def augment_command(
     if copies < 1:
         raise OptionError("--copies", copies, "an integer >= 1")
     check_seed(seed)
-    if engine == "local":
-        check_workers(workers, yes)
-    elif workers is not None and workers < 1:
-        raise OptionError("--workers", workers, "an integer >= 1")
+    check_workers(workers, yes, engine)
     # --copies alone over the limit is refused before the dataset is read
     check_run_size("--copies", copies, copies, None, yes)
     pipe = Pipeline.from_file(pipeline)  # bad pipelines fail before the dataset is read

@@ -98,7 +98,7 @@ def check_command(
         check_image_folder(images)
     for d in other_dirs:
         check_image_folder(d, "--against-images")
-    check_workers(workers, yes)
+    check_workers(workers, yes, engine)
     if cache is not None and no_cache:
         raise OptionError("--cache", str(cache), "--cache or --no-cache, not both")
     if cache is not None:

@@ -187,10 +187,7 @@ def slice_command(
         raise OptionError("--auto", "--size/--overlap", "--auto or --size/--overlap, not both")
     tile = parse_size(size) if size is not None else (512, 512)
     over = parse_overlap(overlap) if overlap is not None else (0.2, 0.2)
-    if engine is EngineOpt.local:
-        check_workers(workers, yes)
-    elif workers is not None and workers < 1:
-        raise OptionError("--workers", workers, "an integer >= 1")
+    check_workers(workers, yes, engine)
     check_image_folder(images)
     check_folder_output(output)
     if coco_output is not None:
