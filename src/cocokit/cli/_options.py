@@ -2,6 +2,8 @@
 
 One spelling, one meaning, on every command:
 
+* ``FILE``, the input: a COCO JSON file, ``.json`` or ``.json.gz``, a local path or a
+  URL (``s3://``, ``gs://``, ``https://``, ``memory://``, ...).
 * ``-i/--images DIR``: the folder the images' ``file_name`` paths are relative to.
 * ``-o/--output``: the output, a file or a folder as the command says; checked here by
   :func:`check_file_output` / :func:`check_folder_output` before any work is done.
@@ -63,6 +65,8 @@ DropNegatives = Annotated[bool, typer.Option(
 IdMapFile = Annotated[Optional[str], typer.Option(  # noqa: UP045 (typer needs Optional)
     "--id-map", help="Also write the old-to-new map of image, annotation and category ids "
     "as JSON (docs/predictions.md), for `cocokit results remap`.")]
+CocoFile = Annotated[str, typer.Argument(
+    help="COCO JSON file (.json or .json.gz; a path or a URL).")]
 Json = Annotated[bool, typer.Option(
     "--json", help="Print machine-readable JSON on stdout (the shape is in the README).")]
 Quiet = Annotated[bool, typer.Option(
@@ -265,8 +269,9 @@ def ids_note(image_ids: str, annotation_ids: str, *, new_records: str | None = N
 
 __all__ = [
     "BYTES_PER_PIXEL", "DEFAULT_IDS", "IMAGES", "MAX_OUTPUT_BYTES", "MAX_OUTPUT_IMAGES",
-    "MAX_WORKERS_PER_CORE", "OUTPUT", "AnnotationIds", "DropEmptyAlias", "DropNegatives",
-    "IdMapFile", "IdPolicy", "IgnoreNegativesAlias", "ImageIds", "Json", "Quiet", "Yes",
+    "MAX_WORKERS_PER_CORE", "OUTPUT", "AnnotationIds", "CocoFile", "DropEmptyAlias",
+    "DropNegatives", "IdMapFile", "IdPolicy", "IgnoreNegativesAlias", "ImageIds", "Json",
+    "Quiet", "Yes",
     "check_file_output", "check_folder_output", "check_id_map", "check_image_folder",
     "check_run_size", "check_seed", "check_workers", "deprecated", "estimated_bytes",
     "ids_note", "renamed", "say",

@@ -28,6 +28,7 @@ from ._app import (
 from ._options import (
     DEFAULT_IDS,
     AnnotationIds,
+    CocoFile,
     DropNegatives,
     IdMapFile,
     IgnoreNegativesAlias,
@@ -75,8 +76,7 @@ def unreadable(report: Report) -> bool:
 
 @app.command()
 def info(
-    file: Annotated[str, typer.Argument(help="COCO JSON file (.json or .json.gz; a path "
-                                        "or a URL).")],
+    file: CocoFile,
     as_json: Json = False,
     stream: Stream = None,
     quiet: Quiet = False,

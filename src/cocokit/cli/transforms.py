@@ -37,6 +37,7 @@ if TYPE_CHECKING:  # pragma: no cover
 from ._options import (
     DEFAULT_IDS,
     AnnotationIds,
+    CocoFile,
     DropEmptyAlias,
     DropNegatives,
     IdMapFile,
@@ -236,8 +237,7 @@ def merge(
 
 @app.command("filter")
 def filter_command(
-    file: Annotated[str, typer.Argument(help="COCO JSON file (.json or .json.gz; a "
-                                        "path or a URL).")],
+    file: CocoFile,
     output: Output,
     keep_category: Annotated[Optional[list[str]], typer.Option(  # noqa: UP045
         "--keep-category", "-c", help="Keep only these categories (name or id; repeat).")] = None,
