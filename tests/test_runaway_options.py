@@ -4,7 +4,9 @@ nonsensical values refused as usage errors naming the flag."""
 
 from __future__ import annotations
 
+import importlib
 import json
+import os
 import re
 from pathlib import Path
 
@@ -173,6 +175,79 @@ def test_runs_under_the_limit_need_no_yes(tmp_path: Path, images: Path,
     assert main(["augment", F, "-i", str(images), "-o", str(out), "-p", _pipeline(tmp_path),
                  "--copies", "1", "-q"]) == 0, capsys.readouterr().err
     assert len(json.loads((out / "annotations.json").read_text())["images"]) == 12
+
+
+# -- --workers: capped per core for the local engine only ---------------------------------
+
+
+@pytest.mark.parametrize(("workers", "yes", "engine", "refused"), [
+    (None, False, "local", None),
+    (8, False, "local", None),
+    (9, False, "local", r"at most 8 \(4 per core"),
+    (9, True, "local", None),
+    (0, True, "local", r"an integer >= 1"),
+    (64, False, "ray", None),  # a cluster's size is not this machine's
+    (10**6, False, "ray", None),
+    (0, False, "ray", r"an integer >= 1"),
+    (-2, True, "ray", r"an integer >= 1"),
+])
+def test_check_workers(monkeypatch: pytest.MonkeyPatch, workers: int | None, yes: bool,
+                       engine: str, refused: str | None) -> None:
+    monkeypatch.setattr(os, "cpu_count", lambda: 2)  # the cap: 4 per core, 8
+    if refused is None:
+        _options.check_workers(workers, yes, engine)
+        return
+    with pytest.raises(cocokit.errors.OptionError, match=rf"^--workers: expected {refused}"):
+        _options.check_workers(workers, yes, engine)
+
+
+class _Reached(Exception):
+    """Raised by the stand-in of a command's work: the options were all accepted."""
+
+
+#: each command's arguments, and the function (module, name) that does its work
+WORKERS_COMMANDS: dict[str, tuple[list[str], str, str]] = {
+    "augment": (["augment", F, "-i", "{i}", "-o", "{o}", "-p", "{p}"],
+                "cocokit.augment.apply", "augment"),
+    "slice": (["slice", F, "-i", "{i}", "-o", "{o}"], "cocokit.slicing", "slice_dataset"),
+    "check": (["check", F, "-i", "{i}"], "cocokit.quality.check", "check_dataset"),
+}
+
+
+@pytest.mark.parametrize("command", sorted(WORKERS_COMMANDS))
+@pytest.mark.parametrize(("options", "refused"), [
+    (["--workers", "9"], r"--workers: expected at most 8 \(4 per core"),
+    (["--workers", "9", "--engine", "local"], r"--workers: expected at most 8"),
+    (["--workers", "9", "--yes"], None),
+    (["--workers", "8"], None),
+    (["--workers", "64", "--engine", "ray"], None),  # not refused for a cluster
+    (["--workers", "0", "--engine", "ray"], r"--workers: expected an integer >= 1"),
+    (["--workers", "0", "--yes"], r"--workers: expected an integer >= 1"),
+])
+def test_workers_option(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                        capsys: pytest.CaptureFixture[str], command: str,
+                        options: list[str], refused: str | None) -> None:
+    """The same --workers rule on each command that takes it; the work itself is a
+    stand-in, so no worker process or Ray cluster starts."""
+    args, module, name = WORKERS_COMMANDS[command]
+    monkeypatch.setattr(os, "cpu_count", lambda: 2)  # the cap: 4 per core, 8
+    calls: list[dict[str, object]] = []
+
+    def work(*_: object, **kwargs: object) -> None:
+        calls.append(kwargs)
+        raise _Reached
+
+    monkeypatch.setattr(importlib.import_module(module), name, work)
+    filled = [a.format(i=tmp_path, o=tmp_path / "out", p=_pipeline(tmp_path))
+              for a in [*args, *options, "-q"]]
+    if refused is not None:
+        _refused(filled, capsys, refused)
+        assert calls == []
+        return
+    with pytest.raises(_Reached):
+        main(filled)
+    engine = "ray" if "ray" in options else "local"
+    assert [(c["workers"], c["engine"]) for c in calls] == [(int(options[1]), engine)]
 
 
 # -- the estimates ------------------------------------------------------------------------

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import gzip
 import io
 import json
 import os
@@ -308,6 +309,44 @@ def test_cli_errors_exit_2(tmp_path: Path) -> None:
     ok = tmp_path / "ok.json"
     cocokit.save(_boundary_dataset(), ok)
     assert main(["stats", str(ok), "--html", str(tmp_path / "no" / "r.html")]) == 2
+
+
+TINY = REPO / "tests" / "data" / "tiny_coco_val2017.json"
+
+
+@pytest.mark.parametrize("name", ["a.json", "sub/a.json.gz"])
+@pytest.mark.parametrize("options", [["--json"], []], ids=["json", "table"])
+def test_cli_reads_a_url(memory_fs: tuple[Any, str], name: str, options: list[str]) -> None:
+    """FILE is a path or a URL, as for info and validate: the same statistics."""
+    fs, root = memory_fs
+    data = TINY.read_bytes()
+    fs.pipe(f"{root}/{name}", gzip.compress(data) if name.endswith(".gz") else data)
+    url = f"memory://{root}/{name}"
+    remote = runner.invoke(app, ["stats", url, *options], env={"COLUMNS": "200"})
+    local = runner.invoke(app, ["stats", str(TINY), *options], env={"COLUMNS": "200"})
+    assert remote.exit_code == 0, remote.output
+    if options:
+        got, expected = json.loads(remote.stdout), json.loads(local.stdout)
+        assert got.pop("source") == url and expected.pop("source") == str(TINY)
+        assert got == expected
+    else:
+        assert remote.stdout.replace(url, "FILE") == local.stdout.replace(str(TINY), "FILE")
+
+
+@pytest.mark.parametrize(("argument", "message"), [
+    ("missing.json", "missing.json: no such file"),
+    ("./missing.json", "missing.json: no such file"),  # a local path, named as a path
+    ("missing.json.gz", "missing.json.gz: no such file"),
+    ("{url}/missing.json", "{url}/missing.json: no such file"),
+])
+def test_cli_missing_file_is_one_line(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                      memory_fs: tuple[Any, str],
+                                      capsys: pytest.CaptureFixture[str], argument: str,
+                                      message: str) -> None:
+    monkeypatch.chdir(tmp_path)
+    url = f"memory://{memory_fs[1]}"
+    assert main(["stats", argument.format(url=url)]) == 2
+    assert capsys.readouterr().err.splitlines() == [f"error: {message.format(url=url)}"]
 
 
 def test_cli_subprocess_json(real_data: Path) -> None:

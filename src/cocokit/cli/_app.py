@@ -101,8 +101,6 @@ _SHOWN = 20  # skipped records listed (the rest counted)
 #: problems kept by the CLI's validate (the rest are counted), in memory and streamed
 MAX_PROBLEMS = 10_000
 
-QUIET_HELP = "No progress bars or summaries (errors are still printed)."
-
 
 class _Done(ProgressColumn):
     """done/total: sizes for a bar of bytes (``unit="bytes"``), else counts."""

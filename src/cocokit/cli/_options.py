@@ -2,12 +2,15 @@
 
 One spelling, one meaning, on every command:
 
+* ``FILE``, the input: a COCO JSON file, ``.json`` or ``.json.gz``, a local path or a
+  URL (``s3://``, ``gs://``, ``https://``, ``memory://``, ...).
 * ``-i/--images DIR``: the folder the images' ``file_name`` paths are relative to.
 * ``-o/--output``: the output, a file or a folder as the command says; checked here by
   :func:`check_file_output` / :func:`check_folder_output` before any work is done.
 * ``--format``: the dataset format (coco, yolo); ``--image-format``: the encoding of the
   images a command writes (jpg, png, ...).
 * ``--json``: machine-readable output on stdout.
+* ``-q/--quiet``: no progress bars or summaries; errors are still printed.
 * ``--drop-negatives``: leave out images without annotations.
 * ``--image-ids`` / ``--annotation-ids`` ``keep|auto``: ``keep`` (the default of every
   command) writes the ids as they are; ``auto`` renumbers them 1..N.
@@ -62,8 +65,12 @@ DropNegatives = Annotated[bool, typer.Option(
 IdMapFile = Annotated[Optional[str], typer.Option(  # noqa: UP045 (typer needs Optional)
     "--id-map", help="Also write the old-to-new map of image, annotation and category ids "
     "as JSON (docs/predictions.md), for `cocokit results remap`.")]
+CocoFile = Annotated[str, typer.Argument(
+    help="COCO JSON file (.json or .json.gz; a path or a URL).")]
 Json = Annotated[bool, typer.Option(
     "--json", help="Print machine-readable JSON on stdout (the shape is in the README).")]
+Quiet = Annotated[bool, typer.Option(
+    "--quiet", "-q", help="No progress bars or summaries (errors are still printed).")]
 
 Yes = Annotated[bool, typer.Option(
     "--yes", help="Run even if the run would write more than 1,000,000 images or an "
@@ -128,13 +135,17 @@ def check_id_map(id_map: str | None) -> None:
         check_file_output(id_map, "--id-map")
 
 
-def check_workers(workers: int | None, yes: bool) -> None:
-    """Refuse ``--workers`` below 1, or above :data:`MAX_WORKERS_PER_CORE` per core of
-    this machine unless ``yes`` (each local worker is a process, started at once)."""
+def check_workers(workers: int | None, yes: bool, engine: str) -> None:
+    """Refuse ``--workers`` below 1; with the local ``engine``, also above
+    :data:`MAX_WORKERS_PER_CORE` per core of this machine unless ``yes`` (each local
+    worker is a process, started at once). Another engine (``ray``) runs its workers on
+    a cluster whose size is not known here, so its count is not capped."""
     if workers is None:
         return
     if workers < 1:
         raise OptionError("--workers", workers, "an integer >= 1")
+    if engine != "local":
+        return
     cap = MAX_WORKERS_PER_CORE * (os.cpu_count() or 1)
     if workers > cap and not yes:
         raise OptionError("--workers", workers, f"at most {cap} ({MAX_WORKERS_PER_CORE} per "
@@ -258,8 +269,9 @@ def ids_note(image_ids: str, annotation_ids: str, *, new_records: str | None = N
 
 __all__ = [
     "BYTES_PER_PIXEL", "DEFAULT_IDS", "IMAGES", "MAX_OUTPUT_BYTES", "MAX_OUTPUT_IMAGES",
-    "MAX_WORKERS_PER_CORE", "OUTPUT", "AnnotationIds", "DropEmptyAlias", "DropNegatives",
-    "IdMapFile", "IdPolicy", "IgnoreNegativesAlias", "ImageIds", "Json", "Yes",
+    "MAX_WORKERS_PER_CORE", "OUTPUT", "AnnotationIds", "CocoFile", "DropEmptyAlias",
+    "DropNegatives", "IdMapFile", "IdPolicy", "IgnoreNegativesAlias", "ImageIds", "Json",
+    "Quiet", "Yes",
     "check_file_output", "check_folder_output", "check_id_map", "check_image_folder",
     "check_run_size", "check_seed", "check_workers", "deprecated", "estimated_bytes",
     "ids_note", "renamed", "say",

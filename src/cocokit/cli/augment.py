@@ -13,7 +13,6 @@ import typer
 
 from ..errors import OptionError
 from ._app import (
-    QUIET_HELP,
     app,
     err_console,
     load_dataset,
@@ -27,6 +26,7 @@ from ._options import (
     DropNegatives,
     IgnoreNegativesAlias,
     ImageIds,
+    Quiet,
     Yes,
     check_folder_output,
     check_image_folder,
@@ -95,7 +95,7 @@ def augment_command(
         "annotations. Without it, such images are listed at the end, nothing is written "
         "and the exit code is 1.")] = False,
     yes: Yes = False,
-    quiet: Annotated[bool, typer.Option("--quiet", "-q", help=QUIET_HELP)] = False,
+    quiet: Quiet = False,
     ignore_negative_samples: IgnoreNegativesAlias = False,
     fmt: Annotated[Optional[AugmentFormatOpt], typer.Option(  # noqa: UP045
         "--format", hidden=True)] = None,
@@ -138,10 +138,7 @@ def augment_command(
     if copies < 1:
         raise OptionError("--copies", copies, "an integer >= 1")
     check_seed(seed)
-    if engine == "local":
-        check_workers(workers, yes)
-    elif workers is not None and workers < 1:
-        raise OptionError("--workers", workers, "an integer >= 1")
+    check_workers(workers, yes, engine)
     # --copies alone over the limit is refused before the dataset is read
     check_run_size("--copies", copies, copies, None, yes)
     pipe = Pipeline.from_file(pipeline)  # bad pipelines fail before the dataset is read

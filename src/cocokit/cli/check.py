@@ -14,14 +14,13 @@ import typer
 from rich.table import Table
 
 from ..errors import OptionError
-from ._app import QUIET_HELP, app, console, err_console, load_dataset, progress_bar, status
-from ._options import Json, Yes, check_file_output, check_image_folder, check_workers
+from ._app import app, console, err_console, load_dataset, progress_bar, status
+from ._options import Json, Quiet, Yes, check_file_output, check_image_folder, check_workers
 from .slice import EngineOpt
 
 if TYPE_CHECKING:
     from ..quality.check import CheckReport
 
-Quiet = Annotated[bool, typer.Option("--quiet", "-q", help=QUIET_HELP)]
 
 #: findings listed per code on the terminal (all of them with --json)
 SHOWN = 10
@@ -99,7 +98,7 @@ def check_command(
         check_image_folder(images)
     for d in other_dirs:
         check_image_folder(d, "--against-images")
-    check_workers(workers, yes)
+    check_workers(workers, yes, engine)
     if cache is not None and no_cache:
         raise OptionError("--cache", str(cache), "--cache or --no-cache, not both")
     if cache is not None:

@@ -11,8 +11,8 @@ import typer
 from ..errors import OptionError
 from ..io import formats
 from ..io.formats.yolo import TASKS, default_task
-from ._app import QUIET_HELP, app, progress_bar
-from ._options import Json, check_file_output, check_folder_output, check_image_folder, say
+from ._app import app, progress_bar
+from ._options import Json, Quiet, check_file_output, check_folder_output, check_image_folder, say
 
 __all__ = ["convert"]
 
@@ -57,7 +57,7 @@ def convert(
         "--strict", help="Refuse a conversion that would lose anything (nothing is "
         "written).")] = False,
     as_json: Json = False,
-    quiet: Annotated[bool, typer.Option("--quiet", "-q", help=QUIET_HELP)] = False,
+    quiet: Quiet = False,
 ) -> None:
     """Convert a dataset between formats and report what the target cannot carry.
 

@@ -15,7 +15,6 @@ from ..errors import OptionError
 from ..io.sniff import COCO_KEYS
 from ..problems import Report
 from ._app import (
-    QUIET_HELP,
     Stream,
     app,
     console,
@@ -29,11 +28,13 @@ from ._app import (
 from ._options import (
     DEFAULT_IDS,
     AnnotationIds,
+    CocoFile,
     DropNegatives,
     IdMapFile,
     IgnoreNegativesAlias,
     ImageIds,
     Json,
+    Quiet,
     check_file_output,
     check_id_map,
     deprecated,
@@ -72,13 +73,10 @@ def unreadable(report: Report) -> bool:
     missing = [p for p in report.errors if p.code == "missing-key" and not p.path]
     return len(missing) == len(COCO_KEYS) and any(_NOT_COCO in p.message for p in missing)
 
-Quiet = Annotated[bool, typer.Option("--quiet", "-q", help=QUIET_HELP)]
-
 
 @app.command()
 def info(
-    file: Annotated[str, typer.Argument(help="COCO JSON file (.json or .json.gz; a path "
-                                        "or a URL).")],
+    file: CocoFile,
     as_json: Json = False,
     stream: Stream = None,
     quiet: Quiet = False,

@@ -11,8 +11,8 @@ import typer
 from rich.table import Table
 
 from ..errors import OptionError
-from ._app import QUIET_HELP, app, console, load_dataset, status
-from ._options import Json
+from ._app import app, console, load_dataset, status
+from ._options import Json, Quiet
 
 #: entries listed per kind on the terminal (all of them with --json)
 SHOWN = 10
@@ -26,7 +26,7 @@ def diff_command(
     iou: Annotated[float, typer.Option(
         help="Annotations whose box changed are matched (moved) at this box IoU or more; "
         "below it they count as removed and added.")] = 0.5,
-    quiet: Annotated[bool, typer.Option("--quiet", "-q", help=QUIET_HELP)] = False,
+    quiet: Quiet = False,
 ) -> None:
     """Show what changed from A to B: images (matched by file_name) added, removed and
     changed; annotations (matched by image, category and box) added, removed, moved and

@@ -11,10 +11,8 @@ import typer
 from rich.table import Table
 
 from ..errors import OptionError
-from ._app import QUIET_HELP, app, console, err_console, load_dataset, status
-from ._options import Json, check_file_output
-
-Quiet = Annotated[bool, typer.Option("--quiet", "-q", help=QUIET_HELP)]
+from ._app import app, console, err_console, load_dataset, status
+from ._options import Json, Quiet, check_file_output
 
 
 class IouTypeOpt(str, Enum):

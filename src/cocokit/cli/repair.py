@@ -10,8 +10,8 @@ from typing import Annotated, Optional
 import typer
 
 from ..errors import OptionError
-from ._app import QUIET_HELP, app, err_console, load_dataset, save_dataset, status
-from ._options import check_file_output
+from ._app import app, err_console, load_dataset, save_dataset, status
+from ._options import Quiet, check_file_output
 
 
 @app.command("repair")
@@ -24,7 +24,7 @@ def repair_command(
     report: Annotated[Optional[Path], typer.Option(  # noqa: UP045
         "--report", help="Write every change (fix, JSON path, old and new value) to this "
         "JSON file.")] = None,
-    quiet: Annotated[bool, typer.Option("--quiet", "-q", help=QUIET_HELP)] = False,
+    quiet: Quiet = False,
 ) -> None:
     """Repair a dataset with deterministic, named fixes, and say exactly what changed.
 

@@ -13,11 +13,9 @@ from typing import Annotated, Literal, Optional
 import typer
 
 from ..errors import OptionError
-from ._app import QUIET_HELP, err_console, load_dataset
-from ._options import check_file_output
+from ._app import err_console, load_dataset
+from ._options import Quiet, check_file_output
 from ._results_app import results_app
-
-Quiet = Annotated[bool, typer.Option("--quiet", "-q", help=QUIET_HELP)]
 
 
 @results_app.command("remap")

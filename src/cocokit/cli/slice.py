@@ -14,7 +14,6 @@ import typer
 from ..dataset import Dataset
 from ..errors import OptionError
 from ._app import (
-    QUIET_HELP,
     Stream,
     app,
     err_console,
@@ -34,6 +33,7 @@ from ._options import (
     DropNegatives,
     IdPolicy,
     ImageIds,
+    Quiet,
     Yes,
     check_file_output,
     check_folder_output,
@@ -138,7 +138,7 @@ def slice_command(
         "Default: start a local Ray.")] = None,
     stream: Stream = None,
     yes: Yes = False,
-    quiet: Annotated[bool, typer.Option("--quiet", "-q", help=QUIET_HELP)] = False,
+    quiet: Quiet = False,
     drop_empty: DropEmptyAlias = False,
     keep_empty: Annotated[bool, typer.Option("--keep-empty", hidden=True)] = False,
     fmt: Annotated[Optional[SliceFormatOpt], typer.Option(  # noqa: UP045
@@ -187,10 +187,7 @@ def slice_command(
         raise OptionError("--auto", "--size/--overlap", "--auto or --size/--overlap, not both")
     tile = parse_size(size) if size is not None else (512, 512)
     over = parse_overlap(overlap) if overlap is not None else (0.2, 0.2)
-    if engine is EngineOpt.local:
-        check_workers(workers, yes)
-    elif workers is not None and workers < 1:
-        raise OptionError("--workers", workers, "an integer >= 1")
+    check_workers(workers, yes, engine)
     check_image_folder(images)
     check_folder_output(output)
     if coco_output is not None:
@@ -257,7 +254,6 @@ def slice_command(
     for path, reason in summary.skipped:
         err_console.print(f"skipped {path}: {reason}", markup=False, highlight=False,
                           soft_wrap=True)
-
 
 
 def check_tile_count(source: Dataset | CocoStream, tile: tuple[int, int],

@@ -17,7 +17,6 @@ from ..dataset import Dataset
 from ..errors import InputError, OptionError
 from ..stats import DatasetStats, Distribution
 from ._app import (
-    QUIET_HELP,
     Stream,
     app,
     console,
@@ -30,7 +29,9 @@ from ._app import (
     working,
 )
 from ._options import (
+    CocoFile,
     Json,
+    Quiet,
     Yes,
     check_file_output,
     check_folder_output,
@@ -40,8 +41,6 @@ from ._options import (
     estimated_bytes,
     renamed,
 )
-
-Quiet = Annotated[bool, typer.Option("--quiet", "-q", help=QUIET_HELP)]
 
 #: How many problems ``draw`` lists before it only counts them.
 SHOWN_PROBLEMS = 20
@@ -64,7 +63,7 @@ def _dist(d: Distribution) -> str:
     return f"{_n(d.min)} / {_n(d.median)} / {_n(d.mean, 2)} / {_n(d.max)}"
 
 
-def _print_stats(s: DatasetStats, file: Path) -> None:
+def _print_stats(s: DatasetStats, file: str | Path) -> None:
     summary = Table(title=f"{file}", show_header=False, title_justify="left",
                     box=box.SIMPLE, pad_edge=False)
     mmm = "min / median / mean / max"
@@ -115,7 +114,7 @@ def _print_stats(s: DatasetStats, file: Path) -> None:
 
 @app.command("stats")
 def stats_command(
-    file: Annotated[Path, typer.Argument(help="COCO JSON file.")],
+    file: CocoFile,
     as_json: Json = False,
     html: Annotated[Optional[str], typer.Option(  # noqa: UP045 (typer needs Optional)
         "--html", "--output", "-o",
@@ -139,17 +138,20 @@ def stats_command(
 
     Example: cocokit stats instances_val2017.json --html report.html
     """
+    from ..io.files import is_url
     from ..io.sniff import is_results_file
 
-    if is_results_file(file):
+    # a URL as typed; a local path as a Path, named in messages as before
+    path: str | Path = file if is_url(file) else Path(file)
+    if is_results_file(path):
         if html is not None:
             raise OptionError("--html", html, "a COCO dataset (the HTML report of a results "
                               "file is `cocokit eval GT RESULTS --analyse --html`)")
         from .results import show_results
 
-        show_results(file, as_json, histogram=True)
+        show_results(path, as_json, histogram=True)
         return
-    streamed = use_stream(file, stream)
+    streamed = use_stream(path, stream)
     if html is not None:
         if streamed:
             raise OptionError("--stream", "--html",
@@ -162,13 +164,13 @@ def stats_command(
         require_plotting()
     from ..stats import compute_stats
 
-    source = open_source(file, streamed, quiet or as_json)
-    with working(source, f"reading {file} in runs", quiet or as_json):
+    source = open_source(path, streamed, quiet or as_json)
+    with working(source, f"reading {path} in runs", quiet or as_json):
         stats = compute_stats(source)
     if as_json:
         typer.echo(json.dumps(stats.to_dict(), indent=2, allow_nan=False))
     else:
-        _print_stats(stats, file)
+        _print_stats(stats, path)
     if html is not None and isinstance(source, Dataset):
         from ..report import write_report
 

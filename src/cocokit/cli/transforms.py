@@ -20,7 +20,6 @@ from rich.table import Table
 from ..dataset import Dataset
 from ..errors import InputError, OptionError
 from ._app import (
-    QUIET_HELP,
     Stream,
     app,
     console,
@@ -38,11 +37,13 @@ if TYPE_CHECKING:  # pragma: no cover
 from ._options import (
     DEFAULT_IDS,
     AnnotationIds,
+    CocoFile,
     DropEmptyAlias,
     DropNegatives,
     IdMapFile,
     IdPolicy,
     ImageIds,
+    Quiet,
     Yes,
     check_file_output,
     check_folder_output,
@@ -70,7 +71,6 @@ class SortOpt(str, Enum):
     id = "id"
 
 
-Quiet = Annotated[bool, typer.Option("--quiet", "-q", help=QUIET_HELP)]
 Output = Annotated[str, typer.Option("--output", "-o", help="Output COCO JSON file.")]
 
 
@@ -237,8 +237,7 @@ def merge(
 
 @app.command("filter")
 def filter_command(
-    file: Annotated[str, typer.Argument(help="COCO JSON file (.json or .json.gz; a "
-                                        "path or a URL).")],
+    file: CocoFile,
     output: Output,
     keep_category: Annotated[Optional[list[str]], typer.Option(  # noqa: UP045
         "--keep-category", "-c", help="Keep only these categories (name or id; repeat).")] = None,

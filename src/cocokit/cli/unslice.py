@@ -9,11 +9,9 @@ from typing import Annotated, Optional
 
 import typer
 
-from ._app import QUIET_HELP, err_console, load_dataset, status
-from ._options import Json, check_file_output
+from ._app import err_console, load_dataset, status
+from ._options import Json, Quiet, check_file_output
 from ._results_app import results_app
-
-Quiet = Annotated[bool, typer.Option("--quiet", "-q", help=QUIET_HELP)]
 
 
 class MergeChoice(str, Enum):

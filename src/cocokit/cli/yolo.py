@@ -14,7 +14,6 @@ from ..dataset import Dataset
 from ..errors import OptionError
 from ..io.yolo import YoloExportSummary, read_yolo, write_yolo
 from ._app import (
-    QUIET_HELP,
     app,
     err_console,
     load_dataset,
@@ -27,6 +26,7 @@ from ._options import (
     AnnotationIds,
     DropNegatives,
     ImageIds,
+    Quiet,
     check_file_output,
     check_folder_output,
 )
@@ -149,7 +149,7 @@ def import_command(
     image_ids: ImageIds = DEFAULT_IDS,
     annotation_ids: AnnotationIds = DEFAULT_IDS,
     drop_negatives: DropNegatives = False,
-    quiet: Annotated[bool, typer.Option("--quiet", "-q", help=QUIET_HELP)] = False,
+    quiet: Quiet = False,
 ) -> None:
     """Import an Ultralytics YOLO dataset (detect, segment, pose or obb labels) as a COCO JSON file.
 
