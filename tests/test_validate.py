@@ -467,6 +467,37 @@ def test_area_mismatch_messages() -> None:
     assert "RLE" in msg and "20" in msg and "10.0" in msg
 
 
+def _mask_rle(m: np.ndarray, compressed: bool) -> dict[str, Any]:
+    """The RLE of a mask: pycocotools' compressed string, or the run lengths as a list."""
+    from pycocotools import mask as mask_utils
+
+    h, w = m.shape
+    if compressed:
+        rle = mask_utils.encode(np.asfortranarray(m.astype(np.uint8)))
+        return {"size": [h, w], "counts": rle["counts"].decode("ascii")}
+    flat = m.ravel(order="F").astype(np.int8)
+    edges = np.concatenate([[0], np.flatnonzero(np.diff(flat)) + 1, [flat.size]])
+    runs = np.diff(edges).tolist()
+    return {"size": [h, w], "counts": [0, *runs] if flat[0] else runs}
+
+
+@pytest.mark.parametrize("compressed", [False, True])
+@pytest.mark.parametrize("as_bytes", [False, True])
+def test_rle_area_is_the_pycocotools_area(compressed: bool, as_bytes: bool) -> None:
+    from pycocotools import mask as mask_utils
+
+    m = np.random.default_rng(7).random((40, 50)) < 0.3
+    m[0, 0] = True  # the counts start with an empty run
+    want = float(mask_utils.area(mask_utils.encode(np.asfortranarray(m.astype(np.uint8)))))
+    doc = base()
+    doc["annotations"][1]["segmentation"] = _mask_rle(m, compressed)
+    doc["annotations"][1]["area"] = 2 * want
+    report = validate_bytes(json.dumps(doc).encode()) if as_bytes else validate_document(doc)
+    problem = _only(report)
+    assert (problem.code, problem.path) == ("area-mismatch", "annotations[1].area")
+    assert f"the RLE mask area {want} " in problem.message
+
+
 def test_area_within_tolerance_is_fine() -> None:
     doc = base()
     doc["annotations"][0]["area"] = 215.0  # 7.5% off

@@ -431,13 +431,15 @@ def rle_string_counts(counts: str | bytes) -> np.ndarray | None:
 
 
 def rle_counts_problem(counts: str | Sequence[int], h: int, w: int,
-                       total: int | None = None) -> tuple[str, str] | None:
+                       runs: np.ndarray | None = None) -> tuple[str, str] | None:
     """(code, message) of RLE counts that do not make an ``h`` x ``w`` mask, or None:
     a compressed string that pycocotools cannot read, or counts (decoded from the
-    string, or the list's; ``total`` when its sum is known) whose sum is not h * w.
+    string, or the list's) whose sum is not h * w. ``runs``: the run lengths when the
+    caller has decoded them already (a string's by :func:`rle_string_counts`, a list's
+    as an integer array whose sum cannot overflow), so they are not decoded again.
     validate and the export contract both say it with this."""
     if isinstance(counts, str):
-        decoded = rle_string_counts(counts)
+        decoded = rle_string_counts(counts) if runs is None else runs
         if decoded is None:
             return ("bad-rle", "compressed RLE counts are not a valid pycocotools string "
                     f"(characters 0..o, 5 bits each, non-negative run lengths), found "
@@ -445,7 +447,7 @@ def rle_counts_problem(counts: str | Sequence[int], h: int, w: int,
         total, how = int(decoded.sum()), (f" ({len(decoded)} run lengths decoded from the "
                                           "compressed string)")
     else:
-        total, how = (int(sum(counts)) if total is None else total), ""
+        total, how = (int(sum(counts)) if runs is None else int(runs.sum())), ""
     if total != h * w:
         return ("rle-counts-sum", f"RLE counts must sum to height * width = {h} * {w} = "
                 f"{h * w}, found a sum of {total}{how}")
