@@ -147,6 +147,14 @@ def _top(key: str, value: Any = None, delete: bool = False) -> Mutation:
     return f
 
 
+def _each(*mutations: Mutation) -> Mutation:
+    def f(doc: dict[str, Any]) -> None:
+        for m in mutations:
+            m(doc)
+
+    return f
+
+
 def _rle(i: int, **changes: Any) -> Mutation:
     def f(doc: dict[str, Any]) -> None:
         seg = doc["annotations"][i]["segmentation"]
@@ -367,6 +375,14 @@ CASES: list[tuple[str, Mutation, list[tuple[str, str, str]]]] = [
      [(E, "bad-keypoints", "annotations[3].keypoints")]),
     ("keypoints-nan", _set("annotations", 3, "keypoints", [6, NAN, 2, 0, 0, 0]),
      [(E, "non-finite", "annotations[3].keypoints")]),
+    ("keypoints-category-without-names", _del("categories", 2, "keypoints"),
+     []),
+    ("keypoints-any-length-without-names",
+     _each(_del("categories", 2, "keypoints"), _set("annotations", 3, "keypoints", [6, 6, 2])),
+     []),
+    ("keypoints-names-of-the-first-category-of-an-id",
+     _append("categories", {"id": 3, "name": "again", "keypoints": ["a", "b", "c"]}),
+     [(E, "duplicate-category-id", "categories[3].id")]),
     # warnings on images and categories
     ("duplicate-file-name", _set("images", 1, "file_name", "a.jpg"),
      [(W, "duplicate-file-name", "images[1].file_name")]),

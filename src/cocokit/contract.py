@@ -67,7 +67,9 @@ __all__ = [
     "check_segmentation",
     "file_name_problem",
     "keypoint_names_message",
+    "keypoint_value_count",
     "keypoint_value_counts",
+    "keypoint_value_counts_of",
     "rle_counts_problem",
     "rle_string_counts",
 ]
@@ -275,15 +277,29 @@ def _crowd_as_read(annotations: Annotations, row: int) -> str:
     return _found(value)
 
 
+def keypoint_value_count(category: Mapping[str, Any]) -> int:
+    """How many keypoint values an annotation of this category record must hold: 3 per
+    name of its ``keypoints`` list, -1 where it has no such list."""
+    names = category.get("keypoints")
+    return 3 * len(names) if isinstance(names, list) else -1
+
+
 def keypoint_value_counts(categories: Categories, category_id: np.ndarray) -> np.ndarray:
     """Per category id, how many keypoint values an annotation of it must hold: 3 per
     name of the category's ``keypoints`` list, -1 where the category has no such list
     (or is not there)."""
-    per = np.array([3 * len(c["keypoints"]) if isinstance(c.get("keypoints"), list) else -1
-                    for c in categories.records], np.int64)
+    per = np.array([keypoint_value_count(c) for c in categories.records], np.int64)
+    return keypoint_value_counts_of(categories.id, per, category_id)
+
+
+def keypoint_value_counts_of(ids: np.ndarray, per: np.ndarray,
+                             category_id: np.ndarray) -> np.ndarray:
+    """:func:`keypoint_value_counts` on columns: ``per[k]`` is the
+    :func:`keypoint_value_count` of the category of id ``ids[k]`` (the first one, when an
+    id is repeated); -1 for an id that no category has."""
     if not (per >= 0).any():
         return np.full(len(category_id), -1, np.int64)
-    row = lookup(categories.id, category_id)
+    row = lookup(ids, category_id)
     return np.where(row >= 0, per[np.maximum(row, 0)], -1).astype(np.int64)
 
 

@@ -49,6 +49,8 @@ from .contract import (
     ISCROWD_AS_READ,
     file_name_problem,
     keypoint_names_message,
+    keypoint_value_count,
+    keypoint_value_counts_of,
     rle_counts_problem,
     rle_string_counts,
 )
@@ -413,7 +415,9 @@ class Validator:
         # categories
         self._cat = _Ids()
         self._cat_names: dict[int, Any] = {}
-        self._kp_names: dict[int, int] = {}  # category id -> 3 * its keypoint names
+        # the first category of each id: its id and keypoint_value_count (3 per name)
+        self._kp_ids: list[int] = []
+        self._kp_per: list[int] = []
         self._kp: list[np.ndarray] = []  # rows (index, category id, keypoint values)
         # annotations: their ids and references
         self._ann = _Ids()
@@ -542,9 +546,8 @@ class Validator:
                              f'category "name" must be a string, {_found(name)}')
             if cid is not None and cid not in self._cat_names:
                 self._cat_names[cid] = name
-                names = r.get("keypoints")
-                if type(names) is list:
-                    self._kp_names[cid] = 3 * len(names)
+                self._kp_ids.append(cid)
+                self._kp_per.append(keypoint_value_count(r))
         arr = self._id_array(ids, "categories", start, "id")
         self._cat.add(arr, start, arr != _NO_ID)
 
@@ -1317,12 +1320,12 @@ class Validator:
     def _keypoints_vs_categories(self) -> None:
         """``bad-keypoints`` where an annotation's keypoints are not 3 values per name of
         its category's ``keypoints`` list."""
-        if not self._kp or not self._kp_names:
+        per = np.array(self._kp_per, np.int64)
+        if not self._kp or not (per >= 0).any():
             return
         kp = _cat(self._kp, np.int64, 3)
         kp = kp[np.argsort(kp[:, 0], kind="stable")]
-        want = np.array([self._kp_names.get(int(c), -1) for c in kp[:, 1].tolist()],
-                        np.int64)
+        want = keypoint_value_counts_of(np.array(self._kp_ids, np.int64), per, kp[:, 1])
         bad = np.flatnonzero((want >= 0) & (kp[:, 2] != want))
         self._add_many("bad-keypoints", len(bad), lambda k: (
             f"annotations[{int(kp[bad[k], 0])}].keypoints",
