@@ -65,6 +65,7 @@ __all__ = [
     "check_images",
     "check_invalid",
     "check_segmentation",
+    "check_segmentations",
     "file_name_problem",
     "keypoint_names_message",
     "keypoint_value_count",
@@ -263,6 +264,20 @@ def check_annotations(
     rows_out = sorted(found.by_row)
     problems = [p for r in rows_out for p in found.by_row[r]]
     return Checked(problems, np.array(rows_out, np.int64))
+
+
+def check_segmentations(segmentation: np.ndarray, section: str, start: int = 0) -> Checked:
+    """The segmentation checks of :func:`check_annotations` on one column alone (raw JSON
+    texts as the reader keeps them, Python data, or None for no segmentation; no image
+    size to compare an RLE with): the problems of a row are those
+    :func:`check_segmentation` gives for its value, at paths
+    ``{section}[{start + row}].segmentation...``."""
+    unknown = np.full(len(segmentation), -1, np.int64)
+    found = _Found()
+    _check_segmentations(segmentation, unknown, unknown, found,
+                         lambda k, tail: f"{section}[{start + k}]{tail}")
+    rows = sorted(found.by_row)
+    return Checked([p for r in rows for p in found.by_row[r]], np.array(rows, np.int64))
 
 
 def _crowd_as_read(annotations: Annotations, row: int) -> str:
