@@ -175,6 +175,27 @@ def test_malformed_results_name_the_path(records: Any, path: str, code: str) -> 
     assert e.value.path == path
 
 
+@pytest.mark.parametrize("at", [1234, 21_234])  # the second past the first 20,000 texts
+@pytest.mark.parametrize(("segmentation", "tail", "code"), [
+    ([[1, 2, 3, 4, 5]], ".segmentation[0]", "bad-polygon"),
+    ([[0, 0, 10, 0, 10, 10], [1, 2, "3", 4, 5, 6]], ".segmentation[1]", "bad-polygon"),
+    ({"size": [10], "counts": "abc"}, ".segmentation.size", "bad-rle"),
+    ("mask", ".segmentation", "bad-segmentation"),
+])
+def test_a_bad_segmentation_among_many_is_named(at: int, segmentation: Any, tail: str,
+                                                 code: str) -> None:
+    records = [with_(segmentation=[[0, 0, 10, 0, 10, float(i)]]) for i in range(25_000)]
+    records[at] = with_(segmentation=segmentation)
+    data = msgspec.json.encode(records)
+    report = check_results(data)
+    assert [(p.code, p.path) for p in report.problems] == [(code, f"results[{at}]{tail}")]
+    with pytest.raises(InputError) as e:
+        load_results(data)
+    assert e.value.path == f"results[{at}]{tail}"
+    assert [(p.code, p.path) for p in check_results(records).problems] == [
+        (code, f"results[{at}]{tail}")]
+
+
 @pytest.mark.parametrize(("changes", "path", "code"), [
     ({"image_id": 99}, "results[0].image_id", "dangling-image-id"),
     ({"category_id": 5}, "results[0].category_id", "dangling-category-id"),

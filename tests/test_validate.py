@@ -147,6 +147,14 @@ def _top(key: str, value: Any = None, delete: bool = False) -> Mutation:
     return f
 
 
+def _each(*mutations: Mutation) -> Mutation:
+    def f(doc: dict[str, Any]) -> None:
+        for m in mutations:
+            m(doc)
+
+    return f
+
+
 def _rle(i: int, **changes: Any) -> Mutation:
     def f(doc: dict[str, Any]) -> None:
         seg = doc["annotations"][i]["segmentation"]
@@ -367,6 +375,14 @@ CASES: list[tuple[str, Mutation, list[tuple[str, str, str]]]] = [
      [(E, "bad-keypoints", "annotations[3].keypoints")]),
     ("keypoints-nan", _set("annotations", 3, "keypoints", [6, NAN, 2, 0, 0, 0]),
      [(E, "non-finite", "annotations[3].keypoints")]),
+    ("keypoints-category-without-names", _del("categories", 2, "keypoints"),
+     []),
+    ("keypoints-any-length-without-names",
+     _each(_del("categories", 2, "keypoints"), _set("annotations", 3, "keypoints", [6, 6, 2])),
+     []),
+    ("keypoints-names-of-the-first-category-of-an-id",
+     _append("categories", {"id": 3, "name": "again", "keypoints": ["a", "b", "c"]}),
+     [(E, "duplicate-category-id", "categories[3].id")]),
     # warnings on images and categories
     ("duplicate-file-name", _set("images", 1, "file_name", "a.jpg"),
      [(W, "duplicate-file-name", "images[1].file_name")]),
@@ -465,6 +481,37 @@ def test_area_mismatch_messages() -> None:
     doc["annotations"][1]["area"] = 20
     msg = _only(validate_document(doc)).message
     assert "RLE" in msg and "20" in msg and "10.0" in msg
+
+
+def _mask_rle(m: np.ndarray, compressed: bool) -> dict[str, Any]:
+    """The RLE of a mask: pycocotools' compressed string, or the run lengths as a list."""
+    from pycocotools import mask as mask_utils
+
+    h, w = m.shape
+    if compressed:
+        rle = mask_utils.encode(np.asfortranarray(m.astype(np.uint8)))
+        return {"size": [h, w], "counts": rle["counts"].decode("ascii")}
+    flat = m.ravel(order="F").astype(np.int8)
+    edges = np.concatenate([[0], np.flatnonzero(np.diff(flat)) + 1, [flat.size]])
+    runs = np.diff(edges).tolist()
+    return {"size": [h, w], "counts": [0, *runs] if flat[0] else runs}
+
+
+@pytest.mark.parametrize("compressed", [False, True])
+@pytest.mark.parametrize("as_bytes", [False, True])
+def test_rle_area_is_the_pycocotools_area(compressed: bool, as_bytes: bool) -> None:
+    from pycocotools import mask as mask_utils
+
+    m = np.random.default_rng(7).random((40, 50)) < 0.3
+    m[0, 0] = True  # the counts start with an empty run
+    want = float(mask_utils.area(mask_utils.encode(np.asfortranarray(m.astype(np.uint8)))))
+    doc = base()
+    doc["annotations"][1]["segmentation"] = _mask_rle(m, compressed)
+    doc["annotations"][1]["area"] = 2 * want
+    report = validate_bytes(json.dumps(doc).encode()) if as_bytes else validate_document(doc)
+    problem = _only(report)
+    assert (problem.code, problem.path) == ("area-mismatch", "annotations[1].area")
+    assert f"the RLE mask area {want} " in problem.message
 
 
 def test_area_within_tolerance_is_fine() -> None:

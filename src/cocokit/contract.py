@@ -65,9 +65,12 @@ __all__ = [
     "check_images",
     "check_invalid",
     "check_segmentation",
+    "check_segmentations",
     "file_name_problem",
     "keypoint_names_message",
+    "keypoint_value_count",
     "keypoint_value_counts",
+    "keypoint_value_counts_of",
     "rle_counts_problem",
     "rle_string_counts",
 ]
@@ -263,6 +266,20 @@ def check_annotations(
     return Checked(problems, np.array(rows_out, np.int64))
 
 
+def check_segmentations(segmentation: np.ndarray, section: str, start: int = 0) -> Checked:
+    """The segmentation checks of :func:`check_annotations` on one column alone (raw JSON
+    texts as the reader keeps them, Python data, or None for no segmentation; no image
+    size to compare an RLE with): the problems of a row are those
+    :func:`check_segmentation` gives for its value, at paths
+    ``{section}[{start + row}].segmentation...``."""
+    unknown = np.full(len(segmentation), -1, np.int64)
+    found = _Found()
+    _check_segmentations(segmentation, unknown, unknown, found,
+                         lambda k, tail: f"{section}[{start + k}]{tail}")
+    rows = sorted(found.by_row)
+    return Checked([p for r in rows for p in found.by_row[r]], np.array(rows, np.int64))
+
+
 def _crowd_as_read(annotations: Annotations, row: int) -> str:
     """"found ..." for the iscrowd of ``row`` (kept as read in ``extra``, see
     :data:`ISCROWD_AS_READ`)."""
@@ -275,15 +292,29 @@ def _crowd_as_read(annotations: Annotations, row: int) -> str:
     return _found(value)
 
 
+def keypoint_value_count(category: Mapping[str, Any]) -> int:
+    """How many keypoint values an annotation of this category record must hold: 3 per
+    name of its ``keypoints`` list, -1 where it has no such list."""
+    names = category.get("keypoints")
+    return 3 * len(names) if isinstance(names, list) else -1
+
+
 def keypoint_value_counts(categories: Categories, category_id: np.ndarray) -> np.ndarray:
     """Per category id, how many keypoint values an annotation of it must hold: 3 per
     name of the category's ``keypoints`` list, -1 where the category has no such list
     (or is not there)."""
-    per = np.array([3 * len(c["keypoints"]) if isinstance(c.get("keypoints"), list) else -1
-                    for c in categories.records], np.int64)
+    per = np.array([keypoint_value_count(c) for c in categories.records], np.int64)
+    return keypoint_value_counts_of(categories.id, per, category_id)
+
+
+def keypoint_value_counts_of(ids: np.ndarray, per: np.ndarray,
+                             category_id: np.ndarray) -> np.ndarray:
+    """:func:`keypoint_value_counts` on columns: ``per[k]`` is the
+    :func:`keypoint_value_count` of the category of id ``ids[k]`` (the first one, when an
+    id is repeated); -1 for an id that no category has."""
     if not (per >= 0).any():
         return np.full(len(category_id), -1, np.int64)
-    row = lookup(categories.id, category_id)
+    row = lookup(ids, category_id)
     return np.where(row >= 0, per[np.maximum(row, 0)], -1).astype(np.int64)
 
 
@@ -431,13 +462,15 @@ def rle_string_counts(counts: str | bytes) -> np.ndarray | None:
 
 
 def rle_counts_problem(counts: str | Sequence[int], h: int, w: int,
-                       total: int | None = None) -> tuple[str, str] | None:
+                       runs: np.ndarray | None = None) -> tuple[str, str] | None:
     """(code, message) of RLE counts that do not make an ``h`` x ``w`` mask, or None:
     a compressed string that pycocotools cannot read, or counts (decoded from the
-    string, or the list's; ``total`` when its sum is known) whose sum is not h * w.
+    string, or the list's) whose sum is not h * w. ``runs``: the run lengths when the
+    caller has decoded them already (a string's by :func:`rle_string_counts`, a list's
+    as an integer array whose sum cannot overflow), so they are not decoded again.
     validate and the export contract both say it with this."""
     if isinstance(counts, str):
-        decoded = rle_string_counts(counts)
+        decoded = rle_string_counts(counts) if runs is None else runs
         if decoded is None:
             return ("bad-rle", "compressed RLE counts are not a valid pycocotools string "
                     f"(characters 0..o, 5 bits each, non-negative run lengths), found "
@@ -445,7 +478,7 @@ def rle_counts_problem(counts: str | Sequence[int], h: int, w: int,
         total, how = int(decoded.sum()), (f" ({len(decoded)} run lengths decoded from the "
                                           "compressed string)")
     else:
-        total, how = (int(sum(counts)) if total is None else total), ""
+        total, how = (int(sum(counts)) if runs is None else int(runs.sum())), ""
     if total != h * w:
         return ("rle-counts-sum", f"RLE counts must sum to height * width = {h} * {w} = "
                 f"{h * w}, found a sum of {total}{how}")

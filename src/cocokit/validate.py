@@ -20,7 +20,8 @@ Rules and tolerances (module constants):
 
 * a box may stick out of its image by :data:`BOX_TOLERANCE` px;
 * ``area`` is compared with the polygon area (shoelace formula, sum over the rings) or
-  the RLE mask area (``pycocotools.mask.area``), and reported when it differs by more
+  the RLE mask area (its foreground pixels, as ``pycocotools.mask.area`` counts them,
+  from the run lengths decoded once for the checks), and reported when it differs by more
   than :data:`AREA_REL_TOLERANCE` of that area *and* more than
   :data:`AREA_ABS_TOLERANCE` px; an annotation with a box and no segmentation is
   reported only when its area exceeds ``w * h * BOX_AREA_SLACK``.
@@ -48,11 +49,14 @@ from .contract import (
     ISCROWD_AS_READ,
     file_name_problem,
     keypoint_names_message,
+    keypoint_value_count,
+    keypoint_value_counts_of,
     rle_counts_problem,
+    rle_string_counts,
 )
 from .dataset import Annotations, gc_paused, present
 from .errors import InputError
-from .geometry import mask_api, ring_areas
+from .geometry import encoded_rle, mask_api, ring_areas
 from .io.coco import RecordDecoder, annotation_decoder
 from .io.jsontext import DocumentError, NotAnObject, decode_extra, read_top
 from .io.sniff import HEAD_BYTES, describe_document, describe_head, describe_markup, describe_path
@@ -146,9 +150,9 @@ def _floats(values: list[Any] | np.ndarray, strict: bool = False) -> np.ndarray 
     return arr.astype(np.float64, copy=False)
 
 
-def _plain_counts(counts: list[Any]) -> int | None:
-    """The sum of uncompressed RLE counts when they are all plain non-negative ints that
-    numpy sums exactly (one pass in C), else None (check them one by one)."""
+def _plain_counts(counts: list[Any]) -> np.ndarray | None:
+    """Uncompressed RLE counts as an int64 array when they are all plain non-negative
+    ints that numpy sums exactly (one pass in C), else None (check them one by one)."""
     if not counts or set(map(type, counts)) != {int}:
         return None
     try:
@@ -157,7 +161,21 @@ def _plain_counts(counts: list[Any]) -> int | None:
         return None
     if arr.min() < 0 or arr.max() >= 2**40 or len(arr) >= 2**23:  # sum fits in int64
         return None
-    return int(arr.sum())
+    return arr
+
+
+def _rle_mask_area(counts: Any, h: int, w: int, runs: np.ndarray | None) -> float | None:
+    """The pixel count of an RLE mask whose counts sum to ``h * w``: the sum of its odd
+    run lengths (pycocotools' ``rleArea``), from the ``runs`` decoded for the checks.
+    pycocotools reads the counts itself when they were not decoded, and for a mask of
+    2**32 pixels or more, where its 32-bit run lengths wrap (so the area is the one it
+    gives, or None when it cannot read them)."""
+    if runs is not None and h * w < 2**32:
+        return float(runs[1::2].sum())
+    try:
+        return float(mask_api().area(encoded_rle({"size": [h, w], "counts": counts})))
+    except Exception:  # counts pycocotools cannot take: nothing sensible to compare
+        return None
 
 
 def _float_or_inf(v: Any) -> float:
@@ -397,7 +415,9 @@ class Validator:
         # categories
         self._cat = _Ids()
         self._cat_names: dict[int, Any] = {}
-        self._kp_names: dict[int, int] = {}  # category id -> 3 * its keypoint names
+        # the first category of each id: its id and keypoint_value_count (3 per name)
+        self._kp_ids: list[int] = []
+        self._kp_per: list[int] = []
         self._kp: list[np.ndarray] = []  # rows (index, category id, keypoint values)
         # annotations: their ids and references
         self._ann = _Ids()
@@ -526,9 +546,8 @@ class Validator:
                              f'category "name" must be a string, {_found(name)}')
             if cid is not None and cid not in self._cat_names:
                 self._cat_names[cid] = name
-                names = r.get("keypoints")
-                if type(names) is list:
-                    self._kp_names[cid] = 3 * len(names)
+                self._kp_ids.append(cid)
+                self._kp_per.append(keypoint_value_count(r))
         arr = self._id_array(ids, "categories", start, "id")
         self._cat.add(arr, start, arr != _NO_ID)
 
@@ -980,15 +999,15 @@ class Validator:
                 rle_image = image_id
             rows.append((i, rle_image, h, w))
         counts_ok = False
-        total_counts: int | None = None  # the sum of a list of counts, when numpy made it
+        runs: np.ndarray | None = None  # the run lengths, decoded once
         if isinstance(counts, str):
             counts_ok = counts.isascii()
             if not counts_ok:
                 self.add("bad-rle", f"{path}.counts",
                          f"compressed RLE counts must be an ASCII string, found {_short(counts)}")
         elif isinstance(counts, list):
-            total_counts = _plain_counts(counts)
-            counts_ok = total_counts is not None or all(
+            runs = _plain_counts(counts)
+            counts_ok = runs is not None or all(
                 _as_id(c) is not None and c >= 0 for c in counts)
             if not counts_ok:
                 bad = next(c for c in counts if _as_id(c) is None or c < 0)
@@ -1005,30 +1024,16 @@ class Validator:
                      f"RLE counts must be a string or an array of integers, {_found(counts)}")
         if not counts_ok or h < 0:
             return
-        why = rle_counts_problem(counts, h, w, total_counts)  # the contract's words
+        if isinstance(counts, str):
+            runs = rle_string_counts(counts)  # None: rle_counts_problem says why
+        why = rle_counts_problem(counts, h, w, runs)  # the contract's words
         if why is not None:
             self.add(why[0], f"{path}.counts", why[1])
             return
         if area_val == area_val:  # an area to compare
-            mask_area = self._rle_area(seg, counts, h, w)
+            mask_area = _rle_mask_area(counts, h, w, runs)
             if mask_area is not None:
                 self._compare_area(i, area_val, mask_area, "RLE mask")
-
-    @staticmethod
-    def _rle_area(seg: Mapping[str, Any], counts: Any, h: int, w: int) -> float | None:
-        mask_utils = mask_api()
-        if mask_utils is None:
-            if isinstance(counts, list):
-                return float(sum(counts[1::2]))
-            return None
-        try:
-            if isinstance(counts, list):
-                rle = mask_utils.frPyObjects({"size": [h, w], "counts": counts}, h, w)
-            else:
-                rle = {"size": [h, w], "counts": counts.encode("ascii")}
-            return float(mask_utils.area(rle))
-        except Exception:  # a malformed compressed string: nothing sensible to compare
-            return None
 
     @staticmethod
     def _area_message(area: float, computed: float, what: str) -> str:
@@ -1308,12 +1313,12 @@ class Validator:
     def _keypoints_vs_categories(self) -> None:
         """``bad-keypoints`` where an annotation's keypoints are not 3 values per name of
         its category's ``keypoints`` list."""
-        if not self._kp or not self._kp_names:
+        per = np.array(self._kp_per, np.int64)
+        if not self._kp or not (per >= 0).any():
             return
         kp = _cat(self._kp, np.int64, 3)
         kp = kp[np.argsort(kp[:, 0], kind="stable")]
-        want = np.array([self._kp_names.get(int(c), -1) for c in kp[:, 1].tolist()],
-                        np.int64)
+        want = keypoint_value_counts_of(np.array(self._kp_ids, np.int64), per, kp[:, 1])
         bad = np.flatnonzero((want >= 0) & (kp[:, 2] != want))
         self._add_many("bad-keypoints", len(bad), lambda k: (
             f"annotations[{int(kp[bad[k], 0])}].keypoints",

@@ -10,7 +10,9 @@ msgspec into numpy columns (:class:`Results`); :func:`check_results` reports eve
 problem by JSON path (``results[12].image_id``) with the codes of
 :data:`cocokit.problems.CODES`, against a dataset when one is given.
 
-Reading is typed first (one msgspec decode of the whole array into small structs);
+Reading is typed first (one msgspec decode of the whole array into small structs, each
+segmentation kept as its raw JSON text, which the export contract's column check
+:func:`cocokit.contract.check_segmentations` reads on its bytes, before it is decoded);
 only a file that does not fit the usual shape (extra keys, a wrong type) is decoded as
 plain data and checked record by record, which names every problem.
 """
@@ -28,11 +30,12 @@ from typing import TYPE_CHECKING, Any
 import msgspec
 import numpy as np
 
-from ..contract import check_segmentation
+from ..contract import check_segmentations
 from ..dataset import gc_paused, lookup, object_array, plain, present
 from ..errors import InputError
 from ..geometry import segmentation_bboxes
 from ..problems import SEVERITIES, Problem, Report, found_value, is_number, short_value
+from ..rawjson import heads
 from .atomic import atomic_write
 from .files import read_document
 from .jsontext import syntax_error
@@ -57,17 +60,21 @@ ResultsSource = (str | os.PathLike[str] | bytes | bytearray | memoryview
 
 
 class _Fast(msgspec.Struct, forbid_unknown_fields=True):
-    """The usual shape of a result; anything else takes the checked path."""
+    """The usual shape of a result; anything else takes the checked path. The
+    segmentation is its raw JSON text, checked as a column before it is decoded."""
 
     image_id: int
     category_id: int
     score: float
     bbox: tuple[float, float, float, float] | None = None
-    segmentation: Any = None
+    segmentation: msgspec.Raw | msgspec.UnsetType = msgspec.UNSET
 
 
 _FAST = msgspec.json.Decoder(list[_Fast])
 _ENCODER = msgspec.json.Encoder()
+_NULL = ord("n")  # the first byte of a raw JSON null
+_DECODE_BLOCK = 50_000  # raw segmentations decoded at a time
+_NO_GEOMETRY = "a result needs a bbox [x, y, width, height], a segmentation or keypoints"
 
 
 _IMAGE_ID, _CATEGORY_ID, _SCORE, _BBOX, _SEGMENTATION = (
@@ -191,18 +198,14 @@ def _bytes_of(src: ResultsSource) -> tuple[bytes | None, str | None]:
 
 
 def _decode(data: bytes, file: str | None) -> tuple[Results | None, list[Any] | None]:
-    """Typed decode (fast) or, when the records are not all of the usual shape, plain
+    """Typed decode (fast: columns whose segmentations are still raw JSON texts, see
+    :func:`_typed_problems`) or, when the records are not all of the usual shape, plain
     data for the checks. Raises JSONSyntaxError / InputError for a document that is not
     a JSON array."""
     try:
         with gc_paused():
             fast = _FAST.decode(data)
-        res = _fast_columns(fast, file)
-        rows = np.flatnonzero(res.computed)
-        no_geometry = bool((~present(res.segmentation[rows])).any())
-        if not no_geometry and not _bad_segmentations(res.segmentation):
-            return res, None
-        # a record without geometry, or a malformed one: the checked path names it
+        return _fast_columns(fast, file), None
     except msgspec.ValidationError:
         pass
     except msgspec.DecodeError as e:
@@ -224,9 +227,24 @@ def _decode(data: bytes, file: str | None) -> tuple[Results | None, list[Any] | 
     return None, top
 
 
-def _bad_segmentations(segmentation: np.ndarray) -> bool:
-    """Whether any segmentation (None aside) has a problem."""
-    return any(check_segmentation(seg, "") for seg in segmentation if seg is not None)
+def _decoded_segmentations(res: Results) -> Results:
+    """``res`` with its raw segmentation texts (checked) decoded to polygons and RLE
+    dicts, a block of rows at a time."""
+    seg = res.segmentation
+    rows = np.flatnonzero(present(seg))
+    if not len(rows):
+        return res
+    out = seg.copy()
+    with gc_paused():
+        for s in range(0, len(rows), _DECODE_BLOCK):
+            part = rows[s : s + _DECODE_BLOCK]
+            text = b"[" + b",".join(seg[part].tolist()) + b"]"
+            try:
+                values = msgspec.json.decode(text)
+            except msgspec.ValidationError:  # a number beyond a float: as Python reads it
+                values = json.loads(text)
+            out[part] = object_array(values)
+    return res.replace(segmentation=out)
 
 
 def _fast_columns(recs: list[_Fast], file: str | None) -> Results:
@@ -236,7 +254,12 @@ def _fast_columns(recs: list[_Fast], file: str | None) -> Results:
         category_id = np.fromiter(map(_CATEGORY_ID, recs), np.int64, n)
         score = np.fromiter(map(_SCORE, recs), np.float64, n)
         boxes = list(map(_BBOX, recs))
-        seg = np.fromiter(map(_SEGMENTATION, recs), object, n)
+        unset = msgspec.UNSET
+        seg = np.fromiter((None if v is unset else v for v in map(_SEGMENTATION, recs)),
+                          object, n)
+    have = np.flatnonzero(present(seg))
+    if len(have):
+        seg[have[heads(seg[have].tolist()) == _NULL]] = None  # null: no segmentation
     missing = np.fromiter((b is None for b in boxes), bool, n) if None in boxes \
         else np.zeros(n, bool)
     if not missing.any():
@@ -314,14 +337,26 @@ def _is_int(v: Any) -> bool:
     return isinstance(v, (int, np.integer)) and not isinstance(v, (bool, np.bool_))
 
 
+def _typed_problems(res: Results) -> list[Problem]:
+    """The problems of records the typed decode read (ids, score and box are of the
+    right type there): a record without geometry, and the segmentations, which the
+    export contract's column check reads on their raw JSON text."""
+    out = [_problem("missing-geometry", f"results[{i}]", _NO_GEOMETRY)
+           for i in np.flatnonzero(res.computed & ~present(res.segmentation)).tolist()]
+    return out + check_segmentations(res.segmentation, "results").problems
+
+
 def _record_problems(records: Sequence[Any]) -> list[Problem]:
-    """Every problem of the records' own shape (no dataset needed)."""
+    """Every problem of the records' own shape (no dataset needed); the problems of a
+    record's segmentation come after its others."""
     out: list[Problem] = []
+    segs: list[Any] = []
     for i, r in enumerate(records):
         p = f"results[{i}]"
         if not isinstance(r, Mapping):
             out.append(_problem("record-not-object", p,
                                 f"a result must be an object, {found_value(r)}"))
+            segs.append(None)
             continue
         for key in ("image_id", "category_id"):
             if key not in r:
@@ -337,16 +372,14 @@ def _record_problems(records: Sequence[Any]) -> list[Problem]:
         seg = r.get("segmentation")
         box = r.get("bbox")
         if box is None and seg is None and "keypoints" not in r:
-            out.append(_problem("missing-geometry", p, "a result needs a bbox [x, y, width, "
-                                "height], a segmentation or keypoints"))
+            out.append(_problem("missing-geometry", p, _NO_GEOMETRY))
         if box is not None and not (isinstance(box, (list, tuple)) and len(box) == 4
                                     and all(is_number(v) for v in box)):
             out.append(_problem("bad-bbox", f"{p}.bbox",
                                 f"bbox must be 4 numbers [x, y, width, height], "
                                 f"{found_value(box)}"))
-        if seg is not None:
-            out += check_segmentation(seg, f"{p}.segmentation")
-    return out
+        segs.append(seg)
+    return out + check_segmentations(object_array(segs), "results").problems
 
 
 def _value_problems(res: Results, offset: np.ndarray | None = None) -> list[Problem]:
@@ -393,6 +426,12 @@ def _row(p: Problem) -> int:
     return int(head[len("results["):]) if head.startswith("results[") else -1
 
 
+def _good_rows(n: int, problems: list[Problem]) -> np.ndarray:
+    """The rows of ``n`` records that have none of these problems."""
+    bad = {_row(p) for p in problems}
+    return np.array([i for i in range(n) if i not in bad], np.int64)
+
+
 def _ordered(problems: list[Problem]) -> list[Problem]:
     return sorted(problems, key=_row)
 
@@ -421,10 +460,16 @@ def read_results(
         assert records is not None
         problems = _record_problems(records)
         if problems:  # the well-formed records are still checked, for a whole report
-            bad = {_row(p) for p in problems}
-            good = np.array([i for i in range(len(records)) if i not in bad], np.int64)
+            good = _good_rows(len(records), problems)
         res = _columns([records[i] for i in good.tolist()] if good is not None else records,
                        file)
+    else:
+        problems = _typed_problems(res)
+        if problems:
+            good = _good_rows(len(res), problems)
+            res = res.take(good)
+        else:
+            res = _decoded_segmentations(res)
     problems += _value_problems(res, good)
     if dataset is not None:
         problems += _dataset_problems(res, dataset, good)
