@@ -64,7 +64,6 @@ __all__ = [
     "check_image_sizes",
     "check_images",
     "check_invalid",
-    "check_segmentation",
     "check_segmentations",
     "file_name_problem",
     "keypoint_names_message",
@@ -269,9 +268,7 @@ def check_annotations(
 def check_segmentations(segmentation: np.ndarray, section: str, start: int = 0) -> Checked:
     """The segmentation checks of :func:`check_annotations` on one column alone (raw JSON
     texts as the reader keeps them, Python data, or None for no segmentation; no image
-    size to compare an RLE with): the problems of a row are those
-    :func:`check_segmentation` gives for its value, at paths
-    ``{section}[{start + row}].segmentation...``."""
+    size to compare an RLE with), at paths ``{section}[{start + row}].segmentation...``."""
     unknown = np.full(len(segmentation), -1, np.int64)
     found = _Found()
     _check_segmentations(segmentation, unknown, unknown, found,
@@ -506,18 +503,6 @@ def _check_segmentation_value(
         found.add(k, "bad-segmentation", path(k, ".segmentation"),
                   "segmentation must be an array of polygons or an RLE object "
                   f'{{"size": [h, w], "counts": ...}}, {_found(s)}')
-
-
-def check_segmentation(seg: Any, path: str, height: int = -1, width: int = -1) -> list[Problem]:
-    """The problems of one segmentation value (Python data) at JSON ``path``: the same
-    checks and codes as an annotation's; an RLE size is compared with ``height`` and
-    ``width`` when they are given (>= 0)."""
-    found = _Found()
-    _check_segmentation_value(
-        seg, 0, np.array([height]), np.array([width]), found,
-        lambda k, suffix: path + suffix.removeprefix(".segmentation"),
-    )
-    return found.by_row.get(0, [])
 
 
 def _check_polygons(seg: Sequence[Any], k: int, found: _Found, path: Any) -> None:
