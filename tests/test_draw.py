@@ -489,11 +489,14 @@ def test_cli_results_errors_exit_2(mini: tuple[Path, Path], tmp_path: Path,
     assert err.startswith("error:") and "Traceback" not in err
 
 
-def test_iou_colours_agree_with_the_error_analysis_around_a_crowd() -> None:
+@pytest.mark.parametrize("iscrowd", [1, 2])
+def test_iou_colours_agree_with_the_error_analysis_around_a_crowd(iscrowd: int) -> None:
     """draw's FP and missed marks are the error analysis' false positives and missed
     objects (one matcher, analysis.coco_matches): two detections inside a crowd are
     neither (COCOeval ignores them), and an ``ignore`` key does not hide a missed object
-    (pycocotools sets ignore from iscrowd alone; draw used to leave it unmarked)."""
+    (pycocotools sets ignore from iscrowd alone; draw used to leave it unmarked). An
+    iscrowd of 2 is a crowd too, as COCOeval reads it (draw and the analysis took it for
+    an object: the reader keeps it as read, -2 in the column)."""
     from cocokit.analysis import analyse_results
     from cocokit.draw import ERROR_COLOR
 
@@ -505,8 +508,8 @@ def test_iou_colours_agree_with_the_error_analysis_around_a_crowd() -> None:
             {"id": 1, "image_id": 1, "category_id": 1, "bbox": gt_boxes[0], "area": 400,
              "iscrowd": 0},
             {"id": 2, "image_id": 1, "category_id": 1, "bbox": gt_boxes[1], "area": 2025,
-             "iscrowd": 1, "segmentation": {"size": [100, 100],
-                                            "counts": crowd["counts"].decode("ascii")}},
+             "iscrowd": iscrowd, "segmentation": {"size": [100, 100],
+                                                  "counts": crowd["counts"].decode("ascii")}},
             {"id": 3, "image_id": 1, "category_id": 1, "bbox": gt_boxes[2], "area": 400,
              "iscrowd": 0, "ignore": 1},
         ],

@@ -297,9 +297,9 @@ def draw(
     if preds is not None and iou is not None:
         matched, gt_matched = match_detections(
             preds[1].bbox, preds[1].category_id, anns.bbox[rows], anns.category_id[rows],
-            anns.iscrowd[rows], float(iou))
+            anns.crowd[rows], float(iou))
         false_pos = ~matched
-        never = anns.iscrowd[rows] > 0  # crowds are never missed
+        never = anns.crowd[rows]  # crowds are never missed
         missed = {r for r, m, c in zip(rows, gt_matched, never, strict=True)
                   if not m and not c}
 
@@ -369,7 +369,7 @@ def draw(
                 continue
             cid = int(anns.category_id[r])
             name = _category_name(ds, cid)
-            if anns.iscrowd[r] > 0:
+            if anns.crowd[r]:
                 name += " (crowd)"
             if r in missed:
                 name = f"missed {name}"
