@@ -23,6 +23,7 @@ import cocokit
 from cocokit import DatasetBuilder, InputError, OptionError
 from cocokit.cli import app, main
 from cocokit.cli.stats import ImageFormat, output_name
+from cocokit.dataset import object_array
 from cocokit.draw import SHOW_ALL, category_colors, draw, parse_show, resolve_image
 from cocokit.io.results import Results
 
@@ -527,3 +528,22 @@ def test_iou_colours_agree_with_the_error_analysis_around_a_crowd(iscrowd: int) 
     assert an.errors["missed"] == len(missed)
     assert sum(v for k, v in an.errors.items() if k != "missed") == len(false_pos)
     assert an.true_positives == len(det_boxes) - len(false_pos) - 2  # two on the crowd
+
+
+def test_a_flat_ring_prediction_draws_as_one_ring() -> None:
+    """A polygon held as one flat ring (Results made in memory can hold it) draws as the
+    same ring in a list (geometry.polygon_rings); an RLE mask draws as its polygon does."""
+    ds = cocokit.read_coco({
+        "images": [{"id": 1, "file_name": "a.png", "width": 60, "height": 40}],
+        "annotations": [], "categories": [{"id": 1, "name": "a"}]})
+    ring = [5, 5, 40, 8, 30, 30, 8, 25]
+    wrapped = Results.from_records([{"image_id": 1, "category_id": 1, "bbox": [5, 5, 35, 25],
+                                     "score": 0.9, "segmentation": [ring]}])
+    rle = mask_utils.merge(mask_utils.frPyObjects([ring], 40, 60))
+    drawn = [np.asarray(draw(ds, 0, show="masks", results=r)) for r in (
+        wrapped,
+        wrapped.replace(segmentation=object_array([ring])),
+        wrapped.replace(segmentation=object_array([{"size": [40, 60],
+                                                    "counts": rle["counts"].decode()}])))]
+    assert drawn[0].any()
+    assert (drawn[0] == drawn[1]).all() and (drawn[0] == drawn[2]).all()

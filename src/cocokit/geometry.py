@@ -46,6 +46,7 @@ __all__ = [
     "oriented_boxes",
     "parse_polygons",
     "polygon_bboxes",
+    "polygon_rings",
     "ring_areas",
     "segmentation_areas",
     "segmentation_bboxes",
@@ -294,6 +295,22 @@ def ring_areas(coords: np.ndarray, ring_offsets: np.ndarray) -> np.ndarray:
         ring_of = np.repeat(np.arange(r), sizes)
         # bincount adds each ring's terms in order (reduceat would misread an empty ring)
         return np.abs(np.bincount(ring_of, weights=cross, minlength=r)) * 0.5
+
+
+def polygon_rings(polygon: Sequence[Any]) -> list[Any]:
+    """A polygon segmentation as a list of rings, taking one flat ring for the polygon.
+
+    COCO writes polygons as rings ``[[x1, y1, x2, y2, ...], ...]``; some tools (SAHI's
+    results, for one) write a polygon of one ring flat, ``[x1, y1, x2, y2, ...]``. The
+    flat form is told by its first item, which is then not a ring (a list, tuple or
+    numpy array) and is wrapped: ``[[x1, y1, ...]]``. Rings and their numbers are
+    returned as they are (not converted or checked), in a new list, so ``polygon`` is
+    never changed; an empty polygon gives ``[]``.
+    """
+    items = list(polygon)
+    if items and not isinstance(items[0], (list, tuple, np.ndarray)):
+        return [items]
+    return items
 
 
 def mask_api() -> Any:
