@@ -253,6 +253,28 @@ def test_ring_areas_of_polygons_layout() -> None:
     assert ring_areas(polys.coords, polys.ring_offsets).tolist() == [100.0, 2.0, 1.0]
 
 
+def test_signed_ring_areas_keep_the_direction() -> None:
+    """Positive for a ring clockwise on an image (y down), negative the other way; the
+    same magnitude as the area; 0 for a ring without vertices or area."""
+    import shapely
+
+    on_image_clockwise = [[0, 0], [4, 0], [4, 3], [0, 3]]  # right, then down
+    coords = np.array(on_image_clockwise + on_image_clockwise[::-1] + [[0, 0], [5, 0]],
+                      np.float64)
+    offsets = np.array([0, 4, 8, 8, 10])
+    got = ring_areas(coords, offsets, signed=True)
+    assert got.tolist() == [12.0, -12.0, 0.0, 0.0]
+    assert (np.abs(got) == ring_areas(coords, offsets)).all()
+    rng = np.random.default_rng(3)
+    angle = np.sort(rng.random(12)) * 2 * np.pi  # a star-shaped (simple) ring
+    star = np.stack([np.cos(angle), np.sin(angle)], 1) * (10 + 40 * rng.random((12, 1)))
+    for ring in (star, star[::-1]):
+        signed = ring_areas(ring, np.array([0, 12]), signed=True)[0]
+        # counter-clockwise in shapely's y-up axes when the shoelace sum is positive
+        assert (signed > 0) == shapely.LinearRing(ring).is_ccw
+        assert np.isclose(abs(signed), shapely.Polygon(ring).area, rtol=1e-12)
+
+
 FLAT = [0, 0, 10, 0, 10, 10]
 
 
