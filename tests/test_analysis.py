@@ -73,14 +73,18 @@ def test_one_case_alone(kind: str, detection: dict[str, Any]) -> None:
     assert an.errors == expected
 
 
-def test_crowd_regions_are_ignored() -> None:
+@pytest.mark.parametrize("iscrowd", [1, 2])
+def test_crowd_regions_are_ignored(iscrowd: int) -> None:
+    """Any iscrowd other than 0 is a crowd, as COCOeval reads it (2 was taken for an
+    object: a background error here, and one more ground truth)."""
     crowd = {"id": 4, "image_id": 2, "category_id": 1, "bbox": [0, 0, 100, 100],
-             "area": 10000, "iscrowd": 1,
+             "area": 10000, "iscrowd": iscrowd,
              "segmentation": {"size": [100, 100], "counts": [0, 10000]}}
     res = cocokit.load_results([det(1, [10, 10, 30, 30], 0.9, image=2)])
     an = analyse_results(gt([crowd]), res)
     assert sum(v for k, v in an.errors.items() if k != "missed") == 0
     assert an.true_positives == 0
+    assert an.ground_truths == 3
 
 
 def test_confusion_matrix() -> None:
@@ -110,7 +114,7 @@ def test_segm_analysis_runs_on_masks() -> None:
     an = analyse_results(ds, res, iou_type="segm")
     fp = sum(v for k, v in an.errors.items() if k != "missed")
     assert an.true_positives + fp <= len(res)
-    assert an.ground_truths == int((ds.annotations.iscrowd != 1).sum())
+    assert an.ground_truths == int((~ds.annotations.crowd).sum())
 
 
 def test_keypoints_refused() -> None:
@@ -220,3 +224,23 @@ def test_a_tie_goes_to_the_ground_truth_cocoeval_picks() -> None:
     an = analyse_results(cocokit.read_coco(doc), cocokit.load_results(dets))
     assert an.true_positives == _cocoeval_matches(doc, dets) == 1
     assert an.errors["duplicate"] == 1 and an.errors["missed"] == 1
+
+
+def test_max_dets_are_per_image_and_category_as_in_cocoeval() -> None:
+    """COCOeval keeps the 100 highest-scoring detections of each (image, category): 110
+    detections of "a" on 110 objects, then 30 of "b" on 30, all on one image, are 100 + 30
+    true positives (the analysis kept 100 per image: the "a" ones only)."""
+    boxes = [[14.0 * (k % 14), 14.0 * (k // 14), 10.0, 10.0] for k in range(140)]
+    cats = [1] * 110 + [2] * 30
+    doc = {
+        "images": [{"id": 1, "file_name": "a.jpg", "width": 200, "height": 200}],
+        "annotations": [{"id": k + 1, "image_id": 1, "category_id": c, "bbox": b,
+                         "area": 100.0, "iscrowd": 0}
+                        for k, (b, c) in enumerate(zip(boxes, cats, strict=True))],
+        "categories": [{"id": 1, "name": "a"}, {"id": 2, "name": "b"}],
+    }
+    dets = [det(c, b, 1.0 - k / 1000) for k, (b, c) in enumerate(zip(boxes, cats, strict=True))]
+    an = analyse_results(cocokit.read_coco(doc), cocokit.load_results(dets))
+    assert an.true_positives == _cocoeval_matches(doc, dets) == 130
+    assert an.errors["missed"] == 10
+    assert sum(v for k, v in an.errors.items() if k != "missed") == 0

@@ -371,6 +371,17 @@ def test_annotation_objects_match_sahi(sahi_coco: Any) -> None:
     assert p.json == q.json
 
 
+@pytest.mark.parametrize("flat", [[10, 10, 60, 10, 60, 40], (10.0, 10, 60, 10, 60, 40),
+                                  np.array([10, 10, 60, 10, 60, 40], np.int64)])
+def test_a_flat_ring_is_one_ring(flat: Any) -> None:
+    """A polygon given as one flat ring is that ring in a list, its numbers floats."""
+    a = ck.CocoAnnotation.from_coco_segmentation(flat, 1, "x")
+    b = ck.CocoAnnotation.from_coco_segmentation([[10, 10, 60, 10, 60, 40]], 1, "x")
+    assert a.segmentation == b.segmentation == [[10.0, 10.0, 60.0, 10.0, 60.0, 40.0]]
+    assert all(type(v) is float for v in a.segmentation[0])
+    assert a.bbox == b.bbox and a.area == b.area
+
+
 def test_sliced_annotation_matches_sahi_and_keeps_floats(sahi_coco: Any) -> None:
     seg = [[10, 10, 60, 10, 60, 40, 10, 40]]
     a = ck.CocoAnnotation.from_coco_segmentation(seg, 1, "x").get_sliced_coco_annotation(

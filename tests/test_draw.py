@@ -23,6 +23,7 @@ import cocokit
 from cocokit import DatasetBuilder, InputError, OptionError
 from cocokit.cli import app, main
 from cocokit.cli.stats import ImageFormat, output_name
+from cocokit.dataset import object_array
 from cocokit.draw import SHOW_ALL, category_colors, draw, parse_show, resolve_image
 from cocokit.io.results import Results
 
@@ -489,11 +490,14 @@ def test_cli_results_errors_exit_2(mini: tuple[Path, Path], tmp_path: Path,
     assert err.startswith("error:") and "Traceback" not in err
 
 
-def test_iou_colours_agree_with_the_error_analysis_around_a_crowd() -> None:
+@pytest.mark.parametrize("iscrowd", [1, 2])
+def test_iou_colours_agree_with_the_error_analysis_around_a_crowd(iscrowd: int) -> None:
     """draw's FP and missed marks are the error analysis' false positives and missed
     objects (one matcher, analysis.coco_matches): two detections inside a crowd are
     neither (COCOeval ignores them), and an ``ignore`` key does not hide a missed object
-    (pycocotools sets ignore from iscrowd alone; draw used to leave it unmarked)."""
+    (pycocotools sets ignore from iscrowd alone; draw used to leave it unmarked). An
+    iscrowd of 2 is a crowd too, as COCOeval reads it (draw and the analysis took it for
+    an object: the reader keeps it as read, -2 in the column)."""
     from cocokit.analysis import analyse_results
     from cocokit.draw import ERROR_COLOR
 
@@ -505,8 +509,8 @@ def test_iou_colours_agree_with_the_error_analysis_around_a_crowd() -> None:
             {"id": 1, "image_id": 1, "category_id": 1, "bbox": gt_boxes[0], "area": 400,
              "iscrowd": 0},
             {"id": 2, "image_id": 1, "category_id": 1, "bbox": gt_boxes[1], "area": 2025,
-             "iscrowd": 1, "segmentation": {"size": [100, 100],
-                                            "counts": crowd["counts"].decode("ascii")}},
+             "iscrowd": iscrowd, "segmentation": {"size": [100, 100],
+                                                  "counts": crowd["counts"].decode("ascii")}},
             {"id": 3, "image_id": 1, "category_id": 1, "bbox": gt_boxes[2], "area": 400,
              "iscrowd": 0, "ignore": 1},
         ],
@@ -524,3 +528,22 @@ def test_iou_colours_agree_with_the_error_analysis_around_a_crowd() -> None:
     assert an.errors["missed"] == len(missed)
     assert sum(v for k, v in an.errors.items() if k != "missed") == len(false_pos)
     assert an.true_positives == len(det_boxes) - len(false_pos) - 2  # two on the crowd
+
+
+def test_a_flat_ring_prediction_draws_as_one_ring() -> None:
+    """A polygon held as one flat ring (Results made in memory can hold it) draws as the
+    same ring in a list (geometry.polygon_rings); an RLE mask draws as its polygon does."""
+    ds = cocokit.read_coco({
+        "images": [{"id": 1, "file_name": "a.png", "width": 60, "height": 40}],
+        "annotations": [], "categories": [{"id": 1, "name": "a"}]})
+    ring = [5, 5, 40, 8, 30, 30, 8, 25]
+    wrapped = Results.from_records([{"image_id": 1, "category_id": 1, "bbox": [5, 5, 35, 25],
+                                     "score": 0.9, "segmentation": [ring]}])
+    rle = mask_utils.merge(mask_utils.frPyObjects([ring], 40, 60))
+    drawn = [np.asarray(draw(ds, 0, show="masks", results=r)) for r in (
+        wrapped,
+        wrapped.replace(segmentation=object_array([ring])),
+        wrapped.replace(segmentation=object_array([{"size": [40, 60],
+                                                    "counts": rle["counts"].decode()}])))]
+    assert drawn[0].any()
+    assert (drawn[0] == drawn[1]).all() and (drawn[0] == drawn[2]).all()

@@ -16,6 +16,7 @@ from cocokit.geometry import (
     box_corners,
     min_area_rectangles,
     oriented_boxes,
+    polygon_rings,
     ring_areas,
     segmentation_kind,
     segmentation_kinds,
@@ -250,3 +251,48 @@ def test_ring_areas_of_polygons_layout() -> None:
     polys = Polygons.from_rings([[[0, 0, 10, 0, 10, 10, 0, 10]], [],
                                  [[0, 0, 2, 0, 0, 2], [5, 5, 6, 5, 6, 6, 5, 6]]])
     assert ring_areas(polys.coords, polys.ring_offsets).tolist() == [100.0, 2.0, 1.0]
+
+
+def test_signed_ring_areas_keep_the_direction() -> None:
+    """Positive for a ring clockwise on an image (y down), negative the other way; the
+    same magnitude as the area; 0 for a ring without vertices or area."""
+    import shapely
+
+    on_image_clockwise = [[0, 0], [4, 0], [4, 3], [0, 3]]  # right, then down
+    coords = np.array(on_image_clockwise + on_image_clockwise[::-1] + [[0, 0], [5, 0]],
+                      np.float64)
+    offsets = np.array([0, 4, 8, 8, 10])
+    got = ring_areas(coords, offsets, signed=True)
+    assert got.tolist() == [12.0, -12.0, 0.0, 0.0]
+    assert (np.abs(got) == ring_areas(coords, offsets)).all()
+    rng = np.random.default_rng(3)
+    angle = np.sort(rng.random(12)) * 2 * np.pi  # a star-shaped (simple) ring
+    star = np.stack([np.cos(angle), np.sin(angle)], 1) * (10 + 40 * rng.random((12, 1)))
+    for ring in (star, star[::-1]):
+        signed = ring_areas(ring, np.array([0, 12]), signed=True)[0]
+        # counter-clockwise in shapely's y-up axes when the shoelace sum is positive
+        assert (signed > 0) == shapely.LinearRing(ring).is_ccw
+        assert np.isclose(abs(signed), shapely.Polygon(ring).area, rtol=1e-12)
+
+
+FLAT = [0, 0, 10, 0, 10, 10]
+
+
+@pytest.mark.parametrize(("polygon", "rings"), [
+    (FLAT, [FLAT]),                                   # one flat ring: wrapped
+    ([FLAT, [1, 2, 3, 4, 5, 6]], [FLAT, [1, 2, 3, 4, 5, 6]]),  # rings: as they are
+    ([], []),
+    ((0.5, 1.5, 2, 3, 4, 5), [[0.5, 1.5, 2, 3, 4, 5]]),  # a flat tuple
+    ([np.float64(1), np.int64(2)], [[1.0, 2]]),     # numpy numbers are numbers
+    ([(0, 0, 1, 1, 1, 0)], [(0, 0, 1, 1, 1, 0)]),    # a tuple or array is a ring
+    (np.array([[0, 0, 1, 1, 1, 0]]), [[0, 0, 1, 1, 1, 0]]),
+])
+def test_polygon_rings(polygon: Any, rings: Any) -> None:
+    got = polygon_rings(polygon)
+    assert [np.asarray(r).tolist() for r in got] == [np.asarray(r).tolist() for r in rings]
+
+
+def test_polygon_rings_leaves_its_argument_alone() -> None:
+    flat, nested = list(FLAT), [list(FLAT)]
+    assert polygon_rings(flat) is not flat and polygon_rings(nested) is not nested
+    assert flat == FLAT and nested == [FLAT]

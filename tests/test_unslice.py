@@ -15,7 +15,7 @@ from typer.testing import CliRunner
 
 import cocokit
 from cocokit.cli import app, main
-from cocokit.dataset import lookup, object_array
+from cocokit.dataset import lookup, object_array, plain
 from cocokit.errors import InputError, OptionError
 from cocokit.geometry import encoded_rle
 from cocokit.io.results import Results, load_results, write_results
@@ -413,3 +413,25 @@ def test_sahi_style_results_without_masks_merge() -> None:
     out = cocokit.unslice_results(res, tiles)
     assert out.bbox.tolist() == [[70, 10, 30, 20]] and out.segmentation[0] == []
     assert out.extra[0] == {"iscrowd": 0, "category_name": "a"}
+
+
+
+@pytest.mark.parametrize("merge", ["greedy-nmm", "none"])
+def test_a_flat_ring_is_one_ring(merge: str) -> None:
+    """A polygon held as one flat ring (load_results refuses it; Results made in memory
+    can hold it) is moved and merged as the same ring in a list (geometry.polygon_rings)."""
+    tiles = cocokit.load(_tiles_dict([[0, 0, 100, 100], [60, 0, 100, 100]]))
+    rings = [[40, 20, 100, 20, 100, 60, 40, 60],  # one object across both tiles
+             [0, 20, 60, 20, 60, 60, 0, 60]]
+    wrapped = Results.from_records([
+        {"image_id": i + 1, "category_id": 1, "bbox": [ring[0], 20, 60, 40], "score": s,
+         "segmentation": [ring]} for i, (ring, s) in enumerate(zip(rings, [0.9, 0.8],
+                                                                       strict=True))])
+    flat = wrapped.replace(segmentation=object_array(rings))
+    out = [cocokit.unslice_results(r, tiles, merge=merge, match_threshold=0.1)  # type: ignore[arg-type]
+           for r in (flat, wrapped)]
+    assert len(out[0]) == len(out[1]) == (2 if merge == "none" else 1)
+    assert out[0].bbox.tolist() == out[1].bbox.tolist()
+    assert [plain(s) for s in out[0].segmentation] == [plain(s) for s in out[1].segmentation]
+    if merge == "none":
+        assert plain(out[0].segmentation[1]) == [[60, 20, 120, 20, 120, 60, 60, 60]]

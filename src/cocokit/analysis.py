@@ -2,10 +2,11 @@
 
 :func:`analyse_results` matches the detections of each image to its ground truth at IoU
 0.5 (boxes, or masks with ``iou_type="segm"``; IoU as COCOeval computes it, with
-pycocotools' ``mask.iou``), each image's detections taken by descending score and at
-most the last max-dets (100) of them, as COCOeval does (:func:`coco_matches`, which
-``cocokit draw --iou`` uses too). Every detection that is not a true positive gets
-exactly one error type, checked in this order:
+pycocotools' ``mask.iou``), each image's detections taken by descending score and, as
+COCOeval does, at most the last max-dets (100) of each category (:func:`coco_matches`,
+which ``cocokit draw --iou`` uses too); a detection beyond them is left out of every count
+(its category's true positives are then COCOeval's). Every detection that is not a true
+positive gets exactly one error type, checked in this order:
 
 * ``duplicate``: it overlaps (IoU >= 0.5) a ground truth of its own category that a
   higher-scoring detection already matched;
@@ -18,7 +19,8 @@ exactly one error type, checked in this order:
 A ground truth no detection matched is ``missed`` unless a localization,
 classification or both error points at it (the error already accounts for it: its best
 overlap). Detections matching a crowd region (IoU >= 0.5, computed as COCOeval does for
-crowds) are ignored, as are crowd ground truths. These are counts (the share of each
+crowds) are ignored, as are crowd ground truths (any ``iscrowd`` other than 0, as COCOeval
+reads it: :attr:`~cocokit.dataset.Annotations.crowd`). These are counts (the share of each
 kind of mistake), not TIDE's ΔAP.
 
 The confusion matrix counts, at IoU 0.5 and regardless of category, which category each
@@ -183,13 +185,12 @@ def analyse_results(
     k_of_dt = lookup(cat_ids, results.category_id)
     n_cat = len(cat_ids)
     anns = dataset.annotations
-    crowd_all = np.asarray(anns.iscrowd, np.int64) == 1 if hasattr(anns, "iscrowd") \
-        else np.zeros(len(anns), bool)
+    crowd_all = anns.crowd
     img_of_gt = dataset.image_index
     img_of_dt = lookup(dataset.images.id, results.image_id)
     gt_order = np.argsort(img_of_gt, kind="stable")
     gt_starts = np.searchsorted(img_of_gt[gt_order], np.arange(len(dataset.images) + 1))
-    dt_order = np.lexsort((-results.score, img_of_dt))
+    dt_order = _by_score(img_of_dt, k_of_dt, results.score, limit)
     dt_starts = np.searchsorted(img_of_dt[dt_order], np.arange(len(dataset.images) + 1))
 
     errors = dict.fromkeys(ERROR_TYPES, 0)
@@ -201,7 +202,7 @@ def analyse_results(
     heights, widths = dataset.images.height, dataset.images.width
     for r in range(len(dataset.images)):
         g = gt_order[gt_starts[r]:gt_starts[r + 1]]
-        d = dt_order[dt_starts[r]:dt_starts[r + 1]][:limit]
+        d = dt_order[dt_starts[r]:dt_starts[r + 1]]
         if not len(g) and not len(d):
             continue
         h, w = int(heights[r]), int(widths[r])
@@ -260,6 +261,24 @@ def analyse_results(
           "detections": n_d} for e, f, m, r, n_g, n_d in worst[:WORST_IMAGES] if e],
         len(results), int((~crowd_all).sum()),
     )
+
+
+def _by_score(image: np.ndarray, category: np.ndarray, score: np.ndarray,
+              limit: int) -> np.ndarray:
+    """The detections by image row, then by descending score (equals in input order),
+    keeping the ``limit`` highest of each (image, category), as COCOeval's
+    ``evaluateImg`` cuts them to maxDets."""
+    by_cat = np.lexsort((-score, category, image))
+    n = len(by_cat)
+    first = np.ones(n, bool)
+    first[1:] = ((image[by_cat][1:] != image[by_cat][:-1])
+                 | (category[by_cat][1:] != category[by_cat][:-1]))
+    starts = np.flatnonzero(first)
+    rank = np.arange(n) - np.repeat(starts, np.diff(np.append(starts, n)))
+    keep = np.zeros(len(score), bool)
+    keep[by_cat[rank < limit]] = True
+    order = np.lexsort((-score, image))
+    return order[keep[order]]
 
 
 def _confuse(confusion: np.ndarray, iou: np.ndarray, gk: np.ndarray, dk: np.ndarray,

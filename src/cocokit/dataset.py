@@ -244,6 +244,13 @@ class Annotations(_Table):
         )
 
     @cached_property
+    def crowd(self) -> np.ndarray:
+        """Per row, whether the annotation is a crowd as COCOeval reads ``iscrowd`` (bool):
+        any value other than 0 (1, or a value such as 2 that the reader keeps as read, -2
+        in the column); not where ``iscrowd`` is absent (-1 in the column)."""
+        return _frozen((self.iscrowd != 0) & (self.iscrowd != -1))
+
+    @cached_property
     def segmentation_kind(self) -> np.ndarray:
         """Per row, the :class:`~cocokit.geometry.SegmentationKind` value (int8): 0 none,
         1 polygons, 2 RLE (``counts`` a list), 3 RLE (``counts`` a string), -1 invalid."""

@@ -41,7 +41,7 @@ from PIL import Image, ImageDraw, ImageFont, UnidentifiedImageError
 from .analysis import coco_matches
 from .dataset import Dataset, plain
 from .errors import InputError, OptionError
-from .geometry import encoded_rle, mask_api, segmentation_rle
+from .geometry import mask_api, polygon_rings, segmentation_rle
 from .io.results import Results
 
 __all__ = [
@@ -191,13 +191,14 @@ def _rle_mask(seg: dict[str, Any], width: int, height: int, where: str,
               source: str | None) -> tuple[int, int, np.ndarray] | None:
     try:
         h, w = (int(v) for v in seg["size"])
-        counts = seg["counts"]
+        if "counts" not in seg:
+            raise KeyError("counts")
     except (KeyError, TypeError, ValueError) as e:
         raise InputError(source, where, f"an RLE needs 'size' [h, w] and 'counts': {e}") from e
     if (h, w) != (height, width):
         raise InputError(source, f"{where}.size", f"RLE size is {h}x{w} (h x w) but the image "
                          f"is {height}x{width}")
-    return _crop(mask_api().decode(encoded_rle({"size": [h, w], "counts": counts})))
+    return _crop(mask_api().decode(segmentation_rle(seg, height, width)))
 
 
 def _segmentation_mask(seg: Any, width: int, height: int, where: str,
@@ -209,9 +210,7 @@ def _segmentation_mask(seg: Any, width: int, height: int, where: str,
     if isinstance(value, dict):
         return _rle_mask(value, width, height, where, source)
     if isinstance(value, list):
-        if value and not isinstance(value[0], list):
-            value = [value]  # a single flat ring
-        return _polygon_mask(value, width, height, where, source)
+        return _polygon_mask(polygon_rings(value), width, height, where, source)
     raise InputError(source, where, f"expected polygons or an RLE, found {type(value).__name__}")
 
 
@@ -297,9 +296,9 @@ def draw(
     if preds is not None and iou is not None:
         matched, gt_matched = match_detections(
             preds[1].bbox, preds[1].category_id, anns.bbox[rows], anns.category_id[rows],
-            anns.iscrowd[rows], float(iou))
+            anns.crowd[rows], float(iou))
         false_pos = ~matched
-        never = anns.iscrowd[rows] > 0  # crowds are never missed
+        never = anns.crowd[rows]  # crowds are never missed
         missed = {r for r, m, c in zip(rows, gt_matched, never, strict=True)
                   if not m and not c}
 
@@ -369,7 +368,7 @@ def draw(
                 continue
             cid = int(anns.category_id[r])
             name = _category_name(ds, cid)
-            if anns.iscrowd[r] > 0:
+            if anns.crowd[r]:
                 name += " (crowd)"
             if r in missed:
                 name = f"missed {name}"

@@ -46,6 +46,7 @@ __all__ = [
     "oriented_boxes",
     "parse_polygons",
     "polygon_bboxes",
+    "polygon_rings",
     "ring_areas",
     "segmentation_areas",
     "segmentation_bboxes",
@@ -270,7 +271,8 @@ def polygon_bboxes(polys: Polygons) -> np.ndarray:
     return out
 
 
-def ring_areas(coords: np.ndarray, ring_offsets: np.ndarray) -> np.ndarray:
+def ring_areas(coords: np.ndarray, ring_offsets: np.ndarray, *,
+               signed: bool = False) -> np.ndarray:
     """The area of each polygon ring by the shoelace formula, every ring at once.
 
     ``coords`` holds the vertices of all rings end to end, as (m, 2) or flat
@@ -279,6 +281,9 @@ def ring_areas(coords: np.ndarray, ring_offsets: np.ndarray) -> np.ndarray:
     Each ring closes on its first vertex. Returns (r,) float64: the absolute area, 0 for
     a ring without vertices, NaN for a ring holding NaN. This is the geometric area of
     the ring's outline, not the pycocotools pixel count (:func:`segmentation_areas`).
+    With ``signed=True`` the area keeps the sign of the shoelace sum: positive for a
+    ring that runs clockwise on an image (y down), counter-clockwise in x-right, y-up
+    axes; negative the other way.
     """
     xy = np.asarray(coords, np.float64).reshape(-1, 2)
     ro = np.asarray(ring_offsets, np.int64)
@@ -293,7 +298,24 @@ def ring_areas(coords: np.ndarray, ring_offsets: np.ndarray) -> np.ndarray:
         cross = x * y[nxt] - x[nxt] * y
         ring_of = np.repeat(np.arange(r), sizes)
         # bincount adds each ring's terms in order (reduceat would misread an empty ring)
-        return np.abs(np.bincount(ring_of, weights=cross, minlength=r)) * 0.5
+        twice = np.bincount(ring_of, weights=cross, minlength=r)
+    return (twice if signed else np.abs(twice)) * 0.5
+
+
+def polygon_rings(polygon: Sequence[Any]) -> list[Any]:
+    """A polygon segmentation as a list of rings, taking one flat ring for the polygon.
+
+    COCO writes polygons as rings ``[[x1, y1, x2, y2, ...], ...]``; some tools (SAHI's
+    results, for one) write a polygon of one ring flat, ``[x1, y1, x2, y2, ...]``. The
+    flat form is told by its first item, which is then not a ring (a list, tuple or
+    numpy array) and is wrapped: ``[[x1, y1, ...]]``. Rings and their numbers are
+    returned as they are (not converted or checked), in a new list, so ``polygon`` is
+    never changed; an empty polygon gives ``[]``.
+    """
+    items = list(polygon)
+    if items and not isinstance(items[0], (list, tuple, np.ndarray)):
+        return [items]
+    return items
 
 
 def mask_api() -> Any:
@@ -451,8 +473,8 @@ def oriented_boxes(segmentation: np.ndarray, rows: np.ndarray, kinds: np.ndarray
 
 
 def _clockwise(pts: np.ndarray) -> bool:
-    x, y = pts[:, 0], pts[:, 1]
-    return float(np.dot(x, np.roll(y, -1)) - np.dot(np.roll(x, -1), y)) >= 0
+    """Whether a ring of (k, 2) points runs clockwise on an image (or has no area)."""
+    return bool(ring_areas(pts, np.array([0, len(pts)]), signed=True)[0] >= 0)
 
 
 def _same_rectangle(pts: np.ndarray, corners: np.ndarray) -> bool:

@@ -42,7 +42,7 @@ import numpy as np
 from .clipping import paste_rle, rle_area
 from .dataset import Dataset, lookup, object_array, plain, present
 from .errors import InputError
-from .geometry import mask_api, segmentation_bboxes, segmentation_rle
+from .geometry import mask_api, polygon_rings, segmentation_bboxes, segmentation_rle
 from .io.results import Results
 from .postprocess import MatchMetric, Merge, Merged, check_options, merge_detections
 
@@ -191,10 +191,9 @@ def _moved_segmentation(seg: Any, x: int, y: int, height: int, width: int,
             raise InputError(file, where, f"cannot move the RLE mask into its source image: "
                              f"{e}") from None
     if isinstance(value, list):
-        rings = [value] if value and not isinstance(value[0], list) else value
         try:
             out = []
-            for ring in rings:
+            for ring in polygon_rings(value):
                 r = np.asarray(ring, np.float64).reshape(-1, 2) + np.array([x, y], np.float64)
                 out.append([v if not float(v).is_integer() else int(v)
                             for v in r.reshape(-1).tolist()])
@@ -233,8 +232,8 @@ def _union_mask(parts: list[Any], height: int, width: int) -> dict[str, Any] | N
     rles = []
     for seg in parts:
         value = plain(seg)
-        if isinstance(value, list) and value and not isinstance(value[0], list):
-            value = [value]  # a single flat ring
+        if isinstance(value, list):
+            value = polygon_rings(value)
         rle = segmentation_rle(value, height, width)
         if rle is not None:
             rles.append(rle)

@@ -70,6 +70,7 @@ from ..geometry import (
     mask_api,
     parse_polygons,
     polygon_bboxes,
+    ring_areas,
     segmentation_kinds,
 )
 from ..io import files
@@ -160,11 +161,6 @@ def _uncompressed_counts(mask: np.ndarray) -> list[int]:
     return counts
 
 
-def _quad_area(pts: np.ndarray) -> float:
-    x, y = pts[:, 0], pts[:, 1]
-    return 0.5 * abs(float(np.dot(x, np.roll(y, -1)) - np.dot(y, np.roll(x, -1))))
-
-
 def _warp_rle(seg: Any, m: np.ndarray, width: int, height: int
               ) -> tuple[dict[str, Any], float, float, list[float]]:
     """(new RLE dict, area, visible share, xywh box) of an RLE mask mapped by ``m``."""
@@ -192,7 +188,7 @@ def _warp_rle(seg: Any, m: np.ndarray, width: int, height: int
                                  fill=0)
             full[oy0:oy1, ox0:ox1] = piece
             new_area = float(np.count_nonzero(piece))
-        scale = _quad_area(quad) / float(sw * sh)
+        scale = float(ring_areas(quad, np.array([0, len(quad)]))[0]) / float(sw * sh)
         expected = src_area * scale
         visible = new_area / expected if expected > 0 else 0.0
     if as_list:

@@ -44,7 +44,7 @@ from ..dataset import (
     plain,
 )
 from ..errors import InputError, OptionError
-from ..geometry import Polygons, parse_polygons, polygon_bboxes
+from ..geometry import Polygons, parse_polygons, polygon_bboxes, polygon_rings
 from ..io.coco import read_coco, tables_from_records, to_dict
 from ..slicing import slice_annotations
 
@@ -121,15 +121,7 @@ def segmentation_value(seg: Any) -> Any:
     if not isinstance(seg, (list, tuple)):
         raise SahiTypeError("segmentation", type(seg).__name__,
                             "a list of polygons [[x1, y1, x2, y2, ...], ...] or an RLE dict")
-    if not seg:
-        return []
-    if isinstance(seg[0], numbers.Number):  # one flat ring
-        return [[float(v) for v in seg]]
-    rings: list[list[float]] = []
-    for ring in seg:
-        arr = np.asarray(ring, np.float64).ravel()
-        rings.append(arr.tolist())
-    return rings
+    return [np.asarray(ring, np.float64).ravel().tolist() for ring in polygon_rings(seg)]
 
 
 def _box_value(bbox: Any) -> np.ndarray:
