@@ -9,6 +9,8 @@ One spelling, one meaning, on every command:
   :func:`check_file_output` / :func:`check_folder_output` before any work is done.
 * ``--format``: the dataset format (coco, yolo); ``--image-format``: the encoding of the
   images a command writes (jpg, png, ...).
+* ``--engine local|ray``: where the per-image work runs (local processes or a Ray
+  cluster).
 * ``--json``: machine-readable output on stdout.
 * ``-q/--quiet``: no progress bars or summaries; errors are still printed.
 * ``--drop-negatives``: leave out images without annotations.
@@ -49,6 +51,14 @@ class IdPolicy(str, Enum):
 
     keep = "keep"
     auto = "auto"
+
+
+class EngineOpt(str, Enum):
+    """``--engine`` of augment, slice and check: where the per-image work runs (local
+    processes, or a Ray cluster; :mod:`cocokit.engine`)."""
+
+    local = "local"
+    ray = "ray"
 
 
 #: The one default of ``--image-ids`` and ``--annotation-ids``: the library's
@@ -270,8 +280,8 @@ def ids_note(image_ids: str, annotation_ids: str, *, new_records: str | None = N
 __all__ = [
     "BYTES_PER_PIXEL", "DEFAULT_IDS", "IMAGES", "MAX_OUTPUT_BYTES", "MAX_OUTPUT_IMAGES",
     "MAX_WORKERS_PER_CORE", "OUTPUT", "AnnotationIds", "CocoFile", "DropEmptyAlias",
-    "DropNegatives", "IdMapFile", "IdPolicy", "IgnoreNegativesAlias", "ImageIds", "Json",
-    "Quiet", "Yes",
+    "DropNegatives", "EngineOpt", "IdMapFile", "IdPolicy", "IgnoreNegativesAlias",
+    "ImageIds", "Json", "Quiet", "Yes",
     "check_file_output", "check_folder_output", "check_id_map", "check_image_folder",
     "check_run_size", "check_seed", "check_workers", "deprecated", "estimated_bytes",
     "ids_note", "renamed", "say",

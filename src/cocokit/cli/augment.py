@@ -24,6 +24,7 @@ from ._options import (
     DEFAULT_IDS,
     AnnotationIds,
     DropNegatives,
+    EngineOpt,
     IgnoreNegativesAlias,
     ImageIds,
     Quiet,
@@ -71,9 +72,9 @@ def augment_command(
     seed: Annotated[int, typer.Option(help="Random seed; the same seed gives the same files.")] = 0,
     workers: Annotated[Optional[int], typer.Option(  # noqa: UP045 - typer needs Optional
         help="Processes to use. Default: all cores. The output does not depend on it.")] = None,
-    engine: Annotated[str, typer.Option(
+    engine: Annotated[EngineOpt, typer.Option(
         help="Where the per-image work runs: local (processes) or ray (a Ray cluster; "
-        "pip install 'cocokit\\[ray]'). The output does not depend on it.")] = "local",
+        "pip install 'cocokit\\[ray]'). The output does not depend on it.")] = EngineOpt.local,
     address: Annotated[Optional[str], typer.Option(  # noqa: UP045
         help="With --engine ray: the cluster address (auto, ray://host:10001).")] = None,
     keep_originals: Annotated[bool, typer.Option(
@@ -138,7 +139,7 @@ def augment_command(
     if copies < 1:
         raise OptionError("--copies", copies, "an integer >= 1")
     check_seed(seed)
-    check_workers(workers, yes, engine)
+    check_workers(workers, yes, engine.value)
     # --copies alone over the limit is refused before the dataset is read
     check_run_size("--copies", copies, copies, None, yes)
     pipe = Pipeline.from_file(pipeline)  # bad pipelines fail before the dataset is read
@@ -166,7 +167,7 @@ def augment_command(
                 image_ids=image_ids.value, annotation_ids=annotation_ids.value,
                 ignore_negative_samples=drop_negatives, format=image_format.value,
                 quality=quality, overwrite=overwrite, skip_bad_images=skip_bad_images,
-                engine=engine, address=address)  # type: ignore[arg-type]
+                engine=engine.value, address=address)
         except BadImagesError as e:
             failed = e.failures
     if failed is not None:

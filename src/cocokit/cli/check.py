@@ -15,8 +15,15 @@ from rich.table import Table
 
 from ..errors import OptionError
 from ._app import app, console, err_console, load_dataset, progress_bar, status
-from ._options import Json, Quiet, Yes, check_file_output, check_image_folder, check_workers
-from .slice import EngineOpt
+from ._options import (
+    EngineOpt,
+    Json,
+    Quiet,
+    Yes,
+    check_file_output,
+    check_image_folder,
+    check_workers,
+)
 
 if TYPE_CHECKING:
     from ..quality.check import CheckReport
@@ -98,7 +105,7 @@ def check_command(
         check_image_folder(images)
     for d in other_dirs:
         check_image_folder(d, "--against-images")
-    check_workers(workers, yes, engine)
+    check_workers(workers, yes, engine.value)
     if cache is not None and no_cache:
         raise OptionError("--cache", str(cache), "--cache or --no-cache, not both")
     if cache is not None:

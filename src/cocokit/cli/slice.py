@@ -31,6 +31,7 @@ from ._options import (
     AnnotationIds,
     DropEmptyAlias,
     DropNegatives,
+    EngineOpt,
     IdPolicy,
     ImageIds,
     Quiet,
@@ -60,11 +61,6 @@ class SliceFormatOpt(str, Enum):
     jpg = "jpg"
     png = "png"
     same = "same"
-
-
-class EngineOpt(str, Enum):
-    local = "local"
-    ray = "ray"
 
 
 def _parse_pair(text: str, option: str, kind: Callable[[str], T],
@@ -187,7 +183,7 @@ def slice_command(
         raise OptionError("--auto", "--size/--overlap", "--auto or --size/--overlap, not both")
     tile = parse_size(size) if size is not None else (512, 512)
     over = parse_overlap(overlap) if overlap is not None else (0.2, 0.2)
-    check_workers(workers, yes, engine)
+    check_workers(workers, yes, engine.value)
     check_image_folder(images)
     check_folder_output(output)
     if coco_output is not None:
