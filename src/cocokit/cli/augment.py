@@ -22,11 +22,15 @@ from ._app import (
 )
 from ._options import (
     DEFAULT_IDS,
+    Address,
     AnnotationIds,
+    CocoPath,
     DropNegatives,
     EngineOpt,
     IgnoreNegativesAlias,
     ImageIds,
+    Images,
+    Quality,
     Quiet,
     Yes,
     check_folder_output,
@@ -58,10 +62,8 @@ class AugmentFormatOpt(str, Enum):
 
 @app.command("augment")
 def augment_command(
-    file: Annotated[Path, typer.Argument(help="COCO JSON file.")],
-    images: Annotated[str, typer.Option(
-        "--images", "-i", help="Folder the file_name of each image is relative to: a path "
-        "or an fsspec URL (s3://bucket/train, gs://..., memory://...).")],
+    file: CocoPath,
+    images: Images,
     output: Annotated[str, typer.Option(
         "--output", "-o", help="Output folder: images/ and annotations.json are written "
         "there. A path or an fsspec URL.")],
@@ -75,15 +77,14 @@ def augment_command(
     engine: Annotated[EngineOpt, typer.Option(
         help="Where the per-image work runs: local (processes) or ray (a Ray cluster; "
         "pip install 'cocokit\\[ray]'). The output does not depend on it.")] = EngineOpt.local,
-    address: Annotated[Optional[str], typer.Option(  # noqa: UP045
-        help="With --engine ray: the cluster address (auto, ray://host:10001).")] = None,
+    address: Address = None,
     keep_originals: Annotated[bool, typer.Option(
         "--keep-originals/--no-originals",
         help="Also write the source images (copied byte for byte) and annotations.")] = True,
     image_format: Annotated[AugmentFormatOpt, typer.Option(
         "--image-format", help="Image format of the copies: same as the source, jpg or png."),
     ] = AugmentFormatOpt.same,
-    quality: Annotated[int, typer.Option(help="JPEG quality (1-100).")] = 95,
+    quality: Quality = 95,
     image_ids: ImageIds = DEFAULT_IDS,
     annotation_ids: AnnotationIds = DEFAULT_IDS,
     drop_negatives: DropNegatives = False,
