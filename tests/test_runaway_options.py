@@ -250,6 +250,28 @@ def test_workers_option(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
     assert [(c["workers"], c["engine"]) for c in calls] == [(int(options[1]), engine)]
 
 
+@pytest.mark.parametrize("command", sorted(WORKERS_COMMANDS))
+def test_a_wrong_engine_is_refused_at_parsing(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                              capsys: pytest.CaptureFixture[str],
+                                              command: str) -> None:
+    """--engine is the one choice of local and ray on each command that takes it: a
+    wrong one is a usage error naming --engine, the same on all three, before any work."""
+    args, module, name = WORKERS_COMMANDS[command]
+    calls: list[object] = []
+    monkeypatch.setattr(importlib.import_module(module), name,
+                        lambda *a, **k: calls.append(k))
+    filled = [a.format(i=tmp_path, o=tmp_path / "out", p=_pipeline(tmp_path))
+              for a in [*args, "--engine", "foo", "-q"]]
+    assert main(filled) == 2
+    err = capsys.readouterr().err
+    errors = [line for line in err.splitlines() if line.startswith("error: ")]
+    assert len(errors) == 1, err
+    assert re.fullmatch(r"error: Invalid value for '--engine': 'foo' is not one of "
+                        r"'local', 'ray'\.", errors[0]), err
+    assert len(err.splitlines()) <= 2 and "Traceback" not in err  # at most a help hint
+    assert calls == [] and not (tmp_path / "out").exists()
+
+
 # -- the estimates ------------------------------------------------------------------------
 
 

@@ -41,9 +41,12 @@ from ..errors import CocoKitError, Interrupted, LeftoversRemoved, OptionError, s
 from ..io.atomic import STOP_SIGNALS
 from ._app import app, print_error
 
-for _mod in pkgutil.iter_modules(__path__):
-    if not _mod.name.startswith("_"):
-        importlib.import_module(f"{__name__}.{_mod.name}")
+# commands are listed in the order their modules are imported: alphabetical, except
+# that slice follows augment (the two commands that write new images)
+_FIRST = ("augment", "slice")
+for _name in [*_FIRST, *sorted(m.name for m in pkgutil.iter_modules(__path__))]:
+    if not _name.startswith("_"):
+        importlib.import_module(f"{__name__}.{_name}")
 
 __all__ = ["app", "flag_message", "interrupted_line", "main", "signals_handled", "usage_lines"]
 

@@ -9,6 +9,8 @@ One spelling, one meaning, on every command:
   :func:`check_file_output` / :func:`check_folder_output` before any work is done.
 * ``--format``: the dataset format (coco, yolo); ``--image-format``: the encoding of the
   images a command writes (jpg, png, ...).
+* ``--engine local|ray``: where the per-image work runs (local processes or a Ray
+  cluster).
 * ``--json``: machine-readable output on stdout.
 * ``-q/--quiet``: no progress bars or summaries; errors are still printed.
 * ``--drop-negatives``: leave out images without annotations.
@@ -51,6 +53,14 @@ class IdPolicy(str, Enum):
     auto = "auto"
 
 
+class EngineOpt(str, Enum):
+    """``--engine`` of augment, slice and check: where the per-image work runs (local
+    processes, or a Ray cluster; :mod:`cocokit.engine`)."""
+
+    local = "local"
+    ray = "ray"
+
+
 #: The one default of ``--image-ids`` and ``--annotation-ids``: the library's
 #: (:data:`cocokit.io.coco.DEFAULT_IDS`; README explains why).
 DEFAULT_IDS = IdPolicy(coco.DEFAULT_IDS)
@@ -67,6 +77,18 @@ IdMapFile = Annotated[Optional[str], typer.Option(  # noqa: UP045 (typer needs O
     "as JSON (docs/predictions.md), for `cocokit results remap`.")]
 CocoFile = Annotated[str, typer.Argument(
     help="COCO JSON file (.json or .json.gz; a path or a URL).")]
+#: FILE typed as a Path (:data:`CocoFile` is the ``str`` that keeps a URL as typed).
+CocoPath = Annotated[Path, typer.Argument(help="COCO JSON file.")]
+#: ``-i/--images`` of the commands that need the images (augment, slice).
+Images = Annotated[str, typer.Option(
+    "--images", "-i", help="Folder the file_name of each image is relative to: a path "
+    "or an fsspec URL (s3://bucket/train, gs://..., memory://...).")]
+#: ``--quality`` of the JPEG images a command writes.
+Quality = Annotated[int, typer.Option("--quality", help="JPEG quality (1-100).")]
+#: ``--address``, the Ray cluster of ``--engine ray`` (:func:`cocokit.engine.run_on_ray`).
+Address = Annotated[Optional[str], typer.Option(  # noqa: UP045
+    "--address", help="With --engine ray: the address of a running cluster (auto, "
+    "ray://host:10001). Default: $RAY_ADDRESS, else a local Ray started for the run.")]
 Json = Annotated[bool, typer.Option(
     "--json", help="Print machine-readable JSON on stdout (the shape is in the README).")]
 Quiet = Annotated[bool, typer.Option(
@@ -269,9 +291,9 @@ def ids_note(image_ids: str, annotation_ids: str, *, new_records: str | None = N
 
 __all__ = [
     "BYTES_PER_PIXEL", "DEFAULT_IDS", "IMAGES", "MAX_OUTPUT_BYTES", "MAX_OUTPUT_IMAGES",
-    "MAX_WORKERS_PER_CORE", "OUTPUT", "AnnotationIds", "CocoFile", "DropEmptyAlias",
-    "DropNegatives", "IdMapFile", "IdPolicy", "IgnoreNegativesAlias", "ImageIds", "Json",
-    "Quiet", "Yes",
+    "MAX_WORKERS_PER_CORE", "OUTPUT", "Address", "AnnotationIds", "CocoFile", "CocoPath",
+    "DropEmptyAlias", "DropNegatives", "EngineOpt", "IdMapFile", "IdPolicy",
+    "IgnoreNegativesAlias", "ImageIds", "Images", "Json", "Quality", "Quiet", "Yes",
     "check_file_output", "check_folder_output", "check_id_map", "check_image_folder",
     "check_run_size", "check_seed", "check_workers", "deprecated", "estimated_bytes",
     "ids_note", "renamed", "say",

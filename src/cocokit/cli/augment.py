@@ -22,10 +22,15 @@ from ._app import (
 )
 from ._options import (
     DEFAULT_IDS,
+    Address,
     AnnotationIds,
+    CocoPath,
     DropNegatives,
+    EngineOpt,
     IgnoreNegativesAlias,
     ImageIds,
+    Images,
+    Quality,
     Quiet,
     Yes,
     check_folder_output,
@@ -57,10 +62,8 @@ class AugmentFormatOpt(str, Enum):
 
 @app.command("augment")
 def augment_command(
-    file: Annotated[Path, typer.Argument(help="COCO JSON file.")],
-    images: Annotated[str, typer.Option(
-        "--images", "-i", help="Folder the file_name of each image is relative to: a path "
-        "or an fsspec URL (s3://bucket/train, gs://..., memory://...).")],
+    file: CocoPath,
+    images: Images,
     output: Annotated[str, typer.Option(
         "--output", "-o", help="Output folder: images/ and annotations.json are written "
         "there. A path or an fsspec URL.")],
@@ -71,18 +74,17 @@ def augment_command(
     seed: Annotated[int, typer.Option(help="Random seed; the same seed gives the same files.")] = 0,
     workers: Annotated[Optional[int], typer.Option(  # noqa: UP045 - typer needs Optional
         help="Processes to use. Default: all cores. The output does not depend on it.")] = None,
-    engine: Annotated[str, typer.Option(
+    engine: Annotated[EngineOpt, typer.Option(
         help="Where the per-image work runs: local (processes) or ray (a Ray cluster; "
-        "pip install 'cocokit\\[ray]'). The output does not depend on it.")] = "local",
-    address: Annotated[Optional[str], typer.Option(  # noqa: UP045
-        help="With --engine ray: the cluster address (auto, ray://host:10001).")] = None,
+        "pip install 'cocokit\\[ray]'). The output does not depend on it.")] = EngineOpt.local,
+    address: Address = None,
     keep_originals: Annotated[bool, typer.Option(
         "--keep-originals/--no-originals",
         help="Also write the source images (copied byte for byte) and annotations.")] = True,
     image_format: Annotated[AugmentFormatOpt, typer.Option(
         "--image-format", help="Image format of the copies: same as the source, jpg or png."),
     ] = AugmentFormatOpt.same,
-    quality: Annotated[int, typer.Option(help="JPEG quality (1-100).")] = 95,
+    quality: Quality = 95,
     image_ids: ImageIds = DEFAULT_IDS,
     annotation_ids: AnnotationIds = DEFAULT_IDS,
     drop_negatives: DropNegatives = False,
@@ -138,7 +140,7 @@ def augment_command(
     if copies < 1:
         raise OptionError("--copies", copies, "an integer >= 1")
     check_seed(seed)
-    check_workers(workers, yes, engine)
+    check_workers(workers, yes, engine.value)
     # --copies alone over the limit is refused before the dataset is read
     check_run_size("--copies", copies, copies, None, yes)
     pipe = Pipeline.from_file(pipeline)  # bad pipelines fail before the dataset is read
@@ -166,7 +168,7 @@ def augment_command(
                 image_ids=image_ids.value, annotation_ids=annotation_ids.value,
                 ignore_negative_samples=drop_negatives, format=image_format.value,
                 quality=quality, overwrite=overwrite, skip_bad_images=skip_bad_images,
-                engine=engine, address=address)  # type: ignore[arg-type]
+                engine=engine.value, address=address)
         except BadImagesError as e:
             failed = e.failures
     if failed is not None:

@@ -15,8 +15,17 @@ from rich.table import Table
 
 from ..errors import OptionError
 from ._app import app, console, err_console, load_dataset, progress_bar, status
-from ._options import Json, Quiet, Yes, check_file_output, check_image_folder, check_workers
-from .slice import EngineOpt
+from ._options import (
+    Address,
+    CocoPath,
+    EngineOpt,
+    Json,
+    Quiet,
+    Yes,
+    check_file_output,
+    check_image_folder,
+    check_workers,
+)
 
 if TYPE_CHECKING:
     from ..quality.check import CheckReport
@@ -28,7 +37,7 @@ SHOWN = 10
 
 @app.command("check")
 def check_command(
-    file: Annotated[Path, typer.Argument(help="COCO JSON file.")],
+    file: CocoPath,
     images: Annotated[Optional[str], typer.Option(  # noqa: UP045 (typer needs Optional)
         "--images", "-i", help="Folder the file_name paths are in: check the image files "
         "too (missing, unreadable, size, duplicates). Without it only the labels are "
@@ -66,8 +75,7 @@ def check_command(
     engine: Annotated[EngineOpt, typer.Option(
         help="Where the image reading runs: local processes or a Ray cluster "
         "(pip install 'cocokit\\[ray]').")] = EngineOpt.local,
-    address: Annotated[Optional[str], typer.Option(  # noqa: UP045
-        help="With --engine ray: the cluster address (auto, ray://host:10001).")] = None,
+    address: Address = None,
     yes: Yes = False,
     quiet: Quiet = False,
 ) -> None:
@@ -98,7 +106,7 @@ def check_command(
         check_image_folder(images)
     for d in other_dirs:
         check_image_folder(d, "--against-images")
-    check_workers(workers, yes, engine)
+    check_workers(workers, yes, engine.value)
     if cache is not None and no_cache:
         raise OptionError("--cache", str(cache), "--cache or --no-cache, not both")
     if cache is not None:

@@ -11,12 +11,12 @@ import typer
 
 from ..errors import OptionError
 from ._app import app, err_console, load_dataset, save_dataset, status
-from ._options import Quiet, check_file_output
+from ._options import CocoPath, Quiet, check_file_output
 
 
 @app.command("repair")
 def repair_command(
-    file: Annotated[Path, typer.Argument(help="COCO JSON file.")],
+    file: CocoPath,
     output: Annotated[Path, typer.Option("--output", "-o", help="The repaired COCO file.")],
     fix: Annotated[Optional[list[str]], typer.Option(  # noqa: UP045 (typer needs Optional)
         "--fix", help="A fix to apply (repeatable): dangling, exact-duplicates, "

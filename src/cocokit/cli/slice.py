@@ -6,7 +6,6 @@ import contextlib
 import re
 from collections.abc import Callable
 from enum import Enum
-from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Optional, TypeVar
 
 import typer
@@ -28,11 +27,16 @@ from ._app import (
 from ._options import (
     DEFAULT_IDS,
     OUTPUT,
+    Address,
     AnnotationIds,
+    CocoPath,
     DropEmptyAlias,
     DropNegatives,
+    EngineOpt,
     IdPolicy,
     ImageIds,
+    Images,
+    Quality,
     Quiet,
     Yes,
     check_file_output,
@@ -60,11 +64,6 @@ class SliceFormatOpt(str, Enum):
     jpg = "jpg"
     png = "png"
     same = "same"
-
-
-class EngineOpt(str, Enum):
-    local = "local"
-    ray = "ray"
 
 
 def _parse_pair(text: str, option: str, kind: Callable[[str], T],
@@ -98,10 +97,8 @@ def parse_overlap(text: str) -> tuple[float, float]:
 
 @app.command("slice")
 def slice_command(
-    file: Annotated[Path, typer.Argument(help="COCO JSON file.")],
-    images: Annotated[str, typer.Option(
-        "--images", "-i", help="Folder the file_name of each image is relative to: a path "
-        "or an fsspec URL (s3://bucket/train, gs://..., memory://...).")],
+    file: CocoPath,
+    images: Images,
     output: Annotated[str, typer.Option(
         "--output", "-o", help="Folder for the tiles (created if needed): a path or an "
         "fsspec URL.")],
@@ -117,7 +114,7 @@ def slice_command(
     image_format: Annotated[SliceFormatOpt, typer.Option(
         "--image-format", help="Tile image format: jpg, png, or same as the source."),
     ] = SliceFormatOpt.jpg,
-    quality: Annotated[int, typer.Option(help="JPEG quality (1-100).")] = 95,
+    quality: Quality = 95,
     workers: Annotated[Optional[int], typer.Option(  # noqa: UP045
         help="Processes to use. Default: all cores.")] = None,
     skip_bad_images: Annotated[bool, typer.Option(
@@ -133,9 +130,7 @@ def slice_command(
     engine: Annotated[EngineOpt, typer.Option(
         help="Where the per-image work runs: local processes or a Ray cluster "
         "(pip install 'cocokit\\[ray]').")] = EngineOpt.local,
-    address: Annotated[Optional[str], typer.Option(  # noqa: UP045
-        help="With --engine ray: the cluster address (auto, ray://host:10001). "
-        "Default: start a local Ray.")] = None,
+    address: Address = None,
     stream: Stream = None,
     yes: Yes = False,
     quiet: Quiet = False,
@@ -187,7 +182,7 @@ def slice_command(
         raise OptionError("--auto", "--size/--overlap", "--auto or --size/--overlap, not both")
     tile = parse_size(size) if size is not None else (512, 512)
     over = parse_overlap(overlap) if overlap is not None else (0.2, 0.2)
-    check_workers(workers, yes, engine)
+    check_workers(workers, yes, engine.value)
     check_image_folder(images)
     check_folder_output(output)
     if coco_output is not None:

@@ -30,6 +30,7 @@ from ._app import (
 )
 from ._options import (
     CocoFile,
+    CocoPath,
     Json,
     Quiet,
     Yes,
@@ -244,7 +245,7 @@ def _targets(ds: Dataset, rows: np.ndarray, fmt: ImageFormat) -> list[PurePosixP
 
 @app.command("draw")
 def draw_command(
-    file: Annotated[Path, typer.Argument(help="COCO JSON file.")],
+    file: CocoPath,
     images: Annotated[Path, typer.Option(
         "--images", "-i", help="Folder the file_name paths are in.")],
     output: Annotated[str, typer.Option("--output", "-o", help="Folder to write drawings to "

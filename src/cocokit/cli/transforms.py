@@ -38,6 +38,7 @@ from ._options import (
     DEFAULT_IDS,
     AnnotationIds,
     CocoFile,
+    CocoPath,
     DropEmptyAlias,
     DropNegatives,
     IdMapFile,
@@ -349,7 +350,7 @@ def filter_command(
 
 @app.command()
 def sample(
-    file: Annotated[Path, typer.Argument(help="COCO JSON file.")],
+    file: CocoPath,
     output: Output,
     every: Annotated[Optional[int], typer.Option(help="Keep every Nth image.")] = None,  # noqa: UP045
     offset: Annotated[int, typer.Option(help="With --every: start at this position.")] = 0,
@@ -435,7 +436,7 @@ def _check_repeats(ds: Dataset, factors: dict[str | int, int], file: Path, repea
 
 @app.command("split")
 def split_command(
-    file: Annotated[Path, typer.Argument(help="COCO JSON file.")],
+    file: CocoPath,
     output: Annotated[str, typer.Option(
         "--output", "-o", help="Output folder (made if missing): one NAME.json per split.")],
     ratio: Annotated[list[str], typer.Option(
@@ -498,7 +499,7 @@ def split_command(
 
 @app.command()
 def categories(
-    file: Annotated[Path, typer.Argument(help="COCO JSON file.")],
+    file: CocoPath,
     output: Annotated[Optional[str], typer.Option(  # noqa: UP045
         "--output", "-o", help="Output COCO JSON file (needed when editing).")] = None,
     rename: Annotated[Optional[list[str]], typer.Option(  # noqa: UP045
@@ -589,7 +590,7 @@ def categories(
 
 @app.command()
 def clip(
-    file: Annotated[Path, typer.Argument(help="COCO JSON file.")],
+    file: CocoPath,
     output: Output,
     drop_degenerate: Annotated[bool, typer.Option(
         help="Also drop annotations whose box has zero width or height, or zero area.")] = False,
