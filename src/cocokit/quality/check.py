@@ -8,8 +8,8 @@ with a stable code (:data:`CODES`), the JSON path of the record (``images[3]``,
 Label checks (no pixels, columns only; thresholds in :class:`Thresholds`):
 
 * ``duplicate-annotation``: two annotations of one image with the same category whose
-  boxes overlap with IoU at least ``iou`` (0.95), found with all pairs of each
-  (image, category) group at once;
+  boxes overlap with IoU at least ``iou`` (0.95), found by a sweep along x within each
+  (image, category) group (:func:`cocokit.postprocess.match_pairs`);
 * ``small-box``: a box narrower or lower than ``min_size`` px (2);
 * ``extreme-aspect-ratio``: a box whose longer side is more than ``max_aspect`` (20)
   times its shorter one;
@@ -173,7 +173,7 @@ def label_findings(ds: Dataset, t: Thresholds) -> list[Finding]:
         r = int(img[row])
         return (str(names[r]),) if r >= 0 else ()
 
-    # duplicate annotations: every pair of one (image, category) group
+    # duplicate annotations: pairs of one (image, category) group that overlap enough
     cat = ds.category_index
     use = np.flatnonzero(finite & (img >= 0) & (cat >= 0))
     key = img[use] * np.int64(max(len(cats), 1)) + cat[use]
