@@ -583,3 +583,25 @@ def lookup(keys: np.ndarray, values: np.ndarray) -> np.ndarray:
     pos = np.minimum(pos, len(sk) - 1)
     found = sk[pos] == values
     return np.where(found, order[pos], -1).astype(np.int64)
+
+
+def equal_pairs(a: np.ndarray, b: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Pairs of rows with equal values (any sortable dtype: integers, ``uint64`` hashes,
+    ``S16`` digests), by one stable sort.
+
+    Without ``b``: each later row of a value in ``a`` with its first row, ``(first,
+    later)``. With it: every ``(i, j)`` with ``a[i] == b[j]``, by ``i`` then ``j``.
+    """
+    if b is None:
+        order = np.argsort(a, kind="stable")
+        s = a[order]
+        same = np.r_[False, s[1:] == s[:-1]]
+        first_pos = np.maximum.accumulate(np.where(~same, np.arange(len(s)), 0))
+        k = np.flatnonzero(same)
+        return order[first_pos[k]], order[k]
+    ob = np.argsort(b, kind="stable")
+    sb = b[ob]
+    lo = np.searchsorted(sb, a, "left")
+    hi = np.searchsorted(sb, a, "right")
+    n = hi - lo
+    return np.repeat(np.arange(len(a)), n), ob[np.repeat(lo, n) + ranges(n)]

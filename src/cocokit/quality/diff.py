@@ -27,7 +27,7 @@ from typing import Any
 import msgspec
 import numpy as np
 
-from ..dataset import Annotations, Dataset, plain
+from ..dataset import Annotations, Dataset, equal_pairs, plain
 from ..errors import OptionError
 from ..postprocess import match_pairs
 from .pairs import box_iou
@@ -166,7 +166,7 @@ def _exact(ka: np.ndarray, kb: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     code = group * (len(h) + 1) + rank
     a_code, a_row = code[sd == 0], row[order][sd == 0]
     b_code, b_row = code[sd == 1], row[order][sd == 1]
-    _, ia, ib = np.intersect1d(a_code, b_code, assume_unique=True, return_indices=True)
+    ia, ib = equal_pairs(a_code, b_code)  # codes are unique on each side: one to one
     ia, ib = a_row[ia], b_row[ib]
     same = (ka[ia] == kb[ib]).all(axis=1)  # a hash collision is no match
     return ia[same], ib[same]
