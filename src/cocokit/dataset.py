@@ -29,7 +29,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import gc
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from functools import cached_property
 from typing import Any, TypeVar
 
@@ -544,13 +544,7 @@ def unique(values: np.ndarray) -> np.ndarray:
     Sort-based: numpy 2's hash-based ``np.unique`` is slower on id columns and needs
     several times the array's memory.
     """
-    a = np.sort(np.asarray(values).ravel())
-    if len(a) < 2:
-        return a
-    keep = np.empty(len(a), bool)
-    keep[0] = True
-    np.not_equal(a[1:], a[:-1], out=keep[1:])
-    return a[keep]
+    return _distinct_in_place(np.array(values).ravel())
 
 
 @contextlib.contextmanager
@@ -605,3 +599,43 @@ def equal_pairs(a: np.ndarray, b: np.ndarray | None = None) -> tuple[np.ndarray,
     hi = np.searchsorted(sb, a, "right")
     n = hi - lo
     return np.repeat(np.arange(len(a)), n), ob[np.repeat(lo, n) + ranges(n)]
+
+
+def _distinct_in_place(key: np.ndarray) -> np.ndarray:
+    """The distinct values of ``key``, sorted; ``key`` itself is sorted (no copy of it)."""
+    key.sort()
+    if len(key) < 2:
+        return key
+    keep = np.empty(len(key), bool)
+    keep[0] = True
+    np.not_equal(key[1:], key[:-1], out=keep[1:])
+    return key[keep]
+
+
+def images_per_category(runs: Iterable[tuple[np.ndarray, np.ndarray]], n_categories: int,
+                        n_images: int) -> np.ndarray:
+    """How many distinct images each category has (``n_categories`` counts).
+
+    ``runs``: ``(category_row, image_row)`` arrays, one pair per annotation (rows >= 0,
+    under ``n_categories`` and ``n_images``); one run for a dataset in memory, many for
+    a file read in runs. Each run's pairs become one ``int64`` key each, ``category *
+    n_images + image`` (one copy, sorted in place), of which the distinct ones are kept
+    and merged every 8 runs, so the memory held is the distinct pairs; their categories
+    are then counted.
+    """
+    span = max(n_images, 1)
+    keys: list[np.ndarray] = []
+    for category_row, image_row in runs:
+        key = np.asarray(category_row).astype(np.int64)
+        key *= span
+        key += image_row
+        keys.append(_distinct_in_place(key))
+        del key, category_row, image_row  # not held while the next run is read
+        if len(keys) > 8:
+            keys[:] = [_distinct_in_place(np.concatenate(keys))]
+    if len(keys) > 1:
+        keys[:] = [_distinct_in_place(np.concatenate(keys))]
+    distinct = keys[0] if keys else np.zeros(0, np.int64)
+    distinct //= span
+    return np.bincount(distinct, minlength=n_categories)
+
