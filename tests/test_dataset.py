@@ -12,6 +12,7 @@ from hypothesis import strategies as st
 
 import cocokit
 from cocokit import DatasetBuilder
+from cocokit.dataset import equal_pairs, images_per_category
 from cocokit.geometry import Polygons, parse_polygons, polygon_bboxes
 
 from .conftest import DATA, real_path
@@ -232,3 +233,35 @@ def test_import_stays_light() -> None:
                          check=True).stdout.split("\n")
     assert out[0] == "[]"
     assert out[1] == "True"
+
+
+@pytest.mark.parametrize(("a", "b", "pairs"), [
+    ([3, 1, 3, 2, 3, 1], None, [(1, 5), (0, 2), (0, 4)]),  # (first, later), by value
+    ([5, 5], None, [(0, 1)]),
+    ([], None, []),
+    ([1, 2, 1], [2, 1, 1, 7], [(0, 1), (0, 2), (1, 0), (2, 1), (2, 2)]),
+    ([9], [1, 2], []),
+    ([], [1], []),
+])
+def test_equal_pairs(a: list[int], b: list[int] | None, pairs: list[tuple[int, int]]) -> None:
+    i, j = equal_pairs(np.array(a, np.int64), None if b is None else np.array(b, np.int64))
+    assert list(zip(i.tolist(), j.tolist(), strict=True)) == pairs
+
+
+def test_equal_pairs_of_digests() -> None:
+    d = np.array([b"x" * 16, b"y" * 16, b"x" * 16], "S16")
+    i, j = equal_pairs(d)
+    assert (i.tolist(), j.tolist()) == ([0], [2])
+
+
+def test_images_per_category_in_one_run_or_many() -> None:
+    rng = np.random.default_rng(0)
+    cat, img = rng.integers(0, 5, 500), rng.integers(0, 40, 500)
+    expected = [len(set(img[cat == c].tolist())) for c in range(6)]
+    kept = cat.copy(), img.copy()
+    one = images_per_category([(cat, img)], 6, 40)
+    runs = [(cat[s : s + 37], img[s : s + 37]) for s in range(0, 500, 37)]  # > 8: merged
+    assert one.tolist() == images_per_category(runs, 6, 40).tolist() == expected
+    assert images_per_category([], 3, 0).tolist() == [0, 0, 0]
+    assert np.array_equal(cat, kept[0]) and np.array_equal(img, kept[1])  # not sorted in place
+

@@ -8,11 +8,14 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
 
 from cocokit.cli import main
+from cocokit.errors import OptionError
 from cocokit.io.coco import read_coco
 from cocokit.quality.diff import diff_datasets
+from cocokit.quality.pairs import box_iou
 
 from .conftest import real_path
 from .test_cli_usage import run
@@ -116,6 +119,63 @@ def test_a_box_moved_far_under_its_id_is_a_move() -> None:
     assert [(m["a"], m["iou"], m["keys"]) for m in d.annotations_moved] == [
         ("annotations[1]", 0.0, ["bbox"])]
     assert not d.annotations_removed and not d.annotations_added
+
+
+def _boxes_doc(rows: list[tuple[int, int, list[float]]], first_id: int = 100
+               ) -> dict[str, Any]:
+    return {"images": [{"id": i, "file_name": f"{i}.jpg", "width": 99, "height": 99}
+                       for i in (1, 2)],
+            "annotations": [{"id": first_id + k, "image_id": i, "category_id": c, "bbox": box,
+                             "area": 1.0, "iscrowd": 0} for k, (i, c, box) in enumerate(rows)],
+            "categories": [{"id": -1, "name": "m"}, {"id": 1, "name": "p"}]}
+
+
+def _greedy_moves(a: list[tuple[int, int, list[float]]], b: list[tuple[int, int, list[float]]],
+                  iou: float) -> list[tuple[int, int]]:
+    """Every pair of one (image, category) at ``iou`` or more, best first, then by row."""
+    cand = []
+    for i, (ia, ca, ba) in enumerate(a):
+        for j, (ib, cb, bb) in enumerate(b):
+            v = float(box_iou(np.array(ba), np.array(bb))[0])
+            if (ia, ca) == (ib, cb) and v >= iou:
+                cand.append((-v, i, j))
+    used_a: set[int] = set()
+    used_b: set[int] = set()
+    moves = []
+    for _, i, j in sorted(cand):
+        if i not in used_a and j not in used_b:
+            used_a.add(i)
+            used_b.add(j)
+            moves.append((i, j))
+    return sorted(moves)
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_boxes_matched_by_iou_are_the_greedy_best_of_every_pair(seed: int) -> None:
+    rng = np.random.default_rng(seed)
+    a = [(int(rng.integers(1, 3)), int(rng.choice([-1, 1])),
+          (rng.integers(0, 8, 4) * 2.0 + [0, 0, 1, 1]).tolist()) for _ in range(60)]
+    # every box moved (no exact match), under other ids, by whole steps: ties of IoU
+    b = [(i, c, [x + float(rng.choice([-1, 1])), y + float(rng.integers(-1, 2)), w, h])
+         for i, c, (x, y, w, h) in a[:50]]
+    for iou in (0.5, 0.25, 1.0):
+        d = diff_datasets(read_coco(_boxes_doc(a)), read_coco(_boxes_doc(b, 1000)), iou=iou)
+        got = sorted((int(m["a"][12:-1]), int(m["b"][12:-1])) for m in d.annotations_moved)
+        assert got == _greedy_moves(a, b, iou)
+
+
+def test_groups_of_a_negative_category_id_stay_apart() -> None:
+    a = _boxes_doc([(1, 1, [0.0, 0.0, 4.0, 4.0])])
+    b = _boxes_doc([(2, -1, [0.0, 0.0, 4.0, 5.0])])
+    d = diff_datasets(read_coco(a), read_coco(b))
+    assert (len(d.annotations_moved), len(d.annotations_removed), len(d.annotations_added)) == (
+        0, 1, 1)
+
+
+@pytest.mark.parametrize("iou", [0.0, -0.5, 1.5, float("nan")])
+def test_iou_out_of_range(iou: float) -> None:
+    with pytest.raises(OptionError, match="iou: expected a number in"):
+        diff_datasets(read_coco(_doc()), read_coco(_doc()), iou=iou)
 
 
 def test_renamed_file_is_an_image_removed_and_added() -> None:

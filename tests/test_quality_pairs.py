@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from cocokit.quality.pairs import box_iou, group_pairs, near_pairs, popcount
+from cocokit.quality.pairs import box_iou, near_pairs, popcount
 
 
 def _brute(a: np.ndarray, b: np.ndarray | None, t: int) -> set[tuple[int, int]]:
@@ -51,13 +51,6 @@ def test_near_pairs_of_equal_hashes() -> None:
 def test_popcount() -> None:
     x = np.array([0, 1, 3, 2**64 - 1, 2**63], np.uint64)
     assert popcount(x).tolist() == [0, 1, 2, 64, 1]
-
-
-def test_group_pairs() -> None:
-    keys = np.array([3, 1, 3, 2, 3, 1])
-    a, b = group_pairs(keys)
-    got = {tuple(sorted(p)) for p in zip(a.tolist(), b.tolist(), strict=True)}
-    assert got == {(0, 2), (0, 4), (2, 4), (1, 5)}
 
 
 @pytest.mark.parametrize(("a", "b", "iou"), [

@@ -10,7 +10,7 @@ import pytest
 
 import cocokit
 from cocokit.errors import InputError
-from cocokit.io.sniff import describe
+from cocokit.io.sniff import NOT_JSON_FOLDER, describe, describe_path, format_of
 
 from .conftest import real_path
 from .test_cli_usage import F, run
@@ -243,6 +243,42 @@ def test_describe_parsed_documents(top: object, expected: str | None) -> None:
         assert said is None
     else:
         assert said is not None and expected in said, said
+
+
+def _nested_voc(tmp: Path) -> Path:
+    d = tmp / "nested"
+    (d / "Annotations" / "2007").mkdir(parents=True)
+    (d / "Annotations" / "2007" / "000001.xml").write_text(VOC_XML)
+    return d
+
+
+def _label_studio_folder_with_xml(tmp: Path) -> Path:
+    d = tmp / "ls"
+    d.mkdir()
+    (d / "tasks.json").write_text(json.dumps([{"data": {"image": "a.jpg"}, "annotations": []}]))
+    (d / "notes.xml").write_text(VOC_XML)
+    return d
+
+
+# (make a folder, the format format_of finds, what describe_path says it is)
+FOLDERS = [
+    (_yolo, "yolo", "a YOLO dataset folder (data.yaml)"),
+    (_voc_folder, "voc", "Pascal VOC XML (Annotations/*.xml)"),
+    (_nested_voc, "voc", "Pascal VOC XML (Annotations/*.xml)"),
+    (_cvat_folder, "cvat", "CVAT for images XML (an XML file whose root is <annotations>)"),
+    (_dota_folder, "dota", "a DOTA dataset folder (labelTxt/"),
+    (_label_studio_folder_with_xml, "labelstudio", NOT_JSON_FOLDER),
+]
+
+
+@pytest.mark.parametrize(("make", "fmt", "says"), FOLDERS, ids=[f[1] for f in FOLDERS])
+def test_a_folder_is_described_as_the_format_it_is_read_as(
+    make: object, fmt: str, says: str, tmp_path: Path
+) -> None:
+    d = make(tmp_path)  # type: ignore[operator]
+    assert format_of(d) == fmt
+    said = describe_path(d)
+    assert said is not None and said.startswith(says), said
 
 
 def test_a_big_results_list_is_described_from_its_head_when_streamed(tmp_path: Path) -> None:

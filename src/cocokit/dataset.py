@@ -29,7 +29,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import gc
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from functools import cached_property
 from typing import Any, TypeVar
 
@@ -551,13 +551,7 @@ def unique(values: np.ndarray) -> np.ndarray:
     Sort-based: numpy 2's hash-based ``np.unique`` is slower on id columns and needs
     several times the array's memory.
     """
-    a = np.sort(np.asarray(values).ravel())
-    if len(a) < 2:
-        return a
-    keep = np.empty(len(a), bool)
-    keep[0] = True
-    np.not_equal(a[1:], a[:-1], out=keep[1:])
-    return a[keep]
+    return _distinct_in_place(np.array(values).ravel())
 
 
 @contextlib.contextmanager
@@ -590,3 +584,65 @@ def lookup(keys: np.ndarray, values: np.ndarray) -> np.ndarray:
     pos = np.minimum(pos, len(sk) - 1)
     found = sk[pos] == values
     return np.where(found, order[pos], -1).astype(np.int64)
+
+
+def equal_pairs(a: np.ndarray, b: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Pairs of rows with equal values (any sortable dtype: integers, ``uint64`` hashes,
+    ``S16`` digests), by one stable sort.
+
+    Without ``b``: each later row of a value in ``a`` with its first row, ``(first,
+    later)``. With it: every ``(i, j)`` with ``a[i] == b[j]``, by ``i`` then ``j``.
+    """
+    if b is None:
+        order = np.argsort(a, kind="stable")
+        s = a[order]
+        same = np.r_[False, s[1:] == s[:-1]]
+        first_pos = np.maximum.accumulate(np.where(~same, np.arange(len(s)), 0))
+        k = np.flatnonzero(same)
+        return order[first_pos[k]], order[k]
+    ob = np.argsort(b, kind="stable")
+    sb = b[ob]
+    lo = np.searchsorted(sb, a, "left")
+    hi = np.searchsorted(sb, a, "right")
+    n = hi - lo
+    return np.repeat(np.arange(len(a)), n), ob[np.repeat(lo, n) + ranges(n)]
+
+
+def _distinct_in_place(key: np.ndarray) -> np.ndarray:
+    """The distinct values of ``key``, sorted; ``key`` itself is sorted (no copy of it)."""
+    key.sort()
+    if len(key) < 2:
+        return key
+    keep = np.empty(len(key), bool)
+    keep[0] = True
+    np.not_equal(key[1:], key[:-1], out=keep[1:])
+    return key[keep]
+
+
+def images_per_category(runs: Iterable[tuple[np.ndarray, np.ndarray]], n_categories: int,
+                        n_images: int) -> np.ndarray:
+    """How many distinct images each category has (``n_categories`` counts).
+
+    ``runs``: ``(category_row, image_row)`` arrays, one pair per annotation (rows >= 0,
+    under ``n_categories`` and ``n_images``); one run for a dataset in memory, many for
+    a file read in runs. Each run's pairs become one ``int64`` key each, ``category *
+    n_images + image`` (one copy, sorted in place), of which the distinct ones are kept
+    and merged every 8 runs, so the memory held is the distinct pairs; their categories
+    are then counted.
+    """
+    span = max(n_images, 1)
+    keys: list[np.ndarray] = []
+    for category_row, image_row in runs:
+        key = np.asarray(category_row).astype(np.int64)
+        key *= span
+        key += image_row
+        keys.append(_distinct_in_place(key))
+        del key, category_row, image_row  # not held while the next run is read
+        if len(keys) > 8:
+            keys[:] = [_distinct_in_place(np.concatenate(keys))]
+    if len(keys) > 1:
+        keys[:] = [_distinct_in_place(np.concatenate(keys))]
+    distinct = keys[0] if keys else np.zeros(0, np.int64)
+    distinct //= span
+    return np.bincount(distinct, minlength=n_categories)
+

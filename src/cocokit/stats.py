@@ -38,7 +38,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from .dataset import Annotations, Categories, Dataset, lookup, present, unique
+from .dataset import Annotations, Categories, Dataset, images_per_category, lookup, present
 from .geometry import segmentation_areas
 
 if TYPE_CHECKING:
@@ -367,17 +367,9 @@ def _stats_of_columns(
     }
     bucket_totals = {k: int(np.count_nonzero(m)) for k, m in buckets.items()}
     del buckets
-    # distinct (category, image) pairs, as one sorted int64 key (sorted in place: the
-    # key is the largest temporary here, so no second copy of it is made)
-    key = (group if all_on_image else group[on_image]).astype(np.int64)
-    key *= max(n_img, 1)
-    key += img if all_on_image else img[on_image]
-    key.sort()
-    if len(key):
-        key = key[np.concatenate(([True], key[1:] != key[:-1]))]
-    key //= max(n_img, 1)
-    image_counts = np.bincount(key, minlength=n_groups)
-    del key
+    pairs = (group, img) if all_on_image else (group[on_image], img[on_image])
+    image_counts = images_per_category([pairs], n_groups, n_img)
+    del pairs
     finite = np.isfinite(area)
     if finite.all():  # the usual case: no copies of the two columns
         amin, amed, amax = _group_order_stats(group, area, n_groups)
@@ -479,9 +471,7 @@ def results_stats(results: Results, dataset: Dataset | None = None) -> ResultsSt
         names = dict(zip(dataset.categories.id.tolist(), dataset.categories.name, strict=True))
     score_sum = np.bincount(cat_rows, weights=results.score, minlength=len(cats))
     hist, _ = np.histogram(np.clip(results.score, 0.0, 1.0), SCORE_BINS)
-    # the images of each category: the distinct (category, image) pairs, counted once
-    pairs = unique(cat_rows.astype(np.int64) * len(imgs) + img_rows)
-    images_per_cat = np.bincount(pairs // len(imgs), minlength=len(cats))
+    images_per_cat = images_per_category([(cat_rows, img_rows)], len(cats), len(imgs))
     table = [{"id": cid, "name": names.get(cid), "detections": int(counts[k]),
               "images": int(images_per_cat[k]), "score_mean": float(score_sum[k] / counts[k])}
              for k, cid in enumerate(cats.tolist())]

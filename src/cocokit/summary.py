@@ -7,12 +7,12 @@ and a file streamed in bounded memory (many runs) give the same summary.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from typing import Any
 
 import numpy as np
 
-from .dataset import Annotations, Categories, Dataset, lookup, unique
+from .dataset import Annotations, Categories, Dataset, images_per_category, lookup
 
 __all__ = ["Summary", "summarize"]
 
@@ -42,23 +42,25 @@ def _summarize(
     n_img, n_cat = len(image_ids), len(categories)
     ann_per_cat = np.zeros(n_cat, np.int64)
     has_ann = np.zeros(n_img, bool)
-    pairs: list[np.ndarray] = []
     total = crowd = dangling = undeclared = 0
-    for anns in runs:
-        img = lookup(image_ids, anns.image_id)
-        cat = lookup(categories.id, anns.category_id)
-        total += len(anns)
-        crowd += int(np.count_nonzero(anns.iscrowd == 1))
-        dangling += int(np.count_nonzero(img < 0))
-        undeclared += int(np.count_nonzero(cat < 0))
-        ann_per_cat += np.bincount(cat[cat >= 0], minlength=n_cat)
-        has_ann[img[img >= 0]] = True
-        ok = (img >= 0) & (cat >= 0)
-        pairs.append(unique(cat[ok] * max(n_img, 1) + img[ok]))
-        if len(pairs) > 8:
-            pairs[:] = [unique(np.concatenate(pairs))]
-    both = unique(np.concatenate(pairs)) if pairs else np.zeros(0, np.int64)
-    img_per_cat = np.bincount(both // max(n_img, 1), minlength=n_cat)
+
+    def pairs() -> Iterator[tuple[np.ndarray, np.ndarray]]:
+        """The (category row, image row) of each run's annotations that have both; the
+        other counts are taken on the way."""
+        nonlocal total, crowd, dangling, undeclared
+        for anns in runs:
+            img = lookup(image_ids, anns.image_id)
+            cat = lookup(categories.id, anns.category_id)
+            total += len(anns)
+            crowd += int(np.count_nonzero(anns.iscrowd == 1))
+            dangling += int(np.count_nonzero(img < 0))
+            undeclared += int(np.count_nonzero(cat < 0))
+            ann_per_cat[:] += np.bincount(cat[cat >= 0], minlength=n_cat)
+            has_ann[img[img >= 0]] = True
+            ok = (img >= 0) & (cat >= 0)
+            yield cat[ok], img[ok]
+
+    img_per_cat = images_per_category(pairs(), n_cat, n_img)
     return Summary(
         images=n_img,
         annotations=total,

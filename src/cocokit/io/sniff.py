@@ -203,21 +203,14 @@ def describe_path(path: str | os.PathLike[str]) -> str | None:
     say (JSON files are described from their content by the readers)."""
     p = Path(path)
     if p.is_dir():
-        if (p / "data.yaml").is_file() or (p / "labels").is_dir():
-            evidence = "data.yaml" if (p / "data.yaml").is_file() else "a labels/ folder"
+        found = _folder_format(p)
+        if found is None:
+            return NOT_JSON_FOLDER
+        fmt, evidence = found
+        if fmt == "yolo":
             return YOLO.format(evidence=evidence, path=p, name=p.name or "dataset")
-        found = format_of(p)
-        if found == "cvat":
-            return CVAT.format(evidence="an XML file whose root is <annotations>", path=p)
-        if found == "dota":
-            return DOTA.format(evidence="labelTxt/ or label rows of 8 numbers and a name",
-                               path=p)
-        ann = p / "Annotations"
-        if ann.is_dir() and any(ann.glob("*.xml")):
-            return VOC.format(evidence="Annotations/*.xml", path=p)
-        if any(p.glob("*.xml")):
-            return VOC.format(evidence="*.xml files", path=p)
-        return NOT_JSON_FOLDER
+        said = {"cvat": CVAT, "dota": DOTA, "voc": VOC}.get(fmt)
+        return said.format(evidence=evidence, path=p) if said is not None else NOT_JSON_FOLDER
     if p.suffix.lower() == ".xml" and p.is_file():
         with p.open("rb") as f:
             return describe_head(f.read(HEAD_BYTES), p)
@@ -315,6 +308,38 @@ def _head_format(head: bytes) -> str | None:
     return None
 
 
+_DOTA_EVIDENCE = "labelTxt/ or label rows of 8 numbers and a name"
+
+
+def _folder_format(p: Path) -> tuple[str, str] | None:
+    """The format of a folder and what shows it (for :func:`describe_path`), or None:
+    the folder rules of :func:`format_of`, in their order."""
+    if (p / "data.yaml").is_file():
+        return "yolo", "data.yaml"
+    if (p / "labels").is_dir():
+        return "yolo", "a labels/ folder"
+    if (p / "tasks.json").is_file() and _head_format(_json_head(p / "tasks.json")) \
+            == "labelstudio":
+        return "labelstudio", "tasks.json"
+    xmls = sorted(p.glob("*.xml"))
+    cvat = p / "annotations.xml" if (p / "annotations.xml").is_file() else (
+        xmls[0] if len(xmls) == 1 else None)
+    if cvat is not None and _head_format(_json_head(cvat)) == "cvat":
+        return "cvat", "an XML file whose root is <annotations>"
+    if (p / "labelTxt").is_dir():
+        return "dota", _DOTA_EVIDENCE
+    ann = p / "Annotations"
+    if ann.is_dir() and any(ann.rglob("*.xml")):
+        return "voc", "Annotations/*.xml"
+    if xmls:
+        return "voc", "*.xml files"
+    jsons = [f for f in sorted(p.glob("*.json")) if f.name != LABEL_MAP][:1] or [
+        f for f in sorted(p.rglob("*.json")) if f.name != LABEL_MAP][:1]
+    if jsons and _head_format(_json_head(jsons[0])) == "labelme":
+        return "labelme", "LabelMe JSON files"
+    return ("dota", _DOTA_EVIDENCE) if _dota_labels(p) else None
+
+
 def format_of(path: str | os.PathLike[str]) -> str | None:
     """The dataset format of a file or folder, from its layout and first bytes: ``coco``,
     ``yolo``, ``cvat``, ``dota``, ``voc``, ``labelme``, ``labelstudio``, or None. A URL, a
@@ -326,26 +351,8 @@ def format_of(path: str | os.PathLike[str]) -> str | None:
         return "coco" if text.lower().endswith((".json", ".json.gz")) else None
     p = Path(text[len("file://"):] if text.startswith("file://") else text)
     if p.is_dir():
-        if (p / "data.yaml").is_file() or (p / "labels").is_dir():
-            return "yolo"
-        if (p / "tasks.json").is_file() and _head_format(_json_head(p / "tasks.json")) \
-                == "labelstudio":
-            return "labelstudio"
-        xmls = sorted(p.glob("*.xml"))
-        cvat = p / "annotations.xml" if (p / "annotations.xml").is_file() else (
-            xmls[0] if len(xmls) == 1 else None)
-        if cvat is not None and _head_format(_json_head(cvat)) == "cvat":
-            return "cvat"
-        if (p / "labelTxt").is_dir():
-            return "dota"
-        ann = p / "Annotations"
-        if (ann.is_dir() and any(ann.rglob("*.xml"))) or xmls:
-            return "voc"
-        jsons = [f for f in sorted(p.glob("*.json")) if f.name != LABEL_MAP][:1] or [
-            f for f in sorted(p.rglob("*.json")) if f.name != LABEL_MAP][:1]
-        if jsons and _head_format(_json_head(jsons[0])) == "labelme":
-            return "labelme"
-        return "dota" if _dota_labels(p) else None
+        found = _folder_format(p)
+        return found[0] if found is not None else None
     if not p.is_file():
         return None
     suffix = p.suffix.lower()

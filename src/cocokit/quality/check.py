@@ -8,8 +8,8 @@ with a stable code (:data:`CODES`), the JSON path of the record (``images[3]``,
 Label checks (no pixels, columns only; thresholds in :class:`Thresholds`):
 
 * ``duplicate-annotation``: two annotations of one image with the same category whose
-  boxes overlap with IoU at least ``iou`` (0.95), found with all pairs of each
-  (image, category) group at once;
+  boxes overlap with IoU at least ``iou`` (0.95), found by a sweep along x within each
+  (image, category) group (:func:`cocokit.postprocess.match_pairs`);
 * ``small-box``: a box narrower or lower than ``min_size`` px (2);
 * ``extreme-aspect-ratio``: a box whose longer side is more than ``max_aspect`` (20)
   times its shorter one;
@@ -38,7 +38,7 @@ from typing import Any
 
 import numpy as np
 
-from ..dataset import Dataset, ranges
+from ..dataset import Dataset, equal_pairs
 from ..engine import Engine
 from ..errors import OptionError
 from ..geometry import RLE_KINDS, segmentation_kinds
@@ -173,7 +173,7 @@ def label_findings(ds: Dataset, t: Thresholds) -> list[Finding]:
         r = int(img[row])
         return (str(names[r]),) if r >= 0 else ()
 
-    # duplicate annotations: every pair of one (image, category) group
+    # duplicate annotations: pairs of one (image, category) group that overlap enough
     cat = ds.category_index
     use = np.flatnonzero(finite & (img >= 0) & (cat >= 0))
     key = img[use] * np.int64(max(len(cats), 1)) + cat[use]
@@ -226,24 +226,6 @@ def label_findings(ds: Dataset, t: Thresholds) -> list[Finding]:
     return out
 
 
-def _same_digest(a: np.ndarray, b: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
-    """Pairs of rows with equal digests: within ``a`` (each later copy with the first),
-    or between ``a`` and ``b``."""
-    if b is None:
-        order = np.argsort(a, kind="stable")
-        s = a[order]
-        same = np.r_[False, s[1:] == s[:-1]]
-        first_pos = np.maximum.accumulate(np.where(~same, np.arange(len(s)), 0))
-        k = np.flatnonzero(same)
-        return order[first_pos[k]], order[k]
-    ob = np.argsort(b, kind="stable")
-    sb = b[ob]
-    lo = np.searchsorted(sb, a, "left")
-    hi = np.searchsorted(sb, a, "right")
-    n = hi - lo
-    return np.repeat(np.arange(len(a)), n), ob[np.repeat(lo, n) + ranges(n)]
-
-
 def _image_findings(ds: Dataset, scan: ImageScan, t: Thresholds) -> list[Finding]:
     imgs = ds.images
     names = [str(f) for f in imgs.file_name]
@@ -258,7 +240,7 @@ def _image_findings(ds: Dataset, scan: ImageScan, t: Thresholds) -> list[Finding
             "image-size-mismatch", f"images[{r}]",
             f"{names[r]} is {scan.width[r]}x{scan.height[r]} (EXIF orientation applied) but "
             f"its record says {imgs.width[r]}x{imgs.height[r]}", (names[r],)))
-    i, j = _same_digest(scan.digest[ok], None)
+    i, j = equal_pairs(scan.digest[ok], None)
     exact = set()
     for a, b in zip(ok[i].tolist(), ok[j].tolist(), strict=True):
         exact.add((min(a, b), max(a, b)))
@@ -295,7 +277,7 @@ def _leak_findings(ds: Dataset, scan: ImageScan | None, other: Dataset, oscan: I
                                    (f, onames[k]), f"{name}: images[{k}]", None))
         return out
     ok, ook = np.flatnonzero(scan.ok), np.flatnonzero(oscan.ok)
-    i, j = _same_digest(scan.digest[ok], oscan.digest[ook])
+    i, j = equal_pairs(scan.digest[ok], oscan.digest[ook])
     seen: set[tuple[int, int]] = set()
     for a, b in zip(ok[i].tolist(), ook[j].tolist(), strict=True):
         seen.add((a, b))

@@ -14,8 +14,9 @@
   B) or *removed* (in A).
 
 Every entry names the records by JSON path in A (``a``) and B (``b``). The exact pass
-is one sort of both tables; the IoU pass pairs only the annotations left, group by
-group, with numpy.
+is one sort of both tables; the IoU pass pairs only the annotations left whose boxes
+overlap, found by a sweep along x (:func:`cocokit.postprocess.match_pairs`), not by
+every pair of a group.
 """
 
 from __future__ import annotations
@@ -26,10 +27,15 @@ from typing import Any
 import msgspec
 import numpy as np
 
-from ..dataset import Annotations, Dataset, plain, ranges
+from ..dataset import Annotations, Dataset, equal_pairs, plain
+from ..errors import OptionError
+from ..postprocess import match_pairs
 from .pairs import box_iou
 
 __all__ = ["DatasetDiff", "diff_datasets"]
+
+#: the least IoU above 0: :func:`match_pairs` at it finds every pair of boxes that overlap
+_ANY_OVERLAP = float(np.finfo(np.float64).smallest_subnormal)
 
 _ANN_FIELDS = ("id", "image_id", "area", "iscrowd", "segmentation", "keypoints",
                "num_keypoints", "extra")
@@ -160,7 +166,7 @@ def _exact(ka: np.ndarray, kb: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     code = group * (len(h) + 1) + rank
     a_code, a_row = code[sd == 0], row[order][sd == 0]
     b_code, b_row = code[sd == 1], row[order][sd == 1]
-    _, ia, ib = np.intersect1d(a_code, b_code, assume_unique=True, return_indices=True)
+    ia, ib = equal_pairs(a_code, b_code)  # codes are unique on each side: one to one
     ia, ib = a_row[ia], b_row[ib]
     same = (ka[ia] == kb[ib]).all(axis=1)  # a hash collision is no match
     return ia[same], ib[same]
@@ -185,6 +191,24 @@ def _seg_hashes(segs: np.ndarray) -> np.ndarray:
                        len(segs))
 
 
+def _overlapping(box_a: np.ndarray, box_b: np.ndarray, group_a: np.ndarray,
+                 group_b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Pairs (row of ``box_a``, row of ``box_b``) of one group (equal rows of ``group_a``
+    and ``group_b``) whose finite xywh boxes overlap: a superset of the pairs of any box
+    IoU above 0. Both sets go through one sweep along x (:func:`match_pairs`), at the
+    least IoU above 0, and the pairs within one set are dropped."""
+    box = np.concatenate([box_a, box_b])
+    xyxy = np.concatenate([box[:, :2], box[:, :2] + box[:, 2:]], axis=1)  # as box_iou adds
+    keys = np.concatenate([group_a, group_b])
+    group = (np.unique(keys, axis=0, return_inverse=True)[1].ravel() if len(keys)
+             else np.zeros(0, np.int64))
+    i, j = match_pairs(xyxy, group, "iou", _ANY_OVERLAP)
+    n = len(box_a)
+    cross = (i < n) != (j < n)
+    i, j = i[cross], j[cross]
+    return np.minimum(i, j), np.maximum(i, j) - n
+
+
 def _plain_box(b: np.ndarray) -> list[float] | None:
     return None if np.isnan(b).any() else b.tolist()
 
@@ -198,7 +222,9 @@ def _column_differs(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 
 
 def diff_datasets(a: Dataset, b: Dataset, *, iou: float = 0.5) -> DatasetDiff:
-    """What changed from ``a`` to ``b`` (see the module docstring)."""
+    """What changed from ``a`` to ``b`` (see the module docstring); ``iou`` in (0, 1]."""
+    if not 0.0 < iou <= 1.0:
+        raise OptionError("iou", iou, "a number in (0, 1]")
     ka_img, kb_img, (img_added, img_removed, img_changed) = _diff_images(a, b)
     cats = _diff_categories(a, b)
     A, B = a.annotations, b.annotations
@@ -271,15 +297,8 @@ def diff_datasets(a: Dataset, b: Dataset, *, iou: float = 0.5) -> DatasetDiff:
     all_rest_a = rest_a
     rest_a = rest_a[np.isfinite(A.bbox[rest_a]).all(axis=1) & (key_a[rest_a, 0] >= 0)]
     fin_b = rest_b[np.isfinite(B.bbox[rest_b]).all(axis=1) & (key_b[rest_b, 0] >= 0)]
-    span = np.int64(max(int(key_a[:, 1].max(initial=0)), int(key_b[:, 1].max(initial=0))) + 1)
-    ga = key_a[rest_a, 0] * span + key_a[rest_a, 1]
-    gb = key_b[fin_b, 0] * span + key_b[fin_b, 1]
-    ob = np.argsort(gb, kind="stable")
-    lo = np.searchsorted(gb[ob], ga, "left")
-    hi = np.searchsorted(gb[ob], ga, "right")
-    n = hi - lo
-    pa = np.repeat(rest_a, n)
-    pb = fin_b[ob[np.repeat(lo, n) + ranges(n)]]
+    ja, jb = _overlapping(A.bbox[rest_a], B.bbox[fin_b], key_a[rest_a, :2], key_b[fin_b, :2])
+    pa, pb = rest_a[ja], fin_b[jb]
     v = box_iou(A.bbox[pa], B.bbox[pb])
     good = np.flatnonzero(v >= iou)
     best = good[np.lexsort((pb[good], pa[good], -v[good]))]

@@ -1,10 +1,9 @@
-"""Pairs, vectorized: boxes that overlap within groups, hashes within a Hamming distance.
+"""Pairs, vectorized: the IoU of pairs of boxes, hashes within a Hamming distance.
 
 Shared by :mod:`.check` (duplicate annotations, near-duplicate images) and
-:mod:`.diff` (annotations matched by IoU):
+:mod:`.diff` (annotations matched by IoU); the pairs of boxes that overlap come from
+:func:`cocokit.postprocess.match_pairs`:
 
-* :func:`group_pairs`: every pair of rows that share a group key (an image and a
-  category), made with numpy from a sort and the group sizes, no Python loop;
 * :func:`box_iou`: IoU of pairs of COCO ``xywh`` boxes;
 * :func:`near_pairs`: pairs of 64-bit hashes (packed in ``uint64``) at most ``t`` bits
   apart, by multi-index hashing: the hashes are cut into ``m`` chunks, and two hashes
@@ -26,7 +25,7 @@ import numpy as np
 
 from ..dataset import ranges
 
-__all__ = ["box_iou", "group_pairs", "near_pairs", "popcount"]
+__all__ = ["box_iou", "near_pairs", "popcount"]
 
 #: hashes probed at a time by :func:`near_pairs` (bounds its memory)
 PROBE_BLOCK = 4096
@@ -46,27 +45,6 @@ else:  # pragma: no cover - numpy < 2
         m = np.uint64(0xFFFF)
         return (_TABLE[v & m] + _TABLE[(v >> np.uint64(16)) & m]
                 + _TABLE[(v >> np.uint64(32)) & m] + _TABLE[v >> np.uint64(48)])
-
-
-def group_pairs(keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Every pair of rows ``(i, j)``, ``i < j`` in sort order, whose ``keys`` are equal.
-
-    ``keys`` is one integer per row (combine several with a mixed radix first). Rows
-    come back as indices of ``keys``; pairs of a group follow each other.
-    """
-    keys = np.asarray(keys, np.int64)
-    n = len(keys)
-    if n < 2:
-        return np.zeros(0, np.int64), np.zeros(0, np.int64)
-    order = np.argsort(keys, kind="stable")
-    sk = keys[order]
-    start = np.flatnonzero(np.r_[True, sk[1:] != sk[:-1]])
-    size = np.diff(np.r_[start, n])
-    end = np.repeat(start + size, size)  # for each sorted position, its group's end
-    after = end - np.arange(n) - 1  # partners after each position
-    first = np.repeat(np.arange(n), after)
-    second = first + 1 + ranges(after)
-    return order[first], order[second]
 
 
 def box_iou(a_xywh: np.ndarray, b_xywh: np.ndarray) -> np.ndarray:
