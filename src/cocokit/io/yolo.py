@@ -119,8 +119,8 @@ from ..geometry import (
     oriented_boxes,
     parse_polygons,
     polygon_bboxes,
-    segmentation_areas,
     segmentation_bboxes,
+    shoelace_areas,
 )
 from ..problems import found_value, short_value
 from .atomic import atomic_write, current_umask, output_error, output_fault
@@ -1623,7 +1623,8 @@ def read_yolo(
     matches ``names`` (a cocokit export), else ``{"id": i + 1, "name": names[i]}``.
 
     Rows ``cls cx cy w h`` become boxes (area ``w * h``); polygon rows become one-ring
-    polygons with their tight box and pycocotools' mask area, or, with
+    polygons with their tight box and their shoelace area (the sum over their rings, as
+    COCO's files state it and :func:`cocokit.validate` checks it), or, with
     ``split_polygons`` (default), the rings of a multi-part polygon joined by
     :func:`join_rings` (or Ultralytics' converter) when the row is such a join (see
     :func:`split_rings`). Images with no label file or an empty one are kept without
@@ -1764,7 +1765,7 @@ def read_yolo(
         bbox[rows] = polygon_bboxes(px)
         segs = np.empty(len(rows), dtype=object)
         segs[:] = [px.to_coco(i) for i in range(len(rows))]
-        area[rows] = segmentation_areas(segs, H[rows], W[rows])
+        area[rows] = shoelace_areas(px)  # as COCO states it and validate checks it
         seg[rows] = [msgspec.Raw(_JSON.encode(x)) for x in segs]
     ann_table = Annotations(
         id=np.arange(1, m + 1, dtype=np.int64),
