@@ -246,3 +246,50 @@ def test_library_refuses_a_task_for_another_format(tmp_path: Path) -> None:
     with pytest.raises(cocokit.OptionError, match="a format with tasks"):
         formats.write(_boxes_dataset(), tmp_path / "v", "voc", task="detect")
     assert not (tmp_path / "v").exists()
+
+
+def _by_file(ds: cocokit.Dataset) -> dict[str, list[tuple[list[float], list[float]]]]:
+    """file_name -> the (bbox, keypoints) of its non-crowd annotations, in order."""
+    out: dict[str, list[tuple[list[float], list[float]]]] = {
+        str(f): [] for f in ds.images.file_name.tolist()}
+    for r in np.flatnonzero(ds.annotations.iscrowd != 1).tolist():
+        rec = ds.annotations.record(r)
+        name = str(ds.images.file_name[ds.image_index[r]])
+        out[name].append((list(rec["bbox"]), list(rec.get("keypoints") or [])))
+    return out
+
+
+@pytest.mark.parametrize("with_images", [False, True])
+def test_convert_to_yolo_round_trips_through_import(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str], with_images: bool) -> None:
+    """The help example: convert writes what import needs to read the labels back (the
+    images with -i; without, a one-line note and labels/train/image_sizes.json), and the
+    boxes and keypoints come back within YOLO's normalisation precision."""
+    src = real_path(*KEYPOINTS)
+    out = tmp_path / "yolo"
+    images = ["-i", str(real_path("coco-mini", "val2017"))] if with_images else []
+    assert main(["convert", str(src), "--to", "yolo", "--task", "pose", "-o", str(out),
+                 *images]) == 0
+    err = capsys.readouterr().err
+    sizes = out / "labels" / "train" / "image_sizes.json"
+    notes = [line for line in err.splitlines() if line.startswith("no images written")]
+    assert len(notes) == (0 if with_images else 1)
+    assert sizes.is_file() != with_images
+    assert (out / "images" / "train").is_dir() == with_images
+    assert main(["import", str(out), "-f", "yolo", "-o", str(tmp_path / "back.json"),
+                 "-q"]) == 0
+    before, back = _by_file(cocokit.load(src)), _by_file(cocokit.load(tmp_path / "back.json"))
+    assert before.keys() == back.keys() and len(before) == 79
+    for name, objects in before.items():
+        assert len(back[name]) == len(objects), name
+        for (box, kpts), (box2, kpts2) in zip(objects, back[name], strict=True):
+            np.testing.assert_allclose(box2, box, rtol=0, atol=1e-9)
+            if kpts:
+                np.testing.assert_allclose(kpts2, kpts, rtol=0, atol=1e-9)
+    # export without images writes the same table, and its note names it
+    assert main(["export", str(src), "--format", "yolo", "--task", "pose", "-o",
+                 str(tmp_path / "e"), "--image-mode", "none"]) == 0
+    assert "labels/train/image_sizes.json" in capsys.readouterr().err
+    assert main(["import", str(tmp_path / "e"), "-f", "yolo", "-o", str(tmp_path / "e.json"),
+                 "-q"]) == 0
+    assert _by_file(cocokit.load(tmp_path / "e.json")) == back

@@ -13,6 +13,7 @@ from cocokit.geometry import (
     RLE_KINDS,
     Polygons,
     SegmentationKind,
+    annotation_areas,
     box_corners,
     min_area_rectangles,
     oriented_boxes,
@@ -296,3 +297,21 @@ def test_polygon_rings_leaves_its_argument_alone() -> None:
     flat, nested = list(FLAT), [list(FLAT)]
     assert polygon_rings(flat) is not flat and polygon_rings(nested) is not nested
     assert flat == FLAT and nested == [FLAT]
+
+
+def test_annotation_areas_are_what_coco_states_and_validate_checks() -> None:
+    """A polygon's area is its shoelace area summed over rings (COCO's own values, on
+    every polygon of coco-mini), a mask's its pixel count; None, an RLE-less empty
+    polygon or a malformed ring give NaN without stopping the others."""
+    ds = cocokit.load(real_path("coco-mini", "annotations", "instances_val2017.json"))
+    anns = ds.annotations
+    rows = np.flatnonzero(anns.segmentation_kind == K.POLYGON)
+    ii = ds.image_index[rows]
+    got = annotation_areas(anns.segmentation[rows], ds.images.height[ii], ds.images.width[ii])
+    np.testing.assert_allclose(got, anns.area[rows], rtol=1e-12)
+    seg = np.empty(6, object)
+    seg[:] = [[[0, 0, 10, 0, 10, 10, 0, 10]], [[0, 0, 4, 0, 4, 4], [10, 10, 12, 10, 12, 12]],
+              None, {"size": [4, 4], "counts": [2, 3, 11]}, [[0, 0, 1, 1]], [[0, 0, 1, 1, 2]]]
+    out = annotation_areas(seg, np.full(6, 20), np.full(6, 20))
+    assert out[:2].tolist() == [100.0, 10.0] and out[3] == 3.0
+    assert np.isnan(out[[2, 4, 5]]).all()

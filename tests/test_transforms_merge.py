@@ -397,3 +397,81 @@ def test_cli_subprocess(tmp_path: Path) -> None:
     assert "merge: 85 -> 85 images" in proc.stderr
     ds = cocokit.load(out)
     assert (len(ds.images), len(ds.annotations), len(ds.categories)) == (85, 760, 80)
+
+
+# -- ids that change: the notes per input, the id maps ----------------------------------
+
+TACO = ("taco", "annotations.json")
+
+
+def test_changed_ids_are_counted_per_input_with_their_cause() -> None:
+    """TACO repeats annotation ids 309 and 4040 itself; coco-mini's ids 3253 and 3944 (and
+    images 802, 139) are TACO's too. Each input's note counts its own, says why, and the
+    new ids are the next free ones above the largest in use (COCO's crowd ids are big)."""
+    taco, mini = cocokit.load(real_path(*TACO)), cocokit.load(real_path(*MINI))
+    out, report = merge([taco, mini])
+    check_integrity(out)
+    top = int(max(taco.annotations.id.max(), mini.annotations.id.max()))
+    top_img = int(max(taco.images.id.max(), mini.images.id.max()))
+    notes = [n for n in report.notes if "id(s) changed" in n]
+    assert notes == [
+        f"{mini.source}: 2 image id(s) changed (2 already used by an earlier input): now ids "
+        f"{top_img + 1}..{top_img + 2}, the next free above {top_img}, the largest in use",
+        f"{taco.source}: 2 annotation id(s) changed (2 repeated within this input): now ids "
+        f"{top + 1}..{top + 2}, the next free above {top}, the largest in use",
+        f"{mini.source}: 2 annotation id(s) changed (2 already used by an earlier input): now "
+        f"ids {top + 3}..{top + 4}, the next free above {top + 2}, the largest in use"]
+    ids = out.annotations.id
+    n = len(taco.annotations)
+    changed = np.flatnonzero(ids != np.concatenate([taco.annotations.id, mini.annotations.id]))
+    assert ids[changed].tolist() == list(range(top + 1, top + 5))
+    assert taco.annotations.id[changed[:2]].tolist() == [309, 4040]  # their second copies
+    assert mini.annotations.id[changed[2:] - n].tolist() == [3253, 3944]
+    # the id maps: each input's ids to the merged ones, categories by name
+    t_map, m_map = report.id_maps
+    assert t_map.annotations_new.tolist() == ids[:n].tolist()
+    assert m_map.annotations_old.tolist() == mini.annotations.id.tolist()
+    assert m_map.annotations_new.tolist() == ids[n:].tolist()
+    assert dict(zip(m_map.images_old.tolist(), m_map.images_new.tolist(), strict=True))[139] \
+        == top_img + 2
+    names = dict(zip(out.categories.id.tolist(), out.categories.name.tolist(), strict=True))
+    for cmap, ds in ((t_map, taco), (m_map, mini)):
+        old = dict(zip(ds.categories.id.tolist(), ds.categories.name.tolist(), strict=True))
+        assert {names[new] for new in cmap.categories_new.tolist()} == set(old.values())
+        assert all(names[new] == old[o] for o, new in zip(
+            cmap.categories_old.tolist(), cmap.categories_new.tolist(), strict=True))
+    assert m_map.file_names == tuple(mini.images.file_name.tolist())
+
+
+def test_cli_id_maps_carry_predictions_over(tmp_path: Path,
+                                            capsys: pytest.CaptureFixture[str]) -> None:
+    """merge --id-map (one per input), composed with --image-ids auto: predictions made
+    on coco-mini are carried onto the merged file by `results remap`."""
+    taco, mini = real_path(*TACO), real_path(*MINI)
+    out, maps = tmp_path / "m.json", [str(tmp_path / "t.json"), str(tmp_path / "v.json")]
+    assert main(["merge", str(taco), str(mini), "-o", str(out), "--image-ids", "auto",
+                 "--id-map", maps[0], "--id-map", maps[1]]) == 0
+    err = capsys.readouterr().err
+    assert f"wrote {maps[1]}: the old-to-new ids of {mini}" in err
+    ds, merged, old = cocokit.load(mini), cocokit.load(out), json.loads(mini.read_text())
+    files = {i["id"]: i["file_name"] for i in old["images"]}
+    cats = {c["id"]: c["name"] for c in old["categories"]}
+    preds = [{"image_id": a["image_id"], "category_id": a["category_id"], "bbox": a["bbox"],
+              "score": 0.5} for a in old["annotations"]]
+    (tmp_path / "p.json").write_text(json.dumps(preds))
+    assert main(["results", "remap", str(tmp_path / "p.json"), "--id-map", maps[1], "-o",
+                 str(tmp_path / "p2.json"), "-q"]) == 0
+    moved = json.loads((tmp_path / "p2.json").read_text())
+    new_files = dict(zip(merged.images.id.tolist(), merged.images.file_name.tolist(),
+                         strict=True))
+    new_cats = dict(zip(merged.categories.id.tolist(), merged.categories.name.tolist(),
+                        strict=True))
+    assert len(moved) == len(preds) == len(ds.annotations)
+    assert [(new_files[p["image_id"]], new_cats[p["category_id"]]) for p in moved] == \
+        [(files[p["image_id"]], cats[p["category_id"]]) for p in preds]
+    assert max(new_files) == len(merged.images)  # renumbered 1..N, and the map followed
+    # one map per input, or none
+    assert main(["merge", str(taco), str(mini), "-o", str(out), "--id-map", maps[0]]) == 2
+    assert "one file per input (2)" in capsys.readouterr().err
+    assert main(["merge", str(taco), str(mini), "-o", str(out), "--id-map", maps[0],
+                 "--id-map", maps[0]]) == 2

@@ -28,8 +28,10 @@ from cocokit.errors import InputError, IntegrityError, OptionError
 from cocokit.io import yolo
 from cocokit.io.formats import yolo as formats_yolo
 from cocokit.io.yolo import (
+    SIZES_FILE,
     image_size,
     join_rings,
+    labels_only_note,
     load_data_yaml,
     read_yolo,
     split_rings,
@@ -463,8 +465,17 @@ def test_export_refuses_sizes_that_disagree_with_the_file(tmp_path: Path) -> Non
 
 def test_images_none_and_sizes_table(real_data: Path, tmp_path: Path) -> None:
     ds, _ = _case(real_data, "tiny-val")
-    write_yolo(ds, tmp_path / "y", images="none", task="segment")
+    s = write_yolo(ds, tmp_path / "y", images="none", task="segment")
     assert not (tmp_path / "y" / "images").exists()
+    assert labels_only_note("train") in s.notes
+    # the export's own sizes table reads the labels back without images or --sizes
+    table = tmp_path / "y" / "labels" / "train" / SIZES_FILE
+    assert json.loads(table.read_text()) == {f: [w, h] for f, w, h in zip(
+        ds.images.file_name.tolist(), ds.images.width.tolist(), ds.images.height.tolist(),
+        strict=True)}
+    own = read_yolo(tmp_path / "y")
+    assert sorted(own.images.file_name.tolist()) == sorted(ds.images.file_name.tolist())
+    table.unlink()
     with pytest.raises(InputError, match="sizes table"):
         read_yolo(tmp_path / "y")
     ann_file = real_data / CASES["tiny-val"][0]

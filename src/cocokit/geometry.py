@@ -22,6 +22,7 @@ it (or the cached column :attr:`cocokit.Annotations.segmentation_kind`).
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import enum
 import itertools
@@ -39,6 +40,7 @@ __all__ = [
     "RLE_KINDS",
     "Polygons",
     "SegmentationKind",
+    "annotation_areas",
     "box_corners",
     "encoded_rle",
     "keypoint_flip_permutation",
@@ -53,6 +55,7 @@ __all__ = [
     "segmentation_kind",
     "segmentation_kinds",
     "segmentation_rle",
+    "shoelace_areas",
 ]
 
 _POLY = msgspec.json.Decoder(list[list[float]])
@@ -302,6 +305,20 @@ def ring_areas(coords: np.ndarray, ring_offsets: np.ndarray, *,
     return (twice if signed else np.abs(twice)) * 0.5
 
 
+def shoelace_areas(polys: Polygons) -> np.ndarray:
+    """The area of each entry's polygon: the sum of its rings' :func:`ring_areas`, as
+    COCO's own files state a polygon's ``area`` and :func:`cocokit.validate` checks it;
+    NaN for an entry without a ring of 3 points (no polygon)."""
+    n = len(polys)
+    rings = np.diff(polys.offsets)
+    per_ring = ring_areas(polys.coords, polys.ring_offsets)
+    owner = np.repeat(np.arange(n), rings)
+    out = np.bincount(owner, weights=per_ring, minlength=n).astype(np.float64)
+    has = np.bincount(owner, weights=np.diff(polys.ring_offsets) >= 3, minlength=n) > 0
+    out[~has] = np.nan
+    return out
+
+
 def polygon_rings(polygon: Sequence[Any]) -> list[Any]:
     """A polygon segmentation as a list of rings, taking one flat ring for the polygon.
 
@@ -375,6 +392,30 @@ def segmentation_areas(
         rle = segmentation_rle(seg, int(heights[i]), int(widths[i]))
         if rle is not None:
             out[i] = float(mask_utils.area(rle))
+    return out
+
+
+def annotation_areas(
+    segmentation: np.ndarray, heights: np.ndarray, widths: np.ndarray
+) -> np.ndarray:
+    """The ``area`` an annotation states for its segmentation, the one
+    :func:`cocokit.validate` expects: a polygon's :func:`shoelace_areas` (what COCO's
+    own files hold), an RLE mask's pixel count (:func:`segmentation_areas`); NaN for
+    none (or a polygon without a ring of 3 points). What readers and exports compute
+    where an area is missing."""
+    out = np.full(len(segmentation), np.nan)
+    kinds = segmentation_kinds(segmentation)
+    poly = np.flatnonzero(kinds == SegmentationKind.POLYGON)
+    if len(poly):
+        try:
+            out[poly] = shoelace_areas(parse_polygons(segmentation, poly))
+        except (ValueError, TypeError):  # a malformed ring: measure the others one by one
+            for r in poly.tolist():
+                with contextlib.suppress(ValueError, TypeError):
+                    out[r] = shoelace_areas(parse_polygons(segmentation, np.array([r])))[0]
+    rle = np.flatnonzero(np.isin(kinds, RLE_KINDS))
+    if len(rle):
+        out[rle] = segmentation_areas(segmentation[rle], heights[rle], widths[rle])
     return out
 
 

@@ -351,6 +351,21 @@ def save_dataset(
     return summary
 
 
+def write_input_id_maps(maps: Sequence[Any], written: Any, paths: Sequence[str],
+                        sources: Sequence[str], quiet: bool = False) -> None:
+    """Write one id map per input of a command that joined several (merge ``--id-map``):
+    ``maps[k]`` (input k's ids -> the joined dataset's, an
+    :class:`~cocokit.io.idmap.IdMap`) followed by ``written`` (the export's map, when
+    it renumbered or left records out) to ``paths[k]``."""
+    from ..io.idmap import write_id_map
+
+    for ids, path, source in zip(maps, paths, sources, strict=True):
+        write_id_map(ids.then(written) if written is not None else ids, path)
+        if not quiet:
+            err_console.print(f"wrote {path}: the old-to-new ids of {source}", markup=False,
+                              highlight=False)
+
+
 def print_export_notes(skipped: Sequence[str], warnings: Sequence[str]) -> None:
     """Print the records an export skipped as invalid, and its warnings (``warning: ...``).
 

@@ -75,6 +75,11 @@ DropNegatives = Annotated[bool, typer.Option(
 IdMapFile = Annotated[Optional[str], typer.Option(  # noqa: UP045 (typer needs Optional)
     "--id-map", help="Also write the old-to-new map of image, annotation and category ids "
     "as JSON (docs/predictions.md), for `cocokit results remap`.")]
+#: ``--id-map`` of merge: one map per input, as inputs' ids may be equal.
+IdMapFiles = Annotated[Optional[list[str]], typer.Option(  # noqa: UP045
+    "--id-map", help="Also write each input's old-to-new map of image, annotation and "
+    "category ids as JSON (repeat: one file per input, in input order; "
+    "docs/predictions.md), for `cocokit results remap`.")]
 CocoFile = Annotated[str, typer.Argument(
     help="COCO JSON file (.json or .json.gz; a path or a URL).")]
 #: FILE typed as a Path (:data:`CocoFile` is the ``str`` that keeps a URL as typed).
@@ -155,6 +160,23 @@ def check_id_map(id_map: str | None) -> None:
     """Check the ``--id-map`` file output, when given, as every file output is checked."""
     if id_map is not None:
         check_file_output(id_map, "--id-map")
+
+
+def check_id_maps(id_maps: Sequence[str] | None, inputs: int) -> None:
+    """Check merge's ``--id-map`` files: one per input, each a file output, no two the
+    same (the second would overwrite the first)."""
+    if not id_maps:
+        return
+    if len(id_maps) != inputs:
+        raise OptionError("--id-map", list(id_maps), f"one file per input ({inputs}), in "
+                          "input order")
+    seen: set[str] = set()
+    for path in id_maps:
+        check_id_map(path)
+        key = os.path.abspath(path)
+        if key in seen:
+            raise OptionError("--id-map", path, "a different file for each input")
+        seen.add(key)
 
 
 def check_workers(workers: int | None, yes: bool, engine: str) -> None:
@@ -292,9 +314,10 @@ def ids_note(image_ids: str, annotation_ids: str, *, new_records: str | None = N
 __all__ = [
     "BYTES_PER_PIXEL", "DEFAULT_IDS", "IMAGES", "MAX_OUTPUT_BYTES", "MAX_OUTPUT_IMAGES",
     "MAX_WORKERS_PER_CORE", "OUTPUT", "Address", "AnnotationIds", "CocoFile", "CocoPath",
-    "DropEmptyAlias", "DropNegatives", "EngineOpt", "IdMapFile", "IdPolicy",
+    "DropEmptyAlias", "DropNegatives", "EngineOpt", "IdMapFile", "IdMapFiles", "IdPolicy",
     "IgnoreNegativesAlias", "ImageIds", "Images", "Json", "Quality", "Quiet", "Yes",
-    "check_file_output", "check_folder_output", "check_id_map", "check_image_folder",
+    "check_file_output", "check_folder_output", "check_id_map", "check_id_maps",
+    "check_image_folder",
     "check_run_size", "check_seed", "check_workers", "deprecated", "estimated_bytes",
     "ids_note", "renamed", "say",
 ]

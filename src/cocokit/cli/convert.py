@@ -11,6 +11,7 @@ import typer
 from ..errors import OptionError
 from ..io import formats
 from ..io.formats.yolo import TASKS, default_task
+from ..io.yolo import labels_only_note
 from ._app import app, progress_bar
 from ._options import Json, Quiet, check_file_output, check_folder_output, check_image_folder, say
 
@@ -48,7 +49,8 @@ def convert(
         "--from", help="Format to read (default: detected from IN).")] = None,
     images: Annotated[Optional[str], typer.Option(  # noqa: UP045
         "--images", "-i", help="The image folder (image sizes when the labels lack them; "
-        "YOLO links images from it; Label Studio prefixes data.image with it).")] = None,
+        "YOLO links images from it, else writes labels, data.yaml and the image sizes; "
+        "Label Studio prefixes data.image with it).")] = None,
     task: Annotated[Optional[str], typer.Option(  # noqa: UP045
         "--task", help="YOLO only: detect, segment, pose or obb (default: pose when "
         "categories have keypoints and annotations carry them, else segment when there "
@@ -68,7 +70,7 @@ def convert(
 
     Example: cocokit convert instances_val2017.json --to voc -o voc/
 
-    Example: cocokit convert person_keypoints_val2017.json --to yolo --task pose -o yolo/
+    Example: cocokit convert person_keypoints_val2017.json --to yolo --task pose -i val2017 -o yolo/
 
     Example: cocokit convert annotations.xml --to dota -o dota/
 
@@ -102,6 +104,8 @@ def convert(
     what = f"{dst}, task {task}" if task is not None else dst
     say(f"wrote {output} ({what}, from {src}): {ds.num_images:,} images, "
         f"{ds.num_annotations:,} annotations")
+    if dst == "yolo" and images is None:
+        say(labels_only_note("train") + " (-i DIR links the images)")
     if not answer["losses"]:
         say("nothing lost")
     for loss in answer["losses"]:

@@ -29,6 +29,7 @@ from ._app import (
     save_dataset,
     status,
     use_stream,
+    write_input_id_maps,
 )
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -42,6 +43,7 @@ from ._options import (
     DropEmptyAlias,
     DropNegatives,
     IdMapFile,
+    IdMapFiles,
     IdPolicy,
     ImageIds,
     Quiet,
@@ -49,6 +51,7 @@ from ._options import (
     check_file_output,
     check_folder_output,
     check_id_map,
+    check_id_maps,
     check_run_size,
     check_seed,
     renamed,
@@ -151,12 +154,12 @@ def _image_list(path: Path, option: str) -> list[int | str]:
 def _save(ds: Dataset, output: str | Path, quiet: bool, image_ids: IdPolicy,
           annotation_ids: IdPolicy, ids_line: bool = True, warn: bool = True,
           drop_negatives: bool = False, id_map: str | None = None,
-          category_map: tuple[Any, Any] | None = None) -> None:
+          category_map: tuple[Any, Any] | None = None) -> Any:
     """Write with the id policies (repeated ids with ``keep`` are refused, naming
     ``auto``: the transforms never make them, but an input may hold them), leaving out
     the images without annotations with ``drop_negatives``; ``id_map``: also write the
-    old-to-new ids there (``--id-map``)."""
-    save_dataset(ds, output, quiet=quiet, image_ids=image_ids.value,
+    old-to-new ids there (``--id-map``). Returns the export summary."""
+    return save_dataset(ds, output, quiet=quiet, image_ids=image_ids.value,
                  annotation_ids=annotation_ids.value, ids_line=ids_line, warn=warn,
                  ignore_negative_samples=drop_negatives, id_map=id_map,
                  category_map=category_map)
@@ -198,13 +201,20 @@ def merge(
     image_ids: ImageIds = DEFAULT_IDS,
     annotation_ids: AnnotationIds = DEFAULT_IDS,
     drop_negatives: DropNegatives = False,
+    id_map: IdMapFiles = None,
     quiet: Quiet = False,
     image_root: Annotated[Optional[list[Path]], typer.Option(  # noqa: UP045
         "--image-root", hidden=True)] = None,
 ) -> None:
     """Merge COCO files: categories matched by name, ids made unique, licences merged.
 
+    An id used by an earlier input, or repeated within one, gets the next free id above
+    the largest in use (the summary says how many, why and which); --id-map writes each
+    input's old-to-new ids.
+
     Example: cocokit merge a.json b.json -o merged.json --on-duplicate prefix
+
+    Example: cocokit merge a.json b.json -o merged.json --id-map a_ids.json --id-map b_ids.json
     """
     from ..transforms import merge as merge_datasets
 
@@ -212,6 +222,7 @@ def merge(
     if len(inputs) < 2:
         raise OptionError("INPUTS", [str(p) for p in inputs], "at least two files to merge")
     check_file_output(output)
+    check_id_maps(id_map, len(inputs))
     mapping: dict[str, int] | None = None
     if category_map is not None:
         mapping = _name_to_id(category_map, "--category-map")
@@ -232,8 +243,11 @@ def merge(
             image_roots=images or None, prefixes=prefix or None,
             duplicates=on_duplicate.value, dedupe_images=dedupe_images, info=info_obj)
     _show(report, quiet)
-    _save(out, output, quiet, image_ids, annotation_ids,
-          drop_negatives=drop_negatives)
+    summary = _save(out, output, quiet, image_ids, annotation_ids,
+                    drop_negatives=drop_negatives)
+    if id_map:
+        write_input_id_maps(report.id_maps, summary.id_map, id_map, list(map(str, inputs)),
+                            quiet)
 
 
 @app.command("filter")

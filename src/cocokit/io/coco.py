@@ -43,7 +43,7 @@ from ..contract import (
 )
 from ..dataset import Annotations, Categories, Dataset, Images, gc_paused, lookup, unique
 from ..errors import InputError, IntegrityError, JSONSyntaxError, OptionError
-from ..geometry import segmentation_areas, segmentation_bboxes
+from ..geometry import annotation_areas, segmentation_bboxes
 from . import files, sniff
 from .atomic import is_gzip_name
 from .idmap import IdMap
@@ -703,7 +703,9 @@ class ExportScreen:
 def complete_geometry(
     bbox: np.ndarray, area: np.ndarray, seg: np.ndarray, heights: np.ndarray, widths: np.ndarray
 ) -> tuple[np.ndarray, np.ndarray, int, int]:
-    """Fill missing boxes (from the segmentation) and areas (pycocotools pixel area, else w*h).
+    """Fill missing boxes (from the segmentation) and areas (a polygon's shoelace area, a
+    mask's pixel count, as validate checks them: :func:`~cocokit.geometry.annotation_areas`;
+    else w*h).
 
     Returns the new bbox and area arrays and how many of each were computed.
     """
@@ -718,7 +720,7 @@ def complete_geometry(
         area = area.copy()
         seg_rows = need_area & has_seg
         if seg_rows.any():
-            area[seg_rows] = segmentation_areas(seg[seg_rows], heights[seg_rows], widths[seg_rows])
+            area[seg_rows] = annotation_areas(seg[seg_rows], heights[seg_rows], widths[seg_rows])
         box_rows = np.isnan(area) & ~np.isnan(bbox[:, 0])
         area[box_rows] = bbox[box_rows, 2] * bbox[box_rows, 3]
         computed_area = int(np.count_nonzero(~np.isnan(area[need_area])))

@@ -24,6 +24,7 @@ from typing import Any
 import msgspec
 import numpy as np
 
+from ..dataset import lookup
 from ..errors import InputError
 from .atomic import atomic_write
 from .files import read_document
@@ -62,6 +63,28 @@ class IdMap:
         """The same map with the category ids' old and new values."""
         return dataclasses.replace(self, categories_old=np.asarray(old, np.int64),
                                    categories_new=np.asarray(new, np.int64))
+
+    def then(self, later: IdMap) -> IdMap:
+        """This map followed by ``later``, which renumbered the ids this map gives (a
+        merge, then the export that wrote it): old ids of this map to the new ids of
+        ``later``; records ``later`` lacks (not written) are left out. Categories are
+        composed when ``later`` changed them, else this map's; ``file_names`` are
+        ``later``'s when it has them, else this map's."""
+        img = lookup(later.images_old, self.images_new)
+        ann = lookup(later.annotations_old, self.annotations_new)
+        ki, ka = img >= 0, ann >= 0
+        cats_old, cats_new = self.categories_old, self.categories_new
+        if len(later.categories_old):
+            cat = lookup(later.categories_old, cats_new)
+            cats_old, cats_new = cats_old[cat >= 0], later.categories_new[cat[cat >= 0]]
+        names: tuple[str, ...] = ()
+        if later.file_names:
+            names = tuple(later.file_names[i] for i in img[ki].tolist())
+        elif self.file_names:
+            names = tuple(n for n, k in zip(self.file_names, ki.tolist(), strict=True) if k)
+        return IdMap(self.images_old[ki], later.images_new[img[ki]],
+                     self.annotations_old[ka], later.annotations_new[ann[ka]],
+                     cats_old, cats_new, names)
 
     def to_dict(self) -> dict[str, Any]:
         """The JSON shape of the module docstring."""

@@ -6,6 +6,14 @@ Layout (the one Ultralytics trains on)::
       data.yaml              path, train/val/test and one key per split, nc, names
       images/<split>/...     the image files: symlinks, copies, or left to you
       labels/<split>/...     one .txt per image: same relative path, suffix .txt
+      labels/<split>/image_sizes.json   only when no images are written (images="none")
+
+Without images (``images="none"``) the labels alone cannot be read back: their
+coordinates are divided by image sizes that only the images (or the COCO file) hold. So
+such an export also writes :data:`SIZES_FILE` in each label folder, the sizes table
+``{file_name: [width, height]}`` of its images (file names relative to the split
+folder), and :func:`read_yolo` reads it for a label file whose image is not there.
+Ultralytics does not look at it (it finds labels from the image paths).
 
 ``data.yaml`` always has ``train`` and ``val`` (Ultralytics' ``check_det_dataset``
 refuses it without them): split names map to them (``train2017`` -> ``train``,
@@ -111,8 +119,8 @@ from ..geometry import (
     oriented_boxes,
     parse_polygons,
     polygon_bboxes,
-    segmentation_areas,
     segmentation_bboxes,
+    shoelace_areas,
 )
 from ..problems import found_value, short_value
 from .atomic import atomic_write, current_umask, output_error, output_fault
@@ -123,12 +131,14 @@ __all__ = [
     "COORD_TOLERANCE",
     "IMG_FORMATS",
     "MAX_CLASSES",
+    "SIZES_FILE",
     "PoseShape",
     "YoloExportSummary",
     "YoloSplitSummary",
     "flip_index",
     "image_size",
     "join_rings",
+    "labels_only_note",
     "load_data_yaml",
     "pose_shape",
     "read_yolo",
@@ -160,6 +170,17 @@ _JSON = msgspec.json.Encoder()
 _KPT_NOTE = ("keypoint names kept in data.yaml (kpt_names, and in coco_categories); "
              "flip_idx from their left/right names")
 _CREATE = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0)
+#: The sizes table an export without images writes in each ``labels/<split>/`` folder:
+#: ``{file_name: [width, height]}``, file names relative to the split folder (the module
+#: docstring); :func:`read_yolo` reads it for label files without their image.
+SIZES_FILE = "image_sizes.json"
+
+
+def labels_only_note(split: str) -> str:
+    """The note of an export that wrote no images (``images="none"``; ``cocokit convert
+    --to yolo`` without ``-i``): what it wrote instead."""
+    return (f"no images written: labels and data.yaml only, and the image sizes in "
+            f"labels/{split}/{SIZES_FILE} for reading the labels back")
 
 
 # -- summaries ---------------------------------------------------------------------------
@@ -1031,6 +1052,12 @@ def _write_split(plan: _SplitPlan, label_dir: Path, image_dir: Path | None, task
                     shutil.copyfile(plan.image_src[i], dst)
                 image_files += 1
         progress(stop - start)
+    if images == "none":  # the labels read back without their images (module docstring)
+        imgs = ds.images
+        table = dict(zip(plan.image_rel, zip(imgs.width.tolist(), imgs.height.tolist(),
+                                             strict=True), strict=True))
+        with open(os.path.join(label_root, SIZES_FILE), "xb") as f:
+            f.write(_JSON.encode(table))
     return YoloSplitSummary(plan.name, len(plan.label_rel), counts.rows, negatives,
                             plan.skipped_crowd, counts.skipped_empty, counts.box_as_polygon,
                             counts.clipped, plan.unsupported_suffix, image_files,
@@ -1059,11 +1086,12 @@ def write_yolo(
     the same categories. ``task``: ``"detect"`` (boxes) or ``"segment"`` (polygons).
     ``images``: ``"link"`` symlinks each image from ``image_dir`` into
     ``images/<split>/``, ``"copy"`` copies it, ``"none"`` leaves ``images/<split>/`` as it
-    is (labels and data.yaml only). An existing ``images/<split>/`` is replaced only when
-    it holds nothing but links; one with image files in it is refused (use ``"none"``).
-    An existing ``labels/<split>/`` is replaced. ``image_dir`` (one folder, or one per
-    split) holds the images under their ``file_name``; by default the folder of the
-    COCO file.
+    is (labels, data.yaml and each split's :data:`SIZES_FILE`, so that :func:`read_yolo`
+    reads the labels back without the images; a note says so). An existing
+    ``images/<split>/`` is replaced only when it holds nothing but links; one with image
+    files in it is refused (use ``"none"``). An existing ``labels/<split>/`` is replaced.
+    ``image_dir`` (one folder, or one per split) holds the images under their
+    ``file_name``; by default the folder of the COCO file.
     ``crowd``: ``"skip"`` crowd annotations (iscrowd=1) or ``"keep"`` them as ordinary
     objects. ``clip`` moves coordinates outside the image onto its border. ``precision``:
     significant digits, or None for exact round-trip text. ``check_sizes`` compares each
@@ -1191,6 +1219,8 @@ def write_yolo(
 
     atomic_write(yaml_path, [yaml_text])
     notes = [_alias_note(r, a) for r, a in aliases.items()]
+    if images == "none":
+        notes += [labels_only_note(name) for name in summaries]
     if kpt is not None:
         notes.append(_KPT_NOTE)
     return YoloExportSummary(str(out), str(yaml_path), task, tuple(names), summaries, val_is_train,
@@ -1283,20 +1313,34 @@ def _walk_images(folder: Path) -> list[Path]:
     return sorted(found, key=lambda p: p.as_posix())
 
 
+_Found = tuple[Path, Path, Path, bool, tuple[str, tuple[int, int]] | None]
+
+
+def _own_sizes(labels: Path) -> dict[str, tuple[str, tuple[int, int]]]:
+    """The :data:`SIZES_FILE` of a label folder (an export without images), by path
+    without suffix: ``{"a/0001": ("a/0001.jpg", (w, h))}``; empty when there is none."""
+    file = labels / SIZES_FILE
+    if not file.is_file():
+        return {}
+    return {str(PurePosixPath(name).with_suffix("")): (name, size)
+            for name, size in _sizes_table(file).items()}
+
+
 def _split_images(root: Path, value: Any, yaml_path: Path, missing_ok: bool, key: str = "",
-                  ) -> list[tuple[Path, Path, Path, bool]]:
-    """(image path, folder its file_name is relative to, label path, image file exists)
-    of each image of one split entry; a folder that is not there (nor its labels) is an
-    error unless ``missing_ok``."""
+                  ) -> list[_Found]:
+    """(image path, folder its file_name is relative to, label path, image file exists,
+    its entry in the label folder's :data:`SIZES_FILE` when it does not) of each image
+    of one split entry; a folder that is not there (nor its labels) is an error unless
+    ``missing_ok``."""
     entries = value if isinstance(value, list) else [value]
-    out: list[tuple[Path, Path, Path, bool]] = []
+    out: list[_Found] = []
     for entry in entries:
         p = Path(_path_value(entry, str(yaml_path), key))
         p = p if p.is_absolute() else root / p
         if not p.exists() and str(entry).startswith("../") and (root / str(entry)[3:]).exists():
             p = root / str(entry)[3:]  # as Ultralytics does (Roboflow exports say ../train)
         if p.is_dir():
-            out += [(f, p, _label_path(f), True) for f in _walk_images(p)]
+            out += [(f, p, _label_path(f), True, None) for f in _walk_images(p)]
         elif p.is_file() and p.suffix.lower() == ".txt":
             for n, line in enumerate(p.read_text(encoding="utf-8").splitlines(), 1):
                 line = line.strip()
@@ -1306,7 +1350,7 @@ def _split_images(root: Path, value: Any, yaml_path: Path, missing_ok: bool, key
                 if not q.is_absolute():
                     q = p.parent / line if line.startswith("./") or (p.parent / line).exists() \
                         else root / line
-                out.append((q, root, _label_path(q), True))
+                out.append((q, root, _label_path(q), True, None))
         elif not p.exists():
             labels = _label_path(p / "x.jpg").parent
             if not labels.is_dir():
@@ -1314,9 +1358,10 @@ def _split_images(root: Path, value: Any, yaml_path: Path, missing_ok: bool, key
                     continue
                 raise InputError(str(yaml_path), None, f"split folder "
                                  f"{short_value(str(p), 200)} does not exist")
+            own = _own_sizes(labels)
             for lab in sorted(labels.rglob("*.txt"), key=lambda r: r.as_posix()):
                 rel = lab.relative_to(labels).as_posix()[: -len(".txt")]
-                out.append((p / rel, p, lab, False))
+                out.append((p / rel, p, lab, False, own.get(rel)))
         else:
             raise InputError(str(yaml_path), None, f"{short_value(str(p), 200)} is neither a "
                              "folder of images "
@@ -1565,8 +1610,9 @@ def read_yolo(
     passed over). A split is a folder of images
     (searched recursively), a ``.txt`` list of image paths, or a list of those; when its
     image folder is missing but its label folder exists (an export with
-    ``images="none"``), images are taken from the label files and their sizes must come
-    from ``sizes``.
+    ``images="none"``), images are taken from the label files and their sizes from
+    ``sizes``, else from the label folder's :data:`SIZES_FILE` (what such an export
+    writes).
 
     ``file_name`` is the image path relative to its split folder when one split is read,
     relative to the dataset root when several are. Image sizes come from ``sizes`` (a
@@ -1577,7 +1623,8 @@ def read_yolo(
     matches ``names`` (a cocokit export), else ``{"id": i + 1, "name": names[i]}``.
 
     Rows ``cls cx cy w h`` become boxes (area ``w * h``); polygon rows become one-ring
-    polygons with their tight box and pycocotools' mask area, or, with
+    polygons with their tight box and their shoelace area (the sum over their rings, as
+    COCO's files state it and :func:`cocokit.validate` checks it), or, with
     ``split_polygons`` (default), the rings of a multi-part polygon joined by
     :func:`join_rings` (or Ultralytics' converter) when the row is such a join (see
     :func:`split_rings`). Images with no label file or an empty one are kept without
@@ -1615,7 +1662,7 @@ def read_yolo(
         chosen = [k for k in split_keys if k in _KNOWN_SPLITS or _is_path(root, data[k])]
         if not chosen:
             raise InputError(file, None, "names no split (train, val, test, ...)")
-    found: list[tuple[Path, Path, Path, bool]] = []
+    found: list[_Found] = []
     seen_values: set[str] = set()
     for key in chosen:
         sig = json.dumps(data[key])
@@ -1644,7 +1691,7 @@ def read_yolo(
     ann_img: list[int] = []
     ann_cls: list[int] = []
     ann_vals: list[list[float]] = []
-    for pos, (img, base, label, exists) in enumerate(found):
+    for pos, (img, base, label, exists, own) in enumerate(found):
         if img in seen_paths:
             continue
         seen_paths.add(img)
@@ -1652,13 +1699,17 @@ def read_yolo(
         name = _relative(img, root) if several else rel
         if exists:
             size = _lookup_size(table, by_stem, rel) or image_size(img)
-        else:  # enumerated from a label file: the sizes table names the image
+        else:  # enumerated from a label file: a sizes table names the image
             match = by_stem.get(rel)
-            if match is None:
+            if match is not None:
+                size = table[match]
+            elif own is not None:  # the export's own table, beside the labels
+                match, size = own
+            else:
                 raise InputError(str(label), None, "no image for this label file, and no "
-                                 "entry for it in the sizes table (matched by path without "
-                                 "suffix)")
-            size = table[match]
+                                 "entry for it in the sizes table (--sizes, or "
+                                 f"{SIZES_FILE} in the label folder; matched by path "
+                                 "without suffix)")
             suffix = PurePosixPath(match).name[len(PurePosixPath(rel).name):]
             name += suffix
         i = len(file_names)
@@ -1714,7 +1765,7 @@ def read_yolo(
         bbox[rows] = polygon_bboxes(px)
         segs = np.empty(len(rows), dtype=object)
         segs[:] = [px.to_coco(i) for i in range(len(rows))]
-        area[rows] = segmentation_areas(segs, H[rows], W[rows])
+        area[rows] = shoelace_areas(px)  # as COCO states it and validate checks it
         seg[rows] = [msgspec.Raw(_JSON.encode(x)) for x in segs]
     ann_table = Annotations(
         id=np.arange(1, m + 1, dtype=np.int64),

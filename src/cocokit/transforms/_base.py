@@ -16,6 +16,7 @@ import numpy as np
 from ..dataset import Categories, Dataset
 from ..dataset import gc_paused as paused
 from ..errors import OptionError
+from ..io.idmap import IdMap
 
 
 @dataclasses.dataclass(frozen=True)
@@ -25,7 +26,8 @@ class TransformReport:
     ``dropped_annotations`` and ``dropped_images`` map a reason to a count; each dropped
     record is counted under one reason (the first that applied), so the counts add up
     to the totals. ``notes`` are sentences for a person (ids renumbered, listed images
-    that were not found, ...).
+    that were not found, ...). ``id_maps`` (merge): per input, the map from its ids to
+    the output's.
     """
 
     operation: str
@@ -41,6 +43,7 @@ class TransformReport:
     added_categories: tuple[str, ...] = ()
     changed_annotations: int = 0
     notes: tuple[str, ...] = ()
+    id_maps: tuple[IdMap, ...] = dataclasses.field(default=(), compare=False, repr=False)
 
     @property
     def total_dropped_annotations(self) -> int:

@@ -18,6 +18,7 @@ import numpy as np
 
 from ..dataset import Annotations, Categories, Dataset, Images, object_array, plain
 from ..errors import InputError, OptionError
+from ..io.idmap import IdMap
 from ._base import Transformed, describe, first_repeat, gc_paused, make_report, new_ids
 
 __all__ = ["Duplicates", "merge"]
@@ -52,9 +53,16 @@ def merge(
     (reported), names of the map no input has are added.
 
     **Ids**: image and annotation ids are kept where they do not collide with an
-    earlier one, otherwise they get fresh ids above every input's largest; with
-    ``renumber`` all are numbered 1..N in order (images in input order, annotations in
-    input order). Annotations follow their images.
+    earlier one (of an earlier input, or repeated within the same input), otherwise
+    they get the next free ids above the largest id in use in any input, counting up;
+    with ``renumber`` all are numbered 1..N in order (images in input order,
+    annotations in input order). Annotations follow their images. The notes say, per
+    input, how many ids changed, why (repeated within that input, or already used by
+    an earlier input) and which ids they got; ``report.id_maps`` holds, per input, the
+    :class:`~cocokit.io.idmap.IdMap` from its ids (images, annotations, categories) to
+    the merged dataset's, for carrying predictions over (``cocokit merge --id-map``).
+    Ids are so big when an input already uses big ones: COCO's crowd annotations have
+    ids like 900100000000, so a clash gets 900100000001 and up.
 
     **File names** are kept unless ``image_roots`` (one folder per input: file names
     become relative to the folders' common root) or ``prefixes`` (one per input,
@@ -124,8 +132,8 @@ def merge(
             changed = int(np.count_nonzero(ids != ds.images.id[rows]))
             fresh_image += changed
             if changed:
-                notes.append(f"{describe(ds, k)}: {changed} image id(s) changed to avoid "
-                             "collisions")
+                notes.append(_ids_note(describe(ds, k), "image", ds.images.id[rows], ids,
+                                       taken, fresh_image))
             taken = np.concatenate([taken, ids])
         out_ids = np.full(len(ds.images), -1, np.int64)
         out_ids[rows] = ids
@@ -141,6 +149,7 @@ def merge(
     all_ann_ids = [ds.annotations.id for ds in datasets if len(ds.annotations)]
     fresh_ann = int(max((int(a.max()) for a in all_ann_ids), default=0)) + 1
     ann_tables: list[Annotations] = []
+    ann_maps: list[tuple[np.ndarray, np.ndarray]] = []
     taken = np.zeros(0, np.int64)
     next_id = 1
     dropped_by_map = 0
@@ -166,9 +175,10 @@ def merge(
             changed = int(np.count_nonzero(ids != ds.annotations.id[rows]))
             fresh_ann += changed
             if changed:
-                notes.append(f"{describe(ds, k)}: {changed} annotation id(s) changed to avoid "
-                             "collisions")
+                notes.append(_ids_note(describe(ds, k), "annotation", ds.annotations.id[rows],
+                                       ids, taken, fresh_ann))
             taken = np.concatenate([taken, ids])
+        ann_maps.append((ds.annotations.id[rows], ids))
         image_id = out_id_of_row[k][ds.image_index[rows]]
         table = ds.annotations.take(rows) if len(rows) != len(ds.annotations) else ds.annotations
         ann_tables.append(table.replace(id=ids, image_id=image_id, category_id=new_cat[rows]))
@@ -178,6 +188,14 @@ def merge(
     extra, key_order, top_notes = _top_level(datasets, licenses, info)
     notes += top_notes
     out = Dataset(images, annotations, Categories(cat_records), extra, key_order)
+    name_of = dict(zip(images.id.tolist(), images.file_name.tolist(), strict=True))
+    id_maps = []
+    for k, ds in enumerate(datasets):
+        img = np.flatnonzero(out_id_of_row[k] >= 0)
+        new_img = out_id_of_row[k][img]
+        cat = np.flatnonzero(cat_new[k][:-1] >= 0)  # (its last entry: no category)
+        id_maps.append(IdMap(ds.images.id[img], new_img, *ann_maps[k], ds.categories.id[cat],
+                             cat_new[k][cat], tuple(name_of[i] for i in new_img.tolist())))
     merged = sum(len(s) for s in same_as)
     if duplicates_dropped:
         notes.append(f"{duplicates_dropped} duplicate annotations dropped (exact copies, on "
@@ -192,8 +210,23 @@ def merge(
         dropped_categories=tuple(dropped_cats),
         added_categories=tuple(added_cats),
         notes=tuple(notes),
+        id_maps=tuple(id_maps),
     )
     return Transformed(out, report)
+
+
+def _ids_note(source: str, what: str, old: np.ndarray, new: np.ndarray, earlier: np.ndarray,
+              fresh: int) -> str:
+    """The note of one input whose ``what`` ids changed: how many, why (``earlier``:
+    the ids earlier inputs took) and which fresh ids they got (up to ``fresh``)."""
+    changed = old != new
+    n = int(changed.sum())
+    taken = int(np.count_nonzero(changed & np.isin(old, earlier)))
+    why = [f"{c} {w}" for c, w in ((n - taken, "repeated within this input"),
+                                    (taken, "already used by an earlier input")) if c]
+    got = f"id {fresh - 1}" if n == 1 else f"ids {fresh - n}..{fresh - 1}"
+    return (f"{source}: {n} {what} id(s) changed ({', '.join(why)}): now {got}, the next "
+            f"free above {fresh - n - 1}, the largest in use")
 
 
 def _frozen(value: Any) -> Any:

@@ -36,7 +36,8 @@ the labels used, in order of first use. Each shape becomes one annotation:
 * ``<tag>`` (an image label) becomes an entry of the image's ``cvat_tags`` list;
   ``<ellipse>``, ``<cuboid>``, ``<skeleton>`` and ``<track>`` are not read (counted).
 
-``area`` is the pycocotools area of the polygon or mask, ``w * h`` of a box. The shape's
+``area`` is the shoelace area of the polygon, the pixel count of the mask (what
+:func:`cocokit.validate` checks), ``w * h`` of a box. The shape's
 ``<attribute>`` children become the ``attributes`` dict of the annotation (values typed
 by the label's declaration: ``checkbox`` a bool, ``number`` a number, else text), except
 ``is_crowd`` (CVAT's name for it), which becomes ``iscrowd``. ``occluded``, ``z_order``,
@@ -75,10 +76,10 @@ from ...dataset import Dataset, plain
 from ...errors import InputError
 from ...geometry import (
     SegmentationKind,
+    annotation_areas,
     encoded_rle,
     mask_api,
     parse_polygons,
-    segmentation_areas,
 )
 from .. import sniff
 from ..atomic import atomic_write
@@ -485,7 +486,7 @@ class _Writer:
             seg = np.empty(len(rs), object)
             seg[:] = [[self.ring_of[r].ravel().tolist()] for r in rs]
             ii = ds.image_index[rs]
-            for r, a in zip(rs, segmentation_areas(seg, ds.images.height[ii],
+            for r, a in zip(rs, annotation_areas(seg, ds.images.height[ii],
                                                    ds.images.width[ii]).tolist(), strict=True):
                 self.area_of[r] = a
         computed = np.array([self.area_of.get(r, np.nan) for r in rows.tolist()], np.float64)

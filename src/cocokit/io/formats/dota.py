@@ -18,7 +18,7 @@ the category name (no spaces) and the difficult flag (0 or 1; DOTA v1.0 files ma
 leave it out).
 
 Reading: each row becomes an annotation whose ``segmentation`` is the 4-point polygon
-(exactly as written), ``bbox`` its bounds, ``area`` the pycocotools area of the
+(exactly as written), ``bbox`` its bounds, ``area`` the shoelace area of the
 polygon, ``iscrowd`` 0 and the extra key ``difficult``; corners may lie beyond the
 image border (a rotated box of an object at the border does), a box entirely outside
 its image is an error; the header lines become image
@@ -55,8 +55,8 @@ from ...dataset import Annotations, Dataset, plain
 from ...errors import InputError
 from ...geometry import (
     SegmentationKind,
+    annotation_areas,
     oriented_boxes,
-    segmentation_areas,
 )
 from .. import sniff
 from ..coco import read_coco, write_coco
@@ -285,7 +285,7 @@ def write(ds: Dataset, path: str, *, images: str | None = None,
         seg = np.empty(int(finite.sum()), object)
         seg[:] = [[c.ravel().tolist()] for c in corners[finite]]
         ii = ds.image_index[ann_rows[finite]]
-        computed[finite] = segmentation_areas(seg, imgs.height[ii], imgs.width[ii])
+        computed[finite] = annotation_areas(seg, imgs.height[ii], imgs.width[ii])
     # image records (their ids too), categories and top-level keys are kept in index.json
     losses.extend(common_losses(plan, area=computed, keypoints=False, crowd=False,
                                 image_keys=None, annotation_keys=("difficult",),

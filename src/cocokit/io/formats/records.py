@@ -208,7 +208,8 @@ def dataset_from_records(
 
     ``complete``: fill what the records do not say as the export fills it
     (:func:`~cocokit.io.coco.complete_geometry`: a missing box from the segmentation, a
-    missing area from the segmentation, pycocotools' pixel area, else ``w * h``). CVAT
+    missing area from the segmentation, a polygon's shoelace area or a mask's pixel
+    count, as validate checks them, else ``w * h``). CVAT
     and DOTA ask for it; VOC, LabelMe and Label Studio do not, as their writers name
     an area they cannot store as a loss.
     """
@@ -300,7 +301,8 @@ def common_losses(rows: ExportRows, *, area: bool | np.ndarray = True,
             differ = (np.isfinite(given) & np.isfinite(area)
                       & (np.abs(given - area) > 1e-6 * np.maximum(1.0, np.abs(given))))
         losses.add("area-recomputed", int(differ.sum()), "areas not stored (computed from "
-                   "the geometry when read back: pycocotools pixel area, or w*h of a box)")
+                   "the geometry when read back: a polygon's shoelace area, a mask's pixel "
+                   "count, or w*h of a box)")
     elif area:
         losses.add("area-recomputed", int(np.count_nonzero(~np.isnan(given))),
                    "areas not stored (computed from the geometry when read back)")

@@ -5,8 +5,10 @@ loss report (:func:`export_losses`, the one place these losses are worked out).
 The task is chosen by :func:`default_task` unless given: ``pose`` when categories have
 ``keypoints`` and annotations carry keypoints, else ``segment`` when any annotation has
 a polygon, else ``detect``. Images are linked from ``images`` when it is given, else
-left out (labels and ``data.yaml`` only). Reading takes the image sizes from the image
-headers (see :func:`~cocokit.io.yolo.read_yolo`).
+left out: labels, ``data.yaml`` and the sizes table
+:data:`~cocokit.io.yolo.SIZES_FILE` that lets them be read back without the images.
+Reading takes the image sizes from the image headers, else from that table (see
+:func:`~cocokit.io.yolo.read_yolo`).
 """
 
 from __future__ import annotations
