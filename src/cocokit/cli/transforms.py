@@ -8,6 +8,7 @@ default of every command: transforms keep ids unique) or renumbered 1..N with ``
 
 from __future__ import annotations
 
+import contextlib
 import json
 from enum import Enum
 from pathlib import Path
@@ -26,9 +27,11 @@ from ._app import (
     err_console,
     load_dataset,
     open_source,
+    print_saved,
     save_dataset,
     status,
     use_stream,
+    write_dataset,
 )
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -475,12 +478,7 @@ def split_command(
     with status("splitting", quiet):
         parts, report = split(ds, ratios, stratify=stratify, seed=seed, group_by=field,
                               group_pattern=pattern)
-    folder.mkdir(exist_ok=True)
-    for k, (name, part) in enumerate(parts.items()):
-        # the parts share the categories: their ids line and warnings once, at the end
-        last = k == len(parts) - 1
-        _save(part, folder / f"{name}.json", quiet, image_ids, annotation_ids,
-              ids_line=last, warn=last, drop_negatives=drop_negatives)
+    _write_parts(parts, folder, quiet, image_ids, annotation_ids, drop_negatives)
     if not quiet:
         used = report.category_annotations.sum(axis=0) > 0
         ok = report.within_tolerance()
@@ -495,6 +493,41 @@ def split_command(
         console.print(table)
         for note in report.notes:
             err_console.print(note, markup=False, highlight=False)
+
+
+def _write_parts(parts: dict[str, Dataset], folder: Path, quiet: bool, image_ids: IdPolicy,
+                 annotation_ids: IdPolicy, drop_negatives: bool) -> None:
+    """Write the parts of a split as ``folder/NAME.json``, as one set: every part passes
+    the export contract before a file is written, then all are written to temporary
+    files and renamed together (:func:`cocokit.io.atomic.atomic_files`). A failure, or
+    Ctrl-C, leaves every old file of the folder as it was (and no new folder)."""
+    from ..io.atomic import atomic_files
+    from ..io.coco import screen_export
+
+    targets = {name: folder / f"{name}.json" for name in parts}
+    for name, part in parts.items():
+        screen_export(part, image_ids=image_ids.value, annotation_ids=annotation_ids.value,
+                      ignore_negative_samples=drop_negatives, target=str(targets[name]))
+    created = not folder.exists()
+    folder.mkdir(exist_ok=True)
+    try:
+        with atomic_files():
+            summaries = {name: write_dataset(part, targets[name], quiet=quiet,
+                                             image_ids=image_ids.value,
+                                             annotation_ids=annotation_ids.value,
+                                             ignore_negative_samples=drop_negatives)
+                         for name, part in parts.items()}
+    except BaseException:
+        if created:
+            with contextlib.suppress(OSError):
+                folder.rmdir()
+        raise
+    for k, (name, part) in enumerate(parts.items()):
+        # the parts share the categories: their ids line and warnings once, at the end
+        last = k == len(parts) - 1
+        print_saved(part, targets[name], summaries[name], quiet=quiet,
+                    image_ids=image_ids.value, annotation_ids=annotation_ids.value,
+                    ids_line=last, warn=last)
 
 
 @app.command()
