@@ -246,3 +246,30 @@ def test_dot_slash_dash_is_a_file_called_dash(tmp_path: Path,
     monkeypatch.chdir(tmp_path)
     assert main(["export", str(TINY), "-o", "./-", "-q"]) == 0
     assert (tmp_path / "-").is_file()
+
+
+# -- a COCO file and its id map or report are written as one set -------------------------
+
+#: a file no one can create (root included): /proc takes no new files (ENOENT)
+NO_SUCH_FILE = "/proc/cocokit-side.json"
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="/proc is Linux's")
+@pytest.mark.parametrize("command", [
+    ["export", "{f}", "--image-ids", "auto", "--id-map", "{x}"],
+    ["filter", "{f}", "--min-area", "10", "--id-map", "{x}"],
+    ["filter", "{f}", "--min-area", "10", "--stream", "--id-map", "{x}"],
+    ["clip", "{f}", "--id-map", "{x}"],
+    ["categories", "{f}", "--rename", "person=human", "--id-map", "{x}"],
+    ["repair", "{f}", "--report", "{x}"],
+], ids=["export", "filter", "filter-stream", "clip", "categories", "repair"])
+def test_an_unwritable_id_map_or_report_keeps_the_old_output(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str], command: list[str]) -> None:
+    out = tmp_path / "out.json"
+    out.write_bytes(b'{"old": 1}')
+    args = [a.replace("{f}", str(TINY)).replace("{x}", NO_SUCH_FILE) for a in command]
+    assert main([*args, "-o", str(out), "-q"]) == 2
+    err = capsys.readouterr().err.splitlines()
+    assert len(err) == 1 and err[0].startswith(f"error: {NO_SUCH_FILE}: "), err
+    assert out.read_bytes() == b'{"old": 1}'
+    assert [p.name for p in tmp_path.iterdir()] == ["out.json"]  # no temporary file left

@@ -292,13 +292,17 @@ def save_dataset(
     id_map: str | None = None,
     category_map: tuple[Any, Any] | None = None,
 ) -> Any:
-    """Write a source (:func:`write_dataset`), then say so (:func:`print_saved`).
-    Returns the export summary."""
-    summary = write_dataset(ds, path, quiet=quiet, image_ids=image_ids,
-                            annotation_ids=annotation_ids,
-                            ignore_negative_samples=ignore_negative_samples, indent=indent,
-                            invalid=invalid, shown_as=shown_as, id_map=id_map,
-                            category_map=category_map)
+    """Write a source (:func:`write_dataset`), the COCO file and its id map as one set
+    (:func:`cocokit.io.atomic.atomic_files`: both, or neither), then say so
+    (:func:`print_saved`). Returns the export summary."""
+    from ..io.atomic import atomic_files
+
+    with atomic_files():
+        summary = write_dataset(ds, path, quiet=quiet, image_ids=image_ids,
+                                annotation_ids=annotation_ids,
+                                ignore_negative_samples=ignore_negative_samples, indent=indent,
+                                invalid=invalid, shown_as=shown_as, id_map=id_map,
+                                category_map=category_map)
     print_saved(ds, path, summary, quiet=quiet, image_ids=image_ids,
                 annotation_ids=annotation_ids, new_records=new_records, ids_line=ids_line,
                 warn=warn, streamed=streamed, shown_as=shown_as, id_map=id_map)
