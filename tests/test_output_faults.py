@@ -273,3 +273,26 @@ def test_an_unwritable_id_map_or_report_keeps_the_old_output(
     assert len(err) == 1 and err[0].startswith(f"error: {NO_SUCH_FILE}: "), err
     assert out.read_bytes() == b'{"old": 1}'
     assert [p.name for p in tmp_path.iterdir()] == ["out.json"]  # no temporary file left
+
+
+# -- an output folder that cannot be made ------------------------------------------------
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="/proc and /sys are Linux's")
+@pytest.mark.parametrize("root", ["/proc", "/sys/kernel"])  # ENOENT; EPERM (EACCES if not root)
+@pytest.mark.parametrize("command", [
+    ["split", "{f}", "--ratio", "a=1"],
+    ["draw", "{f}", "-i", "{d}", "--sample", "1"],
+    ["slice", "{f}", "-i", "{d}", "--size", "256"],
+], ids=lambda c: c[0])
+def test_an_output_folder_that_cannot_be_made_is_one_line(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str], root: str,
+        command: list[str]) -> None:
+    if not os.path.isdir(root):
+        pytest.skip(f"{root} is not mounted here")
+    out = f"{root}/cocokit-out"
+    args = [a.replace("{f}", str(TINY)).replace("{d}", str(tmp_path)) for a in command]
+    assert main([*args, "-o", out, "-q"]) == 2
+    err = capsys.readouterr().err.splitlines()
+    assert len(err) == 1 and err[0].startswith(f"error: {out}: "), err
+    assert not os.path.exists(out)

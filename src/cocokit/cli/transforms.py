@@ -501,6 +501,7 @@ def _write_parts(parts: dict[str, Dataset], folder: Path, quiet: bool, image_ids
     the export contract before a file is written, then all are written to temporary
     files and renamed together (:func:`cocokit.io.atomic.atomic_files`). A failure, or
     Ctrl-C, leaves every old file of the folder as it was (and no new folder)."""
+    from ..io import files
     from ..io.atomic import atomic_files
     from ..io.coco import screen_export
 
@@ -509,7 +510,7 @@ def _write_parts(parts: dict[str, Dataset], folder: Path, quiet: bool, image_ids
         screen_export(part, image_ids=image_ids.value, annotation_ids=annotation_ids.value,
                       ignore_negative_samples=drop_negatives, target=str(targets[name]))
     created = not folder.exists()
-    folder.mkdir(exist_ok=True)
+    files.makedirs(folder)
     try:
         with atomic_files():
             summaries = {name: write_dataset(part, targets[name], quiet=quiet,
