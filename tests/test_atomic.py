@@ -482,3 +482,22 @@ def test_a_set_inside_a_set_joins_it(tmp_path: Path) -> None:
     assert a.read_bytes() == b"old a" and _leftovers(tmp_path) == []
     atomic_write(b, [b"new b"])  # after the block: written at once again
     assert b.read_bytes() == b"new b"
+
+
+@pytest.mark.parametrize(("where", "says"), [
+    ("nope/out.json", "does not exist"),
+    ("folder", "is a folder"),
+    ("/proc/cocokit-out.json", "cannot write here"),
+])
+def test_check_writable_says_early_what_the_writer_would(tmp_path: Path, where: str,
+                                                        says: str) -> None:
+    if where.startswith("/proc") and not sys.platform.startswith("linux"):
+        pytest.skip("/proc is Linux's")
+    (tmp_path / "folder").mkdir()
+    with pytest.raises(OutputError, match=says):
+        atomic.check_writable(tmp_path / where)
+
+
+def test_check_writable_leaves_nothing(tmp_path: Path) -> None:
+    atomic.check_writable(tmp_path / "out.json")
+    assert list(tmp_path.iterdir()) == []

@@ -59,6 +59,7 @@ __all__ = [
     "atomic_files",
     "atomic_write",
     "check_target",
+    "check_writable",
     "current_umask",
     "gzip_chunks",
     "is_gzip_name",
@@ -245,6 +246,29 @@ def check_target(path: str | os.PathLike[str]) -> Path:
     return target
 
 
+def _new_temp(target: Path) -> tuple[int, str]:
+    """A new temporary file beside ``target`` (its descriptor and path), named as
+    :func:`remove_leftovers` knows it; an OS error is an :class:`OutputError`."""
+    folder = target.parent if str(target.parent) else Path(".")
+    try:
+        return tempfile.mkstemp(dir=folder, prefix=f".{target.name}.{os.getpid()}.",
+                                suffix=".tmp")
+    except OSError as e:
+        raise OutputError(os.fspath(target), f"cannot write here: {os_error_reason(e)}") from None
+
+
+def check_writable(path: str | os.PathLike[str]) -> None:
+    """Refuse, before any long work, an output that :func:`atomic_file` would refuse or
+    could not create a file beside (:func:`check_target`, then a temporary file made and
+    removed at once): the same :class:`~cocokit.errors.OutputError`, said early."""
+    target = check_target(path)
+    with signals_deferred():
+        fd, tmp = _new_temp(target)
+        os.close(fd)
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+
+
 @dataclasses.dataclass(frozen=True)
 class _Written:
     """A temporary file written in full, to be renamed over its target."""
@@ -355,11 +379,7 @@ def atomic_file(path: str | os.PathLike[str], *, fsync: bool = True,
     done = False  # renamed, or handed to the set that renames it
     try:
         with signals_deferred():  # created and known to the cleanup below in one step
-            try:
-                fd, tmp = tempfile.mkstemp(dir=folder, prefix=f".{target.name}.{os.getpid()}.",
-                                           suffix=".tmp")
-            except OSError as e:
-                raise OutputError(name, f"cannot write here: {os_error_reason(e)}") from None
+            fd, tmp = _new_temp(target)
             f = os.fdopen(fd, "wb")
         with f:
             yield f  # an error of the caller's block propagates as it is
