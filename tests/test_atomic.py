@@ -487,7 +487,7 @@ def test_a_set_inside_a_set_joins_it(tmp_path: Path) -> None:
 @pytest.mark.parametrize(("where", "says"), [
     ("nope/out.json", "does not exist"),
     ("folder", "is a folder"),
-    ("/proc/cocokit-out.json", "cannot write here"),
+    ("/proc/cocokit-out.json", "cannot create a file in /proc: no such file or directory"),
 ])
 def test_check_writable_says_early_what_the_writer_would(tmp_path: Path, where: str,
                                                         says: str) -> None:

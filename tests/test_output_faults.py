@@ -296,3 +296,15 @@ def test_an_output_folder_that_cannot_be_made_is_one_line(
     err = capsys.readouterr().err.splitlines()
     assert len(err) == 1 and err[0].startswith(f"error: {out}: "), err
     assert not os.path.exists(out)
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="/proc is Linux's")
+@pytest.mark.parametrize("command", COMMANDS_WRITING_ONE_FILE, ids=lambda c: c[0])
+def test_a_folder_that_takes_no_file_is_worded_from_the_os(
+        capsys: pytest.CaptureFixture[str], command: list[str]) -> None:
+    # /proc exists but creating a file in it fails with ENOENT: not "no such folder"
+    args = [a.replace("{f}", str(TINY)) for a in command]
+    assert main([*args, "-o", "/proc/cocokit-out.json", "-q"]) == 2
+    assert capsys.readouterr().err.splitlines() == [
+        "error: /proc/cocokit-out.json: cannot create a file in /proc: no such file or "
+        "directory"]

@@ -81,7 +81,7 @@ _REASONS = {
     errno.EPERM: "operation not permitted (an immutable or append-only file?)",
     errno.ENOSPC: "no space left on the device",
     errno.EDQUOT: "disk quota exceeded",
-    errno.ENOENT: "the folder does not exist",
+    errno.ENOENT: "no such file or directory",
     errno.ENOTDIR: "a part of the path is not a folder",
     errno.EISDIR: "is a folder",
     errno.ENAMETOOLONG: "file name too long",
@@ -253,8 +253,9 @@ def _new_temp(target: Path) -> tuple[int, str]:
     try:
         return tempfile.mkstemp(dir=folder, prefix=f".{target.name}.{os.getpid()}.",
                                 suffix=".tmp")
-    except OSError as e:
-        raise OutputError(os.fspath(target), f"cannot write here: {os_error_reason(e)}") from None
+    except OSError as e:  # the folder exists (check_target): the OS says why, not a guess
+        raise OutputError(os.fspath(target), f"cannot create a file in {os.fspath(folder)}: "
+                          f"{os_error_reason(e)}") from None
 
 
 def check_writable(path: str | os.PathLike[str]) -> None:
