@@ -388,3 +388,116 @@ def test_output_error_names_the_path_and_the_cause(code: int) -> None:
     assert isinstance(e, OutputError) and e.file == "/out/a.jpg"
     assert str(e) == f"/out/a.jpg: cannot write: {atomic.os_error_reason(OSError(code, ''))}"
     assert atomic.output_error("/x", e) is e
+
+
+# -- a set of files written as one (atomic_files) ----------------------------------------
+
+
+def _old_pair(tmp_path: Path) -> tuple[Path, Path]:
+    a, b = tmp_path / "a.json", tmp_path / "sub" / "b.json"
+    b.parent.mkdir()
+    a.write_bytes(b"old a")
+    b.write_bytes(b"old b")
+    return a, b
+
+
+def test_a_set_is_renamed_together_at_its_end(tmp_path: Path) -> None:
+    a, b = _old_pair(tmp_path)
+    with atomic.atomic_files():
+        atomic_write(a, [b"new a"])
+        atomic_write(b, [b"new", b" b"])
+        assert a.read_bytes() == b"old a" and b.read_bytes() == b"old b"
+        assert len(_leftovers(tmp_path)) == 1 and len(_leftovers(b.parent)) == 1
+    assert a.read_bytes() == b"new a" and b.read_bytes() == b"new b"
+    assert _leftovers(tmp_path) == [] and _leftovers(b.parent) == []
+
+
+def _fail_in_block(error: BaseException) -> None:
+    raise error
+
+
+def _fail_in_second_chunks(error: BaseException) -> Iterator[bytes]:
+    yield b"partial"
+    raise error
+
+
+@pytest.mark.parametrize("where", ["between the files", "writing the second"])
+@pytest.mark.parametrize("error", [RuntimeError("boom"), KeyboardInterrupt(),
+                                   OutputError("x", "cannot write: no space left")])
+def test_a_failed_set_replaces_nothing(tmp_path: Path, where: str,
+                                       error: BaseException) -> None:
+    a, b = _old_pair(tmp_path)
+    with pytest.raises(type(error)), atomic.atomic_files():
+        atomic_write(a, [b"new a"])
+        if where == "between the files":
+            _fail_in_block(error)
+        atomic_write(b, _fail_in_second_chunks(error))
+    assert a.read_bytes() == b"old a" and b.read_bytes() == b"old b"
+    assert _leftovers(tmp_path) == [] and _leftovers(b.parent) == []
+
+
+def test_an_interrupted_set_names_every_target_untouched(tmp_path: Path) -> None:
+    import signal
+
+    from cocokit.errors import Interrupted
+
+    a, b = _old_pair(tmp_path)
+    with pytest.raises(Interrupted) as info, atomic.atomic_files():
+        atomic_write(a, [b"new a"])
+        atomic_write(b, _fail_in_second_chunks(Interrupted(signal.SIGTERM)))
+    assert sorted(info.value.untouched) == sorted([str(a), str(b)])
+    assert a.read_bytes() == b"old a" and b.read_bytes() == b"old b"
+
+
+def test_a_failed_rename_removes_the_temporary_files_left(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    a, b = _old_pair(tmp_path)
+
+    def fail(*args: object) -> None:
+        raise OSError(errno.EPERM, "Operation not permitted")
+
+    monkeypatch.setattr(atomic.os, "replace", fail)
+    with pytest.raises(OutputError, match="operation not permitted"), atomic.atomic_files():
+        atomic_write(a, [b"new a"])
+        atomic_write(b, [b"new b"])
+    assert a.read_bytes() == b"old a" and b.read_bytes() == b"old b"
+    assert _leftovers(tmp_path) == [] and _leftovers(b.parent) == []
+
+
+def test_a_target_twice_in_one_set_is_refused(tmp_path: Path) -> None:
+    a, _ = _old_pair(tmp_path)
+    with pytest.raises(OutputError, match="written twice"), atomic.atomic_files():
+        atomic_write(a, [b"one"])
+        atomic_write(tmp_path / "sub" / ".." / "a.json", [b"two"])
+    assert a.read_bytes() == b"old a" and _leftovers(tmp_path) == []
+
+
+def test_a_set_inside_a_set_joins_it(tmp_path: Path) -> None:
+    a, b = _old_pair(tmp_path)
+    with pytest.raises(RuntimeError), atomic.atomic_files():
+        with atomic.atomic_files():
+            atomic_write(a, [b"new a"])
+        assert a.read_bytes() == b"old a"  # renamed with the outer set, not before
+        raise RuntimeError("boom")
+    assert a.read_bytes() == b"old a" and _leftovers(tmp_path) == []
+    atomic_write(b, [b"new b"])  # after the block: written at once again
+    assert b.read_bytes() == b"new b"
+
+
+@pytest.mark.parametrize(("where", "says"), [
+    ("nope/out.json", "does not exist"),
+    ("folder", "is a folder"),
+    ("/proc/cocokit-out.json", "cannot create a file in /proc: no such file or directory"),
+])
+def test_check_writable_says_early_what_the_writer_would(tmp_path: Path, where: str,
+                                                        says: str) -> None:
+    if where.startswith("/proc") and not sys.platform.startswith("linux"):
+        pytest.skip("/proc is Linux's")
+    (tmp_path / "folder").mkdir()
+    with pytest.raises(OutputError, match=says):
+        atomic.check_writable(tmp_path / where)
+
+
+def test_check_writable_leaves_nothing(tmp_path: Path) -> None:
+    atomic.check_writable(tmp_path / "out.json")
+    assert list(tmp_path.iterdir()) == []

@@ -246,3 +246,68 @@ def test_dot_slash_dash_is_a_file_called_dash(tmp_path: Path,
     monkeypatch.chdir(tmp_path)
     assert main(["export", str(TINY), "-o", "./-", "-q"]) == 0
     assert (tmp_path / "-").is_file()
+
+
+# -- a COCO file and its id map or report are written as one set -------------------------
+
+#: a file no one can create (root included): /proc takes no new files (ENOENT)
+NO_SUCH_FILE = "/proc/cocokit-side.json"
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="/proc is Linux's")
+@pytest.mark.parametrize("command", [
+    ["export", "{f}", "--image-ids", "auto", "--id-map", "{x}"],
+    ["filter", "{f}", "--min-area", "10", "--id-map", "{x}"],
+    ["filter", "{f}", "--min-area", "10", "--stream", "--id-map", "{x}"],
+    ["clip", "{f}", "--id-map", "{x}"],
+    ["categories", "{f}", "--rename", "person=human", "--id-map", "{x}"],
+    ["repair", "{f}", "--report", "{x}"],
+    ["merge", "{f}", "{f}", "--dedupe-images", "--id-map", "{t}", "--id-map", "{x}"],
+], ids=["export", "filter", "filter-stream", "clip", "categories", "repair", "merge"])
+def test_an_unwritable_id_map_or_report_keeps_the_old_output(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str], command: list[str]) -> None:
+    out = tmp_path / "out.json"
+    out.write_bytes(b'{"old": 1}')
+    side = tmp_path / "first-map.json"  # merge: a first id map that could be written
+    args = [a.replace("{f}", str(TINY)).replace("{x}", NO_SUCH_FILE).replace("{t}", str(side))
+            for a in command]
+    assert main([*args, "-o", str(out), "-q"]) == 2
+    err = capsys.readouterr().err.splitlines()
+    assert len(err) == 1 and err[0].startswith(f"error: {NO_SUCH_FILE}: "), err
+    assert out.read_bytes() == b'{"old": 1}'
+    assert [p.name for p in tmp_path.iterdir()] == ["out.json"]  # no temporary file left
+
+
+# -- an output folder that cannot be made ------------------------------------------------
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="/proc and /sys are Linux's")
+@pytest.mark.parametrize("root", ["/proc", "/sys/kernel"])  # ENOENT; EPERM (EACCES if not root)
+@pytest.mark.parametrize("command", [
+    ["split", "{f}", "--ratio", "a=1"],
+    ["draw", "{f}", "-i", "{d}", "--sample", "1"],
+    ["slice", "{f}", "-i", "{d}", "--size", "256"],
+], ids=lambda c: c[0])
+def test_an_output_folder_that_cannot_be_made_is_one_line(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str], root: str,
+        command: list[str]) -> None:
+    if not os.path.isdir(root):
+        pytest.skip(f"{root} is not mounted here")
+    out = f"{root}/cocokit-out"
+    args = [a.replace("{f}", str(TINY)).replace("{d}", str(tmp_path)) for a in command]
+    assert main([*args, "-o", out, "-q"]) == 2
+    err = capsys.readouterr().err.splitlines()
+    assert len(err) == 1 and err[0].startswith(f"error: {out}: "), err
+    assert not os.path.exists(out)
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="/proc is Linux's")
+@pytest.mark.parametrize("command", COMMANDS_WRITING_ONE_FILE, ids=lambda c: c[0])
+def test_a_folder_that_takes_no_file_is_worded_from_the_os(
+        capsys: pytest.CaptureFixture[str], command: list[str]) -> None:
+    # /proc exists but creating a file in it fails with ENOENT: not "no such folder"
+    args = [a.replace("{f}", str(TINY)) for a in command]
+    assert main([*args, "-o", "/proc/cocokit-out.json", "-q"]) == 2
+    assert capsys.readouterr().err.splitlines() == [
+        "error: /proc/cocokit-out.json: cannot create a file in /proc: no such file or "
+        "directory"]

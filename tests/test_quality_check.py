@@ -6,6 +6,7 @@ from __future__ import annotations
 import io
 import json
 import shutil
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -14,6 +15,7 @@ import pytest
 from PIL import Image
 
 from cocokit.cli import main
+from cocokit.errors import OutputError
 from cocokit.io.coco import read_coco
 from cocokit.quality.check import CODES, Thresholds, check_dataset, label_findings
 from cocokit.quality.images import HashCache, inspect_image, scan_images
@@ -198,6 +200,40 @@ def test_bad_images_on_the_command_line(tmp_path: Path) -> None:
     assert out["counts"]["unreadable-image"] == 2 and out["counts"]["missing-image"] == 1
     assert {tuple(f["files"]) for f in out["findings"] if f["code"] == "unreadable-image"} == {
         ("truncated.jpg",), ("text.jpg",)}
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="/proc is Linux's")
+@pytest.mark.parametrize("with_images", [True, False])
+def test_a_cache_that_cannot_be_written_is_one_line_before_any_work(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch,
+        with_images: bool) -> None:
+    import cocokit.quality.check
+
+    def no_work(*args: object, **kwargs: object) -> None:
+        raise AssertionError("the images were read")
+
+    monkeypatch.setattr(cocokit.quality.check, "scan_images", no_work)
+    file, img = _bad_set(tmp_path)
+    images = ["-i", str(img)] if with_images else []
+    assert main(["check", str(file), *images, "--cache", "/proc/cocokit.npz", "-q"]) == 2
+    err = capsys.readouterr().err.splitlines()
+    assert len(err) == 1 and err[0].startswith("error: /proc/cocokit.npz: "), err
+    with pytest.raises(OutputError, match=r"/proc/cocokit\.npz"):  # the library too
+        check_dataset(read_coco(file), img, cache="/proc/cocokit.npz")
+
+
+@pytest.mark.parametrize(("required", "saved"), [(True, None), (False, False)])
+def test_a_named_cache_that_cannot_be_saved_is_an_error(tmp_path: Path, required: bool,
+                                                         saved: bool | None) -> None:
+    (tmp_path / "a.jpg").write_bytes(_jpeg(Image.new("RGB", (8, 8))))
+    (tmp_path / "file").write_bytes(b"not a folder")
+    cache = HashCache(tmp_path / "file" / "c.npz", required=required)
+    scan_images(["a.jpg"], tmp_path, cache=cache)
+    if required:
+        with pytest.raises(OutputError, match=r"c\.npz"):
+            cache.save()
+    else:
+        assert cache.save() is saved  # a default cache is only a slower next run
 
 
 def test_inspect_image_reads_the_size_from_the_header() -> None:

@@ -13,6 +13,7 @@ import random
 import re
 import subprocess
 import sys
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 import numpy as np
@@ -190,3 +191,67 @@ def test_cli_subprocess(tmp_path: Path) -> None:
     assert "59/59" in proc.stdout  # every used category within tolerance, in the table
     sizes = [len(cocokit.load(out / f"{n}.json").images) for n in ("train", "val", "test")]
     assert sizes == [1200, 150, 150]
+
+
+# -- the parts are written as one set: a failure leaves the folder as it was -------------
+
+
+def _bad_last_part(tmp_path: Path) -> Path:
+    """coco-mini with iscrowd=2 on an annotation of the last part of the a/b split with
+    seed 2: part a passes the export contract, part b is refused."""
+    import json
+
+    data = json.loads(real_path(*MINI).read_text())
+    parts, _ = split(cocokit.load(real_path(*MINI)), {"a": 1, "b": 1}, seed=2)
+    in_b = set(parts["b"].images.id.tolist())
+    ann = next(a for a in data["annotations"] if a["image_id"] in in_b)
+    ann["iscrowd"] = 2
+    bad = tmp_path / "bad.json"
+    bad.write_text(json.dumps(data))
+    return bad
+
+
+def _interrupt_the_second_file(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Ctrl-C while the second file is written (after the first is complete)."""
+    from cocokit.io import files
+
+    real, calls = files.write_chunks, []
+
+    def chunks_then_interrupt(chunks: Iterable[bytes]) -> Iterator[bytes]:
+        yield next(iter(chunks))
+        raise KeyboardInterrupt
+
+    def write_chunks(location: str, chunks: Iterable[bytes]) -> None:
+        calls.append(location)
+        real(location, chunks if len(calls) == 1 else chunks_then_interrupt(chunks))
+
+    monkeypatch.setattr(files, "write_chunks", write_chunks)
+
+
+@pytest.mark.parametrize("folder_exists", [True, False])
+@pytest.mark.parametrize(("failure", "code"), [("refused part", 2), ("ctrl-c", 130)])
+def test_a_failed_split_leaves_the_old_files(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                             failure: str, code: int,
+                                             folder_exists: bool) -> None:
+    from cocokit.cli import main
+
+    source = real_path(*MINI)
+    if failure == "refused part":
+        source = _bad_last_part(tmp_path)
+    else:
+        _interrupt_the_second_file(monkeypatch)
+    out = tmp_path / "parts"
+    old = {"a.json": b"old a", "b.json": b"old b", "notes.txt": b"mine"}
+    if folder_exists:
+        out.mkdir()
+        for name, data in old.items():
+            (out / name).write_bytes(data)
+    rc = main(["split", str(source), "-o", str(out), "--ratio", "a=1", "--ratio", "b=1",
+               "--seed", "2", "-q"])
+    assert rc == code
+    if folder_exists:
+        assert {p.name: p.read_bytes() for p in out.iterdir()} == old  # no temporary files
+    else:
+        assert not out.exists()
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(
+        ["bad.json"] * (failure == "refused part") + ["parts"] * folder_exists)

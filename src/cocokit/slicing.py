@@ -733,10 +733,7 @@ def _slice_one(job: _Job, params: _Params) -> _Result:
         out = params.out_dir
         if tiles is None and files.local_path(out) is not None:
             folder = os.path.dirname(os.path.join(out, job.stem))
-            try:
-                os.makedirs(folder, exist_ok=True)
-            except OSError as e:
-                raise output_error(folder, e) from None
+            files.makedirs(folder)
         for t in np.flatnonzero(written).tolist():
             x, y, w, h = (int(v) for v in windows[t])
             _save_tile(img.crop((x, y, x + w, y + h)), files.join(out, names[t]), fmt,

@@ -437,10 +437,7 @@ class _Output:
         if self.local is None:
             return False
         dest = self.local / name
-        try:
-            dest.parent.mkdir(parents=True, exist_ok=True)
-        except OSError as e:
-            raise output_error(dest.parent, e) from None
+        files.makedirs(dest.parent)
         self.written.append(str(dest))
         try:
             shutil.copyfile(source, dest)

@@ -292,21 +292,51 @@ def save_dataset(
     id_map: str | None = None,
     category_map: tuple[Any, Any] | None = None,
 ) -> Any:
+    """Write a source (:func:`write_dataset`), the COCO file and its id map as one set
+    (:func:`cocokit.io.atomic.atomic_files`: both, or neither), then say so
+    (:func:`print_saved`). Returns the export summary."""
+    from ..io.atomic import atomic_files
+
+    with atomic_files():
+        summary = write_dataset(ds, path, quiet=quiet, image_ids=image_ids,
+                                annotation_ids=annotation_ids,
+                                ignore_negative_samples=ignore_negative_samples, indent=indent,
+                                invalid=invalid, shown_as=shown_as, id_map=id_map,
+                                category_map=category_map)
+    print_saved(ds, path, summary, quiet=quiet, image_ids=image_ids,
+                annotation_ids=annotation_ids, new_records=new_records, ids_line=ids_line,
+                warn=warn, streamed=streamed, shown_as=shown_as, id_map=id_map)
+    return summary
+
+
+def write_dataset(
+    ds: Dataset | CocoStream | FilteredStream,
+    path: str | Path,
+    *,
+    quiet: bool = False,
+    image_ids: str = "keep",
+    annotation_ids: str = "keep",
+    ignore_negative_samples: bool = False,
+    indent: int | None = None,
+    invalid: str = "error",
+    shown_as: str | None = None,
+    id_map: str | None = None,
+    category_map: tuple[Any, Any] | None = None,
+) -> Any:
     """Write a source atomically with a progress bar (:func:`cocokit.io.coco.write_coco`,
-    a loaded dataset or one read in runs, see :func:`open_source`); prints a one-line
-    summary (a streamed source: ``(streamed<streamed>)`` in it), (``ids_line``) what
-    happened to the ids (see :func:`._options.ids_note`), the records skipped as invalid
-    and (``warn``) the export's warnings. ``shown_as``: the path named in messages when
+    a loaded dataset or one read in runs, see :func:`open_source`) and print nothing
+    else; returns the export summary. ``shown_as``: the path named in messages when
     ``path`` is where the file is staged (default: ``path``).
 
     With ``keep``, ids that repeat are refused before anything is written, each problem
     line naming the way out (``image_ids='auto' (CLI: --image-ids auto)``).
 
     ``id_map``: also write the export's old-to-new ids there (``--id-map``), with
-    ``category_map`` (old ids, new ids) when the command renumbered categories.
+    ``category_map`` (old ids, new ids) when the command renumbered categories. Called
+    inside :func:`cocokit.io.atomic.atomic_files` (as :func:`save_dataset` does), the
+    files join the caller's set.
     """
     from ..io.coco import write_coco
-    from ._options import ids_note
 
     shown = shown_as if shown_as is not None else str(path)
     with progress_bar(f"writing {Path(shown).name}", quiet) as update:
@@ -325,14 +355,41 @@ def save_dataset(
 
         ids = summary.id_map
         write_id_map(ids.with_categories(*category_map) if category_map else ids, id_map)
-        if not quiet:
-            err_console.print(f"wrote {id_map}: the old-to-new ids", markup=False,
-                              highlight=False)
-    if not quiet and not isinstance(ds, Dataset):
+    return summary
+
+
+def print_saved(
+    ds: Dataset | CocoStream | FilteredStream,
+    path: str | Path,
+    summary: Any,
+    *,
+    quiet: bool = False,
+    image_ids: str = "keep",
+    annotation_ids: str = "keep",
+    new_records: str | None = None,
+    ids_line: bool = True,
+    warn: bool = True,
+    streamed: str = "",
+    shown_as: str | None = None,
+    id_map: str | None = None,
+) -> None:
+    """Say what :func:`write_dataset` wrote (once its files are in place): a one-line
+    summary (a streamed source: ``(streamed<streamed>)`` in it), the id map, (``ids_line``)
+    what happened to the ids (see :func:`._options.ids_note`), the records skipped as
+    invalid and (``warn``) the export's warnings."""
+    from ._options import ids_note
+
+    if quiet:
+        return
+    if id_map is not None and summary.id_map is not None:
+        err_console.print(f"wrote {id_map}: the old-to-new ids", markup=False,
+                          highlight=False)
+    shown = shown_as if shown_as is not None else str(path)
+    if not isinstance(ds, Dataset):
         err_console.print(
             f"wrote {path}: {summary.images} images, {summary.annotations} annotations "
             f"(streamed{streamed})", markup=False, highlight=False)
-    elif not quiet:
+    else:
         err_console.print(
             f"wrote {shown}: {summary.images} images, {summary.annotations} annotations, "
             f"{summary.categories} categories"
@@ -343,27 +400,22 @@ def save_dataset(
             ),
             markup=False, highlight=False, soft_wrap=True,
         )
-    if not quiet:
-        if ids_line:
-            err_console.print(ids_note(image_ids, annotation_ids, new_records=new_records),
-                              markup=False, highlight=False, soft_wrap=True)
-        print_export_notes(summary.skipped, summary.warnings if warn else ())
-    return summary
+    if ids_line:
+        err_console.print(ids_note(image_ids, annotation_ids, new_records=new_records),
+                          markup=False, highlight=False, soft_wrap=True)
+    print_export_notes(summary.skipped, summary.warnings if warn else ())
 
 
-def write_input_id_maps(maps: Sequence[Any], written: Any, paths: Sequence[str],
-                        sources: Sequence[str], quiet: bool = False) -> None:
+def write_input_id_maps(maps: Sequence[Any], written: Any, paths: Sequence[str]) -> None:
     """Write one id map per input of a command that joined several (merge ``--id-map``):
     ``maps[k]`` (input k's ids -> the joined dataset's, an
     :class:`~cocokit.io.idmap.IdMap`) followed by ``written`` (the export's map, when
-    it renumbered or left records out) to ``paths[k]``."""
+    it renumbered or left records out) to ``paths[k]``. Called inside
+    :func:`cocokit.io.atomic.atomic_files`, the maps join the caller's set."""
     from ..io.idmap import write_id_map
 
-    for ids, path, source in zip(maps, paths, sources, strict=True):
+    for ids, path in zip(maps, paths, strict=True):
         write_id_map(ids.then(written) if written is not None else ids, path)
-        if not quiet:
-            err_console.print(f"wrote {path}: the old-to-new ids of {source}", markup=False,
-                              highlight=False)
 
 
 def print_export_notes(skipped: Sequence[str], warnings: Sequence[str]) -> None:

@@ -14,6 +14,7 @@ import typer
 from rich.table import Table
 
 from ..errors import OptionError
+from ..io.atomic import check_writable
 from ._app import app, console, err_console, load_dataset, progress_bar, status
 from ._options import (
     Address,
@@ -111,6 +112,7 @@ def check_command(
         raise OptionError("--cache", str(cache), "--cache or --no-cache, not both")
     if cache is not None:
         check_file_output(cache, "--cache")
+        check_writable(cache)  # named: an output, refused now rather than after the work
     if html is not None:
         check_file_output(html, "--html")
         from ..report import require_plotting

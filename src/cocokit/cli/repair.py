@@ -10,7 +10,7 @@ from typing import Annotated, Optional
 import typer
 
 from ..errors import OptionError
-from ._app import app, err_console, load_dataset, save_dataset, status
+from ._app import app, err_console, load_dataset, print_saved, status, write_dataset
 from ._options import CocoPath, Quiet, check_file_output
 
 
@@ -37,7 +37,7 @@ def repair_command(
 
     Example: cocokit repair train.json -o train.fixed.json --report changes.json
     """
-    from ..io.atomic import atomic_write
+    from ..io.atomic import atomic_files, atomic_write
     from ..quality.repair import FIXES, repair_dataset
 
     for name in fix or []:
@@ -51,10 +51,12 @@ def repair_command(
     ds = load_dataset(file, quiet)
     with status("repairing", quiet):
         result = repair_dataset(ds, fix or None)
-    save_dataset(result.dataset, output, quiet=quiet, ids_line=False)
-    if report is not None:
-        text = json.dumps(result.to_dict(), indent=1, allow_nan=False) + "\n"
-        atomic_write(report, [text.encode("utf-8")])
+    with atomic_files():  # the repaired file and its report: both, or neither
+        summary = write_dataset(result.dataset, output, quiet=quiet)
+        if report is not None:
+            text = json.dumps(result.to_dict(), indent=1, allow_nan=False) + "\n"
+            atomic_write(report, [text.encode("utf-8")])
+    print_saved(result.dataset, output, summary, quiet=quiet, ids_line=False)
     if not quiet:
         counts = ", ".join(f"{k} {v}" for k, v in result.counts().items())
         err_console.print(f"{len(result.changes)} change(s): {counts}"

@@ -292,6 +292,7 @@ def draw_command(
     Example: cocokit draw gt.json -i val2017 --results preds.json --score 0.3 --iou 0.5 -o drawn
     """
     from ..draw import draw, parse_show
+    from ..io import files
     from ..io.atomic import atomic_write
 
     image_format = renamed(image_format, fmt, "--format", "--image-format", ImageFormat.auto)
@@ -330,7 +331,7 @@ def draw_command(
     check_run_size("--sample", sample, len(rows),
                    estimated_bytes(pixels, [t.suffix for t in targets]), yes,
                    what="drawn images")
-    out_dir.mkdir(exist_ok=True)
+    files.makedirs(out_dir)
 
     problems: list[str] = []
     written = 0
@@ -349,7 +350,7 @@ def draw_command(
                 problems.append(str(e))
                 continue
             target = out_dir / rel
-            target.parent.mkdir(parents=True, exist_ok=True)
+            files.makedirs(target.parent)
             buf = io.BytesIO()
             if rel.suffix.lower() in (".jpg", ".jpeg"):
                 picture.save(buf, format="JPEG", quality=92)

@@ -8,6 +8,7 @@ default of every command: transforms keep ids unique) or renumbered 1..N with ``
 
 from __future__ import annotations
 
+import contextlib
 import json
 from enum import Enum
 from pathlib import Path
@@ -19,6 +20,7 @@ from rich.table import Table
 
 from ..dataset import Dataset
 from ..errors import InputError, OptionError
+from ..io.atomic import atomic_files
 from ._app import (
     Stream,
     app,
@@ -26,9 +28,11 @@ from ._app import (
     err_console,
     load_dataset,
     open_source,
+    print_saved,
     save_dataset,
     status,
     use_stream,
+    write_dataset,
     write_input_id_maps,
 )
 
@@ -55,6 +59,7 @@ from ._options import (
     check_run_size,
     check_seed,
     renamed,
+    say,
 )
 
 
@@ -243,11 +248,17 @@ def merge(
             image_roots=images or None, prefixes=prefix or None,
             duplicates=on_duplicate.value, dedupe_images=dedupe_images, info=info_obj)
     _show(report, quiet)
-    summary = _save(out, output, quiet, image_ids, annotation_ids,
-                    drop_negatives=drop_negatives)
-    if id_map:
-        write_input_id_maps(report.id_maps, summary.id_map, id_map, list(map(str, inputs)),
-                            quiet)
+    with atomic_files():  # the merged file and its id maps: all, or none
+        summary = write_dataset(out, output, quiet=quiet, image_ids=image_ids.value,
+                                annotation_ids=annotation_ids.value,
+                                ignore_negative_samples=drop_negatives)
+        if id_map:
+            write_input_id_maps(report.id_maps, summary.id_map, id_map)
+    print_saved(out, output, summary, quiet=quiet, image_ids=image_ids.value,
+                annotation_ids=annotation_ids.value)
+    if id_map and not quiet:
+        for path, source in zip(id_map, inputs, strict=True):
+            say(f"wrote {path}: the old-to-new ids of {source}")
 
 
 @app.command("filter")
@@ -489,12 +500,7 @@ def split_command(
     with status("splitting", quiet):
         parts, report = split(ds, ratios, stratify=stratify, seed=seed, group_by=field,
                               group_pattern=pattern)
-    folder.mkdir(exist_ok=True)
-    for k, (name, part) in enumerate(parts.items()):
-        # the parts share the categories: their ids line and warnings once, at the end
-        last = k == len(parts) - 1
-        _save(part, folder / f"{name}.json", quiet, image_ids, annotation_ids,
-              ids_line=last, warn=last, drop_negatives=drop_negatives)
+    _write_parts(parts, folder, quiet, image_ids, annotation_ids, drop_negatives)
     if not quiet:
         used = report.category_annotations.sum(axis=0) > 0
         ok = report.within_tolerance()
@@ -509,6 +515,41 @@ def split_command(
         console.print(table)
         for note in report.notes:
             err_console.print(note, markup=False, highlight=False)
+
+
+def _write_parts(parts: dict[str, Dataset], folder: Path, quiet: bool, image_ids: IdPolicy,
+                 annotation_ids: IdPolicy, drop_negatives: bool) -> None:
+    """Write the parts of a split as ``folder/NAME.json``, as one set: every part passes
+    the export contract before a file is written, then all are written to temporary
+    files and renamed together (:func:`cocokit.io.atomic.atomic_files`). A failure, or
+    Ctrl-C, leaves every old file of the folder as it was (and no new folder)."""
+    from ..io import files
+    from ..io.coco import screen_export
+
+    targets = {name: folder / f"{name}.json" for name in parts}
+    for name, part in parts.items():
+        screen_export(part, image_ids=image_ids.value, annotation_ids=annotation_ids.value,
+                      ignore_negative_samples=drop_negatives, target=str(targets[name]))
+    created = not folder.exists()
+    files.makedirs(folder)
+    try:
+        with atomic_files():
+            summaries = {name: write_dataset(part, targets[name], quiet=quiet,
+                                             image_ids=image_ids.value,
+                                             annotation_ids=annotation_ids.value,
+                                             ignore_negative_samples=drop_negatives)
+                         for name, part in parts.items()}
+    except BaseException:
+        if created:
+            with contextlib.suppress(OSError):
+                folder.rmdir()
+        raise
+    for k, (name, part) in enumerate(parts.items()):
+        # the parts share the categories: their ids line and warnings once, at the end
+        last = k == len(parts) - 1
+        print_saved(part, targets[name], summaries[name], quiet=quiet,
+                    image_ids=image_ids.value, annotation_ids=annotation_ids.value,
+                    ids_line=last, warn=last)
 
 
 @app.command()

@@ -20,11 +20,21 @@ a power cut: no cleanup could run) from the file of a run still writing.
 :class:`~cocokit.errors.LeftoversRemoved` warning. On a signal the CLI raises
 :class:`~cocokit.errors.Interrupted`, which removes the temporary file as Ctrl-C does
 and names the target among the outputs left untouched.
+
+Outputs that belong together (the parts of a split, a COCO file and its id map or
+report) are written as one set with :func:`atomic_files`: every :func:`atomic_file`
+opened in its block writes its temporary file as above, and the renames wait for the
+block's end, where they are made one after the other with signals held back. A failure
+or Ctrl-C anywhere in the block removes every temporary file of the set and leaves every
+old target as it was. (:mod:`cocokit.io.staging` does the same for a whole folder of
+files.)
 """
 
 from __future__ import annotations
 
 import contextlib
+import contextvars
+import dataclasses
 import errno
 import itertools
 import os
@@ -46,8 +56,10 @@ from ..errors import Interrupted, LeftoversRemoved, OutputError
 __all__ = [
     "OUTPUT_FAULTS",
     "atomic_file",
+    "atomic_files",
     "atomic_write",
     "check_target",
+    "check_writable",
     "current_umask",
     "gzip_chunks",
     "is_gzip_name",
@@ -69,7 +81,7 @@ _REASONS = {
     errno.EPERM: "operation not permitted (an immutable or append-only file?)",
     errno.ENOSPC: "no space left on the device",
     errno.EDQUOT: "disk quota exceeded",
-    errno.ENOENT: "the folder does not exist",
+    errno.ENOENT: "no such file or directory",
     errno.ENOTDIR: "a part of the path is not a folder",
     errno.EISDIR: "is a folder",
     errno.ENAMETOOLONG: "file name too long",
@@ -234,10 +246,115 @@ def check_target(path: str | os.PathLike[str]) -> Path:
     return target
 
 
+def _new_temp(target: Path) -> tuple[int, str]:
+    """A new temporary file beside ``target`` (its descriptor and path), named as
+    :func:`remove_leftovers` knows it; an OS error is an :class:`OutputError`."""
+    folder = target.parent if str(target.parent) else Path(".")
+    try:
+        return tempfile.mkstemp(dir=folder, prefix=f".{target.name}.{os.getpid()}.",
+                                suffix=".tmp")
+    except OSError as e:  # the folder exists (check_target): the OS says why, not a guess
+        raise OutputError(os.fspath(target), f"cannot create a file in {os.fspath(folder)}: "
+                          f"{os_error_reason(e)}") from None
+
+
+def check_writable(path: str | os.PathLike[str]) -> None:
+    """Refuse, before any long work, an output that :func:`atomic_file` would refuse or
+    could not create a file beside (:func:`check_target`, then a temporary file made and
+    removed at once): the same :class:`~cocokit.errors.OutputError`, said early."""
+    target = check_target(path)
+    with signals_deferred():
+        fd, tmp = _new_temp(target)
+        os.close(fd)
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+
+
+@dataclasses.dataclass(frozen=True)
+class _Written:
+    """A temporary file written in full, to be renamed over its target."""
+
+    tmp: str
+    target: Path
+
+    def commit(self) -> None:
+        """Rename the temporary file over the target (call with signals deferred)."""
+        try:
+            os.chmod(self.tmp, 0o666 & ~current_umask())
+            os.replace(self.tmp, self.target)
+        except OSError as e:
+            raise OutputError(os.fspath(self.target),
+                              f"cannot write: {os_error_reason(e)}") from None
+
+    def discard(self) -> None:
+        """Remove the temporary file (the target is left as it is)."""
+        with contextlib.suppress(OSError):
+            os.unlink(self.tmp)
+
+
+#: the files of the open :func:`atomic_files` block, waiting for their renames
+_SET: contextvars.ContextVar[list[_Written] | None] = contextvars.ContextVar(
+    "cocokit_atomic_files", default=None)
+
+
+@contextlib.contextmanager
+def atomic_files() -> Iterator[None]:
+    """Write the files of the block as one set: each :func:`atomic_file` (and
+    :func:`atomic_write`, and the writers built on them) opened in the block, in this
+    thread, keeps its complete temporary file, and all are renamed over their targets
+    when the block ends normally, with signals held back (:func:`signals_deferred`).
+
+    An error raised in the block, a KeyboardInterrupt or an
+    :class:`~cocokit.errors.Interrupted` (which then names every target as untouched)
+    removes every temporary file of the set: no target is replaced. A target named twice
+    in one set is refused. A block inside another adds its files to the outer set.
+
+    The renames are one per file: if one fails (a target made immutable meanwhile), the
+    files renamed before it stay replaced and the others are left as they were.
+
+    >>> with atomic_files():   # doctest: +SKIP
+    ...     atomic_write("split/train.json", train_chunks)
+    ...     atomic_write("split/val.json", val_chunks)
+    """
+    if _SET.get() is not None:
+        yield
+        return
+    written: list[_Written] = []
+    token = _SET.set(written)
+    try:
+        yield
+    except BaseException as e:
+        for w in written:
+            w.discard()
+        if isinstance(e, Interrupted):
+            e.untouched.extend(os.fspath(w.target) for w in written)
+        raise
+    finally:
+        _SET.reset(token)
+    with signals_deferred():  # a signal never stops the set half way
+        for k, w in enumerate(written):
+            try:
+                w.commit()
+            except BaseException:
+                for rest in written[k:]:
+                    rest.discard()
+                raise
+
+
+def _join(written: _Written, pending: list[_Written]) -> None:
+    """Add ``written`` to the set ``pending``, refusing a target already in it."""
+    where = os.path.realpath(written.target)
+    if any(os.path.realpath(w.target) == where for w in pending):
+        raise OutputError(os.fspath(written.target), "written twice by this run (name "
+                          "different outputs)")
+    pending.append(written)
+
+
 @contextlib.contextmanager
 def atomic_file(path: str | os.PathLike[str], *, fsync: bool = True,
                 tidy: bool = True) -> Iterator[BinaryIO]:
-    """A binary file to write; on a clean exit it replaces ``path`` atomically.
+    """A binary file to write; on a clean exit it replaces ``path`` atomically (inside an
+    :func:`atomic_files` block: when the block ends, with the rest of the set).
 
     An OS error of the flush, fsync or rename becomes an
     :class:`~cocokit.errors.OutputError`; an error raised inside the block (including
@@ -260,14 +377,10 @@ def atomic_file(path: str | os.PathLike[str], *, fsync: bool = True,
     if tidy:
         remove_leftovers(folder, _temp_pattern(target.name), "temporary file(s)")
     tmp: str | None = None
-    replaced = False
+    done = False  # renamed, or handed to the set that renames it
     try:
         with signals_deferred():  # created and known to the cleanup below in one step
-            try:
-                fd, tmp = tempfile.mkstemp(dir=folder, prefix=f".{target.name}.{os.getpid()}.",
-                                           suffix=".tmp")
-            except OSError as e:
-                raise OutputError(name, f"cannot write here: {os_error_reason(e)}") from None
+            fd, tmp = _new_temp(target)
             f = os.fdopen(fd, "wb")
         with f:
             yield f  # an error of the caller's block propagates as it is
@@ -277,15 +390,16 @@ def atomic_file(path: str | os.PathLike[str], *, fsync: bool = True,
                     os.fsync(f.fileno())
             except OSError as e:
                 raise OutputError(name, f"cannot write: {os_error_reason(e)}") from None
-        with signals_deferred():  # replaced and known as replaced in one step
-            try:
-                os.chmod(tmp, 0o666 & ~current_umask())
-                os.replace(tmp, target)
-            except OSError as e:
-                raise OutputError(name, f"cannot write: {os_error_reason(e)}") from None
-            replaced = True
+        written = _Written(tmp, target)
+        pending = _SET.get()
+        with signals_deferred():  # replaced (or handed over) and known as such in one step
+            if pending is None:
+                written.commit()
+            else:
+                _join(written, pending)
+            done = True
     except BaseException as e:
-        if not replaced:
+        if not done:
             if tmp is not None:
                 with contextlib.suppress(OSError):
                     os.unlink(tmp)

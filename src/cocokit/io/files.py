@@ -141,11 +141,16 @@ def remove(location: str | os.PathLike[str]) -> None:
 
 
 def makedirs(location: str | os.PathLike[str]) -> None:
-    """Create the folder ``location`` and its parents if missing (no-op on object stores,
-    where folders are only name prefixes)."""
+    """Create the output folder ``location`` and its parents if missing (no-op on object
+    stores, where folders are only name prefixes). A local OS error (no permission, a
+    read-only file system, a place such as ``/proc`` that takes no new folders) is an
+    :class:`~cocokit.errors.OutputError` naming ``location``."""
     path = local_path(location)
     if path is not None:
-        path.mkdir(parents=True, exist_ok=True)
+        try:
+            path.mkdir(parents=True, exist_ok=True)
+        except OSError as e:
+            raise output_error(path, e) from None
         return
     fs, p = filesystem(str(location))
     fs.makedirs(p, exist_ok=True)

@@ -123,6 +123,7 @@ from ..geometry import (
     shoelace_areas,
 )
 from ..problems import found_value, short_value
+from . import files
 from .atomic import atomic_write, current_umask, output_error, output_fault
 from .coco import screen_export
 from .yamlfile import parse_yaml, read_yaml
@@ -1185,10 +1186,7 @@ def write_yolo(
             progress(done, total)
 
     created = not out.exists()
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-    except OSError as e:
-        raise output_error(out, e) from None
+    files.makedirs(out)
     staged: list[tuple[Path, Path]] = []
     summaries: dict[str, YoloSplitSummary] = {}
     try:

@@ -42,6 +42,7 @@ from ..dataset import Dataset, equal_pairs
 from ..engine import Engine
 from ..errors import OptionError
 from ..geometry import RLE_KINDS, segmentation_kinds
+from ..io.atomic import check_writable
 from ..postprocess import match_pairs
 from .images import OK, UNREADABLE, HashCache, ImageScan, default_cache_path, scan_images
 from .pairs import box_iou, near_pairs
@@ -317,12 +318,17 @@ def check_dataset(
 
     ``against``: other sets, each ``(name, dataset, image folder or None)``, searched
     for images of ``ds`` (split leakage). ``cache``: True for the default place of the
-    hash cache (:func:`~.images.default_cache_path` of each image folder), a path for
-    one file, False for none. ``workers``/``engine``/``address``: how the images are
+    hash cache (:func:`~.images.default_cache_path` of each image folder; kept when it
+    can be written), a path for one file (an output: one that cannot be written is an
+    :class:`~cocokit.errors.OutputError`, before any image is read), False for none.
+    ``workers``/``engine``/``address``: how the images are
     read (:func:`~.images.scan_images`). ``progress(done, total)`` counts images over
     every set.
     """
     t = thresholds or Thresholds()
+    named = not isinstance(cache, bool)
+    if not isinstance(cache, bool):
+        check_writable(cache)
     findings = label_findings(ds, t)
     hashed = cached = 0
     sets: list[tuple[Dataset, str | os.PathLike[str] | None]] = [(ds, image_dir)]
@@ -341,7 +347,7 @@ def check_dataset(
             where = None
         else:
             where = Path(os.fspath(cache))
-        store = HashCache(where) if where is not None else None
+        store = HashCache(where, required=named) if where is not None else None
         offset = base
 
         def step(done: int, _n: int) -> None:

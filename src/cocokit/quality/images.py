@@ -172,13 +172,16 @@ class HashCache:
     Kept in one ``.npz`` file (numpy arrays: ``path``, ``size``, ``mtime``, ``width``,
     ``height``, ``digest``, ``phash``); a file whose size or modification time changed is
     read again. A cache that cannot be read is ignored (and rewritten); one that cannot
-    be written is left as it was, and the check goes on.
+    be written is left as it was, and the check goes on, unless it is ``required`` (a
+    cache the caller named): then :meth:`save` raises the
+    :class:`~cocokit.errors.OutputError`.
     """
 
     VERSION = 2  # 2: SHA-256 digests
 
-    def __init__(self, path: str | os.PathLike[str] | None) -> None:
+    def __init__(self, path: str | os.PathLike[str] | None, *, required: bool = False) -> None:
         self.path = Path(path) if path is not None else None
+        self.required = required
         self.entries: dict[str, tuple[int, int, int, int, bytes, int]] = {}
         self.changed = False
         if self.path is not None and self.path.is_file():
@@ -206,10 +209,11 @@ class HashCache:
         self.changed = True
 
     def save(self) -> bool:
-        """Write the cache (atomically) if anything was added; False if it could not be."""
+        """Write the cache (atomically) if anything was added; False if it could not be
+        (a ``required`` cache raises the :class:`~cocokit.errors.OutputError`)."""
         if self.path is None or not self.changed:
             return True
-        from ..io.atomic import atomic_write
+        from ..io.atomic import atomic_write, output_error
 
         keys = sorted(self.entries)
         vals = [self.entries[k] for k in keys]
@@ -228,7 +232,9 @@ class HashCache:
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             atomic_write(self.path, [buf.getvalue()], fsync=False)
-        except OSError:
+        except OSError as e:
+            if self.required:
+                raise output_error(self.path, e) from None
             return False
         self.changed = False
         return True
