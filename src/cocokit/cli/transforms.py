@@ -519,17 +519,14 @@ def split_command(
 
 def _write_parts(parts: dict[str, Dataset], folder: Path, quiet: bool, image_ids: IdPolicy,
                  annotation_ids: IdPolicy, drop_negatives: bool) -> None:
-    """Write the parts of a split as ``folder/NAME.json``, as one set: every part passes
-    the export contract before a file is written, then all are written to temporary
-    files and renamed together (:func:`cocokit.io.atomic.atomic_files`). A failure, or
-    Ctrl-C, leaves every old file of the folder as it was (and no new folder)."""
+    """Write the parts of a split as ``folder/NAME.json``, as one set: each part passes
+    the export contract as it is written to its temporary file, and all are renamed
+    together once every part is written (:func:`cocokit.io.atomic.atomic_files`). A part
+    refused, a failure or Ctrl-C leaves every old file of the folder as it was (and no
+    new folder)."""
     from ..io import files
-    from ..io.coco import screen_export
 
     targets = {name: folder / f"{name}.json" for name in parts}
-    for name, part in parts.items():
-        screen_export(part, image_ids=image_ids.value, annotation_ids=annotation_ids.value,
-                      ignore_negative_samples=drop_negatives, target=str(targets[name]))
     created = not folder.exists()
     files.makedirs(folder)
     try:
