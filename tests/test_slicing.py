@@ -1008,3 +1008,32 @@ def test_cli_failed_coco_write_leaves_the_output_as_it_was(
     target = tmp_path / "tiles.json" if coco_output == "outside" else out / src.name
     doc = json.loads(target.read_bytes())
     assert doc["images"] and all((out / i["file_name"]).is_file() for i in doc["images"])
+
+
+def test_cli_failed_tile_move_leaves_an_outside_coco_output_as_it_was(
+        real_data: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    """--coco-output outside the tiles folder and the staged tiles are one set: when
+    moving the tiles into place fails, the COCO file keeps its old content."""
+    import errno
+
+    from cocokit.cli import main
+    from cocokit.errors import OutputError
+    from cocokit.io import staging
+
+    src = real(real_data, *SAHI, "terrain2_coco.json")
+    coco = tmp_path / "tiles.json"
+    coco.write_bytes(b'{"old": 1}')
+    args = ["slice", str(src), "-i", str(src.parent), "-o", str(tmp_path / "tiles"), "-q",
+            "--workers", "1", "--size", "400", "--no-stream", "--coco-output", str(coco)]
+
+    def fails(self: Any) -> None:  # a move that fails cleans up its staging folder
+        self.discard()
+        raise OutputError(str(tmp_path / "tiles"), f"cannot write: {errno.errorcode[28]}")
+
+    monkeypatch.setattr(staging.Staging, "commit", fails)
+    capsys.readouterr()
+    assert main(args) == 2
+    assert "Traceback" not in capsys.readouterr().err
+    assert coco.read_bytes() == b'{"old": 1}'
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["tiles.json"]

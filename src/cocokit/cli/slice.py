@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import contextlib
+import os
 import re
 from collections.abc import Callable
 from enum import Enum
+from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Optional, TypeVar
 
 import typer
@@ -220,8 +222,10 @@ def slice_command(
                                         progress=update, **options)  # type: ignore[call-overload]
             else:
                 # the COCO file is written inside the staging of the tiles, before they
-                # are moved: a failure of either leaves the output folder as it was
-                with staged(output, option=OUTPUT) as stage:
+                # are moved: a failure of either leaves the output folder as it was; a
+                # --coco-output outside the folder is renamed only once the tiles are in
+                # place (one set with them: atomic_files, around the staging)
+                with _beside(output, target), staged(output, option=OUTPUT) as stage:
                     tiled, summary = slice_dataset(ds, images, stage, progress=update,
                                                    **options)  # type: ignore[call-overload]
                     stack.close()  # the slicing bar ends before the writing bar starts
@@ -276,6 +280,23 @@ def check_tile_count(source: Dataset | CocoStream, tile: tuple[int, int],
                      ("--size/--overlap", f"{tile[0]}x{tile[1]} / {over[0]}x{over[1]}"))
     check_run_size(option, value, int(counts.sum()),
                    estimated_bytes(pixels, suffixes), False, what="tiles")
+
+
+def _beside(output: str, target: str) -> contextlib.AbstractContextManager[None]:
+    """A set of files (:func:`cocokit.io.atomic.atomic_files`) for a local COCO file
+    outside the output folder, renamed after the staged folder is committed; nothing
+    for one inside it, which moves with the folder."""
+    from ..io import files
+    from ..io.atomic import atomic_files
+
+    local, out = files.local_path(target), files.local_path(output)
+    if local is None or out is None:
+        return contextlib.nullcontext()
+    try:
+        Path(os.path.abspath(local)).relative_to(os.path.abspath(out))
+    except ValueError:
+        return atomic_files()
+    return contextlib.nullcontext()
 
 
 def _write_tiled(tiled: Dataset, stage: Staging, target: str, quiet: bool,
