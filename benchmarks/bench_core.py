@@ -73,6 +73,8 @@ CASES: dict[str, tuple[str, tuple[str, ...]]] = {
         (),
     ),
     "cocokit export (CLI)": ("CLI export {src} -o {out} --quiet", ()),
+    # gzip in the writing thread, beside the encoding (zlib releases the GIL)
+    "cocokit export to .json.gz (CLI)": ("CLI export {src} -o {out}.gz --quiet", ()),
     "hotcoco COCO() + save()": (
         _QUIET + "from hotcoco import COCO\nwith _q:\n    COCO(sys.argv[1]).save(sys.argv[2])\n",
         ("hotcoco",),
