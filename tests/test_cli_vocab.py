@@ -382,6 +382,51 @@ def test_repeated_ids_with_keep_name_the_way_out(tmp_path: Path) -> None:
     assert image_ids(tmp_path / "out.json") == image_ids(TINY)
 
 
+# -- a record a transform keeps is named where it was read, not where it would be written --
+
+# (command, arguments, the place): the input {bad} is TINY with annotations[11] (on image
+# row 5) given iscrowd 2, or images[5] given width 0; each command moves that record to
+# another row of its output (or keeps its row: clip), or copies it (--repeat), and the
+# refusal names the input's file and row, once
+PLACES = [
+    ("filter", ["filter", "{bad}", "-o", "{out}", "-d", "44"], "annotations[11].iscrowd"),
+    ("filter -c", ["filter", "{bad}", "-o", "{out}", "-c", "person"], "annotations[11].iscrowd"),
+    ("sample", ["sample", "{bad}", "-o", "{out}", "--every", "5"], "annotations[11].iscrowd"),
+    ("sample image", ["sample", "{bad}", "-o", "{out}", "--every", "5"], "images[5].width"),
+    ("repeat", ["sample", "{bad}", "-o", "{out}", "--repeat", "person=3"],
+     "annotations[11].iscrowd"),
+    ("split", ["split", "{bad}", "-o", "{dir}", "--ratio", "a=1", "--ratio", "b=1"],
+     "annotations[11].iscrowd"),
+    ("clip", ["clip", "{bad}", "-o", "{out}"], "annotations[11].iscrowd"),
+    ("categories", ["categories", "{bad}", "-o", "{out}", "--drop", "44"],
+     "annotations[11].iscrowd"),
+    ("merge", ["merge", KEYPOINTS, "{bad}", "-o", "{out}", "--on-duplicate", "keep"],
+     "annotations[11].iscrowd"),
+]
+_WHY = {"iscrowd": "iscrowd must be 0 or 1, found integer 2 [bad-iscrowd]",
+        "width": "image width must be a positive integer, found 0 [bad-image-size]"}
+
+
+@pytest.mark.parametrize(("name", "args", "where"), PLACES, ids=[p[0] for p in PLACES])
+def test_a_bad_record_is_named_in_its_input(tmp_path: Path, name: str, args: list[Any],
+                                             where: str) -> None:
+    data = doc(TINY)
+    if where.startswith("images"):
+        data["images"][5]["width"] = 0
+    else:
+        data["annotations"][11]["iscrowd"] = 2
+    bad = tmp_path / "bad.json"
+    bad.write_text(json.dumps(data))
+    out = tmp_path / "out.json"
+    values = {"{bad}": str(bad), "{out}": str(out), "{dir}": str(tmp_path / "parts")}
+    proc = run(*[values.get(a, a) if isinstance(a, str) else a for a in args], "-q")
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr, proc.stderr
+    lines = proc.stderr.splitlines()
+    assert lines[0].startswith("error: refusing to export to "), proc.stderr
+    assert lines[1:] == [f"  {bad}: {where}: {_WHY[where.rsplit('.', 1)[1]]}"], proc.stderr
+    assert not out.exists()
+
+
 # -- --json: machine-readable, on stdout, in the documented shape -------------------------
 
 JSON_SHAPES = [

@@ -9,7 +9,7 @@ from typing import Any, Literal
 
 import numpy as np
 
-from ..dataset import Categories, Dataset
+from ..dataset import Categories, Dataset, derived
 from ..errors import InputError, OptionError
 from ._base import Transformed, describe, first_repeat, gc_paused, make_report
 
@@ -197,7 +197,9 @@ def edit_categories(
         new_cat = new_cat[keep]
     if changed:
         new_anns = new_anns.replace(category_id=new_cat)
-    out = ds.replace(annotations=new_anns, categories=Categories([e.record for e in entries]))
+    out = derived(ds, ds.replace(annotations=new_anns,
+                                 categories=Categories([e.record for e in entries])),
+                  np.arange(len(ds.images)), np.flatnonzero(keep))
     kept_rows = {row for e in entries for row in e.rows}
     report = make_report(
         "categories", ds, out,

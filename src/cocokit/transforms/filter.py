@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any, Literal, overload
 
 import numpy as np
 
-from ..dataset import Annotations, Categories, Dataset, Images, lookup, unique
+from ..dataset import Annotations, Categories, Dataset, Images, derived, lookup, unique
 from ..errors import OptionError
 from ..geometry import segmentation_areas, segmentation_bboxes
 from ..io.coco import FilteredStream, ImageIndex
@@ -269,11 +269,11 @@ def _filter_dataset(
 
     out_cats = ds.categories if cat_keep.all() else Categories(
         [r for r, k in zip(cats.records, cat_keep.tolist(), strict=True) if k])
-    out = ds.replace(
+    out = derived(ds, ds.replace(
         images=images_tbl.take(img_keep) if not img_keep.all() else images_tbl,
         annotations=anns.take(ann_keep) if not ann_keep.all() else anns,
         categories=out_cats,
-    )
+    ), np.flatnonzero(img_keep), np.flatnonzero(ann_keep))
     report = make_report(
         "filter", ds, out,
         dropped_annotations=dropped_anns,

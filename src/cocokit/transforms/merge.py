@@ -16,7 +16,7 @@ from typing import Any, Literal
 import msgspec
 import numpy as np
 
-from ..dataset import Annotations, Categories, Dataset, Images, object_array, plain
+from ..dataset import Annotations, Categories, Dataset, Images, derived_merge, object_array, plain
 from ..errors import InputError, OptionError
 from ._base import Transformed, describe, first_repeat, gc_paused, make_report, new_ids
 
@@ -141,6 +141,7 @@ def merge(
     all_ann_ids = [ds.annotations.id for ds in datasets if len(ds.annotations)]
     fresh_ann = int(max((int(a.max()) for a in all_ann_ids), default=0)) + 1
     ann_tables: list[Annotations] = []
+    ann_rows_of: list[np.ndarray] = []  # per input, its rows written
     taken = np.zeros(0, np.int64)
     next_id = 1
     dropped_by_map = 0
@@ -169,6 +170,7 @@ def merge(
                 notes.append(f"{describe(ds, k)}: {changed} annotation id(s) changed to avoid "
                              "collisions")
             taken = np.concatenate([taken, ids])
+        ann_rows_of.append(rows)
         image_id = out_id_of_row[k][ds.image_index[rows]]
         table = ds.annotations.take(rows) if len(rows) != len(ds.annotations) else ds.annotations
         ann_tables.append(table.replace(id=ids, image_id=image_id, category_id=new_cat[rows]))
@@ -177,7 +179,8 @@ def merge(
     # -- top level -------------------------------------------------------------------
     extra, key_order, top_notes = _top_level(datasets, licenses, info)
     notes += top_notes
-    out = Dataset(images, annotations, Categories(cat_records), extra, key_order)
+    out = derived_merge(datasets, Dataset(images, annotations, Categories(cat_records), extra,
+                                          key_order), keep_rows, ann_rows_of)
     merged = sum(len(s) for s in same_as)
     if duplicates_dropped:
         notes.append(f"{duplicates_dropped} duplicate annotations dropped (exact copies, on "

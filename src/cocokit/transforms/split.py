@@ -45,7 +45,7 @@ from typing import Any, Literal, NamedTuple
 import msgspec
 import numpy as np
 
-from ..dataset import Dataset
+from ..dataset import Dataset, derived
 from ..errors import OptionError
 from ._base import describe, gc_paused
 
@@ -173,8 +173,13 @@ def split(
     image_split = assign[group] if n_img else np.zeros(0, np.int64)
 
     datasets: dict[str, Dataset] = {}
+    img_idx = ds.image_index
+    ann_split = np.where(img_idx >= 0, image_split[np.maximum(img_idx, 0)], -1) if n_img \
+        else np.full(len(img_idx), -1, np.int64)
     for j, name in enumerate(names):
-        datasets[name] = ds.select_images(image_split == j)
+        part = image_split == j
+        datasets[name] = derived(ds, ds.select_images(part), np.flatnonzero(part),
+                                 np.flatnonzero(ann_split == j))
     dangling = int(np.count_nonzero(ds.image_index < 0))
     if dangling:
         notes.append(f"{dangling} annotation(s) of {describe(ds)} name no image; left out")
