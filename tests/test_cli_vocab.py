@@ -74,6 +74,8 @@ VOCABULARY = [
     ("augment", [*IDS, "-i", "--images", "--image-format", "--drop-negatives"],
      ["--format", "--ignore-negative-samples"]),
     ("draw", ["-i", "--images", "-o", "--output", "--image-format"], ["--format"]),
+    ("convert", [*IDS, "--to", "-i", "--images"], []),
+    ("repair", IDS, []),
 ]
 
 
@@ -380,6 +382,70 @@ def test_repeated_ids_with_keep_name_the_way_out(tmp_path: Path) -> None:
     ok("export", bad, "-o", tmp_path / "out.json", "--annotation-ids", "auto")
     assert annotation_ids(tmp_path / "out.json") == list(range(1, 137))
     assert image_ids(tmp_path / "out.json") == image_ids(TINY)
+
+
+# -- a hint names an option of the command that printed it, and following it works ------
+
+def _hint_input(tmp: Path, case: str) -> Path:
+    """TINY with a repeated annotation id, or two more images with one id (that no
+    annotation names, so only the id is wrong, and auto can renumber it)."""
+    data = doc(TINY)
+    if case == "annotation":
+        data["annotations"][3]["id"] = data["annotations"][0]["id"]
+    else:
+        data["images"] += [{**data["images"][0], "id": 9, "file_name": f"{k}.jpg"}
+                           for k in range(2)]
+    path = tmp / f"{case}.json"
+    path.write_text(json.dumps(data))
+    return path
+
+
+# (name, arguments, the input, the hint, what following it adds); {out} an output file,
+# {dir} a folder, {nowhere} a folder without the images
+HINTS = [
+    ("convert --to coco", ["convert", "{in}", "--to", "coco", "-o", "{out}"], "annotation",
+     "(CLI: --annotation-ids auto)", ["--annotation-ids", "auto"]),
+    ("repair", ["repair", "{in}", "-o", "{out}"], "image", "(CLI: --image-ids auto)",
+     ["--image-ids", "auto"]),
+    ("export --format yolo", ["export", TINY, "--format", "yolo", "-o", "{dir}", "-i",
+                              "{nowhere}"], None, "or --image-mode none",
+     ["--image-mode", "none"]),
+    ("export", ["export", "{in}", "-o", "{out}"], "annotation",
+     "(CLI: --annotation-ids auto)", ["--annotation-ids", "auto"]),
+    # convert has no --image-mode: no images is no -i (not followed here)
+    ("convert --to yolo", ["convert", TINY, "--to", "yolo", "-o", "{dir}", "-i", "{nowhere}"],
+     None, "(CLI: no -i/--images)", None),
+]
+
+
+@pytest.mark.parametrize(("name", "args", "case", "hint", "follow"), HINTS,
+                         ids=[h[0] for h in HINTS])
+def test_a_hint_names_an_option_of_its_command(tmp_path: Path, name: str, args: list[Any],
+                                               case: str | None, hint: str,
+                                               follow: list[str] | None) -> None:
+    (tmp_path / "nowhere").mkdir()
+    values = {"{in}": str(_hint_input(tmp_path, case)) if case else "",
+              "{out}": str(tmp_path / "out.json"), "{dir}": str(tmp_path / "yolo"),
+              "{nowhere}": str(tmp_path / "nowhere")}
+    argv = [values.get(a, a) if isinstance(a, str) else a for a in args]
+    proc = run(*argv, "-q")
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr, proc.stderr
+    assert hint in proc.stderr, proc.stderr
+    text = ok(args[0], "--help").stdout
+    named = set(re.findall(r"(?<![\w-])--[a-z][a-z-]*", proc.stderr))
+    assert named and all(has_flag(text, f) for f in named), (named, proc.stderr)
+    assert "images='none'" not in proc.stderr
+    if follow is not None:
+        ok(*argv, *follow)
+
+
+def test_convert_refuses_id_policies_for_a_format_without_ids(tmp_path: Path) -> None:
+    proc = run("convert", TINY, "--to", "voc", "-o", tmp_path / "voc", "--image-ids", "auto")
+    assert proc.returncode == 2, proc.stderr
+    assert proc.stderr.splitlines() == [
+        "error: --image-ids: expected --to coco (a voc target stores no COCO ids: they are "
+        "numbered 1..N on reading), got 'auto'"]
+    assert not (tmp_path / "voc").exists()
 
 
 # -- a record a transform keeps is named where it was read, not where it would be written --
