@@ -180,3 +180,58 @@ def test_library_option_names_are_shown_as_flags(
     error: OptionError, args: list[str], message: str
 ) -> None:
     assert flag_message(error, args) == message
+
+
+# (arguments, the one error line); {f} the tiny COCO file, {out} an output path, {dup} a
+# copy of it whose last category repeats the id 3 and {fdir} a folder for split. Each
+# names the option as typed (-d, not --drop-categories), an argument as it is (INPUTS)
+# and plain values (3, not np.int64(3)).
+NAMED: list[tuple[list[str], str]] = [
+    (["filter", "{f}", "-o", "{out}", "-d", "nonexist"], "error: -d: expected a category "
+     "name of the dataset (person, bicycle, car, motorcycle, airplane, bus, train, truck, "
+     "...), got 'nonexist'"),
+    (["filter", "{f}", "-o", "{out}", "--drop-category", "nonexist"], "error: "
+     "--drop-category: expected a category name of the dataset (person, bicycle, car, "
+     "motorcycle, airplane, bus, train, truck, ...), got 'nonexist'"),
+    (["filter", "{f}", "-o", "{out}", "-c", "nonexist"], "error: -c: expected a category "
+     "name of the dataset (person, bicycle, car, motorcycle, airplane, bus, train, truck, "
+     "...), got 'nonexist'"),
+    (["filter", "{f}", "-o", "{out}", "--keep-category=nonexist"], "error: --keep-category: "
+     "expected a category name of the dataset (person, bicycle, car, motorcycle, airplane, "
+     "bus, train, truck, ...), got 'nonexist'"),
+    (["split", "{f}", "-o", "{fdir}", "--ratio", "a/b=1"],
+     "error: --ratio: expected split names usable as file names, got 'a/b'"),
+    (["merge", "{f}", "-o", "{out}"],
+     "error: INPUTS: expected at least two files to merge, got ['{f}']"),
+    (["categories", "{dup}", "-o", "{out}", "--sort", "name"], "error: {dup}: "
+     "categories[80].id: duplicate category id 3 (first at categories[2]); annotations would "
+     "be ambiguous"),
+    (["merge", "{f}", "{dup}", "-o", "{out}"], "error: {dup}: categories[80].id: duplicate "
+     "category id 3 (first at categories[2])"),
+    (["categories", "{f}", "-o", "{out}", "--rename", "person=car"], "error: --rename: "
+     "expected a new name that no other category has ('car' would name two; --merge "
+     "combines categories), got 'car'"),
+    (["sample", "{f}", "-o", "{out}", "--count", "2", "--only-negatives", "--with-category",
+      "person"], "error: --with-category: expected --with-category or --only-negatives, not "
+     "both (an image without annotations holds no category), got ['person']"),
+    (["sample", "{f}", "-o", "{out}", "--repeat", "nonexist=2"], "error: --repeat: expected "
+     "a category name of the dataset (person, bicycle, car, motorcycle, airplane, bus, "
+     "train, truck, ...), got 'nonexist'"),
+]
+
+
+@pytest.mark.parametrize(("args", "line"), NAMED, ids=[" ".join(a) for a, _ in NAMED])
+def test_a_message_names_the_option_as_typed(args: list[str], line: str,
+                                             tmp_path: Path) -> None:
+    import json
+
+    data = json.loads(Path(F).read_text(encoding="utf-8"))
+    data["categories"].append({"id": 3, "name": "again"})
+    dup = tmp_path / "dup.json"
+    dup.write_text(json.dumps(data), encoding="utf-8")
+    values = {"f": F, "out": str(tmp_path / "out.json"), "dup": str(dup),
+              "fdir": str(tmp_path / "parts")}
+    res = run(*[a.format(**values) for a in args], cwd=tmp_path)
+    assert res.returncode == 2, res.stderr
+    assert res.stderr.splitlines() == [line.format(**values)]
+    assert not (tmp_path / "out.json").exists()

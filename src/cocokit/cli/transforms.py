@@ -8,7 +8,9 @@ default of every command: transforms keep ids unique) or renumbered 1..N with ``
 
 from __future__ import annotations
 
+import contextlib
 import json
+from collections.abc import Iterator
 from enum import Enum
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, Optional
@@ -162,6 +164,19 @@ def _save(ds: Dataset, output: str | Path, quiet: bool, image_ids: IdPolicy,
                  category_map=category_map)
 
 
+@contextlib.contextmanager
+def _spelled(**names: str) -> Iterator[None]:
+    """Name the options of the library's OptionErrors as this command's parameters
+    (``drop_categories`` -> ``drop_category``, which the CLI shows as typed: ``-d``),
+    where the two differ."""
+    try:
+        yield
+    except OptionError as e:
+        if e.option not in names:
+            raise
+        raise OptionError(names[e.option], e.value, e.expected) from None
+
+
 def _show(report: Any, quiet: bool) -> None:
     if not quiet:
         for line in report.lines():
@@ -226,7 +241,9 @@ def merge(
         if not isinstance(info_obj, dict):
             raise InputError(str(info), None, "expected a JSON object for info")
     datasets = [load_dataset(p, quiet) for p in inputs]
-    with status("merging", quiet):
+    with status("merging", quiet), _spelled(
+            datasets="INPUTS", category_map="category/category_map", image_roots="images",
+            prefixes="prefix", duplicates="on_duplicate"):
         out, report = merge_datasets(
             datasets, category_map=mapping, renumber=renumber,
             image_roots=images or None, prefixes=prefix or None,
@@ -330,7 +347,11 @@ def filter_command(
         if exclude_image_list is not None:
             drop_list += _image_list(exclude_image_list, "--exclude-image-list")
     area = (min_area, max_area) if min_area is not None or max_area is not None else None
-    with status("filtering", quiet):
+    with status("filtering", quiet), _spelled(
+            categories="keep_category", drop_categories="drop_category",
+            area="min_area/max_area", images="image_id/image_list",
+            exclude_images="exclude_image_id/exclude_image_list", image_globs="image_glob",
+            exclude_globs="exclude_glob", drop_empty="drop_negatives", unit="drop_images"):
         result = filter_dataset(
             ds,
             categories=[_category(ds, c) for c in keep_category] if keep_category else None,
@@ -391,13 +412,18 @@ def sample(
     if only_negatives and drop_negatives:
         raise OptionError("--drop-negatives", True, "--only-negatives or --drop-negatives, "
                           "not both (the sample would be left out)")
+    if only_negatives and with_category:
+        raise OptionError("--with-category", with_category, "--with-category or "
+                          "--only-negatives, not both (an image without annotations holds "
+                          "no category)")
     if every is None and fraction is None and count is None and not repeat:
         raise OptionError("--every/--fraction/--count/--repeat", None, "at least one of them")
     check_seed(seed)
     ds = load_dataset(file, quiet)
     out = ds
     if every is not None or fraction is not None or count is not None:
-        with status("sampling", quiet):
+        with status("sampling", quiet), _spelled(containing="with_category",
+                                                  negatives="only_negatives"):
             out, report = sample_dataset(
                 out, every=every, offset=offset, fraction=fraction, count=count, seed=seed,
                 containing=[_category(ds, c) for c in with_category] if with_category else None,
@@ -408,9 +434,10 @@ def sample(
         for value in repeat:
             name, n = _pair(value, "--repeat", "NAME=N")
             factors[_category(ds, name)] = _int(n, "--repeat", "NAME=N with a whole number")
-        _check_repeats(out, factors, file, repeat, yes)
-        with status("upsampling", quiet):
-            out, report = upsample(out, factors, mark=mark)
+        with _spelled(repeats="repeat"):
+            _check_repeats(out, factors, file, repeat, yes)
+            with status("upsampling", quiet):
+                out, report = upsample(out, factors, mark=mark)
         _show(report, quiet)
     _save(out, output, quiet, image_ids, annotation_ids,
           drop_negatives=drop_negatives)
@@ -472,7 +499,7 @@ def split_command(
     if group_by is not None and group_by.startswith("re:"):
         pattern, field = group_by[3:], None
     ds = load_dataset(file, quiet)
-    with status("splitting", quiet):
+    with status("splitting", quiet), _spelled(ratios="ratio", group_pattern="group_by"):
         parts, report = split(ds, ratios, stratify=stratify, seed=seed, group_by=field,
                               group_pattern=pattern)
     folder.mkdir(exist_ok=True)
@@ -573,7 +600,7 @@ def categories(
             else:
                 adds.append(value)
     mapping = _name_to_id(map_file, "--map") if map_file is not None else None
-    with status("editing categories", quiet):
+    with status("editing categories", quiet), _spelled(mapping="map_file"):
         out, report = edit_categories(
             ds, rename=renames, merge=merges,
             drop=[_category(ds, d) for d in drop] if drop else None,

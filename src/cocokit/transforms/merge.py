@@ -263,7 +263,7 @@ def _check_input(ds: Dataset, k: int) -> None:
         rep = first_repeat(column if what == "id" else np.asarray(column, dtype=str))
         if rep is not None:
             raise InputError(src, f"categories[{rep[0]}].{what}",
-                             f"duplicate category {what} {column[rep[0]]!r} (first at "
+                             f"duplicate category {what} {plain(column[rep[0]])!r} (first at "
                              f"categories[{rep[1]}])")
 
 
