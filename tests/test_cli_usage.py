@@ -235,3 +235,67 @@ def test_a_message_names_the_option_as_typed(args: list[str], line: str,
     assert res.returncode == 2, res.stderr
     assert res.stderr.splitlines() == [line.format(**values)]
     assert not (tmp_path / "out.json").exists()
+
+
+# (arguments, the one error line): values no one can mean, refused before anything is
+# read or written ({f} the tiny COCO file, {out} an output path)
+NONSENSE: list[tuple[list[str], str]] = [
+    (["filter", "{f}", "-o", "{out}", "--min-area", "-5"],
+     "error: --min-area: expected a finite number >= 0, got -5.0"),
+    (["filter", "{f}", "-o", "{out}", "--min-area", "nan"],
+     "error: --min-area: expected a finite number >= 0, got nan"),
+    (["filter", "{f}", "-o", "{out}", "--min-area", "inf"],
+     "error: --min-area: expected a finite number >= 0, got inf"),
+    (["filter", "{f}", "-o", "{out}", "--max-area", "-1"],
+     "error: --max-area: expected a number >= 0, got -1.0"),
+    (["filter", "{f}", "-o", "{out}", "--min-area", "100", "--max-area", "10"],
+     "error: --max-area: expected a number >= --min-area (100), got 10.0"),
+    (["filter", "{f}", "-o", "{out}", "--min-width", "-1"],
+     "error: --min-width: expected a finite number >= 0, got -1.0"),
+    (["filter", "{f}", "-o", "{out}", "--min-height", "-0.5"],
+     "error: --min-height: expected a finite number >= 0, got -0.5"),
+    (["filter", "{f}", "-o", "{out}", "--category-area", "person=5:1"],
+     "error: --category-area: expected NAME=MIN:MAX with 0 <= MIN <= MAX, got 'person=5:1'"),
+    (["filter", "{f}", "-o", "{out}", "--category-area", "person=-5:"],
+     "error: --category-area: expected NAME=MIN:MAX with 0 <= MIN <= MAX, got 'person=-5:'"),
+    (["filter", "{f}", "-o", "{out}", "--image-glob", "["], "error: --image-glob: expected "
+     "a shell pattern ('[' opens a set of characters that ']' closes; [[] matches a '[' "
+     "itself), got '['"),
+    (["filter", "{f}", "-o", "{out}", "--exclude-glob", "*[0-9.jpg"], "error: "
+     "--exclude-glob: expected a shell pattern ('[' opens a set of characters that ']' "
+     "closes; [[] matches a '[' itself), got '*[0-9.jpg'"),
+]
+
+
+@pytest.mark.parametrize(("args", "line"), NONSENSE, ids=[" ".join(a) for a, _ in NONSENSE])
+def test_a_value_no_one_can_mean_is_refused(args: list[str], line: str,
+                                            tmp_path: Path) -> None:
+    values = {"f": F, "out": str(tmp_path / "out.json")}
+    res = run(*[a.format(**values) for a in args], cwd=tmp_path)
+    assert res.returncode == 2, res.stderr
+    assert res.stderr.splitlines() == [line]
+    assert not (tmp_path / "out.json").exists()
+
+
+# (arguments, the note line): values that may be meant, done, and said in one line
+NOTED: list[tuple[list[str], str]] = [
+    (["filter", "{f}", "-o", "{out}", "--image-glob", "x*", "--image-glob", "0*"],
+     "  --image-glob 'x*' matches no image"),
+    (["filter", "{f}", "-o", "{out}", "--exclude-glob", "*.png"],
+     "  --exclude-glob '*.png' matches no image"),
+    (["filter", "{f}", "-o", "{out}", "--image-glob", "[[]*"],
+     "  --image-glob '[[]*' matches no image"),
+    (["split", "{f}", "-o", "{fdir}", "--ratio", "train=0.8", "--ratio", "val=0.1"],
+     "the ratios sum to 0.9, not 1: used as weights (train 0.889, val 0.111)"),
+    (["split", "{f}", "-o", "{fdir}", "--ratio", "a=1", "--ratio", "b=1"],
+     "the ratios sum to 2, not 1: used as weights (a 0.500, b 0.500)"),
+]
+
+
+@pytest.mark.parametrize(("args", "line"), NOTED, ids=[" ".join(a) for a, _ in NOTED])
+def test_a_value_that_may_be_a_slip_is_said(args: list[str], line: str,
+                                            tmp_path: Path) -> None:
+    values = {"f": F, "out": str(tmp_path / "out.json"), "fdir": str(tmp_path / "parts")}
+    res = run(*[a.format(**values) for a in args], cwd=tmp_path)
+    assert res.returncode == 0, res.stderr
+    assert res.stderr.splitlines().count(line) == 1, res.stderr

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import math
 from collections.abc import Iterator
 from enum import Enum
 from pathlib import Path
@@ -99,6 +100,26 @@ def _float(value: str, option: str, what: str) -> float:
         return float(value)
     except ValueError:
         raise OptionError(option, value, what) from None
+
+
+def _check_range(lo: float | None, hi: float | None, lo_flag: str, hi_flag: str,
+                 value: Any = None) -> None:
+    """Refuse bounds that cannot be meant: a lower bound that is negative, not a number
+    or infinite (it keeps everything, or nothing), an upper bound that is negative or
+    not a number, or a range whose lower bound exceeds its upper one (it keeps nothing).
+    ``value``: the NAME=MIN:MAX both bounds come from (quoted instead)."""
+    bad_lo = lo is not None and not (math.isfinite(lo) and lo >= 0)
+    bad_hi = hi is not None and not hi >= 0  # NaN too
+    crossed = lo is not None and hi is not None and lo > hi
+    if value is not None:
+        if bad_lo or bad_hi or crossed:
+            raise OptionError(lo_flag, value, "NAME=MIN:MAX with 0 <= MIN <= MAX")
+    elif bad_lo:
+        raise OptionError(lo_flag, lo, "a finite number >= 0")
+    elif bad_hi:
+        raise OptionError(hi_flag, hi, "a number >= 0")
+    elif crossed:
+        raise OptionError(hi_flag, hi, f"a number >= {lo_flag} ({lo:g})")
 
 
 def _category(ds: Dataset | CocoStream, token: str) -> str | int:
@@ -312,6 +333,9 @@ def filter_command(
                              False)
     check_file_output(output)
     check_id_map(id_map)
+    _check_range(min_area, max_area, "--min-area", "--max-area")
+    _check_range(min_width, None, "--min-width", "--min-width")
+    _check_range(min_height, None, "--min-height", "--min-height")
     streamed = use_stream(file, stream)
     if streamed:
         image_tests = {"--image-glob": image_glob, "--exclude-glob": exclude_glob,
@@ -333,9 +357,10 @@ def filter_command(
             if not sep:
                 raise OptionError("--category-area", value, "NAME=MIN:MAX")
             what = "NAME=MIN:MAX with numbers"
-            cat_area[_category(ds, name)] = (
-                _float(lo, "--category-area", what) if lo else None,
-                _float(hi, "--category-area", what) if hi else None)
+            bounds = (_float(lo, "--category-area", what) if lo else None,
+                      _float(hi, "--category-area", what) if hi else None)
+            _check_range(*bounds, "--category-area", "--category-area", value)
+            cat_area[_category(ds, name)] = bounds
     keep_images: list[int | str] | None = None
     if image_id or image_list is not None:
         keep_images = list(image_id or [])
