@@ -493,6 +493,40 @@ def test_a_bad_record_is_named_in_its_input(tmp_path: Path, name: str, args: lis
     assert not out.exists()
 
 
+# -- an annotation that names no image: every command refuses it, split too -------------
+
+# (command, arguments, whether the line names the input file: a transform's records do)
+DANGLING = [
+    ("export", ["export", "{bad}", "-o", "{out}"], False),
+    ("convert", ["convert", "{bad}", "--to", "coco", "-o", "{out}"], False),
+    ("filter", ["filter", "{bad}", "-o", "{out}", "-d", "44"], True),
+    ("sample", ["sample", "{bad}", "-o", "{out}", "--every", "1"], True),
+    ("clip", ["clip", "{bad}", "-o", "{out}"], True),
+    ("categories", ["categories", "{bad}", "-o", "{out}", "--sort", "name"], True),
+    ("split", ["split", "{bad}", "-o", "{out}", "--ratio", "a=1", "--ratio", "b=1"], True),
+    ("split stratified", ["split", "{bad}", "-o", "{out}", "--ratio", "a=1", "--stratify"],
+     True),
+]
+
+
+@pytest.mark.parametrize(("name", "args", "named"), DANGLING, ids=[d[0] for d in DANGLING])
+def test_an_annotation_naming_no_image_is_refused(tmp_path: Path, name: str,
+                                                  args: list[str], named: bool) -> None:
+    data = doc(TINY)
+    data["annotations"][7]["image_id"] = 999999
+    bad = tmp_path / "bad.json"
+    bad.write_text(json.dumps(data))
+    out = tmp_path / "out"
+    proc = run(*[{"{bad}": str(bad), "{out}": str(out)}.get(a, a) for a in args], "-q")
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr, proc.stderr
+    where = f"{bad}: " if named else ""
+    assert proc.stderr.splitlines() == [
+        f"error: refusing to export to {out}: 1 problem(s); nothing was written",
+        f"  {where}annotations[7].image_id: image id 999999 names no image "
+        "[dangling-image-id]"]
+    assert not out.exists()
+
+
 # -- --json: machine-readable, on stdout, in the documented shape -------------------------
 
 JSON_SHAPES = [

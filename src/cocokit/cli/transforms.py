@@ -524,6 +524,7 @@ def split_command(
     if group_by is not None and group_by.startswith("re:"):
         pattern, field = group_by[3:], None
     ds = load_dataset(file, quiet)
+    _refuse_unplaced(ds, output)
     with status("splitting", quiet), _spelled(ratios="ratio", group_pattern="group_by"):
         parts, report = split(ds, ratios, stratify=stratify, seed=seed, group_by=field,
                               group_pattern=pattern)
@@ -547,6 +548,23 @@ def split_command(
         console.print(table)
         for note in report.notes:
             err_console.print(note, markup=False, highlight=False)
+
+
+def _refuse_unplaced(ds: Dataset, target: str) -> None:
+    """Refuse annotations that name no image, as every other command's export does (the
+    export contract's reference check, the same lines), before anything is split or
+    written: no part could hold them, and the library's split leaves them out."""
+    from ..dataset import Origin
+    from ..io.coco import ExportScreen
+
+    unplaced = np.flatnonzero(ds.image_index < 0)
+    if not len(unplaced):
+        return
+    screen = ExportScreen("error", target)
+    # named as a transform's records are: the input file and row
+    here = Origin((ds.source,), np.arange(len(ds.images)), np.arange(len(ds.annotations)))
+    screen.references(ds.annotations, unplaced, ds.image_index, ds.category_index, here)
+    screen.refuse()
 
 
 @app.command()
