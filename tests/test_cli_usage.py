@@ -180,3 +180,122 @@ def test_library_option_names_are_shown_as_flags(
     error: OptionError, args: list[str], message: str
 ) -> None:
     assert flag_message(error, args) == message
+
+
+# (arguments, the one error line); {f} the tiny COCO file, {out} an output path, {dup} a
+# copy of it whose last category repeats the id 3 and {fdir} a folder for split. Each
+# names the option as typed (-d, not --drop-categories), an argument as it is (INPUTS)
+# and plain values (3, not np.int64(3)).
+NAMED: list[tuple[list[str], str]] = [
+    (["filter", "{f}", "-o", "{out}", "-d", "nonexist"], "error: -d: expected a category "
+     "name of the dataset (person, bicycle, car, motorcycle, airplane, bus, train, truck, "
+     "...), got 'nonexist'"),
+    (["filter", "{f}", "-o", "{out}", "--drop-category", "nonexist"], "error: "
+     "--drop-category: expected a category name of the dataset (person, bicycle, car, "
+     "motorcycle, airplane, bus, train, truck, ...), got 'nonexist'"),
+    (["filter", "{f}", "-o", "{out}", "-c", "nonexist"], "error: -c: expected a category "
+     "name of the dataset (person, bicycle, car, motorcycle, airplane, bus, train, truck, "
+     "...), got 'nonexist'"),
+    (["filter", "{f}", "-o", "{out}", "--keep-category=nonexist"], "error: --keep-category: "
+     "expected a category name of the dataset (person, bicycle, car, motorcycle, airplane, "
+     "bus, train, truck, ...), got 'nonexist'"),
+    (["split", "{f}", "-o", "{fdir}", "--ratio", "a/b=1"],
+     "error: --ratio: expected split names usable as file names, got 'a/b'"),
+    (["merge", "{f}", "-o", "{out}"],
+     "error: INPUTS: expected at least two files to merge, got ['{f}']"),
+    (["categories", "{dup}", "-o", "{out}", "--sort", "name"], "error: {dup}: "
+     "categories[80].id: duplicate category id 3 (first at categories[2]); annotations would "
+     "be ambiguous"),
+    (["merge", "{f}", "{dup}", "-o", "{out}"], "error: {dup}: categories[80].id: duplicate "
+     "category id 3 (first at categories[2])"),
+    (["categories", "{f}", "-o", "{out}", "--rename", "person=car"], "error: --rename: "
+     "expected a new name that no other category has ('car' would name two; --merge "
+     "combines categories), got 'car'"),
+    (["sample", "{f}", "-o", "{out}", "--count", "2", "--only-negatives", "--with-category",
+      "person"], "error: --with-category: expected --with-category or --only-negatives, not "
+     "both (an image without annotations holds no category), got ['person']"),
+    (["sample", "{f}", "-o", "{out}", "--repeat", "nonexist=2"], "error: --repeat: expected "
+     "a category name of the dataset (person, bicycle, car, motorcycle, airplane, bus, "
+     "train, truck, ...), got 'nonexist'"),
+]
+
+
+@pytest.mark.parametrize(("args", "line"), NAMED, ids=[" ".join(a) for a, _ in NAMED])
+def test_a_message_names_the_option_as_typed(args: list[str], line: str,
+                                             tmp_path: Path) -> None:
+    import json
+
+    data = json.loads(Path(F).read_text(encoding="utf-8"))
+    data["categories"].append({"id": 3, "name": "again"})
+    dup = tmp_path / "dup.json"
+    dup.write_text(json.dumps(data), encoding="utf-8")
+    values = {"f": F, "out": str(tmp_path / "out.json"), "dup": str(dup),
+              "fdir": str(tmp_path / "parts")}
+    res = run(*[a.format(**values) for a in args], cwd=tmp_path)
+    assert res.returncode == 2, res.stderr
+    assert res.stderr.splitlines() == [line.format(**values)]
+    assert not (tmp_path / "out.json").exists()
+
+
+# (arguments, the one error line): values no one can mean, refused before anything is
+# read or written ({f} the tiny COCO file, {out} an output path)
+NONSENSE: list[tuple[list[str], str]] = [
+    (["filter", "{f}", "-o", "{out}", "--min-area", "-5"],
+     "error: --min-area: expected a finite number >= 0, got -5.0"),
+    (["filter", "{f}", "-o", "{out}", "--min-area", "nan"],
+     "error: --min-area: expected a finite number >= 0, got nan"),
+    (["filter", "{f}", "-o", "{out}", "--min-area", "inf"],
+     "error: --min-area: expected a finite number >= 0, got inf"),
+    (["filter", "{f}", "-o", "{out}", "--max-area", "-1"],
+     "error: --max-area: expected a number >= 0, got -1.0"),
+    (["filter", "{f}", "-o", "{out}", "--min-area", "100", "--max-area", "10"],
+     "error: --max-area: expected a number >= --min-area (100), got 10.0"),
+    (["filter", "{f}", "-o", "{out}", "--min-width", "-1"],
+     "error: --min-width: expected a finite number >= 0, got -1.0"),
+    (["filter", "{f}", "-o", "{out}", "--min-height", "-0.5"],
+     "error: --min-height: expected a finite number >= 0, got -0.5"),
+    (["filter", "{f}", "-o", "{out}", "--category-area", "person=5:1"],
+     "error: --category-area: expected NAME=MIN:MAX with 0 <= MIN <= MAX, got 'person=5:1'"),
+    (["filter", "{f}", "-o", "{out}", "--category-area", "person=-5:"],
+     "error: --category-area: expected NAME=MIN:MAX with 0 <= MIN <= MAX, got 'person=-5:'"),
+    (["filter", "{f}", "-o", "{out}", "--image-glob", "["], "error: --image-glob: expected "
+     "a shell pattern ('[' opens a set of characters that ']' closes; [[] matches a '[' "
+     "itself), got '['"),
+    (["filter", "{f}", "-o", "{out}", "--exclude-glob", "*[0-9.jpg"], "error: "
+     "--exclude-glob: expected a shell pattern ('[' opens a set of characters that ']' "
+     "closes; [[] matches a '[' itself), got '*[0-9.jpg'"),
+]
+
+
+@pytest.mark.parametrize(("args", "line"), NONSENSE, ids=[" ".join(a) for a, _ in NONSENSE])
+def test_a_value_no_one_can_mean_is_refused(args: list[str], line: str,
+                                            tmp_path: Path) -> None:
+    values = {"f": F, "out": str(tmp_path / "out.json")}
+    res = run(*[a.format(**values) for a in args], cwd=tmp_path)
+    assert res.returncode == 2, res.stderr
+    assert res.stderr.splitlines() == [line]
+    assert not (tmp_path / "out.json").exists()
+
+
+# (arguments, the note line): values that may be meant, done, and said in one line
+NOTED: list[tuple[list[str], str]] = [
+    (["filter", "{f}", "-o", "{out}", "--image-glob", "x*", "--image-glob", "0*"],
+     "  --image-glob 'x*' matches no image"),
+    (["filter", "{f}", "-o", "{out}", "--exclude-glob", "*.png"],
+     "  --exclude-glob '*.png' matches no image"),
+    (["filter", "{f}", "-o", "{out}", "--image-glob", "[[]*"],
+     "  --image-glob '[[]*' matches no image"),
+    (["split", "{f}", "-o", "{fdir}", "--ratio", "train=0.8", "--ratio", "val=0.1"],
+     "the ratios sum to 0.9, not 1: used as weights (train 0.889, val 0.111)"),
+    (["split", "{f}", "-o", "{fdir}", "--ratio", "a=1", "--ratio", "b=1"],
+     "the ratios sum to 2, not 1: used as weights (a 0.500, b 0.500)"),
+]
+
+
+@pytest.mark.parametrize(("args", "line"), NOTED, ids=[" ".join(a) for a, _ in NOTED])
+def test_a_value_that_may_be_a_slip_is_said(args: list[str], line: str,
+                                            tmp_path: Path) -> None:
+    values = {"f": F, "out": str(tmp_path / "out.json"), "fdir": str(tmp_path / "parts")}
+    res = run(*[a.format(**values) for a in args], cwd=tmp_path)
+    assert res.returncode == 0, res.stderr
+    assert res.stderr.splitlines().count(line) == 1, res.stderr

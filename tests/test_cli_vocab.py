@@ -74,6 +74,8 @@ VOCABULARY = [
     ("augment", [*IDS, "-i", "--images", "--image-format", "--drop-negatives"],
      ["--format", "--ignore-negative-samples"]),
     ("draw", ["-i", "--images", "-o", "--output", "--image-format"], ["--format"]),
+    ("convert", [*IDS, "--to", "-i", "--images"], []),
+    ("repair", IDS, []),
 ]
 
 
@@ -380,6 +382,149 @@ def test_repeated_ids_with_keep_name_the_way_out(tmp_path: Path) -> None:
     ok("export", bad, "-o", tmp_path / "out.json", "--annotation-ids", "auto")
     assert annotation_ids(tmp_path / "out.json") == list(range(1, 137))
     assert image_ids(tmp_path / "out.json") == image_ids(TINY)
+
+
+# -- a hint names an option of the command that printed it, and following it works ------
+
+def _hint_input(tmp: Path, case: str) -> Path:
+    """TINY with a repeated annotation id, or two more images with one id (that no
+    annotation names, so only the id is wrong, and auto can renumber it)."""
+    data = doc(TINY)
+    if case == "annotation":
+        data["annotations"][3]["id"] = data["annotations"][0]["id"]
+    else:
+        data["images"] += [{**data["images"][0], "id": 9, "file_name": f"{k}.jpg"}
+                           for k in range(2)]
+    path = tmp / f"{case}.json"
+    path.write_text(json.dumps(data))
+    return path
+
+
+# (name, arguments, the input, the hint, what following it adds); {out} an output file,
+# {dir} a folder, {nowhere} a folder without the images
+HINTS = [
+    ("convert --to coco", ["convert", "{in}", "--to", "coco", "-o", "{out}"], "annotation",
+     "(CLI: --annotation-ids auto)", ["--annotation-ids", "auto"]),
+    ("repair", ["repair", "{in}", "-o", "{out}"], "image", "(CLI: --image-ids auto)",
+     ["--image-ids", "auto"]),
+    ("export --format yolo", ["export", TINY, "--format", "yolo", "-o", "{dir}", "-i",
+                              "{nowhere}"], None, "or --image-mode none",
+     ["--image-mode", "none"]),
+    ("export", ["export", "{in}", "-o", "{out}"], "annotation",
+     "(CLI: --annotation-ids auto)", ["--annotation-ids", "auto"]),
+    # convert has no --image-mode: no images is no -i (not followed here)
+    ("convert --to yolo", ["convert", TINY, "--to", "yolo", "-o", "{dir}", "-i", "{nowhere}"],
+     None, "(CLI: no -i/--images)", None),
+]
+
+
+@pytest.mark.parametrize(("name", "args", "case", "hint", "follow"), HINTS,
+                         ids=[h[0] for h in HINTS])
+def test_a_hint_names_an_option_of_its_command(tmp_path: Path, name: str, args: list[Any],
+                                               case: str | None, hint: str,
+                                               follow: list[str] | None) -> None:
+    (tmp_path / "nowhere").mkdir()
+    values = {"{in}": str(_hint_input(tmp_path, case)) if case else "",
+              "{out}": str(tmp_path / "out.json"), "{dir}": str(tmp_path / "yolo"),
+              "{nowhere}": str(tmp_path / "nowhere")}
+    argv = [values.get(a, a) if isinstance(a, str) else a for a in args]
+    proc = run(*argv, "-q")
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr, proc.stderr
+    assert hint in proc.stderr, proc.stderr
+    text = ok(args[0], "--help").stdout
+    named = set(re.findall(r"(?<![\w-])--[a-z][a-z-]*", proc.stderr))
+    assert named and all(has_flag(text, f) for f in named), (named, proc.stderr)
+    assert "images='none'" not in proc.stderr
+    if follow is not None:
+        ok(*argv, *follow)
+
+
+def test_convert_refuses_id_policies_for_a_format_without_ids(tmp_path: Path) -> None:
+    proc = run("convert", TINY, "--to", "voc", "-o", tmp_path / "voc", "--image-ids", "auto")
+    assert proc.returncode == 2, proc.stderr
+    assert proc.stderr.splitlines() == [
+        "error: --image-ids: expected --to coco (a voc target stores no COCO ids: they are "
+        "numbered 1..N on reading), got 'auto'"]
+    assert not (tmp_path / "voc").exists()
+
+
+# -- a record a transform keeps is named where it was read, not where it would be written --
+
+# (command, arguments, the place): the input {bad} is TINY with annotations[11] (on image
+# row 5) given iscrowd 2, or images[5] given width 0; each command moves that record to
+# another row of its output (or keeps its row: clip), or copies it (--repeat), and the
+# refusal names the input's file and row, once
+PLACES = [
+    ("filter", ["filter", "{bad}", "-o", "{out}", "-d", "44"], "annotations[11].iscrowd"),
+    ("filter -c", ["filter", "{bad}", "-o", "{out}", "-c", "person"], "annotations[11].iscrowd"),
+    ("sample", ["sample", "{bad}", "-o", "{out}", "--every", "5"], "annotations[11].iscrowd"),
+    ("sample image", ["sample", "{bad}", "-o", "{out}", "--every", "5"], "images[5].width"),
+    ("repeat", ["sample", "{bad}", "-o", "{out}", "--repeat", "person=3"],
+     "annotations[11].iscrowd"),
+    ("split", ["split", "{bad}", "-o", "{dir}", "--ratio", "a=1", "--ratio", "b=1"],
+     "annotations[11].iscrowd"),
+    ("clip", ["clip", "{bad}", "-o", "{out}"], "annotations[11].iscrowd"),
+    ("categories", ["categories", "{bad}", "-o", "{out}", "--drop", "44"],
+     "annotations[11].iscrowd"),
+    ("merge", ["merge", KEYPOINTS, "{bad}", "-o", "{out}", "--on-duplicate", "keep"],
+     "annotations[11].iscrowd"),
+]
+_WHY = {"iscrowd": "iscrowd must be 0 or 1, found integer 2 [bad-iscrowd]",
+        "width": "image width must be a positive integer, found 0 [bad-image-size]"}
+
+
+@pytest.mark.parametrize(("name", "args", "where"), PLACES, ids=[p[0] for p in PLACES])
+def test_a_bad_record_is_named_in_its_input(tmp_path: Path, name: str, args: list[Any],
+                                             where: str) -> None:
+    data = doc(TINY)
+    if where.startswith("images"):
+        data["images"][5]["width"] = 0
+    else:
+        data["annotations"][11]["iscrowd"] = 2
+    bad = tmp_path / "bad.json"
+    bad.write_text(json.dumps(data))
+    out = tmp_path / "out.json"
+    values = {"{bad}": str(bad), "{out}": str(out), "{dir}": str(tmp_path / "parts")}
+    proc = run(*[values.get(a, a) if isinstance(a, str) else a for a in args], "-q")
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr, proc.stderr
+    lines = proc.stderr.splitlines()
+    assert lines[0].startswith("error: refusing to export to "), proc.stderr
+    assert lines[1:] == [f"  {bad}: {where}: {_WHY[where.rsplit('.', 1)[1]]}"], proc.stderr
+    assert not out.exists()
+
+
+# -- an annotation that names no image: every command refuses it, split too -------------
+
+# (command, arguments, whether the line names the input file: a transform's records do)
+DANGLING = [
+    ("export", ["export", "{bad}", "-o", "{out}"], False),
+    ("convert", ["convert", "{bad}", "--to", "coco", "-o", "{out}"], False),
+    ("filter", ["filter", "{bad}", "-o", "{out}", "-d", "44"], True),
+    ("sample", ["sample", "{bad}", "-o", "{out}", "--every", "1"], True),
+    ("clip", ["clip", "{bad}", "-o", "{out}"], True),
+    ("categories", ["categories", "{bad}", "-o", "{out}", "--sort", "name"], True),
+    ("split", ["split", "{bad}", "-o", "{out}", "--ratio", "a=1", "--ratio", "b=1"], True),
+    ("split stratified", ["split", "{bad}", "-o", "{out}", "--ratio", "a=1", "--stratify"],
+     True),
+]
+
+
+@pytest.mark.parametrize(("name", "args", "named"), DANGLING, ids=[d[0] for d in DANGLING])
+def test_an_annotation_naming_no_image_is_refused(tmp_path: Path, name: str,
+                                                  args: list[str], named: bool) -> None:
+    data = doc(TINY)
+    data["annotations"][7]["image_id"] = 999999
+    bad = tmp_path / "bad.json"
+    bad.write_text(json.dumps(data))
+    out = tmp_path / "out"
+    proc = run(*[{"{bad}": str(bad), "{out}": str(out)}.get(a, a) for a in args], "-q")
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr, proc.stderr
+    where = f"{bad}: " if named else ""
+    assert proc.stderr.splitlines() == [
+        f"error: refusing to export to {out}: 1 problem(s); nothing was written",
+        f"  {where}annotations[7].image_id: image id 999999 names no image "
+        "[dangling-image-id]"]
+    assert not out.exists()
 
 
 # -- --json: machine-readable, on stdout, in the documented shape -------------------------

@@ -258,3 +258,30 @@ def test_filter_of_a_stream_checks_its_options_before_anything_is_read() -> None
         filter_dataset(stream, crowd="sometimes")  # type: ignore[arg-type]
     with pytest.raises(OptionError, match="min_width"):
         filter_dataset(stream, min_width=float("nan"))
+
+
+@pytest.mark.parametrize(("pattern", "refused"), [
+    ("[", True), ("*[0-9.jpg", True), ("[!", True), ("a[]", True), ("[]", True),
+    ("[[]*", False), ("[]]*", False), ("[!]]*", False), ("*[0-9]*.jpg", False),
+    ("a]b*", False), ("*", False),
+])
+def test_an_unclosed_set_in_a_glob_is_refused(mini: tuple[cocokit.Dataset, dict[str, Any]],
+                                              pattern: str, refused: bool) -> None:
+    ds, _ = mini
+    for option in ("image_globs", "exclude_globs"):
+        if refused:
+            with pytest.raises(OptionError) as e:
+                filter_dataset(ds, **{option: pattern})
+            assert e.value.option == option and e.value.value == pattern
+        else:
+            filter_dataset(ds, **{option: pattern})
+
+
+def test_a_glob_that_matches_nothing_is_noted(
+        mini: tuple[cocokit.Dataset, dict[str, Any]]) -> None:
+    ds, _ = mini
+    out, report = filter_dataset(ds, image_globs=["nothing*", "0*"],
+                                 exclude_globs=["*.png", "*1.jpg"])
+    assert report.notes == ("--image-glob 'nothing*' matches no image",
+                            "--exclude-glob '*.png' matches no image")
+    assert 0 < len(out.images) < len(ds.images)

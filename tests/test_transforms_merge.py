@@ -475,3 +475,25 @@ def test_cli_id_maps_carry_predictions_over(tmp_path: Path,
     assert "one file per input (2)" in capsys.readouterr().err
     assert main(["merge", str(taco), str(mini), "-o", str(out), "--id-map", maps[0],
                  "--id-map", maps[0]]) == 2
+
+
+def test_a_bad_record_is_named_in_its_input() -> None:
+    """A record the export refuses is named by the input and row it was read from
+    (``input N`` for one without a file name), not by its row in the merged result."""
+    b = DatasetBuilder()
+    b.add_category("cat", id=1)
+    for k in range(3):
+        b.add_image(f"b{k}.jpg", 10, 10, id=k + 1)
+        b.add_annotation(k + 1, 1, bbox=[0, 0, 2, 2])
+    first = b.build()
+    second = cocokit.load(json.dumps({
+        "images": [{"id": 1, "file_name": "x.jpg", "width": 10, "height": 10}],
+        "annotations": [{"id": 1, "image_id": 1, "category_id": 1, "bbox": [0, 0, 1, 1],
+                         "iscrowd": 2}],
+        "categories": [{"id": 1, "name": "cat"}]}).encode())
+    out, _ = merge([first, second])
+    with pytest.raises(cocokit.IntegrityError) as e:
+        cocokit.to_json(out)
+    assert e.value.problems == [
+        "input 2: annotations[0].iscrowd: iscrowd must be 0 or 1, found integer 2 "
+        "[bad-iscrowd]"]

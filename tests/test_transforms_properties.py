@@ -118,6 +118,27 @@ def check_subset(before: dict[str, dict[int, bytes]], ds: cocokit.Dataset,
     check_valid(ds)
 
 
+def check_origin(out: cocokit.Dataset, *inputs: cocokit.Dataset,
+                 ids: bool = True) -> None:
+    """Each row of ``out`` names (``out.origin``) the input row it was made from: the same
+    ids (``ids``), else the same image size and annotation iscrowd and category."""
+    o = out.origin
+    assert o is not None
+    assert len(o.image_rows) == len(out.images)
+    assert len(o.annotation_rows) == len(out.annotations)
+    for section, cols in (("images", ("width", "height")),
+                          ("annotations", ("iscrowd", "image_id", "category_id"))):
+        rows = o.image_rows if section == "images" else o.annotation_rows
+        which = o.image_inputs if section == "images" else o.annotation_inputs
+        for i, r in enumerate(rows.tolist()):
+            k = 0 if which is None else int(which[i])
+            src = getattr(inputs[k], section)
+            got = getattr(out, section)
+            names = ("id",) if ids else cols[:2] if section == "images" else cols[:1]
+            for c in names:
+                assert getattr(got, c)[i] == getattr(src, c)[r], (section, i, c)
+
+
 @SETTINGS
 @given(ds=datasets(), data=st.data())
 def test_filter(ds: cocokit.Dataset, data: st.DataObject) -> None:
@@ -133,6 +154,9 @@ def test_filter(ds: cocokit.Dataset, data: st.DataObject) -> None:
         drop_empty=data.draw(st.booleans()),
         unit=data.draw(st.sampled_from(["annotations", "images"])))
     check_subset(before, out)
+    check_origin(out, ds)
+    again, _ = filter_dataset(sample(ds, every=2)[0], crowd="drop")  # places compose
+    check_origin(again, ds)
     assert records(ds) == before
     assert not set(out.categories.name.tolist()) & set(drop)
     assert report.annotations_in - report.annotations_out == report.total_dropped_annotations
@@ -147,10 +171,12 @@ def test_sample_and_upsample(ds: cocokit.Dataset, data: st.DataObject) -> None:
              "count": st.integers(0, 10)}[how]
     out, _ = sample(ds, **{how: data.draw(value)}, seed=data.draw(st.integers(0, 99)))
     check_subset(before, out)
+    check_origin(out, ds)
     names = ds.categories.name.tolist()
     factors = data.draw(st.dictionaries(st.sampled_from(names), st.integers(1, 3), max_size=3))
     up, _ = upsample(ds, factors)
     check_valid(up)
+    check_origin(up, ds, ids=False)  # a copy names the record it repeats
     n = len(ds.images)
     up_records = records(up)
     for rid, text in up_records["images"].items():
@@ -172,6 +198,7 @@ def test_split(ds: cocokit.Dataset, data: st.DataObject) -> None:
     seen: list[int] = []
     for part in parts.values():
         check_subset(before, part)
+        check_origin(part, ds)
         seen += part.images.id.tolist()
     assert sorted(seen) == sorted(before["images"])  # each image in exactly one split
     assert sum(len(p.annotations) for p in parts.values()) == len(ds.annotations)
@@ -190,6 +217,7 @@ def test_categories(ds: cocokit.Dataset, data: st.DataObject) -> None:
                              drop=drop, add=["added"], reindex=reindex,
                              sort=data.draw(st.none() | st.sampled_from(["name", "id"])))
     check_valid(out)
+    check_origin(out, ds)
     after = records(out)
     kept_names = [n for n in names if n not in drop]
     assert sorted(n for n in out.categories.name.tolist() if n not in ("renamed", "added")) \
@@ -220,6 +248,7 @@ def test_clip(ds: cocokit.Dataset) -> None:
     crossing = set(ds.annotations.id[(box[:, 0] < 0) | (box[:, 1] < 0) | (box[:, 0] + box[:, 2]
                                      > w) | (box[:, 1] + box[:, 3] > h)].tolist())
     check_subset(before, out, changed=crossing)
+    check_origin(out, ds)
     for rec in out.annotations:
         img = out.images[out.image_row(rec["image_id"])]
         x, y, bw, bh = rec["bbox"]
@@ -242,6 +271,7 @@ def test_merge(a: cocokit.Dataset, b: cocokit.Dataset, data: st.DataObject) -> N
     out, report = merge([a, b], duplicates=data.draw(st.sampled_from(["prefix", "keep"])),
                         dedupe_images=dedupe, renumber=renumber)
     check_valid(out)
+    check_origin(out, a, b, ids=False)
     # dedupe_images keeps an exact duplicate (of the later input, on a shared image) once
     dropped = report.total_dropped_annotations
     assert len(out.annotations) == len(a.annotations) + len(b.annotations) - dropped

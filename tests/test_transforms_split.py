@@ -255,3 +255,17 @@ def test_a_failed_split_leaves_the_old_files(tmp_path: Path, monkeypatch: pytest
         assert not out.exists()
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted(
         ["bad.json"] * (failure == "refused part") + ["parts"] * folder_exists)
+
+
+@pytest.mark.parametrize(("ratios", "note"), [
+    ({"train": 0.8, "val": 0.1}, "the ratios sum to 0.9, not 1: used as weights (train "
+     "0.889, val 0.111)"),
+    ({"a": 1, "b": 3}, "the ratios sum to 4, not 1: used as weights (a 0.250, b 0.750)"),
+    ({"train": 0.7, "val": 0.2, "test": 0.1}, None),
+    ({"all": 1}, None),
+])
+def test_ratios_not_summing_to_1_are_noted(mini: cocokit.Dataset, ratios: dict[str, float],
+                                           note: str | None) -> None:
+    _, report = split(mini, ratios)
+    sums = [n for n in report.notes if n.startswith("the ratios sum")]
+    assert sums == ([note] if note else [])

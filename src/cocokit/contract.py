@@ -45,7 +45,7 @@ from typing import Annotated, Any, Literal
 import msgspec
 import numpy as np
 
-from .dataset import Annotations, Categories, Images, lookup
+from .dataset import Annotations, Categories, Images, Origin, lookup
 from .problems import SEVERITIES, Problem
 from .problems import found_value as _found
 from .problems import is_number as _is_number
@@ -58,6 +58,7 @@ __all__ = [
     "ISCROWD_AS_READ",
     "Checked",
     "InvalidPolicy",
+    "Start",
     "bad_file_names",
     "category_warnings",
     "check_annotations",
@@ -70,6 +71,7 @@ __all__ = [
     "keypoint_value_count",
     "keypoint_value_counts",
     "keypoint_value_counts_of",
+    "place",
     "rle_counts_problem",
     "rle_string_counts",
 ]
@@ -81,6 +83,18 @@ __all__ = [
 ISCROWD_AS_READ = -2
 
 InvalidPolicy = Literal["error", "skip"]
+
+#: How a check names the rows it checks: an offset (row ``r`` is ``section[start + r]``,
+#: for a part of a larger input) or a derived dataset's :class:`~cocokit.dataset.Origin`
+#: (row ``r`` is the place it was read: ``file: section[row]``).
+Start = int | Origin
+
+
+def place(section: str, start: Start, row: int) -> str:
+    """The name of row ``row`` of ``section`` under ``start`` (see :data:`Start`)."""
+    if isinstance(start, Origin):
+        return start.place(section, row)
+    return f"{section}[{start + row}]"
 
 _RUN = 20_000  # records whose segmentation bytes are checked at once
 
@@ -127,9 +141,9 @@ def _is_int(v: Any) -> bool:
 # -- images ---------------------------------------------------------------------------
 
 
-def check_images(images: Images, rows: np.ndarray | None = None, start: int = 0) -> Checked:
+def check_images(images: Images, rows: np.ndarray | None = None, start: Start = 0) -> Checked:
     """``bad-image-size`` and ``bad-file-name`` of the image rows ``rows`` (all by
-    default); paths name row ``start + row``."""
+    default); paths name each row as ``start`` says (:data:`Start`)."""
     return check_image_sizes(images.width, images.height, rows, start, images.file_name)
 
 
@@ -162,7 +176,7 @@ def bad_file_names(names: np.ndarray) -> np.ndarray:
 
 
 def check_image_sizes(
-    width: np.ndarray, height: np.ndarray, rows: np.ndarray | None = None, start: int = 0,
+    width: np.ndarray, height: np.ndarray, rows: np.ndarray | None = None, start: Start = 0,
     file_names: np.ndarray | None = None,
 ) -> Checked:
     """:func:`check_images` on the width and height columns (what a streamed export
@@ -177,14 +191,14 @@ def check_image_sizes(
         names[bad_file_names(file_names[idx])] = True
     problems: list[Problem] = []
     for k in np.flatnonzero(bad | names).tolist():
-        i = start + int(idx[k])
+        i = place("images", start, int(idx[k]))
         if names[k] and file_names is not None:
-            problems.append(_problem("bad-file-name", f"images[{i}].file_name",
+            problems.append(_problem("bad-file-name", f"{i}.file_name",
                                      str(file_name_problem(file_names[idx[k]]))))
         for key, v in (("width", w[k]), ("height", h[k])):
             if v <= 0:
                 problems.append(_problem(
-                    "bad-image-size", f"images[{i}].{key}",
+                    "bad-image-size", f"{i}.{key}",
                     f"image {key} must be a positive integer, found {int(v)}"))
     return Checked(problems, np.flatnonzero(bad | names))
 
@@ -207,7 +221,7 @@ def check_annotations(
     heights: np.ndarray,
     widths: np.ndarray,
     rows: np.ndarray | None = None,
-    start: int = 0,
+    start: Start = 0,
     keypoint_counts: np.ndarray | None = None,
 ) -> Checked:
     """The error checks of the annotation rows ``rows`` (all by default).
@@ -215,14 +229,14 @@ def check_annotations(
     ``heights`` and ``widths`` give, per checked row, the size of its image (what an
     RLE's size must be; negative where unknown); ``keypoint_counts``, per checked row,
     how many keypoint values its category's keypoint names call for (3 per name; -1
-    where the category names none, see :func:`keypoint_value_counts`). Paths name row
-    ``start + row``.
+    where the category names none, see :func:`keypoint_value_counts`). Paths name each
+    row as ``start`` says (:data:`Start`).
     """
     idx = np.arange(len(annotations)) if rows is None else np.asarray(rows, np.int64)
     found = _Found()
 
     def path(k: int, tail: str) -> str:
-        return f"annotations[{start + int(idx[k])}]{tail}"
+        return place("annotations", start, int(idx[k])) + tail
 
     # boxes: a NaN row is "no bbox"; a partly missing or infinite one is non-finite
     bbox = annotations.bbox[idx]

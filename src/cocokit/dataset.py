@@ -44,6 +44,7 @@ __all__ = [
     "Dataset",
     "ImageItem",
     "Images",
+    "Origin",
     "plain",
     "present",
 ]
@@ -360,6 +361,89 @@ class Categories:
         return False
 
 
+@dataclasses.dataclass(frozen=True, eq=False)
+class Origin:
+    """Where the records of a derived dataset (a transform's result) were read, so that
+    a message about one names the place a person can find it: image row ``i`` is row
+    ``image_rows[i]`` of the input ``sources[image_inputs[i]]`` (of ``sources[0]``
+    when ``image_inputs`` is None), and likewise for annotations. A record made from
+    another (a repeated image's copy, a clipped annotation) names the one it was made
+    from. A source is the input's file name, or None for one that has none (its rows
+    are then named alone).
+    """
+
+    sources: tuple[str | None, ...]
+    image_rows: np.ndarray
+    annotation_rows: np.ndarray
+    image_inputs: np.ndarray | None = None
+    annotation_inputs: np.ndarray | None = None
+
+    def place(self, section: str, row: int) -> str:
+        """Where row ``row`` of ``section`` (``images`` or ``annotations``) was read:
+        ``file: annotations[10]``."""
+        if section == "images":
+            rows, inputs = self.image_rows, self.image_inputs
+        else:
+            rows, inputs = self.annotation_rows, self.annotation_inputs
+        source = self.sources[0 if inputs is None else int(inputs[row])]
+        where = f"{section}[{int(rows[row])}]"
+        return f"{source}: {where}" if source else where
+
+
+def derived(ds: Dataset, out: Dataset, image_rows: np.ndarray | Sequence[int],
+            annotation_rows: np.ndarray | Sequence[int]) -> Dataset:
+    """``out``, made from ``ds`` (its image row ``i`` from row ``image_rows[i]`` of
+    ``ds``, its annotation rows likewise), with its :class:`Origin`: the rows of ``ds``,
+    or where ``ds`` is itself derived, the places its rows were read."""
+    return _with_origin(out, [ds], [np.asarray(image_rows, np.int64)],
+                        [np.asarray(annotation_rows, np.int64)], [ds.source])
+
+
+def derived_merge(inputs: Sequence[Dataset], out: Dataset, image_rows: Sequence[np.ndarray],
+                  annotation_rows: Sequence[np.ndarray]) -> Dataset:
+    """:func:`derived` for a dataset made of several: its images are rows
+    ``image_rows[0]`` of ``inputs[0]``, then rows ``image_rows[1]`` of ``inputs[1]``,
+    ...; its annotations likewise. ``inputs`` without a file name are named
+    ``input N``."""
+    return _with_origin(out, inputs, [np.asarray(r, np.int64) for r in image_rows],
+                        [np.asarray(r, np.int64) for r in annotation_rows],
+                        [d.source or f"input {k + 1}" for k, d in enumerate(inputs)])
+
+
+def _with_origin(out: Dataset, inputs: Sequence[Dataset], img: list[np.ndarray],
+                 ann: list[np.ndarray], named: Sequence[str | None]) -> Dataset:
+    """Set ``out.origin``: row ``img[k][j]`` of ``inputs[k]`` for its images, in order,
+    and likewise ``ann`` for its annotations; an input without an origin is named
+    ``named[k]``."""
+    sources: list[str | None] = []
+    img_rows: list[np.ndarray] = []
+    ann_rows: list[np.ndarray] = []
+    img_src: list[np.ndarray] = []
+    ann_src: list[np.ndarray] = []
+    for k, d in enumerate(inputs):
+        base = len(sources)
+        o = d.origin
+        if o is None:  # the input's own rows
+            sources.append(named[k])
+            img_rows.append(img[k])
+            ann_rows.append(ann[k])
+            img_src.append(np.full(len(img[k]), base, np.int64))
+            ann_src.append(np.full(len(ann[k]), base, np.int64))
+            continue
+        sources += o.sources  # the places the input's rows were read
+        img_rows.append(o.image_rows[img[k]])
+        ann_rows.append(o.annotation_rows[ann[k]])
+        for rows, src, mine in ((img[k], img_src, o.image_inputs),
+                                (ann[k], ann_src, o.annotation_inputs)):
+            src.append(base + (mine[rows] if mine is not None
+                               else np.zeros(len(rows), np.int64)))
+    one = len(sources) == 1
+    out.origin = Origin(
+        tuple(sources), np.concatenate(img_rows), np.concatenate(ann_rows),
+        None if one else np.concatenate(img_src), None if one else np.concatenate(ann_src))
+    return out
+
+
 @dataclasses.dataclass(frozen=True)
 class ImageItem:
     """One image with its annotations, as plain COCO records."""
@@ -389,6 +473,7 @@ class Dataset:
         extra: Mapping[str, Any] | None = None,
         key_order: Sequence[str] | None = None,
         source: str | None = None,
+        origin: Origin | None = None,
     ) -> None:
         self.images = images
         self.annotations = annotations
@@ -399,6 +484,9 @@ class Dataset:
         order += [k for k in (*self.extra, *core) if k not in order]
         self.key_order: tuple[str, ...] = tuple(order)
         self.source = source
+        #: where the records were read, when the dataset is a transform's result (see
+        #: :class:`Origin`); None for one read or built as it is (then its own rows)
+        self.origin = origin
 
     def __repr__(self) -> str:
         src = f" from {self.source!r}" if self.source else ""
@@ -512,7 +600,10 @@ class Dataset:
         categories: Categories | None = None,
         extra: Mapping[str, Any] | None = None,
     ) -> Dataset:
-        """A new dataset with some parts replaced (the rest shared, as it is immutable)."""
+        """A new dataset with some parts replaced (the rest shared, as it is immutable).
+
+        Its :attr:`origin` is not carried over (the rows may be others now): a
+        transform sets it (:func:`derived`)."""
         return Dataset(
             images if images is not None else self.images,
             annotations if annotations is not None else self.annotations,

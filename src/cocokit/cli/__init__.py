@@ -173,8 +173,16 @@ def _entry() -> None:
 # -- messages ---------------------------------------------------------------------------
 
 
+def _typed(opt: str, args: Sequence[str]) -> bool:
+    """Whether ``opt`` was typed in ``args`` (``--opt``, ``--opt=V``; ``-o``, ``-oV``)."""
+    if opt.startswith("--"):
+        return any(a == opt or a.startswith(opt + "=") for a in args)
+    return any(a == opt or (a.startswith(opt) and not a.startswith("--")) for a in args)
+
+
 def _flags(args: Sequence[str]) -> dict[str, str]:
-    """Python parameter name -> the long flag, for the command named in ``args``."""
+    """Python parameter name -> its flag as typed in ``args`` (``-d`` or
+    ``--drop-category``), else the long one, for the command named in ``args``."""
     group = typer.main.get_command(app)
     commands = getattr(group, "commands", {}) or {}
     name = next((a for a in args if a in commands), None)
@@ -182,20 +190,22 @@ def _flags(args: Sequence[str]) -> dict[str, str]:
     for param in getattr(commands.get(name), "params", []) if name else []:
         opts = [o for o in getattr(param, "opts", []) if o.startswith("-")]
         longs = [o for o in opts if o.startswith("--")] or opts
+        typed = [o for o in opts if _typed(o, args)]
         if longs and getattr(param, "name", None):
-            flags[param.name] = longs[0]
+            flags[param.name] = (typed or longs)[0]
     return flags
 
 
 def flag_message(e: CocoKitError, args: Sequence[str] = ()) -> str:
     """The one-line message of a library error; an OptionError names the flags as typed
-    (``--every/--fraction/--count``, not ``every/fraction/count``) and leaves out a
-    value that was not given (no "got None")."""
+    (``--every/--fraction/--count``, not ``every/fraction/count``; ``-d`` when ``-d`` was
+    typed), an argument as it is (``INPUTS``) and leaves out a value that was not given
+    (no "got None")."""
     if not isinstance(e, OptionError):
         return str(e)
     flags = _flags(args) if args else {}
     names = [
-        o if o.startswith("-") else flags.get(o, "--" + o.replace("_", "-"))
+        o if o.startswith("-") or o.isupper() else flags.get(o, "--" + o.replace("_", "-"))
         for o in str(e.option).split("/")
     ]
     got = "" if e.value is None else f", got {shown(e.value)}"

@@ -13,7 +13,18 @@ from ..io import formats
 from ..io.formats.yolo import TASKS, default_task
 from ..io.yolo import labels_only_note
 from ._app import app, progress_bar
-from ._options import Json, Quiet, check_file_output, check_folder_output, check_image_folder, say
+from ._options import (
+    DEFAULT_IDS,
+    AnnotationIds,
+    IdPolicy,
+    ImageIds,
+    Json,
+    Quiet,
+    check_file_output,
+    check_folder_output,
+    check_image_folder,
+    say,
+)
 
 __all__ = ["convert"]
 
@@ -58,6 +69,8 @@ def convert(
     strict: Annotated[bool, typer.Option(
         "--strict", help="Refuse a conversion that would lose anything (nothing is "
         "written).")] = False,
+    image_ids: ImageIds = DEFAULT_IDS,
+    annotation_ids: AnnotationIds = DEFAULT_IDS,
     as_json: Json = False,
     quiet: Quiet = False,
 ) -> None:
@@ -75,12 +88,19 @@ def convert(
     Example: cocokit convert annotations.xml --to dota -o dota/
 
     Example: cocokit convert labelme_folder/ --to coco -o dataset.json
+
+    --image-ids/--annotation-ids apply to --to coco (the other formats store no COCO
+    ids): keep (the default) writes the ids as they are, auto renumbers them 1..N.
     """
     dst = formats.format_module(to, "--to").NAME
     if task is not None and dst != "yolo":
         raise OptionError("--task", task, f"no --task with --to {dst} (tasks are YOLO's)")
     if task is not None and task not in TASKS:
         raise OptionError("--task", task, "one of " + ", ".join(TASKS))
+    for flag, policy in (("--image-ids", image_ids), ("--annotation-ids", annotation_ids)):
+        if dst != "coco" and policy is not IdPolicy.keep:
+            raise OptionError(flag, policy.value, f"--to coco (a {dst} target stores no COCO "
+                              "ids: they are numbered 1..N on reading)")
     src = formats.format_module(src_format, "--from").NAME if src_format else formats.detect(source)
     if dst in _FILE_FORMATS:
         check_file_output(output)
@@ -93,7 +113,10 @@ def convert(
     if dst == "yolo":
         task = task or default_task(ds)
     with progress_bar(f"writing {output}", quiet or as_json):
-        write_losses = formats.write(ds, output, dst, images=images, strict=strict, task=task)
+        ids = ({"image_ids": image_ids.value, "annotation_ids": annotation_ids.value}
+               if dst == "coco" else {})
+        write_losses = formats.write(ds, output, dst, images=images, strict=strict, task=task,
+                                     **ids)
     answer = conversion_answer(source, output, src, dst, ds.num_images, ds.num_annotations,
                                read_losses, write_losses, task)
     if as_json:

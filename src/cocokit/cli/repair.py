@@ -11,7 +11,15 @@ import typer
 
 from ..errors import OptionError
 from ._app import app, err_console, load_dataset, print_saved, status, write_dataset
-from ._options import CocoPath, Quiet, check_file_output
+from ._options import (
+    DEFAULT_IDS,
+    AnnotationIds,
+    CocoPath,
+    IdPolicy,
+    ImageIds,
+    Quiet,
+    check_file_output,
+)
 
 
 @app.command("repair")
@@ -24,6 +32,8 @@ def repair_command(
     report: Annotated[Optional[Path], typer.Option(  # noqa: UP045
         "--report", help="Write every change (fix, JSON path, old and new value) to this "
         "JSON file.")] = None,
+    image_ids: ImageIds = DEFAULT_IDS,
+    annotation_ids: AnnotationIds = DEFAULT_IDS,
     quiet: Quiet = False,
 ) -> None:
     """Repair a dataset with deterministic, named fixes, and say exactly what changed.
@@ -33,7 +43,9 @@ def repair_command(
     reported by the JSON path in FILE with its old and new value; everything else is
     written as it was read (ids, extra keys, RLE, keypoints). The output passes
     validate (repeated image or category ids are not repaired: the write then refuses,
-    naming them, and nothing is written).
+    naming them, and nothing is written; --image-ids auto renumbers the images 1..N
+    where no annotation makes a repeated id ambiguous, --annotation-ids auto the
+    annotations, on writing: not listed as changes).
 
     Example: cocokit repair train.json -o train.fixed.json --report changes.json
     """
@@ -52,11 +64,14 @@ def repair_command(
     with status("repairing", quiet):
         result = repair_dataset(ds, fix or None)
     with atomic_files():  # the repaired file and its report: both, or neither
-        summary = write_dataset(result.dataset, output, quiet=quiet)
+        summary = write_dataset(result.dataset, output, quiet=quiet, image_ids=image_ids.value,
+                                annotation_ids=annotation_ids.value)
         if report is not None:
             text = json.dumps(result.to_dict(), indent=1, allow_nan=False) + "\n"
             atomic_write(report, [text.encode("utf-8")])
-    print_saved(result.dataset, output, summary, quiet=quiet, ids_line=False)
+    print_saved(result.dataset, output, summary, quiet=quiet, image_ids=image_ids.value,
+                annotation_ids=annotation_ids.value,
+                ids_line=IdPolicy.auto in (image_ids, annotation_ids))
     if not quiet:
         counts = ", ".join(f"{k} {v}" for k, v in result.counts().items())
         err_console.print(f"{len(result.changes)} change(s): {counts}"

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import contextlib
 import json
+import math
+from collections.abc import Iterator
 from enum import Enum
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, Optional
@@ -107,6 +109,26 @@ def _float(value: str, option: str, what: str) -> float:
         raise OptionError(option, value, what) from None
 
 
+def _check_range(lo: float | None, hi: float | None, lo_flag: str, hi_flag: str,
+                 value: Any = None) -> None:
+    """Refuse bounds that cannot be meant: a lower bound that is negative, not a number
+    or infinite (it keeps everything, or nothing), an upper bound that is negative or
+    not a number, or a range whose lower bound exceeds its upper one (it keeps nothing).
+    ``value``: the NAME=MIN:MAX both bounds come from (quoted instead)."""
+    bad_lo = lo is not None and not (math.isfinite(lo) and lo >= 0)
+    bad_hi = hi is not None and not hi >= 0  # NaN too
+    crossed = lo is not None and hi is not None and lo > hi
+    if value is not None:
+        if bad_lo or bad_hi or crossed:
+            raise OptionError(lo_flag, value, "NAME=MIN:MAX with 0 <= MIN <= MAX")
+    elif bad_lo:
+        raise OptionError(lo_flag, lo, "a finite number >= 0")
+    elif bad_hi:
+        raise OptionError(hi_flag, hi, "a number >= 0")
+    elif crossed:
+        raise OptionError(hi_flag, hi, f"a number >= {lo_flag} ({lo:g})")
+
+
 def _category(ds: Dataset | CocoStream, token: str) -> str | int:
     """A category named on the command line: its name if the dataset has that name,
     else its id if the token is a whole number, else the name (the library reports it)."""
@@ -168,6 +190,19 @@ def _save(ds: Dataset, output: str | Path, quiet: bool, image_ids: IdPolicy,
                  annotation_ids=annotation_ids.value, ids_line=ids_line, warn=warn,
                  ignore_negative_samples=drop_negatives, id_map=id_map,
                  category_map=category_map)
+
+
+@contextlib.contextmanager
+def _spelled(**names: str) -> Iterator[None]:
+    """Name the options of the library's OptionErrors as this command's parameters
+    (``drop_categories`` -> ``drop_category``, which the CLI shows as typed: ``-d``),
+    where the two differ."""
+    try:
+        yield
+    except OptionError as e:
+        if e.option not in names:
+            raise
+        raise OptionError(names[e.option], e.value, e.expected) from None
 
 
 def _show(report: Any, quiet: bool) -> None:
@@ -242,7 +277,9 @@ def merge(
         if not isinstance(info_obj, dict):
             raise InputError(str(info), None, "expected a JSON object for info")
     datasets = [load_dataset(p, quiet) for p in inputs]
-    with status("merging", quiet):
+    with status("merging", quiet), _spelled(
+            datasets="INPUTS", category_map="category/category_map", image_roots="images",
+            prefixes="prefix", duplicates="on_duplicate"):
         out, report = merge_datasets(
             datasets, category_map=mapping, renumber=renumber,
             image_roots=images or None, prefixes=prefix or None,
@@ -320,6 +357,9 @@ def filter_command(
                              False)
     check_file_output(output)
     check_id_map(id_map)
+    _check_range(min_area, max_area, "--min-area", "--max-area")
+    _check_range(min_width, None, "--min-width", "--min-width")
+    _check_range(min_height, None, "--min-height", "--min-height")
     streamed = use_stream(file, stream)
     if streamed:
         image_tests = {"--image-glob": image_glob, "--exclude-glob": exclude_glob,
@@ -341,9 +381,10 @@ def filter_command(
             if not sep:
                 raise OptionError("--category-area", value, "NAME=MIN:MAX")
             what = "NAME=MIN:MAX with numbers"
-            cat_area[_category(ds, name)] = (
-                _float(lo, "--category-area", what) if lo else None,
-                _float(hi, "--category-area", what) if hi else None)
+            bounds = (_float(lo, "--category-area", what) if lo else None,
+                      _float(hi, "--category-area", what) if hi else None)
+            _check_range(*bounds, "--category-area", "--category-area", value)
+            cat_area[_category(ds, name)] = bounds
     keep_images: list[int | str] | None = None
     if image_id or image_list is not None:
         keep_images = list(image_id or [])
@@ -355,7 +396,11 @@ def filter_command(
         if exclude_image_list is not None:
             drop_list += _image_list(exclude_image_list, "--exclude-image-list")
     area = (min_area, max_area) if min_area is not None or max_area is not None else None
-    with status("filtering", quiet):
+    with status("filtering", quiet), _spelled(
+            categories="keep_category", drop_categories="drop_category",
+            area="min_area/max_area", images="image_id/image_list",
+            exclude_images="exclude_image_id/exclude_image_list", image_globs="image_glob",
+            exclude_globs="exclude_glob", drop_empty="drop_negatives", unit="drop_images"):
         result = filter_dataset(
             ds,
             categories=[_category(ds, c) for c in keep_category] if keep_category else None,
@@ -416,13 +461,18 @@ def sample(
     if only_negatives and drop_negatives:
         raise OptionError("--drop-negatives", True, "--only-negatives or --drop-negatives, "
                           "not both (the sample would be left out)")
+    if only_negatives and with_category:
+        raise OptionError("--with-category", with_category, "--with-category or "
+                          "--only-negatives, not both (an image without annotations holds "
+                          "no category)")
     if every is None and fraction is None and count is None and not repeat:
         raise OptionError("--every/--fraction/--count/--repeat", None, "at least one of them")
     check_seed(seed)
     ds = load_dataset(file, quiet)
     out = ds
     if every is not None or fraction is not None or count is not None:
-        with status("sampling", quiet):
+        with status("sampling", quiet), _spelled(containing="with_category",
+                                                  negatives="only_negatives"):
             out, report = sample_dataset(
                 out, every=every, offset=offset, fraction=fraction, count=count, seed=seed,
                 containing=[_category(ds, c) for c in with_category] if with_category else None,
@@ -433,9 +483,10 @@ def sample(
         for value in repeat:
             name, n = _pair(value, "--repeat", "NAME=N")
             factors[_category(ds, name)] = _int(n, "--repeat", "NAME=N with a whole number")
-        _check_repeats(out, factors, file, repeat, yes)
-        with status("upsampling", quiet):
-            out, report = upsample(out, factors, mark=mark)
+        with _spelled(repeats="repeat"):
+            _check_repeats(out, factors, file, repeat, yes)
+            with status("upsampling", quiet):
+                out, report = upsample(out, factors, mark=mark)
         _show(report, quiet)
     _save(out, output, quiet, image_ids, annotation_ids,
           drop_negatives=drop_negatives)
@@ -497,7 +548,8 @@ def split_command(
     if group_by is not None and group_by.startswith("re:"):
         pattern, field = group_by[3:], None
     ds = load_dataset(file, quiet)
-    with status("splitting", quiet):
+    _refuse_unplaced(ds, output)
+    with status("splitting", quiet), _spelled(ratios="ratio", group_pattern="group_by"):
         parts, report = split(ds, ratios, stratify=stratify, seed=seed, group_by=field,
                               group_pattern=pattern)
     _write_parts(parts, folder, quiet, image_ids, annotation_ids, drop_negatives)
@@ -547,6 +599,23 @@ def _write_parts(parts: dict[str, Dataset], folder: Path, quiet: bool, image_ids
         print_saved(part, targets[name], summaries[name], quiet=quiet,
                     image_ids=image_ids.value, annotation_ids=annotation_ids.value,
                     ids_line=last, warn=last)
+
+
+def _refuse_unplaced(ds: Dataset, target: str) -> None:
+    """Refuse annotations that name no image, as every other command's export does (the
+    export contract's reference check, the same lines), before anything is split or
+    written: no part could hold them, and the library's split leaves them out."""
+    from ..dataset import Origin
+    from ..io.coco import ExportScreen
+
+    unplaced = np.flatnonzero(ds.image_index < 0)
+    if not len(unplaced):
+        return
+    screen = ExportScreen("error", target)
+    # named as a transform's records are: the input file and row
+    here = Origin((ds.source,), np.arange(len(ds.images)), np.arange(len(ds.annotations)))
+    screen.references(ds.annotations, unplaced, ds.image_index, ds.category_index, here)
+    screen.refuse()
 
 
 @app.command()
@@ -625,7 +694,7 @@ def categories(
             else:
                 adds.append(value)
     mapping = _name_to_id(map_file, "--map") if map_file is not None else None
-    with status("editing categories", quiet):
+    with status("editing categories", quiet), _spelled(mapping="map_file"):
         out, report = edit_categories(
             ds, rename=renames, merge=merges,
             drop=[_category(ds, d) for d in drop] if drop else None,

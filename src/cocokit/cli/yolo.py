@@ -100,7 +100,8 @@ def export_yolo_command(
                              images=images,  # type: ignore[arg-type]
                              image_dir=image_dir, crowd=crowd,  # type: ignore[arg-type]
                              clip=clip, precision=precision, check_sizes=check_sizes,
-                             progress=update, invalid=invalid)  # type: ignore[arg-type]
+                             progress=update, invalid=invalid,  # type: ignore[arg-type]
+                             no_images="--image-mode none")
     if not quiet:
         _print_summary(summary)
         print_export_notes(summary.skipped, ())

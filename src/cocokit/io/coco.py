@@ -34,12 +34,14 @@ from ..contract import (
     ISCROWD_AS_READ,
     Checked,
     InvalidPolicy,
+    Start,
     bad_file_names,
     category_warnings,
     check_annotations,
     check_image_sizes,
     check_invalid,
     keypoint_value_counts,
+    place,
 )
 from ..dataset import Annotations, Categories, Dataset, Images, gc_paused, lookup, unique
 from ..errors import InputError, IntegrityError, JSONSyntaxError, OptionError
@@ -572,18 +574,22 @@ def duplicate_rows(ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 
 def duplicate_id_problems(
-    ids: np.ndarray, section: str, what: str, why: str = "", rows: np.ndarray | None = None
+    ids: np.ndarray, section: str, what: str, why: str = "", rows: np.ndarray | None = None,
+    start: Start = 0,
 ) -> list[str]:
     """One problem line per row whose id repeats an earlier one.
 
-    ``rows`` gives the input row of each id (when ``ids`` are those of some rows only).
+    ``rows`` gives the row of each id (when ``ids`` are those of some rows only), named
+    as ``start`` says (:data:`cocokit.contract.Start`).
     """
     dup_rows, first_rows = duplicate_rows(ids)
     suffix = f"; {why}" if why else ""
-    name = (lambda r: r) if rows is None else (lambda r: int(rows[r]))
+
+    def name(r: int) -> str:
+        return place(section, start, r if rows is None else int(rows[r]))
+
     return [
-        f"{section}[{name(r)}].id: duplicate {what} id {int(ids[r])} "
-        f"(first at {section}[{name(f)}]){suffix}"
+        f"{name(r)}.id: duplicate {what} id {int(ids[r])} (first at {name(f)}){suffix}"
         for r, f in zip(dup_rows.tolist(), first_rows.tolist())
     ]
 
@@ -596,11 +602,12 @@ def renumber_hint(what: str) -> str:
 
 
 def kept_id_problems(
-    ids: np.ndarray, section: str, what: str, rows: np.ndarray | None = None
+    ids: np.ndarray, section: str, what: str, rows: np.ndarray | None = None,
+    start: Start = 0,
 ) -> list[str]:
     """:func:`duplicate_id_problems` for ids an export keeps: each line says how to
     renumber (:func:`renumber_hint`)."""
-    return duplicate_id_problems(ids, section, what, renumber_hint(what), rows)
+    return duplicate_id_problems(ids, section, what, renumber_hint(what), rows, start)
 
 
 class ExportScreen:
@@ -637,31 +644,34 @@ class ExportScreen:
 
     def references(
         self, anns: Annotations, rows: np.ndarray, image_index: np.ndarray,
-        category_index: np.ndarray, start: int = 0,
+        category_index: np.ndarray, start: Start = 0,
     ) -> np.ndarray:
         """Which annotation ``rows`` name an image and a category that exist
-        (``image_index``/``category_index``: per row of ``anns``, -1 for none)."""
+        (``image_index``/``category_index``: per row of ``anns``, -1 for none); the
+        rows are named as ``start`` says (:data:`cocokit.contract.Start`)."""
         img, cat = image_index[rows], category_index[rows]
         keep = (img >= 0) & (cat >= 0)
         if keep.all():
             return keep
-        found = [(f"annotations[{start + r}].image_id", "dangling-image-id",
+        found = [(r, ".image_id", "dangling-image-id",
                   f"image id {int(anns.image_id[r])} names no image")
                  for r in rows[img < 0].tolist()]
-        found += [(f"annotations[{start + r}].category_id", "dangling-category-id",
+        found += [(r, ".category_id", "dangling-category-id",
                    f"category id {int(anns.category_id[r])} is not in categories")
                   for r in rows[cat < 0].tolist()]
         if self.invalid == "error":
-            self.errors += [f"{p}: {m} [{c}]" for p, c, m in found]
+            self.errors += [f"{place('annotations', start, r)}{key}: {m} [{c}]"
+                            for r, key, c, m in found]
             return keep
-        first: dict[str, str] = {}
-        for p, c, _ in sorted(found, key=lambda f: int(f[0].split("[")[1].split("]")[0])):
-            first.setdefault(p.split("]", 1)[0] + "]", c)
-        self.skipped += [f"{record}: {code}" for record, code in first.items()]
+        first: dict[int, str] = {}
+        for r, _, c, _ in sorted(found, key=lambda f: f[0]):
+            first.setdefault(r, c)
+        self.skipped += [f"{place('annotations', start, r)}: {code}"
+                         for r, code in first.items()]
         return keep
 
     def images(
-        self, widths: np.ndarray, heights: np.ndarray, rows: np.ndarray, start: int = 0,
+        self, widths: np.ndarray, heights: np.ndarray, rows: np.ndarray, start: Start = 0,
         file_names: np.ndarray | None = None,
     ) -> np.ndarray:
         """Which image ``rows`` (of columns ``widths``/``heights`` and, when given,
@@ -675,7 +685,7 @@ class ExportScreen:
         rows: np.ndarray,
         heights: np.ndarray,
         widths: np.ndarray,
-        start: int = 0,
+        start: Start = 0,
         categories: Categories | None = None,
     ) -> np.ndarray:
         """Which annotation ``rows`` to write; ``heights``/``widths`` of their images,
@@ -686,16 +696,18 @@ class ExportScreen:
         return self._take(checked, len(rows))
 
     def dropped_with_images(self, ann_rows: np.ndarray, image_rows: np.ndarray,
-                            start: int = 0, image_start: int = 0) -> None:
+                            start: Start = 0, image_start: Start = 0) -> None:
         """Name annotations left out because their (invalid) image was."""
         self.skipped += [
-            f"annotations[{start + a}]: its image images[{image_start + i}] was skipped"
+            f"{place('annotations', start, a)}: its image {place('images', image_start, i)} "
+            "was skipped"
             for a, i in zip(ann_rows.tolist(), image_rows.tolist())
         ]
 
     def refuse(self, problems: Sequence[str] = ()) -> None:
         """Raise :class:`~cocokit.errors.IntegrityError` for ``problems`` and the errors."""
-        found = [*problems, *self.errors]
+        # (a transform's copies of one record are named by that record: said once)
+        found = list(dict.fromkeys([*problems, *self.errors]))
         if found:
             raise IntegrityError(found, self.target)
 
@@ -757,13 +769,19 @@ def screen_export(
     (:class:`~cocokit.errors.IntegrityError` listing them), ``"skip"`` leaves the invalid
     records out (an invalid image with its annotations) and names each in ``skipped``;
     integrity problems refuse in both cases. ``start`` offsets the image and annotation
-    rows named in messages (a part of a larger input).
+    rows named in messages (a part of a larger input); a transform's result is named by
+    where its records were read (:attr:`~cocokit.dataset.Dataset.origin`:
+    ``in.json: annotations[10].iscrowd``), so the record can be found.
     """
     check_policy("image_ids", image_ids)
     check_policy("annotation_ids", annotation_ids)
     screen = ExportScreen(invalid, target)
     images, anns, cats = ds.images, ds.annotations, ds.categories
+    img0: Start
+    ann0: Start
     img0, ann0 = start
+    if ds.origin is not None and start == (0, 0):
+        img0 = ann0 = ds.origin
     img_idx = ds.image_index
     if ignore_negative_samples:
         candidates = np.flatnonzero(ds.annotation_counts > 0)
@@ -802,7 +820,7 @@ def screen_export(
         image_rows = np.flatnonzero(keep_img)
 
     if image_ids == "keep":
-        problems += kept_id_problems(images.id[image_rows], "images", "image", image_rows + img0)
+        problems += kept_id_problems(images.id[image_rows], "images", "image", image_rows, img0)
     else:
         referenced = np.isin(images.id, anns.image_id[ann_rows])
         problems += [
@@ -810,7 +828,7 @@ def screen_export(
             for p, r in zip(
                 duplicate_id_problems(
                     images.id, "images", "image", "annotations that reference it are ambiguous",
-                    np.arange(len(images)) + img0,
+                    start=img0,
                 ),
                 referenced[duplicate_rows(images.id)[0]].tolist(),
             )
@@ -818,7 +836,7 @@ def screen_export(
         ]
     if annotation_ids == "keep":
         problems += kept_id_problems(anns.id[ann_rows], "annotations", "annotation",
-                                     ann_rows + ann0)
+                                     ann_rows, ann0)
     screen.refuse(problems)
     return Screened(image_rows, ann_rows, len(images) - len(image_rows) - invalid_images,
                     screen.skipped, category_warnings(cats))

@@ -641,7 +641,7 @@ def _layout_name(file_name: str) -> str:
 
 def _plan_split(name: str, ds: Dataset, images: ImageMode, image_dir: Path | None,
                 crowd: CrowdMode, check_sizes: bool, target: str,
-                invalid: InvalidPolicy) -> _SplitPlan:
+                invalid: InvalidPolicy, no_images: str = "images='none'") -> _SplitPlan:
     # the export contract: integrity and invalid records, as a COCO export checks them;
     # YOLO writes no ids, so only image ids that make references ambiguous matter (auto)
     screened = screen_export(ds, image_ids="auto", annotation_ids="auto", target=target,
@@ -678,13 +678,13 @@ def _plan_split(name: str, ds: Dataset, images: ImageMode, image_dir: Path | Non
                 image_dir = Path(source).parent
             else:
                 raise OptionError("image_dir", None, "the folder of the images (needed to "
-                                  f"{images} them; or images='none')")
+                                  f"{images} them; or {no_images})")
         image_src = [os.path.abspath(os.path.join(image_dir, f)) for f in file_names]
         missing = [f"images[{r}].file_name: {s}" for r, s in enumerate(image_src)
                    if not os.path.isfile(s)]
         if missing:
             raise InputError(source, None, f"{len(missing)} image file(s) not found under "
-                             f"{str(image_dir)!r} (give the image folder, or images='none'): "
+                             f"{str(image_dir)!r} (give the image folder, or {no_images}): "
                              + "; ".join(missing[:5]) + (" ..." if len(missing) > 5 else ""))
         if check_sizes:
             wrong: list[str] = []
@@ -1079,6 +1079,7 @@ def write_yolo(
     check_sizes: bool = True,
     progress: Progress | None = None,
     invalid: InvalidPolicy = "error",
+    no_images: str = "images='none'",
 ) -> YoloExportSummary:
     """Write ``ds`` as an Ultralytics YOLO dataset in ``out_dir``; see the module docstring.
 
@@ -1101,7 +1102,9 @@ def write_yolo(
     object. ``progress(done, total)`` counts images. The records are checked as a COCO
     export checks them (:func:`cocokit.io.coco.screen_export`): ``invalid="error"``
     refuses a split with an invalid record, ``"skip"`` leaves those records out and
-    names them in the split's summary (``skipped``).
+    names them in the split's summary (``skipped``). ``no_images``: how the messages
+    that offer writing no images name it (the caller's spelling; the CLI passes its
+    option).
 
     Raises :class:`~cocokit.errors.OptionError` for bad options,
     :class:`~cocokit.errors.IntegrityError` for dangling references, duplicate category
@@ -1157,14 +1160,14 @@ def write_yolo(
         given = image_dir.get(name) if isinstance(image_dir, Mapping) else image_dir
         dirs[name] = Path(given) if given is not None else None
     plans = [_plan_split(name, d, images, dirs[name], crowd, check_sizes and images != "none",
-                         str(out), invalid) for name, d in splits.items()]
+                         str(out), invalid, no_images) for name, d in splits.items()]
     if images != "none":
         for name in splits:
             held = _regular_file_in(out / "images" / name)
             if held is not None:
                 raise InputError(str(held), None, f"images/{name} already holds image files "
-                                 "(not links); they would be replaced: export with "
-                                 "images='none' to keep them there, or into another folder")
+                                 f"(not links); they would be replaced: export with "
+                                 f"{no_images} to keep them there, or into another folder")
 
     split_entries, aliases = yaml_splits(list(splits), kept_splits)
     val_is_train = aliases.get("val") == "train"

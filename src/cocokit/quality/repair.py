@@ -447,8 +447,10 @@ def _invalid(w: _Work) -> None:
     ds = _build(w)
     kept_rows = np.flatnonzero(w.keep)
     img_rows = np.flatnonzero(~w.drop_images)
-    # repeated annotation ids are the duplicate-ids fix's business (the write refuses them)
-    screened = screen_export(ds, invalid="skip", annotation_ids="auto")
+    # repeated annotation ids are the duplicate-ids fix's business, and repeated image
+    # ids the write's (it refuses them under keep, naming --image-ids auto); here only
+    # the ones that make references ambiguous refuse
+    screened = screen_export(ds, invalid="skip", image_ids="auto", annotation_ids="auto")
     # what the writer would leave out is what is not in its rows (not its messages' text)
     bad_image = np.ones(len(img_rows), bool)
     bad_image[screened.image_rows] = False

@@ -9,7 +9,7 @@ from typing import Any, Literal
 
 import numpy as np
 
-from ..dataset import Categories, Dataset
+from ..dataset import Categories, Dataset, derived, plain
 from ..errors import InputError, OptionError
 from ._base import Transformed, describe, first_repeat, gc_paused, make_report
 
@@ -75,7 +75,7 @@ def edit_categories(
         rep = first_repeat(column)
         if rep is not None:
             raise InputError(src, f"categories[{rep[0]}].{what}",
-                             f"duplicate category {what} {column[rep[0]]!r} (first at "
+                             f"duplicate category {what} {plain(column[rep[0]])!r} (first at "
                              f"categories[{rep[1]}]); annotations would be ambiguous")
     entries = [_Entry(dict(rec), [i]) for i, rec in enumerate(cats.records)]
     notes: list[str] = []
@@ -89,7 +89,8 @@ def edit_categories(
                 raise OptionError("rename", dict(rename), "non-empty new names")
             notes.append(f"renamed {e.name!r} to {new!r}")
             e.record["name"] = new
-        _check_unique(entries, "rename", "names must stay unique (use merge to combine)")
+        _check_unique(entries, "rename", "a new name that no other category has ({} would "
+                      "name two; --merge combines categories)")
 
     if merge:
         for target, sources in merge.items():
@@ -164,7 +165,7 @@ def edit_categories(
         for i, e in enumerate(entries):
             e.record["id"] = int(reindex) + i
         notes.append(f"category ids renumbered from {int(reindex)}")
-    _check_unique(entries, "categories", "unique ids and names")
+    _check_unique(entries, "categories", "unique ids and names ({} would occur twice)")
 
     # -- annotations follow ------------------------------------------------------------
     new_id_of_row = np.full(len(cats) + 1, -1, np.int64)  # last: undeclared category
@@ -197,7 +198,9 @@ def edit_categories(
         new_cat = new_cat[keep]
     if changed:
         new_anns = new_anns.replace(category_id=new_cat)
-    out = ds.replace(annotations=new_anns, categories=Categories([e.record for e in entries]))
+    out = derived(ds, ds.replace(annotations=new_anns,
+                                 categories=Categories([e.record for e in entries])),
+                  np.arange(len(ds.images)), np.flatnonzero(keep))
     kept_rows = {row for e in entries for row in e.rows}
     report = make_report(
         "categories", ds, out,
@@ -233,5 +236,5 @@ def _check_unique(entries: list[_Entry], option: str, expected: str) -> None:
         seen: set[Any] = set()
         for v in values:
             if v in seen:
-                raise OptionError(option, v, f"{expected}; {v!r} would occur twice")
+                raise OptionError(option, v, expected.format(repr(v)))
             seen.add(v)

@@ -15,7 +15,7 @@ import dataclasses
 import numpy as np
 
 from ..clipping import clip_boxes, clip_polygons, polygon_areas
-from ..dataset import Annotations, Dataset, object_array
+from ..dataset import Annotations, Dataset, derived, object_array
 from ..geometry import RLE_KINDS, Polygons, parse_polygons, polygon_bboxes, segmentation_kinds
 from ._base import Transformed, gc_paused, make_report
 
@@ -140,7 +140,8 @@ def clip(ds: Dataset, *, drop_degenerate: bool = False) -> Transformed:
     cols.update(bbox=new_box, area=new_area, segmentation=new_seg)
     if not keep.all():
         cols = {name: col[keep] for name, col in cols.items()}
-    out = ds.replace(annotations=Annotations(**cols))
+    out = derived(ds, ds.replace(annotations=Annotations(**cols)), np.arange(len(ds.images)),
+                  np.flatnonzero(keep))
     report = make_report("clip", ds, out, dropped_annotations=dropped,
                          changed_annotations=int(np.count_nonzero(changed & keep)))
     return Transformed(out, report)

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any, Literal, overload
 
 import numpy as np
 
-from ..dataset import Annotations, Categories, Dataset, Images, lookup, unique
+from ..dataset import Annotations, Categories, Dataset, Images, derived, lookup, unique
 from ..errors import OptionError
 from ..geometry import segmentation_areas, segmentation_bboxes
 from ..io.coco import FilteredStream, ImageIndex
@@ -203,10 +203,12 @@ def _filter_dataset(
             notes.append(f"{len(missing)} excluded image(s) not in the dataset: "
                          f"{_preview(missing)}")
     if image_globs is not None:
-        drop_images_where(~_glob_mask(images_tbl.file_name, image_globs),
+        drop_images_where(~_glob_mask(images_tbl.file_name, image_globs, "image_globs",
+                                      "--image-glob", notes),
                           "file name matches no --image-glob")
     if exclude_globs is not None:
-        drop_images_where(_glob_mask(images_tbl.file_name, exclude_globs),
+        drop_images_where(_glob_mask(images_tbl.file_name, exclude_globs, "exclude_globs",
+                                     "--exclude-glob", notes),
                           "file name matches an --exclude-glob")
 
     img_idx = ds.image_index
@@ -269,11 +271,11 @@ def _filter_dataset(
 
     out_cats = ds.categories if cat_keep.all() else Categories(
         [r for r, k in zip(cats.records, cat_keep.tolist(), strict=True) if k])
-    out = ds.replace(
+    out = derived(ds, ds.replace(
         images=images_tbl.take(img_keep) if not img_keep.all() else images_tbl,
         annotations=anns.take(ann_keep) if not ann_keep.all() else anns,
         categories=out_cats,
-    )
+    ), np.flatnonzero(img_keep), np.flatnonzero(ann_keep))
     report = make_report(
         "filter", ds, out,
         dropped_annotations=dropped_anns,
@@ -313,13 +315,46 @@ def _listed(ds: Dataset, items: Iterable[int | str]) -> tuple[np.ndarray, list[i
     return hit, missing
 
 
-def _glob_mask(file_names: np.ndarray, patterns: str | Sequence[str]) -> np.ndarray:
+def _unclosed_set(pattern: str) -> bool:
+    """Whether a ``[`` of ``pattern`` opens no set (no ``]`` closes it): fnmatch then
+    matches the ``[`` itself, which is not what was meant (``[[]`` says that)."""
+    i, n = 0, len(pattern)
+    while i < n:
+        if pattern[i] != "[":
+            i += 1
+            continue
+        j = i + 1
+        if j < n and pattern[j] == "!":
+            j += 1
+        if j < n and pattern[j] == "]":  # a ']' first in a set is one of its characters
+            j += 1
+        end = pattern.find("]", j)
+        if end < 0:
+            return True
+        i = end + 1
+    return False
+
+
+def _glob_mask(file_names: np.ndarray, patterns: str | Sequence[str], option: str,
+               flag: str, notes: list[str]) -> np.ndarray:
+    """Which file names match one of ``patterns``; a note for each pattern that matches
+    none (a typo drops or keeps every image silently otherwise)."""
     pats = [patterns] if isinstance(patterns, str) else list(patterns)
     if not pats:
-        raise OptionError("image_globs", pats, "at least one pattern")
-    rx = re.compile("|".join(f"(?:{fnmatch.translate(p)})" for p in pats))
-    match = rx.match
-    return np.fromiter((match(n) is not None for n in file_names), bool, len(file_names))
+        raise OptionError(option, pats, "at least one pattern")
+    for p in pats:
+        if _unclosed_set(p):
+            raise OptionError(option, p, "a shell pattern ('[' opens a set of characters "
+                              "that ']' closes; [[] matches a '[' itself)")
+    names = file_names.tolist()
+    hit = np.zeros(len(names), bool)
+    for p in pats:
+        match = re.compile(fnmatch.translate(p)).match
+        one = np.fromiter((match(n) is not None for n in names), bool, len(names))
+        if len(names) and not one.any():
+            notes.append(f"{flag} {p!r} matches no image")
+        hit |= one
+    return hit
 
 
 def _bound(value: float | None, default: float, option: str) -> float:

@@ -16,7 +16,7 @@ from typing import Any, Literal
 import msgspec
 import numpy as np
 
-from ..dataset import Annotations, Categories, Dataset, Images, object_array, plain
+from ..dataset import Annotations, Categories, Dataset, Images, derived_merge, object_array, plain
 from ..errors import InputError, OptionError
 from ..io.idmap import IdMap
 from ._base import Transformed, describe, first_repeat, gc_paused, make_report, new_ids
@@ -150,6 +150,7 @@ def merge(
     fresh_ann = int(max((int(a.max()) for a in all_ann_ids), default=0)) + 1
     ann_tables: list[Annotations] = []
     ann_maps: list[tuple[np.ndarray, np.ndarray]] = []
+    ann_rows_of: list[np.ndarray] = []  # per input, its rows written
     taken = np.zeros(0, np.int64)
     next_id = 1
     dropped_by_map = 0
@@ -179,6 +180,7 @@ def merge(
                                        ids, taken, fresh_ann))
             taken = np.concatenate([taken, ids])
         ann_maps.append((ds.annotations.id[rows], ids))
+        ann_rows_of.append(rows)
         image_id = out_id_of_row[k][ds.image_index[rows]]
         table = ds.annotations.take(rows) if len(rows) != len(ds.annotations) else ds.annotations
         ann_tables.append(table.replace(id=ids, image_id=image_id, category_id=new_cat[rows]))
@@ -187,7 +189,8 @@ def merge(
     # -- top level -------------------------------------------------------------------
     extra, key_order, top_notes = _top_level(datasets, licenses, info)
     notes += top_notes
-    out = Dataset(images, annotations, Categories(cat_records), extra, key_order)
+    out = derived_merge(datasets, Dataset(images, annotations, Categories(cat_records), extra,
+                                          key_order), keep_rows, ann_rows_of)
     name_of = dict(zip(images.id.tolist(), images.file_name.tolist(), strict=True))
     id_maps = []
     for k, ds in enumerate(datasets):
@@ -293,7 +296,7 @@ def _check_input(ds: Dataset, k: int) -> None:
         rep = first_repeat(column if what == "id" else np.asarray(column, dtype=str))
         if rep is not None:
             raise InputError(src, f"categories[{rep[0]}].{what}",
-                             f"duplicate category {what} {column[rep[0]]!r} (first at "
+                             f"duplicate category {what} {plain(column[rep[0]])!r} (first at "
                              f"categories[{rep[1]}])")
 
 

@@ -11,7 +11,7 @@ from typing import Any
 
 import numpy as np
 
-from ..dataset import Annotations, Dataset, Images, object_array, plain, ranges
+from ..dataset import Annotations, Dataset, Images, derived, object_array, plain, ranges
 from ..errors import OptionError
 from ._base import Transformed, category_rows, gc_paused, make_report
 
@@ -95,7 +95,9 @@ def sample(
     keep[chosen] = True
     img_idx = ds.image_index
     ann_keep = (img_idx < 0) | keep[np.maximum(img_idx, 0)] if n_img else img_idx < 0
-    out = ds.replace(images=ds.images.take(keep), annotations=ds.annotations.take(ann_keep))
+    out = derived(ds, ds.replace(images=ds.images.take(keep),
+                                 annotations=ds.annotations.take(ann_keep)),
+                  np.flatnonzero(keep), np.flatnonzero(ann_keep))
     report = make_report(
         "sample", ds, out,
         dropped_images={"not sampled": int(n_img - keep.sum())},
@@ -144,7 +146,7 @@ def upsample(ds: Dataset, repeats: Mapping[str | int, int], *,
     has = img_idx >= 0
     copies = factor - 1
     if not copies.any():
-        out = ds.replace()
+        out = derived(ds, ds.replace(), np.arange(n_img), np.arange(len(ds.annotations)))
         return Transformed(out, make_report("upsample", ds, out,
                                             notes=("no image holds those categories",)))
 
@@ -168,8 +170,10 @@ def upsample(ds: Dataset, repeats: Mapping[str | int, int], *,
     ann_copies = ds.annotations.take(ann_src).replace(
         id=base_ann + np.arange(len(ann_src), dtype=np.int64), image_id=ann_img_ids)
 
-    out = ds.replace(images=Images.concat([ds.images, img_copies]),
-                     annotations=Annotations.concat([ds.annotations, ann_copies]))
+    out = derived(ds, ds.replace(images=Images.concat([ds.images, img_copies]),
+                                 annotations=Annotations.concat([ds.annotations, ann_copies])),
+                  np.concatenate([np.arange(n_img), src_rows]),
+                  np.concatenate([np.arange(len(ds.annotations)), ann_src]))
     report = make_report(
         "upsample", ds, out,
         notes=(f"{int((copies > 0).sum())} image(s) repeated: {len(src_rows)} copies with "

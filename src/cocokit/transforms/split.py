@@ -45,7 +45,7 @@ from typing import Any, Literal, NamedTuple
 import msgspec
 import numpy as np
 
-from ..dataset import Dataset
+from ..dataset import Dataset, derived
 from ..errors import OptionError
 from ._base import describe, gc_paused
 
@@ -137,9 +137,10 @@ def split(
 ) -> SplitResult:
     """Split the images into named parts; returns ``(datasets, report)``.
 
-    ``ratios`` maps split names to weights (normalised to sum to 1; 0 makes an empty
-    split). Each image goes to exactly one split with all its annotations; categories,
-    ``info``, ``licenses`` and other top-level keys are copied to every split.
+    ``ratios`` maps split names to weights (normalised to sum to 1, with a note when
+    they do not; 0 makes an empty split). Each image goes to exactly one split with all
+    its annotations; categories, ``info``, ``licenses`` and other top-level keys are
+    copied to every split.
 
     * random (default): the examples are shuffled with
       ``numpy.random.default_rng(seed)`` and cut so each split gets its share of the
@@ -156,10 +157,13 @@ def split(
     Annotations that name no image cannot go anywhere; they are left out and counted
     in the notes.
     """
-    names, r = _ratios(ratios)
+    names, r, total = _ratios(ratios)
     if group_by is not None and group_pattern is not None:
         raise OptionError("group_by", group_by, "either group_by or group_pattern, not both")
     notes: list[str] = []
+    if abs(total - 1) > 1e-9:  # 0.8 + 0.1 is more likely a slip than weights: say so
+        shares = ", ".join(f"{n} {v:.3f}" for n, v in zip(names, r.tolist(), strict=True))
+        notes.append(f"the ratios sum to {total:g}, not 1: used as weights ({shares})")
     n_img = len(ds.images)
     group, n_groups, key_name, group_notes = _groups(ds, group_by, group_pattern)
     notes += group_notes
@@ -173,8 +177,13 @@ def split(
     image_split = assign[group] if n_img else np.zeros(0, np.int64)
 
     datasets: dict[str, Dataset] = {}
+    img_idx = ds.image_index
+    ann_split = np.where(img_idx >= 0, image_split[np.maximum(img_idx, 0)], -1) if n_img \
+        else np.full(len(img_idx), -1, np.int64)
     for j, name in enumerate(names):
-        datasets[name] = ds.select_images(image_split == j)
+        part = image_split == j
+        datasets[name] = derived(ds, ds.select_images(part), np.flatnonzero(part),
+                                 np.flatnonzero(ann_split == j))
     dangling = int(np.count_nonzero(ds.image_index < 0))
     if dangling:
         notes.append(f"{dangling} annotation(s) of {describe(ds)} name no image; left out")
@@ -207,7 +216,8 @@ def split(
 # -- inputs ----------------------------------------------------------------------------
 
 
-def _ratios(ratios: Mapping[str, float]) -> tuple[list[str], np.ndarray]:
+def _ratios(ratios: Mapping[str, float]) -> tuple[list[str], np.ndarray, float]:
+    """The split names, their ratios normalised to sum to 1, and the sum as given."""
     if not ratios:
         raise OptionError("ratios", dict(ratios), "at least one name=ratio")
     names = [str(n) for n in ratios]
@@ -220,7 +230,7 @@ def _ratios(ratios: Mapping[str, float]) -> tuple[list[str], np.ndarray]:
         raise OptionError("ratios", dict(ratios), "numbers") from None
     if not np.isfinite(r).all() or (r < 0).any() or r.sum() <= 0:
         raise OptionError("ratios", dict(ratios), "finite numbers >= 0 with a positive sum")
-    return names, r / r.sum()
+    return names, r / r.sum(), float(r.sum())
 
 
 def _groups(ds: Dataset, group_by: str | None, pattern: str | re.Pattern[str] | None

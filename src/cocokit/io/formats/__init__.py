@@ -5,12 +5,12 @@ Each module (``coco``, ``yolo``, ``cvat``, ``dota``, ``voc``, ``labelme``,
 ``labelstudio``) has ``NAME``, ``detect(path) -> bool`` (the one sniffer,
 :func:`cocokit.io.sniff.format_of`), ``read(path, *, images=None) -> (Dataset, Losses)``
 and ``write(ds, path, *, images=None, strict=False) -> Losses`` (YOLO's also takes
-``task``). Readers build COCO records and go through the one COCO reader; writers go
-through the one export contract, refuse a lossy conversion under ``strict`` before
-writing anything, and write their files atomically (a folder staged, so nothing is
-half-written). What they share is in :mod:`~cocokit.io.formats.records`. The
-:class:`Losses` say what the target (or, reading, the model) could not carry and what
-was done instead.
+``task``; COCO's ``image_ids`` and ``annotation_ids``). Readers build COCO records and
+go through the one COCO reader; writers go through the one export contract, refuse a
+lossy conversion under ``strict`` before writing anything, and write their files
+atomically (a folder staged, so nothing is half-written). What they share is in
+:mod:`~cocokit.io.formats.records`. The :class:`Losses` say what the target (or,
+reading, the model) could not carry and what was done instead.
 
 >>> from cocokit.io import formats
 >>> ds, losses = formats.read("voc_folder/")                 # doctest: +SKIP
@@ -83,7 +83,8 @@ def read(path: Any, format: str | None = None, *,
 
 
 def write(ds: Dataset, path: Any, format: str, *, images: str | None = None,
-          strict: bool = False, task: str | None = None) -> Losses:
+          strict: bool = False, task: str | None = None, image_ids: str | None = None,
+          annotation_ids: str | None = None) -> Losses:
     """Write ``ds`` to ``path`` in ``format``; returns what the target could not carry.
 
     ``strict`` refuses a lossy conversion before anything is written
@@ -91,7 +92,9 @@ def write(ds: Dataset, path: Any, format: str, *, images: str | None = None,
     takes ``strict`` as a keyword; one that does not is refused under ``strict``.
     ``task`` is the YOLO task (``detect``, ``segment``, ``pose``, ``obb``; None: chosen
     from the data, see :func:`cocokit.io.formats.yolo.default_task`); another format
-    refuses it.
+    refuses it. ``image_ids`` and ``annotation_ids`` are the id policies of a COCO
+    target (``keep``, the default, or ``auto``; :func:`cocokit.io.coco.write_coco`);
+    the other formats do not store COCO ids and refuse them.
     """
     module = format_module(format)
     params = inspect.signature(module.write).parameters
@@ -103,5 +106,12 @@ def write(ds: Dataset, path: Any, format: str, *, images: str | None = None,
     kwargs: dict[str, Any] = {"strict": True} if strict else {}
     if task is not None:
         kwargs["task"] = task
+    for option, value in (("image_ids", image_ids), ("annotation_ids", annotation_ids)):
+        if value is None:
+            continue
+        if option not in params:
+            raise OptionError(option, value, f"a format that stores COCO ids (coco; not "
+                              f"{format}, whose ids are numbered 1..N on reading)")
+        kwargs[option] = value
     losses: Losses = module.write(ds, str(path), images=images, **kwargs)
     return losses

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from ...dataset import Dataset
 from .. import sniff
-from ..coco import read_coco, write_coco
+from ..coco import DEFAULT_IDS, IdPolicy, read_coco, write_coco
 from .losses import Losses
 
 __all__ = ["NAME", "detect", "read", "write"]
@@ -24,8 +24,9 @@ def read(path: str, *, images: str | None = None) -> tuple[Dataset, Losses]:
     return read_coco(path), Losses()
 
 
-def write(ds: Dataset, path: str, *, images: str | None = None,
-          strict: bool = False) -> Losses:
-    """Write a COCO file (the one writer, under the export contract); no losses."""
-    write_coco(ds, path)
+def write(ds: Dataset, path: str, *, images: str | None = None, strict: bool = False,
+          image_ids: IdPolicy = DEFAULT_IDS, annotation_ids: IdPolicy = DEFAULT_IDS) -> Losses:
+    """Write a COCO file (the one writer, under the export contract, with its id
+    policies); no losses."""
+    write_coco(ds, path, image_ids=image_ids, annotation_ids=annotation_ids)
     return Losses()

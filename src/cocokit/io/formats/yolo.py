@@ -108,5 +108,6 @@ def write(ds: Dataset, path: str, *, images: str | None = None, strict: bool = F
     task = task or default_task(ds)
     refuse_lossy(export_losses(None, ds, task), path, strict)
     summary = write_yolo(ds, path, task=task, images="link" if images else "none",
-                         image_dir=images, check_sizes=images is not None)
+                         image_dir=images, check_sizes=images is not None,
+                         no_images="images=None (CLI: no -i/--images)")
     return export_losses(summary, ds)
