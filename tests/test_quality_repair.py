@@ -207,6 +207,20 @@ def test_command_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> Non
     assert validate(out).ok
 
 
+def test_what_no_fix_mends_is_refused_naming_the_output(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    doc = _with(_box(3, [10, 10, 5, 5]))
+    doc["images"].append(dict(doc["images"][0], file_name="other.jpg"))  # the same id twice
+    src, out = tmp_path / "in.json", tmp_path / "out.json"
+    src.write_text(json.dumps(doc))
+    out.write_bytes(b"old")
+    assert main(["repair", str(src), "-o", str(out), "-q"]) == 2
+    err = capsys.readouterr().err.splitlines()
+    assert err[0] == f"error: refusing to export to {out}: 1 problem(s); nothing was written"
+    assert "duplicate image id" in err[1] and "ambiguous" in err[1]
+    assert out.read_bytes() == b"old"
+
+
 @pytest.mark.parametrize(("args", "says"), [
     (["--fix", "clipp"], "--fix: expected one of dangling"),
     (["--report", "{out}"], "--report: expected a path other than -o/--output"),

@@ -9,7 +9,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from ..errors import OptionError
+from ..errors import IntegrityError, OptionError
 from ._app import app, err_console, load_dataset, print_saved, status, write_dataset
 from ._options import (
     DEFAULT_IDS,
@@ -62,7 +62,10 @@ def repair_command(
             raise OptionError("--report", str(report), "a path other than -o/--output")
     ds = load_dataset(file, quiet)
     with status("repairing", quiet):
-        result = repair_dataset(ds, fix or None)
+        try:
+            result = repair_dataset(ds, fix or None)
+        except IntegrityError as e:  # what no fix can mend: named with the output refused
+            raise IntegrityError(e.problems, target=str(output)) from None
     with atomic_files():  # the repaired file and its report: both, or neither
         summary = write_dataset(result.dataset, output, quiet=quiet, image_ids=image_ids.value,
                                 annotation_ids=annotation_ids.value)

@@ -58,9 +58,9 @@ def _split_inputs(input: Dataset | Mapping[str, Dataset] | Path | None, split_na
     for entry in splits:
         name, sep, file = entry.partition("=")
         if not sep or not name or not file:
-            raise OptionError("--split", entry, "NAME=FILE.json")
+            raise OptionError("--add-split", entry, "NAME=FILE.json")
         if name in out:
-            raise OptionError("--split", entry, f"a split name not given twice ({name!r})")
+            raise OptionError("--add-split", entry, f"a split name not given twice ({name!r})")
         out[name] = load_dataset(Path(file), quiet)
     if not out:
         raise OptionError("IN", None, "a COCO file, a folder of split files, or --split "
