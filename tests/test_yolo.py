@@ -1028,6 +1028,37 @@ def test_cli_export_prints_the_alias_note(real_data: Path, tmp_path: Path) -> No
     assert data["train"] == data["val"] == "images/val2017"
 
 
+@pytest.mark.parametrize("mistake", ["none", "no-equals", "unknown-split", "not-yolo"])
+def test_cli_each_split_its_own_image_folder(real_data: Path, tmp_path: Path,
+                                             mistake: str) -> None:
+    """tiny-coco-images keeps train and val images apart: -i is train's folder and
+    --split-images val=DIR val's; every image is linked from its own folder."""
+    from cocokit.cli import main
+
+    (train, train_dir), (val, val_dir) = (
+        (real_data / CASES[c][0], real_data / CASES[c][1]) for c in ("tiny-train", "tiny-val"))
+    out = tmp_path / "y"
+    extra = {"none": ["--split-images", f"val={val_dir}"],
+             "no-equals": ["--split-images", str(val_dir)],
+             "unknown-split": ["--split-images", f"test={val_dir}"],
+             "not-yolo": ["--split-images", f"val={val_dir}"]}[mistake]
+    fmt = ["--format", "coco"] if mistake == "not-yolo" else ["--format", "yolo"]
+    out_arg = str(tmp_path / "o.json") if mistake == "not-yolo" else str(out)
+    rc = main(["export", str(train), *fmt, "-i", str(train_dir), "--add-split",
+               f"val={val}", *extra, "-o", out_arg, "-q"])
+    if mistake != "none":
+        assert rc == 2
+        assert not out.exists() and not (tmp_path / "o.json").exists()
+        return
+    assert rc == 0
+    for split, folder in (("train", train_dir), ("val", val_dir)):
+        links = sorted((out / "images" / split).iterdir())
+        assert links and all(p.resolve().parent == folder.resolve() for p in links)
+    # -i alone for both splits: val's images are not in train's folder
+    assert main(["export", str(train), "--format", "yolo", "-i", str(train_dir),
+                 "--add-split", f"val={val}", "-o", str(tmp_path / "z"), "-q"]) != 0
+
+
 # -- pose and OBB (issue 16) -------------------------------------------------------------
 
 

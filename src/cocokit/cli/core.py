@@ -214,6 +214,11 @@ def export(
         Optional[list[str]],  # noqa: UP045
         typer.Option(help="YOLO: NAME=FILE.json, one more split from another file (repeat)."),
     ] = None,
+    split_images: Annotated[
+        Optional[list[str]],  # noqa: UP045
+        typer.Option(help="YOLO: NAME=DIR, the image folder of one split (repeat); "
+                     "for that split it replaces -i/--images."),
+    ] = None,
     id_map: IdMapFile = None,
     skip_invalid: Annotated[
         bool, typer.Option("--skip-invalid", help="Leave out the records validate calls "
@@ -236,6 +241,8 @@ def export(
     Example: cocokit export val.json --format yolo -i val2017/ -o yolo/
 
     Example: cocokit export in.json -o out.json --image-ids auto --id-map ids.json
+
+    Example: cocokit export a.json --format yolo --add-split val=b.json --split-images val=b/ -o y/
     """
     invalid: Literal["error", "skip"] = "skip" if skip_invalid else "error"
     if indent is not None and not 0 <= indent <= 16:  # each space is repeated on every line
@@ -249,6 +256,8 @@ def export(
         image_mode, images = ImageMode(images), None
     images = renamed(images, image_dir, "--image-dir", "-i/--images")
     add_split = renamed(add_split, split, "--split", "--add-split")
+    if split_images and fmt is not ExportFormat.yolo:
+        raise OptionError("--split-images", split_images[0], "--format yolo")
     if fmt is ExportFormat.yolo:
         from .yolo import export_yolo_command
 
@@ -264,6 +273,7 @@ def export(
             task=task,
             images=image_mode.value,
             image_dir=Path(images) if images is not None else None,
+            split_images=split_images or (),
             crowd=crowd,
             split_name=split_name,
             splits=add_split or (),

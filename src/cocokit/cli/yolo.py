@@ -78,6 +78,7 @@ def export_yolo_command(
     split_name: str = "train",
     splits: Sequence[str] = (),
     image_dir: Path | None = None,
+    split_images: Sequence[str] = (),
     precision: int | None = None,
     clip: bool = True,
     check_sizes: bool = True,
@@ -89,16 +90,26 @@ def export_yolo_command(
     ``input``: a COCO file or a loaded dataset (written as split ``split_name``), a
     folder of COCO files, one per split, named by split (what ``cocokit split`` writes),
     or a mapping split name -> dataset; ``splits`` adds ``NAME=FILE.json`` entries
-    (``--split``, repeatable). The other options are those of
-    :func:`cocokit.io.yolo.write_yolo`; ``image_dir`` defaults to each COCO file's
-    folder. Prints a per-split summary unless ``quiet``; returns the summary.
+    (``--add-split``, repeatable). The other options are those of
+    :func:`cocokit.io.yolo.write_yolo`; ``image_dir`` (``-i``) defaults to each COCO
+    file's folder, and ``split_images`` (``NAME=DIR`` entries, ``--split-images``) gives
+    one split its own. Prints a per-split summary unless ``quiet``; returns the summary.
     """
     check_folder_output(output)
     datasets = _split_inputs(input, split_name, splits, quiet)
+    dirs: dict[str, Path] = {} if image_dir is None else dict.fromkeys(datasets, image_dir)
+    for entry in split_images:
+        name, sep, folder = entry.partition("=")
+        if not sep or not name or not folder:
+            raise OptionError("--split-images", entry, "NAME=DIR")
+        if name not in datasets:
+            raise OptionError("--split-images", entry,
+                              f"the name of a split being written ({', '.join(datasets)})")
+        dirs[name] = Path(folder)
     with progress_bar(f"writing {output}", quiet) as update:
         summary = write_yolo(datasets, output, task=task,  # type: ignore[arg-type]
                              images=images,  # type: ignore[arg-type]
-                             image_dir=image_dir, crowd=crowd,  # type: ignore[arg-type]
+                             image_dir=dirs, crowd=crowd,  # type: ignore[arg-type]
                              clip=clip, precision=precision, check_sizes=check_sizes,
                              progress=update, invalid=invalid,  # type: ignore[arg-type]
                              no_images="--image-mode none")
