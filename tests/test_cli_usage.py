@@ -11,7 +11,9 @@ import os
 import re
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -299,3 +301,26 @@ def test_a_value_that_may_be_a_slip_is_said(args: list[str], line: str,
     res = run(*[a.format(**values) for a in args], cwd=tmp_path)
     assert res.returncode == 0, res.stderr
     assert res.stderr.splitlines().count(line) == 1, res.stderr
+
+
+def test_help_paragraphs_are_left_to_the_terminal_to_wrap() -> None:
+    """typer's rich help keeps every newline: each paragraph of every command's help is
+    one line (reflowed from the docstring), so an 80- or 200-column terminal wraps it."""
+    from typer.main import get_command
+
+    from cocokit.cli import app
+
+    def helps(cmd: Any, name: str) -> Iterator[tuple[str, str]]:
+        subs = getattr(cmd, "commands", None)
+        if subs:
+            for n, sub in subs.items():
+                yield from helps(sub, f"{name} {n}")
+        else:
+            yield name, cmd.help or ""
+
+    found = list(helps(get_command(app), "cocokit"))
+    assert len(found) > 20
+    for name, text in found:
+        paragraphs = text.split("\n\n")
+        assert len(paragraphs) >= 2 and any(p.startswith("Example: ") for p in paragraphs), name
+        assert all("\n" not in p and p == p.strip() for p in paragraphs), name

@@ -24,6 +24,7 @@ from __future__ import annotations
 import contextlib
 import difflib
 import importlib
+import inspect
 import pkgutil
 import re
 import signal
@@ -49,6 +50,25 @@ for _name in [*_FIRST, *sorted(m.name for m in pkgutil.iter_modules(__path__))]:
         importlib.import_module(f"{__name__}.{_name}")
 
 __all__ = ["app", "flag_message", "interrupted_line", "main", "signals_handled", "usage_lines"]
+
+
+def _reflowed(doc: str) -> str:
+    """A command's docstring as help text: each paragraph on one line, for the terminal
+    to wrap (typer's rich help keeps every newline of the source as a line break)."""
+    paragraphs = inspect.cleandoc(doc).split("\n\n")
+    return "\n\n".join(" ".join(line.strip() for line in p.splitlines()) for p in paragraphs)
+
+
+def _reflow_help(group: typer.Typer) -> None:
+    for info in group.registered_commands:
+        if info.help is None and info.callback is not None and info.callback.__doc__:
+            info.help = _reflowed(info.callback.__doc__)
+    for sub in group.registered_groups:
+        if sub.typer_instance is not None:
+            _reflow_help(sub.typer_instance)
+
+
+_reflow_help(app)
 
 USAGE = 2
 INTERRUPTED = 130
