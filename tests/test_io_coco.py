@@ -14,7 +14,9 @@ import pytest
 
 import cocokit
 from cocokit import DatasetBuilder, InputError, IntegrityError, JSONSyntaxError, OptionError
+from cocokit.io.coco import write_coco
 from cocokit.io.jsontext import read_top
+from cocokit.io.stream import open_stream
 
 from .conftest import DATA, REAL, real_path
 
@@ -59,6 +61,95 @@ def test_round_trip_keep_ids_is_lossless(path: Path, tmp_path: Path) -> None:
         for a in back["annotations"]:
             a.pop("id")
     assert back == doc
+
+
+def number_types(doc: dict[str, Any]) -> list[tuple[Any, ...]]:
+    """Per annotation, the Python type json gives each bbox value and the area (or None)."""
+    return [(tuple(map(type, a.get("bbox") or [])), type(a.get("area")))
+            for a in doc["annotations"]]
+
+
+@needs_real
+@pytest.mark.parametrize("streamed", [False, True], ids=["memory", "stream"])
+@pytest.mark.parametrize("path", REAL_FILES, ids=lambda p: str(p.relative_to(REAL)))
+def test_round_trip_writes_integers_as_integers(path: Path, streamed: bool,
+                                                tmp_path: Path) -> None:
+    """bbox and area come out as the JSON text had them: an integer as an integer
+    (MS-COCO crowd annotations, VisDrone, SAHI), a float as a float."""
+    with open(path) as f:
+        doc = json.load(f)
+    out = tmp_path / "out.json"
+    ann_policy = "keep" if ids_unique(doc, "annotations") else "auto"  # TACO: auto
+    source = open_stream(path) if streamed else cocokit.load(path)
+    write_coco(source, out, image_ids="keep", annotation_ids=ann_policy)
+    with open(out) as f:
+        back = json.load(f)
+    assert number_types(back) == number_types(doc)
+
+
+def test_integers_are_written_as_read_while_whole() -> None:
+    """The rule: a bbox value or area read as a JSON integer is written as one while it
+    is a whole number; a float as read (``10.0`` included) stays a float."""
+    ann = b'{"id":%d,"image_id":1,"category_id":1,"area":%s,"bbox":%s,"iscrowd":0}'
+    rows = [(b"1200", b"[10,20,30,42]"), (b"1200.0", b"[10.0,20.5,30,40.0]"),
+            (b"6.1875", b"[1.5,2.25,3.0,4.125]")]
+    text = (b'{"images":[{"id":1,"file_name":"a.jpg","width":100,"height":80}],'
+            b'"annotations":[' + b",".join(ann % (i, a, b) for i, (a, b) in enumerate(rows, 1))
+            + b'],"categories":[{"id":1,"name":"c"}]}')
+    ds = cocokit.load(text)
+    assert cocokit.to_json(ds) == text
+    assert ds.annotations[0]["bbox"] == [10, 20, 30, 42]
+    assert type(ds.annotations[0]["area"]) is int
+    assert type(ds.annotations[1]["area"]) is float
+    # a step that changes the values: whole ones stay integers, fractional ones are floats
+    a = ds.annotations
+    half = cocokit.to_dict(ds.replace(annotations=a.replace(
+        bbox=a.bbox * np.array([0.5, 0.5, 0.5, 0.25]), area=a.area * 0.125)))
+    assert number_types(half) == [
+        ((int, int, int, float), int),  # [5, 10, 15, 10.5]: the last is no longer whole
+        ((float, float, int, float), float),
+        ((float, float, float, float), float),
+    ]
+    assert half["annotations"][0]["bbox"] == [5, 10, 15, 10.5]
+
+
+@pytest.mark.parametrize("mix", ["ints", "fractions", "whole floats", "mixed", "one int"])
+def test_number_types_round_trip_whatever_the_mix(mix: str, tmp_path: Path) -> None:
+    """Files of every mix of integer, whole float and fractional values (the reader's
+    paths: all whole, mostly whole, a few whole) round-trip byte for byte, in memory and
+    streamed in small runs."""
+    rng = np.random.default_rng(len(mix))
+    kinds = {"ints": [0], "fractions": [2], "whole floats": [1], "mixed": [0, 1, 2],
+             "one int": [2]}[mix]
+
+    def number(kind: int) -> bytes:
+        v = int(rng.integers(1, 400))
+        return [b"%d" % v, repr(float(v)).encode(), repr(v + 0.125).encode()][kind]
+
+    anns = []
+    for i in range(1, 301):
+        values = [number(int(rng.choice(kinds))) for _ in range(5)]
+        if mix == "one int" and i == 150:
+            values = [b"7", b"8", b"9", b"10", b"90"]
+        anns.append(b'{"id":%d,"image_id":1,"category_id":1,"area":%s,"bbox":[%s],"iscrowd":0}'
+                    % (i, values[4], b",".join(values[:4])))
+    text = (b'{"images":[{"id":1,"file_name":"a.jpg","width":1000,"height":1000}],'
+            b'"annotations":[' + b",".join(anns) + b'],"categories":[{"id":1,"name":"c"}]}')
+    assert cocokit.to_json(cocokit.load(text)) == text
+    src, out = tmp_path / "in.json", tmp_path / "out.json"
+    src.write_bytes(text)
+    write_coco(open_stream(src, chunk_bytes=2000), out)
+    assert out.read_bytes() == text
+
+
+def test_only_integers_float64_holds_exactly_are_written_as_integers() -> None:
+    big = 2**53 + 1  # reads as the float 2**53: written as a float, not as another integer
+    text = (b'{"images":[{"id":1,"file_name":"a.jpg","width":100,"height":80}],'
+            b'"annotations":[{"id":1,"image_id":1,"category_id":1,"area":%d,'
+            b'"bbox":[0,-0,2,3]}],"categories":[{"id":1,"name":"c"}]}' % big)
+    a = cocokit.to_dict(cocokit.load(text))["annotations"][0]
+    assert a["area"] == float(2**53) and type(a["area"]) is float
+    assert a["bbox"] == [0, 0, 2, 3] and {type(v) for v in a["bbox"]} == {int}
 
 
 def test_taco_has_duplicate_annotation_ids_refused_by_keep(tmp_path: Path) -> None:

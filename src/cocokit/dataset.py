@@ -39,12 +39,14 @@ import numpy as np
 from .geometry import Polygons, parse_polygons, segmentation_kinds
 
 __all__ = [
+    "AREA_INT",
     "Annotations",
     "Categories",
     "Dataset",
     "ImageItem",
     "Images",
     "Origin",
+    "numbers_as_read",
     "plain",
     "present",
 ]
@@ -94,6 +96,48 @@ def ranges(counts: np.ndarray) -> np.ndarray:
         return np.zeros(0, np.int64)
     starts = np.cumsum(counts) - counts
     return np.arange(total, dtype=np.int64) - np.repeat(starts, counts)
+
+
+#: The bit of :attr:`Annotations.int_text` saying the area was read as an integer
+#: (bits 0-3 are the bbox's x, y, width and height).
+AREA_INT = 16
+_BBOX_BITS = np.array([1, 2, 4, 8], np.uint8)
+# from here on a float64 no longer holds every integer (2**53 + 1 reads as 2**53):
+# written as a float
+_EXACT = float(2**53)
+
+
+def _whole(values: np.ndarray) -> np.ndarray:
+    """Where ``values`` are whole numbers a float64 holds exactly (not NaN nor inf)."""
+    return (values == np.trunc(values)) & (np.abs(values) < _EXACT)
+
+
+def numbers_as_read(
+    bbox: np.ndarray, area: np.ndarray, int_text: np.ndarray
+) -> tuple[list[Any], list[Any]]:
+    """The bbox rows and areas as Python numbers, as the writers write them.
+
+    A value is an ``int`` where it was read as a JSON integer (``int_text``, see
+    :class:`Annotations`) and is still a whole number below 2**53 in magnitude; every
+    other value is a ``float`` (so ``10.0`` as read stays ``10.0``, and a value a step
+    made fractional is a float). When no value was read as an integer this is
+    ``tolist()``.
+    """
+    boxes, areas = bbox.tolist(), area.tolist()
+    if not int_text.any():
+        return boxes, areas
+    ints = ((int_text[:, None] & _BBOX_BITS) != 0) & _whole(bbox)
+    rows = np.flatnonzero(ints.any(axis=1))
+    if len(rows):
+        sub, mask = bbox[rows], ints[rows]
+        mixed = sub.astype(object)
+        mixed[mask] = sub[mask].astype(np.int64).astype(object)
+        for r, values in zip(rows.tolist(), mixed.tolist()):
+            boxes[r] = values
+    rows = np.flatnonzero(((int_text & AREA_INT) != 0) & _whole(area))
+    for r, value in zip(rows.tolist(), area[rows].astype(np.int64).tolist()):
+        areas[r] = value
+    return boxes, areas
 
 
 class _Table:
@@ -203,7 +247,11 @@ class Annotations(_Table):
     (float64, NaN where absent); ``iscrowd`` (int8, -1 where absent); ``segmentation``
     (objects: the JSON text as :class:`msgspec.Raw`, or Python lists/dicts for geometry
     made in memory, or None where absent); ``keypoints`` (objects, like
-    segmentation); ``num_keypoints`` (int64, -1 where absent); ``extra`` (dict or None).
+    segmentation); ``num_keypoints`` (int64, -1 where absent); ``extra`` (dict or None);
+    ``int_text`` (uint8 bits: which of the row's bbox values (bits 0-3, x y w h) and area
+    (bit 4, :data:`AREA_INT`) were read as JSON integers, so that they are written back
+    as integers while they stay whole numbers: :func:`numbers_as_read`; zeros where not
+    given).
     """
 
     _columns = (
@@ -217,6 +265,7 @@ class Annotations(_Table):
         "keypoints",
         "num_keypoints",
         "extra",
+        "int_text",
     )
     id: np.ndarray
     image_id: np.ndarray
@@ -228,6 +277,12 @@ class Annotations(_Table):
     keypoints: np.ndarray
     num_keypoints: np.ndarray
     extra: np.ndarray
+    int_text: np.ndarray
+
+    def __init__(self, **columns: np.ndarray) -> None:
+        if "int_text" not in columns:  # made in memory: no number was read as an integer
+            columns["int_text"] = np.zeros(len(columns["id"]), np.uint8)
+        super().__init__(**columns)
 
     @classmethod
     def empty(cls) -> Annotations:
@@ -242,6 +297,7 @@ class Annotations(_Table):
             keypoints=np.empty(0, object),
             num_keypoints=np.zeros(0, np.int64),
             extra=np.empty(0, object),
+            int_text=np.zeros(0, np.uint8),
         )
 
     @cached_property
@@ -288,10 +344,15 @@ class Annotations(_Table):
         }
         if self.segmentation[i] is not None:
             rec["segmentation"] = plain(self.segmentation[i])
+        if self.int_text[i]:  # integers as read, written as such (numbers_as_read)
+            (bbox,), (area,) = numbers_as_read(self.bbox[i : i + 1], self.area[i : i + 1],
+                                               self.int_text[i : i + 1])
+        else:
+            bbox, area = self.bbox[i].tolist(), float(self.area[i])
         if not np.isnan(self.area[i]):
-            rec["area"] = float(self.area[i])
+            rec["area"] = area
         if not np.isnan(self.bbox[i, 0]):
-            rec["bbox"] = self.bbox[i].tolist()
+            rec["bbox"] = bbox
         if self.iscrowd[i] >= 0:
             rec["iscrowd"] = int(self.iscrowd[i])
         if self.keypoints[i] is not None:

@@ -1282,6 +1282,7 @@ def tile_tables(
         keypoints=np.concatenate([t.keypoints for t in tas]),
         num_keypoints=np.concatenate([t.num_keypoints for t in tas]),
         extra=anns.extra[rows],
+        int_text=anns.int_text[rows],  # a whole value of an integer as read stays one
     )
     return images, tile_anns
 

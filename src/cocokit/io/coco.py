@@ -7,7 +7,9 @@ keypoints stay as raw JSON too, so a file round-trips without parsing a single
 polygon coordinate.
 
 Writing follows the export contract: ids ``keep`` (the default) or ``auto``, categories passed
-through, negatives kept or dropped, numpy values encoded as plain JSON numbers,
+through, negatives kept or dropped, numpy values encoded as plain JSON numbers (a bbox
+value or area read as an integer written as one while it is whole, see
+:func:`~cocokit.dataset.numbers_as_read`),
 referential integrity checked before a byte is written, and an atomic rename at the
 end so a failure never leaves a partial file or damages an existing one.
 :func:`write_coco` writes a loaded dataset, or a file of any size read in runs (a
@@ -21,8 +23,8 @@ import dataclasses
 import os
 import re
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from itertools import chain
-from operator import attrgetter
+from itertools import chain, repeat
+from operator import attrgetter, getitem, is_
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Generic, Literal, TypeVar
 
@@ -43,7 +45,17 @@ from ..contract import (
     keypoint_value_counts,
     place,
 )
-from ..dataset import Annotations, Categories, Dataset, Images, gc_paused, lookup, unique
+from ..dataset import (
+    AREA_INT,
+    Annotations,
+    Categories,
+    Dataset,
+    Images,
+    gc_paused,
+    lookup,
+    numbers_as_read,
+    unique,
+)
 from ..errors import InputError, IntegrityError, JSONSyntaxError, OptionError
 from ..geometry import annotation_areas, segmentation_bboxes
 from . import files, sniff
@@ -97,8 +109,10 @@ _ANN_FIELDS: list[tuple[str, Any, bool]] = [
     ("image_id", int, True),
     ("category_id", int, True),
     ("segmentation", Raw, False),
-    ("area", float, False),
-    ("bbox", list[float], False),
+    # int | float: an integer stays an int, so whether it was written as one is known
+    # (Annotations.int_text); both decode as fast as float alone
+    ("area", int | float, False),
+    ("bbox", list[int | float], False),
     ("iscrowd", int, False),
     ("keypoints", Raw, False),
     ("num_keypoints", int, False),
@@ -153,7 +167,8 @@ def _decode_error(
         return JSONSyntaxError(file, line, col, text)
     m = _AT.search(msg)
     where = section + (m.group(1) if m else "")
-    text = _AT.sub("", msg)
+    # bbox and area are decoded as int | float (to know the integers); they are floats
+    text = _AT.sub("", msg).replace("`int | float`", "`float`")
     text = text.replace("Object missing required field", "missing required key")
     return InputError(file, where, text)
 
@@ -345,21 +360,75 @@ def _annotations_table(
             f"annotations[{start + i}].bbox",
             f"expected 4 numbers [x, y, width, height], got {int(lengths[i])}",
         )
-    bbox = np.fromiter(chain.from_iterable(boxes), np.float64, count=4 * n)
+    try:
+        bbox = np.fromiter(chain.from_iterable(boxes), np.float64, count=4 * n).reshape(n, 4)
+        area = _column(recs, "k4", np.float64)
+    except OverflowError:  # an integer beyond float64: refused as msgspec refuses a float
+        raise _beyond_float(recs, start, file) from None
     at = _Where("annotations", start, file)
     extra = _extra_column(recs, extras)
     return Annotations(
         id=_column(recs, "k0", key="id", where=at),
         image_id=_column(recs, "k1", key="image_id", where=at),
         category_id=_column(recs, "k2", key="category_id", where=at),
-        bbox=bbox.reshape(n, 4),
-        area=_column(recs, "k4", np.float64),
+        bbox=bbox,
+        area=area,
         iscrowd=_iscrowd_column(_column(recs, "k6", key="iscrowd", where=at), extra),
         segmentation=_objects(recs, "k3"),
         keypoints=_objects(recs, "k7"),
         num_keypoints=_column(recs, "k8", key="num_keypoints", where=at),
         extra=extra,
+        int_text=_int_text(recs, boxes, bbox, area),
     )
+
+
+def _int_text(recs: list[Any], boxes: list[Any], bbox: np.ndarray,
+              area: np.ndarray) -> np.ndarray:
+    """The :attr:`~cocokit.dataset.Annotations.int_text` column: which bbox values and
+    areas were read as JSON integers. Only a whole number can have been one, so the type
+    of the decoded value is asked of those alone (in C): a file of fractional boxes costs
+    a vectorized comparison and a look at its few whole values. Where every value is
+    whole, one ``sum`` says whether all are integers (a sum of ints alone is an int)."""
+    n = len(recs)
+    out = np.zeros(n, np.uint8)
+    whole = np.flatnonzero(bbox == np.trunc(bbox))
+    if len(whole) == 4 * n and type(sum(chain.from_iterable(boxes))) is int:
+        out[:] = 15
+    else:
+        if len(whole) > n:  # mostly whole: every value's type at once
+            ints = np.fromiter(map(is_, map(type, chain.from_iterable(boxes)), repeat(int)),
+                               bool, count=4 * n)
+        else:
+            ints = np.zeros(4 * n, bool)
+            ints[whole] = np.fromiter(
+                map(is_, map(type, map(getitem, map(boxes.__getitem__, (whole >> 2).tolist()),
+                                       (whole & 3).tolist())), repeat(int)),
+                bool, count=len(whole))
+        if ints.any():
+            for j, col in enumerate(ints.reshape(n, 4).T):  # bit j: value j of the box
+                out |= col.view(np.uint8) << np.uint8(j)
+    rows = np.flatnonzero(area == np.trunc(area))
+    if len(rows) == n and type(sum(map(attrgetter("k4"), recs))) is int:
+        out |= np.uint8(AREA_INT)
+    elif len(rows):
+        hit = np.fromiter(
+            map(is_, map(type, map(attrgetter("k4"), map(recs.__getitem__, rows.tolist()))),
+                repeat(int)),
+            bool, count=len(rows))
+        out[rows[hit]] |= np.uint8(AREA_INT)
+    return out
+
+
+def _beyond_float(recs: list[Any], start: int, file: str | None) -> InputError:
+    """The error of the first bbox or area value of ``recs`` beyond float64."""
+    for i, r in enumerate(recs):
+        for where, v in [*((f"bbox[{j}]", x) for j, x in enumerate(r.k5)), ("area", r.k4)]:
+            try:
+                float(v)
+            except OverflowError:
+                return InputError(file, f"annotations[{start + i}].{where}",
+                                  "Number out of range")
+    raise AssertionError("no value beyond float64")  # pragma: no cover
 
 
 def _iscrowd_column(values: np.ndarray, extra: np.ndarray) -> np.ndarray:
@@ -984,16 +1053,19 @@ def annotation_columns(
     bbox: np.ndarray,
     area: np.ndarray,
 ) -> list[list[Any]]:
-    """Output columns of annotation rows, with output ids and the completed bbox/area."""
+    """Output columns of annotation rows, with output ids and the completed bbox/area
+    (written as :func:`~cocokit.dataset.numbers_as_read` says: a value read as an integer
+    is written as one while it is a whole number, every other value as a float)."""
     crowd = anns.iscrowd[rows]
     nkp = anns.num_keypoints[rows]
+    boxes, areas = numbers_as_read(bbox, area, anns.int_text[rows])
     return [
         ids.tolist(),
         image_ids.tolist(),
         anns.category_id[rows].tolist(),
         [UNSET if s is None else s for s in anns.segmentation[rows].tolist()],
-        _unset_where(area.tolist(), np.isnan(area)),
-        _unset_where(bbox.tolist(), np.isnan(bbox[:, 0])),
+        _unset_where(areas, np.isnan(area)),
+        _unset_where(boxes, np.isnan(bbox[:, 0])),
         _unset_where(crowd.tolist(), crowd < 0),
         [UNSET if k is None else k for k in anns.keypoints[rows].tolist()],
         _unset_where(nkp.tolist(), nkp < 0),
@@ -1123,13 +1195,16 @@ def write_coco(
     bounded memory with the same checks and the same bytes (no ``indent`` then).
 
     ``image_ids``: ``"keep"`` (the default, :data:`DEFAULT_IDS`) writes the ids as they are
-    (a repeated id is refused, naming ``image_ids="auto"``), ``"auto"`` numbers images
-    1..N in dataset order. ``annotation_ids`` likewise (1..M in table order).
-    Annotations follow their images. ``ignore_negative_samples`` drops images without
-    annotations. Missing bbox and area are computed from the segmentation (area as
-    pycocotools computes it). Integrity and the records to be written are checked first
-    (the errors :func:`cocokit.validate` reports, see :mod:`cocokit.contract`): on any
-    problem :class:`~cocokit.errors.IntegrityError` is raised and nothing is written;
+    (a repeated id is refused, naming ``image_ids="auto"``), ``"auto"`` numbers images 1..N
+    in dataset order. ``annotation_ids`` likewise (1..M in table order). Annotations follow
+    their images. ``ignore_negative_samples`` drops images without annotations. Missing bbox
+    and area are computed from the segmentation (area as pycocotools computes it). A bbox
+    value or area read as a JSON integer is written as an integer while it is a whole number
+    below 2**53 in magnitude; every other value as the shortest float text that reads back
+    the same (``10.0`` as read stays ``10.0``): :func:`~cocokit.dataset.numbers_as_read`,
+    docs/formats.md. Integrity and the records to be written are checked first (the errors
+    :func:`cocokit.validate` reports, see :mod:`cocokit.contract`): on any problem
+    :class:`~cocokit.errors.IntegrityError` is raised and nothing is written;
     ``invalid="skip"`` leaves the invalid records out instead and names each in the
     summary's ``skipped``. The file is written to a temporary name and renamed
     (:func:`cocokit.io.atomic.atomic_write`), so writing over the input is safe; a path
