@@ -54,6 +54,7 @@ from typing import BinaryIO
 from ..errors import Interrupted, LeftoversRemoved, OutputError
 
 __all__ = [
+    "GZIP_LEVEL",
     "OUTPUT_FAULTS",
     "atomic_file",
     "atomic_files",
@@ -413,9 +414,14 @@ def is_gzip_name(path: str | os.PathLike[str]) -> bool:
     return os.fspath(path).lower().endswith(".gz")
 
 
-def gzip_chunks(chunks: Iterable[bytes], level: int = 6) -> Iterator[bytes]:
+#: zlib level of the .gz files cocokit writes: on a COCO file of 540 MB (mostly
+#: numbers), level 1 takes 5.2 s and writes 227 MB where level 6 takes 39 s for 195 MB
+GZIP_LEVEL = 1
+
+
+def gzip_chunks(chunks: Iterable[bytes], level: int = GZIP_LEVEL) -> Iterator[bytes]:
     """``chunks`` compressed as one gzip stream (no file name, modification time 0: the
-    same input gives the same bytes)."""
+    same input gives the same bytes), at zlib ``level`` (:data:`GZIP_LEVEL`: fast)."""
     z = zlib.compressobj(level, zlib.DEFLATED, 31)
     for chunk in chunks:
         out = z.compress(chunk)
