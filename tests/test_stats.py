@@ -358,3 +358,67 @@ def test_cli_subprocess_json(real_data: Path) -> None:
     d = json.loads(proc.stdout)
     assert (d["images"], d["negatives"], d["annotations"]) == (79, 40, 118)
     assert d["per_category"][0]["name"] == "person"
+
+
+# -- one reading of crowd and of a missing area, shared with the export ------------------
+
+_MINI_FILE = ("coco-mini", "annotations", "instances_val2017.json")
+
+
+
+def test_every_command_reads_crowd_as_cocoeval_does(tmp_path: Path) -> None:
+    """iscrowd 2 (kept as read; validate calls it invalid) is a crowd for COCOeval, and so
+    for stats, info's summary, filter --crowd and the YOLO export, as for analysis."""
+    from cocokit.io.yolo import write_yolo
+    from cocokit.summary import summarize
+    from cocokit.transforms.filter import filter_dataset
+
+    from .conftest import real_path
+
+    doc = json.loads(real_path(*_MINI_FILE).read_text())
+    for a in doc["annotations"][:4]:
+        a["iscrowd"] = 2
+    real_crowds = sum(a["iscrowd"] == 1 for a in doc["annotations"])
+    ds = cocokit.load(json.dumps(doc).encode())
+    expected = real_crowds + 4
+    assert int(ds.annotations.crowd.sum()) == expected
+    assert compute_stats(ds).crowd == expected
+    assert summarize(ds).crowd_annotations == expected
+    kept, _ = filter_dataset(ds, crowd="drop")
+    assert len(kept.annotations) == len(ds.annotations) - expected
+    only, _ = filter_dataset(ds, crowd="only")
+    assert len(only.annotations) == expected
+    fine = cocokit.load(json.dumps({**doc, "annotations": [
+        {**a, "iscrowd": int(a["iscrowd"] != 0)} for a in doc["annotations"]]}).encode())
+    summary = write_yolo({"val": fine}, tmp_path / "y", images="none")
+    assert summary.splits["val"].skipped_crowd == expected
+
+
+
+def test_a_missing_area_is_filled_as_the_export_writes_it(tmp_path: Path) -> None:
+    """stats and filter measure an annotation without ``area`` as the export fills it (a
+    polygon's shoelace area, what validate checks), not by rasterizing it."""
+    from cocokit.transforms.filter import filter_dataset
+
+    from .conftest import real_path
+
+    doc = json.loads(real_path(*_MINI_FILE).read_text())
+    polys = [a for a in doc["annotations"]
+             if isinstance(a["segmentation"], list) and a["area"] < 200][:5]
+    assert len(polys) == 5
+    for a in polys:
+        del a["area"]
+    ds = cocokit.load(json.dumps(doc).encode())
+    out = tmp_path / "out.json"
+    cocokit.save(ds, out)
+    written = {a["id"]: a["area"] for a in json.loads(out.read_text())["annotations"]}
+    from cocokit.stats import annotation_areas
+
+    areas, computed = annotation_areas(ds)
+    assert computed == 5
+    rows = {int(i): r for r, i in enumerate(ds.annotations.id.tolist())}
+    for a in polys:
+        assert areas[rows[a["id"]]] == pytest.approx(written[a["id"]], rel=1e-12)
+        lo = written[a["id"]]
+        kept, _ = filter_dataset(ds, area=(lo, lo))
+        assert a["id"] in kept.annotations.id.tolist()

@@ -39,7 +39,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from .dataset import Annotations, Categories, Dataset, images_per_category, lookup, present
-from .geometry import segmentation_areas
+from .geometry import annotation_areas as stated_areas
 
 if TYPE_CHECKING:
     from .io.results import Results
@@ -176,9 +176,10 @@ def _opt(x: float) -> float | None:
 def annotation_areas(ds: Dataset) -> tuple[np.ndarray, int]:
     """The area of each annotation as COCOeval would see it, and how many were computed.
 
-    The ``area`` column where present; elsewhere the value an export writes: the mask
-    area of the segmentation (rasterized at its image's size; only those rows are
-    parsed), else the box ``w * h``; NaN where none of these exists.
+    The ``area`` column where present; elsewhere the value an export writes
+    (:func:`cocokit.geometry.annotation_areas`: a polygon's shoelace area, a mask's
+    pixel count; only those rows are parsed), else the box ``w * h``; NaN where none of
+    these exists.
     """
     return _complete_areas(ds.annotations, ds.image_index, ds.images.height, ds.images.width)
 
@@ -200,7 +201,7 @@ def _complete_areas(
     seg_rows = np.flatnonzero(missing & has_seg & (img >= 0))
     if len(seg_rows):
         rows_img = img[seg_rows]
-        area[seg_rows] = segmentation_areas(
+        area[seg_rows] = stated_areas(
             anns.segmentation[seg_rows], heights[rows_img], widths[rows_img]
         )
     box_rows = np.isnan(area) & ~np.isnan(anns.bbox[:, 0])
@@ -303,7 +304,7 @@ def compute_stats(source: Dataset | CocoStream) -> DatasetStats:
         undeclared.append(anns.category_id[cat < 0])
         area[rows], computed = _complete_areas(anns, img, image_h, image_w)
         areas_computed += computed
-        crowd[rows] = anns.iscrowd > 0
+        crowd[rows] = anns.crowd
     return _stats_of_columns(
         source=source.source,
         categories=cats,

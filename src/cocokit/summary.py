@@ -52,7 +52,7 @@ def _summarize(
             img = lookup(image_ids, anns.image_id)
             cat = lookup(categories.id, anns.category_id)
             total += len(anns)
-            crowd += int(np.count_nonzero(anns.iscrowd == 1))
+            crowd += int(np.count_nonzero(anns.crowd))
             dangling += int(np.count_nonzero(img < 0))
             undeclared += int(np.count_nonzero(cat < 0))
             ann_per_cat[:] += np.bincount(cat[cat >= 0], minlength=n_cat)

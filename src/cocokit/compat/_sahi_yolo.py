@@ -111,7 +111,7 @@ def _plan(coco: Coco, split_dir: Path, cls_coco: Coco, classes: _Classes,
         moved = (x0 != x) | (y0 != y) | (x1 != x + w) | (y1 != y + h)
         x, y = np.where(moved, x0, x), np.where(moved, y0, y)
         w, h = np.where(moved, x1 - x0, w), np.where(moved, y1 - y0, h)
-        ok = np.isfinite(box).all(axis=1) & (w > 0) & (h > 0) & (anns.iscrowd != 1)
+        ok = np.isfinite(box).all(axis=1) & (w > 0) & (h > 0) & ~anns.crowd
         dw, dh = 1.0 / W, 1.0 / H
         cx = (x + w / 2.0) * dw
         cy = (y + h / 2.0) * dh

@@ -702,7 +702,7 @@ def _plan_split(name: str, ds: Dataset, images: ImageMode, image_dir: Path | Non
     keep = np.ones(len(anns), bool)
     skipped_crowd = 0
     if crowd == "skip":
-        is_crowd = anns.iscrowd == 1
+        is_crowd = anns.crowd
         skipped_crowd = int(is_crowd.sum())
         keep &= ~is_crowd
     rows = np.flatnonzero(keep)

@@ -210,7 +210,7 @@ def label_findings(ds: Dataset, t: Thresholds) -> list[Finding]:
             f"box {_fmt(w[r])}x{_fmt(h[r])} px has aspect ratio {ratio[r]:.1f} "
             f"(over {_fmt(t.max_aspect)})", fname(r), None, round(float(ratio[r]), 3)))
 
-    crowd = np.flatnonzero(anns.iscrowd == 1)
+    crowd = np.flatnonzero(anns.crowd)
     if len(crowd):
         kinds = segmentation_kinds(anns.segmentation[crowd])
         for r in crowd[~np.isin(kinds, RLE_KINDS)].tolist():

@@ -17,7 +17,7 @@ import numpy as np
 
 from ..dataset import Annotations, Categories, Dataset, Images, derived, lookup, unique
 from ..errors import OptionError
-from ..geometry import segmentation_areas, segmentation_bboxes
+from ..geometry import annotation_areas, segmentation_bboxes
 from ..io.coco import FilteredStream, ImageIndex
 from ._base import Transformed, category_rows, gc_paused, make_report
 
@@ -232,9 +232,9 @@ def _filter_dataset(
     if not cat_keep.all():
         tests.append(("category not kept", (cat_idx >= 0) & ~cat_keep[np.maximum(cat_idx, 0)]))
     if crowd == "drop":
-        tests.append(("crowd annotation", anns.iscrowd == 1))
+        tests.append(("crowd annotation", anns.crowd))
     elif crowd == "only":
-        tests.append(("not a crowd annotation", anns.iscrowd != 1))
+        tests.append(("not a crowd annotation", ~anns.crowd))
     if area is not None or category_area:
         tests.append(("area out of range", ~_area_ok(ds, area, category_area, alive)))
     if min_width is not None or min_height is not None:
@@ -384,7 +384,8 @@ def _area_ok(ds: Dataset, area: AreaRange | None,
 
 
 def _areas(ds: Dataset, alive: np.ndarray) -> np.ndarray:
-    """The ``area`` column, filled where absent (only those rows are computed)."""
+    """The ``area`` column, filled where absent as an export fills it (only those rows
+    are computed: :func:`cocokit.geometry.annotation_areas`, else the box)."""
     anns = ds.annotations
     values = anns.area
     missing = np.isnan(values) & alive
@@ -394,7 +395,7 @@ def _areas(ds: Dataset, alive: np.ndarray) -> np.ndarray:
     img = ds.image_index
     seg_rows = _with_segmentation(anns.segmentation, np.flatnonzero(missing & (img >= 0)))
     if len(seg_rows):
-        values[seg_rows] = segmentation_areas(
+        values[seg_rows] = annotation_areas(
             anns.segmentation[seg_rows], ds.images.height[img[seg_rows]],
             ds.images.width[img[seg_rows]])
     box_rows = np.isnan(values) & ~np.isnan(anns.bbox[:, 0])

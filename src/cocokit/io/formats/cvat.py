@@ -514,7 +514,7 @@ class _Writer:
             if isinstance(e.get("attributes"), Mapping):
                 for k, v in e["attributes"].items():
                     seen.setdefault(cid, {}).setdefault(k, []).append(v)
-            if anns.iscrowd[r] == 1:
+            if anns.crowd[r]:
                 crowd_cats.add(cid)
         out = []
         for cat in ds.categories:
@@ -614,7 +614,7 @@ class _Writer:
         label = name_of[int(anns.category_id[r])]
         attrs = dict(e["attributes"]) if isinstance(e.get("attributes"), Mapping) else {}
         if label in crowd_labels:
-            attrs[_CROWD] = bool(anns.iscrowd[r] == 1)
+            attrs[_CROWD] = bool(anns.crowd[r])
         body = "".join(self.attribute_lines(attrs))
         occluded = int(bool(cvat.get("occluded", 0)))
         source = str(cvat.get("source", "manual"))

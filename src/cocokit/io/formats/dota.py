@@ -272,7 +272,7 @@ def write(ds: Dataset, path: str, *, images: str | None = None,
                "boxes written as 4-point polygons (read back as polygons)")
     losses.add("no-geometry", int((~finite).sum()), "annotations without a box or a polygon "
                "left out")
-    crowd = anns.iscrowd[ann_rows] == 1
+    crowd = anns.crowd[ann_rows]
     extras = anns.extra[ann_rows]
     has_difficult = np.array([bool(e) and "difficult" in e for e in extras], bool)
     losses.add("crowd-as-difficult", int((crowd & ~has_difficult & finite).sum()),

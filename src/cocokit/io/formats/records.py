@@ -311,7 +311,7 @@ def common_losses(rows: ExportRows, *, area: bool | np.ndarray = True,
                    sum(1 for k in anns.keypoints[a].tolist() if k is not None),
                    "keypoint sets dropped")
     if crowd:
-        losses.add("crowd-flag-dropped", int(np.count_nonzero(anns.iscrowd[a] == 1)),
+        losses.add("crowd-flag-dropped", int(np.count_nonzero(anns.crowd[a])),
                    "crowd flags dropped (written as ordinary objects)")
     for what, extras, keep in (("image", imgs.extra[rows.image_rows].tolist(), image_keys),
                                ("annotation", anns.extra[a].tolist(), annotation_keys),

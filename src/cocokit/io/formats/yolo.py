@@ -58,7 +58,7 @@ def export_losses(summary: YoloExportSummary | None, ds: Dataset,
     if name not in TASKS:
         raise OptionError("task", name, "one of " + ", ".join(TASKS))
     anns = ds.annotations
-    crowd = anns.iscrowd == 1
+    crowd = anns.crowd
     losses = Losses()
     if summary is None:
         losses.add("crowd-skipped", int(crowd.sum()), "crowd annotations left out")
