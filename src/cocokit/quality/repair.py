@@ -32,6 +32,7 @@ from ..geometry import (
     ring_areas,
     segmentation_areas,
     segmentation_bboxes,
+    shoelace_areas,
 )
 from ..io.coco import screen_export
 from ..validate import AREA_ABS_TOLERANCE, AREA_REL_TOLERANCE
@@ -381,11 +382,10 @@ def _degenerate(w: _Work) -> None:
 
 
 def _shoelace(polys: Polygons) -> np.ndarray:
-    """Per annotation, the sum of its rings' areas (the shoelace formula): the area
-    validate compares a polygon annotation's ``area`` with."""
-    ring_of = np.repeat(np.arange(len(polys)), polys.ring_count)
-    return np.bincount(ring_of, weights=ring_areas(polys.coords, polys.ring_offsets),
-                       minlength=len(polys))
+    """Per annotation, the sum of its rings' areas (:func:`~cocokit.geometry.shoelace_areas`,
+    the area validate compares a polygon annotation's ``area`` with), 0 where no ring has
+    3 points."""
+    return np.nan_to_num(shoelace_areas(polys), nan=0.0)
 
 
 def _areas(w: _Work, rows: np.ndarray) -> np.ndarray:
