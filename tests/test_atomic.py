@@ -13,6 +13,7 @@ import threading
 import warnings
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -178,6 +179,56 @@ def test_the_writing_thread_is_joined_when_the_chunks_fail(
     assert out.read_bytes() == b"old"
     assert _leftovers(tmp_path) == []
     assert not [t for t in threading.enumerate() if t.name == "cocokit-write"]
+
+
+def test_a_second_interrupt_while_stopping_leaves_no_thread(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Ctrl-C in the chunks, then a second one while the end is handed to the writing
+    thread (a wait on its queue): the thread still ends and nothing is left."""
+    out = tmp_path / "out.json"
+    out.write_bytes(b"old")
+    real_put = atomic.queue.Queue.put
+
+    def put(self: Any, item: Any, block: bool = True, timeout: float | None = None) -> None:
+        if item is None and block:  # the second Ctrl-C, arriving while it waits
+            raise KeyboardInterrupt
+        real_put(self, item, block, timeout)
+
+    monkeypatch.setattr(atomic.queue.Queue, "put", put)
+
+    def chunks() -> Iterator[bytes]:
+        for _ in range(50):
+            yield b"x" * 1000
+        raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        atomic_write(out, chunks())
+    monkeypatch.undo()
+    for t in threading.enumerate():
+        if t.name == "cocokit-write":
+            t.join(timeout=2)
+    assert not [t for t in threading.enumerate() if t.name == "cocokit-write"]
+    assert out.read_bytes() == b"old" and _leftovers(tmp_path) == []
+
+
+def test_a_signal_between_the_block_and_the_renames_leaves_no_file(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A set of outputs interrupted after its block ended, before its renames (a signal
+    in that gap): every temporary file is removed, every target untouched."""
+    (tmp_path / "a.json").write_bytes(b"old a")
+
+    @contextlib.contextmanager
+    def interrupted() -> Iterator[None]:
+        raise KeyboardInterrupt
+        yield  # pragma: no cover
+
+    with pytest.raises(KeyboardInterrupt), atomic.atomic_files():
+        atomic_write(tmp_path / "a.json", [b"new a"])
+        atomic_write(tmp_path / "b.json", [b"new b"])
+        assert len(_leftovers(tmp_path)) == 2  # both written, waiting for the renames
+        monkeypatch.setattr(atomic, "signals_deferred", interrupted)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.json"]
+    assert (tmp_path / "a.json").read_bytes() == b"old a"
 
 
 @pytest.mark.parametrize("name", ["out.json", "out.json.gz"])

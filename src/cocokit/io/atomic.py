@@ -322,24 +322,25 @@ def atomic_files() -> Iterator[None]:
         return
     written: list[_Written] = []
     token = _SET.set(written)
+    committed = 0
+    reset = False
     try:
         yield
+        _SET.reset(token)
+        reset = True
+        with signals_deferred():  # a signal never stops the set half way
+            for w in written:
+                w.commit()
+                committed += 1
     except BaseException as e:
-        for w in written:
+        for w in written[committed:]:  # a signal before the renames: none was renamed
             w.discard()
         if isinstance(e, Interrupted):
-            e.untouched.extend(os.fspath(w.target) for w in written)
+            e.untouched.extend(os.fspath(w.target) for w in written[committed:])
         raise
     finally:
-        _SET.reset(token)
-    with signals_deferred():  # a signal never stops the set half way
-        for k, w in enumerate(written):
-            try:
-                w.commit()
-            except BaseException:
-                for rest in written[k:]:
-                    rest.discard()
-                raise
+        if not reset:
+            _SET.reset(token)
 
 
 def _join(written: _Written, pending: list[_Written]) -> None:
@@ -456,6 +457,20 @@ def atomic_write(
         _write_behind(f, path, itertools.chain((first, second), it), gzipped)
 
 
+def _join_all_the_same(thread: threading.Thread) -> None:
+    """Join ``thread`` even through a KeyboardInterrupt (or any other exception) raised
+    while waiting: the first is raised again once the thread has ended, so a file is
+    never closed or removed under it."""
+    late: BaseException | None = None
+    while thread.is_alive():
+        try:
+            thread.join()
+        except BaseException as e:
+            late = late or e
+    if late is not None:
+        raise late
+
+
 #: chunks a producer may be ahead of the writing thread (bounds the memory held)
 _AHEAD = 4
 
@@ -497,9 +512,20 @@ def _write_behind(f: BinaryIO, path: str | os.PathLike[str], chunks: Iterator[by
             if failed:
                 break
             handed.put(chunk)
-    finally:
         handed.put(None)
-        writer.join()
+    except BaseException:
+        # stopping: drop what is queued and end the thread, never waiting on the queue
+        # (a second Ctrl-C here must not leave the thread waiting for a sentinel)
+        while True:
+            try:
+                handed.put_nowait(None)
+                break
+            except queue.Full:
+                with contextlib.suppress(queue.Empty):
+                    handed.get_nowait()
+        raise
+    finally:
+        _join_all_the_same(writer)
     if failed:
         e = failed[0]
         if isinstance(e, OSError):
