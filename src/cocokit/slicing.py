@@ -97,7 +97,7 @@ from .errors import BadImagesError, InputError, OptionError, OutputError
 from .geometry import RLE_KINDS, Polygons, parse_polygons, polygon_bboxes, segmentation_kinds
 from .io import files
 from .io.atomic import atomic_file, output_error, output_fault
-from .io.staging import Staging, staged
+from .io.staging import Staging, outside_set, staged
 
 if TYPE_CHECKING:  # pragma: no cover
     from .io.stream import CocoStream
@@ -1130,7 +1130,9 @@ def _slice_stream(
             progress(done_before + done, total)
 
     skip = skip_bad_images
-    with staged(out_dir) as stage, tempfile.TemporaryDirectory(prefix="cocokit-slice-") as tmp:
+    # a local target outside out_dir is renamed after the tiles are moved in (one set)
+    with outside_set(out_dir, local_target), staged(out_dir) as stage, \
+            tempfile.TemporaryDirectory(prefix="cocokit-slice-") as tmp:
         # a URL target is written here first and put in one request at the end; one
         # inside a local out_dir is staged with the tiles
         written = (stage.place(local_target) if local_target is not None

@@ -3,12 +3,10 @@
 from __future__ import annotations
 
 import contextlib
-import os
 import re
 from collections.abc import Callable
 from enum import Enum
-from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Optional, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any, Optional, TypeVar
 
 import typer
 
@@ -20,11 +18,12 @@ from ._app import (
     err_console,
     open_source,
     print_export_notes,
+    print_saved,
     progress_bar,
     report_bad_images,
-    save_dataset,
     status,
     use_stream,
+    write_dataset,
 )
 from ._options import (
     DEFAULT_IDS,
@@ -166,7 +165,7 @@ def slice_command(
     """
     from ..errors import BadImagesError
     from ..io import files
-    from ..io.staging import staged
+    from ..io.staging import outside_set, staged
     from ..slicing import slice_dataset
 
     drop_negatives = renamed(drop_negatives, drop_empty, "--drop-empty", "--drop-negatives",
@@ -225,11 +224,15 @@ def slice_command(
                 # are moved: a failure of either leaves the output folder as it was; a
                 # --coco-output outside the folder is renamed only once the tiles are in
                 # place (one set with them: atomic_files, around the staging)
-                with _beside(output, target), staged(output, option=OUTPUT) as stage:
+                with outside_set(output, target), staged(output, option=OUTPUT) as stage:
                     tiled, summary = slice_dataset(ds, images, stage, progress=update,
                                                    **options)  # type: ignore[call-overload]
                     stack.close()  # the slicing bar ends before the writing bar starts
-                    _write_tiled(tiled, stage, target, quiet, image_ids, annotation_ids)
+                    saved = _write_tiled(tiled, stage, target, quiet, image_ids,
+                                         annotation_ids)
+                if saved is not None:  # said once the file and the tiles are in place
+                    print_saved(tiled, target, saved, quiet=quiet, image_ids=image_ids.value,
+                                annotation_ids=annotation_ids.value, new_records="all")
         except BadImagesError as e:
             failed = e.failures
     if failed is not None:
@@ -282,37 +285,20 @@ def check_tile_count(source: Dataset | CocoStream, tile: tuple[int, int],
                    estimated_bytes(pixels, suffixes), False, what="tiles")
 
 
-def _beside(output: str, target: str) -> contextlib.AbstractContextManager[None]:
-    """A set of files (:func:`cocokit.io.atomic.atomic_files`) for a local COCO file
-    outside the output folder, renamed after the staged folder is committed; nothing
-    for one inside it, which moves with the folder."""
-    from ..io import files
-    from ..io.atomic import atomic_files
-
-    local, out = files.local_path(target), files.local_path(output)
-    if local is None or out is None:
-        return contextlib.nullcontext()
-    try:
-        Path(os.path.abspath(local)).relative_to(os.path.abspath(out))
-    except ValueError:
-        return atomic_files()
-    return contextlib.nullcontext()
-
-
 def _write_tiled(tiled: Dataset, stage: Staging, target: str, quiet: bool,
-                 image_ids: IdPolicy, annotation_ids: IdPolicy) -> None:
+                 image_ids: IdPolicy, annotation_ids: IdPolicy) -> Any:
     """Write the tiles' COCO file before the staged tiles are moved into place: into the
-    staging folder when it lies in the output folder, else to ``target`` itself."""
+    staging folder when it lies in the output folder, else to ``target`` itself (renamed
+    after the tiles, :func:`cocokit.io.staging.outside_set`). Returns the export summary
+    of a local file, for the caller to print once everything is in place."""
     from ..contract import category_warnings
     from ..io import files
     from ..io.coco import to_json
 
     local = files.local_path(target)
     if local is not None:
-        save_dataset(tiled, stage.place(local), quiet=quiet, image_ids=image_ids.value,
-                     annotation_ids=annotation_ids.value, new_records="all",
-                     shown_as=str(target))
-        return
+        return write_dataset(tiled, stage.place(local), quiet=quiet, image_ids=image_ids.value,
+                             annotation_ids=annotation_ids.value, shown_as=str(target))
     with status(f"writing {target}", quiet):
         files.write_bytes(target, to_json(tiled, image_ids=image_ids.value,
                                           annotation_ids=annotation_ids.value))
@@ -320,3 +306,4 @@ def _write_tiled(tiled: Dataset, stage: Staging, target: str, quiet: bool,
         err_console.print(f"wrote {target}", markup=False, highlight=False)
         say(ids_note(image_ids, annotation_ids, new_records="all"))
         print_export_notes((), category_warnings(tiled.categories))
+    return None

@@ -49,9 +49,9 @@ from pathlib import Path
 
 from ..errors import Interrupted, OptionError, OutputError
 from . import files
-from .atomic import output_error, remove_leftovers, signals_deferred
+from .atomic import atomic_files, output_error, remove_leftovers, signals_deferred
 
-__all__ = ["Staging", "staged"]
+__all__ = ["Staging", "outside_set", "staged"]
 
 
 class Staging:
@@ -186,6 +186,24 @@ class Staging:
                     with contextlib.suppress(Exception):
                         files.remove(location)
         self._recorded.clear()
+
+
+def outside_set(target: str | os.PathLike[str],
+                path: str | os.PathLike[str] | None) -> contextlib.AbstractContextManager[None]:
+    """Around :func:`staged` ``target``: a set of files
+    (:func:`cocokit.io.atomic.atomic_files`) when ``path`` is a local file outside the
+    local folder ``target`` (slice's ``--coco-output`` elsewhere), so that it is renamed
+    only after the staged folder is committed; nothing otherwise (a file inside the
+    folder moves with it)."""
+    local = files.local_path(path) if path is not None else None
+    out = files.local_path(target)
+    if local is None or out is None:
+        return contextlib.nullcontext()
+    try:
+        Path(os.path.abspath(local)).relative_to(os.path.abspath(out))
+    except ValueError:
+        return atomic_files()
+    return contextlib.nullcontext()
 
 
 @contextlib.contextmanager
