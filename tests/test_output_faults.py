@@ -311,3 +311,28 @@ def test_a_folder_that_takes_no_file_is_worded_from_the_os(
     assert capsys.readouterr().err.splitlines() == [
         "error: /proc/cocokit-out.json: cannot create a file in /proc: no such file or "
         "directory"]
+
+
+@pytest.mark.parametrize("command", [
+    ["export", "{f}", "--image-ids", "auto"],
+    ["filter", "{f}", "--min-area", "10"],
+    ["clip", "{f}"],
+    ["categories", "{f}", "--rename", "person=human"],
+    ["merge", "{f}", "{g}", "--dedupe-images", "--id-map", "{m}"],
+], ids=["export", "filter", "clip", "categories", "merge"])
+@pytest.mark.parametrize("names", ["the input", "the output"])
+def test_an_id_map_that_names_an_input_or_the_output_is_refused_before_any_work(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str], command: list[str],
+        names: str) -> None:
+    src, other, out = tmp_path / "in.json", tmp_path / "other.json", tmp_path / "out.json"
+    src.write_bytes(TINY.read_bytes())
+    other.write_bytes(TINY.read_bytes())
+    out.write_bytes(b'{"old": 1}')
+    target = src if names == "the input" else out
+    args = [a.replace("{f}", str(src)).replace("{g}", str(other))
+            .replace("{m}", str(tmp_path / "m.json")) for a in command]
+    assert main([*args, "--id-map", str(target), "-o", str(out), "-q"]) == 2
+    err = capsys.readouterr().err.splitlines()
+    assert len(err) == 1 and err[0].startswith("error: --id-map: "), err
+    assert "other than the input(s) and -o/--output" in err[0]
+    assert src.read_bytes() == TINY.read_bytes() and out.read_bytes() == b'{"old": 1}'

@@ -156,23 +156,36 @@ def check_seed(seed: int) -> None:
         raise OptionError("--seed", seed, "an integer >= 0")
 
 
-def check_id_map(id_map: str | None) -> None:
-    """Check the ``--id-map`` file output, when given, as every file output is checked."""
-    if id_map is not None:
-        check_file_output(id_map, "--id-map")
+def check_id_map(id_map: str | None, inputs: Sequence[str | os.PathLike[str]],
+                 output: str | os.PathLike[str]) -> None:
+    """Check the ``--id-map`` file output, when given, as every file output is checked,
+    and refuse one that names an input or ``-o/--output`` (it would replace it)."""
+    if id_map is None:
+        return
+    check_file_output(id_map, "--id-map")
+    local = _local(id_map)
+    if local is None:
+        return
+    where = os.path.realpath(local)
+    for other in (*inputs, output):
+        mine = _local(os.fspath(other))
+        if mine is not None and os.path.realpath(mine) == where:
+            raise OptionError("--id-map", id_map, "a file other than the input(s) and "
+                              "-o/--output")
 
 
-def check_id_maps(id_maps: Sequence[str] | None, inputs: int) -> None:
-    """Check merge's ``--id-map`` files: one per input, each a file output, no two the
-    same (the second would overwrite the first)."""
+def check_id_maps(id_maps: Sequence[str] | None, inputs: Sequence[str | os.PathLike[str]],
+                  output: str | os.PathLike[str]) -> None:
+    """Check merge's ``--id-map`` files: one per input, each a file output that is not
+    an input or the output, no two the same (the second would overwrite the first)."""
     if not id_maps:
         return
-    if len(id_maps) != inputs:
-        raise OptionError("--id-map", list(id_maps), f"one file per input ({inputs}), in "
-                          "input order")
+    if len(id_maps) != len(inputs):
+        raise OptionError("--id-map", list(id_maps), f"one file per input ({len(inputs)}), "
+                          "in input order")
     seen: set[str] = set()
     for path in id_maps:
-        check_id_map(path)
+        check_id_map(path, inputs, output)
         key = os.path.abspath(path)
         if key in seen:
             raise OptionError("--id-map", path, "a different file for each input")

@@ -282,7 +282,7 @@ def export(
         )
         return
     check_file_output(output)
-    check_id_map(id_map)
+    check_id_map(id_map, [file], output)
     out = output
     # --indent needs the whole document in memory: it is never streamed
     src = open_source(file, False if indent is not None else stream, quiet)

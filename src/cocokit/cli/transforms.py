@@ -262,7 +262,7 @@ def merge(
     if len(inputs) < 2:
         raise OptionError("INPUTS", [str(p) for p in inputs], "at least two files to merge")
     check_file_output(output)
-    check_id_maps(id_map, len(inputs))
+    check_id_maps(id_map, inputs, output)
     mapping: dict[str, int] | None = None
     if category_map is not None:
         mapping = _name_to_id(category_map, "--category-map")
@@ -356,7 +356,7 @@ def filter_command(
     drop_negatives = renamed(drop_negatives, drop_empty, "--drop-empty", "--drop-negatives",
                              False)
     check_file_output(output)
-    check_id_map(id_map)
+    check_id_map(id_map, [file], output)
     _check_range(min_area, max_area, "--min-area", "--max-area")
     _check_range(min_width, None, "--min-width", "--min-width")
     _check_range(min_height, None, "--min-height", "--min-height")
@@ -658,7 +658,7 @@ def categories(
                           "or 1)")
     if output is not None:
         check_file_output(output)
-        check_id_map(id_map)
+        check_id_map(id_map, [file], output)
     ds = load_dataset(file, quiet)
     if not edits:
         counts = ds.category_index
@@ -728,7 +728,7 @@ def clip(
     from ..transforms import clip as clip_dataset
 
     check_file_output(output)
-    check_id_map(id_map)
+    check_id_map(id_map, [file], output)
     ds = load_dataset(file, quiet)
     with status("clipping", quiet):
         out, report = clip_dataset(ds, drop_degenerate=drop_degenerate)
