@@ -365,6 +365,49 @@ def test_inputs_with_broken_references_are_refused() -> None:
         merge([load_terrain("terrain2_coco.json")] * 2, prefixes=["a"])
 
 
+def _filtered_bad_category(path: Path) -> tuple[list[cocokit.Dataset], str]:
+    """filter -> merge: annotations[15] of the input names an undeclared category."""
+    doc = json.loads(real_path(*MINI).read_text())
+    doc["annotations"][15]["category_id"] = 99
+    bad = path / "D.json"
+    bad.write_text(json.dumps(doc))
+    first_two = [doc["images"][0]["id"], doc["images"][1]["id"]]
+    fc = cocokit.transforms.filter_dataset(cocokit.load(bad), exclude_images=first_two)[0]
+    return [cocokit.load(real_path(*MINI)), fc], f"{bad}: annotations[15].category_id: "
+
+
+def _upsampled_split_parts(path: Path) -> tuple[list[cocokit.Dataset], str]:
+    """sample -> upsample -> split -> merge: a copy in one part shares its file name
+    with its original in the other; both are named by their row in the file."""
+    mini = cocokit.load(real_path(*MINI))
+    up = cocokit.transforms.upsample(cocokit.transforms.sample(mini, every=2)[0],
+                                     {"person": 3})[0]
+    parts = cocokit.transforms.split(up, {"a": 0.5, "b": 0.5})[0]
+    a, b = parts["a"], parts["b"]
+    clash = next(str(n) for n in b.images.file_name if n in set(a.images.file_name.tolist()))
+    row = json.loads(real_path(*MINI).read_text())["images"]
+    row = next(i for i, im in enumerate(row) if im["file_name"] == clash)
+    where = f"images[{row}]"
+    src = str(real_path(*MINI))
+    return [a, b], (f"{src}: {where}.file_name: file name '{clash}' is also used by "
+                    f"{where} of {src} ")
+
+
+@pytest.mark.parametrize("build", [_filtered_bad_category, _upsampled_split_parts])
+def test_refusals_of_a_derived_input_name_the_row_in_its_file(tmp_path: Path, build: Any) -> None:
+    inputs, expected = build(tmp_path)
+    with pytest.raises(InputError) as err:
+        merge(inputs)
+    assert str(err.value).startswith(expected)
+
+
+def test_edit_categories_names_the_row_in_the_file(tmp_path: Path) -> None:
+    (_, fc), expected = _filtered_bad_category(tmp_path)
+    with pytest.raises(InputError) as err:
+        cocokit.transforms.edit_categories(fc, mapping={"person": 99})
+    assert str(err.value).startswith(expected)
+
+
 # -- CLI -----------------------------------------------------------------------------
 
 

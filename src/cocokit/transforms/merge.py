@@ -19,7 +19,15 @@ import numpy as np
 from ..dataset import Annotations, Categories, Dataset, Images, derived_merge, object_array, plain
 from ..errors import InputError, OptionError
 from ..io.idmap import IdMap
-from ._base import Transformed, describe, first_repeat, gc_paused, make_report, new_ids
+from ._base import (
+    Transformed,
+    describe,
+    first_repeat,
+    gc_paused,
+    located,
+    make_report,
+    new_ids,
+)
 
 __all__ = ["Duplicates", "merge"]
 
@@ -277,19 +285,24 @@ def _check_input(ds: Dataset, k: int) -> None:
     src = describe(ds, k)
     rep = first_repeat(ds.images.id)
     if rep is not None:
-        raise InputError(src, f"images[{rep[0]}].id",
+        file, where = located(ds, "images", rep[0], k)
+        first_file, first = located(ds, "images", rep[1], k)
+        first = first if first_file == file else f"{first_file}: {first}"
+        raise InputError(file, f"{where}.id",
                          f"duplicate image id {int(ds.images.id[rep[0]])} (first at "
-                         f"images[{rep[1]}]); annotations that reference it are ambiguous")
+                         f"{first}); annotations that reference it are ambiguous")
     bad = np.flatnonzero(ds.image_index < 0)
     if len(bad):
         r = int(bad[0])
-        raise InputError(src, f"annotations[{r}].image_id",
+        file, where = located(ds, "annotations", r, k)
+        raise InputError(file, f"{where}.image_id",
                          f"image id {int(ds.annotations.image_id[r])} names no image "
                          f"({len(bad)} such annotation(s))")
     bad = np.flatnonzero(ds.category_index < 0)
     if len(bad):
         r = int(bad[0])
-        raise InputError(src, f"annotations[{r}].category_id",
+        file, where = located(ds, "annotations", r, k)
+        raise InputError(file, f"{where}.category_id",
                          f"category id {int(ds.annotations.category_id[r])} is not in "
                          f"categories ({len(bad)} such annotation(s))")
     for column, what in ((ds.categories.id, "id"), (ds.categories.name, "name")):
@@ -507,17 +520,20 @@ def _resolve_duplicates(
                 hint = ("; use duplicates='prefix' or 'keep' (--on-duplicate prefix|keep)"
                         + (", or dedupe_images (--dedupe-images) if they are the same image"
                            if not dedupe else ""))
+                file, where = located(ds, "images", i, k)
+                other_file, other_where = located(datasets[k0], "images", g - int(starts[k0]), k0)
                 raise InputError(
-                    describe(ds, k), f"images[{i}].file_name",
-                    f"file name {listed[i]!r} is also used by images[{g - int(starts[k0])}] of "
-                    f"{describe(datasets[k0], k0)} ({len(clash)} such image(s)){hint}")
+                    file, f"{where}.file_name",
+                    f"file name {listed[i]!r} is also used by {other_where} of "
+                    f"{other_file} ({len(clash)} such image(s)){hint}")
             if len(clash) and duplicates == "prefix":
                 head = prefixes[k].rstrip("/") + "/"
                 for i in clash.tolist():
                     listed[i] = head + listed[i]
                 again = [i for i in clash.tolist() if listed[i] in first]
                 if again:
-                    raise InputError(describe(ds, k), f"images[{again[0]}].file_name",
+                    file, where = located(ds, "images", again[0], k)
+                    raise InputError(file, f"{where}.file_name",
                                      f"file name {listed[again[0]]!r} (prefixed) is used by an "
                                      "earlier input too")
                 col = object_array(listed)
