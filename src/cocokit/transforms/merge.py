@@ -27,6 +27,7 @@ from ._base import (
     located,
     make_report,
     new_ids,
+    repeats,
 )
 
 __all__ = ["Duplicates", "merge"]
@@ -187,7 +188,18 @@ def merge(
                 notes.append(_ids_note(describe(ds, k), "annotation", ds.annotations.id[rows],
                                        ids, taken, fresh_ann))
             taken = np.concatenate([taken, ids])
-        ann_maps.append((ds.annotations.id[rows], ids))
+        old = ds.annotations.id[rows]
+        ambiguous = np.unique(ds.annotations.id[repeats(ds.annotations.id)])
+        if len(ambiguous):  # which of its new ids such an old id became is unknowable
+            mapped = ~np.isin(old, ambiguous)
+            old, ids_mapped = old[mapped], ids[mapped]
+            shown = ", ".join(map(str, ambiguous[:5].tolist())) + (
+                ", ..." if len(ambiguous) > 5 else "")
+            notes.append(f"{describe(ds, k)}: {len(ambiguous)} annotation id(s) repeated "
+                         f"within this input ({shown}) are left out of its id map")
+        else:
+            ids_mapped = ids
+        ann_maps.append((old, ids_mapped))
         ann_rows_of.append(rows)
         image_id = out_id_of_row[k][ds.image_index[rows]]
         table = ds.annotations.take(rows) if len(rows) != len(ds.annotations) else ds.annotations
@@ -232,9 +244,13 @@ def _ids_note(source: str, what: str, old: np.ndarray, new: np.ndarray, earlier:
     the ids earlier inputs took) and which fresh ids they got (up to ``fresh``)."""
     changed = old != new
     n = int(changed.sum())
-    taken = int(np.count_nonzero(changed & np.isin(old, earlier)))
-    why = [f"{c} {w}" for c, w in ((n - taken, "repeated within this input"),
-                                    (taken, "already used by an earlier input")) if c]
+    taken = changed & np.isin(old, earlier)
+    within = changed & np.isin(old, old[repeats(old)])
+    why = [f"{int(np.count_nonzero(c))} {w}" for c, w in (
+        (within & ~taken, "repeated within this input"),
+        (taken & ~within, "already used by an earlier input"),
+        (taken & within, "both repeated within this input and used by an earlier one"),
+    ) if c.any()]
     got = f"id {fresh - 1}" if n == 1 else f"ids {fresh - n}..{fresh - 1}"
     return (f"{source}: {n} {what} id(s) changed ({', '.join(why)}): now {got}, the next "
             f"free above {fresh - n - 1}, the largest in use")
