@@ -273,6 +273,32 @@ def test_streaming_filter_equals_in_memory_filter(args: list[str], tmp_path: Pat
     assert len(msgspec.json.decode(a.read_bytes())["annotations"]) < 624  # something was cut
 
 
+def test_streamed_filter_names_a_refused_record_as_in_memory(tmp_path: Path) -> None:
+    """filter's result names a refused record by its file and row, streamed or not."""
+    from typer.testing import CliRunner
+
+    from cocokit.cli import app
+
+    src = REAL / "coco-mini" / "annotations" / "instances_val2017.json"
+    if not src.exists():
+        pytest.skip(f"real data not available: {src}")
+    doc = json.loads(src.read_text())
+    doc["annotations"][15]["bbox"] = [1, 1, -3, 4]
+    name = next(c["name"] for c in doc["categories"]
+                if c["id"] == doc["annotations"][15]["category_id"])
+    bad = tmp_path / "B.json"
+    bad.write_text(json.dumps(doc))
+    said = []
+    for flag in ("--stream", "--no-stream"):
+        out = tmp_path / f"f{flag}.json"
+        res = CliRunner().invoke(app, ["filter", str(bad), "-o", str(out), "-c", name, flag, "-q"])
+        assert isinstance(res.exception, IntegrityError) and not out.exists()
+        said.append([ln for ln in str(res.exception).splitlines() if ".bbox:" in ln])
+    assert said[0] == said[1] == [
+        f"  {bad}: annotations[15].bbox: bbox width and height must be >= 0, found width -3.0 "
+        "and height 4.0 in [1.0, 1.0, -3.0, 4.0] [negative-bbox-size]"]
+
+
 def test_streaming_filter_refuses_image_tests(tmp_path: Path) -> None:
     from typer.testing import CliRunner
 

@@ -365,6 +365,49 @@ def test_inputs_with_broken_references_are_refused() -> None:
         merge([load_terrain("terrain2_coco.json")] * 2, prefixes=["a"])
 
 
+def _filtered_bad_category(path: Path) -> tuple[list[cocokit.Dataset], str]:
+    """filter -> merge: annotations[15] of the input names an undeclared category."""
+    doc = json.loads(real_path(*MINI).read_text())
+    doc["annotations"][15]["category_id"] = 99
+    bad = path / "D.json"
+    bad.write_text(json.dumps(doc))
+    first_two = [doc["images"][0]["id"], doc["images"][1]["id"]]
+    fc = cocokit.transforms.filter_dataset(cocokit.load(bad), exclude_images=first_two)[0]
+    return [cocokit.load(real_path(*MINI)), fc], f"{bad}: annotations[15].category_id: "
+
+
+def _upsampled_split_parts(path: Path) -> tuple[list[cocokit.Dataset], str]:
+    """sample -> upsample -> split -> merge: a copy in one part shares its file name
+    with its original in the other; both are named by their row in the file."""
+    mini = cocokit.load(real_path(*MINI))
+    up = cocokit.transforms.upsample(cocokit.transforms.sample(mini, every=2)[0],
+                                     {"person": 3})[0]
+    parts = cocokit.transforms.split(up, {"a": 0.5, "b": 0.5})[0]
+    a, b = parts["a"], parts["b"]
+    clash = next(str(n) for n in b.images.file_name if n in set(a.images.file_name.tolist()))
+    row = json.loads(real_path(*MINI).read_text())["images"]
+    row = next(i for i, im in enumerate(row) if im["file_name"] == clash)
+    where = f"images[{row}]"
+    src = str(real_path(*MINI))
+    return [a, b], (f"{src}: {where}.file_name: file name '{clash}' is also used by "
+                    f"{where} of {src} ")
+
+
+@pytest.mark.parametrize("build", [_filtered_bad_category, _upsampled_split_parts])
+def test_refusals_of_a_derived_input_name_the_row_in_its_file(tmp_path: Path, build: Any) -> None:
+    inputs, expected = build(tmp_path)
+    with pytest.raises(InputError) as err:
+        merge(inputs)
+    assert str(err.value).startswith(expected)
+
+
+def test_edit_categories_names_the_row_in_the_file(tmp_path: Path) -> None:
+    (_, fc), expected = _filtered_bad_category(tmp_path)
+    with pytest.raises(InputError) as err:
+        cocokit.transforms.edit_categories(fc, mapping={"person": 99})
+    assert str(err.value).startswith(expected)
+
+
 # -- CLI -----------------------------------------------------------------------------
 
 
@@ -429,7 +472,9 @@ def test_changed_ids_are_counted_per_input_with_their_cause() -> None:
     assert mini.annotations.id[changed[2:] - n].tolist() == [3253, 3944]
     # the id maps: each input's ids to the merged ones, categories by name
     t_map, m_map = report.id_maps
-    assert t_map.annotations_new.tolist() == ids[:n].tolist()
+    sure = ~np.isin(taco.annotations.id, [309, 4040])  # repeated: left out of its map
+    assert t_map.annotations_old.tolist() == taco.annotations.id[sure].tolist()
+    assert t_map.annotations_new.tolist() == ids[:n][sure].tolist()
     assert m_map.annotations_old.tolist() == mini.annotations.id.tolist()
     assert m_map.annotations_new.tolist() == ids[n:].tolist()
     assert dict(zip(m_map.images_old.tolist(), m_map.images_new.tolist(), strict=True))[139] \
@@ -475,6 +520,31 @@ def test_cli_id_maps_carry_predictions_over(tmp_path: Path,
     assert "one file per input (2)" in capsys.readouterr().err
     assert main(["merge", str(taco), str(mini), "-o", str(out), "--id-map", maps[0],
                  "--id-map", maps[0]]) == 2
+
+
+def test_ids_repeated_within_an_input_are_left_out_of_its_id_map(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """TACO repeats annotation ids 309 and 4040: which new id each old one became is
+    unknowable, so its map leaves them out (a JSON object would keep one pair of each)
+    and the note says so; every other id of TACO is mapped."""
+    taco, mini = real_path(*TACO), real_path(*MINI)
+    out, maps = tmp_path / "m.json", [str(tmp_path / "v.json"), str(tmp_path / "t.json")]
+    assert main(["merge", str(mini), str(taco), "-o", str(out),
+                 "--id-map", maps[0], "--id-map", maps[1]]) == 0
+    err = capsys.readouterr().err
+    assert (f"{taco}: 2 annotation id(s) repeated within this input (309, 4040) are left "
+            "out of its id map") in err
+    assert (f"{taco}: 4 annotation id(s) changed (2 repeated within this input, 2 already "
+            "used by an earlier input)") in err
+    written = json.loads(Path(maps[1]).read_text())["annotations"]
+    ids = [a["id"] for a in json.loads(taco.read_text())["annotations"]]
+    assert "309" not in written and "4040" not in written
+    assert sorted(map(int, written)) == sorted(set(ids) - {309, 4040})
+    # the same input twice: its repeated ids are both repeated and taken, counted once
+    report = merge([cocokit.load(taco)] * 2, duplicates="keep").report
+    assert any(n.startswith(f"{taco}: 4784 annotation id(s) changed (4780 already used by an "
+                            "earlier input, 4 both repeated within this input and used by an "
+                            "earlier one)") for n in report.notes)
 
 
 def test_a_bad_record_is_named_in_its_input() -> None:

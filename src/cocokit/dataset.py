@@ -442,13 +442,17 @@ class Origin:
     def place(self, section: str, row: int) -> str:
         """Where row ``row`` of ``section`` (``images`` or ``annotations``) was read:
         ``file: annotations[10]``."""
+        source, read = self.read_at(section, row)
+        where = f"{section}[{read}]"
+        return f"{source}: {where}" if source else where
+
+    def read_at(self, section: str, row: int) -> tuple[str | None, int]:
+        """The source and the row there of row ``row`` of ``section``."""
         if section == "images":
             rows, inputs = self.image_rows, self.image_inputs
         else:
             rows, inputs = self.annotation_rows, self.annotation_inputs
-        source = self.sources[0 if inputs is None else int(inputs[row])]
-        where = f"{section}[{int(rows[row])}]"
-        return f"{source}: {where}" if source else where
+        return self.sources[0 if inputs is None else int(inputs[row])], int(rows[row])
 
 
 def derived(ds: Dataset, out: Dataset, image_rows: np.ndarray | Sequence[int],

@@ -51,6 +51,7 @@ from ..dataset import (
     Categories,
     Dataset,
     Images,
+    Origin,
     gc_paused,
     lookup,
     numbers_as_read,
@@ -1227,6 +1228,7 @@ def write_coco(
             categories=filtered.categories if filtered is not None else None,
             progress=progress,
             invalid=invalid,
+            source=filtered.source if filtered is not None else None,
         )
     ds = source
     target = os.fspath(path)
@@ -1310,6 +1312,7 @@ def _write_stream(
     categories: Categories | None,
     progress: Progress | None,
     invalid: InvalidPolicy,
+    source: str | None = None,
 ) -> ExportSummary:
     """:func:`write_coco` of a stream in bounded memory: the same checks
     (:class:`ExportScreen`) and the same bytes as the in-memory path. The images are
@@ -1318,7 +1321,8 @@ def _write_stream(
     :class:`~cocokit.errors.IntegrityError` raised, so nothing is written. With
     ``ignore_negative_samples`` (which needs to know every annotation before the images
     are written) the annotations are checked in a first pass, before anything is
-    written."""
+    written. ``source`` (a filter's result: the file it reads) names the rows as a
+    transform's result in memory is named (``in.json: annotations[10].bbox``)."""
     check_policy("image_ids", image_ids)
     check_policy("annotation_ids", annotation_ids)
     screen = ExportScreen(invalid, target := os.fspath(path))
@@ -1326,19 +1330,29 @@ def _write_stream(
     with gc_paused():
         index = image_index(stream)
     n_img = len(index.ids)
+    no_rows = np.zeros(0, np.int64)
+    img0: Start = 0 if source is None else Origin((source,), np.arange(n_img), no_rows)
+
+    def rows_at(start: int, n: int) -> Start:
+        """How to name ``n`` annotation rows from ``start`` (and the images)."""
+        if source is None:
+            return start
+        return Origin((source,), np.arange(n_img), np.arange(start, start + n))
+
     problems: list[str] = []
     if image_ids == "keep":
-        problems += kept_id_problems(index.ids, "images", "image")
+        problems += kept_id_problems(index.ids, "images", "image", start=img0)
     else:
         dups = duplicate_id_problems(
-            index.ids, "images", "image", "annotations that reference it are ambiguous"
+            index.ids, "images", "image", "annotations that reference it are ambiguous",
+            start=img0,
         )
         rows = duplicate_rows(index.ids)[0]
         problems += [
             p for p, r in zip(dups, rows.tolist()) if np.isin(index.ids[r], stream.used_image_ids)
         ]
     problems += duplicate_id_problems(cats.id, "categories", "category")
-    image_ok = screen.images(index.widths, index.heights, np.arange(n_img), 0,
+    image_ok = screen.images(index.widths, index.heights, np.arange(n_img), img0,
                              index.odd_names)
     screen.refuse(problems)
 
@@ -1348,13 +1362,14 @@ def _write_stream(
         mask = select(t, index) if select is not None else np.ones(len(t), bool)
         rows = np.flatnonzero(mask)
         cat_idx = lookup(cats.id, t.category_id)
-        rows = rows[screen.references(t, rows, img_idx, cat_idx, start)]
+        at = rows_at(start, len(t))
+        rows = rows[screen.references(t, rows, img_idx, cat_idx, at)]
         lost = rows[~image_ok[img_idx[rows]]]
         if len(lost):
-            screen.dropped_with_images(lost, img_idx[lost], start)
+            screen.dropped_with_images(lost, img_idx[lost], at, img0)
         rows = rows[image_ok[img_idx[rows]]]
         ok = screen.annotations(t, rows, index.heights[img_idx[rows]],
-                                index.widths[img_idx[rows]], start, cats)
+                                index.widths[img_idx[rows]], at, cats)
         return rows[ok], img_idx
 
     keep_rows = image_ok.copy()
@@ -1449,7 +1464,8 @@ def _write_stream(
                 rows_in = np.concatenate(written)
                 all_ids = np.concatenate([t.id for _, t in stream.annotation_tables()])
                 problems.extend(kept_id_problems(all_ids[rows_in], "annotations",
-                                                 "annotation", rows=rows_in))
+                                                 "annotation", rows=rows_in,
+                                                 start=rows_at(0, len(all_ids))))
 
     bodies = {"images": images_body, "annotations": annotations_body}
     files.write_chunks(path, iter_document(stream.key_order, bodies, cats, stream.extra,

@@ -112,6 +112,18 @@ def describe(ds: Dataset, index: int | None = None) -> str:
     return f"input {index + 1}" if index is not None else "dataset"
 
 
+def located(ds: Dataset, section: str, row: int, index: int | None = None) -> tuple[str, str]:
+    """The file and the JSON path (``annotations[15]``) to name row ``row`` of
+    ``section`` (``images`` or ``annotations``) of ``ds`` in an
+    :class:`~cocokit.errors.InputError`: where it was read when ``ds`` is a transform's
+    result (:attr:`~cocokit.dataset.Dataset.origin`), else ``ds`` itself as
+    :func:`describe` names it."""
+    if ds.origin is not None:
+        source, read = ds.origin.read_at(section, row)
+        return source or describe(ds, index), f"{section}[{read}]"
+    return describe(ds, index), f"{section}[{row}]"
+
+
 def category_rows(categories: Categories, items: Iterable[str | int], option: str) -> np.ndarray:
     """Rows of the categories named by ``items`` (names as str, ids as int), in order.
 

@@ -11,7 +11,7 @@ import numpy as np
 
 from ..dataset import Categories, Dataset, derived, plain
 from ..errors import InputError, OptionError
-from ._base import Transformed, describe, first_repeat, gc_paused, make_report
+from ._base import Transformed, describe, first_repeat, gc_paused, located, make_report
 
 __all__ = ["edit_categories"]
 
@@ -180,7 +180,8 @@ def edit_categories(
         joined = undeclared & np.isin(anns.category_id, out_ids)
         if joined.any():
             r = int(np.flatnonzero(joined)[0])
-            raise InputError(src, f"annotations[{r}].category_id",
+            file, where = located(ds, "annotations", r)
+            raise InputError(file, f"{where}.category_id",
                              f"category id {int(anns.category_id[r])} is not declared, and "
                              "the edited categories would give that id to another category")
         new_cat[undeclared] = anns.category_id[undeclared]

@@ -19,7 +19,16 @@ import numpy as np
 from ..dataset import Annotations, Categories, Dataset, Images, derived_merge, object_array, plain
 from ..errors import InputError, OptionError
 from ..io.idmap import IdMap
-from ._base import Transformed, describe, first_repeat, gc_paused, make_report, new_ids
+from ._base import (
+    Transformed,
+    describe,
+    first_repeat,
+    gc_paused,
+    located,
+    make_report,
+    new_ids,
+    repeats,
+)
 
 __all__ = ["Duplicates", "merge"]
 
@@ -179,7 +188,18 @@ def merge(
                 notes.append(_ids_note(describe(ds, k), "annotation", ds.annotations.id[rows],
                                        ids, taken, fresh_ann))
             taken = np.concatenate([taken, ids])
-        ann_maps.append((ds.annotations.id[rows], ids))
+        old = ds.annotations.id[rows]
+        ambiguous = np.unique(ds.annotations.id[repeats(ds.annotations.id)])
+        if len(ambiguous):  # which of its new ids such an old id became is unknowable
+            mapped = ~np.isin(old, ambiguous)
+            old, ids_mapped = old[mapped], ids[mapped]
+            shown = ", ".join(map(str, ambiguous[:5].tolist())) + (
+                ", ..." if len(ambiguous) > 5 else "")
+            notes.append(f"{describe(ds, k)}: {len(ambiguous)} annotation id(s) repeated "
+                         f"within this input ({shown}) are left out of its id map")
+        else:
+            ids_mapped = ids
+        ann_maps.append((old, ids_mapped))
         ann_rows_of.append(rows)
         image_id = out_id_of_row[k][ds.image_index[rows]]
         table = ds.annotations.take(rows) if len(rows) != len(ds.annotations) else ds.annotations
@@ -224,9 +244,13 @@ def _ids_note(source: str, what: str, old: np.ndarray, new: np.ndarray, earlier:
     the ids earlier inputs took) and which fresh ids they got (up to ``fresh``)."""
     changed = old != new
     n = int(changed.sum())
-    taken = int(np.count_nonzero(changed & np.isin(old, earlier)))
-    why = [f"{c} {w}" for c, w in ((n - taken, "repeated within this input"),
-                                    (taken, "already used by an earlier input")) if c]
+    taken = changed & np.isin(old, earlier)
+    within = changed & np.isin(old, old[repeats(old)])
+    why = [f"{int(np.count_nonzero(c))} {w}" for c, w in (
+        (within & ~taken, "repeated within this input"),
+        (taken & ~within, "already used by an earlier input"),
+        (taken & within, "both repeated within this input and used by an earlier one"),
+    ) if c.any()]
     got = f"id {fresh - 1}" if n == 1 else f"ids {fresh - n}..{fresh - 1}"
     return (f"{source}: {n} {what} id(s) changed ({', '.join(why)}): now {got}, the next "
             f"free above {fresh - n - 1}, the largest in use")
@@ -277,19 +301,24 @@ def _check_input(ds: Dataset, k: int) -> None:
     src = describe(ds, k)
     rep = first_repeat(ds.images.id)
     if rep is not None:
-        raise InputError(src, f"images[{rep[0]}].id",
+        file, where = located(ds, "images", rep[0], k)
+        first_file, first = located(ds, "images", rep[1], k)
+        first = first if first_file == file else f"{first_file}: {first}"
+        raise InputError(file, f"{where}.id",
                          f"duplicate image id {int(ds.images.id[rep[0]])} (first at "
-                         f"images[{rep[1]}]); annotations that reference it are ambiguous")
+                         f"{first}); annotations that reference it are ambiguous")
     bad = np.flatnonzero(ds.image_index < 0)
     if len(bad):
         r = int(bad[0])
-        raise InputError(src, f"annotations[{r}].image_id",
+        file, where = located(ds, "annotations", r, k)
+        raise InputError(file, f"{where}.image_id",
                          f"image id {int(ds.annotations.image_id[r])} names no image "
                          f"({len(bad)} such annotation(s))")
     bad = np.flatnonzero(ds.category_index < 0)
     if len(bad):
         r = int(bad[0])
-        raise InputError(src, f"annotations[{r}].category_id",
+        file, where = located(ds, "annotations", r, k)
+        raise InputError(file, f"{where}.category_id",
                          f"category id {int(ds.annotations.category_id[r])} is not in "
                          f"categories ({len(bad)} such annotation(s))")
     for column, what in ((ds.categories.id, "id"), (ds.categories.name, "name")):
@@ -507,17 +536,20 @@ def _resolve_duplicates(
                 hint = ("; use duplicates='prefix' or 'keep' (--on-duplicate prefix|keep)"
                         + (", or dedupe_images (--dedupe-images) if they are the same image"
                            if not dedupe else ""))
+                file, where = located(ds, "images", i, k)
+                other_file, other_where = located(datasets[k0], "images", g - int(starts[k0]), k0)
                 raise InputError(
-                    describe(ds, k), f"images[{i}].file_name",
-                    f"file name {listed[i]!r} is also used by images[{g - int(starts[k0])}] of "
-                    f"{describe(datasets[k0], k0)} ({len(clash)} such image(s)){hint}")
+                    file, f"{where}.file_name",
+                    f"file name {listed[i]!r} is also used by {other_where} of "
+                    f"{other_file} ({len(clash)} such image(s)){hint}")
             if len(clash) and duplicates == "prefix":
                 head = prefixes[k].rstrip("/") + "/"
                 for i in clash.tolist():
                     listed[i] = head + listed[i]
                 again = [i for i in clash.tolist() if listed[i] in first]
                 if again:
-                    raise InputError(describe(ds, k), f"images[{again[0]}].file_name",
+                    file, where = located(ds, "images", again[0], k)
+                    raise InputError(file, f"{where}.file_name",
                                      f"file name {listed[again[0]]!r} (prefixed) is used by an "
                                      "earlier input too")
                 col = object_array(listed)
