@@ -123,18 +123,29 @@ def numbers_as_read(
     made fractional is a float). When no value was read as an integer this is
     ``tolist()``.
     """
-    boxes, areas = bbox.tolist(), area.tolist()
     if not int_text.any():
-        return boxes, areas
+        return bbox.tolist(), area.tolist()
     ints = ((int_text[:, None] & _BBOX_BITS) != 0) & _whole(bbox)
-    rows = np.flatnonzero(ints.any(axis=1))
-    if len(rows):
-        sub, mask = bbox[rows], ints[rows]
-        mixed = sub.astype(object)
-        mixed[mask] = sub[mask].astype(np.int64).astype(object)
-        for r, values in zip(rows.tolist(), mixed.tolist()):
+    every = ints.all(axis=1)
+    if every.all():  # boxes all integers (VisDrone, SAHI's files): one conversion
+        boxes = bbox.astype(np.int64).tolist()
+    else:
+        boxes = bbox.tolist()
+        rows = np.flatnonzero(every)  # rows of four integers, converted together
+        for r, values in zip(rows.tolist(), bbox[rows].astype(np.int64).tolist()):
             boxes[r] = values
-    rows = np.flatnonzero(((int_text & AREA_INT) != 0) & _whole(area))
+        rows = np.flatnonzero(ints.any(axis=1) & ~every)  # a mix: value by value
+        if len(rows):
+            sub, mask = bbox[rows], ints[rows]
+            mixed = sub.astype(object)
+            mixed[mask] = sub[mask].astype(np.int64).astype(object)
+            for r, values in zip(rows.tolist(), mixed.tolist()):
+                boxes[r] = values
+    as_int = ((int_text & AREA_INT) != 0) & _whole(area)
+    if as_int.all():
+        return boxes, area.astype(np.int64).tolist()
+    areas = area.tolist()
+    rows = np.flatnonzero(as_int)
     for r, value in zip(rows.tolist(), area[rows].astype(np.int64).tolist()):
         areas[r] = value
     return boxes, areas
