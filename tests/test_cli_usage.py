@@ -222,23 +222,6 @@ NAMED: list[tuple[list[str], str]] = [
 ]
 
 
-@pytest.mark.parametrize(("args", "line"), NAMED, ids=[" ".join(a) for a, _ in NAMED])
-def test_a_message_names_the_option_as_typed(args: list[str], line: str,
-                                             tmp_path: Path) -> None:
-    import json
-
-    data = json.loads(Path(F).read_text(encoding="utf-8"))
-    data["categories"].append({"id": 3, "name": "again"})
-    dup = tmp_path / "dup.json"
-    dup.write_text(json.dumps(data), encoding="utf-8")
-    values = {"f": F, "out": str(tmp_path / "out.json"), "dup": str(dup),
-              "fdir": str(tmp_path / "parts")}
-    res = run(*[a.format(**values) for a in args], cwd=tmp_path)
-    assert res.returncode == 2, res.stderr
-    assert res.stderr.splitlines() == [line.format(**values)]
-    assert not (tmp_path / "out.json").exists()
-
-
 # (arguments, the one error line): values no one can mean, refused before anything is
 # read or written ({f} the tiny COCO file, {out} an output path)
 NONSENSE: list[tuple[list[str], str]] = [
@@ -269,13 +252,23 @@ NONSENSE: list[tuple[list[str], str]] = [
 ]
 
 
-@pytest.mark.parametrize(("args", "line"), NONSENSE, ids=[" ".join(a) for a, _ in NONSENSE])
-def test_a_value_no_one_can_mean_is_refused(args: list[str], line: str,
-                                            tmp_path: Path) -> None:
-    values = {"f": F, "out": str(tmp_path / "out.json")}
+@pytest.mark.parametrize(("args", "line"), NAMED + NONSENSE,
+                         ids=[" ".join(a) for a, _ in NAMED + NONSENSE])
+def test_one_error_line_names_the_option_as_typed(args: list[str], line: str,
+                                                  tmp_path: Path) -> None:
+    """NAMED: messages name the option (and value) as typed; NONSENSE: values no one can
+    mean are refused before anything is read or written. One line, exit 2, no output."""
+    import json
+
+    data = json.loads(Path(F).read_text(encoding="utf-8"))
+    data["categories"].append({"id": 3, "name": "again"})
+    dup = tmp_path / "dup.json"
+    dup.write_text(json.dumps(data), encoding="utf-8")
+    values = {"f": F, "out": str(tmp_path / "out.json"), "dup": str(dup),
+              "fdir": str(tmp_path / "parts")}
     res = run(*[a.format(**values) for a in args], cwd=tmp_path)
     assert res.returncode == 2, res.stderr
-    assert res.stderr.splitlines() == [line]
+    assert res.stderr.splitlines() == [line.format(**values)]
     assert not (tmp_path / "out.json").exists()
 
 

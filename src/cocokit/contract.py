@@ -279,14 +279,15 @@ def check_annotations(
     return Checked(problems, np.array(rows_out, np.int64))
 
 
-def check_segmentations(segmentation: np.ndarray, section: str, start: int = 0) -> Checked:
+def check_segmentations(segmentation: np.ndarray, section: str, start: Start = 0) -> Checked:
     """The segmentation checks of :func:`check_annotations` on one column alone (raw JSON
     texts as the reader keeps them, Python data, or None for no segmentation; no image
-    size to compare an RLE with), at paths ``{section}[{start + row}].segmentation...``."""
+    size to compare an RLE with), at paths ``{section}[row].segmentation...``, each row
+    named as ``start`` says (:data:`Start`)."""
     unknown = np.full(len(segmentation), -1, np.int64)
     found = _Found()
     _check_segmentations(segmentation, unknown, unknown, found,
-                         lambda k, tail: f"{section}[{start + k}]{tail}")
+                         lambda k, tail: place(section, start, k) + tail)
     rows = sorted(found.by_row)
     return Checked([p for r in rows for p in found.by_row[r]], np.array(rows, np.int64))
 

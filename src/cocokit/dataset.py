@@ -36,7 +36,7 @@ from typing import Any, TypeVar
 import msgspec
 import numpy as np
 
-from .geometry import Polygons, parse_polygons, segmentation_kinds
+from .geometry import Polygons, annotation_areas, parse_polygons, segmentation_kinds
 
 __all__ = [
     "AREA_INT",
@@ -46,6 +46,7 @@ __all__ = [
     "ImageItem",
     "Images",
     "Origin",
+    "filled_areas",
     "numbers_as_read",
     "plain",
     "present",
@@ -86,6 +87,28 @@ def object_array(values: Sequence[Any]) -> np.ndarray:
 def present(column: np.ndarray) -> np.ndarray:
     """Where an object column holds a value (not None), elementwise in C."""
     return np.asarray(column != None, bool)  # noqa: E711 (elementwise on the array)
+
+
+def filled_areas(area: np.ndarray, bbox: np.ndarray, segmentation: np.ndarray,
+                 image_row: np.ndarray, heights: np.ndarray, widths: np.ndarray,
+                 fill: np.ndarray | None = None) -> tuple[np.ndarray, int]:
+    """``area`` with its missing (NaN) values filled as an export fills them: the area
+    the segmentation states (:func:`~cocokit.geometry.annotation_areas`: a polygon's
+    shoelace area, a mask's pixel count) where the row's image is known (``image_row``
+    >= 0, into ``heights`` and ``widths``), else the box's ``w * h``; NaN where neither
+    exists. ``fill`` limits the rows filled. Returns the column (``area`` itself when
+    nothing is filled) and how many values were filled."""
+    missing = np.isnan(area) if fill is None else np.isnan(area) & fill
+    if not missing.any():
+        return area, 0
+    area = area.copy()
+    seg_rows = np.flatnonzero(missing & present(segmentation) & (image_row >= 0))
+    if len(seg_rows):
+        img = image_row[seg_rows]
+        area[seg_rows] = annotation_areas(segmentation[seg_rows], heights[img], widths[img])
+    box = missing & np.isnan(area) & ~np.isnan(bbox[:, 0])
+    area[box] = bbox[box, 2] * bbox[box, 3]
+    return area, int(np.count_nonzero(missing & ~np.isnan(area)))
 
 
 def ranges(counts: np.ndarray) -> np.ndarray:

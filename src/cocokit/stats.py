@@ -38,8 +38,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from .dataset import Annotations, Categories, Dataset, images_per_category, lookup, present
-from .geometry import annotation_areas as stated_areas
+from .dataset import Categories, Dataset, filled_areas, images_per_category, lookup, present
 
 if TYPE_CHECKING:
     from .io.results import Results
@@ -181,32 +180,9 @@ def annotation_areas(ds: Dataset) -> tuple[np.ndarray, int]:
     pixel count; only those rows are parsed), else the box ``w * h``; NaN where none of
     these exists.
     """
-    return _complete_areas(ds.annotations, ds.image_index, ds.images.height, ds.images.width)
-
-
-def _complete_areas(
-    anns: Annotations, img: np.ndarray, heights: np.ndarray, widths: np.ndarray
-) -> tuple[np.ndarray, int]:
-    """:func:`annotation_areas` of a table of annotations (the whole dataset or a run).
-
-    ``img`` is the image row of each annotation (-1 for none) in ``heights`` and
-    ``widths``, the sizes of every image of the dataset.
-    """
-    area = anns.area
-    missing = np.isnan(area)
-    if not missing.any():
-        return area, 0
-    area = area.copy()
-    has_seg = present(anns.segmentation)
-    seg_rows = np.flatnonzero(missing & has_seg & (img >= 0))
-    if len(seg_rows):
-        rows_img = img[seg_rows]
-        area[seg_rows] = stated_areas(
-            anns.segmentation[seg_rows], heights[rows_img], widths[rows_img]
-        )
-    box_rows = np.isnan(area) & ~np.isnan(anns.bbox[:, 0])
-    area[box_rows] = anns.bbox[box_rows, 2] * anns.bbox[box_rows, 3]
-    return area, int(np.count_nonzero(missing & ~np.isnan(area)))
+    anns = ds.annotations
+    return filled_areas(anns.area, anns.bbox, anns.segmentation, ds.image_index,
+                        ds.images.height, ds.images.width)
 
 
 def size_buckets(area: np.ndarray, eligible: np.ndarray) -> dict[str, np.ndarray]:
@@ -302,7 +278,8 @@ def compute_stats(source: Dataset | CocoStream) -> DatasetStats:
         image_row[rows] = img
         category_row[rows] = cat
         undeclared.append(anns.category_id[cat < 0])
-        area[rows], computed = _complete_areas(anns, img, image_h, image_w)
+        area[rows], computed = filled_areas(anns.area, anns.bbox, anns.segmentation, img,
+                                            image_h, image_w)
         areas_computed += computed
         crowd[rows] = anns.crowd
     return _stats_of_columns(

@@ -52,13 +52,15 @@ from ..dataset import (
     Dataset,
     Images,
     Origin,
+    filled_areas,
     gc_paused,
     lookup,
     numbers_as_read,
+    present,
     unique,
 )
 from ..errors import InputError, IntegrityError, JSONSyntaxError, OptionError
-from ..geometry import annotation_areas, segmentation_bboxes
+from ..geometry import segmentation_bboxes
 from . import files, sniff
 from .atomic import is_gzip_name
 from .idmap import IdMap
@@ -791,21 +793,12 @@ def complete_geometry(
 
     Returns the new bbox and area arrays and how many of each were computed.
     """
-    has_seg = np.array([s is not None for s in seg], bool) if len(seg) else np.zeros(0, bool)
+    has_seg = present(seg)
     need_box = np.isnan(bbox[:, 0]) & has_seg
     if need_box.any():
         bbox = bbox.copy()
         bbox[need_box] = segmentation_bboxes(seg[need_box], heights[need_box], widths[need_box])
-    need_area = np.isnan(area)
-    computed_area = 0
-    if need_area.any():
-        area = area.copy()
-        seg_rows = need_area & has_seg
-        if seg_rows.any():
-            area[seg_rows] = annotation_areas(seg[seg_rows], heights[seg_rows], widths[seg_rows])
-        box_rows = np.isnan(area) & ~np.isnan(bbox[:, 0])
-        area[box_rows] = bbox[box_rows, 2] * bbox[box_rows, 3]
-        computed_area = int(np.count_nonzero(~np.isnan(area[need_area])))
+    area, computed_area = filled_areas(area, bbox, seg, np.arange(len(seg)), heights, widths)
     return bbox, area, int(need_box.sum()), computed_area
 
 
@@ -1199,7 +1192,7 @@ def write_coco(
     (a repeated id is refused, naming ``image_ids="auto"``), ``"auto"`` numbers images 1..N
     in dataset order. ``annotation_ids`` likewise (1..M in table order). Annotations follow
     their images. ``ignore_negative_samples`` drops images without annotations. Missing bbox
-    and area are computed from the segmentation (area as pycocotools computes it). A bbox
+    and area are computed from the segmentation (:func:`complete_geometry`). A bbox
     value or area read as a JSON integer is written as an integer while it is a whole number
     below 2**53 in magnitude; every other value as the shortest float text that reads back
     the same (``10.0`` as read stays ``10.0``): :func:`~cocokit.dataset.numbers_as_read`,
@@ -1330,14 +1323,15 @@ def _write_stream(
     with gc_paused():
         index = image_index(stream)
     n_img = len(index.ids)
-    no_rows = np.zeros(0, np.int64)
-    img0: Start = 0 if source is None else Origin((source,), np.arange(n_img), no_rows)
+    image_rows = np.arange(n_img) if source is not None else np.zeros(0, np.int64)
+    img0: Start = 0 if source is None else Origin((source,), image_rows,
+                                                  np.zeros(0, np.int64))
 
     def rows_at(start: int, n: int) -> Start:
         """How to name ``n`` annotation rows from ``start`` (and the images)."""
         if source is None:
             return start
-        return Origin((source,), np.arange(n_img), np.arange(start, start + n))
+        return Origin((source,), image_rows, np.arange(start, start + n))
 
     problems: list[str] = []
     if image_ids == "keep":

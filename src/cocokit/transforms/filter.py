@@ -15,9 +15,18 @@ from typing import TYPE_CHECKING, Any, Literal, overload
 
 import numpy as np
 
-from ..dataset import Annotations, Categories, Dataset, Images, derived, lookup, unique
+from ..dataset import (
+    Annotations,
+    Categories,
+    Dataset,
+    Images,
+    derived,
+    filled_areas,
+    lookup,
+    unique,
+)
 from ..errors import OptionError
-from ..geometry import annotation_areas, segmentation_bboxes
+from ..geometry import segmentation_bboxes
 from ..io.coco import FilteredStream, ImageIndex
 from ._base import Transformed, category_rows, gc_paused, make_report
 
@@ -384,23 +393,11 @@ def _area_ok(ds: Dataset, area: AreaRange | None,
 
 
 def _areas(ds: Dataset, alive: np.ndarray) -> np.ndarray:
-    """The ``area`` column, filled where absent as an export fills it (only those rows
-    are computed: :func:`cocokit.geometry.annotation_areas`, else the box)."""
+    """The ``area`` column, filled where absent as an export fills it (the ``alive``
+    rows only: :func:`cocokit.dataset.filled_areas`)."""
     anns = ds.annotations
-    values = anns.area
-    missing = np.isnan(values) & alive
-    if not missing.any():
-        return values
-    values = values.copy()
-    img = ds.image_index
-    seg_rows = _with_segmentation(anns.segmentation, np.flatnonzero(missing & (img >= 0)))
-    if len(seg_rows):
-        values[seg_rows] = annotation_areas(
-            anns.segmentation[seg_rows], ds.images.height[img[seg_rows]],
-            ds.images.width[img[seg_rows]])
-    box_rows = np.isnan(values) & ~np.isnan(anns.bbox[:, 0])
-    values[box_rows] = anns.bbox[box_rows, 2] * anns.bbox[box_rows, 3]
-    return values
+    return filled_areas(anns.area, anns.bbox, anns.segmentation, ds.image_index,
+                        ds.images.height, ds.images.width, alive)[0]
 
 
 def _with_segmentation(segmentation: np.ndarray, rows: np.ndarray) -> np.ndarray:
