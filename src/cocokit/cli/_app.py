@@ -291,9 +291,11 @@ def save_dataset(
     shown_as: str | None = None,
     id_map: str | None = None,
     category_map: tuple[Any, Any] | None = None,
+    beside: Callable[[Any], None] | None = None,
 ) -> Any:
-    """Write a source (:func:`write_dataset`), the COCO file and its id map as one set
-    (:func:`cocokit.io.atomic.atomic_files`: both, or neither), then say so
+    """Write a source (:func:`write_dataset`), the COCO file, its id map and what
+    ``beside`` writes (called with the export summary: merge's id maps, repair's report)
+    as one set (:func:`cocokit.io.atomic.atomic_files`: all, or none), then say so
     (:func:`print_saved`). Returns the export summary."""
     from ..io.atomic import atomic_files
 
@@ -303,6 +305,8 @@ def save_dataset(
                                 ignore_negative_samples=ignore_negative_samples, indent=indent,
                                 invalid=invalid, shown_as=shown_as, id_map=id_map,
                                 category_map=category_map)
+        if beside is not None:
+            beside(summary)
     print_saved(ds, path, summary, quiet=quiet, image_ids=image_ids,
                 annotation_ids=annotation_ids, new_records=new_records, ids_line=ids_line,
                 warn=warn, streamed=streamed, shown_as=shown_as, id_map=id_map)

@@ -5,12 +5,12 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated, Any, Optional
 
 import typer
 
 from ..errors import IntegrityError, OptionError
-from ._app import app, err_console, load_dataset, print_saved, status, write_dataset
+from ._app import app, err_console, load_dataset, save_dataset, status
 from ._options import (
     DEFAULT_IDS,
     AnnotationIds,
@@ -49,7 +49,7 @@ def repair_command(
 
     Example: cocokit repair train.json -o train.fixed.json --report changes.json
     """
-    from ..io.atomic import atomic_files, atomic_write
+    from ..io.atomic import atomic_write
     from ..quality.repair import FIXES, repair_dataset
 
     for name in fix or []:
@@ -66,15 +66,15 @@ def repair_command(
             result = repair_dataset(ds, fix or None)
         except IntegrityError as e:  # what no fix can mend: named with the output refused
             raise IntegrityError(e.problems, target=str(output)) from None
-    with atomic_files():  # the repaired file and its report: both, or neither
-        summary = write_dataset(result.dataset, output, quiet=quiet, image_ids=image_ids.value,
-                                annotation_ids=annotation_ids.value)
+
+    def write_report(_: Any) -> None:  # in one set with the repaired file
         if report is not None:
             text = json.dumps(result.to_dict(), indent=1, allow_nan=False) + "\n"
             atomic_write(report, [text.encode("utf-8")])
-    print_saved(result.dataset, output, summary, quiet=quiet, image_ids=image_ids.value,
-                annotation_ids=annotation_ids.value,
-                ids_line=IdPolicy.auto in (image_ids, annotation_ids))
+
+    save_dataset(result.dataset, output, quiet=quiet, image_ids=image_ids.value,
+                 annotation_ids=annotation_ids.value,
+                 ids_line=IdPolicy.auto in (image_ids, annotation_ids), beside=write_report)
     if not quiet:
         counts = ", ".join(f"{k} {v}" for k, v in result.counts().items())
         err_console.print(f"{len(result.changes)} change(s): {counts}"

@@ -11,7 +11,7 @@ from __future__ import annotations
 import contextlib
 import json
 import math
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from enum import Enum
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, Optional
@@ -181,15 +181,17 @@ def _image_list(path: Path, option: str) -> list[int | str]:
 def _save(ds: Dataset, output: str | Path, quiet: bool, image_ids: IdPolicy,
           annotation_ids: IdPolicy, ids_line: bool = True, warn: bool = True,
           drop_negatives: bool = False, id_map: str | None = None,
-          category_map: tuple[Any, Any] | None = None) -> Any:
+          category_map: tuple[Any, Any] | None = None,
+          beside: Callable[[Any], None] | None = None) -> Any:
     """Write with the id policies (repeated ids with ``keep`` are refused, naming
     ``auto``: the transforms never make them, but an input may hold them), leaving out
     the images without annotations with ``drop_negatives``; ``id_map``: also write the
-    old-to-new ids there (``--id-map``). Returns the export summary."""
+    old-to-new ids there (``--id-map``); ``beside``: other files of the same set
+    (:func:`._app.save_dataset`). Returns the export summary."""
     return save_dataset(ds, output, quiet=quiet, image_ids=image_ids.value,
                  annotation_ids=annotation_ids.value, ids_line=ids_line, warn=warn,
                  ignore_negative_samples=drop_negatives, id_map=id_map,
-                 category_map=category_map)
+                 category_map=category_map, beside=beside)
 
 
 @contextlib.contextmanager
@@ -285,14 +287,9 @@ def merge(
             image_roots=images or None, prefixes=prefix or None,
             duplicates=on_duplicate.value, dedupe_images=dedupe_images, info=info_obj)
     _show(report, quiet)
-    with atomic_files():  # the merged file and its id maps: all, or none
-        summary = write_dataset(out, output, quiet=quiet, image_ids=image_ids.value,
-                                annotation_ids=annotation_ids.value,
-                                ignore_negative_samples=drop_negatives)
-        if id_map:
-            write_input_id_maps(report.id_maps, summary.id_map, id_map)
-    print_saved(out, output, summary, quiet=quiet, image_ids=image_ids.value,
-                annotation_ids=annotation_ids.value)
+    _save(out, output, quiet, image_ids, annotation_ids, drop_negatives=drop_negatives,
+          beside=(lambda summary: write_input_id_maps(report.id_maps, summary.id_map, id_map))
+          if id_map else None)  # the merged file and its id maps: all, or none
     if id_map and not quiet:
         for path, source in zip(id_map, inputs, strict=True):
             say(f"wrote {path}: the old-to-new ids of {source}")
